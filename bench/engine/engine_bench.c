@@ -1,0 +1,296 @@
+/*
+ * engine_bench.c — times the benchmark kernels natively, in our engine and
+ * in Node/V8, and prints a markdown table of the three side by side.
+ *
+ * The kernels (kernels.c) are linked into this program as native -O2 code and
+ * are also loaded from KERNELS.wasm into the engine; node_bench.mjs runs the
+ * same .wasm in V8. Each kernel is called once to warm up, then timed over
+ * REPS calls; the table shows the median. The three checksums of every
+ * kernel must agree: a mismatch means an engine computed something else than
+ * the C source says, and the program exits 1 after printing the table.
+ *
+ * Usage: engine_bench [--reps N] [--node SCRIPT | --no-node] KERNELS.wasm
+ *
+ * This is a benchmark, not a test: nothing here fails on a timing.
+ */
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint32_t kernel_fib(uint32_t n);
+uint32_t kernel_sieve(uint32_t n);
+uint32_t kernel_matmul(uint32_t n);
+uint32_t kernel_fnv(uint32_t n);
+uint32_t kernel_qsort(uint32_t n);
+uint32_t kernel_nbody(uint32_t n);
+
+typedef struct bench_kernel {
+    const char *name;  /* export name in kernels.wasm */
+    uint32_t size;     /* the argument every run gets */
+    uint32_t (*native)(uint32_t);
+    const char *what;  /* what it stresses, for the table */
+} bench_kernel_t;
+
+/* Sizes are picked so that a native run takes roughly 5-50 ms here. */
+static const bench_kernel_t kernels[] = {
+    {"fib", 35, kernel_fib, "calls"},
+    {"sieve", 2000000, kernel_sieve, "loops, byte memory"},
+    {"matmul", 300, kernel_matmul, "f64, memory"},
+    {"fnv", 16, kernel_fnv, "integer ops, memory"},
+    {"qsort", 400000, kernel_qsort, "recursion, branches"},
+    {"nbody", 500000, kernel_nbody, "f64, sqrt"},
+};
+#define NKERNELS (sizeof kernels / sizeof kernels[0])
+
+typedef struct bench_result {
+    double ms;          /* median; < 0 when not measured */
+    uint32_t checksum;
+    int ok;             /* measured without error */
+} bench_result_t;
+
+static double bench_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return v[n / 2];
+}
+
+static void bench_run_native(const bench_kernel_t *k, int reps, bench_result_t *out)
+{
+    double times[reps];
+    /* volatile keeps the compiler from treating the size as a constant. */
+    volatile uint32_t size = k->size;
+    out->checksum = k->native(size);
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now_ms();
+        uint32_t c = k->native(size);
+        times[r] = bench_now_ms() - t0;
+        if (c != out->checksum) {
+            fprintf(stderr, "engine_bench: native %s: checksum changed between runs\n", k->name);
+            return;
+        }
+    }
+    out->ms = bench_median(times, reps);
+    out->ok = 1;
+}
+
+static void bench_run_engine(eng_instance_t *inst, eng_exec_t *x, const bench_kernel_t *k, int reps,
+                             bench_result_t *out)
+{
+    eng_func_t *f = eng_instance_func(inst, k->name);
+    if (!f || strcmp(eng_func_signature(f), "(i)i") != 0) {
+        fprintf(stderr, "engine_bench: kernels.wasm has no export %s of type (i)i\n", k->name);
+        return;
+    }
+    eng_val_t arg = {.i32 = k->size}, res = {0};
+    double times[reps];
+    for (int r = -1; r < reps; r++) {
+        double t0 = bench_now_ms();
+        eng_trap_t t = eng_call(x, f, &arg, &res);
+        double dt = bench_now_ms() - t0;
+        if (t != ENG_OK) {
+            fprintf(stderr, "engine_bench: %s trapped: %s\n", k->name, eng_exec_trap_message(x));
+            return;
+        }
+        if (r < 0) {
+            out->checksum = res.i32;
+            continue;
+        }
+        if (res.i32 != out->checksum) {
+            fprintf(stderr, "engine_bench: wasmfn %s: checksum changed between runs\n", k->name);
+            return;
+        }
+        times[r] = dt;
+    }
+    out->ms = bench_median(times, reps);
+    out->ok = 1;
+}
+
+/* Runs node_bench.mjs once for all kernels and parses "NAME CHECKSUM MS". */
+static void bench_run_node(const char *script, const char *wasm, int reps, bench_result_t *out)
+{
+    char cmd[4096];
+    int n = snprintf(cmd, sizeof cmd, "node '%s' '%s' %d", script, wasm, reps);
+    for (size_t i = 0; i < NKERNELS && n > 0 && (size_t)n < sizeof cmd; i++)
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " %s:%u", kernels[i].name, kernels[i].size);
+    if (n <= 0 || (size_t)n >= sizeof cmd) {
+        fprintf(stderr, "engine_bench: node command too long\n");
+        return;
+    }
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        fprintf(stderr, "engine_bench: cannot run node: %s\n", strerror(errno));
+        return;
+    }
+    char line[256], name[64];
+    unsigned long checksum;
+    double ms;
+    while (fgets(line, sizeof line, p)) {
+        if (sscanf(line, "%63s %lu %lf", name, &checksum, &ms) != 3) continue;
+        for (size_t i = 0; i < NKERNELS; i++) {
+            if (strcmp(name, kernels[i].name) == 0) {
+                out[i].checksum = (uint32_t)checksum;
+                out[i].ms = ms;
+                out[i].ok = 1;
+            }
+        }
+    }
+    int status = pclose(p);
+    if (status != 0) fprintf(stderr, "engine_bench: node exited with status %d\n", status);
+}
+
+static uint8_t *bench_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    uint8_t *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        if (got == 0) break;
+        n += got;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static void bench_usage(void)
+{
+    fprintf(stderr, "usage: engine_bench [--reps N] [--node SCRIPT | --no-node] KERNELS.wasm\n");
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 5;
+    const char *node_script = "bench/engine/node_bench.mjs";
+    const char *wasm_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--node") == 0 && i + 1 < argc) {
+            node_script = argv[++i];
+        } else if (strcmp(argv[i], "--no-node") == 0) {
+            node_script = NULL;
+        } else if (argv[i][0] == '-') {
+            bench_usage();
+            return 2;
+        } else {
+            wasm_path = argv[i];
+        }
+    }
+    if (!wasm_path || reps < 1 || reps > 1000) {
+        bench_usage();
+        return 2;
+    }
+
+    size_t len = 0;
+    uint8_t *bytes = bench_read_file(wasm_path, &len);
+    if (!bytes) {
+        fprintf(stderr, "engine_bench: cannot read %s\n", wasm_path);
+        return 1;
+    }
+    char err[ENG_ERR_MAX];
+    eng_module_t *m = eng_module_new(bytes, len, err, sizeof err);
+    free(bytes);
+    if (!m) {
+        fprintf(stderr, "engine_bench: %s: %s\n", wasm_path, err);
+        return 1;
+    }
+    eng_store_t *s = eng_store_new();
+    eng_exec_t *x = eng_exec_new(0);
+    eng_instance_t *inst = s && x ? eng_instance_new(s, m, NULL, 0, x, err, sizeof err) : NULL;
+    if (!inst) {
+        fprintf(stderr, "engine_bench: instantiating %s: %s\n", wasm_path, s && x ? err : "out of memory");
+        return 1;
+    }
+
+    bench_result_t native[NKERNELS] = {0}, engine[NKERNELS] = {0}, node[NKERNELS] = {0};
+    for (size_t i = 0; i < NKERNELS; i++) {
+        native[i].ms = engine[i].ms = node[i].ms = -1;
+        bench_run_native(&kernels[i], reps, &native[i]);
+        bench_run_engine(inst, x, &kernels[i], reps, &engine[i]);
+        fprintf(stderr, "engine_bench: %s native %.2f ms, wasmfn %.2f ms\n", kernels[i].name,
+                native[i].ms, engine[i].ms);
+    }
+    if (node_script) bench_run_node(node_script, wasm_path, reps, node);
+
+    int mismatch = 0, failed = 0;
+    double log_engine = 0, log_node = 0;
+    int n_engine = 0, n_node = 0;
+    printf("| kernel | stresses | size | native ms | wasmfn ms | wasmfn / native | node ms | node / native |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < NKERNELS; i++) {
+        const bench_kernel_t *k = &kernels[i];
+        char e_ms[32] = "error", e_ratio[32] = "-", n_ms[32] = "n/a", n_ratio[32] = "-";
+        if (!native[i].ok || !engine[i].ok) failed = 1;
+        if (engine[i].ok) {
+            snprintf(e_ms, sizeof e_ms, "%.2f", engine[i].ms);
+            if (engine[i].checksum != native[i].checksum) {
+                fprintf(stderr, "engine_bench: CHECKSUM MISMATCH %s: native %u, wasmfn %u\n", k->name,
+                        native[i].checksum, engine[i].checksum);
+                snprintf(e_ms, sizeof e_ms, "wrong result");
+                mismatch = 1;
+            } else if (native[i].ok && native[i].ms > 0) {
+                double r = engine[i].ms / native[i].ms;
+                snprintf(e_ratio, sizeof e_ratio, "%.2f×", r);
+                log_engine += log(r);
+                n_engine++;
+            }
+        }
+        if (node[i].ok) {
+            snprintf(n_ms, sizeof n_ms, "%.2f", node[i].ms);
+            if (node[i].checksum != native[i].checksum) {
+                fprintf(stderr, "engine_bench: CHECKSUM MISMATCH %s: native %u, node %u\n", k->name,
+                        native[i].checksum, node[i].checksum);
+                snprintf(n_ms, sizeof n_ms, "wrong result");
+                mismatch = 1;
+            } else if (native[i].ok && native[i].ms > 0) {
+                double r = node[i].ms / native[i].ms;
+                snprintf(n_ratio, sizeof n_ratio, "%.2f×", r);
+                log_node += log(r);
+                n_node++;
+            }
+        } else if (node_script) {
+            failed = 1;
+        }
+        printf("| %s | %s | %u | %.2f | %s | %s | %s | %s |\n", k->name, k->what, k->size, native[i].ms,
+               e_ms, e_ratio, n_ms, n_ratio);
+    }
+    char ge[32] = "-", gn[32] = "-";
+    if (n_engine) snprintf(ge, sizeof ge, "**%.2f×**", exp(log_engine / n_engine));
+    if (n_node) snprintf(gn, sizeof gn, "**%.2f×**", exp(log_node / n_node));
+    printf("| **geometric mean** | | | | | %s | | %s |\n", ge, gn);
+
+    eng_store_free(s);
+    eng_exec_free(x);
+    eng_module_free(m);
+    return mismatch || failed ? 1 : 0;
+}

@@ -1,0 +1,105 @@
+# mk/fuzz.mk — the engine's fuzzers (tests/fuzz/, docs/fuzzing.md).
+#
+#   make fuzz-smoke    libFuzzer target over the seed corpus with -seed=1 for
+#                      FUZZ_SMOKE_SECONDS (part of `make test`)
+#   make diff-smoke    differential fuzzer against V8, seeds 1..DIFF_SMOKE_COUNT
+#                      (part of `make test`)
+#   make fuzz          both for longer: libFuzzer for FUZZ_SECONDS with a corpus
+#                      kept in build/fuzz/corpus, then FUZZ_DIFF_COUNT diff seeds
+#                      from FUZZ_DIFF_FIRST
+#
+# The libFuzzer build compiles the engine sources itself with clang (it needs
+# clang's coverage instrumentation), into build/fuzz/ whatever BUILD is.
+
+FUZZ_OUT := build/fuzz
+FUZZ_BIN := $(FUZZ_OUT)/fuzz_module
+DIFF_RUN := $(BUILD)/fuzz/diff_run
+FUZZ_ENGINE_SRCS := $(sort $(wildcard src/engine/*.c))
+FUZZ_ENGINE_HDRS := $(wildcard src/engine/*.h)
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# Guest memory may sit behind guard pages: let the engine's own SIGSEGV
+# handler see faults first; leaks are reported (detect_leaks=1).
+FUZZ_ENV := ASAN_OPTIONS=allow_user_segv_handler=1:handle_segv=0:detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+FUZZ_SMOKE_SECONDS ?= 45
+FUZZ_SECONDS ?= 300
+DIFF_SMOKE_COUNT ?= 100
+FUZZ_DIFF_FIRST ?= 1001
+FUZZ_DIFF_COUNT ?= 1000
+
+# Seeds: every module of the spec suite (the JSON rules are in mk/spec.mk,
+# named here by path because that fragment is read after this one) and a few
+# binaryen -ttf modules, some with features we reject (SIMD, GC, ...).
+FUZZ_SPEC_SUITE := $(or $(SPEC_SUITE),../shared/wasm-spec-testsuite)
+FUZZ_SPEC_JSON := $(foreach n,$(sort $(basename $(notdir $(wildcard $(FUZZ_SPEC_SUITE)/*.wast)))),build/spec/$(n)/$(n).json)
+FUZZ_TTF_FEATURES := --mvp-features --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int --enable-bulk-memory --enable-multivalue
+
+TEST_STEPS += fuzz-smoke diff-smoke
+
+.PHONY: fuzz fuzz-smoke diff-smoke fuzz-seeds
+
+$(FUZZ_BIN): tests/fuzz/fuzz_module.c $(FUZZ_ENGINE_SRCS) $(FUZZ_ENGINE_HDRS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_module.c $(FUZZ_ENGINE_SRCS) -lm -lpthread
+
+$(DIFF_RUN): tests/fuzz/diff_run.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -MF $@.d $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+-include $(DIFF_RUN).d
+
+$(FUZZ_OUT)/seeds/.stamp: $(FUZZ_SPEC_JSON) tests/fuzz/gen_inputs.mjs
+	@rm -rf $(FUZZ_OUT)/seeds && mkdir -p $(FUZZ_OUT)/seeds/spec $(FUZZ_OUT)/seeds/ttf
+	@for f in build/spec/*/*.wasm; do \
+		[ -e "$$f" ] && cp "$$f" "$(FUZZ_OUT)/seeds/spec/$$(basename "$$f")"; \
+	done; true
+	@node tests/fuzz/gen_inputs.mjs $(FUZZ_OUT)/seeds/ttf-in 900001 24
+	@for i in $$(seq 900001 900024); do \
+		case $$((i % 3)) in \
+		0) feat="$(FUZZ_TTF_FEATURES)" ;; \
+		1) feat="$(FUZZ_TTF_FEATURES) --enable-reference-types" ;; \
+		2) feat="--all-features" ;; \
+		esac; \
+		wasm-opt -ttf $(FUZZ_OUT)/seeds/ttf-in/$$i.bin -o $(FUZZ_OUT)/seeds/ttf/$$i.wasm $$feat \
+			>/dev/null 2>&1 || exit 1; \
+	done
+	@rm -rf $(FUZZ_OUT)/seeds/ttf-in
+	@echo "fuzz-seeds: $$(ls $(FUZZ_OUT)/seeds/spec | wc -l) spec modules, $$(ls $(FUZZ_OUT)/seeds/ttf | wc -l) binaryen modules"
+	@touch $@
+
+fuzz-seeds: $(FUZZ_OUT)/seeds/.stamp
+
+# Replays every saved regression (a crash input or a diff module) through the
+# fuzz target, then fuzzes from the seeds for FUZZ_SMOKE_SECONDS with a fixed
+# seed. New inputs go to a scratch corpus that is thrown away.
+fuzz-smoke: $(FUZZ_BIN) $(FUZZ_OUT)/seeds/.stamp
+	@regs=$$(ls tests/fuzz/regressions/*.wasm 2>/dev/null); \
+	if [ -n "$$regs" ]; then \
+		echo "fuzz-smoke: replaying $$(echo "$$regs" | wc -l) regression inputs"; \
+		$(FUZZ_ENV) ./$(FUZZ_BIN) -timeout=10 $$regs >$(FUZZ_OUT)/regressions.log 2>&1 || \
+			{ tail -40 $(FUZZ_OUT)/regressions.log; echo "fuzz-smoke: a regression input fails"; exit 1; }; \
+	fi
+	@rm -rf $(FUZZ_OUT)/smoke-corpus $(FUZZ_OUT)/artifacts && mkdir -p $(FUZZ_OUT)/smoke-corpus $(FUZZ_OUT)/artifacts
+	@echo "fuzz-smoke: libFuzzer for $(FUZZ_SMOKE_SECONDS) s, -seed=1 (log: $(FUZZ_OUT)/smoke.log)"
+	@$(FUZZ_ENV) ./$(FUZZ_BIN) -seed=1 -max_total_time=$(FUZZ_SMOKE_SECONDS) -timeout=10 \
+		-rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_OUT)/artifacts/ \
+		$(FUZZ_OUT)/smoke-corpus $(FUZZ_OUT)/seeds >$(FUZZ_OUT)/smoke.log 2>&1 || \
+		{ tail -60 $(FUZZ_OUT)/smoke.log; \
+		  echo "fuzz-smoke: FAILED; the input is in $(FUZZ_OUT)/artifacts/ (see docs/fuzzing.md)"; exit 1; }
+	@grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_OUT)/smoke.log | tr '\n' ' '; echo
+	@echo "fuzz-smoke: no crash, leak or sanitizer report"
+
+diff-smoke: $(DIFF_RUN)
+	@bash tests/fuzz/diff.sh --first 1 --count $(DIFF_SMOKE_COUNT) --runner $(DIFF_RUN) \
+		--work $(FUZZ_OUT)/diff-smoke
+
+fuzz: $(FUZZ_BIN) $(FUZZ_OUT)/seeds/.stamp $(DIFF_RUN)
+	@mkdir -p $(FUZZ_OUT)/corpus $(FUZZ_OUT)/artifacts
+	$(FUZZ_ENV) ./$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
+		-max_len=65536 -print_final_stats=1 -artifact_prefix=$(FUZZ_OUT)/artifacts/ \
+		$(FUZZ_OUT)/corpus $(FUZZ_OUT)/seeds
+	bash tests/fuzz/diff.sh --first $(FUZZ_DIFF_FIRST) --count $(FUZZ_DIFF_COUNT) \
+		--runner $(DIFF_RUN) --work $(FUZZ_OUT)/diff

@@ -1,0 +1,281 @@
+/*
+ * run.c — `wasmfn run`: runs one WASI command module in this process, with
+ * stdin/stdout/stderr passed through, the given env and preopened
+ * directories, and optional time and memory limits.
+ *
+ * Every failure is one line on stderr ("wasmfn: F.wasm: <what>") and an
+ * exit status that tells the kinds apart (cli.h, docs/wasi.md): a script can
+ * distinguish "the guest exited 3" from "the guest trapped" from "the module
+ * is broken" from "it ran out of time".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "engine/engine.h"
+#include "wasi/wasi.h"
+
+void cli_run_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: wasmfn run [OPTIONS] F.wasm [ARGS...]\n"
+            "\n"
+            "Runs a WASI preview1 command module (one that exports _start).\n"
+            "\n"
+            "options:\n"
+            "  --env K=V            set an environment variable for the guest (repeatable)\n"
+            "  --dir HOST[:GUEST]   give the guest the host directory HOST, named GUEST\n"
+            "                       (default: HOST) inside it (repeatable)\n"
+            "  --timeout MS         stop the guest after MS milliseconds\n"
+            "  --memory MIB         cap the guest's linear memory at MIB mebibytes\n"
+            "  -h, --help           show this help\n"
+            "\n"
+            "exit status: the guest's exit code; 124 timeout; 125 usage error;\n"
+            "126 module cannot run (invalid, bad import, no _start); 127 file not found;\n"
+            "134 trap.\n");
+}
+
+typedef struct run_opts {
+    const char **env;
+    int nenv;
+    const char **dirs;
+    int ndirs;
+    uint64_t timeout_ms;
+    uint64_t memory_mib;
+    const char *file;
+    int guest_argc;
+    char **guest_argv;
+} run_opts_t;
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-') return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Takes "--opt VALUE" or "--opt=VALUE"; returns the value or NULL. */
+static const char *opt_value(const char *name, int argc, char **argv, int *i)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != 0) return NULL;
+    if (*i + 1 >= argc) return "";
+    return argv[++*i];
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "wasmfn run: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see wasmfn run --help)\n");
+    return CLI_EXIT_USAGE;
+}
+
+/* Parses the options; returns -1 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, run_opts_t *o)
+{
+    int i;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || a[1] == 0) break;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            cli_run_usage(stdout);
+            return 0;
+        }
+        if ((v = opt_value("--env", argc, argv, &i))) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v) return usage_error("--env wants KEY=VALUE, got '%s'", v);
+            o->env[o->nenv++] = v;
+        } else if ((v = opt_value("--dir", argc, argv, &i))) {
+            if (!*v) return usage_error("--dir wants HOST[:GUEST]%s", "");
+            o->dirs[o->ndirs++] = v;
+        } else if ((v = opt_value("--timeout", argc, argv, &i))) {
+            if (parse_u64(v, &o->timeout_ms) != 0 || o->timeout_ms > 86400000ull * 365)
+                return usage_error("--timeout wants milliseconds, got '%s'", v);
+        } else if ((v = opt_value("--memory", argc, argv, &i))) {
+            if (parse_u64(v, &o->memory_mib) != 0 || o->memory_mib == 0 ||
+                o->memory_mib > 4096)
+                return usage_error("--memory wants MiB between 1 and 4096, got '%s'", v);
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (i >= argc) return usage_error("no module given%s", "");
+    o->file = argv[i];
+    o->guest_argc = argc - i;
+    o->guest_argv = argv + i;
+    return -1;
+}
+
+/* Reads a whole file. Returns NULL with errno set. */
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+        if (n == cap) {
+            uint8_t *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                errno = ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    int e = ferror(f) ? EIO : 0;
+    fclose(f);
+    if (buf && e) {
+        free(buf);
+        buf = NULL;
+        errno = e;
+    }
+    *len = n;
+    return buf;
+}
+
+static int run_module(const run_opts_t *o)
+{
+    char err[ENG_ERR_MAX];
+    size_t len;
+    uint8_t *bytes = read_file(o->file, &len);
+    if (!bytes) {
+        int e = errno;
+        fprintf(stderr, "wasmfn: %s: %s\n", o->file, strerror(e));
+        return e == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_BAD_MODULE;
+    }
+    eng_module_t *m = eng_module_new(bytes, len, err, sizeof err);
+    free(bytes);
+    if (!m) {
+        fprintf(stderr, "wasmfn: %s: %s\n", o->file, err);
+        return CLI_EXIT_BAD_MODULE;
+    }
+
+    int status = CLI_EXIT_USAGE;
+    eng_store_t *s = eng_store_new();
+    eng_exec_t *x = eng_exec_new(0);
+    wasi_ctx_t *w = wasi_ctx_new();
+    uint32_t nimp = eng_module_import_count(m);
+    eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
+    if (!s || !x || !w || !imports) {
+        fprintf(stderr, "wasmfn: %s: out of memory\n", o->file);
+        goto out;
+    }
+    if (o->memory_mib) eng_store_set_memory_limit(s, o->memory_mib << 20);
+    if (wasi_ctx_set_args(w, o->guest_argc, (const char *const *)o->guest_argv) != 0) {
+        fprintf(stderr, "wasmfn: %s: out of memory\n", o->file);
+        goto out;
+    }
+    for (int i = 0; i < o->nenv; i++) {
+        if (wasi_ctx_add_env(w, o->env[i]) != 0) {
+            fprintf(stderr, "wasmfn: bad --env '%s'\n", o->env[i]);
+            goto out;
+        }
+    }
+    for (int i = 0; i < o->ndirs; i++) {
+        char *spec = strdup(o->dirs[i]);
+        if (!spec) goto out;
+        char *colon = strchr(spec, ':');
+        const char *guest = spec;
+        if (colon) {
+            *colon = 0;
+            guest = colon + 1;
+        }
+        int r = wasi_ctx_preopen(w, spec, *guest ? guest : spec, err, sizeof err);
+        free(spec);
+        if (r != 0) {
+            fprintf(stderr, "wasmfn: --dir %s: %s\n", o->dirs[i], err);
+            goto out;
+        }
+    }
+    if (wasi_ctx_link(w, s, m, imports, err, sizeof err) != 0) {
+        fprintf(stderr, "wasmfn: %s: %s\n", o->file, err);
+        status = CLI_EXIT_BAD_MODULE;
+        goto out;
+    }
+    if (o->timeout_ms) {
+        uint64_t deadline = eng_now_ns() + o->timeout_ms * 1000000ull;
+        eng_exec_set_deadline(x, deadline);
+        wasi_ctx_set_deadline(w, deadline);
+    }
+    eng_instance_t *inst = eng_instance_new(s, m, imports, nimp, x, err, sizeof err);
+    if (!inst) {
+        fprintf(stderr, "wasmfn: %s: %s\n", o->file, err);
+        status = CLI_EXIT_BAD_MODULE;
+        goto out;
+    }
+    eng_func_t *start = eng_instance_func(inst, "_start");
+    if (!start) {
+        fprintf(stderr, "wasmfn: %s: no exported function _start (not a WASI command module)\n",
+                o->file);
+        status = CLI_EXIT_BAD_MODULE;
+        goto out;
+    }
+    if (strcmp(eng_func_signature(start), "()") != 0) {
+        fprintf(stderr, "wasmfn: %s: _start has type %s, expected ()\n", o->file,
+                eng_func_signature(start));
+        status = CLI_EXIT_BAD_MODULE;
+        goto out;
+    }
+    eng_trap_t t = eng_call(x, start, NULL, NULL);
+    switch (t) {
+    case ENG_OK: status = 0; break;
+    case ENG_TRAP_EXIT: status = eng_exec_exit_code(x) & 0xFF; break;
+    case ENG_TRAP_DEADLINE:
+        fprintf(stderr, "wasmfn: timeout: %s\n", eng_exec_trap_message(x));
+        status = CLI_EXIT_TIMEOUT;
+        break;
+    default:
+        fprintf(stderr, "wasmfn: trap: %s\n", eng_exec_trap_message(x));
+        status = CLI_EXIT_TRAP;
+        break;
+    }
+out:
+    if (s) eng_store_free(s);
+    wasi_ctx_free(w);
+    free(imports);
+    if (x) eng_exec_free(x);
+    eng_module_free(m);
+    return status;
+}
+
+int cli_run_main(int argc, char **argv)
+{
+    run_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.env = calloc((size_t)argc, sizeof *o.env);
+    o.dirs = calloc((size_t)argc, sizeof *o.dirs);
+    int status;
+    if (!o.env || !o.dirs) {
+        fprintf(stderr, "wasmfn run: out of memory\n");
+        status = CLI_EXIT_USAGE;
+    } else if ((status = parse_args(argc, argv, &o)) < 0) {
+        /* A guest writing to a closed pipe gets EPIPE, not us a SIGPIPE. */
+        signal(SIGPIPE, SIG_IGN);
+        status = run_module(&o);
+    }
+    free(o.env);
+    free(o.dirs);
+    return status;
+}

@@ -1,0 +1,620 @@
+/*
+ * instance.c — stores and what lives in them: linear memories, tables,
+ * globals, host functions and instances; import matching, segment
+ * initialisation and the start function.
+ *
+ * Ownership: a store owns every object created in it and frees them all in
+ * eng_store_free; nothing here is freed one by one. That is also what the
+ * spec needs when instantiation fails half-way: element segments applied
+ * before the failure stay in (possibly imported) tables and point at
+ * functions of the failed instance, so that instance must live on. We keep
+ * it in the store and only return NULL to the caller.
+ *
+ * Linear memory: each memory reserves address space for its largest
+ * possible size (its maximum, capped by the store's limit and 4 GiB) with
+ * PROT_NONE, and grows by making pages readable and writable in place. The
+ * base address never moves, so the interpreter may cache it across calls,
+ * and fresh pages come from the kernel already zeroed.
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+
+enum { OBJ_FUNC, OBJ_MEMORY, OBJ_TABLE, OBJ_GLOBAL, OBJ_INSTANCE };
+
+typedef struct store_obj {
+    uint8_t kind;
+    void *p;
+} store_obj_t;
+
+struct eng_store {
+    uint32_t limit_pages;   /* largest memory, in pages (<= ENG_MAX_PAGES) */
+    size_t nobjs, cap;
+    store_obj_t *objs;      /* everything created here, in creation order */
+};
+
+/* ---- Stores ---- */
+
+eng_store_t *eng_store_new(void)
+{
+    eng_store_t *s = calloc(1, sizeof *s);
+    if (s)
+        s->limit_pages = ENG_MAX_PAGES;
+    return s;
+}
+
+void eng_store_set_memory_limit(eng_store_t *s, uint64_t max_bytes)
+{
+    uint64_t pages = max_bytes / ENG_PAGE_BYTES;
+    if (max_bytes == 0 || pages > ENG_MAX_PAGES)
+        pages = ENG_MAX_PAGES;
+    s->limit_pages = (uint32_t)pages;
+}
+
+/* Records p in the store; false (and nothing recorded) if out of memory. */
+static bool store_add(eng_store_t *s, uint8_t kind, void *p)
+{
+    if (s->nobjs == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        store_obj_t *o = realloc(s->objs, cap * sizeof *o);
+        if (!o)
+            return false;
+        s->objs = o;
+        s->cap = cap;
+    }
+    s->objs[s->nobjs].kind = kind;
+    s->objs[s->nobjs].p = p;
+    s->nobjs++;
+    return true;
+}
+
+static void memory_free(eng_memory_t *m)
+{
+    if (m->data && m->reserved)
+        munmap(m->data, m->reserved);
+    free(m);
+}
+
+static void func_free(eng_func_t *f)
+{
+    free(f->own_type.types);
+    free(f->own_type.sig);
+    free(f);
+}
+
+static void table_free(eng_table_t *t)
+{
+    free(t->elems);
+    free(t);
+}
+
+static void instance_free(eng_instance_t *inst)
+{
+    const eng_module_t *m = inst->module;
+    if (inst->elem_refs) {
+        for (uint32_t i = 0; i < m->nelems; i++)
+            free(inst->elem_refs[i]);
+    }
+    free(inst->elem_refs);
+    free(inst->elem_len);
+    free(inst->data_dropped);
+    free(inst->funcs);
+    free(inst->func_objs);
+    free(inst->tables);
+    free(inst->mems);
+    free(inst->globals);
+    free(inst);
+}
+
+void eng_store_free(eng_store_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = s->nobjs; i-- > 0;) {
+        void *p = s->objs[i].p;
+        switch (s->objs[i].kind) {
+        case OBJ_FUNC: func_free(p); break;
+        case OBJ_MEMORY: memory_free(p); break;
+        case OBJ_TABLE: table_free(p); break;
+        case OBJ_GLOBAL: free(p); break;
+        case OBJ_INSTANCE: instance_free(p); break;
+        }
+    }
+    free(s->objs);
+    free(s);
+}
+
+/* ---- Memories ---- */
+
+eng_memory_t *eng_memory_new(eng_store_t *s, uint32_t min_pages, uint32_t max_pages)
+{
+    uint32_t cap = s->limit_pages;
+    if (max_pages != ENG_NO_MAX && max_pages < cap)
+        cap = max_pages;
+    if (min_pages > cap)
+        return NULL;
+    eng_memory_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    /* Reserve at least one page so data is never NULL, even for a memory
+     * that can never hold a byte (memcpy/memset with NULL is undefined). */
+    m->reserved = (uint64_t)(cap ? cap : 1) * ENG_PAGE_BYTES;
+    void *p = mmap(NULL, m->reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        free(m);
+        return NULL;
+    }
+    m->data = p;
+    m->max_pages = cap;
+    m->type_max = max_pages;
+    if (min_pages) {
+        if (mprotect(p, (size_t)min_pages * ENG_PAGE_BYTES, PROT_READ | PROT_WRITE) != 0) {
+            munmap(p, m->reserved);
+            free(m);
+            return NULL;
+        }
+    }
+    m->pages = min_pages;
+    m->size = (uint64_t)min_pages * ENG_PAGE_BYTES;
+    if (!store_add(s, OBJ_MEMORY, m)) {
+        memory_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+uint8_t *eng_memory_data(eng_memory_t *m) { return m->data; }
+uint64_t eng_memory_size(const eng_memory_t *m) { return m->size; }
+
+int64_t eng_memory_grow(eng_memory_t *m, uint32_t delta_pages)
+{
+    uint32_t old = m->pages;
+    if (delta_pages == 0)
+        return old;
+    if ((uint64_t)old + delta_pages > m->max_pages)
+        return -1;
+    if (mprotect(m->data + m->size, (size_t)delta_pages * ENG_PAGE_BYTES, PROT_READ | PROT_WRITE) != 0)
+        return -1;
+    m->pages = old + delta_pages;
+    m->size = (uint64_t)m->pages * ENG_PAGE_BYTES;
+    return old;
+}
+
+/* ---- Tables ---- */
+
+eng_table_t *eng_table_new(eng_store_t *s, eng_valtype_t elem, uint32_t min, uint32_t max, void *init)
+{
+    if (elem != ENG_FUNCREF && elem != ENG_EXTERNREF)
+        return NULL;
+    if (min > ENG_MAX_TABLE_ELEMS || (max != ENG_NO_MAX && max < min))
+        return NULL;
+    eng_table_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->elems = calloc(min ? min : 1, sizeof *t->elems);
+    if (!t->elems) {
+        free(t);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < min; i++)
+        t->elems[i] = init;
+    t->size = min;
+    t->max = max;
+    t->elem = (uint8_t)elem;
+    if (!store_add(s, OBJ_TABLE, t)) {
+        table_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+uint32_t eng_table_size(const eng_table_t *t) { return t->size; }
+
+bool eng_table_get(const eng_table_t *t, uint32_t i, void **out)
+{
+    if (i >= t->size)
+        return false;
+    *out = t->elems[i];
+    return true;
+}
+
+bool eng_table_set(eng_table_t *t, uint32_t i, void *ref)
+{
+    if (i >= t->size)
+        return false;
+    t->elems[i] = ref;
+    return true;
+}
+
+int64_t eng_table_grow(eng_table_t *t, uint32_t delta, void *init)
+{
+    uint32_t old = t->size;
+    uint64_t n = (uint64_t)old + delta;
+    if (delta == 0)
+        return old;
+    if ((t->max != ENG_NO_MAX && n > t->max) || n > ENG_MAX_TABLE_ELEMS)
+        return -1;
+    void **e = realloc(t->elems, (size_t)n * sizeof *e);
+    if (!e)
+        return -1;
+    for (uint64_t i = old; i < n; i++)
+        e[i] = init;
+    t->elems = e;
+    t->size = (uint32_t)n;
+    return old;
+}
+
+/* ---- Globals ---- */
+
+eng_global_t *eng_global_new(eng_store_t *s, eng_valtype_t type, bool mut, eng_val_t v)
+{
+    eng_global_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->type = (uint8_t)type;
+    g->mut = mut;
+    g->val = v;
+    if (!store_add(s, OBJ_GLOBAL, g)) {
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+eng_valtype_t eng_global_type(const eng_global_t *g) { return (eng_valtype_t)g->type; }
+eng_val_t eng_global_get(const eng_global_t *g) { return g->val; }
+void eng_global_set(eng_global_t *g, eng_val_t v) { g->val = v; }
+
+/* ---- Functions ---- */
+
+static int sig_letter_type(char c)
+{
+    switch (c) {
+    case 'i': return ENG_I32;
+    case 'I': return ENG_I64;
+    case 'f': return ENG_F32;
+    case 'F': return ENG_F64;
+    case 'r': return ENG_EXTERNREF;
+    case 'R': return ENG_FUNCREF;
+    default: return -1;
+    }
+}
+
+eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn, void *env)
+{
+    if (!sig || !fn || sig[0] != '(')
+        return NULL;
+    const char *close = strchr(sig, ')');
+    if (!close)
+        return NULL;
+    size_t np = (size_t)(close - sig - 1), nr = strlen(close + 1);
+    if (np + nr > ENG_MAX_LOCALS)
+        return NULL;
+    eng_func_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->own_type.types = malloc(np + nr + 1);
+    f->own_type.sig = strdup(sig);
+    if (!f->own_type.types || !f->own_type.sig) {
+        func_free(f);
+        return NULL;
+    }
+    for (size_t i = 0; i < np + nr; i++) {
+        char c = i < np ? sig[1 + i] : close[1 + (i - np)];
+        int t = sig_letter_type(c);
+        if (t < 0) {
+            func_free(f);
+            return NULL;
+        }
+        f->own_type.types[i] = (uint8_t)t;
+    }
+    f->own_type.nparams = (uint32_t)np;
+    f->own_type.nresults = (uint32_t)nr;
+    f->type = &f->own_type;
+    f->host = fn;
+    f->env = env;
+    if (!store_add(s, OBJ_FUNC, f)) {
+        func_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+const char *eng_func_signature(const eng_func_t *f) { return f->type->sig; }
+uint32_t eng_func_param_count(const eng_func_t *f) { return f->type->nparams; }
+uint32_t eng_func_result_count(const eng_func_t *f) { return f->type->nresults; }
+eng_valtype_t eng_func_param_type(const eng_func_t *f, uint32_t i) { return (eng_valtype_t)eng_ft_param(f->type, i); }
+eng_valtype_t eng_func_result_type(const eng_func_t *f, uint32_t i) { return (eng_valtype_t)eng_ft_result(f->type, i); }
+
+/* ---- Instances ---- */
+
+eng_memory_t *eng_instance_memory(eng_instance_t *inst)
+{
+    return inst && inst->module->nmems ? inst->mems[0] : NULL;
+}
+
+const eng_module_t *eng_instance_module(const eng_instance_t *inst) { return inst->module; }
+
+eng_val_t eng_constexpr_eval(const eng_instance_t *inst, const eng_constexpr_t *ce)
+{
+    eng_val_t v;
+    memset(&v, 0, sizeof v);
+    switch (ce->kind) {
+    case ENG_CE_CONST: v = ce->val; break;
+    case ENG_CE_GLOBAL_GET: v = inst->globals[ce->index]->val; break;
+    case ENG_CE_REF_NULL: v.ref = NULL; break;
+    case ENG_CE_REF_FUNC: v.ref = inst->funcs[ce->index]; break;
+    }
+    return v;
+}
+
+static const char *kind_name(unsigned k)
+{
+    switch (k) {
+    case ENG_EXTERN_FUNC: return "function";
+    case ENG_EXTERN_TABLE: return "table";
+    case ENG_EXTERN_MEMORY: return "memory";
+    case ENG_EXTERN_GLOBAL: return "global";
+    default: return "unknown extern";
+    }
+}
+
+static const char *type_name(uint8_t t)
+{
+    switch (t) {
+    case ENG_I32: return "i32";
+    case ENG_I64: return "i64";
+    case ENG_F32: return "f32";
+    case ENG_F64: return "f64";
+    case ENG_FUNCREF: return "funcref";
+    case ENG_EXTERNREF: return "externref";
+    default: return "?";
+    }
+}
+
+static void limits_str(char *buf, size_t n, uint32_t min, uint32_t max)
+{
+    if (max == ENG_NO_MAX)
+        snprintf(buf, n, "%u..", min);
+    else
+        snprintf(buf, n, "%u..%u", min, max);
+}
+
+static bool limits_match(uint32_t min, uint32_t max, const eng_limits_t *want)
+{
+    if (min < want->min)
+        return false;
+    if (want->max != ENG_NO_MAX && (max == ENG_NO_MAX || max > want->max))
+        return false;
+    return true;
+}
+
+/* Checks import i against what the module declares. */
+static bool import_check(const eng_module_t *m, uint32_t i, const eng_extern_t *ext, char *err, size_t errlen)
+{
+    const eng_import_t *im = &m->imports[i];
+    char want[96], got[96];
+    if (ext->kind != im->kind || !ext->u.func) {
+        return eng_errf(err, errlen, "incompatible import type for %s.%s: expected %s, got %s", im->module,
+                        im->name, kind_name(im->kind), ext->u.func ? kind_name(ext->kind) : "nothing");
+    }
+    switch (im->kind) {
+    case ENG_EXTERN_FUNC: {
+        const eng_functype_t *t = &m->types[im->type_index];
+        if (!eng_functype_equal(t, ext->u.func->type))
+            return eng_errf(err, errlen, "incompatible import type for %s.%s: expected function %s, got %s",
+                            im->module, im->name, t->sig, ext->u.func->type->sig);
+        return true;
+    }
+    case ENG_EXTERN_GLOBAL: {
+        const eng_global_t *g = ext->u.global;
+        if (g->type != im->global.type || g->mut != im->global.mut)
+            return eng_errf(err, errlen, "incompatible import type for %s.%s: expected global %s%s, got %s%s",
+                            im->module, im->name, im->global.mut ? "mut " : "", type_name(im->global.type),
+                            g->mut ? "mut " : "", type_name(g->type));
+        return true;
+    }
+    case ENG_EXTERN_TABLE: {
+        const eng_table_t *t = ext->u.table;
+        if (t->elem != im->table.elem || !limits_match(t->size, t->max, &im->table.limits)) {
+            limits_str(want, sizeof want, im->table.limits.min, im->table.limits.max);
+            limits_str(got, sizeof got, t->size, t->max);
+            return eng_errf(err, errlen, "incompatible import type for %s.%s: expected table %s %s, got %s %s",
+                            im->module, im->name, want, type_name(im->table.elem), got, type_name(t->elem));
+        }
+        return true;
+    }
+    case ENG_EXTERN_MEMORY: {
+        const eng_memory_t *mem = ext->u.memory;
+        if (!limits_match(mem->pages, mem->type_max, &im->memory)) {
+            limits_str(want, sizeof want, im->memory.min, im->memory.max);
+            limits_str(got, sizeof got, mem->pages, mem->type_max);
+            return eng_errf(err, errlen, "incompatible import type for %s.%s: expected memory %s, got %s",
+                            im->module, im->name, want, got);
+        }
+        return true;
+    }
+    }
+    return eng_errf(err, errlen, "import %s.%s has an unknown kind", im->module, im->name);
+}
+
+eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const eng_extern_t *imports,
+                                 uint32_t nimports, eng_exec_t *x, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    if (nimports != m->nimports) {
+        eng_errf(err, errlen, "the module has %u imports, %u were given", m->nimports, nimports);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < nimports; i++)
+        if (!import_check(m, i, &imports[i], err, errlen))
+            return NULL;
+
+    eng_instance_t *inst = calloc(1, sizeof *inst);
+    if (!inst || !store_add(s, OBJ_INSTANCE, inst)) {
+        free(inst);
+        eng_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    inst->module = m;
+    inst->store = s;
+    uint32_t ndefined = m->nfuncs - m->nfunc_imports;
+    inst->funcs = calloc(m->nfuncs ? m->nfuncs : 1, sizeof *inst->funcs);
+    inst->func_objs = calloc(ndefined ? ndefined : 1, sizeof *inst->func_objs);
+    inst->tables = calloc(m->ntables ? m->ntables : 1, sizeof *inst->tables);
+    inst->mems = calloc(m->nmems ? m->nmems : 1, sizeof *inst->mems);
+    inst->globals = calloc(m->nglobals ? m->nglobals : 1, sizeof *inst->globals);
+    inst->elem_refs = calloc(m->nelems ? m->nelems : 1, sizeof *inst->elem_refs);
+    inst->elem_len = calloc(m->nelems ? m->nelems : 1, sizeof *inst->elem_len);
+    inst->data_dropped = calloc(m->ndatas ? m->ndatas : 1, sizeof *inst->data_dropped);
+    if (!inst->funcs || !inst->func_objs || !inst->tables || !inst->mems || !inst->globals ||
+        !inst->elem_refs || !inst->elem_len || !inst->data_dropped) {
+        eng_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+
+    /* Imports fill the front of each index space. */
+    uint32_t fi = 0, ti = 0, mi = 0, gi = 0;
+    for (uint32_t i = 0; i < nimports; i++) {
+        switch (imports[i].kind) {
+        case ENG_EXTERN_FUNC: inst->funcs[fi++] = imports[i].u.func; break;
+        case ENG_EXTERN_TABLE: inst->tables[ti++] = imports[i].u.table; break;
+        case ENG_EXTERN_MEMORY: inst->mems[mi++] = imports[i].u.memory; break;
+        case ENG_EXTERN_GLOBAL: inst->globals[gi++] = imports[i].u.global; break;
+        }
+    }
+    for (uint32_t j = 0; j < ndefined; j++) {
+        eng_func_t *f = &inst->func_objs[j];
+        uint32_t idx = m->nfunc_imports + j;
+        f->type = &m->types[m->func_type[idx]];
+        f->inst = inst;
+        f->code = &m->code[j];
+        f->index = idx;
+        inst->funcs[idx] = f;
+    }
+    for (uint32_t i = m->ntable_imports; i < m->ntables; i++) {
+        const eng_tabletype_t *tt = &m->tables[i];
+        inst->tables[i] = eng_table_new(s, (eng_valtype_t)tt->elem, tt->limits.min, tt->limits.max, NULL);
+        if (!inst->tables[i]) {
+            eng_errf(err, errlen, "table %u: cannot allocate %u elements (the limit is %u)", i,
+                     tt->limits.min, ENG_MAX_TABLE_ELEMS);
+            return NULL;
+        }
+    }
+    for (uint32_t i = m->nmem_imports; i < m->nmems; i++) {
+        const eng_limits_t *l = &m->mems[i];
+        inst->mems[i] = eng_memory_new(s, l->min, l->max);
+        if (!inst->mems[i]) {
+            eng_errf(err, errlen, "memory %u: cannot allocate %u pages (the store's limit is %u pages)", i,
+                     l->min, s->limit_pages);
+            return NULL;
+        }
+    }
+    for (uint32_t i = m->nglobal_imports; i < m->nglobals; i++) {
+        eng_val_t v = eng_constexpr_eval(inst, &m->global_init[i]);
+        inst->globals[i] = eng_global_new(s, (eng_valtype_t)m->globals[i].type, m->globals[i].mut, v);
+        if (!inst->globals[i]) {
+            eng_errf(err, errlen, "out of memory");
+            return NULL;
+        }
+    }
+
+    /* Evaluate every segment's references; declarative ones are dropped at
+     * once (they only declare functions for ref.func). */
+    for (uint32_t i = 0; i < m->nelems; i++) {
+        const eng_elem_t *e = &m->elems[i];
+        if (e->mode == ENG_SEG_DECLARATIVE || e->count == 0)
+            continue;
+        void **refs = malloc((size_t)e->count * sizeof *refs);
+        if (!refs) {
+            eng_errf(err, errlen, "out of memory");
+            return NULL;
+        }
+        for (uint32_t k = 0; k < e->count; k++)
+            refs[k] = eng_constexpr_eval(inst, &e->items[k]).ref;
+        inst->elem_refs[i] = refs;
+        inst->elem_len[i] = e->count;
+    }
+
+    /* Active element segments, in order: table.init then elem.drop. A
+     * failure leaves earlier segments applied, as the spec requires. */
+    for (uint32_t i = 0; i < m->nelems; i++) {
+        const eng_elem_t *e = &m->elems[i];
+        if (e->mode != ENG_SEG_ACTIVE)
+            continue;
+        eng_table_t *t = inst->tables[e->table];
+        uint32_t off = eng_constexpr_eval(inst, &e->offset).i32;
+        uint32_t n = inst->elem_len[i];
+        if ((uint64_t)off + n > t->size) {
+            eng_errf(err, errlen, "out of bounds table access: element segment %u (offset %u, %u elements) "
+                     "does not fit table %u of %u elements", i, off, n, e->table, t->size);
+            return NULL;
+        }
+        if (n)
+            memcpy(t->elems + off, inst->elem_refs[i], (size_t)n * sizeof(void *));
+        free(inst->elem_refs[i]);
+        inst->elem_refs[i] = NULL;
+        inst->elem_len[i] = 0;
+    }
+
+    /* Active data segments: memory.init then data.drop. */
+    for (uint32_t i = 0; i < m->ndatas; i++) {
+        const eng_data_t *d = &m->datas[i];
+        if (d->mode != ENG_SEG_ACTIVE)
+            continue;
+        eng_memory_t *mem = inst->mems[d->memory];
+        uint32_t off = eng_constexpr_eval(inst, &d->offset).i32;
+        if ((uint64_t)off + d->len > mem->size) {
+            eng_errf(err, errlen, "out of bounds memory access: data segment %u (offset %u, %u bytes) "
+                     "does not fit memory %u of %llu bytes", i, off, d->len, d->memory,
+                     (unsigned long long)mem->size);
+            return NULL;
+        }
+        if (d->len)
+            memcpy(mem->data + off, d->bytes, d->len);
+        inst->data_dropped[i] = true;
+    }
+
+    if (m->has_start) {
+        eng_func_t *f = inst->funcs[m->start];
+        if (!x) {
+            eng_errf(err, errlen, "the module has a start function but no execution context was given");
+            return NULL;
+        }
+        if (eng_call(x, f, NULL, NULL) != ENG_OK) {
+            const char *msg = eng_exec_trap_message(x);
+            eng_errf(err, errlen, "start function trapped: %s", msg ? msg : "trap");
+            return NULL;
+        }
+    }
+    return inst;
+}
+
+bool eng_instance_export(eng_instance_t *inst, const char *name, eng_extern_t *out)
+{
+    const eng_module_t *m = inst->module;
+    for (uint32_t i = 0; i < m->nexports; i++) {
+        const eng_export_t *e = &m->exports[i];
+        if (strcmp(e->name, name) != 0)
+            continue;
+        out->kind = (eng_extern_kind_t)e->kind;
+        switch (e->kind) {
+        case ENG_EXTERN_FUNC: out->u.func = inst->funcs[e->index]; break;
+        case ENG_EXTERN_TABLE: out->u.table = inst->tables[e->index]; break;
+        case ENG_EXTERN_MEMORY: out->u.memory = inst->mems[e->index]; break;
+        case ENG_EXTERN_GLOBAL: out->u.global = inst->globals[e->index]; break;
+        }
+        return true;
+    }
+    return false;
+}
+
+eng_func_t *eng_instance_func(eng_instance_t *inst, const char *name)
+{
+    eng_extern_t ext;
+    if (!eng_instance_export(inst, name, &ext) || ext.kind != ENG_EXTERN_FUNC)
+        return NULL;
+    return ext.u.func;
+}

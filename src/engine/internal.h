@@ -1,0 +1,220 @@
+/*
+ * internal.h — structures shared by the engine's own files; not for other
+ * subsystems (they use engine.h).
+ *
+ * Files of the engine:
+ *   reader.h     bounds-checked binary reader (LEB128, bytes, names)
+ *   decode.c     module sections -> eng_module (calls eng_compile_func per body)
+ *   compile.c    validates one function body and compiles it to internal code
+ *   interp.c     the threaded interpreter, eng_call, execution contexts
+ *   instance.c   stores, memories, tables, globals, host functions, linking,
+ *                segment initialisation, exports
+ */
+#ifndef WASMFN_ENGINE_INTERNAL_H
+#define WASMFN_ENGINE_INTERNAL_H
+
+#include "engine/engine.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Limits we enforce on untrusted modules (beyond the spec's own). */
+#define ENG_MAX_FUNCS 1000000u
+#define ENG_MAX_LOCALS 50000u        /* per function, params included */
+#define ENG_MAX_TABLE_ELEMS 10000000u
+#define ENG_MAX_PAGES 65536u         /* 4 GiB: memory32 */
+#define ENG_NO_MAX 0xFFFFFFFFu
+
+/* ---- Types ---- */
+
+typedef struct eng_functype {
+    uint32_t nparams, nresults;
+    uint8_t *types;  /* nparams param types then nresults result types */
+    char *sig;       /* "(ii)i" form, see engine.h */
+} eng_functype_t;
+
+static inline uint8_t eng_ft_param(const eng_functype_t *t, uint32_t i) { return t->types[i]; }
+static inline uint8_t eng_ft_result(const eng_functype_t *t, uint32_t i) { return t->types[t->nparams + i]; }
+bool eng_functype_equal(const eng_functype_t *a, const eng_functype_t *b);
+
+typedef struct eng_limits {
+    uint32_t min, max; /* max == ENG_NO_MAX when absent */
+} eng_limits_t;
+
+typedef struct eng_tabletype {
+    uint8_t elem; /* ENG_FUNCREF or ENG_EXTERNREF */
+    eng_limits_t limits;
+} eng_tabletype_t;
+
+typedef struct eng_globaltype {
+    uint8_t type;
+    bool mut;
+} eng_globaltype_t;
+
+/* A constant expression. WebAssembly 2.0 allows exactly one instruction. */
+enum { ENG_CE_CONST, ENG_CE_GLOBAL_GET, ENG_CE_REF_NULL, ENG_CE_REF_FUNC };
+typedef struct eng_constexpr {
+    uint8_t kind;      /* ENG_CE_* */
+    uint8_t type;      /* the value type it produces */
+    uint32_t index;    /* global or function index */
+    eng_val_t val;     /* for ENG_CE_CONST */
+} eng_constexpr_t;
+
+typedef struct eng_import {
+    char *module, *name;
+    uint8_t kind;      /* eng_extern_kind_t */
+    uint32_t type_index;           /* functions */
+    eng_tabletype_t table;
+    eng_limits_t memory;
+    eng_globaltype_t global;
+} eng_import_t;
+
+typedef struct eng_export {
+    char *name;
+    uint8_t kind;
+    uint32_t index;
+} eng_export_t;
+
+enum { ENG_SEG_ACTIVE, ENG_SEG_PASSIVE, ENG_SEG_DECLARATIVE };
+
+typedef struct eng_elem {
+    uint8_t mode;       /* ENG_SEG_* */
+    uint8_t type;       /* ENG_FUNCREF / ENG_EXTERNREF */
+    uint32_t table;
+    eng_constexpr_t offset;
+    uint32_t count;
+    eng_constexpr_t *items; /* each ENG_CE_REF_FUNC, ENG_CE_REF_NULL or ENG_CE_GLOBAL_GET */
+} eng_elem_t;
+
+typedef struct eng_data {
+    uint8_t mode;       /* ENG_SEG_ACTIVE or ENG_SEG_PASSIVE */
+    uint32_t memory;
+    eng_constexpr_t offset;
+    uint32_t len;
+    uint8_t *bytes;     /* owned copy */
+} eng_data_t;
+
+/* One unit of internal code: a handler address or packed operands. */
+typedef uint64_t eng_code_t;
+
+/* A function defined by the module, compiled. */
+typedef struct eng_code_func {
+    uint32_t type_index;
+    uint32_t nlocals;      /* params + declared locals */
+    uint32_t frame_slots;  /* nlocals + the deepest operand stack */
+    eng_code_t *code;      /* owned */
+    size_t code_len;       /* in units */
+    uint32_t body_offset;  /* byte offset of the body in the module */
+} eng_code_func_t;
+
+struct eng_module {
+    uint32_t ntypes;
+    eng_functype_t *types;
+
+    uint32_t nimports;
+    eng_import_t *imports;
+
+    /* Index spaces: imports come first. */
+    uint32_t nfuncs, nfunc_imports;
+    uint32_t *func_type;            /* type index of every function */
+    uint32_t ntables, ntable_imports;
+    eng_tabletype_t *tables;
+    uint32_t nmems, nmem_imports;
+    eng_limits_t *mems;
+    uint32_t nglobals, nglobal_imports;
+    eng_globaltype_t *globals;
+    eng_constexpr_t *global_init;   /* [nglobals]; entries < nglobal_imports unused */
+
+    uint32_t nexports;
+    eng_export_t *exports;
+
+    bool has_start;
+    uint32_t start;
+
+    uint32_t nelems;
+    eng_elem_t *elems;
+    bool has_data_count;
+    uint32_t data_count;
+    uint32_t ndatas;
+    eng_data_t *datas;
+
+    eng_code_func_t *code;          /* [nfuncs - nfunc_imports] */
+
+    /* Functions that ref.func may name ("declared" references, C.refs):
+     * referenced from elems, exports or global initialisers. */
+    uint8_t *func_declared;         /* [nfuncs] bool */
+
+    char **func_names;              /* [nfuncs] from the name section, or NULL; entries may be NULL */
+};
+
+/* ---- Runtime objects ---- */
+
+struct eng_func {
+    const eng_functype_t *type;
+    eng_instance_t *inst;          /* NULL for host functions */
+    const eng_code_func_t *code;   /* wasm functions */
+    eng_host_fn_t host;            /* host functions */
+    void *env;
+    uint32_t index;                /* index in its module (wasm functions) */
+    eng_functype_t own_type;       /* host functions own their type here */
+};
+
+struct eng_memory {
+    uint8_t *data;          /* start of the reservation; accessible up to size */
+    uint64_t size;          /* bytes, = pages * 64 KiB */
+    uint32_t pages;
+    uint32_t max_pages;     /* from the type and the store's limit */
+    uint32_t type_max;      /* the declared maximum, ENG_NO_MAX if none (import matching) */
+    uint64_t reserved;      /* bytes of address space reserved at data */
+};
+
+struct eng_table {
+    void **elems;
+    uint32_t size;
+    uint32_t max;           /* ENG_NO_MAX when absent */
+    uint8_t elem;
+};
+
+struct eng_global {
+    eng_val_t val;
+    uint8_t type;
+    bool mut;
+};
+
+struct eng_instance {
+    const eng_module_t *module;
+    eng_store_t *store;
+    eng_func_t **funcs;      /* [nfuncs]; defined ones point into func_objs */
+    eng_func_t *func_objs;   /* the defined functions */
+    eng_table_t **tables;
+    eng_memory_t **mems;
+    eng_global_t **globals;
+    void ***elem_refs;       /* [nelems] evaluated segment refs, NULL once dropped */
+    uint32_t *elem_len;      /* [nelems] 0 once dropped */
+    bool *data_dropped;      /* [ndatas] */
+};
+
+/* Grows a table by delta, filling with init. Returns the old size or -1. */
+int64_t eng_table_grow(eng_table_t *t, uint32_t delta, void *init);
+
+/* Evaluates a constant expression in an instance under construction. */
+eng_val_t eng_constexpr_eval(const eng_instance_t *inst, const eng_constexpr_t *ce);
+
+/* ---- Compiler interface (compile.c) ---- */
+
+/* Validates and compiles the body of defined function `defined_index` (index
+ * among defined functions). body/len is the body after its size prefix;
+ * `offset` is the body's byte offset in the module, for messages. The module
+ * fields up to and including data_count and func_declared are filled in.
+ * Fills m->code[defined_index]. Returns false with a message in err. */
+bool eng_compile_func(eng_module_t *m, uint32_t defined_index, const uint8_t *body, size_t len,
+                      size_t offset, char *err, size_t errlen);
+
+/* Frees the code of one compiled function. */
+void eng_code_func_free(eng_code_func_t *c);
+
+/* Formats an error message; always returns false for convenience. */
+bool eng_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,970 @@
+/*
+ * interp.c — the threaded interpreter, execution contexts and eng_call.
+ *
+ * Internal code (ops.h) starts every instruction with the address of its
+ * handler, so dispatch is one indirect jump ("direct threading" with GCC's
+ * computed goto): no decode, no switch, and each handler ends in its own
+ * indirect jump, which branch predictors learn per site. Operands are frame
+ * slots, so there is no operand stack pointer to maintain at run time.
+ *
+ * The interpreter state lives in local variables the compiler keeps in
+ * registers: pc, fp (frame base), the instance, and the bytes and size of
+ * memory 0 (reloaded after anything that may change them: calls, returns,
+ * memory.grow). Memory accesses are bounds-checked explicitly: one add and
+ * one compare against mem_size, which keeps each memory a plain mapping with
+ * no guard region (see docs/engine.md for the trade-off).
+ *
+ * wasm-to-wasm calls do not recurse in C: a call pushes a frame record
+ * (return pc, caller fp, caller instance, callee) onto exec->frames and
+ * jumps. Call depth and value-stack use are both bounded, so runaway
+ * recursion traps with "call stack exhausted" instead of overflowing the
+ * host's stack. Host functions run as plain C calls and may re-enter
+ * eng_call on the same exec; the nested run stacks above the caller.
+ *
+ * Runaway guests: function entries and backward branches decrement a
+ * budget; when it runs out (every BUDGET events) the deadline and the
+ * interrupt flag are checked, one clock read per BUDGET events.
+ */
+#include "engine/internal.h"
+#include "engine/ops.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Events (function entries, backward branches) between deadline checks. A
+ * check is one vDSO clock read (~20 ns); 10,000 events take at least ~10 µs,
+ * so the overhead is well under 1% and a deadline is noticed within
+ * microseconds of passing unless single instructions are slow (memory.fill
+ * of gigabytes), which stays within milliseconds. */
+#define BUDGET 10000
+
+#define DEFAULT_STACK_BYTES (1u << 20)
+
+typedef struct frame {
+    const eng_code_t *ret_pc;
+    eng_val_t *fp;
+    eng_instance_t *inst;  /* the caller's instance */
+    eng_func_t *func;      /* the function running in this frame */
+} frame_t;
+
+struct eng_exec {
+    eng_val_t *stack, *stack_end;
+    eng_val_t *top;         /* where the next eng_call puts its frame */
+    frame_t *frames;
+    uint32_t depth, max_depth;
+    uint64_t deadline_ns;
+    int interrupt;          /* accessed with __atomic builtins */
+    eng_trap_t trap;
+    int exit_code;
+    char msg[ENG_ERR_MAX];
+};
+
+uint64_t eng_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const char *eng_trap_name(eng_trap_t t)
+{
+    switch (t) {
+    case ENG_OK: return "ok";
+    case ENG_TRAP_UNREACHABLE: return "unreachable";
+    case ENG_TRAP_MEMORY_OOB: return "out of bounds memory access";
+    case ENG_TRAP_DIV_ZERO: return "integer divide by zero";
+    case ENG_TRAP_INT_OVERFLOW: return "integer overflow";
+    case ENG_TRAP_INVALID_CONV: return "invalid conversion to integer";
+    case ENG_TRAP_TABLE_OOB: return "out of bounds table access";
+    case ENG_TRAP_NULL_REF: return "uninitialized element";
+    case ENG_TRAP_INDIRECT_TYPE: return "indirect call type mismatch";
+    case ENG_TRAP_STACK_EXHAUSTED: return "call stack exhausted";
+    case ENG_TRAP_DEADLINE: return "deadline exceeded";
+    case ENG_TRAP_HOST: return "host function failed";
+    case ENG_TRAP_EXIT: return "exit";
+    }
+    return "unknown trap";
+}
+
+/* ---- Execution contexts ---- */
+
+eng_exec_t *eng_exec_new(size_t stack_bytes)
+{
+    if (stack_bytes == 0)
+        stack_bytes = DEFAULT_STACK_BYTES;
+    if (stack_bytes < 4096)
+        stack_bytes = 4096;
+    eng_exec_t *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    size_t slots = stack_bytes / sizeof(eng_val_t);
+    x->max_depth = (uint32_t)(stack_bytes / 32);
+    x->stack = malloc(slots * sizeof *x->stack);
+    x->frames = malloc((size_t)x->max_depth * sizeof *x->frames);
+    if (!x->stack || !x->frames) {
+        eng_exec_free(x);
+        return NULL;
+    }
+    x->stack_end = x->stack + slots;
+    x->top = x->stack;
+    return x;
+}
+
+void eng_exec_free(eng_exec_t *x)
+{
+    if (!x)
+        return;
+    free(x->stack);
+    free(x->frames);
+    free(x);
+}
+
+void eng_exec_set_deadline(eng_exec_t *x, uint64_t deadline_ns) { x->deadline_ns = deadline_ns; }
+
+void eng_exec_interrupt(eng_exec_t *x) { __atomic_store_n(&x->interrupt, 1, __ATOMIC_RELAXED); }
+
+const char *eng_exec_trap_message(const eng_exec_t *x) { return x->msg; }
+
+int eng_exec_exit_code(const eng_exec_t *x) { return x->exit_code; }
+
+eng_trap_t eng_exec_trap_host(eng_exec_t *x, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->msg, sizeof x->msg, fmt, ap);
+    va_end(ap);
+    x->trap = ENG_TRAP_HOST;
+    return ENG_TRAP_HOST;
+}
+
+eng_trap_t eng_exec_exit(eng_exec_t *x, int code)
+{
+    x->exit_code = code;
+    snprintf(x->msg, sizeof x->msg, "exit %d", code);
+    x->trap = ENG_TRAP_EXIT;
+    return ENG_TRAP_EXIT;
+}
+
+static bool exec_should_stop(eng_exec_t *x)
+{
+    if (__atomic_load_n(&x->interrupt, __ATOMIC_RELAXED))
+        return true;
+    return x->deadline_ns != 0 && eng_now_ns() >= x->deadline_ns;
+}
+
+static void trap_message(eng_exec_t *x, eng_trap_t t, const char *text, const eng_func_t *f)
+{
+    x->trap = t;
+    if (t == ENG_TRAP_HOST || t == ENG_TRAP_EXIT)
+        return; /* the host wrote its own message */
+    if (!text)
+        text = eng_trap_name(t);
+    if (t == ENG_TRAP_DEADLINE && __atomic_load_n(&x->interrupt, __ATOMIC_RELAXED))
+        text = "interrupted";
+    if (f && f->inst) {
+        const eng_module_t *m = f->inst->module;
+        const char *name = m->func_names ? m->func_names[f->index] : NULL;
+        if (name)
+            snprintf(x->msg, sizeof x->msg, "%s in function %u (%s)", text, f->index, name);
+        else
+            snprintf(x->msg, sizeof x->msg, "%s in function %u", text, f->index);
+    } else {
+        snprintf(x->msg, sizeof x->msg, "%s", text);
+    }
+}
+
+/* ---- Numeric helpers (the spec's semantics where C's differ) ---- */
+
+static inline float wasm_fminf(float a, float b)
+{
+    if (a != a || b != b)
+        return a + b; /* a NaN operand gives a quiet NaN */
+    if (a == 0 && b == 0)
+        return signbit(a) ? a : b;
+    return a < b ? a : b;
+}
+
+static inline float wasm_fmaxf(float a, float b)
+{
+    if (a != a || b != b)
+        return a + b;
+    if (a == 0 && b == 0)
+        return signbit(a) ? b : a;
+    return a > b ? a : b;
+}
+
+static inline double wasm_fmin(double a, double b)
+{
+    if (a != a || b != b)
+        return a + b;
+    if (a == 0 && b == 0)
+        return signbit(a) ? a : b;
+    return a < b ? a : b;
+}
+
+static inline double wasm_fmax(double a, double b)
+{
+    if (a != a || b != b)
+        return a + b;
+    if (a == 0 && b == 0)
+        return signbit(a) ? b : a;
+    return a > b ? a : b;
+}
+
+/* Rounding functions return their NaN operand unchanged in glibc, so a
+ * signalling NaN would come back signalling; wasm wants it quieted. */
+#define ROUNDF(fn, a) ((a) != (a) ? (a) + (a) : fn(a))
+
+static inline uint32_t rotl32(uint32_t a, uint32_t b) { b &= 31; return (a << b) | (a >> ((32 - b) & 31)); }
+static inline uint32_t rotr32(uint32_t a, uint32_t b) { b &= 31; return (a >> b) | (a << ((32 - b) & 31)); }
+static inline uint64_t rotl64(uint64_t a, uint64_t b) { b &= 63; return (a << b) | (a >> ((64 - b) & 63)); }
+static inline uint64_t rotr64(uint64_t a, uint64_t b) { b &= 63; return (a >> b) | (a << ((64 - b) & 63)); }
+
+/* Saturating truncations: NaN gives 0, out of range clamps. */
+static inline int32_t sat_i32_f64(double f)
+{
+    if (f != f) return 0;
+    if (f <= -2147483649.0) return INT32_MIN;
+    if (f >= 2147483648.0) return INT32_MAX;
+    return (int32_t)f;
+}
+static inline uint32_t sat_u32_f64(double f)
+{
+    if (f != f || f <= -1.0) return 0;
+    if (f >= 4294967296.0) return UINT32_MAX;
+    return (uint32_t)f;
+}
+static inline int64_t sat_i64_f64(double f)
+{
+    if (f != f) return 0;
+    if (f < -9223372036854775808.0) return INT64_MIN;
+    if (f >= 9223372036854775808.0) return INT64_MAX;
+    return (int64_t)f;
+}
+static inline uint64_t sat_u64_f64(double f)
+{
+    if (f != f || f <= -1.0) return 0;
+    if (f >= 18446744073709551616.0) return UINT64_MAX;
+    return (uint64_t)f;
+}
+
+static eng_memory_t no_memory; /* for instances without memory: size 0 */
+
+static inline eng_memory_t *inst_memory(const eng_instance_t *inst)
+{
+    return inst->module->nmems ? inst->mems[0] : &no_memory;
+}
+
+/* ---- The interpreter ---- */
+
+static const eng_code_t *exit_stub;
+
+/* GCC's global CSE merges the handlers' indirect jumps into one shared
+ * jump, which defeats per-handler branch prediction; its manual recommends
+ * -fno-gcse for computed-goto interpreters. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define INTERP_ATTR __attribute__((optimize("no-gcse")))
+#else
+#define INTERP_ATTR
+#endif
+
+/* Runs wasm function f whose arguments are at fp[0..). With x == NULL it
+ * only hands out its handler table (labels exist only inside the function). */
+static INTERP_ATTR eng_trap_t run(eng_exec_t *x, eng_func_t *f, eng_val_t *fp, const void *const **table_out)
+{
+    static const void *const handlers[OP_COUNT] = {
+#define ENG_OP_LABEL(n) &&L_##n,
+        ENG_OPS(ENG_OP_LABEL)
+#undef ENG_OP_LABEL
+    };
+    if (!x) {
+        *table_out = handlers;
+        return ENG_OK;
+    }
+
+    const uint32_t entry_depth = x->depth;
+    eng_val_t *const saved_top = x->top;
+    frame_t *const frames = x->frames;
+    uint32_t depth = entry_depth;
+    int32_t budget = 1;
+    eng_trap_t trap = ENG_OK;
+    const char *trap_text = NULL;
+
+    const eng_code_t *pc;
+    eng_instance_t *inst = f->inst;
+    eng_memory_t *mem;
+    uint8_t *mem_base;
+    uint64_t mem_size;
+    eng_func_t *callee = f;
+    eng_val_t *nfp = fp;
+
+#define RELOAD_MEM()                                                                               \
+    do {                                                                                           \
+        mem = inst_memory(inst);                                                                   \
+        mem_base = mem->data;                                                                      \
+        mem_size = mem->size;                                                                      \
+    } while (0)
+#define NEXT() goto *(const void *)(uintptr_t)pc[0]
+#define LO(w) ((uint32_t)pc[w])
+#define HI(w) ((uint32_t)(pc[w] >> 32))
+#define TRAP(t)                                                                                    \
+    do {                                                                                           \
+        trap = (t);                                                                                \
+        goto trapped;                                                                              \
+    } while (0)
+#define TRAP_TEXT(t, s)                                                                            \
+    do {                                                                                           \
+        trap_text = (s);                                                                           \
+        TRAP(t);                                                                                   \
+    } while (0)
+#define CHECK_BUDGET()                                                                             \
+    do {                                                                                           \
+        if (UNLIKELY(--budget <= 0)) {                                                             \
+            budget = BUDGET;                                                                       \
+            if (exec_should_stop(x))                                                               \
+                TRAP(ENG_TRAP_DEADLINE);                                                           \
+        }                                                                                          \
+    } while (0)
+#define JUMP(rel)                                                                                  \
+    do {                                                                                           \
+        int64_t r_ = (int64_t)(rel);                                                               \
+        if (r_ <= 0)                                                                               \
+            CHECK_BUDGET();                                                                        \
+        pc += r_;                                                                                  \
+        NEXT();                                                                                    \
+    } while (0)
+/* Effective address of an access of n bytes at a + offset, or a trap. */
+#define EA(a, off, n)                                                                              \
+    ({                                                                                             \
+        uint64_t ea_ = (uint64_t)(a) + (uint64_t)(off);                                            \
+        if (UNLIKELY(ea_ + (n) > mem_size))                                                        \
+            TRAP(ENG_TRAP_MEMORY_OOB);                                                             \
+        mem_base + ea_;                                                                            \
+    })
+
+    /* Enter f as if called from the exit stub. */
+    pc = exit_stub;
+    RELOAD_MEM();
+    goto do_call;
+
+L_unreachable:
+    TRAP(ENG_TRAP_UNREACHABLE);
+L_exit:
+    x->depth = entry_depth;
+    x->top = saved_top;
+    return ENG_OK;
+L_br:
+    JUMP(pc[1]);
+L_br_if:
+    if (fp[pc[1]].i32)
+        JUMP(pc[2]);
+    pc += 3;
+    NEXT();
+L_br_unless:
+    if (!fp[pc[1]].i32)
+        JUMP(pc[2]);
+    pc += 3;
+    NEXT();
+L_br_table: {
+    uint32_t i = fp[LO(1)].i32, n = HI(1);
+    if (i > n)
+        i = n;
+    JUMP(pc[2 + i]);
+}
+L_ret1:
+    fp[0] = fp[pc[1]];
+    /* fall through */
+L_ret: {
+    frame_t *fr = &frames[--depth];
+    pc = fr->ret_pc;
+    fp = fr->fp;
+    inst = fr->inst;
+    RELOAD_MEM();
+    NEXT();
+}
+L_call:
+    callee = inst->funcs[LO(1)];
+    nfp = fp + HI(1);
+    pc += 2;
+    goto do_call;
+L_call_indirect: {
+    eng_table_t *t = inst->tables[LO(2)];
+    uint32_t i = fp[HI(2)].i32;
+    if (UNLIKELY(i >= t->size))
+        TRAP_TEXT(ENG_TRAP_TABLE_OOB, "undefined element");
+    callee = t->elems[i];
+    if (UNLIKELY(!callee))
+        TRAP(ENG_TRAP_NULL_REF);
+    const eng_functype_t *want = &inst->module->types[LO(1)];
+    if (UNLIKELY(callee->type != want && !eng_functype_equal(callee->type, want)))
+        TRAP(ENG_TRAP_INDIRECT_TYPE);
+    nfp = fp + HI(1);
+    pc += 3;
+    goto do_call;
+}
+do_call:
+    /* callee, nfp (its argument slots) and pc (the return address) are set. */
+    if (callee->host) {
+        /* Nested eng_calls from the host go above this frame. */
+        x->top = fp ? fp + frames[depth - 1].func->code->frame_slots : saved_top;
+        if (x->top < nfp + callee->type->nparams + callee->type->nresults)
+            x->top = nfp + callee->type->nparams + callee->type->nresults;
+        if (UNLIKELY(x->top > x->stack_end))
+            TRAP(ENG_TRAP_STACK_EXHAUSTED);
+        x->depth = depth;
+        eng_host_call_t hc = {x, fp ? inst : NULL, callee->env};
+        eng_trap_t t = callee->host(&hc, nfp);
+        x->top = saved_top;
+        if (UNLIKELY(t != ENG_OK))
+            TRAP(t);
+        RELOAD_MEM();
+        NEXT();
+    } else {
+        const eng_code_func_t *cf = callee->code;
+        if (UNLIKELY(depth >= x->max_depth || nfp + cf->frame_slots > x->stack_end))
+            TRAP(ENG_TRAP_STACK_EXHAUSTED);
+        frame_t *fr = &frames[depth++];
+        fr->ret_pc = pc;
+        fr->fp = fp;
+        fr->inst = inst;
+        fr->func = callee;
+        uint32_t np = callee->type->nparams;
+        memset(nfp + np, 0, (size_t)(cf->nlocals - np) * sizeof *nfp);
+        fp = nfp;
+        pc = cf->code;
+        if (callee->inst != inst) {
+            inst = callee->inst;
+            RELOAD_MEM();
+        }
+        CHECK_BUDGET();
+        NEXT();
+    }
+L_copy:
+    fp[LO(1)] = fp[HI(1)];
+    pc += 2;
+    NEXT();
+L_const32:
+    fp[LO(1)].i64 = HI(1);
+    pc += 2;
+    NEXT();
+L_const64:
+    fp[pc[1]].i64 = pc[2];
+    pc += 3;
+    NEXT();
+L_select:
+    fp[LO(1)] = fp[HI(1)].i32 ? fp[LO(2)] : fp[HI(2)];
+    pc += 3;
+    NEXT();
+L_global_get:
+    fp[LO(1)] = inst->globals[HI(1)]->val;
+    pc += 2;
+    NEXT();
+L_global_set:
+    inst->globals[LO(1)]->val = fp[HI(1)];
+    pc += 2;
+    NEXT();
+
+    /* Memory. Loads write all 64 bits (zero- or sign-extended), so the same
+     * handler serves i32 and i64 forms. */
+#define LOAD(name, ctype, ext)                                                                     \
+    L_##name : {                                                                                   \
+        ctype v_;                                                                                  \
+        memcpy(&v_, EA(fp[HI(1)].i32, pc[2], sizeof(ctype)), sizeof(ctype));                       \
+        fp[LO(1)].i64 = (uint64_t)(ext)v_;                                                         \
+        pc += 3;                                                                                   \
+        NEXT();                                                                                    \
+    }
+    LOAD(ld8s, int8_t, int64_t)
+    LOAD(ld8u, uint8_t, uint64_t)
+    LOAD(ld16s, int16_t, int64_t)
+    LOAD(ld16u, uint16_t, uint64_t)
+    LOAD(ld32s, int32_t, int64_t)
+    LOAD(ld32u, uint32_t, uint64_t)
+    LOAD(ld64, uint64_t, uint64_t)
+#define STORE(name, ctype)                                                                         \
+    L_##name : {                                                                                   \
+        ctype v_ = (ctype)fp[HI(1)].i64;                                                           \
+        memcpy(EA(fp[LO(1)].i32, pc[2], sizeof(ctype)), &v_, sizeof(ctype));                       \
+        pc += 3;                                                                                   \
+        NEXT();                                                                                    \
+    }
+    STORE(st8, uint8_t)
+    STORE(st16, uint16_t)
+    STORE(st32, uint32_t)
+    STORE(st64, uint64_t)
+
+L_mem_size:
+    fp[pc[1]].i64 = mem->pages;
+    pc += 2;
+    NEXT();
+L_mem_grow: {
+    int64_t old = eng_memory_grow(mem, fp[HI(1)].i32);
+    fp[LO(1)].i64 = (uint32_t)(int32_t)old;
+    RELOAD_MEM();
+    pc += 2;
+    NEXT();
+}
+L_mem_fill: {
+    uint32_t d = fp[LO(1)].i32, n = fp[pc[2]].i32;
+    if ((uint64_t)d + n > mem_size)
+        TRAP(ENG_TRAP_MEMORY_OOB);
+    memset(mem_base + d, (int)(uint8_t)fp[HI(1)].i32, n);
+    pc += 3;
+    NEXT();
+}
+L_mem_copy: {
+    uint32_t d = fp[LO(1)].i32, s = fp[HI(1)].i32, n = fp[pc[2]].i32;
+    if ((uint64_t)d + n > mem_size || (uint64_t)s + n > mem_size)
+        TRAP(ENG_TRAP_MEMORY_OOB);
+    memmove(mem_base + d, mem_base + s, n);
+    pc += 3;
+    NEXT();
+}
+L_mem_init: {
+    uint32_t d = fp[LO(1)].i32, s = fp[HI(1)].i32, n = fp[LO(2)].i32, seg = HI(2);
+    const eng_data_t *ds = &inst->module->datas[seg];
+    uint64_t len = inst->data_dropped[seg] ? 0 : ds->len;
+    if ((uint64_t)s + n > len || (uint64_t)d + n > mem_size)
+        TRAP(ENG_TRAP_MEMORY_OOB);
+    if (n)
+        memcpy(mem_base + d, ds->bytes + s, n);
+    pc += 3;
+    NEXT();
+}
+L_data_drop:
+    inst->data_dropped[pc[1]] = true;
+    pc += 2;
+    NEXT();
+
+    /* Tables and references. */
+L_tbl_get: {
+    eng_table_t *t = inst->tables[pc[2]];
+    uint32_t i = fp[HI(1)].i32;
+    if (i >= t->size)
+        TRAP(ENG_TRAP_TABLE_OOB);
+    fp[LO(1)].ref = t->elems[i];
+    pc += 3;
+    NEXT();
+}
+L_tbl_set: {
+    eng_table_t *t = inst->tables[pc[2]];
+    uint32_t i = fp[LO(1)].i32;
+    if (i >= t->size)
+        TRAP(ENG_TRAP_TABLE_OOB);
+    t->elems[i] = fp[HI(1)].ref;
+    pc += 3;
+    NEXT();
+}
+L_tbl_size:
+    fp[LO(1)].i64 = inst->tables[HI(1)]->size;
+    pc += 2;
+    NEXT();
+L_tbl_grow: {
+    int64_t old = eng_table_grow(inst->tables[HI(2)], fp[LO(2)].i32, fp[HI(1)].ref);
+    fp[LO(1)].i64 = (uint32_t)(int32_t)old;
+    pc += 3;
+    NEXT();
+}
+L_tbl_fill: {
+    eng_table_t *t = inst->tables[HI(2)];
+    uint32_t i = fp[LO(1)].i32, n = fp[LO(2)].i32;
+    void *v = fp[HI(1)].ref;
+    if ((uint64_t)i + n > t->size)
+        TRAP(ENG_TRAP_TABLE_OOB);
+    for (uint32_t k = 0; k < n; k++)
+        t->elems[i + k] = v;
+    pc += 3;
+    NEXT();
+}
+L_tbl_copy: {
+    eng_table_t *td = inst->tables[LO(3)], *ts = inst->tables[HI(3)];
+    uint32_t d = fp[LO(1)].i32, s = fp[HI(1)].i32, n = fp[pc[2]].i32;
+    if ((uint64_t)d + n > td->size || (uint64_t)s + n > ts->size)
+        TRAP(ENG_TRAP_TABLE_OOB);
+    if (n)
+        memmove(td->elems + d, ts->elems + s, (size_t)n * sizeof(void *));
+    pc += 4;
+    NEXT();
+}
+L_tbl_init: {
+    eng_table_t *t = inst->tables[pc[3]];
+    uint32_t d = fp[LO(1)].i32, s = fp[HI(1)].i32, n = fp[LO(2)].i32, seg = HI(2);
+    uint64_t len = inst->elem_len[seg];
+    if ((uint64_t)s + n > len || (uint64_t)d + n > t->size)
+        TRAP(ENG_TRAP_TABLE_OOB);
+    if (n)
+        memcpy(t->elems + d, inst->elem_refs[seg] + s, (size_t)n * sizeof(void *));
+    pc += 4;
+    NEXT();
+}
+L_elem_drop:
+    inst->elem_len[pc[1]] = 0;
+    pc += 2;
+    NEXT();
+L_ref_func:
+    fp[LO(1)].ref = inst->funcs[HI(1)];
+    pc += 2;
+    NEXT();
+L_ref_is_null:
+    fp[LO(1)].i64 = fp[HI(1)].ref == NULL;
+    pc += 2;
+    NEXT();
+
+    /* Numeric handlers. U = unary, B = binary, BI = binary with immediate;
+     * A and B name the operands, R the result expression. */
+#define A32 fp[HI(1)].i32
+#define B32 fp[pc[2]].i32
+#define I32IMM ((uint32_t)pc[2])
+#define A64 fp[HI(1)].i64
+#define B64 fp[pc[2]].i64
+#define I64IMM (pc[2])
+#define AF32 fp[HI(1)].f32
+#define BF32 fp[pc[2]].f32
+#define AF64 fp[HI(1)].f64
+#define BF64 fp[pc[2]].f64
+#define UN(name, field, expr)                                                                      \
+    L_##name : fp[LO(1)].field = (expr);                                                           \
+    pc += 2;                                                                                       \
+    NEXT();
+#define BIN(name, field, expr)                                                                     \
+    L_##name : fp[LO(1)].field = (expr);                                                           \
+    pc += 3;                                                                                       \
+    NEXT();
+/* i32 results are written as 64-bit zero-extended values so that a slot
+ * never holds stale upper bits (cheaper to reason about; same cost). */
+#define BIN32(name, expr) BIN(name, i64, (uint32_t)(expr))
+#define UN32(name, expr) UN(name, i64, (uint32_t)(expr))
+
+    UN32(eqz32, A32 == 0)
+    BIN32(eq32, A32 == B32)
+    BIN32(ne32, A32 != B32)
+    BIN32(lts32, (int32_t)A32 < (int32_t)B32)
+    BIN32(ltu32, A32 < B32)
+    BIN32(gts32, (int32_t)A32 > (int32_t)B32)
+    BIN32(gtu32, A32 > B32)
+    BIN32(les32, (int32_t)A32 <= (int32_t)B32)
+    BIN32(leu32, A32 <= B32)
+    BIN32(ges32, (int32_t)A32 >= (int32_t)B32)
+    BIN32(geu32, A32 >= B32)
+    UN32(clz32, A32 ? __builtin_clz(A32) : 32)
+    UN32(ctz32, A32 ? __builtin_ctz(A32) : 32)
+    UN32(popcnt32, __builtin_popcount(A32))
+    BIN32(add32, A32 + B32)
+    BIN32(sub32, A32 - B32)
+    BIN32(mul32, A32 * B32)
+L_divs32: {
+    int32_t a = (int32_t)A32, b = (int32_t)B32;
+    if (UNLIKELY(b == 0))
+        TRAP(ENG_TRAP_DIV_ZERO);
+    if (UNLIKELY(a == INT32_MIN && b == -1))
+        TRAP(ENG_TRAP_INT_OVERFLOW);
+    fp[LO(1)].i64 = (uint32_t)(a / b);
+    pc += 3;
+    NEXT();
+}
+L_divu32: {
+    uint32_t b = B32;
+    if (UNLIKELY(b == 0))
+        TRAP(ENG_TRAP_DIV_ZERO);
+    fp[LO(1)].i64 = A32 / b;
+    pc += 3;
+    NEXT();
+}
+L_rems32: {
+    int32_t a = (int32_t)A32, b = (int32_t)B32;
+    if (UNLIKELY(b == 0))
+        TRAP(ENG_TRAP_DIV_ZERO);
+    fp[LO(1)].i64 = b == -1 ? 0 : (uint32_t)(a % b);
+    pc += 3;
+    NEXT();
+}
+L_remu32: {
+    uint32_t b = B32;
+    if (UNLIKELY(b == 0))
+        TRAP(ENG_TRAP_DIV_ZERO);
+    fp[LO(1)].i64 = A32 % b;
+    pc += 3;
+    NEXT();
+}
+    BIN32(and32, A32 & B32)
+    BIN32(or32, A32 | B32)
+    BIN32(xor32, A32 ^ B32)
+    BIN32(shl32, A32 << (B32 & 31))
+    BIN32(shrs32, (int32_t)A32 >> (B32 & 31))
+    BIN32(shru32, A32 >> (B32 & 31))
+    BIN32(rotl32, rotl32(A32, B32))
+    BIN32(rotr32, rotr32(A32, B32))
+
+    UN32(eqz64, A64 == 0)
+    BIN32(eq64, A64 == B64)
+    BIN32(ne64, A64 != B64)
+    BIN32(lts64, (int64_t)A64 < (int64_t)B64)
+    BIN32(ltu64, A64 < B64)
+    BIN32(gts64, (int64_t)A64 > (int64_t)B64)
+    BIN32(gtu64, A64 > B64)
+    BIN32(les64, (int64_t)A64 <= (int64_t)B64)
+    BIN32(leu64, A64 <= B64)
+    BIN32(ges64, (int64_t)A64 >= (int64_t)B64)
+    BIN32(geu64, A64 >= B64)
+    UN(clz64, i64, A64 ? (uint64_t)__builtin_clzll(A64) : 64)
+    UN(ctz64, i64, A64 ? (uint64_t)__builtin_ctzll(A64) : 64)
+    UN(popcnt64, i64, (uint64_t)__builtin_popcountll(A64))
+    BIN(add64, i64, A64 + B64)
+    BIN(sub64, i64, A64 - B64)
+    BIN(mul64, i64, A64 * B64)
+L_divs64: {
+    int64_t a = (int64_t)A64, b = (int64_t)B64;
+    if (UNLIKELY(b == 0))
+        TRAP(ENG_TRAP_DIV_ZERO);
+    if (UNLIKELY(a == INT64_MIN && b == -1))
+        TRAP(ENG_TRAP_INT_OVERFLOW);
+    fp[LO(1)].i64 = (uint64_t)(a / b);
+    pc += 3;
+    NEXT();
+}
+L_divu64: {
+    uint64_t b = B64;
+    if (UNLIKELY(b == 0))
+        TRAP(ENG_TRAP_DIV_ZERO);
+    fp[LO(1)].i64 = A64 / b;
+    pc += 3;
+    NEXT();
+}
+L_rems64: {
+    int64_t a = (int64_t)A64, b = (int64_t)B64;
+    if (UNLIKELY(b == 0))
+        TRAP(ENG_TRAP_DIV_ZERO);
+    fp[LO(1)].i64 = b == -1 ? 0 : (uint64_t)(a % b);
+    pc += 3;
+    NEXT();
+}
+L_remu64: {
+    uint64_t b = B64;
+    if (UNLIKELY(b == 0))
+        TRAP(ENG_TRAP_DIV_ZERO);
+    fp[LO(1)].i64 = A64 % b;
+    pc += 3;
+    NEXT();
+}
+    BIN(and64, i64, A64 & B64)
+    BIN(or64, i64, A64 | B64)
+    BIN(xor64, i64, A64 ^ B64)
+    BIN(shl64, i64, A64 << (B64 & 63))
+    BIN(shrs64, i64, (uint64_t)((int64_t)A64 >> (B64 & 63)))
+    BIN(shru64, i64, A64 >> (B64 & 63))
+    BIN(rotl64, i64, rotl64(A64, B64))
+    BIN(rotr64, i64, rotr64(A64, B64))
+
+    BIN32(eqf32, AF32 == BF32)
+    BIN32(nef32, AF32 != BF32)
+    BIN32(ltf32, AF32 < BF32)
+    BIN32(gtf32, AF32 > BF32)
+    BIN32(lef32, AF32 <= BF32)
+    BIN32(gef32, AF32 >= BF32)
+    UN32(absf32, A32 & 0x7FFFFFFFu)
+    UN32(negf32, A32 ^ 0x80000000u)
+    UN(ceilf32, f32, ROUNDF(ceilf, AF32))
+    UN(floorf32, f32, ROUNDF(floorf, AF32))
+    UN(truncf32, f32, ROUNDF(truncf, AF32))
+    UN(nearestf32, f32, ROUNDF(rintf, AF32))
+    UN(sqrtf32, f32, sqrtf(AF32))
+    BIN(addf32, f32, AF32 + BF32)
+    BIN(subf32, f32, AF32 - BF32)
+    BIN(mulf32, f32, AF32 * BF32)
+    BIN(divf32, f32, AF32 / BF32)
+    BIN(minf32, f32, wasm_fminf(AF32, BF32))
+    BIN(maxf32, f32, wasm_fmaxf(AF32, BF32))
+    BIN32(copysignf32, (A32 & 0x7FFFFFFFu) | (B32 & 0x80000000u))
+
+    BIN32(eqf64, AF64 == BF64)
+    BIN32(nef64, AF64 != BF64)
+    BIN32(ltf64, AF64 < BF64)
+    BIN32(gtf64, AF64 > BF64)
+    BIN32(lef64, AF64 <= BF64)
+    BIN32(gef64, AF64 >= BF64)
+    UN(absf64, i64, A64 & 0x7FFFFFFFFFFFFFFFull)
+    UN(negf64, i64, A64 ^ 0x8000000000000000ull)
+    UN(ceilf64, f64, ROUNDF(ceil, AF64))
+    UN(floorf64, f64, ROUNDF(floor, AF64))
+    UN(truncf64, f64, ROUNDF(trunc, AF64))
+    UN(nearestf64, f64, ROUNDF(rint, AF64))
+    UN(sqrtf64, f64, sqrt(AF64))
+    BIN(addf64, f64, AF64 + BF64)
+    BIN(subf64, f64, AF64 - BF64)
+    BIN(mulf64, f64, AF64 * BF64)
+    BIN(divf64, f64, AF64 / BF64)
+    BIN(minf64, f64, wasm_fmin(AF64, BF64))
+    BIN(maxf64, f64, wasm_fmax(AF64, BF64))
+    BIN(copysignf64, i64, (A64 & 0x7FFFFFFFFFFFFFFFull) | (B64 & 0x8000000000000000ull))
+
+    /* Trapping float-to-int conversions: NaN is an invalid conversion,
+     * anything outside the target's range an overflow. The bounds are the
+     * exact values where truncation leaves the range. */
+#define TRUNC(name, ftype, src, lo, hi, field, ctype)                                              \
+    L_##name : {                                                                                   \
+        ftype v_ = src;                                                                            \
+        if (UNLIKELY(v_ != v_))                                                                    \
+            TRAP(ENG_TRAP_INVALID_CONV);                                                           \
+        if (UNLIKELY(!(v_ > (lo) && v_ < (hi))))                                                   \
+            TRAP(ENG_TRAP_INT_OVERFLOW);                                                           \
+        fp[LO(1)].field = (ctype)v_;                                                               \
+        pc += 2;                                                                                   \
+        NEXT();                                                                                    \
+    }
+    TRUNC(i32_trunc_f32_s, float, AF32, -2147483904.0f, 2147483648.0f, i64, uint32_t)
+    TRUNC(i32_trunc_f32_u, float, AF32, -1.0f, 4294967296.0f, i64, uint32_t)
+    TRUNC(i32_trunc_f64_s, double, AF64, -2147483649.0, 2147483648.0, i64, uint32_t)
+    TRUNC(i32_trunc_f64_u, double, AF64, -1.0, 4294967296.0, i64, uint32_t)
+    TRUNC(i64_trunc_f32_s, float, AF32, -9223373136366403584.0f, 9223372036854775808.0f, i64, int64_t)
+    TRUNC(i64_trunc_f32_u, float, AF32, -1.0f, 18446744073709551616.0f, i64, uint64_t)
+    TRUNC(i64_trunc_f64_s, double, AF64, -9223372036854777856.0, 9223372036854775808.0, i64, int64_t)
+    TRUNC(i64_trunc_f64_u, double, AF64, -1.0, 18446744073709551616.0, i64, uint64_t)
+
+    UN(i64_extend_i32_s, i64, (uint64_t)(int64_t)(int32_t)A32)
+    UN(i64_extend_i32_u, i64, (uint64_t)A32)
+    UN(f32_convert_i32_s, f32, (float)(int32_t)A32)
+    UN(f32_convert_i32_u, f32, (float)A32)
+    UN(f32_convert_i64_s, f32, (float)(int64_t)A64)
+    UN(f32_convert_i64_u, f32, (float)A64)
+    UN(f32_demote_f64, f32, (float)AF64)
+    UN(f64_convert_i32_s, f64, (double)(int32_t)A32)
+    UN(f64_convert_i32_u, f64, (double)A32)
+    UN(f64_convert_i64_s, f64, (double)(int64_t)A64)
+    UN(f64_convert_i64_u, f64, (double)A64)
+    UN(f64_promote_f32, f64, (double)AF32)
+    UN32(i32_extend8_s, (int32_t)(int8_t)A32)
+    UN32(i32_extend16_s, (int32_t)(int16_t)A32)
+    UN(i64_extend8_s, i64, (uint64_t)(int64_t)(int8_t)A64)
+    UN(i64_extend16_s, i64, (uint64_t)(int64_t)(int16_t)A64)
+    UN32(i32_trunc_sat_f32_s, sat_i32_f64(AF32))
+    UN32(i32_trunc_sat_f32_u, sat_u32_f64(AF32))
+    UN32(i32_trunc_sat_f64_s, sat_i32_f64(AF64))
+    UN32(i32_trunc_sat_f64_u, sat_u32_f64(AF64))
+    UN(i64_trunc_sat_f32_s, i64, (uint64_t)sat_i64_f64(AF32))
+    UN(i64_trunc_sat_f32_u, i64, sat_u64_f64(AF32))
+    UN(i64_trunc_sat_f64_s, i64, (uint64_t)sat_i64_f64(AF64))
+    UN(i64_trunc_sat_f64_u, i64, sat_u64_f64(AF64))
+
+    /* With an immediate right operand. */
+    BIN32(add32i, A32 + I32IMM)
+    BIN32(sub32i, A32 - I32IMM)
+    BIN32(mul32i, A32 * I32IMM)
+    BIN32(and32i, A32 & I32IMM)
+    BIN32(or32i, A32 | I32IMM)
+    BIN32(xor32i, A32 ^ I32IMM)
+    BIN32(shl32i, A32 << (I32IMM & 31))
+    BIN32(shrs32i, (int32_t)A32 >> (I32IMM & 31))
+    BIN32(shru32i, A32 >> (I32IMM & 31))
+    BIN32(eq32i, A32 == I32IMM)
+    BIN32(ne32i, A32 != I32IMM)
+    BIN32(lts32i, (int32_t)A32 < (int32_t)I32IMM)
+    BIN32(ltu32i, A32 < I32IMM)
+    BIN32(gts32i, (int32_t)A32 > (int32_t)I32IMM)
+    BIN32(gtu32i, A32 > I32IMM)
+    BIN32(les32i, (int32_t)A32 <= (int32_t)I32IMM)
+    BIN32(leu32i, A32 <= I32IMM)
+    BIN32(ges32i, (int32_t)A32 >= (int32_t)I32IMM)
+    BIN32(geu32i, A32 >= I32IMM)
+    BIN(add64i, i64, A64 + I64IMM)
+    BIN(sub64i, i64, A64 - I64IMM)
+    BIN(and64i, i64, A64 & I64IMM)
+    BIN(or64i, i64, A64 | I64IMM)
+    BIN(xor64i, i64, A64 ^ I64IMM)
+    BIN(shl64i, i64, A64 << (I64IMM & 63))
+    BIN(shrs64i, i64, (uint64_t)((int64_t)A64 >> (I64IMM & 63)))
+    BIN(shru64i, i64, A64 >> (I64IMM & 63))
+
+    /* Fused compare-and-branch: [d|a] [b or imm] [rel]. */
+#define BRC(name, cond)                                                                            \
+    L_##name : if (cond) JUMP(pc[3]);                                                              \
+    pc += 4;                                                                                       \
+    NEXT();
+L_br_eqz32:
+    if (A32 == 0)
+        JUMP(pc[2]);
+    pc += 3;
+    NEXT();
+    BRC(br_eq32, A32 == B32)
+    BRC(br_ne32, A32 != B32)
+    BRC(br_lts32, (int32_t)A32 < (int32_t)B32)
+    BRC(br_ltu32, A32 < B32)
+    BRC(br_gts32, (int32_t)A32 > (int32_t)B32)
+    BRC(br_gtu32, A32 > B32)
+    BRC(br_les32, (int32_t)A32 <= (int32_t)B32)
+    BRC(br_leu32, A32 <= B32)
+    BRC(br_ges32, (int32_t)A32 >= (int32_t)B32)
+    BRC(br_geu32, A32 >= B32)
+    BRC(br_eq32i, A32 == I32IMM)
+    BRC(br_ne32i, A32 != I32IMM)
+    BRC(br_lts32i, (int32_t)A32 < (int32_t)I32IMM)
+    BRC(br_ltu32i, A32 < I32IMM)
+    BRC(br_gts32i, (int32_t)A32 > (int32_t)I32IMM)
+    BRC(br_gtu32i, A32 > I32IMM)
+    BRC(br_les32i, (int32_t)A32 <= (int32_t)I32IMM)
+    BRC(br_leu32i, A32 <= I32IMM)
+    BRC(br_ges32i, (int32_t)A32 >= (int32_t)I32IMM)
+    BRC(br_geu32i, A32 >= I32IMM)
+
+trapped:
+    trap_message(x, trap, trap_text, depth > entry_depth ? frames[depth - 1].func : callee);
+    x->depth = entry_depth;
+    x->top = saved_top;
+    return trap;
+}
+
+static const void *const *handler_table;
+static eng_code_t exit_code_words[1];
+static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
+
+static void handlers_init(void)
+{
+    run(NULL, NULL, NULL, (const void *const **)&handler_table);
+    exit_code_words[0] = (eng_code_t)(uintptr_t)handler_table[OP_exit];
+    exit_stub = exit_code_words;
+}
+
+const void *const *eng_interp_handlers(void)
+{
+    pthread_once(&handlers_once, handlers_init);
+    return handler_table;
+}
+
+eng_trap_t eng_call(eng_exec_t *x, eng_func_t *f, const eng_val_t *args, eng_val_t *results)
+{
+    eng_interp_handlers();
+    uint32_t np = f->type->nparams, nr = f->type->nresults;
+    if (x->depth == 0) {
+        __atomic_store_n(&x->interrupt, 0, __ATOMIC_RELAXED);
+        x->top = x->stack;
+    }
+    x->trap = ENG_OK;
+    x->msg[0] = '\0';
+    eng_val_t *base = x->top;
+    uint32_t need = np > nr ? np : nr;
+    if ((size_t)(x->stack_end - base) < need) {
+        trap_message(x, ENG_TRAP_STACK_EXHAUSTED, NULL, NULL);
+        return ENG_TRAP_STACK_EXHAUSTED;
+    }
+    if (np)
+        memcpy(base, args, np * sizeof *base);
+    eng_trap_t t;
+    if (f->host) {
+        eng_val_t *saved = x->top;
+        x->top = base + need;
+        eng_host_call_t hc = {x, NULL, f->env};
+        t = f->host(&hc, base);
+        x->top = saved;
+        if (t != ENG_OK)
+            trap_message(x, t, NULL, NULL);
+    } else {
+        t = run(x, f, base, NULL);
+    }
+    if (t == ENG_OK && nr)
+        memcpy(results, base, nr * sizeof *base);
+    return t;
+}

@@ -1,0 +1,88 @@
+/*
+ * ops.h — the internal instruction set shared by compile.c and interp.c.
+ *
+ * Internal code is an array of 64-bit words. An instruction is a handler
+ * address followed by operand words; operands are frame slot numbers
+ * (a slot is one 64-bit eng_val_t: params, then locals, then the operand
+ * stack, all at fixed positions computed by the compiler), immediates and
+ * branch offsets. Two 32-bit operands share a word: LO is bits 0..31, HI is
+ * bits 32..63. Branch offsets are signed word counts relative to the start
+ * of the branching instruction. The layouts (word 1, word 2, ...):
+ *
+ *   U   unary          [d|a]               d = op a
+ *   B   binary         [d|a] [b]           d = a op b
+ *   BI  binary imm     [d|a] [imm]         d = a op imm
+ *   L   load           [d|a] [offset]
+ *   S   store          [a|v] [offset]
+ *   BR  compare+branch [d|a] [b] [rel]     branch when a op b (d unused)
+ *   BRI compare+branch [d|a] [imm] [rel]
+ *
+ * Every producing instruction keeps its destination in the LO half of
+ * word 1 so the compiler can retarget it (see compile.c).
+ */
+#ifndef WASMFN_ENGINE_OPS_H
+#define WASMFN_ENGINE_OPS_H
+
+/* X(name) for every internal instruction. */
+#define ENG_OPS(X)                                                                        \
+    /* control */                                                                         \
+    X(unreachable) X(exit) X(br) X(br_if) X(br_unless) X(br_table) X(ret) X(ret1)        \
+    X(call) X(call_indirect) X(copy) X(const32) X(const64) X(select) X(global_get)        \
+    X(global_set)                                                                         \
+    /* memory */                                                                          \
+    X(ld8s) X(ld8u) X(ld16s) X(ld16u) X(ld32s) X(ld32u) X(ld64)                           \
+    X(st8) X(st16) X(st32) X(st64)                                                        \
+    X(mem_size) X(mem_grow) X(mem_fill) X(mem_copy) X(mem_init) X(data_drop)              \
+    /* tables and references */                                                           \
+    X(tbl_get) X(tbl_set) X(tbl_size) X(tbl_grow) X(tbl_fill) X(tbl_copy) X(tbl_init)     \
+    X(elem_drop) X(ref_func) X(ref_is_null)                                               \
+    /* i32 */                                                                             \
+    X(eqz32) X(eq32) X(ne32) X(lts32) X(ltu32) X(gts32) X(gtu32) X(les32) X(leu32)        \
+    X(ges32) X(geu32) X(clz32) X(ctz32) X(popcnt32) X(add32) X(sub32) X(mul32) X(divs32)  \
+    X(divu32) X(rems32) X(remu32) X(and32) X(or32) X(xor32) X(shl32) X(shrs32) X(shru32)  \
+    X(rotl32) X(rotr32)                                                                   \
+    /* i64 */                                                                             \
+    X(eqz64) X(eq64) X(ne64) X(lts64) X(ltu64) X(gts64) X(gtu64) X(les64) X(leu64)        \
+    X(ges64) X(geu64) X(clz64) X(ctz64) X(popcnt64) X(add64) X(sub64) X(mul64) X(divs64)  \
+    X(divu64) X(rems64) X(remu64) X(and64) X(or64) X(xor64) X(shl64) X(shrs64) X(shru64)  \
+    X(rotl64) X(rotr64)                                                                   \
+    /* f32 */                                                                             \
+    X(eqf32) X(nef32) X(ltf32) X(gtf32) X(lef32) X(gef32) X(absf32) X(negf32) X(ceilf32)  \
+    X(floorf32) X(truncf32) X(nearestf32) X(sqrtf32) X(addf32) X(subf32) X(mulf32)        \
+    X(divf32) X(minf32) X(maxf32) X(copysignf32)                                          \
+    /* f64 */                                                                             \
+    X(eqf64) X(nef64) X(ltf64) X(gtf64) X(lef64) X(gef64) X(absf64) X(negf64) X(ceilf64)  \
+    X(floorf64) X(truncf64) X(nearestf64) X(sqrtf64) X(addf64) X(subf64) X(mulf64)        \
+    X(divf64) X(minf64) X(maxf64) X(copysignf64)                                          \
+    /* conversions */                                                                     \
+    X(i32_trunc_f32_s) X(i32_trunc_f32_u) X(i32_trunc_f64_s) X(i32_trunc_f64_u)           \
+    X(i64_extend_i32_s) X(i64_extend_i32_u) X(i64_trunc_f32_s) X(i64_trunc_f32_u)         \
+    X(i64_trunc_f64_s) X(i64_trunc_f64_u) X(f32_convert_i32_s) X(f32_convert_i32_u)       \
+    X(f32_convert_i64_s) X(f32_convert_i64_u) X(f32_demote_f64) X(f64_convert_i32_s)      \
+    X(f64_convert_i32_u) X(f64_convert_i64_s) X(f64_convert_i64_u) X(f64_promote_f32)     \
+    X(i32_extend8_s) X(i32_extend16_s) X(i64_extend8_s) X(i64_extend16_s)                 \
+    X(i32_trunc_sat_f32_s) X(i32_trunc_sat_f32_u) X(i32_trunc_sat_f64_s)                  \
+    X(i32_trunc_sat_f64_u) X(i64_trunc_sat_f32_s) X(i64_trunc_sat_f32_u)                  \
+    X(i64_trunc_sat_f64_s) X(i64_trunc_sat_f64_u)                                         \
+    /* binary with an immediate right operand (layout BI) */                              \
+    X(add32i) X(sub32i) X(mul32i) X(and32i) X(or32i) X(xor32i) X(shl32i) X(shrs32i)       \
+    X(shru32i) X(eq32i) X(ne32i) X(lts32i) X(ltu32i) X(gts32i) X(gtu32i) X(les32i)        \
+    X(leu32i) X(ges32i) X(geu32i) X(add64i) X(sub64i) X(and64i) X(or64i) X(xor64i)        \
+    X(shl64i) X(shrs64i) X(shru64i)                                                       \
+    /* fused compare and branch-if-true (layouts BR, BRI) */                              \
+    X(br_eqz32) X(br_eq32) X(br_ne32) X(br_lts32) X(br_ltu32) X(br_gts32) X(br_gtu32)     \
+    X(br_les32) X(br_leu32) X(br_ges32) X(br_geu32) X(br_eq32i) X(br_ne32i) X(br_lts32i)  \
+    X(br_ltu32i) X(br_gts32i) X(br_gtu32i) X(br_les32i) X(br_leu32i) X(br_ges32i)         \
+    X(br_geu32i)
+
+enum eng_op {
+#define ENG_OP_ENUM(n) OP_##n,
+    ENG_OPS(ENG_OP_ENUM)
+#undef ENG_OP_ENUM
+    OP_COUNT
+};
+
+/* The handler address of every op (interp.c). */
+const void *const *eng_interp_handlers(void);
+
+#endif

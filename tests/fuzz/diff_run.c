@@ -1,0 +1,229 @@
+/*
+ * diff_run.c — our half of the differential fuzzer (see diff.sh).
+ *
+ * Runs one module the way tests/fuzz/diff_run.mjs runs it in V8 and prints
+ * the same transcript, so that diff.sh can compare the two byte for byte:
+ *
+ *   invalid                     the module does not validate (nothing more)
+ *   unsupported import M.N      an import we do not know how to satisfy
+ *   instantiate fail            linking or the start function failed
+ *   log i32:0000002a            one line per call of a fuzzing-support log-*
+ *   call NAME                   before calling exported function NAME
+ *   result i32:00000001 f64:nan the results, or "result" alone for none
+ *   trap                        any trap but the two below
+ *   exhausted                   call stack exhausted
+ *   timeout                     the deadline passed (diff.sh normalises it)
+ *   done
+ *
+ * Every exported function is called in export order with zero arguments (0,
+ * 0.0 or null of each parameter's type). binaryen's -ttf modules count down a
+ * "hang limit" global that hangLimitInitializer resets; both sides call that
+ * export before every other one, so each call gets the same budget.
+ *
+ * Values print as exact bit patterns in hex; every NaN prints as "nan",
+ * because V8 and we may legitimately produce NaNs with different payloads
+ * (V8's JS API does not even keep a returned f32 NaN's payload).
+ */
+#include "engine/engine.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DIFF_CALL_DEADLINE_NS (5ull * 1000 * 1000 * 1000)
+
+static void diff_print_val(eng_valtype_t t, eng_val_t v)
+{
+    switch (t) {
+    case ENG_I32: printf("i32:%08" PRIx32, v.i32); break;
+    case ENG_I64: printf("i64:%016" PRIx64, v.i64); break;
+    case ENG_F32:
+        if (isnan(v.f32)) printf("f32:nan");
+        else {
+            uint32_t bits;
+            memcpy(&bits, &v.f32, 4);
+            printf("f32:%08" PRIx32, bits);
+        }
+        break;
+    case ENG_F64:
+        if (isnan(v.f64)) printf("f64:nan");
+        else {
+            uint64_t bits;
+            memcpy(&bits, &v.f64, 8);
+            printf("f64:%016" PRIx64, bits);
+        }
+        break;
+    case ENG_FUNCREF:
+    case ENG_EXTERNREF: printf("ref:%s", v.ref ? "nonnull" : "null"); break;
+    default: printf("type%02x:?", (unsigned)t); break;
+    }
+}
+
+static eng_valtype_t diff_type_of_letter(char c)
+{
+    switch (c) {
+    case 'i': return ENG_I32;
+    case 'I': return ENG_I64;
+    case 'f': return ENG_F32;
+    case 'F': return ENG_F64;
+    case 'r': return ENG_EXTERNREF;
+    default: return ENG_FUNCREF;
+    }
+}
+
+/* The fuzzing-support log-* functions, linked with the signature the module
+ * declares (as a JS function would be): prints every parameter. env is the
+ * signature string "(PARAMS)RESULTS"; results, if any, are zero. */
+static eng_trap_t diff_host_log(eng_host_call_t *call, eng_val_t *args)
+{
+    const char *sig = call->env;
+    printf("log");
+    uint32_t i = 0;
+    for (const char *p = sig + 1; *p && *p != ')'; p++, i++) {
+        printf(" ");
+        diff_print_val(diff_type_of_letter(*p), args[i]);
+    }
+    printf("\n");
+    const char *r = strchr(sig, ')');
+    uint32_t nres = r ? (uint32_t)strlen(r + 1) : 0;
+    for (uint32_t j = 0; j < nres; j++) memset(&args[j], 0, sizeof args[j]);
+    return ENG_OK;
+}
+
+static uint8_t *diff_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    uint8_t *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        if (got == 0) break;
+        n += got;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static void diff_call(eng_exec_t *x, eng_func_t *f)
+{
+    uint32_t np = eng_func_param_count(f), nr = eng_func_result_count(f);
+    eng_val_t *args = calloc(np ? np : 1, sizeof *args);
+    eng_val_t *res = calloc(nr ? nr : 1, sizeof *res);
+    if (!args || !res) {
+        printf("error out of memory\n");
+        exit(1);
+    }
+    eng_exec_set_deadline(x, eng_now_ns() + DIFF_CALL_DEADLINE_NS);
+    eng_trap_t t = eng_call(x, f, args, res);
+    fflush(stdout);
+    switch (t) {
+    case ENG_OK:
+        printf("result");
+        for (uint32_t i = 0; i < nr; i++) {
+            printf(" ");
+            diff_print_val(eng_func_result_type(f, i), res[i]);
+        }
+        printf("\n");
+        break;
+    case ENG_TRAP_STACK_EXHAUSTED: printf("exhausted\n"); break;
+    case ENG_TRAP_DEADLINE: printf("timeout\n"); break;
+    case ENG_TRAP_HOST:
+    case ENG_TRAP_EXIT: printf("error %s\n", eng_exec_trap_message(x)); break;
+    default: printf("trap\n"); break;
+    }
+    free(args);
+    free(res);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: diff_run MODULE.wasm\n");
+        return 2;
+    }
+    size_t len = 0;
+    uint8_t *bytes = diff_read_file(argv[1], &len);
+    if (!bytes) {
+        fprintf(stderr, "diff_run: cannot read %s\n", argv[1]);
+        return 2;
+    }
+    char err[ENG_ERR_MAX];
+    eng_module_t *m = eng_module_new(bytes, len, err, sizeof err);
+    free(bytes);
+    if (!m) {
+        printf("invalid\n");
+        fprintf(stderr, "diff_run: %s\n", err);
+        return 0;
+    }
+    eng_store_t *s = eng_store_new();
+    eng_exec_t *x = eng_exec_new(0);
+    if (!s || !x) {
+        fprintf(stderr, "diff_run: out of memory\n");
+        return 1;
+    }
+
+    uint32_t nimports = eng_module_import_count(m);
+    eng_extern_t *imports = calloc(nimports ? nimports : 1, sizeof *imports);
+    if (!imports) return 1;
+    for (uint32_t i = 0; i < nimports; i++) {
+        eng_extern_desc_t d;
+        eng_module_import(m, i, &d);
+        if (d.kind != ENG_EXTERN_FUNC || strcmp(d.module, "fuzzing-support") != 0 ||
+            strncmp(d.name, "log-", 4) != 0) {
+            printf("unsupported import %s.%s\n", d.module, d.name);
+            return 0;
+        }
+        imports[i].kind = ENG_EXTERN_FUNC;
+        imports[i].u.func = eng_func_new_host(s, d.type, diff_host_log, (void *)d.type);
+        if (!imports[i].u.func) return 1;
+    }
+
+    eng_exec_set_deadline(x, eng_now_ns() + DIFF_CALL_DEADLINE_NS);
+    eng_instance_t *inst = eng_instance_new(s, m, imports, nimports, x, err, sizeof err);
+    fflush(stdout);
+    if (!inst) {
+        printf("instantiate fail\n");
+        fprintf(stderr, "diff_run: %s\n", err);
+        return 0;
+    }
+
+    eng_func_t *hang_init = eng_instance_func(inst, "hangLimitInitializer");
+    uint32_t nexports = eng_module_export_count(m);
+    for (uint32_t i = 0; i < nexports; i++) {
+        eng_extern_desc_t d;
+        eng_module_export(m, i, &d);
+        if (d.kind != ENG_EXTERN_FUNC || strcmp(d.name, "hangLimitInitializer") == 0) continue;
+        eng_func_t *f = eng_instance_func(inst, d.name);
+        if (!f) {
+            printf("error export %s not found\n", d.name);
+            continue;
+        }
+        if (hang_init && eng_func_param_count(hang_init) == 0) {
+            eng_val_t none[4];
+            eng_exec_set_deadline(x, eng_now_ns() + DIFF_CALL_DEADLINE_NS);
+            if (eng_call(x, hang_init, none, none) != ENG_OK) printf("error hangLimitInitializer trapped\n");
+        }
+        printf("call %s\n", d.name);
+        diff_call(x, f);
+    }
+    printf("done\n");
+    eng_store_free(s);
+    eng_exec_free(x);
+    eng_module_free(m);
+    free(imports);
+    return 0;
+}
