@@ -78,12 +78,12 @@ fuzz-smoke: $(FUZZ_BIN) $(FUZZ_OUT)/seeds/.stamp
 	@regs=$$(ls tests/fuzz/regressions/*.wasm 2>/dev/null); \
 	if [ -n "$$regs" ]; then \
 		echo "fuzz-smoke: replaying $$(echo "$$regs" | wc -l) regression inputs"; \
-		$(FUZZ_ENV) ./$(FUZZ_BIN) -timeout=10 $$regs >$(FUZZ_OUT)/regressions.log 2>&1 || \
+		$(FUZZ_ENV) $(FUZZ_BIN) -timeout=10 $$regs >$(FUZZ_OUT)/regressions.log 2>&1 || \
 			{ tail -40 $(FUZZ_OUT)/regressions.log; echo "fuzz-smoke: a regression input fails"; exit 1; }; \
 	fi
 	@rm -rf $(FUZZ_OUT)/smoke-corpus $(FUZZ_OUT)/artifacts && mkdir -p $(FUZZ_OUT)/smoke-corpus $(FUZZ_OUT)/artifacts
 	@echo "fuzz-smoke: libFuzzer for $(FUZZ_SMOKE_SECONDS) s, -seed=1 (log: $(FUZZ_OUT)/smoke.log)"
-	@$(FUZZ_ENV) ./$(FUZZ_BIN) -seed=1 -max_total_time=$(FUZZ_SMOKE_SECONDS) -timeout=10 \
+	@$(FUZZ_ENV) $(FUZZ_BIN) -seed=1 -max_total_time=$(FUZZ_SMOKE_SECONDS) -timeout=10 \
 		-rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
 		-artifact_prefix=$(FUZZ_OUT)/artifacts/ \
 		$(FUZZ_OUT)/smoke-corpus $(FUZZ_OUT)/seeds >$(FUZZ_OUT)/smoke.log 2>&1 || \
@@ -98,7 +98,7 @@ diff-smoke: $(DIFF_RUN)
 
 fuzz: $(FUZZ_BIN) $(FUZZ_OUT)/seeds/.stamp $(DIFF_RUN)
 	@mkdir -p $(FUZZ_OUT)/corpus $(FUZZ_OUT)/artifacts
-	$(FUZZ_ENV) ./$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
+	$(FUZZ_ENV) $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
 		-max_len=65536 -print_final_stats=1 -artifact_prefix=$(FUZZ_OUT)/artifacts/ \
 		$(FUZZ_OUT)/corpus $(FUZZ_OUT)/seeds
 	bash tests/fuzz/diff.sh --first $(FUZZ_DIFF_FIRST) --count $(FUZZ_DIFF_COUNT) \

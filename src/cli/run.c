@@ -10,10 +10,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "engine/engine.h"
@@ -260,6 +262,19 @@ out:
     return status;
 }
 
+/* A closed stdin/stdout/stderr would let the next file wasmfn opens (the
+ * module, a preopened directory) take its number and be handed to the guest
+ * as that stream; put /dev/null there instead, as a shell would. */
+static void stdio_ensure_open(void)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+            int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (n >= 0 && n != fd) close(n);
+        }
+    }
+}
+
 int cli_run_main(int argc, char **argv)
 {
     run_opts_t o;
@@ -273,6 +288,7 @@ int cli_run_main(int argc, char **argv)
     } else if ((status = parse_args(argc, argv, &o)) < 0) {
         /* A guest writing to a closed pipe gets EPIPE, not us a SIGPIPE. */
         signal(SIGPIPE, SIG_IGN);
+        stdio_ensure_open();
         status = run_module(&o);
     }
     free(o.env);

@@ -476,7 +476,11 @@ static void emit_branch_stub(comp_t *c, uint32_t l)
     uint32_t avail = c->height - top_ctrl(c)->height;
     if (n > avail)
         n = avail;
-    c->saved = grow(c, c->saved, &c->saved_cap, sizeof *c->saved, n + 1);
+    if (n == 0) {
+        emit_branch(c, l);
+        return;
+    }
+    c->saved = grow(c, c->saved, &c->saved_cap, sizeof *c->saved, n);
     memcpy(c->saved, c->stack + c->height - n, n * sizeof *c->saved);
     emit_branch(c, l);
     memcpy(c->stack + c->height - n, c->saved, n * sizeof *c->saved);
@@ -604,7 +608,8 @@ static void op_br_if(comp_t *c)
     uint32_t have = c->height - t->height;
     if (have < n) {
         c->saved = grow(c, c->saved, &c->saved_cap, sizeof *c->saved, have + 1);
-        memcpy(c->saved, c->stack + t->height, have * sizeof *c->saved);
+        if (have)
+            memcpy(c->saved, c->stack + t->height, have * sizeof *c->saved);
         c->height = t->height;
         for (uint32_t i = 0; i < n; i++)
             push(c, label_types(f)[i], K_TEMP);
@@ -676,7 +681,8 @@ static void op_end(comp_t *c)
 
     if (f->kind == C_IF) {
         /* No else: the implicit else passes the params through. */
-        if (f->nparams != f->nresults || memcmp(f->params, f->results, f->nparams) != 0)
+        if (f->nparams != f->nresults ||
+            (f->nparams && memcmp(f->params, f->results, f->nparams) != 0))
             fail(c, "type mismatch: if without else must have matching params and results");
     }
     if (f->kind == C_FUNC) {
@@ -1429,7 +1435,8 @@ bool eng_compile_func(eng_module_t *m, uint32_t defined_index, const uint8_t *bo
         c->local_types = malloc(total ? total : 1);
         if (!c->local_types)
             fail(c, "out of memory");
-        memcpy(c->local_types, ft->types, ft->nparams);
+        if (ft->nparams)
+            memcpy(c->local_types, ft->types, ft->nparams);
         eng_reader_t again;
         rd_init(&again, groups, (size_t)(c->r.p - groups), 0);
         uint32_t k = ft->nparams;

@@ -659,6 +659,7 @@ static bool sec_export(dec_t *d)
             break;
         }
         e->name = dup_bytes(names[i].p, names[i].len);
+        e->name_len = (uint32_t)names[i].len;
         m->nexports = i + 1;
         if (!e->name) {
             ok = dec_oom(d);

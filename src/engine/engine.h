@@ -234,6 +234,8 @@ eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m,
                                  eng_exec_t *x, char *err, size_t errlen);
 /* Looks up an export by name. */
 bool eng_instance_export(eng_instance_t *inst, const char *name, eng_extern_t *out);
+/* The same for names given by length (export names may contain NUL bytes). */
+bool eng_instance_export_n(eng_instance_t *inst, const char *name, size_t len, eng_extern_t *out);
 /* An exported function by name, or NULL. */
 eng_func_t *eng_instance_func(eng_instance_t *inst, const char *name);
 const eng_module_t *eng_instance_module(const eng_instance_t *inst);

@@ -594,10 +594,15 @@ eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const en
 
 bool eng_instance_export(eng_instance_t *inst, const char *name, eng_extern_t *out)
 {
+    return eng_instance_export_n(inst, name, strlen(name), out);
+}
+
+bool eng_instance_export_n(eng_instance_t *inst, const char *name, size_t len, eng_extern_t *out)
+{
     const eng_module_t *m = inst->module;
     for (uint32_t i = 0; i < m->nexports; i++) {
         const eng_export_t *e = &m->exports[i];
-        if (strcmp(e->name, name) != 0)
+        if (e->name_len != len || memcmp(e->name, name, len) != 0)
             continue;
         out->kind = (eng_extern_kind_t)e->kind;
         switch (e->kind) {

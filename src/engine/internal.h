@@ -71,7 +71,8 @@ typedef struct eng_import {
 } eng_import_t;
 
 typedef struct eng_export {
-    char *name;
+    char *name;        /* NUL-terminated copy; may itself contain NULs */
+    uint32_t name_len;
     uint8_t kind;
     uint32_t index;
 } eng_export_t;

@@ -513,7 +513,8 @@ L_mem_fill: {
     uint32_t d = fp[LO(1)].i32, n = fp[pc[2]].i32;
     if ((uint64_t)d + n > mem_size)
         TRAP(ENG_TRAP_MEMORY_OOB);
-    memset(mem_base + d, (int)(uint8_t)fp[HI(1)].i32, n);
+    if (n)
+        memset(mem_base + d, (int)(uint8_t)fp[HI(1)].i32, n);
     pc += 3;
     NEXT();
 }
@@ -521,7 +522,8 @@ L_mem_copy: {
     uint32_t d = fp[LO(1)].i32, s = fp[HI(1)].i32, n = fp[pc[2]].i32;
     if ((uint64_t)d + n > mem_size || (uint64_t)s + n > mem_size)
         TRAP(ENG_TRAP_MEMORY_OOB);
-    memmove(mem_base + d, mem_base + s, n);
+    if (n)
+        memmove(mem_base + d, mem_base + s, n);
     pc += 3;
     NEXT();
 }

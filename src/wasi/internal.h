@@ -140,7 +140,9 @@ struct wasi_ctx {
     uint32_t nfds;           /* entries allocated */
     uint32_t max_fds;
     uint64_t deadline_ns;
-    eng_exec_t *exec;        /* the exec of the current host call */
+    /* Set by a host function that must stop the guest rather than return
+     * an errno (poll_oneoff past the deadline); the trampoline returns it. */
+    eng_trap_t pending_trap;
     void *bindings;          /* wasi.c's per-function host-function envs */
 };
 

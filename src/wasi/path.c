@@ -64,7 +64,7 @@ static int openat2_beneath(int dirfd, const char *path, int flags, unsigned mode
     struct open_how how;
     memset(&how, 0, sizeof how);
     how.flags = (uint64_t)(flags | O_CLOEXEC);
-    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.mode = ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) ? mode : 0;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     for (int tries = 0; tries < 8; tries++) {
         long r = syscall(SYS_openat2, dirfd, path, &how, sizeof how);

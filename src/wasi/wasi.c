@@ -571,11 +571,10 @@ static uint16_t fn_poll_oneoff(wasi_ctx_t *w, wasi_mem_t *m, const eng_val_t *a)
         }
         if (ready) break;
         if (w->deadline_ns && now >= w->deadline_ns) {
-            /* The guest's time is up while it sleeps: ask the engine to stop
-             * it at its next check, and wake it with EINTR until then. */
-            if (w->exec) eng_exec_interrupt(w->exec);
+            /* The guest's time ran out while it slept: stop it here, with
+             * the same trap the interpreter raises at a loop back-edge. */
+            w->pending_trap = ENG_TRAP_DEADLINE;
             result = WE_INTR;
-            wasi_st32(m->base + nevents_ptr, 0);
             goto out;
         }
     }
@@ -681,8 +680,12 @@ static eng_trap_t wasi_trampoline(eng_host_call_t *call, eng_val_t *args)
         m.base = eng_memory_data(mem);
         m.size = eng_memory_size(mem);
     }
-    b->w->exec = call->exec;
     args[0].i32 = b->fn(b->w, &m, args);
+    if (b->w->pending_trap != ENG_OK) {
+        eng_trap_t t = b->w->pending_trap;
+        b->w->pending_trap = ENG_OK;
+        return t;
+    }
     return ENG_OK;
 }
 

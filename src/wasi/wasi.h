@@ -74,8 +74,9 @@ void wasi_ctx_set_output(wasi_ctx_t *w, int wasi_fd, wasi_write_fn fn, void *use
 
 /* The CLOCK_MONOTONIC deadline (ns, as eng_now_ns) the guest runs under, or
  * 0 for none. Give the same value as eng_exec_set_deadline: poll_oneoff
- * never sleeps past it, and when it passes mid-sleep the guest is
- * interrupted so that it stops with ENG_TRAP_DEADLINE. */
+ * never sleeps past it, and when it passes mid-sleep the host function
+ * returns ENG_TRAP_DEADLINE, so the guest stops exactly as it would at a
+ * loop back-edge. */
 void wasi_ctx_set_deadline(wasi_ctx_t *w, uint64_t deadline_ns);
 
 /* Caps the number of open descriptors (default 1024, at most 65536). */

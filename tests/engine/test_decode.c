@@ -523,6 +523,55 @@ static void test_instantiate_out_of_bounds(void **state)
     eng_module_free(m);
 }
 
+static void test_start_function_trap(void **state)
+{
+    (void)state;
+    /* (func unreachable) (start 0) */
+    static const uint8_t b[] = {HDR, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00, 0x03, 0x02, 0x01, 0x00,
+                                0x08, 0x01, 0x00, 0x0A, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0B};
+    eng_module_t *m = good(b, sizeof b);
+    eng_store_t *s = eng_store_new();
+    eng_exec_t *x = eng_exec_new(0);
+    char err[ENG_ERR_MAX];
+    assert_null(eng_instance_new(s, m, NULL, 0, x, err, sizeof err));
+    assert_non_null(strstr(err, "start function trapped: "));
+    assert_non_null(strstr(err, "unreachable"));
+    eng_exec_free(x);
+    eng_store_free(s);
+    eng_module_free(m);
+}
+
+static void test_failed_instantiation_keeps_segments(void **state)
+{
+    (void)state;
+    /* (import "" "t" (table 2 funcref)) (func)
+     * (elem (i32.const 0) func 0) (elem (i32.const 5) func 0) */
+    static const uint8_t b[] = {HDR, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00,
+                                0x02, 0x08, 0x01, 0x00, 0x01, 't', 0x01, 0x70, 0x00, 0x02,
+                                0x03, 0x02, 0x01, 0x00,
+                                0x09, 0x0D, 0x02, 0x00, 0x41, 0x00, 0x0B, 0x01, 0x00, 0x00, 0x41, 0x05, 0x0B,
+                                0x01, 0x00,
+                                0x0A, 0x04, 0x01, 0x02, 0x00, 0x0B};
+    eng_module_t *m = good(b, sizeof b);
+    eng_store_t *s = eng_store_new();
+    eng_exec_t *x = eng_exec_new(0);
+    eng_table_t *t = eng_table_new(s, ENG_FUNCREF, 2, ENG_NO_MAX, NULL);
+    eng_extern_t im = {.kind = ENG_EXTERN_TABLE, .u.table = t};
+    char err[ENG_ERR_MAX];
+    assert_null(eng_instance_new(s, m, &im, 1, x, err, sizeof err));
+    assert_non_null(strstr(err, "out of bounds table access"));
+    /* the first segment stays written and its function stays callable */
+    void *r = NULL;
+    assert_true(eng_table_get(t, 0, &r));
+    assert_non_null(r);
+    assert_int_equal(eng_call(x, r, NULL, NULL), ENG_OK);
+    assert_true(eng_table_get(t, 1, &r));
+    assert_null(r);
+    eng_exec_free(x);
+    eng_store_free(s);
+    eng_module_free(m);
+}
+
 /* ---- memories, tables, globals ---- */
 
 static void test_memory_grow(void **state)
@@ -610,6 +659,8 @@ int main(void)
         cmocka_unit_test(test_instantiate_imports),
         cmocka_unit_test(test_instantiate_segments),
         cmocka_unit_test(test_instantiate_out_of_bounds),
+        cmocka_unit_test(test_start_function_trap),
+        cmocka_unit_test(test_failed_instantiation_keeps_segments),
         cmocka_unit_test(test_memory_grow),
         cmocka_unit_test(test_table_and_global),
     };

@@ -88,6 +88,10 @@ check_module() {
     local ours="$work/$label.ours" v8="$work/$label.v8"
     timeout 120 "$runner" "$wasm" >"$ours" 2>"$ours.err"
     local rc=$?
+    if ((rc == 126 || rc == 127)); then
+        echo "diff: cannot run $runner (status $rc); stopping" >&2
+        exit 1
+    fi
     if ((rc != 0)); then
         echo "diff: $label: our harness exited with status $rc (crash or hang)" >&2
         tail -5 "$ours.err" >&2
@@ -145,6 +149,10 @@ for ((seed = first; seed < first + count; seed++)); do
     passes=(--denan)
     ((seed % 3 == 1)) && passes+=(-O2)
     wasm="$work/$seed.wasm"
+    if [[ ! -f $work/inputs/$seed.bin ]]; then
+        echo "diff: $work/inputs/$seed.bin vanished (was the work directory removed?); stopping" >&2
+        exit 1
+    fi
     if ! wasm-opt -ttf "$work/inputs/$seed.bin" -o "$wasm" "${flags[@]}" "${passes[@]}" \
         >/dev/null 2>"$work/$seed.wasm-opt.err"; then
         echo "diff: seed $seed: wasm-opt failed" >&2

@@ -25,6 +25,7 @@
  * follows, and the last line is "spec: N passed, M failed, K skipped". The
  * exit status is 1 when anything failed, 2 on a usage or setup error.
  */
+#define _GNU_SOURCE /* memmem */
 #include "engine/engine.h"
 
 #include <cjson/cJSON.h>
@@ -258,7 +259,7 @@ static eng_module_t *module_load(script_t *s, const char *filename, char *err, s
     uint8_t *bytes;
     size_t len;
     if (!read_file(path, &bytes, &len)) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot read %.300s: %s", path, strerror(errno));
         return NULL;
     }
     eng_module_t *m = eng_module_new(bytes, len, err, errlen);
@@ -523,6 +524,8 @@ static eng_instance_t *instance_for(script_t *s, const char *modname, char *msg,
     return s->current;
 }
 
+static size_t name_unmask(const char *in, char *out, size_t cap);
+
 static void action_run(script_t *s, const cJSON *action, action_result_t *r)
 {
     memset(r, 0, offsetof(action_result_t, types));
@@ -542,7 +545,9 @@ static void action_run(script_t *s, const cJSON *action, action_result_t *r)
         return;
     }
     eng_extern_t ext;
-    if (!eng_instance_export(inst, field, &ext)) {
+    char raw[512];
+    size_t raw_len = name_unmask(field, raw, sizeof raw);
+    if (!eng_instance_export_n(inst, raw, raw_len, &ext)) {
         snprintf(r->msg, sizeof r->msg, "no export named \"%s\"", fname);
         return;
     }
@@ -650,6 +655,53 @@ static bool trap_matches(const char *text, eng_trap_t t)
 }
 
 /* ---- commands -------------------------------------------------------------- */
+
+/* Names may contain U+0000 (names.wast exports one), which wast2json writes
+ * as \u0000 and cJSON would turn into a C string cut short. Before parsing,
+ * each such escape is swapped for U+100000 (a private-use code point the
+ * suite never uses, UTF-8 F4 80 80 80); name_unmask() swaps it back. */
+static uint8_t *nul_mask(uint8_t *text, size_t *len)
+{
+    /* "\u0000" (6 bytes) becomes "\uDBC0\uDC00" (12 bytes): rewrite into a
+     * larger buffer. */
+    size_t n = 0;
+    for (size_t i = 0; i + 6 <= *len; i++)
+        if (memcmp(text + i, "\\u0000", 6) == 0 && (i == 0 || text[i - 1] != '\\'))
+            n++;
+    if (n == 0)
+        return text;
+    uint8_t *out = xrealloc(NULL, *len + 6 * n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < *len;) {
+        if (i + 6 <= *len && memcmp(text + i, "\\u0000", 6) == 0 && (i == 0 || text[i - 1] != '\\')) {
+            memcpy(out + o, "\\uDBC0\\uDC00", 12);
+            o += 12;
+            i += 6;
+        } else {
+            out[o++] = text[i++];
+        }
+    }
+    free(text);
+    *len = o;
+    return out;
+}
+
+/* A name from the JSON as bytes: the mask undone. Returns its length. */
+static size_t name_unmask(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; in[i] && o + 1 < cap;) {
+        if ((uint8_t)in[i] == 0xF4 && (uint8_t)in[i + 1] == 0x80 && (uint8_t)in[i + 2] == 0x80 &&
+            (uint8_t)in[i + 3] == 0x80) {
+            out[o++] = 0;
+            i += 4;
+        } else {
+            out[o++] = in[i++];
+        }
+    }
+    out[o] = 0;
+    return o;
+}
 
 static void cmd_module(script_t *s, const cJSON *cmd, int line)
 {
@@ -829,6 +881,7 @@ static void script_run(const char *dir, const char *name, counts_t *total)
     size_t len = 0;
     cJSON *doc = NULL;
     if (read_file(path, &text, &len)) {
+        text = nul_mask(text, &len);
         doc = cJSON_ParseWithLength((const char *)text, len);
         free(text);
     }

@@ -1,0 +1,85 @@
+/*
+ * http.h — a small HTTP/1.1 server on libuv, shared by the data plane and
+ * the admin API. Prefix: hs_.
+ *
+ * Keep-alive and pipelined requests (answered in order), Content-Length and
+ * chunked request bodies, limits on header and body size (answered by the
+ * server itself with 431 and 413), chunked streaming responses. All calls
+ * happen on the loop thread; a handler may answer later (after work on
+ * another thread completes) by calling hs_respond from the loop thread.
+ */
+#ifndef WASMFN_COMMON_HTTP_H
+#define WASMFN_COMMON_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct hs_server hs_server_t;
+typedef struct hs_req hs_req_t;
+
+typedef struct hs_header {
+    const char *name, *value;
+} hs_header_t;
+
+/* A parsed request. Valid from the handler call until its response ends. */
+struct hs_req {
+    const char *method;         /* "GET" */
+    const char *target;         /* as sent: "/fn/echo/a%20b?x=1" */
+    const char *path;           /* target before '?', still percent-encoded */
+    const char *query;          /* after '?', "" if none */
+    const hs_header_t *headers; /* in the order received, names as sent */
+    size_t nheaders;
+    const uint8_t *body;        /* whole body (de-chunked) */
+    size_t body_len;
+    const char *remote_addr;    /* "127.0.0.1" */
+    uint16_t remote_port;
+    const char *local_addr;
+    uint16_t local_port;
+    int http_minor;             /* HTTP/1.0 or HTTP/1.1 */
+    void *user;                 /* free for the handler */
+};
+
+/* First header with this name (case-insensitive), or NULL. */
+const char *hs_req_header(const hs_req_t *r, const char *name);
+
+/* Called once per request. The handler must end the response exactly once
+ * (hs_respond, or hs_respond_start ... hs_respond_end), now or later. */
+typedef void (*hs_handler_fn)(hs_req_t *req, void *ud);
+
+typedef struct hs_limits {
+    size_t max_header_bytes; /* default 64 KiB: larger -> 431 */
+    size_t max_body_bytes;   /* default 16 MiB: larger -> 413 */
+} hs_limits_t;
+
+/* lim may be NULL for the defaults. */
+hs_server_t *hs_server_new(uv_loop_t *loop, const hs_limits_t *lim, hs_handler_fn h, void *ud);
+/* Listens on "HOST:PORT" (port 0 picks one; see hs_server_port). */
+int hs_server_listen(hs_server_t *s, const char *host_port, char *err, size_t errlen);
+uint16_t hs_server_port(const hs_server_t *s);
+/* Requests whose response has not ended. */
+size_t hs_server_inflight(const hs_server_t *s);
+/* Stops accepting; idle connections close now, busy ones after their
+ * current response; done(ud) runs once every connection is closed. The
+ * server is freed after done returns. */
+void hs_server_close(hs_server_t *s, void (*done)(void *ud), void *ud);
+
+/* Ends the response in one go. Adds Content-Length, Date and (for
+ * HTTP/1.1 keep-alive) nothing else; headers are written as given. */
+void hs_respond(hs_req_t *r, int status, const hs_header_t *headers, size_t nheaders,
+                const void *body, size_t len);
+/* Streams a chunked response: start, any number of chunks, end. */
+void hs_respond_start(hs_req_t *r, int status, const hs_header_t *headers, size_t nheaders);
+/* Returns -1 when the client has gone (stop producing). */
+int hs_respond_chunk(hs_req_t *r, const void *data, size_t len);
+void hs_respond_end(hs_req_t *r);
+
+/* cb runs if the client disconnects before the response has ended; the
+ * handler must still end the response (it is then discarded). */
+void hs_req_on_abort(hs_req_t *r, void (*cb)(hs_req_t *r, void *ud), void *ud);
+
+/* Convenience: a JSON or text body with its Content-Type. */
+void hs_respond_json(hs_req_t *r, int status, const char *json);
+void hs_respond_text(hs_req_t *r, int status, const char *text);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * logring.h — a bounded in-memory ring of log lines with followers.
+ * Prefix: lr_.
+ *
+ * One ring per function keeps its guests' stderr: each line is stored with
+ * a timestamp and a source (the revision name). When the ring is full the
+ * oldest lines go. Every line gets a sequence number, so a reader can ask
+ * for "everything after seq N" (how `wasmfn logs -f` follows without
+ * missing or repeating lines). Thread-safe: writers are worker threads,
+ * readers the event loop.
+ */
+#ifndef WASMFN_COMMON_LOGRING_H
+#define WASMFN_COMMON_LOGRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct lr_ring lr_ring_t;
+
+/* max_bytes bounds the text kept (lines + overhead). */
+lr_ring_t *lr_ring_new(size_t max_bytes);
+void lr_ring_free(lr_ring_t *r);
+
+/* Appends text as lines (split at '\n'; a trailing partial line is kept as a
+ * line of its own; lines longer than 8 KiB are cut). source is copied. */
+void lr_ring_append(lr_ring_t *r, const char *source, const char *text, size_t len);
+
+/* Formats lines with seq > after_seq (at most max_lines of the newest, 0 =
+ * all) as "TIMESTAMP SOURCE: TEXT\n" into a malloc'd string (caller frees).
+ * *next_seq gets the seq to pass next time. */
+char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t *next_seq,
+                   size_t *len);
+
+#endif

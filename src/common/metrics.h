@@ -1,0 +1,42 @@
+/*
+ * metrics.h — counters, gauges and histograms with labels, written out in
+ * Prometheus text format 0.0.4. Prefix: mx_.
+ *
+ * A registry holds metric families (name, help, type); a family holds
+ * series identified by their label values. Families are created at start-up;
+ * series are created on first use. All updates are thread-safe (one mutex
+ * per registry guards series creation; values are updated with atomics), so
+ * worker threads and the event loop may update the same series.
+ */
+#ifndef WASMFN_COMMON_METRICS_H
+#define WASMFN_COMMON_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mx_registry mx_registry_t;
+typedef struct mx_family mx_family_t;
+
+typedef enum { MX_COUNTER, MX_GAUGE, MX_HISTOGRAM } mx_type_t;
+
+mx_registry_t *mx_registry_new(void);
+void mx_registry_free(mx_registry_t *r);
+
+/* label_names: NULL-terminated, e.g. {"function", "revision", "code", NULL}.
+ * buckets (histograms only): ascending upper bounds, count nbuckets; +Inf is
+ * implicit. Returns NULL when out of memory. */
+mx_family_t *mx_family_new(mx_registry_t *r, const char *name, const char *help, mx_type_t type,
+                           const char *const *label_names, const double *buckets, size_t nbuckets);
+
+/* label_values: one per label name, in order. */
+void mx_counter_add(mx_family_t *f, const char *const *label_values, double v);
+void mx_gauge_set(mx_family_t *f, const char *const *label_values, double v);
+void mx_gauge_add(mx_family_t *f, const char *const *label_values, double v);
+void mx_histogram_observe(mx_family_t *f, const char *const *label_values, double v);
+/* Removes every series whose first label equals value (a deleted function). */
+void mx_family_remove_first_label(mx_family_t *f, const char *value);
+
+/* The whole registry as Prometheus text; malloc'd, caller frees. */
+char *mx_registry_render(mx_registry_t *r, size_t *len);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * serving.h — the HTTP data plane: functions, revisions, traffic splits,
+ * the per-revision request queue (Knative's activator), autoscaled warm
+ * instances and the WAGI (CGI over WASI) request/response mapping.
+ * Prefix: srv_.
+ *
+ * The admin API (src/api) owns persistence and manifests; it tells the data
+ * plane what to serve with srv_function_put/delete. Everything here runs on
+ * the event loop thread, except guest code, which runs on worker threads
+ * (src/runtime).
+ */
+#ifndef WASMFN_SERVING_H
+#define WASMFN_SERVING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "autoscale/autoscale.h"
+#include "common/http.h"
+#include "common/logring.h"
+#include "common/metrics.h"
+
+typedef struct srv srv_t;
+
+typedef struct srv_config {
+    uv_loop_t *loop;
+    const char *domain;            /* Host routing: NAME.default.DOMAIN; default "localhost" */
+    uint32_t workers;              /* threads running guests; 0 = number of CPUs */
+    hs_limits_t limits;            /* data plane request limits */
+    uint32_t queue_per_revision;   /* requests waiting beyond max-scale; default 100 */
+    mx_registry_t *metrics;        /* where srv registers its metric families */
+    /* Reads a module by digest ("sha256:HEX") into a malloc'd buffer.
+     * Returns 0, or -1 with a message. Called on the loop thread. */
+    int (*load_blob)(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                     size_t errlen);
+    void *load_blob_ud;
+} srv_config_t;
+
+srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen);
+/* Starts the data plane listener on "HOST:PORT". */
+int srv_listen(srv_t *s, const char *host_port, char *err, size_t errlen);
+uint16_t srv_port(const srv_t *s);
+/* SIGTERM: stop accepting, let queued and running requests finish (each is
+ * bounded by its revision's timeout), then call done(ud). */
+void srv_drain(srv_t *s, void (*done)(void *ud), void *ud);
+void srv_free(srv_t *s);
+
+/* One revision as the data plane needs it. Strings are copied. */
+typedef struct srv_revision {
+    const char *name;        /* "hello-00002" */
+    const char *digest;      /* "sha256:HEX" of its module */
+    const char *const *env;  /* "KEY=VALUE" entries */
+    uint32_t nenv;
+    uint64_t memory_limit_bytes; /* 0 = default (128 MiB) */
+    uint32_t timeout_ms;         /* 0 = default (30 s) */
+    as_config_t scaling;         /* min/max/initial scale, target, window */
+} srv_revision_t;
+
+typedef struct srv_route {
+    const char *revision;    /* one of the revisions given */
+    uint32_t percent;        /* routes of a function add up to 100 */
+} srv_route_t;
+
+/* Installs or replaces function `name`: the revisions that its routes
+ * name, and the routes. Modules not yet compiled are loaded and compiled
+ * now; on error (naming the revision) nothing changes. Revisions that
+ * disappear are drained: their in-flight requests finish. */
+int srv_function_put(srv_t *s, const char *name, const srv_revision_t *revs, uint32_t nrevs,
+                     const srv_route_t *routes, uint32_t nroutes, char *err, size_t errlen);
+/* Returns -1 if there is no such function. */
+int srv_function_delete(srv_t *s, const char *name);
+
+typedef struct srv_status {
+    uint32_t warm, busy, queued; /* summed over the function's revisions */
+} srv_status_t;
+int srv_function_status(srv_t *s, const char *name, srv_status_t *out);
+/* The function's stderr ring, or NULL. */
+lr_ring_t *srv_function_logs(srv_t *s, const char *name);
+
+/* Serves req as the data plane would for function `name` with PATH_INFO
+ * path_info (used by the admin API's invoke endpoint). Ends the response. */
+void srv_invoke(srv_t *s, const char *name, const char *path_info, hs_req_t *req);
+
+#endif

@@ -1,0 +1,573 @@
+/*
+ * registry.c — functions, revisions and routes in SQLite (DATA/wasmfn.db).
+ *
+ * WAL mode with synchronous=FULL: a COMMIT returns once the WAL is fsync'd,
+ * so whatever the API acknowledged is on disk even if the process is killed
+ * the next instant, and readers never block the writer. Foreign keys with
+ * ON DELETE CASCADE make deleting a function one statement.
+ *
+ * Revisions are immutable rows; a function's next revision number lives in
+ * its own row (next_seq), so numbers keep increasing even if a revision were
+ * ever removed. Multi-statement writes run inside a SAVEPOINT, which nests
+ * in the caller's transaction (st_begin) or is a transaction of its own.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/internal.h"
+
+#define SCHEMA_VERSION 1
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS functions ("
+    "  name TEXT PRIMARY KEY,"
+    "  created INTEGER NOT NULL,"
+    "  next_seq INTEGER NOT NULL DEFAULT 1,"
+    "  latest_revision TEXT"
+    ");"
+    "CREATE TABLE IF NOT EXISTS revisions ("
+    "  name TEXT PRIMARY KEY,"
+    "  function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  image TEXT NOT NULL,"
+    "  memory_limit_bytes INTEGER NOT NULL,"
+    "  timeout_seconds INTEGER NOT NULL,"
+    "  min_scale INTEGER NOT NULL,"
+    "  max_scale INTEGER NOT NULL,"
+    "  initial_scale INTEGER NOT NULL,"
+    "  target REAL NOT NULL,"
+    "  window_seconds INTEGER NOT NULL,"
+    "  UNIQUE (function, seq)"
+    ");"
+    "CREATE TABLE IF NOT EXISTS revision_env ("
+    "  revision TEXT NOT NULL REFERENCES revisions(name) ON DELETE CASCADE,"
+    "  pos INTEGER NOT NULL,"
+    "  entry TEXT NOT NULL,"
+    "  PRIMARY KEY (revision, pos)"
+    ");"
+    "CREATE TABLE IF NOT EXISTS routes ("
+    "  function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,"
+    "  pos INTEGER NOT NULL,"
+    "  revision TEXT,"
+    "  latest INTEGER NOT NULL,"
+    "  percent INTEGER NOT NULL,"
+    "  PRIMARY KEY (function, pos)"
+    ");";
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int db_error(st_store_t *s, const char *what, char *err, size_t errlen)
+{
+    seterr(err, errlen, "%s/wasmfn.db: %s: %s", s->dir, what, sqlite3_errmsg(s->db));
+    return ST_ERR;
+}
+
+static int exec_sql(st_store_t *s, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        seterr(err, errlen, "%s/wasmfn.db: %s", s->dir, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return ST_ERR;
+    }
+    return ST_OK;
+}
+
+static sqlite3_stmt *prep(st_store_t *s, const char *sql, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        db_error(s, "prepare", err, errlen);
+        return NULL;
+    }
+    return st;
+}
+
+int st_db_open(st_store_t *s, char *err, size_t errlen)
+{
+    char *path;
+    if (asprintf(&path, "%s/wasmfn.db", s->dir) < 0) {
+        seterr(err, errlen, "out of memory");
+        return ST_ERR;
+    }
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        seterr(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+        free(path);
+        return ST_ERR;
+    }
+    free(path);
+    sqlite3_busy_timeout(s->db, 5000);
+
+    /* journal_mode answers with the mode in force: make sure it is WAL. */
+    sqlite3_stmt *st = prep(s, "PRAGMA journal_mode=WAL", err, errlen);
+    if (!st) return ST_ERR;
+    bool wal = sqlite3_step(st) == SQLITE_ROW &&
+               strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    if (!wal) {
+        seterr(err, errlen, "%s/wasmfn.db: cannot switch to WAL mode: %s", s->dir,
+               sqlite3_errmsg(s->db));
+        return ST_ERR;
+    }
+    if (exec_sql(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err, errlen) != ST_OK)
+        return ST_ERR;
+
+    st = prep(s, "PRAGMA user_version", err, errlen);
+    if (!st) return ST_ERR;
+    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (version > SCHEMA_VERSION) {
+        seterr(err, errlen,
+               "%s/wasmfn.db: schema version %d is newer than this wasmfn understands (%d)",
+               s->dir, version, SCHEMA_VERSION);
+        return ST_ERR;
+    }
+    if (version < SCHEMA_VERSION) {
+        char sql[sizeof SCHEMA + 64];
+        snprintf(sql, sizeof sql, "BEGIN; %s PRAGMA user_version=%d; COMMIT;", SCHEMA,
+                 SCHEMA_VERSION);
+        if (exec_sql(s, sql, err, errlen) != ST_OK) {
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return ST_ERR;
+        }
+    }
+    return ST_OK;
+}
+
+void st_db_close(st_store_t *s)
+{
+    if (s->db) sqlite3_close(s->db);
+    s->db = NULL;
+}
+
+/* ---- Specs ---------------------------------------------------------------- */
+
+bool st_spec_equal(const st_spec_t *a, const st_spec_t *b)
+{
+    if (strcmp(a->image ? a->image : "", b->image ? b->image : "") != 0) return false;
+    if (a->nenv != b->nenv) return false;
+    for (uint32_t i = 0; i < a->nenv; i++)
+        if (strcmp(a->env[i], b->env[i]) != 0) return false;
+    return a->memory_limit_bytes == b->memory_limit_bytes &&
+           a->timeout_seconds == b->timeout_seconds && a->min_scale == b->min_scale &&
+           a->max_scale == b->max_scale && a->initial_scale == b->initial_scale &&
+           a->target == b->target && a->window_seconds == b->window_seconds;
+}
+
+int st_spec_copy(st_spec_t *dst, const st_spec_t *src)
+{
+    *dst = *src;
+    dst->image = NULL;
+    dst->env = NULL;
+    dst->nenv = 0;
+    if (src->image && !(dst->image = strdup(src->image))) goto oom;
+    if (src->nenv) {
+        dst->env = calloc(src->nenv, sizeof *dst->env);
+        if (!dst->env) goto oom;
+        for (uint32_t i = 0; i < src->nenv; i++) {
+            if (!(dst->env[i] = strdup(src->env[i]))) goto oom;
+            dst->nenv = i + 1;
+        }
+    }
+    return 0;
+oom:
+    st_spec_free(dst);
+    return -1;
+}
+
+void st_spec_free(st_spec_t *s)
+{
+    if (!s) return;
+    free(s->image);
+    for (uint32_t i = 0; i < s->nenv; i++) free(s->env[i]);
+    free(s->env);
+    s->image = NULL;
+    s->env = NULL;
+    s->nenv = 0;
+}
+
+/* ---- Transactions --------------------------------------------------------- */
+
+int st_begin(st_store_t *s, char *err, size_t errlen)
+{
+    return exec_sql(s, "BEGIN IMMEDIATE", err, errlen);
+}
+
+int st_commit(st_store_t *s, char *err, size_t errlen)
+{
+    return exec_sql(s, "COMMIT", err, errlen);
+}
+
+void st_rollback(st_store_t *s)
+{
+    if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- Reading -------------------------------------------------------------- */
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+void st_function_free(st_function_t *f)
+{
+    if (!f) return;
+    free(f->name);
+    free(f->latest_revision);
+    for (uint32_t i = 0; i < f->nrevisions; i++) st_spec_free(&f->revisions[i].spec);
+    free(f->revisions);
+    for (uint32_t i = 0; i < f->nroutes; i++) free(f->routes[i].revision);
+    free(f->routes);
+    memset(f, 0, sizeof *f);
+}
+
+const st_revision_t *st_function_revision(const st_function_t *f, const char *name)
+{
+    for (uint32_t i = 0; i < f->nrevisions; i++)
+        if (strcmp(f->revisions[i].name, name) == 0) return &f->revisions[i];
+    return NULL;
+}
+
+static int load_env(st_store_t *s, st_revision_t *r, char *err, size_t errlen)
+{
+    sqlite3_stmt *st =
+        prep(s, "SELECT entry FROM revision_env WHERE revision = ? ORDER BY pos", err, errlen);
+    if (!st) return ST_ERR;
+    sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+    int rc;
+    uint32_t cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (r->spec.nenv == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **ne = realloc(r->spec.env, cap * sizeof *ne);
+            if (!ne) goto oom;
+            r->spec.env = ne;
+        }
+        char *e = dup_col(st, 0);
+        if (!e) goto oom;
+        r->spec.env[r->spec.nenv++] = e;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return db_error(s, "reading env", err, errlen);
+    return ST_OK;
+oom:
+    sqlite3_finalize(st);
+    seterr(err, errlen, "out of memory");
+    return ST_ERR;
+}
+
+int st_function_get(st_store_t *s, const char *name, st_function_t *out, char *err,
+                    size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st =
+        prep(s, "SELECT name, created, latest_revision FROM functions WHERE name = ?", err, errlen);
+    if (!st) return ST_ERR;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        if (rc == SQLITE_DONE) {
+            seterr(err, errlen, "function %s not found", name);
+            return ST_NOT_FOUND;
+        }
+        return db_error(s, "reading functions", err, errlen);
+    }
+    out->name = dup_col(st, 0);
+    out->created = sqlite3_column_int64(st, 1);
+    out->latest_revision = dup_col(st, 2);
+    sqlite3_finalize(st);
+    if (!out->name) goto oom;
+
+    st = prep(s,
+              "SELECT name, seq, created, image, memory_limit_bytes, timeout_seconds, min_scale,"
+              " max_scale, initial_scale, target, window_seconds"
+              " FROM revisions WHERE function = ? ORDER BY seq",
+              err, errlen);
+    if (!st) goto fail;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    uint32_t cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->nrevisions == cap) {
+            cap = cap ? cap * 2 : 4;
+            st_revision_t *nr = realloc(out->revisions, cap * sizeof *nr);
+            if (!nr) {
+                sqlite3_finalize(st);
+                goto oom;
+            }
+            out->revisions = nr;
+        }
+        st_revision_t *r = &out->revisions[out->nrevisions];
+        memset(r, 0, sizeof *r);
+        snprintf(r->name, sizeof r->name, "%s", (const char *)sqlite3_column_text(st, 0));
+        r->seq = (uint32_t)sqlite3_column_int64(st, 1);
+        r->created = sqlite3_column_int64(st, 2);
+        r->spec.image = dup_col(st, 3);
+        r->spec.memory_limit_bytes = (uint64_t)sqlite3_column_int64(st, 4);
+        r->spec.timeout_seconds = (uint32_t)sqlite3_column_int64(st, 5);
+        r->spec.min_scale = (uint32_t)sqlite3_column_int64(st, 6);
+        r->spec.max_scale = (uint32_t)sqlite3_column_int64(st, 7);
+        r->spec.initial_scale = (uint32_t)sqlite3_column_int64(st, 8);
+        r->spec.target = sqlite3_column_double(st, 9);
+        r->spec.window_seconds = (uint32_t)sqlite3_column_int64(st, 10);
+        out->nrevisions++;
+        if (!r->spec.image) {
+            sqlite3_finalize(st);
+            goto oom;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        db_error(s, "reading revisions", err, errlen);
+        goto fail;
+    }
+    for (uint32_t i = 0; i < out->nrevisions; i++)
+        if (load_env(s, &out->revisions[i], err, errlen) != ST_OK) goto fail;
+
+    st = prep(s, "SELECT revision, latest, percent FROM routes WHERE function = ? ORDER BY pos",
+              err, errlen);
+    if (!st) goto fail;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->nroutes == cap) {
+            cap = cap ? cap * 2 : 4;
+            st_route_t *nr = realloc(out->routes, cap * sizeof *nr);
+            if (!nr) {
+                sqlite3_finalize(st);
+                goto oom;
+            }
+            out->routes = nr;
+        }
+        st_route_t *rt = &out->routes[out->nroutes++];
+        rt->revision = dup_col(st, 0);
+        rt->latest = sqlite3_column_int(st, 1) != 0;
+        rt->percent = (uint32_t)sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        db_error(s, "reading routes", err, errlen);
+        goto fail;
+    }
+    return ST_OK;
+oom:
+    seterr(err, errlen, "out of memory");
+fail:
+    st_function_free(out);
+    return ST_ERR;
+}
+
+void st_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+int st_function_names(st_store_t *s, char ***names, size_t *n, char *err, size_t errlen)
+{
+    *names = NULL;
+    *n = 0;
+    sqlite3_stmt *st = prep(s, "SELECT name FROM functions ORDER BY name", err, errlen);
+    if (!st) return ST_ERR;
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(*names, cap * sizeof *nn);
+            if (!nn) goto oom;
+            *names = nn;
+        }
+        char *name = dup_col(st, 0);
+        if (!name) goto oom;
+        (*names)[(*n)++] = name;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        st_names_free(*names, *n);
+        *names = NULL;
+        *n = 0;
+        return db_error(s, "reading functions", err, errlen);
+    }
+    return ST_OK;
+oom:
+    sqlite3_finalize(st);
+    st_names_free(*names, *n);
+    *names = NULL;
+    *n = 0;
+    seterr(err, errlen, "out of memory");
+    return ST_ERR;
+}
+
+/* ---- Writing -------------------------------------------------------------- */
+
+/* Runs body inside SAVEPOINT name: released on success, rolled back to (and
+ * released) on failure, so a failed write leaves nothing behind. */
+static int savepoint(st_store_t *s, char *err, size_t errlen)
+{
+    return exec_sql(s, "SAVEPOINT st_write", err, errlen);
+}
+
+static int savepoint_end(st_store_t *s, int rc)
+{
+    if (rc == ST_OK) {
+        if (sqlite3_exec(s->db, "RELEASE st_write", NULL, NULL, NULL) == SQLITE_OK) return ST_OK;
+        rc = ST_ERR;
+    }
+    sqlite3_exec(s->db, "ROLLBACK TO st_write; RELEASE st_write", NULL, NULL, NULL);
+    return rc;
+}
+
+static int step_done(st_store_t *s, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
+{
+    int rc = sqlite3_step(st);
+    int out = rc == SQLITE_DONE ? ST_OK : db_error(s, what, err, errlen);
+    sqlite3_finalize(st);
+    return out;
+}
+
+int st_revision_add(st_store_t *s, const char *name, const st_spec_t *spec, int64_t now,
+                    char *rev_name, char *err, size_t errlen)
+{
+    if (strlen(name) > ST_NAME_MAX) {
+        seterr(err, errlen, "function name %s is longer than %d characters", name, ST_NAME_MAX);
+        return ST_ERR;
+    }
+    if (savepoint(s, err, errlen) != ST_OK) return ST_ERR;
+    int rc = ST_ERR;
+    sqlite3_stmt *st = prep(s,
+                            "INSERT INTO functions (name, created, next_seq) VALUES (?, ?, 1)"
+                            " ON CONFLICT (name) DO NOTHING",
+                            err, errlen);
+    if (!st) goto out;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    if (step_done(s, st, "adding function", err, errlen) != ST_OK) goto out;
+
+    st = prep(s, "SELECT next_seq FROM functions WHERE name = ?", err, errlen);
+    if (!st) goto out;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        db_error(s, "reading function", err, errlen);
+        sqlite3_finalize(st);
+        goto out;
+    }
+    int64_t seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (seq < 1 || seq > 99999) {
+        seterr(err, errlen, "function %s has used all 99999 revision numbers", name);
+        goto out;
+    }
+    char rname[ST_REVISION_NAME_MAX + 1];
+    snprintf(rname, sizeof rname, "%s-%05d", name, (int)seq);
+
+    st = prep(s,
+              "INSERT INTO revisions (name, function, seq, created, image, memory_limit_bytes,"
+              " timeout_seconds, min_scale, max_scale, initial_scale, target, window_seconds)"
+              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+              err, errlen);
+    if (!st) goto out;
+    sqlite3_bind_text(st, 1, rname, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, seq);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_text(st, 5, spec->image ? spec->image : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)spec->memory_limit_bytes);
+    sqlite3_bind_int64(st, 7, spec->timeout_seconds);
+    sqlite3_bind_int64(st, 8, spec->min_scale);
+    sqlite3_bind_int64(st, 9, spec->max_scale);
+    sqlite3_bind_int64(st, 10, spec->initial_scale);
+    sqlite3_bind_double(st, 11, spec->target);
+    sqlite3_bind_int64(st, 12, spec->window_seconds);
+    if (step_done(s, st, "adding revision", err, errlen) != ST_OK) goto out;
+
+    for (uint32_t i = 0; i < spec->nenv; i++) {
+        st = prep(s, "INSERT INTO revision_env (revision, pos, entry) VALUES (?, ?, ?)", err,
+                  errlen);
+        if (!st) goto out;
+        sqlite3_bind_text(st, 1, rname, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, i);
+        sqlite3_bind_text(st, 3, spec->env[i], -1, SQLITE_STATIC);
+        if (step_done(s, st, "adding env", err, errlen) != ST_OK) goto out;
+    }
+
+    st = prep(s, "UPDATE functions SET next_seq = next_seq + 1, latest_revision = ? WHERE name = ?",
+              err, errlen);
+    if (!st) goto out;
+    sqlite3_bind_text(st, 1, rname, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    if (step_done(s, st, "updating function", err, errlen) != ST_OK) goto out;
+    if (rev_name) memcpy(rev_name, rname, sizeof rname);
+    rc = ST_OK;
+out:
+    return savepoint_end(s, rc);
+}
+
+int st_routes_set(st_store_t *s, const char *name, const st_route_t *routes, uint32_t n,
+                  char *err, size_t errlen)
+{
+    if (savepoint(s, err, errlen) != ST_OK) return ST_ERR;
+    int rc = ST_ERR;
+    sqlite3_stmt *st = prep(s, "SELECT 1 FROM functions WHERE name = ?", err, errlen);
+    if (!st) goto out;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int found = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (found != SQLITE_ROW) {
+        seterr(err, errlen, "function %s not found", name);
+        rc = ST_NOT_FOUND;
+        goto out;
+    }
+    st = prep(s, "DELETE FROM routes WHERE function = ?", err, errlen);
+    if (!st) goto out;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (step_done(s, st, "replacing routes", err, errlen) != ST_OK) goto out;
+    for (uint32_t i = 0; i < n; i++) {
+        st = prep(s,
+                  "INSERT INTO routes (function, pos, revision, latest, percent)"
+                  " VALUES (?, ?, ?, ?, ?)",
+                  err, errlen);
+        if (!st) goto out;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, i);
+        if (routes[i].latest || !routes[i].revision)
+            sqlite3_bind_null(st, 3);
+        else
+            sqlite3_bind_text(st, 3, routes[i].revision, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, routes[i].latest ? 1 : 0);
+        sqlite3_bind_int64(st, 5, routes[i].percent);
+        if (step_done(s, st, "adding route", err, errlen) != ST_OK) goto out;
+    }
+    rc = ST_OK;
+out:
+    return savepoint_end(s, rc);
+}
+
+int st_function_delete(st_store_t *s, const char *name, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = prep(s, "DELETE FROM functions WHERE name = ?", err, errlen);
+    if (!st) return ST_ERR;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (step_done(s, st, "deleting function", err, errlen) != ST_OK) return ST_ERR;
+    if (sqlite3_changes(s->db) == 0) {
+        seterr(err, errlen, "function %s not found", name);
+        return ST_NOT_FOUND;
+    }
+    return ST_OK;
+}

@@ -1,0 +1,146 @@
+/*
+ * store.h — wasmfn's persistent state in the data directory. Prefix: st_.
+ *
+ * Layout of DATA (created with mode 0700):
+ *   wasmfn.db           SQLite in WAL mode: functions, revisions, routes
+ *   blobs/sha256/HEX    modules, content-addressed (the file's SHA-256 is HEX)
+ *   admin.token         the admin API's bearer token (mode 0600), made at
+ *                       the first start from getrandom(2)
+ *
+ * Durability is the point of this layer: an acknowledged deploy must survive
+ * SIGKILL at any moment. Blobs are written to a temporary file, fsync'd,
+ * renamed into place and the directory fsync'd, so a blob either exists
+ * whole or not at all; reads verify the hash, so a damaged file is reported
+ * rather than run. The database runs with synchronous=FULL, so a committed
+ * transaction is on disk when st_commit returns.
+ *
+ * Threads: the database calls are made from one thread (the event loop).
+ * st_blob_put/get/exists only touch files and may run on any thread.
+ */
+#ifndef WASMFN_STORE_H
+#define WASMFN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct st_store st_store_t;
+
+/* "sha256:" + 64 lowercase hex digits. */
+#define ST_DIGEST_LEN 71
+/* Function names are DNS labels of at most this length, so that revision
+ * names ("NAME-00001") stay within the 63 bytes of a label. */
+#define ST_NAME_MAX 57
+#define ST_REVISION_NAME_MAX 63
+
+/* Return values of the calls below that can fail. */
+enum {
+    ST_OK = 0,
+    ST_ERR = -1,       /* I/O or database error; message in err */
+    ST_NOT_FOUND = -2, /* no such blob / function */
+    ST_CORRUPT = -3,   /* a blob whose content does not match its name */
+};
+
+/* Opens (creating on first use) the data directory dir. Returns NULL with a
+ * message naming the path at fault. */
+st_store_t *st_open(const char *dir, char *err, size_t errlen);
+void st_close(st_store_t *s);
+const char *st_dir(const st_store_t *s);
+/* The admin token (64 hex characters); lives as long as the store. */
+const char *st_admin_token(const st_store_t *s);
+
+/* ---- Blobs ---------------------------------------------------------------- */
+
+/* 0 if digest is "sha256:" followed by 64 lowercase hex digits, else -1. */
+int st_digest_check(const char *digest);
+/* The digest of bytes, as "sha256:HEX" (out holds ST_DIGEST_LEN + 1). */
+void st_digest_of(const uint8_t *bytes, size_t len, char *out);
+/* Stores bytes under their digest (written to out, ST_DIGEST_LEN + 1
+ * bytes). Durable when it returns ST_OK. Storing an existing blob is a
+ * no-op that succeeds. */
+int st_blob_put(st_store_t *s, const uint8_t *bytes, size_t len, char *digest_out, char *err,
+                size_t errlen);
+/* Reads the blob into a malloc'd buffer (caller frees *bytes) after checking
+ * its hash: ST_OK, ST_NOT_FOUND, ST_CORRUPT or ST_ERR. */
+int st_blob_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                size_t errlen);
+bool st_blob_exists(st_store_t *s, const char *digest);
+
+/* ---- Functions, revisions, routes ---------------------------------------- */
+
+/* What a revision runs with: its template, with every default resolved (so
+ * two specs are the same template exactly when st_spec_equal says so). */
+typedef struct st_spec {
+    char *image;                 /* "sha256:HEX" */
+    char **env;                  /* "KEY=VALUE", in manifest order */
+    uint32_t nenv;
+    uint64_t memory_limit_bytes;
+    uint32_t timeout_seconds;
+    uint32_t min_scale, max_scale; /* max 0 = unbounded */
+    uint32_t initial_scale;
+    double target;               /* concurrent requests per instance */
+    uint32_t window_seconds;     /* the autoscaler's stable window */
+} st_spec_t;
+
+bool st_spec_equal(const st_spec_t *a, const st_spec_t *b);
+/* Deep copy into dst (which the caller then owns); -1 when out of memory. */
+int st_spec_copy(st_spec_t *dst, const st_spec_t *src);
+void st_spec_free(st_spec_t *s);
+
+typedef struct st_revision {
+    char name[ST_REVISION_NAME_MAX + 1]; /* "hello-00002" */
+    uint32_t seq;                        /* 2 */
+    int64_t created;                     /* Unix seconds */
+    st_spec_t spec;
+} st_revision_t;
+
+/* A traffic target. revision is NULL when latest is set: such a route
+ * follows the function's newest revision. */
+typedef struct st_route {
+    char *revision;
+    bool latest;
+    uint32_t percent;
+} st_route_t;
+
+typedef struct st_function {
+    char *name;
+    int64_t created;             /* Unix seconds */
+    char *latest_revision;       /* NULL when it has none */
+    st_revision_t *revisions;    /* oldest first */
+    uint32_t nrevisions;
+    st_route_t *routes;          /* in manifest order */
+    uint32_t nroutes;
+} st_function_t;
+
+/* The revision named name in f, or NULL. */
+const st_revision_t *st_function_revision(const st_function_t *f, const char *name);
+void st_function_free(st_function_t *f);
+
+/* Transactions. Writes outside one are each their own transaction. begin
+ * takes the write lock (BEGIN IMMEDIATE); commit returns only once the
+ * transaction is durable. */
+int st_begin(st_store_t *s, char *err, size_t errlen);
+int st_commit(st_store_t *s, char *err, size_t errlen);
+void st_rollback(st_store_t *s);
+
+/* Fills *out (caller frees with st_function_free): ST_OK or ST_NOT_FOUND. */
+int st_function_get(st_store_t *s, const char *name, st_function_t *out, char *err,
+                    size_t errlen);
+/* Every function's name, sorted; *names is a malloc'd array of malloc'd
+ * strings (free with st_names_free). */
+int st_function_names(st_store_t *s, char ***names, size_t *n, char *err, size_t errlen);
+void st_names_free(char **names, size_t n);
+/* Adds a revision to function name (creating the function, with no routes,
+ * if it does not exist) and makes it the latest. Its name is NAME-NNNNN
+ * with the next number for that function, written to rev_name
+ * (ST_REVISION_NAME_MAX + 1 bytes). Numbers are never reused while the
+ * function exists. */
+int st_revision_add(st_store_t *s, const char *name, const st_spec_t *spec, int64_t now,
+                    char *rev_name, char *err, size_t errlen);
+/* Replaces the function's routes. */
+int st_routes_set(st_store_t *s, const char *name, const st_route_t *routes, uint32_t n,
+                  char *err, size_t errlen);
+/* Deletes the function with its revisions and routes: ST_OK or ST_NOT_FOUND. */
+int st_function_delete(st_store_t *s, const char *name, char *err, size_t errlen);
+
+#endif
