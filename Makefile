@@ -3,7 +3,8 @@
 #   make              build/wasmfn (every src/*/*.c) and build/libwasmfn.a
 #                     (every object but src/cli/main.c, for tests to link)
 #   make deps         install missing Debian packages (scripts/deps.sh, root)
-#   make run          deps + build, then run wasmfn
+#   make run          deps + build + examples, then `wasmfn serve` with the
+#                     examples deployed, until Ctrl-C (scripts/run.sh)
 #   make test         deps, build, every TEST_STEPS target, then `make asan`
 #   make test-unit    build and run every tests/*/test_*.c (cmocka)
 #   make spec         the WebAssembly spec suite (mk/spec.mk); ONLY=i32 for one
@@ -97,8 +98,8 @@ deps:
 	@bash scripts/deps.sh
 
 run: deps
-	@$(MAKE) --no-print-directory -j2 all
-	$(WASMFN) --help
+	@$(MAKE) --no-print-directory -j2 all examples
+	@WASMFN=$(WASMFN) WASMFN_DATA=$(WASMFN_DATA) LISTEN=$(LISTEN) ADMIN=$(ADMIN) bash scripts/run.sh
 
 # Every step runs even when an earlier one failed, so one run shows every
 # failure; the target fails at the end if any step did.

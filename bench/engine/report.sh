@@ -20,8 +20,8 @@ if ((status != 0)); then
 fi
 
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain -- src/engine bench/engine 2>/dev/null) ]]; then
+commit=$(git rev-parse --short --verify -q HEAD 2>/dev/null || echo unknown)
+if [[ $commit != unknown ]] && ! git diff-index --quiet HEAD -- src/engine bench/engine 2>/dev/null; then
     commit="$commit (with uncommitted changes to the engine or the bench)"
 fi
 {

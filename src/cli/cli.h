@@ -24,4 +24,34 @@ enum {
 int cli_run_main(int argc, char **argv);
 void cli_run_usage(FILE *out);
 
+/* wasmfn serve [--listen HOST:PORT] [--admin HOST:PORT] [--data DIR] [--workers N] [--domain D]
+ * [--max-body SIZE]: the daemon (serve.c). Exits 0 after draining on SIGTERM/SIGINT, 1 when it
+ * cannot start, 2 on usage errors. */
+int cli_serve_main(int argc, char **argv);
+void cli_serve_usage(FILE *out);
+
+/* The admin API's clients (apply.c, commands.c; docs/cli.md). They exit 0,
+ * 1 when the API refused or failed (one line says why), 2 on usage errors. */
+/* wasmfn deploy NAME F.wasm [--env K=V]... [--min-scale N] [--max-scale N] [--timeout S] [--memory MIB] */
+int cli_deploy_main(int argc, char **argv);
+void cli_deploy_usage(FILE *out);
+/* wasmfn apply -f MANIFEST.yaml */
+int cli_apply_main(int argc, char **argv);
+void cli_apply_usage(FILE *out);
+/* wasmfn list [-o json] */
+int cli_list_main(int argc, char **argv);
+void cli_list_usage(FILE *out);
+/* wasmfn get NAME [-o json] */
+int cli_get_main(int argc, char **argv);
+void cli_get_usage(FILE *out);
+/* wasmfn delete NAME */
+int cli_delete_main(int argc, char **argv);
+void cli_delete_usage(FILE *out);
+/* wasmfn invoke NAME [-d DATA | -d @FILE] [-H 'K: V'] [-X METHOD] [--path /p] */
+int cli_invoke_main(int argc, char **argv);
+void cli_invoke_usage(FILE *out);
+/* wasmfn logs NAME [-f] */
+int cli_logs_main(int argc, char **argv);
+void cli_logs_usage(FILE *out);
+
 #endif

@@ -124,7 +124,7 @@ void cli_table_free(cli_table_t *t);
 /* One YAML document of a manifest file, converted to JSON. */
 typedef struct cli_doc {
     int index;          /* 1-based document number in the file */
-    int line;           /* 1-based line where the document starts */
+    int line;           /* 1-based line of the document's first content */
     cJSON *json;        /* the document (NULL for an empty document), owned */
     /* where each field was written: "spec.template.spec.containers[0].image" -> line */
     char **paths;

@@ -17,6 +17,14 @@ typedef struct cli_command {
 
 static const cli_command_t commands[] = {
     {"run", cli_run_main, cli_run_usage, "run a WASI command module locally, sandboxed"},
+    {"serve", cli_serve_main, cli_serve_usage, "run the daemon: data plane and admin API"},
+    {"deploy", cli_deploy_main, cli_deploy_usage, "upload a module and make it a function's new revision"},
+    {"apply", cli_apply_main, cli_apply_usage, "create or update functions from Knative manifests (-f FILE)"},
+    {"list", cli_list_main, cli_list_usage, "list the deployed functions"},
+    {"get", cli_get_main, cli_get_usage, "show one function, its traffic and revisions"},
+    {"delete", cli_delete_main, cli_delete_usage, "delete a function"},
+    {"invoke", cli_invoke_main, cli_invoke_usage, "call a function through the admin API"},
+    {"logs", cli_logs_main, cli_logs_usage, "print a function's stderr (-f follows)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

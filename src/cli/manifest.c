@@ -9,7 +9,8 @@
  * core schema for plain scalars, quoted scalars are always strings).
  *
  * While converting it records the line of every field under its path
- * ("spec.template.spec.containers[0].image"), so that an error found later
+ * ("spec.template.spec.containers[0].image", "spec.template.metadata.
+ * annotations[autoscaling.knative.dev/window]"), so that an error found later
  * — a missing image file, or a field the daemon rejects — can be reported
  * as "FILE: document N: line L: FIELD: problem".
  */
@@ -269,7 +270,13 @@ static cJSON *conv_node(conv_t *c, yaml_event_t *ev, char *path, size_t pathcap,
             yaml_mark_t kmark = k.start_mark;
             yaml_event_delete(&k);
             if (!key) goto oom_map;
-            snprintf(path + base, pathcap - base, "%s%s", base ? "." : "", key);
+            /* Keys that hold dots or slashes (annotations) are written
+             * "annotations[autoscaling.knative.dev/window]", as the daemon
+             * names them in its messages. */
+            if (base && strpbrk(key, "./[] "))
+                snprintf(path + base, pathcap - base, "[%s]", key);
+            else
+                snprintf(path + base, pathcap - base, "%s%s", base ? "." : "", key);
             if (cJSON_GetObjectItemCaseSensitive(obj, key)) {
                 conv_error(c, &kmark, "%s: duplicate key%s", path, NULL);
                 free(key);
@@ -411,6 +418,9 @@ int cli_manifest_load(const char *file, cli_manifest_t *m, char *err, size_t err
 
         /* The document's root node, then DOCUMENT_END. */
         if (next_event(&c, &ev, docno) != 0) goto out;
+        /* Errors about the whole document point at its first line of
+         * content, not at the `---` above it. */
+        d->line = (int)ev.start_mark.line + 1;
         path[0] = 0;
         d->json = conv_node(&c, &ev, path, sizeof path, 0);
         yaml_event_delete(&ev);

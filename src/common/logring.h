@@ -22,12 +22,17 @@ lr_ring_t *lr_ring_new(size_t max_bytes);
 void lr_ring_free(lr_ring_t *r);
 
 /* Appends text as lines (split at '\n'; a trailing partial line is kept as a
- * line of its own; lines longer than 8 KiB are cut). source is copied. */
+ * line of its own; a '\r' before '\n' is dropped; lines longer than 8 KiB
+ * are cut to 8 KiB ending in " [cut]", the rest of such a line discarded).
+ * source is copied. */
 void lr_ring_append(lr_ring_t *r, const char *source, const char *text, size_t len);
 
 /* Formats lines with seq > after_seq (at most max_lines of the newest, 0 =
  * all) as "TIMESTAMP SOURCE: TEXT\n" into a malloc'd string (caller frees).
- * *next_seq gets the seq to pass next time. */
+ * TIMESTAMP is UTC, 2024-05-01T12:00:00.123Z. *next_seq gets the seq to pass
+ * next time (after_seq itself when nothing was new, so seqs start at 1 and
+ * 0 reads everything). With nothing new the string is "" (never NULL
+ * except when out of memory). */
 char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t *next_seq,
                    size_t *len);
 

@@ -4,7 +4,8 @@
  *
  * Concurrency: each registry has one read-write lock. Updates take it for
  * reading — many threads at once — find their series in the family's hash
- * table and change it with atomics (a double is kept as its bit pattern in
+ * table and change it with atomics (the first update of a new series takes
+ * it for writing, to insert it) (a double is kept as its bit pattern in
  * an atomic uint64 and added to with a compare-and-swap loop). Creating a
  * series, removing a function's series, adding a family and rendering take
  * it for writing or reading as they need. Why not a plain mutex for lookups
@@ -244,9 +245,10 @@ static mx_series_t *series_add(mx_family_t *f, const mx_key_t *k, uint64_t h)
     return s;
 }
 
-/* Finds or creates the series and returns with the read lock held (the
- * caller updates it, then unlocks), or NULL with no lock held when out of
- * memory — the update is then lost, which beats failing a request. */
+/* Finds or creates the series and returns with the registry lock held —
+ * for reading when it existed, for writing when it was just made — so the
+ * caller updates it and then unlocks. NULL with no lock held when out of
+ * memory: the update is then lost, which beats failing a request. */
 static mx_series_t *series_get(mx_family_t *f, const char *const *values)
 {
     mx_registry_t *r = f->reg;
@@ -256,28 +258,16 @@ static mx_series_t *series_get(mx_family_t *f, const char *const *values)
     uint64_t h = hash_bytes(k.p, k.len);
     pthread_rwlock_rdlock(&r->lock);
     mx_series_t *s = series_find(f, &k, h);
-    if (s) {
-        key_done(&k);
-        return s;
-    }
-    pthread_rwlock_unlock(&r->lock);
-    pthread_rwlock_wrlock(&r->lock);
-    s = series_find(f, &k, h); /* another thread may have made it meanwhile */
-    if (!s)
-        s = series_add(f, &k, h);
-    pthread_rwlock_unlock(&r->lock);
-    key_done(&k);
-    if (!s)
-        return NULL;
-    /* Re-take as a reader; the series may have been removed in the gap, so
-     * look it up again rather than trusting the pointer. */
-    if (!key_build(&k, f, values))
-        return NULL;
-    pthread_rwlock_rdlock(&r->lock);
-    s = series_find(f, &k, h);
-    key_done(&k);
-    if (!s)
+    if (!s) {
         pthread_rwlock_unlock(&r->lock);
+        pthread_rwlock_wrlock(&r->lock);
+        s = series_find(f, &k, h); /* another thread may have made it meanwhile */
+        if (!s)
+            s = series_add(f, &k, h);
+        if (!s)
+            pthread_rwlock_unlock(&r->lock);
+    }
+    key_done(&k);
     return s;
 }
 
@@ -323,8 +313,10 @@ mx_family_t *mx_family_new(mx_registry_t *r, const char *name, const char *help,
     /* A family without labels has exactly one series: make it now, so it
      * renders as 0 from the start instead of appearing on first use. */
     if (f->nlabels == 0) {
-        mx_key_t k = {.p = k.stack, .len = 0};
-        series_add(f, &k, hash_bytes("", 0));
+        mx_key_t k;
+        k.p = k.stack;
+        k.len = 0;
+        series_add(f, &k, hash_bytes(k.p, 0));
     }
     pthread_rwlock_unlock(&r->lock);
     return f;

@@ -4,9 +4,15 @@
  *
  * A registry holds metric families (name, help, type); a family holds
  * series identified by their label values. Families are created at start-up;
- * series are created on first use. All updates are thread-safe (one mutex
- * per registry guards series creation; values are updated with atomics), so
- * worker threads and the event loop may update the same series.
+ * series are created on first use (a family without labels has its one
+ * series, at 0, from creation). All updates are thread-safe (one read-write
+ * lock per registry: updates hold it shared and change values with atomics;
+ * creating or removing series takes it exclusively), so worker threads and
+ * the event loop may update the same series.
+ *
+ * Output: families in creation order, each with # HELP and # TYPE even
+ * before it has series; series in creation order. Counters ignore negative
+ * and NaN additions; histograms ignore NaN observations.
  */
 #ifndef WASMFN_COMMON_METRICS_H
 #define WASMFN_COMMON_METRICS_H

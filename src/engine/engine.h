@@ -146,9 +146,14 @@ void eng_exec_free(eng_exec_t *x);
 /* Absolute CLOCK_MONOTONIC deadline in ns for the calls that follow;
  * 0 = none. Checked at function entries and loop back-edges. */
 void eng_exec_set_deadline(eng_exec_t *x, uint64_t deadline_ns);
+uint64_t eng_exec_deadline(const eng_exec_t *x);
 /* Asks the running guest to stop with ENG_TRAP_DEADLINE. Safe from any
  * thread and from signal handlers. Cleared at the next eng_call. */
 void eng_exec_interrupt(eng_exec_t *x);
+/* True once the deadline has passed or eng_exec_interrupt was called: a
+ * host function that blocks (sleeps, waits for I/O) polls this and returns
+ * ENG_TRAP_DEADLINE when it turns true. */
+bool eng_exec_should_stop(eng_exec_t *x);
 /* After a trap: a one-line description, e.g. "integer divide by zero in
  * function 3 (fib)". Valid until the next call on x. */
 const char *eng_exec_trap_message(const eng_exec_t *x);
@@ -167,8 +172,9 @@ typedef struct eng_host_call {
 } eng_host_call_t;
 
 /* A host function reads its arguments from args[0..nparams) and writes its
- * results to args[0..nresults) (the same array). It returns ENG_OK, or a trap
- * made with eng_exec_trap_host / eng_exec_exit. */
+ * results to args[0..nresults) (the same array). It returns ENG_OK, a trap
+ * made with eng_exec_trap_host / eng_exec_exit, or ENG_TRAP_DEADLINE when it
+ * noticed eng_exec_should_stop while blocking. */
 typedef eng_trap_t (*eng_host_fn_t)(eng_host_call_t *call, eng_val_t *args);
 
 /* Makes a host function in store s. `sig` is "(PARAMS)RESULTS" with one

@@ -150,7 +150,9 @@ eng_trap_t eng_exec_exit(eng_exec_t *x, int code)
     return ENG_TRAP_EXIT;
 }
 
-static bool exec_should_stop(eng_exec_t *x)
+uint64_t eng_exec_deadline(const eng_exec_t *x) { return x->deadline_ns; }
+
+bool eng_exec_should_stop(eng_exec_t *x)
 {
     if (__atomic_load_n(&x->interrupt, __ATOMIC_RELAXED))
         return true;
@@ -326,7 +328,7 @@ static INTERP_ATTR eng_trap_t run(eng_exec_t *x, eng_func_t *f, eng_val_t *fp, c
     do {                                                                                           \
         if (UNLIKELY(--budget <= 0)) {                                                             \
             budget = BUDGET;                                                                       \
-            if (exec_should_stop(x))                                                               \
+            if (eng_exec_should_stop(x))                                                               \
                 TRAP(ENG_TRAP_DEADLINE);                                                           \
         }                                                                                          \
     } while (0)

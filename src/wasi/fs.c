@@ -415,10 +415,10 @@ uint16_t wasi_fn_fd_readdir(wasi_ctx_t *w, wasi_mem_t *m, const eng_val_t *a)
             return host_err();
         }
         f->dir_next = 0;
-        f->dir_prev_loc = -1;
+        f->dir_prev_valid = false;
     }
     if (cookie != f->dir_next) {
-        if (cookie + 1 == f->dir_next && f->dir_prev_loc >= 0) {
+        if (cookie + 1 == f->dir_next && f->dir_prev_valid) {
             seekdir(f->dir, f->dir_prev_loc);
         } else {
             rewinddir(f->dir);
@@ -430,7 +430,7 @@ uint16_t wasi_fn_fd_readdir(wasi_ctx_t *w, wasi_mem_t *m, const eng_val_t *a)
             }
         }
         f->dir_next = cookie;
-        f->dir_prev_loc = -1;
+        f->dir_prev_valid = false;
     }
     uint32_t used = 0;
     while (used < buf_len) {
@@ -456,6 +456,7 @@ uint16_t wasi_fn_fd_readdir(wasi_ctx_t *w, wasi_mem_t *m, const eng_val_t *a)
         memcpy(m->base + buf + used, de->d_name, k);
         used += k;
         f->dir_prev_loc = loc;
+        f->dir_prev_valid = true;
         f->dir_next++;
     }
     wasi_st32(m->base + used_ptr, used);
@@ -480,10 +481,13 @@ uint16_t wasi_fn_fd_seek(wasi_ctx_t *w, wasi_mem_t *m, const eng_val_t *a)
 {
     int64_t off = (int64_t)a[1].i64;
     uint32_t whence = a[2].i32, ptr = a[3].i32;
-    uint64_t need = (off == 0 && whence == WWHENCE_CUR) ? WR_FD_TELL : WR_FD_SEEK;
     wasi_fd_t *f;
-    uint16_t e = wasi_fd_get(w, a[0].i32, need, &f);
+    uint16_t e = wasi_fd_get(w, a[0].i32, 0, &f);
     if (e) return e;
+    /* Asking for the position needs FD_TELL or FD_SEEK; moving it, FD_SEEK. */
+    bool tell_only = off == 0 && whence == WWHENCE_CUR;
+    if (!(f->rights_base & WR_FD_SEEK) && !(tell_only && (f->rights_base & WR_FD_TELL)))
+        return WE_NOTCAPABLE;
     if (f->kind != WFD_HOST) return WE_SPIPE;
     int hw = whence == WWHENCE_SET ? SEEK_SET
              : whence == WWHENCE_CUR ? SEEK_CUR

@@ -122,6 +122,7 @@ typedef struct wasi_fd {
     DIR *dir;
     uint64_t dir_next;
     long dir_prev_loc;
+    bool dir_prev_valid;
     uint64_t dir_prev_index;
     /* WFD_MEMIN */
     const uint8_t *in_data;

@@ -37,7 +37,8 @@
 #define WASI_SYMLINK_MAX 40 /* as Linux's MAXSYMLINKS */
 
 /* 1 = openat2 works, 0 = it does not, -1 = not tried yet. A capability
- * cache of the running kernel, the same for every thread. The environment
+ * cache of the running kernel, the same for every thread (so accessed
+ * atomically; racing first uses agree anyway). The environment
  * variable WASMFN_WASI_NO_OPENAT2 (any value) forces the walk, so tests
  * can check both ways on one machine. */
 static int have_openat2 = -1;
@@ -56,25 +57,30 @@ uint16_t wasi_path_copy(wasi_mem_t *m, uint32_t ptr, uint32_t len, char *out)
  * means "use the walk instead". */
 static int openat2_beneath(int dirfd, const char *path, int flags, unsigned mode)
 {
-    if (have_openat2 < 0 && getenv("WASMFN_WASI_NO_OPENAT2")) have_openat2 = 0;
-    if (have_openat2 == 0) {
+    int have = __atomic_load_n(&have_openat2, __ATOMIC_RELAXED);
+    if (have < 0 && getenv("WASMFN_WASI_NO_OPENAT2")) {
+        have = 0;
+        __atomic_store_n(&have_openat2, 0, __ATOMIC_RELAXED);
+    }
+    if (have == 0) {
         errno = ENOSYS;
         return -1;
     }
     struct open_how how;
     memset(&how, 0, sizeof how);
-    how.flags = (uint64_t)(flags | O_CLOEXEC);
+    how.flags = (__u64)(unsigned)(flags | O_CLOEXEC);
     how.mode = ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) ? mode : 0;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     for (int tries = 0; tries < 8; tries++) {
         long r = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
         if (r >= 0) {
-            have_openat2 = 1;
+            if (have < 0) __atomic_store_n(&have_openat2, 1, __ATOMIC_RELAXED);
             return (int)r;
         }
-        if (errno == ENOSYS || (errno == EPERM && have_openat2 < 0)) {
-            /* EPERM on first use: a seccomp policy that blocks openat2. */
-            have_openat2 = 0;
+        if (errno == ENOSYS || (errno == EPERM && have < 0)) {
+            /* EPERM on first use: a seccomp policy that blocks openat2 (at
+             * worst a real EPERM sends us to the walk, which is as safe). */
+            __atomic_store_n(&have_openat2, 0, __ATOMIC_RELAXED);
             errno = ENOSYS;
             return -1;
         }
@@ -217,8 +223,8 @@ static uint16_t walk_dirs(int start, const char *path, int *out)
             char target[WASI_PATH_MAX + 1];
             ssize_t t = readlinkat(fd, "", target, sizeof target - 1);
             close(fd);
-            if (t < 0) {
-                e = wasi_errno_from_host(errno);
+            if (t < 0 || t >= (ssize_t)sizeof target - 1) {
+                e = t < 0 ? wasi_errno_from_host(errno) : WE_NAMETOOLONG;
                 goto out;
             }
             if (++links > WASI_SYMLINK_MAX) {
@@ -321,6 +327,10 @@ uint16_t wasi_path_resolve(int start, const char *path, bool follow, int *pfd, c
         *pfd = -1;
         if (++links > WASI_SYMLINK_MAX) {
             e = WE_LOOP;
+            break;
+        }
+        if (t >= (ssize_t)sizeof target - 1) {
+            e = WE_NAMETOOLONG;
             break;
         }
         target[t] = 0;

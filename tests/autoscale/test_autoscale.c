@@ -173,8 +173,12 @@ static void test_burst_panics_and_scales_up(void **state)
 
     as_decision_t d = sim_tick(&m, 120, 40);
     assert_true(d.panic); /* panic avg (40 + 5x10)/6 = 15 -> 2 pods = 2x ready */
-    for (uint64_t t = 121; t < 126; t++)
+    assert_int_equal(d.desired, 2);
+    static const uint32_t climb[] = {2, 3, 3, 4, 4}; /* the table in docs/autoscaling.md */
+    for (uint64_t t = 121; t < 126; t++) {
         d = sim_tick(&m, t, 40);
+        assert_int_equal(d.desired, climb[t - 121]);
+    }
     assert_true(d.panic);
     assert_int_equal(d.desired, 4);
     assert_true(fabs(d.panic_avg - 40.0) < 1e-9);
@@ -273,12 +277,13 @@ static void test_scale_from_zero(void **state)
     d = as_scaler_decide(s, S(100), 0);
     assert_true(d.panic);
     assert_int_equal(d.desired, 2);
+    static const uint32_t climb[] = {4, 5, 7, 9, 10}; /* docs/autoscaling.md */
     for (uint64_t t = 101; t < 106; t++) {
         as_scaler_record(s, S(t), 10);
         d = as_scaler_decide(s, S(t), d.desired);
         assert_true(d.panic);
+        assert_int_equal(d.desired, climb[t - 101]);
     }
-    assert_int_equal(d.desired, 10);
     as_scaler_free(s);
 }
 

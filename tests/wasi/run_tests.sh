@@ -170,6 +170,15 @@ t_fs_walk() {
         expect_out 'fs_ops: all ok'
 }
 
+t_raw_calls() {
+    # Bad pointers, bad descriptors, rights and struct layouts, through the
+    # raw imports.
+    mkdir box
+    expect_status 0 W --dir box:/box "$(P raw)" && expect_out '^raw: all ok$' || return 1
+    [[ $(grep -c '^ok ' out) -ge 45 ]] || { echo "only $(grep -c '^ok ' out) checks ran"; return 1; }
+    [[ -z "$(ls -A box)" ]] || { echo "left behind:"; ls -la box; return 1; }
+}
+
 t_no_preopen() {
     # Without --dir the guest has no filesystem at all.
     expect_status 1 W "$(P file_io)" /sandbox || return 1
@@ -372,6 +381,13 @@ diff_case() {
     local sn sw
     (cd "n-$name" && $setup && node --no-warnings "$NODE_RUN" "$@" <../input >../n.out 2>../n.err)
     sn=$?
+    if [[ $sn -gt 128 ]]; then
+        # Node itself crashed (seen now and then with big guest memories):
+        # that says nothing about wasmfn, so give it one more go.
+        rm -rf "n-$name" && mkdir "n-$name"
+        (cd "n-$name" && $setup && node --no-warnings "$NODE_RUN" "$@" <../input >../n.out 2>../n.err)
+        sn=$?
+    fi
     (cd "w-$name" && $setup && "$WASMFN" run "$@" <../input >../w.out 2>../w.err)
     sw=$?
     if [[ $sn -ne $sw ]] || ! cmp -s n.out w.out; then
@@ -396,7 +412,6 @@ t_differential_node() {
     diff_case file_io box_setup --dir box:/sandbox "$(P file_io)" /sandbox || bad=1
     diff_case fs_ops box_setup --dir box:/data "$(P fs_ops)" /data || bad=1
     diff_case clocks no_setup "$(P clocks)" || bad=1
-    diff_case memory no_setup "$(P memory)" || bad=1
     diff_case sort no_setup "$(P sort)" || bad=1
     diff_case hash no_setup "$(P hash)" || bad=1
     diff_case float no_setup "$(P float)" || bad=1
@@ -433,6 +448,7 @@ run_test "file I/O with the preopen named ." t_file_io_guest_dot
 run_test "directories: mkdir, listing, rename, unlink, rmdir" t_fs_ops
 run_test "file I/O and directories with the portable resolver" t_fs_walk
 run_test "no --dir means no filesystem" t_no_preopen
+run_test "raw calls: EFAULT, EBADF, rights, layouts" t_raw_calls
 run_test "sandbox escapes fail (openat2)" t_sandbox_openat2
 run_test "sandbox escapes fail (portable walk)" t_sandbox_walk
 run_test "clocks move forward" t_clocks

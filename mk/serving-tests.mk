@@ -1,0 +1,26 @@
+# mk/serving-tests.mk — `make test-serving`: integration tests that start the
+# real daemon (`wasmfn serve`) on free loopback ports with a temporary data
+# dir and drive it only through the CLI and HTTP (tests/serving/run_tests.sh).
+# Needs the examples and the test functions tests/serving/fns/*.c (built to
+# build/serving-fns/*.wasm the same way).
+#
+# Under `make asan` it runs against build-asan/wasmfn too.
+
+SERVING_FNS_DIR := build/serving-fns
+SERVING_FNS_SRCS := $(sort $(wildcard tests/serving/fns/*.c))
+SERVING_FNS_WASM := $(patsubst tests/serving/fns/%.c,$(SERVING_FNS_DIR)/%.wasm,$(SERVING_FNS_SRCS))
+
+TEST_STEPS += test-serving
+ASAN_STEPS += test-serving
+
+.PHONY: test-serving serving-fns
+
+serving-fns: $(SERVING_FNS_WASM)
+
+$(SERVING_FNS_DIR)/%.wasm: tests/serving/fns/%.c
+	@mkdir -p $(@D)
+	$(EXAMPLES_CC) $(EXAMPLES_CFLAGS) $< -o $@
+
+test-serving: $(WASMFN) examples serving-fns
+	@WASMFN=$(WASMFN) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+		bash tests/serving/run_tests.sh

@@ -1,0 +1,724 @@
+/*
+ * api.c — the admin REST API of docs/api.md: routing, bearer-token auth,
+ * and the endpoints (blobs, apply, functions, revisions, logs, invoke),
+ * plus the unauthenticated /healthz, /readyz and /metrics.
+ *
+ * Everything runs on the event loop, with two exceptions kept off it
+ * because they take long: validating and fsync'ing an uploaded module
+ * (uv_queue_work), and nothing else. SQLite commits are short (one WAL
+ * fsync) and happen on the loop, which keeps the store single-threaded.
+ *
+ * `logs?follow=1` responses stay open: a uv timer per follower polls the
+ * function's log ring and streams new lines as chunks. api_shutdown ends
+ * them, since a server drains only responses that end.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "api/api.h"
+#include "api/manifest.h"
+#include "engine/engine.h"
+
+#define FOLLOW_POLL_MS 200
+#define DEFAULT_TAIL 0 /* all the ring holds */
+
+typedef struct follower follower_t;
+
+struct api {
+    uv_loop_t *loop;
+    st_store_t *st;
+    srv_t *srv;
+    mx_registry_t *mx;
+    char *data_url;
+    bool ready;
+    follower_t *followers; /* open logs?follow=1 streams */
+};
+
+/* ---- Small helpers ---------------------------------------------------------- */
+
+bool api_token_equal(const char *presented, const char *token)
+{
+    size_t n = strlen(token), m = strlen(presented);
+    /* The length is not secret (always 64); the content is compared in
+     * time that does not depend on where the first difference is. */
+    unsigned char diff = m != n;
+    for (size_t i = 0; i < n; i++) diff |= (unsigned char)token[i] ^ (unsigned char)(i < m ? presented[i] : 0);
+    return diff == 0;
+}
+
+static void respond_error(hs_req_t *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void respond_error(hs_req_t *r, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    hs_respond_json(r, status, s ? s : "{\"error\":\"out of memory\"}");
+    free(s);
+}
+
+/* Answers with the JSON value j (which it frees). */
+static void respond_cjson(hs_req_t *r, int status, cJSON *j)
+{
+    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!s) {
+        respond_error(r, 500, "out of memory");
+        return;
+    }
+    hs_respond_json(r, status, s);
+    free(s);
+}
+
+static void iso_time(int64_t t, char *out, size_t outlen)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The value of key in a query string ("a=1&b=2"), copied into out; false
+ * if absent. Values are used only for numbers and flags: no decoding. */
+static bool query_get(const char *q, const char *key, char *out, size_t outlen)
+{
+    size_t kl = strlen(key);
+    for (const char *p = q; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t seglen = amp ? (size_t)(amp - p) : strlen(p);
+        if (seglen >= kl && strncmp(p, key, kl) == 0 && (seglen == kl || p[kl] == '=')) {
+            const char *v = seglen == kl ? "" : p + kl + 1;
+            size_t vl = seglen == kl ? 0 : seglen - kl - 1;
+            if (vl >= outlen) vl = outlen - 1;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return true;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return false;
+}
+
+static bool method_is(const hs_req_t *r, const char *m) { return strcmp(r->method, m) == 0; }
+
+static void respond_method_not_allowed(hs_req_t *r, const char *allow)
+{
+    hs_header_t h[2] = {{"Content-Type", "application/json"}, {"Allow", allow}};
+    char body[160];
+    snprintf(body, sizeof body, "{\"error\":\"method %s not allowed on this path (allowed: %s)\"}",
+             r->method, allow);
+    hs_respond(r, 405, h, 2, body, strlen(body));
+}
+
+/* ---- JSON views of the registry --------------------------------------------- */
+
+static cJSON *revision_json(const char *fn, const st_revision_t *rv)
+{
+    cJSON *o = cJSON_CreateObject();
+    char t[32];
+    iso_time(rv->created, t, sizeof t);
+    cJSON_AddStringToObject(o, "name", rv->name);
+    cJSON_AddStringToObject(o, "function", fn);
+    cJSON_AddStringToObject(o, "image", rv->spec.image);
+    cJSON_AddStringToObject(o, "created", t);
+    cJSON *env = cJSON_AddObjectToObject(o, "env");
+    for (uint32_t i = 0; i < rv->spec.nenv; i++) {
+        const char *eq = strchr(rv->spec.env[i], '=');
+        if (!eq) continue;
+        char *k = strndup(rv->spec.env[i], (size_t)(eq - rv->spec.env[i]));
+        if (k) cJSON_AddStringToObject(env, k, eq + 1);
+        free(k);
+    }
+    cJSON_AddNumberToObject(o, "memoryLimitBytes", (double)rv->spec.memory_limit_bytes);
+    cJSON_AddNumberToObject(o, "timeoutSeconds", rv->spec.timeout_seconds);
+    cJSON_AddNumberToObject(o, "minScale", rv->spec.min_scale);
+    cJSON_AddNumberToObject(o, "maxScale", rv->spec.max_scale);
+    cJSON_AddNumberToObject(o, "initialScale", rv->spec.initial_scale);
+    cJSON_AddNumberToObject(o, "target", rv->spec.target);
+    cJSON_AddNumberToObject(o, "windowSeconds", rv->spec.window_seconds);
+    return o;
+}
+
+static cJSON *function_json(api_t *a, const st_function_t *f)
+{
+    cJSON *o = cJSON_CreateObject();
+    char t[32], *url = NULL;
+    iso_time(f->created, t, sizeof t);
+    cJSON_AddStringToObject(o, "name", f->name);
+    if (asprintf(&url, "%s/fn/%s/", a->data_url, f->name) >= 0) {
+        cJSON_AddStringToObject(o, "url", url);
+        free(url);
+    }
+    if (f->latest_revision) cJSON_AddStringToObject(o, "latestRevision", f->latest_revision);
+    else cJSON_AddNullToObject(o, "latestRevision");
+    cJSON_AddStringToObject(o, "created", t);
+    cJSON *tr = cJSON_AddArrayToObject(o, "traffic");
+    for (uint32_t i = 0; i < f->nroutes; i++) {
+        const st_route_t *rt = &f->routes[i];
+        cJSON *e = cJSON_CreateObject();
+        const char *rn = rt->latest ? f->latest_revision : rt->revision;
+        if (rn) cJSON_AddStringToObject(e, "revisionName", rn);
+        cJSON_AddNumberToObject(e, "percent", rt->percent);
+        cJSON_AddBoolToObject(e, "latestRevision", rt->latest);
+        cJSON_AddItemToArray(tr, e);
+    }
+    srv_status_t stt = {0};
+    if (a->srv) srv_function_status(a->srv, f->name, &stt);
+    cJSON *inst = cJSON_AddObjectToObject(o, "instances");
+    cJSON_AddNumberToObject(inst, "warm", stt.warm);
+    cJSON_AddNumberToObject(inst, "busy", stt.busy);
+    cJSON_AddNumberToObject(o, "queueDepth", stt.queued);
+    cJSON *revs = cJSON_AddArrayToObject(o, "revisions");
+    for (uint32_t i = 0; i < f->nrevisions; i++)
+        cJSON_AddItemToArray(revs, revision_json(f->name, &f->revisions[i]));
+    return o;
+}
+
+/* ---- The data plane --------------------------------------------------------- */
+
+/* api_deploy_fn: tells the data plane to serve f as stored (f NULL: stop). */
+static int deploy_to_plane(void *ud, const char *name, const st_function_t *f, char *err,
+                           size_t errlen)
+{
+    api_t *a = ud;
+    if (!a->srv) return 0;
+    if (!f) {
+        srv_function_delete(a->srv, name);
+        return 0;
+    }
+    uint32_t cap = f->nroutes ? f->nroutes : 1;
+    api_target_t *t = calloc(cap, sizeof *t);
+    srv_revision_t *revs = calloc(cap, sizeof *revs);
+    srv_route_t *routes = calloc(cap, sizeof *routes);
+    int rc = -1;
+    if (!t || !revs || !routes) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    int n = api_targets_resolve(f, t, err, errlen);
+    if (n < 0) goto out;
+    for (int i = 0; i < n; i++) {
+        const st_spec_t *sp = &t[i].revision->spec;
+        srv_revision_t *r = &revs[i];
+        r->name = t[i].revision->name;
+        r->digest = sp->image;
+        r->env = (const char *const *)sp->env;
+        r->nenv = sp->nenv;
+        r->memory_limit_bytes = sp->memory_limit_bytes;
+        r->timeout_ms = sp->timeout_seconds * 1000u;
+        as_config_default(&r->scaling);
+        r->scaling.target = sp->target;
+        r->scaling.stable_window_ns = (uint64_t)sp->window_seconds * 1000000000ull;
+        r->scaling.min_scale = sp->min_scale;
+        r->scaling.max_scale = sp->max_scale;
+        r->scaling.initial_scale = sp->initial_scale;
+        const char *bad = as_config_check(&r->scaling);
+        if (bad) {
+            snprintf(err, errlen, "revision %s: %s", r->name, bad);
+            goto out;
+        }
+        routes[i].revision = r->name;
+        routes[i].percent = t[i].percent;
+    }
+    rc = srv_function_put(a->srv, name, revs, (uint32_t)n, routes, (uint32_t)n, err, errlen);
+out:
+    free(t);
+    free(revs);
+    free(routes);
+    return rc;
+}
+
+int api_load_all(api_t *a, char *err, size_t errlen)
+{
+    char **names;
+    size_t n;
+    if (st_function_names(a->st, &names, &n, err, errlen) != ST_OK) return -1;
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        st_function_t f;
+        char e[512];
+        if (st_function_get(a->st, names[i], &f, e, sizeof e) != ST_OK ||
+            deploy_to_plane(a, names[i], &f, e, sizeof e) != 0) {
+            fprintf(stderr, "wasmfn: function %s not served: %s\n", names[i], e);
+            failed++;
+        }
+        st_function_free(&f);
+    }
+    st_names_free(names, n);
+    return failed;
+}
+
+/* ---- Blobs ------------------------------------------------------------------ */
+
+typedef struct blob_job {
+    uv_work_t work;
+    api_t *api;
+    hs_req_t *req;
+    int status;
+    char digest[ST_DIGEST_LEN + 1];
+    char err[512];
+} blob_job_t;
+
+/* On a worker thread: decode, validate and compile the module (then throw
+ * the compiled form away; the data plane compiles its own when a revision
+ * uses it), and write it durably. */
+static void blob_work(uv_work_t *w)
+{
+    blob_job_t *j = w->data;
+    char e[ENG_ERR_MAX];
+    eng_module_t *m = eng_module_new(j->req->body, j->req->body_len, e, sizeof e);
+    if (!m) {
+        j->status = 400;
+        snprintf(j->err, sizeof j->err, "%s", e);
+        return;
+    }
+    eng_module_free(m);
+    if (st_blob_put(j->api->st, j->req->body, j->req->body_len, j->digest, j->err, sizeof j->err) !=
+        ST_OK) {
+        j->status = 500;
+        return;
+    }
+    j->status = 201;
+}
+
+static void blob_done(uv_work_t *w, int status)
+{
+    blob_job_t *j = w->data;
+    if (status != 0) {
+        respond_error(j->req, 500, "upload cancelled");
+    } else if (j->status != 201) {
+        respond_error(j->req, j->status, "%s", j->err);
+    } else {
+        char body[160];
+        snprintf(body, sizeof body, "{\"digest\":\"%s\",\"size\":%zu}", j->digest, j->req->body_len);
+        hs_header_t h[2] = {{"Content-Type", "application/json"}, {"Location", NULL}};
+        char loc[ST_DIGEST_LEN + 16];
+        snprintf(loc, sizeof loc, "/v1/blobs/%s", j->digest);
+        h[1].value = loc;
+        hs_respond(j->req, 201, h, 2, body, strlen(body));
+    }
+    free(j);
+}
+
+static void handle_blob_post(api_t *a, hs_req_t *r)
+{
+    if (r->body_len == 0) {
+        respond_error(r, 400, "empty body: POST the module's .wasm bytes");
+        return;
+    }
+    blob_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        respond_error(r, 500, "out of memory");
+        return;
+    }
+    j->api = a;
+    j->req = r;
+    j->work.data = j;
+    if (uv_queue_work(a->loop, &j->work, blob_work, blob_done) != 0) {
+        free(j);
+        respond_error(r, 500, "cannot queue the upload");
+    }
+}
+
+static void handle_blob_get(api_t *a, hs_req_t *r, const char *digest)
+{
+    uint8_t *bytes;
+    size_t len;
+    char err[512];
+    if (st_digest_check(digest) != 0) {
+        respond_error(r, 404, "'%s' is not a sha256:HEX digest", digest);
+        return;
+    }
+    int rc = st_blob_get(a->st, digest, &bytes, &len, err, sizeof err);
+    if (rc == ST_NOT_FOUND) {
+        respond_error(r, 404, "blob %s not found", digest);
+        return;
+    }
+    if (rc != ST_OK) {
+        respond_error(r, 500, "%s", err);
+        return;
+    }
+    hs_header_t h = {"Content-Type", "application/wasm"};
+    hs_respond(r, 200, &h, 1, bytes, len);
+    free(bytes);
+}
+
+/* ---- Apply ------------------------------------------------------------------ */
+
+static void handle_apply(api_t *a, hs_req_t *r)
+{
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts((const char *)r->body, r->body_len, &end, false);
+    if (!doc) {
+        size_t off = end && end >= (const char *)r->body ? (size_t)(end - (const char *)r->body) : 0;
+        respond_error(r, 400, "body: not a JSON document (at byte %zu); send the manifest as JSON",
+                      off);
+        return;
+    }
+    api_service_t svc;
+    char err[1024];
+    if (api_service_parse(doc, &svc, err, sizeof err) != 0) {
+        cJSON_Delete(doc);
+        respond_error(r, 400, "%s", err);
+        return;
+    }
+    cJSON_Delete(doc);
+    api_apply_result_t res;
+    if (api_service_apply(a->st, &svc, (int64_t)time(NULL), deploy_to_plane, a, &res, err,
+                          sizeof err) != 0) {
+        respond_error(r, res.status, "%s", err);
+        api_service_free(&svc);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "Service");
+    cJSON_AddStringToObject(o, "name", svc.name);
+    cJSON_AddStringToObject(o, "revision", res.revision);
+    cJSON_AddBoolToObject(o, "created", res.created);
+    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
+    for (uint32_t i = 0; i < svc.nwarnings; i++)
+        cJSON_AddItemToArray(w, cJSON_CreateString(svc.warnings[i]));
+    api_service_free(&svc);
+    respond_cjson(r, 200, o);
+}
+
+/* ---- Functions -------------------------------------------------------------- */
+
+static void handle_function_list(api_t *a, hs_req_t *r)
+{
+    char **names;
+    size_t n;
+    char err[512];
+    if (st_function_names(a->st, &names, &n, err, sizeof err) != ST_OK) {
+        respond_error(r, 500, "%s", err);
+        return;
+    }
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        st_function_t f;
+        if (st_function_get(a->st, names[i], &f, err, sizeof err) != ST_OK) continue;
+        cJSON_AddItemToArray(arr, function_json(a, &f));
+        st_function_free(&f);
+    }
+    st_names_free(names, n);
+    respond_cjson(r, 200, arr);
+}
+
+/* Loads function name into f, answering 404/500 itself when it cannot. */
+static bool get_function(api_t *a, hs_req_t *r, const char *name, st_function_t *f)
+{
+    char err[512];
+    int rc = st_function_get(a->st, name, f, err, sizeof err);
+    if (rc == ST_NOT_FOUND) {
+        respond_error(r, 404, "function %s not found", name);
+        return false;
+    }
+    if (rc != ST_OK) {
+        respond_error(r, 500, "%s", err);
+        return false;
+    }
+    return true;
+}
+
+static void handle_function_delete(api_t *a, hs_req_t *r, const char *name)
+{
+    char err[512];
+    /* Durable first (autocommit, synchronous=FULL), then out of the data
+     * plane: a crash in between leaves nothing to serve at restart. */
+    int rc = st_function_delete(a->st, name, err, sizeof err);
+    if (rc == ST_NOT_FOUND) {
+        respond_error(r, 404, "function %s not found", name);
+        return;
+    }
+    if (rc != ST_OK) {
+        respond_error(r, 500, "%s", err);
+        return;
+    }
+    if (a->srv) srv_function_delete(a->srv, name);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "deleted", name);
+    respond_cjson(r, 200, o);
+}
+
+/* ---- Logs ------------------------------------------------------------------- */
+
+struct follower {
+    uv_timer_t timer;
+    api_t *api;
+    hs_req_t *req;       /* NULL once the response has ended */
+    char name[ST_NAME_MAX + 2];
+    lr_ring_t *ring;     /* the ring read last (a re-created function has a new one) */
+    uint64_t next_seq;
+    follower_t *next, *prev;
+};
+
+static void follower_closed(uv_handle_t *h) { free(h->data); }
+
+/* Ends the response and releases the follower. */
+static void follower_end(follower_t *f)
+{
+    if (!f->req) return;
+    hs_req_t *r = f->req;
+    f->req = NULL;
+    hs_req_on_abort(r, NULL, NULL);
+    if (f->prev) f->prev->next = f->next;
+    else f->api->followers = f->next;
+    if (f->next) f->next->prev = f->prev;
+    uv_timer_stop(&f->timer);
+    uv_close((uv_handle_t *)&f->timer, follower_closed);
+    hs_respond_end(r);
+}
+
+static void follower_abort(hs_req_t *r, void *ud)
+{
+    (void)r;
+    follower_end(ud);
+}
+
+static void follower_tick(uv_timer_t *t)
+{
+    follower_t *f = t->data;
+    lr_ring_t *ring = f->api->srv ? srv_function_logs(f->api->srv, f->name) : NULL;
+    if (!ring) { /* deleted */
+        follower_end(f);
+        return;
+    }
+    if (ring != f->ring) {
+        f->ring = ring;
+        f->next_seq = 0;
+    }
+    size_t len = 0;
+    char *text = lr_ring_read(ring, f->next_seq, 0, &f->next_seq, &len);
+    int rc = 0;
+    if (text && len) rc = hs_respond_chunk(f->req, text, len);
+    free(text);
+    if (rc != 0) follower_end(f);
+}
+
+static void handle_logs(api_t *a, hs_req_t *r, const char *name)
+{
+    st_function_t fn;
+    if (!get_function(a, r, name, &fn)) return;
+    st_function_free(&fn);
+    char v[32];
+    size_t tail = DEFAULT_TAIL;
+    if (query_get(r->query, "tail", v, sizeof v)) {
+        char *end;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (!*v || *end || n > 1000000) {
+            respond_error(r, 400, "tail: '%s' is not a line count", v);
+            return;
+        }
+        tail = (size_t)n;
+    }
+    bool follow = query_get(r->query, "follow", v, sizeof v) &&
+                  (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || *v == '\0');
+    lr_ring_t *ring = a->srv ? srv_function_logs(a->srv, name) : NULL;
+    uint64_t next = 0;
+    size_t len = 0;
+    char *text = ring ? lr_ring_read(ring, 0, tail, &next, &len) : NULL;
+    hs_header_t h = {"Content-Type", "text/plain; charset=utf-8"};
+    if (!follow) {
+        hs_respond(r, 200, &h, 1, text ? text : "", text ? len : 0);
+        free(text);
+        return;
+    }
+    follower_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        free(text);
+        respond_error(r, 500, "out of memory");
+        return;
+    }
+    f->api = a;
+    f->req = r;
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->ring = ring;
+    f->next_seq = next;
+    uv_timer_init(a->loop, &f->timer);
+    f->timer.data = f;
+    f->next = a->followers;
+    if (f->next) f->next->prev = f;
+    a->followers = f;
+    hs_respond_start(r, 200, &h, 1);
+    int rc = text && len ? hs_respond_chunk(r, text, len) : 0;
+    free(text);
+    if (rc != 0) {
+        follower_end(f);
+        return;
+    }
+    hs_req_on_abort(r, follower_abort, f);
+    uv_timer_start(&f->timer, follower_tick, FOLLOW_POLL_MS, FOLLOW_POLL_MS);
+}
+
+void api_shutdown(api_t *a)
+{
+    while (a->followers) follower_end(a->followers);
+}
+
+/* ---- Routing ---------------------------------------------------------------- */
+
+/* Splits "/v1/functions/NAME[/SUB[/REST]]": copies NAME and SUB, points
+ * *rest at what follows SUB ("" if nothing). false if NAME is too long. */
+static bool split_function_path(const char *p, char *name, size_t namelen, char *sub,
+                                size_t sublen, const char **rest)
+{
+    const char *slash = strchr(p, '/');
+    size_t nl = slash ? (size_t)(slash - p) : strlen(p);
+    if (nl == 0 || nl >= namelen) return false;
+    memcpy(name, p, nl);
+    name[nl] = '\0';
+    sub[0] = '\0';
+    *rest = "";
+    if (!slash) return true;
+    const char *s = slash + 1;
+    const char *s2 = strchr(s, '/');
+    size_t sl = s2 ? (size_t)(s2 - s) : strlen(s);
+    if (sl >= sublen) sl = sublen - 1;
+    memcpy(sub, s, sl);
+    sub[sl] = '\0';
+    *rest = s2 ? s2 : "";
+    return true;
+}
+
+static void handle_v1(api_t *a, hs_req_t *r)
+{
+    const char *p = r->path;
+    bool get = method_is(r, "GET") || method_is(r, "HEAD");
+    if (strcmp(p, "/v1/blobs") == 0) {
+        if (!method_is(r, "POST")) return respond_method_not_allowed(r, "POST");
+        return handle_blob_post(a, r);
+    }
+    if (strncmp(p, "/v1/blobs/", 10) == 0) {
+        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        return handle_blob_get(a, r, p + 10);
+    }
+    if (strcmp(p, "/v1/apply") == 0) {
+        if (!method_is(r, "POST")) return respond_method_not_allowed(r, "POST");
+        return handle_apply(a, r);
+    }
+    if (strcmp(p, "/v1/functions") == 0 || strcmp(p, "/v1/functions/") == 0) {
+        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        return handle_function_list(a, r);
+    }
+    if (strncmp(p, "/v1/functions/", 14) == 0) {
+        char name[ST_NAME_MAX + 2], sub[32];
+        const char *rest;
+        if (!split_function_path(p + 14, name, sizeof name, sub, sizeof sub, &rest)) {
+            respond_error(r, 404, "no such function");
+            return;
+        }
+        if (strcmp(sub, "invoke") == 0) {
+            if (a->srv) srv_invoke(a->srv, name, rest, r);
+            else respond_error(r, 503, "the data plane is not running");
+            return;
+        }
+        if (sub[0] == '\0' && !*rest) {
+            if (method_is(r, "DELETE")) return handle_function_delete(a, r, name);
+            if (!get) return respond_method_not_allowed(r, "GET, HEAD, DELETE");
+            st_function_t f;
+            if (!get_function(a, r, name, &f)) return;
+            cJSON *o = function_json(a, &f);
+            st_function_free(&f);
+            return respond_cjson(r, 200, o);
+        }
+        if (strcmp(sub, "revisions") == 0 && !*rest) {
+            if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+            st_function_t f;
+            if (!get_function(a, r, name, &f)) return;
+            cJSON *arr = cJSON_CreateArray();
+            for (uint32_t i = 0; i < f.nrevisions; i++)
+                cJSON_AddItemToArray(arr, revision_json(f.name, &f.revisions[i]));
+            st_function_free(&f);
+            return respond_cjson(r, 200, arr);
+        }
+        if (strcmp(sub, "logs") == 0 && !*rest) {
+            if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+            return handle_logs(a, r, name);
+        }
+    }
+    respond_error(r, 404, "no such endpoint: %s %s (see docs/api.md)", r->method, r->path);
+}
+
+void api_handle(hs_req_t *r, void *ud)
+{
+    api_t *a = ud;
+    const char *p = r->path;
+    bool get = method_is(r, "GET") || method_is(r, "HEAD");
+    if (strcmp(p, "/healthz") == 0) {
+        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        return hs_respond_text(r, 200, "ok\n");
+    }
+    if (strcmp(p, "/readyz") == 0) {
+        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        return hs_respond_text(r, a->ready ? 200 : 503, a->ready ? "ready\n" : "not ready\n");
+    }
+    if (strcmp(p, "/metrics") == 0) {
+        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        size_t len = 0;
+        char *text = a->mx ? mx_registry_render(a->mx, &len) : NULL;
+        hs_header_t h = {"Content-Type", "text/plain; version=0.0.4; charset=utf-8"};
+        hs_respond(r, 200, &h, 1, text ? text : "", text ? len : 0);
+        free(text);
+        return;
+    }
+    if (strcmp(p, "/v1") != 0 && strncmp(p, "/v1/", 4) != 0) {
+        respond_error(r, 404, "no such endpoint: %s (see docs/api.md)", p);
+        return;
+    }
+    const char *auth = hs_req_header(r, "Authorization");
+    const char *tok = NULL;
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        tok = auth + 7;
+        while (*tok == ' ') tok++;
+    }
+    if (!tok || !api_token_equal(tok, st_admin_token(a->st))) {
+        hs_header_t h[2] = {{"Content-Type", "application/json"},
+                            {"WWW-Authenticate", "Bearer realm=\"wasmfn\""}};
+        static const char body[] =
+            "{\"error\":\"missing or wrong bearer token (send Authorization: Bearer TOKEN; the "
+            "token is in DATA/admin.token)\"}";
+        hs_respond(r, 401, h, 2, body, sizeof body - 1);
+        return;
+    }
+    handle_v1(a, r);
+}
+
+/* ---- Lifetime --------------------------------------------------------------- */
+
+api_t *api_new(const api_config_t *c)
+{
+    api_t *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->loop = c->loop;
+    a->st = c->store;
+    a->srv = c->srv;
+    a->mx = c->metrics;
+    a->data_url = strdup(c->data_url ? c->data_url : "");
+    if (!a->data_url) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void api_set_ready(api_t *a, bool ready) { a->ready = ready; }
+
+void api_free(api_t *a)
+{
+    if (!a) return;
+    api_shutdown(a);
+    free(a->data_url);
+    free(a);
+}

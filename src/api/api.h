@@ -1,0 +1,53 @@
+/*
+ * api.h — the admin REST API (docs/api.md) as an HTTP handler. Prefix: api_.
+ *
+ * The API owns persistence: every change goes to the store (src/store) in
+ * a transaction that commits, durably, before the answer, and is handed to
+ * the data plane (srv_function_put) inside that transaction so a module the
+ * data plane cannot load is refused without a trace. All calls happen on
+ * the event loop thread.
+ */
+#ifndef WASMFN_API_H
+#define WASMFN_API_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "common/http.h"
+#include "common/metrics.h"
+#include "serving/serving.h"
+#include "store/store.h"
+
+typedef struct api api_t;
+
+typedef struct api_config {
+    uv_loop_t *loop;
+    st_store_t *store;     /* borrowed; outlives the api */
+    srv_t *srv;            /* borrowed */
+    mx_registry_t *metrics; /* rendered by GET /metrics; borrowed */
+    const char *data_url;  /* "http://127.0.0.1:8080", for FUNCTION.url; copied */
+} api_config_t;
+
+/* Returns NULL when out of memory. */
+api_t *api_new(const api_config_t *c);
+void api_free(api_t *a);
+
+/* The hs_handler_fn to give hs_server_new, with the api as its ud. */
+void api_handle(hs_req_t *req, void *ud);
+
+/* Hands every stored function to the data plane. Functions that fail to
+ * load are reported on stderr, one line each, and skipped (the others
+ * serve). Returns the number that failed, or -1 if the store failed. */
+int api_load_all(api_t *a, char *err, size_t errlen);
+
+/* What GET /readyz answers: 200 once set, 503 before and after. */
+void api_set_ready(api_t *a, bool ready);
+
+/* Ends the open `logs?follow=1` streams, so the admin server can close. */
+void api_shutdown(api_t *a);
+
+/* A constant-time comparison of a presented bearer credential with the
+ * token (exposed for tests): true if they are equal. */
+bool api_token_equal(const char *presented, const char *token);
+
+#endif

@@ -1,0 +1,662 @@
+/*
+ * manifest.c — validates a Knative serving.knative.dev/v1 Service document
+ * (as JSON) into what a revision runs with (an st_spec_t, every default
+ * resolved) and its traffic routes.
+ *
+ * The aim is that existing Knative YAML works: every field Knative defines
+ * that we cannot honour is accepted and reported as a warning rather than
+ * failing the apply, while anything we do honour is checked strictly, and
+ * each error names the field's path (`spec.template.spec.timeoutSeconds:
+ * must be a positive integer`), as kubectl's validation does.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/manifest.h"
+
+#define MIN_MEMORY_BYTES (64ull << 10)   /* one WebAssembly page */
+#define MAX_MEMORY_BYTES (4ull << 30)    /* the whole wasm32 address space */
+#define MIN_WINDOW_SECONDS 6u            /* Knative's bounds for the window */
+#define MAX_WINDOW_SECONDS 3600u
+
+#define AS_PREFIX "autoscaling.knative.dev/"
+#define ANN_PATH "spec.template.metadata.annotations"
+
+typedef struct parse_ctx {
+    api_service_t *svc;
+    char *err;
+    size_t errlen;
+    bool oom;
+} parse_ctx_t;
+
+static int fail(parse_ctx_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, c->errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void warn(parse_ctx_t *c, const char *fmt, ...)
+{
+    api_service_t *s = c->svc;
+    char *w;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&w, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        c->oom = true;
+        return;
+    }
+    char **nw = realloc(s->warnings, (s->nwarnings + 1) * sizeof *nw);
+    if (!nw) {
+        free(w);
+        c->oom = true;
+        return;
+    }
+    s->warnings = nw;
+    s->warnings[s->nwarnings++] = w;
+}
+
+/* Warns about every member of obj not in known (NULL-terminated). */
+static void warn_unknown(parse_ctx_t *c, const cJSON *obj, const char *path,
+                         const char *const *known)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj)
+    {
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(it->string, *k) == 0;
+        if (!ok) warn(c, "%s%s%s: unknown field; ignored", path, *path ? "." : "", it->string);
+    }
+}
+
+static const cJSON *member(const cJSON *obj, const char *name)
+{
+    return cJSON_GetObjectItemCaseSensitive(obj, name);
+}
+
+/* A member that must be an object if present. NULL when absent. */
+static int object_member(parse_ctx_t *c, const cJSON *obj, const char *name, const char *path,
+                         const cJSON **out)
+{
+    *out = member(obj, name);
+    if (*out && !cJSON_IsObject(*out) && !cJSON_IsNull(*out))
+        return fail(c, "%s%s%s: must be an object", path, *path ? "." : "", name);
+    if (*out && cJSON_IsNull(*out)) *out = NULL;
+    return 0;
+}
+
+/* ---- Value syntaxes ------------------------------------------------------- */
+
+int api_quantity_parse(const char *s, uint64_t *bytes)
+{
+    if (!s || !*s) return -1;
+    const char *p = s;
+    if (*p == '+') p++;
+    if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1]))) return -1;
+    /* Digits and a fraction, kept as a long double: exact for every value
+     * up to 2^64 with a few fraction digits, which is all memory needs. */
+    long double v = 0;
+    while (isdigit((unsigned char)*p)) v = v * 10 + (*p++ - '0');
+    if (*p == '.') {
+        p++;
+        long double scale = 0.1L;
+        while (isdigit((unsigned char)*p)) {
+            v += (*p++ - '0') * scale;
+            scale /= 10;
+        }
+    }
+    long double mult = 1;
+    if (*p == 'e' || *p == 'E') {
+        /* Decimal exponent ("1e6"), but not the exa suffix "E" alone. */
+        const char *q = p + 1;
+        int sign = 1;
+        if (*q == '+' || *q == '-') sign = *q++ == '-' ? -1 : 1;
+        if (isdigit((unsigned char)*q)) {
+            int e = 0;
+            while (isdigit((unsigned char)*q)) {
+                e = e * 10 + (*q++ - '0');
+                if (e > 30) return -1;
+            }
+            mult = powl(10, sign * e);
+            p = q;
+            if (*p) return -1;
+        }
+    }
+    if (*p) {
+        static const struct {
+            const char *sfx;
+            long double mult;
+        } sfx[] = {
+            {"Ki", 1024.0L}, {"Mi", 1048576.0L}, {"Gi", 1073741824.0L},
+            {"Ti", 1099511627776.0L}, {"Pi", 1125899906842624.0L},
+            {"Ei", 1152921504606846976.0L}, {"m", 1e-3L}, {"k", 1e3L}, {"M", 1e6L},
+            {"G", 1e9L}, {"T", 1e12L}, {"P", 1e15L}, {"E", 1e18L},
+        };
+        bool found = false;
+        for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+            if (strcmp(p, sfx[i].sfx) == 0) {
+                mult = sfx[i].mult;
+                found = true;
+                break;
+            }
+        }
+        if (!found) return -1;
+    }
+    v *= mult;
+    if (v >= 18446744073709551616.0L) return -1;
+    long double up = ceill(v - 1e-9L); /* round up to whole bytes, as Kubernetes does */
+    if (up < 0) up = 0;
+    *bytes = (uint64_t)up;
+    return 0;
+}
+
+int api_duration_parse(const char *s, uint64_t *ns)
+{
+    if (!s || !*s) return -1;
+    const char *p = s;
+    long double total = 0;
+    while (*p) {
+        if (!isdigit((unsigned char)*p) && *p != '.') return -1;
+        long double v = 0;
+        bool digits = false;
+        while (isdigit((unsigned char)*p)) {
+            v = v * 10 + (*p++ - '0');
+            digits = true;
+        }
+        if (*p == '.') {
+            p++;
+            long double scale = 0.1L;
+            while (isdigit((unsigned char)*p)) {
+                v += (*p++ - '0') * scale;
+                scale /= 10;
+                digits = true;
+            }
+        }
+        if (!digits) return -1;
+        long double unit;
+        if (strncmp(p, "ns", 2) == 0) unit = 1, p += 2;
+        else if (strncmp(p, "us", 2) == 0) unit = 1e3L, p += 2;
+        else if (strncmp(p, "\xc2\xb5s", 3) == 0) unit = 1e3L, p += 3; /* µs */
+        else if (strncmp(p, "ms", 2) == 0) unit = 1e6L, p += 2;
+        else if (*p == 's') unit = 1e9L, p += 1;
+        else if (*p == 'm') unit = 60e9L, p += 1;
+        else if (*p == 'h') unit = 3600e9L, p += 1;
+        else return -1; /* a unit is required, as in Go and Knative */
+        total += v * unit;
+        if (total >= 9.2e18L) return -1;
+    }
+    *ns = (uint64_t)total;
+    return 0;
+}
+
+/* ---- Fields --------------------------------------------------------------- */
+
+static bool dns_label(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max) return false;
+    if (!(s[0] >= 'a' && s[0] <= 'z')) return false;
+    if (s[n - 1] == '-') return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-')) return false;
+    }
+    return true;
+}
+
+/* An annotation value as text: Kubernetes wants strings, but unquoted YAML
+ * numbers arrive here as JSON numbers, so both are accepted. */
+static int annotation_text(parse_ctx_t *c, const cJSON *v, const char *key, char *buf,
+                           size_t buflen, const char **out)
+{
+    if (cJSON_IsString(v)) {
+        *out = v->valuestring;
+        return 0;
+    }
+    if (cJSON_IsNumber(v)) {
+        snprintf(buf, buflen, "%.17g", v->valuedouble);
+        *out = buf;
+        return 0;
+    }
+    return fail(c, ANN_PATH "[%s]: must be a string", key);
+}
+
+static int parse_count(parse_ctx_t *c, const cJSON *v, const char *key, uint32_t *out)
+{
+    char buf[64];
+    const char *t = "";
+    if (annotation_text(c, v, key, buf, sizeof buf, &t) != 0) return -1;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(t, &end, 10);
+    if (!isdigit((unsigned char)*t) || *end || errno || n > 100000)
+        return fail(c, ANN_PATH "[%s]: \"%s\" is not a whole number from 0 to 100000", key, t);
+    *out = (uint32_t)n;
+    return 0;
+}
+
+/* The autoscaling annotations; each has a kebab-case and an older
+ * camel-case spelling, and giving both is an error (which one would win?). */
+static int parse_annotations(parse_ctx_t *c, const cJSON *ann, st_spec_t *spec)
+{
+    static const struct {
+        const char *name, *alias;
+    } known[] = {
+        {"min-scale", "minScale"},
+        {"max-scale", "maxScale"},
+        {"initial-scale", "initialScale"},
+        {"target", NULL},
+        {"window", NULL},
+    };
+    const cJSON *val[5] = {0};
+    const char *key[5] = {0};
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ann)
+    {
+        if (strncmp(it->string, AS_PREFIX, strlen(AS_PREFIX)) != 0) continue; /* not ours */
+        const char *k = it->string + strlen(AS_PREFIX);
+        bool matched = false;
+        for (int i = 0; i < 5; i++) {
+            if (strcmp(k, known[i].name) == 0 || (known[i].alias && strcmp(k, known[i].alias) == 0)) {
+                if (val[i])
+                    return fail(c, ANN_PATH "[%s]: given twice (also as %s)", it->string, key[i]);
+                val[i] = it;
+                key[i] = it->string;
+                matched = true;
+            }
+        }
+        if (matched) continue;
+        /* Settings that describe what we do anyway are fine; others are not. */
+        const char *sv = cJSON_IsString(it) ? it->valuestring : "";
+        if (strcmp(k, "class") == 0 && strcmp(sv, "kpa.autoscaling.knative.dev") == 0) continue;
+        if (strcmp(k, "metric") == 0 && strcmp(sv, "concurrency") == 0) continue;
+        warn(c, ANN_PATH "[%s]: not supported; ignored", it->string);
+    }
+    if (val[0] && parse_count(c, val[0], key[0], &spec->min_scale) != 0) return -1;
+    if (val[1] && parse_count(c, val[1], key[1], &spec->max_scale) != 0) return -1;
+    if (val[2] && parse_count(c, val[2], key[2], &spec->initial_scale) != 0) return -1;
+    if (val[3]) {
+        char buf[64];
+        const char *t = "";
+        if (annotation_text(c, val[3], key[3], buf, sizeof buf, &t) != 0) return -1;
+        char *end;
+        errno = 0;
+        double d = strtod(t, &end);
+        if (end == t || *end || errno || !(d >= 0.01) || d > 1e6)
+            return fail(c, ANN_PATH "[%s]: \"%s\" is not a number from 0.01 to 1000000", key[3], t);
+        spec->target = d;
+    }
+    if (val[4]) {
+        char buf[64];
+        const char *t = "";
+        if (annotation_text(c, val[4], key[4], buf, sizeof buf, &t) != 0) return -1;
+        uint64_t ns;
+        if (api_duration_parse(t, &ns) != 0)
+            return fail(c, ANN_PATH "[%s]: \"%s\" is not a duration such as 60s or 2m", key[4], t);
+        if (ns % 1000000000ull != 0)
+            return fail(c, ANN_PATH "[%s]: \"%s\" is not a whole number of seconds", key[4], t);
+        uint64_t secs = ns / 1000000000ull;
+        if (secs < MIN_WINDOW_SECONDS || secs > MAX_WINDOW_SECONDS)
+            return fail(c, ANN_PATH "[%s]: %s is outside 6s..1h", key[4], t);
+        spec->window_seconds = (uint32_t)secs;
+    }
+    if (spec->max_scale && spec->min_scale > spec->max_scale)
+        return fail(c, ANN_PATH "[%s]: %u is above max-scale %u", key[0], spec->min_scale,
+                    spec->max_scale);
+    if (spec->max_scale && spec->initial_scale > spec->max_scale) {
+        if (val[2])
+            return fail(c, ANN_PATH "[%s]: %u is above max-scale %u", key[2], spec->initial_scale,
+                        spec->max_scale);
+        spec->initial_scale = spec->max_scale; /* the default, clamped */
+    }
+    return 0;
+}
+
+static int add_env(parse_ctx_t *c, st_spec_t *spec, const char *name, const char *value)
+{
+    char *e;
+    if (asprintf(&e, "%s=%s", name, value) < 0) {
+        c->oom = true;
+        return fail(c, "out of memory");
+    }
+    spec->env[spec->nenv++] = e;
+    return 0;
+}
+
+static int parse_env(parse_ctx_t *c, const cJSON *env, const char *path, st_spec_t *spec)
+{
+    if (!cJSON_IsArray(env)) return fail(c, "%s: must be a list", path);
+    int n = cJSON_GetArraySize(env);
+    if (n == 0) return 0;
+    spec->env = calloc((size_t)n, sizeof *spec->env);
+    if (!spec->env) {
+        c->oom = true;
+        return fail(c, "out of memory");
+    }
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, env)
+    {
+        if (!cJSON_IsObject(it)) return fail(c, "%s[%d]: must be an object", path, i);
+        const cJSON *name = member(it, "name"), *value = member(it, "value");
+        if (!cJSON_IsString(name) || !name->valuestring[0])
+            return fail(c, "%s[%d].name: required, a non-empty string", path, i);
+        if (strchr(name->valuestring, '='))
+            return fail(c, "%s[%d].name: \"%s\" must not contain '='", path, i, name->valuestring);
+        if (member(it, "valueFrom"))
+            return fail(c, "%s[%d].valueFrom: not supported (give the value inline)", path, i);
+        const char *v = "";
+        char num[64];
+        if (cJSON_IsString(value)) {
+            v = value->valuestring;
+        } else if (cJSON_IsNumber(value) || cJSON_IsBool(value)) {
+            /* Unquoted YAML scalars: take them as their text. */
+            if (cJSON_IsBool(value)) v = cJSON_IsTrue(value) ? "true" : "false";
+            else snprintf(num, sizeof num, "%.17g", value->valuedouble), v = num;
+        } else if (value && !cJSON_IsNull(value)) {
+            return fail(c, "%s[%d].value: must be a string", path, i);
+        }
+        size_t nl = strlen(name->valuestring);
+        for (uint32_t j = 0; j < spec->nenv; j++)
+            if (strncmp(spec->env[j], name->valuestring, nl) == 0 && spec->env[j][nl] == '=')
+                return fail(c, "%s[%d].name: %s is given twice", path, i, name->valuestring);
+        static const char *const known[] = {"name", "value", NULL};
+        char ipath[256];
+        snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
+        warn_unknown(c, it, ipath, known);
+        if (add_env(c, spec, name->valuestring, v) != 0) return -1;
+        i++;
+    }
+    return 0;
+}
+
+static int parse_resources(parse_ctx_t *c, const cJSON *res, const char *path, st_spec_t *spec)
+{
+    const cJSON *limits, *requests;
+    if (object_member(c, res, "limits", path, &limits) != 0) return -1;
+    if (object_member(c, res, "requests", path, &requests) != 0) return -1;
+    static const char *const known[] = {"limits", "requests", NULL};
+    warn_unknown(c, res, path, known);
+    if (requests && requests->child)
+        warn(c, "%s.requests: ignored (only limits.memory is used)", path);
+    if (!limits) return 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, limits)
+    {
+        if (strcmp(it->string, "memory") == 0) continue;
+        warn(c, "%s.limits.%s: not supported; ignored", path, it->string);
+    }
+    const cJSON *mem = member(limits, "memory");
+    if (!mem) return 0;
+    uint64_t bytes;
+    if (cJSON_IsNumber(mem)) {
+        if (!(mem->valuedouble >= 0) || mem->valuedouble >= 18446744073709551616.0)
+            return fail(c, "%s.limits.memory: not a quantity such as 64Mi", path);
+        bytes = (uint64_t)ceil(mem->valuedouble);
+    } else if (cJSON_IsString(mem)) {
+        if (api_quantity_parse(mem->valuestring, &bytes) != 0)
+            return fail(c, "%s.limits.memory: \"%s\" is not a quantity such as 64Mi, 1Gi or 128M",
+                        path, mem->valuestring);
+    } else {
+        return fail(c, "%s.limits.memory: must be a quantity such as 64Mi", path);
+    }
+    if (bytes < MIN_MEMORY_BYTES)
+        return fail(c, "%s.limits.memory: %llu bytes is below one 64Ki page", path,
+                    (unsigned long long)bytes);
+    if (bytes > MAX_MEMORY_BYTES)
+        return fail(c, "%s.limits.memory: %llu bytes is above 4Gi, all a wasm32 module can address",
+                    path, (unsigned long long)bytes);
+    spec->memory_limit_bytes = bytes;
+    return 0;
+}
+
+static int parse_container(parse_ctx_t *c, const cJSON *ctr, st_spec_t *spec)
+{
+    const char *path = "spec.template.spec.containers[0]";
+    if (!cJSON_IsObject(ctr)) return fail(c, "%s: must be an object", path);
+    const cJSON *image = member(ctr, "image");
+    if (!image) return fail(c, "%s.image: required", path);
+    if (!cJSON_IsString(image)) return fail(c, "%s.image: must be a string", path);
+    if (st_digest_check(image->valuestring) != 0) {
+        if (strncmp(image->valuestring, "sha256:", 7) == 0)
+            return fail(c, "%s.image: \"%s\" is not sha256: followed by 64 lowercase hex digits",
+                        path, image->valuestring);
+        return fail(c,
+                    "%s.image: \"%s\" is not a sha256:HEX digest (upload the module with POST "
+                    "/v1/blobs first; `wasmfn apply` does this for local paths)",
+                    path, image->valuestring);
+    }
+    if (!(spec->image = strdup(image->valuestring))) {
+        c->oom = true;
+        return fail(c, "out of memory");
+    }
+    const cJSON *env = member(ctr, "env");
+    if (env && !cJSON_IsNull(env)) {
+        char epath[64];
+        snprintf(epath, sizeof epath, "%s.env", path);
+        if (parse_env(c, env, epath, spec) != 0) return -1;
+    }
+    const cJSON *res;
+    if (object_member(c, ctr, "resources", path, &res) != 0) return -1;
+    if (res) {
+        char rpath[64];
+        snprintf(rpath, sizeof rpath, "%s.resources", path);
+        if (parse_resources(c, res, rpath, spec) != 0) return -1;
+    }
+    static const char *const known[] = {"image", "env", "resources", "name", NULL};
+    warn_unknown(c, ctr, path, known);
+    return 0;
+}
+
+static int parse_template(parse_ctx_t *c, const cJSON *tmpl, st_spec_t *spec)
+{
+    const cJSON *meta, *tspec;
+    if (object_member(c, tmpl, "metadata", "spec.template", &meta) != 0) return -1;
+    if (object_member(c, tmpl, "spec", "spec.template", &tspec) != 0) return -1;
+    static const char *const known_t[] = {"metadata", "spec", NULL};
+    warn_unknown(c, tmpl, "spec.template", known_t);
+    if (meta) {
+        if (member(meta, "name"))
+            warn(c, "spec.template.metadata.name: revision names are generated (NAME-00001, ...); "
+                    "ignored");
+        const cJSON *ann;
+        if (object_member(c, meta, "annotations", "spec.template.metadata", &ann) != 0) return -1;
+        if (ann && parse_annotations(c, ann, spec) != 0) return -1;
+        static const char *const known_m[] = {"name", "annotations", "labels", NULL};
+        warn_unknown(c, meta, "spec.template.metadata", known_m);
+    }
+    if (!tspec) return fail(c, "spec.template.spec: required");
+    const cJSON *ctrs = member(tspec, "containers");
+    if (!ctrs) return fail(c, "spec.template.spec.containers: required");
+    if (!cJSON_IsArray(ctrs)) return fail(c, "spec.template.spec.containers: must be a list");
+    int n = cJSON_GetArraySize(ctrs);
+    if (n == 0) return fail(c, "spec.template.spec.containers: must hold one container");
+    if (n > 1)
+        return fail(c, "spec.template.spec.containers: %d containers given; one per revision is "
+                       "supported", n);
+    if (parse_container(c, cJSON_GetArrayItem(ctrs, 0), spec) != 0) return -1;
+
+    const cJSON *to = member(tspec, "timeoutSeconds");
+    if (to) {
+        if (!cJSON_IsNumber(to) || to->valuedouble != floor(to->valuedouble) ||
+            to->valuedouble < 1 || to->valuedouble > API_MAX_TIMEOUT_SECONDS)
+            return fail(c, "spec.template.spec.timeoutSeconds: must be a positive integer of at "
+                           "most %u", API_MAX_TIMEOUT_SECONDS);
+        spec->timeout_seconds = (uint32_t)to->valuedouble;
+    }
+    const cJSON *rc = member(tspec, "runtimeClassName");
+    if (rc && !cJSON_IsString(rc))
+        return fail(c, "spec.template.spec.runtimeClassName: must be a string");
+    static const char *const known_s[] = {"containers", "timeoutSeconds", "runtimeClassName", NULL};
+    warn_unknown(c, tspec, "spec.template.spec", known_s);
+    return 0;
+}
+
+static int parse_traffic(parse_ctx_t *c, const cJSON *tr)
+{
+    api_service_t *s = c->svc;
+    if (!cJSON_IsArray(tr)) return fail(c, "spec.traffic: must be a list");
+    int n = cJSON_GetArraySize(tr);
+    if (n == 0) return 0;
+    s->traffic = calloc((size_t)n, sizeof *s->traffic);
+    if (!s->traffic) {
+        c->oom = true;
+        return fail(c, "out of memory");
+    }
+    uint32_t sum = 0;
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, tr)
+    {
+        if (!cJSON_IsObject(it)) return fail(c, "spec.traffic[%d]: must be an object", i);
+        const cJSON *rn = member(it, "revisionName"), *lr = member(it, "latestRevision"),
+                    *pc = member(it, "percent");
+        st_route_t *r = &s->traffic[s->ntraffic++];
+        if (lr && !cJSON_IsBool(lr))
+            return fail(c, "spec.traffic[%d].latestRevision: must be true or false", i);
+        if (rn && !cJSON_IsString(rn))
+            return fail(c, "spec.traffic[%d].revisionName: must be a string", i);
+        r->latest = cJSON_IsTrue(lr);
+        if (r->latest && rn)
+            return fail(c, "spec.traffic[%d]: revisionName and latestRevision: true exclude each "
+                           "other", i);
+        if (!r->latest && !rn)
+            return fail(c, "spec.traffic[%d]: needs revisionName or latestRevision: true", i);
+        if (rn) {
+            if (!dns_label(rn->valuestring, ST_REVISION_NAME_MAX))
+                return fail(c, "spec.traffic[%d].revisionName: \"%s\" is not a revision name", i,
+                            rn->valuestring);
+            if (!(r->revision = strdup(rn->valuestring))) {
+                c->oom = true;
+                return fail(c, "out of memory");
+            }
+        }
+        if (pc) {
+            if (!cJSON_IsNumber(pc) || pc->valuedouble != floor(pc->valuedouble) ||
+                pc->valuedouble < 0 || pc->valuedouble > 100)
+                return fail(c, "spec.traffic[%d].percent: must be an integer from 0 to 100", i);
+            r->percent = (uint32_t)pc->valuedouble;
+        }
+        sum += r->percent;
+        if (member(it, "tag"))
+            warn(c, "spec.traffic[%d].tag: tags are not supported yet; ignored", i);
+        static const char *const known[] = {"revisionName", "latestRevision", "percent", "tag",
+                                            "url", NULL};
+        char ipath[32];
+        snprintf(ipath, sizeof ipath, "spec.traffic[%d]", i);
+        warn_unknown(c, it, ipath, known);
+        i++;
+    }
+    if (sum != 100) return fail(c, "spec.traffic: the percents add up to %u, not 100", sum);
+    return 0;
+}
+
+int api_service_parse(const cJSON *doc, api_service_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    parse_ctx_t c = {.svc = out, .err = err, .errlen = errlen};
+    st_spec_t *spec = &out->spec;
+    spec->memory_limit_bytes = API_DEFAULT_MEMORY_BYTES;
+    spec->timeout_seconds = API_DEFAULT_TIMEOUT_SECONDS;
+    spec->max_scale = API_DEFAULT_MAX_SCALE;
+    spec->initial_scale = API_DEFAULT_INITIAL_SCALE;
+    spec->target = API_DEFAULT_TARGET;
+    spec->window_seconds = API_DEFAULT_WINDOW_SECONDS;
+
+    if (!cJSON_IsObject(doc)) {
+        fail(&c, "the document must be an object (a Knative Service)");
+        goto bad;
+    }
+    const cJSON *av = member(doc, "apiVersion"), *kind = member(doc, "kind");
+    if (!cJSON_IsString(kind)) {
+        fail(&c, "kind: required, a string (wasmfn applies kind Service)");
+        goto bad;
+    }
+    if (!cJSON_IsString(av)) {
+        fail(&c, "apiVersion: required, a string (serving.knative.dev/v1)");
+        goto bad;
+    }
+    if (strcmp(kind->valuestring, "Service") != 0 ||
+        strncmp(av->valuestring, "serving.knative.dev/", 20) != 0) {
+        fail(&c, "kind: %s (%s) is not supported; wasmfn applies serving.knative.dev/v1 Service",
+             kind->valuestring, av->valuestring);
+        goto bad;
+    }
+    if (strcmp(av->valuestring, "serving.knative.dev/v1") != 0) {
+        fail(&c, "apiVersion: %s is not supported; use serving.knative.dev/v1", av->valuestring);
+        goto bad;
+    }
+
+    const cJSON *meta, *spec_j;
+    if (object_member(&c, doc, "metadata", "", &meta) != 0) goto bad;
+    if (!meta) {
+        fail(&c, "metadata.name: required");
+        goto bad;
+    }
+    const cJSON *name = member(meta, "name");
+    if (!name) {
+        fail(&c, "metadata.name: required");
+        goto bad;
+    }
+    if (!cJSON_IsString(name) || !dns_label(name->valuestring, ST_NAME_MAX)) {
+        fail(&c, "metadata.name: \"%s\" must be 1-%d lowercase letters, digits or '-', starting "
+                 "with a letter and not ending with '-'",
+             cJSON_IsString(name) ? name->valuestring : "", ST_NAME_MAX);
+        goto bad;
+    }
+    if (!(out->name = strdup(name->valuestring))) goto oom;
+    const cJSON *ns = member(meta, "namespace");
+    if (ns && !(cJSON_IsString(ns) && strcmp(ns->valuestring, "default") == 0))
+        warn(&c, "metadata.namespace: only the default namespace exists; ignored");
+    static const char *const known_meta[] = {"name", "namespace", "labels", "annotations", NULL};
+    warn_unknown(&c, meta, "metadata", known_meta);
+
+    if (object_member(&c, doc, "spec", "", &spec_j) != 0) goto bad;
+    if (!spec_j) {
+        fail(&c, "spec: required");
+        goto bad;
+    }
+    const cJSON *tmpl;
+    if (object_member(&c, spec_j, "template", "spec", &tmpl) != 0) goto bad;
+    if (!tmpl) {
+        fail(&c, "spec.template: required");
+        goto bad;
+    }
+    if (parse_template(&c, tmpl, spec) != 0) goto bad;
+    const cJSON *tr = member(spec_j, "traffic");
+    if (tr && !cJSON_IsNull(tr) && parse_traffic(&c, tr) != 0) goto bad;
+    static const char *const known_spec[] = {"template", "traffic", NULL};
+    warn_unknown(&c, spec_j, "spec", known_spec);
+    static const char *const known_top[] = {"apiVersion", "kind", "metadata", "spec", "status",
+                                            NULL};
+    warn_unknown(&c, doc, "", known_top);
+    if (c.oom) goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+bad:
+    api_service_free(out);
+    return -1;
+}
+
+void api_service_free(api_service_t *s)
+{
+    if (!s) return;
+    free(s->name);
+    st_spec_free(&s->spec);
+    for (uint32_t i = 0; i < s->ntraffic; i++) free(s->traffic[i].revision);
+    free(s->traffic);
+    for (uint32_t i = 0; i < s->nwarnings; i++) free(s->warnings[i]);
+    free(s->warnings);
+    memset(s, 0, sizeof *s);
+}

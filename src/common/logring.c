@@ -1,0 +1,236 @@
+/*
+ * logring.c — a function's recent stderr lines, bounded in bytes, with
+ * sequence numbers so `wasmfn logs -f` can follow without loss or repeats.
+ *
+ * Lines live in a circular array of pointers to single allocations (header,
+ * source and text together), so appending is one malloc and dropping the
+ * oldest is one free. The byte bound counts every line's text and source
+ * plus a fixed per-line overhead, so a flood of empty lines is bounded too.
+ * One mutex guards everything: writers are worker threads finishing a
+ * request, the reader is the event loop answering /v1/.../logs, and both
+ * hold it only to copy bytes.
+ *
+ * Sequence numbers start at 1 and never repeat within a ring; a reader that
+ * passes back the next_seq it was given sees each line once, in order, as
+ * long as it reads before the line is pushed out.
+ */
+#include "common/logring.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LR_LINE_MAX 8192          /* longest line kept, in bytes of text */
+#define LR_CUT_MARK " [cut]"      /* ends a line that was longer */
+#define LR_LINE_OVERHEAD 64       /* counted per line against max_bytes */
+
+typedef struct lr_line {
+    uint64_t seq;
+    uint64_t time_ns;   /* CLOCK_REALTIME */
+    size_t source_len, text_len;
+    char data[];        /* source, then text; not NUL-terminated */
+} lr_line_t;
+
+struct lr_ring {
+    pthread_mutex_t lock;   /* guards every field below */
+    size_t max_bytes, bytes;
+    lr_line_t **lines;      /* circular: lines[(head + i) % cap], i < count */
+    size_t cap, head, count;
+    uint64_t next_seq;
+};
+
+static size_t line_cost(size_t source_len, size_t text_len)
+{
+    return source_len + text_len + LR_LINE_OVERHEAD;
+}
+
+lr_ring_t *lr_ring_new(size_t max_bytes)
+{
+    lr_ring_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    if (pthread_mutex_init(&r->lock, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    r->max_bytes = max_bytes;
+    r->next_seq = 1;
+    return r;
+}
+
+void lr_ring_free(lr_ring_t *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->count; i++)
+        free(r->lines[(r->head + i) % r->cap]);
+    free(r->lines);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+static void drop_oldest(lr_ring_t *r)
+{
+    lr_line_t *l = r->lines[r->head];
+    r->bytes -= line_cost(l->source_len, l->text_len);
+    free(l);
+    r->head = (r->head + 1) % r->cap;
+    r->count--;
+}
+
+static bool ensure_slot(lr_ring_t *r)
+{
+    if (r->count < r->cap)
+        return true;
+    size_t cap = r->cap ? r->cap * 2 : 64;
+    lr_line_t **lines = malloc(cap * sizeof *lines);
+    if (!lines)
+        return false;
+    for (size_t i = 0; i < r->count; i++)
+        lines[i] = r->lines[(r->head + i) % r->cap];
+    free(r->lines);
+    r->lines = lines;
+    r->cap = cap;
+    r->head = 0;
+    return true;
+}
+
+/* Called with the lock held. A line is cut to LR_LINE_MAX bytes, and
+ * further when it alone would not fit in the ring; when not even the
+ * source fits, the line is dropped (it still would not be readable). */
+static void push_line(lr_ring_t *r, const char *source, size_t source_len, const char *text,
+                      size_t text_len, uint64_t now_ns)
+{
+    size_t keep = text_len;
+    bool cut = false;
+    size_t limit = LR_LINE_MAX;
+    if (r->max_bytes < line_cost(source_len, 0) + sizeof LR_CUT_MARK)
+        return;
+    size_t room = r->max_bytes - line_cost(source_len, 0);
+    if (room < limit)
+        limit = room;
+    if (keep > limit) {
+        keep = limit - (sizeof LR_CUT_MARK - 1);
+        cut = true;
+    }
+    size_t stored = keep + (cut ? sizeof LR_CUT_MARK - 1 : 0);
+    lr_line_t *l = malloc(sizeof *l + source_len + stored);
+    if (!l)
+        return;
+    l->time_ns = now_ns;
+    l->source_len = source_len;
+    l->text_len = stored;
+    memcpy(l->data, source, source_len);
+    memcpy(l->data + source_len, text, keep);
+    if (cut)
+        memcpy(l->data + source_len + keep, LR_CUT_MARK, sizeof LR_CUT_MARK - 1);
+
+    size_t cost = line_cost(source_len, stored);
+    while (r->count > 0 && r->bytes + cost > r->max_bytes)
+        drop_oldest(r);
+    if (!ensure_slot(r)) {
+        free(l);
+        return;
+    }
+    l->seq = r->next_seq++;
+    r->lines[(r->head + r->count) % r->cap] = l;
+    r->count++;
+    r->bytes += cost;
+}
+
+void lr_ring_append(lr_ring_t *r, const char *source, const char *text, size_t len)
+{
+    if (!r || !text || len == 0)
+        return;
+    if (!source)
+        source = "";
+    size_t source_len = strlen(source);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+
+    pthread_mutex_lock(&r->lock);
+    size_t start = 0;
+    while (start < len) {
+        const char *nl = memchr(text + start, '\n', len - start);
+        size_t end = nl ? (size_t)(nl - text) : len;
+        size_t line_len = end - start;
+        if (line_len > 0 && text[end - 1] == '\r')
+            line_len--; /* CRLF from a guest reads like LF */
+        push_line(r, source, source_len, text + start, line_len, now_ns);
+        start = nl ? end + 1 : len;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+typedef struct lr_buf {
+    char *p;
+    size_t len, cap;
+} lr_buf_t;
+
+static void format_time(char out[32], uint64_t ns)
+{
+    time_t sec = (time_t)(ns / 1000000000ull);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ns / 1000000ull % 1000));
+}
+
+char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t *next_seq,
+                   size_t *len)
+{
+    pthread_mutex_lock(&r->lock);
+    /* Lines with seq > after_seq are a suffix of the ring; seqs are
+     * consecutive there, so its start is found by arithmetic. */
+    size_t first = 0;
+    if (r->count > 0) {
+        uint64_t oldest = r->lines[r->head]->seq;
+        if (after_seq >= oldest)
+            first = after_seq - oldest + 1 > r->count ? r->count : (size_t)(after_seq - oldest + 1);
+    }
+    if (max_lines != 0 && r->count - first > max_lines)
+        first = r->count - max_lines;
+
+    size_t total = 1;
+    for (size_t i = first; i < r->count; i++) {
+        const lr_line_t *l = r->lines[(r->head + i) % r->cap];
+        total += 32 + 1 + l->source_len + 2 + l->text_len + 1;
+    }
+    char *out = malloc(total);
+    if (!out) {
+        pthread_mutex_unlock(&r->lock);
+        return NULL;
+    }
+    size_t o = 0;
+    uint64_t next = after_seq;
+    for (size_t i = first; i < r->count; i++) {
+        const lr_line_t *l = r->lines[(r->head + i) % r->cap];
+        char ts[32];
+        format_time(ts, l->time_ns);
+        size_t tn = strlen(ts);
+        memcpy(out + o, ts, tn);
+        o += tn;
+        out[o++] = ' ';
+        memcpy(out + o, l->data, l->source_len);
+        o += l->source_len;
+        out[o++] = ':';
+        out[o++] = ' ';
+        memcpy(out + o, l->data + l->source_len, l->text_len);
+        o += l->text_len;
+        out[o++] = '\n';
+        next = l->seq;
+    }
+    /* A reader already past everything (e.g. a ring recreated after a
+     * restart while it followed) keeps its position; it is not moved back. */
+    pthread_mutex_unlock(&r->lock);
+    out[o] = '\0';
+    if (next_seq)
+        *next_seq = next;
+    if (len)
+        *len = o;
+    return out;
+}

@@ -1,0 +1,183 @@
+/*
+ * instance.c — instance lifecycle and one guest run (runtime.h).
+ *
+ * An rt_instance is what the data plane calls a warm instance: a store of
+ * its own, a WASI context (args [NAME], the revision's env, no preopens)
+ * and the instantiated module, ready to run _start. Making one is the cold
+ * start; the autoscaler keeps some made in advance. Running consumes it:
+ * per-request state (the CGI env, stdin, the deadline, stdout/stderr
+ * capture) is added just before _start, and the instance is freed after
+ * its one run, so no request ever sees another's memory.
+ *
+ * stdout is collected into a buffer that grows up to the caller's cap;
+ * past it the guest's writes fail with EIO and the result says so. stderr
+ * is cut into lines and appended to the function's log ring as they
+ * complete (a partial line is kept until its newline or the end).
+ */
+#define _GNU_SOURCE
+#include "runtime/runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wasi/wasi.h"
+
+/* A stderr line longer than this is flushed in pieces. */
+#define RT_LOG_LINE_MAX 8192
+
+struct rt_instance {
+    eng_store_t *store;
+    wasi_ctx_t *wasi;
+    eng_instance_t *inst;
+    eng_func_t *start;
+};
+
+static long discard_output(void *ud, const uint8_t *data, size_t len)
+{
+    (void)ud;
+    (void)data;
+    return (long)len;
+}
+
+rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t *cfg,
+                               eng_exec_t *x, char *err, size_t errlen)
+{
+    const eng_module_t *m = rt_module_engine(rm);
+    rt_instance_t *i = calloc(1, sizeof *i);
+    uint32_t nimp = eng_module_import_count(m);
+    eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
+    if (!i || !imports || !(i->store = eng_store_new()) || !(i->wasi = wasi_ctx_new())) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (cfg->memory_limit_bytes) eng_store_set_memory_limit(i->store, cfg->memory_limit_bytes);
+    const char *argv0 = cfg->name ? cfg->name : "function";
+    if (wasi_ctx_set_args(i->wasi, 1, &argv0) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (uint32_t k = 0; k < cfg->nenv; k++) {
+        if (wasi_ctx_add_env(i->wasi, cfg->env[k]) != 0) {
+            snprintf(err, errlen, "env entry %u is not KEY=VALUE", k);
+            goto fail;
+        }
+    }
+    /* The guest's stdio must never reach the daemon's own fds: until a
+     * request arrives, stdin is empty and output is dropped. */
+    wasi_ctx_set_stdin_bytes(i->wasi, (const uint8_t *)"", 0);
+    wasi_ctx_set_output(i->wasi, 1, discard_output, NULL);
+    wasi_ctx_set_output(i->wasi, 2, discard_output, NULL);
+    if (wasi_ctx_link(i->wasi, i->store, m, imports, err, errlen) != 0) goto fail;
+    eng_exec_set_deadline(x, cfg->deadline_ns);
+    wasi_ctx_set_deadline(i->wasi, cfg->deadline_ns);
+    i->inst = eng_instance_new(i->store, m, imports, nimp, x, err, errlen);
+    eng_exec_set_deadline(x, 0);
+    if (!i->inst) goto fail;
+    i->start = eng_instance_func(i->inst, "_start");
+    if (!i->start) {
+        snprintf(err, errlen, "no exported function _start");
+        goto fail;
+    }
+    free(imports);
+    return i;
+fail:
+    free(imports);
+    rt_instance_free(i);
+    return NULL;
+}
+
+void rt_instance_free(rt_instance_t *i)
+{
+    if (!i) return;
+    if (i->store) eng_store_free(i->store);
+    if (i->wasi) wasi_ctx_free(i->wasi);
+    free(i);
+}
+
+/* ---- stdio capture ------------------------------------------------------ */
+
+typedef struct capture {
+    uint8_t *out;
+    size_t out_len, out_cap, out_max;
+    bool overflow;
+    lr_ring_t *log;
+    const char *source;
+    char line[RT_LOG_LINE_MAX];
+    size_t line_len;
+} capture_t;
+
+static long capture_stdout(void *ud, const uint8_t *data, size_t len)
+{
+    capture_t *c = ud;
+    if (len > c->out_max - c->out_len) {
+        c->overflow = true;
+        return -1;
+    }
+    if (c->out_len + len > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < c->out_len + len) cap *= 2;
+        if (cap > c->out_max) cap = c->out_max;
+        uint8_t *n = realloc(c->out, cap);
+        if (!n) return -1;
+        c->out = n;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+    return (long)len;
+}
+
+static void capture_flush_line(capture_t *c)
+{
+    if (c->log && c->line_len) lr_ring_append(c->log, c->source, c->line, c->line_len);
+    c->line_len = 0;
+}
+
+static long capture_stderr(void *ud, const uint8_t *data, size_t len)
+{
+    capture_t *c = ud;
+    for (size_t k = 0; k < len; k++) {
+        if (data[k] == '\n') {
+            if (c->line_len == 0 && c->log) lr_ring_append(c->log, c->source, "", 0);
+            capture_flush_line(c);
+            continue;
+        }
+        if (c->line_len == sizeof c->line) capture_flush_line(c);
+        c->line[c->line_len++] = (char)data[k];
+    }
+    return (long)len;
+}
+
+int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    capture_t *cap = calloc(1, sizeof *cap);
+    if (!cap) {
+        res->trap = ENG_TRAP_HOST;
+        snprintf(res->message, sizeof res->message, "out of memory");
+        return -1;
+    }
+    cap->out_max = rq->max_stdout_bytes ? rq->max_stdout_bytes : (16u << 20);
+    cap->log = rq->log;
+    cap->source = rq->log_source ? rq->log_source : "";
+    for (uint32_t k = 0; k < rq->nenv; k++) wasi_ctx_add_env(i->wasi, rq->env[k]);
+    wasi_ctx_set_stdin_bytes(i->wasi, rq->stdin_bytes ? rq->stdin_bytes : (const uint8_t *)"",
+                             rq->stdin_len);
+    wasi_ctx_set_output(i->wasi, 1, capture_stdout, cap);
+    wasi_ctx_set_output(i->wasi, 2, capture_stderr, cap);
+    eng_exec_set_deadline(x, rq->deadline_ns);
+    wasi_ctx_set_deadline(i->wasi, rq->deadline_ns);
+
+    eng_trap_t t = eng_call(x, i->start, NULL, NULL);
+    eng_exec_set_deadline(x, 0);
+    capture_flush_line(cap);
+    res->trap = t;
+    if (t == ENG_TRAP_EXIT) res->exit_code = eng_exec_exit_code(x);
+    else if (t != ENG_OK) snprintf(res->message, sizeof res->message, "%s", eng_exec_trap_message(x));
+    res->out = cap->out;
+    res->out_len = cap->out_len;
+    res->out_overflow = cap->overflow;
+    free(cap);
+    return (t == ENG_OK || t == ENG_TRAP_EXIT) ? 0 : -1;
+}

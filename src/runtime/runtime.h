@@ -1,0 +1,134 @@
+/*
+ * runtime.h — running guests for the data plane: a pool of worker threads,
+ * the compiled-module cache, instance lifecycle, and one WAGI request run in
+ * a fresh instance. Prefix: rt_.
+ *
+ * Threads: the event loop thread owns the pool, the cache and every
+ * rt_module reference count; worker threads only run jobs. A job's work
+ * function runs on a worker with that worker's own eng_exec_t; its done
+ * function runs afterwards on the loop thread (posted with uv_async_send).
+ * Nothing here knows HTTP: serving/ builds the CGI environment and parses
+ * the CGI response.
+ */
+#ifndef WASMFN_RUNTIME_H
+#define WASMFN_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/logring.h"
+#include "engine/engine.h"
+
+/* ---- the worker pool ---------------------------------------------------- */
+
+typedef struct rt_pool rt_pool_t;
+typedef struct rt_job rt_job_t;
+
+/* Runs on a worker thread. x is the worker's execution context. */
+typedef void (*rt_work_fn)(rt_job_t *job, eng_exec_t *x);
+/* Runs on the loop thread once work has returned. */
+typedef void (*rt_done_fn)(rt_job_t *job);
+
+/* A unit of work. The caller owns the memory (usually embedded in a larger
+ * struct) and must keep it alive until done runs or rt_pool_cancel returns
+ * true. Fields after `ud` are the pool's. */
+struct rt_job {
+    rt_work_fn work;
+    rt_done_fn done;
+    void *ud;
+    rt_job_t *next;
+    int state;
+    eng_exec_t *exec;
+};
+
+/* Starts `workers` threads (0 = number of CPUs). Returns NULL with a
+ * message on failure. */
+rt_pool_t *rt_pool_new(uv_loop_t *loop, uint32_t workers, char *err, size_t errlen);
+uint32_t rt_pool_workers(const rt_pool_t *p);
+/* Queues a job. Urgent jobs (requests) run before the others (warming
+ * instances in the background). */
+void rt_pool_submit(rt_pool_t *p, rt_job_t *job, bool urgent);
+/* Removes a job that has not started: returns true, and done will not run.
+ * Returns false if it is running or finished (done will run or has run). */
+bool rt_pool_cancel(rt_pool_t *p, rt_job_t *job);
+/* Interrupts a running job's guest (eng_exec_interrupt); no-op otherwise.
+ * Best effort: a guest that is about to start may miss it, and is then
+ * stopped by its own deadline. */
+void rt_pool_interrupt(rt_pool_t *p, rt_job_t *job);
+/* Interrupts running jobs, joins the threads and drops queued jobs and
+ * undelivered completions (their done never runs). The async handle is
+ * closed, so the loop must run once more before uv_loop_close. */
+void rt_pool_free(rt_pool_t *p);
+
+/* ---- compiled modules --------------------------------------------------- */
+
+typedef struct rt_cache rt_cache_t;
+typedef struct rt_module rt_module_t;
+
+rt_cache_t *rt_cache_new(void);
+/* Frees the cache. Modules still referenced stay valid until released. */
+void rt_cache_free(rt_cache_t *c);
+/* The module with this digest, with a new reference, or NULL. */
+rt_module_t *rt_cache_find(rt_cache_t *c, const char *digest);
+/* Compiles bytes (the module `digest` names) and checks that it can run as
+ * a function: exports `_start` of type () and imports only WASI. Returns it
+ * with one reference, or NULL with a message. The bytes are not kept. */
+rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *bytes,
+                              size_t len, char *err, size_t errlen);
+size_t rt_cache_count(const rt_cache_t *c);
+void rt_module_ref(rt_module_t *m);
+/* Drops a reference; the last one frees the compiled module. Loop thread. */
+void rt_module_release(rt_module_t *m);
+const eng_module_t *rt_module_engine(const rt_module_t *m);
+const char *rt_module_digest(const rt_module_t *m);
+
+/* ---- instances ---------------------------------------------------------- */
+
+typedef struct rt_instance rt_instance_t;
+
+typedef struct rt_instance_config {
+    const char *name;              /* argv[0] the guest sees */
+    const char *const *env;        /* "KEY=VALUE", the revision's env */
+    uint32_t nenv;
+    uint64_t memory_limit_bytes;   /* 0 = no limit beyond the spec's */
+    uint64_t deadline_ns;          /* for the module's start function; 0 = none */
+} rt_instance_config_t;
+
+/* Instantiates m in a store of its own, with a WASI context holding args
+ * [name] and the env, and no preopens: ready to run _start. Runs on a
+ * worker (x is its exec). The module must outlive the instance. Returns
+ * NULL with a message on failure. Thread-safe for distinct instances. */
+rt_instance_t *rt_instance_new(const rt_module_t *m, const rt_instance_config_t *cfg,
+                               eng_exec_t *x, char *err, size_t errlen);
+/* Frees the store and the WASI context (any thread; not while running). */
+void rt_instance_free(rt_instance_t *i);
+
+/* One run of _start. */
+typedef struct rt_request {
+    const char *const *env;    /* added after the instance's env (CGI env) */
+    uint32_t nenv;
+    const uint8_t *stdin_bytes; /* must outlive the run */
+    size_t stdin_len;
+    uint64_t deadline_ns;      /* absolute, eng_now_ns; 0 = none */
+    size_t max_stdout_bytes;   /* beyond it the guest's writes fail (EIO) */
+    lr_ring_t *log;            /* stderr lines go here (may be NULL) */
+    const char *log_source;    /* the source name for the lines */
+} rt_request_t;
+
+typedef struct rt_result {
+    eng_trap_t trap;           /* ENG_OK, ENG_TRAP_EXIT (see exit_code), or a trap */
+    int exit_code;             /* 0 for ENG_OK */
+    char message[ENG_ERR_MAX]; /* the trap's message, "" if none */
+    uint8_t *out;              /* stdout, malloc'd (NULL if empty); caller frees */
+    size_t out_len;
+    bool out_overflow;         /* the guest wrote more than max_stdout_bytes */
+} rt_result_t;
+
+/* Runs the instance's _start once (an instance serves one request) on
+ * exec x. Always fills res; returns 0 if the guest ran to its end (returned
+ * or exited) and -1 if it trapped or ran out of time. */
+int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_result_t *res);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * internal.h — pieces of the data plane that are pure functions, shared by
+ * serving.c and the unit tests (tests/serving/): the WAGI mapping (CGI
+ * environment, CGI response parsing, percent-decoding) in wagi.c and
+ * routing (Host and path routes, traffic splits) in route.c.
+ */
+#ifndef WASMFN_SERVING_INTERNAL_H
+#define WASMFN_SERVING_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/http.h"
+
+/* ---- WAGI (wagi.c) ------------------------------------------------------ */
+
+/* Decodes %XX escapes of in[0..len) into out (at least len+1 bytes,
+ * NUL-terminated). '+' stays '+' (it means space only in query strings).
+ * Returns the decoded length, or -1 for a malformed escape or %00. */
+long srv_percent_decode(const char *in, size_t len, char *out);
+
+/* Builds the CGI environment for a request, as DESIGN.md §3 and
+ * docs/serving.md list it: REQUEST_METHOD, SCRIPT_NAME, PATH_INFO (given
+ * already decoded), QUERY_STRING, CONTENT_TYPE, CONTENT_LENGTH,
+ * SERVER_NAME, SERVER_PORT, SERVER_PROTOCOL, SERVER_SOFTWARE,
+ * GATEWAY_INTERFACE, REMOTE_ADDR, REMOTE_PORT, REQUEST_URI and one HTTP_*
+ * per request header name (repeated headers joined with ", ", Cookie with
+ * "; "; Content-Type, Content-Length and Proxy are not copied: the first
+ * two have their own variables, and HTTP_PROXY would be read by guests as
+ * a proxy setting — "httpoxy").
+ * Returns one malloc'd block (free it with free()) holding a NULL-terminated
+ * array of "KEY=VALUE" strings, and the count in *n; NULL when out of
+ * memory. */
+char **srv_cgi_env_new(const hs_req_t *req, const char *script_name, const char *path_info,
+                       uint32_t *n);
+
+#define SRV_CGI_MAX_HEADERS 100
+#define SRV_CGI_MAX_HEADER_BYTES (64u << 10)
+
+typedef struct srv_cgi_response {
+    int status;                     /* from Status:, else 302 with Location:, else 200 */
+    hs_header_t headers[SRV_CGI_MAX_HEADERS]; /* without Status; point into the buffer */
+    size_t nheaders;
+    const uint8_t *body;
+    size_t body_len;
+} srv_cgi_response_t;
+
+/* Parses a guest's stdout as a CGI response: header lines ("Name: value",
+ * ending in LF or CRLF), a blank line, then the body. Writes NULs into buf
+ * (the headers point into it). Returns 0, or -1 with a message naming the
+ * fault (line number and what is wrong) when the output is not a CGI
+ * response: no blank line, no header at all, a line without a colon, a
+ * bad header name, a control character in a value, a bad Status. */
+int srv_cgi_parse(uint8_t *buf, size_t len, srv_cgi_response_t *r, char *err, size_t errlen);
+
+/* ---- routing (route.c) -------------------------------------------------- */
+
+/* Host routing: if host (a Host header, maybe with ":PORT") is
+ * "NAME.default.DOMAIN" (case-insensitive), copies NAME (lower-cased) into
+ * name and returns 0; else -1. */
+int srv_route_host(const char *host, const char *domain, char *name, size_t namelen);
+
+/* Path routing: if path is "/fn/NAME" or "/fn/NAME/REST" (still
+ * percent-encoded), copies NAME into name and sets *rest to "/REST" (or ""
+ * when there is none) and returns 0; else -1. */
+int srv_route_path(const char *path, char *name, size_t namelen, const char **rest);
+
+/* Traffic splits by smooth weighted round-robin (as nginx balances
+ * upstreams): every route gains its percent, the one with the most credit
+ * wins and pays 100. Over any 100 consecutive picks each route is chosen
+ * exactly `percent` times, interleaved as evenly as possible. current[] is
+ * the state (n entries, start at 0); percents must add up to 100. */
+uint32_t srv_split_pick(int32_t *current, const uint32_t *percent, uint32_t n);
+
+/* A function name as Knative accepts it (a DNS-1035 label: lower-case
+ * letters, digits and '-', starting with a letter, at most 63). */
+bool srv_name_valid(const char *name);
+
+#endif

@@ -1,0 +1,1201 @@
+/*
+ * serving.c — the data plane (serving.h): functions and revisions, the
+ * per-revision activator, warm instances kept by the autoscaler, metrics,
+ * and the request cycle from hs_ handler to guest and back.
+ *
+ * Threads. Everything in this file runs on the event loop thread, except
+ * call_work and warm_work, which run on rt_ pool workers. Those two read
+ * only what is immutable while they hold a reference (a revision's module,
+ * env, limits and name, its function's log ring) and write only into their
+ * own job struct; the loop reads the results in the done callbacks.
+ *
+ * A request (srv_call) goes: route -> pick revision (traffic split) ->
+ * activator: dispatch now if the revision has fewer than max-scale busy
+ * instances, else wait in its bounded FIFO queue (503 when full) -> a
+ * worker runs the guest in a warm instance if one is ready, otherwise
+ * instantiates inline (a cold start) -> the CGI response is parsed on the
+ * worker -> the loop answers, updates metrics, dispatches the next queued
+ * call and refills the warm pool.
+ *
+ * Deadlines run from arrival: a call still queued when its revision's
+ * timeout passes gets 504 from the sweep timer; a running guest has the
+ * same absolute deadline in its exec (and WASI context), so it stops by
+ * itself and is answered 504 when it comes back. A call dispatched but not
+ * yet started on a worker is pulled back (rt_pool_cancel) and answered at
+ * once. A client that disconnects cancels its call the same way (or
+ * interrupts its guest); the answer is then discarded by hs_.
+ *
+ * Autoscaling: every second each revision records its average concurrency
+ * (busy + queued, integrated over time so that short requests count for
+ * what they cost) into its as_scaler; every second tick it asks for a
+ * decision and keeps exactly `desired` warm instances: extra ones are freed
+ * (desired 0 = scale to zero, no instance memory left), missing ones are
+ * instantiated on workers in the background. A call consumes a warm
+ * instance (fresh instance per request) and triggers a refill.
+ *
+ * Lifetimes. Revisions and functions are reference counted (loop thread
+ * only): a function holds its live revisions, every call and warming job
+ * holds its revision, a revision holds its function and its module. A
+ * revision removed by srv_function_put/delete is retired: its warm
+ * instances are freed at once, its queued and running calls finish, and it
+ * is freed with the last of them.
+ */
+#define _GNU_SOURCE
+#include "serving/serving.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+#include "serving/internal.h"
+
+#define SRV_DEFAULT_MEMORY (128ull << 20)
+#define SRV_DEFAULT_TIMEOUT_MS 30000u
+#define SRV_DEFAULT_QUEUE 100u
+#define SRV_MAX_STDOUT (16u << 20)
+#define SRV_LOG_RING_BYTES (1u << 20)
+#define SRV_TICK_MS 1000
+#define SRV_SWEEP_MS 50
+#define SRV_FN_BUCKETS 256
+#define SRV_CALL_FREELIST 256
+#define SRV_NAME_MAX 64
+
+typedef struct srv_fn srv_fn_t;
+typedef struct srv_rev srv_rev_t;
+typedef struct srv_call srv_call_t;
+
+enum call_state { CALL_NEW, CALL_QUEUED, CALL_DISPATCHED };
+
+struct srv_call {
+    rt_job_t job;
+    srv_t *srv;
+    hs_req_t *req;
+    srv_rev_t *rev;
+    char **env; /* CGI env, one block */
+    uint32_t nenv;
+    uint64_t start_ns, deadline_ns;
+    int state;
+    bool aborted, interrupted;
+    srv_call_t *prev, *next; /* the revision's queue or running list */
+    /* Filled on the worker. */
+    rt_instance_t *inst;     /* the warm instance taken, or NULL: cold */
+    bool cold, inst_failed, cgi_ok;
+    uint64_t cold_ns;
+    char err[256];
+    rt_result_t res;
+    srv_cgi_response_t cgi;
+};
+
+typedef struct srv_warm {
+    rt_job_t job;
+    srv_t *srv;
+    srv_rev_t *rev;
+    rt_instance_t *inst;
+    char err[256];
+} srv_warm_t;
+
+typedef struct call_list {
+    srv_call_t *head, *tail;
+    uint32_t n;
+} call_list_t;
+
+struct srv_rev {
+    uint32_t refs;
+    srv_fn_t *fn;
+    char *name;
+    rt_module_t *mod;
+    char **env; /* one block, NULL-terminated */
+    uint32_t nenv;
+    uint64_t memory_limit_bytes;
+    uint32_t timeout_ms;
+    as_config_t scaling;
+    as_scaler_t *scaler;
+    bool retired;
+    /* Instances. */
+    rt_instance_t **warm;
+    uint32_t nwarm, warm_cap;
+    uint32_t warming;         /* background instantiations in flight */
+    uint32_t busy;            /* dispatched calls */
+    uint32_t desired;
+    bool warm_failed;         /* the last warming failed: wait for a tick */
+    call_list_t queue, running;
+    /* Concurrency integrated since the last tick. */
+    uint64_t conc_since_ns;
+    double conc_area;         /* sum of (busy + queued) * ns */
+    srv_rev_t *all_prev, *all_next; /* srv->revs: live revisions */
+    const char *labels[3];    /* function, revision, (spare) */
+};
+
+struct srv_fn {
+    uint32_t refs;
+    char *name;
+    lr_ring_t *log;
+    srv_rev_t **revs; /* the revisions the routes use */
+    uint32_t nrevs;
+    uint32_t nroutes;
+    srv_rev_t **route_rev;
+    uint32_t *percent;
+    int32_t *current;
+    bool deleted;
+    srv_fn_t *hnext;
+};
+
+struct srv {
+    uv_loop_t *loop;
+    char *domain;
+    hs_limits_t limits;
+    uint32_t queue_cap;
+    int (*load_blob)(void *, const char *, uint8_t **, size_t *, char *, size_t);
+    void *load_blob_ud;
+    rt_pool_t *pool;
+    rt_cache_t *cache;
+    hs_server_t *http;
+    srv_fn_t *fns[SRV_FN_BUCKETS];
+    srv_rev_t *revs;
+    uint32_t ncalls; /* calls not yet answered, data plane and srv_invoke */
+    uv_timer_t tick, sweep;
+    int handles_open;
+    uint64_t ticks, last_tick_ns;
+    bool draining, http_closed, freeing;
+    void (*drain_done)(void *);
+    void *drain_ud;
+    srv_call_t *free_calls;
+    uint32_t nfree_calls;
+    /* Metric families (NULL without a registry). */
+    mx_registry_t *mx;
+    mx_family_t *m_requests, *m_duration, *m_cold, *m_cold_duration, *m_instances, *m_queue;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % SRV_FN_BUCKETS;
+}
+
+static srv_fn_t *fn_find(srv_t *s, const char *name)
+{
+    for (srv_fn_t *f = s->fns[name_hash(name)]; f; f = f->hnext)
+        if (strcmp(f->name, name) == 0) return f;
+    return NULL;
+}
+
+/* Copies a string vector into one block. */
+static char **strv_dup(const char *const *v, uint32_t n)
+{
+    size_t bytes = (n + 1) * sizeof(char *);
+    for (uint32_t i = 0; i < n; i++) bytes += strlen(v[i]) + 1;
+    char **out = malloc(bytes);
+    if (!out) return NULL;
+    char *p = (char *)(out + n + 1);
+    for (uint32_t i = 0; i < n; i++) {
+        size_t l = strlen(v[i]) + 1;
+        memcpy(p, v[i], l);
+        out[i] = p;
+        p += l;
+    }
+    out[n] = NULL;
+    return out;
+}
+
+static void list_push(call_list_t *l, srv_call_t *c)
+{
+    c->next = NULL;
+    c->prev = l->tail;
+    if (l->tail) l->tail->next = c;
+    else l->head = c;
+    l->tail = c;
+    l->n++;
+}
+
+static void list_remove(call_list_t *l, srv_call_t *c)
+{
+    if (c->prev) c->prev->next = c->next;
+    else l->head = c->next;
+    if (c->next) c->next->prev = c->prev;
+    else l->tail = c->prev;
+    c->prev = c->next = NULL;
+    l->n--;
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static const double duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                          0.1,    0.25,  0.5,    1,     2.5,  5,    10,  30};
+static const double cold_buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                                      0.001,   0.0025,   0.005,   0.01,   0.025,   0.1};
+
+static void metrics_register(srv_t *s)
+{
+    static const char *const fr[] = {"function", "revision", NULL};
+    static const char *const frc[] = {"function", "revision", "code", NULL};
+    static const char *const frs[] = {"function", "revision", "state", NULL};
+    if (!s->mx) return;
+    s->m_requests = mx_family_new(s->mx, "wasmfn_requests_total",
+                                  "Requests served by the data plane, by status code.",
+                                  MX_COUNTER, frc, NULL, 0);
+    s->m_duration = mx_family_new(s->mx, "wasmfn_request_duration_seconds",
+                                  "Time from a request's arrival to its response.", MX_HISTOGRAM,
+                                  fr, duration_buckets,
+                                  sizeof duration_buckets / sizeof duration_buckets[0]);
+    s->m_cold = mx_family_new(s->mx, "wasmfn_cold_starts_total",
+                              "Requests that found no warm instance and instantiated one.",
+                              MX_COUNTER, fr, NULL, 0);
+    s->m_cold_duration = mx_family_new(s->mx, "wasmfn_cold_start_duration_seconds",
+                                       "Time to instantiate a module for a cold start.",
+                                       MX_HISTOGRAM, fr, cold_buckets,
+                                       sizeof cold_buckets / sizeof cold_buckets[0]);
+    s->m_instances = mx_family_new(s->mx, "wasmfn_instances",
+                                   "Instances per revision: warm (ready) or busy (running).",
+                                   MX_GAUGE, frs, NULL, 0);
+    s->m_queue = mx_family_new(s->mx, "wasmfn_queue_depth",
+                               "Requests waiting for an instance (revision at max-scale).",
+                               MX_GAUGE, fr, NULL, 0);
+}
+
+static void rev_gauges(srv_t *s, srv_rev_t *r)
+{
+    if (!s->mx || r->fn->deleted) return;
+    const char *warm[] = {r->fn->name, r->name, "warm"};
+    const char *busy[] = {r->fn->name, r->name, "busy"};
+    if (s->m_instances) {
+        mx_gauge_set(s->m_instances, warm, r->retired ? 0 : r->nwarm);
+        mx_gauge_set(s->m_instances, busy, r->busy);
+    }
+    if (s->m_queue) mx_gauge_set(s->m_queue, r->labels, r->queue.n);
+}
+
+/* ---- functions and revisions -------------------------------------------- */
+
+static void fn_release(srv_fn_t *f)
+{
+    if (!f || --f->refs > 0) return;
+    if (f->log) lr_ring_free(f->log);
+    free(f->revs);
+    free(f->route_rev);
+    free(f->percent);
+    free(f->current);
+    free(f->name);
+    free(f);
+}
+
+static void rev_free_warm(srv_rev_t *r)
+{
+    for (uint32_t i = 0; i < r->nwarm; i++) rt_instance_free(r->warm[i]);
+    r->nwarm = 0;
+}
+
+static void rev_release(srv_rev_t *r)
+{
+    if (!r || --r->refs > 0) return;
+    rev_free_warm(r);
+    free(r->warm);
+    if (r->scaler) as_scaler_free(r->scaler);
+    rt_module_release(r->mod);
+    free(r->env);
+    free(r->name);
+    srv_fn_t *f = r->fn;
+    free(r);
+    fn_release(f);
+}
+
+/* Takes a revision out of service: no new calls, no warm instances. */
+static void rev_retire(srv_t *s, srv_rev_t *r)
+{
+    if (r->retired) return;
+    r->retired = true;
+    rev_free_warm(r);
+    if (r->all_prev) r->all_prev->all_next = r->all_next;
+    else s->revs = r->all_next;
+    if (r->all_next) r->all_next->all_prev = r->all_prev;
+    r->all_prev = r->all_next = NULL;
+    rev_gauges(s, r);
+    rev_release(r); /* the live list's reference */
+}
+
+static void rev_conc_update(srv_rev_t *r, uint64_t now)
+{
+    if (now > r->conc_since_ns)
+        r->conc_area += (double)(r->busy + r->queue.n) * (double)(now - r->conc_since_ns);
+    r->conc_since_ns = now;
+}
+
+/* ---- warm instances ----------------------------------------------------- */
+
+static void warm_work(rt_job_t *j, eng_exec_t *x)
+{
+    srv_warm_t *w = j->ud;
+    srv_rev_t *r = w->rev;
+    rt_instance_config_t cfg = {
+        .name = r->fn->name,
+        .env = (const char *const *)r->env,
+        .nenv = r->nenv,
+        .memory_limit_bytes = r->memory_limit_bytes,
+        .deadline_ns = eng_now_ns() + (uint64_t)r->timeout_ms * 1000000ull,
+    };
+    w->inst = rt_instance_new(r->mod, &cfg, x, w->err, sizeof w->err);
+}
+
+static void rev_refill(srv_t *s, srv_rev_t *r);
+
+static void warm_done(rt_job_t *j)
+{
+    srv_warm_t *w = j->ud;
+    srv_t *s = w->srv;
+    srv_rev_t *r = w->rev;
+    r->warming--;
+    if (!w->inst) {
+        char line[320];
+        int n = snprintf(line, sizeof line, "wasmfn: cannot instantiate: %s", w->err);
+        if (r->fn->log) lr_ring_append(r->fn->log, r->name, line, n > 0 ? (size_t)n : 0);
+        r->warm_failed = true;
+    } else if (r->retired || s->draining || s->freeing || r->nwarm >= r->desired) {
+        rt_instance_free(w->inst);
+    } else {
+        if (r->nwarm == r->warm_cap) {
+            uint32_t cap = r->warm_cap ? r->warm_cap * 2 : 4;
+            rt_instance_t **n = realloc(r->warm, cap * sizeof *n);
+            if (!n) {
+                rt_instance_free(w->inst);
+                goto out;
+            }
+            r->warm = n;
+            r->warm_cap = cap;
+        }
+        r->warm[r->nwarm++] = w->inst;
+        rev_gauges(s, r);
+    }
+out:
+    free(w);
+    rev_refill(s, r);
+    rev_release(r);
+}
+
+/* Starts background instantiations until warm + warming reaches desired. */
+static void rev_refill(srv_t *s, srv_rev_t *r)
+{
+    if (r->retired || s->draining || s->freeing || r->warm_failed) return;
+    while (r->nwarm + r->warming < r->desired) {
+        srv_warm_t *w = calloc(1, sizeof *w);
+        if (!w) return;
+        w->srv = s;
+        w->rev = r;
+        r->refs++;
+        r->warming++;
+        w->job.work = warm_work;
+        w->job.done = warm_done;
+        w->job.ud = w;
+        rt_pool_submit(s->pool, &w->job, false);
+    }
+}
+
+/* Keeps the warm pool at desired: frees extras, starts missing ones. */
+static void rev_apply_desired(srv_t *s, srv_rev_t *r)
+{
+    while (r->nwarm > r->desired) rt_instance_free(r->warm[--r->nwarm]);
+    if (r->nwarm == 0 && r->warm_cap > 16) {
+        free(r->warm);
+        r->warm = NULL;
+        r->warm_cap = 0;
+    }
+    r->warm_failed = false;
+    rev_refill(s, r);
+    rev_gauges(s, r);
+}
+
+/* ---- calls -------------------------------------------------------------- */
+
+static srv_call_t *call_alloc(srv_t *s)
+{
+    srv_call_t *c = s->free_calls;
+    if (c) {
+        s->free_calls = c->next;
+        s->nfree_calls--;
+        memset(c, 0, offsetof(srv_call_t, cgi));
+        c->cgi.nheaders = 0;
+    } else {
+        c = calloc(1, sizeof *c);
+    }
+    return c;
+}
+
+static void call_free(srv_t *s, srv_call_t *c)
+{
+    free(c->env);
+    free(c->res.out);
+    if (c->inst) rt_instance_free(c->inst);
+    if (s->nfree_calls < SRV_CALL_FREELIST && !s->freeing) {
+        c->next = s->free_calls;
+        s->free_calls = c;
+        s->nfree_calls++;
+    } else {
+        free(c);
+    }
+}
+
+static void srv_check_drained(srv_t *s)
+{
+    if (!s->draining || !s->http_closed || s->ncalls || !s->drain_done) return;
+    void (*done)(void *) = s->drain_done;
+    s->drain_done = NULL;
+    done(s->drain_ud);
+}
+
+static void call_log(srv_call_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void call_log(srv_call_t *c, const char *fmt, ...)
+{
+    srv_fn_t *f = c->rev->fn;
+    if (!f->log) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    lr_ring_append(f->log, c->rev->name, line, (size_t)n);
+}
+
+/* Answers a call (unless answered) and frees it; metrics count it. */
+static void call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, size_t nh,
+                        const void *body, size_t len)
+{
+    srv_rev_t *r = c->rev;
+    if (s->mx && !r->fn->deleted) {
+        char code[8];
+        snprintf(code, sizeof code, "%d", c->aborted ? 499 : status);
+        const char *lv[] = {r->fn->name, r->name, code};
+        if (s->m_requests) mx_counter_add(s->m_requests, lv, 1);
+        if (s->m_duration)
+            mx_histogram_observe(s->m_duration, r->labels,
+                                 (double)(eng_now_ns() - c->start_ns) / 1e9);
+    }
+    hs_respond(c->req, status, h, nh, body, len);
+    s->ncalls--;
+    call_free(s, c);
+    rev_release(r);
+    srv_check_drained(s);
+}
+
+static void call_finish_text(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void call_finish_text(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
+{
+    char body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof body) n = sizeof body - 1;
+    hs_header_t h[2] = {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}};
+    call_finish(s, c, status, h, status == 503 ? 2 : 1, body, (size_t)n);
+}
+
+static void call_work(rt_job_t *j, eng_exec_t *x)
+{
+    srv_call_t *c = j->ud;
+    srv_rev_t *r = c->rev;
+    if (!c->inst) {
+        rt_instance_config_t cfg = {
+            .name = r->fn->name,
+            .env = (const char *const *)r->env,
+            .nenv = r->nenv,
+            .memory_limit_bytes = r->memory_limit_bytes,
+            .deadline_ns = c->deadline_ns,
+        };
+        uint64_t t0 = eng_now_ns();
+        c->inst = rt_instance_new(r->mod, &cfg, x, c->err, sizeof c->err);
+        c->cold_ns = eng_now_ns() - t0;
+        c->cold = true;
+        if (!c->inst) {
+            c->inst_failed = true;
+            return;
+        }
+    }
+    rt_request_t rq = {
+        .env = (const char *const *)c->env,
+        .nenv = c->nenv,
+        .stdin_bytes = c->req->body,
+        .stdin_len = c->req->body_len,
+        .deadline_ns = c->deadline_ns,
+        .max_stdout_bytes = SRV_MAX_STDOUT,
+        .log = r->fn->log,
+        .log_source = r->name,
+    };
+    rt_instance_run(c->inst, x, &rq, &c->res);
+    rt_instance_free(c->inst);
+    c->inst = NULL;
+    if ((c->res.trap == ENG_OK || c->res.trap == ENG_TRAP_EXIT) && !c->res.out_overflow)
+        c->cgi_ok = srv_cgi_parse(c->res.out, c->res.out_len, &c->cgi, c->err, sizeof c->err) == 0;
+}
+
+static void rev_pump(srv_t *s, srv_rev_t *r);
+
+/* Leaves the running state (the instance slot is free again). */
+static void call_undispatch(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    rev_conc_update(r, eng_now_ns());
+    list_remove(&r->running, c);
+    r->busy--;
+    c->state = CALL_NEW;
+    (void)s;
+}
+
+static void call_done(rt_job_t *j)
+{
+    srv_call_t *c = j->ud;
+    srv_t *s = c->srv;
+    srv_rev_t *r = c->rev;
+    call_undispatch(s, c);
+    r->refs++; /* keep r across call_finish */
+    const char *fname = r->fn->name;
+
+    if (c->cold && s->mx && !r->fn->deleted) {
+        if (s->m_cold) mx_counter_add(s->m_cold, r->labels, 1);
+        if (s->m_cold_duration)
+            mx_histogram_observe(s->m_cold_duration, r->labels, (double)c->cold_ns / 1e9);
+    }
+    if (c->aborted) {
+        call_finish(s, c, 499, NULL, 0, NULL, 0);
+    } else if (c->inst_failed) {
+        if (eng_now_ns() >= c->deadline_ns) {
+            call_log(c, "wasmfn: timed out after %u ms (instantiating)", r->timeout_ms);
+            call_finish_text(s, c, 504, "function %s timed out after %u ms\n", fname,
+                             r->timeout_ms);
+        } else {
+            call_log(c, "wasmfn: cannot instantiate: %s", c->err);
+            call_finish_text(s, c, 502, "function %s failed to start: %s\n", fname, c->err);
+        }
+    } else if (c->res.trap == ENG_TRAP_DEADLINE) {
+        call_log(c, "wasmfn: timed out after %u ms", r->timeout_ms);
+        call_finish_text(s, c, 504, "function %s timed out after %u ms\n", fname, r->timeout_ms);
+    } else if (c->res.trap != ENG_OK && c->res.trap != ENG_TRAP_EXIT) {
+        call_log(c, "wasmfn: trap: %s", c->res.message);
+        call_finish_text(s, c, 502, "function %s trapped: %s\n", fname, c->res.message);
+    } else if (c->res.out_overflow) {
+        call_log(c, "wasmfn: response larger than %u bytes", SRV_MAX_STDOUT);
+        call_finish_text(s, c, 502, "function %s wrote a response larger than %u bytes\n", fname,
+                         SRV_MAX_STDOUT);
+    } else if (!c->cgi_ok) {
+        if (c->res.trap == ENG_TRAP_EXIT && c->res.exit_code != 0)
+            call_log(c, "wasmfn: exited with code %d and no valid CGI response: %s",
+                     c->res.exit_code, c->err);
+        else
+            call_log(c, "wasmfn: bad CGI response: %s", c->err);
+        call_finish_text(s, c, 502, "function %s returned a bad CGI response: %s\n", fname,
+                         c->err);
+    } else {
+        if (c->res.trap == ENG_TRAP_EXIT && c->res.exit_code != 0)
+            call_log(c, "wasmfn: exited with code %d", c->res.exit_code);
+        call_finish(s, c, c->cgi.status, c->cgi.headers, c->cgi.nheaders, c->cgi.body,
+                    c->cgi.body_len);
+    }
+    rev_pump(s, r);
+    rev_refill(s, r);
+    rev_gauges(s, r);
+    rev_release(r);
+}
+
+static void call_dispatch(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    rev_conc_update(r, eng_now_ns());
+    r->busy++;
+    c->state = CALL_DISPATCHED;
+    list_push(&r->running, c);
+    c->inst = r->nwarm ? r->warm[--r->nwarm] : NULL;
+    c->job.work = call_work;
+    c->job.done = call_done;
+    c->job.ud = c;
+    rt_pool_submit(s->pool, &c->job, true);
+    rev_refill(s, r);
+    rev_gauges(s, r);
+}
+
+/* Dispatches queued calls while the revision has room. */
+static void rev_pump(srv_t *s, srv_rev_t *r)
+{
+    uint32_t max = r->scaling.max_scale;
+    while (r->queue.head && (max == 0 || r->busy < max)) {
+        srv_call_t *c = r->queue.head;
+        rev_conc_update(r, eng_now_ns());
+        list_remove(&r->queue, c);
+        call_dispatch(s, c);
+    }
+}
+
+static void call_admit(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    uint32_t max = r->scaling.max_scale;
+    if (max && r->busy >= max) {
+        if (r->queue.n >= s->queue_cap) {
+            call_finish_text(s, c, 503,
+                             "function %s: all %u instances busy and %u requests queued\n",
+                             r->fn->name, max, r->queue.n);
+            return;
+        }
+        rev_conc_update(r, eng_now_ns());
+        c->state = CALL_QUEUED;
+        list_push(&r->queue, c);
+        rev_gauges(s, r);
+        return;
+    }
+    call_dispatch(s, c);
+}
+
+/* A dispatched call that has not started is pulled back; returns true if
+ * it was (the caller then answers it). */
+static bool call_recall(srv_t *s, srv_call_t *c)
+{
+    if (!rt_pool_cancel(s->pool, &c->job)) return false;
+    srv_rev_t *r = c->rev;
+    call_undispatch(s, c);
+    /* A warm instance it took is still unused: give it back. */
+    if (c->inst && !r->retired && r->nwarm < r->warm_cap) {
+        r->warm[r->nwarm++] = c->inst;
+        c->inst = NULL;
+    }
+    return true;
+}
+
+static void call_on_abort(hs_req_t *req, void *ud)
+{
+    (void)req;
+    srv_call_t *c = ud;
+    srv_t *s = c->srv;
+    srv_rev_t *r = c->rev;
+    c->aborted = true;
+    if (c->state == CALL_QUEUED) {
+        rev_conc_update(r, eng_now_ns());
+        list_remove(&r->queue, c);
+        r->refs++;
+        call_finish(s, c, 499, NULL, 0, NULL, 0);
+        rev_gauges(s, r);
+        rev_release(r);
+    } else if (c->state == CALL_DISPATCHED) {
+        if (call_recall(s, c)) {
+            r->refs++;
+            call_finish(s, c, 499, NULL, 0, NULL, 0);
+            rev_pump(s, r);
+            rev_gauges(s, r);
+            rev_release(r);
+        } else {
+            rt_pool_interrupt(s->pool, &c->job);
+        }
+    }
+}
+
+/* Every SRV_SWEEP_MS: 504 for calls whose deadline passed while queued or
+ * before a worker picked them up; interrupt running ones (their exec has
+ * the same deadline, this only makes sure). */
+static void srv_on_sweep(uv_timer_t *t)
+{
+    srv_t *s = t->data;
+    uint64_t now = eng_now_ns();
+    for (srv_rev_t *r = s->revs, *rnext; r; r = rnext) {
+        rnext = r->all_next;
+        r->refs++;
+        while (r->queue.head && r->queue.head->deadline_ns <= now) {
+            srv_call_t *c = r->queue.head;
+            rev_conc_update(r, now);
+            list_remove(&r->queue, c);
+            call_log(c, "wasmfn: timed out after %u ms (queued)", r->timeout_ms);
+            call_finish_text(s, c, 504, "function %s timed out after %u ms waiting for an instance\n",
+                             r->fn->name, r->timeout_ms);
+            rev_gauges(s, r);
+        }
+        for (srv_call_t *c = r->running.head, *next; c; c = next) {
+            next = c->next;
+            if (c->deadline_ns > now) continue;
+            if (call_recall(s, c)) {
+                call_log(c, "wasmfn: timed out after %u ms (waiting for a worker)", r->timeout_ms);
+                call_finish_text(s, c, 504, "function %s timed out after %u ms\n", r->fn->name,
+                                 r->timeout_ms);
+                rev_pump(s, r);
+                rev_gauges(s, r);
+            } else if (!c->interrupted) {
+                c->interrupted = true;
+                rt_pool_interrupt(s->pool, &c->job);
+            }
+        }
+        rnext = r->all_next; /* r may have been retired meanwhile: its next is then NULL */
+        rev_release(r);
+    }
+}
+
+/* Every second: feed each revision's scaler; decide every other second. */
+static void srv_on_tick(uv_timer_t *t)
+{
+    srv_t *s = t->data;
+    uint64_t now = eng_now_ns();
+    uint64_t dt = s->last_tick_ns && now > s->last_tick_ns ? now - s->last_tick_ns
+                                                          : (uint64_t)SRV_TICK_MS * 1000000ull;
+    s->last_tick_ns = now;
+    bool decide = (++s->ticks % 2) == 0;
+    for (srv_rev_t *r = s->revs; r; r = r->all_next) {
+        rev_conc_update(r, now);
+        double avg = r->conc_area / (double)dt;
+        r->conc_area = 0;
+        as_scaler_record(r->scaler, now, avg);
+        if (decide && !s->draining) {
+            as_decision_t d = as_scaler_decide(r->scaler, now, r->nwarm + r->busy);
+            r->desired = d.desired;
+            rev_apply_desired(s, r);
+        }
+    }
+}
+
+/* ---- the request entry points ------------------------------------------- */
+
+static void srv_call_start(srv_t *s, const char *name, const char *path_raw, hs_req_t *req)
+{
+    srv_fn_t *f = fn_find(s, name);
+    if (!f || f->nroutes == 0) {
+        char body[160];
+        snprintf(body, sizeof body, "no function '%s'\n", name);
+        hs_respond_text(req, 404, body);
+        return;
+    }
+    char stackbuf[1024];
+    size_t plen = strlen(path_raw);
+    char *path_info = plen < sizeof stackbuf ? stackbuf : malloc(plen + 1);
+    if (!path_info) {
+        hs_respond_text(req, 500, "out of memory\n");
+        return;
+    }
+    if (srv_percent_decode(path_raw, plen, path_info) < 0) {
+        if (path_info != stackbuf) free(path_info);
+        hs_respond_text(req, 400, "bad percent-encoding in the request path\n");
+        return;
+    }
+    srv_rev_t *r = f->route_rev[srv_split_pick(f->current, f->percent, f->nroutes)];
+    char script[SRV_NAME_MAX + 8];
+    snprintf(script, sizeof script, "/fn/%s", f->name);
+    srv_call_t *c = call_alloc(s);
+    uint32_t nenv = 0;
+    char **env = c ? srv_cgi_env_new(req, script, path_info, &nenv) : NULL;
+    if (path_info != stackbuf) free(path_info);
+    if (!env) {
+        if (c) call_free(s, c);
+        hs_respond_text(req, 500, "out of memory\n");
+        return;
+    }
+    c->srv = s;
+    c->req = req;
+    c->rev = r;
+    r->refs++;
+    c->env = env;
+    c->nenv = nenv;
+    c->start_ns = eng_now_ns();
+    c->deadline_ns = c->start_ns + (uint64_t)r->timeout_ms * 1000000ull;
+    s->ncalls++;
+    hs_req_on_abort(req, call_on_abort, c);
+    if (c->aborted) {
+        /* hs_req_on_abort ran the callback at once: the client is gone. */
+        call_finish(s, c, 499, NULL, 0, NULL, 0);
+        return;
+    }
+    call_admit(s, c);
+}
+
+static void srv_on_request(hs_req_t *req, void *ud)
+{
+    srv_t *s = ud;
+    char name[SRV_NAME_MAX];
+    const char *rest;
+    if (srv_route_host(hs_req_header(req, "Host"), s->domain, name, sizeof name) == 0) {
+        srv_call_start(s, name, req->path, req);
+    } else if (srv_route_path(req->path, name, sizeof name, &rest) == 0) {
+        srv_call_start(s, name, rest, req);
+    } else {
+        hs_respond_text(req, 404,
+                        "no function here: use /fn/NAME/... or Host: NAME.default.DOMAIN\n");
+    }
+}
+
+void srv_invoke(srv_t *s, const char *name, const char *path_info, hs_req_t *req)
+{
+    srv_call_start(s, name, path_info ? path_info : "", req);
+}
+
+/* ---- the public API ----------------------------------------------------- */
+
+srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
+{
+    if (!c->loop || !c->load_blob) {
+        snprintf(err, errlen, "srv_new: loop and load_blob are required");
+        return NULL;
+    }
+    srv_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->domain = strdup(c->domain && *c->domain ? c->domain : "localhost"))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->loop = c->loop;
+    s->limits = c->limits;
+    s->queue_cap = c->queue_per_revision ? c->queue_per_revision : SRV_DEFAULT_QUEUE;
+    s->load_blob = c->load_blob;
+    s->load_blob_ud = c->load_blob_ud;
+    s->mx = c->metrics;
+    s->cache = rt_cache_new();
+    s->pool = s->cache ? rt_pool_new(c->loop, c->workers, err, errlen) : NULL;
+    if (!s->pool) {
+        if (!s->cache) snprintf(err, errlen, "out of memory");
+        rt_cache_free(s->cache);
+        free(s->domain);
+        free(s);
+        return NULL;
+    }
+    metrics_register(s);
+    uv_timer_init(s->loop, &s->tick);
+    uv_timer_init(s->loop, &s->sweep);
+    s->tick.data = s->sweep.data = s;
+    s->handles_open = 2;
+    uv_timer_start(&s->tick, srv_on_tick, SRV_TICK_MS, SRV_TICK_MS);
+    uv_timer_start(&s->sweep, srv_on_sweep, SRV_SWEEP_MS, SRV_SWEEP_MS);
+    uv_unref((uv_handle_t *)&s->tick);
+    uv_unref((uv_handle_t *)&s->sweep);
+    return s;
+}
+
+int srv_listen(srv_t *s, const char *host_port, char *err, size_t errlen)
+{
+    if (s->http) {
+        snprintf(err, errlen, "the data plane is already listening");
+        return -1;
+    }
+    s->http = hs_server_new(s->loop, &s->limits, srv_on_request, s);
+    if (!s->http) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (hs_server_listen(s->http, host_port, err, errlen) != 0) {
+        hs_server_close(s->http, NULL, NULL);
+        s->http = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+uint16_t srv_port(const srv_t *s) { return s->http ? hs_server_port(s->http) : 0; }
+
+static void srv_on_http_closed(void *ud)
+{
+    srv_t *s = ud;
+    s->http = NULL;
+    s->http_closed = true;
+    srv_check_drained(s);
+}
+
+void srv_drain(srv_t *s, void (*done)(void *ud), void *ud)
+{
+    if (s->draining) return;
+    s->draining = true;
+    s->drain_done = done;
+    s->drain_ud = ud;
+    /* Instances kept for future requests are not needed any more. */
+    for (srv_rev_t *r = s->revs; r; r = r->all_next) {
+        r->desired = 0;
+        rev_free_warm(r);
+        rev_gauges(s, r);
+    }
+    if (s->http) hs_server_close(s->http, srv_on_http_closed, s);
+    else s->http_closed = true;
+    srv_check_drained(s);
+}
+
+static void fn_unlink(srv_t *s, srv_fn_t *f)
+{
+    srv_fn_t **pp = &s->fns[name_hash(f->name)];
+    while (*pp && *pp != f) pp = &(*pp)->hnext;
+    if (*pp) *pp = f->hnext;
+    f->hnext = NULL;
+}
+
+static void fn_retire_revs(srv_t *s, srv_fn_t *f)
+{
+    for (uint32_t i = 0; i < f->nrevs; i++) rev_retire(s, f->revs[i]);
+    f->nrevs = 0;
+    f->nroutes = 0;
+}
+
+static void srv_on_handle_closed(uv_handle_t *h)
+{
+    srv_t *s = h->data;
+    if (--s->handles_open > 0) return;
+    free(s);
+}
+
+void srv_free(srv_t *s)
+{
+    if (!s) return;
+    s->freeing = true;
+    if (s->http) {
+        hs_server_close(s->http, NULL, NULL);
+        s->http = NULL;
+    }
+    /* Workers first: nothing may run guest code after this. */
+    rt_pool_free(s->pool);
+    s->pool = NULL;
+    for (uint32_t b = 0; b < SRV_FN_BUCKETS; b++) {
+        while (s->fns[b]) {
+            srv_fn_t *f = s->fns[b];
+            fn_unlink(s, f);
+            f->deleted = true;
+            fn_retire_revs(s, f);
+            fn_release(f);
+        }
+    }
+    while (s->free_calls) {
+        srv_call_t *c = s->free_calls;
+        s->free_calls = c->next;
+        free(c);
+    }
+    rt_cache_free(s->cache);
+    free(s->domain);
+    uv_close((uv_handle_t *)&s->tick, srv_on_handle_closed);
+    uv_close((uv_handle_t *)&s->sweep, srv_on_handle_closed);
+}
+
+/* Same module, env and limits: the existing revision object is kept (with
+ * its warm instances and scaling history). */
+static bool rev_matches(const srv_rev_t *r, const srv_revision_t *d)
+{
+    if (strcmp(r->name, d->name) != 0 || strcmp(rt_module_digest(r->mod), d->digest) != 0)
+        return false;
+    uint64_t mem = d->memory_limit_bytes ? d->memory_limit_bytes : SRV_DEFAULT_MEMORY;
+    uint32_t to = d->timeout_ms ? d->timeout_ms : SRV_DEFAULT_TIMEOUT_MS;
+    if (r->memory_limit_bytes != mem || r->timeout_ms != to || r->nenv != d->nenv) return false;
+    for (uint32_t i = 0; i < d->nenv; i++)
+        if (strcmp(r->env[i], d->env[i]) != 0) return false;
+    return true;
+}
+
+static srv_rev_t *rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err,
+                          size_t errlen)
+{
+    rt_module_t *m = rt_cache_find(s->cache, d->digest);
+    if (!m) {
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        char e[256];
+        if (s->load_blob(s->load_blob_ud, d->digest, &bytes, &len, e, sizeof e) != 0) {
+            snprintf(err, errlen, "revision %s: module %s: %s", d->name, d->digest, e);
+            return NULL;
+        }
+        m = rt_cache_compile(s->cache, d->digest, bytes, len, e, sizeof e);
+        free(bytes);
+        if (!m) {
+            snprintf(err, errlen, "revision %s: module %s: %s", d->name, d->digest, e);
+            return NULL;
+        }
+    }
+    srv_rev_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->name = strdup(d->name)) ||
+        !(r->env = strv_dup(d->env, d->nenv))) {
+        if (r) free(r->name);
+        free(r);
+        rt_module_release(m);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->refs = 1; /* the live list's */
+    r->fn = f;
+    f->refs++;
+    r->mod = m;
+    r->nenv = d->nenv;
+    r->memory_limit_bytes = d->memory_limit_bytes ? d->memory_limit_bytes : SRV_DEFAULT_MEMORY;
+    r->timeout_ms = d->timeout_ms ? d->timeout_ms : SRV_DEFAULT_TIMEOUT_MS;
+    r->scaling = d->scaling;
+    r->labels[0] = f->name;
+    r->labels[1] = r->name;
+    uint64_t now = eng_now_ns();
+    r->scaler = as_scaler_new(&r->scaling, now);
+    r->conc_since_ns = now;
+    if (!r->scaler) {
+        snprintf(err, errlen, "out of memory");
+        rev_release(r);
+        return NULL;
+    }
+    return r;
+}
+
+int srv_function_put(srv_t *s, const char *name, const srv_revision_t *revs, uint32_t nrevs,
+                     const srv_route_t *routes, uint32_t nroutes, char *err, size_t errlen)
+{
+    if (!srv_name_valid(name)) {
+        snprintf(err, errlen, "function name '%s': want lower-case letters, digits and '-', "
+                 "starting with a letter, at most 63", name);
+        return -1;
+    }
+    if (nroutes == 0) {
+        snprintf(err, errlen, "function %s: no traffic routes", name);
+        return -1;
+    }
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < nroutes; i++) {
+        bool found = false;
+        for (uint32_t k = 0; k < nrevs && !found; k++)
+            found = strcmp(routes[i].revision, revs[k].name) == 0;
+        if (!found) {
+            snprintf(err, errlen, "function %s: route %u names unknown revision %s", name, i,
+                     routes[i].revision);
+            return -1;
+        }
+        if (routes[i].percent > 100) {
+            snprintf(err, errlen, "function %s: route %u: percent %u is over 100", name, i,
+                     routes[i].percent);
+            return -1;
+        }
+        total += routes[i].percent;
+    }
+    if (total != 100) {
+        snprintf(err, errlen, "function %s: traffic percents add up to %u, not 100", name, total);
+        return -1;
+    }
+    for (uint32_t k = 0; k < nrevs; k++) {
+        const char *e = as_config_check(&revs[k].scaling);
+        if (e) {
+            snprintf(err, errlen, "revision %s: %s", revs[k].name, e);
+            return -1;
+        }
+        for (uint32_t i = 0; i < revs[k].nenv; i++) {
+            if (!strchr(revs[k].env[i], '=')) {
+                snprintf(err, errlen, "revision %s: env entry '%s' is not KEY=VALUE",
+                         revs[k].name, revs[k].env[i]);
+                return -1;
+            }
+        }
+    }
+
+    srv_fn_t *old = fn_find(s, name);
+    srv_fn_t *f = old;
+    if (!f) {
+        f = calloc(1, sizeof *f);
+        if (!f || !(f->name = strdup(name)) || !(f->log = lr_ring_new(SRV_LOG_RING_BYTES))) {
+            if (f) free(f->name);
+            free(f);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        f->refs = 1;
+    }
+    /* Build the new revision set; on any error nothing changes. */
+    srv_rev_t **nr = calloc(nrevs ? nrevs : 1, sizeof *nr);
+    bool *reused = calloc(nrevs ? nrevs : 1, sizeof *reused);
+    srv_rev_t **route_rev = calloc(nroutes, sizeof *route_rev);
+    uint32_t *percent = calloc(nroutes, sizeof *percent);
+    int32_t *current = calloc(nroutes, sizeof *current);
+    if (!nr || !reused || !route_rev || !percent || !current) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (uint32_t k = 0; k < nrevs; k++) {
+        for (uint32_t i = 0; old && i < old->nrevs && !nr[k]; i++) {
+            if (rev_matches(old->revs[i], &revs[k])) {
+                nr[k] = old->revs[i];
+                reused[k] = true;
+            }
+        }
+        if (!nr[k] && !(nr[k] = rev_new(s, f, &revs[k], err, errlen))) goto fail;
+    }
+    for (uint32_t i = 0; i < nroutes; i++) {
+        for (uint32_t k = 0; k < nrevs; k++)
+            if (strcmp(routes[i].revision, revs[k].name) == 0) route_rev[i] = nr[k];
+        percent[i] = routes[i].percent;
+    }
+    /* Commit: retire what is gone, configure what stays, start the new. */
+    if (old) {
+        for (uint32_t i = 0; i < old->nrevs; i++) {
+            bool kept = false;
+            for (uint32_t k = 0; k < nrevs && !kept; k++) kept = nr[k] == old->revs[i];
+            if (!kept) rev_retire(s, old->revs[i]);
+        }
+    } else {
+        uint32_t b = name_hash(name);
+        f->hnext = s->fns[b];
+        s->fns[b] = f;
+    }
+    free(f->revs);
+    free(f->route_rev);
+    free(f->percent);
+    free(f->current);
+    f->revs = nr;
+    f->nrevs = nrevs;
+    f->route_rev = route_rev;
+    f->percent = percent;
+    f->current = current;
+    f->nroutes = nroutes;
+    uint64_t now = eng_now_ns();
+    for (uint32_t k = 0; k < nrevs; k++) {
+        srv_rev_t *r = nr[k];
+        if (reused[k]) {
+            r->scaling = revs[k].scaling;
+            as_scaler_configure(r->scaler, &r->scaling);
+            rev_pump(s, r); /* max-scale may have grown */
+        } else {
+            r->all_next = s->revs;
+            if (s->revs) s->revs->all_prev = r;
+            s->revs = r;
+            as_decision_t d = as_scaler_decide(r->scaler, now, 0);
+            r->desired = s->draining ? 0 : d.desired;
+        }
+        rev_apply_desired(s, r);
+    }
+    free(reused);
+    return 0;
+fail:
+    for (uint32_t k = 0; nr && k < nrevs; k++)
+        if (nr[k] && !reused[k]) rev_release(nr[k]);
+    free(nr);
+    free(reused);
+    free(route_rev);
+    free(percent);
+    free(current);
+    if (!old) fn_release(f);
+    return -1;
+}
+
+int srv_function_delete(srv_t *s, const char *name)
+{
+    srv_fn_t *f = fn_find(s, name);
+    if (!f) return -1;
+    fn_unlink(s, f);
+    fn_retire_revs(s, f);
+    f->deleted = true;
+    if (s->mx) {
+        mx_family_t *fams[] = {s->m_requests, s->m_duration, s->m_cold, s->m_cold_duration,
+                               s->m_instances, s->m_queue};
+        for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
+            if (fams[i]) mx_family_remove_first_label(fams[i], name);
+    }
+    fn_release(f);
+    return 0;
+}
+
+int srv_function_status(srv_t *s, const char *name, srv_status_t *out)
+{
+    srv_fn_t *f = fn_find(s, name);
+    if (!f) return -1;
+    memset(out, 0, sizeof *out);
+    for (uint32_t i = 0; i < f->nrevs; i++) {
+        out->warm += f->revs[i]->nwarm;
+        out->busy += f->revs[i]->busy;
+        out->queued += f->revs[i]->queue.n;
+    }
+    return 0;
+}
+
+lr_ring_t *srv_function_logs(srv_t *s, const char *name)
+{
+    srv_fn_t *f = fn_find(s, name);
+    return f ? f->log : NULL;
+}

@@ -1,0 +1,253 @@
+/*
+ * wagi.c — the WAGI mapping (CGI 1.1, RFC 3875, over WASI): an HTTP
+ * request becomes a CGI environment, and a guest's stdout becomes an HTTP
+ * response. See docs/serving.md for the table.
+ *
+ * Both directions treat their input as hostile: header values come from
+ * any client and the CGI output from any guest. The response parser
+ * refuses control characters in values (a stray CR would let a guest
+ * split the response) and bounds the header section; the environment
+ * builder drops the Proxy header (httpoxy).
+ */
+#define _GNU_SOURCE
+#include "serving/internal.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+long srv_percent_decode(const char *in, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] != '%') {
+            out[o++] = in[i];
+            continue;
+        }
+        if (len - i < 3) return -1;
+        int hi = hexval(in[i + 1]);
+        int lo = hexval(in[i + 2]);
+        if (hi < 0 || lo < 0) return -1;
+        char c = (char)(hi * 16 + lo);
+        if (c == 0) return -1;
+        out[o++] = c;
+        i += 2;
+    }
+    out[o] = 0;
+    return (long)o;
+}
+
+/* ---- the environment ---------------------------------------------------- */
+
+/* The CGI name of a header: HTTP_ + the name upper-cased, every byte that
+ * is not a letter or digit turned into '_'. */
+static char cgi_key_char(unsigned char c) { return isalnum(c) ? (char)toupper(c) : '_'; }
+
+static bool cgi_same_key(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (cgi_key_char((unsigned char)*a) != cgi_key_char((unsigned char)*b)) return false;
+    return *a == *b;
+}
+
+static bool cgi_header_skipped(const char *name)
+{
+    return strcasecmp(name, "Content-Type") == 0 || strcasecmp(name, "Content-Length") == 0 ||
+           strcasecmp(name, "Proxy") == 0;
+}
+
+/* Writes into a block sized in advance, so a request costs one malloc. */
+typedef struct env_block {
+    char **vars;
+    uint32_t n;
+    char *p, *end;
+} env_block_t;
+
+static void env_add(env_block_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void env_add(env_block_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(b->p, (size_t)(b->end - b->p), fmt, ap);
+    va_end(ap);
+    if (k < 0 || k >= b->end - b->p) return; /* cannot happen: sized above */
+    b->vars[b->n++] = b->p;
+    b->p += k + 1;
+}
+
+char **srv_cgi_env_new(const hs_req_t *req, const char *script_name, const char *path_info,
+                       uint32_t *n)
+{
+    const char *ctype = hs_req_header(req, "Content-Type");
+    const char *host = hs_req_header(req, "Host");
+    const char *query = req->query ? req->query : "";
+    const char *raddr = req->remote_addr ? req->remote_addr : "";
+    char server_name[256];
+    if (host && *host) {
+        /* Drop ":PORT" (but not the colons of "[v6]"). */
+        size_t hl = strlen(host);
+        const char *colon = strrchr(host, ':');
+        const char *bracket = strrchr(host, ']');
+        if (colon && (!bracket || colon > bracket)) hl = (size_t)(colon - host);
+        if (hl >= sizeof server_name) hl = sizeof server_name - 1;
+        memcpy(server_name, host, hl);
+        server_name[hl] = 0;
+    } else {
+        snprintf(server_name, sizeof server_name, "%s", req->local_addr ? req->local_addr : "");
+    }
+
+    /* Size: 14 fixed variables (names and numbers fit in 64 bytes each)
+     * plus their strings, plus each header as "HTTP_NAME=VALUE" or as
+     * "; VALUE" joined to an earlier one. */
+    size_t nvars = 14 + req->nheaders;
+    size_t bytes = 14 * 64 + strlen(req->method) + strlen(script_name) + strlen(path_info) +
+                   strlen(query) + strlen(req->target) + (ctype ? strlen(ctype) : 0) +
+                   strlen(server_name) + strlen(raddr);
+    for (size_t i = 0; i < req->nheaders; i++)
+        bytes += 5 + strlen(req->headers[i].name) + 3 + strlen(req->headers[i].value);
+    char **vars = malloc((nvars + 1) * sizeof(char *) + bytes);
+    if (!vars) return NULL;
+    env_block_t b = {vars, 0, (char *)(vars + nvars + 1), (char *)(vars + nvars + 1) + bytes};
+
+    env_add(&b, "GATEWAY_INTERFACE=CGI/1.1");
+    env_add(&b, "SERVER_SOFTWARE=wasmfn");
+    env_add(&b, "REQUEST_METHOD=%s", req->method);
+    env_add(&b, "SCRIPT_NAME=%s", script_name);
+    env_add(&b, "PATH_INFO=%s", path_info);
+    env_add(&b, "QUERY_STRING=%s", query);
+    env_add(&b, "REQUEST_URI=%s", req->target);
+    env_add(&b, "CONTENT_TYPE=%s", ctype ? ctype : "");
+    env_add(&b, "CONTENT_LENGTH=%zu", req->body_len);
+    env_add(&b, "SERVER_NAME=%s", server_name);
+    env_add(&b, "SERVER_PORT=%u", (unsigned)req->local_port);
+    env_add(&b, "SERVER_PROTOCOL=HTTP/1.%d", req->http_minor >= 1 ? 1 : 0);
+    env_add(&b, "REMOTE_ADDR=%s", raddr);
+    env_add(&b, "REMOTE_PORT=%u", (unsigned)req->remote_port);
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const char *name = req->headers[i].name;
+        if (cgi_header_skipped(name)) continue;
+        /* A repeated header was written with its first occurrence. */
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = !cgi_header_skipped(req->headers[k].name) &&
+                   cgi_same_key(req->headers[k].name, name);
+        if (seen) continue;
+        char *start = b.p;
+        b.p += sprintf(b.p, "HTTP_");
+        for (const char *c = name; *c; c++) *b.p++ = cgi_key_char((unsigned char)*c);
+        *b.p++ = '=';
+        b.p += sprintf(b.p, "%s", req->headers[i].value);
+        for (size_t k = i + 1; k < req->nheaders; k++) {
+            if (!cgi_same_key(req->headers[k].name, name)) continue;
+            b.p += sprintf(b.p, "%s%s", strcasecmp(name, "Cookie") == 0 ? "; " : ", ",
+                           req->headers[k].value);
+        }
+        b.p++; /* past the NUL */
+        vars[b.n++] = start;
+    }
+    vars[b.n] = NULL;
+    *n = b.n;
+    return vars;
+}
+
+/* ---- the response ------------------------------------------------------- */
+
+static bool is_tchar(unsigned char c)
+{
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+int srv_cgi_parse(uint8_t *buf, size_t len, srv_cgi_response_t *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    const char *location = NULL;
+    size_t pos = 0;
+    for (unsigned line = 1;; line++) {
+        if (pos > SRV_CGI_MAX_HEADER_BYTES) {
+            snprintf(err, errlen, "CGI header section longer than %u bytes",
+                     SRV_CGI_MAX_HEADER_BYTES);
+            return -1;
+        }
+        uint8_t *nl = pos < len ? memchr(buf + pos, '\n', len - pos) : NULL;
+        if (!nl) {
+            snprintf(err, errlen,
+                     len == 0 ? "empty output: no CGI headers"
+                              : "output has no blank line ending the CGI headers");
+            return -1;
+        }
+        char *s = (char *)buf + pos;
+        size_t l = (size_t)((char *)nl - s);
+        size_t next = pos + l + 1;
+        if (l && s[l - 1] == '\r') l--;
+        if (l == 0) {
+            if (r->nheaders == 0 && r->status == 0) {
+                snprintf(err, errlen, "no CGI header before the blank line");
+                return -1;
+            }
+            r->body = buf + next;
+            r->body_len = len - next;
+            break;
+        }
+        char *colon = memchr(s, ':', l);
+        if (!colon || colon == s) {
+            snprintf(err, errlen, "CGI header line %u has no 'Name:'", line);
+            return -1;
+        }
+        for (char *c = s; c < colon; c++) {
+            if (!is_tchar((unsigned char)*c)) {
+                snprintf(err, errlen, "CGI header line %u: bad character in header name", line);
+                return -1;
+            }
+        }
+        char *v = colon + 1, *end = s + l;
+        while (v < end && (*v == ' ' || *v == '\t')) v++;
+        while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+        for (char *c = v; c < end; c++) {
+            unsigned char ch = (unsigned char)*c;
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+                snprintf(err, errlen, "CGI header line %u: control character in value", line);
+                return -1;
+            }
+        }
+        *colon = 0;
+        *end = 0;
+        if (strcasecmp(s, "Status") == 0) {
+            if (r->status) {
+                snprintf(err, errlen, "CGI header line %u: Status given twice", line);
+                return -1;
+            }
+            int st = 0, k = 0;
+            for (; k < 3 && v[k] >= '0' && v[k] <= '9'; k++) st = st * 10 + (v[k] - '0');
+            if (k != 3 || (v[3] && v[3] != ' ') || st < 200 || st > 599) {
+                snprintf(err, errlen, "CGI header line %u: Status '%.40s' is not a code 200..599",
+                         line, v);
+                return -1;
+            }
+            r->status = st;
+        } else {
+            if (r->nheaders == SRV_CGI_MAX_HEADERS) {
+                snprintf(err, errlen, "more than %d CGI headers", SRV_CGI_MAX_HEADERS);
+                return -1;
+            }
+            if (strcasecmp(s, "Location") == 0) location = v;
+            r->headers[r->nheaders].name = s;
+            r->headers[r->nheaders].value = v;
+            r->nheaders++;
+        }
+        pos = next;
+    }
+    if (!r->status) r->status = location && *location ? 302 : 200;
+    return 0;
+}

@@ -1,0 +1,436 @@
+/*
+ * test_store.c — the data directory: its permissions and admin token,
+ * content-addressed blobs (hash checked on read, atomic writes), and the
+ * registry of functions, revisions and routes across reopening.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+static char *tmpdir_new(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *tmpl;
+    assert_true(asprintf(&tmpl, "%s/wasmfn-test-store-XXXXXX", base && *base ? base : P_tmpdir) > 0);
+    assert_non_null(mkdtemp(tmpl));
+    return tmpl;
+}
+
+static void rm_rf(const char *path)
+{
+    char *cmd;
+    assert_true(asprintf(&cmd, "rm -rf '%s'", path) > 0);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
+/* A data dir inside a fresh temporary directory, not yet created. */
+static char *datadir_new(char **parent)
+{
+    *parent = tmpdir_new();
+    char *d;
+    assert_true(asprintf(&d, "%s/state/wasmfn", *parent) > 0);
+    return d;
+}
+
+static st_spec_t spec_of(const char *image)
+{
+    st_spec_t s = {0};
+    s.image = (char *)image;
+    s.memory_limit_bytes = 64 << 20;
+    s.timeout_seconds = 30;
+    s.initial_scale = 1;
+    s.target = 1;
+    s.window_seconds = 60;
+    return s;
+}
+
+static const char *DIGEST_A =
+    "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"; /* "abc" */
+
+static void test_open_creates_private_dir_and_token(void **state)
+{
+    (void)state;
+    char *parent, *dir = datadir_new(&parent), err[256];
+    st_store_t *s = st_open(dir, err, sizeof err);
+    assert_non_null(s);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    char *tok;
+    assert_true(asprintf(&tok, "%s/admin.token", dir) > 0);
+    assert_int_equal(stat(tok, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    const char *t = st_admin_token(s);
+    assert_int_equal(strlen(t), 64);
+    assert_int_equal(strspn(t, "0123456789abcdef"), 64);
+    char saved[65];
+    strcpy(saved, t);
+
+    /* The file holds the token; reopening reads the same one. */
+    FILE *f = fopen(tok, "r");
+    char line[128] = {0};
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_memory_equal(line, saved, 64);
+    st_close(s);
+    s = st_open(dir, err, sizeof err);
+    assert_non_null(s);
+    assert_string_equal(st_admin_token(s), saved);
+    st_close(s);
+
+    /* A second data dir gets a different token. */
+    char *dir2;
+    assert_true(asprintf(&dir2, "%s/other", parent) > 0);
+    s = st_open(dir2, err, sizeof err);
+    assert_non_null(s);
+    assert_string_not_equal(st_admin_token(s), saved);
+    st_close(s);
+
+    free(dir2);
+    free(tok);
+    rm_rf(parent);
+    free(dir);
+    free(parent);
+}
+
+static void test_bad_token_file_is_refused(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256];
+    char *tok;
+    assert_true(asprintf(&tok, "%s/admin.token", parent) > 0);
+    FILE *f = fopen(tok, "w");
+    fputs("not a token\n", f);
+    fclose(f);
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_null(s);
+    assert_non_null(strstr(err, "admin.token"));
+    free(tok);
+    rm_rf(parent);
+    free(parent);
+}
+
+static void test_second_open_is_refused_while_locked(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256];
+    st_store_t *a = st_open(parent, err, sizeof err);
+    assert_non_null(a);
+    st_store_t *b = st_open(parent, err, sizeof err);
+    assert_null(b);
+    assert_non_null(strstr(err, "in use"));
+    st_close(a);
+    b = st_open(parent, err, sizeof err);
+    assert_non_null(b);
+    st_close(b);
+    rm_rf(parent);
+    free(parent);
+}
+
+static void test_open_fails_on_a_file(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256], *file;
+    assert_true(asprintf(&file, "%s/plain", parent) > 0);
+    FILE *f = fopen(file, "w");
+    fclose(f);
+    assert_null(st_open(file, err, sizeof err));
+    assert_non_null(strstr(err, file));
+    free(file);
+    rm_rf(parent);
+    free(parent);
+}
+
+static void test_wal_mode(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256], *db;
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    st_close(s);
+    assert_true(asprintf(&db, "%s/wasmfn.db", parent) > 0);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    free(db);
+    rm_rf(parent);
+    free(parent);
+}
+
+static void test_digest(void **state)
+{
+    (void)state;
+    char d[ST_DIGEST_LEN + 1];
+    st_digest_of((const uint8_t *)"abc", 3, d);
+    assert_string_equal(d, DIGEST_A);
+    assert_int_equal(st_digest_check(DIGEST_A), 0);
+    assert_int_equal(st_digest_check("sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"), -1);
+    assert_int_equal(st_digest_check("sha256:ba78"), -1);
+    assert_int_equal(st_digest_check("sha512:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), -1);
+    assert_int_equal(st_digest_check("sha256:../../../../etc/passwd"), -1);
+    assert_int_equal(st_digest_check(NULL), -1);
+}
+
+static void test_blob_roundtrip_and_corruption(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    char d[ST_DIGEST_LEN + 1];
+    assert_false(st_blob_exists(s, DIGEST_A));
+    assert_int_equal(st_blob_put(s, (const uint8_t *)"abc", 3, d, err, sizeof err), ST_OK);
+    assert_string_equal(d, DIGEST_A);
+    assert_true(st_blob_exists(s, DIGEST_A));
+    /* Idempotent. */
+    assert_int_equal(st_blob_put(s, (const uint8_t *)"abc", 3, d, err, sizeof err), ST_OK);
+
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(st_blob_get(s, DIGEST_A, &bytes, &len, err, sizeof err), ST_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(bytes, "abc", 3);
+    free(bytes);
+
+    /* The file sits at blobs/sha256/HEX with no temporary files left. */
+    char *path, *bdir;
+    assert_true(asprintf(&path, "%s/blobs/sha256/%s", parent, DIGEST_A + 7) > 0);
+    assert_true(asprintf(&bdir, "%s/blobs/sha256", parent) > 0);
+    DIR *dd = opendir(bdir);
+    struct dirent *de;
+    int files = 0;
+    while ((de = readdir(dd))) {
+        if (de->d_name[0] == '.' && (de->d_name[1] == 0 || de->d_name[1] == '.')) continue;
+        files++;
+        assert_string_equal(de->d_name, DIGEST_A + 7);
+    }
+    closedir(dd);
+    assert_int_equal(files, 1);
+
+    /* Damage it: the read notices, and a new put repairs it. */
+    FILE *f = fopen(path, "w");
+    fputs("abd", f);
+    fclose(f);
+    assert_int_equal(st_blob_get(s, DIGEST_A, &bytes, &len, err, sizeof err), ST_CORRUPT);
+    assert_non_null(strstr(err, "damaged"));
+    assert_int_equal(st_blob_put(s, (const uint8_t *)"abc", 3, d, err, sizeof err), ST_OK);
+    assert_int_equal(st_blob_get(s, DIGEST_A, &bytes, &len, err, sizeof err), ST_OK);
+    free(bytes);
+
+    /* Missing and malformed digests. */
+    const char *other = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    assert_int_equal(st_blob_get(s, other, &bytes, &len, err, sizeof err), ST_NOT_FOUND);
+    assert_int_equal(st_blob_get(s, "sha256:../x", &bytes, &len, err, sizeof err), ST_ERR);
+
+    /* Empty blobs are blobs too. */
+    assert_int_equal(st_blob_put(s, NULL, 0, d, err, sizeof err), ST_OK);
+    assert_int_equal(st_blob_get(s, d, &bytes, &len, err, sizeof err), ST_OK);
+    assert_int_equal(len, 0);
+    free(bytes);
+
+    st_close(s);
+    free(path);
+    free(bdir);
+    rm_rf(parent);
+    free(parent);
+}
+
+static void test_stale_temp_files_removed(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    st_close(s);
+    char *tmp;
+    assert_true(asprintf(&tmp, "%s/blobs/sha256/.tmp.abcdef", parent) > 0);
+    FILE *f = fopen(tmp, "w");
+    fputs("half a module", f);
+    fclose(f);
+    s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    assert_int_not_equal(access(tmp, F_OK), 0);
+    st_close(s);
+    free(tmp);
+    rm_rf(parent);
+    free(parent);
+}
+
+static void test_revisions_numbered_and_persisted(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256], rev[ST_REVISION_NAME_MAX + 1];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+
+    st_spec_t a = spec_of(DIGEST_A);
+    char *env[] = {"GREETING=hi", "EMPTY=", "MULTI=a\nb"};
+    a.env = env;
+    a.nenv = 3;
+    assert_int_equal(st_revision_add(s, "hello", &a, 1000, rev, err, sizeof err), ST_OK);
+    assert_string_equal(rev, "hello-00001");
+    st_spec_t b = spec_of(DIGEST_A);
+    b.timeout_seconds = 5;
+    b.max_scale = 3;
+    b.target = 2.5;
+    assert_int_equal(st_revision_add(s, "hello", &b, 2000, rev, err, sizeof err), ST_OK);
+    assert_string_equal(rev, "hello-00002");
+    assert_int_equal(st_revision_add(s, "other", &b, 2000, rev, err, sizeof err), ST_OK);
+    assert_string_equal(rev, "other-00001");
+    st_route_t routes[] = {{"hello-00001", false, 30}, {NULL, true, 70}};
+    assert_int_equal(st_routes_set(s, "hello", routes, 2, err, sizeof err), ST_OK);
+    st_close(s);
+
+    s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    st_function_t f;
+    assert_int_equal(st_function_get(s, "hello", &f, err, sizeof err), ST_OK);
+    assert_string_equal(f.name, "hello");
+    assert_int_equal(f.created, 1000);
+    assert_string_equal(f.latest_revision, "hello-00002");
+    assert_int_equal(f.nrevisions, 2);
+    assert_string_equal(f.revisions[0].name, "hello-00001");
+    assert_int_equal(f.revisions[0].seq, 1);
+    assert_true(st_spec_equal(&f.revisions[0].spec, &a));
+    assert_string_equal(f.revisions[0].spec.env[2], "MULTI=a\nb");
+    assert_true(st_spec_equal(&f.revisions[1].spec, &b));
+    assert_false(st_spec_equal(&f.revisions[0].spec, &f.revisions[1].spec));
+    assert_int_equal(f.revisions[1].created, 2000);
+    assert_int_equal(f.nroutes, 2);
+    assert_string_equal(f.routes[0].revision, "hello-00001");
+    assert_false(f.routes[0].latest);
+    assert_int_equal(f.routes[0].percent, 30);
+    assert_null(f.routes[1].revision);
+    assert_true(f.routes[1].latest);
+    assert_int_equal(f.routes[1].percent, 70);
+    assert_non_null(st_function_revision(&f, "hello-00002"));
+    assert_null(st_function_revision(&f, "hello-00003"));
+    st_function_free(&f);
+
+    char **names;
+    size_t n;
+    assert_int_equal(st_function_names(s, &names, &n, err, sizeof err), ST_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "hello");
+    assert_string_equal(names[1], "other");
+    st_names_free(names, n);
+
+    /* Numbers continue after reopening. */
+    assert_int_equal(st_revision_add(s, "hello", &a, 3000, rev, err, sizeof err), ST_OK);
+    assert_string_equal(rev, "hello-00003");
+
+    /* Delete takes revisions and routes with it; a new function of that name
+     * starts again at 00001. */
+    assert_int_equal(st_function_delete(s, "hello", err, sizeof err), ST_OK);
+    assert_int_equal(st_function_get(s, "hello", &f, err, sizeof err), ST_NOT_FOUND);
+    assert_int_equal(st_function_delete(s, "hello", err, sizeof err), ST_NOT_FOUND);
+    assert_int_equal(st_routes_set(s, "hello", routes, 1, err, sizeof err), ST_NOT_FOUND);
+    assert_int_equal(st_revision_add(s, "hello", &b, 4000, rev, err, sizeof err), ST_OK);
+    assert_string_equal(rev, "hello-00001");
+    assert_int_equal(st_function_get(s, "hello", &f, err, sizeof err), ST_OK);
+    assert_int_equal(f.nrevisions, 1);
+    assert_int_equal(f.nroutes, 0);
+    assert_int_equal(f.revisions[0].spec.nenv, 0);
+    st_function_free(&f);
+    /* The other function was not touched. */
+    assert_int_equal(st_function_get(s, "other", &f, err, sizeof err), ST_OK);
+    assert_int_equal(f.nrevisions, 1);
+    st_function_free(&f);
+
+    st_close(s);
+    rm_rf(parent);
+    free(parent);
+}
+
+static void test_rollback_discards(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256], rev[ST_REVISION_NAME_MAX + 1];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    st_spec_t a = spec_of(DIGEST_A);
+    assert_int_equal(st_revision_add(s, "keep", &a, 1, rev, err, sizeof err), ST_OK);
+
+    assert_int_equal(st_begin(s, err, sizeof err), ST_OK);
+    assert_int_equal(st_revision_add(s, "keep", &a, 2, rev, err, sizeof err), ST_OK);
+    assert_int_equal(st_revision_add(s, "gone", &a, 2, rev, err, sizeof err), ST_OK);
+    st_rollback(s);
+
+    st_function_t f;
+    assert_int_equal(st_function_get(s, "gone", &f, err, sizeof err), ST_NOT_FOUND);
+    assert_int_equal(st_function_get(s, "keep", &f, err, sizeof err), ST_OK);
+    assert_int_equal(f.nrevisions, 1);
+    st_function_free(&f);
+    /* The number rolled back too. */
+    assert_int_equal(st_revision_add(s, "keep", &a, 3, rev, err, sizeof err), ST_OK);
+    assert_string_equal(rev, "keep-00002");
+
+    /* A committed transaction is visible after reopening. */
+    assert_int_equal(st_begin(s, err, sizeof err), ST_OK);
+    assert_int_equal(st_revision_add(s, "new", &a, 4, rev, err, sizeof err), ST_OK);
+    assert_int_equal(st_commit(s, err, sizeof err), ST_OK);
+    st_close(s);
+    s = st_open(parent, err, sizeof err);
+    assert_int_equal(st_function_get(s, "new", &f, err, sizeof err), ST_OK);
+    st_function_free(&f);
+    st_close(s);
+    rm_rf(parent);
+    free(parent);
+}
+
+static void test_name_too_long(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256], rev[ST_REVISION_NAME_MAX + 1];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    st_spec_t a = spec_of(DIGEST_A);
+    char name[ST_NAME_MAX + 2];
+    memset(name, 'a', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    assert_int_equal(st_revision_add(s, name, &a, 1, rev, err, sizeof err), ST_ERR);
+    name[ST_NAME_MAX] = 0;
+    assert_int_equal(st_revision_add(s, name, &a, 1, rev, err, sizeof err), ST_OK);
+    assert_int_equal(strlen(rev), ST_REVISION_NAME_MAX);
+    st_close(s);
+    rm_rf(parent);
+    free(parent);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_creates_private_dir_and_token),
+        cmocka_unit_test(test_bad_token_file_is_refused),
+        cmocka_unit_test(test_second_open_is_refused_while_locked),
+        cmocka_unit_test(test_open_fails_on_a_file),
+        cmocka_unit_test(test_wal_mode),
+        cmocka_unit_test(test_digest),
+        cmocka_unit_test(test_blob_roundtrip_and_corruption),
+        cmocka_unit_test(test_stale_temp_files_removed),
+        cmocka_unit_test(test_revisions_numbered_and_persisted),
+        cmocka_unit_test(test_rollback_discards),
+        cmocka_unit_test(test_name_too_long),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
