@@ -754,7 +754,9 @@ static void srv_on_tick(uv_timer_t *t)
 
 /* ---- the request entry points ------------------------------------------- */
 
-static void srv_call_start(srv_t *s, const char *name, const char *path_raw, hs_req_t *req)
+/* script_name: "/fn/NAME" for path routes, "" for Host routes. */
+static void srv_call_start(srv_t *s, const char *name, bool by_host, const char *path_raw,
+                           hs_req_t *req)
 {
     srv_fn_t *f = fn_find(s, name);
     if (!f || f->nroutes == 0) {
@@ -776,8 +778,8 @@ static void srv_call_start(srv_t *s, const char *name, const char *path_raw, hs_
         return;
     }
     srv_rev_t *r = f->route_rev[srv_split_pick(f->current, f->percent, f->nroutes)];
-    char script[SRV_NAME_MAX + 8];
-    snprintf(script, sizeof script, "/fn/%s", f->name);
+    char script[SRV_NAME_MAX + 8] = "";
+    if (!by_host) snprintf(script, sizeof script, "/fn/%s", f->name);
     srv_call_t *c = call_alloc(s);
     uint32_t nenv = 0;
     char **env = c ? srv_cgi_env_new(req, script, path_info, &nenv) : NULL;
@@ -811,9 +813,9 @@ static void srv_on_request(hs_req_t *req, void *ud)
     char name[SRV_NAME_MAX];
     const char *rest;
     if (srv_route_host(hs_req_header(req, "Host"), s->domain, name, sizeof name) == 0) {
-        srv_call_start(s, name, req->path, req);
+        srv_call_start(s, name, true, req->path, req);
     } else if (srv_route_path(req->path, name, sizeof name, &rest) == 0) {
-        srv_call_start(s, name, rest, req);
+        srv_call_start(s, name, false, rest, req);
     } else {
         hs_respond_text(req, 404,
                         "no function here: use /fn/NAME/... or Host: NAME.default.DOMAIN\n");
@@ -822,7 +824,7 @@ static void srv_on_request(hs_req_t *req, void *ud)
 
 void srv_invoke(srv_t *s, const char *name, const char *path_info, hs_req_t *req)
 {
-    srv_call_start(s, name, path_info ? path_info : "", req);
+    srv_call_start(s, name, false, path_info ? path_info : "", req);
 }
 
 /* ---- the public API ----------------------------------------------------- */

@@ -281,9 +281,19 @@ st_store_t *st_open(const char *dir, char *err, size_t errlen)
         goto fail;
     }
     if (created) chmod(dir, 0700); /* whatever the umask */
-    if (mkdir_p(s->blob_dir, 0700) < 0) {
+    int bcreated = mkdir_p(s->blob_dir, 0700);
+    if (bcreated < 0) {
         seterr(err, errlen, "%s: %s", s->blob_dir, strerror(errno));
         goto fail;
+    }
+    if (bcreated) {
+        /* New directory entries are durable only once their parent is
+         * fsync'd: without this a crash could lose blobs/ with every
+         * blob in it, while the database that names them survives. */
+        char *blobs = path_join(dir, "blobs");
+        if (blobs) fsync_dir(blobs);
+        free(blobs);
+        fsync_dir(dir);
     }
 
     /* One daemon per data directory: two would each think they own it. */
