@@ -15,7 +15,7 @@ WASMFN_PACKAGES=(
     # wasm tools: wast2json (spec suite), wat2wasm, wasm-opt
     wabt binaryen
     # libraries the daemon links against
-    libuv1-dev libsqlite3-dev libyaml-dev libcjson-dev libhiredis-dev
+    libuv1-dev libhttp-parser-dev libsqlite3-dev libyaml-dev libcjson-dev libhiredis-dev
     libssl-dev libcurl4-openssl-dev
     # tests and benchmarks
     libcmocka-dev redis-server wrk nginx-light gnuplot-nox

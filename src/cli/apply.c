@@ -262,7 +262,8 @@ static void print_warnings(const cli_response_t *r, const cli_manifest_t *m, con
 }
 
 /* Uploads a document's image files and replaces them with digests; then
- * applies it. Returns 0 or CLI_EXIT_FAIL (after printing why). */
+ * applies it. Returns 0, CLI_EXIT_FAIL (after printing why), or -1 when the
+ * admin API cannot be reached (reported; there is no point in going on). */
 static int doc_apply(cli_api_t *api, const cli_manifest_t *m, const cli_doc_t *d,
                      upload_cache_t *cache)
 {
@@ -280,7 +281,12 @@ static int doc_apply(cli_api_t *api, const cli_manifest_t *m, const cli_doc_t *d
             const char *digest = cache_find(cache, file);
             char got[128], err[1024];
             if (!digest) {
-                if (cli_blob_upload(api, file, got, sizeof got, err, sizeof err) != 0) {
+                int up = cli_blob_upload(api, file, got, sizeof got, err, sizeof err);
+                if (up == -2) {
+                    free(file);
+                    return -1;
+                }
+                if (up != 0) {
                     doc_prefix(pre, sizeof pre, m, d, path);
                     fprintf(stderr, "%s%s: %s: %s\n", pre, path, image, err);
                     free(file);
@@ -294,7 +300,7 @@ static int doc_apply(cli_api_t *api, const cli_manifest_t *m, const cli_doc_t *d
         }
     }
     cli_response_t r;
-    if (cli_api_json(api, "POST", "/v1/apply", d->json, &r) != 0) return CLI_EXIT_FAIL;
+    if (cli_api_json(api, "POST", "/v1/apply", d->json, &r) != 0) return -1;
     int rc;
     if (r.status / 100 != 2) {
         char msg[1024];
@@ -427,10 +433,13 @@ int cli_apply_main(int argc, char **argv)
         goto out;
     }
     upload_cache_t cache = {0};
-    for (size_t f = 0; f < nfiles; f++)
-        for (size_t k = 0; k < ms[f].ndocs; k++) {
+    bool reachable = true;
+    for (size_t f = 0; f < nfiles && reachable; f++)
+        for (size_t k = 0; k < ms[f].ndocs && reachable; k++) {
             if (!ms[f].docs[k].json) continue;
-            if (doc_apply(&api, &ms[f], &ms[f].docs[k], &cache) != 0) rc = CLI_EXIT_FAIL;
+            int drc = doc_apply(&api, &ms[f], &ms[f].docs[k], &cache);
+            if (drc != 0) rc = CLI_EXIT_FAIL;
+            if (drc < 0) reachable = false;
         }
     cache_free(&cache);
     cli_api_close(&api);
@@ -557,8 +566,9 @@ int cli_deploy_main(int argc, char **argv)
         goto out;
     }
     char digest[128], err[1024];
-    if (cli_blob_upload(&api, file, digest, sizeof digest, err, sizeof err) != 0) {
-        fprintf(stderr, "wasmfn deploy: %s: %s\n", file, err);
+    int up = cli_blob_upload(&api, file, digest, sizeof digest, err, sizeof err);
+    if (up != 0) {
+        if (up == -1) fprintf(stderr, "wasmfn deploy: %s: %s\n", file, err);
         cli_api_close(&api);
         rc = CLI_EXIT_FAIL;
         goto out;

@@ -286,7 +286,8 @@ int cli_api_do(cli_api_t *api, const cli_request_t *req, cli_response_t *resp)
     }
     /* Body and headers of an answer that never completed are not kept. */
     if (ret != 0) cli_response_free(resp);
-    if (!resp->body.data) cli_buf_append(&resp->body, "", 0);
+    else if (!resp->body.data)
+        cli_buf_append(&resp->body, "", 0); /* callers may read an empty body as a string */
     curl_slist_free_all(hdrs);
     if (auth) {
         memset(auth, 0, strlen(auth));
@@ -395,7 +396,7 @@ int cli_blob_upload(cli_api_t *api, const char *path, char *digest, size_t diges
     int rc = -1;
     if (cli_api_do(api, &req, &resp) != 0) {
         snprintf(err, errlen, "upload failed");
-        /* cli_api_do printed why; the caller adds the file. */
+        rc = -2; /* cli_api_do printed why */
     } else if (resp.status / 100 != 2) {
         cli_response_error(&resp, err, errlen);
         if (resp.status == 401) snprintf(err, errlen, "the admin API refused the token (401)");

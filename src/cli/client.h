@@ -89,9 +89,10 @@ int cli_api_fail(const cli_api_t *api, const char *cmd, const char *what,
 char *cli_escape(const char *s);
 
 /* Uploads the module in file `path` (POST /v1/blobs). On success writes
- * "sha256:HEX" to digest and returns 0; otherwise returns -1 with a one-line
- * message in err: the file's errno text, or the API's error (which names the
- * byte offset of a bad module). Does not print. */
+ * "sha256:HEX" to digest and returns 0. Returns -1 with a one-line message
+ * in err (the file's errno text, or the API's error, which names the byte
+ * offset of a bad module), or -2 when the API could not be reached (already
+ * reported on stderr). */
 int cli_blob_upload(cli_api_t *api, const char *path, char *digest, size_t digest_len,
                     char *err, size_t errlen);
 

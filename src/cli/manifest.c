@@ -370,6 +370,7 @@ int cli_manifest_load(const char *file, cli_manifest_t *m, char *err, size_t err
     }
     if (!m->file || !m->dir) {
         snprintf(err, errlen, "%s: out of memory", file);
+        cli_manifest_free(m);
         return -1;
     }
 
@@ -377,6 +378,7 @@ int cli_manifest_load(const char *file, cli_manifest_t *m, char *err, size_t err
     if (cli_file_read(file, &text) != 0) {
         snprintf(err, errlen, "%s: %s", m->file, strerror(errno));
         cli_buf_free(&text);
+        cli_manifest_free(m);
         return -1;
     }
 
@@ -384,6 +386,7 @@ int cli_manifest_load(const char *file, cli_manifest_t *m, char *err, size_t err
     if (!yaml_parser_initialize(&c.parser)) {
         snprintf(err, errlen, "%s: cannot initialise the YAML parser", m->file);
         cli_buf_free(&text);
+        cli_manifest_free(m);
         return -1;
     }
     yaml_parser_set_input_string(&c.parser, (const unsigned char *)text.data, text.len);

@@ -118,7 +118,8 @@ struct hs_conn {
     bool writing;
     uv_write_t wreq;
 
-    char remote[64], local[64];
+    char remote[64], local[64]; /* looked up once, at accept */
+    uint16_t remote_port, local_port;
 };
 
 static http_parser_settings parser_settings;
@@ -201,7 +202,18 @@ static const char *status_text(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 406: return "Not Acceptable";
     case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 418: return "I'm a teapot";
+    case 421: return "Misdirected Request";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 451: return "Unavailable For Legal Reasons";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
     case 417: return "Expectation Failed";
@@ -213,6 +225,8 @@ static const char *status_text(int status)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 507: return "Insufficient Storage";
     default: break;
     }
     const char *s = http_status_str((enum http_status)status);
@@ -522,16 +536,9 @@ static int on_headers_complete(http_parser *p)
     r->nheaders = c->nhoff;
     r->http_minor = p->http_major == 1 ? p->http_minor : 1;
     r->remote_addr = c->remote;
+    r->remote_port = c->remote_port;
     r->local_addr = c->local;
-    {
-        struct sockaddr_storage ss;
-        int n = sizeof ss;
-        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &n) == 0)
-            addr_name(&ss, c->remote, sizeof c->remote, &r->remote_port);
-        n = sizeof ss;
-        if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &n) == 0)
-            addr_name(&ss, c->local, sizeof c->local, &r->local_port);
-    }
+    r->local_port = c->local_port;
     if (r->path[0] != '/' && strcmp(r->method, "OPTIONS") != 0) {
         c->error_status = 400;
         c->error_reason = "request target must be an absolute path";
@@ -838,6 +845,13 @@ static void server_on_connection(uv_stream_t *l, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int n = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &n) == 0)
+        addr_name(&ss, c->remote, sizeof c->remote, &c->remote_port);
+    n = sizeof ss;
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &n) == 0)
+        addr_name(&ss, c->local, sizeof c->local, &c->local_port);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     conn_start_reading(c);

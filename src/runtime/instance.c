@@ -139,7 +139,7 @@ static long capture_stderr(void *ud, const uint8_t *data, size_t len)
     capture_t *c = ud;
     for (size_t k = 0; k < len; k++) {
         if (data[k] == '\n') {
-            if (c->line_len == 0 && c->log) lr_ring_append(c->log, c->source, "", 0);
+            if (c->line_len == 0 && c->log) lr_ring_append(c->log, c->source, "\n", 1);
             capture_flush_line(c);
             continue;
         }

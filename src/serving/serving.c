@@ -18,7 +18,8 @@
  * call and refills the warm pool.
  *
  * Deadlines run from arrival: a call still queued when its revision's
- * timeout passes gets 504 from the sweep timer; a running guest has the
+ * timeout passes gets 504 from the sweep timer (which runs only while
+ * there are calls); a running guest has the
  * same absolute deadline in its exec (and WASI context), so it stops by
  * itself and is answered 504 when it comes back. A call dispatched but not
  * yet started on a worker is pulled back (rt_pool_cancel) and answered at
@@ -103,6 +104,7 @@ typedef struct call_list {
 
 struct srv_rev {
     uint32_t refs;
+    srv_t *srv;
     srv_fn_t *fn;
     char *name;
     rt_module_t *mod;
@@ -124,7 +126,7 @@ struct srv_rev {
     /* Concurrency integrated since the last tick. */
     uint64_t conc_since_ns;
     double conc_area;         /* sum of (busy + queued) * ns */
-    srv_rev_t *all_prev, *all_next; /* srv->revs: live revisions */
+    srv_rev_t *all_prev, *all_next; /* srv->revs: every revision not yet freed */
     const char *labels[3];    /* function, revision, (spare) */
 };
 
@@ -155,7 +157,7 @@ struct srv {
     srv_fn_t *fns[SRV_FN_BUCKETS];
     srv_rev_t *revs;
     uint32_t ncalls; /* calls not yet answered, data plane and srv_invoke */
-    uv_timer_t tick, sweep;
+    uv_timer_t tick, sweep, drained; /* drained: runs drain_done from a fresh callback */
     int handles_open;
     uint64_t ticks, last_tick_ns;
     bool draining, http_closed, freeing;
@@ -292,6 +294,10 @@ static void rev_free_warm(srv_rev_t *r)
 static void rev_release(srv_rev_t *r)
 {
     if (!r || --r->refs > 0) return;
+    srv_t *s = r->srv;
+    if (r->all_prev) r->all_prev->all_next = r->all_next;
+    else if (s->revs == r) s->revs = r->all_next;
+    if (r->all_next) r->all_next->all_prev = r->all_prev;
     rev_free_warm(r);
     free(r->warm);
     if (r->scaler) as_scaler_free(r->scaler);
@@ -303,18 +309,16 @@ static void rev_release(srv_rev_t *r)
     fn_release(f);
 }
 
-/* Takes a revision out of service: no new calls, no warm instances. */
+/* Takes a revision out of service: no new calls, no warm instances. It
+ * stays on srv->revs (the sweep still times out its queued calls) until
+ * its last call ends. */
 static void rev_retire(srv_t *s, srv_rev_t *r)
 {
     if (r->retired) return;
     r->retired = true;
     rev_free_warm(r);
-    if (r->all_prev) r->all_prev->all_next = r->all_next;
-    else s->revs = r->all_next;
-    if (r->all_next) r->all_next->all_prev = r->all_prev;
-    r->all_prev = r->all_next = NULL;
     rev_gauges(s, r);
-    rev_release(r); /* the live list's reference */
+    rev_release(r); /* its function's reference */
 }
 
 static void rev_conc_update(srv_rev_t *r, uint64_t now)
@@ -437,12 +441,21 @@ static void call_free(srv_t *s, srv_call_t *c)
     }
 }
 
-static void srv_check_drained(srv_t *s)
+static void srv_on_drained(uv_timer_t *t)
 {
-    if (!s->draining || !s->http_closed || s->ncalls || !s->drain_done) return;
+    srv_t *s = t->data;
     void (*done)(void *) = s->drain_done;
     s->drain_done = NULL;
-    done(s->drain_ud);
+    if (done) done(s->drain_ud); /* may call srv_free */
+}
+
+/* Once drained, the callback runs from a timer of its own rather than from
+ * deep inside a call's completion, so it may free everything. */
+static void srv_check_drained(srv_t *s)
+{
+    if (!s->draining || !s->http_closed || s->ncalls || !s->drain_done || s->freeing) return;
+    uv_ref((uv_handle_t *)&s->drained);
+    uv_timer_start(&s->drained, srv_on_drained, 0, 0);
 }
 
 static void call_log(srv_call_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -475,7 +488,7 @@ static void call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *
                                  (double)(eng_now_ns() - c->start_ns) / 1e9);
     }
     hs_respond(c->req, status, h, nh, body, len);
-    s->ncalls--;
+    if (--s->ncalls == 0 && !s->freeing) uv_timer_stop(&s->sweep);
     call_free(s, c);
     rev_release(r);
     srv_check_drained(s);
@@ -725,7 +738,7 @@ static void srv_on_sweep(uv_timer_t *t)
                 rt_pool_interrupt(s->pool, &c->job);
             }
         }
-        rnext = r->all_next; /* r may have been retired meanwhile: its next is then NULL */
+        rnext = r->all_next; /* read before r may be freed */
         rev_release(r);
     }
 }
@@ -740,6 +753,7 @@ static void srv_on_tick(uv_timer_t *t)
     s->last_tick_ns = now;
     bool decide = (++s->ticks % 2) == 0;
     for (srv_rev_t *r = s->revs; r; r = r->all_next) {
+        if (r->retired) continue;
         rev_conc_update(r, now);
         double avg = r->conc_area / (double)dt;
         r->conc_area = 0;
@@ -797,7 +811,7 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
     c->nenv = nenv;
     c->start_ns = eng_now_ns();
     c->deadline_ns = c->start_ns + (uint64_t)r->timeout_ms * 1000000ull;
-    s->ncalls++;
+    if (s->ncalls++ == 0) uv_timer_start(&s->sweep, srv_on_sweep, SRV_SWEEP_MS, SRV_SWEEP_MS);
     hs_req_on_abort(req, call_on_abort, c);
     if (c->aborted) {
         /* hs_req_on_abort ran the callback at once: the client is gone. */
@@ -859,12 +873,13 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     metrics_register(s);
     uv_timer_init(s->loop, &s->tick);
     uv_timer_init(s->loop, &s->sweep);
-    s->tick.data = s->sweep.data = s;
-    s->handles_open = 2;
+    uv_timer_init(s->loop, &s->drained);
+    s->tick.data = s->sweep.data = s->drained.data = s;
+    s->handles_open = 3;
     uv_timer_start(&s->tick, srv_on_tick, SRV_TICK_MS, SRV_TICK_MS);
-    uv_timer_start(&s->sweep, srv_on_sweep, SRV_SWEEP_MS, SRV_SWEEP_MS);
     uv_unref((uv_handle_t *)&s->tick);
     uv_unref((uv_handle_t *)&s->sweep);
+    uv_unref((uv_handle_t *)&s->drained);
     return s;
 }
 
@@ -965,6 +980,7 @@ void srv_free(srv_t *s)
     free(s->domain);
     uv_close((uv_handle_t *)&s->tick, srv_on_handle_closed);
     uv_close((uv_handle_t *)&s->sweep, srv_on_handle_closed);
+    uv_close((uv_handle_t *)&s->drained, srv_on_handle_closed);
 }
 
 /* Same module, env and limits: the existing revision object is kept (with
@@ -1009,7 +1025,8 @@ static srv_rev_t *rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    r->refs = 1; /* the live list's */
+    r->refs = 1; /* the function's */
+    r->srv = s;
     r->fn = f;
     f->refs++;
     r->mod = m;

@@ -1,0 +1,156 @@
+/*
+ * usage.c — GET /v1/usage: parses the query string (function, since,
+ * until, step), asks the metering subsystem for the report and answers
+ * with it. Kept apart from api.c so the admin router only needs one call.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "api/usage.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes [s, s+n) into out (NUL-terminated). '+' stays '+': an
+ * RFC 3339 offset ("+02:00") is more likely here than form encoding.
+ * Returns -1 on a bad escape, %00, or a value longer than outlen - 1. */
+static int pct_decode(const char *s, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int h, l;
+            if (i + 2 >= n || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
+                return -1;
+            c = (char)(h * 16 + l);
+            if (c == 0) return -1;
+            i += 2;
+        }
+        if (o + 1 >= outlen) return -1;
+        out[o++] = c;
+    }
+    out[o] = 0;
+    return 0;
+}
+
+/* Finds key in the query string and decodes its value. Returns 1 when
+ * found, 0 when absent, -1 when the value is malformed or too long. */
+static int query_param(const char *q, const char *key, char *out, size_t outlen)
+{
+    size_t kl = strlen(key);
+    for (const char *p = q; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+        if (seg >= kl && strncmp(p, key, kl) == 0 && (seg == kl || p[kl] == '=')) {
+            if (seg == kl) {
+                out[0] = 0;
+                return 1;
+            }
+            return pct_decode(p + kl + 1, seg - kl - 1, out, outlen) == 0 ? 1 : -1;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return 0;
+}
+
+static char *error_body(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *error_body(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "error", msg);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+int api_usage_query(mtr_t *m, const char *query, int64_t now_ns, char **body)
+{
+    *body = NULL;
+    if (!m) {
+        *body = error_body("usage metering is not enabled on this daemon");
+        return 503;
+    }
+    if (!query) query = "";
+    char function[256], since_s[128], until_s[128], step_s[64], err[256];
+    int64_t since = INT64_MIN + 1, until = now_ns, step = 0;
+    bool have_function = false;
+
+    int rc = query_param(query, "function", function, sizeof function);
+    if (rc < 0) {
+        *body = error_body("query parameter function: bad percent-encoding or longer than %zu bytes",
+                           sizeof function - 1);
+        return 400;
+    }
+    have_function = rc == 1 && function[0];
+
+    rc = query_param(query, "since", since_s, sizeof since_s);
+    if (rc == 0) snprintf(since_s, sizeof since_s, "the beginning");
+    if (rc < 0 || (rc == 1 && mtr_parse_time(since_s, now_ns, &since, err, sizeof err) != 0)) {
+        *body = error_body("query parameter since: %s", rc < 0 ? "malformed" : err);
+        return 400;
+    }
+    rc = query_param(query, "until", until_s, sizeof until_s);
+    if (rc == 0) snprintf(until_s, sizeof until_s, "now");
+    if (rc < 0 || (rc == 1 && mtr_parse_time(until_s, now_ns, &until, err, sizeof err) != 0)) {
+        *body = error_body("query parameter until: %s", rc < 0 ? "malformed" : err);
+        return 400;
+    }
+    rc = query_param(query, "step", step_s, sizeof step_s);
+    if (rc < 0 || (rc == 1 && mtr_parse_duration(step_s, &step, err, sizeof err) != 0)) {
+        *body = error_body("query parameter step: %s", rc < 0 ? "malformed" : err);
+        return 400;
+    }
+    if (rc == 1 && (step <= 0 || step % 60000000000LL != 0)) {
+        *body = error_body("query parameter step: '%s' is not a whole number of minutes "
+                           "(usage is kept per minute; try 1m, 1h, 1d)", step_s);
+        return 400;
+    }
+    if (since > until) {
+        *body = error_body("query parameters since/until: since (%s) is after until (%s)",
+                           since_s, until_s);
+        return 400;
+    }
+    char *json = mtr_usage_json(m, have_function ? function : NULL, since, until, step, err,
+                                sizeof err);
+    if (!json) {
+        *body = error_body("%s", err);
+        return 500;
+    }
+    *body = json;
+    return 200;
+}
+
+void api_usage_handle(mtr_t *m, hs_req_t *req)
+{
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        hs_header_t h[2] = {{"Content-Type", "application/json"}, {"Allow", "GET, HEAD"}};
+        char body[160];
+        snprintf(body, sizeof body,
+                 "{\"error\":\"method %s not allowed on this path (allowed: GET, HEAD)\"}",
+                 req->method);
+        hs_respond(req, 405, h, 2, body, strlen(body));
+        return;
+    }
+    char *body = NULL;
+    int status = api_usage_query(m, req->query, mtr_now_ns(), &body);
+    hs_respond_json(req, status, body ? body : "{\"error\":\"out of memory\"}");
+    free(body);
+}
