@@ -18,7 +18,7 @@ WASMFN_PACKAGES=(
     libuv1-dev libhttp-parser-dev libsqlite3-dev libyaml-dev libcjson-dev libhiredis-dev
     libssl-dev libcurl4-openssl-dev
     # tests and benchmarks
-    libcmocka-dev redis-server wrk nginx-light gnuplot-nox
+    libcmocka-dev redis-server wrk nginx-light gnuplot-nox curl
 )
 
 # node is used by tests and benches; any node on PATH will do (ours may come

@@ -53,5 +53,8 @@ void cli_invoke_usage(FILE *out);
 /* wasmfn logs NAME [-f] */
 int cli_logs_main(int argc, char **argv);
 void cli_logs_usage(FILE *out);
+/* wasmfn usage [NAME] [--since T] [--until T] [--step D] [-o json] (usage.c, docs/metering.md) */
+int cli_usage_main(int argc, char **argv);
+void cli_usage_usage(FILE *out);
 
 #endif

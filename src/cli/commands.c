@@ -56,14 +56,12 @@ static void print_raw(const cli_response_t *r)
     if (r->body.len && r->body.data[r->body.len - 1] != '\n') putchar('\n');
 }
 
-/* The common start of a command about one function: options -o and the
- * NAME positional. Returns -1 to go on, or an exit status. */
-typedef struct one_opts {
+/* The options of `wasmfn logs`. */
+typedef struct logs_opts {
     const char *name;
-    bool json;
     bool follow;
     const char *tail;
-} one_opts_t;
+} logs_opts_t;
 
 /* Parses "-o json|table" (also -ojson, --output json). */
 static int parse_output(const char *cmd, const char *v, bool *json)
@@ -307,7 +305,6 @@ int cli_get_main(int argc, char **argv)
             if (!cJSON_IsObject(fn)) {
                 fprintf(stderr, "wasmfn get: the admin API's answer is not a JSON object\n");
             } else {
-                char buf[64];
                 const cJSON *inst = cJSON_GetObjectItemCaseSensitive(fn, "instances");
                 double warm = 0, busy = 0, queued = 0;
                 jnum(inst, "warm", &warm);
@@ -333,7 +330,6 @@ int cli_get_main(int argc, char **argv)
                                : "",
                            tag ? "  tag " : "", tag ? tag : "");
                 }
-                (void)buf;
                 /* Revisions: embedded, else one more request. */
                 const cJSON *revs = cJSON_GetObjectItemCaseSensitive(fn, "revisions");
                 cJSON *fetched = NULL;
@@ -582,7 +578,7 @@ void cli_logs_usage(FILE *out)
 
 int cli_logs_main(int argc, char **argv)
 {
-    one_opts_t o = {0};
+    logs_opts_t o = {0};
     uint64_t tmp;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -620,14 +616,14 @@ int cli_logs_main(int argc, char **argv)
     }
     /* A reader that goes away (`wasmfn logs -f x | head`) ends us quietly. */
     signal(SIGPIPE, SIG_DFL);
-    /* Stream only answers that succeed: an error body is a JSON message. */
     cli_request_t probe = {.method = "GET", .path = path, .stream = false};
     cli_response_t r;
     int rc = CLI_EXIT_FAIL;
     if (o.follow) {
-        /* Following: stream everything; check the status afterwards. A
-         * failing answer is short, so printing it raw would be confusing:
-         * ask once without follow first to learn the function exists. */
+        /* A followed answer is streamed to stdout as it arrives, before its
+         * status could be judged; so first ask once, without following,
+         * whether the function exists and the token is good, and turn an
+         * error into a message rather than printing its JSON. */
         char *check = fn_path(o.name, "/logs?tail=0");
         cli_request_t c = {.method = "GET", .path = check, .timeout_s = 30};
         if (check && cli_api_do(&api, &c, &r) == 0) {

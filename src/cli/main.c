@@ -25,6 +25,7 @@ static const cli_command_t commands[] = {
     {"delete", cli_delete_main, cli_delete_usage, "delete a function"},
     {"invoke", cli_invoke_main, cli_invoke_usage, "call a function through the admin API"},
     {"logs", cli_logs_main, cli_logs_usage, "print a function's stderr (-f follows)"},
+    {"usage", cli_usage_main, cli_usage_usage, "show metered usage and cost per function"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -20,6 +20,8 @@
  *   eng_instance_t  an instantiated module, living in a store.
  *   eng_func_t, eng_memory_t, eng_table_t, eng_global_t
  *                   the four kinds of extern; what modules import and export.
+ *   eng_image_t     a snapshot of an instance's state from which new
+ *                   instances start in microseconds (copy-on-write memory).
  *
  * A typical embedder:
  *
@@ -56,6 +58,7 @@ typedef struct eng_func eng_func_t;
 typedef struct eng_memory eng_memory_t;
 typedef struct eng_table eng_table_t;
 typedef struct eng_global eng_global_t;
+typedef struct eng_image eng_image_t;
 
 /* Value types, with their binary encodings. */
 typedef enum eng_valtype {
@@ -245,6 +248,37 @@ bool eng_instance_export_n(eng_instance_t *inst, const char *name, size_t len, e
 /* An exported function by name, or NULL. */
 eng_func_t *eng_instance_func(eng_instance_t *inst, const char *name);
 const eng_module_t *eng_instance_module(const eng_instance_t *inst);
+
+/* ---- Images ------------------------------------------------------------- */
+
+/* Captures inst's current state as an image: its linear memory (into a
+ * sealed memfd), globals, tables and which segments are dropped. Take it
+ * right after instantiation, or after running an initialiser such as the
+ * module's `wizer.initialize` export: new instances then start in that
+ * state. The image refers to the instance's module, which must outlive it;
+ * it holds nothing of inst or its store, which may be freed at once.
+ * Functions in tables and globals are kept as indices, so imported (host)
+ * functions are re-linked per instance. Returns NULL with a message when
+ * the state cannot be kept: the module imports a memory, table or global,
+ * or a table, global or segment holds an externref or another instance's
+ * function. An embedder then instantiates with eng_instance_new instead. */
+eng_image_t *eng_image_new(eng_instance_t *inst, char *err, size_t errlen);
+void eng_image_free(eng_image_t *img);
+const eng_module_t *eng_image_module(const eng_image_t *img);
+/* Bytes of memory image shared by every instance (up to the last non-zero
+ * 4 KiB page). */
+uint64_t eng_image_memory_bytes(const eng_image_t *img);
+
+/* Instantiates the image's module in s, in the image's state, without
+ * running anything (the start function already ran before the capture).
+ * imports are checked as for eng_instance_new and are typically fresh host
+ * functions made in s. The memory maps the image copy-on-write: writes are
+ * private to this instance and never reach the image or other instances.
+ * The store's memory limit applies (an image larger than it fails). Any
+ * thread may instantiate the same image at the same time. */
+eng_instance_t *eng_instance_from_image(eng_store_t *s, const eng_image_t *img,
+                                        const eng_extern_t *imports, uint32_t nimports,
+                                        char *err, size_t errlen);
 
 /* ---- Calling ------------------------------------------------------------ */
 

@@ -14,14 +14,14 @@
  * possible size (its maximum, capped by the store's limit and 4 GiB) with
  * PROT_NONE, and grows by making pages readable and writable in place. The
  * base address never moves, so the interpreter may cache it across calls,
- * and fresh pages come from the kernel already zeroed.
+ * and fresh pages come from the kernel already zeroed. Reservations are
+ * slots from a process-wide pool (image.c): freeing a store hands them back
+ * reset, and the next memory reuses them without a new mmap.
  */
 #include "engine/internal.h"
 
 #include <stdlib.h>
 #include <sys/mman.h>
-
-enum { OBJ_FUNC, OBJ_MEMORY, OBJ_TABLE, OBJ_GLOBAL, OBJ_INSTANCE };
 
 typedef struct store_obj {
     uint8_t kind;
@@ -52,8 +52,9 @@ void eng_store_set_memory_limit(eng_store_t *s, uint64_t max_bytes)
     s->limit_pages = (uint32_t)pages;
 }
 
-/* Records p in the store; false (and nothing recorded) if out of memory. */
-static bool store_add(eng_store_t *s, uint8_t kind, void *p)
+uint32_t eng_store_limit_pages(const eng_store_t *s) { return s->limit_pages; }
+
+bool eng_store_add(eng_store_t *s, uint8_t kind, void *p)
 {
     if (s->nobjs == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
@@ -72,15 +73,13 @@ static bool store_add(eng_store_t *s, uint8_t kind, void *p)
 static void memory_free(eng_memory_t *m)
 {
     if (m->data && m->reserved)
-        munmap(m->data, m->reserved);
+        eng_slot_release(m->data, m->reserved, m->size);
     free(m);
 }
 
 static void func_free(eng_func_t *f)
 {
-    free(f->own_type.types);
-    free(f->own_type.sig);
-    free(f);
+    free(f); /* a host function's type lives in the same block */
 }
 
 static void table_free(eng_table_t *t)
@@ -96,14 +95,7 @@ static void instance_free(eng_instance_t *inst)
         for (uint32_t i = 0; i < m->nelems; i++)
             free(inst->elem_refs[i]);
     }
-    free(inst->elem_refs);
-    free(inst->elem_len);
-    free(inst->data_dropped);
-    free(inst->funcs);
-    free(inst->func_objs);
-    free(inst->tables);
-    free(inst->mems);
-    free(inst->globals);
+    free(inst->funcs); /* the block holding every array */
     free(inst);
 }
 
@@ -114,11 +106,11 @@ void eng_store_free(eng_store_t *s)
     for (size_t i = s->nobjs; i-- > 0;) {
         void *p = s->objs[i].p;
         switch (s->objs[i].kind) {
-        case OBJ_FUNC: func_free(p); break;
-        case OBJ_MEMORY: memory_free(p); break;
-        case OBJ_TABLE: table_free(p); break;
-        case OBJ_GLOBAL: free(p); break;
-        case OBJ_INSTANCE: instance_free(p); break;
+        case ENG_OBJ_FUNC: func_free(p); break;
+        case ENG_OBJ_MEMORY: memory_free(p); break;
+        case ENG_OBJ_TABLE: table_free(p); break;
+        case ENG_OBJ_GLOBAL: free(p); break;
+        case ENG_OBJ_INSTANCE: instance_free(p); break;
         }
     }
     free(s->objs);
@@ -140,8 +132,8 @@ eng_memory_t *eng_memory_new(eng_store_t *s, uint32_t min_pages, uint32_t max_pa
     /* Reserve at least one page so data is never NULL, even for a memory
      * that can never hold a byte (memcpy/memset with NULL is undefined). */
     m->reserved = (uint64_t)(cap ? cap : 1) * ENG_PAGE_BYTES;
-    void *p = mmap(NULL, m->reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
+    uint8_t *p = eng_slot_acquire(&m->reserved);
+    if (!p) {
         free(m);
         return NULL;
     }
@@ -150,14 +142,14 @@ eng_memory_t *eng_memory_new(eng_store_t *s, uint32_t min_pages, uint32_t max_pa
     m->type_max = max_pages;
     if (min_pages) {
         if (mprotect(p, (size_t)min_pages * ENG_PAGE_BYTES, PROT_READ | PROT_WRITE) != 0) {
-            munmap(p, m->reserved);
+            eng_slot_release(p, m->reserved, (uint64_t)min_pages * ENG_PAGE_BYTES);
             free(m);
             return NULL;
         }
     }
     m->pages = min_pages;
     m->size = (uint64_t)min_pages * ENG_PAGE_BYTES;
-    if (!store_add(s, OBJ_MEMORY, m)) {
+    if (!eng_store_add(s, ENG_OBJ_MEMORY, m)) {
         memory_free(m);
         return NULL;
     }
@@ -202,7 +194,7 @@ eng_table_t *eng_table_new(eng_store_t *s, eng_valtype_t elem, uint32_t min, uin
     t->size = min;
     t->max = max;
     t->elem = (uint8_t)elem;
-    if (!store_add(s, OBJ_TABLE, t)) {
+    if (!eng_store_add(s, ENG_OBJ_TABLE, t)) {
         table_free(t);
         return NULL;
     }
@@ -255,7 +247,7 @@ eng_global_t *eng_global_new(eng_store_t *s, eng_valtype_t type, bool mut, eng_v
     g->type = (uint8_t)type;
     g->mut = mut;
     g->val = v;
-    if (!store_add(s, OBJ_GLOBAL, g)) {
+    if (!eng_store_add(s, ENG_OBJ_GLOBAL, g)) {
         free(g);
         return NULL;
     }
@@ -291,15 +283,14 @@ eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn,
     size_t np = (size_t)(close - sig - 1), nr = strlen(close + 1);
     if (np + nr > ENG_MAX_LOCALS)
         return NULL;
-    eng_func_t *f = calloc(1, sizeof *f);
+    /* One block: the function, its type's bytes, its signature string. */
+    size_t siglen = strlen(sig);
+    eng_func_t *f = calloc(1, sizeof *f + np + nr + 1 + siglen + 1);
     if (!f)
         return NULL;
-    f->own_type.types = malloc(np + nr + 1);
-    f->own_type.sig = strdup(sig);
-    if (!f->own_type.types || !f->own_type.sig) {
-        func_free(f);
-        return NULL;
-    }
+    f->own_type.types = (uint8_t *)(f + 1);
+    f->own_type.sig = (char *)f->own_type.types + np + nr + 1;
+    memcpy(f->own_type.sig, sig, siglen + 1);
     for (size_t i = 0; i < np + nr; i++) {
         char c = i < np ? sig[1 + i] : close[1 + (i - np)];
         int t = sig_letter_type(c);
@@ -314,7 +305,7 @@ eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn,
     f->type = &f->own_type;
     f->host = fn;
     f->env = env;
-    if (!store_add(s, OBJ_FUNC, f)) {
+    if (!eng_store_add(s, ENG_OBJ_FUNC, f)) {
         func_free(f);
         return NULL;
     }
@@ -439,45 +430,66 @@ static bool import_check(const eng_module_t *m, uint32_t i, const eng_extern_t *
     return eng_errf(err, errlen, "import %s.%s has an unknown kind", im->module, im->name);
 }
 
-eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const eng_extern_t *imports,
-                                 uint32_t nimports, eng_exec_t *x, char *err, size_t errlen)
+bool eng_imports_check(const eng_module_t *m, const eng_extern_t *imports, uint32_t n, char *err,
+                       size_t errlen)
 {
-    if (err && errlen)
-        err[0] = 0;
-    if (nimports != m->nimports) {
-        eng_errf(err, errlen, "the module has %u imports, %u were given", m->nimports, nimports);
-        return NULL;
-    }
-    for (uint32_t i = 0; i < nimports; i++)
+    if (n != m->nimports)
+        return eng_errf(err, errlen, "the module has %u imports, %u were given", m->nimports, n);
+    for (uint32_t i = 0; i < n; i++)
         if (!import_check(m, i, &imports[i], err, errlen))
-            return NULL;
+            return false;
+    return true;
+}
 
+/* Lays arrays out in one block: *off advances past n items of size sz,
+ * aligned to 8 bytes; returns the array's offset. */
+static size_t block_take(size_t *off, size_t n, size_t sz)
+{
+    size_t at = *off;
+    *off += (n ? n : 1) * sz;
+    *off = (*off + 7) & ~(size_t)7;
+    return at;
+}
+
+eng_instance_t *eng_instance_alloc(eng_store_t *s, const eng_module_t *m, const eng_extern_t *imports)
+{
     eng_instance_t *inst = calloc(1, sizeof *inst);
-    if (!inst || !store_add(s, OBJ_INSTANCE, inst)) {
+    if (!inst)
+        return NULL;
+    if (!eng_store_add(s, ENG_OBJ_INSTANCE, inst)) {
         free(inst);
-        eng_errf(err, errlen, "out of memory");
         return NULL;
     }
     inst->module = m;
     inst->store = s;
     uint32_t ndefined = m->nfuncs - m->nfunc_imports;
-    inst->funcs = calloc(m->nfuncs ? m->nfuncs : 1, sizeof *inst->funcs);
-    inst->func_objs = calloc(ndefined ? ndefined : 1, sizeof *inst->func_objs);
-    inst->tables = calloc(m->ntables ? m->ntables : 1, sizeof *inst->tables);
-    inst->mems = calloc(m->nmems ? m->nmems : 1, sizeof *inst->mems);
-    inst->globals = calloc(m->nglobals ? m->nglobals : 1, sizeof *inst->globals);
-    inst->elem_refs = calloc(m->nelems ? m->nelems : 1, sizeof *inst->elem_refs);
-    inst->elem_len = calloc(m->nelems ? m->nelems : 1, sizeof *inst->elem_len);
-    inst->data_dropped = calloc(m->ndatas ? m->ndatas : 1, sizeof *inst->data_dropped);
-    if (!inst->funcs || !inst->func_objs || !inst->tables || !inst->mems || !inst->globals ||
-        !inst->elem_refs || !inst->elem_len || !inst->data_dropped) {
-        eng_errf(err, errlen, "out of memory");
-        return NULL;
-    }
+    uint32_t ngdef = m->nglobals - m->nglobal_imports;
+    size_t off = 0;
+    size_t o_funcs = block_take(&off, m->nfuncs, sizeof(eng_func_t *));
+    size_t o_fobjs = block_take(&off, ndefined, sizeof(eng_func_t));
+    size_t o_gobjs = block_take(&off, ngdef, sizeof(eng_global_t));
+    size_t o_tables = block_take(&off, m->ntables, sizeof(eng_table_t *));
+    size_t o_mems = block_take(&off, m->nmems, sizeof(eng_memory_t *));
+    size_t o_globals = block_take(&off, m->nglobals, sizeof(eng_global_t *));
+    size_t o_erefs = block_take(&off, m->nelems, sizeof(void **));
+    size_t o_elen = block_take(&off, m->nelems, sizeof(uint32_t));
+    size_t o_dd = block_take(&off, m->ndatas, sizeof(bool));
+    char *b = calloc(1, off);
+    if (!b)
+        return NULL; /* the instance stays in the store with funcs == NULL */
+    inst->funcs = (eng_func_t **)(b + o_funcs);
+    inst->func_objs = (eng_func_t *)(b + o_fobjs);
+    inst->global_objs = (eng_global_t *)(b + o_gobjs);
+    inst->tables = (eng_table_t **)(b + o_tables);
+    inst->mems = (eng_memory_t **)(b + o_mems);
+    inst->globals = (eng_global_t **)(b + o_globals);
+    inst->elem_refs = (void ***)(b + o_erefs);
+    inst->elem_len = (uint32_t *)(b + o_elen);
+    inst->data_dropped = (bool *)(b + o_dd);
 
     /* Imports fill the front of each index space. */
     uint32_t fi = 0, ti = 0, mi = 0, gi = 0;
-    for (uint32_t i = 0; i < nimports; i++) {
+    for (uint32_t i = 0; i < m->nimports; i++) {
         switch (imports[i].kind) {
         case ENG_EXTERN_FUNC: inst->funcs[fi++] = imports[i].u.func; break;
         case ENG_EXTERN_TABLE: inst->tables[ti++] = imports[i].u.table; break;
@@ -493,6 +505,27 @@ eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const en
         f->code = &m->code[j];
         f->index = idx;
         inst->funcs[idx] = f;
+    }
+    for (uint32_t j = 0; j < ngdef; j++) {
+        eng_global_t *g = &inst->global_objs[j];
+        g->type = m->globals[m->nglobal_imports + j].type;
+        g->mut = m->globals[m->nglobal_imports + j].mut;
+        inst->globals[m->nglobal_imports + j] = g;
+    }
+    return inst;
+}
+
+eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const eng_extern_t *imports,
+                                 uint32_t nimports, eng_exec_t *x, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    if (!eng_imports_check(m, imports, nimports, err, errlen))
+        return NULL;
+    eng_instance_t *inst = eng_instance_alloc(s, m, imports);
+    if (!inst) {
+        eng_errf(err, errlen, "out of memory");
+        return NULL;
     }
     for (uint32_t i = m->ntable_imports; i < m->ntables; i++) {
         const eng_tabletype_t *tt = &m->tables[i];
@@ -512,14 +545,8 @@ eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const en
             return NULL;
         }
     }
-    for (uint32_t i = m->nglobal_imports; i < m->nglobals; i++) {
-        eng_val_t v = eng_constexpr_eval(inst, &m->global_init[i]);
-        inst->globals[i] = eng_global_new(s, (eng_valtype_t)m->globals[i].type, m->globals[i].mut, v);
-        if (!inst->globals[i]) {
-            eng_errf(err, errlen, "out of memory");
-            return NULL;
-        }
-    }
+    for (uint32_t i = m->nglobal_imports; i < m->nglobals; i++)
+        inst->globals[i]->val = eng_constexpr_eval(inst, &m->global_init[i]);
 
     /* Evaluate every segment's references; declarative ones are dropped at
      * once (they only declare functions for ref.func). */

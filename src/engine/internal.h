@@ -9,6 +9,8 @@
  *   interp.c     the threaded interpreter, eng_call, execution contexts
  *   instance.c   stores, memories, tables, globals, host functions, linking,
  *                segment initialisation, exports
+ *   image.c      instance images (copy-on-write memory snapshots) and the
+ *                process-wide pool of linear-memory reservations (slots)
  */
 #ifndef WASMFN_ENGINE_INTERNAL_H
 #define WASMFN_ENGINE_INTERNAL_H
@@ -167,7 +169,7 @@ struct eng_memory {
     uint32_t pages;
     uint32_t max_pages;     /* from the type and the store's limit */
     uint32_t type_max;      /* the declared maximum, ENG_NO_MAX if none (import matching) */
-    uint64_t reserved;      /* bytes of address space reserved at data */
+    uint64_t reserved;      /* bytes of address space reserved at data (a slot, image.c) */
 };
 
 struct eng_table {
@@ -194,7 +196,38 @@ struct eng_instance {
     void ***elem_refs;       /* [nelems] evaluated segment refs, NULL once dropped */
     uint32_t *elem_len;      /* [nelems] 0 once dropped */
     bool *data_dropped;      /* [ndatas] */
+    eng_global_t *global_objs; /* the defined globals */
+    /* Every array above lives in one allocation that starts at funcs. */
 };
+
+/* ---- Stores and instances (instance.c) ---- */
+
+enum { ENG_OBJ_FUNC, ENG_OBJ_MEMORY, ENG_OBJ_TABLE, ENG_OBJ_GLOBAL, ENG_OBJ_INSTANCE };
+
+/* Records p in the store, which frees it with the store; false (nothing
+ * recorded) when out of memory. */
+bool eng_store_add(eng_store_t *s, uint8_t kind, void *p);
+/* The store's memory limit in pages. */
+uint32_t eng_store_limit_pages(const eng_store_t *s);
+/* Checks imports[0..n) against m's imports (count, kinds, types). */
+bool eng_imports_check(const eng_module_t *m, const eng_extern_t *imports, uint32_t n, char *err,
+                       size_t errlen);
+/* Makes an instance of m in s with every array allocated, the imports at the
+ * front of each index space, the defined functions made and the defined
+ * globals' objects in place (values zero). Tables, memories and segments
+ * are left to the caller. NULL when out of memory. */
+eng_instance_t *eng_instance_alloc(eng_store_t *s, const eng_module_t *m, const eng_extern_t *imports);
+
+/* ---- Memory slots (image.c) ---- */
+
+/* A PROT_NONE reservation of at least *bytes (rounded up to a power of two
+ * of at least 64 KiB, written back to *bytes), from the process-wide pool
+ * when one is free, else fresh from mmap. NULL when mmap fails. */
+uint8_t *eng_slot_acquire(uint64_t *bytes);
+/* Gives a reservation back. `used` bytes from its start may have been made
+ * accessible or mapped from an image; they are reset to an inaccessible,
+ * zero-filled state (one mmap over them) before the slot is reused. */
+void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used);
 
 /* Grows a table by delta, filling with init. Returns the old size or -1. */
 int64_t eng_table_grow(eng_table_t *t, uint32_t delta, void *init);

@@ -436,9 +436,14 @@ static void *flusher_main(void *arg)
             if (failing) fprintf(stderr, "wasmfn: metering: flushing works again\n");
             failing = false;
         }
-        /* Fixed rate from the start of each flush, so a record waits at
-         * most one interval before a flush takes it. */
-        next = started + m->flush_interval_ns;
+        /* A record made just after a flush began waits for the next one
+         * to take it and for that one's commit. So the next flush starts
+         * one interval after this one began, less the time this one took:
+         * in steady state (commits about as long as the last) nothing
+         * recorded more than one interval ago is uncommitted. */
+        int64_t took = mono_ns() - started;
+        if (took > m->flush_interval_ns / 2) took = m->flush_interval_ns / 2;
+        next = started + m->flush_interval_ns - took;
         int64_t now = mono_ns();
         if (next < now) next = now;
         pthread_mutex_lock(&m->ctl_mu);

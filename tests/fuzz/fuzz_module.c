@@ -103,9 +103,14 @@ static void fuzz_run(eng_module_t *m)
 
     uint64_t start = eng_now_ns();
     char err[ENG_ERR_MAX];
+    err[0] = 0;
     eng_exec_set_deadline(x, start + FUZZ_CALL_DEADLINE_NS);
     eng_instance_t *inst = eng_instance_new(s, m, imports, nimports, x, err, sizeof err);
-    if (!inst) goto out;
+    if (!inst) {
+        /* A failed instantiation must say why. */
+        if (err[0] == 0 || memchr(err, 0, sizeof err) == NULL) __builtin_trap();
+        goto out;
+    }
 
     /* binaryen's -ttf modules (part of the seed corpus) count every loop
      * iteration and call down from a "hang limit" that this export resets;
@@ -129,7 +134,8 @@ static void fuzz_run(eng_module_t *m)
             if (hang_init) eng_call(x, hang_init, args, res);
             eng_trap_t t = eng_call(x, f, args, res);
             /* Every trap must come with a message. */
-            if (t != ENG_OK && !eng_exec_trap_message(x)) __builtin_trap();
+            const char *msg = t != ENG_OK ? eng_exec_trap_message(x) : "";
+            if (!msg || (t != ENG_OK && msg[0] == 0)) __builtin_trap();
         }
         free(args);
         free(res);

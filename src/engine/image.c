@@ -1,0 +1,450 @@
+/*
+ * image.c — instance images and the pool of linear-memory slots.
+ *
+ * An image is the state of one instance after instantiation (data and
+ * element segments applied, the start function run, and whatever the
+ * embedder ran afterwards, e.g. `wizer.initialize`): its linear memory, the
+ * values of its globals, the contents of its tables and which segments are
+ * dropped. eng_instance_from_image makes a new instance in that state
+ * without running anything:
+ *
+ *   - memory: the image's bytes live in a sealed memfd. A new instance maps
+ *     them MAP_PRIVATE over the start of its reservation, so it shares the
+ *     image's pages until it writes one (copy-on-write); pages past the
+ *     last non-zero byte of the image are plain anonymous memory. Cost: one
+ *     mmap, whatever the size of the data.
+ *   - globals, tables, segments: copied. References are kept as function
+ *     indices and resolved against the new instance's own functions and
+ *     imports, so an image never holds a pointer into another store. That
+ *     is what lets per-instance host functions (WASI) be linked afresh for
+ *     every instance.
+ *
+ * What an image cannot hold (eng_image_new fails, and the embedder falls
+ * back to eng_instance_new): imported memories, tables or globals (their
+ * state belongs to someone else), non-null externrefs (host pointers), and
+ * table entries that are functions of another instance. Functions the
+ * instance imported are fine: they are re-linked by import index.
+ *
+ * Slots: every linear memory's reservation (PROT_NONE address space, see
+ * docs/engine.md "Memory") comes from a process-wide pool with one free
+ * list per power-of-two size class, guarded by a mutex. Releasing a slot
+ * replaces the used part with a fresh PROT_NONE anonymous mapping (one
+ * mmap: the pages are dropped, not copied or zeroed by hand), so a reused
+ * slot reads as zeros exactly like a new one.
+ */
+#define _GNU_SOURCE
+#include "engine/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ---- Slots ---- */
+
+#define SLOT_MIN_SHIFT 16           /* 64 KiB */
+#define SLOT_MAX_SHIFT 32           /* 4 GiB */
+#define SLOT_CLASSES (SLOT_MAX_SHIFT - SLOT_MIN_SHIFT + 1)
+#define SLOT_KEEP 1024              /* free slots kept per class; more are unmapped */
+
+typedef struct slot {
+    struct slot *next;              /* malloc'd list node; the slot is not touched */
+    uint8_t *base;
+} slot_t;
+
+static struct {
+    pthread_mutex_t mu;
+    slot_t *free[SLOT_CLASSES];
+    uint32_t nfree[SLOT_CLASSES];
+} slots = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static unsigned slot_class(uint64_t bytes, uint64_t *rounded)
+{
+    unsigned shift = SLOT_MIN_SHIFT;
+    while (shift < SLOT_MAX_SHIFT && ((uint64_t)1 << shift) < bytes)
+        shift++;
+    *rounded = (uint64_t)1 << shift;
+    return shift - SLOT_MIN_SHIFT;
+}
+
+uint8_t *eng_slot_acquire(uint64_t *bytes)
+{
+    unsigned c = slot_class(*bytes, bytes);
+    pthread_mutex_lock(&slots.mu);
+    slot_t *sl = slots.free[c];
+    if (sl) {
+        slots.free[c] = sl->next;
+        slots.nfree[c]--;
+    }
+    pthread_mutex_unlock(&slots.mu);
+    if (sl) {
+        uint8_t *p = sl->base;
+        free(sl);
+        return p;
+    }
+    void *p = mmap(NULL, *bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used)
+{
+    uint64_t rounded;
+    unsigned c = slot_class(bytes, &rounded);
+    if (used > bytes)
+        used = bytes;
+    used = (used + 4095) & ~(uint64_t)4095;
+    /* Reset: the used part becomes a new zero-filled PROT_NONE mapping,
+     * which drops its pages and merges with the untouched rest. If that
+     * fails (or the pool is full) the slot is simply unmapped. */
+    bool reset = rounded == bytes &&
+                 (used == 0 || mmap(p, used, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                                    -1, 0) != MAP_FAILED);
+    slot_t *sl = reset ? malloc(sizeof *sl) : NULL;
+    if (sl) {
+        sl->base = p;
+        pthread_mutex_lock(&slots.mu);
+        if (slots.nfree[c] < SLOT_KEEP) {
+            sl->next = slots.free[c];
+            slots.free[c] = sl;
+            slots.nfree[c]++;
+            sl = NULL;
+            p = NULL;
+        }
+        pthread_mutex_unlock(&slots.mu);
+        free(sl);
+    }
+    if (p)
+        munmap(p, bytes);
+}
+
+/* ---- Images ---- */
+
+#define NO_FUNC UINT32_MAX
+
+typedef struct image_mem {
+    uint32_t pages;                 /* size when captured */
+    uint32_t type_max;
+    uint64_t len;                   /* bytes mapped from fd (page-aligned, <= pages * 64 KiB) */
+    int fd;                         /* sealed memfd, -1 when len is 0 */
+} image_mem_t;
+
+typedef struct image_table {
+    uint32_t size;
+    uint32_t *idx;                  /* [size] function index or NO_FUNC */
+} image_table_t;
+
+struct eng_image {
+    const eng_module_t *module;
+    image_mem_t *mems;              /* [nmems] */
+    image_table_t *tables;          /* [ntables] */
+    eng_val_t *globals;             /* [nglobals]; funcref globals hold an index (NO_FUNC = null) */
+    uint32_t *elem_len;             /* [nelems] 0 once dropped */
+    uint32_t **elem_idx;            /* [nelems] */
+    bool *data_dropped;             /* [ndatas] */
+};
+
+/* The index of f in inst's function space, NO_FUNC for null; false when f
+ * is neither one of inst's functions nor one it imported. */
+static bool func_to_index(const eng_instance_t *inst, const eng_func_t *f, uint32_t *out)
+{
+    const eng_module_t *m = inst->module;
+    if (!f) {
+        *out = NO_FUNC;
+        return true;
+    }
+    if (f->inst == inst && !f->host) {
+        *out = f->index;
+        return true;
+    }
+    for (uint32_t k = 0; k < m->nfunc_imports; k++) {
+        if (inst->funcs[k] == f) {
+            *out = k;
+            return true;
+        }
+    }
+    return false;
+}
+
+void eng_image_free(eng_image_t *img)
+{
+    if (!img)
+        return;
+    const eng_module_t *m = img->module;
+    if (img->mems)
+        for (uint32_t i = 0; i < m->nmems; i++)
+            if (img->mems[i].fd >= 0)
+                close(img->mems[i].fd);
+    if (img->tables)
+        for (uint32_t i = 0; i < m->ntables; i++)
+            free(img->tables[i].idx);
+    if (img->elem_idx)
+        for (uint32_t i = 0; i < m->nelems; i++)
+            free(img->elem_idx[i]);
+    free(img->mems);
+    free(img->tables);
+    free(img->globals);
+    free(img->elem_len);
+    free(img->elem_idx);
+    free(img->data_dropped);
+    free(img);
+}
+
+/* Writes the memory's bytes up to its last non-zero 4 KiB page into a
+ * sealed memfd. */
+static bool image_mem_capture(image_mem_t *im, const eng_memory_t *mem, uint32_t i, char *err, size_t errlen)
+{
+    im->pages = mem->pages;
+    im->type_max = mem->type_max;
+    im->fd = -1;
+    uint64_t end = mem->size;
+    while (end >= 4096) {
+        const uint64_t *w = (const uint64_t *)(mem->data + end - 4096);
+        bool zero = true;
+        for (size_t k = 0; k < 4096 / 8; k++)
+            if (w[k]) {
+                zero = false;
+                break;
+            }
+        if (!zero)
+            break;
+        end -= 4096;
+    }
+    im->len = end;
+    if (end == 0)
+        return true;
+    int fd = memfd_create("wasmfn-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return eng_errf(err, errlen, "memory %u: memfd_create: %s", i, strerror(errno));
+    im->fd = fd;
+    if (ftruncate(fd, (off_t)end) != 0)
+        return eng_errf(err, errlen, "memory %u: cannot size the image (%llu bytes): %s", i,
+                        (unsigned long long)end, strerror(errno));
+    for (uint64_t done = 0; done < end;) {
+        ssize_t n = pwrite(fd, mem->data + done, end - done, (off_t)done);
+        if (n <= 0)
+            return eng_errf(err, errlen, "memory %u: cannot write the image: %s", i,
+                            n < 0 ? strerror(errno) : "short write");
+        done += (uint64_t)n;
+    }
+    /* Nobody may change an image once made: every instance shares it. */
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
+        return eng_errf(err, errlen, "memory %u: cannot seal the image: %s", i, strerror(errno));
+    return true;
+}
+
+eng_image_t *eng_image_new(eng_instance_t *inst, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    const eng_module_t *m = inst->module;
+    if (m->nmem_imports || m->ntable_imports || m->nglobal_imports) {
+        eng_errf(err, errlen, "the module imports a %s; an image holds only the instance's own state",
+                 m->nmem_imports ? "memory" : m->ntable_imports ? "table" : "global");
+        return NULL;
+    }
+    eng_image_t *img = calloc(1, sizeof *img);
+    if (!img) {
+        eng_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    img->module = m;
+    img->mems = calloc(m->nmems ? m->nmems : 1, sizeof *img->mems);
+    img->tables = calloc(m->ntables ? m->ntables : 1, sizeof *img->tables);
+    img->globals = calloc(m->nglobals ? m->nglobals : 1, sizeof *img->globals);
+    img->elem_len = calloc(m->nelems ? m->nelems : 1, sizeof *img->elem_len);
+    img->elem_idx = calloc(m->nelems ? m->nelems : 1, sizeof *img->elem_idx);
+    img->data_dropped = calloc(m->ndatas ? m->ndatas : 1, sizeof *img->data_dropped);
+    if (!img->mems || !img->tables || !img->globals || !img->elem_len || !img->elem_idx ||
+        !img->data_dropped) {
+        eng_errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < m->nmems; i++)
+        img->mems[i].fd = -1;
+    for (uint32_t i = 0; i < m->nmems; i++)
+        if (!image_mem_capture(&img->mems[i], inst->mems[i], i, err, errlen))
+            goto fail;
+
+    for (uint32_t i = 0; i < m->nglobals; i++) {
+        const eng_global_t *g = inst->globals[i];
+        img->globals[i] = g->val;
+        if (g->type == ENG_FUNCREF) {
+            uint32_t k;
+            if (!func_to_index(inst, g->val.ref, &k)) {
+                eng_errf(err, errlen, "global %u holds a function of another instance", i);
+                goto fail;
+            }
+            memset(&img->globals[i], 0, sizeof img->globals[i]);
+            img->globals[i].i32 = k;
+        } else if (g->type == ENG_EXTERNREF && g->val.ref) {
+            eng_errf(err, errlen, "global %u holds an externref (a host pointer)", i);
+            goto fail;
+        }
+    }
+
+    for (uint32_t i = 0; i < m->ntables; i++) {
+        const eng_table_t *t = inst->tables[i];
+        image_table_t *it = &img->tables[i];
+        it->size = t->size;
+        it->idx = malloc((t->size ? t->size : 1) * sizeof *it->idx);
+        if (!it->idx) {
+            eng_errf(err, errlen, "out of memory");
+            goto fail;
+        }
+        for (uint32_t k = 0; k < t->size; k++) {
+            bool ok = t->elem == ENG_FUNCREF ? func_to_index(inst, t->elems[k], &it->idx[k])
+                                             : (it->idx[k] = NO_FUNC, t->elems[k] == NULL);
+            if (!ok) {
+                eng_errf(err, errlen, "table %u element %u holds %s", i, k,
+                         t->elem == ENG_FUNCREF ? "a function of another instance"
+                                                : "an externref (a host pointer)");
+                goto fail;
+            }
+        }
+    }
+
+    for (uint32_t i = 0; i < m->nelems; i++) {
+        uint32_t n = inst->elem_len[i];
+        img->elem_len[i] = n;
+        if (!n)
+            continue;
+        img->elem_idx[i] = malloc((size_t)n * sizeof(uint32_t));
+        if (!img->elem_idx[i]) {
+            eng_errf(err, errlen, "out of memory");
+            goto fail;
+        }
+        for (uint32_t k = 0; k < n; k++) {
+            void *r = inst->elem_refs[i][k];
+            bool ok = m->elems[i].type == ENG_FUNCREF ? func_to_index(inst, r, &img->elem_idx[i][k])
+                                                      : (img->elem_idx[i][k] = NO_FUNC, r == NULL);
+            if (!ok) {
+                eng_errf(err, errlen, "element segment %u item %u cannot be kept in an image", i, k);
+                goto fail;
+            }
+        }
+    }
+    memcpy(img->data_dropped, inst->data_dropped, m->ndatas * sizeof(bool));
+    return img;
+fail:
+    eng_image_free(img);
+    return NULL;
+}
+
+const eng_module_t *eng_image_module(const eng_image_t *img) { return img->module; }
+
+uint64_t eng_image_memory_bytes(const eng_image_t *img)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < img->module->nmems; i++)
+        n += img->mems[i].len;
+    return n;
+}
+
+/* A memory of `pages` pages whose first im->len bytes map the image. */
+static eng_memory_t *memory_from_image(eng_store_t *s, const image_mem_t *im, uint32_t i, char *err,
+                                       size_t errlen)
+{
+    uint32_t cap = eng_store_limit_pages(s);
+    if (im->type_max != ENG_NO_MAX && im->type_max < cap)
+        cap = im->type_max;
+    if (im->pages > cap) {
+        eng_errf(err, errlen, "memory %u: cannot allocate %u pages (the store's limit is %u pages)", i,
+                 im->pages, cap);
+        return NULL;
+    }
+    eng_memory_t *mem = calloc(1, sizeof *mem);
+    if (!mem) {
+        eng_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    mem->reserved = (uint64_t)(cap ? cap : 1) * ENG_PAGE_BYTES;
+    mem->data = eng_slot_acquire(&mem->reserved);
+    if (!mem->data) {
+        eng_errf(err, errlen, "memory %u: cannot reserve %llu bytes of address space", i,
+                 (unsigned long long)mem->reserved);
+        free(mem);
+        return NULL;
+    }
+    mem->max_pages = cap;
+    mem->type_max = im->type_max;
+    mem->pages = im->pages;
+    mem->size = (uint64_t)im->pages * ENG_PAGE_BYTES;
+    if (!eng_store_add(s, ENG_OBJ_MEMORY, mem)) {
+        eng_slot_release(mem->data, mem->reserved, 0);
+        free(mem);
+        eng_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    /* From here the store owns mem and releases the whole size on failure. */
+    if (im->len && mmap(mem->data, im->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, im->fd, 0) ==
+                       MAP_FAILED) {
+        eng_errf(err, errlen, "memory %u: cannot map the image: %s", i, strerror(errno));
+        return NULL;
+    }
+    if (mem->size > im->len &&
+        mprotect(mem->data + im->len, mem->size - im->len, PROT_READ | PROT_WRITE) != 0) {
+        eng_errf(err, errlen, "memory %u: cannot commit %u pages: %s", i, im->pages, strerror(errno));
+        return NULL;
+    }
+    return mem;
+}
+
+static inline void *index_to_func(const eng_instance_t *inst, uint32_t k)
+{
+    return k == NO_FUNC ? NULL : inst->funcs[k];
+}
+
+eng_instance_t *eng_instance_from_image(eng_store_t *s, const eng_image_t *img, const eng_extern_t *imports,
+                                        uint32_t nimports, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    const eng_module_t *m = img->module;
+    if (!eng_imports_check(m, imports, nimports, err, errlen))
+        return NULL;
+    eng_instance_t *inst = eng_instance_alloc(s, m, imports);
+    if (!inst) {
+        eng_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (uint32_t i = 0; i < m->ntables; i++) {
+        const image_table_t *it = &img->tables[i];
+        eng_table_t *t = eng_table_new(s, (eng_valtype_t)m->tables[i].elem, it->size, m->tables[i].limits.max, NULL);
+        if (!t) {
+            eng_errf(err, errlen, "table %u: cannot allocate %u elements", i, it->size);
+            return NULL;
+        }
+        if (t->elem == ENG_FUNCREF)
+            for (uint32_t k = 0; k < it->size; k++)
+                t->elems[k] = index_to_func(inst, it->idx[k]);
+        inst->tables[i] = t;
+    }
+    for (uint32_t i = 0; i < m->nmems; i++)
+        if (!(inst->mems[i] = memory_from_image(s, &img->mems[i], i, err, errlen)))
+            return NULL;
+    for (uint32_t i = 0; i < m->nglobals; i++) {
+        eng_global_t *g = inst->globals[i];
+        if (g->type == ENG_FUNCREF)
+            g->val.ref = index_to_func(inst, img->globals[i].i32);
+        else
+            g->val = img->globals[i];
+    }
+    for (uint32_t i = 0; i < m->nelems; i++) {
+        uint32_t n = img->elem_len[i];
+        if (!n)
+            continue;
+        void **refs = malloc((size_t)n * sizeof *refs);
+        if (!refs) {
+            eng_errf(err, errlen, "out of memory");
+            return NULL;
+        }
+        for (uint32_t k = 0; k < n; k++)
+            refs[k] = index_to_func(inst, img->elem_idx[i][k]);
+        inst->elem_refs[i] = refs;
+        inst->elem_len[i] = n;
+    }
+    memcpy(inst->data_dropped, img->data_dropped, m->ndatas * sizeof(bool));
+    return inst;
+}
