@@ -7,9 +7,12 @@
  *   cgiserver PORT COMMAND [ARG...]
  *
  * It listens on 127.0.0.1:PORT, serves each connection on its own thread
- * (keep-alive, one request at a time) and runs COMMAND once per request:
- * a native binary for the "traditional CGI" row, `node node_wasi.mjs F.wasm`
- * for the Node.js WASI row. Benchmark tool, not a web server: bodies up to
+ * (keep-alive, one request at a time) and runs COMMAND once per request.
+ * The request path's first segment names the function: "{}" in COMMAND and
+ * its ARGs is replaced by it (letters, digits, '-' and '_' only; anything
+ * else is a 404), and PATH_INFO is the rest of the path. So
+ * `cgiserver 9000 native/{}` runs native/hello for /hello/x, and
+ * `cgiserver 9001 /usr/bin/node node_wasi.mjs wasm/{}.wasm` runs it in Node. Benchmark tool, not a web server: bodies up to
  * 1 MiB, no chunked requests, and the body is written to the child before its
  * output is read (our functions read all of stdin first).
  */
@@ -71,7 +74,8 @@ static int write_all(int fd, const char *p, size_t n)
 
 /* Runs the command with `env` and `body`; its stdout goes to `out`.
  * Returns 0 when the child ran and exited (any status), -1 otherwise. */
-static int cgiserver_child_run(char **env, const char *body, size_t body_len, buf_t *out)
+static int cgiserver_child_run(char **argv, char **env, const char *body, size_t body_len,
+                               buf_t *out)
 {
     int in[2], outp[2];
     if (pipe2(in, O_CLOEXEC) != 0) return -1;
@@ -90,7 +94,7 @@ static int cgiserver_child_run(char **env, const char *body, size_t body_len, bu
         dup2(outp[1], 1);
         int devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0) dup2(devnull, 2);
-        execve(cmd_argv[0], cmd_argv, env);
+        execve(argv[0], argv, env);
         _exit(127);
     }
     close(in[0]);
@@ -113,7 +117,8 @@ static int cgiserver_child_run(char **env, const char *body, size_t body_len, bu
 }
 
 /* Turns a CGI response into an HTTP/1.1 response on `fd`. */
-static int cgiserver_respond(int fd, const buf_t *cgi, int ok, int keep)
+/* `fail` (502, 404) answers that status without looking at `cgi`. */
+static int cgiserver_respond(int fd, const buf_t *cgi, int ok, int fail, int keep)
 {
     buf_t head = {0};
     const char *body = "";
@@ -125,9 +130,9 @@ static int cgiserver_respond(int fd, const buf_t *cgi, int ok, int keep)
     char *crlf = ok && cgi->p ? strstr(cgi->p, "\r\n\r\n") : NULL;
     size_t sep = 2;
     if (crlf && (!end || crlf < end)) end = crlf, sep = 4;
-    if (!end) {
-        status = 502;
-        body = "bad gateway\n";
+    if (!end || fail) {
+        status = fail ? fail : 502;
+        body = status == 404 ? "not found\n" : "bad gateway\n";
         body_len = strlen(body);
     } else {
         body = end + sep;
@@ -150,8 +155,9 @@ static int cgiserver_respond(int fd, const buf_t *cgi, int ok, int keep)
             p = nl + 1;
         }
     }
+    const char *reason = status == 200 ? "OK" : status == 404 ? "Not Found" : "Other";
     int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s", status,
-                     status == 200 ? "OK" : "Other", body_len, keep ? "" : "Connection: close\r\n");
+                     reason, body_len, keep ? "" : "Connection: close\r\n");
     buf_put(&head, line, (size_t)n);
     if (hdrs.len) buf_put(&head, hdrs.p, hdrs.len);
     buf_put(&head, "\r\n", 2);
@@ -215,6 +221,32 @@ static void *cgiserver_conn(void *arg)
         size_t target_len = (size_t)(sp2 - target);
         const char *q = memchr(target, '?', target_len);
         size_t path_len = q ? (size_t)(q - target) : target_len;
+        /* the function: the first path segment */
+        size_t name_len = 0;
+        if (path_len > 1 && target[0] == '/')
+            name_len = strspn(target + 1, "abcdefghijklmnopqrstuvwxyz"
+                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+        if (name_len == 0 || name_len > 64 ||
+            (1 + name_len < path_len && target[1 + name_len] != '/')) {
+            buf_t none = {0};
+            cgiserver_respond(fd, &none, 0, 404, 0);
+            goto done;
+        }
+        char name[65];
+        memcpy(name, target + 1, name_len);
+        name[name_len] = 0;
+        char *argv[64];
+        int argc = 0;
+        for (; cmd_argv[argc] && argc < 63; argc++) {
+            const char *a = cmd_argv[argc], *ph = strstr(a, "{}");
+            argv[argc] = ph ? NULL : strdup(a);
+            if (ph && asprintf(&argv[argc], "%.*s%s%s", (int)(ph - a), a, name, ph + 2) < 0)
+                argv[argc] = NULL;
+            if (!argv[argc]) goto done;
+        }
+        argv[argc] = NULL;
+        const char *path = target + 1 + name_len;
+        path_len -= 1 + name_len;
         const char *ct = header_value(in.p, "Content-Type");
         const char *conn = header_value(in.p, "Connection");
         int keep = !(conn && strncasecmp(conn, "close", 5) == 0) &&
@@ -224,7 +256,7 @@ static void *cgiserver_conn(void *arg)
         snprintf(clen, sizeof clen, "%zu", body_len);
         char *env[] = {
             env_of("REQUEST_METHOD", in.p, (size_t)(sp1 - in.p)),
-            env_of("PATH_INFO", target, path_len),
+            env_of("PATH_INFO", path, path_len),
             env_of("QUERY_STRING", q ? q + 1 : "", q ? target_len - path_len - 1 : 0),
             env_of("REQUEST_URI", target, target_len),
             env_of("CONTENT_TYPE", ct ? ct : "", ct ? strcspn(ct, "\r") : 0),
@@ -237,9 +269,10 @@ static void *cgiserver_conn(void *arg)
             NULL,
         };
         buf_t out = {0};
-        int ok = cgiserver_child_run(env, in.p + head_len, body_len, &out) == 0;
+        int ok = cgiserver_child_run(argv, env, in.p + head_len, body_len, &out) == 0;
         for (char **e = env; *e; e++) free(*e);
-        int rc = cgiserver_respond(fd, &out, ok, keep);
+        for (char **a = argv; *a; a++) free(*a);
+        int rc = cgiserver_respond(fd, &out, ok, ok ? 0 : 502, keep);
         free(out.p);
         if (rc != 0 || !keep) goto done;
         memmove(in.p, in.p + head_len + body_len, in.len - head_len - body_len);

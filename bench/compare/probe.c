@@ -1,9 +1,10 @@
 /*
  * probe.c — latency and memory probes for `make bench` (bench/compare/run.sh).
  *
- *   probe get PORT PATH N
+ *   probe get PORT PATH N [FIRST]
  *       N sequential GET requests to 127.0.0.1:PORT, each on a new connection
- *       (Connection: close); "%d" in PATH is replaced by the request's index,
+ *       (Connection: close); "%d" in PATH is replaced by the request's number
+ *       (FIRST, FIRST+1, ...; FIRST defaults to 1),
  *       so each request can go to a different function. Prints one latency
  *       per line in microseconds: connect to the last byte of the response.
  *   probe start PORT PATH N -- COMMAND [ARG...]
@@ -92,11 +93,11 @@ static int probe_request(int port, const char *path, double deadline_us)
     return -1;
 }
 
-static int probe_get(int port, const char *fmt, int count)
+static int probe_get(int port, const char *fmt, int count, int first)
 {
     for (int i = 0; i < count; i++) {
         char path[512];
-        snprintf(path, sizeof path, fmt, i);
+        snprintf(path, sizeof path, fmt, first + i);
         double t0 = probe_now_us();
         int rc = probe_request(port, path, t0 + 10e6);
         double t1 = probe_now_us();
@@ -175,7 +176,7 @@ static int probe_rss(char **argv)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: probe get PORT PATH N\n"
+    fprintf(stderr, "usage: probe get PORT PATH N [FIRST]\n"
                     "       probe start PORT PATH N -- COMMAND [ARG...]\n"
                     "       probe rss -- COMMAND [ARG...]\n");
     return 2;
@@ -184,8 +185,8 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    if (argc == 5 && strcmp(argv[1], "get") == 0)
-        return probe_get(atoi(argv[2]), argv[3], atoi(argv[4]));
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "get") == 0)
+        return probe_get(atoi(argv[2]), argv[3], atoi(argv[4]), argc == 6 ? atoi(argv[5]) : 1);
     if (argc >= 7 && strcmp(argv[1], "start") == 0 && strcmp(argv[5], "--") == 0)
         return probe_start(atoi(argv[2]), argv[3], atoi(argv[4]), argv + 6);
     if (argc >= 4 && strcmp(argv[1], "rss") == 0 && strcmp(argv[2], "--") == 0)

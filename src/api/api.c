@@ -620,6 +620,9 @@ static void handle_v1(api_t *a, hs_req_t *r)
             return;
         }
         if (strcmp(sub, "invoke") == 0) {
+            /* The caller's credentials are for the admin API: a function
+             * must never see the admin token. */
+            hs_req_remove_header(r, "Authorization");
             if (a->srv) srv_invoke(a->srv, name, rest, r);
             else respond_error(r, 503, "the data plane is not running");
             return;

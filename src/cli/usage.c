@@ -4,6 +4,7 @@
  * and prints it as a table, or as the API's JSON array with -o json.
  */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,12 +85,16 @@ static const char *fmt_ms(double ms, char *buf, size_t n)
     return buf;
 }
 
+/* Costs and GB-seconds are often tiny: fixed-point with at least three
+ * significant digits ("0.00000400"), never an exponent. */
 static const char *fmt_small(double v, char *buf, size_t n)
 {
-    if (v != 0 && v < 0.000001)
-        snprintf(buf, n, "%.3g", v);
-    else
-        snprintf(buf, n, "%.6f", v);
+    int decimals = 6;
+    if (v > 0 && v < 0.001) {
+        decimals = 2 - (int)floor(log10(v));
+        if (decimals > 15) decimals = 15;
+    }
+    snprintf(buf, n, "%.*f", decimals, v);
     return buf;
 }
 

@@ -182,6 +182,18 @@ const char *hs_req_header(const hs_req_t *r, const char *name)
     return NULL;
 }
 
+void hs_req_remove_header(hs_req_t *r, const char *name)
+{
+    /* r->headers is the connection's own array (c->hdrs), rebuilt for every
+     * request, so compacting it in place is safe. */
+    hs_header_t *h = (hs_header_t *)r->headers;
+    size_t k = 0;
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (strcasecmp(h[i].name, name) != 0)
+            h[k++] = h[i];
+    r->nheaders = k;
+}
+
 static const char *status_text(int status)
 {
     switch (status) {

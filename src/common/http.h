@@ -42,6 +42,8 @@ struct hs_req {
 
 /* First header with this name (case-insensitive), or NULL. */
 const char *hs_req_header(const hs_req_t *r, const char *name);
+/* Drops every header with this name from the request (case-insensitive). */
+void hs_req_remove_header(hs_req_t *r, const char *name);
 
 /* Called once per request. The handler must end the response exactly once
  * (hs_respond, or hs_respond_start ... hs_respond_end), now or later. */

@@ -4,7 +4,9 @@
  * An rt_instance is what the data plane calls a warm instance: a store of
  * its own, a WASI context (args [NAME], the revision's env, no preopens)
  * and the instantiated module, ready to run _start. Making one is the cold
- * start; the autoscaler keeps some made in advance. Running consumes it:
+ * start; the autoscaler keeps some made in advance. With a module image
+ * (module.c) the instance maps the image's memory copy-on-write and copies
+ * its globals and tables: microseconds, and nothing of the guest runs. Running consumes it:
  * per-request state (the CGI env, stdin, the deadline, stdout/stderr
  * capture) is added just before _start, and the instance is freed after
  * its one run, so no request ever sees another's memory.
@@ -69,10 +71,15 @@ rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t
     wasi_ctx_set_output(i->wasi, 1, discard_output, NULL);
     wasi_ctx_set_output(i->wasi, 2, discard_output, NULL);
     if (wasi_ctx_link(i->wasi, i->store, m, imports, err, errlen) != 0) goto fail;
-    eng_exec_set_deadline(x, cfg->deadline_ns);
-    wasi_ctx_set_deadline(i->wasi, cfg->deadline_ns);
-    i->inst = eng_instance_new(i->store, m, imports, nimp, x, err, errlen);
-    eng_exec_set_deadline(x, 0);
+    const eng_image_t *img = rt_module_image(rm);
+    if (img) {
+        i->inst = eng_instance_from_image(i->store, img, imports, nimp, err, errlen);
+    } else {
+        eng_exec_set_deadline(x, cfg->deadline_ns);
+        wasi_ctx_set_deadline(i->wasi, cfg->deadline_ns);
+        i->inst = eng_instance_new(i->store, m, imports, nimp, x, err, errlen);
+        eng_exec_set_deadline(x, 0);
+    }
     if (!i->inst) goto fail;
     i->start = eng_instance_func(i->inst, "_start");
     if (!i->start) {

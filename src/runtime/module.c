@@ -7,6 +7,16 @@
  * same digest shares the one immutable eng_module_t. Entries are reference
  * counted (revisions and warm instances hold references) and the last
  * release frees the compiled code. Loop thread only: no lock.
+ *
+ * Images: once compiled, the module is instantiated once in a throwaway
+ * store (data and element segments, the start function, then
+ * `wizer.initialize` when the module exports it, with args ["wizer"], no
+ * env and output discarded) and that state is kept as an eng_image_t.
+ * Every instance of every revision then starts from the image: a
+ * copy-on-write mapping of its memory instead of re-running anything. When
+ * no image can be made (the start function or initialiser traps, or the
+ * state holds something an image cannot, see engine.h) instances are made
+ * the ordinary way and report the failure per request as before.
  */
 #define _GNU_SOURCE
 #include "runtime/runtime.h"
@@ -22,8 +32,61 @@ struct rt_module {
     rt_module_t *prev, *next;
     char *digest;
     eng_module_t *mod;
+    eng_image_t *image;  /* NULL: instantiate without one */
+    char image_err[ENG_ERR_MAX];
     uint32_t refs;
 };
+
+/* How long the start function and wizer.initialize may run at deploy. */
+#define RT_INIT_TIMEOUT_NS (10ull * 1000000000ull)
+
+static long discard(void *ud, const uint8_t *data, size_t len)
+{
+    (void)ud;
+    (void)data;
+    return (long)len;
+}
+
+/* Instantiates m once and captures its state, as the comment at the top
+ * says. Returns NULL with the reason in err. */
+static eng_image_t *image_make(const eng_module_t *m, char *err, size_t errlen)
+{
+    uint32_t nimp = eng_module_import_count(m);
+    eng_store_t *s = eng_store_new();
+    wasi_ctx_t *w = wasi_ctx_new();
+    eng_exec_t *x = eng_exec_new(0);
+    eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
+    eng_image_t *img = NULL;
+    const char *argv0 = "wizer";
+    if (!s || !w || !x || !imports || wasi_ctx_set_args(w, 1, &argv0) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    wasi_ctx_set_stdin_bytes(w, (const uint8_t *)"", 0);
+    wasi_ctx_set_output(w, 1, discard, NULL);
+    wasi_ctx_set_output(w, 2, discard, NULL);
+    if (wasi_ctx_link(w, s, m, imports, err, errlen) != 0) goto out;
+    uint64_t deadline = eng_now_ns() + RT_INIT_TIMEOUT_NS;
+    eng_exec_set_deadline(x, deadline);
+    wasi_ctx_set_deadline(w, deadline);
+    eng_instance_t *inst = eng_instance_new(s, m, imports, nimp, x, err, errlen);
+    if (!inst) goto out;
+    eng_func_t *init = eng_instance_func(inst, "wizer.initialize");
+    if (init && strcmp(eng_func_signature(init), "()") == 0) {
+        eng_trap_t t = eng_call(x, init, NULL, NULL);
+        if (t != ENG_OK) {
+            snprintf(err, errlen, "wizer.initialize trapped: %s", eng_exec_trap_message(x));
+            goto out;
+        }
+    }
+    img = eng_image_new(inst, err, errlen);
+out:
+    free(imports);
+    if (x) eng_exec_free(x);
+    if (s) eng_store_free(s);
+    if (w) wasi_ctx_free(w);
+    return img;
+}
 
 struct rt_cache {
     rt_module_t *head;
@@ -104,6 +167,7 @@ rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *
         return NULL;
     }
     m->mod = em;
+    m->image = image_make(em, m->image_err, sizeof m->image_err);
     m->refs = 1;
     m->cache = c;
     m->next = c->head;
@@ -126,6 +190,7 @@ void rt_module_release(rt_module_t *m)
         if (m->next) m->next->prev = m->prev;
         m->cache->count--;
     }
+    eng_image_free(m->image);
     eng_module_free(m->mod);
     free(m->digest);
     free(m);
@@ -133,3 +198,5 @@ void rt_module_release(rt_module_t *m)
 
 const eng_module_t *rt_module_engine(const rt_module_t *m) { return m->mod; }
 const char *rt_module_digest(const rt_module_t *m) { return m->digest; }
+const eng_image_t *rt_module_image(const rt_module_t *m) { return m->image; }
+const char *rt_module_image_error(const rt_module_t *m) { return m->image ? "" : m->image_err; }

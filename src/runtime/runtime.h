@@ -83,6 +83,11 @@ void rt_module_ref(rt_module_t *m);
 void rt_module_release(rt_module_t *m);
 const eng_module_t *rt_module_engine(const rt_module_t *m);
 const char *rt_module_digest(const rt_module_t *m);
+/* The instance image every instance starts from (made when the module was
+ * compiled, after the start function and `wizer.initialize`), or NULL when
+ * the module's state cannot be imaged; rt_module_image_error says why. */
+const eng_image_t *rt_module_image(const rt_module_t *m);
+const char *rt_module_image_error(const rt_module_t *m);
 
 /* ---- instances ---------------------------------------------------------- */
 
@@ -97,8 +102,10 @@ typedef struct rt_instance_config {
 } rt_instance_config_t;
 
 /* Instantiates m in a store of its own, with a WASI context holding args
- * [name] and the env, and no preopens: ready to run _start. Runs on a
- * worker (x is its exec). The module must outlive the instance. Returns
+ * [name] and the env, and no preopens: ready to run _start. Starts from
+ * the module's image when it has one (no guest code runs, and x and
+ * deadline_ns are unused), else instantiates afresh, running the start
+ * function on x. Runs on a worker (x is its exec). The module must outlive the instance. Returns
  * NULL with a message on failure. Thread-safe for distinct instances. */
 rt_instance_t *rt_instance_new(const rt_module_t *m, const rt_instance_config_t *cfg,
                                eng_exec_t *x, char *err, size_t errlen);

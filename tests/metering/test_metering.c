@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,7 +51,7 @@ static int fx_setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
     const char *base = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/wasmfn-mtr-XXXXXX", base && *base ? base : "/tmp");
+    snprintf(f->dir, sizeof f->dir, "%s/wasmfn-mtr-XXXXXX", base && *base ? base : P_tmpdir);
     if (!mkdtemp(f->dir)) return -1;
     snprintf(f->db, sizeof f->db, "%s/wasmfn.db", f->dir);
     *state = f;
@@ -321,7 +322,7 @@ static void *worker_main(void *arg)
 
 typedef struct stopper {
     mtr_t *m;
-    volatile int stop;
+    atomic_int stop;
     int queries;
 } stopper_t;
 
@@ -389,7 +390,7 @@ static void test_threads_sum(void **state)
         cJSON *j = usage(m, NULL, T0, T0 + 10 * MINUTE, 0);
         assert_int_equal(cJSON_GetArraySize(j), 3);
         for (int k = 0; k < 3; k++) {
-            char name[8];
+            char name[16];
             snprintf(name, sizeof name, "f%d", k);
             const cJSON *o = find_fn(j, name);
             assert_non_null(o);

@@ -46,7 +46,7 @@ static int fx_setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
     const char *base = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/wasmfn-usage-XXXXXX", base && *base ? base : "/tmp");
+    snprintf(f->dir, sizeof f->dir, "%s/wasmfn-usage-XXXXXX", base && *base ? base : P_tmpdir);
     if (!mkdtemp(f->dir)) return -1;
     snprintf(f->db, sizeof f->db, "%s/wasmfn.db", f->dir);
     mtr_config_t c;

@@ -1,0 +1,24 @@
+# mk/eventing.mk — eventing (src/eventing): CloudEvents, PingSource,
+# RedisStreamSource, Broker/Trigger. It links hiredis (Redis streams),
+# libcurl (deliveries), SQLite (DATA/eventing.db), cJSON and libuv.
+#
+# Unit tests tests/eventing/test_*.c run with `make test-unit`.
+# `make test-eventing` runs the integration tests: a real redis-server on a
+# random loopback port, a node HTTP sink (tests/eventing/sink.js) and the
+# harness tests/eventing/harness.c, a small daemon that runs eventing on a
+# uv loop (the real subsystem, driven over HTTP) — see run_tests.sh.
+
+LIBS += -lhiredis -lcurl -lsqlite3 -lcjson -luv
+
+EV_HARNESS := $(BUILD)/eventing/ev-harness
+
+TEST_STEPS += test-eventing
+
+.PHONY: test-eventing
+
+$(EV_HARNESS): tests/eventing/harness.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+test-eventing: $(EV_HARNESS)
+	@HARNESS=$(EV_HARNESS) bash tests/eventing/run_tests.sh

@@ -1,0 +1,23 @@
+# mk/metering.mk — metering (src/metering, docs/metering.md).
+#
+#   make bench-metering   ns per mtr_record call with 1..8 threads, and the
+#                         time of one flush (bench/metering/metering_bench.c);
+#                         part of `make bench`. METERING_BENCH_N records per
+#                         thread (default 2000000).
+#
+# The unit tests (tests/metering/test_*.c) run with test-unit. SQLite and
+# cJSON are already in LIBS (mk/api.mk).
+
+METERING_BENCH := $(BUILD)/bench/metering_bench
+METERING_BENCH_N ?= 2000000
+
+.PHONY: bench-metering
+
+bench: bench-metering
+
+$(METERING_BENCH): bench/metering/metering_bench.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+bench-metering: $(METERING_BENCH)
+	@$(METERING_BENCH) "" $(METERING_BENCH_N)
