@@ -21,3 +21,18 @@ $(METERING_BENCH): bench/metering/metering_bench.c $(LIB)
 
 bench-metering: $(METERING_BENCH)
 	@$(METERING_BENCH) "" $(METERING_BENCH_N)
+
+# `make test-metering`: metering through the real daemon (tests/metering/run_tests.sh).
+TEST_STEPS += test-metering
+
+.PHONY: test-metering
+test-metering: $(WASMFN) examples serving-fns
+	@WASMFN=$(WASMFN) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+		bash tests/metering/run_tests.sh
+
+# `make bench-metering-throughput`: hello-world req/s with metering on and off
+# (bench/metering/throughput.sh); part of `make bench`.
+.PHONY: bench-metering-throughput
+bench: bench-metering-throughput
+bench-metering-throughput: $(WASMFN) examples
+	@bash bench/metering/throughput.sh $(if $(QUICK),1 3,3 10)

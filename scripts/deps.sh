@@ -26,6 +26,11 @@ WASMFN_PACKAGES=(
 if ! command -v node >/dev/null 2>&1; then
     WASMFN_PACKAGES+=(nodejs)
 fi
+# npm installs workerd for `make bench` (bench/package.json); Debian's nodejs
+# comes without it.
+if ! command -v npm >/dev/null 2>&1; then
+    WASMFN_PACKAGES+=(npm)
+fi
 
 missing=()
 for pkg in "${WASMFN_PACKAGES[@]}"; do

@@ -5,9 +5,9 @@
  * daemon), and how long one flush of many rows takes (the commit time that
  * sits on top of the flush interval in the SIGKILL loss bound).
  *
- * Usage: metering_bench [DIR] [RECORDS_PER_THREAD]   (DIR: scratch dir for
- * the database, default $TMPDIR or P_tmpdir; "" for the default). Prints a table; never fails on a
- * timing. The end-to-end figure — hello-world throughput with metering on
+ * Usage: metering_bench [DIR] [RECORDS_PER_THREAD]. DIR is a scratch
+ * directory for the database ("" or absent: $TMPDIR, else P_tmpdir).
+ * Prints a table; never fails on a timing. The end-to-end figure — hello-world throughput with metering on
  * and off — needs the daemon and is measured there.
  */
 #define _GNU_SOURCE

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "api/api.h"
+#include "api/usage.h"
 #include "api/manifest.h"
 #include "engine/engine.h"
 
@@ -35,6 +36,7 @@ struct api {
     st_store_t *st;
     srv_t *srv;
     mx_registry_t *mx;
+    mtr_t *mtr;
     char *data_url;
     bool ready;
     follower_t *followers; /* open logs?follow=1 streams */
@@ -604,6 +606,16 @@ static void handle_v1(api_t *a, hs_req_t *r)
         if (!get) return respond_method_not_allowed(r, "GET, HEAD");
         return handle_blob_get(a, r, p + 10);
     }
+    if (strncmp(p, "/v1/invocations/", 16) == 0) {
+        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        char *json = a->srv ? srv_invocation_json(a->srv, p + 16) : NULL;
+        if (!json) return respond_error(r, 404, "no such invocation (unknown, or no longer kept)");
+        hs_respond_json(r, 200, json);
+        free(json);
+        return;
+    }
+    if (strcmp(p, "/v1/usage") == 0)
+        return api_usage_handle(a->mtr, r);
     if (strcmp(p, "/v1/apply") == 0) {
         if (!method_is(r, "POST")) return respond_method_not_allowed(r, "POST");
         return handle_apply(a, r);
@@ -708,6 +720,7 @@ api_t *api_new(const api_config_t *c)
     a->st = c->store;
     a->srv = c->srv;
     a->mx = c->metrics;
+    a->mtr = c->metering;
     a->data_url = strdup(c->data_url ? c->data_url : "");
     if (!a->data_url) {
         free(a);

@@ -16,6 +16,7 @@
 #include "common/http.h"
 #include "common/metrics.h"
 #include "serving/serving.h"
+#include "metering/metering.h"
 #include "store/store.h"
 
 typedef struct api api_t;
@@ -25,6 +26,7 @@ typedef struct api_config {
     st_store_t *store;     /* borrowed; outlives the api */
     srv_t *srv;            /* borrowed */
     mx_registry_t *metrics; /* rendered by GET /metrics; borrowed */
+    mtr_t *metering;       /* answers GET /v1/usage; borrowed, may be NULL */
     const char *data_url;  /* "http://127.0.0.1:8080", for FUNCTION.url; copied */
 } api_config_t;
 

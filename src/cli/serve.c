@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "metering/metering.h"
 #include "api/manifest.h"
 #include "cli/cli.h"
 #include "common/http.h"
@@ -54,6 +55,11 @@ void cli_serve_usage(FILE *out)
             "  --domain D          domain for Host routing (default localhost)\n"
             "  --max-body SIZE     largest request body the data plane takes, e.g. 16Mi\n"
             "                      (default 16Mi; larger gets 413)\n"
+            "  --billing-granularity D  billed duration is rounded up to this, 1us .. 1m\n"
+            "                      (default 1ms; see docs/metering.md)\n"
+            "  --price-gb-second X       price of one GB-second (default 0.0000166667)\n"
+            "  --price-million-requests X  price of a million requests (default 0.20)\n"
+            "  --no-metering       record no usage (for measuring metering's own cost)\n"
             "  -h, --help          show this help\n"
             "\n"
             "Port 0 picks a free port; the line printed at start names the real ones.\n");
@@ -63,6 +69,9 @@ typedef struct serve_opts {
     const char *listen, *admin, *data, *domain;
     uint32_t workers;
     uint64_t max_body;
+    int64_t billing_granularity_ns;   /* 0 = metering's default (1 ms) */
+    double price_gb_second, price_million_requests; /* < 0 = default */
+    bool no_metering;
 } serve_opts_t;
 
 typedef struct daemon_state {
@@ -70,6 +79,7 @@ typedef struct daemon_state {
     uv_signal_t sigterm, sigint;
     st_store_t *st;
     mx_registry_t *mx;
+    mtr_t *mtr;
     srv_t *srv;
     api_t *api;
     hs_server_t *admin;
@@ -98,6 +108,7 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
     o->listen = DEFAULT_LISTEN;
     o->admin = DEFAULT_ADMIN;
     o->max_body = DEFAULT_MAX_BODY;
+    o->price_gb_second = o->price_million_requests = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         bool missing = false;
@@ -126,6 +137,29 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
                 return -1;
             }
             o->workers = (uint32_t)n;
+        } else if (strcmp(a, "--no-metering") == 0) {
+            o->no_metering = true;
+        } else if ((v = opt_value(argc, argv, &i, "--billing-granularity", &missing))) {
+            char e[128];
+            if (mtr_parse_duration(v, &o->billing_granularity_ns, e, sizeof e) != 0 ||
+                o->billing_granularity_ns < MTR_MIN_GRANULARITY_NS ||
+                o->billing_granularity_ns > MTR_MAX_GRANULARITY_NS) {
+                fprintf(stderr, "wasmfn serve: --billing-granularity: '%s' is not a duration "
+                                "from 1us to 1m\n", v);
+                return -1;
+            }
+        } else if ((v = opt_value(argc, argv, &i, "--price-gb-second", &missing)) ||
+                   (v = opt_value(argc, argv, &i, "--price-million-requests", &missing))) {
+            char *end;
+            double x = strtod(v, &end);
+            if (!*v || *end || !(x >= 0)) {
+                fprintf(stderr, "wasmfn serve: %s: '%s' is not a price >= 0\n", a, v);
+                return -1;
+            }
+            if (strncmp(a, "--price-gb-second", 17) == 0)
+                o->price_gb_second = x;
+            else
+                o->price_million_requests = x;
         } else if ((v = opt_value(argc, argv, &i, "--max-body", &missing))) {
             if (api_quantity_parse(v, &o->max_body) != 0 || o->max_body == 0) {
                 fprintf(stderr, "wasmfn serve: --max-body: '%s' is not a size such as 16Mi\n", v);
@@ -249,6 +283,25 @@ int cli_serve_main(int argc, char **argv)
         fprintf(stderr, "wasmfn serve: out of memory\n");
         goto out;
     }
+    if (!o.no_metering) {
+        mtr_config_t mc;
+        mtr_config_init(&mc);
+        char db[4096];
+        snprintf(db, sizeof db, "%s/wasmfn.db", data);
+        mc.db_path = db;
+        mc.metrics = d.mx;
+        if (o.billing_granularity_ns)
+            mc.granularity_ns = o.billing_granularity_ns;
+        if (o.price_gb_second >= 0)
+            mc.price_per_gb_second = o.price_gb_second;
+        if (o.price_million_requests >= 0)
+            mc.price_per_million_requests = o.price_million_requests;
+        d.mtr = mtr_open(&mc, err, sizeof err);
+        if (!d.mtr) {
+            fprintf(stderr, "wasmfn serve: metering: %s\n", err);
+            goto out;
+        }
+    }
     srv_config_t sc = {
         .loop = &d.loop,
         .domain = o.domain ? o.domain : "localhost",
@@ -256,6 +309,7 @@ int cli_serve_main(int argc, char **argv)
         .limits = {.max_header_bytes = 64u << 10, .max_body_bytes = (size_t)o.max_body},
         .queue_per_revision = 100,
         .metrics = d.mx,
+        .metering = d.mtr,
         .load_blob = load_blob,
         .load_blob_ud = d.st,
     };
@@ -270,7 +324,8 @@ int cli_serve_main(int argc, char **argv)
     }
     data_url = url_of(o.listen, srv_port(d.srv));
     api_config_t ac = {
-        .loop = &d.loop, .store = d.st, .srv = d.srv, .metrics = d.mx, .data_url = data_url,
+        .loop = &d.loop, .store = d.st, .srv = d.srv, .metrics = d.mx, .metering = d.mtr,
+        .data_url = data_url,
     };
     d.api = data_url ? api_new(&ac) : NULL;
     if (!d.api) {
@@ -321,6 +376,8 @@ out:
         for (int i = 0; i < 100 && uv_run(&d.loop, UV_RUN_NOWAIT) != 0; i++) continue;
         uv_loop_close(&d.loop);
     }
+    /* After srv_free: no worker records any more. Flushes what is left. */
+    if (d.mtr) mtr_close(d.mtr);
     if (d.mx) mx_registry_free(d.mx);
     st_close(d.st);
     free(data_url);

@@ -22,6 +22,8 @@ static const char *read_number(const char *p, double *out)
     double v = 0;
     while (isdigit((unsigned char)*p))
         v = v * 10 + (*p++ - '0');
+    if (p == start)
+        return NULL; /* a digit must come before the decimal sign */
     if (*p == '.' || *p == ',') {
         p++;
         double scale = 0.1;

@@ -561,7 +561,7 @@ static int obj_start(ev_t *ev, obj_t *o, const cJSON *doc, char *err, size_t err
     cc.target = annotation_int(doc, "autoscaling.knative.dev/target", NULL, 0, err, errlen);
     cc.max_parallel = annotation_int(doc, "autoscaling.knative.dev/max-scale",
                                      "autoscaling.knative.dev/maxScale", 0, err, errlen);
-    char host[256], stream[512], group[300], src[800];
+    char host[256], stream[512], group[300], src[800], start_id[32];
     switch (o->kind) {
     case OBJ_PING: {
         if (cc.target <= 0)
@@ -617,7 +617,11 @@ static int obj_start(ev_t *ev, obj_t *o, const cJSON *doc, char *err, size_t err
             snprintf(group, sizeof group, "wasmfn-trigger-%s", o->name);
             cc.group = group;
             cc.consumer = ev->consumer_name;
-            cc.start_id = "$";
+            /* A new trigger sees the events accepted from now on: its group
+             * starts at the apply time (less a second for clock skew with
+             * the Redis server), not at "$" when its thread gets there. */
+            snprintf(start_id, sizeof start_id, "%lld-0", (long long)(ev_now_ms() - 1000));
+            cc.start_id = start_id;
             cc.claim_min_idle_ms = 60000;
             cc.filter = &o->filter;
         }

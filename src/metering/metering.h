@@ -6,7 +6,7 @@
  * worker thread that ran it. The record is folded into an in-memory
  * aggregate keyed by (function, revision, minute of the start time, memory
  * limit): a few additions under a lock that only this thread's stripe uses,
- * no allocation except the first time a key is seen in a minute, no I/O. A
+ * no allocation but for the first record of a key per flush interval, no I/O. A
  * background thread moves the aggregates to SQLite (own connection, own
  * table `mtr_usage` in DATA/wasmfn.db, WAL) every flush interval, in one
  * transaction, and adds them to the Prometheus counters

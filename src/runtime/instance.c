@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wasi/wasi.h"
 
@@ -176,9 +177,15 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
     eng_exec_set_deadline(x, rq->deadline_ns);
     wasi_ctx_set_deadline(i->wasi, rq->deadline_ns);
 
+    struct timespec cpu0, cpu1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
     eng_trap_t t = eng_call(x, i->start, NULL, NULL);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
     eng_exec_set_deadline(x, 0);
     capture_flush_line(cap);
+    res->cpu_ns = (uint64_t)((cpu1.tv_sec - cpu0.tv_sec) * 1000000000LL + (cpu1.tv_nsec - cpu0.tv_nsec));
+    eng_memory_t *mem = eng_instance_memory(i->inst);
+    res->peak_memory_bytes = mem ? eng_memory_size(mem) : 0;
     res->trap = t;
     if (t == ENG_TRAP_EXIT) res->exit_code = eng_exec_exit_code(x);
     else if (t != ENG_OK) snprintf(res->message, sizeof res->message, "%s", eng_exec_trap_message(x));

@@ -131,6 +131,8 @@ typedef struct rt_result {
     uint8_t *out;              /* stdout, malloc'd (NULL if empty); caller frees */
     size_t out_len;
     bool out_overflow;         /* the guest wrote more than max_stdout_bytes */
+    uint64_t cpu_ns;           /* CPU time of the guest's thread during the run */
+    uint64_t peak_memory_bytes; /* linear memory at the end (it never shrinks) */
 } rt_result_t;
 
 /* Runs the instance's _start once (an instance serves one request) on

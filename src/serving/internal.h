@@ -77,4 +77,29 @@ uint32_t srv_split_pick(int32_t *current, const uint32_t *percent, uint32_t n);
  * letters, digits and '-', starting with a letter, at most 63). */
 bool srv_name_valid(const char *name);
 
+/* ---- asynchronous invocations (invocations.c) --------------------------- */
+
+#define SRV_INV_ID_LEN 32                          /* hex characters */
+#define SRV_INV_BODY_MAX (1u << 20)                /* response bytes kept per record */
+#define SRV_INV_MAX_RECORDS 100000u
+#define SRV_INV_MAX_BYTES ((size_t)256 << 20)      /* headers and bodies of all records */
+#define SRV_INV_RETENTION_NS (3600ull * 1000000000ull) /* completed records: 1 hour */
+
+typedef struct srv_inv_store srv_inv_store_t;
+typedef struct srv_inv srv_inv_t;
+
+/* 0 for any argument means the default above. */
+srv_inv_store_t *srv_inv_store_new(uint32_t max_records, size_t max_bytes, uint64_t retention_ns);
+void srv_inv_store_free(srv_inv_store_t *st);
+/* A pending record with a fresh random id; NULL when out of memory. */
+srv_inv_t *srv_inv_new(srv_inv_store_t *st, const char *function, const char *revision);
+const char *srv_inv_id(const srv_inv_t *v);
+/* Records the outcome (copied; the body cut at SRV_INV_BODY_MAX).
+ * run_ago_ns: how long ago the guest started running (0 = it never ran). */
+void srv_inv_finish(srv_inv_store_t *st, srv_inv_t *v, int status, const hs_header_t *h, size_t nh,
+                    const void *body, size_t len, uint64_t run_ago_ns);
+/* The record as JSON (malloc'd), or NULL if there is no such id (never
+ * was, or dropped). */
+char *srv_inv_json(srv_inv_store_t *st, const char *id);
+
 #endif

@@ -72,7 +72,12 @@ enum call_state { CALL_NEW, CALL_QUEUED, CALL_DISPATCHED };
 struct srv_call {
     rt_job_t job;
     srv_t *srv;
-    hs_req_t *req;
+    hs_req_t *req;           /* NULL for an asynchronous call (answered already) */
+    srv_inv_t *inv;          /* asynchronous: where the outcome goes */
+    const uint8_t *body;     /* the request body: req's, or body_copy */
+    size_t body_len;
+    uint8_t *body_copy;
+    uint64_t run_ns;         /* when the guest started (worker) */
     srv_rev_t *rev;
     char **env; /* CGI env, one block */
     uint32_t nenv;
@@ -145,6 +150,7 @@ struct srv_fn {
 };
 
 struct srv {
+    mtr_t *mtr;              /* metering, or NULL */
     uv_loop_t *loop;
     char *domain;
     hs_limits_t limits;
@@ -165,6 +171,7 @@ struct srv {
     void *drain_ud;
     srv_call_t *free_calls;
     uint32_t nfree_calls;
+    srv_inv_store_t *invs;  /* outcomes of asynchronous invocations */
     /* Metric families (NULL without a registry). */
     mx_registry_t *mx;
     mx_family_t *m_requests, *m_duration, *m_cold, *m_cold_duration, *m_instances, *m_queue;
@@ -430,6 +437,7 @@ static srv_call_t *call_alloc(srv_t *s)
 static void call_free(srv_t *s, srv_call_t *c)
 {
     free(c->env);
+    free(c->body_copy);
     free(c->res.out);
     if (c->inst) rt_instance_free(c->inst);
     if (s->nfree_calls < SRV_CALL_FREELIST && !s->freeing) {
@@ -473,6 +481,28 @@ static void call_log(srv_call_t *c, const char *fmt, ...)
     lr_ring_append(f->log, c->rev->name, line, (size_t)n);
 }
 
+/* Records a call that reached a guest: from the guest's start (run_ns) to
+ * the response being handed to the connection. */
+static void call_meter(srv_t *s, srv_call_t *c, int status)
+{
+    uint64_t now = eng_now_ns();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t dur = (int64_t)(now - c->run_ns);
+    mtr_invocation_t inv = {
+        .function = c->rev->fn->name,
+        .revision = c->rev->name,
+        .start_ns = (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec - dur,
+        .duration_ns = dur,
+        .cpu_ns = (int64_t)c->res.cpu_ns,
+        .peak_memory_bytes = c->res.peak_memory_bytes,
+        .memory_limit_bytes = c->rev->memory_limit_bytes,
+        .cold_start = c->cold,
+        .outcome = status == 504 ? MTR_TIMEOUT : status >= 500 ? MTR_ERROR : MTR_OK,
+    };
+    mtr_record(s->mtr, &inv);
+}
+
 /* Answers a call (unless answered) and frees it; metrics count it. */
 static void call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, size_t nh,
                         const void *body, size_t len)
@@ -487,7 +517,13 @@ static void call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *
             mx_histogram_observe(s->m_duration, r->labels,
                                  (double)(eng_now_ns() - c->start_ns) / 1e9);
     }
-    hs_respond(c->req, status, h, nh, body, len);
+    if (s->mtr && c->run_ns)
+        call_meter(s, c, status);
+    if (c->inv)
+        srv_inv_finish(s->invs, c->inv, status, h, nh, body, len,
+                       c->run_ns ? eng_now_ns() - c->run_ns : 0);
+    else
+        hs_respond(c->req, status, h, nh, body, len);
     if (--s->ncalls == 0 && !s->freeing) uv_timer_stop(&s->sweep);
     call_free(s, c);
     rev_release(r);
@@ -513,6 +549,7 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
 {
     srv_call_t *c = j->ud;
     srv_rev_t *r = c->rev;
+    c->run_ns = eng_now_ns();
     if (!c->inst) {
         rt_instance_config_t cfg = {
             .name = r->fn->name,
@@ -533,8 +570,8 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
     rt_request_t rq = {
         .env = (const char *const *)c->env,
         .nenv = c->nenv,
-        .stdin_bytes = c->req->body,
-        .stdin_len = c->req->body_len,
+        .stdin_bytes = c->body,
+        .stdin_len = c->body_len,
         .deadline_ns = c->deadline_ns,
         .max_stdout_bytes = SRV_MAX_STDOUT,
         .log = r->fn->log,
@@ -768,6 +805,24 @@ static void srv_on_tick(uv_timer_t *t)
 
 /* ---- the request entry points ------------------------------------------- */
 
+/* Whether the request carries the preference respond-async (RFC 7240):
+ * "Prefer: respond-async" or one of a comma-separated list, any case. */
+static bool prefers_async(const hs_req_t *req)
+{
+    for (size_t k = 0; k < req->nheaders; k++) {
+        if (strcasecmp(req->headers[k].name, "Prefer") != 0) continue;
+        const char *p = req->headers[k].value;
+        while (*p) {
+            while (*p == ' ' || *p == '\t' || *p == ',') p++;
+            const char *tok = p;
+            while (*p && *p != ',' && *p != ';' && *p != '=' && *p != ' ' && *p != '\t') p++;
+            if (p - tok == 13 && strncasecmp(tok, "respond-async", 13) == 0) return true;
+            while (*p && *p != ',') p++;
+        }
+    }
+    return false;
+}
+
 /* script_name: "/fn/NAME" for path routes, "" for Host routes. */
 static void srv_call_start(srv_t *s, const char *name, bool by_host, const char *path_raw,
                            hs_req_t *req)
@@ -805,13 +860,40 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
     }
     c->srv = s;
     c->req = req;
+    c->body = req->body;
+    c->body_len = req->body_len;
     c->rev = r;
-    r->refs++;
     c->env = env;
     c->nenv = nenv;
+    if (prefers_async(req)) {
+        /* Answer now; the call keeps a copy of the body and reports its
+         * outcome to the invocation record instead of the client. */
+        if (!req->body_len || (c->body_copy = malloc(req->body_len)))
+            c->inv = srv_inv_new(s->invs, f->name, r->name);
+        if (!c->inv) {
+            call_free(s, c);
+            hs_respond_text(req, 500, "out of memory\n");
+            return;
+        }
+        if (req->body_len) memcpy(c->body_copy, req->body, req->body_len);
+        c->body = c->body_copy;
+        c->req = NULL;
+        char loc[64], body[128];
+        snprintf(loc, sizeof loc, "/v1/invocations/%s", srv_inv_id(c->inv));
+        int n = snprintf(body, sizeof body, "{\"id\":\"%s\",\"location\":\"%s\"}\n",
+                         srv_inv_id(c->inv), loc);
+        hs_header_t h[3] = {{"Content-Type", "application/json"}, {"Location", loc},
+                            {"Preference-Applied", "respond-async"}};
+        hs_respond(req, 202, h, 3, body, (size_t)n);
+    }
+    r->refs++;
     c->start_ns = eng_now_ns();
     c->deadline_ns = c->start_ns + (uint64_t)r->timeout_ms * 1000000ull;
     if (s->ncalls++ == 0) uv_timer_start(&s->sweep, srv_on_sweep, SRV_SWEEP_MS, SRV_SWEEP_MS);
+    if (!c->req) {
+        call_admit(s, c);
+        return;
+    }
     hs_req_on_abort(req, call_on_abort, c);
     if (c->aborted) {
         /* hs_req_on_abort ran the callback at once: the client is gone. */
@@ -841,6 +923,8 @@ void srv_invoke(srv_t *s, const char *name, const char *path_info, hs_req_t *req
     srv_call_start(s, name, false, path_info ? path_info : "", req);
 }
 
+char *srv_invocation_json(srv_t *s, const char *id) { return srv_inv_json(s->invs, id); }
+
 /* ---- the public API ----------------------------------------------------- */
 
 srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
@@ -861,10 +945,13 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     s->load_blob = c->load_blob;
     s->load_blob_ud = c->load_blob_ud;
     s->mx = c->metrics;
+    s->mtr = c->metering;
     s->cache = rt_cache_new();
-    s->pool = s->cache ? rt_pool_new(c->loop, c->workers, err, errlen) : NULL;
+    s->invs = srv_inv_store_new(0, 0, 0);
+    s->pool = s->cache && s->invs ? rt_pool_new(c->loop, c->workers, err, errlen) : NULL;
     if (!s->pool) {
-        if (!s->cache) snprintf(err, errlen, "out of memory");
+        if (!s->cache || !s->invs) snprintf(err, errlen, "out of memory");
+        srv_inv_store_free(s->invs);
         rt_cache_free(s->cache);
         free(s->domain);
         free(s);
@@ -977,6 +1064,7 @@ void srv_free(srv_t *s)
         free(c);
     }
     rt_cache_free(s->cache);
+    srv_inv_store_free(s->invs);
     free(s->domain);
     uv_close((uv_handle_t *)&s->tick, srv_on_handle_closed);
     uv_close((uv_handle_t *)&s->sweep, srv_on_handle_closed);

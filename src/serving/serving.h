@@ -20,6 +20,7 @@
 #include "common/http.h"
 #include "common/logring.h"
 #include "common/metrics.h"
+#include "metering/metering.h"
 
 typedef struct srv srv_t;
 
@@ -30,6 +31,7 @@ typedef struct srv_config {
     hs_limits_t limits;            /* data plane request limits */
     uint32_t queue_per_revision;   /* requests waiting beyond max-scale; default 100 */
     mx_registry_t *metrics;        /* where srv registers its metric families */
+    mtr_t *metering;               /* every invocation is recorded here; may be NULL */
     /* Reads a module by digest ("sha256:HEX") into a malloc'd buffer.
      * Returns 0, or -1 with a message. Called on the loop thread. */
     int (*load_blob)(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
@@ -81,5 +83,14 @@ lr_ring_t *srv_function_logs(srv_t *s, const char *name);
 /* Serves req as the data plane would for function `name` with PATH_INFO
  * path_info (used by the admin API's invoke endpoint). Ends the response. */
 void srv_invoke(srv_t *s, const char *name, const char *path_info, hs_req_t *req);
+
+/* Asynchronous invocation: a request carrying `Prefer: respond-async`
+ * (RFC 7240) is answered at once with 202, `Location:
+ * /v1/invocations/ID` and `Preference-Applied: respond-async`, and then
+ * runs like any other (queued, counted, logged, same timeout from
+ * arrival). Its outcome is kept (docs/serving.md says how long and how
+ * much). Returns the record as JSON (malloc'd; free it), or NULL when the
+ * id is unknown or was dropped. */
+char *srv_invocation_json(srv_t *s, const char *id);
 
 #endif
