@@ -55,7 +55,7 @@ const ratio = (a, b) => perRun((run) => {
 });
 const has = (sys, fn, metric) => results.some((r) => r.sys === sys && r.fn === fn && r.metric === metric);
 
-const fmtInt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '—');
+const fmtInt = (x) => (Number.isFinite(x) ? (x < 100 ? x.toFixed(1) : Math.round(x).toLocaleString('en-US')) : '—');
 const fmtMs = (us) => {
     if (!Number.isFinite(us)) return '—';
     const ms = us / 1000;
@@ -176,7 +176,7 @@ md.push('');
 // --- memory ---
 const MEM = [
     ['wasmfn', `resident set growth of \`wasmfn serve\` for ${meta.mem_n} warm instances of hello (\`--min-scale ${meta.mem_n}\`), ÷ ${meta.mem_n}`],
-    ['workerd-fresh', `resident set growth of \`workerd\` for ${meta.mem_n} live \`WebAssembly.Instance\`s of hello, ÷ ${meta.mem_n}`],
+    ['workerd', `resident set growth of \`workerd\` for ${meta.mem_n} live \`WebAssembly.Instance\`s of hello, ÷ ${meta.mem_n}`],
     ['node-wasi', 'peak resident set of one `node` process running hello (an instance is a process; shared pages counted in full)'],
     ['cgi-native', 'peak resident set of one native hello process (same caveat)'],
 ];

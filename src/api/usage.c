@@ -14,35 +14,14 @@
 
 #include "api/usage.h"
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes [s, s+n) into out (NUL-terminated). '+' stays '+': an
  * RFC 3339 offset ("+02:00") is more likely here than form encoding.
  * Returns -1 on a bad escape, %00, or a value longer than outlen - 1. */
 static int pct_decode(const char *s, size_t n, char *out, size_t outlen)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int h, l;
-            if (i + 2 >= n || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
-                return -1;
-            c = (char)(h * 16 + l);
-            if (c == 0) return -1;
-            i += 2;
-        }
-        if (o + 1 >= outlen) return -1;
-        out[o++] = c;
-    }
-    out[o] = 0;
-    return 0;
+    if (n >= outlen)
+        return -1; /* the decoded value is at most n bytes */
+    return hs_percent_decode(s, n, out) < 0 ? -1 : 0;
 }
 
 /* Finds key in the query string and decodes its value. Returns 1 when

@@ -80,6 +80,11 @@ void hs_respond_end(hs_req_t *r);
  * handler must still end the response (it is then discarded). */
 void hs_req_on_abort(hs_req_t *r, void (*cb)(hs_req_t *r, void *ud), void *ud);
 
+/* Percent-decodes in[0..len) into out, which must hold len + 1 bytes; out
+ * is NUL-terminated. '+' is left alone. Returns the decoded length, or -1
+ * for a malformed escape or an encoded NUL (%00). */
+long hs_percent_decode(const char *in, size_t len, char *out);
+
 /* Convenience: a JSON or text body with its Content-Type. */
 void hs_respond_json(hs_req_t *r, int status, const char *json);
 void hs_respond_text(hs_req_t *r, int status, const char *text);

@@ -18,7 +18,6 @@
 /* Decodes %XX escapes of in[0..len) into out (at least len+1 bytes,
  * NUL-terminated). '+' stays '+' (it means space only in query strings).
  * Returns the decoded length, or -1 for a malformed escape or %00. */
-long srv_percent_decode(const char *in, size_t len, char *out);
 
 /* Builds the CGI environment for a request, as DESIGN.md §3 and
  * docs/serving.md list it: REQUEST_METHOD, SCRIPT_NAME, PATH_INFO (given

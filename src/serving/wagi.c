@@ -19,35 +19,6 @@
 #include <string.h>
 #include <strings.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-long srv_percent_decode(const char *in, size_t len, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (in[i] != '%') {
-            out[o++] = in[i];
-            continue;
-        }
-        if (len - i < 3) return -1;
-        int hi = hexval(in[i + 1]);
-        int lo = hexval(in[i + 2]);
-        if (hi < 0 || lo < 0) return -1;
-        char c = (char)(hi * 16 + lo);
-        if (c == 0) return -1;
-        out[o++] = c;
-        i += 2;
-    }
-    out[o] = 0;
-    return (long)o;
-}
-
 /* ---- the environment ---------------------------------------------------- */
 
 /* The CGI name of a header: HTTP_ + the name upper-cased, every byte that
