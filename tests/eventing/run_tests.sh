@@ -355,7 +355,10 @@ kill -TERM "$HPID"
 rc=0
 wait_until 10 bash -c "! kill -0 $HPID 2>/dev/null" || rc=1
 wait "$HPID" 2>/dev/null
-check "SIGTERM drains and exits" bash -c "(( $rc == 0 )) && grep -q drained '$TMP/mem.log'"
+st=$?
+check "SIGTERM drains and exits 0 (status $st)" \
+    bash -c "(( $rc == 0 && $st == 0 )) && grep -q drained '$TMP/mem.log'"
+if ((st != 0)); then tail -30 "$TMP/mem.log"; fi
 
 echo "eventing: $pass passed, $fail failed"
 ((fail == 0))
