@@ -22,3 +22,6 @@ $(EV_HARNESS): tests/eventing/harness.c $(LIB)
 
 test-eventing: $(EV_HARNESS)
 	@HARNESS=$(EV_HARNESS) bash tests/eventing/run_tests.sh
+
+# `make asan` reruns it with the sanitizer build of the harness.
+ASAN_STEPS += test-eventing

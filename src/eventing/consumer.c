@@ -877,7 +877,7 @@ static void update_scale(ev_consumer_t *c, int64_t now)
 static void *consumer_main(void *arg)
 {
     ev_consumer_t *c = arg;
-    bool connected_once = false;
+    bool connected_once = false, down_logged = false;
     int64_t next_connect = 0;
     for (;;) {
         pthread_mutex_lock(&c->mu);
@@ -892,12 +892,15 @@ static void *consumer_main(void *arg)
             char err[256];
             c->rc = ev_redis_connect(c->host, c->port, err, sizeof err);
             if (!c->rc) {
-                fprintf(stderr, "eventing: %s %s: %s\n", c->is_trigger ? "trigger" : "source",
-                        c->name, err);
+                if (!down_logged) /* once per outage, not every second */
+                    fprintf(stderr, "eventing: %s %s: %s (retrying every second)\n",
+                            c->is_trigger ? "trigger" : "source", c->name, err);
+                down_logged = true;
                 next_connect = now + 1000;
             } else {
+                down_logged = false;
                 ensure_group(c);
-                if (!connected_once && c->rc)
+                if (0 && !connected_once && c->rc)
                     recover_own(c);
                 connected_once = true;
                 c->next_claim_ms = 0;
