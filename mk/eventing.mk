@@ -25,3 +25,18 @@ test-eventing: $(EV_HARNESS)
 
 # `make asan` reruns it with the sanitizer build of the harness.
 ASAN_STEPS += test-eventing
+
+# `make test-eventing-daemon`: eventing through the real daemon (`wasmfn serve
+# --redis`): PingSource, RedisStreamSource with retries and dead letters,
+# Broker ingress on the data plane, Trigger filters and reply events.
+EV_FNS := $(BUILD)/eventing-fns/evsink.wasm
+TEST_STEPS += test-eventing-daemon
+ASAN_STEPS += test-eventing-daemon
+.PHONY: test-eventing-daemon
+
+$(BUILD)/eventing-fns/%.wasm: tests/eventing/fns/%.c
+	@mkdir -p $(@D)
+	$(EXAMPLES_CC) $(EXAMPLES_CFLAGS) $< -o $@
+
+test-eventing-daemon: $(WASMFN) $(EV_FNS)
+	@WASMFN=$(WASMFN) EVSINK=$(EV_FNS) bash tests/eventing/daemon_tests.sh

@@ -37,6 +37,7 @@ struct api {
     srv_t *srv;
     mx_registry_t *mx;
     mtr_t *mtr;
+    ev_t *ev;
     char *data_url;
     bool ready;
     follower_t *followers; /* open logs?follow=1 streams */
@@ -369,8 +370,27 @@ static void handle_apply(api_t *a, hs_req_t *r)
                       off);
         return;
     }
-    api_service_t svc;
     char err[1024];
+    const cJSON *av = cJSON_GetObjectItemCaseSensitive(doc, "apiVersion");
+    const cJSON *kd = cJSON_GetObjectItemCaseSensitive(doc, "kind");
+    if (cJSON_IsString(av) && cJSON_IsString(kd) &&
+        ev_handles_kind(av->valuestring, kd->valuestring)) {
+        /* Eventing kinds: PingSource, RedisStreamSource, Broker, Trigger. */
+        if (!a->ev) {
+            cJSON_Delete(doc);
+            respond_error(r, 503, "eventing is not running");
+            return;
+        }
+        char out[4096];
+        int rc = ev_apply(a->ev, doc, out, sizeof out);
+        cJSON_Delete(doc);
+        if (rc != 0)
+            respond_error(r, 400, "%s", out);
+        else
+            hs_respond_json(r, 200, out);
+        return;
+    }
+    api_service_t svc;
     if (api_service_parse(doc, &svc, err, sizeof err) != 0) {
         cJSON_Delete(doc);
         respond_error(r, 400, "%s", err);
@@ -393,6 +413,51 @@ static void handle_apply(api_t *a, hs_req_t *r)
     for (uint32_t i = 0; i < svc.nwarnings; i++)
         cJSON_AddItemToArray(w, cJSON_CreateString(svc.warnings[i]));
     api_service_free(&svc);
+    respond_cjson(r, 200, o);
+}
+
+/* ---- Eventing ---------------------------------------------------------------- */
+
+/* GET /v1/eventing lists sources, brokers and triggers;
+ * DELETE /v1/eventing/KIND/NAME deletes one. */
+static void handle_eventing(api_t *a, hs_req_t *r, const char *p)
+{
+    if (!a->ev) {
+        respond_error(r, 503, "eventing is not running");
+        return;
+    }
+    if (strcmp(p, "/v1/eventing") == 0) {
+        if (!method_is(r, "GET") && !method_is(r, "HEAD"))
+            return respond_method_not_allowed(r, "GET, HEAD");
+        char *json = ev_list_json(a->ev);
+        if (!json) {
+            respond_error(r, 500, "out of memory");
+            return;
+        }
+        hs_respond_json(r, 200, json);
+        free(json);
+        return;
+    }
+    char kind[64], name[256];
+    const char *rest = p + 13;
+    const char *slash = strchr(rest, '/');
+    if (!slash || (size_t)(slash - rest) >= sizeof kind || strlen(slash + 1) >= sizeof name ||
+        !slash[1] || strchr(slash + 1, '/')) {
+        respond_error(r, 404, "use /v1/eventing/KIND/NAME");
+        return;
+    }
+    if (!method_is(r, "DELETE"))
+        return respond_method_not_allowed(r, "DELETE");
+    memcpy(kind, rest, (size_t)(slash - rest));
+    kind[slash - rest] = '\0';
+    snprintf(name, sizeof name, "%s", slash + 1);
+    if (ev_delete(a->ev, kind, name) != 0) {
+        respond_error(r, 404, "no %s named %s", kind, name);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "deleted", name);
+    cJSON_AddStringToObject(o, "kind", kind);
     respond_cjson(r, 200, o);
 }
 
@@ -616,6 +681,8 @@ static void handle_v1(api_t *a, hs_req_t *r)
     }
     if (strcmp(p, "/v1/usage") == 0)
         return api_usage_handle(a->mtr, r);
+    if (strcmp(p, "/v1/eventing") == 0 || strncmp(p, "/v1/eventing/", 13) == 0)
+        return handle_eventing(a, r, p);
     if (strcmp(p, "/v1/apply") == 0) {
         if (!method_is(r, "POST")) return respond_method_not_allowed(r, "POST");
         return handle_apply(a, r);
@@ -721,6 +788,7 @@ api_t *api_new(const api_config_t *c)
     a->srv = c->srv;
     a->mx = c->metrics;
     a->mtr = c->metering;
+    a->ev = c->eventing;
     a->data_url = strdup(c->data_url ? c->data_url : "");
     if (!a->data_url) {
         free(a);
@@ -730,6 +798,8 @@ api_t *api_new(const api_config_t *c)
 }
 
 void api_set_ready(api_t *a, bool ready) { a->ready = ready; }
+
+void api_set_eventing_gone(api_t *a) { if (a) a->ev = NULL; }
 
 void api_free(api_t *a)
 {

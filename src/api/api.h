@@ -15,6 +15,7 @@
 
 #include "common/http.h"
 #include "common/metrics.h"
+#include "eventing/eventing.h"
 #include "serving/serving.h"
 #include "metering/metering.h"
 #include "store/store.h"
@@ -27,6 +28,7 @@ typedef struct api_config {
     srv_t *srv;            /* borrowed */
     mx_registry_t *metrics; /* rendered by GET /metrics; borrowed */
     mtr_t *metering;       /* answers GET /v1/usage; borrowed, may be NULL */
+    ev_t *eventing;        /* PingSource, RedisStreamSource, Broker, Trigger; may be NULL */
     const char *data_url;  /* "http://127.0.0.1:8080", for FUNCTION.url; copied */
 } api_config_t;
 
@@ -44,6 +46,8 @@ int api_load_all(api_t *a, char *err, size_t errlen);
 
 /* What GET /readyz answers: 200 once set, 503 before and after. */
 void api_set_ready(api_t *a, bool ready);
+/* Eventing has been freed (after its drain): its endpoints answer 503. */
+void api_set_eventing_gone(api_t *a);
 
 /* Ends the open `logs?follow=1` streams, so the admin server can close. */
 void api_shutdown(api_t *a);

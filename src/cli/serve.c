@@ -26,6 +26,7 @@
 #include "cli/cli.h"
 #include "common/http.h"
 #include "common/metrics.h"
+#include "eventing/eventing.h"
 #include "serving/serving.h"
 #include "store/store.h"
 
@@ -53,6 +54,8 @@ void cli_serve_usage(FILE *out)
             "                      admin.token, the admin API's bearer token\n"
             "  --workers N         threads running guests (default: one per CPU)\n"
             "  --domain D          domain for Host routing (default localhost)\n"
+            "  --redis URL         redis://HOST:PORT backing brokers, so accepted events\n"
+            "                      survive a restart (default: brokers in memory)\n"
             "  --max-body SIZE     largest request body the data plane takes, e.g. 16Mi\n"
             "                      (default 16Mi; larger gets 413)\n"
             "  --billing-granularity D  billed duration is rounded up to this, 1us .. 1m\n"
@@ -66,7 +69,7 @@ void cli_serve_usage(FILE *out)
 }
 
 typedef struct serve_opts {
-    const char *listen, *admin, *data, *domain;
+    const char *listen, *admin, *data, *domain, *redis;
     uint32_t workers;
     uint64_t max_body;
     int64_t billing_granularity_ns;   /* 0 = metering's default (1 ms) */
@@ -80,6 +83,8 @@ typedef struct daemon_state {
     st_store_t *st;
     mx_registry_t *mx;
     mtr_t *mtr;
+    ev_t *ev;
+    char *data_url;     /* the data plane's base URL, for eventing's sinks */
     srv_t *srv;
     api_t *api;
     hs_server_t *admin;
@@ -126,6 +131,12 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
                 return -1;
             }
             o->data = v;
+        } else if ((v = opt_value(argc, argv, &i, "--redis", &missing))) {
+            if (strncmp(v, "redis://", 8) != 0 || !v[8]) {
+                fprintf(stderr, "wasmfn serve: --redis: '%s' is not redis://HOST:PORT\n", v);
+                return -1;
+            }
+            o->redis = v;
         } else if ((v = opt_value(argc, argv, &i, "--domain", &missing))) {
             o->domain = v;
         } else if ((v = opt_value(argc, argv, &i, "--workers", &missing))) {
@@ -219,6 +230,34 @@ static int load_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len,
     return st_blob_get(ud, digest, bytes, len, err, errlen) == ST_OK ? 0 : -1;
 }
 
+static void events_ingress(void *ud, const char *broker, hs_req_t *req)
+{
+    ev_broker_ingress(ud, broker, req);
+}
+
+/* Eventing's sinks: a Service ref is its data-plane URL. Called from
+ * eventing's threads; data_url is set before eventing starts and never
+ * changes, so no lock is needed. */
+static int sink_url(void *ud, const char *service, char *url, size_t len)
+{
+    daemon_state_t *d = ud;
+    int n = snprintf(url, len, "%s/fn/%s/", d->data_url, service);
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+static void on_ev_drained(void *ud)
+{
+    daemon_state_t *d = ud;
+    srv_set_events_ingress(d->srv, NULL, NULL);
+    ev_free(d->ev);
+    d->ev = NULL;
+    api_set_eventing_gone(d->api);
+    if (--d->pending > 0) return;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_stop(&d->loop);
+}
+
 static void on_drained(void *ud)
 {
     daemon_state_t *d = ud;
@@ -241,9 +280,11 @@ static void on_signal(uv_signal_t *h, int signum)
     fprintf(stderr, "wasmfn: %s: draining in-flight requests\n", strsignal(signum));
     api_set_ready(d->api, false);
     api_shutdown(d->api);
-    d->pending = 2;
+    d->pending = d->ev ? 3 : 2;
     hs_server_t *admin = d->admin;
     d->admin = NULL; /* hs_server_close frees it */
+    if (d->ev)
+        ev_drain(d->ev, on_ev_drained, d);
     srv_drain(d->srv, on_drained, d);
     hs_server_close(admin, on_drained, d);
 }
@@ -323,8 +364,26 @@ int cli_serve_main(int argc, char **argv)
         goto out;
     }
     data_url = url_of(o.listen, srv_port(d.srv));
+    d.data_url = data_url;
+    if (data_url) {
+        ev_config_t ec = {
+            .loop = &d.loop,
+            .data_dir = data,
+            .redis_url = o.redis,
+            .sink_url = sink_url,
+            .sink_ud = &d,
+            .metrics = d.mx,
+        };
+        d.ev = ev_new(&ec, err, sizeof err);
+        if (!d.ev) {
+            fprintf(stderr, "wasmfn serve: eventing: %s\n", err);
+            goto out;
+        }
+        srv_set_events_ingress(d.srv, events_ingress, d.ev);
+    }
     api_config_t ac = {
         .loop = &d.loop, .store = d.st, .srv = d.srv, .metrics = d.mx, .metering = d.mtr,
+        .eventing = d.ev,
         .data_url = data_url,
     };
     d.api = data_url ? api_new(&ac) : NULL;
@@ -370,6 +429,11 @@ out:
         d.admin = NULL;
     }
     api_free(d.api);
+    if (d.ev) {
+        /* Start-up failed after eventing started: stop it. */
+        ev_free(d.ev);
+        d.ev = NULL;
+    }
     if (d.srv) srv_free(d.srv);
     if (loop_ok) {
         /* Let the close callbacks of whatever srv_free closed run. */

@@ -132,6 +132,21 @@ void eng_module_import(const eng_module_t *m, uint32_t i, eng_extern_desc_t *out
 uint32_t eng_module_export_count(const eng_module_t *m);
 void eng_module_export(const eng_module_t *m, uint32_t i, eng_extern_desc_t *out);
 
+/* Compiled modules as bytes, so that a module need not be compiled again
+ * (src/engine/serialize.c; the format is in docs/engine.md). serialize
+ * writes a malloc'd buffer to *out (caller frees) and returns true, or
+ * false with a message. deserialize checks the bytes whole — format
+ * version, engine build, SHA-256, then every count, index, slot and branch
+ * — and returns a module equivalent to the one serialised (free with
+ * eng_module_free), or NULL with a message: "stale: ..." when it was made
+ * by another version or build of the engine (recompile then), anything
+ * else when it is damaged. It never trusts the bytes before checking them,
+ * but see serialize.c for what the checks cannot prove about a forged file
+ * with a valid hash. */
+bool eng_module_serialize(const eng_module_t *m, uint8_t **out, size_t *len, char *err,
+                          size_t errlen);
+eng_module_t *eng_module_deserialize(const uint8_t *buf, size_t len, char *err, size_t errlen);
+
 /* ---- Stores and execution contexts -------------------------------------- */
 
 eng_store_t *eng_store_new(void);
@@ -157,6 +172,15 @@ void eng_exec_interrupt(eng_exec_t *x);
  * host function that blocks (sleeps, waits for I/O) polls this and returns
  * ENG_TRAP_DEADLINE when it turns true. */
 bool eng_exec_should_stop(eng_exec_t *x);
+/* A scheduler's hook into the interpreter's interruption checks (every
+ * 10,000 function entries and loop back-edges: tens of microseconds of
+ * guest code at most). fn runs on the guest's thread just before the
+ * deadline check, with the guest paused between two instructions; it may
+ * switch the thread to other work (another fiber) and return later. It
+ * must not call into x. Used for time-slicing CPU-bound guests; NULL (the
+ * default) = no hook. Costs nothing between checks. */
+typedef void (*eng_yield_fn)(eng_exec_t *x, void *ud);
+void eng_exec_set_yield(eng_exec_t *x, eng_yield_fn fn, void *ud);
 /* After a trap: a one-line description, e.g. "integer divide by zero in
  * function 3 (fib)". Valid until the next call on x. */
 const char *eng_exec_trap_message(const eng_exec_t *x);

@@ -11,6 +11,7 @@
  *                segment initialisation, exports
  *   image.c      instance images (copy-on-write memory snapshots) and the
  *                process-wide pool of linear-memory reservations (slots)
+ *   serialize.c  compiled modules to bytes and back (checked on loading)
  */
 #ifndef WASMFN_ENGINE_INTERNAL_H
 #define WASMFN_ENGINE_INTERNAL_H
@@ -247,6 +248,11 @@ bool eng_compile_func(eng_module_t *m, uint32_t defined_index, const uint8_t *bo
 
 /* Frees the code of one compiled function. */
 void eng_code_func_free(eng_code_func_t *c);
+
+/* ---- Serialisation (serialize.c) ---- */
+
+/* True when every op has an operand shape in ops.h (a test checks it). */
+bool eng_serial_shapes_complete(void);
 
 /* Formats an error message; always returns false for convenience. */
 bool eng_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -23,7 +23,9 @@
  *
  * Runaway guests: function entries and backward branches decrement a
  * budget; when it runs out (every BUDGET events) the deadline and the
- * interrupt flag are checked, one clock read per BUDGET events.
+ * interrupt flag are checked, one clock read per BUDGET events. The exec's
+ * yield hook, when set, runs there first: the runtime's scheduler uses it
+ * to switch fibers when a guest's time slice is used up.
  */
 #include "engine/internal.h"
 #include "engine/ops.h"
@@ -59,6 +61,8 @@ struct eng_exec {
     uint32_t depth, max_depth;
     uint64_t deadline_ns;
     int interrupt;          /* accessed with __atomic builtins */
+    eng_yield_fn yield_fn;  /* called at interruption checks (may be NULL) */
+    void *yield_ud;
     eng_trap_t trap;
     int exit_code;
     char msg[ENG_ERR_MAX];
@@ -125,6 +129,12 @@ void eng_exec_free(eng_exec_t *x)
 }
 
 void eng_exec_set_deadline(eng_exec_t *x, uint64_t deadline_ns) { x->deadline_ns = deadline_ns; }
+
+void eng_exec_set_yield(eng_exec_t *x, eng_yield_fn fn, void *ud)
+{
+    x->yield_fn = fn;
+    x->yield_ud = ud;
+}
 
 void eng_exec_interrupt(eng_exec_t *x) { __atomic_store_n(&x->interrupt, 1, __ATOMIC_RELAXED); }
 
@@ -328,6 +338,8 @@ static INTERP_ATTR eng_trap_t run(eng_exec_t *x, eng_func_t *f, eng_val_t *fp, c
     do {                                                                                           \
         if (UNLIKELY(--budget <= 0)) {                                                             \
             budget = BUDGET;                                                                       \
+            if (x->yield_fn)                                                                       \
+                x->yield_fn(x, x->yield_ud);                                                       \
             if (eng_exec_should_stop(x))                                                               \
                 TRAP(ENG_TRAP_DEADLINE);                                                           \
         }                                                                                          \

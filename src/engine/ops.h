@@ -85,4 +85,77 @@ enum eng_op {
 /* The handler address of every op (interp.c). */
 const void *const *eng_interp_handlers(void);
 
+/* Operand shapes, for the serialiser (serialize.c), which must find every
+ * instruction boundary and check every operand of code it did not compile.
+ * S(name, shape) for every op the compiler emits (OP_exit is only ever in
+ * the interpreter's exit stub). A shape is two characters per operand word,
+ * in order; a word is either two 32-bit halves (LO char, HI char) or, when
+ * the second char is '_', one 64-bit value:
+ *   halves:  s slot   a call's argument slot (<= frame size)   i any
+ *            - unused f function   t type   T table   F funcref table
+ *            g global   G mutable global   d data segment   e element
+ *            segment   n br_table label count (n + 1 'R_' words follow)
+ *   words:   S_ slot   I_ any   O_ memory offset (32 bits)   R_ branch
+ *            offset   T_ table   D_ data segment   E_ element segment
+ * The instruction's length is 1 + strlen(shape) / 2 words (br_table adds
+ * its labels). A new op needs a line here: serialize.c refuses to run (and
+ * tests/engine/test_serialize.c fails) while any op lacks one, and a length
+ * that disagrees with interp.c's `pc +=` makes the serialiser's walk miss
+ * an instruction start, which it reports. */
+#define ENG_OP_SHAPES(S)                                                                          \
+    S(unreachable, "") S(br, "R_") S(br_if, "S_R_") S(br_unless, "S_R_") S(br_table, "sn")    \
+    S(ret, "") S(ret1, "S_") S(call, "fa") S(call_indirect, "taFs") S(copy, "ss")             \
+    S(const32, "si") S(const64, "S_I_") S(select, "ssss") S(global_get, "sg")                 \
+    S(global_set, "Gs") S(ld8s, "ssO_") S(ld8u, "ssO_") S(ld16s, "ssO_") S(ld16u, "ssO_")     \
+    S(ld32s, "ssO_") S(ld32u, "ssO_") S(ld64, "ssO_") S(st8, "ssO_") S(st16, "ssO_")          \
+    S(st32, "ssO_") S(st64, "ssO_") S(mem_size, "S_") S(mem_grow, "ss") S(mem_fill, "ssS_")   \
+    S(mem_copy, "ssS_") S(mem_init, "sssd") S(data_drop, "D_") S(tbl_get, "ssT_")             \
+    S(tbl_set, "ssT_") S(tbl_size, "sT") S(tbl_grow, "sssT") S(tbl_fill, "sssT")              \
+    S(tbl_copy, "ssS_TT") S(tbl_init, "ssseT_") S(elem_drop, "E_") S(ref_func, "sf")          \
+    S(ref_is_null, "ss") S(eqz32, "ss") S(eq32, "ssS_") S(ne32, "ssS_") S(lts32, "ssS_")      \
+    S(ltu32, "ssS_") S(gts32, "ssS_") S(gtu32, "ssS_") S(les32, "ssS_") S(leu32, "ssS_")      \
+    S(ges32, "ssS_") S(geu32, "ssS_") S(clz32, "ss") S(ctz32, "ss") S(popcnt32, "ss")         \
+    S(add32, "ssS_") S(sub32, "ssS_") S(mul32, "ssS_") S(divs32, "ssS_") S(divu32, "ssS_")    \
+    S(rems32, "ssS_") S(remu32, "ssS_") S(and32, "ssS_") S(or32, "ssS_") S(xor32, "ssS_")     \
+    S(shl32, "ssS_") S(shrs32, "ssS_") S(shru32, "ssS_") S(rotl32, "ssS_") S(rotr32, "ssS_")  \
+    S(eqz64, "ss") S(eq64, "ssS_") S(ne64, "ssS_") S(lts64, "ssS_") S(ltu64, "ssS_")          \
+    S(gts64, "ssS_") S(gtu64, "ssS_") S(les64, "ssS_") S(leu64, "ssS_") S(ges64, "ssS_")      \
+    S(geu64, "ssS_") S(clz64, "ss") S(ctz64, "ss") S(popcnt64, "ss") S(add64, "ssS_")         \
+    S(sub64, "ssS_") S(mul64, "ssS_") S(divs64, "ssS_") S(divu64, "ssS_") S(rems64, "ssS_")   \
+    S(remu64, "ssS_") S(and64, "ssS_") S(or64, "ssS_") S(xor64, "ssS_") S(shl64, "ssS_")      \
+    S(shrs64, "ssS_") S(shru64, "ssS_") S(rotl64, "ssS_") S(rotr64, "ssS_") S(eqf32, "ssS_")  \
+    S(nef32, "ssS_") S(ltf32, "ssS_") S(gtf32, "ssS_") S(lef32, "ssS_") S(gef32, "ssS_")      \
+    S(absf32, "ss") S(negf32, "ss") S(ceilf32, "ss") S(floorf32, "ss") S(truncf32, "ss")      \
+    S(nearestf32, "ss") S(sqrtf32, "ss") S(addf32, "ssS_") S(subf32, "ssS_")                  \
+    S(mulf32, "ssS_") S(divf32, "ssS_") S(minf32, "ssS_") S(maxf32, "ssS_")                   \
+    S(copysignf32, "ssS_") S(eqf64, "ssS_") S(nef64, "ssS_") S(ltf64, "ssS_")                 \
+    S(gtf64, "ssS_") S(lef64, "ssS_") S(gef64, "ssS_") S(absf64, "ss") S(negf64, "ss")        \
+    S(ceilf64, "ss") S(floorf64, "ss") S(truncf64, "ss") S(nearestf64, "ss")                  \
+    S(sqrtf64, "ss") S(addf64, "ssS_") S(subf64, "ssS_") S(mulf64, "ssS_") S(divf64, "ssS_")  \
+    S(minf64, "ssS_") S(maxf64, "ssS_") S(copysignf64, "ssS_") S(i32_trunc_f32_s, "ss")       \
+    S(i32_trunc_f32_u, "ss") S(i32_trunc_f64_s, "ss") S(i32_trunc_f64_u, "ss")                \
+    S(i64_extend_i32_s, "ss") S(i64_extend_i32_u, "ss") S(i64_trunc_f32_s, "ss")              \
+    S(i64_trunc_f32_u, "ss") S(i64_trunc_f64_s, "ss") S(i64_trunc_f64_u, "ss")                \
+    S(f32_convert_i32_s, "ss") S(f32_convert_i32_u, "ss") S(f32_convert_i64_s, "ss")          \
+    S(f32_convert_i64_u, "ss") S(f32_demote_f64, "ss") S(f64_convert_i32_s, "ss")             \
+    S(f64_convert_i32_u, "ss") S(f64_convert_i64_s, "ss") S(f64_convert_i64_u, "ss")          \
+    S(f64_promote_f32, "ss") S(i32_extend8_s, "ss") S(i32_extend16_s, "ss")                   \
+    S(i64_extend8_s, "ss") S(i64_extend16_s, "ss") S(i32_trunc_sat_f32_s, "ss")               \
+    S(i32_trunc_sat_f32_u, "ss") S(i32_trunc_sat_f64_s, "ss") S(i32_trunc_sat_f64_u, "ss")    \
+    S(i64_trunc_sat_f32_s, "ss") S(i64_trunc_sat_f32_u, "ss") S(i64_trunc_sat_f64_s, "ss")    \
+    S(i64_trunc_sat_f64_u, "ss") S(add32i, "ssI_") S(sub32i, "ssI_") S(mul32i, "ssI_")        \
+    S(and32i, "ssI_") S(or32i, "ssI_") S(xor32i, "ssI_") S(shl32i, "ssI_")                    \
+    S(shrs32i, "ssI_") S(shru32i, "ssI_") S(eq32i, "ssI_") S(ne32i, "ssI_")                   \
+    S(lts32i, "ssI_") S(ltu32i, "ssI_") S(gts32i, "ssI_") S(gtu32i, "ssI_")                   \
+    S(les32i, "ssI_") S(leu32i, "ssI_") S(ges32i, "ssI_") S(geu32i, "ssI_")                   \
+    S(add64i, "ssI_") S(sub64i, "ssI_") S(and64i, "ssI_") S(or64i, "ssI_") S(xor64i, "ssI_")  \
+    S(shl64i, "ssI_") S(shrs64i, "ssI_") S(shru64i, "ssI_") S(br_eqz32, "-sR_")               \
+    S(br_eq32, "-sS_R_") S(br_ne32, "-sS_R_") S(br_lts32, "-sS_R_") S(br_ltu32, "-sS_R_")     \
+    S(br_gts32, "-sS_R_") S(br_gtu32, "-sS_R_") S(br_les32, "-sS_R_") S(br_leu32, "-sS_R_")   \
+    S(br_ges32, "-sS_R_") S(br_geu32, "-sS_R_") S(br_eq32i, "-sI_R_") S(br_ne32i, "-sI_R_")   \
+    S(br_lts32i, "-sI_R_") S(br_ltu32i, "-sI_R_") S(br_gts32i, "-sI_R_")                      \
+    S(br_gtu32i, "-sI_R_") S(br_les32i, "-sI_R_") S(br_leu32i, "-sI_R_")                      \
+    S(br_ges32i, "-sI_R_") S(br_geu32i, "-sI_R_")
+
+
 #endif

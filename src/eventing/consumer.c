@@ -78,7 +78,7 @@ struct ev_consumer {
     pthread_t thread;
     pthread_mutex_t mu; /* guards everything below up to the thread-only part */
     pthread_cond_t cv;
-    bool stop;
+    bool stop, forget; /* forget: destroy the consumer group on the way out */
     item_t *done, *done_tail;
     ev_event_t **mem;   /* memory feed: ring of queued events */
     size_t mem_head, mem_len, mem_cap;
@@ -900,7 +900,7 @@ static void *consumer_main(void *arg)
             } else {
                 down_logged = false;
                 ensure_group(c);
-                if (0 && !connected_once && c->rc)
+                if (!connected_once && c->rc)
                     recover_own(c);
                 connected_once = true;
                 c->next_claim_ms = 0;
@@ -1001,6 +1001,15 @@ static void *consumer_main(void *arg)
         if (c->memory && c->mem_len && c->parallel == 0)
             c->next_backlog_ms = 0;
         pthread_mutex_unlock(&c->mu);
+    }
+    if (c->forget && c->rc) {
+        /* A deleted trigger: its group and attempt counters go too, so a
+         * trigger created later under the same name starts afresh. */
+        const char *a1[] = {"XGROUP", "DESTROY", c->stream, c->group, NULL};
+        const char *a2[] = {"DEL", c->attempts_key, NULL};
+        freeReplyObject(cmdv(c->rc, a1));
+        if (c->rc && !c->rc->err)
+            freeReplyObject(cmdv(c->rc, a2));
     }
     /* Retries still waiting stay pending in Redis (or are lost in memory). */
     while (c->retry) {
@@ -1121,10 +1130,11 @@ int ev_consumer_push(ev_consumer_t *c, const ev_event_t *e)
     return 0;
 }
 
-void ev_consumer_stop(ev_consumer_t *c)
+void ev_consumer_stop(ev_consumer_t *c, bool forget)
 {
     pthread_mutex_lock(&c->mu);
     c->stop = true;
+    c->forget = forget;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }

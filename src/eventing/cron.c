@@ -12,7 +12,9 @@
  * Time zones: the C library only converts through the process-wide TZ, so
  * a computation takes tz_lock, sets TZ to the schedule's zone, and puts the
  * old value back before releasing it. Only this file changes TZ; the rest
- * of wasmfn writes UTC times (gmtime), which TZ does not affect.
+ * of wasmfn writes UTC times (gmtime), which TZ does not affect. (A reader
+ * of local time elsewhere could see a schedule's zone for the few
+ * microseconds a computation takes; wasmfn has none.)
  *
  * DST semantics (ISC cron's): for a schedule with a fixed hour, a wall time
  * skipped by the spring-forward fires at the first instant after the gap,
@@ -363,16 +365,19 @@ int64_t ev_cron_next(const ev_cron_t *c, int64_t after_ms, int64_t anchor_ms)
     }
     time_t t = (time_t)(after_ms >= 0 ? after_ms / 1000 : (after_ms - 999) / 1000) + 1;
     pthread_mutex_lock(&tz_lock);
+    /* Other threads may read the environment (libcurl looks up proxy
+     * variables), so TZ is only ever replaced in place, never added or
+     * removed after the first time: adding or removing a variable can move
+     * the environ array under a concurrent getenv, replacing one cannot.
+     * An unset TZ becomes ":/etc/localtime", which means the same. */
     const char *old = getenv("TZ");
-    char *saved = old ? strdup(old) : NULL;
+    char *saved = strdup(old ? old : ":/etc/localtime");
     setenv("TZ", c->tz[0] ? c->tz : "UTC", 1);
     tzset();
     int64_t r = next_locked(c, t);
     if (saved) {
         setenv("TZ", saved, 1);
         free(saved);
-    } else {
-        unsetenv("TZ");
     }
     tzset();
     pthread_mutex_unlock(&tz_lock);

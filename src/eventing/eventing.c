@@ -186,10 +186,10 @@ static void timer_closed(uv_handle_t *h)
         free(ev);
 }
 
-static void obj_free(obj_t *o)
+static void obj_free(obj_t *o, bool deleted)
 {
     if (o->consumer)
-        ev_consumer_stop(o->consumer);
+        ev_consumer_stop(o->consumer, deleted && o->kind == OBJ_TRIGGER);
     if (o->timer) {
         uv_timer_stop(o->timer);
         o->timer->data = o->ev;
@@ -706,11 +706,11 @@ static int apply_doc(ev_t *ev, const cJSON *doc, bool persist, bool *created, cJ
     o->doc = text;
     snprintf(o->name, sizeof o->name, "%s", name);
     if (obj_parse(ev, o, doc, warnings, err, errlen)) {
-        obj_free(o);
+        obj_free(o, false);
         return -1;
     }
     if (persist && db_put(ev, o)) {
-        obj_free(o);
+        obj_free(o, false);
         FAIL("cannot save %s %s: %s", kinds[k].kind, name, sqlite3_errmsg(ev->db));
     }
     /* Swap under the write lock, then start outside it. */
@@ -724,7 +724,7 @@ static int apply_doc(ev_t *ev, const cJSON *doc, bool persist, bool *created, cJ
     ev->objs = o;
     pthread_rwlock_unlock(&ev->objs_lock);
     if (old)
-        obj_free(old);
+        obj_free(old, false);
     *created = true;
     if (obj_start(ev, o, doc, err, errlen))
         return -1;
@@ -734,7 +734,7 @@ static int apply_doc(ev_t *ev, const cJSON *doc, bool persist, bool *created, cJ
             if (t->kind != OBJ_TRIGGER || t->has_delivery || strcmp(t->broker, name) != 0)
                 continue;
             if (t->consumer)
-                ev_consumer_stop(t->consumer);
+                ev_consumer_stop(t->consumer, false);
             t->consumer = NULL;
             cJSON *tdoc = cJSON_Parse(t->doc);
             char e2[256];
@@ -799,7 +799,7 @@ int ev_delete(ev_t *ev, const char *kind, const char *name)
             mx_family_remove_first_label(fp, name);
         }
     }
-    obj_free(o);
+    obj_free(o, true);
     return 0;
 }
 
@@ -1176,7 +1176,7 @@ static void stop_everything(ev_t *ev)
     pthread_rwlock_unlock(&ev->objs_lock);
     while (o) {
         obj_t *next = o->next;
-        obj_free(o);
+        obj_free(o, false);
         o = next;
     }
 }

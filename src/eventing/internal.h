@@ -239,8 +239,9 @@ ev_consumer_t *ev_consumer_start(ev_t *ev, const ev_consumer_config_t *cfg);
 /* Memory feeds: queues a copy. Returns 0, or -1 when the queue is full. */
 int ev_consumer_push(ev_consumer_t *c, const ev_event_t *e);
 /* Asks the thread to stop; it finishes in-flight attempts, then exits and
- * frees itself. */
-void ev_consumer_stop(ev_consumer_t *c);
+ * frees itself. forget: the object was deleted — drop its Redis consumer
+ * group (triggers only: a source's group belongs to the user's stream). */
+void ev_consumer_stop(ev_consumer_t *c, bool forget);
 /* Backlog and parallelism now (for status). */
 void ev_consumer_stats(ev_consumer_t *c, long *backlog, int *parallel, long *delivered,
                        long *dead_lettered);

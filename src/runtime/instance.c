@@ -36,6 +36,16 @@ struct rt_instance {
     eng_func_t *start;
 };
 
+/* poll_oneoff's clock waits on a pool fiber park the fiber (ud is the
+ * exec the guest runs on) instead of sleeping the worker thread. */
+static int sleep_hook(void *ud, uint64_t until_ns) { return rt_sleep_until(ud, until_ns); }
+
+static void set_sleep(wasi_ctx_t *w, eng_exec_t *x)
+{
+    if (rt_in_fiber()) wasi_ctx_set_sleep(w, sleep_hook, x);
+    else wasi_ctx_set_sleep(w, NULL, NULL);
+}
+
 static long discard_output(void *ud, const uint8_t *data, size_t len)
 {
     (void)ud;
@@ -78,6 +88,7 @@ rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t
     } else {
         eng_exec_set_deadline(x, cfg->deadline_ns);
         wasi_ctx_set_deadline(i->wasi, cfg->deadline_ns);
+        set_sleep(i->wasi, x);
         i->inst = eng_instance_new(i->store, m, imports, nimp, x, err, errlen);
         eng_exec_set_deadline(x, 0);
     }
@@ -176,14 +187,20 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
     wasi_ctx_set_output(i->wasi, 2, capture_stderr, cap);
     eng_exec_set_deadline(x, rq->deadline_ns);
     wasi_ctx_set_deadline(i->wasi, rq->deadline_ns);
+    set_sleep(i->wasi, x);
 
+    /* On a fiber the thread also runs other guests while this one is
+     * parked: their share is subtracted. */
     struct timespec cpu0, cpu1;
+    uint64_t foreign0 = rt_fiber_foreign_cpu_ns();
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
     eng_trap_t t = eng_call(x, i->start, NULL, NULL);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+    uint64_t foreign = rt_fiber_foreign_cpu_ns() - foreign0;
     eng_exec_set_deadline(x, 0);
     capture_flush_line(cap);
-    res->cpu_ns = (uint64_t)((cpu1.tv_sec - cpu0.tv_sec) * 1000000000LL + (cpu1.tv_nsec - cpu0.tv_nsec));
+    uint64_t cpu = (uint64_t)((cpu1.tv_sec - cpu0.tv_sec) * 1000000000LL + (cpu1.tv_nsec - cpu0.tv_nsec));
+    res->cpu_ns = cpu > foreign ? cpu - foreign : 0;
     eng_memory_t *mem = eng_instance_memory(i->inst);
     res->peak_memory_bytes = mem ? eng_memory_size(mem) : 0;
     res->trap = t;

@@ -1,16 +1,44 @@
 /*
- * pool.c — the worker threads that run guest code (runtime.h).
+ * pool.c — the worker threads that run guest code (runtime.h), each a
+ * scheduler of fibers.
  *
  * A guest may run for seconds, so it must never run on the event loop
  * thread. Jobs wait in two FIFO lists — urgent (requests) and background
- * (warming instances) — under one mutex with a condition variable; a
- * worker takes the oldest urgent job, else the oldest background one.
- * Finished jobs go on a completion list and the loop is woken with
- * uv_async_send (which coalesces, so one wake-up may deliver many).
+ * (warming instances) — under one mutex with a condition variable. A
+ * worker takes the oldest urgent job, else the oldest background one, and
+ * runs it on a fiber of its own (fiber.h: a small stack with a guard page,
+ * plus an eng_exec_t), so the job can stop half-way without holding the
+ * thread:
  *
- * The one lock (`mu`) guards both lists, the completion list and every
- * job's `state` and `exec`, which is what makes rt_pool_cancel and
- * rt_pool_interrupt race-free against a worker picking the job up.
+ *   - a guest sleeping in poll_oneoff (the WASI sleep hook calls
+ *     rt_sleep_until) is put in the worker's sleepers, a binary heap
+ *     ordered by wake time, and the worker runs something else;
+ *   - a CPU-bound guest is switched out at the engine's interruption
+ *     checks (the exec's yield hook) once it has run RT_SLICE_NS and
+ *     something else is waiting: a ready fiber, a sleeper whose time has
+ *     come, or a new job.
+ *
+ * The scheduler loop, per worker: move due sleepers to the ready list;
+ * then alternate between starting a new job and resuming the oldest ready
+ * fiber (new work cannot starve parked guests, nor the reverse); with
+ * neither, wait on the condition variable until the next wake time or new
+ * work. Fibers stay on the worker that started them (fiber.h says why), so
+ * ready lists and heaps are per worker; the lock is still the one pool
+ * mutex, because rt_pool_interrupt (loop thread) must be able to wake a
+ * parked guest. Finished jobs go on a completion list and the loop is
+ * woken with uv_async_send (which coalesces, so one wake-up may deliver
+ * many).
+ *
+ * The one lock (`mu`) guards the job lists, the completion list, every
+ * job's `state`, `exec` and `task`, every task's `state`, and each
+ * worker's ready list, heap and `running`. A task's fiber and exec are
+ * touched only by its own worker thread. Finished tasks (fiber stack +
+ * exec) are kept in a small per-worker cache, so starting a job maps
+ * nothing in the common case.
+ *
+ * If a fiber cannot be made (out of memory, or of mappings), the job runs
+ * directly on the worker thread with the worker's own exec, as before
+ * fibers: slower to share, never lost.
  */
 #define _GNU_SOURCE
 #include "runtime/runtime.h"
@@ -19,20 +47,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "runtime/fiber.h"
+
+/* Finished tasks kept per worker for reuse. Each holds a fiber stack and
+ * an exec whose touched pages stay resident, so the cache is small. */
+#define TASK_CACHE_MAX 64
+
 enum { JOB_IDLE, JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
+enum { TASK_RUNNING, TASK_READY, TASK_SLEEPING };
+
+typedef struct worker worker_t;
+
+typedef struct task {
+    rt_fiber_t *fiber;
+    eng_exec_t *exec;
+    worker_t *w;
+    rt_job_t *job;
+    int state;                /* TASK_*; guarded by mu */
+    uint64_t wake_ns;         /* while sleeping */
+    uint32_t heap_idx;        /* while sleeping: its index in w->heap */
+    uint64_t slice_start_ns;  /* when it was last resumed */
+    uint64_t foreign_cpu_ns;  /* thread CPU spent elsewhere while switched out */
+    struct task *next;        /* ready list or spare cache */
+} task_t;
+
+typedef struct task_list {
+    task_t *head, *tail;
+} task_list_t;
 
 typedef struct job_list {
     rt_job_t *head, *tail;
 } job_list_t;
 
-typedef struct worker {
+struct worker {
     rt_pool_t *pool;
     pthread_t thread;
-    eng_exec_t *exec;
+    eng_exec_t *exec;         /* for jobs that could not get a fiber */
     bool started;
-} worker_t;
+    task_list_t ready;        /* guarded by mu */
+    task_t **heap;            /* sleepers, min-heap on wake_ns; guarded by mu */
+    uint32_t nheap, heap_cap; /* heap_cap >= nlive always, so a push never fails */
+    uint32_t nlive;           /* tasks holding a job; guarded by mu */
+    task_t *running;          /* guarded by mu */
+    bool new_turn;            /* next pick: a new job before a ready task */
+    task_t *spare;            /* worker thread only */
+    uint32_t nspare;
+};
 
 struct rt_pool {
     uv_loop_t *loop;
@@ -44,6 +107,11 @@ struct rt_pool {
     uint32_t nworkers;
     worker_t *workers;
 };
+
+/* The task running on this thread, if any. */
+static __thread task_t *task_now;
+
+/* ---- lists and the sleepers' heap --------------------------------------- */
 
 static void list_push(job_list_t *l, rt_job_t *j)
 {
@@ -78,34 +146,332 @@ static bool list_remove(job_list_t *l, rt_job_t *j)
     return false;
 }
 
+static void tlist_push(task_list_t *l, task_t *t)
+{
+    t->next = NULL;
+    if (l->tail) l->tail->next = t;
+    else l->head = t;
+    l->tail = t;
+}
+
+static task_t *tlist_pop(task_list_t *l)
+{
+    task_t *t = l->head;
+    if (t) {
+        l->head = t->next;
+        if (!l->head) l->tail = NULL;
+        t->next = NULL;
+    }
+    return t;
+}
+
+static void heap_set(worker_t *w, uint32_t i, task_t *t)
+{
+    w->heap[i] = t;
+    t->heap_idx = i;
+}
+
+static void heap_up(worker_t *w, uint32_t i)
+{
+    task_t *t = w->heap[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (w->heap[parent]->wake_ns <= t->wake_ns) break;
+        heap_set(w, i, w->heap[parent]);
+        i = parent;
+    }
+    heap_set(w, i, t);
+}
+
+static void heap_down(worker_t *w, uint32_t i)
+{
+    task_t *t = w->heap[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= w->nheap) break;
+        if (c + 1 < w->nheap && w->heap[c + 1]->wake_ns < w->heap[c]->wake_ns) c++;
+        if (t->wake_ns <= w->heap[c]->wake_ns) break;
+        heap_set(w, i, w->heap[c]);
+        i = c;
+    }
+    heap_set(w, i, t);
+}
+
+static void heap_push(worker_t *w, task_t *t)
+{
+    heap_set(w, w->nheap++, t);
+    heap_up(w, w->nheap - 1);
+}
+
+static void heap_remove(worker_t *w, task_t *t)
+{
+    uint32_t i = t->heap_idx;
+    task_t *last = w->heap[--w->nheap];
+    if (i == w->nheap) return;
+    heap_set(w, i, last);
+    heap_up(w, i);
+    heap_down(w, last->heap_idx);
+}
+
+/* ---- switching out of a fiber ------------------------------------------- */
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Called on the fiber after it has put itself on the ready list or in the
+ * heap (under mu): back to the scheduler until resumed. */
+static void task_switch_out(task_t *t)
+{
+    uint64_t out = thread_cpu_ns();
+    rt_fiber_suspend(t->fiber);
+    t->foreign_cpu_ns += thread_cpu_ns() - out;
+}
+
+/* The exec's yield hook: the time slice. */
+static void task_yield(eng_exec_t *x, void *ud)
+{
+    task_t *t = ud;
+    if (task_now != t) return; /* the exec is being used off its fiber */
+    uint64_t now = eng_now_ns();
+    if (now - t->slice_start_ns < RT_SLICE_NS) return;
+    worker_t *w = t->w;
+    rt_pool_t *p = w->pool;
+    pthread_mutex_lock(&p->mu);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        eng_exec_interrupt(x);
+        return;
+    }
+    bool others = w->ready.head || (w->nheap && w->heap[0]->wake_ns <= now) || p->urgent.head ||
+                  p->background.head;
+    if (!others) {
+        pthread_mutex_unlock(&p->mu);
+        t->slice_start_ns = now;
+        return;
+    }
+    t->state = TASK_READY;
+    tlist_push(&w->ready, t);
+    pthread_mutex_unlock(&p->mu);
+    task_switch_out(t);
+}
+
+bool rt_in_fiber(void) { return task_now != NULL; }
+
+uint64_t rt_fiber_foreign_cpu_ns(void) { return task_now ? task_now->foreign_cpu_ns : 0; }
+
+int rt_sleep_until(eng_exec_t *x, uint64_t until_ns)
+{
+    task_t *t = task_now;
+    for (;;) {
+        if (eng_exec_should_stop(x)) return -1;
+        uint64_t now = eng_now_ns();
+        if (now >= until_ns) return 0;
+        if (!t) {
+            uint64_t d = until_ns - now;
+            if (d > 10000000u) d = 10000000u;
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)d};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        rt_pool_t *p = t->w->pool;
+        pthread_mutex_lock(&p->mu);
+        if (p->stopping) {
+            pthread_mutex_unlock(&p->mu);
+            eng_exec_interrupt(x);
+            return -1;
+        }
+        t->wake_ns = until_ns;
+        t->state = TASK_SLEEPING;
+        heap_push(t->w, t);
+        pthread_mutex_unlock(&p->mu);
+        task_switch_out(t);
+    }
+}
+
+/* ---- the scheduler ------------------------------------------------------ */
+
+static void task_main(void *arg)
+{
+    task_t *t = arg;
+    t->job->work(t->job, t->exec);
+}
+
+/* A finished task: a spare for the next job, or freed. Worker thread. */
+static void task_put(worker_t *w, task_t *t)
+{
+    t->job = NULL;
+    if (w->nspare < TASK_CACHE_MAX) {
+        t->next = w->spare;
+        w->spare = t;
+        w->nspare++;
+        return;
+    }
+    rt_fiber_free(t->fiber);
+    eng_exec_free(t->exec);
+    free(t);
+}
+
+static task_t *task_get(worker_t *w)
+{
+    task_t *t = w->spare;
+    if (t) {
+        w->spare = t->next;
+        w->nspare--;
+        t->next = NULL;
+        t->foreign_cpu_ns = 0;
+        return t;
+    }
+    char err[128];
+    t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->w = w;
+    /* Under AddressSanitizer every C frame is several times larger. */
+#if defined(__SANITIZE_ADDRESS__)
+    size_t stack = (size_t)RT_FIBER_STACK_BYTES * 4;
+#else
+    size_t stack = RT_FIBER_STACK_BYTES;
+#endif
+    t->fiber = rt_fiber_new(stack, err, sizeof err);
+    t->exec = t->fiber ? eng_exec_new(RT_FIBER_EXEC_BYTES) : NULL;
+    if (!t->exec) {
+        rt_fiber_free(t->fiber);
+        free(t);
+        return NULL;
+    }
+    eng_exec_set_yield(t->exec, task_yield, t);
+    return t;
+}
+
+/* Hands a finished job to the loop. Called without mu. */
+static void job_finish(rt_pool_t *p, rt_job_t *j)
+{
+    pthread_mutex_lock(&p->mu);
+    j->state = JOB_FINISHED;
+    j->exec = NULL;
+    j->task = NULL;
+    list_push(&p->finished, j);
+    pthread_mutex_unlock(&p->mu);
+    uv_async_send(&p->async);
+}
+
+/* Runs t until it parks or finishes. Called without mu; t->state is
+ * TASK_RUNNING and w->running == t. */
+static void task_run(worker_t *w, task_t *t)
+{
+    task_now = t;
+    t->slice_start_ns = eng_now_ns();
+    rt_fiber_resume(t->fiber);
+    task_now = NULL;
+    rt_pool_t *p = w->pool;
+    pthread_mutex_lock(&p->mu);
+    w->running = NULL;
+    bool finished = rt_fiber_finished(t->fiber);
+    if (finished) w->nlive--;
+    pthread_mutex_unlock(&p->mu);
+    if (finished) {
+        rt_job_t *j = t->job;
+        task_put(w, t);
+        job_finish(p, j);
+    }
+}
+
+/* Starts job j (already JOB_RUNNING) on a new task. Called without mu. */
+static void worker_start(worker_t *w, rt_job_t *j)
+{
+    rt_pool_t *p = w->pool;
+    task_t *t = task_get(w);
+    pthread_mutex_lock(&p->mu);
+    if (t && w->nlive + 1 > w->heap_cap) {
+        uint32_t cap = w->heap_cap ? w->heap_cap * 2 : 64;
+        task_t **h = realloc(w->heap, cap * sizeof *h);
+        if (h) {
+            w->heap = h;
+            w->heap_cap = cap;
+        }
+    }
+    if (!t || w->nlive + 1 > w->heap_cap) {
+        /* No fiber: run it right here, holding the thread. */
+        j->exec = w->exec;
+        pthread_mutex_unlock(&p->mu);
+        if (t) task_put(w, t);
+        j->work(j, w->exec);
+        job_finish(p, j);
+        return;
+    }
+    t->job = j;
+    t->state = TASK_RUNNING;
+    j->exec = t->exec;
+    j->task = t;
+    w->nlive++;
+    w->running = t;
+    pthread_mutex_unlock(&p->mu);
+    rt_fiber_start(t->fiber, task_main, t);
+    task_run(w, t);
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     rt_pool_t *p = w->pool;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stopping && !p->urgent.head && !p->background.head)
+        uint64_t now = eng_now_ns();
+        while (w->nheap && w->heap[0]->wake_ns <= now) {
+            task_t *t = w->heap[0];
+            heap_remove(w, t);
+            t->state = TASK_READY;
+            tlist_push(&w->ready, t);
+        }
+        bool have_new = !p->stopping && (p->urgent.head || p->background.head);
+        if (have_new && (!w->ready.head || w->new_turn)) {
+            rt_job_t *j = list_pop(&p->urgent);
+            if (!j) j = list_pop(&p->background);
+            j->state = JOB_RUNNING;
+            j->exec = NULL;
+            j->task = NULL;
+            w->new_turn = false;
+            pthread_mutex_unlock(&p->mu);
+            worker_start(w, j);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        if (w->ready.head) {
+            task_t *t = tlist_pop(&w->ready);
+            t->state = TASK_RUNNING;
+            w->running = t;
+            w->new_turn = true;
+            pthread_mutex_unlock(&p->mu);
+            task_run(w, t);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        if (p->stopping && w->nlive == 0) break;
+        if (w->nheap) {
+            uint64_t at = w->heap[0]->wake_ns;
+            struct timespec ts = {.tv_sec = (time_t)(at / 1000000000u),
+                                  .tv_nsec = (long)(at % 1000000000u)};
+            pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+        } else {
             pthread_cond_wait(&p->cv, &p->mu);
-        if (p->stopping) break;
-        rt_job_t *j = list_pop(&p->urgent);
-        if (!j) j = list_pop(&p->background);
-        j->state = JOB_RUNNING;
-        j->exec = w->exec;
-        pthread_mutex_unlock(&p->mu);
-
-        j->work(j, w->exec);
-
-        pthread_mutex_lock(&p->mu);
-        j->state = JOB_FINISHED;
-        j->exec = NULL;
-        list_push(&p->finished, j);
-        pthread_mutex_unlock(&p->mu);
-        uv_async_send(&p->async);
-        pthread_mutex_lock(&p->mu);
+        }
     }
     pthread_mutex_unlock(&p->mu);
+    while (w->spare) {
+        task_t *t = w->spare;
+        w->spare = t->next;
+        rt_fiber_free(t->fiber);
+        eng_exec_free(t->exec);
+        free(t);
+    }
+    w->nspare = 0;
     return NULL;
 }
+
+/* ---- the pool ----------------------------------------------------------- */
 
 static void pool_on_async(uv_async_t *a)
 {
@@ -139,9 +505,16 @@ rt_pool_t *rt_pool_new(uv_loop_t *loop, uint32_t workers, char *err, size_t errl
     p->loop = loop;
     p->nworkers = workers;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
+    /* Wake times are CLOCK_MONOTONIC (eng_now_ns), so the wait is too. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
     if (uv_async_init(loop, &p->async, pool_on_async) != 0) {
         snprintf(err, errlen, "worker pool: cannot create the async handle");
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
         free(p->workers);
         free(p);
         return NULL;
@@ -156,8 +529,8 @@ rt_pool_t *rt_pool_new(uv_loop_t *loop, uint32_t workers, char *err, size_t errl
             rt_pool_free(p);
             return NULL;
         }
-        /* Guests recurse on their own value stack, not the C stack, but
-         * host calls and the interpreter want some room. */
+        /* The scheduler and jobs that could not get a fiber run on the
+         * thread's own stack. */
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 8u << 20);
@@ -180,6 +553,7 @@ void rt_pool_submit(rt_pool_t *p, rt_job_t *job, bool urgent)
     pthread_mutex_lock(&p->mu);
     job->state = JOB_QUEUED;
     job->exec = NULL;
+    job->task = NULL;
     list_push(urgent ? &p->urgent : &p->background, job);
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
@@ -196,10 +570,23 @@ bool rt_pool_cancel(rt_pool_t *p, rt_job_t *job)
     return removed;
 }
 
+/* Makes a parked task ready. mu held. */
+static void task_wake(rt_pool_t *p, task_t *t)
+{
+    if (t->state != TASK_SLEEPING) return;
+    heap_remove(t->w, t);
+    t->state = TASK_READY;
+    tlist_push(&t->w->ready, t);
+    pthread_cond_broadcast(&p->cv);
+}
+
 void rt_pool_interrupt(rt_pool_t *p, rt_job_t *job)
 {
     pthread_mutex_lock(&p->mu);
-    if (job->state == JOB_RUNNING && job->exec) eng_exec_interrupt(job->exec);
+    if (job->state == JOB_RUNNING && job->exec) {
+        eng_exec_interrupt(job->exec);
+        if (job->task) task_wake(p, job->task);
+    }
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -218,13 +605,25 @@ void rt_pool_free(rt_pool_t *p)
     p->stopping = true;
     p->urgent.head = p->urgent.tail = NULL;
     p->background.head = p->background.tail = NULL;
-    for (uint32_t i = 0; i < p->nworkers; i++)
-        if (p->workers[i].exec) eng_exec_interrupt(p->workers[i].exec);
+    /* Every guest stops: the running ones at their next check, parked ones
+     * are woken; hooks refuse to park or continue from now on. */
+    for (uint32_t i = 0; i < p->nworkers; i++) {
+        worker_t *w = &p->workers[i];
+        if (w->exec) eng_exec_interrupt(w->exec);
+        if (w->running) eng_exec_interrupt(w->running->exec);
+        for (task_t *t = w->ready.head; t; t = t->next) eng_exec_interrupt(t->exec);
+        while (w->nheap) {
+            eng_exec_interrupt(w->heap[0]->exec);
+            task_wake(p, w->heap[0]);
+        }
+    }
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (uint32_t i = 0; i < p->nworkers; i++) {
-        if (p->workers[i].started) pthread_join(p->workers[i].thread, NULL);
-        if (p->workers[i].exec) eng_exec_free(p->workers[i].exec);
+        worker_t *w = &p->workers[i];
+        if (w->started) pthread_join(w->thread, NULL);
+        if (w->exec) eng_exec_free(w->exec);
+        free(w->heap);
     }
     free(p->workers);
     p->workers = NULL;

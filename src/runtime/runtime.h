@@ -5,7 +5,7 @@
  *
  * Threads: the event loop thread owns the pool, the cache and every
  * rt_module reference count; worker threads only run jobs. A job's work
- * function runs on a worker with that worker's own eng_exec_t; its done
+ * function runs on a worker, on a fiber with its own eng_exec_t; its done
  * function runs afterwards on the loop thread (posted with uv_async_send).
  * Nothing here knows HTTP: serving/ builds the CGI environment and parses
  * the CGI response.
@@ -26,7 +26,8 @@
 typedef struct rt_pool rt_pool_t;
 typedef struct rt_job rt_job_t;
 
-/* Runs on a worker thread. x is the worker's execution context. */
+/* Runs on a worker thread, on the job's own fiber. x is the fiber's
+ * execution context. */
 typedef void (*rt_work_fn)(rt_job_t *job, eng_exec_t *x);
 /* Runs on the loop thread once work has returned. */
 typedef void (*rt_done_fn)(rt_job_t *job);
@@ -41,6 +42,7 @@ struct rt_job {
     rt_job_t *next;
     int state;
     eng_exec_t *exec;
+    void *task;      /* the fiber running it (pool.c), NULL if none */
 };
 
 /* Starts `workers` threads (0 = number of CPUs). Returns NULL with a
@@ -57,6 +59,30 @@ bool rt_pool_cancel(rt_pool_t *p, rt_job_t *job);
  * Best effort: a guest that is about to start may miss it, and is then
  * stopped by its own deadline. */
 void rt_pool_interrupt(rt_pool_t *p, rt_job_t *job);
+/* Fibers. Every job runs on a fiber of its own (a small mmap'd stack
+ * with a guard page, and an eng_exec_t with a value stack of
+ * RT_FIBER_EXEC_BYTES), so a worker thread is a scheduler: a guest that
+ * sleeps in poll_oneoff is parked until its wake time (rt_sleep_until)
+ * and a CPU-bound guest is switched out at the engine's interruption
+ * checks once it has run RT_SLICE_NS while others wait. Fibers never move
+ * between workers. See docs/engine.md ("Fibers"). */
+#define RT_FIBER_STACK_BYTES (128u << 10)
+#define RT_FIBER_EXEC_BYTES (256u << 10)
+#define RT_SLICE_NS (10u * 1000000u)
+
+/* On a pool fiber: parks the calling guest until until_ns (CLOCK_MONOTONIC,
+ * UINT64_MAX = until interrupted) while the worker runs others; returns 0
+ * when the time has come and -1 when the guest must stop (x interrupted,
+ * its deadline passed, or the pool is stopping). Elsewhere: sleeps the
+ * thread the same way, waking every 10 ms to check x. */
+int rt_sleep_until(eng_exec_t *x, uint64_t until_ns);
+/* True when called on a pool fiber. */
+bool rt_in_fiber(void);
+/* CPU time this thread spent on other fibers while the calling fiber was
+ * switched out (grows only while it is parked); 0 outside a fiber. Lets a
+ * fiber measure its own CPU time with CLOCK_THREAD_CPUTIME_ID. */
+uint64_t rt_fiber_foreign_cpu_ns(void);
+
 /* Interrupts running jobs, joins the threads and drops queued jobs and
  * undelivered completions (their done never runs). The async handle is
  * closed, so the loop must run once more before uv_loop_close. */

@@ -151,6 +151,8 @@ struct srv_fn {
 
 struct srv {
     mtr_t *mtr;              /* metering, or NULL */
+    void (*events_fn)(void *ud, const char *broker, hs_req_t *req); /* broker ingress */
+    void *events_ud;
     uv_loop_t *loop;
     char *domain;
     hs_limits_t limits;
@@ -912,10 +914,28 @@ static void srv_on_request(hs_req_t *req, void *ud)
         srv_call_start(s, name, true, req->path, req);
     } else if (srv_route_path(req->path, name, sizeof name, &rest) == 0) {
         srv_call_start(s, name, false, rest, req);
+    } else if (s->events_fn && strncmp(req->path, "/events/", 8) == 0) {
+        /* /events/BROKER: the broker's ingress (Knative's broker-ingress). */
+        const char *b = req->path + 8;
+        size_t n = strcspn(b, "/");
+        if (n == 0 || n >= sizeof name || b[n] != '\0') {
+            hs_respond_text(req, 404, "no broker here: use /events/BROKER\n");
+            return;
+        }
+        memcpy(name, b, n);
+        name[n] = '\0';
+        s->events_fn(s->events_ud, name, req);
     } else {
         hs_respond_text(req, 404,
                         "no function here: use /fn/NAME/... or Host: NAME.default.DOMAIN\n");
     }
+}
+
+void srv_set_events_ingress(srv_t *s, void (*fn)(void *ud, const char *broker, hs_req_t *req),
+                            void *ud)
+{
+    s->events_fn = fn;
+    s->events_ud = ud;
 }
 
 void srv_invoke(srv_t *s, const char *name, const char *path_info, hs_req_t *req)

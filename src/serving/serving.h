@@ -80,6 +80,11 @@ int srv_function_status(srv_t *s, const char *name, srv_status_t *out);
 /* The function's stderr ring, or NULL. */
 lr_ring_t *srv_function_logs(srv_t *s, const char *name);
 
+/* Routes POST /events/BROKER on the data plane to fn (the eventing
+ * subsystem's broker ingress). Until it is set such paths are 404. */
+void srv_set_events_ingress(srv_t *s, void (*fn)(void *ud, const char *broker, hs_req_t *req),
+                            void *ud);
+
 /* Serves req as the data plane would for function `name` with PATH_INFO
  * path_info (used by the admin API's invoke endpoint). Ends the response. */
 void srv_invoke(srv_t *s, const char *name, const char *path_info, hs_req_t *req);

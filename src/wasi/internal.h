@@ -141,6 +141,8 @@ struct wasi_ctx {
     uint32_t nfds;           /* entries allocated */
     uint32_t max_fds;
     uint64_t deadline_ns;
+    wasi_sleep_fn sleep;     /* clock-only poll_oneoff waits (NULL: ppoll) */
+    void *sleep_ud;
     /* Set by a host function that must stop the guest rather than return
      * an errno (poll_oneoff past the deadline); the trampoline returns it. */
     eng_trap_t pending_trap;

@@ -326,6 +326,12 @@ void wasi_ctx_set_output(wasi_ctx_t *w, int wasi_fd, wasi_write_fn fn, void *use
 
 void wasi_ctx_set_deadline(wasi_ctx_t *w, uint64_t deadline_ns) { w->deadline_ns = deadline_ns; }
 
+void wasi_ctx_set_sleep(wasi_ctx_t *w, wasi_sleep_fn fn, void *ud)
+{
+    w->sleep = fn;
+    w->sleep_ud = ud;
+}
+
 void wasi_ctx_set_max_fds(wasi_ctx_t *w, uint32_t max_fds)
 {
     if (max_fds < 3) max_fds = 3;
@@ -535,6 +541,17 @@ static uint16_t fn_poll_oneoff(wasi_ctx_t *w, wasi_mem_t *m, const eng_val_t *a)
         uint64_t until = wake;
         if (w->deadline_ns && w->deadline_ns < until) until = w->deadline_ns;
         struct timespec ts, *tsp = NULL;
+        int r;
+        if (!ready && npfd == 0 && w->sleep) {
+            /* Clocks only: let the scheduler park the guest. */
+            if (w->sleep(w->sleep_ud, until) != 0) {
+                w->pending_trap = ENG_TRAP_DEADLINE;
+                result = WE_INTR;
+                goto out;
+            }
+            r = 0;
+            goto woke;
+        }
         if (ready) {
             ts.tv_sec = 0;
             ts.tv_nsec = 0;
@@ -545,11 +562,12 @@ static uint16_t fn_poll_oneoff(wasi_ctx_t *w, wasi_mem_t *m, const eng_val_t *a)
             ts.tv_nsec = (long)(d % 1000000000ull);
             tsp = &ts;
         }
-        int r = ppoll(pfds, npfd, tsp, NULL);
+        r = ppoll(pfds, npfd, tsp, NULL);
         if (r < 0 && errno != EINTR) {
             result = wasi_errno_from_host(errno);
             goto out;
         }
+    woke:
         now = eng_now_ns();
         for (uint32_t i = 0; i < n; i++) {
             poll_sub_t *p = &subs[i];

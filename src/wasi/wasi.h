@@ -79,6 +79,18 @@ void wasi_ctx_set_output(wasi_ctx_t *w, int wasi_fd, wasi_write_fn fn, void *use
  * loop back-edge. */
 void wasi_ctx_set_deadline(wasi_ctx_t *w, uint64_t deadline_ns);
 
+/* How a poll_oneoff that waits only on clocks waits, when set: instead
+ * of sleeping the thread (ppoll), it calls fn(ud, until_ns) with the
+ * CLOCK_MONOTONIC time to wake at (already capped by the deadline;
+ * UINT64_MAX = no clock and no deadline). fn returns 0 once that time has
+ * come (early returns are fine: poll_oneoff re-checks and calls again),
+ * or -1 when the guest must stop at once (interrupted): poll_oneoff then
+ * ends the guest with ENG_TRAP_DEADLINE. The runtime's scheduler uses it
+ * to suspend the guest's fiber without holding its worker thread. Waits
+ * that include a host fd still use ppoll. fn NULL = the default. */
+typedef int (*wasi_sleep_fn)(void *ud, uint64_t until_ns);
+void wasi_ctx_set_sleep(wasi_ctx_t *w, wasi_sleep_fn fn, void *ud);
+
 /* Caps the number of open descriptors (default 1024, at most 65536). */
 void wasi_ctx_set_max_fds(wasi_ctx_t *w, uint32_t max_fds);
 
