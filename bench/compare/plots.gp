@@ -15,7 +15,7 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set logscale y
 set ylabel 'requests/s (log scale)'
-set yrange [1:*]
+set yrange [1:1e6]
 set key inside top right
 set xtics nomirror
 plot dir.'/rps.dat' using 2:xtic(1) title 'nginx static 200', \

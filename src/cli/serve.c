@@ -230,6 +230,20 @@ static int load_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len,
     return st_blob_get(ud, digest, bytes, len, err, errlen) == ST_OK ? 0 : -1;
 }
 
+/* Compiled modules, next to the blobs (store.h); 1 = none yet. */
+static int artifact_get(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                        size_t errlen)
+{
+    int r = st_artifact_get(ud, digest, bytes, len, err, errlen);
+    return r == ST_OK ? 0 : r == ST_NOT_FOUND ? 1 : -1;
+}
+
+static int artifact_put(void *ud, const char *digest, const uint8_t *bytes, size_t len, char *err,
+                        size_t errlen)
+{
+    return st_artifact_put(ud, digest, bytes, len, err, errlen) == ST_OK ? 0 : -1;
+}
+
 static void events_ingress(void *ud, const char *broker, hs_req_t *req)
 {
     ev_broker_ingress(ud, broker, req);
@@ -353,6 +367,9 @@ int cli_serve_main(int argc, char **argv)
         .metering = d.mtr,
         .load_blob = load_blob,
         .load_blob_ud = d.st,
+        .artifact_get = artifact_get,
+        .artifact_put = artifact_put,
+        .artifact_ud = d.st,
     };
     d.srv = srv_new(&sc, err, sizeof err);
     if (!d.srv) {

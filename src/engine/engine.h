@@ -146,6 +146,9 @@ void eng_module_export(const eng_module_t *m, uint32_t i, eng_extern_desc_t *out
 bool eng_module_serialize(const eng_module_t *m, uint8_t **out, size_t *len, char *err,
                           size_t errlen);
 eng_module_t *eng_module_deserialize(const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* Roughly the heap bytes the module holds (code, segments, tables of
+ * types, imports and exports), for caches that bound their memory. */
+size_t eng_module_size_bytes(const eng_module_t *m);
 
 /* ---- Stores and execution contexts -------------------------------------- */
 

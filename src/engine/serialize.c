@@ -1062,3 +1062,25 @@ eng_module_t *eng_module_deserialize(const uint8_t *buf, size_t len, char *err, 
     }
     return m;
 }
+
+size_t eng_module_size_bytes(const eng_module_t *m)
+{
+    size_t n = sizeof *m + (size_t)m->ntypes * sizeof *m->types +
+               (size_t)m->nimports * sizeof *m->imports + (size_t)m->nfuncs * (4 + 1) +
+               (size_t)m->nexports * sizeof *m->exports + (size_t)m->nelems * sizeof *m->elems +
+               (size_t)m->ndatas * sizeof *m->datas;
+    for (uint32_t i = 0; i < m->ntypes; i++)
+        n += 2 * ((size_t)m->types[i].nparams + m->types[i].nresults) + 4;
+    for (uint32_t i = 0; i < m->nexports; i++)
+        n += m->exports[i].name_len + 1;
+    for (uint32_t i = 0; i < m->nelems; i++)
+        n += (size_t)m->elems[i].count * sizeof(eng_constexpr_t);
+    for (uint32_t i = 0; i < m->ndatas; i++)
+        n += m->datas[i].len;
+    for (uint32_t i = 0; i < m->nfuncs - m->nfunc_imports; i++)
+        n += sizeof(eng_code_func_t) + m->code[i].code_len * sizeof(eng_code_t);
+    if (m->func_names)
+        for (uint32_t i = 0; i < m->nfuncs; i++)
+            n += sizeof(char *) + (m->func_names[i] ? strlen(m->func_names[i]) + 1 : 0);
+    return n;
+}

@@ -122,7 +122,9 @@ typedef struct capture {
     bool overflow;
     lr_ring_t *log;
     const char *source;
-    char line[RT_LOG_LINE_MAX];
+    char *line;   /* RT_LOG_LINE_MAX bytes, allocated at the first stderr
+                   * write: most runs never write any, and a parked guest
+                   * should not keep two pages for nothing */
     size_t line_len;
 } capture_t;
 
@@ -162,7 +164,8 @@ static long capture_stderr(void *ud, const uint8_t *data, size_t len)
             capture_flush_line(c);
             continue;
         }
-        if (c->line_len == sizeof c->line) capture_flush_line(c);
+        if (!c->line && !(c->line = malloc(RT_LOG_LINE_MAX))) return -1;
+        if (c->line_len == RT_LOG_LINE_MAX) capture_flush_line(c);
         c->line[c->line_len++] = (char)data[k];
     }
     return (long)len;
@@ -209,6 +212,7 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
     res->out = cap->out;
     res->out_len = cap->out_len;
     res->out_overflow = cap->overflow;
+    free(cap->line);
     free(cap);
     return (t == ENG_OK || t == ENG_TRAP_EXIT) ? 0 : -1;
 }

@@ -2,14 +2,31 @@
  * module.c — the compiled-module cache (runtime.h).
  *
  * Compiling a module takes milliseconds; instantiating it takes
- * microseconds. So a module is compiled once per digest, when a revision
- * that uses it is installed, and every instance of every revision with the
- * same digest shares the one immutable eng_module_t. Entries are reference
- * counted (revisions and warm instances hold references) and the last
- * release frees the compiled code. Loop thread only: no lock.
+ * microseconds. So a module is compiled once per digest and every instance
+ * of every revision with the same digest shares the one immutable
+ * eng_module_t. Entries are reference counted: revisions and instances
+ * hold references, and a referenced module is pinned. Loop thread only: no
+ * lock.
  *
- * Images: once compiled, the module is instantiated once in a throwaway
- * store (data and element segments, the start function, then
+ * Bounded memory, LRU: a module whose last reference goes stays cached,
+ * so a function deployed again (or a revision coming back) finds it; the
+ * cache counts every module's bytes (eng_module_size_bytes plus its
+ * image's memory) and, while the total is over its bound, frees the least
+ * recently used unpinned modules. Pinned ones are never evicted, so the
+ * bound can be exceeded by what live revisions need; it limits only what
+ * is kept speculatively.
+ *
+ * Scale from zero without the compiler: when artefact callbacks are
+ * configured (the daemon stores them next to the blobs, see store.h), a
+ * freshly compiled module is serialised (eng_module_serialize) and written
+ * there, and a cache miss loads that form (eng_module_deserialize, which
+ * checks the format version, the engine build, a SHA-256 and every index)
+ * instead of decoding, validating and compiling the .wasm again. A
+ * missing, damaged or stale artefact is ignored: the module is compiled
+ * and the artefact rewritten.
+ *
+ * Images: once compiled (or loaded), the module is instantiated once in a
+ * throwaway store (data and element segments, the start function, then
  * `wizer.initialize` when the module exports it, with args ["wizer"], no
  * env and output discarded) and that state is kept as an eng_image_t.
  * Every instance of every revision then starts from the image: a
@@ -34,7 +51,8 @@ struct rt_module {
     eng_module_t *mod;
     eng_image_t *image;  /* NULL: instantiate without one */
     char image_err[ENG_ERR_MAX];
-    uint32_t refs;
+    uint32_t refs;       /* > 0: pinned */
+    uint64_t bytes;      /* what it counts against the cache's bound */
 };
 
 /* How long the start function and wizer.initialize may run at deploy. */
@@ -89,24 +107,99 @@ out:
 }
 
 struct rt_cache {
-    rt_module_t *head;
-    size_t count;
+    rt_module_t *head, *tail; /* most recently used first */
+    size_t count, npinned;
+    uint64_t bytes, pinned_bytes;
+    rt_cache_config_t cfg;
+    rt_cache_stats_t stats;   /* the counters; sizes are filled in on demand */
 };
 
-rt_cache_t *rt_cache_new(void) { return calloc(1, sizeof(rt_cache_t)); }
+rt_cache_t *rt_cache_new(void)
+{
+    rt_cache_t *c = calloc(1, sizeof(rt_cache_t));
+    if (c) c->cfg.max_bytes = RT_CACHE_DEFAULT_BYTES;
+    return c;
+}
+
+static void module_free(rt_module_t *m)
+{
+    eng_image_free(m->image);
+    eng_module_free(m->mod);
+    free(m->digest);
+    free(m);
+}
+
+static void lru_unlink(rt_cache_t *c, rt_module_t *m)
+{
+    if (m->prev) m->prev->next = m->next;
+    else c->head = m->next;
+    if (m->next) m->next->prev = m->prev;
+    else c->tail = m->prev;
+    m->prev = m->next = NULL;
+}
+
+static void lru_push_front(rt_cache_t *c, rt_module_t *m)
+{
+    m->prev = NULL;
+    m->next = c->head;
+    if (c->head) c->head->prev = m;
+    else c->tail = m;
+    c->head = m;
+}
+
+/* Frees least recently used unpinned modules while over the bound. */
+static void cache_evict(rt_cache_t *c)
+{
+    rt_module_t *m = c->tail;
+    while (m && c->bytes > c->cfg.max_bytes) {
+        rt_module_t *prev = m->prev;
+        if (m->refs == 0) {
+            lru_unlink(c, m);
+            c->count--;
+            c->bytes -= m->bytes;
+            c->stats.evictions++;
+            module_free(m);
+        }
+        m = prev;
+    }
+}
+
+void rt_cache_configure(rt_cache_t *c, const rt_cache_config_t *cfg)
+{
+    c->cfg = *cfg;
+    if (!c->cfg.max_bytes) c->cfg.max_bytes = RT_CACHE_DEFAULT_BYTES;
+    cache_evict(c);
+}
 
 void rt_cache_free(rt_cache_t *c)
 {
     if (!c) return;
-    for (rt_module_t *m = c->head; m; m = m->next) m->cache = NULL;
+    rt_module_t *m = c->head;
+    while (m) {
+        rt_module_t *next = m->next;
+        m->prev = m->next = NULL;
+        if (m->refs == 0) module_free(m);
+        else m->cache = NULL;
+        m = next;
+    }
     free(c);
+}
+
+static void pin(rt_module_t *m)
+{
+    if (m->refs++ == 0 && m->cache) {
+        m->cache->npinned++;
+        m->cache->pinned_bytes += m->bytes;
+    }
 }
 
 rt_module_t *rt_cache_find(rt_cache_t *c, const char *digest)
 {
     for (rt_module_t *m = c->head; m; m = m->next) {
         if (strcmp(m->digest, digest) == 0) {
-            m->refs++;
+            lru_unlink(c, m);
+            lru_push_front(c, m);
+            pin(m);
             return m;
         }
     }
@@ -148,6 +241,47 @@ static int check_runnable(const eng_module_t *m, char *err, size_t errlen)
     return r;
 }
 
+/* Adds em (checked runnable) as module `digest` with one reference; NULL
+ * (em freed) when out of memory. */
+static rt_module_t *cache_insert(rt_cache_t *c, const char *digest, eng_module_t *em, char *err,
+                                 size_t errlen)
+{
+    rt_module_t *m = calloc(1, sizeof *m);
+    if (!m || !(m->digest = strdup(digest))) {
+        free(m);
+        eng_module_free(em);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->mod = em;
+    m->image = image_make(em, m->image_err, sizeof m->image_err);
+    m->bytes = eng_module_size_bytes(em) + (m->image ? eng_image_memory_bytes(m->image) : 0);
+    m->cache = c;
+    lru_push_front(c, m);
+    c->count++;
+    c->bytes += m->bytes;
+    pin(m);
+    cache_evict(c);
+    return m;
+}
+
+/* Writes em's serialised form as digest's artefact; failures only count
+ * (the next load compiles again). */
+static void artifact_write(rt_cache_t *c, const char *digest, const eng_module_t *em)
+{
+    if (!c->cfg.artifact_put) return;
+    uint8_t *buf;
+    size_t len;
+    char e[ENG_ERR_MAX];
+    if (!eng_module_serialize(em, &buf, &len, e, sizeof e)) {
+        c->stats.artifact_errors++;
+        return;
+    }
+    if (c->cfg.artifact_put(c->cfg.ud, digest, buf, len, e, sizeof e) != 0)
+        c->stats.artifact_errors++;
+    free(buf);
+}
+
 rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *bytes,
                               size_t len, char *err, size_t errlen)
 {
@@ -159,41 +293,77 @@ rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *
         eng_module_free(em);
         return NULL;
     }
-    rt_module_t *m = calloc(1, sizeof *m);
-    if (!m || !(m->digest = strdup(digest))) {
-        free(m);
-        eng_module_free(em);
-        snprintf(err, errlen, "out of memory");
+    c->stats.loads_compiled++;
+    artifact_write(c, digest, em);
+    return cache_insert(c, digest, em, err, errlen);
+}
+
+rt_module_t *rt_cache_load(rt_cache_t *c, const char *digest, rt_load_source_t *source,
+                           char *err, size_t errlen)
+{
+    rt_load_source_t dummy;
+    if (!source) source = &dummy;
+    *source = RT_LOAD_CACHED;
+    rt_module_t *m = rt_cache_find(c, digest);
+    if (m) return m;
+    if (c->cfg.artifact_get) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        char e[ENG_ERR_MAX];
+        int r = c->cfg.artifact_get(c->cfg.ud, digest, &buf, &len, e, sizeof e);
+        if (r == 0) {
+            eng_module_t *em = eng_module_deserialize(buf, len, e, sizeof e);
+            free(buf);
+            /* The artefact was written only for a runnable module, but it
+             * is cheap to be sure it matches what the data plane needs. */
+            if (em && check_runnable(em, e, sizeof e) == 0) {
+                c->stats.loads_serialized++;
+                *source = RT_LOAD_SERIALIZED;
+                return cache_insert(c, digest, em, err, errlen);
+            }
+            eng_module_free(em);
+            c->stats.artifact_errors++; /* damaged or stale: rebuilt below */
+        } else if (r < 0) {
+            c->stats.artifact_errors++;
+        }
+    }
+    if (!c->cfg.load_blob) {
+        snprintf(err, errlen, "module %s is not cached and there is no way to load it", digest);
         return NULL;
     }
-    m->mod = em;
-    m->image = image_make(em, m->image_err, sizeof m->image_err);
-    m->refs = 1;
-    m->cache = c;
-    m->next = c->head;
-    if (c->head) c->head->prev = m;
-    c->head = m;
-    c->count++;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (c->cfg.load_blob(c->cfg.ud, digest, &bytes, &len, err, errlen) != 0) return NULL;
+    m = rt_cache_compile(c, digest, bytes, len, err, errlen);
+    free(bytes);
+    if (m) *source = RT_LOAD_COMPILED;
     return m;
 }
 
 size_t rt_cache_count(const rt_cache_t *c) { return c->count; }
 
-void rt_module_ref(rt_module_t *m) { m->refs++; }
+void rt_cache_stats(const rt_cache_t *c, rt_cache_stats_t *out)
+{
+    *out = c->stats;
+    out->bytes = c->bytes;
+    out->pinned_bytes = c->pinned_bytes;
+    out->modules = c->count;
+    out->pinned = c->npinned;
+}
+
+void rt_module_ref(rt_module_t *m) { pin(m); }
 
 void rt_module_release(rt_module_t *m)
 {
     if (!m || --m->refs > 0) return;
-    if (m->cache) {
-        if (m->prev) m->prev->next = m->next;
-        else m->cache->head = m->next;
-        if (m->next) m->next->prev = m->prev;
-        m->cache->count--;
+    rt_cache_t *c = m->cache;
+    if (!c) {
+        module_free(m);
+        return;
     }
-    eng_image_free(m->image);
-    eng_module_free(m->mod);
-    free(m->digest);
-    free(m);
+    c->npinned--;
+    c->pinned_bytes -= m->bytes;
+    cache_evict(c);
 }
 
 const eng_module_t *rt_module_engine(const rt_module_t *m) { return m->mod; }

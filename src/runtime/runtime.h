@@ -93,19 +93,72 @@ void rt_pool_free(rt_pool_t *p);
 typedef struct rt_cache rt_cache_t;
 typedef struct rt_module rt_module_t;
 
+/* The cache is bounded in bytes (compiled code plus instance image, see
+ * module.c): a module with references (a revision, an instance) is pinned;
+ * one without stays cached until the least recently used unpinned modules
+ * must go to keep the total under the bound. An evicted module comes back
+ * from its serialised form (the artefact callbacks) rather than from the
+ * compiler. */
+#define RT_CACHE_DEFAULT_BYTES (256ull << 20)
+
+typedef struct rt_cache_config {
+    uint64_t max_bytes; /* 0 = RT_CACHE_DEFAULT_BYTES */
+    /* Reads module `digest` (the .wasm) into a malloc'd buffer: 0, or -1
+     * with a message. Needed by rt_cache_load. */
+    int (*load_blob)(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                     size_t errlen);
+    /* The compiled form of module `digest`: get returns 0 with a malloc'd
+     * buffer, 1 when there is none, -1 on error (with a message); put
+     * returns 0 or -1. Either may be NULL (no artefacts). */
+    int (*artifact_get)(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                        size_t errlen);
+    int (*artifact_put)(void *ud, const char *digest, const uint8_t *bytes, size_t len,
+                        char *err, size_t errlen);
+    void *ud;
+} rt_cache_config_t;
+
+/* Where rt_cache_load found a module. */
+typedef enum rt_load_source {
+    RT_LOAD_CACHED,     /* in memory already */
+    RT_LOAD_SERIALIZED, /* from its artefact (no compilation) */
+    RT_LOAD_COMPILED,   /* compiled from the .wasm (and the artefact written) */
+} rt_load_source_t;
+
+typedef struct rt_cache_stats {
+    uint64_t bytes;            /* every cached module, pinned or not */
+    uint64_t pinned_bytes;
+    size_t modules, pinned;
+    uint64_t loads_compiled, loads_serialized, evictions;
+    uint64_t artifact_errors;  /* artefacts refused (damaged, stale) or not written */
+} rt_cache_stats_t;
+
 rt_cache_t *rt_cache_new(void);
-/* Frees the cache. Modules still referenced stay valid until released. */
+/* Sets the bound and the callbacks (copied); evicts at once if needed. */
+void rt_cache_configure(rt_cache_t *c, const rt_cache_config_t *cfg);
+/* Frees the cache and the unpinned modules. Modules still referenced stay
+ * valid until released. */
 void rt_cache_free(rt_cache_t *c);
 /* The module with this digest, with a new reference, or NULL. */
 rt_module_t *rt_cache_find(rt_cache_t *c, const char *digest);
+/* The module with this digest, with a new reference: from memory, else
+ * from its artefact (checked: a damaged or stale one is ignored and
+ * replaced), else compiled from load_blob's bytes (then the artefact is
+ * written). *source (may be NULL) says which. NULL with a message when the
+ * module cannot be read, compiled or run (as for rt_cache_compile). */
+rt_module_t *rt_cache_load(rt_cache_t *c, const char *digest, rt_load_source_t *source,
+                           char *err, size_t errlen);
 /* Compiles bytes (the module `digest` names) and checks that it can run as
  * a function: exports `_start` of type () and imports only WASI. Returns it
- * with one reference, or NULL with a message. The bytes are not kept. */
+ * with one reference, or NULL with a message. The bytes are not kept. The
+ * artefact is written when artefacts are configured. */
 rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *bytes,
                               size_t len, char *err, size_t errlen);
+/* Cached modules, pinned or not. */
 size_t rt_cache_count(const rt_cache_t *c);
+void rt_cache_stats(const rt_cache_t *c, rt_cache_stats_t *out);
 void rt_module_ref(rt_module_t *m);
-/* Drops a reference; the last one frees the compiled module. Loop thread. */
+/* Drops a reference. The last one unpins the module: it stays cached (or
+ * is freed at once when the cache is over its bound or gone). Loop thread. */
 void rt_module_release(rt_module_t *m);
 const eng_module_t *rt_module_engine(const rt_module_t *m);
 const char *rt_module_digest(const rt_module_t *m);

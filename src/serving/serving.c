@@ -159,6 +159,9 @@ struct srv {
     uint32_t queue_cap;
     int (*load_blob)(void *, const char *, uint8_t **, size_t *, char *, size_t);
     void *load_blob_ud;
+    int (*artifact_get)(void *, const char *, uint8_t **, size_t *, char *, size_t);
+    int (*artifact_put)(void *, const char *, const uint8_t *, size_t, char *, size_t);
+    void *artifact_ud;
     rt_pool_t *pool;
     rt_cache_t *cache;
     hs_server_t *http;
@@ -177,6 +180,7 @@ struct srv {
     /* Metric families (NULL without a registry). */
     mx_registry_t *mx;
     mx_family_t *m_requests, *m_duration, *m_cold, *m_cold_duration, *m_instances, *m_queue;
+    mx_family_t *m_cache_bytes, *m_module_loads;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -266,6 +270,44 @@ static void metrics_register(srv_t *s)
     s->m_queue = mx_family_new(s->mx, "wasmfn_queue_depth",
                                "Requests waiting for an instance (revision at max-scale).",
                                MX_GAUGE, fr, NULL, 0);
+    static const char *const src[] = {"source", NULL};
+    s->m_cache_bytes = mx_family_new(s->mx, "wasmfn_module_cache_bytes",
+                                     "Bytes of compiled modules and their images in memory.",
+                                     MX_GAUGE, NULL, NULL, 0);
+    s->m_module_loads = mx_family_new(s->mx, "wasmfn_module_loads_total",
+                                      "Modules brought into memory: compiled from the .wasm or "
+                                      "loaded from their serialised form.",
+                                      MX_COUNTER, src, NULL, 0);
+}
+
+static void cache_gauges(srv_t *s)
+{
+    if (!s->m_cache_bytes) return;
+    rt_cache_stats_t st;
+    rt_cache_stats(s->cache, &st);
+    mx_gauge_set(s->m_cache_bytes, NULL, (double)st.bytes);
+}
+
+/* The module cache's callbacks, onto the srv_config's. */
+static int cache_load_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                           size_t errlen)
+{
+    srv_t *s = ud;
+    return s->load_blob(s->load_blob_ud, digest, bytes, len, err, errlen);
+}
+
+static int cache_artifact_get(void *ud, const char *digest, uint8_t **bytes, size_t *len,
+                              char *err, size_t errlen)
+{
+    srv_t *s = ud;
+    return s->artifact_get(s->artifact_ud, digest, bytes, len, err, errlen);
+}
+
+static int cache_artifact_put(void *ud, const char *digest, const uint8_t *bytes, size_t len,
+                              char *err, size_t errlen)
+{
+    srv_t *s = ud;
+    return s->artifact_put(s->artifact_ud, digest, bytes, len, err, errlen);
 }
 
 static void rev_gauges(srv_t *s, srv_rev_t *r)
@@ -311,6 +353,7 @@ static void rev_release(srv_rev_t *r)
     free(r->warm);
     if (r->scaler) as_scaler_free(r->scaler);
     rt_module_release(r->mod);
+    if (!s->freeing) cache_gauges(s);
     free(r->env);
     free(r->name);
     srv_fn_t *f = r->fn;
@@ -964,9 +1007,22 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     s->queue_cap = c->queue_per_revision ? c->queue_per_revision : SRV_DEFAULT_QUEUE;
     s->load_blob = c->load_blob;
     s->load_blob_ud = c->load_blob_ud;
+    s->artifact_get = c->artifact_get;
+    s->artifact_put = c->artifact_put;
+    s->artifact_ud = c->artifact_ud;
     s->mx = c->metrics;
     s->mtr = c->metering;
     s->cache = rt_cache_new();
+    if (s->cache) {
+        rt_cache_config_t cc = {
+            .max_bytes = c->module_cache_bytes,
+            .load_blob = cache_load_blob,
+            .artifact_get = c->artifact_get ? cache_artifact_get : NULL,
+            .artifact_put = c->artifact_put ? cache_artifact_put : NULL,
+            .ud = s,
+        };
+        rt_cache_configure(s->cache, &cc);
+    }
     s->invs = srv_inv_store_new(0, 0, 0);
     s->pool = s->cache && s->invs ? rt_pool_new(c->loop, c->workers, err, errlen) : NULL;
     if (!s->pool) {
@@ -1108,22 +1164,19 @@ static bool rev_matches(const srv_rev_t *r, const srv_revision_t *d)
 static srv_rev_t *rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err,
                           size_t errlen)
 {
-    rt_module_t *m = rt_cache_find(s->cache, d->digest);
+    /* From memory, else its serialised form, else the compiler. */
+    char e[256];
+    rt_load_source_t src;
+    rt_module_t *m = rt_cache_load(s->cache, d->digest, &src, e, sizeof e);
     if (!m) {
-        uint8_t *bytes = NULL;
-        size_t len = 0;
-        char e[256];
-        if (s->load_blob(s->load_blob_ud, d->digest, &bytes, &len, e, sizeof e) != 0) {
-            snprintf(err, errlen, "revision %s: module %s: %s", d->name, d->digest, e);
-            return NULL;
-        }
-        m = rt_cache_compile(s->cache, d->digest, bytes, len, e, sizeof e);
-        free(bytes);
-        if (!m) {
-            snprintf(err, errlen, "revision %s: module %s: %s", d->name, d->digest, e);
-            return NULL;
-        }
+        snprintf(err, errlen, "revision %s: module %s: %s", d->name, d->digest, e);
+        return NULL;
     }
+    if (src != RT_LOAD_CACHED && s->m_module_loads) {
+        const char *lv[] = {src == RT_LOAD_SERIALIZED ? "serialized" : "compiled"};
+        mx_counter_add(s->m_module_loads, lv, 1);
+    }
+    cache_gauges(s);
     srv_rev_t *r = calloc(1, sizeof *r);
     if (!r || !(r->name = strdup(d->name)) ||
         !(r->env = strv_dup(d->env, d->nenv))) {

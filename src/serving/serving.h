@@ -37,6 +37,16 @@ typedef struct srv_config {
     int (*load_blob)(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
                      size_t errlen);
     void *load_blob_ud;
+    /* Compiled modules kept next to the blobs (optional; loop thread):
+     * get returns 0 with a malloc'd buffer, 1 when there is none, -1 on
+     * error; put returns 0 or -1. A module not in memory is loaded from
+     * its artefact instead of being compiled (runtime.h, rt_cache_load). */
+    int (*artifact_get)(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                        size_t errlen);
+    int (*artifact_put)(void *ud, const char *digest, const uint8_t *bytes, size_t len,
+                        char *err, size_t errlen);
+    void *artifact_ud;
+    uint64_t module_cache_bytes;   /* bound on cached compiled modules; 0 = 256 MiB */
 } srv_config_t;
 
 srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen);

@@ -12,6 +12,7 @@
 struct st_store {
     char *dir;         /* the data directory, as given */
     char *blob_dir;    /* DIR/blobs/sha256 */
+    char *artifact_dir; /* DIR/artifacts */
     char token[65];    /* 64 hex digits */
     int lock_fd;       /* DIR/wasmfn.lock, flock'd while open */
     sqlite3 *db;       /* used from one thread only */

@@ -271,7 +271,8 @@ st_store_t *st_open(const char *dir, char *err, size_t errlen)
     s->lock_fd = -1;
     s->dir = strdup(dir);
     s->blob_dir = path_join(dir, "blobs/sha256");
-    if (!s->dir || !s->blob_dir) {
+    s->artifact_dir = path_join(dir, "artifacts");
+    if (!s->dir || !s->blob_dir || !s->artifact_dir) {
         seterr(err, errlen, "out of memory");
         goto fail;
     }
@@ -294,6 +295,11 @@ st_store_t *st_open(const char *dir, char *err, size_t errlen)
         if (blobs) fsync_dir(blobs);
         free(blobs);
         fsync_dir(dir);
+    }
+
+    if (mkdir_p(s->artifact_dir, 0700) < 0) {
+        seterr(err, errlen, "%s: %s", s->artifact_dir, strerror(errno));
+        goto fail;
     }
 
     /* One daemon per data directory: two would each think they own it. */
@@ -319,6 +325,7 @@ st_store_t *st_open(const char *dir, char *err, size_t errlen)
     free(lock);
 
     remove_stale_temps(s->blob_dir, ".tmp.");
+    remove_stale_temps(s->artifact_dir, ".tmp.");
     remove_stale_temps(dir, ".admin.token.");
     if (token_load(s, err, errlen) != 0) goto fail;
     if (st_db_open(s, err, errlen) != 0) goto fail;
@@ -335,6 +342,7 @@ void st_close(st_store_t *s)
     if (s->lock_fd >= 0) close(s->lock_fd);
     free(s->dir);
     free(s->blob_dir);
+    free(s->artifact_dir);
     free(s);
 }
 
@@ -466,4 +474,70 @@ fail:
     free(tmp);
     free(path);
     return ST_ERR;
+}
+
+/* ---- Compiled artefacts ---------------------------------------------------- */
+
+static char *artifact_path(st_store_t *s, const char *digest)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s.compiled", s->artifact_dir, digest + 7) < 0) return NULL;
+    return p;
+}
+
+int st_artifact_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                    size_t errlen)
+{
+    if (st_digest_check(digest) != 0) {
+        seterr(err, errlen, "'%s' is not a sha256:HEX digest", digest ? digest : "");
+        return ST_ERR;
+    }
+    char *path = artifact_path(s, digest);
+    if (!path) {
+        seterr(err, errlen, "out of memory");
+        return ST_ERR;
+    }
+    int r = ST_OK;
+    if (read_file(path, bytes, len) != 0) {
+        int e = errno;
+        seterr(err, errlen, "%s: %s", path, strerror(e));
+        r = e == ENOENT ? ST_NOT_FOUND : ST_ERR;
+    }
+    free(path);
+    return r;
+}
+
+int st_artifact_put(st_store_t *s, const char *digest, const uint8_t *bytes, size_t len,
+                    char *err, size_t errlen)
+{
+    if (st_digest_check(digest) != 0) {
+        seterr(err, errlen, "'%s' is not a sha256:HEX digest", digest ? digest : "");
+        return ST_ERR;
+    }
+    char *path = artifact_path(s, digest), *tmp = NULL;
+    if (!path || asprintf(&tmp, "%s/.tmp.XXXXXX", s->artifact_dir) < 0) {
+        free(path);
+        seterr(err, errlen, "out of memory");
+        return ST_ERR;
+    }
+    int r = ST_ERR;
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+    } else if (write_all(fd, bytes, len) != 0) {
+        seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+    } else {
+        close(fd);
+        if (rename(tmp, path) != 0) {
+            seterr(err, errlen, "%s: %s", path, strerror(errno));
+            unlink(tmp);
+        } else {
+            r = ST_OK;
+        }
+    }
+    free(tmp);
+    free(path);
+    return r;
 }

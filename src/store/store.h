@@ -4,6 +4,9 @@
  * Layout of DATA (created with mode 0700):
  *   wasmfn.db           SQLite in WAL mode: functions, revisions, routes
  *   blobs/sha256/HEX    modules, content-addressed (the file's SHA-256 is HEX)
+ *   artifacts/HEX.compiled
+ *                       the module blobs/sha256/HEX compiled by the engine
+ *                       (a cache: see st_artifact_put)
  *   admin.token         the admin API's bearer token (mode 0600), made at
  *                       the first start from getrandom(2)
  *
@@ -65,6 +68,21 @@ int st_blob_put(st_store_t *s, const uint8_t *bytes, size_t len, char *digest_ou
 int st_blob_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *len, char *err,
                 size_t errlen);
 bool st_blob_exists(st_store_t *s, const char *digest);
+
+/* ---- Compiled artefacts ---------------------------------------------------- */
+
+/* Derived files kept next to a module: its compiled form, so that a module
+ * is compiled once per data directory rather than once per start. They are
+ * a cache: written atomically (temporary file + rename) but not fsync'd,
+ * because whoever reads one verifies it (the engine's format carries its
+ * own SHA-256) and rebuilds it from the module when it is missing, damaged
+ * or stale. digest names the module ("sha256:HEX"); the file is
+ * artifacts/HEX.compiled. Any thread. */
+int st_artifact_put(st_store_t *s, const char *digest, const uint8_t *bytes, size_t len,
+                    char *err, size_t errlen);
+/* ST_OK with a malloc'd copy (caller frees *bytes), ST_NOT_FOUND or ST_ERR. */
+int st_artifact_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                    size_t errlen);
 
 /* ---- Functions, revisions, routes ---------------------------------------- */
 

@@ -2,7 +2,9 @@
  * test_runtime.c — src/runtime: the worker pool (urgent jobs first, done
  * callbacks on the loop thread, cancel and interrupt), the module cache
  * (one compile per digest, reference counts, refusing modules that cannot
- * be functions) and instances (a run under a deadline stops with
+ * be functions, a byte bound with least-recently-used eviction of unpinned
+ * modules, reloading evicted ones from their serialised artefact instead
+ * of compiling, and rebuilding a damaged artefact) and instances (a run under a deadline stops with
  * ENG_TRAP_DEADLINE; an instance can be interrupted from the loop).
  *
  * Modules are hand-assembled, so the bytes can be checked by counting.
@@ -14,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,7 +160,12 @@ static void test_cache(void **state)
     rt_module_release(a);
     rt_module_release(a);
     assert_int_equal(rt_cache_count(c), 1);
-    rt_module_release(a); /* the last reference */
+    rt_module_release(a); /* the last reference: unpinned, still cached */
+    assert_int_equal(rt_cache_count(c), 1);
+    assert_ptr_equal(rt_cache_find(c, "sha256:aa"), a);
+    rt_module_release(a);
+    /* A bound it does not fit in evicts it. */
+    rt_cache_configure(c, &(rt_cache_config_t){.max_bytes = 1});
     assert_int_equal(rt_cache_count(c), 0);
     assert_null(rt_cache_find(c, "sha256:aa"));
 
@@ -171,6 +179,191 @@ static void test_cache(void **state)
     assert_non_null(strstr(err, "at byte"));
     assert_int_equal(rt_cache_count(c), 0);
     rt_cache_free(c);
+}
+
+/* ---- the bounded cache and artefacts ------------------------------------ */
+
+/* _start does one nop: a third distinct module. */
+static const uint8_t mod_nop[] = {HDR, TYPE_VOID, FUNC_ONE, EXPORT_START,
+                                  0x0A, 0x05, 0x01, 0x03, 0x00, 0x01, 0x0B};
+
+/* An in-memory blob store and artefact store, counting calls. */
+typedef struct fake_store {
+    const char *digests[3];
+    const uint8_t *blobs[3];
+    size_t blob_len[3];
+    uint8_t *art[3];
+    size_t art_len[3];
+    int blob_reads, art_reads, art_writes;
+} fake_store_t;
+
+static int fake_index(fake_store_t *f, const char *digest)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(f->digests[i], digest) == 0) return i;
+    return -1;
+}
+
+static int fake_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                     size_t errlen)
+{
+    fake_store_t *f = ud;
+    int i = fake_index(f, digest);
+    f->blob_reads++;
+    if (i < 0) {
+        snprintf(err, errlen, "no blob %s", digest);
+        return -1;
+    }
+    *bytes = malloc(f->blob_len[i]);
+    memcpy(*bytes, f->blobs[i], f->blob_len[i]);
+    *len = f->blob_len[i];
+    return 0;
+}
+
+static int fake_art_get(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                        size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    fake_store_t *f = ud;
+    int i = fake_index(f, digest);
+    f->art_reads++;
+    if (i < 0 || !f->art[i]) return 1;
+    *bytes = malloc(f->art_len[i]);
+    memcpy(*bytes, f->art[i], f->art_len[i]);
+    *len = f->art_len[i];
+    return 0;
+}
+
+static int fake_art_put(void *ud, const char *digest, const uint8_t *bytes, size_t len, char *err,
+                        size_t errlen)
+{
+    fake_store_t *f = ud;
+    int i = fake_index(f, digest);
+    if (i < 0) {
+        snprintf(err, errlen, "no blob %s", digest);
+        return -1;
+    }
+    free(f->art[i]);
+    f->art[i] = malloc(len);
+    memcpy(f->art[i], bytes, len);
+    f->art_len[i] = len;
+    f->art_writes++;
+    return 0;
+}
+
+static rt_module_t *load(rt_cache_t *c, const char *digest, rt_load_source_t want)
+{
+    char err[256];
+    rt_load_source_t got = (rt_load_source_t)-1;
+    rt_module_t *m = rt_cache_load(c, digest, &got, err, sizeof err);
+    if (!m) fail_msg("load %s: %s", digest, err);
+    if (got != want) fail_msg("load %s: source %d, expected %d", digest, (int)got, (int)want);
+    return m;
+}
+
+static void test_cache_lru_and_artifacts(void **state)
+{
+    (void)state;
+    fake_store_t f = {.digests = {"sha256:e", "sha256:s", "sha256:n"},
+                      .blobs = {mod_empty, mod_spin, mod_nop},
+                      .blob_len = {sizeof mod_empty, sizeof mod_spin, sizeof mod_nop}};
+    rt_cache_config_t cfg = {.max_bytes = 1ull << 30, .load_blob = fake_blob,
+                             .artifact_get = fake_art_get, .artifact_put = fake_art_put, .ud = &f};
+    rt_cache_t *c = rt_cache_new();
+    rt_cache_configure(c, &cfg);
+    rt_cache_stats_t st;
+
+    /* First load: compiled, and the artefact written. */
+    rt_module_t *e = load(c, "sha256:e", RT_LOAD_COMPILED);
+    assert_int_equal(f.blob_reads, 1);
+    assert_int_equal(f.art_writes, 1);
+    rt_module_release(e);
+    e = load(c, "sha256:e", RT_LOAD_CACHED); /* unpinned but cached */
+    rt_module_release(e);
+
+    /* Evicted, it comes back from the artefact: the .wasm is not read. */
+    cfg.max_bytes = 1;
+    rt_cache_configure(c, &cfg);
+    assert_int_equal(rt_cache_count(c), 0);
+    e = load(c, "sha256:e", RT_LOAD_SERIALIZED);
+    assert_int_equal(f.blob_reads, 1);
+    rt_cache_stats(c, &st);
+    assert_int_equal(st.loads_compiled, 1);
+    assert_int_equal(st.loads_serialized, 1);
+    assert_int_equal(st.evictions, 1);
+    /* Pinned: over the bound, yet kept while referenced. */
+    assert_int_equal(rt_cache_count(c), 1);
+    assert_int_equal(st.pinned, 1);
+    assert_true(st.bytes > 1 && st.bytes == st.pinned_bytes);
+    /* ... and it runs like the compiled one. */
+    char err[256];
+    eng_exec_t *x = eng_exec_new(0);
+    rt_instance_config_t icfg = {.name = "fn", .memory_limit_bytes = 1 << 20};
+    rt_instance_t *i = rt_instance_new(e, &icfg, x, err, sizeof err);
+    assert_non_null(i);
+    rt_request_t rq = {.stdin_bytes = (const uint8_t *)"", .stdin_len = 0};
+    rt_result_t res;
+    assert_int_equal(rt_instance_run(i, x, &rq, &res), 0);
+    assert_int_equal(res.trap, ENG_OK);
+    rt_instance_free(i);
+    rt_module_release(e); /* unpinned over the bound: freed */
+    assert_int_equal(rt_cache_count(c), 0);
+
+    rt_module_t *s = load(c, "sha256:s", RT_LOAD_COMPILED);
+    rt_module_release(s);
+    s = load(c, "sha256:s", RT_LOAD_SERIALIZED);
+    i = rt_instance_new(s, &icfg, x, err, sizeof err);
+    assert_non_null(i);
+    rq.deadline_ns = eng_now_ns() + 20 * 1000000ull;
+    assert_int_equal(rt_instance_run(i, x, &rq, &res), -1);
+    assert_int_equal(res.trap, ENG_TRAP_DEADLINE);
+    rt_instance_free(i);
+    rt_module_release(s);
+
+    /* A damaged artefact is refused, the module compiled again and the
+     * artefact rewritten. */
+    f.art[0][f.art_len[0] / 2] ^= 0x40;
+    int blobs = f.blob_reads, writes = f.art_writes;
+    e = load(c, "sha256:e", RT_LOAD_COMPILED);
+    assert_int_equal(f.blob_reads, blobs + 1);
+    assert_int_equal(f.art_writes, writes + 1);
+    rt_cache_stats(c, &st);
+    assert_int_equal(st.artifact_errors, 1);
+    rt_module_release(e);
+    e = load(c, "sha256:e", RT_LOAD_SERIALIZED);
+    rt_module_release(e);
+
+    /* Least recently used goes first. Room for two of the three. */
+    cfg.max_bytes = 1ull << 30;
+    rt_cache_configure(c, &cfg);
+    rt_module_release(load(c, "sha256:e", RT_LOAD_SERIALIZED));
+    rt_module_release(load(c, "sha256:s", RT_LOAD_SERIALIZED));
+    rt_module_release(load(c, "sha256:n", RT_LOAD_COMPILED));
+    rt_cache_stats(c, &st);
+    assert_int_equal(st.modules, 3);
+    assert_int_equal(st.pinned, 0);
+    uint64_t three = st.bytes;
+    rt_module_release(load(c, "sha256:e", RT_LOAD_CACHED)); /* e is now newer than s */
+    cfg.max_bytes = three - 1;
+    rt_cache_configure(c, &cfg);
+    assert_int_equal(rt_cache_count(c), 2);
+    assert_null(rt_cache_find(c, "sha256:s"));
+    rt_module_t *n = load(c, "sha256:n", RT_LOAD_CACHED);
+    rt_module_release(load(c, "sha256:e", RT_LOAD_CACHED));
+    /* Only unpinned modules go: n stays while referenced. */
+    cfg.max_bytes = 1;
+    rt_cache_configure(c, &cfg);
+    assert_int_equal(rt_cache_count(c), 1);
+    assert_ptr_equal(rt_cache_find(c, "sha256:n"), n);
+    rt_module_release(n);
+    /* Freeing the cache with a referenced module leaves it usable. */
+    rt_cache_free(c);
+    assert_string_equal(rt_module_digest(n), "sha256:n");
+    rt_module_release(n);
+
+    eng_exec_free(x);
+    for (int k = 0; k < 3; k++) free(f.art[k]);
 }
 
 /* ---- instances ---------------------------------------------------------- */
@@ -266,6 +459,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_order_cancel),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache_lru_and_artifacts),
         cmocka_unit_test(test_instance_run_and_deadline),
         cmocka_unit_test(test_pool_interrupt),
     };

@@ -1,7 +1,8 @@
 /*
  * test_store.c — the data directory: its permissions and admin token,
- * content-addressed blobs (hash checked on read, atomic writes), and the
- * registry of functions, revisions and routes across reopening.
+ * content-addressed blobs (hash checked on read, atomic writes), compiled
+ * artefacts kept beside them (replaced atomically, missing is not an
+ * error), and the registry of functions, revisions and routes across reopening.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -277,6 +278,55 @@ static void test_stale_temp_files_removed(void **state)
     free(parent);
 }
 
+static void test_artifacts(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    assert_int_equal(st_artifact_get(s, DIGEST_A, &bytes, &len, err, sizeof err), ST_NOT_FOUND);
+    assert_int_equal(st_artifact_put(s, DIGEST_A, (const uint8_t *)"compiled-1", 10, err, sizeof err),
+                     ST_OK);
+    assert_int_equal(st_artifact_get(s, DIGEST_A, &bytes, &len, err, sizeof err), ST_OK);
+    assert_int_equal(len, 10);
+    assert_memory_equal(bytes, "compiled-1", 10);
+    free(bytes);
+    /* Replaced whole by a newer one (a recompile after an engine upgrade). */
+    assert_int_equal(st_artifact_put(s, DIGEST_A, (const uint8_t *)"v2", 2, err, sizeof err), ST_OK);
+    assert_int_equal(st_artifact_get(s, DIGEST_A, &bytes, &len, err, sizeof err), ST_OK);
+    assert_int_equal(len, 2);
+    assert_memory_equal(bytes, "v2", 2);
+    free(bytes);
+    /* It lives at artifacts/HEX.compiled, not among the blobs, and
+     * survives reopening; stray temporaries are cleaned up. */
+    char *path, *tmp;
+    assert_true(asprintf(&path, "%s/artifacts/%s.compiled", parent, DIGEST_A + 7) > 0);
+    assert_true(asprintf(&tmp, "%s/artifacts/.tmp.half", parent) > 0);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_false(st_blob_exists(s, DIGEST_A));
+    st_close(s);
+    FILE *f = fopen(tmp, "w");
+    fputs("half", f);
+    fclose(f);
+    s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    assert_int_not_equal(access(tmp, F_OK), 0);
+    assert_int_equal(st_artifact_get(s, DIGEST_A, &bytes, &len, err, sizeof err), ST_OK);
+    assert_int_equal(len, 2);
+    free(bytes);
+    /* Digests are checked: no path games. */
+    assert_int_equal(st_artifact_put(s, "sha256:../../x", (const uint8_t *)"x", 1, err, sizeof err),
+                     ST_ERR);
+    assert_int_equal(st_artifact_get(s, "sha256:../x", &bytes, &len, err, sizeof err), ST_ERR);
+    st_close(s);
+    free(path);
+    free(tmp);
+    rm_rf(parent);
+    free(parent);
+}
+
 static void test_revisions_numbered_and_persisted(void **state)
 {
     (void)state;
@@ -428,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_digest),
         cmocka_unit_test(test_blob_roundtrip_and_corruption),
         cmocka_unit_test(test_stale_temp_files_removed),
+        cmocka_unit_test(test_artifacts),
         cmocka_unit_test(test_revisions_numbered_and_persisted),
         cmocka_unit_test(test_rollback_discards),
         cmocka_unit_test(test_name_too_long),
