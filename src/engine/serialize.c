@@ -46,6 +46,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "serialised code is copied as little-endian words");
+
 /* Bump when an op's meaning or the code's conventions change without the
  * op list or shapes changing: old artefacts then count as stale. */
 #define ENG_SERIAL_ABI 1
@@ -82,7 +85,43 @@ static struct {
     uint8_t id[SER_ID_BYTES];
     handler_entry_t sorted[OP_COUNT];  /* handler address -> op */
     const void *const *handlers;
+    uint8_t words[OP_COUNT];           /* instruction length (br_table: without labels) */
+    /* The shapes compiled for the loader's fast path (see r_code). */
+    struct {
+        uint8_t nchecks;
+        bool slow;                     /* checked by inst_ok instead */
+        bool memory;                   /* needs a memory */
+        uint8_t rel_word;              /* the word holding its branch offset, or 0 */
+        struct {
+            uint8_t word, part, limit; /* part: 0 whole, 1 LO, 2 HI; limit: LIM_* */
+        } check[8];
+    } fast[OP_COUNT];
 } ser = {.once = PTHREAD_ONCE_INIT};
+
+/* What an operand is checked against, per function (r_code's lim[]). */
+enum { LIM_SLOT, LIM_ARG, LIM_OFF32, LIM_FUNC, LIM_TYPE, LIM_TABLE, LIM_GLOBAL, LIM_DATA, LIM_ELEM,
+       LIM_COUNT, LIM_NONE = 0xFF };
+
+static uint8_t limit_of(char k)
+{
+    switch (k) {
+    case 's': case 'S': return LIM_SLOT;
+    case 'a': return LIM_ARG;
+    case 'O': return LIM_OFF32;
+    case 'f': return LIM_FUNC;
+    case 't': return LIM_TYPE;
+    case 'T': case 'F': return LIM_TABLE;
+    case 'g': case 'G': return LIM_GLOBAL;
+    case 'd': case 'D': return LIM_DATA;
+    case 'e': case 'E': return LIM_ELEM;
+    default: return LIM_NONE; /* i I - n R: anything goes, or checked elsewhere */
+    }
+}
+
+static bool is_memory_op(int op)
+{
+    return (op >= OP_ld8s && op <= OP_st64) || (op >= OP_mem_size && op <= OP_mem_init);
+}
 
 static int entry_cmp(const void *a, const void *b)
 {
@@ -112,6 +151,27 @@ static void ser_init(void)
         EVP_DigestUpdate(h, buf, (size_t)n);
         ser.sorted[op].addr = (uintptr_t)ser.handlers[op];
         ser.sorted[op].op = op;
+        ser.words[op] = (uint8_t)(1 + (op_shapes[op] ? strlen(op_shapes[op]) / 2 : 0));
+        const char *sh = op_shapes[op] ? op_shapes[op] : "";
+        ser.fast[op].memory = is_memory_op((int)op);
+        ser.fast[op].slow = op == OP_call || op == OP_call_indirect || op == OP_tbl_copy ||
+                            op == OP_tbl_init || strchr(sh, 'F') || strchr(sh, 'G');
+        for (uint8_t w = 0; sh[2 * w]; w++) {
+            if (sh[2 * w] == 'R')
+                ser.fast[op].rel_word = (uint8_t)(1 + w);
+            for (uint8_t half = 0; half < 2; half++) {
+                bool whole = sh[2 * w + 1] == '_';
+                if (whole && half)
+                    break;
+                uint8_t lim = limit_of(sh[2 * w + half]);
+                if (lim == LIM_NONE)
+                    continue;
+                uint8_t k = ser.fast[op].nchecks++;
+                ser.fast[op].check[k].word = (uint8_t)(1 + w);
+                ser.fast[op].check[k].part = whole ? 0 : (uint8_t)(1 + half);
+                ser.fast[op].check[k].limit = lim;
+            }
+        }
     }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
@@ -215,7 +275,7 @@ static void w_limits(wbuf_t *w, eng_limits_t l)
  * does not fit in n words. */
 static size_t inst_len(const eng_code_t *code, size_t i, size_t n, int op)
 {
-    size_t len = 1 + strlen(op_shapes[op]) / 2;
+    size_t len = ser.words[op];
     if (op == OP_br_table) {
         if (i + 1 >= n)
             return 0;
@@ -531,11 +591,6 @@ static bool operand_ok(const eng_module_t *m, const eng_code_func_t *cf, char k,
     }
 }
 
-static bool is_memory_op(int op)
-{
-    return (op >= OP_ld8s && op <= OP_st64) || (op >= OP_mem_size && op <= OP_mem_init);
-}
-
 static bool is_terminal(int op)
 {
     return op == OP_unreachable || op == OP_br || op == OP_br_table || op == OP_ret ||
@@ -611,11 +666,17 @@ static bool r_code(rctx_t *c, uint32_t fi)
         return r_fail(c, "out of memory");
     }
     cf->code_len = (size_t)n;
-    for (size_t i = 0; i < n; i++)
-        cf->code[i] = rd_fixed64(&c->r);
+    /* The format is little-endian, like every host this engine runs on. */
+    memcpy(cf->code, rd_bytes(&c->r, (size_t)n * 8), (size_t)n * 8);
     cf->code[n] = OP_unreachable;
     mark[n] = 1;
 
+    const uint64_t lim[LIM_COUNT] = {
+        [LIM_SLOT] = cf->frame_slots, [LIM_ARG] = (uint64_t)cf->frame_slots + 1,
+        [LIM_OFF32] = (uint64_t)UINT32_MAX + 1, [LIM_FUNC] = m->nfuncs, [LIM_TYPE] = m->ntypes,
+        [LIM_TABLE] = m->ntables, [LIM_GLOBAL] = m->nglobals, [LIM_DATA] = m->ndatas,
+        [LIM_ELEM] = m->nelems,
+    };
     bool ok = true;
     /* Instruction boundaries, for all of the code. */
     for (size_t i = 0; i < n;) {
@@ -642,22 +703,30 @@ static bool r_code(rctx_t *c, uint32_t fi)
             continue; /* the sentinel */
         int op = (int)cf->code[i];
         size_t len = inst_len(cf->code, i, n, op);
-        if (!inst_ok(m, cf, i, op)) {
+        bool good;
+        if (ser.fast[op].slow) {
+            good = inst_ok(m, cf, i, op);
+        } else {
+            good = !(ser.fast[op].memory && m->nmems == 0);
+            for (uint8_t k = 0; k < ser.fast[op].nchecks && good; k++) {
+                uint64_t v = cf->code[i + ser.fast[op].check[k].word];
+                uint8_t part = ser.fast[op].check[k].part;
+                v = part == 0 ? v : part == 1 ? (uint32_t)v : v >> 32;
+                good = v < lim[ser.fast[op].check[k].limit];
+            }
+        }
+        if (!good) {
             ok = r_fail(c, "function %u: %s at word %zu has an operand out of range", fidx,
                         op_names[op], i);
             break;
         }
         size_t nrel = 0, first = 0;
-        const char *sh = op_shapes[op];
         if (op == OP_br_table) {
             first = 2;
             nrel = (size_t)(cf->code[i + 1] >> 32) + 1;
-        } else {
-            for (size_t w = 0; sh[2 * w]; w++)
-                if (sh[2 * w] == 'R') {
-                    first = 1 + w;
-                    nrel = 1;
-                }
+        } else if (ser.fast[op].rel_word) {
+            first = ser.fast[op].rel_word;
+            nrel = 1;
         }
         for (size_t k = 0; k <= nrel && ok; k++) {
             size_t to;
