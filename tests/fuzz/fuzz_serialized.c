@@ -14,9 +14,9 @@
  *
  * Input: u16 n (little-endian), then n edits of 5 bytes (u32 offset into the
  * serialised body, u8 value to XOR there; offsets wrap around the body),
- * then a .wasm module. Seeds are spec-suite modules with n = 0 (mk/fuzz-
- * serialized.mk makes them); libFuzzer mutates both the edits and the
- * module.
+ * then a .wasm module. Seeds are spec-suite modules with n = 0
+ * (mk/serialized-fuzz.mk makes them); libFuzzer mutates both the edits and
+ * the module.
  */
 #include "engine/engine.h"
 

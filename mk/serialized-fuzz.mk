@@ -1,9 +1,10 @@
-# mk/fuzz-serialized.mk — `make fuzz-serialized`: the libFuzzer target over
+# mk/serialized-fuzz.mk — `make fuzz-serialized`: the libFuzzer target over
 # the loader of serialised (compiled) modules, tests/fuzz/fuzz_serialized.c
 # (docs/fuzzing.md, section 3). Runs for FUZZ_SERIALIZED_SECONDS (default
 # 60) from seeds made of the spec-suite modules, each with no edits. Not part
 # of `make test` (test_serialize's forged-byte test covers the same ground
-# at small scale there).
+# at small scale there). Named so that it is read after mk/fuzz.mk, whose
+# variables it uses.
 
 FUZZ_SER_BIN := build/fuzz/fuzz_serialized
 FUZZ_SERIALIZED_SECONDS ?= 60
