@@ -24,3 +24,11 @@ $(SERVING_FNS_DIR)/%.wasm: tests/serving/fns/%.c
 test-serving: $(WASMFN) examples serving-fns
 	@WASMFN=$(WASMFN) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
 		bash tests/serving/run_tests.sh
+
+# `make test-sched`: fair sharing of one worker between guests (fibers).
+TEST_STEPS += test-sched
+ASAN_STEPS += test-sched
+.PHONY: test-sched
+test-sched: $(WASMFN) examples serving-fns
+	@WASMFN=$(WASMFN) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+		bash tests/serving/sched_tests.sh

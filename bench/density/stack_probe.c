@@ -99,7 +99,9 @@ int main(int argc, char **argv)
     }
     size_t worst = 0;
     for (int i = 1; i < argc; i++) {
-        char dir[] = "/tmp/stack_probe.XXXXXX";
+        const char *tmpdir = getenv("TMPDIR");
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/stack_probe.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
         if (!mkdtemp(dir)) continue;
         probe_t p = {.path = argv[i], .dir = dir, .x = x};
         rt_fiber_paint(f);

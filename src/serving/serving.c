@@ -398,6 +398,15 @@ static void warm_work(rt_job_t *j, eng_exec_t *x)
 
 static void rev_refill(srv_t *s, srv_rev_t *r);
 
+/* How many idle warm instances the revision should hold. The autoscaler's
+ * desired count is all instances, busy ones included (Knative's desired
+ * pods), so the warm pool only makes up the difference: under a load of N
+ * concurrent requests with desired N, no extra N instances are kept idle. */
+static uint32_t rev_warm_target(const srv_rev_t *r)
+{
+    return r->desired > r->busy ? r->desired - r->busy : 0;
+}
+
 static void warm_done(rt_job_t *j)
 {
     srv_warm_t *w = j->ud;
@@ -409,7 +418,7 @@ static void warm_done(rt_job_t *j)
         int n = snprintf(line, sizeof line, "wasmfn: cannot instantiate: %s", w->err);
         if (r->fn->log) lr_ring_append(r->fn->log, r->name, line, n > 0 ? (size_t)n : 0);
         r->warm_failed = true;
-    } else if (r->retired || s->draining || s->freeing || r->nwarm >= r->desired) {
+    } else if (r->retired || s->draining || s->freeing || r->nwarm >= rev_warm_target(r)) {
         rt_instance_free(w->inst);
     } else {
         if (r->nwarm == r->warm_cap) {
@@ -431,11 +440,12 @@ out:
     rev_release(r);
 }
 
-/* Starts background instantiations until warm + warming reaches desired. */
+/* Starts background instantiations until warm + warming reaches the warm
+ * target. */
 static void rev_refill(srv_t *s, srv_rev_t *r)
 {
     if (r->retired || s->draining || s->freeing || r->warm_failed) return;
-    while (r->nwarm + r->warming < r->desired) {
+    while (r->nwarm + r->warming < rev_warm_target(r)) {
         srv_warm_t *w = calloc(1, sizeof *w);
         if (!w) return;
         w->srv = s;
@@ -449,10 +459,10 @@ static void rev_refill(srv_t *s, srv_rev_t *r)
     }
 }
 
-/* Keeps the warm pool at desired: frees extras, starts missing ones. */
+/* Keeps the warm pool at its target: frees extras, starts missing ones. */
 static void rev_apply_desired(srv_t *s, srv_rev_t *r)
 {
-    while (r->nwarm > r->desired) rt_instance_free(r->warm[--r->nwarm]);
+    while (r->nwarm > rev_warm_target(r)) rt_instance_free(r->warm[--r->nwarm]);
     if (r->nwarm == 0 && r->warm_cap > 16) {
         free(r->warm);
         r->warm = NULL;

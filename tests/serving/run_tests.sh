@@ -685,6 +685,15 @@ if wanted restart; then
         else
             not_ok "restart after SIGKILL" "hello $c1 ($b1; before the kill: $before), lastminute $c2 ($b2), twin latest '$l'"
         fi
+        # Every module was compiled before the kill, and its compiled form
+        # kept in DATA/artifacts: the restart loads those, compiling nothing.
+        ser=$(metric wasmfn_module_loads_total 'source="serialized"')
+        comp=$(metric wasmfn_module_loads_total 'source="compiled"')
+        if [[ $ser != 0 && $comp == 0 ]]; then
+            ok "after the restart modules load from their serialised form ($ser), none is compiled"
+        else
+            not_ok "restart loads serialised modules" "serialized $ser, compiled $comp"
+        fi
     else
         not_ok "restart after SIGKILL" "the daemon did not come back"
     fi
