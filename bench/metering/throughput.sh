@@ -7,14 +7,14 @@
 #   bash bench/metering/throughput.sh [RUNS] [SECONDS]     (default 3 runs of 10 s)
 #
 # Env: WASMFN (default build/wasmfn), HELLO (default build/examples/hello.wasm),
-# WRK_THREADS (2), WRK_CONNS (32).
+# WRK_THREADS (2), WRK_CONNS (16, as in bench/compare).
 set -eu
 RUNS=${1:-3}
 SECS=${2:-10}
 WASMFN=${WASMFN:-build/wasmfn}
 HELLO=${HELLO:-build/examples/hello.wasm}
 T=${WRK_THREADS:-2}
-C=${WRK_CONNS:-32}
+C=${WRK_CONNS:-16}
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -32,7 +32,18 @@ run() {
     WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | awk '{print $4}') \
         WASMFN_TOKEN=$(cat "$tmp/data/admin.token") "$WASMFN" deploy hello "$HELLO" -q >/dev/null
     wrk -t"$T" -c"$C" -d1s "$d/fn/hello/" >/dev/null 2>&1   # warm-up
-    wrk -t"$T" -c"$C" -d"${SECS}s" "$d/fn/hello/" | awk '/Requests\/sec/ {print $2}'
+    # The daemon's CPU time (user + system, in clock ticks) around the run,
+    # divided by the requests served: steadier than req/s on a 2-CPU machine
+    # where wrk competes for the same cores.
+    local t0 t1 out
+    t0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+    out=$(wrk -t"$T" -c"$C" -d"${SECS}s" "$d/fn/hello/")
+    t1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+    local rps reqs
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    echo "$rps $(awk -v a="$t0" -v b="$t1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN {printf "%.2f", (b - a) / hz * 1e6 / n}')"
     kill -TERM $pid
     wait $pid 2>/dev/null || true
     pid=
@@ -42,12 +53,22 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 on=()
 off=()
+con=()
+coff=()
 for i in $(seq "$RUNS"); do
-    on+=("$(run on)")
-    off+=("$(run off)")
+    read -r r c <<<"$(run on)"
+    on+=("$r")
+    con+=("$c")
+    read -r r c <<<"$(run off)"
+    off+=("$r")
+    coff+=("$c")
 done
 mon=$(printf '%s\n' "${on[@]}" | median)
 moff=$(printf '%s\n' "${off[@]}" | median)
-echo "metering on:  ${on[*]} req/s (median $mon)"
-echo "metering off: ${off[*]} req/s (median $moff)"
-awk -v a="$mon" -v b="$moff" 'BEGIN {printf "on/off = %.3f (metering costs %.1f%% of throughput)\n", a/b, (1-a/b)*100}'
+mcon=$(printf '%s\n' "${con[@]}" | median)
+mcoff=$(printf '%s\n' "${coff[@]}" | median)
+echo "metering on:  ${on[*]} req/s (median $mon); daemon CPU ${con[*]} us/request (median $mcon)"
+echo "metering off: ${off[*]} req/s (median $moff); daemon CPU ${coff[*]} us/request (median $mcoff)"
+awk -v a="$mon" -v b="$moff" -v c="$mcon" -v d="$mcoff" 'BEGIN {
+    printf "throughput on/off = %.3f; daemon CPU per request on/off = %.3f (metering adds %.1f%%)\n",
+        a / b, c / d, (c / d - 1) * 100 }'
