@@ -35,4 +35,4 @@ test-metering: $(WASMFN) examples serving-fns
 .PHONY: bench-metering-throughput
 bench: bench-metering-throughput
 bench-metering-throughput: $(WASMFN) examples
-	@bash bench/metering/throughput.sh $(if $(filter 1,$(QUICK)),1 3,5 10)
+	@PIN=1 bash bench/metering/throughput.sh $(if $(filter 1,$(QUICK)),1 3,6 8)

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # bench/metering/throughput.sh — what metering costs the data plane: hello-world
 # requests/s with metering on and off, from the same build in the same run.
-# Runs are interleaved (on, off, on, off, ...) and each figure is the median
+# Runs are interleaved (on, off, off, on, ...) and each figure is the median
 # of RUNS runs; the ratio is taken between those medians.
 #
 #   bash bench/metering/throughput.sh [RUNS] [SECONDS]     (default 3 runs of 10 s)
 #
 # Env: WASMFN (default build/wasmfn), HELLO (default build/examples/hello.wasm),
-# WRK_THREADS (2), WRK_CONNS (16, as in bench/compare).
+# WRK_THREADS (2), WRK_CONNS (16, as in bench/compare), PIN=1 to pin the daemon
+# to CPU 1 (one worker) and wrk to CPU 0 with taskset, which removes most of
+# the run-to-run noise of a 2-CPU machine where both compete for the cores.
 set -eu
 RUNS=${1:-3}
 SECS=${2:-10}
@@ -24,20 +26,26 @@ run() {
     local flags=()
     [ "$1" = off ] && flags=(--no-metering)
     rm -rf "$tmp/data"
-    "$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 "${flags[@]}" \
-        >"$tmp/log" 2>&1 &
+    local pin_d=() pin_w=()
+    if [ "${PIN:-0}" = 1 ]; then
+        pin_d=(taskset -c 1)
+        pin_w=(taskset -c 0)
+        flags+=(--workers 1)
+    fi
+    "${pin_d[@]}" "$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+        "${flags[@]}" >"$tmp/log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do grep -q 'admin API on' "$tmp/log" && break; sleep 0.05; done
     local d=$(grep -o 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
     WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | awk '{print $4}') \
         WASMFN_TOKEN=$(cat "$tmp/data/admin.token") "$WASMFN" deploy hello "$HELLO" -q >/dev/null
-    wrk -t"$T" -c"$C" -d1s "$d/fn/hello/" >/dev/null 2>&1   # warm-up
+    "${pin_w[@]}" wrk -t"$T" -c"$C" -d1s "$d/fn/hello/" >/dev/null 2>&1   # warm-up
     # The daemon's CPU time (user + system, in clock ticks) around the run,
     # divided by the requests served: steadier than req/s on a 2-CPU machine
     # where wrk competes for the same cores.
     local t0 t1 out
     t0=$(awk '{print $14 + $15}' /proc/$pid/stat)
-    out=$(wrk -t"$T" -c"$C" -d"${SECS}s" "$d/fn/hello/")
+    out=$("${pin_w[@]}" wrk -t"$T" -c"$C" -d"${SECS}s" "$d/fn/hello/")
     t1=$(awk '{print $14 + $15}' /proc/$pid/stat)
     local rps reqs
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -55,13 +63,13 @@ on=()
 off=()
 con=()
 coff=()
+# The order alternates (on/off, then off/on) so that a drift over the run
+# or an advantage of going first or second does not land on one side.
 for i in $(seq "$RUNS"); do
-    read -r r c <<<"$(run on)"
-    on+=("$r")
-    con+=("$c")
-    read -r r c <<<"$(run off)"
-    off+=("$r")
-    coff+=("$c")
+    for mode in $( [ $((i % 2)) = 1 ] && echo "on off" || echo "off on"); do
+        read -r r c <<<"$(run $mode)"
+        if [ "$mode" = on ]; then on+=("$r"); con+=("$c"); else off+=("$r"); coff+=("$c"); fi
+    done
 done
 mon=$(printf '%s\n' "${on[@]}" | median)
 moff=$(printf '%s\n' "${off[@]}" | median)
