@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # density.sh — how many instances one node keeps alive at once, and what
-# each costs: starts `wasmfn serve` (one worker per CPU) on free loopback
+# each costs: starts `wasmfn serve` (default workers) on free loopback
 # ports with a temporary data dir, deploys slow.wasm (a C guest that
 # nanosleeps ?ms=..., i.e. poll_oneoff) with a 120 s timeout, submits N
 # asynchronous invocations sleeping SLEEP_MS each (density_client: few
@@ -108,7 +108,7 @@ rss0=$(status_kb VmRSS)
 ) >"$TMP/samples" 2>/dev/null &
 SAMPLER=$!
 
-echo "density: $N async calls of $SLEEP_MS ms over $CONNS connections, $(nproc) CPUs, workers = CPUs"
+echo "density: $N async calls of $SLEEP_MS ms over $CONNS connections, $(nproc) CPUs, default workers"
 set +e
 "$CLIENT" "${DATA_HP%:*}" "${DATA_HP#*:}" "/fn/sleeper/?ms=$SLEEP_MS" "$N" "$CONNS" \
     "${ADMIN_HP%:*}" "${ADMIN_HP#*:}" "$WASMFN_TOKEN" 300 "slept $SLEEP_MS ms" \

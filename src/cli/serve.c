@@ -52,7 +52,7 @@ void cli_serve_usage(FILE *out)
             "  --data DIR          data directory (default $XDG_STATE_HOME/wasmfn, else\n"
             "                      ~/.local/state/wasmfn); holds wasmfn.db, blobs/ and\n"
             "                      admin.token, the admin API's bearer token\n"
-            "  --workers N         threads running guests (default: one per CPU)\n"
+            "  --workers N         threads running guests (default: CPUs - 1, at least 1)\n"
             "  --domain D          domain for Host routing (default localhost)\n"
             "  --redis URL         redis://HOST:PORT backing brokers, so accepted events\n"
             "                      survive a restart (default: brokers in memory)\n"
