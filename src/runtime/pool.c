@@ -493,11 +493,11 @@ rt_pool_t *rt_pool_new(uv_loop_t *loop, uint32_t workers, char *err, size_t errl
 {
     if (workers == 0) {
         /* One CPU is left to the event-loop thread, which parses HTTP and
-         * answers: with one worker per CPU the workers and the loop
-         * oversubscribe the cores, and on 2 CPUs one worker served about 20%
-         * more hello-world requests/s than two (docs/serving.md). Guests that
-         * sleep or wait park their fibers, so one worker does not serialise
-         * them. */
+         * answers, so workers and loop do not oversubscribe the cores. On 2
+         * CPUs a short test gave one worker ~20% more hello-world requests/s
+         * than two; the full comparison (docs/benchmarks.md) was within its
+         * noise either way. Guests that sleep or wait park their fibers, so
+         * one worker does not serialise them. */
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         workers = n > 1 ? (uint32_t)(n - 1) : 1;
     }
