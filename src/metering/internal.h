@@ -95,4 +95,7 @@ static inline int64_t mtr_floor_div(int64_t a, int64_t b)
     return q;
 }
 
+/* Formats a one-line message into err (if err is given). */
+void mtr_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -32,7 +32,7 @@
 
 #include "metering/internal.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void mtr_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0) return;
     va_list ap;
@@ -268,7 +268,7 @@ static int exec_sql(mtr_t *m, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(m->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        set_err(err, errlen, "metering database: %s", msg ? msg : sqlite3_errmsg(m->db));
+        mtr_set_err(err, errlen, "metering database: %s", msg ? msg : sqlite3_errmsg(m->db));
         sqlite3_free(msg);
         return -1;
     }
@@ -281,7 +281,7 @@ static int db_open(mtr_t *m, const char *path, char *err, size_t errlen)
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {
-        set_err(err, errlen, "metering database %s: %s", path,
+        mtr_set_err(err, errlen, "metering database %s: %s", path,
                 m->db ? sqlite3_errmsg(m->db) : sqlite3_errstr(rc));
         return -1;
     }
@@ -291,7 +291,7 @@ static int db_open(mtr_t *m, const char *path, char *err, size_t errlen)
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(m->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
-        set_err(err, errlen, "metering database %s: cannot set WAL mode: %s", path,
+        mtr_set_err(err, errlen, "metering database %s: cannot set WAL mode: %s", path,
                 sqlite3_errmsg(m->db));
         sqlite3_finalize(st);
         return -1;
@@ -300,7 +300,7 @@ static int db_open(mtr_t *m, const char *path, char *err, size_t errlen)
     bool wal = mode && strcmp(mode, "wal") == 0;
     sqlite3_finalize(st);
     if (!wal) {
-        set_err(err, errlen, "metering database %s: cannot use WAL mode (got %s)", path,
+        mtr_set_err(err, errlen, "metering database %s: cannot use WAL mode (got %s)", path,
                 mode ? mode : "?");
         return -1;
     }
@@ -309,7 +309,7 @@ static int db_open(mtr_t *m, const char *path, char *err, size_t errlen)
     if (exec_sql(m, "PRAGMA synchronous=FULL", err, errlen) != 0) return -1;
     if (exec_sql(m, SCHEMA, err, errlen) != 0) return -1;
     if (sqlite3_prepare_v2(m->db, UPSERT, -1, &m->upsert, NULL) != SQLITE_OK) {
-        set_err(err, errlen, "metering database %s: %s", path, sqlite3_errmsg(m->db));
+        mtr_set_err(err, errlen, "metering database %s: %s", path, sqlite3_errmsg(m->db));
         return -1;
     }
     return 0;
@@ -339,7 +339,7 @@ static int db_write_pending(mtr_t *m, char *err, size_t errlen)
         sqlite3_bind_int64(st, 11, a->cpu_ns);
         sqlite3_bind_int64(st, 12, (sqlite3_int64)a->peak_memory_bytes);
         if (sqlite3_step(st) != SQLITE_DONE) {
-            set_err(err, errlen, "metering database: writing usage of %s: %s", a->function,
+            mtr_set_err(err, errlen, "metering database: writing usage of %s: %s", a->function,
                     sqlite3_errmsg(m->db));
             sqlite3_reset(st);
             exec_sql(m, "ROLLBACK", NULL, 0);
@@ -472,34 +472,34 @@ static void free_mtr(mtr_t *m)
 mtr_t *mtr_open(const mtr_config_t *c, char *err, size_t errlen)
 {
     if (!c || !c->db_path || !*c->db_path) {
-        set_err(err, errlen, "metering: no database path");
+        mtr_set_err(err, errlen, "metering: no database path");
         return NULL;
     }
     int64_t g = c->granularity_ns ? c->granularity_ns : MTR_DEFAULT_GRANULARITY_NS;
     int64_t fi = c->flush_interval_ns ? c->flush_interval_ns : MTR_DEFAULT_FLUSH_INTERVAL_NS;
     if (g < MTR_MIN_GRANULARITY_NS || g > MTR_MAX_GRANULARITY_NS) {
-        set_err(err, errlen,
+        mtr_set_err(err, errlen,
                 "metering: billing granularity %lld ns is out of range (1 us to 1 min)",
                 (long long)g);
         return NULL;
     }
     if (fi < MTR_MIN_FLUSH_INTERVAL_NS || fi > MTR_DEFAULT_FLUSH_INTERVAL_NS) {
-        set_err(err, errlen, "metering: flush interval %lld ns is out of range (1 ms to 1 s)",
+        mtr_set_err(err, errlen, "metering: flush interval %lld ns is out of range (1 ms to 1 s)",
                 (long long)fi);
         return NULL;
     }
     if (!(c->price_per_gb_second >= 0) || !isfinite(c->price_per_gb_second)) {
-        set_err(err, errlen, "metering: price per GB-second must be a number >= 0");
+        mtr_set_err(err, errlen, "metering: price per GB-second must be a number >= 0");
         return NULL;
     }
     if (!(c->price_per_million_requests >= 0) || !isfinite(c->price_per_million_requests)) {
-        set_err(err, errlen, "metering: price per million requests must be a number >= 0");
+        mtr_set_err(err, errlen, "metering: price per million requests must be a number >= 0");
         return NULL;
     }
 
     mtr_t *m = aligned_alloc(64, (sizeof(mtr_t) + 63) / 64 * 64);
     if (!m) {
-        set_err(err, errlen, "metering: out of memory");
+        mtr_set_err(err, errlen, "metering: out of memory");
         return NULL;
     }
     memset(m, 0, sizeof *m);
@@ -531,14 +531,14 @@ mtr_t *mtr_open(const mtr_config_t *c, char *err, size_t errlen)
             "Billed GB-seconds (memory limit in GiB times billed seconds).", MX_COUNTER, labels,
             NULL, 0);
         if (!m->billed_seconds || !m->billed_gb_seconds) {
-            set_err(err, errlen, "metering: cannot register the billing metrics");
+            mtr_set_err(err, errlen, "metering: cannot register the billing metrics");
             free_mtr(m);
             return NULL;
         }
     }
     int rc = pthread_create(&m->thread, NULL, flusher_main, m);
     if (rc != 0) {
-        set_err(err, errlen, "metering: cannot start the flusher thread: %s", strerror(rc));
+        mtr_set_err(err, errlen, "metering: cannot start the flusher thread: %s", strerror(rc));
         free_mtr(m);
         return NULL;
     }

@@ -18,15 +18,6 @@
 
 #include "metering/internal.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 typedef struct query {
     const char *function; /* NULL = all */
     int64_t since_min, until_min, step_min;
@@ -64,7 +55,7 @@ static int collect(mtr_t *m, const query_t *q, mtr_table_t *out, char *err, size
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(m->db, SELECT, -1, &st, NULL) != SQLITE_OK) {
-        set_err(err, errlen, "metering database: %s", sqlite3_errmsg(m->db));
+        mtr_set_err(err, errlen, "metering database: %s", sqlite3_errmsg(m->db));
         return -1;
     }
     sqlite3_bind_int64(st, 1, q->since_min);
@@ -84,7 +75,7 @@ static int collect(mtr_t *m, const query_t *q, mtr_table_t *out, char *err, size
         mtr_agg_t *r = mtr_table_get(out, h, fn ? fn : "", rev ? rev : "", bucket, mem);
         if (!r) {
             sqlite3_finalize(st);
-            set_err(err, errlen, "metering: out of memory");
+            mtr_set_err(err, errlen, "metering: out of memory");
             return -1;
         }
         mtr_agg_t a = {
@@ -100,7 +91,7 @@ static int collect(mtr_t *m, const query_t *q, mtr_table_t *out, char *err, size
         mtr_agg_add(r, &a);
     }
     if (rc != SQLITE_DONE) {
-        set_err(err, errlen, "metering database: reading usage: %s", sqlite3_errmsg(m->db));
+        mtr_set_err(err, errlen, "metering database: reading usage: %s", sqlite3_errmsg(m->db));
         sqlite3_finalize(st);
         return -1;
     }
@@ -116,7 +107,7 @@ static int collect(mtr_t *m, const query_t *q, mtr_table_t *out, char *err, size
     }
     return 0;
 oom:
-    set_err(err, errlen, "metering: out of memory");
+    mtr_set_err(err, errlen, "metering: out of memory");
     return -1;
 }
 
@@ -228,11 +219,11 @@ char *mtr_usage_json(mtr_t *m, const char *function, int64_t since_ns, int64_t u
     if (until_ns < INT64_MIN / 2) until_ns = INT64_MIN / 2;
     if (until_ns > INT64_MAX / 2) until_ns = INT64_MAX / 2;
     if (since_ns > until_ns) {
-        set_err(err, errlen, "since is after until");
+        mtr_set_err(err, errlen, "since is after until");
         return NULL;
     }
     if (step_ns < 0 || step_ns % MTR_NS_PER_MINUTE != 0) {
-        set_err(err, errlen, "step must be a whole number of minutes (usage is kept per minute)");
+        mtr_set_err(err, errlen, "step must be a whole number of minutes (usage is kept per minute)");
         return NULL;
     }
     if (function && !*function) function = NULL;
@@ -253,7 +244,7 @@ char *mtr_usage_json(mtr_t *m, const char *function, int64_t since_ns, int64_t u
     mtr_agg_t **rows = malloc((out.count ? out.count : 1) * sizeof *rows);
     if (!rows) {
         mtr_table_clear(&out);
-        set_err(err, errlen, "metering: out of memory");
+        mtr_set_err(err, errlen, "metering: out of memory");
         return NULL;
     }
     size_t n = 0;
@@ -263,6 +254,6 @@ char *mtr_usage_json(mtr_t *m, const char *function, int64_t since_ns, int64_t u
     char *json = render(m, &q, rows, n, step_ns > 0);
     free(rows);
     mtr_table_clear(&out);
-    if (!json) set_err(err, errlen, "metering: out of memory");
+    if (!json) mtr_set_err(err, errlen, "metering: out of memory");
     return json;
 }

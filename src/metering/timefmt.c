@@ -11,16 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "metering/metering.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "metering/internal.h"
 
 typedef struct unit {
     const char *name;
@@ -44,7 +35,7 @@ static const unit_t UNITS[] = {
 int mtr_parse_duration(const char *s, int64_t *out_ns, char *err, size_t errlen)
 {
     if (!s || !*s) {
-        set_err(err, errlen, "empty duration (write e.g. 1h, 30m, 100ms)");
+        mtr_set_err(err, errlen, "empty duration (write e.g. 1h, 30m, 100ms)");
         return -1;
     }
     if (strcmp(s, "0") == 0) {
@@ -84,7 +75,7 @@ int mtr_parse_duration(const char *s, int64_t *out_ns, char *err, size_t errlen)
                 u = &UNITS[i];
         }
         if (!u) {
-            set_err(err, errlen,
+            mtr_set_err(err, errlen,
                     "duration '%s': missing or unknown unit at '%s' (use ns, us, ms, s, m, h, d, w)",
                     s, p);
             return -1;
@@ -101,11 +92,11 @@ int mtr_parse_duration(const char *s, int64_t *out_ns, char *err, size_t errlen)
     *out_ns = total;
     return 0;
 bad:
-    set_err(err, errlen, "duration '%s': expected a number with a unit at '%s' (e.g. 1h, 30m, 100ms)",
+    mtr_set_err(err, errlen, "duration '%s': expected a number with a unit at '%s' (e.g. 1h, 30m, 100ms)",
             s, p);
     return -1;
 too_big:
-    set_err(err, errlen, "duration '%s' is too long", s);
+    mtr_set_err(err, errlen, "duration '%s' is too long", s);
     return -1;
 }
 
@@ -167,7 +158,7 @@ static int parse_rfc3339(const char *s, int64_t *out_ns, char *err, size_t errle
     *out_ns = ((int64_t)t - offset_s) * 1000000000LL + frac_ns;
     return 0;
 bad:
-    set_err(err, errlen,
+    mtr_set_err(err, errlen,
             "time '%s' is neither an RFC 3339 timestamp (2024-05-01T12:00:00Z) nor a duration "
             "ago (1h)", s);
     return -1;
@@ -176,7 +167,7 @@ bad:
 int mtr_parse_time(const char *s, int64_t now_ns, int64_t *out_ns, char *err, size_t errlen)
 {
     if (!s || !*s) {
-        set_err(err, errlen, "empty time (write now, 1h for an hour ago, or 2024-05-01T12:00:00Z)");
+        mtr_set_err(err, errlen, "empty time (write now, 1h for an hour ago, or 2024-05-01T12:00:00Z)");
         return -1;
     }
     if (strcmp(s, "now") == 0) {
@@ -190,7 +181,7 @@ int mtr_parse_time(const char *s, int64_t now_ns, int64_t *out_ns, char *err, si
     int64_t d;
     char derr[200];
     if (mtr_parse_duration(s, &d, derr, sizeof derr) != 0) {
-        set_err(err, errlen,
+        mtr_set_err(err, errlen,
                 "time '%s' is neither an RFC 3339 timestamp (2024-05-01T12:00:00Z) nor a "
                 "duration ago (1h)", s);
         return -1;
