@@ -194,6 +194,13 @@ else
     bad "apply Broker and Triggers" "$(cat "$tmp/out")"
 fi
 
+# ---- metrics (before the crash below restarts the daemon and its counters) --
+m=$(curl -s "$WASMFN_API/metrics")
+echo "$m" | grep -q '^wasmfn_events_total{.*outcome="delivered"' &&
+    echo "$m" | grep -q '^wasmfn_events_total{.*outcome="dead_lettered"' &&
+    ok "wasmfn_events_total counts delivered and dead-lettered events" ||
+    bad "wasmfn_events_total in /metrics" "$(echo "$m" | grep wasmfn_events | head -5)"
+
 # ---- SIGKILL mid-stream: nothing lost, nothing dead-lettered twice --------
 # 1500 entries, every 25th failing; the daemon is killed while delivering and
 # restarted on the same data dir; the source resumes from the consumer group.
@@ -239,14 +246,9 @@ echo "     (killed after $read_before of 1500 entries were read)"
     ok "each of the 60 failing entries is dead-lettered exactly once across the crash" ||
     bad "60 failing entries dead-lettered once" "XLEN crash-dlq = $dl, distinct = $uniq_dl"
 
-# ---- listing, metrics, drain ---------------------------------------------
+# ---- listing, drain --------------------------------------------------------
 curl -s -H "Authorization: Bearer $WASMFN_TOKEN" "$WASMFN_API/v1/eventing" | grep -q '"orders"' &&
     ok "GET /v1/eventing lists the applied objects" || bad "GET /v1/eventing lists objects"
-m=$(curl -s "$WASMFN_API/metrics")
-echo "$m" | grep -q '^wasmfn_events_total{.*outcome="delivered"' &&
-    echo "$m" | grep -q '^wasmfn_events_total{.*outcome="dead_lettered"' &&
-    ok "wasmfn_events_total counts delivered and dead-lettered events" ||
-    bad "wasmfn_events_total in /metrics" "$(echo "$m" | grep wasmfn_events | head -5)"
 kill -TERM "$pid"
 if wait "$pid"; then ok "SIGTERM drains eventing and the daemon exits 0"; else bad "SIGTERM exit status" "$?"; fi
 pid=
