@@ -444,16 +444,21 @@ static bool sec_type(dec_t *d)
         t->sig = malloc((size_t)np + nr + 3);
         if (!t->sig)
             return dec_oom(d);
-        char *s = t->sig;
-        *s++ = '(';
-        for (uint32_t k = 0; k < np; k++)
-            *s++ = valtype_letter(t->types[k]);
-        *s++ = ')';
-        for (uint32_t k = 0; k < nr; k++)
-            *s++ = valtype_letter(t->types[np + k]);
-        *s = 0;
+        eng_functype_write_sig(t);
     }
     return true;
+}
+
+void eng_functype_write_sig(eng_functype_t *t)
+{
+    char *s = t->sig;
+    *s++ = '(';
+    for (uint32_t k = 0; k < t->nparams; k++)
+        *s++ = valtype_letter(t->types[k]);
+    *s++ = ')';
+    for (uint32_t k = 0; k < t->nresults; k++)
+        *s++ = valtype_letter(t->types[t->nparams + k]);
+    *s = 0;
 }
 
 /* Appends to a growable array of the module; sizes are bounded by the

@@ -40,6 +40,9 @@ typedef struct eng_functype {
 static inline uint8_t eng_ft_param(const eng_functype_t *t, uint32_t i) { return t->types[i]; }
 static inline uint8_t eng_ft_result(const eng_functype_t *t, uint32_t i) { return t->types[t->nparams + i]; }
 bool eng_functype_equal(const eng_functype_t *a, const eng_functype_t *b);
+/* Writes t->sig ("(ii)i", see engine.h) from t's types; t->sig must hold
+ * nparams + nresults + 3 bytes. */
+void eng_functype_write_sig(eng_functype_t *t);
 
 typedef struct eng_limits {
     uint32_t min, max; /* max == ENG_NO_MAX when absent */

@@ -509,18 +509,6 @@ static bool valtype_ok(uint8_t t)
 }
 static bool reftype_ok(uint8_t t) { return t == ENG_FUNCREF || t == ENG_EXTERNREF; }
 
-static char valtype_letter(uint8_t t)
-{
-    switch (t) {
-    case ENG_I32: return 'i';
-    case ENG_I64: return 'I';
-    case ENG_F32: return 'f';
-    case ENG_F64: return 'F';
-    case ENG_EXTERNREF: return 'r';
-    default: return 'R';
-    }
-}
-
 static bool r_limits(rctx_t *c, eng_limits_t *l, bool memory, const char *what)
 {
     l->min = r_u32(c);
@@ -785,18 +773,10 @@ static bool r_module(rctx_t *c)
         memcpy(t->types, p, (size_t)np + nr);
         t->nparams = np;
         t->nresults = nr;
-        char *s = t->sig;
-        *s++ = '(';
-        for (uint32_t k = 0; k < np + nr; k++) {
+        for (uint32_t k = 0; k < np + nr; k++)
             if (!valtype_ok(p[k]))
                 return r_fail(c, "type %u: value type 0x%02x", i, p[k]);
-            if (k == np)
-                *s++ = ')';
-            *s++ = valtype_letter(p[k]);
-        }
-        if (nr == 0)
-            *s++ = ')';
-        *s = 0;
+        eng_functype_write_sig(t);
     }
 
     if (!r_count(c, &n, 4 + 4 + 1 + 4 + 1 + 16 + 2, "imports"))
