@@ -58,18 +58,9 @@ static const char SCHEMA[] =
     "  PRIMARY KEY (function, pos)"
     ");";
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int db_error(st_store_t *s, const char *what, char *err, size_t errlen)
 {
-    seterr(err, errlen, "%s/wasmfn.db: %s: %s", s->dir, what, sqlite3_errmsg(s->db));
+    st_seterr(err, errlen, "%s/wasmfn.db: %s: %s", s->dir, what, sqlite3_errmsg(s->db));
     return ST_ERR;
 }
 
@@ -77,7 +68,7 @@ static int exec_sql(st_store_t *s, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        seterr(err, errlen, "%s/wasmfn.db: %s", s->dir, msg ? msg : sqlite3_errmsg(s->db));
+        st_seterr(err, errlen, "%s/wasmfn.db: %s", s->dir, msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return ST_ERR;
     }
@@ -98,14 +89,14 @@ int st_db_open(st_store_t *s, char *err, size_t errlen)
 {
     char *path;
     if (asprintf(&path, "%s/wasmfn.db", s->dir) < 0) {
-        seterr(err, errlen, "out of memory");
+        st_seterr(err, errlen, "out of memory");
         return ST_ERR;
     }
     int rc = sqlite3_open_v2(path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {
-        seterr(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+        st_seterr(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
         free(path);
         return ST_ERR;
     }
@@ -119,7 +110,7 @@ int st_db_open(st_store_t *s, char *err, size_t errlen)
                strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
     sqlite3_finalize(st);
     if (!wal) {
-        seterr(err, errlen, "%s/wasmfn.db: cannot switch to WAL mode: %s", s->dir,
+        st_seterr(err, errlen, "%s/wasmfn.db: cannot switch to WAL mode: %s", s->dir,
                sqlite3_errmsg(s->db));
         return ST_ERR;
     }
@@ -131,7 +122,7 @@ int st_db_open(st_store_t *s, char *err, size_t errlen)
     int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
     if (version > SCHEMA_VERSION) {
-        seterr(err, errlen,
+        st_seterr(err, errlen,
                "%s/wasmfn.db: schema version %d is newer than this wasmfn understands (%d)",
                s->dir, version, SCHEMA_VERSION);
         return ST_ERR;
@@ -268,7 +259,7 @@ static int load_env(st_store_t *s, st_revision_t *r, char *err, size_t errlen)
     return ST_OK;
 oom:
     sqlite3_finalize(st);
-    seterr(err, errlen, "out of memory");
+    st_seterr(err, errlen, "out of memory");
     return ST_ERR;
 }
 
@@ -284,7 +275,7 @@ int st_function_get(st_store_t *s, const char *name, st_function_t *out, char *e
     if (rc != SQLITE_ROW) {
         sqlite3_finalize(st);
         if (rc == SQLITE_DONE) {
-            seterr(err, errlen, "function %s not found", name);
+            st_seterr(err, errlen, "function %s not found", name);
             return ST_NOT_FOUND;
         }
         return db_error(s, "reading functions", err, errlen);
@@ -367,7 +358,7 @@ int st_function_get(st_store_t *s, const char *name, st_function_t *out, char *e
     }
     return ST_OK;
 oom:
-    seterr(err, errlen, "out of memory");
+    st_seterr(err, errlen, "out of memory");
 fail:
     st_function_free(out);
     return ST_ERR;
@@ -411,7 +402,7 @@ oom:
     st_names_free(*names, *n);
     *names = NULL;
     *n = 0;
-    seterr(err, errlen, "out of memory");
+    st_seterr(err, errlen, "out of memory");
     return ST_ERR;
 }
 
@@ -446,7 +437,7 @@ int st_revision_add(st_store_t *s, const char *name, const st_spec_t *spec, int6
                     char *rev_name, char *err, size_t errlen)
 {
     if (strlen(name) > ST_NAME_MAX) {
-        seterr(err, errlen, "function name %s is longer than %d characters", name, ST_NAME_MAX);
+        st_seterr(err, errlen, "function name %s is longer than %d characters", name, ST_NAME_MAX);
         return ST_ERR;
     }
     if (savepoint(s, err, errlen) != ST_OK) return ST_ERR;
@@ -471,7 +462,7 @@ int st_revision_add(st_store_t *s, const char *name, const st_spec_t *spec, int6
     int64_t seq = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     if (seq < 1 || seq > 99999) {
-        seterr(err, errlen, "function %s has used all 99999 revision numbers", name);
+        st_seterr(err, errlen, "function %s has used all 99999 revision numbers", name);
         goto out;
     }
     char rname[ST_REVISION_NAME_MAX + 1];
@@ -530,7 +521,7 @@ int st_routes_set(st_store_t *s, const char *name, const st_route_t *routes, uin
     int found = sqlite3_step(st);
     sqlite3_finalize(st);
     if (found != SQLITE_ROW) {
-        seterr(err, errlen, "function %s not found", name);
+        st_seterr(err, errlen, "function %s not found", name);
         rc = ST_NOT_FOUND;
         goto out;
     }
@@ -566,7 +557,7 @@ int st_function_delete(st_store_t *s, const char *name, char *err, size_t errlen
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     if (step_done(s, st, "deleting function", err, errlen) != ST_OK) return ST_ERR;
     if (sqlite3_changes(s->db) == 0) {
-        seterr(err, errlen, "function %s not found", name);
+        st_seterr(err, errlen, "function %s not found", name);
         return ST_NOT_FOUND;
     }
     return ST_OK;

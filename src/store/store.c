@@ -26,7 +26,7 @@
 
 #include "store/internal.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+void st_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen) return;
     va_list ap;
@@ -171,7 +171,7 @@ static int token_load(st_store_t *s, char *err, size_t errlen)
 {
     char *path = path_join(s->dir, "admin.token");
     if (!path) {
-        seterr(err, errlen, "out of memory");
+        st_seterr(err, errlen, "out of memory");
         return -1;
     }
     int rc = -1;
@@ -182,7 +182,7 @@ static int token_load(st_store_t *s, char *err, size_t errlen)
             while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
                 buf[--len] = '\0';
             if (len != 64 || !is_hex64((char *)buf)) {
-                seterr(err, errlen, "%s: not a token of 64 lowercase hex digits", path);
+                st_seterr(err, errlen, "%s: not a token of 64 lowercase hex digits", path);
                 free(buf);
                 break;
             }
@@ -192,7 +192,7 @@ static int token_load(st_store_t *s, char *err, size_t errlen)
             break;
         }
         if (errno != ENOENT) {
-            seterr(err, errlen, "%s: %s", path, strerror(errno));
+            st_seterr(err, errlen, "%s: %s", path, strerror(errno));
             break;
         }
         uint8_t rnd[32];
@@ -201,7 +201,7 @@ static int token_load(st_store_t *s, char *err, size_t errlen)
             ssize_t r = getrandom(rnd + got, sizeof rnd - got, 0);
             if (r < 0) {
                 if (errno == EINTR) continue;
-                seterr(err, errlen, "getrandom: %s", strerror(errno));
+                st_seterr(err, errlen, "getrandom: %s", strerror(errno));
                 goto out;
             }
             got += (size_t)r;
@@ -212,12 +212,12 @@ static int token_load(st_store_t *s, char *err, size_t errlen)
         hex[65] = '\0';
         char *tmp;
         if (asprintf(&tmp, "%s/.admin.token.XXXXXX", s->dir) < 0) {
-            seterr(err, errlen, "out of memory");
+            st_seterr(err, errlen, "out of memory");
             goto out;
         }
         int fd = mkstemp(tmp); /* mode 0600 */
         if (fd < 0) {
-            seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+            st_seterr(err, errlen, "%s: %s", tmp, strerror(errno));
             free(tmp);
             goto out;
         }
@@ -225,7 +225,7 @@ static int token_load(st_store_t *s, char *err, size_t errlen)
         int e = errno;
         close(fd);
         if (!ok) {
-            seterr(err, errlen, "%s: %s", tmp, strerror(e));
+            st_seterr(err, errlen, "%s: %s", tmp, strerror(e));
             unlink(tmp);
             free(tmp);
             goto out;
@@ -235,7 +235,7 @@ static int token_load(st_store_t *s, char *err, size_t errlen)
         unlink(tmp);
         free(tmp);
         if (linked != 0 && e != EEXIST) {
-            seterr(err, errlen, "%s: %s", path, strerror(e));
+            st_seterr(err, errlen, "%s: %s", path, strerror(e));
             goto out;
         }
         fsync_dir(s->dir);
@@ -265,7 +265,7 @@ st_store_t *st_open(const char *dir, char *err, size_t errlen)
 {
     st_store_t *s = calloc(1, sizeof *s);
     if (!s) {
-        seterr(err, errlen, "out of memory");
+        st_seterr(err, errlen, "out of memory");
         return NULL;
     }
     s->lock_fd = -1;
@@ -273,18 +273,18 @@ st_store_t *st_open(const char *dir, char *err, size_t errlen)
     s->blob_dir = path_join(dir, "blobs/sha256");
     s->artifact_dir = path_join(dir, "artifacts");
     if (!s->dir || !s->blob_dir || !s->artifact_dir) {
-        seterr(err, errlen, "out of memory");
+        st_seterr(err, errlen, "out of memory");
         goto fail;
     }
     int created = mkdir_p(dir, 0700);
     if (created < 0) {
-        seterr(err, errlen, "%s: cannot create the data directory: %s", dir, strerror(errno));
+        st_seterr(err, errlen, "%s: cannot create the data directory: %s", dir, strerror(errno));
         goto fail;
     }
     if (created) chmod(dir, 0700); /* whatever the umask */
     int bcreated = mkdir_p(s->blob_dir, 0700);
     if (bcreated < 0) {
-        seterr(err, errlen, "%s: %s", s->blob_dir, strerror(errno));
+        st_seterr(err, errlen, "%s: %s", s->blob_dir, strerror(errno));
         goto fail;
     }
     if (bcreated) {
@@ -298,27 +298,27 @@ st_store_t *st_open(const char *dir, char *err, size_t errlen)
     }
 
     if (mkdir_p(s->artifact_dir, 0700) < 0) {
-        seterr(err, errlen, "%s: %s", s->artifact_dir, strerror(errno));
+        st_seterr(err, errlen, "%s: %s", s->artifact_dir, strerror(errno));
         goto fail;
     }
 
     /* One daemon per data directory: two would each think they own it. */
     char *lock = path_join(dir, "wasmfn.lock");
     if (!lock) {
-        seterr(err, errlen, "out of memory");
+        st_seterr(err, errlen, "out of memory");
         goto fail;
     }
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0) {
-        seterr(err, errlen, "%s: %s", lock, strerror(errno));
+        st_seterr(err, errlen, "%s: %s", lock, strerror(errno));
         free(lock);
         goto fail;
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
-            seterr(err, errlen, "%s: the data directory is in use by another wasmfn process", dir);
+            st_seterr(err, errlen, "%s: the data directory is in use by another wasmfn process", dir);
         else
-            seterr(err, errlen, "%s: %s", lock, strerror(errno));
+            st_seterr(err, errlen, "%s: %s", lock, strerror(errno));
         free(lock);
         goto fail;
     }
@@ -377,12 +377,12 @@ int st_blob_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *len,
                 size_t errlen)
 {
     if (st_digest_check(digest) != 0) {
-        seterr(err, errlen, "'%s' is not a sha256:HEX digest", digest ? digest : "");
+        st_seterr(err, errlen, "'%s' is not a sha256:HEX digest", digest ? digest : "");
         return ST_ERR;
     }
     char *path = blob_path(s, digest);
     if (!path) {
-        seterr(err, errlen, "out of memory");
+        st_seterr(err, errlen, "out of memory");
         return ST_ERR;
     }
     uint8_t *buf;
@@ -390,18 +390,18 @@ int st_blob_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *len,
     if (read_file(path, &buf, &n) != 0) {
         int e = errno;
         if (e == ENOENT) {
-            seterr(err, errlen, "blob %s not found", digest);
+            st_seterr(err, errlen, "blob %s not found", digest);
             free(path);
             return ST_NOT_FOUND;
         }
-        seterr(err, errlen, "%s: %s", path, strerror(e));
+        st_seterr(err, errlen, "%s: %s", path, strerror(e));
         free(path);
         return ST_ERR;
     }
     char got[ST_DIGEST_LEN + 1];
     st_digest_of(buf, n, got);
     if (strcmp(got, digest) != 0) {
-        seterr(err, errlen, "%s: content does not match its digest (the file is damaged)", path);
+        st_seterr(err, errlen, "%s: content does not match its digest (the file is damaged)", path);
         free(buf);
         free(path);
         return ST_CORRUPT;
@@ -443,28 +443,28 @@ int st_blob_put(st_store_t *s, const uint8_t *bytes, size_t len, char *digest_ou
     char *tmp = NULL;
     if (!path || asprintf(&tmp, "%s/.tmp.XXXXXX", s->blob_dir) < 0) {
         free(path);
-        seterr(err, errlen, "out of memory");
+        st_seterr(err, errlen, "out of memory");
         return ST_ERR;
     }
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+        st_seterr(err, errlen, "%s: %s", tmp, strerror(errno));
         goto fail;
     }
     if (write_all(fd, bytes, len) != 0 || fsync(fd) != 0) {
-        seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+        st_seterr(err, errlen, "%s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);
         goto fail;
     }
     close(fd);
     if (rename(tmp, path) != 0) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        st_seterr(err, errlen, "%s: %s", path, strerror(errno));
         unlink(tmp);
         goto fail;
     }
     if (fsync_dir(s->blob_dir) != 0) {
-        seterr(err, errlen, "%s: fsync: %s", s->blob_dir, strerror(errno));
+        st_seterr(err, errlen, "%s: fsync: %s", s->blob_dir, strerror(errno));
         goto fail;
     }
     free(tmp);
@@ -489,18 +489,18 @@ int st_artifact_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *
                     size_t errlen)
 {
     if (st_digest_check(digest) != 0) {
-        seterr(err, errlen, "'%s' is not a sha256:HEX digest", digest ? digest : "");
+        st_seterr(err, errlen, "'%s' is not a sha256:HEX digest", digest ? digest : "");
         return ST_ERR;
     }
     char *path = artifact_path(s, digest);
     if (!path) {
-        seterr(err, errlen, "out of memory");
+        st_seterr(err, errlen, "out of memory");
         return ST_ERR;
     }
     int r = ST_OK;
     if (read_file(path, bytes, len) != 0) {
         int e = errno;
-        seterr(err, errlen, "%s: %s", path, strerror(e));
+        st_seterr(err, errlen, "%s: %s", path, strerror(e));
         r = e == ENOENT ? ST_NOT_FOUND : ST_ERR;
     }
     free(path);
@@ -511,27 +511,27 @@ int st_artifact_put(st_store_t *s, const char *digest, const uint8_t *bytes, siz
                     char *err, size_t errlen)
 {
     if (st_digest_check(digest) != 0) {
-        seterr(err, errlen, "'%s' is not a sha256:HEX digest", digest ? digest : "");
+        st_seterr(err, errlen, "'%s' is not a sha256:HEX digest", digest ? digest : "");
         return ST_ERR;
     }
     char *path = artifact_path(s, digest), *tmp = NULL;
     if (!path || asprintf(&tmp, "%s/.tmp.XXXXXX", s->artifact_dir) < 0) {
         free(path);
-        seterr(err, errlen, "out of memory");
+        st_seterr(err, errlen, "out of memory");
         return ST_ERR;
     }
     int r = ST_ERR;
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+        st_seterr(err, errlen, "%s: %s", tmp, strerror(errno));
     } else if (write_all(fd, bytes, len) != 0) {
-        seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+        st_seterr(err, errlen, "%s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);
     } else {
         close(fd);
         if (rename(tmp, path) != 0) {
-            seterr(err, errlen, "%s: %s", path, strerror(errno));
+            st_seterr(err, errlen, "%s: %s", path, strerror(errno));
             unlink(tmp);
         } else {
             r = ST_OK;
