@@ -93,27 +93,6 @@ static void iso_time(int64_t t, char *out, size_t outlen)
     strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The value of key in a query string ("a=1&b=2"), copied into out; false
- * if absent. Values are used only for numbers and flags: no decoding. */
-static bool query_get(const char *q, const char *key, char *out, size_t outlen)
-{
-    size_t kl = strlen(key);
-    for (const char *p = q; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t seglen = amp ? (size_t)(amp - p) : strlen(p);
-        if (seglen >= kl && strncmp(p, key, kl) == 0 && (seglen == kl || p[kl] == '=')) {
-            const char *v = seglen == kl ? "" : p + kl + 1;
-            size_t vl = seglen == kl ? 0 : seglen - kl - 1;
-            if (vl >= outlen) vl = outlen - 1;
-            memcpy(out, v, vl);
-            out[vl] = '\0';
-            return true;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return false;
-}
-
 static bool method_is(const hs_req_t *r, const char *m) { return strcmp(r->method, m) == 0; }
 
 static void respond_method_not_allowed(hs_req_t *r, const char *allow)
@@ -581,7 +560,7 @@ static void handle_logs(api_t *a, hs_req_t *r, const char *name)
     st_function_free(&fn);
     char v[32];
     size_t tail = DEFAULT_TAIL;
-    if (query_get(r->query, "tail", v, sizeof v)) {
+    if (hs_query_param(r->query, "tail", v, sizeof v) == 1) {
         char *end;
         unsigned long long n = strtoull(v, &end, 10);
         if (!*v || *end || n > 1000000) {
@@ -590,7 +569,7 @@ static void handle_logs(api_t *a, hs_req_t *r, const char *name)
         }
         tail = (size_t)n;
     }
-    bool follow = query_get(r->query, "follow", v, sizeof v) &&
+    bool follow = hs_query_param(r->query, "follow", v, sizeof v) == 1 &&
                   (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || *v == '\0');
     lr_ring_t *ring = a->srv ? srv_function_logs(a->srv, name) : NULL;
     uint64_t next = 0;

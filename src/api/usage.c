@@ -14,36 +14,6 @@
 
 #include "api/usage.h"
 
-/* Percent-decodes [s, s+n) into out (NUL-terminated). '+' stays '+': an
- * RFC 3339 offset ("+02:00") is more likely here than form encoding.
- * Returns -1 on a bad escape, %00, or a value longer than outlen - 1. */
-static int pct_decode(const char *s, size_t n, char *out, size_t outlen)
-{
-    if (n >= outlen)
-        return -1; /* the decoded value is at most n bytes */
-    return hs_percent_decode(s, n, out) < 0 ? -1 : 0;
-}
-
-/* Finds key in the query string and decodes its value. Returns 1 when
- * found, 0 when absent, -1 when the value is malformed or too long. */
-static int query_param(const char *q, const char *key, char *out, size_t outlen)
-{
-    size_t kl = strlen(key);
-    for (const char *p = q; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t seg = amp ? (size_t)(amp - p) : strlen(p);
-        if (seg >= kl && strncmp(p, key, kl) == 0 && (seg == kl || p[kl] == '=')) {
-            if (seg == kl) {
-                out[0] = 0;
-                return 1;
-            }
-            return pct_decode(p + kl + 1, seg - kl - 1, out, outlen) == 0 ? 1 : -1;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return 0;
-}
-
 static char *error_body(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *error_body(const char *fmt, ...)
 {
@@ -72,7 +42,7 @@ int api_usage_query(mtr_t *m, const char *query, int64_t now_ns, char **body)
     int64_t since = INT64_MIN + 1, until = now_ns, step = 0;
     bool have_function = false;
 
-    int rc = query_param(query, "function", function, sizeof function);
+    int rc = hs_query_param(query, "function", function, sizeof function);
     if (rc < 0) {
         *body = error_body("query parameter function: bad percent-encoding or longer than %zu bytes",
                            sizeof function - 1);
@@ -80,19 +50,19 @@ int api_usage_query(mtr_t *m, const char *query, int64_t now_ns, char **body)
     }
     have_function = rc == 1 && function[0];
 
-    rc = query_param(query, "since", since_s, sizeof since_s);
+    rc = hs_query_param(query, "since", since_s, sizeof since_s);
     if (rc == 0) snprintf(since_s, sizeof since_s, "the beginning");
     if (rc < 0 || (rc == 1 && mtr_parse_time(since_s, now_ns, &since, err, sizeof err) != 0)) {
         *body = error_body("query parameter since: %s", rc < 0 ? "malformed" : err);
         return 400;
     }
-    rc = query_param(query, "until", until_s, sizeof until_s);
+    rc = hs_query_param(query, "until", until_s, sizeof until_s);
     if (rc == 0) snprintf(until_s, sizeof until_s, "now");
     if (rc < 0 || (rc == 1 && mtr_parse_time(until_s, now_ns, &until, err, sizeof err) != 0)) {
         *body = error_body("query parameter until: %s", rc < 0 ? "malformed" : err);
         return 400;
     }
-    rc = query_param(query, "step", step_s, sizeof step_s);
+    rc = hs_query_param(query, "step", step_s, sizeof step_s);
     if (rc < 0 || (rc == 1 && mtr_parse_duration(step_s, &step, err, sizeof err) != 0)) {
         *body = error_body("query parameter step: %s", rc < 0 ? "malformed" : err);
         return 400;

@@ -211,6 +211,27 @@ long hs_percent_decode(const char *in, size_t len, char *out)
     return (long)o;
 }
 
+int hs_query_param(const char *query, const char *key, char *out, size_t outlen)
+{
+    size_t kl = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+        if (seg >= kl && strncmp(p, key, kl) == 0 && (seg == kl || p[kl] == '=')) {
+            if (seg == kl) {
+                if (outlen == 0) return -1;
+                out[0] = 0;
+                return 1;
+            }
+            size_t vl = seg - kl - 1;
+            if (vl >= outlen) return -1; /* decoded is at most vl bytes */
+            return hs_percent_decode(p + kl + 1, vl, out) < 0 ? -1 : 1;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return 0;
+}
+
 void hs_req_remove_header(hs_req_t *r, const char *name)
 {
     /* r->headers is the connection's own array (c->hdrs), rebuilt for every

@@ -85,6 +85,11 @@ void hs_req_on_abort(hs_req_t *r, void (*cb)(hs_req_t *r, void *ud), void *ud);
  * for a malformed escape or an encoded NUL (%00). */
 long hs_percent_decode(const char *in, size_t len, char *out);
 
+/* Finds key in a query string ("a=1&b=2") and percent-decodes its value
+ * into out ('+' stays '+'). Returns 1 when found (a bare "key" gives ""), 0
+ * when absent, -1 when the value is malformed or does not fit in outlen. */
+int hs_query_param(const char *query, const char *key, char *out, size_t outlen);
+
 /* Convenience: a JSON or text body with its Content-Type. */
 void hs_respond_json(hs_req_t *r, int status, const char *json);
 void hs_respond_text(hs_req_t *r, int status, const char *text);

@@ -375,9 +375,31 @@ static void test_slow_client_bytewise(void **state)
     free(out);
 }
 
+/* Query parameters: exact key match (not a prefix), decoding, bare keys,
+ * and malformed or oversized values refused rather than cut. */
+static void test_query_param(void **state)
+{
+    (void)state;
+    char v[8];
+    assert_int_equal(hs_query_param("a=1&tail=25&follow=1", "tail", v, sizeof v), 1);
+    assert_string_equal(v, "25");
+    assert_int_equal(hs_query_param("tailx=9&tail=3", "tail", v, sizeof v), 1);
+    assert_string_equal(v, "3");
+    assert_int_equal(hs_query_param("since=1h%2B", "since", v, sizeof v), 1);
+    assert_string_equal(v, "1h+");
+    assert_int_equal(hs_query_param("a=1&follow", "follow", v, sizeof v), 1);
+    assert_string_equal(v, "");
+    assert_int_equal(hs_query_param("a=1", "tail", v, sizeof v), 0);
+    assert_int_equal(hs_query_param("", "tail", v, sizeof v), 0);
+    assert_int_equal(hs_query_param("tail=%zz", "tail", v, sizeof v), -1);
+    assert_int_equal(hs_query_param("tail=%00", "tail", v, sizeof v), -1);
+    assert_int_equal(hs_query_param("tail=123456789", "tail", v, sizeof v), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_query_param),
         cmocka_unit_test(test_keepalive_and_pipelining),
         cmocka_unit_test(test_chunked_request_body),
         cmocka_unit_test(test_bad_request),
