@@ -295,6 +295,12 @@ const eng_module_t *eng_image_module(const eng_image_t *img);
 /* Bytes of memory image shared by every instance (up to the last non-zero
  * 4 KiB page). */
 uint64_t eng_image_memory_bytes(const eng_image_t *img);
+/* Slots the image keeps warm: freed instances' memories, reset in place to
+ * the image's state, which its next instances take without mapping
+ * anything (image.c says how and what bounds them). */
+uint32_t eng_image_warm_slots(const eng_image_t *img);
+/* Releases the warm slots (their memory goes back to the system). */
+void eng_image_trim(eng_image_t *img);
 
 /* Instantiates the image's module in s, in the image's state, without
  * running anything (the start function already ran before the capture).

@@ -31,6 +31,43 @@
  * replaces the used part with a fresh PROT_NONE anonymous mapping (one
  * mmap: the pages are dropped, not copied or zeroed by hand), so a reused
  * slot reads as zeros exactly like a new one.
+ *
+ * Warm slots. That remapping, and the mmap of the image into a fresh slot,
+ * change the process's page tables, and in a multi-threaded process every
+ * such change ends in a TLB shootdown: an interrupt to each other CPU
+ * running one of our threads. With a fresh instance per request that was
+ * the largest cost of a hello-world request (perf: ~28% of the daemon's
+ * CPU in smp_call_function_many_cond and the IPIs' MSR writes), followed
+ * by the copy-on-write faults of the new mapping. So an image keeps a few
+ * of its instances' slots mapped after they are freed ("warm"), reset in
+ * place to the image's state, and its next instances take those first: no
+ * mmap, no mprotect, no page fault and no TLB shootdown on the request
+ * path.
+ *
+ * The reset must restore every page the guest (or WASI, on its behalf)
+ * wrote, without trusting anyone to have recorded the writes: the kernel
+ * tells. In /proc/self/pagemap a page of the private image mapping that is
+ * present and no longer a file page was copied on write, and a present
+ * page of the anonymous part past the image was written or read (the
+ * shared zero page). Those pages, and only those, get the image's bytes
+ * back (memcpy from a read-only view of the memfd) or zeros (when not
+ * zero already). A page copied once stays private, so the copies are
+ * repeated each time; when more than WARM_COPY_MAX pages are dirty, or the
+ * memory is larger than WARM_SCAN_MAX, one madvise(MADV_DONTNEED) over the
+ * used part drops them all instead (a private file mapping then reads the
+ * image again, the anonymous part zeros) at the price of one shootdown.
+ * Without /proc/self/pagemap there are no warm slots.
+ *
+ * A warm slot may be accessible (PROT_READ|WRITE) past the size of the
+ * next instance's memory, since a previous one grew; bounds checks are
+ * explicit (interp.c), and the reset leaves those pages zero, so
+ * memory.grow finds them as the spec wants. eng_memory_t.accessible
+ * records the extent, so the slot is released whole.
+ *
+ * Bounds: WARM_PER_IMAGE slots per image memory and WARM_MAX in the
+ * process; a slot keeps the pages its instances touched resident, so this
+ * is memory held for speed: at most the working set of WARM_PER_IMAGE
+ * concurrent instances per image. eng_image_trim gives them back.
  */
 #define _GNU_SOURCE
 #include "engine/internal.h"
@@ -38,6 +75,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -85,7 +123,12 @@ uint8_t *eng_slot_acquire(uint64_t *bytes)
         return p;
     }
     void *p = mmap(NULL, *bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return NULL;
+    /* No transparent huge pages: a guest's first write would zero 2 MiB,
+     * and a warm slot's reset works page by page. */
+    madvise(p, *bytes, MADV_NOHUGEPAGE);
+    return p;
 }
 
 void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used)
@@ -123,11 +166,23 @@ void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used)
 
 #define NO_FUNC UINT32_MAX
 
+typedef struct warm_slot {
+    struct warm_slot *next;
+    uint8_t *base;
+    uint64_t reserved;
+    uint64_t accessible;            /* readable and writable from base */
+} warm_slot_t;
+
 typedef struct image_mem {
     uint32_t pages;                 /* size when captured */
     uint32_t type_max;
     uint64_t len;                   /* bytes mapped from fd (page-aligned, <= pages * 64 KiB) */
     int fd;                         /* sealed memfd, -1 when len is 0 */
+    const uint8_t *view;            /* the memfd mapped read-only (len bytes), for resets */
+    struct eng_image *owner;
+    pthread_mutex_t mu;             /* guards warm and nwarm */
+    warm_slot_t *warm;
+    uint32_t nwarm;
 } image_mem_t;
 
 typedef struct image_table {
@@ -137,6 +192,10 @@ typedef struct image_table {
 
 struct eng_image {
     const eng_module_t *module;
+    /* One for eng_image_new's caller, one per memory made from the image
+     * (its slot may come back warm), so the image outlives them all. */
+    atomic_uint refs;
+    atomic_bool freed;              /* eng_image_free was called: keep no more warm slots */
     image_mem_t *mems;              /* [nmems] */
     image_table_t *tables;          /* [ntables] */
     eng_val_t *globals;             /* [nglobals]; funcref globals hold an index (NO_FUNC = null) */
@@ -167,15 +226,199 @@ static bool func_to_index(const eng_instance_t *inst, const eng_func_t *f, uint3
     return false;
 }
 
+/* ---- Warm slots ---- */
+
+#define WARM_PER_IMAGE 16           /* per image memory */
+#define WARM_MAX 1024               /* in the process */
+#define WARM_COPY_MAX 64            /* dirty pages restored by copying; more: madvise */
+#define WARM_SCAN_MAX (32ull << 20) /* larger memories are reset with madvise */
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAPPED (1ull << 62)
+#define PM_FILE (1ull << 61)
+
+static atomic_uint warm_total;
+static int pagemap_fd = -1;
+static pthread_once_t pagemap_once = PTHREAD_ONCE_INIT;
+
+static void pagemap_open(void) { pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC); }
+
+static bool page_is_zero(const uint8_t *p)
+{
+    const uint64_t *w = (const uint64_t *)p;
+    for (size_t k = 0; k < 4096 / 8; k++)
+        if (w[k])
+            return false;
+    return true;
+}
+
+/* Puts the first `size` bytes at base back in the image's state (see the
+ * top of the file); false when it cannot tell which pages to restore. */
+static bool warm_reset(const image_mem_t *im, uint8_t *base, uint64_t size)
+{
+    uint64_t npages = (size + 4095) / 4096;
+    uint32_t dirty[WARM_COPY_MAX];
+    uint32_t ndirty = 0;
+    bool many = size > WARM_SCAN_MAX;
+    uint64_t entries[512];
+    for (uint64_t first = 0; first < npages && !many; first += 512) {
+        uint64_t n = npages - first < 512 ? npages - first : 512;
+        off_t at = (off_t)(((uintptr_t)base / 4096 + first) * sizeof(uint64_t));
+        if (pread(pagemap_fd, entries, n * sizeof(uint64_t), at) != (ssize_t)(n * sizeof(uint64_t)))
+            return false;
+        for (uint64_t k = 0; k < n; k++) {
+            uint64_t e = entries[k];
+            if (!((e & PM_PRESENT) && !(e & PM_FILE)) && !(e & PM_SWAPPED))
+                continue;
+            if (ndirty == WARM_COPY_MAX) {
+                many = true;
+                break;
+            }
+            dirty[ndirty++] = (uint32_t)(first + k);
+        }
+    }
+    if (many)
+        return madvise(base, size, MADV_DONTNEED) == 0;
+    for (uint32_t k = 0; k < ndirty; k++) {
+        uint64_t off = (uint64_t)dirty[k] * 4096;
+        if (off < im->len)
+            memcpy(base + off, im->view + off, 4096);
+        else if (!page_is_zero(base + off))
+            memset(base + off, 0, 4096);
+    }
+    return true;
+}
+
+static void image_destroy(eng_image_t *img);
+static void image_release_slot(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t size,
+                               uint64_t used);
+
+static void image_unref(eng_image_t *img)
+{
+    if (atomic_fetch_sub(&img->refs, 1) == 1)
+        image_destroy(img);
+}
+
+void eng_image_memory_release(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t size, uint64_t used)
+{
+    eng_image_t *owner = im->owner;
+    image_release_slot(im, p, bytes, size, used);
+    image_unref(owner);
+}
+
+static void image_release_slot(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t size, uint64_t used)
+{
+    pthread_once(&pagemap_once, pagemap_open);
+    bool keep = pagemap_fd >= 0 && (im->len == 0 || im->view) && !atomic_load(&im->owner->freed);
+    if (keep) {
+        pthread_mutex_lock(&im->mu);
+        keep = im->nwarm < WARM_PER_IMAGE;
+        if (keep)
+            im->nwarm++; /* claimed; given back below if the slot is not kept */
+        pthread_mutex_unlock(&im->mu);
+    }
+    if (keep && atomic_fetch_add(&warm_total, 1) >= WARM_MAX) {
+        atomic_fetch_sub(&warm_total, 1);
+        keep = false;
+        pthread_mutex_lock(&im->mu);
+        im->nwarm--;
+        pthread_mutex_unlock(&im->mu);
+    }
+    warm_slot_t *ws = NULL;
+    if (keep && (!(ws = malloc(sizeof *ws)) || !warm_reset(im, p, size))) {
+        free(ws);
+        ws = NULL;
+        atomic_fetch_sub(&warm_total, 1);
+        pthread_mutex_lock(&im->mu);
+        im->nwarm--;
+        pthread_mutex_unlock(&im->mu);
+    }
+    if (!ws) {
+        eng_slot_release(p, bytes, used);
+        return;
+    }
+    ws->base = p;
+    ws->reserved = bytes;
+    ws->accessible = used;
+    pthread_mutex_lock(&im->mu);
+    ws->next = im->warm;
+    im->warm = ws;
+    pthread_mutex_unlock(&im->mu);
+}
+
+/* A warm slot of exactly `reserved` bytes, or NULL. */
+static warm_slot_t *warm_take(image_mem_t *im, uint64_t reserved)
+{
+    pthread_mutex_lock(&im->mu);
+    warm_slot_t **pp = &im->warm;
+    while (*pp && (*pp)->reserved != reserved)
+        pp = &(*pp)->next;
+    warm_slot_t *ws = *pp;
+    if (ws) {
+        *pp = ws->next;
+        im->nwarm--;
+    }
+    pthread_mutex_unlock(&im->mu);
+    if (ws)
+        atomic_fetch_sub(&warm_total, 1);
+    return ws;
+}
+
+static void warm_drop(image_mem_t *im)
+{
+    pthread_mutex_lock(&im->mu);
+    warm_slot_t *ws = im->warm;
+    im->warm = NULL;
+    im->nwarm = 0;
+    pthread_mutex_unlock(&im->mu);
+    while (ws) {
+        warm_slot_t *next = ws->next;
+        eng_slot_release(ws->base, ws->reserved, ws->accessible);
+        atomic_fetch_sub(&warm_total, 1);
+        free(ws);
+        ws = next;
+    }
+}
+
+void eng_image_trim(eng_image_t *img)
+{
+    for (uint32_t i = 0; i < img->module->nmems; i++)
+        warm_drop(&img->mems[i]);
+}
+
+uint32_t eng_image_warm_slots(const eng_image_t *img)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < img->module->nmems; i++) {
+        image_mem_t *im = &img->mems[i];
+        pthread_mutex_lock(&im->mu);
+        n += im->nwarm;
+        pthread_mutex_unlock(&im->mu);
+    }
+    return n;
+}
+
 void eng_image_free(eng_image_t *img)
 {
     if (!img)
         return;
+    atomic_store(&img->freed, true);
+    eng_image_trim(img);
+    image_unref(img);
+}
+
+static void image_destroy(eng_image_t *img)
+{
     const eng_module_t *m = img->module;
     if (img->mems)
-        for (uint32_t i = 0; i < m->nmems; i++)
-            if (img->mems[i].fd >= 0)
-                close(img->mems[i].fd);
+        for (uint32_t i = 0; i < m->nmems; i++) {
+            image_mem_t *im = &img->mems[i];
+            warm_drop(im);
+            pthread_mutex_destroy(&im->mu);
+            if (im->view)
+                munmap((void *)im->view, im->len);
+            if (im->fd >= 0)
+                close(im->fd);
+        }
     if (img->tables)
         for (uint32_t i = 0; i < m->ntables; i++)
             free(img->tables[i].idx);
@@ -231,6 +474,9 @@ static bool image_mem_capture(image_mem_t *im, const eng_memory_t *mem, uint32_t
     /* Nobody may change an image once made: every instance shares it. */
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
         return eng_errf(err, errlen, "memory %u: cannot seal the image: %s", i, strerror(errno));
+    /* For warm slots' resets; without it there are none. */
+    void *v = mmap(NULL, end, PROT_READ, MAP_SHARED, fd, 0);
+    im->view = v == MAP_FAILED ? NULL : v;
     return true;
 }
 
@@ -250,6 +496,8 @@ eng_image_t *eng_image_new(eng_instance_t *inst, char *err, size_t errlen)
         return NULL;
     }
     img->module = m;
+    atomic_init(&img->refs, 1);
+    atomic_init(&img->freed, false);
     img->mems = calloc(m->nmems ? m->nmems : 1, sizeof *img->mems);
     img->tables = calloc(m->ntables ? m->ntables : 1, sizeof *img->tables);
     img->globals = calloc(m->nglobals ? m->nglobals : 1, sizeof *img->globals);
@@ -261,8 +509,11 @@ eng_image_t *eng_image_new(eng_instance_t *inst, char *err, size_t errlen)
         eng_errf(err, errlen, "out of memory");
         goto fail;
     }
-    for (uint32_t i = 0; i < m->nmems; i++)
+    for (uint32_t i = 0; i < m->nmems; i++) {
         img->mems[i].fd = -1;
+        img->mems[i].owner = img;
+        pthread_mutex_init(&img->mems[i].mu, NULL);
+    }
     for (uint32_t i = 0; i < m->nmems; i++)
         if (!image_mem_capture(&img->mems[i], inst->mems[i], i, err, errlen))
             goto fail;
@@ -342,8 +593,9 @@ uint64_t eng_image_memory_bytes(const eng_image_t *img)
     return n;
 }
 
-/* A memory of `pages` pages whose first im->len bytes map the image. */
-static eng_memory_t *memory_from_image(eng_store_t *s, const image_mem_t *im, uint32_t i, char *err,
+/* A memory of `pages` pages whose first im->len bytes map the image: a
+ * warm slot when there is one, else a slot mapped now. */
+static eng_memory_t *memory_from_image(eng_store_t *s, image_mem_t *im, uint32_t i, char *err,
                                        size_t errlen)
 {
     uint32_t cap = eng_store_limit_pages(s);
@@ -360,7 +612,20 @@ static eng_memory_t *memory_from_image(eng_store_t *s, const image_mem_t *im, ui
         return NULL;
     }
     mem->reserved = (uint64_t)(cap ? cap : 1) * ENG_PAGE_BYTES;
-    mem->data = eng_slot_acquire(&mem->reserved);
+    uint64_t rounded;
+    slot_class(mem->reserved, &rounded);
+    warm_slot_t *ws = warm_take(im, rounded);
+    bool warm = ws != NULL;
+    if (warm) {
+        mem->data = ws->base;
+        mem->reserved = ws->reserved;
+        mem->accessible = ws->accessible;
+        mem->image = im;
+        atomic_fetch_add(&im->owner->refs, 1);
+        free(ws);
+    } else {
+        mem->data = eng_slot_acquire(&mem->reserved);
+    }
     if (!mem->data) {
         eng_errf(err, errlen, "memory %u: cannot reserve %llu bytes of address space", i,
                  (unsigned long long)mem->reserved);
@@ -372,12 +637,28 @@ static eng_memory_t *memory_from_image(eng_store_t *s, const image_mem_t *im, ui
     mem->pages = im->pages;
     mem->size = (uint64_t)im->pages * ENG_PAGE_BYTES;
     if (!eng_store_add(s, ENG_OBJ_MEMORY, mem)) {
-        eng_slot_release(mem->data, mem->reserved, 0);
+        if (warm)
+            eng_image_memory_release(im, mem->data, mem->reserved, mem->size, mem->accessible);
+        else
+            eng_slot_release(mem->data, mem->reserved, 0);
         free(mem);
         eng_errf(err, errlen, "out of memory");
         return NULL;
     }
-    /* From here the store owns mem and releases the whole size on failure. */
+    /* From here the store owns mem and releases it on failure. */
+    if (warm) { /* in the image's state; accessible up to size at least, but check */
+        if (mem->accessible < mem->size) {
+            if (mprotect(mem->data + mem->accessible, mem->size - mem->accessible, PROT_READ | PROT_WRITE) != 0) {
+                eng_errf(err, errlen, "memory %u: cannot commit %u pages: %s", i, im->pages, strerror(errno));
+                mem->image = NULL; /* released whole, not kept */
+                image_unref(im->owner);
+                return NULL;
+            }
+            mem->accessible = mem->size;
+        }
+        return mem;
+    }
+    mem->accessible = mem->size;
     if (im->len && mmap(mem->data, im->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, im->fd, 0) ==
                        MAP_FAILED) {
         eng_errf(err, errlen, "memory %u: cannot map the image: %s", i, strerror(errno));
@@ -388,6 +669,9 @@ static eng_memory_t *memory_from_image(eng_store_t *s, const image_mem_t *im, ui
         eng_errf(err, errlen, "memory %u: cannot commit %u pages: %s", i, im->pages, strerror(errno));
         return NULL;
     }
+    /* Only a slot in the image's state may become a warm one. */
+    mem->image = im;
+    atomic_fetch_add(&im->owner->refs, 1);
     return mem;
 }
 

@@ -72,8 +72,13 @@ bool eng_store_add(eng_store_t *s, uint8_t kind, void *p)
 
 static void memory_free(eng_memory_t *m)
 {
-    if (m->data && m->reserved)
-        eng_slot_release(m->data, m->reserved, m->size);
+    if (m->data && m->reserved) {
+        uint64_t used = m->accessible > m->size ? m->accessible : m->size;
+        if (m->image)
+            eng_image_memory_release(m->image, m->data, m->reserved, m->size, used);
+        else
+            eng_slot_release(m->data, m->reserved, used);
+    }
     free(m);
 }
 
@@ -149,6 +154,7 @@ eng_memory_t *eng_memory_new(eng_store_t *s, uint32_t min_pages, uint32_t max_pa
     }
     m->pages = min_pages;
     m->size = (uint64_t)min_pages * ENG_PAGE_BYTES;
+    m->accessible = m->size;
     if (!eng_store_add(s, ENG_OBJ_MEMORY, m)) {
         memory_free(m);
         return NULL;
@@ -166,10 +172,17 @@ int64_t eng_memory_grow(eng_memory_t *m, uint32_t delta_pages)
         return old;
     if ((uint64_t)old + delta_pages > m->max_pages)
         return -1;
-    if (mprotect(m->data + m->size, (size_t)delta_pages * ENG_PAGE_BYTES, PROT_READ | PROT_WRITE) != 0)
-        return -1;
+    uint64_t new_size = (uint64_t)(old + delta_pages) * ENG_PAGE_BYTES;
+    /* A warm slot (image.c) may be accessible beyond size already, and
+     * reads as zeros there. */
+    if (new_size > m->accessible) {
+        uint64_t from = m->accessible > m->size ? m->accessible : m->size;
+        if (mprotect(m->data + from, new_size - from, PROT_READ | PROT_WRITE) != 0)
+            return -1;
+        m->accessible = new_size;
+    }
     m->pages = old + delta_pages;
-    m->size = (uint64_t)m->pages * ENG_PAGE_BYTES;
+    m->size = new_size;
     return old;
 }
 

@@ -174,6 +174,11 @@ struct eng_memory {
     uint32_t max_pages;     /* from the type and the store's limit */
     uint32_t type_max;      /* the declared maximum, ENG_NO_MAX if none (import matching) */
     uint64_t reserved;      /* bytes of address space reserved at data (a slot, image.c) */
+    uint64_t accessible;    /* bytes from data that are readable and writable (>= size; more
+                             * when the slot was a warm one, image.c) */
+    /* Set when the memory was made from an image (image.c): freeing it
+     * offers the slot back to the image as a warm slot. */
+    struct image_mem *image;
 };
 
 struct eng_table {
@@ -232,6 +237,12 @@ uint8_t *eng_slot_acquire(uint64_t *bytes);
  * accessible or mapped from an image; they are reset to an inaccessible,
  * zero-filled state (one mmap over them) before the slot is reused. */
 void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used);
+/* Gives back the slot of a memory made from an image (`size` bytes in use,
+ * `used` accessible): it is reset to the image's state and kept by the
+ * image for its next instance when it can be, else released as
+ * eng_slot_release does. */
+void eng_image_memory_release(struct image_mem *im, uint8_t *p, uint64_t bytes, uint64_t size,
+                              uint64_t used);
 
 /* Grows a table by delta, filling with init. Returns the old size or -1. */
 int64_t eng_table_grow(eng_table_t *t, uint32_t delta, void *init);
