@@ -46,13 +46,6 @@ static void set_sleep(wasi_ctx_t *w, eng_exec_t *x)
     else wasi_ctx_set_sleep(w, NULL, NULL);
 }
 
-static long discard_output(void *ud, const uint8_t *data, size_t len)
-{
-    (void)ud;
-    (void)data;
-    return (long)len;
-}
-
 rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t *cfg,
                                eng_exec_t *x, char *err, size_t errlen)
 {
@@ -60,7 +53,7 @@ rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t
     rt_instance_t *i = calloc(1, sizeof *i);
     uint32_t nimp = eng_module_import_count(m);
     eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
-    if (!i || !imports || !(i->store = eng_store_new()) || !(i->wasi = wasi_ctx_new())) {
+    if (!i || !imports || !(i->store = eng_store_new()) || !(i->wasi = wasi_ctx_new_detached())) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -76,11 +69,9 @@ rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t
             goto fail;
         }
     }
-    /* The guest's stdio must never reach the daemon's own fds: until a
-     * request arrives, stdin is empty and output is dropped. */
-    wasi_ctx_set_stdin_bytes(i->wasi, (const uint8_t *)"", 0);
-    wasi_ctx_set_output(i->wasi, 1, discard_output, NULL);
-    wasi_ctx_set_output(i->wasi, 2, discard_output, NULL);
+    /* The guest's stdio never reaches the daemon's own fds (a detached
+     * context): until a request arrives, stdin is empty and output is
+     * dropped. */
     if (wasi_ctx_link(i->wasi, i->store, m, imports, err, errlen) != 0) goto fail;
     const eng_image_t *img = rt_module_image(rm);
     if (img) {

@@ -212,7 +212,20 @@ static void stdio_reset(wasi_fd_t *f, int host)
     f->rights_inheriting = 0;
 }
 
-wasi_ctx_t *wasi_ctx_new(void)
+static long discard_output(void *ud, const uint8_t *data, size_t len)
+{
+    (void)ud;
+    (void)data;
+    return (long)len;
+}
+
+static wasi_ctx_t *ctx_new(bool inherit_stdio);
+
+wasi_ctx_t *wasi_ctx_new(void) { return ctx_new(true); }
+
+wasi_ctx_t *wasi_ctx_new_detached(void) { return ctx_new(false); }
+
+static wasi_ctx_t *ctx_new(bool inherit_stdio)
 {
     wasi_ctx_t *w = calloc(1, sizeof *w);
     if (!w) return NULL;
@@ -224,7 +237,13 @@ wasi_ctx_t *wasi_ctx_new(void)
         return NULL;
     }
     for (uint32_t i = 0; i < w->nfds; i++) w->fds[i].host = -1;
-    for (int i = 0; i < 3; i++) stdio_reset(&w->fds[i], i);
+    if (inherit_stdio) {
+        for (int i = 0; i < 3; i++) stdio_reset(&w->fds[i], i);
+    } else {
+        wasi_ctx_set_stdin_bytes(w, (const uint8_t *)"", 0);
+        wasi_ctx_set_output(w, 1, discard_output, NULL);
+        wasi_ctx_set_output(w, 2, discard_output, NULL);
+    }
     return w;
 }
 

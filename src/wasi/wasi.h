@@ -49,6 +49,12 @@ typedef long (*wasi_write_fn)(void *userdata, const uint8_t *data, size_t len);
  * 0, 1, 2 mapped to the host's 0, 1, 2 (not owned: never closed by us).
  * Returns NULL when out of memory. Free with wasi_ctx_free. */
 wasi_ctx_t *wasi_ctx_new(void);
+/* The same, but fds 0, 1, 2 are the context's own: stdin reads as empty,
+ * stdout and stderr are discarded, until the wasi_ctx_set_* functions
+ * below say otherwise. For embedders that replace all three anyway: it
+ * costs no system call (wasi_ctx_new asks the host for the types of its
+ * 0, 1, 2, three fstat calls per context). */
+wasi_ctx_t *wasi_ctx_new_detached(void);
 /* Closes every descriptor the context owns and frees it. */
 void wasi_ctx_free(wasi_ctx_t *w);
 
