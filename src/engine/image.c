@@ -368,7 +368,10 @@ static void warm_drop(image_mem_t *im)
     pthread_mutex_lock(&im->mu);
     warm_slot_t *ws = im->warm;
     im->warm = NULL;
-    im->nwarm = 0;
+    /* Not nwarm = 0: a slot being reset right now (image_release_slot)
+     * is counted already and joins the list after this. */
+    for (warm_slot_t *k = ws; k; k = k->next)
+        im->nwarm--;
     pthread_mutex_unlock(&im->mu);
     while (ws) {
         warm_slot_t *next = ws->next;
@@ -381,6 +384,8 @@ static void warm_drop(image_mem_t *im)
 
 void eng_image_trim(eng_image_t *img)
 {
+    if (!img->mems) /* eng_image_new ran out of memory */
+        return;
     for (uint32_t i = 0; i < img->module->nmems; i++)
         warm_drop(&img->mems[i]);
 }
@@ -499,6 +504,12 @@ eng_image_t *eng_image_new(eng_instance_t *inst, char *err, size_t errlen)
     atomic_init(&img->refs, 1);
     atomic_init(&img->freed, false);
     img->mems = calloc(m->nmems ? m->nmems : 1, sizeof *img->mems);
+    if (img->mems)
+        for (uint32_t i = 0; i < m->nmems; i++) { /* first, so a failure below frees cleanly */
+            img->mems[i].fd = -1;
+            img->mems[i].owner = img;
+            pthread_mutex_init(&img->mems[i].mu, NULL);
+        }
     img->tables = calloc(m->ntables ? m->ntables : 1, sizeof *img->tables);
     img->globals = calloc(m->nglobals ? m->nglobals : 1, sizeof *img->globals);
     img->elem_len = calloc(m->nelems ? m->nelems : 1, sizeof *img->elem_len);
@@ -508,11 +519,6 @@ eng_image_t *eng_image_new(eng_instance_t *inst, char *err, size_t errlen)
         !img->data_dropped) {
         eng_errf(err, errlen, "out of memory");
         goto fail;
-    }
-    for (uint32_t i = 0; i < m->nmems; i++) {
-        img->mems[i].fd = -1;
-        img->mems[i].owner = img;
-        pthread_mutex_init(&img->mems[i].mu, NULL);
     }
     for (uint32_t i = 0; i < m->nmems; i++)
         if (!image_mem_capture(&img->mems[i], inst->mems[i], i, err, errlen))
