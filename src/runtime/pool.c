@@ -346,20 +346,22 @@ static task_t *task_get(worker_t *w)
     return t;
 }
 
-/* Hands a finished job to the loop. Called without mu. */
-static void job_finish(rt_pool_t *p, rt_job_t *j)
+/* Hands a finished job to the loop. mu held; the caller then wakes the
+ * loop (pool_wake_loop) once it has let go of mu. */
+static void job_finish_locked(rt_pool_t *p, rt_job_t *j)
 {
-    pthread_mutex_lock(&p->mu);
     j->state = JOB_FINISHED;
     j->exec = NULL;
     j->task = NULL;
     list_push(&p->finished, j);
-    pthread_mutex_unlock(&p->mu);
-    uv_async_send(&p->async);
 }
 
+static void pool_wake_loop(rt_pool_t *p) { uv_async_send(&p->async); }
+
 /* Runs t until it parks or finishes. Called without mu; t->state is
- * TASK_RUNNING and w->running == t. */
+ * TASK_RUNNING and w->running == t. Takes mu once on the way out (the
+ * worker and the loop thread contend for it on every request, so each
+ * hold counts). */
 static void task_run(worker_t *w, task_t *t)
 {
     task_now = t;
@@ -367,24 +369,26 @@ static void task_run(worker_t *w, task_t *t)
     rt_fiber_resume(t->fiber);
     task_now = NULL;
     rt_pool_t *p = w->pool;
+    bool finished = rt_fiber_finished(t->fiber);
+    rt_job_t *j = t->job;
     pthread_mutex_lock(&p->mu);
     w->running = NULL;
-    bool finished = rt_fiber_finished(t->fiber);
-    if (finished) w->nlive--;
+    if (finished) {
+        w->nlive--;
+        job_finish_locked(p, j);
+    }
     pthread_mutex_unlock(&p->mu);
     if (finished) {
-        rt_job_t *j = t->job;
         task_put(w, t);
-        job_finish(p, j);
+        pool_wake_loop(p);
     }
 }
 
-/* Starts job j (already JOB_RUNNING) on a new task. Called without mu. */
-static void worker_start(worker_t *w, rt_job_t *j)
+/* Starts job j (already JOB_RUNNING) on task t (NULL: none could be made).
+ * Called with mu held; returns without it. */
+static void worker_start(worker_t *w, rt_job_t *j, task_t *t)
 {
     rt_pool_t *p = w->pool;
-    task_t *t = task_get(w);
-    pthread_mutex_lock(&p->mu);
     if (t && w->nlive + 1 > w->heap_cap) {
         uint32_t cap = w->heap_cap ? w->heap_cap * 2 : 64;
         task_t **h = realloc(w->heap, cap * sizeof *h);
@@ -399,7 +403,10 @@ static void worker_start(worker_t *w, rt_job_t *j)
         pthread_mutex_unlock(&p->mu);
         if (t) task_put(w, t);
         j->work(j, w->exec);
-        job_finish(p, j);
+        pthread_mutex_lock(&p->mu);
+        job_finish_locked(p, j);
+        pthread_mutex_unlock(&p->mu);
+        pool_wake_loop(p);
         return;
     }
     t->job = j;
@@ -428,14 +435,26 @@ static void *worker_main(void *arg)
         }
         bool have_new = !p->stopping && (p->urgent.head || p->background.head);
         if (have_new && (!w->ready.head || w->new_turn)) {
+            /* A spare task is a pointer pop (worker-local); making a new one
+             * maps a stack, so that is done without mu, and then the lists
+             * are looked at again. */
+            task_t *t = w->spare ? task_get(w) : NULL;
+            if (!t) {
+                pthread_mutex_unlock(&p->mu);
+                t = task_get(w);
+                pthread_mutex_lock(&p->mu);
+                if (p->stopping || !(p->urgent.head || p->background.head)) {
+                    if (t) task_put(w, t);
+                    continue;
+                }
+            }
             rt_job_t *j = list_pop(&p->urgent);
             if (!j) j = list_pop(&p->background);
             j->state = JOB_RUNNING;
             j->exec = NULL;
             j->task = NULL;
             w->new_turn = false;
-            pthread_mutex_unlock(&p->mu);
-            worker_start(w, j);
+            worker_start(w, j, t);
             pthread_mutex_lock(&p->mu);
             continue;
         }
