@@ -58,6 +58,9 @@ void cli_serve_usage(FILE *out)
             "                      survive a restart (default: brokers in memory)\n"
             "  --max-body SIZE     largest request body the data plane takes, e.g. 16Mi\n"
             "                      (default 16Mi; larger gets 413)\n"
+            "  --module-cache-bytes SIZE  bound on compiled modules kept in memory for\n"
+            "                      functions scaled to zero, e.g. 64Mi (default 256Mi);\n"
+            "                      evicted ones reload from their serialised form\n"
             "  --billing-granularity D  billed duration is rounded up to this, 1us .. 1m\n"
             "                      (default 1ms; see docs/metering.md)\n"
             "  --price-gb-second X       price of one GB-second (default 0.0000166667)\n"
@@ -72,6 +75,7 @@ typedef struct serve_opts {
     const char *listen, *admin, *data, *domain, *redis;
     uint32_t workers;
     uint64_t max_body;
+    uint64_t module_cache_bytes;      /* 0 = the data plane's default */
     int64_t billing_granularity_ns;   /* 0 = metering's default (1 ms) */
     double price_gb_second, price_million_requests; /* < 0 = default */
     bool no_metering;
@@ -174,6 +178,12 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
         } else if ((v = opt_value(argc, argv, &i, "--max-body", &missing))) {
             if (api_quantity_parse(v, &o->max_body) != 0 || o->max_body == 0) {
                 fprintf(stderr, "wasmfn serve: --max-body: '%s' is not a size such as 16Mi\n", v);
+                return -1;
+            }
+        } else if ((v = opt_value(argc, argv, &i, "--module-cache-bytes", &missing))) {
+            if (api_quantity_parse(v, &o->module_cache_bytes) != 0 || o->module_cache_bytes == 0) {
+                fprintf(stderr, "wasmfn serve: --module-cache-bytes: '%s' is not a size such as "
+                                "64Mi\n", v);
                 return -1;
             }
         } else if (missing) {
@@ -370,6 +380,7 @@ int cli_serve_main(int argc, char **argv)
         .artifact_get = artifact_get,
         .artifact_put = artifact_put,
         .artifact_ud = d.st,
+        .module_cache_bytes = o.module_cache_bytes,
     };
     d.srv = srv_new(&sc, err, sizeof err);
     if (!d.srv) {

@@ -25,6 +25,21 @@
  * missing, damaged or stale artefact is ignored: the module is compiled
  * and the artefact rewritten.
  *
+ * Loading off the loop thread. rt_cache_load does everything on the
+ * calling (loop) thread, which is right at deploy time but not on the
+ * request path: deserialising a big module takes milliseconds. So a load
+ * splits in three: rt_module_load_new (loop: copies the digest and the
+ * callbacks), rt_module_load_run (a worker: reads the artefact and
+ * deserialises and checks it, or reads the .wasm and compiles it and writes
+ * the artefact, then makes the image; it touches nothing of the cache) and
+ * rt_cache_load_finish (loop: inserts the result, or returns the copy some
+ * other load inserted meanwhile, and folds the counts into the stats).
+ *
+ * Unpinned modules hold no instance memory: when a module's last reference
+ * goes, its image's warm slots (freed instances' memories kept mapped for
+ * reuse, see engine/image.c) are trimmed, so a function scaled to zero
+ * keeps only its compiled code and its image until the LRU evicts them.
+ *
  * Images: once compiled (or loaded), the module is instantiated once in a
  * throwaway store (data and element segments, the start function, then
  * `wizer.initialize` when the module exports it, with args ["wizer"], no
@@ -66,13 +81,14 @@ static long discard(void *ud, const uint8_t *data, size_t len)
 }
 
 /* Instantiates m once and captures its state, as the comment at the top
- * says. Returns NULL with the reason in err. */
-static eng_image_t *image_make(const eng_module_t *m, char *err, size_t errlen)
+ * says. Runs on xrun (a worker's exec, so the pool can interrupt it) or,
+ * when NULL, on an exec of its own. Returns NULL with the reason in err. */
+static eng_image_t *image_make(const eng_module_t *m, eng_exec_t *xrun, char *err, size_t errlen)
 {
     uint32_t nimp = eng_module_import_count(m);
     eng_store_t *s = eng_store_new();
     wasi_ctx_t *w = wasi_ctx_new();
-    eng_exec_t *x = eng_exec_new(0);
+    eng_exec_t *x = xrun ? xrun : eng_exec_new(0);
     eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
     eng_image_t *img = NULL;
     const char *argv0 = "wizer";
@@ -100,7 +116,8 @@ static eng_image_t *image_make(const eng_module_t *m, char *err, size_t errlen)
     img = eng_image_new(inst, err, errlen);
 out:
     free(imports);
-    if (x) eng_exec_free(x);
+    if (x && x != xrun) eng_exec_free(x);
+    if (xrun) eng_exec_set_deadline(xrun, 0);
     if (s) eng_store_free(s);
     if (w) wasi_ctx_free(w);
     return img;
@@ -241,20 +258,24 @@ static int check_runnable(const eng_module_t *m, char *err, size_t errlen)
     return r;
 }
 
-/* Adds em (checked runnable) as module `digest` with one reference; NULL
- * (em freed) when out of memory. */
-static rt_module_t *cache_insert(rt_cache_t *c, const char *digest, eng_module_t *em, char *err,
+/* Adds em (checked runnable) and its image (NULL, with the reason in
+ * image_err) as module `digest` with one reference; NULL (both freed) when
+ * out of memory. */
+static rt_module_t *cache_insert(rt_cache_t *c, const char *digest, eng_module_t *em,
+                                 eng_image_t *img, const char *image_err, char *err,
                                  size_t errlen)
 {
     rt_module_t *m = calloc(1, sizeof *m);
     if (!m || !(m->digest = strdup(digest))) {
         free(m);
+        eng_image_free(img);
         eng_module_free(em);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     m->mod = em;
-    m->image = image_make(em, m->image_err, sizeof m->image_err);
+    m->image = img;
+    if (!img) snprintf(m->image_err, sizeof m->image_err, "%s", image_err ? image_err : "");
     m->bytes = eng_module_size_bytes(em) + (m->image ? eng_image_memory_bytes(m->image) : 0);
     m->cache = c;
     lru_push_front(c, m);
@@ -265,21 +286,19 @@ static rt_module_t *cache_insert(rt_cache_t *c, const char *digest, eng_module_t
     return m;
 }
 
-/* Writes em's serialised form as digest's artefact; failures only count
- * (the next load compiles again). */
-static void artifact_write(rt_cache_t *c, const char *digest, const eng_module_t *em)
+/* Serialises em and hands it to put as digest's artefact. Returns false
+ * when that failed (the next load compiles again); any thread. */
+static bool artifact_write(const rt_cache_config_t *cfg, const char *digest,
+                           const eng_module_t *em)
 {
-    if (!c->cfg.artifact_put) return;
+    if (!cfg->artifact_put) return true;
     uint8_t *buf;
     size_t len;
     char e[ENG_ERR_MAX];
-    if (!eng_module_serialize(em, &buf, &len, e, sizeof e)) {
-        c->stats.artifact_errors++;
-        return;
-    }
-    if (c->cfg.artifact_put(c->cfg.ud, digest, buf, len, e, sizeof e) != 0)
-        c->stats.artifact_errors++;
+    if (!eng_module_serialize(em, &buf, &len, e, sizeof e)) return false;
+    bool ok = cfg->artifact_put(cfg->ud, digest, buf, len, e, sizeof e) == 0;
     free(buf);
+    return ok;
 }
 
 rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *bytes,
@@ -294,8 +313,125 @@ rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *
         return NULL;
     }
     c->stats.loads_compiled++;
-    artifact_write(c, digest, em);
-    return cache_insert(c, digest, em, err, errlen);
+    if (!artifact_write(&c->cfg, digest, em)) c->stats.artifact_errors++;
+    char ierr[ENG_ERR_MAX];
+    eng_image_t *img = image_make(em, NULL, ierr, sizeof ierr);
+    return cache_insert(c, digest, em, img, ierr, err, errlen);
+}
+
+/* ---- loads off the loop thread ------------------------------------------ */
+
+struct rt_module_load {
+    char *digest;
+    rt_cache_config_t cfg;     /* the callbacks, as when the load began */
+    bool ran;
+    /* What rt_module_load_run found. */
+    eng_module_t *mod;         /* NULL: failed, see err */
+    eng_image_t *image;
+    char image_err[ENG_ERR_MAX];
+    rt_load_source_t source;
+    uint64_t artifact_errors;
+    char err[ENG_ERR_MAX];
+};
+
+rt_module_load_t *rt_module_load_new(const rt_cache_t *c, const char *digest)
+{
+    rt_module_load_t *l = calloc(1, sizeof *l);
+    if (!l || !(l->digest = strdup(digest))) {
+        free(l);
+        return NULL;
+    }
+    l->cfg = c->cfg;
+    return l;
+}
+
+void rt_module_load_run(rt_module_load_t *l, eng_exec_t *x)
+{
+    if (l->ran) return;
+    l->ran = true;
+    const rt_cache_config_t *cfg = &l->cfg;
+    eng_module_t *em = NULL;
+    if (cfg->artifact_get) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        char e[ENG_ERR_MAX];
+        int r = cfg->artifact_get(cfg->ud, l->digest, &buf, &len, e, sizeof e);
+        if (r == 0) {
+            em = eng_module_deserialize(buf, len, e, sizeof e);
+            free(buf);
+            /* The artefact was written only for a runnable module, but it
+             * is cheap to be sure it matches what the data plane needs. */
+            if (em && check_runnable(em, e, sizeof e) != 0) {
+                eng_module_free(em);
+                em = NULL;
+            }
+            if (em) l->source = RT_LOAD_SERIALIZED;
+            else l->artifact_errors++; /* damaged or stale: rebuilt below */
+        } else if (r < 0) {
+            l->artifact_errors++;
+        }
+    }
+    if (!em) {
+        if (!cfg->load_blob) {
+            snprintf(l->err, sizeof l->err,
+                     "module %s is not cached and there is no way to load it", l->digest);
+            return;
+        }
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        if (cfg->load_blob(cfg->ud, l->digest, &bytes, &len, l->err, sizeof l->err) != 0)
+            return;
+        em = eng_module_new(bytes, len, l->err, sizeof l->err);
+        free(bytes);
+        if (!em) return;
+        if (check_runnable(em, l->err, sizeof l->err) != 0) {
+            eng_module_free(em);
+            return;
+        }
+        l->source = RT_LOAD_COMPILED;
+        if (!artifact_write(cfg, l->digest, em)) l->artifact_errors++;
+    }
+    l->mod = em;
+    l->image = image_make(em, x, l->image_err, sizeof l->image_err);
+}
+
+void rt_module_load_free(rt_module_load_t *l)
+{
+    if (!l) return;
+    eng_image_free(l->image);
+    eng_module_free(l->mod);
+    free(l->digest);
+    free(l);
+}
+
+const char *rt_module_load_digest(const rt_module_load_t *l) { return l->digest; }
+
+rt_module_t *rt_cache_load_finish(rt_cache_t *c, rt_module_load_t *l, rt_load_source_t *source,
+                                  char *err, size_t errlen)
+{
+    rt_load_source_t dummy;
+    if (!source) source = &dummy;
+    *source = RT_LOAD_CACHED;
+    c->stats.artifact_errors += l->artifact_errors;
+    /* Another load of the same digest may have finished first: one copy. */
+    rt_module_t *m = rt_cache_find(c, l->digest);
+    if (m) {
+        rt_module_load_free(l);
+        return m;
+    }
+    if (!l->mod) {
+        snprintf(err, errlen, "%s", l->ran ? l->err : "the load did not run");
+        rt_module_load_free(l);
+        return NULL;
+    }
+    if (l->source == RT_LOAD_SERIALIZED) c->stats.loads_serialized++;
+    else c->stats.loads_compiled++;
+    *source = l->source;
+    m = cache_insert(c, l->digest, l->mod, l->image, l->image_err, err, errlen);
+    l->mod = NULL;
+    l->image = NULL;
+    rt_module_load_free(l);
+    return m;
 }
 
 rt_module_t *rt_cache_load(rt_cache_t *c, const char *digest, rt_load_source_t *source,
@@ -306,38 +442,13 @@ rt_module_t *rt_cache_load(rt_cache_t *c, const char *digest, rt_load_source_t *
     *source = RT_LOAD_CACHED;
     rt_module_t *m = rt_cache_find(c, digest);
     if (m) return m;
-    if (c->cfg.artifact_get) {
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        char e[ENG_ERR_MAX];
-        int r = c->cfg.artifact_get(c->cfg.ud, digest, &buf, &len, e, sizeof e);
-        if (r == 0) {
-            eng_module_t *em = eng_module_deserialize(buf, len, e, sizeof e);
-            free(buf);
-            /* The artefact was written only for a runnable module, but it
-             * is cheap to be sure it matches what the data plane needs. */
-            if (em && check_runnable(em, e, sizeof e) == 0) {
-                c->stats.loads_serialized++;
-                *source = RT_LOAD_SERIALIZED;
-                return cache_insert(c, digest, em, err, errlen);
-            }
-            eng_module_free(em);
-            c->stats.artifact_errors++; /* damaged or stale: rebuilt below */
-        } else if (r < 0) {
-            c->stats.artifact_errors++;
-        }
-    }
-    if (!c->cfg.load_blob) {
-        snprintf(err, errlen, "module %s is not cached and there is no way to load it", digest);
+    rt_module_load_t *l = rt_module_load_new(c, digest);
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    if (c->cfg.load_blob(c->cfg.ud, digest, &bytes, &len, err, errlen) != 0) return NULL;
-    m = rt_cache_compile(c, digest, bytes, len, err, errlen);
-    free(bytes);
-    if (m) *source = RT_LOAD_COMPILED;
-    return m;
+    rt_module_load_run(l, NULL);
+    return rt_cache_load_finish(c, l, source, err, errlen);
 }
 
 size_t rt_cache_count(const rt_cache_t *c) { return c->count; }
@@ -356,6 +467,9 @@ void rt_module_ref(rt_module_t *m) { pin(m); }
 void rt_module_release(rt_module_t *m)
 {
     if (!m || --m->refs > 0) return;
+    /* Unpinned: no instance is left, so the slots kept warm for the next
+     * ones go back to the system. */
+    if (m->image) eng_image_trim(m->image);
     rt_cache_t *c = m->cache;
     if (!c) {
         module_free(m);

@@ -94,13 +94,16 @@ typedef struct rt_cache rt_cache_t;
 typedef struct rt_module rt_module_t;
 
 /* The cache is bounded in bytes (compiled code plus instance image, see
- * module.c): a module with references (a revision, an instance) is pinned;
- * one without stays cached until the least recently used unpinned modules
+ * module.c): a module with references (serving/: a revision not at zero)
+ * is pinned; one without stays cached until the least recently used unpinned modules
  * must go to keep the total under the bound. An evicted module comes back
  * from its serialised form (the artefact callbacks) rather than from the
  * compiler. */
 #define RT_CACHE_DEFAULT_BYTES (256ull << 20)
 
+/* The callbacks run on the loop thread from rt_cache_load and
+ * rt_cache_compile, and on a worker from rt_module_load_run: when loads run
+ * off the loop thread they must be thread-safe (ud shared read-only). */
 typedef struct rt_cache_config {
     uint64_t max_bytes; /* 0 = RT_CACHE_DEFAULT_BYTES */
     /* Reads module `digest` (the .wasm) into a malloc'd buffer: 0, or -1
@@ -147,6 +150,30 @@ rt_module_t *rt_cache_find(rt_cache_t *c, const char *digest);
  * module cannot be read, compiled or run (as for rt_cache_compile). */
 rt_module_t *rt_cache_load(rt_cache_t *c, const char *digest, rt_load_source_t *source,
                            char *err, size_t errlen);
+/* The same load in three steps, so that the slow part (reading and
+ * deserialising the artefact, or compiling, then making the image) runs on
+ * a worker while the loop thread goes on:
+ *   rt_module_load_new     loop thread: a load of `digest` with the cache's
+ *                          callbacks as they are now; NULL when out of memory.
+ *   rt_module_load_run     any thread, once (e.g. a pool job's work, x its
+ *                          exec, which the start function and
+ *                          wizer.initialize then run on; NULL = an exec of
+ *                          its own). Touches nothing of the cache.
+ *   rt_cache_load_finish   loop thread, after run: the module with a new
+ *                          reference (inserted, or the copy already cached
+ *                          if another load got there first, then *source is
+ *                          RT_LOAD_CACHED), or NULL with the load's error
+ *                          message. Frees the load either way.
+ * rt_module_load_free drops a load that will not be finished (not while it
+ * runs). Nothing here keeps the cache alive: finish a load only on the
+ * cache it was made from. */
+typedef struct rt_module_load rt_module_load_t;
+rt_module_load_t *rt_module_load_new(const rt_cache_t *c, const char *digest);
+void rt_module_load_run(rt_module_load_t *l, eng_exec_t *x);
+rt_module_t *rt_cache_load_finish(rt_cache_t *c, rt_module_load_t *l, rt_load_source_t *source,
+                                  char *err, size_t errlen);
+void rt_module_load_free(rt_module_load_t *l);
+const char *rt_module_load_digest(const rt_module_load_t *l);
 /* Compiles bytes (the module `digest` names) and checks that it can run as
  * a function: exports `_start` of type () and imports only WASI. Returns it
  * with one reference, or NULL with a message. The bytes are not kept. The
@@ -157,8 +184,11 @@ rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *
 size_t rt_cache_count(const rt_cache_t *c);
 void rt_cache_stats(const rt_cache_t *c, rt_cache_stats_t *out);
 void rt_module_ref(rt_module_t *m);
-/* Drops a reference. The last one unpins the module: it stays cached (or
- * is freed at once when the cache is over its bound or gone). Loop thread. */
+/* Drops a reference. The last one unpins the module: its image's warm
+ * slots are trimmed (eng_image_trim: no instance memory is kept for it) and
+ * it stays cached (or is freed at once when the cache is over its bound or
+ * gone). Loop thread. Instances hold no reference: the owner keeps one
+ * while any is alive (else a slot freed later is kept warm again). */
 void rt_module_release(rt_module_t *m);
 const eng_module_t *rt_module_engine(const rt_module_t *m);
 const char *rt_module_digest(const rt_module_t *m);

@@ -34,9 +34,21 @@
  * instantiated on workers in the background. A call consumes a warm
  * instance (fresh instance per request) and triggers a refill.
  *
+ * Scale from zero. A revision at zero (desired 0, no warm instance,
+ * nothing warming, running or queued) drops its module reference: the
+ * module stays in the cache (rt_cache_*) only until the LRU bound wants
+ * its room. The next call gets it back with rt_cache_find when it is still
+ * cached (on the loop, microseconds); otherwise a load job (rt_module_load_*)
+ * reads and deserialises its artefact (or, failing that, compiles the
+ * .wasm) on a worker, and the loop inserts the result. Calls arriving
+ * meanwhile wait in the revision's queue; when the load ends they are
+ * dispatched, or answered 502 naming the fault if it failed. They count
+ * as cold starts, the wait included in their cold-start time.
+ *
  * Lifetimes. Revisions and functions are reference counted (loop thread
- * only): a function holds its live revisions, every call and warming job
- * holds its revision, a revision holds its function and its module. A
+ * only): a function holds its live revisions, every call, warming job and
+ * module load holds its revision, a revision holds its function and (unless
+ * it is at zero) its module. A
  * revision removed by srv_function_put/delete is retired: its warm
  * instances are freed at once, its queued and running calls finish, and it
  * is freed with the last of them.
@@ -89,6 +101,7 @@ struct srv_call {
     rt_instance_t *inst;     /* the warm instance taken, or NULL: cold */
     bool cold, inst_failed, cgi_ok;
     uint64_t cold_ns;
+    uint64_t load_ns;        /* time waiting for the module to load (loop) */
     char err[256];
     rt_result_t res;
     srv_cgi_response_t cgi;
@@ -102,6 +115,16 @@ typedef struct srv_warm {
     char err[256];
 } srv_warm_t;
 
+/* A module being loaded for a revision at zero (work on a worker, done on
+ * the loop). */
+typedef struct srv_load {
+    rt_job_t job;
+    srv_t *srv;
+    srv_rev_t *rev;           /* holds a reference */
+    rt_module_load_t *ml;
+    struct srv_load *prev, *next; /* srv->loads */
+} srv_load_t;
+
 typedef struct call_list {
     srv_call_t *head, *tail;
     uint32_t n;
@@ -112,7 +135,9 @@ struct srv_rev {
     srv_t *srv;
     srv_fn_t *fn;
     char *name;
-    rt_module_t *mod;
+    char *digest;             /* its module's */
+    rt_module_t *mod;         /* NULL while at zero (unpinned) or loading */
+    srv_load_t *load;         /* the module load in flight, or NULL */
     char **env; /* one block, NULL-terminated */
     uint32_t nenv;
     uint64_t memory_limit_bytes;
@@ -167,6 +192,7 @@ struct srv {
     hs_server_t *http;
     srv_fn_t *fns[SRV_FN_BUCKETS];
     srv_rev_t *revs;
+    srv_load_t *loads;       /* module loads in flight */
     uint32_t ncalls; /* calls not yet answered, data plane and srv_invoke */
     uv_timer_t tick, sweep, drained; /* drained: runs drain_done from a fresh callback */
     int handles_open;
@@ -181,6 +207,8 @@ struct srv {
     mx_registry_t *mx;
     mx_family_t *m_requests, *m_duration, *m_cold, *m_cold_duration, *m_instances, *m_queue;
     mx_family_t *m_cache_bytes, *m_module_loads;
+    mx_family_t *m_cache_pinned_bytes, *m_cache_modules, *m_cache_evictions;
+    uint64_t evictions_seen;  /* rt_cache_stats' count already added to m_cache_evictions */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -278,14 +306,41 @@ static void metrics_register(srv_t *s)
                                       "Modules brought into memory: compiled from the .wasm or "
                                       "loaded from their serialised form.",
                                       MX_COUNTER, src, NULL, 0);
+    static const char *const st[] = {"state", NULL};
+    s->m_cache_pinned_bytes = mx_family_new(
+        s->mx, "wasmfn_module_cache_pinned_bytes",
+        "Bytes of cached modules in use by a revision that is not at zero (never evicted).",
+        MX_GAUGE, NULL, NULL, 0);
+    s->m_cache_modules = mx_family_new(s->mx, "wasmfn_module_cache_modules",
+                                       "Cached modules: pinned (in use) or unpinned (evictable).",
+                                       MX_GAUGE, st, NULL, 0);
+    s->m_cache_evictions = mx_family_new(s->mx, "wasmfn_module_cache_evictions_total",
+                                         "Unpinned modules freed to keep the cache under its bound.",
+                                         MX_COUNTER, NULL, NULL, 0);
 }
 
 static void cache_gauges(srv_t *s)
 {
-    if (!s->m_cache_bytes) return;
+    if (!s->mx) return;
     rt_cache_stats_t st;
     rt_cache_stats(s->cache, &st);
-    mx_gauge_set(s->m_cache_bytes, NULL, (double)st.bytes);
+    if (s->m_cache_bytes) mx_gauge_set(s->m_cache_bytes, NULL, (double)st.bytes);
+    if (s->m_cache_pinned_bytes) mx_gauge_set(s->m_cache_pinned_bytes, NULL, (double)st.pinned_bytes);
+    if (s->m_cache_modules) {
+        const char *pinned[] = {"pinned"}, *unpinned[] = {"unpinned"};
+        mx_gauge_set(s->m_cache_modules, pinned, (double)st.pinned);
+        mx_gauge_set(s->m_cache_modules, unpinned, (double)(st.modules - st.pinned));
+    }
+    if (s->m_cache_evictions && st.evictions > s->evictions_seen)
+        mx_counter_add(s->m_cache_evictions, NULL, (double)(st.evictions - s->evictions_seen));
+    s->evictions_seen = st.evictions;
+}
+
+static void module_loads_count(srv_t *s, rt_load_source_t src)
+{
+    if (src == RT_LOAD_CACHED || !s->m_module_loads) return;
+    const char *lv[] = {src == RT_LOAD_SERIALIZED ? "serialized" : "compiled"};
+    mx_counter_add(s->m_module_loads, lv, 1);
 }
 
 /* The module cache's callbacks, onto the srv_config's. */
@@ -355,6 +410,7 @@ static void rev_release(srv_rev_t *r)
     rt_module_release(r->mod);
     if (!s->freeing) cache_gauges(s);
     free(r->env);
+    free(r->digest);
     free(r->name);
     srv_fn_t *f = r->fn;
     free(r);
@@ -380,6 +436,116 @@ static void rev_conc_update(srv_rev_t *r, uint64_t now)
     r->conc_since_ns = now;
 }
 
+/* ---- the module of a revision at zero ----------------------------------- */
+
+static void rev_pump(srv_t *s, srv_rev_t *r);
+static void rev_refill(srv_t *s, srv_rev_t *r);
+static void call_count_cold(srv_t *s, srv_call_t *c);
+static void call_finish_text(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A revision at zero (nothing warm, warming, running or queued, and
+ * desired 0) unpins its module, so that the cache's bound applies to it.
+ * Call wherever those counts may have fallen to zero, once no instance of
+ * the module is left (calls free theirs before being answered). */
+static void rev_unpin_if_idle(srv_t *s, srv_rev_t *r)
+{
+    if (!r->mod || r->load || r->desired || r->nwarm || r->warming || r->busy || r->queue.n ||
+        s->freeing)
+        return;
+    rt_module_release(r->mod);
+    r->mod = NULL;
+    cache_gauges(s);
+}
+
+static void load_work(rt_job_t *j, eng_exec_t *x)
+{
+    srv_load_t *l = j->ud;
+    rt_module_load_run(l->ml, x);
+}
+
+static void load_unlink(srv_t *s, srv_load_t *l)
+{
+    if (l->prev) l->prev->next = l->next;
+    else s->loads = l->next;
+    if (l->next) l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+}
+
+static void load_done(rt_job_t *j)
+{
+    srv_load_t *l = j->ud;
+    srv_t *s = l->srv;
+    srv_rev_t *r = l->rev;
+    load_unlink(s, l);
+    r->load = NULL;
+    char e[256];
+    rt_load_source_t src;
+    rt_module_t *m = rt_cache_load_finish(s->cache, l->ml, &src, e, sizeof e);
+    free(l);
+    /* Every call queued now waited for the module: a cold start. */
+    uint64_t now = eng_now_ns();
+    for (srv_call_t *c = r->queue.head; c; c = c->next) {
+        c->cold = true;
+        c->load_ns = now - c->start_ns;
+    }
+    if (m) {
+        module_loads_count(s, src);
+        r->mod = m; /* NULL until now: rev_module_get starts no find while loading */
+        cache_gauges(s);
+        rev_pump(s, r);
+        rev_refill(s, r);
+    } else {
+        char line[400];
+        int n = snprintf(line, sizeof line, "wasmfn: cannot load module %s: %s", r->digest, e);
+        if (r->fn->log) lr_ring_append(r->fn->log, r->name, line, n > 0 ? (size_t)n : 0);
+        r->warm_failed = true; /* the next call or tick tries again */
+        while (r->queue.head) {
+            srv_call_t *c = r->queue.head;
+            rev_conc_update(r, now);
+            list_remove(&r->queue, c);
+            call_count_cold(s, c);
+            call_finish_text(s, c, 502, "function %s: cannot load module %s: %s\n", r->fn->name,
+                             r->digest, e);
+        }
+    }
+    rev_gauges(s, r);
+    rev_unpin_if_idle(s, r);
+    rev_release(r);
+}
+
+/* Gets r's module back: 1 when r has it (it was still cached), 0 when it
+ * is being loaded on a worker (load_done dispatches the queued calls), -1
+ * when out of memory. */
+static int rev_module_get(srv_t *s, srv_rev_t *r)
+{
+    if (r->mod) return 1;
+    if (r->load) return 0;
+    rt_module_t *m = rt_cache_find(s->cache, r->digest);
+    if (m) {
+        r->mod = m;
+        cache_gauges(s);
+        return 1;
+    }
+    srv_load_t *l = calloc(1, sizeof *l);
+    if (!l || !(l->ml = rt_module_load_new(s->cache, r->digest))) {
+        free(l);
+        return -1;
+    }
+    l->srv = s;
+    l->rev = r;
+    r->refs++;
+    r->load = l;
+    l->next = s->loads;
+    if (s->loads) s->loads->prev = l;
+    s->loads = l;
+    l->job.work = load_work;
+    l->job.done = load_done;
+    l->job.ud = l;
+    rt_pool_submit(s->pool, &l->job, true); /* requests wait for it */
+    return 0;
+}
+
 /* ---- warm instances ----------------------------------------------------- */
 
 static void warm_work(rt_job_t *j, eng_exec_t *x)
@@ -395,8 +561,6 @@ static void warm_work(rt_job_t *j, eng_exec_t *x)
     };
     w->inst = rt_instance_new(r->mod, &cfg, x, w->err, sizeof w->err);
 }
-
-static void rev_refill(srv_t *s, srv_rev_t *r);
 
 /* How many idle warm instances the revision should hold. The autoscaler's
  * desired count is all instances, busy ones included (Knative's desired
@@ -437,6 +601,7 @@ static void warm_done(rt_job_t *j)
 out:
     free(w);
     rev_refill(s, r);
+    rev_unpin_if_idle(s, r);
     rev_release(r);
 }
 
@@ -445,6 +610,8 @@ out:
 static void rev_refill(srv_t *s, srv_rev_t *r)
 {
     if (r->retired || s->draining || s->freeing || r->warm_failed) return;
+    if (r->nwarm + r->warming >= rev_warm_target(r)) return;
+    if (!r->mod && rev_module_get(s, r) != 1) return; /* load_done refills */
     while (r->nwarm + r->warming < rev_warm_target(r)) {
         srv_warm_t *w = calloc(1, sizeof *w);
         if (!w) return;
@@ -471,6 +638,7 @@ static void rev_apply_desired(srv_t *s, srv_rev_t *r)
     r->warm_failed = false;
     rev_refill(s, r);
     rev_gauges(s, r);
+    rev_unpin_if_idle(s, r);
 }
 
 /* ---- calls -------------------------------------------------------------- */
@@ -586,8 +754,6 @@ static void call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *
 }
 
 static void call_finish_text(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void call_finish_text(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
 {
     char body[512];
     va_list ap;
@@ -639,8 +805,6 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
         c->cgi_ok = srv_cgi_parse(c->res.out, c->res.out_len, &c->cgi, c->err, sizeof c->err) == 0;
 }
 
-static void rev_pump(srv_t *s, srv_rev_t *r);
-
 /* Leaves the running state (the instance slot is free again). */
 static void call_undispatch(srv_t *s, srv_call_t *c)
 {
@@ -661,11 +825,7 @@ static void call_done(rt_job_t *j)
     r->refs++; /* keep r across call_finish */
     const char *fname = r->fn->name;
 
-    if (c->cold && s->mx && !r->fn->deleted) {
-        if (s->m_cold) mx_counter_add(s->m_cold, r->labels, 1);
-        if (s->m_cold_duration)
-            mx_histogram_observe(s->m_cold_duration, r->labels, (double)c->cold_ns / 1e9);
-    }
+    call_count_cold(s, c);
     if (c->aborted) {
         call_finish(s, c, 499, NULL, 0, NULL, 0);
     } else if (c->inst_failed) {
@@ -704,7 +864,20 @@ static void call_done(rt_job_t *j)
     rev_pump(s, r);
     rev_refill(s, r);
     rev_gauges(s, r);
+    rev_unpin_if_idle(s, r);
     rev_release(r);
+}
+
+/* Counts a cold start: a call that instantiated inline, or waited for its
+ * revision's module to be loaded (the wait is part of its time). */
+static void call_count_cold(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    if (!c->cold || !s->mx || r->fn->deleted) return;
+    if (s->m_cold) mx_counter_add(s->m_cold, r->labels, 1);
+    if (s->m_cold_duration)
+        mx_histogram_observe(s->m_cold_duration, r->labels,
+                             (double)(c->cold_ns + c->load_ns) / 1e9);
 }
 
 static void call_dispatch(srv_t *s, srv_call_t *c)
@@ -726,6 +899,7 @@ static void call_dispatch(srv_t *s, srv_call_t *c)
 /* Dispatches queued calls while the revision has room. */
 static void rev_pump(srv_t *s, srv_rev_t *r)
 {
+    if (!r->mod) return; /* load_done pumps */
     uint32_t max = r->scaling.max_scale;
     while (r->queue.head && (max == 0 || r->busy < max)) {
         srv_call_t *c = r->queue.head;
@@ -739,6 +913,28 @@ static void call_admit(srv_t *s, srv_call_t *c)
 {
     srv_rev_t *r = c->rev;
     uint32_t max = r->scaling.max_scale;
+    int got = rev_module_get(s, r);
+    if (got < 0) {
+        call_finish_text(s, c, 500, "function %s: out of memory loading module %s\n",
+                         r->fn->name, r->digest);
+        return;
+    }
+    if (got == 0) {
+        /* Waiting for the module: as many calls as could run, plus the
+         * queue. (Nothing runs while it loads.) */
+        uint64_t room = (max ? (uint64_t)max : UINT32_MAX) + s->queue_cap;
+        if (r->queue.n >= room) {
+            call_finish_text(s, c, 503,
+                             "function %s: its module is loading and %u requests are waiting\n",
+                             r->fn->name, r->queue.n);
+            return;
+        }
+        rev_conc_update(r, eng_now_ns());
+        c->state = CALL_QUEUED;
+        list_push(&r->queue, c);
+        rev_gauges(s, r);
+        return;
+    }
     if (max && r->busy >= max) {
         if (r->queue.n >= s->queue_cap) {
             call_finish_text(s, c, 503,
@@ -783,6 +979,7 @@ static void call_on_abort(hs_req_t *req, void *ud)
         r->refs++;
         call_finish(s, c, 499, NULL, 0, NULL, 0);
         rev_gauges(s, r);
+        rev_unpin_if_idle(s, r);
         rev_release(r);
     } else if (c->state == CALL_DISPATCHED) {
         if (call_recall(s, c)) {
@@ -790,6 +987,7 @@ static void call_on_abort(hs_req_t *req, void *ud)
             call_finish(s, c, 499, NULL, 0, NULL, 0);
             rev_pump(s, r);
             rev_gauges(s, r);
+            rev_unpin_if_idle(s, r);
             rev_release(r);
         } else {
             rt_pool_interrupt(s->pool, &c->job);
@@ -811,9 +1009,18 @@ static void srv_on_sweep(uv_timer_t *t)
             srv_call_t *c = r->queue.head;
             rev_conc_update(r, now);
             list_remove(&r->queue, c);
-            call_log(c, "wasmfn: timed out after %u ms (queued)", r->timeout_ms);
-            call_finish_text(s, c, 504, "function %s timed out after %u ms waiting for an instance\n",
-                             r->fn->name, r->timeout_ms);
+            if (r->load) {
+                call_log(c, "wasmfn: timed out after %u ms (waiting for module %s to load)",
+                         r->timeout_ms, r->digest);
+                call_finish_text(s, c, 504,
+                                 "function %s timed out after %u ms waiting for its module to "
+                                 "load\n", r->fn->name, r->timeout_ms);
+            } else {
+                call_log(c, "wasmfn: timed out after %u ms (queued)", r->timeout_ms);
+                call_finish_text(s, c, 504,
+                                 "function %s timed out after %u ms waiting for an instance\n",
+                                 r->fn->name, r->timeout_ms);
+            }
             rev_gauges(s, r);
         }
         for (srv_call_t *c = r->running.head, *next; c; c = next) {
@@ -830,6 +1037,7 @@ static void srv_on_sweep(uv_timer_t *t)
                 rt_pool_interrupt(s->pool, &c->job);
             }
         }
+        rev_unpin_if_idle(s, r);
         rnext = r->all_next; /* read before r may be freed */
         rev_release(r);
     }
@@ -1096,6 +1304,7 @@ void srv_drain(srv_t *s, void (*done)(void *ud), void *ud)
         r->desired = 0;
         rev_free_warm(r);
         rev_gauges(s, r);
+        rev_unpin_if_idle(s, r);
     }
     if (s->http) hs_server_close(s->http, srv_on_http_closed, s);
     else s->http_closed = true;
@@ -1135,6 +1344,16 @@ void srv_free(srv_t *s)
     /* Workers first: nothing may run guest code after this. */
     rt_pool_free(s->pool);
     s->pool = NULL;
+    /* Module loads whose done will never run now. */
+    while (s->loads) {
+        srv_load_t *l = s->loads;
+        srv_rev_t *r = l->rev;
+        load_unlink(s, l);
+        r->load = NULL;
+        rt_module_load_free(l->ml);
+        free(l);
+        rev_release(r);
+    }
     for (uint32_t b = 0; b < SRV_FN_BUCKETS; b++) {
         while (s->fns[b]) {
             srv_fn_t *f = s->fns[b];
@@ -1161,7 +1380,7 @@ void srv_free(srv_t *s)
  * its warm instances and scaling history). */
 static bool rev_matches(const srv_rev_t *r, const srv_revision_t *d)
 {
-    if (strcmp(r->name, d->name) != 0 || strcmp(rt_module_digest(r->mod), d->digest) != 0)
+    if (strcmp(r->name, d->name) != 0 || strcmp(r->digest, d->digest) != 0)
         return false;
     uint64_t mem = d->memory_limit_bytes ? d->memory_limit_bytes : SRV_DEFAULT_MEMORY;
     uint32_t to = d->timeout_ms ? d->timeout_ms : SRV_DEFAULT_TIMEOUT_MS;
@@ -1182,15 +1401,15 @@ static srv_rev_t *rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *
         snprintf(err, errlen, "revision %s: module %s: %s", d->name, d->digest, e);
         return NULL;
     }
-    if (src != RT_LOAD_CACHED && s->m_module_loads) {
-        const char *lv[] = {src == RT_LOAD_SERIALIZED ? "serialized" : "compiled"};
-        mx_counter_add(s->m_module_loads, lv, 1);
-    }
+    module_loads_count(s, src);
     cache_gauges(s);
     srv_rev_t *r = calloc(1, sizeof *r);
-    if (!r || !(r->name = strdup(d->name)) ||
+    if (!r || !(r->name = strdup(d->name)) || !(r->digest = strdup(d->digest)) ||
         !(r->env = strv_dup(d->env, d->nenv))) {
-        if (r) free(r->name);
+        if (r) {
+            free(r->name);
+            free(r->digest);
+        }
         free(r);
         rt_module_release(m);
         snprintf(err, errlen, "out of memory");

@@ -33,11 +33,14 @@ typedef struct srv_config {
     mx_registry_t *metrics;        /* where srv registers its metric families */
     mtr_t *metering;               /* every invocation is recorded here; may be NULL */
     /* Reads a module by digest ("sha256:HEX") into a malloc'd buffer.
-     * Returns 0, or -1 with a message. Called on the loop thread. */
+     * Returns 0, or -1 with a message. Called on the loop thread (at
+     * deploy) and on pool workers (reloading an evicted module), possibly
+     * at the same time: it must be thread-safe (the store's files are). */
     int (*load_blob)(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
                      size_t errlen);
     void *load_blob_ud;
-    /* Compiled modules kept next to the blobs (optional; loop thread):
+    /* Compiled modules kept next to the blobs (optional; any thread, as
+     * load_blob):
      * get returns 0 with a malloc'd buffer, 1 when there is none, -1 on
      * error; put returns 0 or -1. A module not in memory is loaded from
      * its artefact instead of being compiled (runtime.h, rt_cache_load). */
