@@ -43,45 +43,13 @@ SYSTEMS=(nginx wasmfn workerd-fresh workerd-reuse node-wasi cgi-native)
 P_NGINX=$PORT P_WF=$((PORT + 1)) P_WFA=$((PORT + 2)) P_WD=$((PORT + 3)) P_WDC=$((PORT + 4))
 P_NODE=$((PORT + 5)) P_CGI=$((PORT + 6)) P_WFM=$((PORT + 7)) P_WFMA=$((PORT + 8))
 
-say() { echo "bench: $*" >&2; }
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-
-# --- processes we start, stopped on exit ----------------------------------
-PIDS=()
-stop_all() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        # bounded: a server that ignores SIGTERM for 5 s gets SIGKILL
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    PIDS=()
-}
-trap stop_all EXIT
-trap 'exit 130' INT TERM
+BENCH_NAME=bench
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# wait_http URL: until it answers 200, at most 20 s.
-wait_http() {
-    local i
-    for ((i = 0; i < 200; i++)); do
-        if curl -fs -o /dev/null --max-time 2 "$1"; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
 rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
-
-median() { sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print ""}'; }
 
 # --- build ------------------------------------------------------------------
 mkdir -p "$OUT/wasm" "$OUT/native" "$OUT/raw"

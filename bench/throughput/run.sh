@@ -30,35 +30,9 @@ PORT=${BENCH_PORT:-18440}
 OUT=build/bench-throughput
 P_NGINX=$PORT P_WF=$((PORT + 1)) P_WFA=$((PORT + 2))
 
-say() { echo "throughput: $*" >&2; }
-die() {
-    echo "throughput: $*" >&2
-    exit 1
-}
-
-PIDS=()
-stop_all() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    PIDS=()
-}
-trap stop_all EXIT
-trap 'exit 130' INT TERM
-
-wait_http() {
-    local i
-    for ((i = 0; i < 200; i++)); do
-        curl -fs -o /dev/null --max-time 2 "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-median() { sort -n | awk '{a[NR] = $1} END {if (NR) print a[int((NR + 1) / 2)]; else print ""}'; }
+BENCH_NAME=throughput
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 [[ -x $WASMFN ]] || die "$WASMFN is missing (run make first)"
 command -v wrk >/dev/null || die "wrk is not installed (make deps)"

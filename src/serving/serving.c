@@ -909,6 +909,16 @@ static void rev_pump(srv_t *s, srv_rev_t *r)
     }
 }
 
+/* Puts c at the end of its revision's queue. */
+static void call_enqueue(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    rev_conc_update(r, eng_now_ns());
+    c->state = CALL_QUEUED;
+    list_push(&r->queue, c);
+    rev_gauges(s, r);
+}
+
 static void call_admit(srv_t *s, srv_call_t *c)
 {
     srv_rev_t *r = c->rev;
@@ -929,10 +939,7 @@ static void call_admit(srv_t *s, srv_call_t *c)
                              r->fn->name, r->queue.n);
             return;
         }
-        rev_conc_update(r, eng_now_ns());
-        c->state = CALL_QUEUED;
-        list_push(&r->queue, c);
-        rev_gauges(s, r);
+        call_enqueue(s, c);
         return;
     }
     if (max && r->busy >= max) {
@@ -942,10 +949,7 @@ static void call_admit(srv_t *s, srv_call_t *c)
                              r->fn->name, max, r->queue.n);
             return;
         }
-        rev_conc_update(r, eng_now_ns());
-        c->state = CALL_QUEUED;
-        list_push(&r->queue, c);
-        rev_gauges(s, r);
+        call_enqueue(s, c);
         return;
     }
     call_dispatch(s, c);

@@ -680,6 +680,19 @@ static void expect_image_state(winst_t *w, const uint8_t *ref, const char *what)
     assert_int_equal(w->p[IMG_SIZE - 1], ref[IMG_SIZE - 1]); /* the failed fill wrote nothing */
 }
 
+/* Frees w; the image then holds exactly one warm slot, `slot`, which the
+ * next instance takes, in the image's state. */
+static winst_t warm_again(winst_t *w, const eng_image_t *img, const uint8_t *slot, const uint8_t *ref,
+                          const char *what)
+{
+    wfree(w);
+    assert_int_equal(eng_image_warm_slots(img), 1);
+    winst_t n = wnew(img);
+    assert_ptr_equal(n.p, slot);
+    expect_image_state(&n, ref, what);
+    return n;
+}
+
 /* Grows w by `pages` and checks the new pages read as zeros (host and
  * guest). */
 static void expect_grow_zero(winst_t *w, uint32_t pages, const char *what)
@@ -774,11 +787,7 @@ static void test_warm_reset_many_pages(void **state)
     wcall(&w, "fill", 1 << 20, 0x6B, 1 << 19);
     w.p[(32 * PG) - 1] = 1;
     assert_int_equal(wcall(&w, "load8", 70000, 0, 0), 0x5A);
-    wfree(&w);
-    assert_int_equal(eng_image_warm_slots(img), 1);
-    w = wnew(img);
-    assert_ptr_equal(w.p, slot);
-    expect_image_state(&w, ref, "after 1 MiB of writes");
+    w = warm_again(&w, img, slot, ref, "after 1 MiB of writes");
     expect_grow_zero(&w, 30, "grown after 1 MiB of writes");
 
     /* Larger than 32 MiB: a few writes, yet the whole memory is dropped. */
@@ -788,11 +797,7 @@ static void test_warm_reset_many_pages(void **state)
     w.p[25 * SP] = 0xEE;
     wcall(&w, "store", 33000000, 0xFFFFFFFF, 0);
     w.p[520 * (size_t)PG - 1] = 0xEE;
-    wfree(&w);
-    assert_int_equal(eng_image_warm_slots(img), 1);
-    w = wnew(img);
-    assert_ptr_equal(w.p, slot);
-    expect_image_state(&w, ref, "after writes in a 32.5 MiB memory");
+    w = warm_again(&w, img, slot, ref, "after writes in a 32.5 MiB memory");
     expect_grow_zero(&w, 518, "grown after writes in a 32.5 MiB memory");
 
     /* A few writes again (a copying reset after a madvise one). */
@@ -800,10 +805,7 @@ static void test_warm_reset_many_pages(void **state)
     wcall(&w, "store", 16, 0, 0);
     w.p[3 * SP] ^= 0xFF;
     w.p[521 * (size_t)PG] = 0xEE;
-    wfree(&w);
-    w = wnew(img);
-    assert_ptr_equal(w.p, slot);
-    expect_image_state(&w, ref, "a few writes after a madvise reset");
+    w = warm_again(&w, img, slot, ref, "a few writes after a madvise reset");
     expect_grow_zero(&w, 520, "grown after a madvise reset");
     wfree(&w);
     eng_image_free(img);
@@ -833,11 +835,7 @@ static void test_warm_reset_after_reads(void **state)
             hsum += w.p[a + 2048];
         (void)hsum;
         (void)sum;
-        wfree(&w);
-        assert_int_equal(eng_image_warm_slots(img), 1);
-        w = wnew(img);
-        assert_ptr_equal(w.p, slot);
-        expect_image_state(&w, ref, "after reads");
+        w = warm_again(&w, img, slot, ref, "after reads");
         /* Writes still land, in pages only read before, and go away again. */
         wcall(&w, "store", 20 * SP, 0x12345678, 0);
         wcall(&w, "store", 3 * SP, 0x12345678, 0);
@@ -846,10 +844,7 @@ static void test_warm_reset_after_reads(void **state)
         wcall(&w, "store", IMG_SIZE + 64, 0x12345678, 0);
         assert_int_equal(wcall(&w, "load", 20 * SP, 0, 0), 0x12345678);
         assert_int_equal(wcall(&w, "load", IMG_SIZE + 64, 0, 0), 0x12345678);
-        wfree(&w);
-        w = wnew(img);
-        assert_ptr_equal(w.p, slot);
-        expect_image_state(&w, ref, "after reads then writes");
+        w = warm_again(&w, img, slot, ref, "after reads then writes");
     }
     wfree(&w);
     eng_image_free(img);

@@ -17,34 +17,10 @@ SRC_EXAMPLES=$(realpath "$(dirname "$0")/../../examples")
 ONLY=${ONLY:-}
 
 TMP=$(mktemp -d -t wasmfn-serving.XXXXXX)
-DATA="$TMP/data"
-DAEMON_PID=
-BG_PIDS=()
-pass=0
-failed=0
-failures=()
+SUITE=serving
+# shellcheck source=tests/serving/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-cleanup() {
-    local p
-    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    if [[ -n $DAEMON_PID ]]; then
-        kill -KILL "$DAEMON_PID" 2>/dev/null
-        wait "$DAEMON_PID" 2>/dev/null
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok() {
-    echo "ok   $1"
-    pass=$((pass + 1))
-}
-not_ok() {
-    echo "FAIL $1: $2"
-    failed=$((failed + 1))
-    failures+=("$1")
-}
 # wanted NAME: whether test NAME runs under $ONLY.
 wanted() { [[ -z $ONLY || $1 == *$ONLY* ]]; }
 
@@ -75,44 +51,7 @@ for q in --queue-per-revision --queue-depth --queue; do
     fi
 done
 
-# start_daemon: serve on free ports (port 0: the daemon picks, and says which
-# in its first line) with $DATA; sets DATA_URL, ADMIN_URL, WASMFN_API,
-# WASMFN_TOKEN. Returns non-zero if it is not ready within 20 s.
-starts=0
-start_daemon() {
-    starts=$((starts + 1))
-    LOG="$TMP/serve.$starts.log"
-    "$WASMFN" serve --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$DATA" \
-        "${MAX_BODY_FLAG[@]}" "${QUEUE_FLAG[@]}" >"$LOG" 2>&1 &
-    DAEMON_PID=$!
-    local i line
-    for ((i = 0; i < 200; i++)); do
-        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            wait "$DAEMON_PID"
-            echo "serving: wasmfn serve exited with status $? at start; its log:" >&2
-            tail -20 "$LOG" >&2
-            DAEMON_PID=
-            return 1
-        fi
-        # "wasmfn: data plane on http://H:P, admin API on http://H:Q"
-        line=$(grep -m1 -o 'data plane on http://[^,]*, admin API on http://[^ ]*' "$LOG" 2>/dev/null)
-        if [[ -n $line ]]; then
-            DATA_URL=${line#data plane on }
-            DATA_URL=${DATA_URL%%,*}
-            ADMIN_URL=${line##* }
-            if [[ $(curl -s -o /dev/null -w '%{http_code}' "$ADMIN_URL/readyz") == 200 ]]; then
-                export WASMFN_API=$ADMIN_URL
-                export WASMFN_TOKEN
-                WASMFN_TOKEN=$(cat "$DATA/admin.token")
-                return 0
-            fi
-        fi
-        sleep 0.1
-    done
-    echo "serving: wasmfn serve not ready after 20 s; its log:" >&2
-    tail -20 "$LOG" >&2
-    return 1
-}
+SERVE_FLAGS=("${MAX_BODY_FLAG[@]}" "${QUEUE_FLAG[@]}")
 
 # code URL [curl args...]: the HTTP status (body to $TMP/body, headers to $TMP/headers).
 code() {

@@ -22,36 +22,10 @@ EXAMPLES_DIR=$(realpath "${EXAMPLES_DIR:-build/examples}")
 FNS_DIR=$(realpath "${FNS_DIR:-build/serving-fns}")
 
 TMP=$(mktemp -d -t wasmfn-scale-zero.XXXXXX)
-DATA="$TMP/data"
-DAEMON_PID=
-BG_PIDS=()
-pass=0
-failed=0
+SUITE=scale-zero
+# shellcheck source=tests/serving/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-cleanup() {
-    local p
-    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    if [[ -n $DAEMON_PID ]]; then
-        kill -KILL "$DAEMON_PID" 2>/dev/null
-        wait "$DAEMON_PID" 2>/dev/null
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok() {
-    echo "ok   $1"
-    pass=$((pass + 1))
-}
-not_ok() {
-    echo "FAIL $1: $2"
-    failed=$((failed + 1))
-}
-# check NAME DETAIL STATUS: ok when STATUS is 0, else FAIL with DETAIL.
-check() {
-    if [[ $3 == 0 ]]; then ok "$1"; else not_ok "$1" "$2"; fi
-}
 finish() {
     echo "scale-zero: $pass passed, $failed failed"
     [[ $failed == 0 ]]
@@ -70,41 +44,7 @@ if ! command -v wat2wasm >/dev/null; then
     exit 1
 fi
 
-# start_daemon [serve flags...]: serve on free ports with $DATA; sets
-# DATA_URL, ADMIN_URL, LOG, WASMFN_API, WASMFN_TOKEN.
-starts=0
-start_daemon() {
-    starts=$((starts + 1))
-    LOG="$TMP/serve.$starts.log"
-    "$WASMFN" serve --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$DATA" --workers 2 "$@" \
-        >"$LOG" 2>&1 &
-    DAEMON_PID=$!
-    local i line
-    for ((i = 0; i < 200; i++)); do
-        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            wait "$DAEMON_PID"
-            echo "scale-zero: wasmfn serve exited with status $? at start; its log:" >&2
-            tail -20 "$LOG" >&2
-            DAEMON_PID=
-            return 1
-        fi
-        line=$(grep -m1 -o 'data plane on http://[^,]*, admin API on http://[^ ]*' "$LOG" 2>/dev/null)
-        if [[ -n $line ]]; then
-            DATA_URL=${line#data plane on }
-            DATA_URL=${DATA_URL%%,*}
-            ADMIN_URL=${line##* }
-            if [[ $(curl -s -o /dev/null -w '%{http_code}' "$ADMIN_URL/readyz") == 200 ]]; then
-                WASMFN_TOKEN=$(cat "$DATA/admin.token")
-                export WASMFN_API=$ADMIN_URL WASMFN_TOKEN
-                return 0
-            fi
-        fi
-        sleep 0.1
-    done
-    echo "scale-zero: wasmfn serve not ready after 20 s; its log:" >&2
-    tail -20 "$LOG" >&2
-    return 1
-}
+SERVE_FLAGS=(--workers 2)
 
 # stop_daemon: SIGTERM and wait; returns the daemon's exit status.
 stop_daemon() {

@@ -1,0 +1,80 @@
+# lib.sh — what the daemon test scripts share (sourced, never run on its
+# own): results (ok / not_ok / check), cleanup of whatever a script started
+# on every exit path, and starting `wasmfn serve` on free loopback ports.
+#
+# Before sourcing, set SUITE (the name in messages), WASMFN and TMP (a
+# fresh temporary directory, removed at exit). Scripts add background
+# pids to BG_PIDS; SERVE_FLAGS holds flags every start_daemon passes.
+
+DATA="$TMP/data"
+DAEMON_PID=
+BG_PIDS=()
+SERVE_FLAGS=()
+pass=0
+failed=0
+failures=()
+
+cleanup() {
+    local p
+    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    if [[ -n $DAEMON_PID ]]; then
+        kill -KILL "$DAEMON_PID" 2>/dev/null
+        wait "$DAEMON_PID" 2>/dev/null
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() {
+    echo "ok   $1"
+    pass=$((pass + 1))
+}
+not_ok() {
+    echo "FAIL $1: $2"
+    failed=$((failed + 1))
+    failures+=("$1")
+}
+# check NAME DETAIL STATUS: ok when STATUS is 0, else FAIL with DETAIL.
+check() {
+    if [[ $3 == 0 ]]; then ok "$1"; else not_ok "$1" "$2"; fi
+}
+
+# start_daemon [serve flags...]: serve on free ports (port 0: the daemon
+# picks, and says which in its first line) with $DATA, SERVE_FLAGS and the
+# flags given; sets LOG, DATA_URL, ADMIN_URL, WASMFN_API, WASMFN_TOKEN.
+# Returns non-zero if it is not ready within 20 s.
+starts=0
+start_daemon() {
+    starts=$((starts + 1))
+    LOG="$TMP/serve.$starts.log"
+    "$WASMFN" serve --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$DATA" "${SERVE_FLAGS[@]}" "$@" \
+        >"$LOG" 2>&1 &
+    DAEMON_PID=$!
+    local i line
+    for ((i = 0; i < 200; i++)); do
+        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+            wait "$DAEMON_PID"
+            echo "$SUITE: wasmfn serve exited with status $? at start; its log:" >&2
+            tail -20 "$LOG" >&2
+            DAEMON_PID=
+            return 1
+        fi
+        # "wasmfn: data plane on http://H:P, admin API on http://H:Q"
+        line=$(grep -m1 -o 'data plane on http://[^,]*, admin API on http://[^ ]*' "$LOG" 2>/dev/null)
+        if [[ -n $line ]]; then
+            DATA_URL=${line#data plane on }
+            DATA_URL=${DATA_URL%%,*}
+            ADMIN_URL=${line##* }
+            if [[ $(curl -s -o /dev/null -w '%{http_code}' "$ADMIN_URL/readyz") == 200 ]]; then
+                WASMFN_TOKEN=$(cat "$DATA/admin.token")
+                export WASMFN_API=$ADMIN_URL WASMFN_TOKEN
+                return 0
+            fi
+        fi
+        sleep 0.1
+    done
+    echo "$SUITE: wasmfn serve not ready after 20 s; its log:" >&2
+    tail -20 "$LOG" >&2
+    return 1
+}
