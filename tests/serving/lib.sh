@@ -78,3 +78,18 @@ start_daemon() {
     tail -20 "$LOG" >&2
     return 1
 }
+
+# metric NAME LABEL...: the sum of the samples of NAME on $ADMIN_URL/metrics
+# whose labels contain every LABEL (e.g. 'revision="x-00001"'); 0 when there
+# are none. Integers print as integers.
+metric() {
+    local name=$1
+    shift
+    curl -s -m 10 "$ADMIN_URL/metrics" | awk -v name="$name" -v want="$*" '
+        BEGIN { n = split(want, w, " ") }
+        index($0, name "{") == 1 || $1 == name {
+            for (i = 1; i <= n; i++) if (index($0, w[i]) == 0) next
+            sum += $NF
+        }
+        END { printf "%.12g\n", sum + 0 }'
+}

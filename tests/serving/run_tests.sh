@@ -60,20 +60,6 @@ code() {
     curl -s -m 30 -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' "$@" "$url"
 }
 
-# metric NAME LABEL...: the sum of the samples of NAME whose labels contain
-# every LABEL (e.g. 'revision="x-00001"'); 0 when there are none.
-metric() {
-    local name=$1
-    shift
-    curl -s -m 10 "$ADMIN_URL/metrics" | awk -v name="$name" -v want="$*" '
-        BEGIN { n = split(want, w, " ") }
-        index($0, name "{") == 1 || $1 == name {
-            for (i = 1; i <= n; i++) if (index($0, w[i]) == 0) next
-            sum += $NF
-        }
-        END { printf "%g\n", sum + 0 }'
-}
-
 # latest NAME: the function's latestRevision from `wasmfn get -o json`.
 latest() {
     "$WASMFN" get "$1" -o json 2>/dev/null |

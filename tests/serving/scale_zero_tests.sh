@@ -65,19 +65,6 @@ get() {
     printf '%s %s' "${out##*$'\n'}" "$(head -n -1 <<<"$out" | tr '\n' ' ')"
 }
 
-# metric NAME LABEL...: the sum of the samples of NAME whose labels contain
-# every LABEL; 0 when there are none.
-metric() {
-    local name=$1
-    shift
-    curl -s -m 10 "$ADMIN_URL/metrics" | awk -v name="$name" -v want="$*" '
-        BEGIN { n = split(want, w, " ") }
-        index($0, name "{") == 1 || $1 == name {
-            for (i = 1; i <= n; i++) if (index($0, w[i]) == 0) next
-            sum += $NF
-        }
-        END { printf "%.0f\n", sum + 0 }'
-}
 loads() { metric wasmfn_module_loads_total "source=\"$1\""; }
 pinned() { metric wasmfn_module_cache_modules 'state="pinned"'; }
 unpinned() { metric wasmfn_module_cache_modules 'state="unpinned"'; }
