@@ -112,7 +112,7 @@ int main(int argc, char **argv)
         printf("%-40s %7zu bytes  (%s%s%s)\n", argv[i], hw,
                p.status == 0 ? "ran" : p.status == 1 ? "stopped" : "did not start",
                p.msg[0] ? ": " : "", p.msg);
-        char cmd[128];
+        char cmd[sizeof dir + 16];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
         if (system(cmd) != 0) fprintf(stderr, "stack_probe: cannot remove %s\n", dir);
     }
