@@ -63,11 +63,14 @@ rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    for (uint32_t k = 0; k < cfg->nenv; k++) {
-        if (wasi_ctx_add_env(i->wasi, cfg->env[k]) != 0) {
-            snprintf(err, errlen, "env entry %u is not KEY=VALUE", k);
-            goto fail;
-        }
+    if (wasi_ctx_add_envs(i->wasi, cfg->env, cfg->nenv) != 0) {
+        /* Which entry (the revision's env was checked at deploy, so this
+         * is rare)? */
+        uint32_t k = 0;
+        while (k < cfg->nenv && strchr(cfg->env[k], '=') && cfg->env[k][0] != '=') k++;
+        if (k < cfg->nenv) snprintf(err, errlen, "env entry %u is not KEY=VALUE", k);
+        else snprintf(err, errlen, "out of memory");
+        goto fail;
     }
     /* The guest's stdio never reaches the daemon's own fds (a detached
      * context): until a request arrives, stdin is empty and output is
@@ -174,7 +177,11 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
     cap->out_max = rq->max_stdout_bytes ? rq->max_stdout_bytes : (16u << 20);
     cap->log = rq->log;
     cap->source = rq->log_source ? rq->log_source : "";
-    for (uint32_t k = 0; k < rq->nenv; k++) wasi_ctx_add_env(i->wasi, rq->env[k]);
+    if (wasi_ctx_add_envs(i->wasi, rq->env, rq->nenv) != 0) {
+        /* The CGI environment is made by serving/ and always well formed:
+         * this is out of memory (or a bad entry, which is dropped). */
+        for (uint32_t k = 0; k < rq->nenv; k++) wasi_ctx_add_env(i->wasi, rq->env[k]);
+    }
     wasi_ctx_set_stdin_bytes(i->wasi, rq->stdin_bytes ? rq->stdin_bytes : (const uint8_t *)"",
                              rq->stdin_len);
     wasi_ctx_set_output(i->wasi, 1, capture_stdout, cap);

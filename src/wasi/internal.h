@@ -135,8 +135,10 @@ typedef struct wasi_fd {
 struct wasi_ctx {
     char **argv;
     uint32_t argc;
-    char **env;
+    char **env;              /* [envc] pointers into env_blocks */
     uint32_t envc;
+    char **env_blocks;       /* [nenv_blocks] malloc'd: the strings of one add each */
+    uint32_t nenv_blocks;
     wasi_fd_t *fds;          /* index = guest fd */
     uint32_t nfds;           /* entries allocated */
     uint32_t max_fds;

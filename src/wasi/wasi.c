@@ -259,7 +259,8 @@ void wasi_ctx_free(wasi_ctx_t *w)
     for (uint32_t i = 0; i < w->nfds; i++) wasi_fd_release(&w->fds[i]);
     free(w->fds);
     strv_free(w->argv, w->argc);
-    strv_free(w->env, w->envc);
+    strv_free(w->env_blocks, w->nenv_blocks);
+    free(w->env);
     free(w->bindings);
     free(w);
 }
@@ -280,14 +281,35 @@ int wasi_ctx_set_args(wasi_ctx_t *w, int argc, const char *const *argv)
     return 0;
 }
 
-int wasi_ctx_add_env(wasi_ctx_t *w, const char *kv)
+int wasi_ctx_add_env(wasi_ctx_t *w, const char *kv) { return wasi_ctx_add_envs(w, &kv, 1); }
+
+/* Every request adds its whole CGI environment (about twenty entries), so
+ * an add costs three allocations whatever n is: the strings in one block,
+ * and the two arrays grown once. */
+int wasi_ctx_add_envs(wasi_ctx_t *w, const char *const *kv, uint32_t n)
 {
-    if (!strchr(kv, '=') || kv[0] == '=') return -1;
-    char **v = realloc(w->env, (w->envc + 1) * sizeof *v);
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!strchr(kv[i], '=') || kv[i][0] == '=') return -1;
+        bytes += strlen(kv[i]) + 1;
+    }
+    if (n == 0) return 0;
+    if (w->envc + (uint64_t)n > UINT32_MAX / sizeof(char *)) return -1;
+    char **v = realloc(w->env, (w->envc + n) * sizeof *v);
     if (!v) return -1;
     w->env = v;
-    if (!(v[w->envc] = strdup(kv))) return -1;
-    w->envc++;
+    char **blocks = realloc(w->env_blocks, (w->nenv_blocks + 1) * sizeof *blocks);
+    if (!blocks) return -1;
+    w->env_blocks = blocks;
+    char *p = malloc(bytes);
+    if (!p) return -1;
+    blocks[w->nenv_blocks++] = p;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t len = strlen(kv[i]) + 1;
+        memcpy(p, kv[i], len);
+        v[w->envc++] = p;
+        p += len;
+    }
     return 0;
 }
 

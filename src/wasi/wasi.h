@@ -64,6 +64,9 @@ int wasi_ctx_set_args(wasi_ctx_t *w, int argc, const char *const *argv);
 /* Adds one "KEY=VALUE" environment entry (copied). Returns 0, or -1 when it
  * has no '=' or memory runs out. */
 int wasi_ctx_add_env(wasi_ctx_t *w, const char *key_eq_value);
+/* Adds n entries at once (copied), or none: -1 when one has no '=' (or
+ * starts with it) or memory runs out. */
+int wasi_ctx_add_envs(wasi_ctx_t *w, const char *const *kv, uint32_t n);
 
 /* Hands the guest the host directory host_dir under the name guest_path
  * (e.g. "/data" or "."). Preopens get fds 3, 4, ... in the order they are

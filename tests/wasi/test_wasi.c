@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "engine/engine.h"
+#include "wasi/internal.h" /* envc/env, to see what an add did */
 #include "wasi/wasi.h"
 
 /* echo.wasm, made by wat2wasm from:
@@ -221,6 +222,20 @@ static void test_ctx_config_errors(void **state)
     assert_int_equal(wasi_ctx_add_env(w, "NOEQUALS"), -1);
     assert_int_equal(wasi_ctx_add_env(w, "=value"), -1);
     assert_int_equal(wasi_ctx_add_env(w, "K=V"), 0);
+    /* A list goes in whole or not at all, in order, copied. */
+    char a[] = "A=1", b[] = "B==2";
+    const char *bad[] = {a, "C=3", "NOEQUALS"}, *good[] = {a, b, "EMPTY="};
+    assert_int_equal(wasi_ctx_add_envs(w, bad, 3), -1);
+    assert_int_equal(w->envc, 1);
+    assert_int_equal(wasi_ctx_add_envs(w, good, 3), 0);
+    assert_int_equal(wasi_ctx_add_envs(w, good, 0), 0);
+    a[0] = 'X';
+    b[0] = 'Y';
+    assert_int_equal(w->envc, 4);
+    assert_string_equal(w->env[0], "K=V");
+    assert_string_equal(w->env[1], "A=1");
+    assert_string_equal(w->env[2], "B==2");
+    assert_string_equal(w->env[3], "EMPTY=");
     assert_int_equal(wasi_ctx_preopen(w, "/nonexistent/wasmfn-test-dir", "/x", err, sizeof err), -1);
     assert_non_null(strstr(err, "/nonexistent/wasmfn-test-dir"));
     assert_int_equal(wasi_ctx_preopen(w, ".", "/here", err, sizeof err), 0);
