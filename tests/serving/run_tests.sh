@@ -25,7 +25,7 @@ source "$(dirname "$0")/lib.sh"
 wanted() { [[ -z $ONLY || $1 == *$ONLY* ]]; }
 
 for f in "$WASMFN" "$EXAMPLES_DIR/hello.wasm" "$EXAMPLES_DIR/echo.wasm" "$FNS_DIR/slow.wasm" \
-    "$FNS_DIR/spin.wasm"; do
+    "$FNS_DIR/spin.wasm" "$FNS_DIR/leak.wasm"; do
     if [[ ! -e $f ]]; then
         echo "serving: $f is missing (run: make all examples serving-fns)" >&2
         exit 1
@@ -323,6 +323,36 @@ if wanted timeout; then
     fi
     c=$(code "$DATA_URL/fn/hello/")
     [[ $c == 200 ]] || not_ok "serving after a timeout" "hello answered $c"
+fi
+
+if wanted leak; then
+    # Freed instances' memory slots are reset and reused (warm slots): each
+    # request must still find the memory exactly as a fresh instance has
+    # it, after requests that wrote a little (restored page by page) or
+    # 1 MiB (dropped with madvise), one at a time or 16 at once.
+    "$WASMFN" deploy leak "$TMP/m/leak.wasm" >/dev/null 2>&1
+    first=$(curl -s -m 10 "$DATA_URL/fn/leak/")
+    answers=()
+    for ((i = 0; i < 12; i++)); do
+        answers+=("$(curl -s -m 10 "$DATA_URL/fn/leak/?big=$((i % 3 == 0))")")
+    done
+    for ((round = 0; round < 3; round++)); do
+        pids=()
+        for ((i = 0; i < 16; i++)); do
+            curl -s -m 10 "$DATA_URL/fn/leak/?big=$((i % 2))" >"$TMP/leak.$round.$i" &
+            pids+=($!)
+        done
+        BG_PIDS+=("${pids[@]}")
+        wait "${pids[@]}"
+        for ((i = 0; i < 16; i++)); do answers+=("$(cat "$TMP/leak.$round.$i")"); done
+    done
+    bad=0
+    for a in "${answers[@]}"; do [[ $a == "$first" ]] || bad=$((bad + 1)); done
+    if [[ $first =~ ^bss=0\ data=0\ heap=0\ pages=[0-9]+$ && $bad == 0 ]]; then
+        ok "fresh instance per request: ${#answers[@]} requests after ones that wrote memory all find it as new ($first)"
+    else
+        not_ok "no state between requests" "first '$first'; $bad of ${#answers[@]} differ, e.g. '$(printf '%s\n' "${answers[@]}" | grep -v -x -F -- "$first" | head -1)'"
+    fi
 fi
 
 if wanted queue; then
