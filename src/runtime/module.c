@@ -73,13 +73,6 @@ struct rt_module {
 /* How long the start function and wizer.initialize may run at deploy. */
 #define RT_INIT_TIMEOUT_NS (10ull * 1000000000ull)
 
-static long discard(void *ud, const uint8_t *data, size_t len)
-{
-    (void)ud;
-    (void)data;
-    return (long)len;
-}
-
 /* Instantiates m once and captures its state, as the comment at the top
  * says. Runs on xrun (a worker's exec, so the pool can interrupt it) or,
  * when NULL, on an exec of its own. Returns NULL with the reason in err. */
@@ -87,7 +80,7 @@ static eng_image_t *image_make(const eng_module_t *m, eng_exec_t *xrun, char *er
 {
     uint32_t nimp = eng_module_import_count(m);
     eng_store_t *s = eng_store_new();
-    wasi_ctx_t *w = wasi_ctx_new();
+    wasi_ctx_t *w = wasi_ctx_new_detached(); /* stdin empty, output dropped */
     eng_exec_t *x = xrun ? xrun : eng_exec_new(0);
     eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
     eng_image_t *img = NULL;
@@ -96,9 +89,6 @@ static eng_image_t *image_make(const eng_module_t *m, eng_exec_t *xrun, char *er
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    wasi_ctx_set_stdin_bytes(w, (const uint8_t *)"", 0);
-    wasi_ctx_set_output(w, 1, discard, NULL);
-    wasi_ctx_set_output(w, 2, discard, NULL);
     if (wasi_ctx_link(w, s, m, imports, err, errlen) != 0) goto out;
     uint64_t deadline = eng_now_ns() + RT_INIT_TIMEOUT_NS;
     eng_exec_set_deadline(x, deadline);
@@ -247,7 +237,7 @@ static int check_runnable(const eng_module_t *m, char *err, size_t errlen)
     }
     uint32_t nimp = eng_module_import_count(m);
     eng_store_t *s = eng_store_new();
-    wasi_ctx_t *w = wasi_ctx_new();
+    wasi_ctx_t *w = wasi_ctx_new_detached();
     eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
     int r = -1;
     if (!s || !w || !imports) snprintf(err, errlen, "out of memory");
