@@ -15,6 +15,14 @@
  *   timeout                     the deadline passed (diff.sh normalises it)
  *   done
  *
+ * Then, ours only (so any such line is a mismatch against V8): the same
+ * calls again on two instances made from an image of the instance as it
+ * was right after instantiation — the first in a freshly mapped memory
+ * slot, the second in the same slot reset in place after the first one's
+ * writes (a warm slot, src/engine/image.c) — and where either transcript
+ * differs from the original instance's, "image mismatch (fresh slot)" or
+ * "image mismatch (warm slot)" (the differing transcript goes to stderr).
+ *
  * Every exported function is called in export order with zero arguments (0,
  * 0.0 or null of each parameter's type). binaryen's -ttf modules count down a
  * "hang limit" global that hangLimitInitializer resets; both sides call that
@@ -34,30 +42,33 @@
 
 #define DIFF_CALL_DEADLINE_NS (5ull * 1000 * 1000 * 1000)
 
+/* Where the transcript of the current run goes (see main). */
+static FILE *out;
+
 static void diff_print_val(eng_valtype_t t, eng_val_t v)
 {
     switch (t) {
-    case ENG_I32: printf("i32:%08" PRIx32, v.i32); break;
-    case ENG_I64: printf("i64:%016" PRIx64, v.i64); break;
+    case ENG_I32: fprintf(out, "i32:%08" PRIx32, v.i32); break;
+    case ENG_I64: fprintf(out, "i64:%016" PRIx64, v.i64); break;
     case ENG_F32:
-        if (isnan(v.f32)) printf("f32:nan");
+        if (isnan(v.f32)) fprintf(out, "f32:nan");
         else {
             uint32_t bits;
             memcpy(&bits, &v.f32, 4);
-            printf("f32:%08" PRIx32, bits);
+            fprintf(out, "f32:%08" PRIx32, bits);
         }
         break;
     case ENG_F64:
-        if (isnan(v.f64)) printf("f64:nan");
+        if (isnan(v.f64)) fprintf(out, "f64:nan");
         else {
             uint64_t bits;
             memcpy(&bits, &v.f64, 8);
-            printf("f64:%016" PRIx64, bits);
+            fprintf(out, "f64:%016" PRIx64, bits);
         }
         break;
     case ENG_FUNCREF:
-    case ENG_EXTERNREF: printf("ref:%s", v.ref ? "nonnull" : "null"); break;
-    default: printf("type%02x:?", (unsigned)t); break;
+    case ENG_EXTERNREF: fprintf(out, "ref:%s", v.ref ? "nonnull" : "null"); break;
+    default: fprintf(out, "type%02x:?", (unsigned)t); break;
     }
 }
 
@@ -79,13 +90,13 @@ static eng_valtype_t diff_type_of_letter(char c)
 static eng_trap_t diff_host_log(eng_host_call_t *call, eng_val_t *args)
 {
     const char *sig = call->env;
-    printf("log");
+    fprintf(out, "log");
     uint32_t i = 0;
     for (const char *p = sig + 1; *p && *p != ')'; p++, i++) {
-        printf(" ");
+        fprintf(out, " ");
         diff_print_val(diff_type_of_letter(*p), args[i]);
     }
-    printf("\n");
+    fprintf(out, "\n");
     const char *r = strchr(sig, ')');
     uint32_t nres = r ? (uint32_t)strlen(r + 1) : 0;
     for (uint32_t j = 0; j < nres; j++) memset(&args[j], 0, sizeof args[j]);
@@ -124,29 +135,65 @@ static void diff_call(eng_exec_t *x, eng_func_t *f)
     eng_val_t *args = calloc(np ? np : 1, sizeof *args);
     eng_val_t *res = calloc(nr ? nr : 1, sizeof *res);
     if (!args || !res) {
-        printf("error out of memory\n");
+        fprintf(out, "error out of memory\n");
         exit(1);
     }
     eng_exec_set_deadline(x, eng_now_ns() + DIFF_CALL_DEADLINE_NS);
     eng_trap_t t = eng_call(x, f, args, res);
-    fflush(stdout);
+    fflush(out);
     switch (t) {
     case ENG_OK:
-        printf("result");
+        fprintf(out, "result");
         for (uint32_t i = 0; i < nr; i++) {
-            printf(" ");
+            fprintf(out, " ");
             diff_print_val(eng_func_result_type(f, i), res[i]);
         }
-        printf("\n");
+        fprintf(out, "\n");
         break;
-    case ENG_TRAP_STACK_EXHAUSTED: printf("exhausted\n"); break;
-    case ENG_TRAP_DEADLINE: printf("timeout\n"); break;
+    case ENG_TRAP_STACK_EXHAUSTED: fprintf(out, "exhausted\n"); break;
+    case ENG_TRAP_DEADLINE: fprintf(out, "timeout\n"); break;
     case ENG_TRAP_HOST:
-    case ENG_TRAP_EXIT: printf("error %s\n", eng_exec_trap_message(x)); break;
-    default: printf("trap\n"); break;
+    case ENG_TRAP_EXIT: fprintf(out, "error %s\n", eng_exec_trap_message(x)); break;
+    default: fprintf(out, "trap\n"); break;
     }
     free(args);
     free(res);
+}
+
+/* Calls every exported function of inst in export order (as diff_run.mjs
+ * does), each after hangLimitInitializer when there is one; returns the
+ * transcript (malloc'd, NUL-terminated, *len bytes). */
+static char *run_exports(eng_exec_t *x, const eng_module_t *m, eng_instance_t *inst, size_t *len)
+{
+    char *buf = NULL;
+    out = open_memstream(&buf, len);
+    if (!out) {
+        fprintf(stderr, "diff_run: out of memory\n");
+        exit(1);
+    }
+    eng_func_t *hang_init = eng_instance_func(inst, "hangLimitInitializer");
+    uint32_t nexports = eng_module_export_count(m);
+    for (uint32_t i = 0; i < nexports; i++) {
+        eng_extern_desc_t d;
+        eng_module_export(m, i, &d);
+        if (d.kind != ENG_EXTERN_FUNC || strcmp(d.name, "hangLimitInitializer") == 0) continue;
+        eng_func_t *f = eng_instance_func(inst, d.name);
+        if (!f) {
+            fprintf(out, "error export %s not found\n", d.name);
+            continue;
+        }
+        if (hang_init && eng_func_param_count(hang_init) == 0) {
+            eng_val_t none[4];
+            eng_exec_set_deadline(x, eng_now_ns() + DIFF_CALL_DEADLINE_NS);
+            if (eng_call(x, hang_init, none, none) != ENG_OK)
+                fprintf(out, "error hangLimitInitializer trapped\n");
+        }
+        fprintf(out, "call %s\n", d.name);
+        diff_call(x, f);
+    }
+    fclose(out);
+    out = stdout;
+    return buf;
 }
 
 int main(int argc, char **argv)
@@ -161,6 +208,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "diff_run: cannot read %s\n", argv[1]);
         return 2;
     }
+    out = stdout;
     char err[ENG_ERR_MAX];
     eng_module_t *m = eng_module_new(bytes, len, err, sizeof err);
     free(bytes);
@@ -200,27 +248,50 @@ int main(int argc, char **argv)
         fprintf(stderr, "diff_run: %s\n", err);
         return 0;
     }
+    /* The state right after instantiation, for the image runs below (NULL
+     * when the module's state cannot be imaged: then they are skipped). */
+    eng_image_t *img = eng_image_new(inst, err, sizeof err);
 
-    eng_func_t *hang_init = eng_instance_func(inst, "hangLimitInitializer");
-    uint32_t nexports = eng_module_export_count(m);
-    for (uint32_t i = 0; i < nexports; i++) {
-        eng_extern_desc_t d;
-        eng_module_export(m, i, &d);
-        if (d.kind != ENG_EXTERN_FUNC || strcmp(d.name, "hangLimitInitializer") == 0) continue;
-        eng_func_t *f = eng_instance_func(inst, d.name);
-        if (!f) {
-            printf("error export %s not found\n", d.name);
-            continue;
-        }
-        if (hang_init && eng_func_param_count(hang_init) == 0) {
-            eng_val_t none[4];
-            eng_exec_set_deadline(x, eng_now_ns() + DIFF_CALL_DEADLINE_NS);
-            if (eng_call(x, hang_init, none, none) != ENG_OK) printf("error hangLimitInitializer trapped\n");
-        }
-        printf("call %s\n", d.name);
-        diff_call(x, f);
-    }
+    size_t t0_len = 0;
+    char *t0 = run_exports(x, m, inst, &t0_len);
+    fputs(t0, stdout);
     printf("done\n");
+    if (img && !strstr(t0, "timeout\n")) {
+        /* The same calls on two instances made from the image, one after
+         * the other: the first maps a fresh slot, the second gets it back
+         * warm (reset in place after the first one's writes). Both must say
+         * exactly what the original instance said; a difference is printed
+         * after "done", which V8's transcript never has. */
+        static const char *const what[] = {"fresh slot", "warm slot"};
+        for (int k = 0; k < 2; k++) {
+            eng_store_t *s2 = eng_store_new();
+            eng_extern_t *imp2 = calloc(nimports ? nimports : 1, sizeof *imp2);
+            if (!s2 || !imp2) return 1;
+            for (uint32_t i = 0; i < nimports; i++) {
+                eng_extern_desc_t d;
+                eng_module_import(m, i, &d);
+                imp2[i].kind = ENG_EXTERN_FUNC;
+                imp2[i].u.func = eng_func_new_host(s2, d.type, diff_host_log, (void *)d.type);
+                if (!imp2[i].u.func) return 1;
+            }
+            eng_instance_t *i2 = eng_instance_from_image(s2, img, imp2, nimports, err, sizeof err);
+            if (!i2) {
+                printf("image instantiate fail (%s): %s\n", what[k], err);
+            } else {
+                size_t len = 0;
+                char *t = run_exports(x, m, i2, &len);
+                if (len != t0_len || memcmp(t, t0, len) != 0) {
+                    printf("image mismatch (%s)\n", what[k]);
+                    fprintf(stderr, "diff_run: from an image (%s) the transcript differs:\n%s", what[k], t);
+                }
+                free(t);
+            }
+            eng_store_free(s2);
+            free(imp2);
+        }
+    }
+    free(t0);
+    eng_image_free(img);
     eng_store_free(s);
     eng_exec_free(x);
     eng_module_free(m);
