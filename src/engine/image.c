@@ -289,8 +289,7 @@ static bool warm_reset(const image_mem_t *im, uint8_t *base, uint64_t size)
 }
 
 static void image_destroy(eng_image_t *img);
-static void image_release_slot(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t size,
-                               uint64_t used);
+static void image_release_slot(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t used);
 
 static void image_unref(eng_image_t *img)
 {
@@ -298,14 +297,14 @@ static void image_unref(eng_image_t *img)
         image_destroy(img);
 }
 
-void eng_image_memory_release(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t size, uint64_t used)
+void eng_image_memory_release(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t used)
 {
     eng_image_t *owner = im->owner;
-    image_release_slot(im, p, bytes, size, used);
+    image_release_slot(im, p, bytes, used);
     image_unref(owner);
 }
 
-static void image_release_slot(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t size, uint64_t used)
+static void image_release_slot(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t used)
 {
     pthread_once(&pagemap_once, pagemap_open);
     bool keep = pagemap_fd >= 0 && (im->len == 0 || im->view) && !atomic_load(&im->owner->freed);
@@ -324,7 +323,11 @@ static void image_release_slot(image_mem_t *im, uint8_t *p, uint64_t bytes, uint
         pthread_mutex_unlock(&im->mu);
     }
     warm_slot_t *ws = NULL;
-    if (keep && (!(ws = malloc(sizeof *ws)) || !warm_reset(im, p, size))) {
+    /* The whole accessible part, not just the memory's size: pages an
+     * earlier, larger instance wrote stay private (zeroed) past this one's
+     * size, and must count towards WARM_COPY_MAX so that a warm slot never
+     * holds more. */
+    if (keep && (!(ws = malloc(sizeof *ws)) || !warm_reset(im, p, used))) {
         free(ws);
         ws = NULL;
         atomic_fetch_sub(&warm_total, 1);
@@ -644,7 +647,7 @@ static eng_memory_t *memory_from_image(eng_store_t *s, image_mem_t *im, uint32_t
     mem->size = (uint64_t)im->pages * ENG_PAGE_BYTES;
     if (!eng_store_add(s, ENG_OBJ_MEMORY, mem)) {
         if (warm)
-            eng_image_memory_release(im, mem->data, mem->reserved, mem->size, mem->accessible);
+            eng_image_memory_release(im, mem->data, mem->reserved, mem->accessible);
         else
             eng_slot_release(mem->data, mem->reserved, 0);
         free(mem);

@@ -75,7 +75,7 @@ static void memory_free(eng_memory_t *m)
     if (m->data && m->reserved) {
         uint64_t used = m->accessible > m->size ? m->accessible : m->size;
         if (m->image)
-            eng_image_memory_release(m->image, m->data, m->reserved, m->size, used);
+            eng_image_memory_release(m->image, m->data, m->reserved, used);
         else
             eng_slot_release(m->data, m->reserved, used);
     }

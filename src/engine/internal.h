@@ -237,12 +237,11 @@ uint8_t *eng_slot_acquire(uint64_t *bytes);
  * accessible or mapped from an image; they are reset to an inaccessible,
  * zero-filled state (one mmap over them) before the slot is reused. */
 void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used);
-/* Gives back the slot of a memory made from an image (`size` bytes in use,
- * `used` accessible): it is reset to the image's state and kept by the
- * image for its next instance when it can be, else released as
- * eng_slot_release does. */
-void eng_image_memory_release(struct image_mem *im, uint8_t *p, uint64_t bytes, uint64_t size,
-                              uint64_t used);
+/* Gives back the slot of a memory made from an image (`used` bytes
+ * accessible): it is reset to the image's state and kept by the image for
+ * its next instance when it can be, else released as eng_slot_release
+ * does. */
+void eng_image_memory_release(struct image_mem *im, uint8_t *p, uint64_t bytes, uint64_t used);
 
 /* Grows a table by delta, filling with init. Returns the old size or -1. */
 int64_t eng_table_grow(eng_table_t *t, uint32_t delta, void *init);

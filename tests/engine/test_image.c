@@ -771,6 +771,51 @@ static void test_warm_reset_in_place(void **state)
     eng_image_free(img);
 }
 
+/* Private (written) 4 KiB pages in [p, p + n), from /proc/self/pagemap. */
+static size_t private_pages(const uint8_t *p, size_t n)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    if (fd < 0) fail_msg("cannot open /proc/self/pagemap");
+    size_t count = 0;
+    for (size_t k = 0; k < n / SP; k++) {
+        uint64_t e = 0;
+        if (pread(fd, &e, sizeof e, (off_t)(((uintptr_t)p / SP + k) * sizeof e)) != sizeof e)
+            fail_msg("pagemap read failed");
+        if ((e >> 63 & 1) && !(e >> 61 & 1) && (e >> 56 & 1)) count++; /* not the shared zero page */
+    }
+    close(fd);
+    return count;
+}
+
+/* What a warm slot holds is bounded: after a reset, at most 64 written
+ * pages stay private — also when an earlier instance grew further and
+ * wrote past what the next one uses. */
+static void test_warm_slot_bound(void **state)
+{
+    (void)state;
+    NEED_WARM_SLOTS();
+    static uint8_t ref[IMG_SIZE];
+    eng_image_t *img = warm_image(ref);
+    winst_t w = wnew(img);
+    uint8_t *slot = w.p;
+    /* A: grows by 4 wasm pages (64 system pages) and writes 60 of them. */
+    assert_int_equal(wcall(&w, "grow", 4, 0, 0), 2);
+    for (size_t pg = 0; pg < 60; pg++)
+        w.p[IMG_SIZE + pg * SP + 5] = 0x7E;
+    w = warm_again(&w, img, slot, ref, "after writes past the image");
+    assert_true(private_pages(slot, 6 * (size_t)PG) <= 64);
+    /* B: the image's size only; writes 10 pages inside it. The 60 pages A
+     * left (zeroed, still private) count too, so this reset drops them. */
+    for (size_t pg = 0; pg < 10; pg++)
+        w.p[pg * SP + 9] ^= 0x5A;
+    w = warm_again(&w, img, slot, ref, "after writes inside the image");
+    size_t held = private_pages(slot, 6 * (size_t)PG);
+    if (held > 64) fail_msg("a warm slot holds %zu private pages (at most 64)", held);
+    expect_grow_zero(&w, 4, "pages an earlier instance wrote, grown again");
+    wfree(&w);
+    eng_image_free(img);
+}
+
 /* More than 64 dirty pages (a 1 MiB memset), then a memory larger than 32
  * MiB: reset with madvise. Then a copying reset of the same slot. */
 static void test_warm_reset_many_pages(void **state)
@@ -1322,6 +1367,7 @@ int main(void)
         cmocka_unit_test(test_parallel),
         cmocka_unit_test(test_warm_reset_in_place),
         cmocka_unit_test(test_warm_reset_many_pages),
+        cmocka_unit_test(test_warm_slot_bound),
         cmocka_unit_test(test_warm_reset_after_reads),
         cmocka_unit_test(test_warm_slot_count_and_trim),
         cmocka_unit_test(test_image_free_first),
