@@ -16,17 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "runtime/runtime.h"
 #include "wasi/wasi.h"
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -69,9 +61,9 @@ int main(int argc, char **argv)
 
     char err[ENG_ERR_MAX];
     rt_cache_t *cache = rt_cache_new();
-    uint64_t t0 = now_ns();
+    uint64_t t0 = eng_now_ns();
     rt_module_t *m = rt_cache_compile(cache, "bench", bytes, (size_t)len, err, sizeof err);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = eng_now_ns();
     if (!m) {
         fprintf(stderr, "%s: %s\n", argv[1], err);
         return 1;
@@ -92,15 +84,15 @@ int main(int argc, char **argv)
 
     /* 1. rt_instance_new from the image, then rt_instance_free. */
     for (size_t k = 0; k < warm + iters; k++) {
-        uint64_t a = now_ns();
+        uint64_t a = eng_now_ns();
         rt_instance_t *i = rt_instance_new(m, &cfg, x, err, sizeof err);
-        uint64_t b = now_ns();
+        uint64_t b = eng_now_ns();
         if (!i) {
             fprintf(stderr, "instantiate: %s\n", err);
             return 1;
         }
         rt_instance_free(i);
-        uint64_t c = now_ns();
+        uint64_t c = eng_now_ns();
         if (k >= warm) {
             tc[k - warm] = b - a;
             tf[k - warm] = c - b;
@@ -120,11 +112,11 @@ int main(int argc, char **argv)
         eng_store_t *s = eng_store_new();
         eng_store_set_memory_limit(s, 128u << 20);
         wasi_ctx_t *w = wasi_ctx_new();
-        uint64_t a = now_ns();
+        uint64_t a = eng_now_ns();
         if (wasi_ctx_link(w, s, em, imports, err, sizeof err) != 0) return 1;
-        uint64_t b = now_ns();
+        uint64_t b = eng_now_ns();
         eng_instance_t *inst = eng_instance_from_image(s, img, imports, nimp, err, sizeof err);
-        uint64_t c = now_ns();
+        uint64_t c = eng_now_ns();
         if (!inst) {
             fprintf(stderr, "from image: %s\n", err);
             return 1;
@@ -145,9 +137,9 @@ int main(int argc, char **argv)
         eng_store_set_memory_limit(s, 128u << 20);
         wasi_ctx_t *w = wasi_ctx_new();
         if (wasi_ctx_link(w, s, em, imports, err, sizeof err) != 0) return 1;
-        uint64_t a = now_ns();
+        uint64_t a = eng_now_ns();
         eng_instance_t *inst = eng_instance_new(s, em, imports, nimp, x, err, sizeof err);
-        uint64_t b = now_ns();
+        uint64_t b = eng_now_ns();
         if (!inst) {
             fprintf(stderr, "instantiate: %s\n", err);
             return 1;
@@ -163,13 +155,13 @@ int main(int argc, char **argv)
     static const char *const cgi[] = {"REQUEST_METHOD=GET", "PATH_INFO=/x", "QUERY_STRING="};
     rt_request_t rq = {.env = cgi, .nenv = 3, .max_stdout_bytes = 1 << 20};
     for (size_t k = 0; k < warm + iters; k++) {
-        uint64_t a = now_ns();
+        uint64_t a = eng_now_ns();
         rt_instance_t *i = rt_instance_new(m, &cfg, x, err, sizeof err);
         if (!i) return 1;
         rt_result_t res;
         int r = rt_instance_run(i, x, &rq, &res);
         rt_instance_free(i);
-        uint64_t b = now_ns();
+        uint64_t b = eng_now_ns();
         if (r != 0 || res.out_len == 0) {
             fprintf(stderr, "run failed: %s\n", res.message);
             return 1;

@@ -16,16 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "runtime/runtime.h"
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -101,17 +93,17 @@ static int bench_module(const char *path, size_t iters)
     uint64_t *t = malloc(n * sizeof *t);
     double compile_p50, load_p50;
     for (size_t i = 0; i < warm + n; i++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = eng_now_ns();
         eng_module_t *x = eng_module_new(wasm, (size_t)len, err, sizeof err);
-        uint64_t t1 = now_ns();
+        uint64_t t1 = eng_now_ns();
         eng_module_free(x);
         if (i >= warm) t[i - warm] = t1 - t0;
     }
     report("engine: compile from .wasm", t, n, &compile_p50);
     for (size_t i = 0; i < warm + n; i++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = eng_now_ns();
         eng_module_t *x = eng_module_deserialize(ser, ser_len, err, sizeof err);
-        uint64_t t1 = now_ns();
+        uint64_t t1 = eng_now_ns();
         if (!x) {
             fprintf(stderr, "%s: %s\n", path, err);
             return -1;
@@ -134,9 +126,9 @@ static int bench_module(const char *path, size_t iters)
         bool ok = true;
         for (size_t i = 0; i < warm + n && ok; i++) {
             rt_load_source_t src;
-            uint64_t t0 = now_ns();
+            uint64_t t0 = eng_now_ns();
             rt_module_t *rm = rt_cache_load(c, "sha256:bench", &src, err, sizeof err);
-            uint64_t t1 = now_ns();
+            uint64_t t1 = eng_now_ns();
             if (!rm || src != (from_art ? RT_LOAD_SERIALIZED : RT_LOAD_COMPILED)) {
                 printf("  runtime: skipped (%s)\n", rm ? "unexpected source" : err);
                 ok = false;
