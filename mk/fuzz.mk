@@ -48,7 +48,7 @@ ASAN_STEPS += diff-smoke
 
 $(FUZZ_BIN): tests/fuzz/fuzz_module.c $(FUZZ_ENGINE_SRCS) $(FUZZ_ENGINE_HDRS)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_module.c $(FUZZ_ENGINE_SRCS) -lm -lpthread -lcrypto
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_module.c $(FUZZ_ENGINE_SRCS) $(LLVM_CFLAGS) $(LLVM_LIBS) -lm -lpthread -lcrypto
 
 $(DIFF_RUN): tests/fuzz/diff_run.c $(LIB)
 	@mkdir -p $(@D)

@@ -13,7 +13,7 @@ FUZZ_SERIALIZED_SECONDS ?= 60
 
 $(FUZZ_SER_BIN): tests/fuzz/fuzz_serialized.c $(FUZZ_ENGINE_SRCS) $(FUZZ_ENGINE_HDRS)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_serialized.c $(FUZZ_ENGINE_SRCS) -lm -lpthread -lcrypto
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_serialized.c $(FUZZ_ENGINE_SRCS) $(LLVM_CFLAGS) $(LLVM_LIBS) -lm -lpthread -lcrypto
 
 build/fuzz/ser-seeds/.stamp: $(FUZZ_SPEC_JSON)
 	@rm -rf build/fuzz/ser-seeds && mkdir -p build/fuzz/ser-seeds

@@ -10,6 +10,8 @@
 
 SPEC_SUITE ?= ../shared/wasm-spec-testsuite
 SPEC_OUT := build/spec
+# Which tiers run: both (default), interp or native (make spec SPEC_TIER=native).
+SPEC_TIER ?= both
 SPEC_RUNNER := $(BUILD)/spec-runner
 SPEC_NAMES := $(sort $(basename $(notdir $(wildcard $(SPEC_SUITE)/*.wast))))
 ifneq ($(ONLY),)
@@ -42,4 +44,4 @@ $(SPEC_RUNNER): tests/spec/spec_runner.c $(LIB)
 spec: $(SPEC_RUNNER) $(SPEC_JSON)
 	@if [ ! -d "$(SPEC_SUITE)" ]; then echo "spec: $(SPEC_SUITE) not found" >&2; exit 1; fi
 	@if [ -z "$(SPEC_SELECTED)" ]; then echo "spec: no script matches ONLY=$(ONLY)" >&2; exit 1; fi
-	timeout 1800 ./$(SPEC_RUNNER) $(SPEC_OUT) $(SPEC_SELECTED)
+	timeout 1800 ./$(SPEC_RUNNER) --tier $(SPEC_TIER) $(SPEC_OUT) $(SPEC_SELECTED)

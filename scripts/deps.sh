@@ -17,8 +17,14 @@ WASMFN_PACKAGES=(
     # libraries the daemon links against
     libuv1-dev libhttp-parser-dev libsqlite3-dev libyaml-dev libcjson-dev libhiredis-dev
     libssl-dev libcurl4-openssl-dev
+    # the native tier: LLVM 19's C API (libLLVM-19)
+    llvm-19-dev
     # tests and benchmarks
     libcmocka-dev redis-server wrk nginx-light gnuplot-nox curl
+    # benchmarks of third-party programs (make bench-programs): dpkg-source
+    # unpacks their Debian source packages, tclsh generates SQLite's
+    # amalgamation
+    dpkg-dev tcl
 )
 
 # node is used by tests and benches; any node on PATH will do (ours may come

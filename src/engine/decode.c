@@ -1076,6 +1076,7 @@ void eng_module_free(eng_module_t *m)
 {
     if (!m)
         return;
+    eng_native_free(m->native);
     for (uint32_t i = 0; i < m->ntypes; i++) {
         free(m->types[i].types);
         free(m->types[i].sig);

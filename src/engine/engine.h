@@ -313,6 +313,59 @@ eng_instance_t *eng_instance_from_image(eng_store_t *s, const eng_image_t *img,
                                         const eng_extern_t *imports, uint32_t nimports,
                                         char *err, size_t errlen);
 
+/* ---- Native code -------------------------------------------------------- */
+
+/* The native tier compiles a module's functions to x86-64 machine code
+ * through LLVM (src/engine/native_*.c; docs/engine.md, "Native code"). It
+ * has the interpreter's semantics: the same traps with the same messages,
+ * deadlines and interrupts, bounded stack use, images and fibers. A module
+ * starts interpreted; once native code is attached to it, instances made
+ * from then on run natively (instances made before keep interpreting). */
+typedef enum eng_tier { ENG_TIER_INTERP = 0, ENG_TIER_NATIVE = 1 } eng_tier_t;
+
+/* True when this build can compile native code on this machine. */
+bool eng_native_can_compile(void);
+/* What native code made by this process is for: this build of wasmfn,
+ * LLVM's version, the CPU and its features. Code made for another target
+ * is never loaded. A static string. */
+const char *eng_native_target(void);
+
+/* Compiles the module in bytes (decoding and validating it again) to an
+ * ELF relocatable object in a malloc'd buffer (*obj, caller frees). Takes
+ * seconds for large modules; runs on any thread (each call is
+ * independent). false with a message ("native: ...") when the module
+ * cannot be compiled; it then runs in the interpreter. */
+bool eng_native_compile(const uint8_t *wasm, size_t len, uint8_t **obj, size_t *objlen,
+                        char *err, size_t errlen);
+/* Loads obj (from eng_native_compile of the bytes m was made from) and
+ * attaches it to m: instances made afterwards run natively. Safe while
+ * other threads instantiate m. A second attach is a no-op. false with a
+ * message when the object is not m's or cannot be loaded. */
+bool eng_module_attach_native(eng_module_t *m, const uint8_t *obj, size_t len, char *err,
+                              size_t errlen);
+/* ENG_TIER_NATIVE once native code is attached. */
+eng_tier_t eng_module_tier(const eng_module_t *m);
+
+/* Native code as a stored artefact. seal wraps obj with what it is for
+ * (the target, the SHA-256 of the module's .wasm) and an HMAC-SHA-256
+ * under key; open checks all of that and points *obj into art, or fails
+ * with "damaged", "stale" (another build or CPU: compile again) or "made
+ * from another module". Never load native code from storage without open:
+ * only a matching MAC shows that this build made it. */
+#define ENG_NATIVE_KEY_BYTES 32
+bool eng_native_seal(const uint8_t *obj, size_t len, const uint8_t module_sha256[32],
+                     const uint8_t key[ENG_NATIVE_KEY_BYTES], uint8_t **art, size_t *artlen,
+                     char *err, size_t errlen);
+bool eng_native_open(const uint8_t *art, size_t len, const uint8_t module_sha256[32],
+                     const uint8_t key[ENG_NATIVE_KEY_BYTES], const uint8_t **obj, size_t *objlen,
+                     char *err, size_t errlen);
+
+/* Native code runs on the calling thread's stack and traps with "call
+ * stack exhausted" before it is used up. The engine knows a thread's own
+ * stack; an embedder that runs guests on stacks of its own (fibers) gives
+ * the stack of x here ([lo, lo + bytes); NULL = the thread's). */
+void eng_exec_set_stack(eng_exec_t *x, void *lo, size_t bytes);
+
 /* ---- Calling ------------------------------------------------------------ */
 
 /* Calls f with args[0..params) and writes results[0..results). Returns

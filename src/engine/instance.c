@@ -525,6 +525,7 @@ eng_instance_t *eng_instance_alloc(eng_store_t *s, const eng_module_t *m, const 
         g->mut = m->globals[m->nglobal_imports + j].mut;
         inst->globals[m->nglobal_imports + j] = g;
     }
+    eng_native_link_instance(inst);
     return inst;
 }
 

@@ -12,6 +12,14 @@
  *   image.c      instance images (copy-on-write memory snapshots) and the
  *                process-wide pool of linear-memory reservations (slots)
  *   serialize.c  compiled modules to bytes and back (checked on loading)
+ *   objload.c    x86-64 ELF relocatable objects (the native tier's cached
+ *                code) loaded into the process as callable code, no LLVM
+ *   native_*.c   the native tier: native_compile.c and native_ir.c turn a
+ *                module into an x86-64 object through LLVM, objload.c maps
+ *                an object into memory, native_load.c seals, checks and
+ *                attaches native code, native_rt.c is what generated code
+ *                calls and how eng_call enters it (native_abi.h is the
+ *                contract between the two sides)
  */
 #ifndef WASMFN_ENGINE_INTERNAL_H
 #define WASMFN_ENGINE_INTERNAL_H
@@ -153,6 +161,11 @@ struct eng_module {
     uint8_t *func_declared;         /* [nfuncs] bool */
 
     char **func_names;              /* [nfuncs] from the name section, or NULL; entries may be NULL */
+
+    /* Native code, once attached (native_load.c): NULL until then. Set
+     * once with a release store while other threads may instantiate;
+     * read with an acquire load. Instances made before it interpret. */
+    struct eng_native *native;
 };
 
 /* ---- Runtime objects ---- */
@@ -165,6 +178,10 @@ struct eng_func {
     void *env;
     uint32_t index;                /* index in its module (wasm functions) */
     eng_functype_t own_type;       /* host functions own their type here */
+    /* Native tier (native_rt.c): the function's machine code and the
+     * trampoline that calls it from C, both NULL when it is interpreted. */
+    void *native;
+    void *tramp;
 };
 
 struct eng_memory {
@@ -208,6 +225,48 @@ struct eng_instance {
     eng_global_t *global_objs; /* the defined globals */
     /* Every array above lives in one allocation that starts at funcs. */
 };
+
+/* ---- Execution contexts (interp.c, native_rt.c) ---- */
+
+/* An interpreter frame record (interp.c). */
+typedef struct eng_frame {
+    const eng_code_t *ret_pc;
+    eng_val_t *fp;
+    eng_instance_t *inst;  /* the caller's instance */
+    eng_func_t *func;      /* the function running in this frame */
+} eng_frame_t;
+
+struct eng_exec {
+    eng_val_t *stack, *stack_end;
+    eng_val_t *top;         /* where the next eng_call puts its frame */
+    eng_frame_t *frames;
+    uint32_t depth, max_depth;
+    uint32_t nest;          /* eng_calls under way on this exec (re-entrancy) */
+    uint64_t deadline_ns;
+    int interrupt;          /* accessed with __atomic builtins */
+    eng_yield_fn yield_fn;  /* called at interruption checks (may be NULL) */
+    void *yield_ud;
+    eng_trap_t trap;
+    int exit_code;
+    char msg[ENG_ERR_MAX];
+
+    /* Native tier (native_rt.c). Generated code reads and writes fuel and
+     * reads stack_limit at the offsets native_abi.h names. */
+    int64_t fuel;           /* events left before the next interruption check */
+    uintptr_t stack_limit;  /* native code traps when its stack pointer is below */
+    void *jmp;              /* the innermost native entry's jmp_buf */
+    uintptr_t stack_lo, stack_hi; /* the stack guests run on (eng_exec_set_stack), 0 = the thread's */
+};
+
+/* Events (function entries, backward branches) between interruption
+ * checks, in both tiers (interp.c says why this many). */
+#define ENG_BUDGET 10000
+
+/* Writes x->msg and x->trap for trap t raised in function func_index of
+ * module m (m NULL: no function named). text replaces the trap's standard
+ * text (NULL: standard). Host and exit traps keep the host's message. */
+void eng_trap_message(eng_exec_t *x, eng_trap_t t, const char *text, const eng_module_t *m,
+                      uint32_t func_index);
 
 /* ---- Stores and instances (instance.c) ---- */
 
@@ -262,10 +321,57 @@ bool eng_compile_func(eng_module_t *m, uint32_t defined_index, const uint8_t *bo
 /* Frees the code of one compiled function. */
 void eng_code_func_free(eng_code_func_t *c);
 
+/* ---- Native tier (native_rt.c, native_load.c) ---- */
+
+/* Runs f, which has native code, on x with its arguments in io[0..nparams)
+ * and writes its results to io[0..nresults). Returns ENG_OK or the trap,
+ * with the message in x. Re-entrant (host functions may call eng_call). */
+eng_trap_t eng_native_enter(eng_exec_t *x, eng_func_t *f, eng_val_t *io);
+/* Gives a new instance's defined functions the module's native code, if
+ * the module has any attached (called by eng_instance_alloc). */
+void eng_native_link_instance(eng_instance_t *inst);
+/* Frees native code (with its module). */
+void eng_native_free(struct eng_native *n);
+size_t eng_native_size_bytes(const struct eng_native *n);
+/* SHA-256 of eng_native_target() (native_load.c). */
+void eng_native_target_digest(uint8_t out[32]);
+
 /* ---- Serialisation (serialize.c) ---- */
 
 /* True when every op has an operand shape in ops.h (a test checks it). */
 bool eng_serial_shapes_complete(void);
+
+/* ---- Object loader (objload.c) ---- */
+
+/* A loaded object: one mapping holding its code (read+execute), read-only
+ * data (read) and writable data, plus a table of its symbols. Immutable
+ * once loaded: any thread may look symbols up and run its code. */
+typedef struct eng_obj eng_obj_t;
+
+/* Resolves an undefined (external) symbol: its address, or NULL when
+ * unknown (the load then fails naming it). Called only from inside
+ * eng_obj_load, on the loading thread, at most once per symbol, and only
+ * for symbols a loaded relocation uses. */
+typedef void *(*eng_obj_resolve_fn)(void *ud, const char *name);
+
+/* Loads an ELF64 x86-64 relocatable object (ET_REL, as LLVM emits with code
+ * model small and PIC): maps its allocatable sections, applies relocations,
+ * resolves undefined symbols through resolve, then makes code read+execute
+ * and read-only data read-only (never writable and executable at once).
+ * Returns NULL with a one-line message naming the fault (section,
+ * relocation or symbol) on anything malformed or unsupported. The bytes are
+ * untrusted and not retained. The caller owns the result: eng_obj_free. */
+eng_obj_t *eng_obj_load(const uint8_t *bytes, size_t len, eng_obj_resolve_fn resolve, void *ud, char *err,
+                        size_t errlen);
+/* Address of a defined symbol (global or local, function or object) by
+ * name, or NULL. A global wins over a local of the same name. */
+void *eng_obj_symbol(const eng_obj_t *o, const char *name);
+/* Bytes mapped (code + data + stubs + GOT, in whole pages), for caches that
+ * bound memory. */
+size_t eng_obj_size_bytes(const eng_obj_t *o);
+/* Unmaps the object and frees it; its code must no longer be running. NULL
+ * is allowed. */
+void eng_obj_free(eng_obj_t *o);
 
 /* Formats an error message; always returns false for convenience. */
 bool eng_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -38,35 +38,17 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* Events (function entries, backward branches) between deadline checks. A
- * check is one vDSO clock read (~20 ns); 10,000 events take at least ~10 µs,
- * so the overhead is well under 1% and a deadline is noticed within
- * microseconds of passing unless single instructions are slow (memory.fill
- * of gigabytes), which stays within milliseconds. */
-#define BUDGET 10000
+/* ENG_BUDGET (internal.h): events (function entries, backward branches)
+ * between deadline checks. A check is one vDSO clock read (~20 ns); 10,000
+ * events take at least ~10 µs, so the overhead is well under 1% and a
+ * deadline is noticed within microseconds of passing unless single
+ * instructions are slow (memory.fill of gigabytes), which stays within
+ * milliseconds. */
+#define BUDGET ENG_BUDGET
 
 #define DEFAULT_STACK_BYTES (1u << 20)
 
-typedef struct frame {
-    const eng_code_t *ret_pc;
-    eng_val_t *fp;
-    eng_instance_t *inst;  /* the caller's instance */
-    eng_func_t *func;      /* the function running in this frame */
-} frame_t;
-
-struct eng_exec {
-    eng_val_t *stack, *stack_end;
-    eng_val_t *top;         /* where the next eng_call puts its frame */
-    frame_t *frames;
-    uint32_t depth, max_depth;
-    uint64_t deadline_ns;
-    int interrupt;          /* accessed with __atomic builtins */
-    eng_yield_fn yield_fn;  /* called at interruption checks (may be NULL) */
-    void *yield_ud;
-    eng_trap_t trap;
-    int exit_code;
-    char msg[ENG_ERR_MAX];
-};
+typedef eng_frame_t frame_t;
 
 uint64_t eng_now_ns(void)
 {
@@ -169,7 +151,8 @@ bool eng_exec_should_stop(eng_exec_t *x)
     return x->deadline_ns != 0 && eng_now_ns() >= x->deadline_ns;
 }
 
-static void trap_message(eng_exec_t *x, eng_trap_t t, const char *text, const eng_func_t *f)
+void eng_trap_message(eng_exec_t *x, eng_trap_t t, const char *text, const eng_module_t *m,
+                      uint32_t func_index)
 {
     x->trap = t;
     if (t == ENG_TRAP_HOST || t == ENG_TRAP_EXIT)
@@ -178,16 +161,23 @@ static void trap_message(eng_exec_t *x, eng_trap_t t, const char *text, const en
         text = eng_trap_name(t);
     if (t == ENG_TRAP_DEADLINE && __atomic_load_n(&x->interrupt, __ATOMIC_RELAXED))
         text = "interrupted";
-    if (f && f->inst) {
-        const eng_module_t *m = f->inst->module;
-        const char *name = m->func_names ? m->func_names[f->index] : NULL;
+    if (m) {
+        const char *name = m->func_names ? m->func_names[func_index] : NULL;
         if (name)
-            snprintf(x->msg, sizeof x->msg, "%s in function %u (%s)", text, f->index, name);
+            snprintf(x->msg, sizeof x->msg, "%s in function %u (%s)", text, func_index, name);
         else
-            snprintf(x->msg, sizeof x->msg, "%s in function %u", text, f->index);
+            snprintf(x->msg, sizeof x->msg, "%s in function %u", text, func_index);
     } else {
         snprintf(x->msg, sizeof x->msg, "%s", text);
     }
+}
+
+static void trap_message(eng_exec_t *x, eng_trap_t t, const char *text, const eng_func_t *f)
+{
+    if (f && f->inst)
+        eng_trap_message(x, t, text, f->inst->module, f->index);
+    else
+        eng_trap_message(x, t, text, NULL, 0);
 }
 
 /* ---- Numeric helpers (the spec's semantics where C's differ) ---- */
@@ -306,6 +296,7 @@ static INTERP_ATTR eng_trap_t run(eng_exec_t *x, eng_func_t *f, eng_val_t *fp, c
     int32_t budget = 1;
     eng_trap_t trap = ENG_OK;
     const char *trap_text = NULL;
+    const eng_func_t *trap_callee = NULL;
 
     const eng_code_t *pc;
     eng_instance_t *inst = f->inst;
@@ -438,10 +429,29 @@ do_call:
             TRAP(t);
         RELOAD_MEM();
         NEXT();
+    } else if (UNLIKELY(callee->native != NULL)) {
+        /* Another instance's function in native code (tiers mix only
+         * across instances): entered like a host function. */
+        x->top = fp ? fp + frames[depth - 1].func->code->frame_slots : saved_top;
+        if (x->top < nfp + callee->type->nparams + callee->type->nresults)
+            x->top = nfp + callee->type->nparams + callee->type->nresults;
+        if (UNLIKELY(x->top > x->stack_end))
+            TRAP(ENG_TRAP_STACK_EXHAUSTED);
+        x->depth = depth;
+        eng_trap_t t = eng_native_enter(x, callee, nfp);
+        x->top = saved_top;
+        if (UNLIKELY(t != ENG_OK)) {
+            trap = t;
+            goto trapped_native;
+        }
+        RELOAD_MEM();
+        NEXT();
     } else {
         const eng_code_func_t *cf = callee->code;
-        if (UNLIKELY(depth >= x->max_depth || nfp + cf->frame_slots > x->stack_end))
+        if (UNLIKELY(depth >= x->max_depth || nfp + cf->frame_slots > x->stack_end)) {
+            trap_callee = callee; /* the function that could not be entered */
             TRAP(ENG_TRAP_STACK_EXHAUSTED);
+        }
         frame_t *fr = &frames[depth++];
         fr->ret_pc = pc;
         fr->fp = fp;
@@ -927,7 +937,9 @@ L_br_eqz32:
     BRC(br_geu32i, A32 >= I32IMM)
 
 trapped:
-    trap_message(x, trap, trap_text, depth > entry_depth ? frames[depth - 1].func : callee);
+    trap_message(x, trap, trap_text,
+                 trap_callee ? trap_callee : depth > entry_depth ? frames[depth - 1].func : callee);
+trapped_native: /* the native code wrote the message */
     x->depth = entry_depth;
     x->top = saved_top;
     return trap;
@@ -954,7 +966,7 @@ eng_trap_t eng_call(eng_exec_t *x, eng_func_t *f, const eng_val_t *args, eng_val
 {
     eng_interp_handlers();
     uint32_t np = f->type->nparams, nr = f->type->nresults;
-    if (x->depth == 0) {
+    if (x->nest == 0) {
         __atomic_store_n(&x->interrupt, 0, __ATOMIC_RELAXED);
         x->top = x->stack;
     }
@@ -969,17 +981,24 @@ eng_trap_t eng_call(eng_exec_t *x, eng_func_t *f, const eng_val_t *args, eng_val
     if (np)
         memcpy(base, args, np * sizeof *base);
     eng_trap_t t;
-    if (f->host) {
+    x->nest++;
+    if (f->host || f->native) {
+        /* Nested eng_calls go above the arguments and results. */
         eng_val_t *saved = x->top;
         x->top = base + need;
-        eng_host_call_t hc = {x, NULL, f->env};
-        t = f->host(&hc, base);
+        if (f->host) {
+            eng_host_call_t hc = {x, NULL, f->env};
+            t = f->host(&hc, base);
+            if (t != ENG_OK)
+                trap_message(x, t, NULL, NULL);
+        } else {
+            t = eng_native_enter(x, f, base);
+        }
         x->top = saved;
-        if (t != ENG_OK)
-            trap_message(x, t, NULL, NULL);
     } else {
         t = run(x, f, base, NULL);
     }
+    x->nest--;
     if (t == ENG_OK && nr)
         memcpy(results, base, nr * sizeof *base);
     return t;

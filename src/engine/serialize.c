@@ -1131,5 +1131,6 @@ size_t eng_module_size_bytes(const eng_module_t *m)
     if (m->func_names)
         for (uint32_t i = 0; i < m->nfuncs; i++)
             n += sizeof(char *) + (m->func_names[i] ? strlen(m->func_names[i]) + 1 : 0);
+    n += eng_native_size_bytes(__atomic_load_n(&m->native, __ATOMIC_ACQUIRE));
     return n;
 }

@@ -19,11 +19,18 @@
  * even loaded). Imports resolve against instances registered earlier in the
  * script and the "spectest" host module the reference interpreter provides.
  *
- * Usage: spec-runner DIR [PATTERN...]. Patterns (fnmatch, e.g. i32 or
- * "memory_*") pick scripts; none means every script in DIR. Failures are
- * detailed (at most MAX_DETAIL lines per script), one summary line per script
- * follows, and the last line is "spec: N passed, M failed, K skipped". The
- * exit status is 1 when anything failed, 2 on a usage or setup error.
+ * Tiers: every script runs once per tier, in the interpreter and in native
+ * code (each module compiled with eng_native_compile and attached before it
+ * is instantiated; a valid module the native compiler refuses is a failure).
+ * --tier interp|native|both picks (default both).
+ *
+ * Usage: spec-runner [--tier T] DIR [PATTERN...]. Patterns (fnmatch, e.g.
+ * i32 or "memory_*") pick scripts; none means every script in DIR. Failures
+ * are detailed (at most MAX_DETAIL lines per script), one summary line per
+ * script and tier follows, then one line per tier, "spec: N passed, M
+ * failed, K skipped (tier T)", and the last line is the total over the
+ * tiers, "spec: N passed, M failed, K skipped". The exit status is 1 when
+ * anything failed, 2 on a usage or setup error.
  */
 #define _GNU_SOURCE /* memmem */
 #include "engine/engine.h"
@@ -247,6 +254,8 @@ static bool spectest_init(script_t *s)
 
 /* ---- modules --------------------------------------------------------------- */
 
+static eng_tier_t tier; /* the tier scripts run in now */
+
 /* Reads and compiles DIR/filename. Returns NULL with a message in err. */
 static eng_module_t *module_load(script_t *s, const char *filename, char *err, size_t errlen)
 {
@@ -263,6 +272,22 @@ static eng_module_t *module_load(script_t *s, const char *filename, char *err, s
         return NULL;
     }
     eng_module_t *m = eng_module_new(bytes, len, err, errlen);
+    if (m && tier == ENG_TIER_NATIVE) {
+        /* Compile to native code from the same bytes and attach it: the
+         * module's instances then run natively. */
+        uint8_t *obj;
+        size_t objlen;
+        bool ok = eng_native_compile(bytes, len, &obj, &objlen, err, errlen) &&
+                  eng_module_attach_native(m, obj, objlen, err, errlen);
+        if (ok)
+            free(obj);
+        if (!ok || eng_module_tier(m) != ENG_TIER_NATIVE) {
+            eng_module_free(m);
+            m = NULL;
+            if (ok)
+                snprintf(err, errlen, "native code attached but the module is not native");
+        }
+    }
     free(bytes);
     if (m) {
         if (s->nmods == s->capmods) {
@@ -908,7 +933,8 @@ static void script_run(const char *dir, const char *name, counts_t *total)
 done:
     if (s->ndetail > MAX_DETAIL)
         printf("  %s.wast: ... %u more failures not shown\n", name, s->ndetail - MAX_DETAIL);
-    printf("%s.wast: %u passed, %u failed, %u skipped\n", name, s->c.passed, s->c.failed,
+    printf("%s.wast (%s): %u passed, %u failed, %u skipped\n", name,
+           tier == ENG_TIER_NATIVE ? "native" : "interp", s->c.passed, s->c.failed,
            s->c.skipped);
     fflush(stdout);
     total->passed += s->c.passed;
@@ -934,10 +960,25 @@ static int name_cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+    bool run_interp = true, run_native = true;
+    if (argc >= 3 && strcmp(argv[1], "--tier") == 0) {
+        run_interp = strcmp(argv[2], "interp") == 0 || strcmp(argv[2], "both") == 0;
+        run_native = strcmp(argv[2], "native") == 0 || strcmp(argv[2], "both") == 0;
+        if (!run_interp && !run_native) {
+            fprintf(stderr, "spec-runner: --tier takes interp, native or both, not %s\n", argv[2]);
+            return 2;
+        }
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fprintf(stderr, "usage: %s DIR [PATTERN...]\n"
+        fprintf(stderr, "usage: %s [--tier interp|native|both] DIR [PATTERN...]\n"
                         "  runs DIR/NAME/NAME.json (from wast2json) for every NAME matching a\n"
-                        "  PATTERN (fnmatch; none = all)\n", argv[0]);
+                        "  PATTERN (fnmatch; none = all), in each tier (default both)\n", argv[0]);
+        return 2;
+    }
+    if (run_native && !eng_native_can_compile()) {
+        fprintf(stderr, "spec-runner: this build cannot compile native code\n");
         return 2;
     }
     const char *dir = argv[1];
@@ -988,13 +1029,18 @@ int main(int argc, char **argv)
     if (status)
         return status;
 
-    counts_t total = {0, 0, 0};
+    counts_t total = {0, 0, 0}, per[2] = {{0, 0, 0}, {0, 0, 0}};
     size_t ran = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (argc > 2 && !selected[i])
+    for (int t = 0; t < 2; t++) {
+        if ((t == 0 && !run_interp) || (t == 1 && !run_native))
             continue;
-        script_run(dir, names[i], &total);
-        ran++;
+        tier = t == 0 ? ENG_TIER_INTERP : ENG_TIER_NATIVE;
+        for (size_t i = 0; i < n; i++) {
+            if (argc > 2 && !selected[i])
+                continue;
+            script_run(dir, names[i], &per[t]);
+            ran++;
+        }
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -1003,6 +1049,15 @@ int main(int argc, char **argv)
     if (ran == 0) {
         fprintf(stderr, "spec-runner: no scripts in %s\n", dir);
         return 2;
+    }
+    for (int t = 0; t < 2; t++) {
+        if ((t == 0 && !run_interp) || (t == 1 && !run_native))
+            continue;
+        printf("spec: %u passed, %u failed, %u skipped (tier %s)\n", per[t].passed, per[t].failed,
+               per[t].skipped, t == 0 ? "interp" : "native");
+        total.passed += per[t].passed;
+        total.failed += per[t].failed;
+        total.skipped += per[t].skipped;
     }
     printf("spec: %u passed, %u failed, %u skipped\n", total.passed, total.failed, total.skipped);
     return total.failed ? 1 : 0;

@@ -1,0 +1,14 @@
+# mk/native.mk — the native tier links LLVM 19 (Debian's llvm-19-dev, C API).
+#
+# Only src/engine/native_compile.c, native_ir.c and native_load.c include
+# LLVM's headers; every binary links libLLVM (a shared library, loaded
+# lazily by the dynamic linker, so start-up barely notices it).
+
+LLVM_CONFIG ?= /usr/lib/llvm-19/bin/llvm-config
+LLVM_INCLUDE := /usr/lib/llvm-19/include
+LLVM_LIBDIR := /usr/lib/llvm-19/lib
+LLVM_CFLAGS := -isystem $(LLVM_INCLUDE)
+LLVM_LIBS := -L$(LLVM_LIBDIR) -lLLVM-19
+
+CFLAGS += $(LLVM_CFLAGS)
+LIBS += $(LLVM_LIBS) -lcrypto

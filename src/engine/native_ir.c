@@ -1,0 +1,1443 @@
+/*
+ * native_ir.c — translates one validated WebAssembly function body into
+ * LLVM IR (the native tier; native_compile.c drives the whole module).
+ *
+ * The translation is the classic one for a structured stack machine. The
+ * wasm operand stack exists only at compile time, as an array of LLVM
+ * values; locals, and the values that flow along branches (a block's
+ * results, a loop's params), live in allocas that LLVM's SROA turns back
+ * into SSA registers and phis. That keeps this file free of phi
+ * bookkeeping (a br_table may reach one label along several edges) at the
+ * price of a little more IR for the optimiser to clean up.
+ *
+ * What the code checks at run time, as the interpreter does:
+ *   - memory accesses: zext(address) + offset + size against the memory's
+ *     current size, which the function keeps in a local and reloads after
+ *     every call and memory.grow (the only things that change it);
+ *   - function entries: the stack pointer against x->stack_limit, and the
+ *     fuel counter (x->fuel), also at every loop header; when the fuel
+ *     runs out eng_nat_poll runs the yield hook and checks the deadline;
+ *   - division, conversions, call_indirect: the spec's traps.
+ * Every trap is a branch to a block that calls eng_nat_trap, which never
+ * returns; LLVM treats such blocks as cold.
+ *
+ * Code after an unconditional branch is skipped up to the end of its
+ * block (only block structure is tracked there), so the translator never
+ * has to invent values for wasm's polymorphic stack.
+ */
+#include "engine/native_llvm.h"
+#include "engine/reader.h"
+
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+enum { B_FUNC, B_BLOCK, B_LOOP, B_IF };
+
+typedef struct nblock {
+    uint8_t kind;
+    bool dead;                  /* opened in skipped code: only its end matters */
+    uint32_t height;            /* operand stack height where its params begin */
+    uint32_t nparams, nresults;
+    const uint8_t *params, *results;
+    LLVMBasicBlockRef target;   /* where a branch to it goes: loop header or end */
+    LLVMBasicBlockRef end;      /* after it (blocks, ifs, the function) */
+    LLVMBasicBlockRef else_bb;  /* ifs */
+    LLVMValueRef *vars;         /* allocas of the label's values */
+    LLVMValueRef *if_params;    /* ifs: the params, for the else arm */
+} nblock_t;
+
+#define NTRAPS 16
+
+typedef struct fx {
+    nc_module_t *nc;
+    const eng_module_t *m;
+    LLVMBuilderRef b;
+    eng_reader_t r;
+    jmp_buf fail;
+    uint32_t func;              /* index in the module's function space */
+    const eng_functype_t *ft;
+    LLVMValueRef fn, inst, x;
+    LLVMBasicBlockRef entry;
+
+    uint32_t nlocals;
+    uint8_t *ltypes;
+    LLVMValueRef *locals;
+
+    LLVMValueRef *stack;
+    uint32_t sp, scap;
+    nblock_t *blocks;
+    uint32_t nblocks, bcap;
+    bool unreachable;
+
+    LLVMValueRef mem_obj, mem_base, mem_size_var;
+    LLVMValueRef fuel_ptr;
+    LLVMValueRef io;            /* scratch eng_val_t array for slow calls */
+    uint32_t io_slots;
+    LLVMBasicBlockRef traps[NTRAPS + 1]; /* [NTRAPS]: undefined element */
+
+    void **allocs;              /* everything malloc'd for this function */
+    size_t nallocs, capallocs;
+} fx_t;
+
+/* ---- Errors and memory ---- */
+
+static __attribute__((noreturn)) void fail(fx_t *f, const char *msg)
+{
+    eng_errf(f->nc->err, f->nc->errlen, "native: function %u, at byte 0x%zx: %s", f->func,
+             rd_offset(&f->r), msg);
+    longjmp(f->fail, 1);
+}
+
+static void check_reader(fx_t *f)
+{
+    if (!rd_ok(&f->r))
+        fail(f, f->r.error);
+}
+
+static void *fx_alloc(fx_t *f, size_t n)
+{
+    if (f->nallocs == f->capallocs) {
+        size_t cap = f->capallocs ? 2 * f->capallocs : 64;
+        void **a = realloc(f->allocs, cap * sizeof *a);
+        if (!a)
+            fail(f, "out of memory");
+        f->allocs = a;
+        f->capallocs = cap;
+    }
+    void *p = calloc(1, n ? n : 1);
+    if (!p)
+        fail(f, "out of memory");
+    f->allocs[f->nallocs++] = p;
+    return p;
+}
+
+/* ---- Small builders ---- */
+
+static LLVMValueRef c32(fx_t *f, uint64_t v) { return LLVMConstInt(f->nc->t_i32, v, 0); }
+static LLVMValueRef c64(fx_t *f, uint64_t v) { return LLVMConstInt(f->nc->t_i64, v, 0); }
+
+static void tag(fx_t *f, LLVMValueRef inst, LLVMValueRef tbaa)
+{
+    LLVMSetMetadata(inst, f->nc->k_tbaa, tbaa);
+}
+
+static LLVMValueRef byte_ptr(fx_t *f, LLVMValueRef base, uint64_t off)
+{
+    if (off == 0)
+        return base;
+    LLVMValueRef o = c64(f, off);
+    return LLVMBuildInBoundsGEP2(f->b, f->nc->t_i8, base, &o, 1, "");
+}
+
+/* A load from the engine's own structures. invariant: the field never
+ * changes once the code can see it (an instance's arrays, a memory's base). */
+static LLVMValueRef vm_load(fx_t *f, LLVMTypeRef ty, LLVMValueRef base, uint64_t off,
+                            bool invariant)
+{
+    LLVMValueRef l = LLVMBuildLoad2(f->b, ty, byte_ptr(f, base, off), "");
+    tag(f, l, f->nc->tbaa_vm);
+    if (invariant)
+        LLVMSetMetadata(l, f->nc->k_invariant, f->nc->md_empty);
+    return l;
+}
+
+/* inst->FIELD[i] for one of the instance's pointer arrays (never changes). */
+static LLVMValueRef inst_elem(fx_t *f, size_t field_off, uint32_t i)
+{
+    LLVMValueRef arr = vm_load(f, f->nc->t_ptr, f->inst, field_off, true);
+    return vm_load(f, f->nc->t_ptr, arr, (uint64_t)i * sizeof(void *), true);
+}
+
+static LLVMBasicBlockRef new_bb(fx_t *f) { return LLVMAppendBasicBlockInContext(f->nc->ctx, f->fn, ""); }
+
+static LLVMValueRef new_alloca(fx_t *f, LLVMTypeRef ty) { return LLVMBuildAlloca(f->nc->ab, ty, ""); }
+
+/* ---- The operand stack ---- */
+
+static void push(fx_t *f, LLVMValueRef v)
+{
+    if (f->sp == f->scap) {
+        uint32_t cap = f->scap ? 2 * f->scap : 64;
+        LLVMValueRef *s = realloc(f->stack, cap * sizeof *s);
+        if (!s)
+            fail(f, "out of memory");
+        f->stack = s;
+        f->scap = cap;
+    }
+    f->stack[f->sp++] = v;
+}
+
+static LLVMValueRef pop(fx_t *f)
+{
+    if (f->nblocks == 0 || f->sp <= f->blocks[f->nblocks - 1].height)
+        fail(f, "operand stack underflow");
+    return f->stack[--f->sp];
+}
+
+static LLVMValueRef *top_n(fx_t *f, uint32_t n)
+{
+    if (f->sp < n || f->sp - n < f->blocks[f->nblocks - 1].height)
+        fail(f, "operand stack underflow");
+    return f->stack + f->sp - n;
+}
+
+/* ---- Traps, fuel, stack ---- */
+
+static LLVMBasicBlockRef trap_bb(fx_t *f, uint32_t code)
+{
+    uint32_t slot = code & ENG_NAT_TRAP_UNDEFINED_ELEMENT ? NTRAPS : code;
+    if (slot > NTRAPS)
+        fail(f, "internal: bad trap code");
+    if (!f->traps[slot]) {
+        LLVMBasicBlockRef here = LLVMGetInsertBlock(f->b);
+        LLVMBasicBlockRef bb = new_bb(f);
+        LLVMPositionBuilderAtEnd(f->b, bb);
+        LLVMValueRef args[4] = {f->inst, f->x, c32(f, code), c32(f, f->func)};
+        LLVMBuildCall2(f->b, f->nc->helper_types[NC_eng_nat_trap], f->nc->helpers[NC_eng_nat_trap],
+                       args, 4, "");
+        LLVMBuildUnreachable(f->b);
+        LLVMPositionBuilderAtEnd(f->b, here);
+        f->traps[slot] = bb;
+    }
+    return f->traps[slot];
+}
+
+/* Traps with code when cond (i1) holds; goes on in a new block otherwise. */
+static void trap_if(fx_t *f, LLVMValueRef cond, uint32_t code)
+{
+    LLVMBasicBlockRef ok = new_bb(f);
+    LLVMBuildCondBr(f->b, cond, trap_bb(f, code), ok);
+    LLVMPositionBuilderAtEnd(f->b, ok);
+}
+
+static LLVMValueRef call_helper(fx_t *f, int h, LLVMValueRef *args, unsigned n)
+{
+    return LLVMBuildCall2(f->b, f->nc->helper_types[h], f->nc->helpers[h], args, n, "");
+}
+
+/* One event for the interruption check (function entry, loop header). */
+static void fuel_check(fx_t *f)
+{
+    nc_module_t *nc = f->nc;
+    LLVMValueRef fuel = LLVMBuildLoad2(f->b, nc->t_i64, f->fuel_ptr, "");
+    tag(f, fuel, nc->tbaa_fuel);
+    LLVMValueRef left = LLVMBuildSub(f->b, fuel, c64(f, 1), "");
+    tag(f, LLVMBuildStore(f->b, left, f->fuel_ptr), nc->tbaa_fuel);
+    LLVMValueRef out = LLVMBuildICmp(f->b, LLVMIntSLT, left, c64(f, 0), "");
+    LLVMBasicBlockRef poll = new_bb(f), go = new_bb(f);
+    LLVMValueRef br = LLVMBuildCondBr(f->b, out, poll, go);
+    LLVMSetMetadata(br, nc->k_prof, nc->md_unlikely);
+    LLVMPositionBuilderAtEnd(f->b, poll);
+    LLVMValueRef args[3] = {f->inst, f->x, c32(f, f->func)};
+    LLVMValueRef fresh = call_helper(f, NC_eng_nat_poll, args, 3);
+    tag(f, LLVMBuildStore(f->b, fresh, f->fuel_ptr), nc->tbaa_fuel);
+    LLVMBuildBr(f->b, go);
+    LLVMPositionBuilderAtEnd(f->b, go);
+}
+
+static void stack_check(fx_t *f)
+{
+    nc_module_t *nc = f->nc;
+    LLVMTypeRef ty;
+    LLVMTypeRef ovl = nc->t_i64;
+    LLVMValueRef rr = nc_intrinsic(nc, "llvm.read_register", &ovl, 1, &ty);
+    LLVMValueRef sp = LLVMBuildCall2(f->b, ty, rr, &nc->md_rsp, 1, "");
+    LLVMValueRef lim = vm_load(f, nc->t_i64, f->x, offsetof(eng_exec_t, stack_limit), false);
+    trap_if(f, LLVMBuildICmp(f->b, LLVMIntULT, sp, lim, ""), ENG_TRAP_STACK_EXHAUSTED);
+}
+
+/* ---- Memory ---- */
+
+static void reload_mem_size(fx_t *f)
+{
+    if (!f->mem_obj)
+        return;
+    LLVMValueRef size = vm_load(f, f->nc->t_i64, f->mem_obj, offsetof(eng_memory_t, size), false);
+    LLVMBuildStore(f->b, size, f->mem_size_var);
+}
+
+static LLVMValueRef mem_size(fx_t *f)
+{
+    if (!f->mem_obj)
+        fail(f, "memory instruction without a memory");
+    return LLVMBuildLoad2(f->b, f->nc->t_i64, f->mem_size_var, "");
+}
+
+/* The host address of an access of n bytes at addr (i32) + offset, after
+ * the bounds check. */
+static LLVMValueRef mem_addr(fx_t *f, LLVMValueRef addr, uint32_t offset, unsigned n)
+{
+    LLVMValueRef size = mem_size(f);
+    LLVMValueRef ea = LLVMBuildZExt(f->b, addr, f->nc->t_i64, "");
+    if (offset)
+        ea = LLVMBuildNUWAdd(f->b, ea, c64(f, offset), "");
+    LLVMValueRef end = LLVMBuildNUWAdd(f->b, ea, c64(f, n), "");
+    trap_if(f, LLVMBuildICmp(f->b, LLVMIntUGT, end, size, ""), ENG_TRAP_MEMORY_OOB);
+    return LLVMBuildInBoundsGEP2(f->b, f->nc->t_i8, f->mem_base, &ea, 1, "");
+}
+
+static uint32_t read_memarg(fx_t *f)
+{
+    rd_u32(&f->r); /* alignment: a hint; x86 loads need none */
+    uint32_t off = rd_u32(&f->r);
+    check_reader(f);
+    return off;
+}
+
+/* A load of n bytes as type `as` (an integer of n bytes or a float), then
+ * extended to `to` (signed or not) when it is a narrower integer. */
+static void op_load(fx_t *f, LLVMTypeRef as, unsigned n, LLVMTypeRef to, bool sign)
+{
+    uint32_t off = read_memarg(f);
+    LLVMValueRef p = mem_addr(f, pop(f), off, n);
+    LLVMValueRef v = LLVMBuildLoad2(f->b, as, p, "");
+    LLVMSetAlignment(v, 1);
+    tag(f, v, f->nc->tbaa_mem);
+    if (as != to)
+        v = sign ? LLVMBuildSExt(f->b, v, to, "") : LLVMBuildZExt(f->b, v, to, "");
+    push(f, v);
+}
+
+static void op_store(fx_t *f, LLVMTypeRef as, unsigned n)
+{
+    uint32_t off = read_memarg(f);
+    LLVMValueRef v = pop(f);
+    LLVMValueRef p = mem_addr(f, pop(f), off, n);
+    if (LLVMTypeOf(v) != as)
+        v = LLVMBuildTrunc(f->b, v, as, "");
+    LLVMValueRef s = LLVMBuildStore(f->b, v, p);
+    LLVMSetAlignment(s, 1);
+    tag(f, s, f->nc->tbaa_mem);
+}
+
+/* ---- Calls ---- */
+
+/* The scratch array for slow calls, at least n slots. Its size is fixed
+ * when the function is done (finish_io). */
+static LLVMValueRef io_slots(fx_t *f, uint32_t n)
+{
+    if (!f->io)
+        f->io = LLVMBuildArrayAlloca(f->nc->ab, f->nc->t_i64, c32(f, 1), "");
+    if (n > f->io_slots)
+        f->io_slots = n;
+    return f->io;
+}
+
+static LLVMValueRef io_at(fx_t *f, uint32_t i) { return byte_ptr(f, f->io, (uint64_t)i * 8); }
+
+/* Pushes the results of a native call (a value, a struct of them, or none). */
+static void push_results(fx_t *f, LLVMValueRef r, const eng_functype_t *t)
+{
+    if (t->nresults == 1)
+        push(f, r);
+    else
+        for (uint32_t i = 0; i < t->nresults; i++)
+            push(f, LLVMBuildExtractValue(f->b, r, i, ""));
+}
+
+/* Calls callee (an eng_func_t pointer) through eng_nat_call with args;
+ * returns the results loaded into res[]. */
+static void slow_call(fx_t *f, LLVMValueRef callee, const eng_functype_t *t, LLVMValueRef *args,
+                      LLVMValueRef *res)
+{
+    uint32_t n = t->nparams > t->nresults ? t->nparams : t->nresults;
+    io_slots(f, n);
+    for (uint32_t i = 0; i < t->nparams; i++)
+        LLVMBuildStore(f->b, args[i], io_at(f, i));
+    LLVMValueRef a[5] = {f->inst, f->x, callee, f->io, c32(f, f->func)};
+    call_helper(f, NC_eng_nat_call, a, 5);
+    for (uint32_t i = 0; i < t->nresults; i++)
+        res[i] = LLVMBuildLoad2(f->b, nc_valtype(f->nc, eng_ft_result(t, i)), io_at(f, i), "");
+}
+
+static void op_call(fx_t *f, uint32_t fi)
+{
+    const eng_module_t *m = f->m;
+    if (fi >= m->nfuncs)
+        fail(f, "unknown function");
+    const eng_functype_t *t = &m->types[m->func_type[fi]];
+    LLVMValueRef *args = fx_alloc(f, (t->nparams + 2) * sizeof *args);
+    args[0] = f->inst;
+    args[1] = f->x;
+    memcpy(args + 2, top_n(f, t->nparams), t->nparams * sizeof *args);
+    f->sp -= t->nparams;
+    if (fi >= m->nfunc_imports) {
+        LLVMTypeRef fty = f->nc->fn_types[m->func_type[fi]];
+        LLVMValueRef r = LLVMBuildCall2(f->b, fty, f->nc->funcs[fi - m->nfunc_imports], args,
+                                        t->nparams + 2, "");
+        /* Wasm has no tail calls: recursion must use stack (and run into
+         * its limit), so LLVM may not turn it into a loop. */
+        LLVMSetTailCallKind(r, LLVMTailCallKindNoTail);
+        reload_mem_size(f);
+        push_results(f, r, t);
+    } else {
+        LLVMValueRef callee = inst_elem(f, offsetof(eng_instance_t, funcs), fi);
+        LLVMValueRef *res = fx_alloc(f, (t->nresults + 1) * sizeof *res);
+        slow_call(f, callee, t, args + 2, res);
+        reload_mem_size(f);
+        for (uint32_t i = 0; i < t->nresults; i++)
+            push(f, res[i]);
+    }
+}
+
+static void op_call_indirect(fx_t *f, uint32_t ti, uint32_t table)
+{
+    nc_module_t *nc = f->nc;
+    const eng_module_t *m = f->m;
+    if (ti >= m->ntypes || table >= m->ntables)
+        fail(f, "unknown type or table");
+    const eng_functype_t *t = &m->types[ti];
+    LLVMValueRef idx = pop(f);
+    LLVMValueRef *args = fx_alloc(f, (t->nparams + 2) * sizeof *args);
+    memcpy(args + 2, top_n(f, t->nparams), t->nparams * sizeof *args);
+    f->sp -= t->nparams;
+
+    LLVMValueRef tb = inst_elem(f, offsetof(eng_instance_t, tables), table);
+    LLVMValueRef size = vm_load(f, nc->t_i32, tb, offsetof(eng_table_t, size), false);
+    trap_if(f, LLVMBuildICmp(f->b, LLVMIntUGE, idx, size, ""),
+            ENG_TRAP_TABLE_OOB | ENG_NAT_TRAP_UNDEFINED_ELEMENT);
+    LLVMValueRef elems = vm_load(f, nc->t_ptr, tb, offsetof(eng_table_t, elems), false);
+    LLVMValueRef i64 = LLVMBuildZExt(f->b, idx, nc->t_i64, "");
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(f->b, nc->t_ptr, elems, &i64, 1, "");
+    LLVMValueRef callee = LLVMBuildLoad2(f->b, nc->t_ptr, slot, "");
+    tag(f, callee, nc->tbaa_vm);
+    trap_if(f, LLVMBuildIsNull(f->b, callee, ""), ENG_TRAP_NULL_REF);
+
+    /* The type: the same functype object is the fast path (a function of
+     * this module or another instance of it); anything else is compared
+     * by structure. */
+    LLVMValueRef have = vm_load(f, nc->t_ptr, callee, offsetof(eng_func_t, type), true);
+    LLVMValueRef mod = vm_load(f, nc->t_ptr, f->inst, offsetof(eng_instance_t, module), true);
+    LLVMValueRef types = vm_load(f, nc->t_ptr, mod, offsetof(eng_module_t, types), true);
+    LLVMValueRef want = byte_ptr(f, types, (uint64_t)ti * sizeof(eng_functype_t));
+    LLVMBasicBlockRef slow_type = new_bb(f), type_ok = new_bb(f);
+    LLVMValueRef same = LLVMBuildICmp(f->b, LLVMIntEQ, have, want, "");
+    LLVMValueRef br = LLVMBuildCondBr(f->b, same, type_ok, slow_type);
+    (void)br;
+    LLVMPositionBuilderAtEnd(f->b, slow_type);
+    LLVMValueRef sa[2] = {have, want};
+    LLVMValueRef eq = call_helper(f, NC_eng_nat_sig_equal, sa, 2);
+    trap_if(f, LLVMBuildICmp(f->b, LLVMIntEQ, eq, c32(f, 0), ""), ENG_TRAP_INDIRECT_TYPE);
+    LLVMBuildBr(f->b, type_ok);
+    LLVMPositionBuilderAtEnd(f->b, type_ok);
+
+    /* Native code calls it directly; host and interpreted functions go
+     * through eng_nat_call. */
+    LLVMValueRef code = vm_load(f, nc->t_ptr, callee, offsetof(eng_func_t, native), true);
+    LLVMBasicBlockRef fast = new_bb(f), slow = new_bb(f), join = new_bb(f);
+    LLVMBuildCondBr(f->b, LLVMBuildIsNull(f->b, code, ""), slow, fast);
+
+    LLVMPositionBuilderAtEnd(f->b, fast);
+    args[0] = vm_load(f, nc->t_ptr, callee, offsetof(eng_func_t, inst), true);
+    args[1] = f->x;
+    LLVMValueRef r = LLVMBuildCall2(f->b, nc->fn_types[ti], code, args, t->nparams + 2, "");
+    LLVMSetTailCallKind(r, LLVMTailCallKindNoTail);
+    LLVMValueRef *fres = fx_alloc(f, (t->nresults + 1) * sizeof *fres);
+    if (t->nresults == 1)
+        fres[0] = r;
+    else
+        for (uint32_t i = 0; i < t->nresults; i++)
+            fres[i] = LLVMBuildExtractValue(f->b, r, i, "");
+    LLVMBasicBlockRef fast_end = LLVMGetInsertBlock(f->b);
+    LLVMBuildBr(f->b, join);
+
+    LLVMPositionBuilderAtEnd(f->b, slow);
+    LLVMValueRef *sres = fx_alloc(f, (t->nresults + 1) * sizeof *sres);
+    slow_call(f, callee, t, args + 2, sres);
+    LLVMBasicBlockRef slow_end = LLVMGetInsertBlock(f->b);
+    LLVMBuildBr(f->b, join);
+
+    LLVMPositionBuilderAtEnd(f->b, join);
+    for (uint32_t i = 0; i < t->nresults; i++) {
+        LLVMValueRef phi = LLVMBuildPhi(f->b, nc_valtype(nc, eng_ft_result(t, i)), "");
+        LLVMValueRef vals[2] = {fres[i], sres[i]};
+        LLVMBasicBlockRef from[2] = {fast_end, slow_end};
+        LLVMAddIncoming(phi, vals, from, 2);
+        push(f, phi);
+    }
+    reload_mem_size(f);
+}
+
+/* ---- Blocks and branches ---- */
+
+static void read_blocktype(fx_t *f, uint32_t *np, const uint8_t **p, uint32_t *nr, const uint8_t **r)
+{
+    static const uint8_t single[256] = {
+        [ENG_I32] = ENG_I32, [ENG_I64] = ENG_I64, [ENG_F32] = ENG_F32,
+        [ENG_F64] = ENG_F64, [ENG_FUNCREF] = ENG_FUNCREF, [ENG_EXTERNREF] = ENG_EXTERNREF,
+    };
+    if (rd_left(&f->r) == 0)
+        fail(f, "unexpected end");
+    uint8_t b = *f->r.p;
+    *np = 0;
+    *p = NULL;
+    if (b == 0x40) {
+        f->r.p++;
+        *nr = 0;
+        *r = NULL;
+        return;
+    }
+    if (single[b]) {
+        f->r.p++;
+        *nr = 1;
+        *r = &single[b];
+        return;
+    }
+    int64_t idx = rd_s33(&f->r);
+    check_reader(f);
+    if (idx < 0 || (uint64_t)idx >= f->m->ntypes)
+        fail(f, "unknown type");
+    const eng_functype_t *t = &f->m->types[idx];
+    *np = t->nparams;
+    *p = t->types;
+    *nr = t->nresults;
+    *r = t->types + t->nparams;
+}
+
+static nblock_t *push_block(fx_t *f, uint8_t kind, uint32_t np, const uint8_t *p, uint32_t nr,
+                            const uint8_t *r)
+{
+    if (f->nblocks == f->bcap) {
+        uint32_t cap = f->bcap ? 2 * f->bcap : 16;
+        nblock_t *bl = realloc(f->blocks, cap * sizeof *bl);
+        if (!bl)
+            fail(f, "out of memory");
+        f->blocks = bl;
+        f->bcap = cap;
+    }
+    nblock_t *bl = &f->blocks[f->nblocks++];
+    memset(bl, 0, sizeof *bl);
+    bl->kind = kind;
+    bl->nparams = np;
+    bl->params = p;
+    bl->nresults = nr;
+    bl->results = r;
+    if (f->sp < np)
+        fail(f, "operand stack underflow");
+    bl->height = f->sp - np;
+    return bl;
+}
+
+static LLVMValueRef *make_vars(fx_t *f, uint32_t n, const uint8_t *types)
+{
+    if (n == 0)
+        return NULL;
+    LLVMValueRef *v = fx_alloc(f, n * sizeof *v);
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = new_alloca(f, nc_valtype(f->nc, types[i]));
+    return v;
+}
+
+static nblock_t *label(fx_t *f, uint32_t depth)
+{
+    if (depth >= f->nblocks)
+        fail(f, "unknown label");
+    return &f->blocks[f->nblocks - 1 - depth];
+}
+
+static uint32_t label_arity(const nblock_t *bl) { return bl->kind == B_LOOP ? bl->nparams : bl->nresults; }
+
+/* Stores the top values of the stack into the label's variables (they
+ * stay on the stack). */
+static void store_label_values(fx_t *f, nblock_t *bl)
+{
+    uint32_t n = label_arity(bl);
+    LLVMValueRef *v = top_n(f, n);
+    for (uint32_t i = 0; i < n; i++)
+        LLVMBuildStore(f->b, v[i], bl->vars[i]);
+}
+
+static void load_vars(fx_t *f, LLVMValueRef *vars, uint32_t n, const uint8_t *types)
+{
+    for (uint32_t i = 0; i < n; i++)
+        push(f, LLVMBuildLoad2(f->b, nc_valtype(f->nc, types[i]), vars[i], ""));
+}
+
+static void op_block(fx_t *f, uint8_t kind)
+{
+    uint32_t np, nr;
+    const uint8_t *p, *r;
+    read_blocktype(f, &np, &p, &nr, &r);
+    if (f->unreachable) {
+        push_block(f, kind, 0, NULL, 0, NULL)->dead = true;
+        return;
+    }
+    if (kind == B_LOOP) {
+        LLVMValueRef *vars = make_vars(f, np, p);
+        LLVMValueRef *v = top_n(f, np);
+        for (uint32_t i = 0; i < np; i++)
+            LLVMBuildStore(f->b, v[i], vars[i]);
+        f->sp -= np;
+        LLVMBasicBlockRef header = new_bb(f);
+        LLVMBuildBr(f->b, header);
+        LLVMPositionBuilderAtEnd(f->b, header);
+        fuel_check(f);
+        load_vars(f, vars, np, p);
+        nblock_t *bl = push_block(f, B_LOOP, np, p, nr, r);
+        bl->target = header;
+        bl->vars = vars;
+        return;
+    }
+    LLVMValueRef cond = kind == B_IF ? pop(f) : NULL;
+    nblock_t *bl = push_block(f, kind, np, p, nr, r);
+    bl->end = new_bb(f);
+    bl->target = bl->end;
+    bl->vars = make_vars(f, nr, r);
+    if (kind == B_IF) {
+        bl->if_params = fx_alloc(f, (np + 1) * sizeof(LLVMValueRef));
+        memcpy(bl->if_params, f->stack + bl->height, np * sizeof(LLVMValueRef));
+        LLVMBasicBlockRef then = new_bb(f);
+        bl->else_bb = new_bb(f);
+        LLVMValueRef c = LLVMBuildICmp(f->b, LLVMIntNE, cond, c32(f, 0), "");
+        LLVMBuildCondBr(f->b, c, then, bl->else_bb);
+        LLVMPositionBuilderAtEnd(f->b, then);
+    }
+}
+
+static void op_else(fx_t *f)
+{
+    nblock_t *bl = &f->blocks[f->nblocks - 1];
+    if (bl->kind != B_IF)
+        fail(f, "else without if");
+    if (bl->dead)
+        return;
+    if (!f->unreachable) {
+        store_label_values(f, bl);
+        LLVMBuildBr(f->b, bl->end);
+    }
+    f->sp = bl->height;
+    for (uint32_t i = 0; i < bl->nparams; i++)
+        push(f, bl->if_params[i]);
+    LLVMPositionBuilderAtEnd(f->b, bl->else_bb);
+    bl->else_bb = NULL; /* used */
+    f->unreachable = false;
+}
+
+static void emit_return(fx_t *f);
+
+/* Returns true when the function's final end was reached. */
+static bool op_end(fx_t *f)
+{
+    nblock_t *bl = &f->blocks[f->nblocks - 1];
+    if (bl->dead) {
+        f->nblocks--;
+        return false;
+    }
+    if (bl->kind == B_LOOP) {
+        /* Only a fall-through reaches a loop's end: its results are on the
+         * stack already, or the code after it is as unreachable as the
+         * loop's own end. */
+        uint32_t height = bl->height, nr = bl->nresults;
+        if (!f->unreachable) {
+            LLVMValueRef *v = top_n(f, nr);
+            memmove(f->stack + height, v, nr * sizeof *v);
+            f->sp = height + nr;
+        } else {
+            f->sp = height;
+        }
+        f->nblocks--;
+        return false;
+    }
+    if (!f->unreachable) {
+        store_label_values(f, bl);
+        LLVMBuildBr(f->b, bl->end);
+    }
+    if (bl->kind == B_IF && bl->else_bb) {
+        /* No else: the params pass through as the results. */
+        LLVMPositionBuilderAtEnd(f->b, bl->else_bb);
+        for (uint32_t i = 0; i < bl->nresults && i < bl->nparams; i++)
+            LLVMBuildStore(f->b, bl->if_params[i], bl->vars[i]);
+        LLVMBuildBr(f->b, bl->end);
+    }
+    LLVMPositionBuilderAtEnd(f->b, bl->end);
+    f->sp = bl->height;
+    f->unreachable = false;
+    if (bl->kind == B_FUNC) {
+        f->nblocks--;
+        emit_return(f);
+        return true;
+    }
+    load_vars(f, bl->vars, bl->nresults, bl->results);
+    f->nblocks--;
+    return false;
+}
+
+static void emit_return(fx_t *f)
+{
+    const eng_functype_t *t = f->ft;
+    nblock_t *fb = &f->blocks[0];
+    uint32_t n = t->nresults;
+    LLVMValueRef *v = fx_alloc(f, (n + 1) * sizeof *v);
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = LLVMBuildLoad2(f->b, nc_valtype(f->nc, eng_ft_result(t, i)), fb->vars[i], "");
+    if (n == 0)
+        LLVMBuildRetVoid(f->b);
+    else if (n == 1)
+        LLVMBuildRet(f->b, v[0]);
+    else
+        LLVMBuildAggregateRet(f->b, v, n);
+}
+
+static void op_br(fx_t *f, uint32_t depth)
+{
+    nblock_t *bl = label(f, depth);
+    store_label_values(f, bl);
+    LLVMBuildBr(f->b, bl->target);
+    f->unreachable = true;
+}
+
+static void op_br_if(fx_t *f, uint32_t depth)
+{
+    LLVMValueRef cond = pop(f);
+    nblock_t *bl = label(f, depth);
+    store_label_values(f, bl);
+    LLVMBasicBlockRef go = new_bb(f);
+    LLVMBuildCondBr(f->b, LLVMBuildICmp(f->b, LLVMIntNE, cond, c32(f, 0), ""), bl->target, go);
+    LLVMPositionBuilderAtEnd(f->b, go);
+}
+
+static void op_br_table(fx_t *f)
+{
+    uint32_t n = rd_u32(&f->r);
+    check_reader(f);
+    if (n > rd_left(&f->r))
+        fail(f, "br_table longer than the body");
+    uint32_t *depths = fx_alloc(f, ((size_t)n + 1) * sizeof *depths);
+    for (uint32_t i = 0; i <= n; i++)
+        depths[i] = rd_u32(&f->r);
+    check_reader(f);
+    LLVMValueRef idx = pop(f);
+    /* A landing block per distinct label stores the values for it. */
+    LLVMBasicBlockRef *land = fx_alloc(f, (size_t)f->nblocks * sizeof *land);
+    for (uint32_t i = 0; i <= n; i++) {
+        nblock_t *bl = label(f, depths[i]);
+        if (!land[depths[i]]) {
+            if (label_arity(bl) == 0) {
+                land[depths[i]] = bl->target;
+            } else {
+                LLVMBasicBlockRef here = LLVMGetInsertBlock(f->b);
+                LLVMBasicBlockRef lb = new_bb(f);
+                LLVMPositionBuilderAtEnd(f->b, lb);
+                store_label_values(f, bl);
+                LLVMBuildBr(f->b, bl->target);
+                LLVMPositionBuilderAtEnd(f->b, here);
+                land[depths[i]] = lb;
+            }
+        }
+    }
+    LLVMValueRef sw = LLVMBuildSwitch(f->b, idx, land[depths[n]], n);
+    for (uint32_t i = 0; i < n; i++)
+        LLVMAddCase(sw, c32(f, i), land[depths[i]]);
+    f->unreachable = true;
+}
+
+/* ---- Numeric instructions ---- */
+
+static LLVMValueRef bool32(fx_t *f, LLVMValueRef i1) { return LLVMBuildZExt(f->b, i1, f->nc->t_i32, ""); }
+
+static void icmp(fx_t *f, LLVMIntPredicate p)
+{
+    LLVMValueRef b = pop(f), a = pop(f);
+    push(f, bool32(f, LLVMBuildICmp(f->b, p, a, b, "")));
+}
+
+static void fcmp(fx_t *f, LLVMRealPredicate p)
+{
+    LLVMValueRef b = pop(f), a = pop(f);
+    push(f, bool32(f, LLVMBuildFCmp(f->b, p, a, b, "")));
+}
+
+static LLVMValueRef intrinsic1(fx_t *f, const char *name, LLVMValueRef a)
+{
+    LLVMTypeRef ty, ovl = LLVMTypeOf(a);
+    LLVMValueRef fn = nc_intrinsic(f->nc, name, &ovl, 1, &ty);
+    return LLVMBuildCall2(f->b, ty, fn, &a, 1, "");
+}
+
+static LLVMValueRef intrinsic2(fx_t *f, const char *name, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMTypeRef ty, ovl = LLVMTypeOf(a);
+    LLVMValueRef fn = nc_intrinsic(f->nc, name, &ovl, 1, &ty);
+    LLVMValueRef args[2] = {a, b};
+    return LLVMBuildCall2(f->b, ty, fn, args, 2, "");
+}
+
+/* clz/ctz: defined for zero (is_zero_poison = false). */
+static void count_bits(fx_t *f, const char *name)
+{
+    LLVMValueRef a = pop(f);
+    LLVMTypeRef ty, ovl = LLVMTypeOf(a);
+    LLVMValueRef fn = nc_intrinsic(f->nc, name, &ovl, 1, &ty);
+    LLVMValueRef args[2] = {a, LLVMConstInt(f->nc->t_i1, 0, 0)};
+    push(f, LLVMBuildCall2(f->b, ty, fn, args, 2, ""));
+}
+
+static void rotate(fx_t *f, const char *name)
+{
+    LLVMValueRef b = pop(f), a = pop(f);
+    LLVMTypeRef ty, ovl = LLVMTypeOf(a);
+    LLVMValueRef fn = nc_intrinsic(f->nc, name, &ovl, 1, &ty);
+    LLVMValueRef args[3] = {a, a, b};
+    push(f, LLVMBuildCall2(f->b, ty, fn, args, 3, ""));
+}
+
+static void shift(fx_t *f, LLVMOpcode op)
+{
+    LLVMValueRef b = pop(f), a = pop(f);
+    unsigned bits = LLVMGetIntTypeWidth(LLVMTypeOf(a));
+    b = LLVMBuildAnd(f->b, b, LLVMConstInt(LLVMTypeOf(a), bits - 1, 0), "");
+    push(f, LLVMBuildBinOp(f->b, op, a, b, ""));
+}
+
+static void divide(fx_t *f, LLVMOpcode op)
+{
+    LLVMValueRef b = pop(f), a = pop(f);
+    LLVMTypeRef ty = LLVMTypeOf(a);
+    unsigned bits = LLVMGetIntTypeWidth(ty);
+    LLVMValueRef zero = LLVMConstInt(ty, 0, 0), minus1 = LLVMConstAllOnes(ty);
+    trap_if(f, LLVMBuildICmp(f->b, LLVMIntEQ, b, zero, ""), ENG_TRAP_DIV_ZERO);
+    if (op == LLVMSDiv) {
+        LLVMValueRef min = LLVMConstInt(ty, 1ull << (bits - 1), 0);
+        LLVMValueRef ov = LLVMBuildAnd(f->b, LLVMBuildICmp(f->b, LLVMIntEQ, a, min, ""),
+                                       LLVMBuildICmp(f->b, LLVMIntEQ, b, minus1, ""), "");
+        trap_if(f, ov, ENG_TRAP_INT_OVERFLOW);
+    } else if (op == LLVMSRem) {
+        /* INT_MIN % -1 is 0 in wasm but faults on x86; x % 1 is 0 too. */
+        LLVMValueRef is_m1 = LLVMBuildICmp(f->b, LLVMIntEQ, b, minus1, "");
+        b = LLVMBuildSelect(f->b, is_m1, LLVMConstInt(ty, 1, 0), b, "");
+    }
+    push(f, LLVMBuildBinOp(f->b, op, a, b, ""));
+}
+
+static void binop(fx_t *f, LLVMOpcode op)
+{
+    LLVMValueRef b = pop(f), a = pop(f);
+    push(f, LLVMBuildBinOp(f->b, op, a, b, ""));
+}
+
+/* Wasm wants arithmetic on a signalling NaN to give a quiet one. The CPU
+ * does that, but LLVM folds x - 0, x * 1, x / -1 (and the like) to x or
+ * -x, which passes a signalling NaN through. When an operand is such a
+ * constant, a NaN result is quieted by adding it to itself (x86 cannot
+ * select llvm.canonicalize); the cost is paid only in these rare cases. */
+static bool is_identity_const(LLVMValueRef v)
+{
+    if (!LLVMIsAConstantFP(v))
+        return false;
+    LLVMBool lossy;
+    double d = LLVMConstRealGetDouble(v, &lossy);
+    return d == 0.0 || d == 1.0 || d == -1.0;
+}
+
+static LLVMValueRef quieted(fx_t *f, LLVMValueRef r)
+{
+    LLVMValueRef nan = LLVMBuildFCmp(f->b, LLVMRealUNO, r, r, "");
+    return LLVMBuildSelect(f->b, nan, LLVMBuildFAdd(f->b, r, r, ""), r, "");
+}
+
+static void float_binop(fx_t *f, LLVMOpcode op)
+{
+    LLVMValueRef b = pop(f), a = pop(f);
+    LLVMValueRef r = LLVMBuildBinOp(f->b, op, a, b, "");
+    if (is_identity_const(a) || is_identity_const(b))
+        r = quieted(f, r);
+    push(f, r);
+}
+
+/* min and max: llvm.minimum/maximum have wasm's rules for zeros and NaNs,
+ * but x86's expansion returns a NaN operand as it is; a + b quiets it. */
+static void min_max(fx_t *f, const char *name)
+{
+    LLVMValueRef b = pop(f), a = pop(f);
+    LLVMValueRef r = intrinsic2(f, name, a, b);
+    LLVMValueRef nan = LLVMBuildFCmp(f->b, LLVMRealUNO, a, b, "");
+    push(f, LLVMBuildSelect(f->b, nan, LLVMBuildFAdd(f->b, a, b, ""), r, ""));
+}
+
+static LLVMValueRef fconst(fx_t *f, LLVMTypeRef ty, double v) { (void)f; return LLVMConstReal(ty, v); }
+
+/* Trapping float-to-int conversion: NaN is invalid, and the value must lie
+ * strictly between lo and hi (the interpreter's bounds). */
+static void trunc_trap(fx_t *f, LLVMTypeRef to, bool sign, double lo, double hi)
+{
+    LLVMValueRef v = pop(f);
+    LLVMTypeRef ft = LLVMTypeOf(v);
+    trap_if(f, LLVMBuildFCmp(f->b, LLVMRealUNO, v, v, ""), ENG_TRAP_INVALID_CONV);
+    LLVMValueRef in = LLVMBuildAnd(f->b, LLVMBuildFCmp(f->b, LLVMRealOGT, v, fconst(f, ft, lo), ""),
+                                   LLVMBuildFCmp(f->b, LLVMRealOLT, v, fconst(f, ft, hi), ""), "");
+    trap_if(f, LLVMBuildNot(f->b, in, ""), ENG_TRAP_INT_OVERFLOW);
+    push(f, sign ? LLVMBuildFPToSI(f->b, v, to, "") : LLVMBuildFPToUI(f->b, v, to, ""));
+}
+
+static void trunc_sat(fx_t *f, LLVMTypeRef to, bool sign)
+{
+    LLVMValueRef v = pop(f);
+    LLVMTypeRef types[2] = {to, LLVMTypeOf(v)}, ty;
+    LLVMValueRef fn = nc_intrinsic(f->nc, sign ? "llvm.fptosi.sat" : "llvm.fptoui.sat", types, 2, &ty);
+    push(f, LLVMBuildCall2(f->b, ty, fn, &v, 1, ""));
+}
+
+static void sext_from(fx_t *f, LLVMTypeRef narrow)
+{
+    LLVMValueRef a = pop(f);
+    push(f, LLVMBuildSExt(f->b, LLVMBuildTrunc(f->b, a, narrow, ""), LLVMTypeOf(a), ""));
+}
+
+static void numeric(fx_t *f, uint8_t opc)
+{
+    nc_module_t *nc = f->nc;
+    LLVMBuilderRef b = f->b;
+    LLVMTypeRef i32 = nc->t_i32, i64 = nc->t_i64, f32 = nc->t_f32, f64 = nc->t_f64;
+    switch (opc) {
+    case 0x45: case 0x50: { /* eqz */
+        LLVMValueRef a = pop(f);
+        push(f, bool32(f, LLVMBuildICmp(b, LLVMIntEQ, a, LLVMConstInt(LLVMTypeOf(a), 0, 0), "")));
+        return;
+    }
+    case 0x46: case 0x51: icmp(f, LLVMIntEQ); return;
+    case 0x47: case 0x52: icmp(f, LLVMIntNE); return;
+    case 0x48: case 0x53: icmp(f, LLVMIntSLT); return;
+    case 0x49: case 0x54: icmp(f, LLVMIntULT); return;
+    case 0x4A: case 0x55: icmp(f, LLVMIntSGT); return;
+    case 0x4B: case 0x56: icmp(f, LLVMIntUGT); return;
+    case 0x4C: case 0x57: icmp(f, LLVMIntSLE); return;
+    case 0x4D: case 0x58: icmp(f, LLVMIntULE); return;
+    case 0x4E: case 0x59: icmp(f, LLVMIntSGE); return;
+    case 0x4F: case 0x5A: icmp(f, LLVMIntUGE); return;
+    case 0x5B: case 0x61: fcmp(f, LLVMRealOEQ); return;
+    case 0x5C: case 0x62: fcmp(f, LLVMRealUNE); return;
+    case 0x5D: case 0x63: fcmp(f, LLVMRealOLT); return;
+    case 0x5E: case 0x64: fcmp(f, LLVMRealOGT); return;
+    case 0x5F: case 0x65: fcmp(f, LLVMRealOLE); return;
+    case 0x60: case 0x66: fcmp(f, LLVMRealOGE); return;
+    case 0x67: case 0x79: count_bits(f, "llvm.ctlz"); return;
+    case 0x68: case 0x7A: count_bits(f, "llvm.cttz"); return;
+    case 0x69: case 0x7B: push(f, intrinsic1(f, "llvm.ctpop", pop(f))); return;
+    case 0x6A: case 0x7C: binop(f, LLVMAdd); return;
+    case 0x6B: case 0x7D: binop(f, LLVMSub); return;
+    case 0x6C: case 0x7E: binop(f, LLVMMul); return;
+    case 0x6D: case 0x7F: divide(f, LLVMSDiv); return;
+    case 0x6E: case 0x80: divide(f, LLVMUDiv); return;
+    case 0x6F: case 0x81: divide(f, LLVMSRem); return;
+    case 0x70: case 0x82: divide(f, LLVMURem); return;
+    case 0x71: case 0x83: binop(f, LLVMAnd); return;
+    case 0x72: case 0x84: binop(f, LLVMOr); return;
+    case 0x73: case 0x85: binop(f, LLVMXor); return;
+    case 0x74: case 0x86: shift(f, LLVMShl); return;
+    case 0x75: case 0x87: shift(f, LLVMAShr); return;
+    case 0x76: case 0x88: shift(f, LLVMLShr); return;
+    case 0x77: case 0x89: rotate(f, "llvm.fshl"); return;
+    case 0x78: case 0x8A: rotate(f, "llvm.fshr"); return;
+    case 0x8B: case 0x99: push(f, intrinsic1(f, "llvm.fabs", pop(f))); return;
+    case 0x8C: case 0x9A: push(f, LLVMBuildFNeg(b, pop(f), "")); return;
+    case 0x8D: case 0x9B: push(f, intrinsic1(f, "llvm.ceil", pop(f))); return;
+    case 0x8E: case 0x9C: push(f, intrinsic1(f, "llvm.floor", pop(f))); return;
+    case 0x8F: case 0x9D: push(f, intrinsic1(f, "llvm.trunc", pop(f))); return;
+    case 0x90: case 0x9E: push(f, intrinsic1(f, "llvm.roundeven", pop(f))); return;
+    case 0x91: case 0x9F: push(f, intrinsic1(f, "llvm.sqrt", pop(f))); return;
+    case 0x92: case 0xA0: float_binop(f, LLVMFAdd); return;
+    case 0x93: case 0xA1: float_binop(f, LLVMFSub); return;
+    case 0x94: case 0xA2: float_binop(f, LLVMFMul); return;
+    case 0x95: case 0xA3: float_binop(f, LLVMFDiv); return;
+    case 0x96: case 0xA4: min_max(f, "llvm.minimum"); return;
+    case 0x97: case 0xA5: min_max(f, "llvm.maximum"); return;
+    case 0x98: case 0xA6: {
+        LLVMValueRef y = pop(f), a = pop(f);
+        push(f, intrinsic2(f, "llvm.copysign", a, y));
+        return;
+    }
+    case 0xA7: push(f, LLVMBuildTrunc(b, pop(f), i32, "")); return;
+    case 0xA8: trunc_trap(f, i32, true, -2147483904.0, 2147483648.0); return;
+    case 0xA9: trunc_trap(f, i32, false, -1.0, 4294967296.0); return;
+    case 0xAA: trunc_trap(f, i32, true, -2147483649.0, 2147483648.0); return;
+    case 0xAB: trunc_trap(f, i32, false, -1.0, 4294967296.0); return;
+    case 0xAC: push(f, LLVMBuildSExt(b, pop(f), i64, "")); return;
+    case 0xAD: push(f, LLVMBuildZExt(b, pop(f), i64, "")); return;
+    case 0xAE: trunc_trap(f, i64, true, -9223373136366403584.0, 9223372036854775808.0); return;
+    case 0xAF: trunc_trap(f, i64, false, -1.0, 18446744073709551616.0); return;
+    case 0xB0: trunc_trap(f, i64, true, -9223372036854777856.0, 9223372036854775808.0); return;
+    case 0xB1: trunc_trap(f, i64, false, -1.0, 18446744073709551616.0); return;
+    case 0xB2: case 0xB4: push(f, LLVMBuildSIToFP(b, pop(f), f32, "")); return;
+    case 0xB3: case 0xB5: push(f, LLVMBuildUIToFP(b, pop(f), f32, "")); return;
+    case 0xB6: { /* demote: LLVM folds demote(promote(x)) to x (see quieted) */
+        LLVMValueRef a = pop(f);
+        LLVMValueRef r = LLVMBuildFPTrunc(b, a, f32, "");
+        push(f, LLVMIsAFPExtInst(a) ? quieted(f, r) : r);
+        return;
+    }
+    case 0xB7: case 0xB9: push(f, LLVMBuildSIToFP(b, pop(f), f64, "")); return;
+    case 0xB8: case 0xBA: push(f, LLVMBuildUIToFP(b, pop(f), f64, "")); return;
+    case 0xBB: push(f, LLVMBuildFPExt(b, pop(f), f64, "")); return;
+    case 0xBC: push(f, LLVMBuildBitCast(b, pop(f), i32, "")); return;
+    case 0xBD: push(f, LLVMBuildBitCast(b, pop(f), i64, "")); return;
+    case 0xBE: push(f, LLVMBuildBitCast(b, pop(f), f32, "")); return;
+    case 0xBF: push(f, LLVMBuildBitCast(b, pop(f), f64, "")); return;
+    case 0xC0: case 0xC2: sext_from(f, nc->t_i8); return;
+    case 0xC1: case 0xC3: sext_from(f, nc->t_i16); return;
+    case 0xC4: sext_from(f, i32); return;
+    }
+    fail(f, "unknown opcode");
+}
+
+/* ---- 0xFC: saturating conversions, bulk memory, tables ---- */
+
+static void op_prefixed(fx_t *f)
+{
+    nc_module_t *nc = f->nc;
+    uint32_t sub = rd_u32(&f->r);
+    check_reader(f);
+    switch (sub) {
+    case 0: trunc_sat(f, nc->t_i32, true); return;
+    case 1: trunc_sat(f, nc->t_i32, false); return;
+    case 2: trunc_sat(f, nc->t_i32, true); return;
+    case 3: trunc_sat(f, nc->t_i32, false); return;
+    case 4: trunc_sat(f, nc->t_i64, true); return;
+    case 5: trunc_sat(f, nc->t_i64, false); return;
+    case 6: trunc_sat(f, nc->t_i64, true); return;
+    case 7: trunc_sat(f, nc->t_i64, false); return;
+    case 8: { /* memory.init seg */
+        uint32_t seg = rd_u32(&f->r);
+        rd_u8(&f->r);
+        check_reader(f);
+        LLVMValueRef n = pop(f), s = pop(f), d = pop(f);
+        LLVMValueRef a[7] = {f->inst, f->x, c32(f, f->func), c32(f, seg), d, s, n};
+        call_helper(f, NC_eng_nat_mem_init, a, 7);
+        return;
+    }
+    case 9: { /* data.drop */
+        uint32_t seg = rd_u32(&f->r);
+        check_reader(f);
+        LLVMValueRef a[2] = {f->inst, c32(f, seg)};
+        call_helper(f, NC_eng_nat_data_drop, a, 2);
+        return;
+    }
+    case 10: /* memory.copy */
+    case 11: { /* memory.fill */
+        rd_u8(&f->r);
+        if (sub == 10)
+            rd_u8(&f->r);
+        check_reader(f);
+        LLVMValueRef n = pop(f), s = pop(f), d = pop(f);
+        LLVMValueRef a[6] = {f->inst, f->x, c32(f, f->func), d, s, n};
+        call_helper(f, sub == 10 ? NC_eng_nat_mem_copy : NC_eng_nat_mem_fill, a, 6);
+        return;
+    }
+    case 12: { /* table.init seg table */
+        uint32_t seg = rd_u32(&f->r), t = rd_u32(&f->r);
+        check_reader(f);
+        LLVMValueRef n = pop(f), s = pop(f), d = pop(f);
+        LLVMValueRef a[8] = {f->inst, f->x, c32(f, f->func), c32(f, t), c32(f, seg), d, s, n};
+        call_helper(f, NC_eng_nat_table_init, a, 8);
+        return;
+    }
+    case 13: { /* elem.drop */
+        uint32_t seg = rd_u32(&f->r);
+        check_reader(f);
+        LLVMValueRef a[2] = {f->inst, c32(f, seg)};
+        call_helper(f, NC_eng_nat_elem_drop, a, 2);
+        return;
+    }
+    case 14: { /* table.copy dst src */
+        uint32_t td = rd_u32(&f->r), ts = rd_u32(&f->r);
+        check_reader(f);
+        LLVMValueRef n = pop(f), s = pop(f), d = pop(f);
+        LLVMValueRef a[8] = {f->inst, f->x, c32(f, f->func), c32(f, td), c32(f, ts), d, s, n};
+        call_helper(f, NC_eng_nat_table_copy, a, 8);
+        return;
+    }
+    case 15: { /* table.grow */
+        uint32_t t = rd_u32(&f->r);
+        check_reader(f);
+        LLVMValueRef n = pop(f), init = pop(f);
+        LLVMValueRef a[4] = {f->inst, c32(f, t), init, n};
+        push(f, call_helper(f, NC_eng_nat_table_grow, a, 4));
+        return;
+    }
+    case 16: { /* table.size */
+        uint32_t t = rd_u32(&f->r);
+        check_reader(f);
+        if (t >= f->m->ntables)
+            fail(f, "unknown table");
+        LLVMValueRef tb = inst_elem(f, offsetof(eng_instance_t, tables), t);
+        push(f, vm_load(f, nc->t_i32, tb, offsetof(eng_table_t, size), false));
+        return;
+    }
+    case 17: { /* table.fill */
+        uint32_t t = rd_u32(&f->r);
+        check_reader(f);
+        LLVMValueRef n = pop(f), v = pop(f), i = pop(f);
+        LLVMValueRef a[7] = {f->inst, f->x, c32(f, f->func), c32(f, t), i, v, n};
+        call_helper(f, NC_eng_nat_table_fill, a, 7);
+        return;
+    }
+    }
+    fail(f, "unknown 0xfc opcode");
+}
+
+/* ---- Skipping unreachable code ---- */
+
+static void skip_memarg(fx_t *f)
+{
+    rd_u32(&f->r);
+    rd_u32(&f->r);
+}
+
+/* Reads past the immediates of an instruction in skipped code. */
+static void skip_immediates(fx_t *f, uint8_t opc)
+{
+    eng_reader_t *r = &f->r;
+    switch (opc) {
+    case 0x0C: case 0x0D: case 0x10: case 0x20: case 0x21: case 0x22: case 0x23: case 0x24:
+    case 0x25: case 0x26: case 0xD2:
+        rd_u32(r);
+        break;
+    case 0x0E: {
+        uint32_t n = rd_u32(r);
+        for (uint64_t i = 0; i <= n && rd_ok(r); i++)
+            rd_u32(r);
+        break;
+    }
+    case 0x11:
+        rd_u32(r);
+        rd_u32(r);
+        break;
+    case 0x1C: {
+        uint32_t n = rd_u32(r);
+        rd_bytes(r, n);
+        break;
+    }
+    case 0x3F: case 0x40: case 0xD0:
+        rd_u8(r);
+        break;
+    case 0x41: rd_s32(r); break;
+    case 0x42: rd_s64(r); break;
+    case 0x43: rd_fixed32(r); break;
+    case 0x44: rd_fixed64(r); break;
+    case 0xFC: {
+        uint32_t sub = rd_u32(r);
+        switch (sub) {
+        case 8: rd_u32(r); rd_u8(r); break;
+        case 9: case 13: case 15: case 16: case 17: rd_u32(r); break;
+        case 10: rd_u8(r); rd_u8(r); break;
+        case 11: rd_u8(r); break;
+        case 12: case 14: rd_u32(r); rd_u32(r); break;
+        default: break;
+        }
+        break;
+    }
+    default:
+        if (opc >= 0x28 && opc <= 0x3E)
+            skip_memarg(f);
+        break;
+    }
+    check_reader(f);
+}
+
+/* ---- The body ---- */
+
+static void body(fx_t *f)
+{
+    nc_module_t *nc = f->nc;
+    const eng_module_t *m = f->m;
+    eng_reader_t *r = &f->r;
+    for (;;) {
+        if (rd_eof(r))
+            fail(f, "unexpected end of function body");
+        uint8_t opc = rd_u8(r);
+        if (f->unreachable) {
+            switch (opc) {
+            case 0x02: op_block(f, B_BLOCK); break;
+            case 0x03: op_block(f, B_LOOP); break;
+            case 0x04: op_block(f, B_IF); break;
+            case 0x05: op_else(f); break;
+            case 0x0B:
+                if (op_end(f))
+                    return;
+                break;
+            default: skip_immediates(f, opc); break;
+            }
+            continue;
+        }
+        switch (opc) {
+        case 0x00: /* unreachable */
+            LLVMBuildBr(f->b, trap_bb(f, ENG_TRAP_UNREACHABLE));
+            f->unreachable = true;
+            break;
+        case 0x01: break;
+        case 0x02: op_block(f, B_BLOCK); break;
+        case 0x03: op_block(f, B_LOOP); break;
+        case 0x04: op_block(f, B_IF); break;
+        case 0x05: op_else(f); break;
+        case 0x0B:
+            if (op_end(f))
+                return;
+            break;
+        case 0x0C: {
+            uint32_t l = rd_u32(r);
+            check_reader(f);
+            op_br(f, l);
+            break;
+        }
+        case 0x0D: {
+            uint32_t l = rd_u32(r);
+            check_reader(f);
+            op_br_if(f, l);
+            break;
+        }
+        case 0x0E: op_br_table(f); break;
+        case 0x0F: op_br(f, f->nblocks - 1); break;
+        case 0x10: {
+            uint32_t fi = rd_u32(r);
+            check_reader(f);
+            op_call(f, fi);
+            break;
+        }
+        case 0x11: {
+            uint32_t ti = rd_u32(r), t = rd_u32(r);
+            check_reader(f);
+            op_call_indirect(f, ti, t);
+            break;
+        }
+        case 0x1A: pop(f); break;
+        case 0x1B:
+        case 0x1C: {
+            if (opc == 0x1C) {
+                uint32_t n = rd_u32(r);
+                rd_bytes(r, n);
+                check_reader(f);
+            }
+            LLVMValueRef c = pop(f), y = pop(f), a = pop(f);
+            push(f, LLVMBuildSelect(f->b, LLVMBuildICmp(f->b, LLVMIntNE, c, c32(f, 0), ""), a, y, ""));
+            break;
+        }
+        case 0x20: case 0x21: case 0x22: { /* local.get/set/tee */
+            uint32_t i = rd_u32(r);
+            check_reader(f);
+            if (i >= f->nlocals)
+                fail(f, "unknown local");
+            if (opc == 0x20) {
+                push(f, LLVMBuildLoad2(f->b, nc_valtype(nc, f->ltypes[i]), f->locals[i], ""));
+            } else {
+                LLVMValueRef v = opc == 0x21 ? pop(f) : top_n(f, 1)[0];
+                LLVMBuildStore(f->b, v, f->locals[i]);
+            }
+            break;
+        }
+        case 0x23: case 0x24: { /* global.get/set */
+            uint32_t g = rd_u32(r);
+            check_reader(f);
+            if (g >= m->nglobals)
+                fail(f, "unknown global");
+            LLVMValueRef gp = inst_elem(f, offsetof(eng_instance_t, globals), g);
+            LLVMValueRef vp = byte_ptr(f, gp, offsetof(eng_global_t, val));
+            if (opc == 0x23) {
+                LLVMValueRef v = LLVMBuildLoad2(f->b, nc_valtype(nc, m->globals[g].type), vp, "");
+                tag(f, v, nc->tbaa_global);
+                if (!m->globals[g].mut)
+                    LLVMSetMetadata(v, nc->k_invariant, nc->md_empty);
+                push(f, v);
+            } else {
+                tag(f, LLVMBuildStore(f->b, pop(f), vp), nc->tbaa_global);
+            }
+            break;
+        }
+        case 0x25: { /* table.get */
+            uint32_t t = rd_u32(r);
+            check_reader(f);
+            LLVMValueRef i = pop(f);
+            LLVMValueRef a[5] = {f->inst, f->x, c32(f, f->func), c32(f, t), i};
+            push(f, call_helper(f, NC_eng_nat_table_get, a, 5));
+            break;
+        }
+        case 0x26: { /* table.set */
+            uint32_t t = rd_u32(r);
+            check_reader(f);
+            LLVMValueRef v = pop(f), i = pop(f);
+            LLVMValueRef a[6] = {f->inst, f->x, c32(f, f->func), c32(f, t), i, v};
+            call_helper(f, NC_eng_nat_table_set, a, 6);
+            break;
+        }
+        case 0x28: op_load(f, nc->t_i32, 4, nc->t_i32, false); break;
+        case 0x29: op_load(f, nc->t_i64, 8, nc->t_i64, false); break;
+        case 0x2A: op_load(f, nc->t_f32, 4, nc->t_f32, false); break;
+        case 0x2B: op_load(f, nc->t_f64, 8, nc->t_f64, false); break;
+        case 0x2C: op_load(f, nc->t_i8, 1, nc->t_i32, true); break;
+        case 0x2D: op_load(f, nc->t_i8, 1, nc->t_i32, false); break;
+        case 0x2E: op_load(f, nc->t_i16, 2, nc->t_i32, true); break;
+        case 0x2F: op_load(f, nc->t_i16, 2, nc->t_i32, false); break;
+        case 0x30: op_load(f, nc->t_i8, 1, nc->t_i64, true); break;
+        case 0x31: op_load(f, nc->t_i8, 1, nc->t_i64, false); break;
+        case 0x32: op_load(f, nc->t_i16, 2, nc->t_i64, true); break;
+        case 0x33: op_load(f, nc->t_i16, 2, nc->t_i64, false); break;
+        case 0x34: op_load(f, nc->t_i32, 4, nc->t_i64, true); break;
+        case 0x35: op_load(f, nc->t_i32, 4, nc->t_i64, false); break;
+        case 0x36: op_store(f, nc->t_i32, 4); break;
+        case 0x37: op_store(f, nc->t_i64, 8); break;
+        case 0x38: op_store(f, nc->t_f32, 4); break;
+        case 0x39: op_store(f, nc->t_f64, 8); break;
+        case 0x3A: op_store(f, nc->t_i8, 1); break;
+        case 0x3B: op_store(f, nc->t_i16, 2); break;
+        case 0x3C: op_store(f, nc->t_i8, 1); break;
+        case 0x3D: op_store(f, nc->t_i16, 2); break;
+        case 0x3E: op_store(f, nc->t_i32, 4); break;
+        case 0x3F: { /* memory.size */
+            rd_u8(r);
+            check_reader(f);
+            LLVMValueRef pages = LLVMBuildLShr(f->b, mem_size(f), c64(f, 16), "");
+            push(f, LLVMBuildTrunc(f->b, pages, nc->t_i32, ""));
+            break;
+        }
+        case 0x40: { /* memory.grow */
+            rd_u8(r);
+            check_reader(f);
+            mem_size(f); /* fails without a memory */
+            LLVMValueRef a[2] = {f->inst, pop(f)};
+            LLVMValueRef old = call_helper(f, NC_eng_nat_mem_grow, a, 2);
+            reload_mem_size(f);
+            push(f, old);
+            break;
+        }
+        case 0x41: {
+            int32_t v = rd_s32(r);
+            check_reader(f);
+            push(f, c32(f, (uint32_t)v));
+            break;
+        }
+        case 0x42: {
+            int64_t v = rd_s64(r);
+            check_reader(f);
+            push(f, c64(f, (uint64_t)v));
+            break;
+        }
+        case 0x43: {
+            uint32_t v = rd_fixed32(r);
+            check_reader(f);
+            push(f, LLVMConstBitCast(c32(f, v), nc->t_f32));
+            break;
+        }
+        case 0x44: {
+            uint64_t v = rd_fixed64(r);
+            check_reader(f);
+            push(f, LLVMConstBitCast(c64(f, v), nc->t_f64));
+            break;
+        }
+        case 0xD0: /* ref.null */
+            rd_u8(r);
+            check_reader(f);
+            push(f, LLVMConstPointerNull(nc->t_ptr));
+            break;
+        case 0xD1: /* ref.is_null */
+            push(f, bool32(f, LLVMBuildIsNull(f->b, pop(f), "")));
+            break;
+        case 0xD2: { /* ref.func */
+            uint32_t fi = rd_u32(r);
+            check_reader(f);
+            if (fi >= m->nfuncs)
+                fail(f, "unknown function");
+            push(f, inst_elem(f, offsetof(eng_instance_t, funcs), fi));
+            break;
+        }
+        case 0xFC: op_prefixed(f); break;
+        default:
+            if (opc >= 0x45 && opc <= 0xC4) {
+                numeric(f, opc);
+                break;
+            }
+            fail(f, "unknown opcode");
+        }
+    }
+}
+
+/* The entry block: allocas, parameters, the invariant pointers. */
+static void prologue(fx_t *f)
+{
+    nc_module_t *nc = f->nc;
+    const eng_module_t *m = f->m;
+    f->entry = LLVMAppendBasicBlockInContext(nc->ctx, f->fn, "");
+    LLVMPositionBuilderAtEnd(nc->ab, f->entry);
+    LLVMPositionBuilderAtEnd(f->b, f->entry);
+    f->inst = LLVMGetParam(f->fn, 0);
+    f->x = LLVMGetParam(f->fn, 1);
+    f->locals = fx_alloc(f, (size_t)f->nlocals * sizeof *f->locals);
+    for (uint32_t i = 0; i < f->nlocals; i++) {
+        LLVMTypeRef ty = nc_valtype(nc, f->ltypes[i]);
+        f->locals[i] = new_alloca(f, ty);
+        LLVMValueRef init = i < f->ft->nparams ? LLVMGetParam(f->fn, i + 2) : LLVMConstNull(ty);
+        LLVMBuildStore(f->b, init, f->locals[i]);
+    }
+    f->fuel_ptr = byte_ptr(f, f->x, offsetof(eng_exec_t, fuel));
+    if (m->nmems) {
+        f->mem_obj = inst_elem(f, offsetof(eng_instance_t, mems), 0);
+        f->mem_base = vm_load(f, nc->t_ptr, f->mem_obj, offsetof(eng_memory_t, data), true);
+        f->mem_size_var = new_alloca(f, nc->t_i64);
+        reload_mem_size(f);
+    }
+}
+
+bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t len, size_t offset)
+{
+    const eng_module_t *m = nc->m;
+    fx_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return eng_errf(nc->err, nc->errlen, "native: out of memory");
+    f->nc = nc;
+    f->m = m;
+    f->b = nc->b;
+    f->func = m->nfunc_imports + defined;
+    f->ft = &m->types[m->func_type[f->func]];
+    f->fn = nc->funcs[defined];
+    rd_init(&f->r, code, len, offset);
+    bool ok = false;
+    if (setjmp(f->fail) == 0) {
+        /* Locals: params, then the declared groups (validated already). */
+        uint32_t ngroups = rd_u32(&f->r);
+        check_reader(f);
+        const uint8_t *groups = f->r.p;
+        uint64_t total = f->ft->nparams;
+        for (uint32_t i = 0; i < ngroups; i++) {
+            total += rd_u32(&f->r);
+            rd_u8(&f->r);
+            check_reader(f);
+            if (total > ENG_MAX_LOCALS)
+                fail(f, "too many locals");
+        }
+        f->nlocals = (uint32_t)total;
+        f->ltypes = fx_alloc(f, total);
+        memcpy(f->ltypes, f->ft->types, f->ft->nparams);
+        eng_reader_t again;
+        rd_init(&again, groups, (size_t)(f->r.p - groups), 0);
+        uint32_t k = f->ft->nparams;
+        for (uint32_t i = 0; i < ngroups; i++) {
+            uint32_t n = rd_u32(&again);
+            memset(f->ltypes + k, rd_u8(&again), n);
+            k += n;
+        }
+        prologue(f);
+        LLVMBasicBlockRef start = new_bb(f);
+        LLVMPositionBuilderAtEnd(f->b, start);
+        stack_check(f);
+        fuel_check(f);
+        const eng_functype_t *t = f->ft;
+        nblock_t *fb = push_block(f, B_FUNC, 0, NULL, t->nresults, t->types + t->nparams);
+        fb->end = new_bb(f);
+        fb->target = fb->end;
+        fb->vars = make_vars(f, t->nresults, t->types + t->nparams);
+        body(f);
+        if (!rd_eof(&f->r))
+            fail(f, "bytes after the function's final end");
+        /* The entry block ends by jumping to the body; the slow-call
+         * scratch array gets its final size. */
+        if (f->io)
+            LLVMSetOperand(f->io, 0, c32(f, f->io_slots ? f->io_slots : 1));
+        LLVMBuildBr(nc->ab, start);
+        ok = true;
+    }
+    for (size_t i = 0; i < f->nallocs; i++)
+        free(f->allocs[i]);
+    free(f->allocs);
+    free(f->stack);
+    free(f->blocks);
+    free(f);
+    return ok;
+}

@@ -1,0 +1,62 @@
+/*
+ * native_llvm.h — one compilation of a module to LLVM IR, shared by the
+ * module-level driver (native_compile.c: types, helpers, trampolines,
+ * optimisation, object code) and the function-body translator
+ * (native_ir.c). Nothing outside these two files includes it.
+ */
+#ifndef WASMFN_ENGINE_NATIVE_LLVM_H
+#define WASMFN_ENGINE_NATIVE_LLVM_H
+
+#include "engine/native_abi.h"
+
+#include <llvm-c/Core.h>
+
+enum {
+#define NC_HELPER_ENUM(name, sig) NC_##name,
+    ENG_NATIVE_HELPERS(NC_HELPER_ENUM)
+#undef NC_HELPER_ENUM
+    NC_NHELPERS
+};
+
+typedef struct nc_module {
+    const eng_module_t *m;
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;        /* the translator's builder */
+    LLVMBuilderRef ab;       /* for allocas, at the end of a function's entry block */
+
+    LLVMTypeRef t_void, t_i1, t_i8, t_i16, t_i32, t_i64, t_f32, t_f64, t_ptr;
+    LLVMTypeRef *fn_types;   /* [ntypes] the native type of each wasm function type */
+    LLVMValueRef *funcs;     /* [ndefined] */
+    LLVMValueRef helpers[NC_NHELPERS];
+    LLVMTypeRef helper_types[NC_NHELPERS];
+
+    /* Metadata kinds and nodes (as values, for LLVMSetMetadata). TBAA
+     * separates what generated code touches into four kinds that never
+     * alias, so that stores to linear memory do not make LLVM reload
+     * globals, the fuel counter or the engine's structures. */
+    unsigned k_tbaa, k_invariant, k_prof;
+    LLVMValueRef tbaa_mem, tbaa_global, tbaa_fuel, tbaa_vm;
+    LLVMValueRef md_empty;        /* !{} for !invariant.load */
+    LLVMValueRef md_unlikely;     /* branch weights: the true edge is rare */
+    LLVMValueRef md_rsp;          /* !{!"rsp"} for llvm.read_register */
+
+    char *err;
+    size_t errlen;
+} nc_module_t;
+
+/* An intrinsic's declaration in nc's module for the overload types given
+ * (e.g. "llvm.ctlz" with i32); *ty gets its function type. */
+LLVMValueRef nc_intrinsic(nc_module_t *nc, const char *name, LLVMTypeRef *types, unsigned n,
+                          LLVMTypeRef *ty);
+/* The LLVM type of a wasm value type. */
+LLVMTypeRef nc_valtype(nc_module_t *nc, uint8_t t);
+
+/* Translates the body of defined function `defined` (bytes after the size
+ * prefix, at byte `offset` of the module) into nc->funcs[defined]. The
+ * module was validated, but the bytes are still read with bounds checks;
+ * false with a message in nc->err on anything unexpected. */
+bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *body, size_t len,
+                 size_t offset);
+
+#endif

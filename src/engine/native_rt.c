@@ -1,0 +1,247 @@
+/*
+ * native_rt.c — what native code runs on: the entry from C
+ * (eng_native_enter), the stack limit, and the helpers generated code
+ * calls for traps, interruption checks, slow calls and the bulk memory and
+ * table instructions (native_abi.h is the contract).
+ *
+ * Traps unwind with longjmp. An entry sets a jmp_buf on the exec and calls
+ * the function's trampoline; a trap anywhere below writes its message and
+ * jumps back, abandoning the native frames in between. That is safe
+ * because native code holds nothing that needs releasing, and every C
+ * frame a trap can cross is a helper of this file that traps before it
+ * changes anything. Entries nest (native code calls a host function that
+ * calls eng_call that enters native code again): each entry saves and
+ * restores the previous jmp_buf, so a trap lands in the innermost one.
+ *
+ * The semantics (bounds, trap kinds and texts, what a dropped segment
+ * holds) are the interpreter's, interp.c, on purpose: both tiers must
+ * behave the same, and the spec suite and the differential fuzzer compare
+ * them.
+ */
+#define _GNU_SOURCE /* pthread_getattr_np */
+#include "engine/native_abi.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdlib.h>
+
+typedef void (*tramp_fn)(void *fn, eng_instance_t *inst, eng_exec_t *x, eng_val_t *io);
+
+/* Events between interruption checks in native code. Native code runs an
+ * event in nanoseconds rather than the interpreter's tens, so a check
+ * every ENG_BUDGET events would cost more than it does there; ten times
+ * as many still notices a deadline within well under a millisecond. */
+#define NATIVE_BUDGET (10 * ENG_BUDGET)
+
+/* A stack we know nothing of (an embedder's own, not given to
+ * eng_exec_set_stack): assume this much below the entry. */
+#define UNKNOWN_STACK_BYTES (256u << 10)
+
+static __thread uintptr_t thread_stack_lo, thread_stack_hi;
+
+/* The calling thread's stack, [lo, hi), from pthread_getattr_np (once per
+ * thread). 0, 0 when unknown. */
+static void thread_stack(uintptr_t *lo, uintptr_t *hi)
+{
+    if (!thread_stack_hi) {
+        pthread_attr_t a;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            void *addr;
+            size_t size;
+            if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+                thread_stack_lo = (uintptr_t)addr;
+                thread_stack_hi = (uintptr_t)addr + size;
+            }
+            pthread_attr_destroy(&a);
+        }
+    }
+    *lo = thread_stack_lo;
+    *hi = thread_stack_hi;
+}
+
+void eng_exec_set_stack(eng_exec_t *x, void *lo, size_t bytes)
+{
+    x->stack_lo = (uintptr_t)lo;
+    x->stack_hi = lo ? (uintptr_t)lo + bytes : 0;
+}
+
+/* The lowest stack address native code entered at sp may use. */
+static uintptr_t stack_limit_for(const eng_exec_t *x, uintptr_t sp)
+{
+    uintptr_t lo = x->stack_lo, hi = x->stack_hi;
+    if (!(sp > lo && sp <= hi))
+        thread_stack(&lo, &hi);
+    if (!(sp > lo && sp <= hi))
+        lo = sp > UNKNOWN_STACK_BYTES ? sp - UNKNOWN_STACK_BYTES : 0;
+    /* Too little left even for the reserve: every entry traps at once. */
+    if (sp - lo <= ENG_NATIVE_STACK_RESERVE)
+        return UINTPTR_MAX;
+    return lo + ENG_NATIVE_STACK_RESERVE;
+}
+
+eng_trap_t eng_native_enter(eng_exec_t *x, eng_func_t *f, eng_val_t *io)
+{
+    if (!x->jmp) {
+        /* The outermost native entry on this exec: the stack may differ
+         * from the last one (a fiber, a thread). */
+        x->fuel = NATIVE_BUDGET;
+        x->stack_limit = stack_limit_for(x, (uintptr_t)__builtin_frame_address(0));
+    }
+    jmp_buf jb;
+    void *volatile prev = x->jmp;
+    eng_trap_t t = ENG_OK;
+    x->jmp = &jb;
+    if (_setjmp(jb) == 0)
+        ((tramp_fn)f->tramp)(f->native, f->inst, x, io);
+    else
+        t = x->trap;
+    x->jmp = prev;
+    return t;
+}
+
+static __attribute__((noreturn)) void unwind(eng_exec_t *x, eng_trap_t t)
+{
+    x->trap = t;
+    _longjmp(*(jmp_buf *)x->jmp, 1);
+}
+
+void eng_nat_trap(eng_instance_t *inst, eng_exec_t *x, uint32_t code, uint32_t func)
+{
+    const char *text = NULL;
+    if (code & ENG_NAT_TRAP_UNDEFINED_ELEMENT) {
+        text = "undefined element";
+        code &= ~ENG_NAT_TRAP_UNDEFINED_ELEMENT;
+    }
+    eng_trap_message(x, (eng_trap_t)code, text, inst->module, func);
+    unwind(x, (eng_trap_t)code);
+}
+
+int64_t eng_nat_poll(eng_instance_t *inst, eng_exec_t *x, uint32_t func)
+{
+    if (x->yield_fn)
+        x->yield_fn(x, x->yield_ud);
+    if (eng_exec_should_stop(x))
+        eng_nat_trap(inst, x, ENG_TRAP_DEADLINE, func);
+    return NATIVE_BUDGET;
+}
+
+void eng_nat_call(eng_instance_t *inst, eng_exec_t *x, eng_func_t *callee, eng_val_t *io,
+                  uint32_t func)
+{
+    eng_trap_t t;
+    if (callee->host) {
+        eng_host_call_t hc = {x, inst, callee->env};
+        t = callee->host(&hc, io);
+        if (t != ENG_OK)
+            eng_trap_message(x, t, NULL, inst->module, func);
+    } else {
+        /* Another instance's function, in either tier: it writes its own
+         * trap message. */
+        t = eng_call(x, callee, io, io);
+    }
+    if (t != ENG_OK)
+        unwind(x, t);
+}
+
+uint32_t eng_nat_sig_equal(const eng_functype_t *a, const eng_functype_t *b)
+{
+    return eng_functype_equal(a, b);
+}
+
+/* ---- Memory ---- */
+
+uint32_t eng_nat_mem_grow(eng_instance_t *inst, uint32_t delta)
+{
+    return (uint32_t)(int32_t)eng_memory_grow(inst->mems[0], delta);
+}
+
+void eng_nat_mem_fill(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32_t d, uint32_t val,
+                      uint32_t n)
+{
+    eng_memory_t *m = inst->mems[0];
+    if ((uint64_t)d + n > m->size)
+        eng_nat_trap(inst, x, ENG_TRAP_MEMORY_OOB, func);
+    if (n)
+        memset(m->data + d, (int)(uint8_t)val, n);
+}
+
+void eng_nat_mem_copy(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32_t d, uint32_t s,
+                      uint32_t n)
+{
+    eng_memory_t *m = inst->mems[0];
+    if ((uint64_t)d + n > m->size || (uint64_t)s + n > m->size)
+        eng_nat_trap(inst, x, ENG_TRAP_MEMORY_OOB, func);
+    if (n)
+        memmove(m->data + d, m->data + s, n);
+}
+
+void eng_nat_mem_init(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32_t seg, uint32_t d,
+                      uint32_t s, uint32_t n)
+{
+    eng_memory_t *m = inst->mems[0];
+    const eng_data_t *ds = &inst->module->datas[seg];
+    uint64_t len = inst->data_dropped[seg] ? 0 : ds->len;
+    if ((uint64_t)s + n > len || (uint64_t)d + n > m->size)
+        eng_nat_trap(inst, x, ENG_TRAP_MEMORY_OOB, func);
+    if (n)
+        memcpy(m->data + d, ds->bytes + s, n);
+}
+
+void eng_nat_data_drop(eng_instance_t *inst, uint32_t seg) { inst->data_dropped[seg] = true; }
+
+/* ---- Tables ---- */
+
+void *eng_nat_table_get(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32_t t, uint32_t i)
+{
+    eng_table_t *tb = inst->tables[t];
+    if (i >= tb->size)
+        eng_nat_trap(inst, x, ENG_TRAP_TABLE_OOB, func);
+    return tb->elems[i];
+}
+
+void eng_nat_table_set(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32_t t, uint32_t i,
+                       void *ref)
+{
+    eng_table_t *tb = inst->tables[t];
+    if (i >= tb->size)
+        eng_nat_trap(inst, x, ENG_TRAP_TABLE_OOB, func);
+    tb->elems[i] = ref;
+}
+
+uint32_t eng_nat_table_grow(eng_instance_t *inst, uint32_t t, void *ref, uint32_t delta)
+{
+    return (uint32_t)(int32_t)eng_table_grow(inst->tables[t], delta, ref);
+}
+
+void eng_nat_table_fill(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32_t t, uint32_t i,
+                        void *ref, uint32_t n)
+{
+    eng_table_t *tb = inst->tables[t];
+    if ((uint64_t)i + n > tb->size)
+        eng_nat_trap(inst, x, ENG_TRAP_TABLE_OOB, func);
+    for (uint32_t k = 0; k < n; k++)
+        tb->elems[i + k] = ref;
+}
+
+void eng_nat_table_copy(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32_t dt,
+                        uint32_t st, uint32_t d, uint32_t s, uint32_t n)
+{
+    eng_table_t *td = inst->tables[dt], *ts = inst->tables[st];
+    if ((uint64_t)d + n > td->size || (uint64_t)s + n > ts->size)
+        eng_nat_trap(inst, x, ENG_TRAP_TABLE_OOB, func);
+    if (n)
+        memmove(td->elems + d, ts->elems + s, (size_t)n * sizeof(void *));
+}
+
+void eng_nat_table_init(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32_t t,
+                        uint32_t seg, uint32_t d, uint32_t s, uint32_t n)
+{
+    eng_table_t *tb = inst->tables[t];
+    uint64_t len = inst->elem_len[seg];
+    if ((uint64_t)s + n > len || (uint64_t)d + n > tb->size)
+        eng_nat_trap(inst, x, ENG_TRAP_TABLE_OOB, func);
+    if (n)
+        memcpy(tb->elems + d, inst->elem_refs[seg] + s, (size_t)n * sizeof(void *));
+}
+
+void eng_nat_elem_drop(eng_instance_t *inst, uint32_t seg) { inst->elem_len[seg] = 0; }
