@@ -4,16 +4,21 @@
  *
  * A defined function of the module becomes a native function
  *
- *     R f(eng_instance_t *inst, eng_exec_t *x, P1 p1, P2 p2, ...)
+ *     {i64 fuel, R1, R2, ...} f(eng_instance_t *inst, eng_exec_t *x,
+ *                               i64 fuel, P1 p1, P2 p2, ...)
  *
- * with wasm's i32/i64/f32/f64 as the C types of the same width and
- * references as pointers; no result is void, one result is returned as is,
- * several as an LLVM struct of them (every caller is generated code, so
- * only LLVM has to agree with itself). inst is the function's own
+ * with wasm's i32/i64/f32/f64 as the integer and float types of the same
+ * width and references as pointers; the result is an LLVM struct of the
+ * fuel left and the function's results, or just the fuel when it has none
+ * (every caller is generated code, so only LLVM has to agree with
+ * itself). The fuel counts down interruption checks (function entries,
+ * loop headers); passing it along in registers keeps those checks free of
+ * memory traffic. Where control leaves native code (a slow call, a
+ * trampoline) it is kept in x->fuel. inst is the function's own
  * instance: linear memory, globals and tables are reached from it at the
  * offsets of struct eng_instance (internal.h), so the code is tied to this
- * build's struct layouts (native_compile.c hashes them into the target
- * key). x carries the fuel counter and the stack limit.
+ * build's struct layouts (native_load.c hashes them into the target key).
+ * x carries the stack limit (and the fuel between native entries).
  *
  * Calling native code from C goes through a trampoline per function type:
  *
@@ -41,7 +46,7 @@
 
 /* Bump when the generated code's conventions change without any struct
  * offset changing: old artefacts then no longer match the target key. */
-#define ENG_NATIVE_ABI 1
+#define ENG_NATIVE_ABI 2
 
 /* Trap codes passed to eng_nat_trap: an eng_trap_t, or'ed with this flag
  * for the call_indirect variant of a table bounds trap, whose text the

@@ -167,38 +167,36 @@ static void declare_helpers(nc_module_t *nc)
     add_attr(nc, nc->helpers[NC_eng_nat_poll], "memory", 3u << 2);
 }
 
+/* (ptr inst, ptr x, i64 fuel, params...) -> i64 fuel, or {i64 fuel,
+ * results...}: see native_abi.h. */
 static LLVMTypeRef native_fn_type(nc_module_t *nc, const eng_functype_t *t)
 {
-    uint32_t n = t->nparams + 2;
+    uint32_t n = t->nparams + 3;
     LLVMTypeRef *params = malloc(n * sizeof *params);
-    if (!params)
+    LLVMTypeRef *rs = malloc((t->nresults + 1) * sizeof *rs);
+    if (!params || !rs) {
+        free(params);
+        free(rs);
         return NULL;
+    }
     params[0] = nc->t_ptr;
     params[1] = nc->t_ptr;
+    params[2] = nc->t_i64;
     for (uint32_t i = 0; i < t->nparams; i++)
-        params[i + 2] = nc_valtype(nc, eng_ft_param(t, i));
-    LLVMTypeRef ret;
-    if (t->nresults == 0) {
-        ret = nc->t_void;
-    } else if (t->nresults == 1) {
-        ret = nc_valtype(nc, eng_ft_result(t, 0));
-    } else {
-        LLVMTypeRef *rs = malloc(t->nresults * sizeof *rs);
-        if (!rs) {
-            free(params);
-            return NULL;
-        }
-        for (uint32_t i = 0; i < t->nresults; i++)
-            rs[i] = nc_valtype(nc, eng_ft_result(t, i));
-        ret = LLVMStructTypeInContext(nc->ctx, rs, t->nresults, 0);
-        free(rs);
-    }
+        params[i + 3] = nc_valtype(nc, eng_ft_param(t, i));
+    rs[0] = nc->t_i64;
+    for (uint32_t i = 0; i < t->nresults; i++)
+        rs[i + 1] = nc_valtype(nc, eng_ft_result(t, i));
+    LLVMTypeRef ret = t->nresults == 0 ? nc->t_i64
+                                       : LLVMStructTypeInContext(nc->ctx, rs, t->nresults + 1, 0);
     LLVMTypeRef ft = LLVMFunctionType(ret, params, n, 0);
     free(params);
+    free(rs);
     return ft;
 }
 
-/* void tramp(ptr fn, ptr inst, ptr x, ptr io): see native_abi.h. */
+/* void tramp(ptr fn, ptr inst, ptr x, ptr io): see native_abi.h. The fuel
+ * goes in from x->fuel and comes back there. */
 static LLVMValueRef make_trampoline(nc_module_t *nc, uint32_t ti)
 {
     const eng_functype_t *t = &nc->m->types[ti];
@@ -210,23 +208,29 @@ static LLVMValueRef make_trampoline(nc_module_t *nc, uint32_t ti)
     add_attr(nc, fn, "nounwind", 0);
     LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(nc->ctx, fn, "");
     LLVMPositionBuilderAtEnd(nc->b, bb);
-    LLVMValueRef io = LLVMGetParam(fn, 3);
-    uint32_t n = t->nparams + 2;
-    LLVMValueRef *args = malloc((n > t->nresults ? n : t->nresults) * sizeof *args + 1);
+    LLVMValueRef x = LLVMGetParam(fn, 2), io = LLVMGetParam(fn, 3);
+    LLVMValueRef off = LLVMConstInt(nc->t_i64, offsetof(eng_exec_t, fuel), 0);
+    LLVMValueRef fuel_ptr = LLVMBuildInBoundsGEP2(nc->b, nc->t_i8, x, &off, 1, "");
+    uint32_t n = t->nparams + 3;
+    LLVMValueRef *args = malloc(n * sizeof *args);
     if (!args)
         return NULL;
     args[0] = LLVMGetParam(fn, 1);
-    args[1] = LLVMGetParam(fn, 2);
+    args[1] = x;
+    args[2] = LLVMBuildLoad2(nc->b, nc->t_i64, fuel_ptr, "");
+    LLVMSetMetadata(args[2], nc->k_tbaa, nc->tbaa_fuel);
     for (uint32_t i = 0; i < t->nparams; i++) {
-        LLVMValueRef off = LLVMConstInt(nc->t_i64, (uint64_t)i * 8, 0);
-        LLVMValueRef p = LLVMBuildInBoundsGEP2(nc->b, nc->t_i8, io, &off, 1, "");
-        args[i + 2] = LLVMBuildLoad2(nc->b, nc_valtype(nc, eng_ft_param(t, i)), p, "");
+        LLVMValueRef o = LLVMConstInt(nc->t_i64, (uint64_t)i * 8, 0);
+        LLVMValueRef p = LLVMBuildInBoundsGEP2(nc->b, nc->t_i8, io, &o, 1, "");
+        args[i + 3] = LLVMBuildLoad2(nc->b, nc_valtype(nc, eng_ft_param(t, i)), p, "");
     }
     LLVMValueRef r = LLVMBuildCall2(nc->b, nc->fn_types[ti], LLVMGetParam(fn, 0), args, n, "");
+    LLVMValueRef fuel = t->nresults == 0 ? r : LLVMBuildExtractValue(nc->b, r, 0, "");
+    LLVMSetMetadata(LLVMBuildStore(nc->b, fuel, fuel_ptr), nc->k_tbaa, nc->tbaa_fuel);
     for (uint32_t i = 0; i < t->nresults; i++) {
-        LLVMValueRef v = t->nresults == 1 ? r : LLVMBuildExtractValue(nc->b, r, i, "");
-        LLVMValueRef off = LLVMConstInt(nc->t_i64, (uint64_t)i * 8, 0);
-        LLVMBuildStore(nc->b, v, LLVMBuildInBoundsGEP2(nc->b, nc->t_i8, io, &off, 1, ""));
+        LLVMValueRef v = LLVMBuildExtractValue(nc->b, r, i + 1, "");
+        LLVMValueRef o = LLVMConstInt(nc->t_i64, (uint64_t)i * 8, 0);
+        LLVMBuildStore(nc->b, v, LLVMBuildInBoundsGEP2(nc->b, nc->t_i8, io, &o, 1, ""));
     }
     LLVMBuildRetVoid(nc->b);
     free(args);

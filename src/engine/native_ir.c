@@ -71,7 +71,8 @@ typedef struct fx {
     bool unreachable;
 
     LLVMValueRef mem_obj, mem_base, mem_size_var;
-    LLVMValueRef fuel_ptr;
+    LLVMValueRef fuel_var;      /* the fuel, passed along calls in registers */
+    LLVMValueRef fuel_ptr;      /* x->fuel, where slow calls find it */
     LLVMValueRef io;            /* scratch eng_val_t array for slow calls */
     uint32_t io_slots;
     LLVMBasicBlockRef traps[NTRAPS + 1]; /* [NTRAPS]: undefined element */
@@ -216,24 +217,55 @@ static LLVMValueRef call_helper(fx_t *f, int h, LLVMValueRef *args, unsigned n)
     return LLVMBuildCall2(f->b, f->nc->helper_types[h], f->nc->helpers[h], args, n, "");
 }
 
-/* One event for the interruption check (function entry, loop header). */
+/* One event for the interruption check (function entry, loop header).
+ * The fuel lives in a local (a register, once LLVM is done), is passed to
+ * every native callee and comes back with its results, so a check is a
+ * decrement and a branch, with no memory traffic even across calls. */
 static void fuel_check(fx_t *f)
 {
     nc_module_t *nc = f->nc;
-    LLVMValueRef fuel = LLVMBuildLoad2(f->b, nc->t_i64, f->fuel_ptr, "");
-    tag(f, fuel, nc->tbaa_fuel);
+    LLVMValueRef fuel = LLVMBuildLoad2(f->b, nc->t_i64, f->fuel_var, "");
     LLVMValueRef left = LLVMBuildSub(f->b, fuel, c64(f, 1), "");
-    tag(f, LLVMBuildStore(f->b, left, f->fuel_ptr), nc->tbaa_fuel);
+    LLVMBuildStore(f->b, left, f->fuel_var);
     LLVMValueRef out = LLVMBuildICmp(f->b, LLVMIntSLT, left, c64(f, 0), "");
     LLVMBasicBlockRef poll = new_bb(f), go = new_bb(f);
     LLVMValueRef br = LLVMBuildCondBr(f->b, out, poll, go);
     LLVMSetMetadata(br, nc->k_prof, nc->md_unlikely);
     LLVMPositionBuilderAtEnd(f->b, poll);
     LLVMValueRef args[3] = {f->inst, f->x, c32(f, f->func)};
-    LLVMValueRef fresh = call_helper(f, NC_eng_nat_poll, args, 3);
-    tag(f, LLVMBuildStore(f->b, fresh, f->fuel_ptr), nc->tbaa_fuel);
+    LLVMBuildStore(f->b, call_helper(f, NC_eng_nat_poll, args, 3), f->fuel_var);
     LLVMBuildBr(f->b, go);
     LLVMPositionBuilderAtEnd(f->b, go);
+}
+
+static LLVMValueRef fuel_now(fx_t *f) { return LLVMBuildLoad2(f->b, f->nc->t_i64, f->fuel_var, ""); }
+
+/* Slow calls leave native code: the fuel goes through x->fuel, where a
+ * native callee's trampoline takes it and puts it back. */
+static void fuel_to_memory(fx_t *f)
+{
+    tag(f, LLVMBuildStore(f->b, fuel_now(f), f->fuel_ptr), f->nc->tbaa_fuel);
+}
+
+static void fuel_from_memory(fx_t *f)
+{
+    LLVMValueRef v = LLVMBuildLoad2(f->b, f->nc->t_i64, f->fuel_ptr, "");
+    tag(f, v, f->nc->tbaa_fuel);
+    LLVMBuildStore(f->b, v, f->fuel_var);
+}
+
+/* After a native call: the callee's fuel, and its results onto the stack
+ * (or into res[] when res is not NULL). */
+static void take_results(fx_t *f, LLVMValueRef r, const eng_functype_t *t, LLVMValueRef *res)
+{
+    LLVMBuildStore(f->b, t->nresults == 0 ? r : LLVMBuildExtractValue(f->b, r, 0, ""), f->fuel_var);
+    for (uint32_t i = 0; i < t->nresults; i++) {
+        LLVMValueRef v = LLVMBuildExtractValue(f->b, r, i + 1, "");
+        if (res)
+            res[i] = v;
+        else
+            push(f, v);
+    }
 }
 
 static void stack_check(fx_t *f)
@@ -326,16 +358,6 @@ static LLVMValueRef io_slots(fx_t *f, uint32_t n)
 
 static LLVMValueRef io_at(fx_t *f, uint32_t i) { return byte_ptr(f, f->io, (uint64_t)i * 8); }
 
-/* Pushes the results of a native call (a value, a struct of them, or none). */
-static void push_results(fx_t *f, LLVMValueRef r, const eng_functype_t *t)
-{
-    if (t->nresults == 1)
-        push(f, r);
-    else
-        for (uint32_t i = 0; i < t->nresults; i++)
-            push(f, LLVMBuildExtractValue(f->b, r, i, ""));
-}
-
 /* Calls callee (an eng_func_t pointer) through eng_nat_call with args;
  * returns the results loaded into res[]. */
 static void slow_call(fx_t *f, LLVMValueRef callee, const eng_functype_t *t, LLVMValueRef *args,
@@ -346,7 +368,9 @@ static void slow_call(fx_t *f, LLVMValueRef callee, const eng_functype_t *t, LLV
     for (uint32_t i = 0; i < t->nparams; i++)
         LLVMBuildStore(f->b, args[i], io_at(f, i));
     LLVMValueRef a[5] = {f->inst, f->x, callee, f->io, c32(f, f->func)};
+    fuel_to_memory(f);
     call_helper(f, NC_eng_nat_call, a, 5);
+    fuel_from_memory(f);
     for (uint32_t i = 0; i < t->nresults; i++)
         res[i] = LLVMBuildLoad2(f->b, nc_valtype(f->nc, eng_ft_result(t, i)), io_at(f, i), "");
 }
@@ -357,24 +381,25 @@ static void op_call(fx_t *f, uint32_t fi)
     if (fi >= m->nfuncs)
         fail(f, "unknown function");
     const eng_functype_t *t = &m->types[m->func_type[fi]];
-    LLVMValueRef *args = fx_alloc(f, (t->nparams + 2) * sizeof *args);
+    LLVMValueRef *args = fx_alloc(f, (t->nparams + 3) * sizeof *args);
     args[0] = f->inst;
     args[1] = f->x;
-    memcpy(args + 2, top_n(f, t->nparams), t->nparams * sizeof *args);
+    memcpy(args + 3, top_n(f, t->nparams), t->nparams * sizeof *args);
     f->sp -= t->nparams;
     if (fi >= m->nfunc_imports) {
         LLVMTypeRef fty = f->nc->fn_types[m->func_type[fi]];
+        args[2] = fuel_now(f);
         LLVMValueRef r = LLVMBuildCall2(f->b, fty, f->nc->funcs[fi - m->nfunc_imports], args,
-                                        t->nparams + 2, "");
+                                        t->nparams + 3, "");
         /* Wasm has no tail calls: recursion must use stack (and run into
          * its limit), so LLVM may not turn it into a loop. */
         LLVMSetTailCallKind(r, LLVMTailCallKindNoTail);
         reload_mem_size(f);
-        push_results(f, r, t);
+        take_results(f, r, t, NULL);
     } else {
         LLVMValueRef callee = inst_elem(f, offsetof(eng_instance_t, funcs), fi);
         LLVMValueRef *res = fx_alloc(f, (t->nresults + 1) * sizeof *res);
-        slow_call(f, callee, t, args + 2, res);
+        slow_call(f, callee, t, args + 3, res);
         reload_mem_size(f);
         for (uint32_t i = 0; i < t->nresults; i++)
             push(f, res[i]);
@@ -389,8 +414,8 @@ static void op_call_indirect(fx_t *f, uint32_t ti, uint32_t table)
         fail(f, "unknown type or table");
     const eng_functype_t *t = &m->types[ti];
     LLVMValueRef idx = pop(f);
-    LLVMValueRef *args = fx_alloc(f, (t->nparams + 2) * sizeof *args);
-    memcpy(args + 2, top_n(f, t->nparams), t->nparams * sizeof *args);
+    LLVMValueRef *args = fx_alloc(f, (t->nparams + 3) * sizeof *args);
+    memcpy(args + 3, top_n(f, t->nparams), t->nparams * sizeof *args);
     f->sp -= t->nparams;
 
     LLVMValueRef tb = inst_elem(f, offsetof(eng_instance_t, tables), table);
@@ -431,20 +456,17 @@ static void op_call_indirect(fx_t *f, uint32_t ti, uint32_t table)
     LLVMPositionBuilderAtEnd(f->b, fast);
     args[0] = vm_load(f, nc->t_ptr, callee, offsetof(eng_func_t, inst), true);
     args[1] = f->x;
-    LLVMValueRef r = LLVMBuildCall2(f->b, nc->fn_types[ti], code, args, t->nparams + 2, "");
+    args[2] = fuel_now(f);
+    LLVMValueRef r = LLVMBuildCall2(f->b, nc->fn_types[ti], code, args, t->nparams + 3, "");
     LLVMSetTailCallKind(r, LLVMTailCallKindNoTail);
     LLVMValueRef *fres = fx_alloc(f, (t->nresults + 1) * sizeof *fres);
-    if (t->nresults == 1)
-        fres[0] = r;
-    else
-        for (uint32_t i = 0; i < t->nresults; i++)
-            fres[i] = LLVMBuildExtractValue(f->b, r, i, "");
+    take_results(f, r, t, fres);
     LLVMBasicBlockRef fast_end = LLVMGetInsertBlock(f->b);
     LLVMBuildBr(f->b, join);
 
     LLVMPositionBuilderAtEnd(f->b, slow);
     LLVMValueRef *sres = fx_alloc(f, (t->nresults + 1) * sizeof *sres);
-    slow_call(f, callee, t, args + 2, sres);
+    slow_call(f, callee, t, args + 3, sres);
     LLVMBasicBlockRef slow_end = LLVMGetInsertBlock(f->b);
     LLVMBuildBr(f->b, join);
 
@@ -669,14 +691,13 @@ static void emit_return(fx_t *f)
     nblock_t *fb = &f->blocks[0];
     uint32_t n = t->nresults;
     LLVMValueRef *v = fx_alloc(f, (n + 1) * sizeof *v);
+    v[0] = fuel_now(f);
     for (uint32_t i = 0; i < n; i++)
-        v[i] = LLVMBuildLoad2(f->b, nc_valtype(f->nc, eng_ft_result(t, i)), fb->vars[i], "");
+        v[i + 1] = LLVMBuildLoad2(f->b, nc_valtype(f->nc, eng_ft_result(t, i)), fb->vars[i], "");
     if (n == 0)
-        LLVMBuildRetVoid(f->b);
-    else if (n == 1)
         LLVMBuildRet(f->b, v[0]);
     else
-        LLVMBuildAggregateRet(f->b, v, n);
+        LLVMBuildAggregateRet(f->b, v, n + 1);
 }
 
 static void op_br(fx_t *f, uint32_t depth)
@@ -1363,10 +1384,12 @@ static void prologue(fx_t *f)
     for (uint32_t i = 0; i < f->nlocals; i++) {
         LLVMTypeRef ty = nc_valtype(nc, f->ltypes[i]);
         f->locals[i] = new_alloca(f, ty);
-        LLVMValueRef init = i < f->ft->nparams ? LLVMGetParam(f->fn, i + 2) : LLVMConstNull(ty);
+        LLVMValueRef init = i < f->ft->nparams ? LLVMGetParam(f->fn, i + 3) : LLVMConstNull(ty);
         LLVMBuildStore(f->b, init, f->locals[i]);
     }
     f->fuel_ptr = byte_ptr(f, f->x, offsetof(eng_exec_t, fuel));
+    f->fuel_var = new_alloca(f, nc->t_i64);
+    LLVMBuildStore(f->b, LLVMGetParam(f->fn, 2), f->fuel_var);
     if (m->nmems) {
         f->mem_obj = inst_elem(f, offsetof(eng_instance_t, mems), 0);
         f->mem_base = vm_load(f, nc->t_ptr, f->mem_obj, offsetof(eng_memory_t, data), true);
