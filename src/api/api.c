@@ -106,7 +106,7 @@ static void respond_method_not_allowed(hs_req_t *r, const char *allow)
 
 /* ---- JSON views of the registry --------------------------------------------- */
 
-static cJSON *revision_json(const char *fn, const st_revision_t *rv)
+static cJSON *revision_json(api_t *a, const char *fn, const st_revision_t *rv)
 {
     cJSON *o = cJSON_CreateObject();
     char t[32];
@@ -130,6 +130,11 @@ static cJSON *revision_json(const char *fn, const st_revision_t *rv)
     cJSON_AddNumberToObject(o, "initialScale", rv->spec.initial_scale);
     cJSON_AddNumberToObject(o, "target", rv->spec.target);
     cJSON_AddNumberToObject(o, "windowSeconds", rv->spec.window_seconds);
+    /* The tier its module's new instances run in (docs/api.md). */
+    const char *detail = "";
+    const char *tier = a->srv ? srv_module_tier(a->srv, rv->spec.image, &detail) : "not loaded";
+    cJSON_AddStringToObject(o, "tier", tier);
+    if (*detail) cJSON_AddStringToObject(o, "tierDetail", detail);
     return o;
 }
 
@@ -164,7 +169,7 @@ static cJSON *function_json(api_t *a, const st_function_t *f)
     cJSON_AddNumberToObject(o, "queueDepth", stt.queued);
     cJSON *revs = cJSON_AddArrayToObject(o, "revisions");
     for (uint32_t i = 0; i < f->nrevisions; i++)
-        cJSON_AddItemToArray(revs, revision_json(f->name, &f->revisions[i]));
+        cJSON_AddItemToArray(revs, revision_json(a, f->name, &f->revisions[i]));
     return o;
 }
 
@@ -700,7 +705,7 @@ static void handle_v1(api_t *a, hs_req_t *r)
             if (!get_function(a, r, name, &f)) return;
             cJSON *arr = cJSON_CreateArray();
             for (uint32_t i = 0; i < f.nrevisions; i++)
-                cJSON_AddItemToArray(arr, revision_json(f.name, &f.revisions[i]));
+                cJSON_AddItemToArray(arr, revision_json(a, f.name, &f.revisions[i]));
             st_function_free(&f);
             return respond_cjson(r, 200, arr);
         }

@@ -57,4 +57,49 @@ void cli_logs_usage(FILE *out);
 int cli_usage_main(int argc, char **argv);
 void cli_usage_usage(FILE *out);
 
+/* wasmfn compile [--cache-dir DIR] IN.wasm [-o OUT] (compile.c; docs/cli.md) */
+int cli_compile_main(int argc, char **argv);
+void cli_compile_usage(FILE *out);
+
+/* ---- native code for run and compile (native_cache.c) ---- */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+
+/* wasmfn run's cache of native code: a directory, its key, and the short
+ * form of this process's target that names its entries. */
+typedef struct cli_cache {
+    bool ok;
+    char dir[4096];
+    char target[17];
+    uint8_t key[ENG_NATIVE_KEY_BYTES];
+} cli_cache_t;
+
+void cli_sha256(const uint8_t *bytes, size_t len, uint8_t out[32]);
+/* Opens the cache (override, else $WASMFN_CACHE_DIR, else
+ * $XDG_CACHE_HOME/wasmfn, else ~/.cache/wasmfn), making it and its key at
+ * first use. -1 with a message when it cannot be used. */
+int cli_cache_open(cli_cache_t *c, const char *override, char *err, size_t errlen);
+/* Attaches the cached native code of the module whose .wasm has SHA-256
+ * digest to m: 1 done, 0 none cached, -1 refused (the entry is deleted). */
+int cli_cache_attach(const cli_cache_t *c, const uint8_t digest[32], eng_module_t *m);
+/* Seals obj and stores it as the module's entry. */
+int cli_cache_put(const cli_cache_t *c, const uint8_t digest[32], const uint8_t *obj, size_t len,
+                  char *err, size_t errlen);
+/* Compiles wasm in a child `wasmfn compile --raw` and returns the object
+ * (malloc'd). -1 with a one-line reason. */
+int cli_native_compile(const uint8_t *wasm, size_t len, uint8_t **obj, size_t *objlen, char *err,
+                       size_t errlen);
+/* A compiled module file ends with a custom section "wasmfn.native" that
+ * holds a sealed artefact for the module without it: finds it (true), with
+ * the length of the module before it. */
+bool cli_native_section(const uint8_t *bytes, size_t len, size_t *module_len,
+                        const uint8_t **payload, size_t *payload_len);
+/* module + that section holding art (malloc'd). */
+uint8_t *cli_native_with_section(const uint8_t *module, size_t len, const uint8_t *art,
+                                 size_t artlen, size_t *outlen);
+
 #endif

@@ -219,10 +219,10 @@ static const char *mem_text(const cJSON *rev, char *buf, size_t n)
 
 static void print_revisions(const cJSON *revs)
 {
-    static const char *const hdr[] = {"REVISION", "IMAGE", "MEMORY", "TIMEOUT", "SCALE",
+    static const char *const hdr[] = {"REVISION", "IMAGE", "TIER", "MEMORY", "TIMEOUT", "SCALE",
                                       "TARGET", "WINDOW", "ENV", "CREATED"};
     cli_table_t t;
-    cli_table_init(&t, 9, hdr);
+    cli_table_init(&t, 10, hdr);
     const cJSON *rev;
     cJSON_ArrayForEach(rev, revs)
     {
@@ -247,9 +247,17 @@ static void print_revisions(const cJSON *revs)
             if (w < 0 || (size_t)w >= sizeof env - len) break;
             len += (size_t)w;
         }
+        /* "native", "interp", "interp (compiling)", "interp (failed)"; the
+         * JSON (-o json) has the whole reason in tierDetail. */
+        char tier[64];
+        const char *tr = jstr(rev, "tier"), *td = jstr(rev, "tierDetail");
+        snprintf(tier, sizeof tier, "%s%s%s%s", tr ? tr : "-", td && *td ? " (" : "",
+                 td && *td ? (strncmp(td, "failed", 6) == 0 ? "failed" : td) : "",
+                 td && *td ? ")" : "");
         const char *row[] = {
             jstr(rev, "name"),
             image,
+            tier,
             mem_text(rev, mem, sizeof mem),
             jnum_text(rev, "timeoutSeconds", timeout, sizeof timeout, "s"),
             scale,

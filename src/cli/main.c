@@ -17,6 +17,7 @@ typedef struct cli_command {
 
 static const cli_command_t commands[] = {
     {"run", cli_run_main, cli_run_usage, "run a WASI command module locally, sandboxed"},
+    {"compile", cli_compile_main, cli_compile_usage, "compile a module to native code ahead of time"},
     {"serve", cli_serve_main, cli_serve_usage, "run the daemon: data plane and admin API"},
     {"deploy", cli_deploy_main, cli_deploy_usage, "upload a module and make it a function's new revision"},
     {"apply", cli_apply_main, cli_apply_usage, "create or update functions from Knative manifests (-f FILE)"},

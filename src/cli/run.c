@@ -7,6 +7,15 @@
  * exit status that tells the kinds apart (cli.h, docs/wasi.md): a script can
  * distinguish "the guest exited 3" from "the guest trapped" from "the module
  * is broken" from "it ran out of time".
+ *
+ * Tiers. By default (--tier auto) the guest runs as native code when there
+ * is some for it: in the module file itself (`wasmfn compile -o`), or in
+ * the cache (native_cache.c). When there is none, a module of up to
+ * AUTO_COMPILE_BYTES is compiled first (a second or two) and cached; a
+ * larger one runs in the interpreter this time while a background process
+ * compiles it into the cache for the next run, because LLVM needs tens of
+ * seconds per MiB and a first run should not wait that long unasked.
+ * --tier native always compiles first; --tier interp never uses native code.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -34,6 +44,14 @@ void cli_run_usage(FILE *out)
             "                       (default: HOST) inside it (repeatable)\n"
             "  --timeout MS         stop the guest after MS milliseconds\n"
             "  --memory MIB         cap the guest's linear memory at MIB mebibytes\n"
+            "  --tier T             auto (default): native code from the module file or\n"
+            "                       the cache, compiling modules up to 256 KiB first and\n"
+            "                       larger ones in the background for the next run;\n"
+            "                       native: always native (compile now when needed);\n"
+            "                       interp: the interpreter only\n"
+            "  --cache-dir DIR      where native code is cached (default\n"
+            "                       $WASMFN_CACHE_DIR, else $XDG_CACHE_HOME/wasmfn, else\n"
+            "                       ~/.cache/wasmfn; deleting it is always safe)\n"
             "  -h, --help           show this help\n"
             "\n"
             "exit status: the guest's exit code; 124 timeout; 125 usage error;\n"
@@ -41,7 +59,14 @@ void cli_run_usage(FILE *out)
             "134 trap.\n");
 }
 
+enum { TIER_AUTO, TIER_INTERP, TIER_NATIVE };
+
+/* --tier auto compiles modules up to this size before running them. */
+#define AUTO_COMPILE_BYTES (256u << 10)
+
 typedef struct run_opts {
+    int tier;
+    const char *cache_dir;
     const char **env;
     int nenv;
     const char **dirs;
@@ -108,6 +133,14 @@ static int parse_args(int argc, char **argv, run_opts_t *o)
         } else if ((v = opt_value("--timeout", argc, argv, &i))) {
             if (parse_u64(v, &o->timeout_ms) != 0 || o->timeout_ms > 86400000ull * 365)
                 return usage_error("--timeout wants milliseconds, got '%s'", v);
+        } else if ((v = opt_value("--tier", argc, argv, &i))) {
+            if (strcmp(v, "auto") == 0) o->tier = TIER_AUTO;
+            else if (strcmp(v, "interp") == 0) o->tier = TIER_INTERP;
+            else if (strcmp(v, "native") == 0) o->tier = TIER_NATIVE;
+            else return usage_error("--tier wants auto, interp or native, got '%s'", v);
+        } else if ((v = opt_value("--cache-dir", argc, argv, &i))) {
+            if (!*v) return usage_error("--cache-dir wants a directory%s", "");
+            o->cache_dir = v;
         } else if ((v = opt_value("--memory", argc, argv, &i))) {
             if (parse_u64(v, &o->memory_mib) != 0 || o->memory_mib == 0 ||
                 o->memory_mib > 4096)
@@ -157,6 +190,89 @@ static uint8_t *read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* Starts `wasmfn compile --cache-dir DIR FILE` detached from this process
+ * (its own session, stdio on /dev/null), to fill the cache for next time. */
+static void compile_in_background(const char *cache_dir, const char *file)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return;
+    exe[n] = '\0';
+    pid_t pid = fork();
+    if (pid < 0) return;
+    if (pid > 0) {
+        waitpid(pid, NULL, 0);
+        return;
+    }
+    /* The child forks again and exits, so the compiler is nobody's child
+     * to wait for and outlives this run. */
+    setsid();
+    if (fork() != 0) _exit(0);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2) close(fd);
+    }
+    execl(exe, exe, "compile", "--cache-dir", cache_dir, "--quiet", file, (char *)NULL);
+    _exit(127);
+}
+
+/* Gives m native code as --tier asks (see the top of this file). Returns
+ * 0, or an exit status after printing why (--tier native only). */
+static int native_prepare(const run_opts_t *o, const uint8_t *bytes, size_t len, eng_module_t *m)
+{
+    if (o->tier == TIER_INTERP || !eng_native_can_compile()) {
+        if (o->tier == TIER_NATIVE) {
+            fprintf(stderr, "wasmfn: %s: native code: this build cannot compile it here\n", o->file);
+            return CLI_EXIT_BAD_MODULE;
+        }
+        return 0;
+    }
+    char err[ENG_ERR_MAX];
+    size_t mlen = len;
+    const uint8_t *payload = NULL;
+    size_t plen = 0;
+    bool carried = cli_native_section(bytes, len, &mlen, &payload, &plen);
+    uint8_t digest[32];
+    cli_sha256(bytes, mlen, digest);
+    cli_cache_t cache;
+    if (cli_cache_open(&cache, o->cache_dir, err, sizeof err) != 0 && o->tier == TIER_NATIVE)
+        fprintf(stderr, "wasmfn: native code cache: %s (compiling without it)\n", err);
+    if (carried && cache.ok) {
+        const uint8_t *obj;
+        size_t objlen;
+        if (eng_native_open(payload, plen, digest, cache.key, &obj, &objlen, err, sizeof err) &&
+            eng_module_attach_native(m, obj, objlen, err, sizeof err))
+            return 0;
+    }
+    if (cli_cache_attach(&cache, digest, m) > 0) return 0;
+    if (o->tier == TIER_AUTO && mlen > AUTO_COMPILE_BYTES) {
+        if (cache.ok) {
+            compile_in_background(cache.dir, o->file);
+            if (isatty(2))
+                fprintf(stderr, "wasmfn: %s: compiling native code in the background for the next "
+                                "run; this one is interpreted\n", o->file);
+        }
+        return 0;
+    }
+    uint8_t *obj;
+    size_t objlen;
+    if (cli_native_compile(bytes, mlen, &obj, &objlen, err, sizeof err) != 0 ||
+        !eng_module_attach_native(m, obj, objlen, err, sizeof err)) {
+        if (o->tier == TIER_NATIVE) {
+            fprintf(stderr, "wasmfn: %s: native code: %s\n", o->file, err);
+            return CLI_EXIT_BAD_MODULE;
+        }
+        return 0; /* auto: the interpreter runs it */
+    }
+    char perr[ENG_ERR_MAX];
+    cli_cache_put(&cache, digest, obj, objlen, perr, sizeof perr); /* a cache: best effort */
+    free(obj);
+    return 0;
+}
+
 static int run_module(const run_opts_t *o)
 {
     char err[ENG_ERR_MAX];
@@ -168,10 +284,16 @@ static int run_module(const run_opts_t *o)
         return e == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_BAD_MODULE;
     }
     eng_module_t *m = eng_module_new(bytes, len, err, sizeof err);
-    free(bytes);
     if (!m) {
+        free(bytes);
         fprintf(stderr, "wasmfn: %s: %s\n", o->file, err);
         return CLI_EXIT_BAD_MODULE;
+    }
+    int nst = native_prepare(o, bytes, len, m);
+    free(bytes);
+    if (nst != 0) {
+        eng_module_free(m);
+        return nst;
     }
 
     int status = CLI_EXIT_USAGE;

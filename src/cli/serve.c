@@ -27,6 +27,7 @@
 #include "common/http.h"
 #include "common/metrics.h"
 #include "eventing/eventing.h"
+#include "runtime/runtime.h"
 #include "serving/serving.h"
 #include "store/store.h"
 
@@ -66,6 +67,14 @@ void cli_serve_usage(FILE *out)
             "  --price-gb-second X       price of one GB-second (default 0.0000166667)\n"
             "  --price-million-requests X  price of a million requests (default 0.20)\n"
             "  --no-metering       record no usage (for measuring metering's own cost)\n"
+            "  --tier T            auto (default): modules serve from the interpreter at\n"
+            "                      once and switch to native code when it is compiled in\n"
+            "                      the background (kept in DIR/artifacts, sealed with\n"
+            "                      DIR/native.key); interp: never compile native code\n"
+            "  --compile-jobs N    native compiles at once (default 1); each runs as a\n"
+            "                      child process at the lowest priority\n"
+            "  --compile-memory SIZE  address space a native compile may use, e.g. 2Gi\n"
+            "                      (default 4Gi; a module needing more stays interpreted)\n"
             "  -h, --help          show this help\n"
             "\n"
             "Port 0 picks a free port; the line printed at start names the real ones.\n");
@@ -79,6 +88,9 @@ typedef struct serve_opts {
     int64_t billing_granularity_ns;   /* 0 = metering's default (1 ms) */
     double price_gb_second, price_million_requests; /* < 0 = default */
     bool no_metering;
+    bool interp_only;                 /* --tier interp */
+    uint32_t compile_jobs;            /* 0 = 1 */
+    uint64_t compile_memory;          /* 0 = the compiler's default */
 } serve_opts_t;
 
 typedef struct daemon_state {
@@ -90,6 +102,9 @@ typedef struct daemon_state {
     ev_t *ev;
     char *data_url;     /* the data plane's base URL, for eventing's sinks */
     srv_t *srv;
+    rt_compiler_t *compiler;  /* background native compiles, or NULL */
+    uint8_t native_key[ENG_NATIVE_KEY_BYTES];
+    char exe[4096];
     api_t *api;
     hs_server_t *admin;
     int pending;        /* servers still draining */
@@ -186,6 +201,27 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
                                 "64Mi\n", v);
                 return -1;
             }
+        } else if ((v = opt_value(argc, argv, &i, "--tier", &missing))) {
+            if (strcmp(v, "auto") != 0 && strcmp(v, "interp") != 0) {
+                fprintf(stderr, "wasmfn serve: --tier: '%s' is not auto or interp\n", v);
+                return -1;
+            }
+            o->interp_only = strcmp(v, "interp") == 0;
+        } else if ((v = opt_value(argc, argv, &i, "--compile-jobs", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n < 1 || n > 64) {
+                fprintf(stderr, "wasmfn serve: --compile-jobs: '%s' is not a number from 1 to 64\n", v);
+                return -1;
+            }
+            o->compile_jobs = (uint32_t)n;
+        } else if ((v = opt_value(argc, argv, &i, "--compile-memory", &missing))) {
+            if (api_quantity_parse(v, &o->compile_memory) != 0 || o->compile_memory < (256u << 20)) {
+                fprintf(stderr, "wasmfn serve: --compile-memory: '%s' is not a size of at least "
+                                "256Mi\n", v);
+                return -1;
+            }
         } else if (missing) {
             fprintf(stderr, "wasmfn serve: %s needs a value\n", a);
             return -1;
@@ -252,6 +288,22 @@ static int artifact_put(void *ud, const char *digest, const uint8_t *bytes, size
                         size_t errlen)
 {
     return st_artifact_put(ud, digest, bytes, len, err, errlen) == ST_OK ? 0 : -1;
+}
+
+/* Native code, next to the compiled modules: artifacts/HEX.native-TARGET. */
+static char native_kind[32];
+
+static int native_get(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                      size_t errlen)
+{
+    int r = st_artifact_get_kind(ud, digest, native_kind, bytes, len, err, errlen);
+    return r == ST_OK ? 0 : r == ST_NOT_FOUND ? 1 : -1;
+}
+
+static int native_put(void *ud, const char *digest, const uint8_t *bytes, size_t len, char *err,
+                      size_t errlen)
+{
+    return st_artifact_put_kind(ud, digest, native_kind, bytes, len, err, errlen) == ST_OK ? 0 : -1;
 }
 
 static void events_ingress(void *ud, const char *broker, hs_req_t *req)
@@ -367,6 +419,26 @@ int cli_serve_main(int argc, char **argv)
             goto out;
         }
     }
+    /* Native code: compiled in the background, stored sealed. Without a
+     * sound key nothing stored is trusted (or written): modules compile
+     * afresh after each start. */
+    bool key_ok = false;
+    if (!o.interp_only && eng_native_can_compile()) {
+        char kerr[512];
+        key_ok = rt_native_key_load(data, d.native_key, kerr, sizeof kerr) == 0;
+        if (!key_ok)
+            fprintf(stderr, "wasmfn serve: %s; native code will not be kept on disk\n", kerr);
+        uint8_t t[32];
+        eng_native_target_digest(t);
+        int n = snprintf(native_kind, sizeof native_kind, "native-");
+        for (int i = 0; i < 8; i++) n += snprintf(native_kind + n, sizeof native_kind - (size_t)n, "%02x", t[i]);
+        size_t exelen = sizeof d.exe;
+        rt_compiler_config_t cc = {.exe = d.exe, .max_jobs = o.compile_jobs,
+                                   .memory_limit_bytes = o.compile_memory, .nice = 19};
+        if (uv_exepath(d.exe, &exelen) != 0 ||
+            !(d.compiler = rt_compiler_new(&d.loop, &cc, err, sizeof err)))
+            fprintf(stderr, "wasmfn serve: no native compiles: cannot find the wasmfn binary\n");
+    }
     srv_config_t sc = {
         .loop = &d.loop,
         .domain = o.domain ? o.domain : "localhost",
@@ -381,6 +453,10 @@ int cli_serve_main(int argc, char **argv)
         .artifact_put = artifact_put,
         .artifact_ud = d.st,
         .module_cache_bytes = o.module_cache_bytes,
+        .native_get = key_ok ? native_get : NULL,
+        .native_put = key_ok ? native_put : NULL,
+        .native_key = key_ok ? d.native_key : NULL,
+        .compiler = d.compiler,
     };
     d.srv = srv_new(&sc, err, sizeof err);
     if (!d.srv) {
@@ -462,7 +538,16 @@ out:
         ev_free(d.ev);
         d.ev = NULL;
     }
+    if (d.compiler) {
+        /* Compiles in flight are killed; their modules let go of first. */
+        rt_compiler_stop(d.compiler);
+        for (int i = 0; i < 5000 && rt_compiler_busy(d.compiler); i++) {
+            uv_run(&d.loop, UV_RUN_NOWAIT);
+            usleep(1000);
+        }
+    }
     if (d.srv) srv_free(d.srv);
+    rt_compiler_free(d.compiler);
     if (loop_ok) {
         /* Let the close callbacks of whatever srv_free closed run. */
         for (int i = 0; i < 100 && uv_run(&d.loop, UV_RUN_NOWAIT) != 0; i++) continue;

@@ -329,6 +329,8 @@ bool eng_native_can_compile(void);
  * LLVM's version, the CPU and its features. Code made for another target
  * is never loaded. A static string. */
 const char *eng_native_target(void);
+/* The SHA-256 of eng_native_target(), to name stored code by target. */
+void eng_native_target_digest(uint8_t out[32]);
 
 /* Compiles the module in bytes (decoding and validating it again) to an
  * ELF relocatable object in a malloc'd buffer (*obj, caller frees). Takes

@@ -333,8 +333,7 @@ void eng_native_link_instance(eng_instance_t *inst);
 /* Frees native code (with its module). */
 void eng_native_free(struct eng_native *n);
 size_t eng_native_size_bytes(const struct eng_native *n);
-/* SHA-256 of eng_native_target() (native_load.c). */
-void eng_native_target_digest(uint8_t out[32]);
+
 
 /* ---- Serialisation (serialize.c) ---- */
 

@@ -40,6 +40,17 @@
  * reuse, see engine/image.c) are trimmed, so a function scaled to zero
  * keeps only its compiled code and its image until the LRU evicts them.
  *
+ * Native code (the LLVM tier). A module serves from the interpreter at
+ * once; when the daemon has a compiler (compiler.c) the module's .wasm is
+ * compiled to native code in a child process in the background, the
+ * object is sealed and stored next to the blobs (native_put) and attached
+ * to the module, and every instance made from then on runs natively
+ * (engine.h). A load finds stored native code (native_get) and attaches it
+ * when its seal checks with the key: a restarted daemon or a module coming
+ * back after eviction compiles nothing. A damaged, stale or foreign
+ * artefact is refused by the engine, counted, and compiled again. The
+ * module is pinned while it compiles.
+ *
  * Images: once compiled (or loaded), the module is instantiated once in a
  * throwaway store (data and element segments, the start function, then
  * `wizer.initialize` when the module exports it, with args ["wizer"], no
@@ -68,7 +79,11 @@ struct rt_module {
     char image_err[ENG_ERR_MAX];
     uint32_t refs;       /* > 0: pinned */
     uint64_t bytes;      /* what it counts against the cache's bound */
+    uint8_t native;      /* NATIVE_* */
+    char native_err[ENG_ERR_MAX]; /* NATIVE_FAILED: why */
 };
+
+enum { NATIVE_NONE, NATIVE_COMPILING, NATIVE_READY, NATIVE_FAILED };
 
 /* How long the start function and wizer.initialize may run at deploy. */
 #define RT_INIT_TIMEOUT_NS (10ull * 1000000000ull)
@@ -111,6 +126,39 @@ out:
     if (s) eng_store_free(s);
     if (w) wasi_ctx_free(w);
     return img;
+}
+
+/* "sha256:HEX" -> 32 bytes; false when it is not such a digest. */
+static bool digest_bytes(const char *digest, uint8_t out[32])
+{
+    if (strncmp(digest, "sha256:", 7) != 0 || strlen(digest) != 7 + 64) return false;
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(digest + 7 + 2 * i, "%2x", &v) != 1) return false;
+        out[i] = (uint8_t)v;
+    }
+    return true;
+}
+
+/* Attaches em's stored native code when there is some and its seal checks.
+ * Returns 1 when attached, 0 when there is none (or no key), -1 when there
+ * was one but it was refused (damaged, stale, foreign: compiled again).
+ * Any thread. */
+static int native_from_artifact(const rt_cache_config_t *cfg, const char *digest, eng_module_t *em)
+{
+    uint8_t d[32];
+    if (!cfg->native_get || !cfg->native_key || !digest_bytes(digest, d)) return 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char e[ENG_ERR_MAX];
+    int r = cfg->native_get(cfg->ud, digest, &buf, &len, e, sizeof e);
+    if (r != 0) return r > 0 ? 0 : -1;
+    const uint8_t *obj;
+    size_t objlen;
+    bool ok = eng_native_open(buf, len, d, cfg->native_key, &obj, &objlen, e, sizeof e) &&
+              eng_module_attach_native(em, obj, objlen, e, sizeof e);
+    free(buf);
+    return ok ? 1 : -1;
 }
 
 struct rt_cache {
@@ -248,6 +296,114 @@ static int check_runnable(const eng_module_t *m, char *err, size_t errlen)
     return r;
 }
 
+static uint64_t module_bytes(const rt_module_t *m)
+{
+    return eng_module_size_bytes(m->mod) + (m->image ? eng_image_memory_bytes(m->image) : 0);
+}
+
+/* ---- background native compiles ----------------------------------------- */
+
+typedef struct native_job {
+    rt_module_t *m;            /* pinned until the job is done */
+    rt_cache_config_t cfg;     /* the callbacks, as when it began */
+    uint8_t *obj;
+    size_t len;
+    uint64_t ns;
+    bool ok;
+    char err[ENG_ERR_MAX];
+    uv_work_t work;
+} native_job_t;
+
+static void native_finish(native_job_t *nj)
+{
+    rt_module_t *m = nj->m;
+    rt_cache_t *c = m->cache;
+    m->native = nj->ok ? NATIVE_READY : NATIVE_FAILED;
+    if (!nj->ok) snprintf(m->native_err, sizeof m->native_err, "failed: %.200s", nj->err);
+    if (c) {
+        if (nj->ok) c->stats.native_compiled++;
+        else c->stats.native_failed++;
+        /* The native code now counts against the bound (m is pinned). */
+        uint64_t b = module_bytes(m);
+        c->bytes = c->bytes - m->bytes + b;
+        c->pinned_bytes = c->pinned_bytes - m->bytes + b;
+        m->bytes = b;
+    }
+    if (nj->cfg.native_done)
+        nj->cfg.native_done(nj->cfg.ud, m->digest, nj->ok, nj->ns, nj->ok ? NULL : nj->err);
+    free(nj->obj);
+    free(nj);
+    rt_module_release(m);
+}
+
+/* On a libuv worker: seal and store the object, then attach it. */
+static void native_work(uv_work_t *w)
+{
+    native_job_t *nj = w->data;
+    const rt_cache_config_t *cfg = &nj->cfg;
+    uint8_t d[32];
+    if (cfg->native_put && cfg->native_key && digest_bytes(nj->m->digest, d)) {
+        uint8_t *art;
+        size_t alen;
+        char e[ENG_ERR_MAX];
+        if (eng_native_seal(nj->obj, nj->len, d, cfg->native_key, &art, &alen, e, sizeof e)) {
+            cfg->native_put(cfg->ud, nj->m->digest, art, alen, e, sizeof e); /* a cache: best effort */
+            free(art);
+        }
+    }
+    nj->ok = eng_module_attach_native(nj->m->mod, nj->obj, nj->len, nj->err, sizeof nj->err);
+}
+
+static void native_after(uv_work_t *w, int status)
+{
+    native_job_t *nj = w->data;
+    if (status != 0 && !nj->ok) snprintf(nj->err, sizeof nj->err, "cancelled");
+    native_finish(nj);
+}
+
+static void native_compiled(void *ud, uint8_t *obj, size_t len, const char *err, uint64_t ns)
+{
+    native_job_t *nj = ud;
+    nj->ns = ns;
+    if (!obj) {
+        snprintf(nj->err, sizeof nj->err, "%s", err ? err : "failed");
+        native_finish(nj);
+        return;
+    }
+    nj->obj = obj;
+    nj->len = len;
+    nj->work.data = nj;
+    if (!nj->cfg.loop || uv_queue_work(nj->cfg.loop, &nj->work, native_work, native_after) != 0) {
+        native_work(&nj->work);
+        native_finish(nj);
+    }
+}
+
+/* Starts compiling m to native code when that is wanted and not done. */
+static void native_schedule(rt_cache_t *c, rt_module_t *m)
+{
+    const rt_cache_config_t *cfg = &c->cfg;
+    if (m->native != NATIVE_NONE || !cfg->compiler || !cfg->load_blob) return;
+    native_job_t *nj = calloc(1, sizeof *nj);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    char e[ENG_ERR_MAX] = "out of memory";
+    if (!nj || cfg->load_blob(cfg->ud, m->digest, &bytes, &len, e, sizeof e) != 0) {
+        snprintf(m->native_err, sizeof m->native_err, "failed: %.200s", e);
+        free(nj);
+        m->native = NATIVE_FAILED;
+        return;
+    }
+    nj->m = m;
+    nj->cfg = *cfg;
+    pin(m);
+    m->native = NATIVE_COMPILING;
+    if (rt_compiler_submit(cfg->compiler, bytes, len, native_compiled, nj) != 0) {
+        snprintf(nj->err, sizeof nj->err, "out of memory");
+        native_finish(nj);
+    }
+}
+
 /* Adds em (checked runnable) and its image (NULL, with the reason in
  * image_err) as module `digest` with one reference; NULL (both freed) when
  * out of memory. */
@@ -266,13 +422,15 @@ static rt_module_t *cache_insert(rt_cache_t *c, const char *digest, eng_module_t
     m->mod = em;
     m->image = img;
     if (!img) snprintf(m->image_err, sizeof m->image_err, "%s", image_err ? image_err : "");
-    m->bytes = eng_module_size_bytes(em) + (m->image ? eng_image_memory_bytes(m->image) : 0);
+    m->bytes = module_bytes(m);
+    m->native = eng_module_tier(em) == ENG_TIER_NATIVE ? NATIVE_READY : NATIVE_NONE;
     m->cache = c;
     lru_push_front(c, m);
     c->count++;
     c->bytes += m->bytes;
     pin(m);
     cache_evict(c);
+    native_schedule(c, m);
     return m;
 }
 
@@ -304,6 +462,9 @@ rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *
     }
     c->stats.loads_compiled++;
     if (!artifact_write(&c->cfg, digest, em)) c->stats.artifact_errors++;
+    int nr = native_from_artifact(&c->cfg, digest, em);
+    if (nr > 0) c->stats.native_loaded++;
+    else if (nr < 0) c->stats.artifact_errors++;
     char ierr[ENG_ERR_MAX];
     eng_image_t *img = image_make(em, NULL, ierr, sizeof ierr);
     return cache_insert(c, digest, em, img, ierr, err, errlen);
@@ -321,6 +482,7 @@ struct rt_module_load {
     char image_err[ENG_ERR_MAX];
     rt_load_source_t source;
     uint64_t artifact_errors;
+    bool native_loaded;        /* native code attached from its artefact */
     char err[ENG_ERR_MAX];
 };
 
@@ -381,6 +543,9 @@ void rt_module_load_run(rt_module_load_t *l, eng_exec_t *x)
         l->source = RT_LOAD_COMPILED;
         if (!artifact_write(cfg, l->digest, em)) l->artifact_errors++;
     }
+    int nr = native_from_artifact(cfg, l->digest, em);
+    if (nr > 0) l->native_loaded = true;
+    else if (nr < 0) l->artifact_errors++;
     l->mod = em;
     l->image = image_make(em, x, l->image_err, sizeof l->image_err);
 }
@@ -416,6 +581,7 @@ rt_module_t *rt_cache_load_finish(rt_cache_t *c, rt_module_load_t *l, rt_load_so
     }
     if (l->source == RT_LOAD_SERIALIZED) c->stats.loads_serialized++;
     else c->stats.loads_compiled++;
+    if (l->native_loaded) c->stats.native_loaded++;
     *source = l->source;
     m = cache_insert(c, l->digest, l->mod, l->image, l->image_err, err, errlen);
     l->mod = NULL;
@@ -446,6 +612,9 @@ size_t rt_cache_count(const rt_cache_t *c) { return c->count; }
 void rt_cache_stats(const rt_cache_t *c, rt_cache_stats_t *out)
 {
     *out = c->stats;
+    out->native_modules = 0;
+    for (const rt_module_t *m = c->head; m; m = m->next)
+        if (m->native == NATIVE_READY) out->native_modules++;
     out->bytes = c->bytes;
     out->pinned_bytes = c->pinned_bytes;
     out->modules = c->count;
@@ -474,3 +643,25 @@ const eng_module_t *rt_module_engine(const rt_module_t *m) { return m->mod; }
 const char *rt_module_digest(const rt_module_t *m) { return m->digest; }
 const eng_image_t *rt_module_image(const rt_module_t *m) { return m->image; }
 const char *rt_module_image_error(const rt_module_t *m) { return m->image ? "" : m->image_err; }
+
+const char *rt_module_tier(const rt_module_t *m, const char **detail)
+{
+    const char *d = "";
+    const char *tier = "interp";
+    switch (m->native) {
+    case NATIVE_READY: tier = "native"; break;
+    case NATIVE_COMPILING: d = "compiling"; break;
+    case NATIVE_FAILED: d = m->native_err; break;
+    default: break;
+    }
+    if (detail) *detail = d;
+    return tier;
+}
+
+const char *rt_cache_tier(const rt_cache_t *c, const char *digest, const char **detail)
+{
+    for (const rt_module_t *m = c->head; m; m = m->next)
+        if (strcmp(m->digest, digest) == 0) return rt_module_tier(m, detail);
+    if (detail) *detail = "";
+    return "not loaded";
+}

@@ -88,6 +88,47 @@ uint64_t rt_fiber_foreign_cpu_ns(void);
  * closed, so the loop must run once more before uv_loop_close. */
 void rt_pool_free(rt_pool_t *p);
 
+/* ---- native code --------------------------------------------------------- */
+
+/* The key that seals native code kept on disk (native_key.c): DIR/native.key,
+ * 32 random bytes made at first use with mode 0600. Refused (-1, with a
+ * message naming the fault) when the file is not a regular file owned by
+ * this user and readable by it alone: code read back from disk is then
+ * never trusted. */
+int rt_native_key_load(const char *dir, uint8_t key[ENG_NATIVE_KEY_BYTES], char *err,
+                       size_t errlen);
+
+/* Native compiles in child processes (compiler.c): `EXE compile --raw`
+ * reads the .wasm on stdin and writes the object on stdout, at low
+ * priority, with its address space capped, killed past a timeout. At most
+ * max_jobs run at once; the rest wait in order. Loop thread. */
+typedef struct rt_compiler rt_compiler_t;
+typedef struct rt_compiler_config {
+    const char *exe;              /* the wasmfn binary; must outlive the compiler */
+    uint32_t max_jobs;            /* 0 = 1 */
+    uint64_t memory_limit_bytes;  /* RLIMIT_AS of a compile; 0 = 4 GiB */
+    uint64_t timeout_ms;          /* 0 = 10 minutes */
+    int nice;                     /* the compiler's niceness (0..19) */
+} rt_compiler_config_t;
+/* Called on the loop thread with the object (malloc'd; the callee owns it)
+ * or NULL and a one-line reason ("stopped" when the compiler is freed). */
+typedef void (*rt_compile_done_fn)(void *ud, uint8_t *obj, size_t len, const char *err,
+                                   uint64_t elapsed_ns);
+rt_compiler_t *rt_compiler_new(uv_loop_t *loop, const rt_compiler_config_t *cfg, char *err,
+                               size_t errlen);
+/* Queues a compile of wasm (taken: freed by the compiler). -1 when out of
+ * memory (done is not called). */
+int rt_compiler_submit(rt_compiler_t *c, uint8_t *wasm, size_t len, rt_compile_done_fn done,
+                       void *ud);
+uint32_t rt_compiler_running(const rt_compiler_t *c);
+uint32_t rt_compiler_queued(const rt_compiler_t *c);
+/* Reports every job as "stopped" (done runs now) and kills running
+ * compilers; rt_compiler_busy stays true until they have exited (the loop
+ * must run), then rt_compiler_free frees it. free stops it first. */
+void rt_compiler_stop(rt_compiler_t *c);
+bool rt_compiler_busy(const rt_compiler_t *c);
+void rt_compiler_free(rt_compiler_t *c);
+
 /* ---- compiled modules --------------------------------------------------- */
 
 typedef struct rt_cache rt_cache_t;
@@ -118,6 +159,23 @@ typedef struct rt_cache_config {
     int (*artifact_put)(void *ud, const char *digest, const uint8_t *bytes, size_t len,
                         char *err, size_t errlen);
     void *ud;
+    /* Native code (optional). native_get/native_put keep sealed native
+     * artefacts per module digest (eng_native_seal under native_key), as
+     * artifact_get/put do the interpreter's form; a load attaches the
+     * stored code when it checks. With a compiler, a module without native
+     * code is compiled in the background (the .wasm from load_blob) while
+     * it serves from the interpreter; new instances run natively once it
+     * is attached. native_done (loop thread; may be NULL) hears of every
+     * compile, for metrics and logs. */
+    int (*native_get)(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                      size_t errlen);
+    int (*native_put)(void *ud, const char *digest, const uint8_t *bytes, size_t len, char *err,
+                      size_t errlen);
+    const uint8_t *native_key;     /* ENG_NATIVE_KEY_BYTES; NULL: none stored or read */
+    rt_compiler_t *compiler;       /* NULL: no native compiles */
+    uv_loop_t *loop;               /* with a compiler: where the work after it runs */
+    void (*native_done)(void *ud, const char *digest, bool ok, uint64_t compile_ns,
+                        const char *err);
 } rt_cache_config_t;
 
 /* Where rt_cache_load found a module. */
@@ -133,6 +191,9 @@ typedef struct rt_cache_stats {
     size_t modules, pinned;
     uint64_t loads_compiled, loads_serialized, evictions;
     uint64_t artifact_errors;  /* artefacts refused (damaged, stale) or not written */
+    uint64_t native_loaded;    /* native code attached from its artefact */
+    uint64_t native_compiled, native_failed; /* background compiles */
+    size_t native_modules;     /* cached modules running native code */
 } rt_cache_stats_t;
 
 rt_cache_t *rt_cache_new(void);
@@ -197,6 +258,13 @@ const char *rt_module_digest(const rt_module_t *m);
  * the module's state cannot be imaged; rt_module_image_error says why. */
 const eng_image_t *rt_module_image(const rt_module_t *m);
 const char *rt_module_image_error(const rt_module_t *m);
+/* The tier new instances of m run in: "native", or "interp" with, in
+ * *detail, "compiling", "queued", "failed: REASON" or "" (no native
+ * compiler). */
+const char *rt_module_tier(const rt_module_t *m, const char **detail);
+/* The same for the cached module with this digest (not pinned, not moved
+ * in the LRU), or "not loaded". */
+const char *rt_cache_tier(const rt_cache_t *c, const char *digest, const char **detail);
 
 /* ---- instances ---------------------------------------------------------- */
 

@@ -187,6 +187,8 @@ struct srv {
     int (*artifact_get)(void *, const char *, uint8_t **, size_t *, char *, size_t);
     int (*artifact_put)(void *, const char *, const uint8_t *, size_t, char *, size_t);
     void *artifact_ud;
+    int (*native_get)(void *, const char *, uint8_t **, size_t *, char *, size_t);
+    int (*native_put)(void *, const char *, const uint8_t *, size_t, char *, size_t);
     rt_pool_t *pool;
     rt_cache_t *cache;
     hs_server_t *http;
@@ -208,6 +210,7 @@ struct srv {
     mx_family_t *m_requests, *m_duration, *m_cold, *m_cold_duration, *m_instances, *m_queue;
     mx_family_t *m_cache_bytes, *m_module_loads;
     mx_family_t *m_cache_pinned_bytes, *m_cache_modules, *m_cache_evictions;
+    mx_family_t *m_tier, *m_compile_seconds, *m_compiles;
     uint64_t evictions_seen;  /* rt_cache_stats' count already added to m_cache_evictions */
 };
 
@@ -271,6 +274,7 @@ static const double duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
                                           0.1,    0.25,  0.5,    1,     2.5,  5,    10,  30};
 static const double cold_buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
                                       0.001,   0.0025,   0.005,   0.01,   0.025,   0.1};
+static const double compile_buckets[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 600};
 
 static void metrics_register(srv_t *s)
 {
@@ -317,6 +321,19 @@ static void metrics_register(srv_t *s)
     s->m_cache_evictions = mx_family_new(s->mx, "wasmfn_module_cache_evictions_total",
                                          "Unpinned modules freed to keep the cache under its bound.",
                                          MX_COUNTER, NULL, NULL, 0);
+    static const char *const frt[] = {"function", "revision", "tier", NULL};
+    s->m_tier = mx_family_new(s->mx, "wasmfn_revision_tier",
+                              "1 for the tier new instances of a revision run in (interp or "
+                              "native), 0 for the other.",
+                              MX_GAUGE, frt, NULL, 0);
+    s->m_compile_seconds = mx_family_new(
+        s->mx, "wasmfn_native_compile_duration_seconds",
+        "Time to compile a module to native code in the background.", MX_HISTOGRAM, NULL,
+        compile_buckets, sizeof compile_buckets / sizeof compile_buckets[0]);
+    static const char *const oc[] = {"outcome", NULL};
+    s->m_compiles = mx_family_new(s->mx, "wasmfn_native_compiles_total",
+                                  "Background native compiles, by outcome (ok or failed).",
+                                  MX_COUNTER, oc, NULL, 0);
 }
 
 static void cache_gauges(srv_t *s)
@@ -363,6 +380,67 @@ static int cache_artifact_put(void *ud, const char *digest, const uint8_t *bytes
 {
     srv_t *s = ud;
     return s->artifact_put(s->artifact_ud, digest, bytes, len, err, errlen);
+}
+
+static void rev_free_warm(srv_rev_t *r);
+static void rev_gauges(srv_t *s, srv_rev_t *r);
+static void rev_tier_gauge(srv_t *s, srv_rev_t *r);
+
+static int cache_native_get(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                            size_t errlen)
+{
+    srv_t *s = ud;
+    return s->native_get(s->artifact_ud, digest, bytes, len, err, errlen);
+}
+
+static int cache_native_put(void *ud, const char *digest, const uint8_t *bytes, size_t len,
+                            char *err, size_t errlen)
+{
+    srv_t *s = ud;
+    return s->native_put(s->artifact_ud, digest, bytes, len, err, errlen);
+}
+
+/* A background native compile ended (loop thread). */
+static void cache_native_done(void *ud, const char *digest, bool ok, uint64_t ns, const char *err)
+{
+    srv_t *s = ud;
+    if (s->m_compile_seconds) mx_histogram_observe(s->m_compile_seconds, NULL, (double)ns / 1e9);
+    if (s->m_compiles) {
+        const char *lv[] = {ok ? "ok" : "failed"};
+        mx_counter_add(s->m_compiles, lv, 1);
+    }
+    if (ok) {
+        fprintf(stderr, "wasmfn: %s: native code ready (compiled in %.1f s)\n", digest,
+                (double)ns / 1e9);
+        /* Idle instances made before are interpreted: let them go, so the
+         * next requests get native ones (made from the image in a
+         * microsecond; the autoscaler warms new ones at its next tick). */
+        for (srv_rev_t *r = s->revs; r; r = r->all_next) {
+            if (r->mod && strcmp(r->digest, digest) == 0) {
+                rev_free_warm(r);
+                rev_tier_gauge(s, r);
+                rev_gauges(s, r);
+            }
+        }
+    }
+    else
+        fprintf(stderr, "wasmfn: %s: native code failed, staying in the interpreter: %s\n",
+                digest, err ? err : "?");
+}
+
+const char *srv_module_tier(srv_t *s, const char *digest, const char **detail)
+{
+    return rt_cache_tier(s->cache, digest, detail);
+}
+
+/* wasmfn_revision_tier for a revision whose module is in memory. */
+static void rev_tier_gauge(srv_t *s, srv_rev_t *r)
+{
+    if (!s->m_tier || !r->mod || r->fn->deleted) return;
+    bool native = strcmp(rt_module_tier(r->mod, NULL), "native") == 0;
+    const char *ln[] = {r->fn->name, r->name, "native"}, *li[] = {r->fn->name, r->name, "interp"};
+    mx_gauge_set(s->m_tier, ln, native);
+    mx_gauge_set(s->m_tier, li, !native);
 }
 
 static void rev_gauges(srv_t *s, srv_rev_t *r)
@@ -1058,6 +1136,7 @@ static void srv_on_tick(uv_timer_t *t)
     bool decide = (++s->ticks % 2) == 0;
     for (srv_rev_t *r = s->revs; r; r = r->all_next) {
         if (r->retired) continue;
+        rev_tier_gauge(s, r);
         rev_conc_update(r, now);
         double avg = r->conc_area / (double)dt;
         r->conc_area = 0;
@@ -1232,6 +1311,8 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     s->artifact_get = c->artifact_get;
     s->artifact_put = c->artifact_put;
     s->artifact_ud = c->artifact_ud;
+    s->native_get = c->native_get;
+    s->native_put = c->native_put;
     s->mx = c->metrics;
     s->mtr = c->metering;
     s->cache = rt_cache_new();
@@ -1242,6 +1323,12 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
             .artifact_get = c->artifact_get ? cache_artifact_get : NULL,
             .artifact_put = c->artifact_put ? cache_artifact_put : NULL,
             .ud = s,
+            .native_get = c->native_get ? cache_native_get : NULL,
+            .native_put = c->native_put ? cache_native_put : NULL,
+            .native_key = c->native_key,
+            .compiler = c->compiler,
+            .loop = c->loop,
+            .native_done = cache_native_done,
         };
         rt_cache_configure(s->cache, &cc);
     }

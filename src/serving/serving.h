@@ -50,6 +50,16 @@ typedef struct srv_config {
                         char *err, size_t errlen);
     void *artifact_ud;
     uint64_t module_cache_bytes;   /* bound on cached compiled modules; 0 = 256 MiB */
+    /* Native code (optional, runtime.h rt_cache_config_t): stored sealed
+     * artefacts (any thread, as artifact_get/put; ud is artifact_ud), the
+     * key that seals them, and the compiler that makes new ones in the
+     * background. */
+    int (*native_get)(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                      size_t errlen);
+    int (*native_put)(void *ud, const char *digest, const uint8_t *bytes, size_t len, char *err,
+                      size_t errlen);
+    const uint8_t *native_key;
+    struct rt_compiler *compiler;
 } srv_config_t;
 
 srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen);
@@ -90,6 +100,9 @@ typedef struct srv_status {
     uint32_t warm, busy, queued; /* summed over the function's revisions */
 } srv_status_t;
 int srv_function_status(srv_t *s, const char *name, srv_status_t *out);
+/* The tier new instances of module `digest` run in: "native", "interp"
+ * (with *detail "compiling", "failed: REASON" or "") or "not loaded". */
+const char *srv_module_tier(srv_t *s, const char *digest, const char **detail);
 /* The function's stderr ring, or NULL. */
 lr_ring_t *srv_function_logs(srv_t *s, const char *name);
 

@@ -478,21 +478,42 @@ fail:
 
 /* ---- Compiled artefacts ---------------------------------------------------- */
 
-static char *artifact_path(st_store_t *s, const char *digest)
+static char *artifact_path(st_store_t *s, const char *digest, const char *kind)
 {
     char *p = NULL;
-    if (asprintf(&p, "%s/%s.compiled", s->artifact_dir, digest + 7) < 0) return NULL;
+    if (asprintf(&p, "%s/%s.%s", s->artifact_dir, digest + 7, kind) < 0) return NULL;
     return p;
+}
+
+/* A kind names a file suffix: lowercase letters, digits and '-'. */
+static bool kind_ok(const char *kind)
+{
+    if (!kind || !*kind || strlen(kind) > 64) return false;
+    for (const char *c = kind; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-')) return false;
+    return true;
 }
 
 int st_artifact_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *len, char *err,
                     size_t errlen)
 {
-    if (st_digest_check(digest) != 0) {
+    return st_artifact_get_kind(s, digest, "compiled", bytes, len, err, errlen);
+}
+
+int st_artifact_put(st_store_t *s, const char *digest, const uint8_t *bytes, size_t len,
+                    char *err, size_t errlen)
+{
+    return st_artifact_put_kind(s, digest, "compiled", bytes, len, err, errlen);
+}
+
+int st_artifact_get_kind(st_store_t *s, const char *digest, const char *kind, uint8_t **bytes,
+                         size_t *len, char *err, size_t errlen)
+{
+    if (st_digest_check(digest) != 0 || !kind_ok(kind)) {
         st_seterr(err, errlen, "'%s' is not a sha256:HEX digest", digest ? digest : "");
         return ST_ERR;
     }
-    char *path = artifact_path(s, digest);
+    char *path = artifact_path(s, digest, kind);
     if (!path) {
         st_seterr(err, errlen, "out of memory");
         return ST_ERR;
@@ -507,14 +528,33 @@ int st_artifact_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *
     return r;
 }
 
-int st_artifact_put(st_store_t *s, const char *digest, const uint8_t *bytes, size_t len,
-                    char *err, size_t errlen)
+/* After HEX.PREFIX-X is written: deletes HEX.PREFIX-Y for every other Y
+ * (native code for another build or CPU, say), which nothing will read. */
+static void artifact_prune(st_store_t *s, const char *digest, const char *kind)
 {
-    if (st_digest_check(digest) != 0) {
+    const char *dash = strchr(kind, '-');
+    if (!dash) return;
+    size_t hexlen = strlen(digest + 7), plen = (size_t)(dash - kind) + 1;
+    DIR *d = opendir(s->artifact_dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        if (strncmp(n, digest + 7, hexlen) == 0 && n[hexlen] == '.' &&
+            strncmp(n + hexlen + 1, kind, plen) == 0 && strcmp(n + hexlen + 1, kind) != 0)
+            unlinkat(dirfd(d), n, 0);
+    }
+    closedir(d);
+}
+
+int st_artifact_put_kind(st_store_t *s, const char *digest, const char *kind,
+                         const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    if (st_digest_check(digest) != 0 || !kind_ok(kind)) {
         st_seterr(err, errlen, "'%s' is not a sha256:HEX digest", digest ? digest : "");
         return ST_ERR;
     }
-    char *path = artifact_path(s, digest), *tmp = NULL;
+    char *path = artifact_path(s, digest, kind), *tmp = NULL;
     if (!path || asprintf(&tmp, "%s/.tmp.XXXXXX", s->artifact_dir) < 0) {
         free(path);
         st_seterr(err, errlen, "out of memory");
@@ -535,6 +575,7 @@ int st_artifact_put(st_store_t *s, const char *digest, const uint8_t *bytes, siz
             unlink(tmp);
         } else {
             r = ST_OK;
+            artifact_prune(s, digest, kind);
         }
     }
     free(tmp);

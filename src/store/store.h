@@ -7,6 +7,10 @@
  *   artifacts/HEX.compiled
  *                       the module blobs/sha256/HEX compiled by the engine
  *                       (a cache: see st_artifact_put)
+ *   artifacts/HEX.native-TARGET
+ *                       its native code for one build and CPU, sealed
+ *   native.key          the key that seals native code (mode 0600, made by
+ *                       runtime/native_key.c)
  *   admin.token         the admin API's bearer token (mode 0600), made at
  *                       the first start from getrandom(2)
  *
@@ -83,6 +87,16 @@ int st_artifact_put(st_store_t *s, const char *digest, const uint8_t *bytes, siz
 /* ST_OK with a malloc'd copy (caller frees *bytes), ST_NOT_FOUND or ST_ERR. */
 int st_artifact_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *len, char *err,
                     size_t errlen);
+/* The same for other kinds of derived file, artifacts/HEX.KIND (KIND of
+ * lowercase letters, digits and '-'; "compiled" is the one above). Native
+ * code is kind "native-TARGET" (TARGET names the build and CPU it is for,
+ * engine.h); writing HEX.A-X deletes HEX.A-Y for any other Y, so code for
+ * an earlier build does not pile up. The engine checks what it reads
+ * (native code carries an HMAC, see engine.h). */
+int st_artifact_get_kind(st_store_t *s, const char *digest, const char *kind, uint8_t **bytes,
+                         size_t *len, char *err, size_t errlen);
+int st_artifact_put_kind(st_store_t *s, const char *digest, const char *kind,
+                         const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
 /* ---- Functions, revisions, routes ---------------------------------------- */
 
