@@ -283,7 +283,13 @@ static int run_module(const run_opts_t *o)
         fprintf(stderr, "wasmfn: %s: %s\n", o->file, strerror(e));
         return e == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_BAD_MODULE;
     }
-    eng_module_t *m = eng_module_new(bytes, len, err, sizeof err);
+    /* A compiled module file: the module is what precedes its native code
+     * (which is sealed for exactly those bytes). */
+    size_t mlen = len;
+    const uint8_t *payload;
+    size_t plen;
+    cli_native_section(bytes, len, &mlen, &payload, &plen);
+    eng_module_t *m = eng_module_new(bytes, mlen, err, sizeof err);
     if (!m) {
         free(bytes);
         fprintf(stderr, "wasmfn: %s: %s\n", o->file, err);

@@ -19,6 +19,8 @@
  * subsection is read best-effort after all other sections.
  */
 #include "engine/internal.h"
+
+#include <openssl/evp.h>
 #include "engine/reader.h"
 
 #include <stdlib.h>
@@ -1069,6 +1071,8 @@ eng_module_t *eng_module_new(const uint8_t *bytes, size_t len, char *err, size_t
         eng_module_free(m);
         return NULL;
     }
+    /* What native code is checked against (native_load.c). */
+    EVP_Digest(bytes ? bytes : (const uint8_t *)"", len, m->sha256, NULL, EVP_sha256(), NULL);
     return m;
 }
 

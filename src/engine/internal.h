@@ -161,6 +161,7 @@ struct eng_module {
     uint8_t *func_declared;         /* [nfuncs] bool */
 
     char **func_names;              /* [nfuncs] from the name section, or NULL; entries may be NULL */
+    uint8_t sha256[32];             /* of the bytes it was decoded from */
 
     /* Native code, once attached (native_load.c): NULL until then. Set
      * once with a release store while other threads may instantiate;

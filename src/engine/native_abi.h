@@ -46,7 +46,7 @@
 
 /* Bump when the generated code's conventions change without any struct
  * offset changing: old artefacts then no longer match the target key. */
-#define ENG_NATIVE_ABI 2
+#define ENG_NATIVE_ABI 3
 
 /* Trap codes passed to eng_nat_trap: an eng_trap_t, or'ed with this flag
  * for the call_indirect variant of a table bounds trap, whose text the
@@ -125,7 +125,8 @@ enum {
     ENG_NATIVE_META_NFUNCS,
     ENG_NATIVE_META_NIMPORTS,
     ENG_NATIVE_META_NTYPES,
-    ENG_NATIVE_META_WORDS
+    ENG_NATIVE_META_SHA256, /* 8 words: the module's SHA-256, as bytes */
+    ENG_NATIVE_META_WORDS = ENG_NATIVE_META_SHA256 + 8
 };
 #define ENG_NATIVE_MAGIC 0x6e66776eu /* "nwfn" */
 

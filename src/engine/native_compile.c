@@ -390,6 +390,11 @@ static bool build_module(nc_module_t *nc, const uint8_t **bodies, const size_t *
     meta[ENG_NATIVE_META_NFUNCS] = LLVMConstInt(nc->t_i32, m->nfuncs, 0);
     meta[ENG_NATIVE_META_NIMPORTS] = LLVMConstInt(nc->t_i32, m->nfunc_imports, 0);
     meta[ENG_NATIVE_META_NTYPES] = LLVMConstInt(nc->t_i32, m->ntypes, 0);
+    for (int i = 0; i < 8; i++) {
+        uint32_t w;
+        memcpy(&w, m->sha256 + 4 * i, 4);
+        meta[ENG_NATIVE_META_SHA256 + i] = LLVMConstInt(nc->t_i32, w, 0);
+    }
     add_table(nc, ENG_NATIVE_SYM_META, nc->t_i32, meta, ENG_NATIVE_META_WORDS);
     return true;
 }

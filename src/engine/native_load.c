@@ -236,8 +236,9 @@ bool eng_module_attach_native(eng_module_t *m, const uint8_t *obj, size_t len, c
         bad = "another format";
     else if (meta[ENG_NATIVE_META_NFUNCS] != m->nfuncs ||
              meta[ENG_NATIVE_META_NIMPORTS] != m->nfunc_imports ||
-             meta[ENG_NATIVE_META_NTYPES] != m->ntypes)
-        bad = "made for another module";
+             meta[ENG_NATIVE_META_NTYPES] != m->ntypes ||
+             memcmp(meta + ENG_NATIVE_META_SHA256, m->sha256, 32) != 0)
+        bad = "made from another module";
     if (bad) {
         eng_obj_free(o);
         return eng_errf(err, errlen, "native code: %s", bad);

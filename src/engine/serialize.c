@@ -20,6 +20,7 @@
  *
  * Layout (little-endian, fixed width):
  *   "WFNCMOD\0"  u32 format version  16-byte engine build id
+ *   the SHA-256 of the module's bytes (eng_module_t.sha256)
  *   the module's structures (types, imports, index spaces, globals,
  *   exports, start, element and data segments, declared functions, names)
  *   each defined function's header and code
@@ -52,11 +53,11 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 /* Bump when an op's meaning or the code's conventions change without the
  * op list or shapes changing: old artefacts then count as stale. */
 #define ENG_SERIAL_ABI 1
-#define SER_VERSION 1u
+#define SER_VERSION 2u
 #define SER_MAGIC "WFNCMOD"    /* 7 chars + NUL = 8 bytes */
 #define SER_ID_BYTES 16
 #define SER_HASH_BYTES 32
-#define SER_HEADER_BYTES (8 + 4 + SER_ID_BYTES)
+#define SER_HEADER_BYTES (8 + 4 + SER_ID_BYTES + 32)
 /* Frame sizes the compiler can produce are bounded by locals plus the
  * body's length; this bound only keeps hostile numbers far from overflow. */
 #define SER_MAX_FRAME (1u << 26)
@@ -319,6 +320,7 @@ bool eng_module_serialize(const eng_module_t *m, uint8_t **out, size_t *len, cha
     w_bytes(&w, SER_MAGIC, 8);
     w_u32(&w, SER_VERSION);
     w_bytes(&w, ser.id, SER_ID_BYTES);
+    w_bytes(&w, m->sha256, 32);
 
     w_u32(&w, m->ntypes);
     for (uint32_t i = 0; i < m->ntypes; i++) {
@@ -1101,6 +1103,7 @@ eng_module_t *eng_module_deserialize(const uint8_t *buf, size_t len, char *err, 
         eng_errf(err, errlen, "out of memory");
         return NULL;
     }
+    memcpy(m->sha256, buf + 12 + SER_ID_BYTES, 32);
     rctx_t c = {.m = m, .err = err, .errlen = errlen};
     rd_init(&c.r, buf + SER_HEADER_BYTES, body - SER_HEADER_BYTES, SER_HEADER_BYTES);
     if (!r_module(&c)) {

@@ -85,6 +85,22 @@ struct rt_module {
 
 enum { NATIVE_NONE, NATIVE_COMPILING, NATIVE_READY, NATIVE_FAILED };
 
+/* A compile does not pin its module: the module may be evicted meanwhile,
+ * and then the stored artefact is what its next load finds. */
+typedef struct native_job {
+    rt_cache_t *c;             /* NULL once the cache is freed */
+    struct native_job *next;   /* c->jobs */
+    char *digest;
+    rt_cache_config_t cfg;     /* the callbacks, as when it began */
+    uint8_t *obj;
+    size_t len;
+    uint64_t ns;
+    bool ok;
+    char err[ENG_ERR_MAX];
+    uv_work_t work;
+} native_job_t;
+
+
 /* How long the start function and wizer.initialize may run at deploy. */
 #define RT_INIT_TIMEOUT_NS (10ull * 1000000000ull)
 
@@ -167,6 +183,9 @@ struct rt_cache {
     uint64_t bytes, pinned_bytes;
     rt_cache_config_t cfg;
     rt_cache_stats_t stats;   /* the counters; sizes are filled in on demand */
+    struct native_job *jobs;  /* native compiles under way */
+    char *failed[256];        /* digests whose native compile failed (a ring) */
+    uint32_t nfailed;
 };
 
 rt_cache_t *rt_cache_new(void)
@@ -229,6 +248,8 @@ void rt_cache_configure(rt_cache_t *c, const rt_cache_config_t *cfg)
 void rt_cache_free(rt_cache_t *c)
 {
     if (!c) return;
+    for (struct native_job *j = c->jobs; j; j = j->next) j->c = NULL;
+    for (uint32_t i = 0; i < sizeof c->failed / sizeof c->failed[0]; i++) free(c->failed[i]);
     rt_module_t *m = c->head;
     while (m) {
         rt_module_t *next = m->next;
@@ -303,62 +324,88 @@ static uint64_t module_bytes(const rt_module_t *m)
 
 /* ---- background native compiles ----------------------------------------- */
 
-typedef struct native_job {
-    rt_module_t *m;            /* pinned until the job is done */
-    rt_cache_config_t cfg;     /* the callbacks, as when it began */
-    uint8_t *obj;
-    size_t len;
-    uint64_t ns;
-    bool ok;
-    char err[ENG_ERR_MAX];
-    uv_work_t work;
-} native_job_t;
+
+/* Digests whose native compile failed, so that a module reloaded after
+ * eviction does not run a compile that fails again. Bounded: the oldest
+ * is forgotten. */
+#define NATIVE_FAILED_KEEP 256
+
+static rt_module_t *cache_peek(rt_cache_t *c, const char *digest)
+{
+    for (rt_module_t *m = c->head; m; m = m->next)
+        if (strcmp(m->digest, digest) == 0) return m;
+    return NULL;
+}
+
+static void native_job_free(native_job_t *nj)
+{
+    free(nj->digest);
+    free(nj->obj);
+    free(nj);
+}
 
 static void native_finish(native_job_t *nj)
 {
-    rt_module_t *m = nj->m;
-    rt_cache_t *c = m->cache;
-    m->native = nj->ok ? NATIVE_READY : NATIVE_FAILED;
-    if (!nj->ok) snprintf(m->native_err, sizeof m->native_err, "failed: %.200s", nj->err);
+    rt_cache_t *c = nj->c;
     if (c) {
-        if (nj->ok) c->stats.native_compiled++;
-        else c->stats.native_failed++;
-        /* The native code now counts against the bound (m is pinned). */
-        uint64_t b = module_bytes(m);
-        c->bytes = c->bytes - m->bytes + b;
-        c->pinned_bytes = c->pinned_bytes - m->bytes + b;
-        m->bytes = b;
+        for (native_job_t **p = &c->jobs; *p; p = &(*p)->next) {
+            if (*p == nj) {
+                *p = nj->next;
+                break;
+            }
+        }
+        rt_module_t *m = cache_peek(c, nj->digest);
+        if (nj->ok && m && m->native != NATIVE_READY)
+            nj->ok = eng_module_attach_native(m->mod, nj->obj, nj->len, nj->err, sizeof nj->err);
+        if (nj->ok) {
+            c->stats.native_compiled++;
+        } else {
+            c->stats.native_failed++;
+            if (strcmp(nj->err, "stopped") != 0) {
+                uint32_t slot = c->nfailed++ % NATIVE_FAILED_KEEP;
+                free(c->failed[slot]);
+                c->failed[slot] = nj->digest; /* kept */
+                nj->digest = NULL;
+            }
+        }
+        if (m) {
+            m->native = nj->ok ? NATIVE_READY : NATIVE_FAILED;
+            if (!nj->ok) snprintf(m->native_err, sizeof m->native_err, "failed: %.200s", nj->err);
+            /* The native code counts against the bound now. */
+            uint64_t b = module_bytes(m);
+            c->bytes = c->bytes - m->bytes + b;
+            if (m->refs) c->pinned_bytes = c->pinned_bytes - m->bytes + b;
+            m->bytes = b;
+        }
+        if (nj->cfg.native_done)
+            nj->cfg.native_done(nj->cfg.ud, m ? m->digest : nj->digest ? nj->digest : "", nj->ok, nj->ns,
+                                nj->ok ? NULL : nj->err);
+        cache_evict(c);
     }
-    if (nj->cfg.native_done)
-        nj->cfg.native_done(nj->cfg.ud, m->digest, nj->ok, nj->ns, nj->ok ? NULL : nj->err);
-    free(nj->obj);
-    free(nj);
-    rt_module_release(m);
+    native_job_free(nj);
 }
 
-/* On a libuv worker: seal and store the object, then attach it. */
+/* On a libuv worker: seal and store the object (a cache: best effort). */
 static void native_work(uv_work_t *w)
 {
     native_job_t *nj = w->data;
     const rt_cache_config_t *cfg = &nj->cfg;
     uint8_t d[32];
-    if (cfg->native_put && cfg->native_key && digest_bytes(nj->m->digest, d)) {
+    if (cfg->native_put && cfg->native_key && digest_bytes(nj->digest, d)) {
         uint8_t *art;
         size_t alen;
         char e[ENG_ERR_MAX];
         if (eng_native_seal(nj->obj, nj->len, d, cfg->native_key, &art, &alen, e, sizeof e)) {
-            cfg->native_put(cfg->ud, nj->m->digest, art, alen, e, sizeof e); /* a cache: best effort */
+            cfg->native_put(cfg->ud, nj->digest, art, alen, e, sizeof e);
             free(art);
         }
     }
-    nj->ok = eng_module_attach_native(nj->m->mod, nj->obj, nj->len, nj->err, sizeof nj->err);
 }
 
 static void native_after(uv_work_t *w, int status)
 {
-    native_job_t *nj = w->data;
-    if (status != 0 && !nj->ok) snprintf(nj->err, sizeof nj->err, "cancelled");
-    native_finish(nj);
+    (void)status;
+    native_finish(w->data);
 }
 
 static void native_compiled(void *ud, uint8_t *obj, size_t len, const char *err, uint64_t ns)
@@ -370,6 +417,7 @@ static void native_compiled(void *ud, uint8_t *obj, size_t len, const char *err,
         native_finish(nj);
         return;
     }
+    nj->ok = true;
     nj->obj = obj;
     nj->len = len;
     nj->work.data = nj;
@@ -379,24 +427,41 @@ static void native_compiled(void *ud, uint8_t *obj, size_t len, const char *err,
     }
 }
 
-/* Starts compiling m to native code when that is wanted and not done. */
+/* Starts compiling m to native code when that is wanted and not done (or
+ * under way, or known to fail). */
 static void native_schedule(rt_cache_t *c, rt_module_t *m)
 {
     const rt_cache_config_t *cfg = &c->cfg;
     if (m->native != NATIVE_NONE || !cfg->compiler || !cfg->load_blob) return;
+    for (native_job_t *j = c->jobs; j; j = j->next) {
+        if (strcmp(j->digest, m->digest) == 0) {
+            m->native = NATIVE_COMPILING;
+            return;
+        }
+    }
+    for (uint32_t i = 0; i < NATIVE_FAILED_KEEP && i < c->nfailed; i++) {
+        if (c->failed[i] && strcmp(c->failed[i], m->digest) == 0) {
+            m->native = NATIVE_FAILED;
+            snprintf(m->native_err, sizeof m->native_err, "failed: it failed before");
+            return;
+        }
+    }
     native_job_t *nj = calloc(1, sizeof *nj);
     uint8_t *bytes = NULL;
     size_t len = 0;
     char e[ENG_ERR_MAX] = "out of memory";
-    if (!nj || cfg->load_blob(cfg->ud, m->digest, &bytes, &len, e, sizeof e) != 0) {
+    if (!nj || !(nj->digest = strdup(m->digest)) ||
+        cfg->load_blob(cfg->ud, m->digest, &bytes, &len, e, sizeof e) != 0) {
         snprintf(m->native_err, sizeof m->native_err, "failed: %.200s", e);
+        if (nj) free(nj->digest);
         free(nj);
         m->native = NATIVE_FAILED;
         return;
     }
-    nj->m = m;
+    nj->c = c;
     nj->cfg = *cfg;
-    pin(m);
+    nj->next = c->jobs;
+    c->jobs = nj;
     m->native = NATIVE_COMPILING;
     if (rt_compiler_submit(cfg->compiler, bytes, len, native_compiled, nj) != 0) {
         snprintf(nj->err, sizeof nj->err, "out of memory");
