@@ -328,6 +328,12 @@ void eng_code_func_free(eng_code_func_t *c);
  * and writes its results to io[0..nresults). Returns ENG_OK or the trap,
  * with the message in x. Re-entrant (host functions may call eng_call). */
 eng_trap_t eng_native_enter(eng_exec_t *x, eng_func_t *f, eng_val_t *io);
+/* The lowest stack address guest code entered with stack pointer sp may
+ * use on x's stack (eng_exec_set_stack, else the thread's): the stack's
+ * end plus ENG_NATIVE_STACK_RESERVE, or UINTPTR_MAX when even that is not
+ * there. eng_call sets x->stack_limit from it at the outermost call;
+ * native code and nested eng_calls trap below it. */
+uintptr_t eng_stack_limit(const eng_exec_t *x, uintptr_t sp);
 /* Gives a new instance's defined functions the module's native code, if
  * the module has any attached (called by eng_instance_alloc). */
 void eng_native_link_instance(eng_instance_t *inst);

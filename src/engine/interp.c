@@ -966,9 +966,17 @@ eng_trap_t eng_call(eng_exec_t *x, eng_func_t *f, const eng_val_t *args, eng_val
 {
     eng_interp_handlers();
     uint32_t np = f->type->nparams, nr = f->type->nresults;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     if (x->nest == 0) {
         __atomic_store_n(&x->interrupt, 0, __ATOMIC_RELAXED);
         x->top = x->stack;
+        x->stack_limit = eng_stack_limit(x, sp);
+    } else if (sp < x->stack_limit) {
+        /* Guest -> host -> eng_call -> guest ... recurses in C: bounded by
+         * the same limit as native code. f is the function that could
+         * not be entered (as for the interpreter's own frames). */
+        trap_message(x, ENG_TRAP_STACK_EXHAUSTED, NULL, f);
+        return ENG_TRAP_STACK_EXHAUSTED;
     }
     x->trap = ENG_OK;
     x->msg[0] = '\0';

@@ -34,8 +34,10 @@ typedef void (*tramp_fn)(void *fn, eng_instance_t *inst, eng_exec_t *x, eng_val_
 #define NATIVE_BUDGET (10 * ENG_BUDGET)
 
 /* A stack we know nothing of (an embedder's own, not given to
- * eng_exec_set_stack): assume this much below the entry. */
-#define UNKNOWN_STACK_BYTES (256u << 10)
+ * eng_exec_set_stack): assume only this much below the entry, which
+ * leaves guests little room but never more than the smallest stack we
+ * make (a fiber's 128 KiB). */
+#define UNKNOWN_STACK_BYTES (96u << 10)
 
 static __thread uintptr_t thread_stack_lo, thread_stack_hi;
 
@@ -65,8 +67,7 @@ void eng_exec_set_stack(eng_exec_t *x, void *lo, size_t bytes)
     x->stack_hi = lo ? (uintptr_t)lo + bytes : 0;
 }
 
-/* The lowest stack address native code entered at sp may use. */
-static uintptr_t stack_limit_for(const eng_exec_t *x, uintptr_t sp)
+uintptr_t eng_stack_limit(const eng_exec_t *x, uintptr_t sp)
 {
     uintptr_t lo = x->stack_lo, hi = x->stack_hi;
     if (!(sp > lo && sp <= hi))
@@ -81,12 +82,8 @@ static uintptr_t stack_limit_for(const eng_exec_t *x, uintptr_t sp)
 
 eng_trap_t eng_native_enter(eng_exec_t *x, eng_func_t *f, eng_val_t *io)
 {
-    if (!x->jmp) {
-        /* The outermost native entry on this exec: the stack may differ
-         * from the last one (a fiber, a thread). */
-        x->fuel = NATIVE_BUDGET;
-        x->stack_limit = stack_limit_for(x, (uintptr_t)__builtin_frame_address(0));
-    }
+    if (!x->jmp)
+        x->fuel = NATIVE_BUDGET; /* the outermost native entry on this exec */
     jmp_buf jb;
     void *volatile prev = x->jmp;
     eng_trap_t t = ENG_OK;

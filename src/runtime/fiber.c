@@ -267,6 +267,8 @@ rt_fiber_t *rt_fiber_current(void) { return fiber_now; }
 
 size_t rt_fiber_stack_size(const rt_fiber_t *f) { return f->stack_len; }
 
+void *rt_fiber_stack_base(const rt_fiber_t *f) { return f->stack; }
+
 void rt_fiber_paint(rt_fiber_t *f) { memset(f->stack, FIBER_PAINT, f->stack_len); }
 
 size_t rt_fiber_stack_high_water(const rt_fiber_t *f)

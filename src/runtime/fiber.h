@@ -48,6 +48,9 @@ rt_fiber_t *rt_fiber_current(void);
  * top have been written since. rt_fiber_stack_resident counts the bytes of
  * the stack's pages that are resident (mincore), i.e. what it costs. */
 size_t rt_fiber_stack_size(const rt_fiber_t *f);
+/* The lowest byte of the stack (just above the guard page): with
+ * rt_fiber_stack_size, what eng_exec_set_stack wants. */
+void *rt_fiber_stack_base(const rt_fiber_t *f);
 void rt_fiber_paint(rt_fiber_t *f);
 size_t rt_fiber_stack_high_water(const rt_fiber_t *f);
 size_t rt_fiber_stack_resident(const rt_fiber_t *f);

@@ -342,6 +342,9 @@ static task_t *task_get(worker_t *w)
         free(t);
         return NULL;
     }
+    /* Native code and nested calls check the stack they run on against
+     * this: a runaway guest traps instead of hitting the guard page. */
+    eng_exec_set_stack(t->exec, rt_fiber_stack_base(t->fiber), rt_fiber_stack_size(t->fiber));
     eng_exec_set_yield(t->exec, task_yield, t);
     return t;
 }
