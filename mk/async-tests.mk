@@ -9,5 +9,7 @@ ASAN_STEPS += test-async
 .PHONY: test-async
 
 test-async: $(WASMFN) examples serving-fns
-	@WASMFN=$(WASMFN) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
-		bash tests/serving/async_tests.sh
+	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
+		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+		bash tests/serving/async_tests.sh || s=1; \
+	done; exit $$s

@@ -39,4 +39,6 @@ $(BUILD)/eventing-fns/%.wasm: tests/eventing/fns/%.c
 	$(EXAMPLES_CC) $(EXAMPLES_CFLAGS) $< -o $@
 
 test-eventing-daemon: $(WASMFN) $(EV_FNS)
-	@WASMFN=$(WASMFN) EVSINK=$(EV_FNS) bash tests/eventing/daemon_tests.sh
+	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
+		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EVSINK=$(EV_FNS) bash tests/eventing/daemon_tests.sh || s=1; \
+	done; exit $$s

@@ -2,17 +2,23 @@
 #
 #   make fuzz-smoke    libFuzzer target over the seed corpus with -seed=1 for
 #                      FUZZ_SMOKE_SECONDS (part of `make test`)
-#   make diff-smoke    differential fuzzer against V8, seeds 1..DIFF_SMOKE_COUNT
+#   make diff-smoke    differential fuzzer, seeds 1..DIFF_SMOKE_COUNT: each
+#                      module in our interpreter, our native tier and V8
 #                      (part of `make test`)
-#   make fuzz          both for longer: libFuzzer for FUZZ_SECONDS with a corpus
-#                      kept in build/fuzz/corpus, then FUZZ_DIFF_COUNT diff seeds
-#                      from FUZZ_DIFF_FIRST
+#   make fuzz-native   libFuzzer target that also compiles every valid input
+#                      natively and compares the tiers, FUZZ_NATIVE_SECONDS
+#                      (on demand: LLVM makes it slow)
+#   make fuzz          all for longer: libFuzzer for FUZZ_SECONDS with a corpus
+#                      kept in build/fuzz/corpus, the native target for
+#                      FUZZ_NATIVE_SECONDS on that corpus, then FUZZ_DIFF_COUNT
+#                      diff seeds from FUZZ_DIFF_FIRST
 #
 # The libFuzzer build compiles the engine sources itself with clang (it needs
 # clang's coverage instrumentation), into build/fuzz/ whatever BUILD is.
 
 FUZZ_OUT := build/fuzz
 FUZZ_BIN := $(FUZZ_OUT)/fuzz_module
+FUZZ_NATIVE_BIN := $(FUZZ_OUT)/fuzz_native
 DIFF_RUN := $(BUILD)/fuzz/diff_run
 FUZZ_ENGINE_SRCS := $(sort $(wildcard src/engine/*.c))
 FUZZ_ENGINE_HDRS := $(wildcard src/engine/*.h)
@@ -25,6 +31,7 @@ FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on
 
 FUZZ_SMOKE_SECONDS ?= 40
 FUZZ_SECONDS ?= 300
+FUZZ_NATIVE_SECONDS ?= 300
 DIFF_SMOKE_COUNT ?= 100
 FUZZ_DIFF_FIRST ?= 1001
 FUZZ_DIFF_COUNT ?= 1000
@@ -44,11 +51,17 @@ TEST_STEPS += fuzz-smoke diff-smoke
 # sanitizer build of the engine.
 ASAN_STEPS += diff-smoke
 
-.PHONY: fuzz fuzz-smoke diff-smoke fuzz-seeds
+.PHONY: fuzz fuzz-smoke diff-smoke fuzz-seeds fuzz-native
 
 $(FUZZ_BIN): tests/fuzz/fuzz_module.c $(FUZZ_ENGINE_SRCS) $(FUZZ_ENGINE_HDRS)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_module.c $(FUZZ_ENGINE_SRCS) $(LLVM_CFLAGS) $(LLVM_LIBS) -lm -lpthread -lcrypto
+
+# The same target with both tiers (fuzz_module.c says why it is a separate
+# binary and what it compares).
+$(FUZZ_NATIVE_BIN): tests/fuzz/fuzz_module.c $(FUZZ_ENGINE_SRCS) $(FUZZ_ENGINE_HDRS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -DFUZZ_NATIVE -o $@ tests/fuzz/fuzz_module.c $(FUZZ_ENGINE_SRCS) $(LLVM_CFLAGS) $(LLVM_LIBS) -lm -lpthread -lcrypto
 
 $(DIFF_RUN): tests/fuzz/diff_run.c $(LIB)
 	@mkdir -p $(@D)
@@ -99,10 +112,32 @@ diff-smoke: $(DIFF_RUN)
 	@bash tests/fuzz/diff.sh --first 1 --count $(DIFF_SMOKE_COUNT) --runner $(DIFF_RUN) \
 		--work $(FUZZ_OUT)/diff-smoke
 
+# Replays the regression inputs, then fuzzes for FUZZ_NATIVE_SECONDS from
+# the seeds and whatever fuzz_module's corpus holds; its own corpus is kept
+# in build/fuzz/native-corpus, its findings go to build/fuzz/native-artifacts.
+fuzz-native: $(FUZZ_NATIVE_BIN) $(FUZZ_OUT)/seeds/.stamp
+	@mkdir -p $(FUZZ_OUT)/corpus $(FUZZ_OUT)/native-corpus $(FUZZ_OUT)/native-artifacts
+	@regs=$$(ls tests/fuzz/regressions/*.wasm 2>/dev/null); \
+	if [ -n "$$regs" ]; then \
+		echo "fuzz-native: replaying $$(echo "$$regs" | wc -l) regression inputs"; \
+		$(FUZZ_ENV) $(FUZZ_NATIVE_BIN) -timeout=30 $$regs >$(FUZZ_OUT)/native-regressions.log 2>&1 || \
+			{ tail -40 $(FUZZ_OUT)/native-regressions.log; echo "fuzz-native: a regression input fails"; exit 1; }; \
+	fi
+	@echo "fuzz-native: libFuzzer for $(FUZZ_NATIVE_SECONDS) s (log: $(FUZZ_OUT)/native.log)"
+	@$(FUZZ_ENV) $(FUZZ_NATIVE_BIN) -max_total_time=$(FUZZ_NATIVE_SECONDS) -timeout=30 \
+		-rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_OUT)/native-artifacts/ \
+		$(FUZZ_OUT)/native-corpus $(FUZZ_OUT)/corpus $(FUZZ_OUT)/seeds >$(FUZZ_OUT)/native.log 2>&1 || \
+		{ tail -60 $(FUZZ_OUT)/native.log; \
+		  echo "fuzz-native: FAILED; the input is in $(FUZZ_OUT)/native-artifacts/ (see docs/fuzzing.md)"; exit 1; }
+	@grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_OUT)/native.log | tr '\n' ' '; echo
+	@echo "fuzz-native: no crash, leak, sanitizer report or difference between the tiers"
+
 fuzz: $(FUZZ_BIN) $(FUZZ_OUT)/seeds/.stamp $(DIFF_RUN)
 	@mkdir -p $(FUZZ_OUT)/corpus $(FUZZ_OUT)/artifacts
 	$(FUZZ_ENV) $(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
 		-max_len=65536 -print_final_stats=1 -artifact_prefix=$(FUZZ_OUT)/artifacts/ \
 		$(FUZZ_OUT)/corpus $(FUZZ_OUT)/seeds
+	@$(MAKE) --no-print-directory fuzz-native
 	bash tests/fuzz/diff.sh --first $(FUZZ_DIFF_FIRST) --count $(FUZZ_DIFF_COUNT) \
 		--runner $(DIFF_RUN) --work $(FUZZ_OUT)/diff

@@ -27,8 +27,10 @@ TEST_STEPS += test-metering
 
 .PHONY: test-metering
 test-metering: $(WASMFN) examples serving-fns
-	@WASMFN=$(WASMFN) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
-		bash tests/metering/run_tests.sh
+	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
+		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+		bash tests/metering/run_tests.sh || s=1; \
+	done; exit $$s
 
 # `make bench-metering-throughput`: hello-world req/s with metering on and off
 # (bench/metering/throughput.sh); part of `make bench`.

@@ -12,3 +12,9 @@ LLVM_LIBS := -L$(LLVM_LIBDIR) -lLLVM-19
 
 CFLAGS += $(LLVM_CFLAGS)
 LIBS += $(LLVM_LIBS) -lcrypto
+
+# The daemon test suites run once per tier (tests/lib/tier_wrapper.sh):
+# interp (serve --tier interp) and native (every deploy waits for its
+# native code). DAEMON_TIERS=interp (or native) runs one.
+DAEMON_TIERS ?= interp native
+TIER_WRAPPER := $(abspath tests/lib/tier_wrapper.sh)

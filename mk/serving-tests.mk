@@ -22,13 +22,17 @@ $(SERVING_FNS_DIR)/%.wasm: tests/serving/fns/%.c
 	$(EXAMPLES_CC) $(EXAMPLES_CFLAGS) $< -o $@
 
 test-serving: $(WASMFN) examples serving-fns
-	@WASMFN=$(WASMFN) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
-		bash tests/serving/run_tests.sh
+	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
+		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+		bash tests/serving/run_tests.sh || s=1; \
+	done; exit $$s
 
 # `make test-sched`: fair sharing of one worker between guests (fibers).
 TEST_STEPS += test-sched
 ASAN_STEPS += test-sched
 .PHONY: test-sched
 test-sched: $(WASMFN) examples serving-fns
-	@WASMFN=$(WASMFN) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
-		bash tests/serving/sched_tests.sh
+	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
+		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+		bash tests/serving/sched_tests.sh || s=1; \
+	done; exit $$s

@@ -1410,6 +1410,14 @@ bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t 
     f->func = m->nfunc_imports + defined;
     f->ft = &m->types[m->func_type[f->func]];
     f->fn = nc->funcs[defined];
+    /* Allocated up front: a call taking no arguments copies zero values
+     * from it, which must not be from NULL. */
+    f->scap = 64;
+    f->stack = malloc(f->scap * sizeof *f->stack);
+    if (!f->stack) {
+        free(f);
+        return eng_errf(nc->err, nc->errlen, "native: out of memory");
+    }
     rd_init(&f->r, code, len, offset);
     bool ok = false;
     if (setjmp(f->fail) == 0) {

@@ -1,6 +1,8 @@
 /*
  * diff_run.c — our half of the differential fuzzer (see diff.sh).
  *
+ * Usage: diff_run [--tier interp|native] MODULE.wasm
+ *
  * Runs one module the way tests/fuzz/diff_run.mjs runs it in V8 and prints
  * the same transcript, so that diff.sh can compare the two byte for byte:
  *
@@ -23,6 +25,24 @@
  * differs from the original instance's, "image mismatch (fresh slot)" or
  * "image mismatch (warm slot)" (the differing transcript goes to stderr).
  *
+ * Tiers. --tier interp (the default) runs the module in the interpreter;
+ * --tier native compiles it once with eng_native_compile, attaches the code
+ * before anything is instantiated, and so runs the start function, every
+ * call and the image instances natively. diff.sh runs both and compares
+ * each with V8 and with the other. In the native tier:
+ *
+ *   native compile fail: MSG    the module validates but could not be
+ *                               compiled or attached (a bug: the
+ *                               transcript then differs from the others)
+ *   wrong tier: WHAT            an instance's function is not running in
+ *                               the tier asked for (checked for the
+ *                               original instance and the image ones)
+ *
+ * and exit status 3, with the message on stderr, when the native compiler
+ * refuses the module for a documented limit of the tier (a function's
+ * native frame over ENG_NATIVE_FRAME_MAX): such a module legitimately stays
+ * interpreted, and diff.sh names it and compares the other two only.
+ *
  * Every exported function is called in export order with zero arguments (0,
  * 0.0 or null of each parameter's type). binaryen's -ttf modules count down a
  * "hang limit" global that hangLimitInitializer resets; both sides call that
@@ -33,6 +53,7 @@
  * (V8's JS API does not even keep a returned f32 NaN's payload).
  */
 #include "engine/engine.h"
+#include "engine/internal.h" /* eng_func_t.native: which tier a function runs in */
 
 #include <inttypes.h>
 #include <math.h>
@@ -42,8 +63,14 @@
 
 #define DIFF_CALL_DEADLINE_NS (5ull * 1000 * 1000 * 1000)
 
+/* Exit status when the native tier refuses the module for its frame limit. */
+#define DIFF_EXIT_NATIVE_REFUSED 3
+
 /* Where the transcript of the current run goes (see main). */
 static FILE *out;
+
+/* The tier asked for with --tier. */
+static eng_tier_t tier = ENG_TIER_INTERP;
 
 static void diff_print_val(eng_valtype_t t, eng_val_t v)
 {
@@ -182,6 +209,10 @@ static char *run_exports(eng_exec_t *x, const eng_module_t *m, eng_instance_t *i
             fprintf(out, "error export %s not found\n", d.name);
             continue;
         }
+        /* Exports of the module's own functions must run in the tier
+         * asked for (a re-exported import is a host function). */
+        if (f->inst && (f->native != NULL) != (tier == ENG_TIER_NATIVE))
+            fprintf(out, "wrong tier: export %s is %s\n", d.name, f->native ? "native" : "interpreted");
         if (hang_init && eng_func_param_count(hang_init) == 0) {
             eng_val_t none[4];
             eng_exec_set_deadline(x, eng_now_ns() + DIFF_CALL_DEADLINE_NS);
@@ -198,25 +229,61 @@ static char *run_exports(eng_exec_t *x, const eng_module_t *m, eng_instance_t *i
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: diff_run MODULE.wasm\n");
+    const char *path = NULL;
+    if (argc == 2) {
+        path = argv[1];
+    } else if (argc == 4 && strcmp(argv[1], "--tier") == 0 &&
+               (strcmp(argv[2], "interp") == 0 || strcmp(argv[2], "native") == 0)) {
+        tier = strcmp(argv[2], "native") == 0 ? ENG_TIER_NATIVE : ENG_TIER_INTERP;
+        path = argv[3];
+    } else {
+        fprintf(stderr, "usage: diff_run [--tier interp|native] MODULE.wasm\n");
         return 2;
     }
     size_t len = 0;
-    uint8_t *bytes = diff_read_file(argv[1], &len);
+    uint8_t *bytes = diff_read_file(path, &len);
     if (!bytes) {
-        fprintf(stderr, "diff_run: cannot read %s\n", argv[1]);
+        fprintf(stderr, "diff_run: cannot read %s\n", path);
         return 2;
     }
     out = stdout;
     char err[ENG_ERR_MAX];
     eng_module_t *m = eng_module_new(bytes, len, err, sizeof err);
-    free(bytes);
     if (!m) {
+        free(bytes);
         printf("invalid\n");
         fprintf(stderr, "diff_run: %s\n", err);
         return 0;
     }
+    if (tier == ENG_TIER_NATIVE) {
+        /* Once per module, before any instance: every instance (the
+         * original and those from its image) then runs the same code. */
+        uint8_t *obj = NULL;
+        size_t objlen = 0;
+        bool ok = eng_native_compile(bytes, len, &obj, &objlen, err, sizeof err) &&
+                  eng_module_attach_native(m, obj, objlen, err, sizeof err);
+        free(obj);
+        /* engine.h has no error codes for this: the frame-limit refusal is
+         * told apart by its text (native_compile.c). */
+        if (!ok && strstr(err, "the native tier's limit")) {
+            fprintf(stderr, "diff_run: %s\n", err);
+            eng_module_free(m);
+            free(bytes);
+            return DIFF_EXIT_NATIVE_REFUSED;
+        }
+        if (ok && eng_module_tier(m) != ENG_TIER_NATIVE) {
+            ok = false;
+            snprintf(err, sizeof err, "attached, but the module's tier is not native");
+        }
+        if (!ok) {
+            printf("native compile fail: %s\n", err);
+            fprintf(stderr, "diff_run: %s\n", err);
+            eng_module_free(m);
+            free(bytes);
+            return 0;
+        }
+    }
+    free(bytes);
     eng_store_t *s = eng_store_new();
     eng_exec_t *x = eng_exec_new(0);
     if (!s || !x) {

@@ -1,5 +1,5 @@
 /*
- * fuzz_module.c — libFuzzer target over the whole engine pipeline.
+ * fuzz_module.c — libFuzzer targets over the whole engine pipeline.
  *
  * Each input is taken as a module and pushed as far as it goes:
  *   decode + validate + compile (eng_module_new)
@@ -11,14 +11,44 @@
  * A crash, a sanitizer report, a leak or a hang past libFuzzer's -timeout is
  * a bug in the engine: nothing a module does may cause one.
  *
- * Built with clang -fsanitize=fuzzer,address,undefined over every .c file of
- * src/engine/ (mk/fuzz.mk). It includes internal.h only to read the table and memory
- * types of imports, which engine.h does not describe.
+ * Built twice from this file (mk/fuzz.mk), with clang
+ * -fsanitize=fuzzer,address,undefined over every .c file of src/engine/:
+ *
+ *   fuzz_module   the interpreter only: thousands of inputs a second.
+ *   fuzz_native   (-DFUZZ_NATIVE) every valid input is also compiled to
+ *                 native code (eng_native_compile, LLVM -O2) and run once
+ *                 interpreted and once natively, and the two runs must
+ *                 agree. LLVM takes 10-150 ms a module, so this target is
+ *                 tens of times slower; it is a separate binary rather than
+ *                 a fraction of fuzz_module's inputs so that fuzz_module
+ *                 keeps its speed and coverage feedback stays
+ *                 deterministic per input, and it runs on demand (make
+ *                 fuzz-native) and in make fuzz, not in make test.
+ *
+ * fuzz_native's oracle, beyond the sanitizers: a valid module the native
+ * compiler refuses is a bug unless it is the tier's documented frame limit
+ * (then the input is dropped); both tiers must instantiate or both fail;
+ * each export call must end with the same trap code (and the same trap
+ * message, which engine.h promises) or the same results, NaNs of either
+ * payload being equal. Comparison stops at the first call where either tier
+ * exhausts its stack or hits its deadline: depth and speed differ by
+ * design, and the state afterwards may too. Memory is not compared: NaN
+ * payloads, which the spec leaves open and LLVM's constant folding picks
+ * differently from the CPU, may legitimately reach it (the differential
+ * fuzzer, diff.sh, compares memory-derived output on modules made with
+ * binaryen's --denan instead). A mismatch prints both outcomes and traps,
+ * so libFuzzer keeps the input as a crash-* artifact.
+ *
+ * It includes internal.h only to read the table and memory types of imports,
+ * which engine.h does not describe.
  */
 #include "engine/engine.h"
 #include "engine/internal.h"
 
+#include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +58,26 @@
 #define FUZZ_STACK_BYTES (64u << 10)
 #define FUZZ_MAX_IMPORT_PAGES 256u     /* bigger imported memories: skip */
 #define FUZZ_MAX_IMPORT_TABLE 100000u  /* bigger imported tables: skip */
+#define FUZZ_MAX_CALLS 256u            /* calls recorded for comparison */
+#define FUZZ_MAX_RESULTS 8u            /* results recorded per call */
+
+/* What one run of a module did, for fuzz_native's comparison of tiers. */
+typedef struct fuzz_call {
+    uint32_t export_index;
+    eng_trap_t trap;
+    char msg[ENG_ERR_MAX];              /* the trap message */
+    uint32_t nresults;                  /* recorded, at most FUZZ_MAX_RESULTS */
+    eng_valtype_t type[FUZZ_MAX_RESULTS];
+    eng_val_t val[FUZZ_MAX_RESULTS];
+} fuzz_call_t;
+
+typedef struct fuzz_log {
+    bool ran;                 /* imports made: instantiation was tried */
+    bool instantiated;
+    char err[ENG_ERR_MAX];    /* why instantiation failed */
+    uint32_t ncalls;
+    fuzz_call_t calls[FUZZ_MAX_CALLS];
+} fuzz_log_t;
 
 static eng_valtype_t fuzz_type_of_letter(char c)
 {
@@ -90,7 +140,11 @@ static bool fuzz_make_import(eng_store_t *s, const eng_module_t *m, uint32_t i, 
     return false;
 }
 
-static void fuzz_run(eng_module_t *m)
+/* Instantiates m and calls its exports (see the top of the file). log, when
+ * not NULL, records what happened. max_calls, when not 0, makes exactly the
+ * first max_calls export calls, without the per-input time budget (to
+ * repeat another run's calls). */
+static void fuzz_run(eng_module_t *m, fuzz_log_t *log, uint32_t max_calls)
 {
     eng_store_t *s = eng_store_new();
     eng_exec_t *x = eng_exec_new(FUZZ_STACK_BYTES);
@@ -106,6 +160,11 @@ static void fuzz_run(eng_module_t *m)
     err[0] = 0;
     eng_exec_set_deadline(x, start + FUZZ_CALL_DEADLINE_NS);
     eng_instance_t *inst = eng_instance_new(s, m, imports, nimports, x, err, sizeof err);
+    if (log) {
+        log->ran = true;
+        log->instantiated = inst != NULL;
+        snprintf(log->err, sizeof log->err, "%s", inst ? "" : err);
+    }
     if (!inst) {
         /* A failed instantiation must say why. */
         if (err[0] == 0 || memchr(err, 0, sizeof err) == NULL) __builtin_trap();
@@ -119,8 +178,9 @@ static void fuzz_run(eng_module_t *m)
     if (hang_init && eng_func_param_count(hang_init) + eng_func_result_count(hang_init) != 0)
         hang_init = NULL;
 
-    uint32_t nexports = eng_module_export_count(m);
+    uint32_t nexports = eng_module_export_count(m), ncalls = 0;
     for (uint32_t i = 0; i < nexports; i++) {
+        if (max_calls && ncalls == max_calls) break;
         eng_extern_desc_t d;
         eng_module_export(m, i, &d);
         if (d.kind != ENG_EXTERN_FUNC) continue;
@@ -136,10 +196,22 @@ static void fuzz_run(eng_module_t *m)
             /* Every trap must come with a message. */
             const char *msg = t != ENG_OK ? eng_exec_trap_message(x) : "";
             if (!msg || (t != ENG_OK && msg[0] == 0)) __builtin_trap();
+            if (log && log->ncalls < FUZZ_MAX_CALLS) {
+                fuzz_call_t *c = &log->calls[log->ncalls++];
+                c->export_index = i;
+                c->trap = t;
+                snprintf(c->msg, sizeof c->msg, "%s", msg);
+                c->nresults = t != ENG_OK ? 0 : nr < FUZZ_MAX_RESULTS ? nr : FUZZ_MAX_RESULTS;
+                for (uint32_t k = 0; k < c->nresults; k++) {
+                    c->type[k] = eng_func_result_type(f, k);
+                    c->val[k] = res[k];
+                }
+            }
         }
         free(args);
         free(res);
-        if (eng_now_ns() - start > FUZZ_TOTAL_NS) break;
+        ncalls++;
+        if (!max_calls && eng_now_ns() - start > FUZZ_TOTAL_NS) break;
     }
 out:
     free(imports);
@@ -147,6 +219,121 @@ out:
     if (x) eng_exec_free(x);
 }
 
+#ifdef FUZZ_NATIVE
+/* ---- fuzz_native: the two tiers must agree ---- */
+
+/* True when a and b are the same value of type t; NaNs of any payload are
+ * equal (the spec leaves payloads open). */
+static bool fuzz_val_equal(eng_valtype_t t, eng_val_t a, eng_val_t b)
+{
+    switch (t) {
+    case ENG_I32: return a.i32 == b.i32;
+    case ENG_F32:
+        if (isnan(a.f32) || isnan(b.f32)) return isnan(a.f32) && isnan(b.f32);
+        return a.i32 == b.i32;
+    case ENG_F64:
+        if (isnan(a.f64) || isnan(b.f64)) return isnan(a.f64) && isnan(b.f64);
+        return a.i64 == b.i64;
+    case ENG_FUNCREF:
+    case ENG_EXTERNREF:
+        /* Different instances: only nullness can be compared. */
+        return (a.ref == NULL) == (b.ref == NULL);
+    default: return a.i64 == b.i64;
+    }
+}
+
+static void fuzz_print_call(const char *tier, const fuzz_call_t *c)
+{
+    fprintf(stderr, "  %s: export #%u: ", tier, c->export_index);
+    if (c->trap != ENG_OK) {
+        fprintf(stderr, "trap %d: %s\n", (int)c->trap, c->msg);
+        return;
+    }
+    fprintf(stderr, "result");
+    for (uint32_t k = 0; k < c->nresults; k++)
+        fprintf(stderr, " %02x:%016" PRIx64, (unsigned)c->type[k], c->val[k].i64);
+    fprintf(stderr, "\n");
+}
+
+/* A trap whose point depends on stack size or speed, which the tiers
+ * legitimately differ in. */
+static bool fuzz_trap_unstable(eng_trap_t t)
+{
+    return t == ENG_TRAP_STACK_EXHAUSTED || t == ENG_TRAP_DEADLINE;
+}
+
+static bool fuzz_msg_unstable(const char *msg)
+{
+    return strstr(msg, eng_trap_name(ENG_TRAP_STACK_EXHAUSTED)) ||
+           strstr(msg, eng_trap_name(ENG_TRAP_DEADLINE));
+}
+
+/* Traps (so libFuzzer keeps the input) when the runs disagree. */
+static void fuzz_compare(const fuzz_log_t *in, const fuzz_log_t *na)
+{
+    if (!in->ran) return;
+    if (in->instantiated != na->instantiated) {
+        if (fuzz_msg_unstable(in->err) || fuzz_msg_unstable(na->err)) return;
+        fprintf(stderr, "fuzz_native: instantiation differs: interpreter %s, native %s\n",
+                in->instantiated ? "ok" : in->err, na->instantiated ? "ok" : na->err);
+        __builtin_trap();
+    }
+    for (uint32_t i = 0; i < in->ncalls && i < na->ncalls; i++) {
+        const fuzz_call_t *a = &in->calls[i], *b = &na->calls[i];
+        if (fuzz_trap_unstable(a->trap) || fuzz_trap_unstable(b->trap)) return;
+        bool same = a->trap == b->trap && a->nresults == b->nresults &&
+                    (a->trap == ENG_OK || strcmp(a->msg, b->msg) == 0);
+        for (uint32_t k = 0; same && k < a->nresults; k++)
+            same = fuzz_val_equal(a->type[k], a->val[k], b->val[k]);
+        if (!same) {
+            fprintf(stderr, "fuzz_native: call %u differs between the tiers:\n", i + 1);
+            fuzz_print_call("interpreter", a);
+            fuzz_print_call("native     ", b);
+            __builtin_trap();
+        }
+    }
+}
+
+static fuzz_log_t fuzz_log_interp, fuzz_log_native; /* large: not on the stack */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char err[ENG_ERR_MAX];
+    err[0] = 0;
+    eng_module_t *m = eng_module_new(data, size, err, sizeof err);
+    if (!m) {
+        if (err[0] == 0 || memchr(err, 0, sizeof err) == NULL) __builtin_trap();
+        return 0;
+    }
+    uint8_t *obj = NULL;
+    size_t objlen = 0;
+    if (!eng_native_compile(data, size, &obj, &objlen, err, sizeof err)) {
+        /* The frame limit is the tier's documented refusal; anything else
+         * on a valid module is a bug. */
+        if (strstr(err, "the native tier's limit")) {
+            eng_module_free(m);
+            return 0;
+        }
+        fprintf(stderr, "fuzz_native: a valid module was not compiled: %s\n", err);
+        __builtin_trap();
+    }
+    /* The interpreted run first: instances made before the native code is
+     * attached keep interpreting. */
+    memset(&fuzz_log_interp, 0, sizeof fuzz_log_interp);
+    memset(&fuzz_log_native, 0, sizeof fuzz_log_native);
+    fuzz_run(m, &fuzz_log_interp, 0);
+    if (!eng_module_attach_native(m, obj, objlen, err, sizeof err) ||
+        eng_module_tier(m) != ENG_TIER_NATIVE) {
+        fprintf(stderr, "fuzz_native: native code not attached: %s\n", err);
+        __builtin_trap();
+    }
+    free(obj);
+    fuzz_run(m, &fuzz_log_native, fuzz_log_interp.ncalls);
+    fuzz_compare(&fuzz_log_interp, &fuzz_log_native);
+    eng_module_free(m);
+    return 0;
+}
+#else
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[ENG_ERR_MAX];
@@ -157,7 +344,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (err[0] == 0 || memchr(err, 0, sizeof err) == NULL) __builtin_trap();
         return 0;
     }
-    fuzz_run(m);
+    fuzz_run(m, NULL, 0);
     eng_module_free(m);
     return 0;
 }
+#endif

@@ -11,14 +11,29 @@
 # ends with `wasi: N passed, M failed`; exits non-zero if any failed. Each
 # test runs in its own temporary directory, removed afterwards. FILTER (a
 # substring) runs only the tests whose names contain it.
+#
+# TIER=interp|native runs every guest in that tier (`wasmfn run --tier`;
+# mk/wasi.mk runs the suite once per tier). Native code is cached in
+# WASMFN_CACHE_DIR (default: a directory of this run), so each module is
+# compiled once.
 set -u
 
 WASMFN=$(realpath "${WASMFN:-build/wasmfn}")
 WASI_DIR=$(realpath "${WASI_DIR:-build/wasi}")
 HERE=$(cd "$(dirname "$0")" && pwd)
 FILTER=${1:-}
+TIER=${TIER:-}
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/wasmfn-wasi.XXXXXX")
 trap 'rm -rf "$ROOT"' EXIT
+export WASMFN_CACHE_DIR=${WASMFN_CACHE_DIR:-$ROOT/cache}
+if [[ -n $TIER ]]; then
+    # Every `wasmfn run` below gets --tier: a wrapper stands in for the binary.
+    real=$WASMFN
+    WASMFN=$ROOT/wasmfn
+    printf '#!/bin/sh\nif [ "$1" = run ]; then shift; exec "%s" run --tier %s "$@"; fi\nexec "%s" "$@"\n' \
+        "$real" "$TIER" "$real" >"$WASMFN"
+    chmod +x "$WASMFN"
+fi
 passed=0
 failed=0
 
@@ -30,6 +45,7 @@ run_test() {
     if [[ -n "$FILTER" && "$name" != *"$FILTER"* ]]; then return; fi
     local dir
     dir=$(mktemp -d "$ROOT/t.XXXXXX")
+    if [[ -n $TIER ]]; then name="[$TIER] $name"; fi
     if (cd "$dir" && "$@") >"$dir.log" 2>&1; then
         echo "ok   $name"
         passed=$((passed + 1))
@@ -468,5 +484,5 @@ run_test "native: hash" t_native_hash
 run_test "native: float" t_native_float
 run_test "native: allocation-heavy trees" t_native_trees
 
-echo "wasi: $passed passed, $failed failed"
+echo "wasi${TIER:+ ($TIER tier)}: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
