@@ -107,9 +107,10 @@ test: deps
 	@$(MAKE) --no-print-directory -j2 all
 	@failed=""; npass=0; nfail=0; \
 	for step in $(TEST_STEPS) asan; do \
-		echo "==== make $$step"; \
+		echo "==== make $$step"; t0=$$(date +%s); \
 		if $(MAKE) --no-print-directory $$step; then npass=$$((npass + 1)); \
 		else failed="$$failed $$step"; nfail=$$((nfail + 1)); fi; \
+		echo "==== make $$step: $$(( $$(date +%s) - t0 )) s"; \
 	done; \
 	echo "make test: steps $(TEST_STEPS) asan"; \
 	if [ -n "$$failed" ]; then echo "make test: failed steps:$$failed"; fi; \

@@ -332,10 +332,11 @@ const char *eng_native_target(void);
 /* The SHA-256 of eng_native_target(), to name stored code by target. */
 void eng_native_target_digest(uint8_t out[32]);
 
-/* Compiles the module in bytes (decoding and validating it again) to an
- * ELF relocatable object in a malloc'd buffer (*obj, caller frees). Takes
- * seconds for large modules; runs on any thread (each call is
- * independent). false with a message ("native: ...") when the module
+/* Compiles the module in bytes (decoding and validating it again) to
+ * native code: a pack of ELF relocatable objects (a large module is split
+ * into parts compiled on several threads, one per CPU) in a malloc'd
+ * buffer (*obj, caller frees). Takes seconds for large modules; runs on
+ * any thread (each call is independent). false with a message ("native: ...") when the module
  * cannot be compiled; it then runs in the interpreter. */
 bool eng_native_compile(const uint8_t *wasm, size_t len, uint8_t **obj, size_t *objlen,
                         char *err, size_t errlen);

@@ -46,7 +46,7 @@
 
 /* Bump when the generated code's conventions change without any struct
  * offset changing: old artefacts then no longer match the target key. */
-#define ENG_NATIVE_ABI 3
+#define ENG_NATIVE_ABI 4
 
 /* Trap codes passed to eng_nat_trap: an eng_trap_t, or'ed with this flag
  * for the call_indirect variant of a table bounds trap, whose text the
@@ -125,16 +125,29 @@ enum {
     ENG_NATIVE_META_NFUNCS,
     ENG_NATIVE_META_NIMPORTS,
     ENG_NATIVE_META_NTYPES,
+    ENG_NATIVE_META_FIRST,  /* the first defined function in this object */
+    ENG_NATIVE_META_COUNT,  /* how many (wfn_funcs has as many) */
+    ENG_NATIVE_META_TRAMPS, /* 1: this object has wfn_tramps */
     ENG_NATIVE_META_SHA256, /* 8 words: the module's SHA-256, as bytes */
     ENG_NATIVE_META_WORDS = ENG_NATIVE_META_SHA256 + 8
 };
 #define ENG_NATIVE_MAGIC 0x6e66776eu /* "nwfn" */
 
+/* What eng_native_compile makes: a pack of objects, each compiled on a
+ * thread of its own from a contiguous range of the defined functions
+ * (native_compile.c). "WFNOBJS\0", u32 count, then per object a u64
+ * length and the ELF bytes; little-endian. */
+#define ENG_NATIVE_PACK_MAGIC "WFNOBJS"
+#define ENG_NATIVE_PACK_HEADER 12
+#define ENG_NATIVE_PACK_MAX_OBJECTS 64
+
 /* Native code attached to a module (native_load.c). */
 typedef struct eng_native {
-    struct eng_obj *obj;   /* the loaded object (objload.c) */
-    void *const *funcs;    /* [ndefined] */
+    struct eng_obj **objs; /* the loaded objects (objload.c) */
+    uint32_t nobjs;
+    void **funcs;          /* [ndefined], gathered from the objects' tables */
     void *const *tramps;   /* [ntypes] */
+    bool has_tramps;       /* one object had the table (empty without types) */
 } eng_native_t;
 
 /* The struct offsets generated code depends on, hashed into the target

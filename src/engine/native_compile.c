@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static pthread_once_t llvm_once = PTHREAD_ONCE_INIT;
 static bool llvm_ready;
@@ -332,8 +333,24 @@ static LLVMTargetMachineRef host_machine(char *err, size_t errlen)
     return tm;
 }
 
-/* Builds the whole LLVM module into nc (its ctx, mod and builders set). */
-static bool build_module(nc_module_t *nc, const uint8_t **bodies, const size_t *lens)
+/* One partition of the module's defined functions, [lo, hi), compiled on a
+ * thread of its own into an object of its own. */
+typedef struct part {
+    const eng_module_t *m;
+    const uint8_t **bodies;
+    const size_t *lens;
+    uint32_t lo, hi;
+    bool tramps;               /* this one holds the trampolines */
+    uint8_t *obj;
+    size_t objlen;
+    bool ok;
+    char err[ENG_ERR_MAX];
+} part_t;
+
+/* Builds the partition's LLVM module into nc (its ctx, mod and builders
+ * set). Functions of other partitions are not declared: calls to them go
+ * through the instance's function objects (native_ir.c). */
+static bool build_module(nc_module_t *nc, const part_t *p)
 {
     const eng_module_t *m = nc->m;
     uint32_t ndefined = m->nfuncs - m->nfunc_imports;
@@ -359,7 +376,7 @@ static bool build_module(nc_module_t *nc, const uint8_t **bodies, const size_t *
 
     char frame_max[16];
     snprintf(frame_max, sizeof frame_max, "%u", ENG_NATIVE_FRAME_MAX);
-    for (uint32_t i = 0; i < ndefined; i++) {
+    for (uint32_t i = p->lo; i < p->hi; i++) {
         char name[32];
         snprintf(name, sizeof name, "f%u", m->nfunc_imports + i);
         LLVMValueRef fn = LLVMAddFunction(nc->mod, name, nc->fn_types[m->func_type[m->nfunc_imports + i]]);
@@ -368,21 +385,23 @@ static bool build_module(nc_module_t *nc, const uint8_t **bodies, const size_t *
         add_str_attr(nc, fn, "warn-stack-size", frame_max);
         nc->funcs[i] = fn;
     }
-    for (uint32_t i = 0; i < ndefined; i++)
-        if (!nc_function(nc, i, bodies[i], lens[i], m->code[i].body_offset))
+    for (uint32_t i = p->lo; i < p->hi; i++)
+        if (!nc_function(nc, i, p->bodies[i], p->lens[i], m->code[i].body_offset))
             return false;
 
-    LLVMValueRef *tramps = calloc(m->ntypes + 1, sizeof *tramps);
+    uint32_t ntramps = p->tramps ? m->ntypes : 0;
+    LLVMValueRef *tramps = calloc(ntramps + 1, sizeof *tramps);
     if (!tramps)
         return eng_errf(nc->err, nc->errlen, "native: out of memory");
-    for (uint32_t i = 0; i < m->ntypes; i++) {
+    for (uint32_t i = 0; i < ntramps; i++) {
         if (!(tramps[i] = make_trampoline(nc, i))) {
             free(tramps);
             return eng_errf(nc->err, nc->errlen, "native: out of memory");
         }
     }
-    add_table(nc, ENG_NATIVE_SYM_FUNCS, nc->t_ptr, nc->funcs, ndefined);
-    add_table(nc, ENG_NATIVE_SYM_TRAMPS, nc->t_ptr, tramps, m->ntypes);
+    add_table(nc, ENG_NATIVE_SYM_FUNCS, nc->t_ptr, nc->funcs + p->lo, p->hi - p->lo);
+    if (ntramps)
+        add_table(nc, ENG_NATIVE_SYM_TRAMPS, nc->t_ptr, tramps, ntramps);
     free(tramps);
     LLVMValueRef meta[ENG_NATIVE_META_WORDS];
     meta[ENG_NATIVE_META_MAGIC] = LLVMConstInt(nc->t_i32, ENG_NATIVE_MAGIC, 0);
@@ -390,6 +409,9 @@ static bool build_module(nc_module_t *nc, const uint8_t **bodies, const size_t *
     meta[ENG_NATIVE_META_NFUNCS] = LLVMConstInt(nc->t_i32, m->nfuncs, 0);
     meta[ENG_NATIVE_META_NIMPORTS] = LLVMConstInt(nc->t_i32, m->nfunc_imports, 0);
     meta[ENG_NATIVE_META_NTYPES] = LLVMConstInt(nc->t_i32, m->ntypes, 0);
+    meta[ENG_NATIVE_META_FIRST] = LLVMConstInt(nc->t_i32, p->lo, 0);
+    meta[ENG_NATIVE_META_COUNT] = LLVMConstInt(nc->t_i32, p->hi - p->lo, 0);
+    meta[ENG_NATIVE_META_TRAMPS] = LLVMConstInt(nc->t_i32, p->tramps ? 1 : 0, 0);
     for (int i = 0; i < 8; i++) {
         uint32_t w;
         memcpy(&w, m->sha256 + 4 * i, 4);
@@ -399,32 +421,18 @@ static bool build_module(nc_module_t *nc, const uint8_t **bodies, const size_t *
     return true;
 }
 
-bool eng_native_compile(const uint8_t *wasm, size_t len, uint8_t **out, size_t *outlen, char *err,
-                        size_t errlen)
+/* Compiles one partition to an object (a thread's whole job: one LLVM
+ * context, module and target machine of its own). */
+static void *compile_part(void *arg)
 {
-    *out = NULL;
-    *outlen = 0;
-    if (!eng_native_can_compile())
-        return eng_errf(err, errlen, "native: this build cannot compile native code for this CPU");
-    eng_module_t *m = eng_module_new(wasm, len, err, errlen);
-    if (!m)
-        return false;
-    uint32_t ndefined = m->nfuncs - m->nfunc_imports;
-    const uint8_t **bodies = calloc(ndefined + 1, sizeof *bodies);
-    size_t *lens = calloc(ndefined + 1, sizeof *lens);
-    bool ok = false;
-    nc_module_t nc = {.m = m, .err = err, .errlen = errlen};
+    part_t *p = arg;
+    char *err = p->err;
+    size_t errlen = sizeof p->err;
+    nc_module_t nc = {.m = p->m, .err = err, .errlen = errlen};
     diag_state_t diag = {0};
-    LLVMTargetMachineRef tm = NULL;
-    if (!bodies || !lens) {
-        eng_errf(err, errlen, "native: out of memory");
-        goto done;
-    }
-    if (!find_bodies(m, wasm, len, bodies, lens, err, errlen))
-        goto done;
-    if (!(tm = host_machine(err, errlen)))
-        goto done;
-
+    LLVMTargetMachineRef tm = host_machine(err, errlen);
+    if (!tm)
+        return NULL;
     nc.ctx = LLVMContextCreate();
     LLVMContextSetDiagnosticHandler(nc.ctx, on_diagnostic, &diag);
     nc.mod = LLVMModuleCreateWithNameInContext("wasm", nc.ctx);
@@ -436,7 +444,7 @@ bool eng_native_compile(const uint8_t *wasm, size_t len, uint8_t **out, size_t *
     LLVMDisposeTargetData(layout);
     nc.b = LLVMCreateBuilderInContext(nc.ctx);
     nc.ab = LLVMCreateBuilderInContext(nc.ctx);
-    if (!build_module(&nc, bodies, lens))
+    if (!build_module(&nc, p))
         goto done;
 
     char *msg = NULL;
@@ -476,16 +484,16 @@ bool eng_native_compile(const uint8_t *wasm, size_t len, uint8_t **out, size_t *
         goto done;
     }
     size_t n = LLVMGetBufferSize(buf);
-    *out = malloc(n ? n : 1);
-    if (!*out) {
+    p->obj = malloc(n ? n : 1);
+    if (!p->obj) {
         eng_errf(err, errlen, "native: out of memory");
         LLVMDisposeMemoryBuffer(buf);
         goto done;
     }
-    memcpy(*out, LLVMGetBufferStart(buf), n);
-    *outlen = n;
+    memcpy(p->obj, LLVMGetBufferStart(buf), n);
+    p->objlen = n;
     LLVMDisposeMemoryBuffer(buf);
-    ok = true;
+    p->ok = true;
 
 done:
     if (nc.b)
@@ -496,10 +504,123 @@ done:
         LLVMDisposeModule(nc.mod);
     if (nc.ctx)
         LLVMContextDispose(nc.ctx);
-    if (tm)
-        LLVMDisposeTargetMachine(tm);
+    LLVMDisposeTargetMachine(tm);
     free(nc.fn_types);
     free(nc.funcs);
+    return NULL;
+}
+
+/* Below this much code one thread compiles it all: splitting a small module
+ * costs calls between the parts (never inlined) for no time saved. */
+#define PARALLEL_MIN_BYTES (64u << 10)
+#define MAX_PARTS 8
+
+/* How many parts, and where they start: contiguous ranges of about equal
+ * code size (toolchains lay out related functions together, so most calls
+ * stay inside a part). */
+static uint32_t plan_parts(const size_t *lens, uint32_t ndefined, part_t *parts)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < ndefined; i++)
+        total += lens[i];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t n = total < PARALLEL_MIN_BYTES || cpus < 2 ? 1 : (uint32_t)(cpus < MAX_PARTS ? cpus : MAX_PARTS);
+    if (n > ndefined)
+        n = ndefined ? ndefined : 1;
+    uint32_t i = 0;
+    uint64_t done = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        parts[k].lo = i;
+        uint64_t goal = total * (k + 1) / n;
+        while (i < ndefined && (k == n - 1 || done + lens[i] / 2 < goal || i == parts[k].lo))
+            done += lens[i++];
+        parts[k].hi = i;
+    }
+    return n;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+bool eng_native_compile(const uint8_t *wasm, size_t len, uint8_t **out, size_t *outlen, char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    if (!eng_native_can_compile())
+        return eng_errf(err, errlen, "native: this build cannot compile native code for this CPU");
+    eng_module_t *m = eng_module_new(wasm, len, err, errlen);
+    if (!m)
+        return false;
+    uint32_t ndefined = m->nfuncs - m->nfunc_imports;
+    const uint8_t **bodies = calloc(ndefined + 1, sizeof *bodies);
+    size_t *lens = calloc(ndefined + 1, sizeof *lens);
+    part_t parts[MAX_PARTS];
+    memset(parts, 0, sizeof parts);
+    uint32_t n = 0;
+    bool ok = false;
+    if (!bodies || !lens) {
+        eng_errf(err, errlen, "native: out of memory");
+        goto done;
+    }
+    if (!find_bodies(m, wasm, len, bodies, lens, err, errlen))
+        goto done;
+    n = plan_parts(lens, ndefined, parts);
+    pthread_t tids[MAX_PARTS];
+    bool started[MAX_PARTS] = {false};
+    for (uint32_t k = 0; k < n; k++) {
+        parts[k].m = m;
+        parts[k].bodies = bodies;
+        parts[k].lens = lens;
+        parts[k].tramps = k == 0;
+        if (k > 0 && pthread_create(&tids[k], NULL, compile_part, &parts[k]) == 0)
+            started[k] = true;
+    }
+    compile_part(&parts[0]);
+    for (uint32_t k = 1; k < n; k++) {
+        if (started[k])
+            pthread_join(tids[k], NULL);
+        else
+            compile_part(&parts[k]); /* no thread: do it here */
+    }
+    /* The pack: "WFNOBJS\0", u32 count, then per object u64 length and bytes. */
+    size_t total = ENG_NATIVE_PACK_HEADER;
+    for (uint32_t k = 0; k < n; k++) {
+        if (!parts[k].ok) {
+            eng_errf(err, errlen, "%s", parts[k].err);
+            goto done;
+        }
+        total += 8 + parts[k].objlen;
+    }
+    uint8_t *pack = malloc(total);
+    if (!pack) {
+        eng_errf(err, errlen, "native: out of memory");
+        goto done;
+    }
+    memcpy(pack, ENG_NATIVE_PACK_MAGIC, 8);
+    put_u32(pack + 8, n);
+    size_t at = ENG_NATIVE_PACK_HEADER;
+    for (uint32_t k = 0; k < n; k++) {
+        put_u64(pack + at, parts[k].objlen);
+        memcpy(pack + at + 8, parts[k].obj, parts[k].objlen);
+        at += 8 + parts[k].objlen;
+    }
+    *out = pack;
+    *outlen = total;
+    ok = true;
+
+done:
+    for (uint32_t k = 0; k < n; k++)
+        free(parts[k].obj);
     free(bodies);
     free(lens);
     eng_module_free(m);

@@ -389,8 +389,15 @@ static void op_call(fx_t *f, uint32_t fi)
     if (fi >= m->nfunc_imports) {
         LLVMTypeRef fty = f->nc->fn_types[m->func_type[fi]];
         args[2] = fuel_now(f);
-        LLVMValueRef r = LLVMBuildCall2(f->b, fty, f->nc->funcs[fi - m->nfunc_imports], args,
-                                        t->nparams + 3, "");
+        /* A function compiled in another part of the module (another
+         * object, native_compile.c) is called through its function object,
+         * whose code pointer never changes. */
+        LLVMValueRef target = f->nc->funcs[fi - m->nfunc_imports];
+        if (!target) {
+            LLVMValueRef fo = inst_elem(f, offsetof(eng_instance_t, funcs), fi);
+            target = vm_load(f, f->nc->t_ptr, fo, offsetof(eng_func_t, native), true);
+        }
+        LLVMValueRef r = LLVMBuildCall2(f->b, fty, target, args, t->nparams + 3, "");
         /* Wasm has no tail calls: recursion must use stack (and run into
          * its limit), so LLVM may not turn it into a loop. */
         LLVMSetTailCallKind(r, LLVMTailCallKindNoTail);

@@ -218,39 +218,104 @@ static void *resolve(void *ud, const char *name)
     return NULL;
 }
 
-bool eng_module_attach_native(eng_module_t *m, const uint8_t *obj, size_t len, char *err,
+static uint64_t get_u64le(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Loads one object of a pack and puts its functions into n. NULL, or what
+ * is wrong with it. */
+static const char *load_part(eng_native_t *n, const eng_module_t *m, const uint8_t *obj,
+                             size_t len, bool *covered, char *err, size_t errlen)
+{
+    eng_obj_t *o = eng_obj_load(obj, len, resolve, NULL, err, errlen);
+    if (!o)
+        return err;
+    n->objs[n->nobjs++] = o;
+    const uint32_t *meta = eng_obj_symbol(o, ENG_NATIVE_SYM_META);
+    void *const *funcs = eng_obj_symbol(o, ENG_NATIVE_SYM_FUNCS);
+    uint32_t ndefined = m->nfuncs - m->nfunc_imports;
+    if (!meta || !funcs)
+        return "its tables are missing";
+    if (meta[ENG_NATIVE_META_MAGIC] != ENG_NATIVE_MAGIC || meta[ENG_NATIVE_META_ABI] != ENG_NATIVE_ABI)
+        return "another format";
+    if (meta[ENG_NATIVE_META_NFUNCS] != m->nfuncs ||
+        meta[ENG_NATIVE_META_NIMPORTS] != m->nfunc_imports ||
+        meta[ENG_NATIVE_META_NTYPES] != m->ntypes ||
+        memcmp(meta + ENG_NATIVE_META_SHA256, m->sha256, 32) != 0)
+        return "made from another module";
+    uint32_t first = meta[ENG_NATIVE_META_FIRST], count = meta[ENG_NATIVE_META_COUNT];
+    if (first > ndefined || count > ndefined - first)
+        return "its function range is out of bounds";
+    for (uint32_t i = 0; i < count; i++) {
+        if (covered[first + i])
+            return "two objects define the same function";
+        covered[first + i] = true;
+        n->funcs[first + i] = funcs[i];
+    }
+    if (meta[ENG_NATIVE_META_TRAMPS]) {
+        /* (A module without types has none: the table is empty.) */
+        void *const *tramps = eng_obj_symbol(o, ENG_NATIVE_SYM_TRAMPS);
+        if ((!tramps && m->ntypes) || n->has_tramps)
+            return "its trampolines are missing or twice";
+        n->tramps = tramps;
+        n->has_tramps = true;
+    }
+    return NULL;
+}
+
+bool eng_module_attach_native(eng_module_t *m, const uint8_t *pack, size_t len, char *err,
                               size_t errlen)
 {
     if (__atomic_load_n(&m->native, __ATOMIC_ACQUIRE))
         return true; /* already attached: the first one stays */
-    eng_obj_t *o = eng_obj_load(obj, len, resolve, NULL, err, errlen);
-    if (!o)
-        return false;
-    const uint32_t *meta = eng_obj_symbol(o, ENG_NATIVE_SYM_META);
-    void *const *funcs = eng_obj_symbol(o, ENG_NATIVE_SYM_FUNCS);
-    void *const *tramps = eng_obj_symbol(o, ENG_NATIVE_SYM_TRAMPS);
-    const char *bad = NULL;
-    if (!meta || !funcs || !tramps)
-        bad = "its tables are missing";
-    else if (meta[ENG_NATIVE_META_MAGIC] != ENG_NATIVE_MAGIC || meta[ENG_NATIVE_META_ABI] != ENG_NATIVE_ABI)
-        bad = "another format";
-    else if (meta[ENG_NATIVE_META_NFUNCS] != m->nfuncs ||
-             meta[ENG_NATIVE_META_NIMPORTS] != m->nfunc_imports ||
-             meta[ENG_NATIVE_META_NTYPES] != m->ntypes ||
-             memcmp(meta + ENG_NATIVE_META_SHA256, m->sha256, 32) != 0)
-        bad = "made from another module";
-    if (bad) {
-        eng_obj_free(o);
-        return eng_errf(err, errlen, "native code: %s", bad);
-    }
+    if (len < ENG_NATIVE_PACK_HEADER || memcmp(pack, ENG_NATIVE_PACK_MAGIC, 8) != 0)
+        return eng_errf(err, errlen, "native code: not a pack of objects");
+    uint32_t count = get_u32(pack + 8);
+    if (count == 0 || count > ENG_NATIVE_PACK_MAX_OBJECTS)
+        return eng_errf(err, errlen, "native code: %u objects", count);
+    uint32_t ndefined = m->nfuncs - m->nfunc_imports;
     eng_native_t *n = calloc(1, sizeof *n);
-    if (!n) {
-        eng_obj_free(o);
+    bool *covered = calloc(ndefined + 1, sizeof *covered);
+    if (!n || !covered || !(n->objs = calloc(count, sizeof *n->objs)) ||
+        !(n->funcs = calloc(ndefined + 1, sizeof *n->funcs))) {
+        free(covered);
+        eng_native_free(n);
         return eng_errf(err, errlen, "native code: out of memory");
     }
-    n->obj = o;
-    n->funcs = funcs;
-    n->tramps = tramps;
+    const char *bad = NULL;
+    char lerr[ENG_ERR_MAX];
+    size_t at = ENG_NATIVE_PACK_HEADER;
+    for (uint32_t k = 0; k < count && !bad; k++) {
+        if (len - at < 8) {
+            bad = "the pack is truncated";
+            break;
+        }
+        uint64_t olen = get_u64le(pack + at);
+        at += 8;
+        if (olen > len - at) {
+            bad = "the pack is truncated";
+            break;
+        }
+        bad = load_part(n, m, pack + at, (size_t)olen, covered, lerr, sizeof lerr);
+        at += (size_t)olen;
+    }
+    if (!bad && at != len)
+        bad = "bytes after the last object";
+    for (uint32_t i = 0; i < ndefined && !bad; i++)
+        if (!covered[i])
+            bad = "a function has no code";
+    if (!bad && !n->has_tramps)
+        bad = "its trampolines are missing";
+    free(covered);
+    if (bad) {
+        eng_errf(err, errlen, "native code: %s", bad);
+        eng_native_free(n);
+        return false;
+    }
     eng_native_t *none = NULL;
     if (!__atomic_compare_exchange_n(&m->native, &none, n, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
@@ -281,11 +346,19 @@ void eng_native_free(eng_native_t *n)
 {
     if (!n)
         return;
-    eng_obj_free(n->obj);
+    for (uint32_t k = 0; k < n->nobjs; k++)
+        eng_obj_free(n->objs[k]);
+    free(n->objs);
+    free(n->funcs);
     free(n);
 }
 
 size_t eng_native_size_bytes(const eng_native_t *n)
 {
-    return n ? sizeof *n + eng_obj_size_bytes(n->obj) : 0;
+    if (!n)
+        return 0;
+    size_t b = sizeof *n;
+    for (uint32_t k = 0; k < n->nobjs; k++)
+        b += eng_obj_size_bytes(n->objs[k]);
+    return b;
 }
