@@ -73,3 +73,17 @@ EOF
     "$NGINX" -e "$dir/logs/error.log" -p "$dir" -c "$dir/nginx.conf" &
     PIDS+=($!)
 }
+
+# wait_native NAME...: until no revision of the named functions is still
+# compiling its native code ($WASMFN get; the daemon compiles in the
+# background). Non-zero after 10 minutes.
+wait_native() {
+    local n i
+    for n in "$@"; do
+        for ((i = 0; i < 6000; i++)); do
+            "$WASMFN" get "$n" -o json 2>/dev/null | grep -q '"tierDetail": *"compiling"' || break
+            sleep 0.1
+        done
+        ((i < 6000)) || return 1
+    done
+}

@@ -37,7 +37,7 @@ if [[ $QUICK == 1 ]]; then
 else
     RUNS=3 DUR=8 WARMUP=1 COLD_N=100 WD_COLD_N=10 LAT_N=7 MEM_N=2000
 fi
-FNS=(hello transform cpu)
+FNS=(hello hellof transform cpu)
 SYSTEMS=(nginx wasmfn workerd-fresh workerd-reuse node-wasi cgi-native)
 
 P_NGINX=$PORT P_WF=$((PORT + 1)) P_WFA=$((PORT + 2)) P_WD=$((PORT + 3)) P_WDC=$((PORT + 4))
@@ -171,6 +171,9 @@ for fn in "${FNS[@]}"; do
     "$WASMFN" deploy -q "$fn" "$OUT/wasm/$fn.wasm" >/dev/null
     echo "$WASMFN deploy $fn $OUT/wasm/$fn.wasm" >>"$OUT/commands.txt"
 done
+# Each serves from the interpreter until its native code is compiled in
+# the background: measure the tier a function runs for good.
+wait_native "${FNS[@]}" || die "native code was not ready in time (see $OUT/raw/wasmfn.log)"
 COLD_TOTAL=$((RUNS * COLD_N))
 for ((i = 1; i <= COLD_TOTAL; i++)); do
     cat <<EOF
@@ -299,6 +302,7 @@ memory_run() { # RUN
         export WASMFN_API=127.0.0.1:$P_WFMA WASMFN_TOKEN
         WASMFN_TOKEN=$(cat "$data/admin.token")
         "$WASMFN" deploy -q hello "$OUT/wasm/hello.wasm" >/dev/null
+        wait_native hello
         curl -fs -o /dev/null "http://127.0.0.1:$P_WFM/fn/hello/"
         sleep 0.5
         rss_kib $pid >"$OUT/raw/mem-before"

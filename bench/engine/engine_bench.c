@@ -3,8 +3,8 @@
  * in Node/V8, and prints a markdown table of the three side by side.
  *
  * The kernels (kernels.c) are linked into this program as native -O2 code and
- * are also loaded from KERNELS.wasm into the engine; node_bench.mjs runs the
- * same .wasm in V8. Each kernel is called once to warm up, then timed over
+ * are also loaded from KERNELS.wasm into the engine, twice: interpreted, and
+ * compiled by the native tier; node_bench.mjs runs the same .wasm in V8. Each kernel is called once to warm up, then timed over
  * REPS calls; the table shows the median. The three checksums of every
  * kernel must agree: a mismatch means an engine computed something else than
  * the C source says, and the program exits 1 after printing the table.
@@ -27,7 +27,9 @@ uint32_t kernel_sieve(uint32_t n);
 uint32_t kernel_matmul(uint32_t n);
 uint32_t kernel_fnv(uint32_t n);
 uint32_t kernel_qsort(uint32_t n);
+uint32_t kernel_qsortcb(uint32_t n);
 uint32_t kernel_nbody(uint32_t n);
+uint32_t kernel_ikj(uint32_t n);
 
 typedef struct bench_kernel {
     const char *name;  /* export name in kernels.wasm */
@@ -43,7 +45,9 @@ static const bench_kernel_t kernels[] = {
     {"matmul", 300, kernel_matmul, "f64, memory"},
     {"fnv", 16, kernel_fnv, "integer ops, memory"},
     {"qsort", 400000, kernel_qsort, "recursion, branches"},
+    {"qsortcb", 200001, kernel_qsortcb, "indirect calls (qsort comparator)"},
     {"nbody", 500000, kernel_nbody, "f64, sqrt"},
+    {"ikj", 8, kernel_ikj, "a loop gcc -O2 vectorises"},
 };
 #define NKERNELS (sizeof kernels / sizeof kernels[0])
 
@@ -219,78 +223,92 @@ int main(int argc, char **argv)
     }
     char err[ENG_ERR_MAX];
     eng_module_t *m = eng_module_new(bytes, len, err, sizeof err);
-    free(bytes);
-    if (!m) {
+    eng_module_t *mn = eng_module_new(bytes, len, err, sizeof err);
+    if (!m || !mn) {
         fprintf(stderr, "engine_bench: %s: %s\n", wasm_path, err);
         return 1;
     }
+    uint8_t *obj;
+    size_t objlen;
+    double c0 = bench_now_ms();
+    if (!eng_native_compile(bytes, len, &obj, &objlen, err, sizeof err) ||
+        !eng_module_attach_native(mn, obj, objlen, err, sizeof err)) {
+        fprintf(stderr, "engine_bench: native code for %s: %s\n", wasm_path, err);
+        return 1;
+    }
+    double compile_ms = bench_now_ms() - c0;
+    size_t wasm_len = len, obj_len = objlen;
+    free(obj);
+    free(bytes);
     eng_store_t *s = eng_store_new();
     eng_exec_t *x = eng_exec_new(0);
     eng_instance_t *inst = s && x ? eng_instance_new(s, m, NULL, 0, x, err, sizeof err) : NULL;
-    if (!inst) {
+    eng_instance_t *instn = inst ? eng_instance_new(s, mn, NULL, 0, x, err, sizeof err) : NULL;
+    if (!inst || !instn) {
         fprintf(stderr, "engine_bench: instantiating %s: %s\n", wasm_path, s && x ? err : "out of memory");
         return 1;
     }
 
     bench_result_t native[NKERNELS] = {0}, engine[NKERNELS] = {0}, node[NKERNELS] = {0};
+    bench_result_t tier2[NKERNELS] = {0};
     for (size_t i = 0; i < NKERNELS; i++) {
-        native[i].ms = engine[i].ms = node[i].ms = -1;
+        native[i].ms = engine[i].ms = node[i].ms = tier2[i].ms = -1;
         bench_run_native(&kernels[i], reps, &native[i]);
         bench_run_engine(inst, x, &kernels[i], reps, &engine[i]);
-        fprintf(stderr, "engine_bench: %s native %.2f ms, wasmfn %.2f ms\n", kernels[i].name,
-                native[i].ms, engine[i].ms);
+        bench_run_engine(instn, x, &kernels[i], reps, &tier2[i]);
+        fprintf(stderr, "engine_bench: %s native %.2f ms, wasmfn %.2f ms, wasmfn native tier %.2f ms\n",
+                kernels[i].name, native[i].ms, engine[i].ms, tier2[i].ms);
     }
     if (node_script) bench_run_node(node_script, wasm_path, reps, node);
 
     int mismatch = 0, failed = 0;
-    double log_engine = 0, log_node = 0;
-    int n_engine = 0, n_node = 0;
-    printf("| kernel | stresses | size | native ms | wasmfn ms | wasmfn / native | node ms | node / native |\n");
-    printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    const bench_result_t *cols[3] = {engine, tier2, node};
+    const char *colname[3] = {"wasmfn interp", "wasmfn native", "node"};
+    double logs[3] = {0, 0, 0};
+    int counts[3] = {0, 0, 0};
+    printf("| kernel | stresses | size | native ms | interp ms | interp / native | wasmfn native ms "
+           "| wasmfn native / native | node ms | node / native |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < NKERNELS; i++) {
         const bench_kernel_t *k = &kernels[i];
-        char e_ms[32] = "error", e_ratio[32] = "-", n_ms[32] = "n/a", n_ratio[32] = "-";
-        if (!native[i].ok || !engine[i].ok) failed = 1;
-        if (engine[i].ok) {
-            snprintf(e_ms, sizeof e_ms, "%.2f", engine[i].ms);
-            if (engine[i].checksum != native[i].checksum) {
-                fprintf(stderr, "engine_bench: CHECKSUM MISMATCH %s: native %u, wasmfn %u\n", k->name,
-                        native[i].checksum, engine[i].checksum);
-                snprintf(e_ms, sizeof e_ms, "wrong result");
+        char ms[3][32], ratio[3][32];
+        if (!native[i].ok) failed = 1;
+        for (int c = 0; c < 3; c++) {
+            const bench_result_t *r = &cols[c][i];
+            snprintf(ms[c], sizeof ms[c], c == 2 && !node_script ? "n/a" : "error");
+            snprintf(ratio[c], sizeof ratio[c], "-");
+            if (!r->ok) {
+                if (c < 2 || node_script) failed = 1;
+                continue;
+            }
+            snprintf(ms[c], sizeof ms[c], "%.2f", r->ms);
+            if (r->checksum != native[i].checksum) {
+                fprintf(stderr, "engine_bench: CHECKSUM MISMATCH %s: native %u, %s %u\n", k->name,
+                        native[i].checksum, colname[c], r->checksum);
+                snprintf(ms[c], sizeof ms[c], "wrong result");
                 mismatch = 1;
             } else if (native[i].ok && native[i].ms > 0) {
-                double r = engine[i].ms / native[i].ms;
-                snprintf(e_ratio, sizeof e_ratio, "%.2f×", r);
-                log_engine += log(r);
-                n_engine++;
+                double q = r->ms / native[i].ms;
+                snprintf(ratio[c], sizeof ratio[c], "%.2f×", q);
+                logs[c] += log(q);
+                counts[c]++;
             }
         }
-        if (node[i].ok) {
-            snprintf(n_ms, sizeof n_ms, "%.2f", node[i].ms);
-            if (node[i].checksum != native[i].checksum) {
-                fprintf(stderr, "engine_bench: CHECKSUM MISMATCH %s: native %u, node %u\n", k->name,
-                        native[i].checksum, node[i].checksum);
-                snprintf(n_ms, sizeof n_ms, "wrong result");
-                mismatch = 1;
-            } else if (native[i].ok && native[i].ms > 0) {
-                double r = node[i].ms / native[i].ms;
-                snprintf(n_ratio, sizeof n_ratio, "%.2f×", r);
-                log_node += log(r);
-                n_node++;
-            }
-        } else if (node_script) {
-            failed = 1;
-        }
-        printf("| %s | %s | %u | %.2f | %s | %s | %s | %s |\n", k->name, k->what, k->size, native[i].ms,
-               e_ms, e_ratio, n_ms, n_ratio);
+        printf("| %s | %s | %u | %.2f | %s | %s | %s | %s | %s | %s |\n", k->name, k->what, k->size,
+               native[i].ms, ms[0], ratio[0], ms[1], ratio[1], ms[2], ratio[2]);
     }
-    char ge[32] = "-", gn[32] = "-";
-    if (n_engine) snprintf(ge, sizeof ge, "**%.2f×**", exp(log_engine / n_engine));
-    if (n_node) snprintf(gn, sizeof gn, "**%.2f×**", exp(log_node / n_node));
-    printf("| **geometric mean** | | | | | %s | | %s |\n", ge, gn);
+    char g[3][32];
+    for (int c = 0; c < 3; c++) {
+        snprintf(g[c], sizeof g[c], "-");
+        if (counts[c]) snprintf(g[c], sizeof g[c], "**%.2f×**", exp(logs[c] / counts[c]));
+    }
+    printf("| **geometric mean** | | | | | %s | | %s | | %s |\n", g[0], g[1], g[2]);
+    printf("\nNative tier: kernels.wasm (%zu bytes) compiled in %.0f ms to %zu bytes of objects.\n",
+           wasm_len, compile_ms, obj_len);
 
     eng_store_free(s);
     eng_exec_free(x);
     eng_module_free(m);
+    eng_module_free(mn);
     return mismatch || failed ? 1 : 0;
 }

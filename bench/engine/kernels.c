@@ -14,7 +14,11 @@
  *   matmul   f64 multiply-add in a triple loop over linear memory
  *   fnv      integer hashing: xorshift fill, FNV-1a over a buffer, shifts/muls
  *   qsort    recursion plus data-dependent branches and i32 loads/stores
+ *   qsortcb  a libc-style qsort(base, n, size, cmp): every comparison is a
+ *            call through a function pointer (call_indirect in wasm)
  *   nbody    f64 arithmetic with sqrt over a small array of structs
+ *   ikj      i-k-j float matrix multiply of fixed size, the kind of loop
+ *            gcc -O2 vectorises
  *
  * No libc: buffers are static arrays (zero pages in wasm, .bss natively).
  */
@@ -171,6 +175,110 @@ KERNEL(qsort) uint32_t kernel_qsort(uint32_t n)
         if (i && sort_buf[i - 1] > sort_buf[i]) return 0; /* not sorted */
         h = h * 33u + (uint32_t)sort_buf[i];
     }
+    return h;
+}
+
+/* ---- qsort with a comparator ---- */
+
+typedef int (*cmp_fn)(const void *, const void *);
+
+typedef struct rec {
+    int32_t key;
+    uint32_t tag;
+} rec_t;
+
+static int cmp_key_asc(const void *a, const void *b)
+{
+    int32_t x = ((const rec_t *)a)->key, y = ((const rec_t *)b)->key;
+    return (x > y) - (x < y);
+}
+
+static int cmp_key_desc(const void *a, const void *b) { return cmp_key_asc(b, a); }
+
+static void swap_bytes(unsigned char *a, unsigned char *b, uint32_t size)
+{
+    while (size--) {
+        unsigned char t = *a;
+        *a++ = *b;
+        *b++ = t;
+    }
+}
+
+/* A generic sort with libc qsort's interface: quicksort on bytes, the
+ * comparator called through a pointer. */
+static void sort_generic(void *base, uint32_t n, uint32_t size, cmp_fn cmp)
+{
+    unsigned char *a = base;
+    while (n > 1) {
+        if (n < 8) { /* insertion sort */
+            for (uint32_t i = 1; i < n; i++)
+                for (uint32_t j = i; j > 0 && cmp(a + (j - 1) * size, a + j * size) > 0; j--)
+                    swap_bytes(a + (j - 1) * size, a + j * size, size);
+            return;
+        }
+        swap_bytes(a, a + (n / 2) * size, size); /* pivot to the front */
+        uint32_t last = 0;
+        for (uint32_t i = 1; i < n; i++)
+            if (cmp(a + i * size, a) < 0)
+                swap_bytes(a + ++last * size, a + i * size, size);
+        swap_bytes(a, a + last * size, size);
+        /* Recurse into the smaller side, loop on the larger. */
+        if (last < n - last - 1) {
+            sort_generic(a, last, size, cmp);
+            a += (last + 1) * size;
+            n -= last + 1;
+        } else {
+            sort_generic(a + (last + 1) * size, n - last - 1, size, cmp);
+            n = last;
+        }
+    }
+}
+
+static rec_t rec_buf[MAX_SORT / 2];
+static cmp_fn cmps[2] = {cmp_key_asc, cmp_key_desc};
+
+/* Sorts n pseudo-random records (capped at MAX_SORT / 2) by key with the
+ * comparator the size's parity picks (so no compiler can inline it);
+ * checksum of the order. */
+KERNEL(qsortcb) uint32_t kernel_qsortcb(uint32_t n)
+{
+    if (n > MAX_SORT / 2) n = MAX_SORT / 2;
+    uint32_t s = 777;
+    for (uint32_t i = 0; i < n; i++) {
+        rec_buf[i].key = (int32_t)(xorshift32(&s) >> 8);
+        rec_buf[i].tag = i;
+    }
+    sort_generic(rec_buf, n, sizeof(rec_t), cmps[n & 1]);
+    uint32_t h = 0;
+    for (uint32_t i = 0; i < n; i++) h = h * 33u + (uint32_t)rec_buf[i].key;
+    return h;
+}
+
+/* ---- a loop compilers vectorise ---- */
+
+#define IKJ 192u
+static float ikj_a[IKJ * IKJ], ikj_b[IKJ * IKJ], ikj_c[IKJ * IKJ];
+
+/* reps times C = A * B for fixed 192x192 floats, i-k-j order: the inner
+ * loop runs over contiguous rows with a constant trip count, which gcc -O2
+ * vectorises. Every product and sum is exact (multiples of 0.25 below
+ * 2^22), so any order of addition gives the same checksum. */
+KERNEL(ikj) uint32_t kernel_ikj(uint32_t reps)
+{
+    for (uint32_t i = 0; i < IKJ * IKJ; i++) {
+        ikj_a[i] = (float)(i % 7) - 3.0f;
+        ikj_b[i] = (float)(i % 5) * 0.25f;
+    }
+    for (uint32_t r = 0; r < reps; r++) {
+        for (uint32_t i = 0; i < IKJ * IKJ; i++) ikj_c[i] = 0;
+        for (uint32_t i = 0; i < IKJ; i++)
+            for (uint32_t k = 0; k < IKJ; k++) {
+                float a = ikj_a[i * IKJ + k];
+                for (uint32_t j = 0; j < IKJ; j++) ikj_c[i * IKJ + j] += a * ikj_b[k * IKJ + j];
+            }
+    }
+    uint32_t h = 0;
+    for (uint32_t i = 0; i < IKJ * IKJ; i++) h = h * 31u + (uint32_t)(int32_t)ikj_c[i];
     return h;
 }
 

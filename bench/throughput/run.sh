@@ -50,8 +50,10 @@ WF_PID=$!
 PIDS+=($WF_PID)
 wait_http "http://127.0.0.1:$P_NGINX/" || die "nginx did not start ($OUT/nginx/logs/error.log)"
 wait_http "http://127.0.0.1:$P_WFA/readyz" || die "wasmfn did not start ($OUT/wasmfn.log)"
-WASMFN_API=127.0.0.1:$P_WFA WASMFN_TOKEN=$(cat "$OUT/data/admin.token") \
-    "$WASMFN" deploy -q hello "$OUT/hello.wasm" >/dev/null
+export WASMFN_API=127.0.0.1:$P_WFA WASMFN_TOKEN
+WASMFN_TOKEN=$(cat "$OUT/data/admin.token")
+"$WASMFN" deploy -q hello "$OUT/hello.wasm" >/dev/null
+wait_native hello || die "wasmfn: native code for hello was not ready in time"
 got=$(curl -fsS --max-time 5 "http://127.0.0.1:$P_WF/fn/hello/") || die "wasmfn: hello failed"
 [[ $got == hello ]] || die "wasmfn: hello answered '$got'"
 
