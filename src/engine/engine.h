@@ -363,6 +363,15 @@ bool eng_native_open(const uint8_t *art, size_t len, const uint8_t module_sha256
                      const uint8_t key[ENG_NATIVE_KEY_BYTES], const uint8_t **obj, size_t *objlen,
                      char *err, size_t errlen);
 
+/* Native code checks most memory accesses with the MMU rather than with
+ * instructions (a guard region follows every memory; docs/engine.md): a
+ * SIGSEGV handler turns those faults into traps, and hands any other fault
+ * to the handler that was in place before it. The engine installs it when
+ * such code is first attached. An embedder that installs a SIGSEGV or
+ * SIGBUS handler of its own afterwards must call this again (the engine's
+ * then chains to the embedder's). */
+void eng_native_install_fault_handler(void);
+
 /* Native code runs on the calling thread's stack and traps with "call
  * stack exhausted" before it is used up. The engine knows a thread's own
  * stack; an embedder that runs guests on stacks of its own (fibers) gives

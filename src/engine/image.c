@@ -96,7 +96,65 @@ static struct {
     pthread_mutex_t mu;
     slot_t *free[SLOT_CLASSES];
     uint32_t nfree[SLOT_CLASSES];
+    slot_t *guard_free;             /* guard slots (ENG_GUARD_RESERVE bytes) */
+    uint32_t nguard_free;
+    uint32_t nguard;                /* guard slots mapped, free or in use */
 } slots = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Guard slots: a class of their own, counted against ENG_GUARD_SLOTS_MAX. */
+static uint8_t *guard_slot_acquire(void)
+{
+    pthread_mutex_lock(&slots.mu);
+    slot_t *sl = slots.guard_free;
+    bool map = false;
+    if (sl) {
+        slots.guard_free = sl->next;
+        slots.nguard_free--;
+    } else if (slots.nguard < ENG_GUARD_SLOTS_MAX) {
+        slots.nguard++;
+        map = true;
+    }
+    pthread_mutex_unlock(&slots.mu);
+    if (sl) {
+        uint8_t *p = sl->base;
+        free(sl);
+        return p;
+    }
+    if (!map)
+        return NULL;
+    void *p = mmap(NULL, ENG_GUARD_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        pthread_mutex_lock(&slots.mu);
+        slots.nguard--;
+        pthread_mutex_unlock(&slots.mu);
+        return NULL;
+    }
+    madvise(p, ENG_GUARD_RESERVE, MADV_NOHUGEPAGE);
+    return p;
+}
+
+static void guard_slot_release(uint8_t *p, uint64_t used)
+{
+    used = (used + 4095) & ~(uint64_t)4095;
+    bool reset = used == 0 || mmap(p, used, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                                   -1, 0) != MAP_FAILED;
+    slot_t *sl = reset ? malloc(sizeof *sl) : NULL;
+    pthread_mutex_lock(&slots.mu);
+    if (sl && slots.nguard_free < SLOT_KEEP) {
+        sl->base = p;
+        sl->next = slots.guard_free;
+        slots.guard_free = sl;
+        slots.nguard_free++;
+        sl = NULL;
+        p = NULL;
+    } else {
+        slots.nguard--;
+    }
+    pthread_mutex_unlock(&slots.mu);
+    free(sl);
+    if (p)
+        munmap(p, ENG_GUARD_RESERVE);
+}
 
 static unsigned slot_class(uint64_t bytes, uint64_t *rounded)
 {
@@ -109,6 +167,8 @@ static unsigned slot_class(uint64_t bytes, uint64_t *rounded)
 
 uint8_t *eng_slot_acquire(uint64_t *bytes)
 {
+    if (*bytes == ENG_GUARD_RESERVE)
+        return guard_slot_acquire();
     unsigned c = slot_class(*bytes, bytes);
     pthread_mutex_lock(&slots.mu);
     slot_t *sl = slots.free[c];
@@ -133,6 +193,10 @@ uint8_t *eng_slot_acquire(uint64_t *bytes)
 
 void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used)
 {
+    if (bytes == ENG_GUARD_RESERVE) {
+        guard_slot_release(p, used);
+        return;
+    }
     uint64_t rounded;
     unsigned c = slot_class(bytes, &rounded);
     if (used > bytes)
@@ -604,8 +668,8 @@ uint64_t eng_image_memory_bytes(const eng_image_t *img)
 
 /* A memory of `pages` pages whose first im->len bytes map the image: a
  * warm slot when there is one, else a slot mapped now. */
-static eng_memory_t *memory_from_image(eng_store_t *s, image_mem_t *im, uint32_t i, char *err,
-                                       size_t errlen)
+static eng_memory_t *memory_from_image(eng_store_t *s, image_mem_t *im, uint32_t i, bool guard,
+                                       bool *no_slot, char *err, size_t errlen)
 {
     uint32_t cap = eng_store_limit_pages(s);
     if (im->type_max != ENG_NO_MAX && im->type_max < cap)
@@ -620,9 +684,10 @@ static eng_memory_t *memory_from_image(eng_store_t *s, image_mem_t *im, uint32_t
         eng_errf(err, errlen, "out of memory");
         return NULL;
     }
-    mem->reserved = (uint64_t)(cap ? cap : 1) * ENG_PAGE_BYTES;
-    uint64_t rounded;
-    slot_class(mem->reserved, &rounded);
+    mem->reserved = guard ? ENG_GUARD_RESERVE : (uint64_t)(cap ? cap : 1) * ENG_PAGE_BYTES;
+    uint64_t rounded = mem->reserved;
+    if (!guard)
+        slot_class(mem->reserved, &rounded);
     warm_slot_t *ws = warm_take(im, rounded);
     bool warm = ws != NULL;
     if (warm) {
@@ -639,6 +704,8 @@ static eng_memory_t *memory_from_image(eng_store_t *s, image_mem_t *im, uint32_t
         eng_errf(err, errlen, "memory %u: cannot reserve %llu bytes of address space", i,
                  (unsigned long long)mem->reserved);
         free(mem);
+        if (guard)
+            *no_slot = true;
         return NULL;
     }
     mem->max_pages = cap;
@@ -714,9 +781,18 @@ eng_instance_t *eng_instance_from_image(eng_store_t *s, const eng_image_t *img, 
                 t->elems[k] = index_to_func(inst, it->idx[k]);
         inst->tables[i] = t;
     }
-    for (uint32_t i = 0; i < m->nmems; i++)
-        if (!(inst->mems[i] = memory_from_image(s, &img->mems[i], i, err, errlen)))
+    for (uint32_t i = 0; i < m->nmems; i++) {
+        /* Native code in guard mode needs memory 0 in a guard slot; when
+         * none is to be had the instance is interpreted instead. */
+        bool guard = i == 0 && inst->native_guard, no_slot = false;
+        inst->mems[i] = memory_from_image(s, &img->mems[i], i, guard, &no_slot, err, errlen);
+        if (!inst->mems[i] && no_slot) {
+            eng_native_unlink_instance(inst);
+            inst->mems[i] = memory_from_image(s, &img->mems[i], i, false, &no_slot, err, errlen);
+        }
+        if (!inst->mems[i])
             return NULL;
+    }
     for (uint32_t i = 0; i < m->nglobals; i++) {
         eng_global_t *g = inst->globals[i];
         if (g->type == ENG_FUNCREF)

@@ -126,6 +126,14 @@ void eng_store_free(eng_store_t *s)
 
 eng_memory_t *eng_memory_new(eng_store_t *s, uint32_t min_pages, uint32_t max_pages)
 {
+    bool no_slot;
+    return eng_memory_new_slot(s, min_pages, max_pages, false, &no_slot);
+}
+
+eng_memory_t *eng_memory_new_slot(eng_store_t *s, uint32_t min_pages, uint32_t max_pages, bool guard,
+                                  bool *no_slot)
+{
+    *no_slot = false;
     uint32_t cap = s->limit_pages;
     if (max_pages != ENG_NO_MAX && max_pages < cap)
         cap = max_pages;
@@ -136,9 +144,10 @@ eng_memory_t *eng_memory_new(eng_store_t *s, uint32_t min_pages, uint32_t max_pa
         return NULL;
     /* Reserve at least one page so data is never NULL, even for a memory
      * that can never hold a byte (memcpy/memset with NULL is undefined). */
-    m->reserved = (uint64_t)(cap ? cap : 1) * ENG_PAGE_BYTES;
+    m->reserved = guard ? ENG_GUARD_RESERVE : (uint64_t)(cap ? cap : 1) * ENG_PAGE_BYTES;
     uint8_t *p = eng_slot_acquire(&m->reserved);
     if (!p) {
+        *no_slot = guard;
         free(m);
         return NULL;
     }
@@ -552,7 +561,13 @@ eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const en
     }
     for (uint32_t i = m->nmem_imports; i < m->nmems; i++) {
         const eng_limits_t *l = &m->mems[i];
-        inst->mems[i] = eng_memory_new(s, l->min, l->max);
+        /* Guard-mode native code needs a guard slot (else: interpreted). */
+        bool no_slot = false;
+        inst->mems[i] = eng_memory_new_slot(s, l->min, l->max, i == 0 && inst->native_guard, &no_slot);
+        if (!inst->mems[i] && no_slot) {
+            eng_native_unlink_instance(inst);
+            inst->mems[i] = eng_memory_new_slot(s, l->min, l->max, false, &no_slot);
+        }
         if (!inst->mems[i]) {
             eng_errf(err, errlen, "memory %u: cannot allocate %u pages (the store's limit is %u pages)", i,
                      l->min, s->limit_pages);

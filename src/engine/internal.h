@@ -223,6 +223,7 @@ struct eng_instance {
     void ***elem_refs;       /* [nelems] evaluated segment refs, NULL once dropped */
     uint32_t *elem_len;      /* [nelems] 0 once dropped */
     bool *data_dropped;      /* [ndatas] */
+    bool native_guard;       /* its native code needs memory 0 in a guard slot */
     eng_global_t *global_objs; /* the defined globals */
     /* Every array above lives in one allocation that starts at funcs. */
 };
@@ -289,9 +290,23 @@ eng_instance_t *eng_instance_alloc(eng_store_t *s, const eng_module_t *m, const 
 
 /* ---- Memory slots (image.c) ---- */
 
+/* Guard regions for native code (native_ir.c, native_rt.c). Native code
+ * compiled in guard mode checks no memory access whose constant offset and
+ * size stay within ENG_GUARD_SLACK: its instance's memory 0 sits at the
+ * start of a reservation of ENG_GUARD_RESERVE bytes, so any such address
+ * (zext(i32) + offset) lands inside it, and past the memory's size it is
+ * PROT_NONE: the access faults, and the fault becomes the trap. Such slots
+ * are counted; past ENG_GUARD_SLOTS_MAX (64 TiB of address space) new
+ * instances are made without one and interpreted. */
+#define ENG_GUARD_SLACK (64u << 10)
+#define ENG_GUARD_RESERVE ((4ull << 30) + ENG_GUARD_SLACK)
+#define ENG_GUARD_SLOTS_MAX 16384u
+
 /* A PROT_NONE reservation of at least *bytes (rounded up to a power of two
  * of at least 64 KiB, written back to *bytes), from the process-wide pool
- * when one is free, else fresh from mmap. NULL when mmap fails. */
+ * when one is free, else fresh from mmap. NULL when mmap fails. Exactly
+ * ENG_GUARD_RESERVE asks for a guard slot: NULL also when
+ * ENG_GUARD_SLOTS_MAX of them exist. */
 uint8_t *eng_slot_acquire(uint64_t *bytes);
 /* Gives a reservation back. `used` bytes from its start may have been made
  * accessible or mapped from an image; they are reset to an inaccessible,
@@ -337,6 +352,14 @@ uintptr_t eng_stack_limit(const eng_exec_t *x, uintptr_t sp);
 /* Gives a new instance's defined functions the module's native code, if
  * the module has any attached (called by eng_instance_alloc). */
 void eng_native_link_instance(eng_instance_t *inst);
+/* Makes an instance's functions interpreted again (no guard slot was to
+ * be had for its memory). */
+void eng_native_unlink_instance(eng_instance_t *inst);
+/* Makes a memory for instance creation: in a guard slot when guard is
+ * set (NULL when none is to be had, *no_slot set), else as
+ * eng_memory_new (instance.c). */
+eng_memory_t *eng_memory_new_slot(eng_store_t *s, uint32_t min_pages, uint32_t max_pages, bool guard,
+                                  bool *no_slot);
 /* Frees native code (with its module). */
 void eng_native_free(struct eng_native *n);
 size_t eng_native_size_bytes(const struct eng_native *n);
@@ -375,6 +398,10 @@ void *eng_obj_symbol(const eng_obj_t *o, const char *name);
 /* Bytes mapped (code + data + stubs + GOT, in whole pages), for caches that
  * bound memory. */
 size_t eng_obj_size_bytes(const eng_obj_t *o);
+/* The object's code: [*start, *start + *len), read and execute only. */
+void eng_obj_code(const eng_obj_t *o, uintptr_t *start, size_t *len);
+/* The name of the function symbol whose code holds addr, or NULL. */
+const char *eng_obj_function_at(const eng_obj_t *o, uintptr_t addr);
 /* Unmaps the object and frees it; its code must no longer be running. NULL
  * is allowed. */
 void eng_obj_free(eng_obj_t *o);

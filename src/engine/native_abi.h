@@ -46,7 +46,7 @@
 
 /* Bump when the generated code's conventions change without any struct
  * offset changing: old artefacts then no longer match the target key. */
-#define ENG_NATIVE_ABI 4
+#define ENG_NATIVE_ABI 5
 
 /* Trap codes passed to eng_nat_trap: an eng_trap_t, or'ed with this flag
  * for the call_indirect variant of a table bounds trap, whose text the
@@ -128,6 +128,7 @@ enum {
     ENG_NATIVE_META_FIRST,  /* the first defined function in this object */
     ENG_NATIVE_META_COUNT,  /* how many (wfn_funcs has as many) */
     ENG_NATIVE_META_TRAMPS, /* 1: this object has wfn_tramps */
+    ENG_NATIVE_META_GUARD,  /* 1: guard mode (internal.h, ENG_GUARD_RESERVE) */
     ENG_NATIVE_META_SHA256, /* 8 words: the module's SHA-256, as bytes */
     ENG_NATIVE_META_WORDS = ENG_NATIVE_META_SHA256 + 8
 };
@@ -148,7 +149,19 @@ typedef struct eng_native {
     void **funcs;          /* [ndefined], gathered from the objects' tables */
     void *const *tramps;   /* [ntypes] */
     bool has_tramps;       /* one object had the table (empty without types) */
+    bool guard;            /* compiled in guard mode: memory 0 needs a guard slot */
+    bool registered;       /* its code is known to the fault handler */
 } eng_native_t;
+
+/* Guard mode's faults (native_rt.c). The fault handler turns a fault in
+ * native code into an "out of bounds memory access" trap; it knows native
+ * code by these ranges, which attaching registers (false: no room, the
+ * module then stays interpreted) and freeing unregisters. */
+bool eng_native_code_register(eng_native_t *n, const eng_module_t *m);
+void eng_native_code_unregister(eng_native_t *n);
+/* Where the fault handler sends the faulting thread (not a signal handler
+ * any more): writes the trap's message and unwinds. */
+__attribute__((noreturn)) void eng_nat_fault(eng_exec_t *x, uintptr_t pc);
 
 /* The struct offsets generated code depends on, hashed into the target
  * key (native_compile.c). */

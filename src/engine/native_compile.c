@@ -412,6 +412,7 @@ static bool build_module(nc_module_t *nc, const part_t *p)
     meta[ENG_NATIVE_META_FIRST] = LLVMConstInt(nc->t_i32, p->lo, 0);
     meta[ENG_NATIVE_META_COUNT] = LLVMConstInt(nc->t_i32, p->hi - p->lo, 0);
     meta[ENG_NATIVE_META_TRAMPS] = LLVMConstInt(nc->t_i32, p->tramps ? 1 : 0, 0);
+    meta[ENG_NATIVE_META_GUARD] = LLVMConstInt(nc->t_i32, nc->guard, 0);
     for (int i = 0; i < 8; i++) {
         uint32_t w;
         memcpy(&w, m->sha256 + 4 * i, 4);
@@ -428,7 +429,10 @@ static void *compile_part(void *arg)
     part_t *p = arg;
     char *err = p->err;
     size_t errlen = sizeof p->err;
-    nc_module_t nc = {.m = p->m, .err = err, .errlen = errlen};
+    /* Guard mode when the module defines its memory (an imported one may
+     * live anywhere: checked explicitly). */
+    nc_module_t nc = {.m = p->m, .err = err, .errlen = errlen,
+                      .guard = p->m->nmems > 0 && p->m->nmem_imports == 0};
     diag_state_t diag = {0};
     LLVMTargetMachineRef tm = host_machine(err, errlen);
     if (!tm)

@@ -11,9 +11,16 @@
  * price of a little more IR for the optimiser to clean up.
  *
  * What the code checks at run time, as the interpreter does:
- *   - memory accesses: zext(address) + offset + size against the memory's
- *     current size, which the function keeps in a local and reloads after
- *     every call and memory.grow (the only things that change it);
+ *   - memory accesses: in guard mode (a module that defines its memory;
+ *     internal.h, ENG_GUARD_RESERVE) accesses whose offset and size stay
+ *     within the guard slack are not checked: one out of bounds faults,
+ *     and native_rt.c turns the fault into the trap. Such accesses are
+ *     volatile, so LLVM neither deletes a load whose value goes unused (it
+ *     must still trap) nor reorders them (memory at a trap is what the
+ *     interpreter leaves). Others (an imported memory, a huge offset)
+ *     compare zext(address) + offset + size with the memory's current
+ *     size, which the function keeps in a local and reloads after every
+ *     call and memory.grow (the only things that change it);
  *   - function entries: the stack pointer against x->stack_limit, and the
  *     fuel counter (x->fuel), also at every loop header; when the fuel
  *     runs out eng_nat_poll runs the yield hook and checks the deadline;
@@ -300,12 +307,16 @@ static LLVMValueRef mem_size(fx_t *f)
  * the bounds check. */
 static LLVMValueRef mem_addr(fx_t *f, LLVMValueRef addr, uint32_t offset, unsigned n)
 {
-    LLVMValueRef size = mem_size(f);
+    LLVMValueRef size = mem_size(f); /* also: fails without a memory */
     LLVMValueRef ea = LLVMBuildZExt(f->b, addr, f->nc->t_i64, "");
     if (offset)
         ea = LLVMBuildNUWAdd(f->b, ea, c64(f, offset), "");
-    LLVMValueRef end = LLVMBuildNUWAdd(f->b, ea, c64(f, n), "");
-    trap_if(f, LLVMBuildICmp(f->b, LLVMIntUGT, end, size, ""), ENG_TRAP_MEMORY_OOB);
+    /* Guard mode: the access lands in the guard slot whatever the address,
+     * and faults past the memory's size (internal.h). */
+    if (!(f->nc->guard && (uint64_t)offset + n <= ENG_GUARD_SLACK)) {
+        LLVMValueRef end = LLVMBuildNUWAdd(f->b, ea, c64(f, n), "");
+        trap_if(f, LLVMBuildICmp(f->b, LLVMIntUGT, end, size, ""), ENG_TRAP_MEMORY_OOB);
+    }
     return LLVMBuildInBoundsGEP2(f->b, f->nc->t_i8, f->mem_base, &ea, 1, "");
 }
 
@@ -326,6 +337,14 @@ static void op_load(fx_t *f, LLVMTypeRef as, unsigned n, LLVMTypeRef to, bool si
     LLVMValueRef v = LLVMBuildLoad2(f->b, as, p, "");
     LLVMSetAlignment(v, 1);
     tag(f, v, f->nc->tbaa_mem);
+    /* In guard mode an out-of-bounds load traps by faulting, so it must
+     * happen even when its value goes unused, which LLVM would otherwise
+     * delete: such loads are volatile. (Measured: about as fast as plain
+     * loads here, where keeping them alive with an inline-asm use cost up
+     * to a third more instructions: it stops loads folding into
+     * arithmetic.) */
+    if (f->nc->guard && (uint64_t)off + n <= ENG_GUARD_SLACK)
+        LLVMSetVolatile(v, 1);
     if (as != to)
         v = sign ? LLVMBuildSExt(f->b, v, to, "") : LLVMBuildZExt(f->b, v, to, "");
     push(f, v);
@@ -341,6 +360,12 @@ static void op_store(fx_t *f, LLVMTypeRef as, unsigned n)
     LLVMValueRef s = LLVMBuildStore(f->b, v, p);
     LLVMSetAlignment(s, 1);
     tag(f, s, f->nc->tbaa_mem);
+    /* Guard mode: loads that may fault are volatile (op_load), and LLVM
+     * keeps volatile accesses in order only among themselves; volatile
+     * stores keep a store before a faulting load done and one after it
+     * undone, as the interpreter leaves memory at a trap. */
+    if (f->nc->guard && (uint64_t)off + n <= ENG_GUARD_SLACK)
+        LLVMSetVolatile(s, 1);
 }
 
 /* ---- Calls ---- */

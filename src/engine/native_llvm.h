@@ -41,6 +41,8 @@ typedef struct nc_module {
     LLVMValueRef md_unlikely;     /* branch weights: the true edge is rare */
     LLVMValueRef md_rsp;          /* !{!"rsp"} for llvm.read_register */
 
+    bool guard;              /* guard mode: see internal.h, ENG_GUARD_RESERVE */
+
     char *err;
     size_t errlen;
 } nc_module_t;

@@ -247,6 +247,10 @@ static const char *load_part(eng_native_t *n, const eng_module_t *m, const uint8
         meta[ENG_NATIVE_META_NTYPES] != m->ntypes ||
         memcmp(meta + ENG_NATIVE_META_SHA256, m->sha256, 32) != 0)
         return "made from another module";
+    if (n->nobjs == 1)
+        n->guard = meta[ENG_NATIVE_META_GUARD] != 0;
+    else if (n->guard != (meta[ENG_NATIVE_META_GUARD] != 0))
+        return "its objects disagree on guard mode";
     uint32_t first = meta[ENG_NATIVE_META_FIRST], count = meta[ENG_NATIVE_META_COUNT];
     if (first > ndefined || count > ndefined - first)
         return "its function range is out of bounds";
@@ -310,6 +314,9 @@ bool eng_module_attach_native(eng_module_t *m, const uint8_t *pack, size_t len, 
             bad = "a function has no code";
     if (!bad && !n->has_tramps)
         bad = "its trampolines are missing";
+    /* Guard-mode code faults on purpose: the fault handler must know it. */
+    if (!bad && n->guard && !eng_native_code_register(n, m))
+        bad = "too many native modules for the fault handler's table";
     free(covered);
     if (bad) {
         eng_errf(err, errlen, "native code: %s", bad);
@@ -340,12 +347,23 @@ void eng_native_link_instance(eng_instance_t *inst)
         f->native = n->funcs[j];
         f->tramp = n->tramps[m->func_type[m->nfunc_imports + j]];
     }
+    inst->native_guard = n->guard;
+}
+
+void eng_native_unlink_instance(eng_instance_t *inst)
+{
+    uint32_t ndefined = inst->module->nfuncs - inst->module->nfunc_imports;
+    for (uint32_t j = 0; j < ndefined; j++)
+        inst->func_objs[j].native = inst->func_objs[j].tramp = NULL;
+    inst->native_guard = false;
 }
 
 void eng_native_free(eng_native_t *n)
 {
     if (!n)
         return;
+    if (n->registered)
+        eng_native_code_unregister(n);
     for (uint32_t k = 0; k < n->nobjs; k++)
         eng_obj_free(n->objs[k]);
     free(n->objs);

@@ -17,13 +17,27 @@
  * holds) are the interpreter's, interp.c, on purpose: both tiers must
  * behave the same, and the spec suite and the differential fuzzer compare
  * them.
+ *
+ * Guard mode (internal.h, ENG_GUARD_RESERVE): most memory accesses of
+ * native code are not checked, and one past the memory's size faults on a
+ * PROT_NONE page of its guard slot. The SIGSEGV handler below recognises
+ * such a fault — native code running on this thread (tls_exec, set by the
+ * entry and after anything that may have switched fibers) and the faulting
+ * instruction inside registered native code — and, rather than unwinding
+ * from inside the signal handler, makes the thread return from it into
+ * eng_nat_fault, an ordinary function that writes the trap and unwinds as
+ * every other trap does. Any other fault goes to the handler installed
+ * before ours (or kills the process as it would have).
  */
-#define _GNU_SOURCE /* pthread_getattr_np */
+#define _GNU_SOURCE /* pthread_getattr_np, REG_RIP */
 #include "engine/native_abi.h"
 
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <ucontext.h>
 
 typedef void (*tramp_fn)(void *fn, eng_instance_t *inst, eng_exec_t *x, eng_val_t *io);
 
@@ -80,20 +94,180 @@ uintptr_t eng_stack_limit(const eng_exec_t *x, uintptr_t sp)
     return lo + ENG_NATIVE_STACK_RESERVE;
 }
 
+/* The exec whose native code runs on this thread now, for the fault
+ * handler. */
+static __thread eng_exec_t *tls_exec;
+
 eng_trap_t eng_native_enter(eng_exec_t *x, eng_func_t *f, eng_val_t *io)
 {
     if (!x->jmp)
         x->fuel = NATIVE_BUDGET; /* the outermost native entry on this exec */
     jmp_buf jb;
     void *volatile prev = x->jmp;
+    eng_exec_t *volatile prev_exec = tls_exec;
     eng_trap_t t = ENG_OK;
     x->jmp = &jb;
+    tls_exec = x;
     if (_setjmp(jb) == 0)
         ((tramp_fn)f->tramp)(f->native, f->inst, x, io);
     else
         t = x->trap;
     x->jmp = prev;
+    tls_exec = prev_exec;
     return t;
+}
+
+/* ---- Guard mode: faults ---- */
+
+/* Registered native code: a table the signal handler scans without locks.
+ * An entry is published by storing its start last (release) and retired by
+ * clearing it; writers take the mutex. Entries of freed code may be reused
+ * at once: no code runs from them, so no fault can name them. */
+#define CODE_RANGES 65536
+
+typedef struct code_range {
+    uintptr_t start;               /* atomic; 0 = free */
+    uintptr_t end;
+    const eng_module_t *m;
+    struct eng_obj *obj;
+    eng_native_t *owner;
+} code_range_t;
+
+static code_range_t code_ranges[CODE_RANGES];
+static uint32_t code_ranges_used; /* atomic: entries at or above are all free */
+static pthread_mutex_t code_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static struct sigaction old_segv, old_bus;
+
+static const code_range_t *code_range_of(uintptr_t pc)
+{
+    uint32_t n = __atomic_load_n(&code_ranges_used, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++) {
+        uintptr_t start = __atomic_load_n(&code_ranges[i].start, __ATOMIC_ACQUIRE);
+        if (start && pc >= start && pc < code_ranges[i].end)
+            return &code_ranges[i];
+    }
+    return NULL;
+}
+
+/* Hands a fault that is not ours to whoever handled it before. */
+static void chain(int sig, siginfo_t *si, void *ctx)
+{
+    struct sigaction *old = sig == SIGBUS ? &old_bus : &old_segv;
+    if (old->sa_flags & SA_SIGINFO) {
+        if (old->sa_sigaction) {
+            old->sa_sigaction(sig, si, ctx);
+            return;
+        }
+    } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
+        return;
+    }
+    /* The default action: the instruction faults again, and the process
+     * dies as it would have without us. */
+    signal(sig, SIG_DFL);
+}
+
+static void on_fault(int sig, siginfo_t *si, void *ctx)
+{
+    ucontext_t *uc = ctx;
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    eng_exec_t *x = tls_exec;
+    /* Ours: a PROT_NONE page (not an unmapped address) touched by native
+     * code while this thread runs it. */
+    if (sig == SIGSEGV && si->si_code == SEGV_ACCERR && x && x->jmp && code_range_of(pc)) {
+        /* Return into eng_nat_fault(x, pc), as if called, below the red
+         * zone and 16-byte aligned as at a function's entry. */
+        uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+        sp = ((sp - 512) & ~(uintptr_t)15) - 8;
+        uc->uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
+        uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)eng_nat_fault;
+        uc->uc_mcontext.gregs[REG_RDI] = (greg_t)(uintptr_t)x;
+        uc->uc_mcontext.gregs[REG_RSI] = (greg_t)pc;
+        return;
+    }
+    chain(sig, si, ctx);
+}
+
+/* Puts on_fault in place for sig, keeping whatever was there to chain to
+ * (unless it is on_fault already). */
+static void install_for(int sig, struct sigaction *old)
+{
+    struct sigaction cur, sa;
+    if (sigaction(sig, NULL, &cur) != 0 || ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_fault))
+        return;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) == 0)
+        *old = cur;
+}
+
+void eng_native_install_fault_handler(void)
+{
+    pthread_mutex_lock(&code_mu);
+    install_for(SIGSEGV, &old_segv);
+    install_for(SIGBUS, &old_bus);
+    pthread_mutex_unlock(&code_mu);
+}
+
+static void handler_install(void) { eng_native_install_fault_handler(); }
+
+bool eng_native_code_register(eng_native_t *n, const eng_module_t *m)
+{
+    pthread_once(&handler_once, handler_install);
+    pthread_mutex_lock(&code_mu);
+    uint32_t need = n->nobjs, found = 0, used = code_ranges_used;
+    uint32_t idx[ENG_NATIVE_PACK_MAX_OBJECTS];
+    for (uint32_t i = 0; i < CODE_RANGES && found < need; i++)
+        if (!code_ranges[i].start)
+            idx[found++] = i;
+    if (found < need) {
+        pthread_mutex_unlock(&code_mu);
+        return false;
+    }
+    for (uint32_t k = 0; k < need; k++) {
+        code_range_t *r = &code_ranges[idx[k]];
+        uintptr_t start;
+        size_t len;
+        eng_obj_code(n->objs[k], &start, &len);
+        r->end = start + len;
+        r->m = m;
+        r->obj = n->objs[k];
+        r->owner = n;
+        if (idx[k] >= used)
+            used = idx[k] + 1;
+        __atomic_store_n(&r->start, start, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&code_ranges_used, used, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&code_mu);
+    n->registered = true;
+    return true;
+}
+
+void eng_native_code_unregister(eng_native_t *n)
+{
+    pthread_mutex_lock(&code_mu);
+    for (uint32_t i = 0; i < code_ranges_used; i++)
+        if (code_ranges[i].owner == n)
+            __atomic_store_n(&code_ranges[i].start, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&code_mu);
+    n->registered = false;
+}
+
+static __attribute__((noreturn)) void unwind(eng_exec_t *x, eng_trap_t t);
+
+void eng_nat_fault(eng_exec_t *x, uintptr_t pc)
+{
+    const code_range_t *r = code_range_of(pc);
+    const char *name = r ? eng_obj_function_at(r->obj, pc) : NULL;
+    unsigned idx;
+    if (name && sscanf(name, "f%u", &idx) == 1 && idx < r->m->nfuncs)
+        eng_trap_message(x, ENG_TRAP_MEMORY_OOB, NULL, r->m, idx);
+    else
+        eng_trap_message(x, ENG_TRAP_MEMORY_OOB, NULL, NULL, 0);
+    unwind(x, ENG_TRAP_MEMORY_OOB);
 }
 
 static __attribute__((noreturn)) void unwind(eng_exec_t *x, eng_trap_t t)
@@ -115,8 +289,10 @@ void eng_nat_trap(eng_instance_t *inst, eng_exec_t *x, uint32_t code, uint32_t f
 
 int64_t eng_nat_poll(eng_instance_t *inst, eng_exec_t *x, uint32_t func)
 {
-    if (x->yield_fn)
+    if (x->yield_fn) {
         x->yield_fn(x, x->yield_ud);
+        tls_exec = x; /* other fibers may have run native code meanwhile */
+    }
     if (eng_exec_should_stop(x))
         eng_nat_trap(inst, x, ENG_TRAP_DEADLINE, func);
     return NATIVE_BUDGET;
@@ -136,6 +312,7 @@ void eng_nat_call(eng_instance_t *inst, eng_exec_t *x, eng_func_t *callee, eng_v
          * trap message. */
         t = eng_call(x, callee, io, io);
     }
+    tls_exec = x; /* the callee may have parked this fiber */
     if (t != ENG_OK)
         unwind(x, t);
 }

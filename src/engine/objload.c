@@ -77,6 +77,7 @@ typedef struct sym_info {
     bool local;
     uint16_t sec;        /* SYM_DEFINED / SYM_UNLOADED */
     uint64_t value;      /* section offset, absolute value or resolved address */
+    uint64_t size;       /* st_size */
     const char *name;    /* in the input's string table; valid during the load only */
     uint32_t got, stub;  /* slot indices or OBJ_NONE */
 } sym_info_t;
@@ -87,11 +88,19 @@ typedef struct obj_name {
     bool local;
 } obj_name_t;
 
+typedef struct obj_func {
+    uintptr_t start, end; /* [start, end) */
+    const char *name;     /* in eng_obj.strings */
+} obj_func_t;
+
 struct eng_obj {
     uint8_t *map;        /* the mapping; everything below is immutable after load */
     size_t map_bytes;
+    size_t code_bytes;   /* the executable part, at the start of map */
     uint32_t nnames;
     obj_name_t *names;   /* sorted by name, globals before locals of the same name */
+    uint32_t nfuncs;
+    obj_func_t *funcs;   /* function symbols, sorted by address (eng_obj_function_at) */
     char *strings;
 };
 
@@ -298,6 +307,7 @@ static bool ld_symbols(ld_t *ld)
         if (!(s->name = str_at(str, strs->sh_size, sym.st_name)))
             return ld_fail(ld, "symbol %u: name offset 0x%x outside the string table", i, sym.st_name);
         s->type = ELF64_ST_TYPE(sym.st_info);
+        s->size = sym.st_size;
         unsigned bind = ELF64_ST_BIND(sym.st_info);
         s->local = bind == STB_LOCAL;
         if (s->type > STT_FILE || s->type == STT_COMMON)
@@ -564,6 +574,12 @@ static int name_cmp(const void *a, const void *b)
     return c ? c : (int)x->local - (int)y->local;
 }
 
+static int func_cmp(const void *a, const void *b)
+{
+    const obj_func_t *x = a, *y = b;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
 /* Symbols eng_obj_symbol finds: named, defined, not section or file names. */
 static bool sym_listed(const sym_info_t *s)
 {
@@ -584,6 +600,9 @@ static bool ld_names(ld_t *ld, eng_obj_t *o)
     o->strings = malloc(chars ? chars : 1);
     if (!o->names || !o->strings)
         return ld_fail(ld, "out of memory");
+    o->funcs = malloc((n ? n : 1) * sizeof *o->funcs);
+    if (!o->funcs)
+        return ld_fail(ld, "out of memory");
     char *p = o->strings;
     for (uint32_t i = 1; i < ld->nsyms; i++) {
         const sym_info_t *s = &ld->syms[i];
@@ -591,10 +610,17 @@ static bool ld_names(ld_t *ld, eng_obj_t *o)
             continue;
         size_t l = strlen(s->name) + 1;
         memcpy(p, s->name, l);
-        o->names[o->nnames++] = (obj_name_t){p, (void *)(uintptr_t)sym_addr(ld, s), s->local};
+        uintptr_t a = (uintptr_t)sym_addr(ld, s);
+        o->names[o->nnames++] = (obj_name_t){p, (void *)a, s->local};
+        /* A function's extent, when it lies in the code (for faults). */
+        if (s->type == STT_FUNC && s->kind == SYM_DEFINED && s->size &&
+            a >= (uintptr_t)ld->map && a - (uintptr_t)ld->map < ld->ro_start &&
+            s->size <= ld->ro_start - (a - (uintptr_t)ld->map))
+            o->funcs[o->nfuncs++] = (obj_func_t){a, a + (uintptr_t)s->size, p};
         p += l;
     }
     qsort(o->names, o->nnames, sizeof *o->names, name_cmp);
+    qsort(o->funcs, o->nfuncs, sizeof *o->funcs, func_cmp);
     return true;
 }
 
@@ -617,6 +643,7 @@ eng_obj_t *eng_obj_load(const uint8_t *bytes, size_t len, eng_obj_resolve_fn res
             munmap(ld.map, ld.map_bytes);
         if (o) {
             free(o->names);
+            free(o->funcs);
             free(o->strings);
             free(o);
         }
@@ -624,6 +651,7 @@ eng_obj_t *eng_obj_load(const uint8_t *bytes, size_t len, eng_obj_resolve_fn res
     }
     o->map = ld.map;
     o->map_bytes = ld.map_bytes;
+    o->code_bytes = ld.ro_start;
     return o;
 }
 
@@ -644,12 +672,32 @@ void *eng_obj_symbol(const eng_obj_t *o, const char *name)
 
 size_t eng_obj_size_bytes(const eng_obj_t *o) { return o ? o->map_bytes : 0; }
 
+void eng_obj_code(const eng_obj_t *o, uintptr_t *start, size_t *len)
+{
+    *start = (uintptr_t)o->map;
+    *len = o->code_bytes;
+}
+
+const char *eng_obj_function_at(const eng_obj_t *o, uintptr_t addr)
+{
+    size_t lo = 0, hi = o->nfuncs;    /* first function starting after addr */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (o->funcs[mid].start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 && addr < o->funcs[lo - 1].end ? o->funcs[lo - 1].name : NULL;
+}
+
 void eng_obj_free(eng_obj_t *o)
 {
     if (!o)
         return;
     munmap(o->map, o->map_bytes);
     free(o->names);
+    free(o->funcs);
     free(o->strings);
     free(o);
 }

@@ -277,6 +277,9 @@ static void resolve(const eng_module_t *m, eng_store_t *s, const host_def_t *hos
 static eng_instance_t *instantiate(eng_store_t *s, const eng_module_t *m, const eng_extern_t *imp,
                                    eng_exec_t *x)
 {
+    /* cmocka puts a SIGSEGV handler of its own in place around every test:
+     * the engine's (guard mode's faults) goes back in front of it. */
+    eng_native_install_fault_handler();
     char err[ENG_ERR_MAX];
     eng_instance_t *i = eng_instance_new(s, m, imp, eng_module_import_count(m), x, err, sizeof err);
     if (!i) fail_msg("eng_instance_new: %s", err);
