@@ -793,6 +793,8 @@ eng_instance_t *eng_instance_from_image(eng_store_t *s, const eng_image_t *img, 
         if (!inst->mems[i])
             return NULL;
     }
+    if (m->nmems)
+        inst->mem0_data = inst->mems[0]->data;
     for (uint32_t i = 0; i < m->nglobals; i++) {
         eng_global_t *g = inst->globals[i];
         if (g->type == ENG_FUNCREF)

@@ -574,6 +574,8 @@ eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const en
             return NULL;
         }
     }
+    if (m->nmems)
+        inst->mem0_data = inst->mems[0]->data;
     for (uint32_t i = m->nglobal_imports; i < m->nglobals; i++)
         inst->globals[i]->val = eng_constexpr_eval(inst, &m->global_init[i]);
 

@@ -224,6 +224,7 @@ struct eng_instance {
     uint32_t *elem_len;      /* [nelems] 0 once dropped */
     bool *data_dropped;      /* [ndatas] */
     bool native_guard;       /* its native code needs memory 0 in a guard slot */
+    uint8_t *mem0_data;      /* mems[0]->data (it never moves), for native code */
     eng_global_t *global_objs; /* the defined globals */
     /* Every array above lives in one allocation that starts at funcs. */
 };

@@ -971,10 +971,13 @@ eng_trap_t eng_call(eng_exec_t *x, eng_func_t *f, const eng_val_t *args, eng_val
         __atomic_store_n(&x->interrupt, 0, __ATOMIC_RELAXED);
         x->top = x->stack;
         x->stack_limit = eng_stack_limit(x, sp);
-    } else if (sp < x->stack_limit) {
+    }
+    if (sp < x->stack_limit) {
         /* Guest -> host -> eng_call -> guest ... recurses in C: bounded by
-         * the same limit as native code. f is the function that could
-         * not be entered (as for the interpreter's own frames). */
+         * the same limit as native code. And native code may be entered
+         * only above it (functions that call nothing do not check it
+         * themselves, native_ir.c). f is the function that could not be
+         * entered (as for the interpreter's own frames). */
         trap_message(x, ENG_TRAP_STACK_EXHAUSTED, NULL, f);
         return ENG_TRAP_STACK_EXHAUSTED;
     }

@@ -1187,6 +1187,25 @@ static void skip_immediates(fx_t *f, uint8_t opc)
     check_reader(f);
 }
 
+/* Whether the body has a call or call_indirect (a pre-scan: the reader is
+ * put back). */
+static bool body_calls(fx_t *f)
+{
+    eng_reader_t saved = f->r;
+    bool calls = false;
+    while (!calls && !rd_eof(&f->r)) {
+        uint8_t opc = rd_u8(&f->r);
+        if (opc == 0x10 || opc == 0x11)
+            calls = true;
+        else if (opc >= 0x02 && opc <= 0x04)
+            rd_s33(&f->r); /* the block type */
+        else
+            skip_immediates(f, opc);
+    }
+    f->r = saved;
+    return calls;
+}
+
 /* ---- The body ---- */
 
 static void body(fx_t *f)
@@ -1424,7 +1443,7 @@ static void prologue(fx_t *f)
     LLVMBuildStore(f->b, LLVMGetParam(f->fn, 2), f->fuel_var);
     if (m->nmems) {
         f->mem_obj = inst_elem(f, offsetof(eng_instance_t, mems), 0);
-        f->mem_base = vm_load(f, nc->t_ptr, f->mem_obj, offsetof(eng_memory_t, data), true);
+        f->mem_base = vm_load(f, nc->t_ptr, f->inst, offsetof(eng_instance_t, mem0_data), true);
         f->mem_size_var = new_alloca(f, nc->t_i64);
         reload_mem_size(f);
     }
@@ -1479,8 +1498,16 @@ bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t 
         prologue(f);
         LLVMBasicBlockRef start = new_bb(f);
         LLVMPositionBuilderAtEnd(f->b, start);
-        stack_check(f);
-        fuel_check(f);
+        /* A function that calls nothing needs no entry checks: it cannot
+         * recurse, so without loops it runs a bounded time (loops check at
+         * their headers), and its frame (at most ENG_NATIVE_FRAME_MAX) fits
+         * in the stack's reserve below the limit its caller was checked
+         * against (eng_call checks entries from C). Small leaves — getters,
+         * comparators — then cost what they would natively. */
+        if (body_calls(f)) {
+            stack_check(f);
+            fuel_check(f);
+        }
         const eng_functype_t *t = f->ft;
         nblock_t *fb = push_block(f, B_FUNC, 0, NULL, t->nresults, t->types + t->nparams);
         fb->end = new_bb(f);
