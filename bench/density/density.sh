@@ -57,7 +57,9 @@ if ((have_maps < need_maps)); then
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-"$WASMFN" serve --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$TMP/data" >"$TMP/serve.log" 2>&1 &
+# shellcheck disable=SC2086 # WASMFN_ARGS: extra serve flags, word-split
+"$WASMFN" serve --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$TMP/data" ${WASMFN_ARGS:-} \
+    >"$TMP/serve.log" 2>&1 &
 PID=$!
 line=
 for ((i = 0; i < 200; i++)); do
@@ -90,6 +92,13 @@ spec:
         - image: ./slow.wasm
 YAML
 "$WASMFN" apply -f "$TMP/fn.yaml" >/dev/null
+# The tier the guests run: the daemon compiles native code in the
+# background (unless --tier interp); measure what it serves for good.
+for ((i = 0; i < 6000; i++)); do
+    "$WASMFN" get sleeper -o json 2>/dev/null | grep -q '"tierDetail": *"compiling"' || break
+    sleep 0.1
+done
+tier=$("$WASMFN" get sleeper -o json | sed -n 's/.*"tier": *"\([a-z]*\)".*/\1/p' | head -1)
 # One call first, so that the module, the image and a fiber exist.
 curl -s -o /dev/null "$DATA_URL/fn/sleeper/?ms=1"
 sleep 1
@@ -100,15 +109,16 @@ busy() {
         awk 'index($0, "wasmfn_instances{") == 1 && index($0, "state=\"busy\"") {s += $NF} END {print s + 0}'
 }
 rss0=$(status_kb VmRSS)
+pte0=$(status_kb VmPTE)
 (
     while kill -0 "$PID" 2>/dev/null; do
-        echo "$(date +%s.%N) $(status_kb VmRSS) $(busy) $(wc -l <"/proc/$PID/maps")"
+        echo "$(date +%s.%N) $(status_kb VmRSS) $(busy) $(wc -l <"/proc/$PID/maps") $(status_kb VmPTE)"
         sleep 0.5
     done
 ) >"$TMP/samples" 2>/dev/null &
 SAMPLER=$!
 
-echo "density: $N async calls of $SLEEP_MS ms over $CONNS connections, $(nproc) CPUs, default workers"
+echo "density: $N async calls of $SLEEP_MS ms over $CONNS connections, $(nproc) CPUs, default workers, tier ${tier:-?}"
 set +e
 "$CLIENT" "${DATA_HP%:*}" "${DATA_HP#*:}" "/fn/sleeper/?ms=$SLEEP_MS" "$N" "$CONNS" \
     "${ADMIN_HP%:*}" "${ADMIN_HP#*:}" "$WASMFN_TOKEN" 300 "slept $SLEEP_MS ms" \
@@ -120,11 +130,14 @@ wait "$SAMPLER" 2>/dev/null || true
 SAMPLER=
 hwm=$(status_kb VmHWM)
 [[ -n ${DENSITY_SAMPLES:-} ]] && cp "$TMP/samples" "$DENSITY_SAMPLES"
-awk -v rss0="$rss0" -v hwm="$hwm" '
-    { if ($3 > peak) peak = $3; if ($4 > maps) maps = $4 }
+awk -v rss0="$rss0" -v hwm="$hwm" -v pte0="$pte0" '
+    { if ($3 > peak) peak = $3; if ($4 > maps) maps = $4; if ($5 > pte) pte = $5 }
     END {
         printf "peak live (busy) instances: %d   peak mappings: %d\n", peak, maps
         printf "daemon RSS before: %.1f MiB   peak RSS (VmHWM): %.1f MiB\n", rss0 / 1024, hwm / 1024
         if (peak > 0) printf "peak memory per live instance: %.1f KiB ((VmHWM - before) / peak live)\n", (hwm - rss0) / peak
+        printf "page tables (VmPTE, kernel memory outside the RSS): %.1f MiB before, %.1f MiB at peak", pte0 / 1024, pte / 1024
+        if (peak > 0) printf ", %.1f KiB per live instance", (pte - pte0) / peak
+        printf "\n"
     }' "$TMP/samples"
 exit $rc

@@ -50,7 +50,7 @@ typedef void (*tramp_fn)(void *fn, eng_instance_t *inst, eng_exec_t *x, eng_val_
 /* A stack we know nothing of (an embedder's own, not given to
  * eng_exec_set_stack): assume only this much below the entry, which
  * leaves guests little room but never more than the smallest stack we
- * make (a fiber's 128 KiB). */
+ * make (a fiber's, 1 MiB in the daemon; tests use 128 KiB). */
 #define UNKNOWN_STACK_BYTES (96u << 10)
 
 static __thread uintptr_t thread_stack_lo, thread_stack_hi;

@@ -59,14 +59,18 @@ bool rt_pool_cancel(rt_pool_t *p, rt_job_t *job);
  * Best effort: a guest that is about to start may miss it, and is then
  * stopped by its own deadline. */
 void rt_pool_interrupt(rt_pool_t *p, rt_job_t *job);
-/* Fibers. Every job runs on a fiber of its own (a small mmap'd stack
- * with a guard page, and an eng_exec_t with a value stack of
+/* Fibers. Every job runs on a fiber of its own (an mmap'd stack with a
+ * guard page, and an eng_exec_t with a value stack of
  * RT_FIBER_EXEC_BYTES), so a worker thread is a scheduler: a guest that
  * sleeps in poll_oneoff is parked until its wake time (rt_sleep_until)
  * and a CPU-bound guest is switched out at the engine's interruption
  * checks once it has run RT_SLICE_NS while others wait. Fibers never move
  * between workers. See docs/engine.md ("Fibers"). */
-#define RT_FIBER_STACK_BYTES (128u << 10)
+/* Native code recurses on the fiber's stack: 1 MiB lets a guest go as
+ * deep as the interpreter's 8,192 frames with frames of up to ~120 bytes.
+ * Only the pages a guest touches are memory; the rest is address space
+ * (MAP_NORESERVE). C paths of the interpreter need 19 KiB at most. */
+#define RT_FIBER_STACK_BYTES (1024u << 10)
 #define RT_FIBER_EXEC_BYTES (256u << 10)
 #define RT_SLICE_NS (10u * 1000000u)
 

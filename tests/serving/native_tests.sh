@@ -108,6 +108,15 @@ check "a new revision serves at once from the interpreter, then switches to nati
 check "the tier is a metric, and compile time a histogram" \
     "compiles ok $compiled, histogram count $hist, wasmfn_revision_tier native $gauge_n interp $gauge_i" \
     "$([[ $compiled == 1 && $hist == 1 && $gauge_n == 1 && $gauge_i == 0 ]]; echo $?)"
+# Guest recursion runs on the fiber's C stack under native code: it must
+# go as deep as the interpreter lets it (8,192 frames on a pool fiber),
+# and a runaway must still end in a clean trap, the daemon serving on.
+deep=$(body work deep=8000)
+runaway=$(curl -s -m 30 -o /dev/null -w '%{http_code}' "$DATA_URL/fn/work/?deep=100000000")
+again=$(body work deep=10)
+check "native code recurses as deep as the interpreter; a runaway traps and the daemon serves on" \
+    "deep=8000: '$deep', runaway: HTTP $runaway, then '$again'" \
+    "$([[ $deep == "deep 8000 2084921000" && $runaway == 502 && $again == "deep 10 "* ]]; echo $?)"
 line=$("$WASMFN" get work | grep 'work-00001')
 check "wasmfn get shows the revision's tier" "row: $line" "$([[ $line == *" native "* ]]; echo $?)"
 artefact=$(ls "$DATA"/artifacts/*.native-* 2>/dev/null | head -1)
