@@ -19,14 +19,19 @@
 # interpreter alone), plus 2 for the first build.
 # Never part of `make test`: a timing fails nothing, but an output that
 # differs from the native build's fails the benchmark.
+#
+#   make bench-compile                the native tier's compile time and
+#                                     object size per MiB of Wasm code, over
+#                                     the same four programs
+#                                     (bench/programs/compile_stats.sh)
 
 WASMFN_TIERS ?= interp native
 BENCH_PROGRAMS ?= lua sqlite bzip2 bc
 BENCH_REPS_INTERP ?= 1
 
-.PHONY: bench-programs
+.PHONY: bench-programs bench-compile
 
-bench: bench-programs
+bench: bench-programs bench-compile
 
 # after the comparison and the throughput run when `make bench` runs them
 # all (two benchmarks must not share 2 cores)
@@ -39,3 +44,12 @@ bench-programs: deps $(WASMFN)
 	@WASMFN=$(WASMFN) WASMFN_TIERS="$(WASMFN_TIERS)" BENCH_PROGRAMS="$(BENCH_PROGRAMS)" \
 		BENCH_REPS=$(BENCH_REPS) BENCH_REPS_INTERP=$(BENCH_REPS_INTERP) \
 		BENCH_WRITE=$(BENCH_WRITE) QUICK=$(QUICK) bash bench/programs/run.sh
+
+ifneq ($(filter bench,$(MAKECMDGOALS)),)
+bench-compile: | bench-programs
+endif
+
+bench-compile: deps $(WASMFN)
+	@bash bench/programs/build.sh $(BENCH_PROGRAMS)
+	@bash bench/programs/compile_stats.sh $(WASMFN) \
+		$(foreach p,$(BENCH_PROGRAMS),build/programs/bin/wasm/$(if $(filter sqlite,$(p)),sqlite3,$(p)).wasm)

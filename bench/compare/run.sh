@@ -72,12 +72,13 @@ done
 sed -n "s/^wrk.body = '\(.*\)'$/\1/p" $HERE/post.lua >"$OUT/transform.json"
 NODE=$(command -v node) || die "node is not installed (make deps)"
 
-# Expected answers: the native build's output bodies.
+# Expected answers: the native build's output bodies, run as a CGI server
+# runs it for a GET (hellof prints REQUEST_METHOD).
 expect() {
     if [[ $1 == transform ]]; then
-        "$OUT/native/$1" <"$OUT/transform.json"
+        REQUEST_METHOD=POST "$OUT/native/$1" <"$OUT/transform.json"
     else
-        "$OUT/native/$1" </dev/null
+        REQUEST_METHOD=GET "$OUT/native/$1" </dev/null
     fi | sed '1,/^$/d'
 }
 for fn in "${FNS[@]}"; do expect "$fn" >"$OUT/expect.$fn"; done
