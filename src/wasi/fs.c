@@ -604,7 +604,18 @@ uint16_t wasi_fn_path_link(wasi_ctx_t *w, wasi_mem_t *m, const eng_val_t *a)
         close(o.pfd);
         return e;
     }
-    if (o.trailing || n.trailing) e = WE_NOTDIR; /* no hard links to directories */
+    /* Trailing slashes, as Linux answers them without giving the host a
+     * path that could follow a symlink: on the old path it names a
+     * directory (no hard links to those: EPERM) or is wrong (ENOTDIR); on
+     * the new path, the link could only be a directory, which never gets
+     * made: EEXIST when the name is taken, else ENOENT. */
+    struct stat st;
+    if (o.trailing)
+        e = fstatat(o.pfd, o.name, &st, AT_SYMLINK_NOFOLLOW) != 0 ? host_err()
+            : S_ISDIR(st.st_mode)                                ? WE_PERM
+                                                                 : WE_NOTDIR;
+    else if (n.trailing)
+        e = fstatat(n.pfd, n.name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? WE_EXIST : WE_NOENT;
     else e = linkat(o.pfd, o.name, n.pfd, n.name, 0) == 0 ? WE_SUCCESS : host_err();
     close(o.pfd);
     close(n.pfd);
@@ -624,8 +635,12 @@ uint16_t wasi_fn_path_open(wasi_ctx_t *w, wasi_mem_t *m, const eng_val_t *a)
     if (!wasi_mem_ok(m, out, 4)) return WE_FAULT;
     if (oflags & ~(uint32_t)(WOF_CREAT | WOF_DIRECTORY | WOF_EXCL | WOF_TRUNC)) return WE_INVAL;
 
+    /* The host access mode from the rights that move data: a directory
+     * reopened with the rights fd_fdstat_get reports for it (readdir,
+     * datasync, ...) opens read-only; asking to write data to one fails
+     * (EISDIR), as it should. fdatasync needs no write access. */
     bool rd = base & (WR_FD_READ | WR_FD_READDIR);
-    bool wr = base & (WR_FD_DATASYNC | WR_FD_WRITE | WR_FD_ALLOCATE | WR_FD_FILESTAT_SET_SIZE);
+    bool wr = base & (WR_FD_WRITE | WR_FD_ALLOCATE | WR_FD_FILESTAT_SET_SIZE);
     int flags = wr ? (rd ? O_RDWR : O_WRONLY) : O_RDONLY;
     if (oflags & WOF_CREAT) flags |= O_CREAT;
     if (oflags & WOF_DIRECTORY) flags |= O_DIRECTORY;

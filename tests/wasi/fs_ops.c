@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <wasi/api.h>
 
 static int failures;
 #define CHECK(cond, ...)                                                 \
@@ -134,8 +135,30 @@ int main(int argc, char **argv)
     CHECK(lstat(p("alias"), &st) == 0 && S_ISLNK(st.st_mode), "lstat sees a symlink");
     CHECK(link(p("real/f.txt"), p("real/hard.txt")) == 0, "hard link");
     CHECK(stat(p("real/hard.txt"), &st) == 0 && st.st_nlink == 2, "nlink is 2");
+    /* A trailing slash on the new name asks for a directory, which a hard
+     * link never is: ENOENT when the name is free (as Linux says), EEXIST
+     * when it is taken; on the old name it is ENOTDIR for a file. */
+    CHECK(link(p("real/f.txt"), p("real/l2/")) < 0 && errno == ENOENT,
+          "link to a new name with a trailing slash: ENOENT");
+    CHECK(link(p("real/f.txt"), p("real/hard.txt/")) < 0 && errno == EEXIST,
+          "link to a taken name with a trailing slash: EEXIST");
+    CHECK(link(p("real/f.txt/"), p("real/l3")) < 0 && errno == ENOTDIR,
+          "link from a file named with a trailing slash: ENOTDIR");
     CHECK(unlink(p("alias")) == 0 && unlink(p("real/hard.txt")) == 0 &&
           unlink(p("real/f.txt")) == 0 && rmdir(p("real")) == 0, "clean up");
+
+    /* The preopen (fd 3, the only one) reopened with exactly the rights
+     * fd_fdstat_get reports for it must open; asking to read and write
+     * data on a directory must not. */
+    __wasi_fdstat_t fst;
+    __wasi_fd_t again = 0;
+    CHECK(__wasi_fd_fdstat_get(3, &fst) == 0 && fst.fs_filetype == __WASI_FILETYPE_DIRECTORY,
+          "fdstat of the preopen");
+    errno = __wasi_path_open(3, 0, ".", 0, fst.fs_rights_base, fst.fs_rights_inheriting, 0, &again);
+    CHECK(errno == 0, "reopen the preopen with its own rights");
+    if (errno == 0) close((int)again);
+    errno = __wasi_path_open(3, 0, ".", 0, __WASI_RIGHTS_FD_READ | __WASI_RIGHTS_FD_WRITE, 0, 0, &again);
+    CHECK(errno == __WASI_ERRNO_ISDIR, "open a directory to read and write: EISDIR");
     printf("%s\n", failures ? "fs_ops: FAILED" : "fs_ops: all ok");
     return failures ? 1 : 0;
 }
