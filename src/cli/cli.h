@@ -61,6 +61,18 @@ void cli_usage_usage(FILE *out);
 int cli_compile_main(int argc, char **argv);
 void cli_compile_usage(FILE *out);
 
+/* OCI registries (registry.c; docs/cli.md, docs/oci.md). Exit 0, 1 when the
+ * registry or a file failed (one line says why), 2 on usage errors. */
+/* wasmfn push F.wasm REF */
+int cli_push_main(int argc, char **argv);
+void cli_push_usage(FILE *out);
+/* wasmfn pull REF -o F.wasm */
+int cli_pull_main(int argc, char **argv);
+void cli_pull_usage(FILE *out);
+/* wasmfn registry login HOST -u USER --password-stdin */
+int cli_registry_main(int argc, char **argv);
+void cli_registry_usage(FILE *out);
+
 /* ---- native code for run and compile (native_cache.c) ---- */
 
 #include <stdbool.h>
