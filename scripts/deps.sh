@@ -16,11 +16,14 @@ WASMFN_PACKAGES=(
     wabt binaryen
     # libraries the daemon links against
     libuv1-dev libhttp-parser-dev libsqlite3-dev libyaml-dev libcjson-dev libhiredis-dev
-    libssl-dev libcurl4-openssl-dev
+    libssl-dev libcurl4-openssl-dev zlib1g-dev
     # the native tier: LLVM 19's C API (libLLVM-19)
     llvm-19-dev
     # tests and benchmarks
     libcmocka-dev redis-server wrk nginx-light gnuplot-nox curl
+    # make test-oci: the CNCF distribution registry, skopeo (copies images
+    # we did not push ourselves), htpasswd -B (bcrypt entries for its auth)
+    docker-registry skopeo apache2-utils
     # benchmarks of third-party programs (make bench-programs): dpkg-source
     # unpacks their Debian source packages, tclsh generates SQLite's
     # amalgamation
