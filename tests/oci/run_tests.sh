@@ -183,6 +183,17 @@ closed=$(free_port)
 run "$WASMFN" pull "127.0.0.1:$closed/fns/hello:1" -o "$TMP/x.wasm"
 expect_fail "nothing listening: connection refused" "cannot connect to registry 127.0.0.1:$closed"
 
+# a registry that accepts connections and never answers: --timeout ends it
+HPORT=$(free_port)
+node -e 'require("net").createServer(() => {}).listen(Number(process.argv[1]), "127.0.0.1")' "$HPORT" &
+PIDS+=($!)
+for ((i = 0; i < 50; i++)); do curl -s -m 0.1 -o /dev/null "http://127.0.0.1:$HPORT/"; [[ $? == 28 ]] && break; sleep 0.1; done
+start=$(date +%s%N)
+run "$WASMFN" pull --timeout 1s "127.0.0.1:$HPORT/fns/hello:1" -o "$TMP/x.wasm"
+took_ms=$((($(date +%s%N) - start) / 1000000))
+expect_fail "a registry that never answers: timed out after --timeout" "^wasmfn pull: 127.0.0.1:$HPORT/fns/hello:1: timed out after 1000 ms$"
+if ((took_ms < 10000)); then ok "the timeout bounds the whole pull"; else not_ok "timeout" "took $took_ms ms"; fi
+
 run "$WASMFN" pull --max-size 1Ki "$R/fns/hello:1.0" -o "$TMP/x.wasm"
 expect_fail "a module over --max-size is refused before download" "is $(size "$TMP/a.wasm") bytes, over the module size limit of 1024 bytes"
 
