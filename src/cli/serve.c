@@ -57,6 +57,10 @@ void cli_serve_usage(FILE *out)
             "  --domain D          domain for Host routing (default localhost)\n"
             "  --redis URL         redis://HOST:PORT backing brokers, so accepted events\n"
             "                      survive a restart (default: brokers in memory)\n"
+            "  --broker-queue-bytes SIZE  events held in memory by brokers without --redis\n"
+            "                      (and PingSources), all together (default 256Mi);\n"
+            "                      beyond it ingress answers 503 with Retry-After\n"
+            "  --broker-queue-bytes-per-trigger SIZE  the same per trigger (default 64Mi)\n"
             "  --max-body SIZE     largest request body the data plane takes, e.g. 16Mi\n"
             "                      (default 16Mi; larger gets 413)\n"
             "  --async-max-pending N    asynchronous invocations (Prefer: respond-async)\n"
@@ -93,6 +97,7 @@ typedef struct serve_opts {
     uint64_t module_cache_bytes;      /* 0 = the data plane's default */
     uint32_t async_max_pending, async_rev_max_pending; /* 0 = the data plane's defaults */
     uint64_t async_max_bytes, async_rev_max_bytes;
+    uint64_t broker_queue_bytes, trigger_queue_bytes; /* 0 = eventing's defaults */
     int64_t billing_granularity_ns;   /* 0 = metering's default (1 ms) */
     double price_gb_second, price_million_requests; /* < 0 = default */
     bool no_metering;
@@ -229,6 +234,18 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
                 o->async_rev_max_bytes = n;
             else
                 o->async_max_bytes = n;
+        } else if ((v = opt_value(argc, argv, &i, "--broker-queue-bytes", &missing)) ||
+                   (v = opt_value(argc, argv, &i, "--broker-queue-bytes-per-trigger", &missing))) {
+            uint64_t n;
+            if (api_quantity_parse(v, &n) != 0 || n == 0 || n > SIZE_MAX / 2) {
+                fprintf(stderr, "wasmfn serve: %.*s: '%s' is not a size such as 64Mi\n",
+                        (int)strcspn(a, "="), a, v);
+                return -1;
+            }
+            if (strncmp(a, "--broker-queue-bytes-per-trigger", 32) == 0)
+                o->trigger_queue_bytes = n;
+            else
+                o->broker_queue_bytes = n;
         } else if ((v = opt_value(argc, argv, &i, "--module-cache-bytes", &missing))) {
             if (api_quantity_parse(v, &o->module_cache_bytes) != 0 || o->module_cache_bytes == 0) {
                 fprintf(stderr, "wasmfn serve: --module-cache-bytes: '%s' is not a size such as "
@@ -515,6 +532,8 @@ int cli_serve_main(int argc, char **argv)
             .sink_url = sink_url,
             .sink_ud = &d,
             .metrics = d.mx,
+            .max_queue_bytes_per_trigger = (size_t)o.trigger_queue_bytes,
+            .max_queue_bytes = (size_t)o.broker_queue_bytes,
         };
         d.ev = ev_new(&ec, err, sizeof err);
         if (!d.ev) {
