@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "cli/client.h"
+#include "common/logring.h"
 
 #define DEFAULT_API "http://127.0.0.1:8081"
 
@@ -168,12 +169,38 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return cli_buf_append(b, p, size * n) == 0 ? size * n : 0;
 }
 
+/* A streamed body (log lines) is printed a line at a time as it arrives,
+ * escaped for the terminal (lr_escape, newlines kept): the daemon escapes
+ * log text already; this also covers an older or a hostile one. Printing
+ * whole lines never cuts a UTF-8 sequence in two; a partial line is held
+ * until its end arrives (or it passes STREAM_HOLD_MAX, or the body ends). */
+#define STREAM_HOLD_MAX (64u << 10)
+
+static void stream_print(const char *p, size_t n)
+{
+    char buf[4096];
+    while (n) {
+        size_t k = n < sizeof buf / 4 ? n : sizeof buf / 4;
+        fwrite(buf, 1, lr_escape(p, k, buf, 1), stdout);
+        p += k;
+        n -= k;
+    }
+    fflush(stdout);
+}
+
 static size_t on_body_stream(char *p, size_t size, size_t n, void *ud)
 {
-    (void)ud;
-    size_t w = fwrite(p, size, n, stdout);
-    fflush(stdout);
-    return w * size;
+    cli_buf_t *held = ud;
+    if (cli_buf_append(held, p, size * n) != 0) return 0;
+    size_t upto = held->len;
+    while (upto && held->data[upto - 1] != '\n') upto--;
+    if (!upto && held->len > STREAM_HOLD_MAX) upto = held->len;
+    if (upto) {
+        stream_print(held->data, upto);
+        memmove(held->data, held->data + upto, held->len - upto);
+        held->len -= upto;
+    }
+    return size * n;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -251,9 +278,10 @@ int cli_api_do(cli_api_t *api, const cli_request_t *req, cli_response_t *resp)
         }
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     }
+    cli_buf_t held = {0};
     if (req->stream) {
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body_stream);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &held);
     } else {
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
@@ -262,6 +290,8 @@ int cli_api_do(cli_api_t *api, const cli_request_t *req, cli_response_t *resp)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp->headers);
 
     CURLcode rc = curl_easy_perform(c);
+    if (held.len) stream_print(held.data, held.len);
+    cli_buf_free(&held);
     int ret = 0;
     if (rc != CURLE_OK) {
         long oserr = 0;

@@ -50,7 +50,8 @@ typedef struct cli_request {
     const void *body;            /* NULL = no body */
     size_t body_len;
     const char *content_type;    /* NULL = none */
-    bool stream;                 /* body bytes go to stdout as they arrive (logs -f) */
+    bool stream;                 /* body bytes go to stdout as they arrive (logs -f),
+                                  * control characters escaped (lr_escape) */
     long timeout_s;              /* 0 = none */
 } cli_request_t;
 

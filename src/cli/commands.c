@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "common/logring.h"
 
 #define ENV_HELP                                                                             \
     "environment: WASMFN_API (default http://127.0.0.1:8081), WASMFN_TOKEN (default:\n"      \
@@ -653,7 +654,13 @@ int cli_logs_main(int argc, char **argv)
         if (r.status != 200) {
             rc = cli_api_fail(&api, "logs", o.name, &r);
         } else {
-            if (!probe.stream) fwrite(r.body.data, 1, r.body.len, stdout);
+            /* Guest text: printed escaped, as the daemon sends it (an older
+             * or hostile daemon's control characters too). */
+            if (!probe.stream) {
+                char *esc = malloc(r.body.len * 4 + 1);
+                if (esc) fwrite(esc, 1, lr_escape(r.body.data, r.body.len, esc, 1), stdout);
+                free(esc);
+            }
             rc = 0;
         }
         cli_response_free(&r);
