@@ -12,6 +12,7 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -72,6 +73,65 @@ int cli_file_read(const char *path, cli_buf_t *b)
         fclose(f);
         errno = e;
     }
+    return rc;
+}
+
+/* "256 MiB" for limits that are whole MiB, else bytes. */
+static void size_text(size_t n, char *out, size_t len)
+{
+    if (n % (1u << 20) == 0) snprintf(out, len, "%zu MiB", n >> 20);
+    else snprintf(out, len, "%zu bytes", n);
+}
+
+int cli_file_read_max(const char *path, size_t max, bool regular_only, cli_buf_t *b, char *err,
+                      size_t errlen)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    char limit[32];
+    size_text(max, limit, sizeof limit);
+    struct stat st;
+    if (!is_stdin && regular_only) {
+        /* Before opening: opening a FIFO would wait for a writer. */
+        if (stat(path, &st) != 0) {
+            snprintf(err, errlen, "%s", strerror(errno));
+            return -1;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            snprintf(err, errlen, "not a regular file (%s); give the path of a .wasm file",
+                     S_ISDIR(st.st_mode) ? "a directory" : S_ISCHR(st.st_mode) ? "a character device"
+                     : S_ISBLK(st.st_mode) ? "a block device" : S_ISFIFO(st.st_mode) ? "a pipe"
+                     : "not a file");
+            return -1;
+        }
+    }
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
+        snprintf(err, errlen, "larger than %s (%lld bytes), the most wasmfn reads for it", limit,
+                 (long long)st.st_size);
+        rc = -1;
+    }
+    char chunk[65536];
+    size_t r;
+    if (rc == 0 && cli_buf_append(b, "", 0) != 0) rc = -1; /* an empty file still gets data */
+    while (rc == 0 && (r = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (r > max - b->len) {
+            snprintf(err, errlen, "larger than %s, the most wasmfn reads for it", limit);
+            rc = -1;
+        } else if (cli_buf_append(b, chunk, r) != 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "%s", strerror(EIO));
+        rc = -1;
+    }
+    if (f != stdin) fclose(f);
     return rc;
 }
 
@@ -409,8 +469,7 @@ int cli_blob_upload(cli_api_t *api, const char *path, char *digest, size_t diges
                     char *err, size_t errlen)
 {
     cli_buf_t b = {0};
-    if (cli_file_read(path, &b) != 0) {
-        snprintf(err, errlen, "%s", strerror(errno));
+    if (cli_file_read_max(path, CLI_UPLOAD_MAX_BYTES, true, &b, err, errlen) != 0) {
         cli_buf_free(&b);
         return -1;
     }

@@ -505,8 +505,9 @@ int cli_invoke_main(int argc, char **argv)
     }
     if (data) {
         if (data[0] == '@') {
-            if (cli_file_read(data + 1, &body) != 0) {
-                fprintf(stderr, "wasmfn invoke: %s: %s\n", data + 1, strerror(errno));
+            char why[256];
+            if (cli_file_read_max(data + 1, CLI_UPLOAD_MAX_BYTES, false, &body, why, sizeof why) != 0) {
+                fprintf(stderr, "wasmfn invoke: %s: %s\n", data + 1, why);
                 rc = CLI_EXIT_FAIL;
                 goto out;
             }

@@ -375,8 +375,10 @@ int cli_manifest_load(const char *file, cli_manifest_t *m, char *err, size_t err
     }
 
     cli_buf_t text = {0};
-    if (cli_file_read(file, &text) != 0) {
-        snprintf(err, errlen, "%s: %s", m->file, strerror(errno));
+    char why[256];
+    /* Not only regular files: `-f -` and `-f <(...)` are pipes. */
+    if (cli_file_read_max(file, CLI_MANIFEST_MAX_BYTES, false, &text, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", m->file, why);
         cli_buf_free(&text);
         cli_manifest_free(m);
         return -1;

@@ -616,6 +616,25 @@ EOF
     else
         not_ok "invalid YAML" "rc=$rc: $out"
     fi
+    # The CLI reads a bounded amount for an image: a device (/dev/null here,
+    # the same refusal as /dev/zero, which would never end) and a file over
+    # 256 MiB (sparse: nothing is written) are refused before any upload.
+    truncate -s 300M "$TMP/huge.wasm"
+    for img in /dev/null "$TMP/huge.wasm"; do
+        printf 'apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: devimg}\nspec:\n  template:\n    spec:\n      containers: [ { image: %s } ]\n' \
+            "$img" >"$TMP/devimg.yaml"
+        out=$(timeout 20 "$WASMFN" apply -f "$TMP/devimg.yaml" 2>&1)
+        rc=$?
+        want="not a regular file (a character device)"
+        [[ $img == /dev/null ]] || want="larger than 256 MiB (314572800 bytes)"
+        if [[ $rc == 1 && $out == *"devimg.yaml: document 1: line 7: spec.template.spec.containers[0].image: $img: $want"* &&
+            $(code "$DATA_URL/fn/devimg/") == 404 ]]; then
+            ok "apply with image $img -> refused before upload: $want"
+        else
+            not_ok "apply with image $img" "rc=$rc: $out"
+        fi
+    done
+    rm -f "$TMP/huge.wasm"
 fi
 
 if wanted module; then
