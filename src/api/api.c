@@ -24,6 +24,7 @@
 #include "api/api.h"
 #include "api/usage.h"
 #include "api/manifest.h"
+#include "common/logring.h"
 #include "engine/engine.h"
 
 #define FOLLOW_POLL_MS 200
@@ -59,13 +60,18 @@ static void respond_error(hs_req_t *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void respond_error(hs_req_t *r, int status, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1024], safe[4 * sizeof msg + 1];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Messages echo what the client sent (a name, a path): bytes that are
+     * not UTF-8 would make the body invalid JSON, and cJSON passes them
+     * through; lr_escape turns them (and control characters) into visible
+     * \xHH text. A message cut by vsnprintf mid-character is safe too. */
+    safe[lr_escape(msg, strlen(msg), safe, 0)] = '\0';
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
+    cJSON_AddStringToObject(o, "error", safe);
     char *s = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     hs_respond_json(r, status, s ? s : "{\"error\":\"out of memory\"}");
@@ -346,15 +352,12 @@ static void handle_blob_get(api_t *a, hs_req_t *r, const char *digest)
 
 static void handle_apply(api_t *a, hs_req_t *r)
 {
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithLengthOpts((const char *)r->body, r->body_len, &end, false);
+    char err[1024];
+    cJSON *doc = api_json_parse(r->body, r->body_len, err, sizeof err);
     if (!doc) {
-        size_t off = end && end >= (const char *)r->body ? (size_t)(end - (const char *)r->body) : 0;
-        respond_error(r, 400, "body: not a JSON document (at byte %zu); send the manifest as JSON",
-                      off);
+        respond_error(r, 400, "%s", err);
         return;
     }
-    char err[1024];
     const cJSON *av = cJSON_GetObjectItemCaseSensitive(doc, "apiVersion");
     const cJSON *kd = cJSON_GetObjectItemCaseSensitive(doc, "kind");
     if (cJSON_IsString(av) && cJSON_IsString(kd) &&

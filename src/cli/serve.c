@@ -57,8 +57,18 @@ void cli_serve_usage(FILE *out)
             "  --domain D          domain for Host routing (default localhost)\n"
             "  --redis URL         redis://HOST:PORT backing brokers, so accepted events\n"
             "                      survive a restart (default: brokers in memory)\n"
+            "  --broker-queue-bytes SIZE  events held in memory by brokers without --redis\n"
+            "                      (and PingSources), all together (default 256Mi);\n"
+            "                      beyond it ingress answers 503 with Retry-After\n"
+            "  --broker-queue-bytes-per-trigger SIZE  the same per trigger (default 64Mi)\n"
             "  --max-body SIZE     largest request body the data plane takes, e.g. 16Mi\n"
             "                      (default 16Mi; larger gets 413)\n"
+            "  --async-max-pending N    asynchronous invocations (Prefer: respond-async)\n"
+            "                      pending at once in the daemon (default 10000);\n"
+            "                      beyond it a new one gets 503 with Retry-After\n"
+            "  --async-max-bytes SIZE   their request bodies together (default 512Mi)\n"
+            "  --async-max-pending-per-revision N  the same per revision (default 1000)\n"
+            "  --async-max-bytes-per-revision SIZE the same per revision (default 128Mi)\n"
             "  --module-cache-bytes SIZE  bound on compiled modules kept in memory for\n"
             "                      functions scaled to zero, e.g. 64Mi (default 256Mi);\n"
             "                      evicted ones reload from their serialised form\n"
@@ -85,6 +95,9 @@ typedef struct serve_opts {
     uint32_t workers;
     uint64_t max_body;
     uint64_t module_cache_bytes;      /* 0 = the data plane's default */
+    uint32_t async_max_pending, async_rev_max_pending; /* 0 = the data plane's defaults */
+    uint64_t async_max_bytes, async_rev_max_bytes;
+    uint64_t broker_queue_bytes, trigger_queue_bytes; /* 0 = eventing's defaults */
     int64_t billing_granularity_ns;   /* 0 = metering's default (1 ms) */
     double price_gb_second, price_million_requests; /* < 0 = default */
     bool no_metering;
@@ -195,6 +208,44 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
                 fprintf(stderr, "wasmfn serve: --max-body: '%s' is not a size such as 16Mi\n", v);
                 return -1;
             }
+        } else if ((v = opt_value(argc, argv, &i, "--async-max-pending", &missing)) ||
+                   (v = opt_value(argc, argv, &i, "--async-max-pending-per-revision", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n < 1 || n > 1000000) {
+                fprintf(stderr, "wasmfn serve: %.*s: '%s' is not a number from 1 to 1000000\n",
+                        (int)strcspn(a, "="), a, v);
+                return -1;
+            }
+            if (strncmp(a, "--async-max-pending-per-revision", 32) == 0)
+                o->async_rev_max_pending = (uint32_t)n;
+            else
+                o->async_max_pending = (uint32_t)n;
+        } else if ((v = opt_value(argc, argv, &i, "--async-max-bytes", &missing)) ||
+                   (v = opt_value(argc, argv, &i, "--async-max-bytes-per-revision", &missing))) {
+            uint64_t n;
+            if (api_quantity_parse(v, &n) != 0 || n == 0) {
+                fprintf(stderr, "wasmfn serve: %.*s: '%s' is not a size such as 64Mi\n",
+                        (int)strcspn(a, "="), a, v);
+                return -1;
+            }
+            if (strncmp(a, "--async-max-bytes-per-revision", 30) == 0)
+                o->async_rev_max_bytes = n;
+            else
+                o->async_max_bytes = n;
+        } else if ((v = opt_value(argc, argv, &i, "--broker-queue-bytes", &missing)) ||
+                   (v = opt_value(argc, argv, &i, "--broker-queue-bytes-per-trigger", &missing))) {
+            uint64_t n;
+            if (api_quantity_parse(v, &n) != 0 || n == 0 || n > SIZE_MAX / 2) {
+                fprintf(stderr, "wasmfn serve: %.*s: '%s' is not a size such as 64Mi\n",
+                        (int)strcspn(a, "="), a, v);
+                return -1;
+            }
+            if (strncmp(a, "--broker-queue-bytes-per-trigger", 32) == 0)
+                o->trigger_queue_bytes = n;
+            else
+                o->broker_queue_bytes = n;
         } else if ((v = opt_value(argc, argv, &i, "--module-cache-bytes", &missing))) {
             if (api_quantity_parse(v, &o->module_cache_bytes) != 0 || o->module_cache_bytes == 0) {
                 fprintf(stderr, "wasmfn serve: --module-cache-bytes: '%s' is not a size such as "
@@ -445,6 +496,10 @@ int cli_serve_main(int argc, char **argv)
         .workers = o.workers,
         .limits = {.max_header_bytes = 64u << 10, .max_body_bytes = (size_t)o.max_body},
         .queue_per_revision = 100,
+        .async_max_pending = o.async_max_pending,
+        .async_max_bytes = o.async_max_bytes,
+        .async_max_pending_per_revision = o.async_rev_max_pending,
+        .async_max_bytes_per_revision = o.async_rev_max_bytes,
         .metrics = d.mx,
         .metering = d.mtr,
         .load_blob = load_blob,
@@ -477,6 +532,8 @@ int cli_serve_main(int argc, char **argv)
             .sink_url = sink_url,
             .sink_ud = &d,
             .metrics = d.mx,
+            .max_queue_bytes_per_trigger = (size_t)o.trigger_queue_bytes,
+            .max_queue_bytes = (size_t)o.broker_queue_bytes,
         };
         d.ev = ev_new(&ec, err, sizeof err);
         if (!d.ev) {

@@ -153,6 +153,8 @@ struct srv_rev {
     uint32_t desired;
     bool warm_failed;         /* the last warming failed: wait for a tick */
     call_list_t queue, running;
+    uint32_t async_pending;   /* asynchronous calls accepted and not yet ended */
+    uint64_t async_bytes;     /* their request bodies */
     /* Concurrency integrated since the last tick. */
     uint64_t conc_since_ns;
     double conc_area;         /* sum of (busy + queued) * ns */
@@ -205,12 +207,17 @@ struct srv {
     srv_call_t *free_calls;
     uint32_t nfree_calls;
     srv_inv_store_t *invs;  /* outcomes of asynchronous invocations */
+    /* Pending asynchronous calls hold their request body until they end:
+     * bounded per revision and per process (srv_config_t). */
+    uint32_t async_pending, async_max_pending, async_rev_max_pending;
+    uint64_t async_bytes, async_max_bytes, async_rev_max_bytes;
     /* Metric families (NULL without a registry). */
     mx_registry_t *mx;
     mx_family_t *m_requests, *m_duration, *m_cold, *m_cold_duration, *m_instances, *m_queue;
     mx_family_t *m_cache_bytes, *m_module_loads;
     mx_family_t *m_cache_pinned_bytes, *m_cache_modules, *m_cache_evictions;
     mx_family_t *m_tier, *m_compile_seconds, *m_compiles;
+    mx_family_t *m_async_pending, *m_async_rejected;
     uint64_t evictions_seen;  /* rt_cache_stats' count already added to m_cache_evictions */
 };
 
@@ -330,6 +337,15 @@ static void metrics_register(srv_t *s)
         s->mx, "wasmfn_native_compile_duration_seconds",
         "Time to compile a module to native code in the background.", MX_HISTOGRAM, NULL,
         compile_buckets, sizeof compile_buckets / sizeof compile_buckets[0]);
+    s->m_async_pending = mx_family_new(s->mx, "wasmfn_async_pending",
+                                       "Asynchronous invocations accepted and not yet ended.",
+                                       MX_GAUGE, fr, NULL, 0);
+    static const char *const frl[] = {"function", "revision", "limit", NULL};
+    s->m_async_rejected = mx_family_new(
+        s->mx, "wasmfn_async_rejected_total",
+        "Asynchronous invocations refused with 503 because too many were pending, by the "
+        "bound reached (revision or process).",
+        MX_COUNTER, frl, NULL, 0);
     static const char *const oc[] = {"outcome", NULL};
     s->m_compiles = mx_family_new(s->mx, "wasmfn_native_compiles_total",
                                   "Background native compiles, by outcome (ok or failed).",
@@ -820,9 +836,16 @@ static void call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *
     }
     if (s->mtr && c->run_ns)
         call_meter(s, c, status);
-    if (c->inv)
+    if (c->inv) {
         srv_inv_finish(s->invs, c->inv, status, h, nh, body, len,
                        c->run_ns ? eng_now_ns() - c->run_ns : 0);
+        r->async_pending--;
+        r->async_bytes -= c->body_len;
+        s->async_pending--;
+        s->async_bytes -= c->body_len;
+        if (s->m_async_pending && !r->fn->deleted)
+            mx_gauge_set(s->m_async_pending, r->labels, r->async_pending);
+    }
     else
         hs_respond(c->req, status, h, nh, body, len);
     if (--s->ncalls == 0 && !s->freeing) uv_timer_stop(&s->sweep);
@@ -1169,6 +1192,53 @@ static bool prefers_async(const hs_req_t *req)
     return false;
 }
 
+/* An asynchronous call is answered before it runs, so nothing else holds
+ * back a client that sends them faster than they run (with max-scale 0
+ * none even waits in a queue): each pending one keeps its request body.
+ * When taking req would pass a bound on pending calls or their bytes, of
+ * revision r or of the process, answers 503 with Retry-After, counts it
+ * and returns true. */
+static bool async_refuse(srv_t *s, srv_fn_t *f, srv_rev_t *r, hs_req_t *req)
+{
+    const char *limit;
+    char why[160];
+    size_t len = req->body_len;
+    if (r->async_pending >= s->async_rev_max_pending) {
+        limit = "revision";
+        snprintf(why, sizeof why, "%u asynchronous invocations of revision %s are pending",
+                 r->async_pending, r->name);
+    } else if (len > s->async_rev_max_bytes - r->async_bytes) {
+        limit = "revision";
+        snprintf(why, sizeof why,
+                 "asynchronous invocations of revision %s pending with %llu bytes of bodies "
+                 "(at most %llu)", r->name, (unsigned long long)r->async_bytes,
+                 (unsigned long long)s->async_rev_max_bytes);
+    } else if (s->async_pending >= s->async_max_pending) {
+        limit = "process";
+        snprintf(why, sizeof why, "%u asynchronous invocations are pending", s->async_pending);
+    } else if (len > s->async_max_bytes - s->async_bytes) {
+        limit = "process";
+        snprintf(why, sizeof why,
+                 "asynchronous invocations pending with %llu bytes of bodies (at most %llu)",
+                 (unsigned long long)s->async_bytes, (unsigned long long)s->async_max_bytes);
+    } else {
+        return false;
+    }
+    if (s->mx && !f->deleted) {
+        const char *lv[] = {f->name, r->name, limit};
+        const char *lc[] = {f->name, r->name, "503"};
+        if (s->m_async_rejected) mx_counter_add(s->m_async_rejected, lv, 1);
+        if (s->m_requests) mx_counter_add(s->m_requests, lc, 1);
+    }
+    char body[256];
+    int n = snprintf(body, sizeof body, "function %s: %s; retry later\n", f->name, why);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof body) n = sizeof body - 1;
+    hs_header_t h[2] = {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}};
+    hs_respond(req, 503, h, 2, body, (size_t)n);
+    return true;
+}
+
 /* script_name: "/fn/NAME" for path routes, "" for Host routes. */
 static void srv_call_start(srv_t *s, const char *name, bool by_host, const char *path_raw,
                            hs_req_t *req)
@@ -1193,6 +1263,11 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
         return;
     }
     srv_rev_t *r = f->route_rev[srv_split_pick(f->current, f->percent, f->nroutes)];
+    bool async = prefers_async(req);
+    if (async && async_refuse(s, f, r, req)) {
+        if (path_info != stackbuf) free(path_info);
+        return;
+    }
     char script[SRV_NAME_MAX + 8] = "";
     if (!by_host) snprintf(script, sizeof script, "/fn/%s", f->name);
     srv_call_t *c = call_alloc(s);
@@ -1211,7 +1286,7 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
     c->rev = r;
     c->env = env;
     c->nenv = nenv;
-    if (prefers_async(req)) {
+    if (async) {
         /* Answer now; the call keeps a copy of the body and reports its
          * outcome to the invocation record instead of the client. */
         if (!req->body_len || (c->body_copy = malloc(req->body_len)))
@@ -1224,6 +1299,11 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
         if (req->body_len) memcpy(c->body_copy, req->body, req->body_len);
         c->body = c->body_copy;
         c->req = NULL;
+        r->async_pending++;
+        r->async_bytes += req->body_len;
+        s->async_pending++;
+        s->async_bytes += req->body_len;
+        if (s->m_async_pending) mx_gauge_set(s->m_async_pending, r->labels, r->async_pending);
         char loc[64], body[128];
         snprintf(loc, sizeof loc, "/v1/invocations/%s", srv_inv_id(c->inv));
         int n = snprintf(body, sizeof body, "{\"id\":\"%s\",\"location\":\"%s\"}\n",
@@ -1306,6 +1386,13 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     s->loop = c->loop;
     s->limits = c->limits;
     s->queue_cap = c->queue_per_revision ? c->queue_per_revision : SRV_DEFAULT_QUEUE;
+    s->async_max_pending = c->async_max_pending ? c->async_max_pending : SRV_ASYNC_MAX_PENDING;
+    s->async_max_bytes = c->async_max_bytes ? c->async_max_bytes : SRV_ASYNC_MAX_BYTES;
+    s->async_rev_max_pending = c->async_max_pending_per_revision
+                                   ? c->async_max_pending_per_revision
+                                   : SRV_ASYNC_MAX_PENDING_PER_REVISION;
+    s->async_rev_max_bytes = c->async_max_bytes_per_revision ? c->async_max_bytes_per_revision
+                                                             : SRV_ASYNC_MAX_BYTES_PER_REVISION;
     s->load_blob = c->load_blob;
     s->load_blob_ud = c->load_blob_ud;
     s->artifact_get = c->artifact_get;

@@ -24,12 +24,24 @@
 
 typedef struct srv srv_t;
 
+#define SRV_ASYNC_MAX_PENDING 10000u
+#define SRV_ASYNC_MAX_BYTES (512ull << 20)
+#define SRV_ASYNC_MAX_PENDING_PER_REVISION 1000u
+#define SRV_ASYNC_MAX_BYTES_PER_REVISION (128ull << 20)
+
 typedef struct srv_config {
     uv_loop_t *loop;
     const char *domain;            /* Host routing: NAME.default.DOMAIN; default "localhost" */
     uint32_t workers;              /* threads running guests; 0 = number of CPUs */
     hs_limits_t limits;            /* data plane request limits */
     uint32_t queue_per_revision;   /* requests waiting beyond max-scale; default 100 */
+    /* Pending asynchronous invocations (accepted with 202, not yet ended):
+     * beyond any of these bounds a new one gets 503 with Retry-After.
+     * Bytes are their request bodies. 0 = the defaults (SRV_ASYNC_*). */
+    uint32_t async_max_pending;            /* whole process; default 10,000 */
+    uint64_t async_max_bytes;              /* whole process; default 512 MiB */
+    uint32_t async_max_pending_per_revision; /* default 1,000 */
+    uint64_t async_max_bytes_per_revision; /* default 128 MiB */
     mx_registry_t *metrics;        /* where srv registers its metric families */
     mtr_t *metering;               /* every invocation is recorded here; may be NULL */
     /* Reads a module by digest ("sha256:HEX") into a malloc'd buffer.
