@@ -68,6 +68,7 @@
 #define _GNU_SOURCE
 #include "runtime/runtime.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,9 @@ typedef struct native_job {
     size_t len;
     uint64_t ns;
     bool ok;
+    /* rt_cache_forget dropped the module: store nothing for it (set on the
+     * loop thread, read by native_work on a libuv worker). */
+    atomic_bool dropped;
     char err[ENG_ERR_MAX];
     uv_work_t work;
 } native_job_t;
@@ -424,7 +428,8 @@ static void native_work(uv_work_t *w)
     native_job_t *nj = w->data;
     const rt_cache_config_t *cfg = &nj->cfg;
     uint8_t d[32];
-    if (cfg->native_put && cfg->native_key && digest_bytes(nj->digest, d)) {
+    if (cfg->native_put && cfg->native_key && !atomic_load(&nj->dropped) &&
+        digest_bytes(nj->digest, d)) {
         uint8_t *art;
         size_t alen;
         char e[ENG_ERR_MAX];
@@ -730,6 +735,10 @@ rt_module_t *rt_cache_load(rt_cache_t *c, const char *digest, rt_load_source_t *
 
 bool rt_cache_forget(rt_cache_t *c, const char *digest)
 {
+    /* A compile under way finishes, but stores nothing (best effort: one
+     * already storing may still leave its artefact, a harmless cache). */
+    for (native_job_t *j = c->jobs; j; j = j->next)
+        if (strcmp(j->digest, digest) == 0) atomic_store(&j->dropped, true);
     rt_module_t *m = cache_peek(c, digest);
     if (!m || m->refs) return false;
     lru_unlink(c, m);

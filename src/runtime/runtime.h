@@ -255,7 +255,8 @@ const char *rt_module_load_digest(const rt_module_load_t *l);
 rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *bytes,
                               size_t len, char *err, size_t errlen);
 /* Frees the cached module with this digest now when nothing holds it
- * (unpinned); returns whether it did. */
+ * (unpinned); returns whether it did. A native compile of it under way
+ * stores no artefact (its caller is deleting them). */
 bool rt_cache_forget(rt_cache_t *c, const char *digest);
 /* Cached modules, pinned or not. */
 size_t rt_cache_count(const rt_cache_t *c);
