@@ -36,3 +36,15 @@ test-sched: $(WASMFN) examples serving-fns
 		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
 		bash tests/serving/sched_tests.sh || s=1; \
 	done; exit $$s
+
+# `make test-lifecycle`: one function must never hurt the others (the
+# node's budget of instances, modules that can never start refused at
+# deploy, old revisions pruned): tests/serving/lifecycle_tests.sh.
+TEST_STEPS += test-lifecycle
+ASAN_STEPS += test-lifecycle
+.PHONY: test-lifecycle
+test-lifecycle: $(WASMFN) examples serving-fns
+	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
+		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+		bash tests/serving/lifecycle_tests.sh || s=1; \
+	done; exit $$s

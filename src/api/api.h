@@ -30,7 +30,12 @@ typedef struct api_config {
     mtr_t *metering;       /* answers GET /v1/usage; borrowed, may be NULL */
     ev_t *eventing;        /* PingSource, RedisStreamSource, Broker, Trigger; may be NULL */
     const char *data_url;  /* "http://127.0.0.1:8080", for FUNCTION.url; copied */
+    /* Revisions no route names kept per function (the newest); older ones
+     * are deleted after each apply that makes a revision. 0 = default. */
+    uint32_t keep_revisions;
 } api_config_t;
+
+#define API_KEEP_REVISIONS_DEFAULT 10u
 
 /* Returns NULL when out of memory. */
 api_t *api_new(const api_config_t *c);

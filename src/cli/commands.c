@@ -356,6 +356,10 @@ int cli_get_main(int argc, char **argv)
                 printf("Revisions:\n");
                 if (cJSON_IsArray(revs)) print_revisions(revs);
                 cJSON_Delete(fetched);
+                /* What the node's budget did not give (docs/serving.md). */
+                const cJSON *w, *warns = cJSON_GetObjectItemCaseSensitive(fn, "warnings");
+                cJSON_ArrayForEach(w, warns)
+                    if (cJSON_IsString(w)) printf("Warnings:   %s\n", w->valuestring);
                 rc = 0;
             }
             cJSON_Delete(fn);

@@ -72,6 +72,12 @@ void cli_serve_usage(FILE *out)
             "  --module-cache-bytes SIZE  bound on compiled modules kept in memory for\n"
             "                      functions scaled to zero, e.g. 64Mi (default 256Mi);\n"
             "                      evicted ones reload from their serialised form\n"
+            "  --max-instances N   the node's budget of live instances (warm and busy, all\n"
+            "                      functions together; default: what vm.max_map_count\n"
+            "                      allows, logged at start); warm ones take at most 3/4,\n"
+            "                      shared fairly; a request beyond it gets 503\n"
+            "  --keep-revisions N  revisions without traffic kept per function, newest\n"
+            "                      first (default 10, 1 to 10000); older ones are deleted\n"
             "  --billing-granularity D  billed duration is rounded up to this, 1us .. 1m\n"
             "                      (default 1ms; see docs/metering.md)\n"
             "  --price-gb-second X       price of one GB-second (default 0.0000166667)\n"
@@ -104,6 +110,8 @@ typedef struct serve_opts {
     bool interp_only;                 /* --tier interp */
     uint32_t compile_jobs;            /* 0 = 1 */
     uint64_t compile_memory;          /* 0 = the compiler's default */
+    uint32_t max_instances;           /* 0 = from vm.max_map_count */
+    uint32_t keep_revisions;          /* 0 = the API's default (10) */
 } serve_opts_t;
 
 typedef struct daemon_state {
@@ -267,6 +275,26 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
                 return -1;
             }
             o->compile_jobs = (uint32_t)n;
+        } else if ((v = opt_value(argc, argv, &i, "--max-instances", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n < 1 || n > 10000000) {
+                fprintf(stderr, "wasmfn serve: --max-instances: '%s' is not a number from 1 to "
+                                "10000000\n", v);
+                return -1;
+            }
+            o->max_instances = (uint32_t)n;
+        } else if ((v = opt_value(argc, argv, &i, "--keep-revisions", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n < 1 || n > 10000) {
+                fprintf(stderr, "wasmfn serve: --keep-revisions: '%s' is not a number from 1 to "
+                                "10000\n", v);
+                return -1;
+            }
+            o->keep_revisions = (uint32_t)n;
         } else if ((v = opt_value(argc, argv, &i, "--compile-memory", &missing))) {
             if (api_quantity_parse(v, &o->compile_memory) != 0 || o->compile_memory < (256u << 20)) {
                 fprintf(stderr, "wasmfn serve: --compile-memory: '%s' is not a size of at least "
@@ -500,6 +528,7 @@ int cli_serve_main(int argc, char **argv)
         .async_max_bytes = o.async_max_bytes,
         .async_max_pending_per_revision = o.async_rev_max_pending,
         .async_max_bytes_per_revision = o.async_rev_max_bytes,
+        .max_instances = o.max_instances,
         .metrics = d.mx,
         .metering = d.mtr,
         .load_blob = load_blob,
@@ -546,6 +575,7 @@ int cli_serve_main(int argc, char **argv)
         .loop = &d.loop, .store = d.st, .srv = d.srv, .metrics = d.mx, .metering = d.mtr,
         .eventing = d.ev,
         .data_url = data_url,
+        .keep_revisions = o.keep_revisions,
     };
     d.api = data_url ? api_new(&ac) : NULL;
     if (!d.api) {
