@@ -21,6 +21,8 @@ WASMFN_PACKAGES=(
     llvm-19-dev
     # tests and benchmarks
     libcmocka-dev redis-server wrk nginx-light gnuplot-nox curl
+    # the hostile HTTP client of make test-hardening (raw sockets, slow sends)
+    python3
     # benchmarks of third-party programs (make bench-programs): dpkg-source
     # unpacks their Debian source packages, tclsh generates SQLite's
     # amalgamation

@@ -826,6 +826,35 @@ static void handle_v1(api_t *a, hs_req_t *r)
     respond_error(r, 404, "no such endpoint: %s %s (see docs/api.md)", r->method, r->path);
 }
 
+static bool needs_token(const hs_req_t *r)
+{
+    return strcmp(r->path, "/v1") == 0 || strncmp(r->path, "/v1/", 4) == 0;
+}
+
+/* Answers 401 unless the request carries the admin token; true if it does. */
+static bool check_token(api_t *a, hs_req_t *r)
+{
+    const char *auth = hs_req_header(r, "Authorization");
+    const char *tok = NULL;
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        tok = auth + 7;
+        while (*tok == ' ') tok++;
+    }
+    if (tok && api_token_equal(tok, st_admin_token(a->st))) return true;
+    hs_header_t h[2] = {{"Content-Type", "application/json"},
+                        {"WWW-Authenticate", "Bearer realm=\"wasmfn\""}};
+    static const char body[] =
+        "{\"error\":\"missing or wrong bearer token (send Authorization: Bearer TOKEN; the "
+        "token is in DATA/admin.token)\"}";
+    hs_respond(r, 401, h, 2, body, sizeof body - 1);
+    return false;
+}
+
+bool api_head_check(hs_req_t *r, void *ud)
+{
+    return !needs_token(r) || check_token(ud, r);
+}
+
 void api_handle(hs_req_t *r, void *ud)
 {
     api_t *a = ud;
@@ -848,25 +877,12 @@ void api_handle(hs_req_t *r, void *ud)
         free(text);
         return;
     }
-    if (strcmp(p, "/v1") != 0 && strncmp(p, "/v1/", 4) != 0) {
+    if (!needs_token(r)) {
         respond_error(r, 404, "no such endpoint: %s (see docs/api.md)", p);
         return;
     }
-    const char *auth = hs_req_header(r, "Authorization");
-    const char *tok = NULL;
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
-        tok = auth + 7;
-        while (*tok == ' ') tok++;
-    }
-    if (!tok || !api_token_equal(tok, st_admin_token(a->st))) {
-        hs_header_t h[2] = {{"Content-Type", "application/json"},
-                            {"WWW-Authenticate", "Bearer realm=\"wasmfn\""}};
-        static const char body[] =
-            "{\"error\":\"missing or wrong bearer token (send Authorization: Bearer TOKEN; the "
-            "token is in DATA/admin.token)\"}";
-        hs_respond(r, 401, h, 2, body, sizeof body - 1);
-        return;
-    }
+    /* Also checked here: a server without api_head_check still refuses. */
+    if (!check_token(a, r)) return;
     handle_v1(a, r);
 }
 

@@ -43,6 +43,10 @@ void api_free(api_t *a);
 
 /* The hs_handler_fn to give hs_server_new, with the api as its ud. */
 void api_handle(hs_req_t *req, void *ud);
+/* The hs_head_fn to give hs_server_on_head on the same server: a request
+ * under /v1/ without the token gets its 401 before its body is read (an
+ * unauthenticated client cannot make the daemon buffer a large body). */
+bool api_head_check(hs_req_t *req, void *ud);
 
 /* Hands every stored function to the data plane. Functions that fail to
  * load are reported on stderr, one line each, and skipped (the others

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -35,6 +36,7 @@
 #define DEFAULT_ADMIN "127.0.0.1:8081"
 #define DEFAULT_MAX_BODY (16ull << 20)
 #define ADMIN_MAX_BODY (256ull << 20) /* modules are uploaded here */
+#define DEFAULT_MAX_CONNS_PER_IP 256
 
 void cli_serve_usage(FILE *out)
 {
@@ -69,6 +71,9 @@ void cli_serve_usage(FILE *out)
             "  --async-max-bytes SIZE   their request bodies together (default 512Mi)\n"
             "  --async-max-pending-per-revision N  the same per revision (default 1000)\n"
             "  --async-max-bytes-per-revision SIZE the same per revision (default 128Mi)\n"
+            "  --max-connections-per-ip N  data plane connections one client address (an\n"
+            "                      IPv6 /64) may hold open (default 256, 0 = no cap; raise\n"
+            "                      it behind a proxy); beyond it a connection is closed\n"
             "  --module-cache-bytes SIZE  bound on compiled modules kept in memory for\n"
             "                      functions scaled to zero, e.g. 64Mi (default 256Mi);\n"
             "                      evicted ones reload from their serialised form\n"
@@ -112,6 +117,7 @@ typedef struct serve_opts {
     uint64_t compile_memory;          /* 0 = the compiler's default */
     uint32_t max_instances;           /* 0 = from vm.max_map_count */
     uint32_t keep_revisions;          /* 0 = the API's default (10) */
+    uint32_t max_conns_per_ip;        /* data plane; HS_NO_LIMIT = no cap */
 } serve_opts_t;
 
 typedef struct daemon_state {
@@ -153,6 +159,7 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
     o->listen = DEFAULT_LISTEN;
     o->admin = DEFAULT_ADMIN;
     o->max_body = DEFAULT_MAX_BODY;
+    o->max_conns_per_ip = DEFAULT_MAX_CONNS_PER_IP;
     o->price_gb_second = o->price_million_requests = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -301,6 +308,16 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
                                 "256Mi\n", v);
                 return -1;
             }
+        } else if ((v = opt_value(argc, argv, &i, "--max-connections-per-ip", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n > 1000000) {
+                fprintf(stderr, "wasmfn serve: --max-connections-per-ip: '%s' is not a number "
+                                "from 0 (no cap) to 1000000\n", v);
+                return -1;
+            }
+            o->max_conns_per_ip = n ? (uint32_t)n : HS_NO_LIMIT;
         } else if (missing) {
             fprintf(stderr, "wasmfn serve: %s needs a value\n", a);
             return -1;
@@ -314,6 +331,33 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
         }
     }
     return 0;
+}
+
+/* File descriptors (issue 14): the soft limit is raised to the hard one,
+ * then split. The admin API may hold an eighth of them (32 to 1024), as
+ * many again are kept for the rest of the process (the store, blobs,
+ * worker pipes, compiles, eventing), and the data plane gets what is left.
+ * A flood of data-plane connections (or a slowloris) then meets the data
+ * plane's own cap, closed at accept, instead of the process's limit, and
+ * the admin port stays reachable. */
+static void fd_budget(uint32_t *data_conns, uint32_t *admin_conns)
+{
+    struct rlimit rl;
+    uint64_t n = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (1u << 20) ? (1u << 20)
+                                                                               : rl.rlim_max;
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+            struct rlimit up = {want, rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl.rlim_cur = want;
+        }
+        n = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 20) ? (1u << 20) : rl.rlim_cur;
+    }
+    uint64_t share = n / 8;
+    if (share < 32) share = 32;
+    if (share > 1024) share = 1024;
+    *admin_conns = (uint32_t)share;
+    *data_conns = n > 2 * share + 16 ? (uint32_t)(n - 2 * share) : 16;
 }
 
 /* $XDG_STATE_HOME/wasmfn, else ~/.local/state/wasmfn (malloc'd). */
@@ -518,11 +562,14 @@ int cli_serve_main(int argc, char **argv)
             !(d.compiler = rt_compiler_new(&d.loop, &cc, err, sizeof err)))
             fprintf(stderr, "wasmfn serve: no native compiles: cannot find the wasmfn binary\n");
     }
+    uint32_t data_conns, admin_conns;
+    fd_budget(&data_conns, &admin_conns);
     srv_config_t sc = {
         .loop = &d.loop,
         .domain = o.domain ? o.domain : "localhost",
         .workers = o.workers,
-        .limits = {.max_header_bytes = 64u << 10, .max_body_bytes = (size_t)o.max_body},
+        .limits = {.max_header_bytes = 64u << 10, .max_body_bytes = (size_t)o.max_body,
+                   .max_conns = data_conns, .max_conns_per_addr = o.max_conns_per_ip},
         .queue_per_revision = 100,
         .async_max_pending = o.async_max_pending,
         .async_max_bytes = o.async_max_bytes,
@@ -588,12 +635,14 @@ int cli_serve_main(int argc, char **argv)
         goto out;
     }
 
-    hs_limits_t al = {.max_header_bytes = 64u << 10, .max_body_bytes = ADMIN_MAX_BODY};
+    hs_limits_t al = {.max_header_bytes = 64u << 10, .max_body_bytes = ADMIN_MAX_BODY,
+                      .max_conns = admin_conns};
     d.admin = hs_server_new(&d.loop, &al, api_handle, d.api);
     if (!d.admin) {
         fprintf(stderr, "wasmfn serve: out of memory\n");
         goto out;
     }
+    hs_server_on_head(d.admin, api_head_check); /* the token before the body */
     if (hs_server_listen(d.admin, o.admin, err, sizeof err) != 0) {
         fprintf(stderr, "wasmfn serve: --admin: %s\n", err);
         goto out;

@@ -141,6 +141,7 @@ static void run_client(void (*client)(fixture_t *f))
     f.api = api_new(&c);
     assert_non_null(f.api);
     f.hs = hs_server_new(&f.loop, NULL, api_handle, f.api);
+    hs_server_on_head(f.hs, api_head_check); /* as wasmfn serve does */
     assert_int_equal(hs_server_listen(f.hs, "127.0.0.1:0", err, sizeof err), 0);
     f.port = hs_server_port(f.hs);
     uv_async_init(&f.loop, &f.stop, on_stop);
