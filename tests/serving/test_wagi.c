@@ -295,7 +295,10 @@ static void test_env_many_headers(void **state)
     char **env = srv_cgi_env_new(&req, "", "/", &n);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
-    if (ms > 1000) fail_msg("building the environment took %.0f ms", ms);
+    /* A check of the algorithm's order, not a benchmark: pairwise grouping
+     * took 13 s for these 20,000 headers, sorting takes milliseconds, and
+     * 3 s leaves room for sanitizers on a busy machine. */
+    if (ms > 3000) fail_msg("building the environment took %.0f ms: quadratic?", ms);
     assert_non_null(env);
     /* 14 fixed variables, N distinct headers, HTTP_CONTENT_TYPE. */
     assert_int_equal(n, 14 + N + 1);
