@@ -36,3 +36,23 @@ test-sched: $(WASMFN) examples serving-fns
 		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
 		bash tests/serving/sched_tests.sh || s=1; \
 	done; exit $$s
+
+# `make test-lifecycle`: one function must never hurt the others (the
+# node's budget of instances, modules that can never start refused at
+# deploy, old revisions pruned): tests/serving/lifecycle_tests.sh.
+TEST_STEPS += test-lifecycle
+ASAN_STEPS += test-lifecycle
+.PHONY: test-lifecycle
+test-lifecycle: $(WASMFN) examples serving-fns
+	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
+		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+		bash tests/serving/lifecycle_tests.sh || s=1; \
+	done; exit $$s
+# `make test-hardening`: a hostile client against the daemon (issue 14):
+# header flood, unauthenticated uploads, slowloris, descriptor exhaustion.
+# Not per tier: it tests the HTTP layer, which no tier changes.
+TEST_STEPS += test-hardening
+ASAN_STEPS += test-hardening
+.PHONY: test-hardening
+test-hardening: $(WASMFN) examples
+	@WASMFN=$(abspath $(WASMFN)) EXAMPLES_DIR=$(EXAMPLES_DIR) bash tests/serving/hardening_tests.sh

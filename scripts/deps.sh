@@ -21,6 +21,8 @@ WASMFN_PACKAGES=(
     llvm-19-dev
     # tests and benchmarks
     libcmocka-dev redis-server wrk nginx-light gnuplot-nox curl
+    # the hostile HTTP client of make test-hardening (raw sockets, slow sends)
+    python3
     # make test-oci: the CNCF distribution registry, skopeo (copies images
     # we did not push ourselves), htpasswd -B (bcrypt entries for its auth)
     docker-registry skopeo apache2-utils

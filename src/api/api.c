@@ -5,8 +5,11 @@
  *
  * Everything runs on the event loop, with two exceptions kept off it
  * because they take long: validating and fsync'ing an uploaded module
- * (uv_queue_work), and nothing else. SQLite commits are short (one WAL
- * fsync) and happen on the loop, which keeps the store single-threaded.
+ * (uv_queue_work), and loading a Service's module before its apply
+ * (compiling it and making its image, which runs its start function and
+ * wizer.initialize: srv_module_prepare, on a pool worker). SQLite commits
+ * are short (one WAL fsync) and happen on the loop, which keeps the store
+ * single-threaded.
  *
  * `logs?follow=1` responses stay open: a uv timer per follower polls the
  * function's log ring and streams new lines as chunks. api_shutdown ends
@@ -24,12 +27,14 @@
 #include "api/api.h"
 #include "api/usage.h"
 #include "api/manifest.h"
+#include "common/logring.h"
 #include "engine/engine.h"
 
 #define FOLLOW_POLL_MS 200
 #define DEFAULT_TAIL 0 /* all the ring holds */
 
 typedef struct follower follower_t;
+typedef struct apply_job apply_job_t;
 
 struct api {
     uv_loop_t *loop;
@@ -41,6 +46,8 @@ struct api {
     char *data_url;
     bool ready;
     follower_t *followers; /* open logs?follow=1 streams */
+    apply_job_t *applies;  /* Services whose module is being loaded */
+    uint32_t keep_revisions;
 };
 
 /* ---- Small helpers ---------------------------------------------------------- */
@@ -59,13 +66,18 @@ static void respond_error(hs_req_t *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void respond_error(hs_req_t *r, int status, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1024], safe[4 * sizeof msg + 1];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Messages echo what the client sent (a name, a path): bytes that are
+     * not UTF-8 would make the body invalid JSON, and cJSON passes them
+     * through; lr_escape turns them (and control characters) into visible
+     * \xHH text. A message cut by vsnprintf mid-character is safe too. */
+    safe[lr_escape(msg, strlen(msg), safe, 0)] = '\0';
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
+    cJSON_AddStringToObject(o, "error", safe);
     char *s = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     hs_respond_json(r, status, s ? s : "{\"error\":\"out of memory\"}");
@@ -167,6 +179,8 @@ static cJSON *function_json(api_t *a, const st_function_t *f)
     cJSON_AddNumberToObject(inst, "warm", stt.warm);
     cJSON_AddNumberToObject(inst, "busy", stt.busy);
     cJSON_AddNumberToObject(o, "queueDepth", stt.queued);
+    cJSON *warn = cJSON_AddArrayToObject(o, "warnings");
+    if (stt.warning[0]) cJSON_AddItemToArray(warn, cJSON_CreateString(stt.warning));
     cJSON *revs = cJSON_AddArrayToObject(o, "revisions");
     for (uint32_t i = 0; i < f->nrevisions; i++)
         cJSON_AddItemToArray(revs, revision_json(a, f->name, &f->revisions[i]));
@@ -344,17 +358,108 @@ static void handle_blob_get(api_t *a, hs_req_t *r, const char *digest)
 
 /* ---- Apply ------------------------------------------------------------------ */
 
-static void handle_apply(api_t *a, hs_req_t *r)
+/* A Service apply waiting for its module (srv_module_prepare). */
+struct apply_job {
+    api_t *api;
+    hs_req_t *req;
+    api_service_t svc;
+    apply_job_t *next;
+};
+
+static void apply_job_unlink(api_t *a, apply_job_t *j)
 {
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithLengthOpts((const char *)r->body, r->body_len, &end, false);
-    if (!doc) {
-        size_t off = end && end >= (const char *)r->body ? (size_t)(end - (const char *)r->body) : 0;
-        respond_error(r, 400, "body: not a JSON document (at byte %zu); send the manifest as JSON",
-                      off);
+    for (apply_job_t **p = &a->applies; *p; p = &(*p)->next) {
+        if (*p == j) {
+            *p = j->next;
+            break;
+        }
+    }
+}
+
+/* After an apply that made a revision: deletes the function's unrouted
+ * revisions beyond the bound (docs/api.md), in a transaction of its own
+ * (best effort: a failure is logged and the next apply tries again), then
+ * drops what only they used: their modules' artefacts on disk and their
+ * compiled form in memory. */
+static void revisions_prune(api_t *a, const char *name)
+{
+    char err[512];
+    char **images = NULL;
+    size_t n = 0;
+    if (st_begin(a->st, err, sizeof err) != ST_OK ||
+        st_revisions_prune(a->st, name, a->keep_revisions, &images, &n, err, sizeof err) != ST_OK) {
+        st_rollback(a->st);
+        fprintf(stderr, "wasmfn: function %s: old revisions not pruned: %s\n", name, err);
         return;
     }
+    if (st_commit(a->st, err, sizeof err) != ST_OK) {
+        st_rollback(a->st);
+        st_names_free(images, n);
+        fprintf(stderr, "wasmfn: function %s: old revisions not pruned: %s\n", name, err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++) seen = strcmp(images[k], images[i]) == 0;
+        if (seen || st_image_used(a->st, images[i], err, sizeof err) != 0) continue;
+        st_artifacts_delete(a->st, images[i]);
+        if (a->srv) srv_module_forget(a->srv, images[i]);
+    }
+    st_names_free(images, n);
+}
+
+/* Applies j's Service, answers, and frees j. */
+static void apply_finish(apply_job_t *j)
+{
+    api_t *a = j->api;
+    hs_req_t *r = j->req;
+    api_service_t *svc = &j->svc;
     char err[1024];
+    api_apply_result_t res;
+    if (api_service_apply(a->st, svc, (int64_t)time(NULL), deploy_to_plane, a, &res, err,
+                          sizeof err) != 0) {
+        respond_error(r, res.status, "%s", err);
+        api_service_free(svc);
+        free(j);
+        return;
+    }
+    if (res.created) revisions_prune(a, svc->name);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "Service");
+    cJSON_AddStringToObject(o, "name", svc->name);
+    cJSON_AddStringToObject(o, "revision", res.revision);
+    cJSON_AddBoolToObject(o, "created", res.created);
+    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
+    for (uint32_t i = 0; i < svc->nwarnings; i++)
+        cJSON_AddItemToArray(w, cJSON_CreateString(svc->warnings[i]));
+    api_service_free(svc);
+    free(j);
+    respond_cjson(r, 200, o);
+}
+
+/* srv_prepare_fn: the module is loaded (err NULL) or cannot serve. */
+static void apply_prepared(void *ud, const char *err)
+{
+    apply_job_t *j = ud;
+    apply_job_unlink(j->api, j);
+    if (err) {
+        respond_error(j->req, 400, "spec.template.spec.containers[0].image: module %s: %s",
+                      j->svc.spec.image, err);
+        api_service_free(&j->svc);
+        free(j);
+        return;
+    }
+    apply_finish(j);
+}
+
+static void handle_apply(api_t *a, hs_req_t *r)
+{
+    char err[1024];
+    cJSON *doc = api_json_parse(r->body, r->body_len, err, sizeof err);
+    if (!doc) {
+        respond_error(r, 400, "%s", err);
+        return;
+    }
     const cJSON *av = cJSON_GetObjectItemCaseSensitive(doc, "apiVersion");
     const cJSON *kd = cJSON_GetObjectItemCaseSensitive(doc, "kind");
     if (cJSON_IsString(av) && cJSON_IsString(kd) &&
@@ -374,30 +479,34 @@ static void handle_apply(api_t *a, hs_req_t *r)
             hs_respond_json(r, 200, out);
         return;
     }
-    api_service_t svc;
-    if (api_service_parse(doc, &svc, err, sizeof err) != 0) {
+    apply_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
         cJSON_Delete(doc);
+        respond_error(r, 500, "out of memory");
+        return;
+    }
+    if (api_service_parse(doc, &j->svc, err, sizeof err) != 0) {
+        cJSON_Delete(doc);
+        free(j);
         respond_error(r, 400, "%s", err);
         return;
     }
     cJSON_Delete(doc);
-    api_apply_result_t res;
-    if (api_service_apply(a->st, &svc, (int64_t)time(NULL), deploy_to_plane, a, &res, err,
-                          sizeof err) != 0) {
-        respond_error(r, res.status, "%s", err);
-        api_service_free(&svc);
-        return;
+    j->api = a;
+    j->req = r;
+    /* The module is compiled and imaged on a worker first, under the
+     * revision's limits, so the apply below finds it loaded and the loop
+     * keeps serving meanwhile. (An image that is not an uploaded blob is
+     * left to api_service_apply's own 400.) */
+    if (a->srv && st_blob_exists(a->st, j->svc.spec.image)) {
+        j->next = a->applies;
+        a->applies = j;
+        if (srv_module_prepare(a->srv, j->svc.spec.image, j->svc.spec.memory_limit_bytes,
+                               j->svc.spec.timeout_seconds * 1000u, apply_prepared, j) == 0)
+            return;
+        apply_job_unlink(a, j);
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "kind", "Service");
-    cJSON_AddStringToObject(o, "name", svc.name);
-    cJSON_AddStringToObject(o, "revision", res.revision);
-    cJSON_AddBoolToObject(o, "created", res.created);
-    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
-    for (uint32_t i = 0; i < svc.nwarnings; i++)
-        cJSON_AddItemToArray(w, cJSON_CreateString(svc.warnings[i]));
-    api_service_free(&svc);
-    respond_cjson(r, 200, o);
+    apply_finish(j);
 }
 
 /* ---- Eventing ---------------------------------------------------------------- */
@@ -717,6 +826,35 @@ static void handle_v1(api_t *a, hs_req_t *r)
     respond_error(r, 404, "no such endpoint: %s %s (see docs/api.md)", r->method, r->path);
 }
 
+static bool needs_token(const hs_req_t *r)
+{
+    return strcmp(r->path, "/v1") == 0 || strncmp(r->path, "/v1/", 4) == 0;
+}
+
+/* Answers 401 unless the request carries the admin token; true if it does. */
+static bool check_token(api_t *a, hs_req_t *r)
+{
+    const char *auth = hs_req_header(r, "Authorization");
+    const char *tok = NULL;
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        tok = auth + 7;
+        while (*tok == ' ') tok++;
+    }
+    if (tok && api_token_equal(tok, st_admin_token(a->st))) return true;
+    hs_header_t h[2] = {{"Content-Type", "application/json"},
+                        {"WWW-Authenticate", "Bearer realm=\"wasmfn\""}};
+    static const char body[] =
+        "{\"error\":\"missing or wrong bearer token (send Authorization: Bearer TOKEN; the "
+        "token is in DATA/admin.token)\"}";
+    hs_respond(r, 401, h, 2, body, sizeof body - 1);
+    return false;
+}
+
+bool api_head_check(hs_req_t *r, void *ud)
+{
+    return !needs_token(r) || check_token(ud, r);
+}
+
 void api_handle(hs_req_t *r, void *ud)
 {
     api_t *a = ud;
@@ -739,25 +877,12 @@ void api_handle(hs_req_t *r, void *ud)
         free(text);
         return;
     }
-    if (strcmp(p, "/v1") != 0 && strncmp(p, "/v1/", 4) != 0) {
+    if (!needs_token(r)) {
         respond_error(r, 404, "no such endpoint: %s (see docs/api.md)", p);
         return;
     }
-    const char *auth = hs_req_header(r, "Authorization");
-    const char *tok = NULL;
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
-        tok = auth + 7;
-        while (*tok == ' ') tok++;
-    }
-    if (!tok || !api_token_equal(tok, st_admin_token(a->st))) {
-        hs_header_t h[2] = {{"Content-Type", "application/json"},
-                            {"WWW-Authenticate", "Bearer realm=\"wasmfn\""}};
-        static const char body[] =
-            "{\"error\":\"missing or wrong bearer token (send Authorization: Bearer TOKEN; the "
-            "token is in DATA/admin.token)\"}";
-        hs_respond(r, 401, h, 2, body, sizeof body - 1);
-        return;
-    }
+    /* Also checked here: a server without api_head_check still refuses. */
+    if (!check_token(a, r)) return;
     handle_v1(a, r);
 }
 
@@ -773,6 +898,7 @@ api_t *api_new(const api_config_t *c)
     a->mx = c->metrics;
     a->mtr = c->metering;
     a->ev = c->eventing;
+    a->keep_revisions = c->keep_revisions ? c->keep_revisions : API_KEEP_REVISIONS_DEFAULT;
     a->data_url = strdup(c->data_url ? c->data_url : "");
     if (!a->data_url) {
         free(a);
@@ -789,6 +915,15 @@ void api_free(api_t *a)
 {
     if (!a) return;
     api_shutdown(a);
+    /* Applies still waiting for their module: never answered (the admin
+     * server is gone by now). */
+    while (a->applies) {
+        apply_job_t *j = a->applies;
+        a->applies = j->next;
+        if (a->srv) srv_module_prepare_cancel(a->srv, j);
+        api_service_free(&j->svc);
+        free(j);
+    }
     free(a->data_url);
     free(a);
 }

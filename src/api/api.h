@@ -30,7 +30,12 @@ typedef struct api_config {
     mtr_t *metering;       /* answers GET /v1/usage; borrowed, may be NULL */
     ev_t *eventing;        /* PingSource, RedisStreamSource, Broker, Trigger; may be NULL */
     const char *data_url;  /* "http://127.0.0.1:8080", for FUNCTION.url; copied */
+    /* Revisions no route names kept per function (the newest); older ones
+     * are deleted after each apply that makes a revision. 0 = default. */
+    uint32_t keep_revisions;
 } api_config_t;
+
+#define API_KEEP_REVISIONS_DEFAULT 10u
 
 /* Returns NULL when out of memory. */
 api_t *api_new(const api_config_t *c);
@@ -38,6 +43,10 @@ void api_free(api_t *a);
 
 /* The hs_handler_fn to give hs_server_new, with the api as its ud. */
 void api_handle(hs_req_t *req, void *ud);
+/* The hs_head_fn to give hs_server_on_head on the same server: a request
+ * under /v1/ without the token gets its 401 before its body is read (an
+ * unauthenticated client cannot make the daemon buffer a large body). */
+bool api_head_check(hs_req_t *req, void *ud);
 
 /* Hands every stored function to the data plane. Functions that fail to
  * load are reported on stderr, one line each, and skipped (the others

@@ -97,6 +97,76 @@ static int object_member(parse_ctx_t *c, const cJSON *obj, const char *name, con
 
 /* ---- Value syntaxes ------------------------------------------------------- */
 
+/* The offset of the first byte that is not part of valid UTF-8, or len. */
+static size_t utf8_bad_offset(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned c = s[i];
+        size_t n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        if (!n || n > len - i) return i;
+        for (size_t k = 1; k < n; k++)
+            if ((s[i + k] & 0xC0) != 0x80) return i;
+        if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] > 0x9F) ||
+            (c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] > 0x8F))
+            return i; /* overlong, surrogate, or beyond U+10FFFF */
+        i += n;
+    }
+    return len;
+}
+
+/* The offset of a NUL in the JSON text — a raw byte, or a \u0000 escape
+ * inside a string — or len. */
+static size_t json_nul_offset(const char *s, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\0') return i;
+        if (!in_string) {
+            in_string = s[i] == '"';
+        } else if (s[i] == '"') {
+            in_string = false;
+        } else if (s[i] == '\\' && i + 1 < len) {
+            if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0) return i;
+            i++; /* the escaped character: \\ or \" do not end anything */
+        }
+    }
+    return len;
+}
+
+cJSON *api_json_parse(const void *body, size_t len, char *err, size_t errlen)
+{
+    const char *s = body;
+    size_t off = utf8_bad_offset(body, len);
+    if (off < len) {
+        snprintf(err, errlen, "body: not valid UTF-8 at byte %zu; a manifest is UTF-8 text", off);
+        return NULL;
+    }
+    if ((off = json_nul_offset(s, len)) < len) {
+        snprintf(err, errlen, "body: a NUL character (\\u0000) at byte %zu; names and values "
+                              "cannot contain it", off);
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(s, len, &end, false);
+    if (!doc) {
+        off = end && end >= s ? (size_t)(end - s) : 0;
+        snprintf(err, errlen, "body: not a JSON document (at byte %zu); send the manifest as JSON",
+                 off);
+        return NULL;
+    }
+    off = end && end >= s ? (size_t)(end - s) : len;
+    while (off < len && (s[off] == ' ' || s[off] == '\t' || s[off] == '\n' || s[off] == '\r'))
+        off++;
+    if (off < len) {
+        cJSON_Delete(doc);
+        snprintf(err, errlen, "body: unexpected data after the JSON document at byte %zu; "
+                              "send one document per request", off);
+        return NULL;
+    }
+    return doc;
+}
+
 int api_quantity_parse(const char *s, uint64_t *bytes)
 {
     if (!s || !*s) return -1;

@@ -43,6 +43,14 @@ typedef struct api_service {
 int api_service_parse(const cJSON *doc, api_service_t *out, char *err, size_t errlen);
 void api_service_free(api_service_t *s);
 
+/* Parses a manifest sent as JSON, strictly: the body must be valid UTF-8
+ * (RFC 8259 §8.1), hold no NUL character (raw, or written \u0000 in a
+ * string: cJSON would silently cut the string there, so "a\u0000b" would
+ * name function "a"), and hold nothing but whitespace after the document.
+ * Returns the document (cJSON_Delete it), or NULL with one line in err
+ * naming the fault and its byte offset. */
+cJSON *api_json_parse(const void *body, size_t len, char *err, size_t errlen);
+
 /* Parsers for the value syntaxes manifests use, exposed for tests.
  * Kubernetes quantities ("64Mi", "1Gi", "128M", "0.5Gi", "1e6", "1048576")
  * in bytes, rounded up; and Go-style durations ("60s", "2m", "1m30s",

@@ -12,11 +12,13 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "cli/client.h"
+#include "common/logring.h"
 
 #define DEFAULT_API "http://127.0.0.1:8081"
 
@@ -71,6 +73,65 @@ int cli_file_read(const char *path, cli_buf_t *b)
         fclose(f);
         errno = e;
     }
+    return rc;
+}
+
+/* "256 MiB" for limits that are whole MiB, else bytes. */
+static void size_text(size_t n, char *out, size_t len)
+{
+    if (n % (1u << 20) == 0) snprintf(out, len, "%zu MiB", n >> 20);
+    else snprintf(out, len, "%zu bytes", n);
+}
+
+int cli_file_read_max(const char *path, size_t max, bool regular_only, cli_buf_t *b, char *err,
+                      size_t errlen)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    char limit[32];
+    size_text(max, limit, sizeof limit);
+    struct stat st;
+    if (!is_stdin && regular_only) {
+        /* Before opening: opening a FIFO would wait for a writer. */
+        if (stat(path, &st) != 0) {
+            snprintf(err, errlen, "%s", strerror(errno));
+            return -1;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            snprintf(err, errlen, "not a regular file (%s); give the path of a .wasm file",
+                     S_ISDIR(st.st_mode) ? "a directory" : S_ISCHR(st.st_mode) ? "a character device"
+                     : S_ISBLK(st.st_mode) ? "a block device" : S_ISFIFO(st.st_mode) ? "a pipe"
+                     : "not a file");
+            return -1;
+        }
+    }
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
+        snprintf(err, errlen, "larger than %s (%lld bytes), the most wasmfn reads for it", limit,
+                 (long long)st.st_size);
+        rc = -1;
+    }
+    char chunk[65536];
+    size_t r;
+    if (rc == 0 && cli_buf_append(b, "", 0) != 0) rc = -1; /* an empty file still gets data */
+    while (rc == 0 && (r = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (r > max - b->len) {
+            snprintf(err, errlen, "larger than %s, the most wasmfn reads for it", limit);
+            rc = -1;
+        } else if (cli_buf_append(b, chunk, r) != 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "%s", strerror(EIO));
+        rc = -1;
+    }
+    if (f != stdin) fclose(f);
     return rc;
 }
 
@@ -168,12 +229,38 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return cli_buf_append(b, p, size * n) == 0 ? size * n : 0;
 }
 
+/* A streamed body (log lines) is printed a line at a time as it arrives,
+ * escaped for the terminal (lr_escape, newlines kept): the daemon escapes
+ * log text already; this also covers an older or a hostile one. Printing
+ * whole lines never cuts a UTF-8 sequence in two; a partial line is held
+ * until its end arrives (or it passes STREAM_HOLD_MAX, or the body ends). */
+#define STREAM_HOLD_MAX (64u << 10)
+
+static void stream_print(const char *p, size_t n)
+{
+    char buf[4096];
+    while (n) {
+        size_t k = n < sizeof buf / 4 ? n : sizeof buf / 4;
+        fwrite(buf, 1, lr_escape(p, k, buf, 1), stdout);
+        p += k;
+        n -= k;
+    }
+    fflush(stdout);
+}
+
 static size_t on_body_stream(char *p, size_t size, size_t n, void *ud)
 {
-    (void)ud;
-    size_t w = fwrite(p, size, n, stdout);
-    fflush(stdout);
-    return w * size;
+    cli_buf_t *held = ud;
+    if (cli_buf_append(held, p, size * n) != 0) return 0;
+    size_t upto = held->len;
+    while (upto && held->data[upto - 1] != '\n') upto--;
+    if (!upto && held->len > STREAM_HOLD_MAX) upto = held->len;
+    if (upto) {
+        stream_print(held->data, upto);
+        memmove(held->data, held->data + upto, held->len - upto);
+        held->len -= upto;
+    }
+    return size * n;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -251,9 +338,10 @@ int cli_api_do(cli_api_t *api, const cli_request_t *req, cli_response_t *resp)
         }
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     }
+    cli_buf_t held = {0};
     if (req->stream) {
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body_stream);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &held);
     } else {
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
@@ -262,6 +350,8 @@ int cli_api_do(cli_api_t *api, const cli_request_t *req, cli_response_t *resp)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp->headers);
 
     CURLcode rc = curl_easy_perform(c);
+    if (held.len) stream_print(held.data, held.len);
+    cli_buf_free(&held);
     int ret = 0;
     if (rc != CURLE_OK) {
         long oserr = 0;
@@ -379,8 +469,7 @@ int cli_blob_upload(cli_api_t *api, const char *path, char *digest, size_t diges
                     char *err, size_t errlen)
 {
     cli_buf_t b = {0};
-    if (cli_file_read(path, &b) != 0) {
-        snprintf(err, errlen, "%s", strerror(errno));
+    if (cli_file_read_max(path, CLI_UPLOAD_MAX_BYTES, true, &b, err, errlen) != 0) {
         cli_buf_free(&b);
         return -1;
     }

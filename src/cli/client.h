@@ -33,6 +33,18 @@ void cli_buf_free(cli_buf_t *b);
 /* Reads a whole file ("-" = stdin) into b. Returns -1 with errno set. */
 int cli_file_read(const char *path, cli_buf_t *b);
 
+/* The most the CLI reads for a module or an invoke body (the admin API's
+ * body limit, `wasmfn serve`'s ADMIN_MAX_BODY), and for a manifest. */
+#define CLI_UPLOAD_MAX_BYTES ((size_t)256 << 20)
+#define CLI_MANIFEST_MAX_BYTES ((size_t)16 << 20)
+
+/* Like cli_file_read, but reads at most max bytes: a file that holds more
+ * (a device such as /dev/zero never ends) is refused without reading it
+ * all. With regular_only, anything but a regular file is refused before it
+ * is opened. Returns 0, or -1 with a one-line reason in err. */
+int cli_file_read_max(const char *path, size_t max, bool regular_only, cli_buf_t *b, char *err,
+                      size_t errlen);
+
 /* ---- the admin API ---- */
 
 typedef struct cli_api {
@@ -50,7 +62,8 @@ typedef struct cli_request {
     const void *body;            /* NULL = no body */
     size_t body_len;
     const char *content_type;    /* NULL = none */
-    bool stream;                 /* body bytes go to stdout as they arrive (logs -f) */
+    bool stream;                 /* body bytes go to stdout as they arrive (logs -f),
+                                  * control characters escaped (lr_escape) */
     long timeout_s;              /* 0 = none */
 } cli_request_t;
 

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "common/logring.h"
 
 #define ENV_HELP                                                                             \
     "environment: WASMFN_API (default http://127.0.0.1:8081), WASMFN_TOKEN (default:\n"      \
@@ -355,6 +356,10 @@ int cli_get_main(int argc, char **argv)
                 printf("Revisions:\n");
                 if (cJSON_IsArray(revs)) print_revisions(revs);
                 cJSON_Delete(fetched);
+                /* What the node's budget did not give (docs/serving.md). */
+                const cJSON *w, *warns = cJSON_GetObjectItemCaseSensitive(fn, "warnings");
+                cJSON_ArrayForEach(w, warns)
+                    if (cJSON_IsString(w)) printf("Warnings:   %s\n", w->valuestring);
                 rc = 0;
             }
             cJSON_Delete(fn);
@@ -504,8 +509,9 @@ int cli_invoke_main(int argc, char **argv)
     }
     if (data) {
         if (data[0] == '@') {
-            if (cli_file_read(data + 1, &body) != 0) {
-                fprintf(stderr, "wasmfn invoke: %s: %s\n", data + 1, strerror(errno));
+            char why[256];
+            if (cli_file_read_max(data + 1, CLI_UPLOAD_MAX_BYTES, false, &body, why, sizeof why) != 0) {
+                fprintf(stderr, "wasmfn invoke: %s: %s\n", data + 1, why);
                 rc = CLI_EXIT_FAIL;
                 goto out;
             }
@@ -653,7 +659,13 @@ int cli_logs_main(int argc, char **argv)
         if (r.status != 200) {
             rc = cli_api_fail(&api, "logs", o.name, &r);
         } else {
-            if (!probe.stream) fwrite(r.body.data, 1, r.body.len, stdout);
+            /* Guest text: printed escaped, as the daemon sends it (an older
+             * or hostile daemon's control characters too). */
+            if (!probe.stream) {
+                char *esc = malloc(r.body.len * 4 + 1);
+                if (esc) fwrite(esc, 1, lr_escape(r.body.data, r.body.len, esc, 1), stdout);
+                free(esc);
+            }
             rc = 0;
         }
         cli_response_free(&r);

@@ -197,6 +197,13 @@ static cJSON *conv_node(conv_t *c, yaml_event_t *ev, char *path, size_t pathcap,
         bool plain = ev->data.scalar.plain_implicit && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
         const char *tag = (const char *)ev->data.scalar.tag;
         if (tag && strcmp(tag, "tag:yaml.org,2002:str") == 0) plain = false;
+        if (memchr(ev->data.scalar.value, 0, ev->data.scalar.length)) {
+            /* "\0" in a double-quoted scalar: as a C string it would be
+             * cut there silently. */
+            conv_error(c, &ev->start_mark, "%s: a NUL character (\\0) in a string; names and "
+                       "values cannot contain it%s", *path ? path : "(top level)", NULL);
+            return NULL;
+        }
         cJSON *j = scalar_to_json((const char *)ev->data.scalar.value, ev->data.scalar.length,
                                   plain);
         if (!j) goto oom;
@@ -262,6 +269,12 @@ static cJSON *conv_node(conv_t *c, yaml_event_t *ev, char *path, size_t pathcap,
             }
             if (k.type != YAML_SCALAR_EVENT) {
                 conv_error(c, &k.start_mark, "%s: only plain keys are supported in a mapping%s",
+                           base ? path : "(top level)", NULL);
+                yaml_event_delete(&k);
+                goto fail_map;
+            }
+            if (memchr(k.data.scalar.value, 0, k.data.scalar.length)) {
+                conv_error(c, &k.start_mark, "%s: a NUL character (\\0) in a key%s",
                            base ? path : "(top level)", NULL);
                 yaml_event_delete(&k);
                 goto fail_map;
@@ -375,8 +388,10 @@ int cli_manifest_load(const char *file, cli_manifest_t *m, char *err, size_t err
     }
 
     cli_buf_t text = {0};
-    if (cli_file_read(file, &text) != 0) {
-        snprintf(err, errlen, "%s: %s", m->file, strerror(errno));
+    char why[256];
+    /* Not only regular files: `-f -` and `-f <(...)` are pipes. */
+    if (cli_file_read_max(file, CLI_MANIFEST_MAX_BYTES, false, &text, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", m->file, why);
         cli_buf_free(&text);
         cli_manifest_free(m);
         return -1;

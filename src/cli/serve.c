@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -35,6 +36,7 @@
 #define DEFAULT_ADMIN "127.0.0.1:8081"
 #define DEFAULT_MAX_BODY (16ull << 20)
 #define ADMIN_MAX_BODY (256ull << 20) /* modules are uploaded here */
+#define DEFAULT_MAX_CONNS_PER_IP 256
 
 void cli_serve_usage(FILE *out)
 {
@@ -57,11 +59,30 @@ void cli_serve_usage(FILE *out)
             "  --domain D          domain for Host routing (default localhost)\n"
             "  --redis URL         redis://HOST:PORT backing brokers, so accepted events\n"
             "                      survive a restart (default: brokers in memory)\n"
+            "  --broker-queue-bytes SIZE  events held in memory by brokers without --redis\n"
+            "                      (and PingSources), all together (default 256Mi);\n"
+            "                      beyond it ingress answers 503 with Retry-After\n"
+            "  --broker-queue-bytes-per-trigger SIZE  the same per trigger (default 64Mi)\n"
             "  --max-body SIZE     largest request body the data plane takes, e.g. 16Mi\n"
             "                      (default 16Mi; larger gets 413)\n"
+            "  --async-max-pending N    asynchronous invocations (Prefer: respond-async)\n"
+            "                      pending at once in the daemon (default 10000);\n"
+            "                      beyond it a new one gets 503 with Retry-After\n"
+            "  --async-max-bytes SIZE   their request bodies together (default 512Mi)\n"
+            "  --async-max-pending-per-revision N  the same per revision (default 1000)\n"
+            "  --async-max-bytes-per-revision SIZE the same per revision (default 128Mi)\n"
+            "  --max-connections-per-ip N  data plane connections one client address (an\n"
+            "                      IPv6 /64) may hold open (default 256, 0 = no cap; raise\n"
+            "                      it behind a proxy); beyond it a connection is closed\n"
             "  --module-cache-bytes SIZE  bound on compiled modules kept in memory for\n"
             "                      functions scaled to zero, e.g. 64Mi (default 256Mi);\n"
             "                      evicted ones reload from their serialised form\n"
+            "  --max-instances N   the node's budget of live instances (warm and busy, all\n"
+            "                      functions together; default: what vm.max_map_count\n"
+            "                      allows, logged at start); warm ones take at most 3/4,\n"
+            "                      shared fairly; a request beyond it gets 503\n"
+            "  --keep-revisions N  revisions without traffic kept per function, newest\n"
+            "                      first (default 10, 1 to 10000); older ones are deleted\n"
             "  --billing-granularity D  billed duration is rounded up to this, 1us .. 1m\n"
             "                      (default 1ms; see docs/metering.md)\n"
             "  --price-gb-second X       price of one GB-second (default 0.0000166667)\n"
@@ -85,12 +106,18 @@ typedef struct serve_opts {
     uint32_t workers;
     uint64_t max_body;
     uint64_t module_cache_bytes;      /* 0 = the data plane's default */
+    uint32_t async_max_pending, async_rev_max_pending; /* 0 = the data plane's defaults */
+    uint64_t async_max_bytes, async_rev_max_bytes;
+    uint64_t broker_queue_bytes, trigger_queue_bytes; /* 0 = eventing's defaults */
     int64_t billing_granularity_ns;   /* 0 = metering's default (1 ms) */
     double price_gb_second, price_million_requests; /* < 0 = default */
     bool no_metering;
     bool interp_only;                 /* --tier interp */
     uint32_t compile_jobs;            /* 0 = 1 */
     uint64_t compile_memory;          /* 0 = the compiler's default */
+    uint32_t max_instances;           /* 0 = from vm.max_map_count */
+    uint32_t keep_revisions;          /* 0 = the API's default (10) */
+    uint32_t max_conns_per_ip;        /* data plane; HS_NO_LIMIT = no cap */
 } serve_opts_t;
 
 typedef struct daemon_state {
@@ -132,6 +159,7 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
     o->listen = DEFAULT_LISTEN;
     o->admin = DEFAULT_ADMIN;
     o->max_body = DEFAULT_MAX_BODY;
+    o->max_conns_per_ip = DEFAULT_MAX_CONNS_PER_IP;
     o->price_gb_second = o->price_million_requests = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -195,6 +223,44 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
                 fprintf(stderr, "wasmfn serve: --max-body: '%s' is not a size such as 16Mi\n", v);
                 return -1;
             }
+        } else if ((v = opt_value(argc, argv, &i, "--async-max-pending", &missing)) ||
+                   (v = opt_value(argc, argv, &i, "--async-max-pending-per-revision", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n < 1 || n > 1000000) {
+                fprintf(stderr, "wasmfn serve: %.*s: '%s' is not a number from 1 to 1000000\n",
+                        (int)strcspn(a, "="), a, v);
+                return -1;
+            }
+            if (strncmp(a, "--async-max-pending-per-revision", 32) == 0)
+                o->async_rev_max_pending = (uint32_t)n;
+            else
+                o->async_max_pending = (uint32_t)n;
+        } else if ((v = opt_value(argc, argv, &i, "--async-max-bytes", &missing)) ||
+                   (v = opt_value(argc, argv, &i, "--async-max-bytes-per-revision", &missing))) {
+            uint64_t n;
+            if (api_quantity_parse(v, &n) != 0 || n == 0) {
+                fprintf(stderr, "wasmfn serve: %.*s: '%s' is not a size such as 64Mi\n",
+                        (int)strcspn(a, "="), a, v);
+                return -1;
+            }
+            if (strncmp(a, "--async-max-bytes-per-revision", 30) == 0)
+                o->async_rev_max_bytes = n;
+            else
+                o->async_max_bytes = n;
+        } else if ((v = opt_value(argc, argv, &i, "--broker-queue-bytes", &missing)) ||
+                   (v = opt_value(argc, argv, &i, "--broker-queue-bytes-per-trigger", &missing))) {
+            uint64_t n;
+            if (api_quantity_parse(v, &n) != 0 || n == 0 || n > SIZE_MAX / 2) {
+                fprintf(stderr, "wasmfn serve: %.*s: '%s' is not a size such as 64Mi\n",
+                        (int)strcspn(a, "="), a, v);
+                return -1;
+            }
+            if (strncmp(a, "--broker-queue-bytes-per-trigger", 32) == 0)
+                o->trigger_queue_bytes = n;
+            else
+                o->broker_queue_bytes = n;
         } else if ((v = opt_value(argc, argv, &i, "--module-cache-bytes", &missing))) {
             if (api_quantity_parse(v, &o->module_cache_bytes) != 0 || o->module_cache_bytes == 0) {
                 fprintf(stderr, "wasmfn serve: --module-cache-bytes: '%s' is not a size such as "
@@ -216,12 +282,42 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
                 return -1;
             }
             o->compile_jobs = (uint32_t)n;
+        } else if ((v = opt_value(argc, argv, &i, "--max-instances", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n < 1 || n > 10000000) {
+                fprintf(stderr, "wasmfn serve: --max-instances: '%s' is not a number from 1 to "
+                                "10000000\n", v);
+                return -1;
+            }
+            o->max_instances = (uint32_t)n;
+        } else if ((v = opt_value(argc, argv, &i, "--keep-revisions", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n < 1 || n > 10000) {
+                fprintf(stderr, "wasmfn serve: --keep-revisions: '%s' is not a number from 1 to "
+                                "10000\n", v);
+                return -1;
+            }
+            o->keep_revisions = (uint32_t)n;
         } else if ((v = opt_value(argc, argv, &i, "--compile-memory", &missing))) {
             if (api_quantity_parse(v, &o->compile_memory) != 0 || o->compile_memory < (256u << 20)) {
                 fprintf(stderr, "wasmfn serve: --compile-memory: '%s' is not a size of at least "
                                 "256Mi\n", v);
                 return -1;
             }
+        } else if ((v = opt_value(argc, argv, &i, "--max-connections-per-ip", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n > 1000000) {
+                fprintf(stderr, "wasmfn serve: --max-connections-per-ip: '%s' is not a number "
+                                "from 0 (no cap) to 1000000\n", v);
+                return -1;
+            }
+            o->max_conns_per_ip = n ? (uint32_t)n : HS_NO_LIMIT;
         } else if (missing) {
             fprintf(stderr, "wasmfn serve: %s needs a value\n", a);
             return -1;
@@ -235,6 +331,33 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
         }
     }
     return 0;
+}
+
+/* File descriptors (issue 14): the soft limit is raised to the hard one,
+ * then split. The admin API may hold an eighth of them (32 to 1024), as
+ * many again are kept for the rest of the process (the store, blobs,
+ * worker pipes, compiles, eventing), and the data plane gets what is left.
+ * A flood of data-plane connections (or a slowloris) then meets the data
+ * plane's own cap, closed at accept, instead of the process's limit, and
+ * the admin port stays reachable. */
+static void fd_budget(uint32_t *data_conns, uint32_t *admin_conns)
+{
+    struct rlimit rl;
+    uint64_t n = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (1u << 20) ? (1u << 20)
+                                                                               : rl.rlim_max;
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+            struct rlimit up = {want, rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl.rlim_cur = want;
+        }
+        n = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 20) ? (1u << 20) : rl.rlim_cur;
+    }
+    uint64_t share = n / 8;
+    if (share < 32) share = 32;
+    if (share > 1024) share = 1024;
+    *admin_conns = (uint32_t)share;
+    *data_conns = n > 2 * share + 16 ? (uint32_t)(n - 2 * share) : 16;
 }
 
 /* $XDG_STATE_HOME/wasmfn, else ~/.local/state/wasmfn (malloc'd). */
@@ -439,12 +562,20 @@ int cli_serve_main(int argc, char **argv)
             !(d.compiler = rt_compiler_new(&d.loop, &cc, err, sizeof err)))
             fprintf(stderr, "wasmfn serve: no native compiles: cannot find the wasmfn binary\n");
     }
+    uint32_t data_conns, admin_conns;
+    fd_budget(&data_conns, &admin_conns);
     srv_config_t sc = {
         .loop = &d.loop,
         .domain = o.domain ? o.domain : "localhost",
         .workers = o.workers,
-        .limits = {.max_header_bytes = 64u << 10, .max_body_bytes = (size_t)o.max_body},
+        .limits = {.max_header_bytes = 64u << 10, .max_body_bytes = (size_t)o.max_body,
+                   .max_conns = data_conns, .max_conns_per_addr = o.max_conns_per_ip},
         .queue_per_revision = 100,
+        .async_max_pending = o.async_max_pending,
+        .async_max_bytes = o.async_max_bytes,
+        .async_max_pending_per_revision = o.async_rev_max_pending,
+        .async_max_bytes_per_revision = o.async_rev_max_bytes,
+        .max_instances = o.max_instances,
         .metrics = d.mx,
         .metering = d.mtr,
         .load_blob = load_blob,
@@ -477,6 +608,8 @@ int cli_serve_main(int argc, char **argv)
             .sink_url = sink_url,
             .sink_ud = &d,
             .metrics = d.mx,
+            .max_queue_bytes_per_trigger = (size_t)o.trigger_queue_bytes,
+            .max_queue_bytes = (size_t)o.broker_queue_bytes,
         };
         d.ev = ev_new(&ec, err, sizeof err);
         if (!d.ev) {
@@ -489,6 +622,7 @@ int cli_serve_main(int argc, char **argv)
         .loop = &d.loop, .store = d.st, .srv = d.srv, .metrics = d.mx, .metering = d.mtr,
         .eventing = d.ev,
         .data_url = data_url,
+        .keep_revisions = o.keep_revisions,
     };
     d.api = data_url ? api_new(&ac) : NULL;
     if (!d.api) {
@@ -501,12 +635,14 @@ int cli_serve_main(int argc, char **argv)
         goto out;
     }
 
-    hs_limits_t al = {.max_header_bytes = 64u << 10, .max_body_bytes = ADMIN_MAX_BODY};
+    hs_limits_t al = {.max_header_bytes = 64u << 10, .max_body_bytes = ADMIN_MAX_BODY,
+                      .max_conns = admin_conns};
     d.admin = hs_server_new(&d.loop, &al, api_handle, d.api);
     if (!d.admin) {
         fprintf(stderr, "wasmfn serve: out of memory\n");
         goto out;
     }
+    hs_server_on_head(d.admin, api_head_check); /* the token before the body */
     if (hs_server_listen(d.admin, o.admin, err, sizeof err) != 0) {
         fprintf(stderr, "wasmfn serve: --admin: %s\n", err);
         goto out;

@@ -21,10 +21,26 @@
  * and goes out with uv_write. Two buffers, so appending never moves bytes
  * that libuv is still writing.
  *
- * Slow clients: one timer per connection, re-armed on every transition —
- * idle keep-alive connections close after 60 s, a request that makes no
- * progress for 30 s gets 408, and a response the client does not read for
- * 60 s is abandoned.
+ * Slow clients: one timer per connection, set on every transition to the
+ * deadline of the current phase. The deadlines are absolute (from the
+ * phase's start), never pushed back by a byte arriving, so a client that
+ * trickles a byte a second is cut off like one that sends nothing: a head
+ * must be complete within head_timeout_ms of its first byte (of the accept
+ * for a first request), a body within body_timeout_ms plus a second per
+ * min_body_rate bytes received, a keep-alive connection may stay idle
+ * idle_timeout_ms, and a response the client does not read for 60 s is
+ * abandoned (that one does move with each write that completes).
+ *
+ * Connections are counted per client address (a hash table in the server),
+ * so one client cannot hold all the process's file descriptors; a server
+ * may also cap its total (the daemon gives the data plane a cap that keeps
+ * descriptors free for the admin API).
+ *
+ * Closing: a connection that must close after an answer (an error, or
+ * Connection: close) first sends its answer, then shuts down its sending
+ * side and reads (discarding) for up to HS_LINGER_MS before closing: a
+ * close with unread input would send a reset, which can destroy the answer
+ * before the client reads it.
  *
  * Lifetime: a connection is freed only once both its handles are closed AND
  * its in-flight request has been answered (the handler may answer long after
@@ -43,9 +59,15 @@
 #include <time.h>
 
 #define HS_READ_CHUNK 65536
-#define HS_IDLE_TIMEOUT_MS 60000
-#define HS_READ_TIMEOUT_MS 30000
 #define HS_WRITE_TIMEOUT_MS 60000
+#define HS_LINGER_MS 2000
+#define HS_DEFAULT_IDLE_TIMEOUT_MS 60000
+#define HS_DEFAULT_HEAD_TIMEOUT_MS 10000
+#define HS_DEFAULT_BODY_TIMEOUT_MS 30000
+#define HS_DEFAULT_MIN_BODY_RATE 1024
+#define HS_DEFAULT_MAX_HEADERS 100
+#define HS_DEFAULT_MAX_CONNS_PER_ADDR 256
+#define HS_ADDR_BUCKETS 1024
 /* Bytes read beyond a request in flight before reading pauses. */
 #define HS_PIPELINE_MAX (1u << 20)
 /* Output a client has not taken before a streaming response gives up. */
@@ -66,13 +88,23 @@ typedef struct hs_hdr_off {
 
 typedef struct hs_conn hs_conn_t;
 
+/* Open connections from one client address: an IPv4 address, or an IPv6
+ * address's /64 (what one client is usually given). Key: family, address. */
+typedef struct hs_addr_count {
+    uint8_t key[17];
+    uint32_t n;
+    struct hs_addr_count *next;
+} hs_addr_count_t;
+
 struct hs_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     bool listening, closing, listener_closed;
     hs_limits_t lim;
     hs_handler_fn handler;
+    hs_head_fn head_fn;
     void *ud;
+    hs_addr_count_t *addrs[HS_ADDR_BUCKETS];
     hs_conn_t *conns; /* doubly linked */
     size_t nconns, inflight;
     uint16_t port;
@@ -104,19 +136,28 @@ struct hs_conn {
     size_t header_bytes;
     int hstate;
 
-    bool msg_started, msg_complete;
+    bool msg_started, headers_done, msg_complete;
+    bool served_any;            /* a request has been dispatched on it */
+    uint64_t head_start_ms;     /* accept, or the current request's first byte */
+    uint64_t body_start_ms;     /* when the current request's head ended */
+    uint64_t idle_start_ms;     /* when the last response ended */
+    /* The obs-fold scan of the current head (see head_scan). */
+    bool scan_active, scan_begun, scan_bol;
     int error_status;        /* set by a callback that failed on purpose */
     const char *error_reason;
+    char reason_buf[160];    /* for a reason that names the header at fault */
 
     hs_req_t req;
     bool in_flight, streaming, keep_alive, head;
-    bool closing, handles_closed, close_after_write, reading, processing;
+    bool closing, handles_closed, close_after_write, reading, processing, lingering;
     void (*abort_cb)(hs_req_t *, void *);
     void *abort_ud;
 
     hs_buf_t out_next, out_busy;
     bool writing;
     uv_write_t wreq;
+    uv_shutdown_t sreq;
+    hs_addr_count_t *addr; /* counted here while the socket is open; NULL if not */
 
     char remote[64], local[64]; /* looked up once, at accept */
     uint16_t remote_port, local_port;
@@ -367,12 +408,72 @@ static void conn_on_handle_closed(uv_handle_t *h)
     }
 }
 
+/* ---- connections per client address ------------------------------------ */
+
+static void addr_key(const struct sockaddr_storage *ss, uint8_t key[17])
+{
+    memset(key, 0, 17);
+    if (ss->ss_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            key[0] = 4;
+            memcpy(key + 1, a->s6_addr + 12, 4);
+        } else {
+            key[0] = 6;
+            memcpy(key + 1, a->s6_addr, 8); /* the /64 */
+        }
+    }
+}
+
+static uint32_t addr_bucket(const uint8_t key[17])
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < 17; i++) h = (h ^ key[i]) * 16777619u;
+    return h % HS_ADDR_BUCKETS;
+}
+
+/* Counts a connection from key; NULL (count unchanged) when the address
+ * already has its maximum, or when out of memory. */
+static hs_addr_count_t *addr_acquire(hs_server_t *s, const uint8_t key[17])
+{
+    hs_addr_count_t **head = &s->addrs[addr_bucket(key)], *a;
+    for (a = *head; a; a = a->next)
+        if (memcmp(a->key, key, 17) == 0) break;
+    if (a) {
+        if (a->n >= s->lim.max_conns_per_addr) return NULL;
+        a->n++;
+        return a;
+    }
+    if (s->lim.max_conns_per_addr == 0 || !(a = calloc(1, sizeof *a))) return NULL;
+    memcpy(a->key, key, 17);
+    a->n = 1;
+    a->next = *head;
+    *head = a;
+    return a;
+}
+
+static void addr_release(hs_server_t *s, hs_addr_count_t *a)
+{
+    if (--a->n) return;
+    hs_addr_count_t **pp = &s->addrs[addr_bucket(a->key)];
+    while (*pp != a) pp = &(*pp)->next;
+    *pp = a->next;
+    free(a);
+}
+
 /* Closes the socket now. A request in flight is aborted: its abort callback
  * runs, and the connection waits for the handler's (discarded) response. */
 static void conn_close(hs_conn_t *c)
 {
     if (c->closing) return;
     c->closing = true;
+    if (c->addr) {
+        addr_release(c->srv, c->addr);
+        c->addr = NULL;
+    }
     if (c->in_flight && c->abort_cb) {
         void (*cb)(hs_req_t *, void *) = c->abort_cb;
         c->abort_cb = NULL;
@@ -388,7 +489,7 @@ static void conn_on_timer(uv_timer_t *t)
 {
     hs_conn_t *c = t->data;
     if (c->closing) return;
-    if (!c->in_flight && !c->writing && c->msg_started && !c->msg_complete) {
+    if (!c->lingering && !c->in_flight && !c->writing && c->msg_started && !c->msg_complete) {
         /* A request that stopped arriving: tell the client, then close. */
         c->close_after_write = true;
         static const char r408[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
@@ -401,26 +502,52 @@ static void conn_on_timer(uv_timer_t *t)
     conn_close(c);
 }
 
+/* Arms the timer for the deadline of the connection's current phase. */
 static void conn_timer_update(hs_conn_t *c)
 {
-    if (c->closing) return;
-    uint64_t ms;
-    if (c->writing) ms = HS_WRITE_TIMEOUT_MS;
-    else if (c->in_flight) {
+    if (c->closing || c->lingering) return;
+    const hs_limits_t *lim = &c->srv->lim;
+    uint64_t now = uv_now(c->srv->loop), deadline;
+    if (c->writing) {
+        deadline = now + HS_WRITE_TIMEOUT_MS;
+    } else if (c->in_flight) {
         uv_timer_stop(&c->timer);
         return;
-    } else if (c->msg_started) ms = HS_READ_TIMEOUT_MS;
-    else ms = HS_IDLE_TIMEOUT_MS;
-    uv_timer_start(&c->timer, conn_on_timer, ms, 0);
+    } else if (c->headers_done) {
+        /* The body: a base allowance, plus time earned by bytes received. */
+        deadline = c->body_start_ms + lim->body_timeout_ms +
+                   (uint64_t)c->body.len * 1000 / lim->min_body_rate;
+    } else if (c->msg_started || !c->served_any) {
+        deadline = c->head_start_ms + lim->head_timeout_ms;
+    } else {
+        deadline = c->idle_start_ms + lim->idle_timeout_ms;
+    }
+    uv_timer_start(&c->timer, conn_on_timer, deadline > now ? deadline - now : 0, 0);
 }
 
 /* ---- output ------------------------------------------------------------- */
+
+/* The answer is out and the connection is to close: stop sending (the
+ * client sees the end), discard what it still sends, and close at its EOF
+ * or after HS_LINGER_MS (see the top of the file). */
+static void conn_linger(hs_conn_t *c)
+{
+    if (c->lingering) return;
+    c->lingering = true;
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, NULL) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (!c->reading) conn_start_reading(c);
+    uv_timer_start(&c->timer, conn_on_timer, HS_LINGER_MS, 0);
+}
 
 static void conn_after_output(hs_conn_t *c)
 {
     if (c->closing) return;
     if (!c->writing && c->out_next.len == 0 && c->close_after_write) {
-        conn_close(c);
+        conn_linger(c);
         return;
     }
     conn_timer_update(c);
@@ -507,6 +634,45 @@ static int oom(hs_conn_t *c)
     return -1;
 }
 
+static int fail(hs_conn_t *c, int status, const char *reason)
+{
+    c->error_status = status;
+    c->error_reason = reason;
+    return -1;
+}
+
+static int failf(hs_conn_t *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int failf(hs_conn_t *c, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->reason_buf, sizeof c->reason_buf, fmt, ap);
+    va_end(ap);
+    return fail(c, status, c->reason_buf);
+}
+
+/* A client's bytes, made printable for an error message. */
+static const char *printable(const char *in, size_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 1 < outlen; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        out[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    out[o] = 0;
+    return out;
+}
+
+/* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
+ * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA. http-parser
+ * (outside its strict build) also lets a space through, which would make
+ * "Content-Length : 3" a header some other parser ignores. */
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
 static int on_message_begin(http_parser *p)
 {
     hs_conn_t *c = p->data;
@@ -515,7 +681,9 @@ static int on_message_begin(http_parser *p)
     c->nhoff = 0;
     c->header_bytes = 0;
     c->hstate = HDR_NONE;
+    if (c->served_any) c->head_start_ms = uv_now(c->srv->loop);
     c->msg_started = true;
+    c->headers_done = false;
     c->msg_complete = false;
     return 0;
 }
@@ -531,7 +699,22 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     hs_conn_t *c = p->data;
     if (hdr_limit(c, len + 4)) return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (!is_tchar((unsigned char)at[i])) {
+            char name[48];
+            printable(at, len < 40 ? len : 40, name, sizeof name);
+            return failf(c, 400, "header '%s': %s", name,
+                         at[i] == ' ' || at[i] == '\t'
+                             ? "whitespace in a header name or before its colon"
+                             : "bad character in a header name");
+        }
+    }
+    /* Trailers (after a chunked body) are checked and counted, not kept:
+     * the request's strings are already handed out. */
+    if (c->headers_done) return 0;
     if (c->hstate != HDR_FIELD) {
+        if (c->nhoff >= c->srv->lim.max_headers)
+            return failf(c, 431, "more than %u request headers", c->srv->lim.max_headers);
         /* Ends the URL or the previous value; starts a header. */
         if (buf_append(&c->arena, "", 1)) return oom(c);
         if (c->nhoff == c->hoff_cap) {
@@ -553,12 +736,77 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     hs_conn_t *c = p->data;
     if (hdr_limit(c, len)) return -1;
+    if (c->headers_done) return 0;
     if (c->hstate == HDR_FIELD) {
         if (buf_append(&c->arena, "", 1)) return oom(c);
         c->hoff[c->nhoff - 1].value = c->arena.len;
         c->hstate = HDR_VALUE;
     }
     return buf_append(&c->arena, at, len) ? oom(c) : 0;
+}
+
+/* What RFC 9112 makes a 400 (or 501) and http-parser lets through, or may
+ * read differently from a proxy in front: the Host header missing on
+ * HTTP/1.1 or given twice, Content-Length with Transfer-Encoding, two
+ * different Content-Lengths, a transfer coding other than chunked, and a
+ * path with a malformed escape or an encoded NUL (no handler can use it).
+ * Returns true, with the reason set, when the request is refused. */
+static int request_check(hs_conn_t *c, const hs_req_t *r)
+{
+    size_t nhost = 0, nte = 0;
+    const char *cl = NULL, *te = NULL;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const char *name = r->headers[i].name, *value = r->headers[i].value;
+        if (strcasecmp(name, "Host") == 0) {
+            nhost++;
+        } else if (strcasecmp(name, "Content-Length") == 0) {
+            if (cl && strcmp(cl, value) != 0)
+                return fail(c, 400, "two different Content-Length headers");
+            cl = value;
+        } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            nte++;
+            te = value;
+        }
+    }
+    if (nhost > 1) return fail(c, 400, "more than one Host header");
+    if (nhost == 0 && r->http_minor >= 1) return fail(c, 400, "missing Host header");
+    if (cl && te)
+        return fail(c, 400, "both Content-Length and Transfer-Encoding: send one");
+    if (nte > 1) return fail(c, 400, "more than one Transfer-Encoding header");
+    if (te && strcasecmp(te, "chunked") != 0) {
+        /* The body's end is known only when chunked comes last (9112 6.1). */
+        size_t tl = strlen(te);
+        bool last = tl >= 7 && strcasecmp(te + tl - 7, "chunked") == 0;
+        char v[48];
+        printable(te, tl < 40 ? tl : 40, v, sizeof v);
+        return failf(c, last ? 501 : 400, "Transfer-Encoding '%s': only chunked is supported", v);
+    }
+    for (const char *q = r->path; (q = strchr(q, '%')); q++)
+        if (hexval(q[1]) < 0 || hexval(q[2]) < 0 || (q[1] == '0' && q[2] == '0'))
+            return fail(c, 400, "bad percent-encoding in the request path");
+    return 0;
+}
+
+/* Runs the server's head check (hs_server_on_head); false when it answered. */
+static bool conn_head_check(hs_conn_t *c)
+{
+    hs_server_t *s = c->srv;
+    /* The check may answer: while it runs the request is in flight, as for
+     * a handler, and if it answers the connection is not kept. */
+    c->in_flight = true;
+    c->streaming = false;
+    c->abort_cb = NULL;
+    c->head = strcmp(c->req.method, "HEAD") == 0;
+    c->keep_alive = false;
+    s->inflight++;
+    bool go = s->head_fn(&c->req, s->ud);
+    if (go && c->in_flight) {
+        c->in_flight = false;
+        s->inflight--;
+        return true;
+    }
+    if (c->in_flight) hs_respond_text(&c->req, 500, "request refused without an answer\n");
+    return false;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -596,26 +844,27 @@ static int on_headers_complete(http_parser *p)
     r->query = c->arena.p + query_off;
     r->headers = c->hdrs;
     r->nheaders = c->nhoff;
-    r->http_minor = p->http_major == 1 ? p->http_minor : 1;
+    r->http_minor = p->http_minor;
     r->remote_addr = c->remote;
     r->remote_port = c->remote_port;
     r->local_addr = c->local;
     r->local_port = c->local_port;
-    if (r->path[0] != '/' && strcmp(r->method, "OPTIONS") != 0) {
-        c->error_status = 400;
-        c->error_reason = "request target must be an absolute path";
-        return -1;
+    /* HTTP/1.x only (a higher 1.x minor is read as 1.1, RFC 9110 2.5). */
+    if (p->http_major != 1)
+        return failf(c, 505, "HTTP/%u.%u is not supported: send HTTP/1.1", p->http_major,
+                     p->http_minor);
+    if (r->path[0] != '/' && strcmp(r->method, "OPTIONS") != 0)
+        return fail(c, 400, "request target must be an absolute path");
+    if (request_check(c, r)) return -1;
+    /* Before the size check: a client that may not send a body learns
+     * nothing about the limits. */
+    if (s->head_fn && !conn_head_check(c)) {
+        /* Answered: stop before the body, which is never read. */
+        http_parser_pause(p, 1);
+        return 0;
     }
-    if (r->http_minor >= 1 && !hs_req_header(r, "Host")) {
-        c->error_status = 400;
-        c->error_reason = "missing Host header";
-        return -1;
-    }
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > s->lim.max_body_bytes) {
-        c->error_status = 413;
-        c->error_reason = "request body too large";
-        return -1;
-    }
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > s->lim.max_body_bytes)
+        return fail(c, 413, "request body too large");
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0 &&
         buf_reserve(&c->body, (size_t)p->content_length))
         return oom(c);
@@ -625,6 +874,8 @@ static int on_headers_complete(http_parser *p)
         buf_append(&c->out_next, cont, sizeof cont - 1);
         conn_flush(c);
     }
+    c->headers_done = true;
+    c->body_start_ms = uv_now(s->loop);
     return 0;
 }
 
@@ -646,6 +897,8 @@ static int on_message_complete(http_parser *p)
     c->keep_alive = http_should_keep_alive(p) && !p->upgrade;
     c->req.body = (const uint8_t *)(c->body.p ? c->body.p : "");
     c->req.body_len = c->body.len;
+    c->scan_active = true; /* the next head starts after this message */
+    c->scan_begun = c->scan_bol = false;
     /* Stop here: the handler runs outside the parser (conn_process). */
     http_parser_pause(p, 1);
     return 0;
@@ -658,6 +911,8 @@ static void conn_dispatch(hs_conn_t *c)
     hs_server_t *s = c->srv;
     c->msg_complete = false;
     c->msg_started = false;
+    c->headers_done = false;
+    c->served_any = true;
     c->in_flight = true;
     c->streaming = false;
     c->abort_cb = NULL;
@@ -666,6 +921,30 @@ static void conn_dispatch(hs_conn_t *c)
     s->inflight++;
     conn_timer_update(c);
     s->handler(&c->req, s->ud);
+}
+
+/* http-parser takes an obsolete line folding (a header line that starts
+ * with a space or tab: RFC 9112 5.2 says reject it) as part of the value
+ * before, and its callbacks cannot tell a folded value from one split
+ * across reads. So the bytes of each head are scanned before the parser
+ * sees them, up to the blank line that ends the head. Returns false when a
+ * line of the head starts with whitespace. */
+static bool head_scan(hs_conn_t *c, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n && c->scan_active; i++) {
+        char ch = p[i];
+        if (!c->scan_begun) {
+            /* Empty lines before the request line are allowed (9112 2.2). */
+            if (ch != '\r' && ch != '\n') c->scan_begun = true;
+        } else if (ch == '\n') {
+            if (c->scan_bol) c->scan_active = false; /* the blank line */
+            c->scan_bol = true;
+        } else if (ch != '\r') {
+            if (c->scan_bol && (ch == ' ' || ch == '\t')) return false;
+            c->scan_bol = false;
+        }
+    }
+    return true;
 }
 
 /* Parses buffered input and dispatches complete requests until a request
@@ -678,6 +957,10 @@ static void conn_process(hs_conn_t *c)
         size_t avail = c->in.len - c->in_off;
         if (avail == 0) break;
         c->error_status = 0;
+        if (c->scan_active && !head_scan(c, c->in.p + c->in_off, avail)) {
+            conn_send_error(c, 400, "a header line starts with whitespace (obsolete line folding)");
+            break;
+        }
         http_parser_pause(&c->parser, 0);
         size_t n = http_parser_execute(&c->parser, &parser_settings, c->in.p + c->in_off, avail);
         c->in_off += n;
@@ -748,6 +1031,10 @@ static void conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0) return;
+    if (c->lingering) {
+        c->in_off = c->in.len = 0; /* discarded */
+        return;
+    }
     c->in.len += (size_t)nread;
     if (c->in_flight || c->close_after_write) {
         if (c->in.len - c->in_off > HS_PIPELINE_MAX) {
@@ -771,6 +1058,7 @@ static void conn_request_end(hs_conn_t *c)
         conn_maybe_free(c); /* may free c: nothing after this */
         return;
     }
+    c->idle_start_ms = uv_now(s->loop);
     if (!c->keep_alive || s->closing) c->close_after_write = true;
     conn_flush(c);
     if (c->closing) return;
@@ -931,16 +1219,27 @@ static void server_on_connection(uv_stream_t *l, int status)
         conn_close(c);
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage ss;
     int n = sizeof ss;
+    memset(&ss, 0, sizeof ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &n) == 0)
         addr_name(&ss, c->remote, sizeof c->remote, &c->remote_port);
+    /* Over a cap: closed at once, before a byte is read, so the descriptor
+     * is free again (the client sees its connection closed). */
+    uint8_t key[17];
+    addr_key(&ss, key);
+    if (s->nconns > s->lim.max_conns || !(c->addr = addr_acquire(s, key))) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
     n = sizeof ss;
     if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &n) == 0)
         addr_name(&ss, c->local, sizeof c->local, &c->local_port);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    c->head_start_ms = uv_now(s->loop);
+    c->scan_active = true;
     conn_start_reading(c);
     conn_timer_update(c);
 }
@@ -967,6 +1266,15 @@ hs_server_t *hs_server_new(uv_loop_t *loop, const hs_limits_t *lim, hs_handler_f
     s->lim.max_header_bytes = lim && lim->max_header_bytes ? lim->max_header_bytes
                                                            : HS_DEFAULT_MAX_HEADER;
     s->lim.max_body_bytes = lim && lim->max_body_bytes ? lim->max_body_bytes : HS_DEFAULT_MAX_BODY;
+#define HS_LIM(field, def) s->lim.field = lim && lim->field ? lim->field : (def)
+    HS_LIM(max_headers, HS_DEFAULT_MAX_HEADERS);
+    HS_LIM(head_timeout_ms, HS_DEFAULT_HEAD_TIMEOUT_MS);
+    HS_LIM(body_timeout_ms, HS_DEFAULT_BODY_TIMEOUT_MS);
+    HS_LIM(min_body_rate, HS_DEFAULT_MIN_BODY_RATE);
+    HS_LIM(idle_timeout_ms, HS_DEFAULT_IDLE_TIMEOUT_MS);
+    HS_LIM(max_conns, HS_NO_LIMIT);
+    HS_LIM(max_conns_per_addr, HS_DEFAULT_MAX_CONNS_PER_ADDR);
+#undef HS_LIM
     /* The parser's own (process-wide) cap must not cut in before ours. */
     if (s->lim.max_header_bytes + 8192 > HTTP_MAX_HEADER_SIZE && s->lim.max_header_bytes < UINT32_MAX / 2)
         http_parser_set_max_header_size((uint32_t)s->lim.max_header_bytes * 2 + 8192);
@@ -1036,6 +1344,7 @@ int hs_server_listen(hs_server_t *s, const char *host_port, char *err, size_t er
 }
 
 uint16_t hs_server_port(const hs_server_t *s) { return s->port; }
+void hs_server_on_head(hs_server_t *s, hs_head_fn fn) { s->head_fn = fn; }
 size_t hs_server_inflight(const hs_server_t *s) { return s->inflight; }
 
 static void server_on_listener_closed(uv_handle_t *h)

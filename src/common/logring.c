@@ -180,6 +180,66 @@ static void format_time(char out[32], uint64_t ns)
     snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ns / 1000000ull % 1000));
 }
 
+/* The length of the valid UTF-8 sequence at s (n bytes left) that encodes
+ * no control character, or 0. */
+static size_t utf8_printable(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!len || len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++)
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || /* overlong, surrogate */
+        (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))   /* overlong, > U+10FFFF */
+        return 0;
+    if (c == 0xC2 && s[1] <= 0x9F) /* U+0080..U+009F: C1 controls (CSI, OSC, ...) */
+        return 0;
+    return len;
+}
+
+size_t lr_escape(const char *in, size_t n, char *out, int keep_newlines)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)in;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        char esc[8];
+        size_t el = 0, take = 1;
+        if ((c >= 0x20 && c < 0x7F) || c == '\t' || (c == '\n' && keep_newlines)) {
+            esc[el++] = (char)c;
+        } else if (c == '\r' || c == '\n') {
+            esc[el++] = '\\';
+            esc[el++] = c == '\r' ? 'r' : 'n';
+        } else if (c >= 0x80 && (take = utf8_printable(s + i, n - i)) > 0) {
+            if (out)
+                memcpy(out + o, s + i, take);
+            o += take;
+            i += take;
+            continue;
+        } else if (c == 0xC2 && i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F) {
+            take = 2;
+            memcpy(esc, "\\u00", 4);
+            el = 4;
+            esc[el++] = hex[s[i + 1] >> 4];
+            esc[el++] = hex[s[i + 1] & 15];
+        } else {
+            take = 1;
+            esc[el++] = '\\';
+            esc[el++] = 'x';
+            esc[el++] = hex[c >> 4];
+            esc[el++] = hex[c & 15];
+        }
+        if (out)
+            memcpy(out + o, esc, el);
+        o += el;
+        i += take;
+    }
+    return o;
+}
+
 char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t *next_seq,
                    size_t *len)
 {
@@ -198,7 +258,7 @@ char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t 
     size_t total = 1;
     for (size_t i = first; i < r->count; i++) {
         const lr_line_t *l = r->lines[(r->head + i) % r->cap];
-        total += 32 + 1 + l->source_len + 2 + l->text_len + 1;
+        total += 32 + 1 + l->source_len + 2 + lr_escape(l->data + l->source_len, l->text_len, NULL, 0) + 1;
     }
     char *out = malloc(total);
     if (!out) {
@@ -219,8 +279,7 @@ char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t 
         o += l->source_len;
         out[o++] = ':';
         out[o++] = ' ';
-        memcpy(out + o, l->data + l->source_len, l->text_len);
-        o += l->text_len;
+        o += lr_escape(l->data + l->source_len, l->text_len, out + o, 0);
         out[o++] = '\n';
         next = l->seq;
     }

@@ -29,11 +29,23 @@ void lr_ring_append(lr_ring_t *r, const char *source, const char *text, size_t l
 
 /* Formats lines with seq > after_seq (at most max_lines of the newest, 0 =
  * all) as "TIMESTAMP SOURCE: TEXT\n" into a malloc'd string (caller frees).
+ * TEXT is escaped with lr_escape (the stored bytes stay as written), so a
+ * line a guest wrote prints as one line and sends no control sequence to
+ * the reader's terminal.
  * TIMESTAMP is UTC, 2024-05-01T12:00:00.123Z. *next_seq gets the seq to pass
  * next time (after_seq itself when nothing was new, so seqs start at 1 and
  * 0 reads everything). With nothing new the string is "" (never NULL
  * except when out of memory). */
 char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t *next_seq,
                    size_t *len);
+
+/* Makes log text safe to print on a terminal: control characters become
+ * visible escapes — "\r", "\n" (unless keep_newlines), "\xHH" for the
+ * other C0 bytes and DEL (ESC is "\x1b"), "\u0080".."\u009f" for the C1
+ * controls encoded in UTF-8 — and each byte that is not part of valid UTF-8
+ * becomes "\xHH". Tab, backslash and printable UTF-8 stay as they are.
+ * Writes to out (when not NULL) and returns the length, which is at most
+ * 4 * n: call with out NULL to size the buffer. */
+size_t lr_escape(const char *in, size_t n, char *out, int keep_newlines);
 
 #endif

@@ -295,6 +295,10 @@ const eng_module_t *eng_image_module(const eng_image_t *img);
 /* Bytes of memory image shared by every instance (up to the last non-zero
  * 4 KiB page). */
 uint64_t eng_image_memory_bytes(const eng_image_t *img);
+/* The size of the image's memories when it was captured (pages times
+ * 64 KiB, summed): what every instance starts with, so what a memory
+ * limit must allow. */
+uint64_t eng_image_memory_size_bytes(const eng_image_t *img);
 /* Slots the image keeps warm: freed instances' memories, reset in place to
  * the image's state, which its next instances take without mapping
  * anything (image.c says how and what bounds them). */

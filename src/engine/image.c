@@ -666,6 +666,14 @@ uint64_t eng_image_memory_bytes(const eng_image_t *img)
     return n;
 }
 
+uint64_t eng_image_memory_size_bytes(const eng_image_t *img)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < img->module->nmems; i++)
+        n += (uint64_t)img->mems[i].pages * ENG_PAGE_BYTES;
+    return n;
+}
+
 /* A memory of `pages` pages whose first im->len bytes map the image: a
  * warm slot when there is one, else a slot mapped now. */
 static eng_memory_t *memory_from_image(eng_store_t *s, image_mem_t *im, uint32_t i, bool guard,

@@ -118,6 +118,14 @@ fail:
     return NULL;
 }
 
+size_t ev_event_bytes(const ev_event_t *e)
+{
+    size_t n = sizeof *e + e->cap * sizeof(ev_attr_t) + e->data_len;
+    for (size_t i = 0; i < e->nattrs; i++)
+        n += strlen(e->attrs[i].name) + strlen(e->attrs[i].value) + 2;
+    return n;
+}
+
 static bool attr_name_ok(const char *n)
 {
     size_t len = strlen(n);

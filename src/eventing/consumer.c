@@ -31,6 +31,12 @@
  * read by the group (lag) + entries read but not acknowledged. At zero
  * backlog no attempt runs; an idle consumer waits in a blocking read of one
  * entry, which is how it scales up from zero.
+ *
+ * Memory feeds are bounded by count (MEM_QUEUE_MAX) and by bytes: an event
+ * is counted (mem_bytes, and the process-wide ev_queue_reserve) from its
+ * push until the item that carried it is freed, so events waiting for a
+ * retry count as well as queued ones, and a subscriber that fails or is
+ * slow cannot make a trigger hold more than its bound.
  */
 #include <errno.h>
 #include <math.h>
@@ -53,6 +59,7 @@ typedef struct item {
     struct ev_consumer *c;
     char id[64];                  /* stream entry id (or memory sequence) */
     ev_event_t *event;            /* NULL: a bad entry (reason in error) */
+    size_t bytes;                 /* memory feeds: the event's share of mem_bytes */
     int attempts;
     bool to_dlq;                  /* the next step is the dead-letter write */
     int64_t due_ms;               /* retry time (monotonic) */
@@ -82,6 +89,8 @@ struct ev_consumer {
     item_t *done, *done_tail;
     ev_event_t **mem;   /* memory feed: ring of queued events */
     size_t mem_head, mem_len, mem_cap;
+    size_t mem_bytes;   /* events pushed and not yet freed (queued or live items) */
+    size_t mem_max_bytes; /* immutable */
     uint64_t mem_seq;
     long stat_backlog, stat_delivered, stat_dead;
     int stat_parallel;
@@ -160,9 +169,21 @@ static item_t *item_new(ev_consumer_t *c, const char *id)
     return it;
 }
 
+/* Gives back the bytes a memory feed's event held (see the top). */
+static void mem_release(ev_consumer_t *c, size_t bytes)
+{
+    if (!bytes)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->mem_bytes -= bytes;
+    pthread_mutex_unlock(&c->mu);
+    ev_queue_release(c->ev, bytes);
+}
+
 static void item_free(item_t *it)
 {
     ev_consumer_t *c = it->c;
+    mem_release(c, it->bytes);
     if (it->live_prev)
         it->live_prev->live_next = it->live_next;
     else
@@ -950,10 +971,12 @@ static void *consumer_main(void *arg)
                     snprintf(id, sizeof id, "m%llu", (unsigned long long)seq);
                     item_t *it = item_new(c, id);
                     if (!it) {
+                        mem_release(c, ev_event_bytes(e));
                         ev_event_free(e);
                         break;
                     }
                     it->event = e;
+                    it->bytes = ev_event_bytes(e);
                     attempt(c, it);
                     busy = true;
                 }
@@ -1023,8 +1046,11 @@ static void *consumer_main(void *arg)
         redisFree(c->rc_sink);
     if (c->rc_broker)
         redisFree(c->rc_broker);
-    for (size_t i = 0; i < c->mem_len; i++)
-        ev_event_free(c->mem[(c->mem_head + i) % c->mem_cap]);
+    for (size_t i = 0; i < c->mem_len; i++) {
+        ev_event_t *e = c->mem[(c->mem_head + i) % c->mem_cap];
+        ev_queue_release(c->ev, ev_event_bytes(e)); /* c goes away: its count too */
+        ev_event_free(e);
+    }
     free(c->mem);
     for (size_t i = 0; i < c->filter.n; i++) {
         free(c->filter.attrs[i].name);
@@ -1080,6 +1106,7 @@ ev_consumer_t *ev_consumer_start(ev_t *ev, const ev_consumer_config_t *cfg)
         c->filter.n = cfg->filter->n;
     }
     if (c->memory) {
+        c->mem_max_bytes = ev_queue_max_bytes_per_trigger(ev);
         c->mem_cap = 1024;
         c->mem = calloc(c->mem_cap, sizeof *c->mem);
     }
@@ -1097,24 +1124,51 @@ ev_consumer_t *ev_consumer_start(ev_t *ev, const ev_consumer_config_t *cfg)
     return c;
 }
 
-int ev_consumer_push(ev_consumer_t *c, const ev_event_t *e)
+bool ev_consumer_has_room(ev_consumer_t *c, size_t bytes)
+{
+    pthread_mutex_lock(&c->mu);
+    bool ok = c->mem_len < MEM_QUEUE_MAX && c->mem_bytes <= c->mem_max_bytes &&
+              bytes <= c->mem_max_bytes - c->mem_bytes;
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
+int ev_consumer_push(ev_consumer_t *c, const ev_event_t *e, char *err, size_t errlen)
 {
     ev_event_t *copy = ev_event_clone(e);
-    if (!copy)
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
         return -1;
+    }
+    const char *what = c->is_trigger ? "trigger" : "source";
+    size_t bytes = ev_event_bytes(copy);
     pthread_mutex_lock(&c->mu);
-    if (c->stop || c->mem_len >= MEM_QUEUE_MAX) {
-        pthread_mutex_unlock(&c->mu);
-        ev_event_free(copy);
-        return -1;
+    if (c->stop) {
+        snprintf(err, errlen, "%s %.100s is stopping", what, c->name);
+        goto refuse;
+    }
+    if (c->mem_len >= MEM_QUEUE_MAX) {
+        snprintf(err, errlen, "%s %.100s holds its bound of %d queued events; retry later", what,
+                 c->name, MEM_QUEUE_MAX);
+        goto refuse;
+    }
+    if (c->mem_bytes > c->mem_max_bytes || bytes > c->mem_max_bytes - c->mem_bytes) {
+        snprintf(err, errlen, "%s %.100s holds its bound of %zu queued bytes; retry later", what,
+                 c->name, c->mem_max_bytes);
+        goto refuse;
+    }
+    if (!ev_queue_reserve(c->ev, bytes)) {
+        snprintf(err, errlen, "memory brokers hold their bound of %zu queued bytes; retry later",
+                 ev_queue_max_bytes(c->ev));
+        goto refuse;
     }
     if (c->mem_len == c->mem_cap) {
         size_t cap = c->mem_cap * 2;
         ev_event_t **m = malloc(cap * sizeof *m);
         if (!m) {
-            pthread_mutex_unlock(&c->mu);
-            ev_event_free(copy);
-            return -1;
+            ev_queue_release(c->ev, bytes);
+            snprintf(err, errlen, "out of memory");
+            goto refuse;
         }
         for (size_t i = 0; i < c->mem_len; i++)
             m[i] = c->mem[(c->mem_head + i) % c->mem_cap];
@@ -1125,9 +1179,14 @@ int ev_consumer_push(ev_consumer_t *c, const ev_event_t *e)
     }
     c->mem[(c->mem_head + c->mem_len) % c->mem_cap] = copy;
     c->mem_len++;
+    c->mem_bytes += bytes;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     return 0;
+refuse:
+    pthread_mutex_unlock(&c->mu);
+    ev_event_free(copy);
+    return -1;
 }
 
 void ev_consumer_stop(ev_consumer_t *c, bool forget)

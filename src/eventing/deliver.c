@@ -262,7 +262,11 @@ ev_deliverer_t *ev_deliverer_new(size_t max_event_bytes)
         free(d);
         return NULL;
     }
-    curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
+    /* Half the data plane's default cap on connections from one address
+     * (wasmfn serve --max-connections-per-ip, 256): deliveries to local
+     * functions come from 127.0.0.1 like other local clients, and must
+     * not be the ones refused at accept. */
+    curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 128L);
     if (pthread_create(&d->thread, NULL, deliverer_main, d)) {
         curl_multi_cleanup(d->multi);
         free(d);

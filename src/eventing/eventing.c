@@ -72,6 +72,8 @@ struct ev {
     int (*sink_max_scale)(void *, const char *);
     void *sink_ud;
     size_t max_event_bytes;
+    size_t queue_max_bytes_per_trigger, queue_max_bytes;
+    size_t queue_bytes; /* held by every memory feed; atomic (any thread) */
     char consumer_name[128];
 
     sqlite3 *db;
@@ -123,6 +125,25 @@ int ev_service_max_scale(ev_t *ev, const char *name)
 
 ev_deliverer_t *ev_get_deliverer(ev_t *ev) { return ev->deliverer; }
 size_t ev_max_event_bytes(ev_t *ev) { return ev->max_event_bytes; }
+size_t ev_queue_max_bytes_per_trigger(ev_t *ev) { return ev->queue_max_bytes_per_trigger; }
+size_t ev_queue_max_bytes(ev_t *ev) { return ev->queue_max_bytes; }
+size_t ev_queue_bytes(ev_t *ev) { return __atomic_load_n(&ev->queue_bytes, __ATOMIC_RELAXED); }
+
+bool ev_queue_reserve(ev_t *ev, size_t bytes)
+{
+    size_t cur = __atomic_load_n(&ev->queue_bytes, __ATOMIC_RELAXED);
+    do {
+        if (bytes > ev->queue_max_bytes || cur > ev->queue_max_bytes - bytes)
+            return false;
+    } while (!__atomic_compare_exchange_n(&ev->queue_bytes, &cur, cur + bytes, true,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return true;
+}
+
+void ev_queue_release(ev_t *ev, size_t bytes)
+{
+    __atomic_fetch_sub(&ev->queue_bytes, bytes, __ATOMIC_RELAXED);
+}
 
 const char *ev_redis_host(ev_t *ev, int *port)
 {
@@ -518,8 +539,9 @@ static void ping_fire(uv_timer_t *t)
         ev_event_set(e, "source", src);
         ev_event_set(e, "type", "dev.knative.sources.ping");
         ev_event_set(e, "time", tm);
-        if (o->consumer && ev_consumer_push(o->consumer, e))
-            fprintf(stderr, "eventing: pingsource %s: queue full, tick dropped\n", o->name);
+        char err[256];
+        if (o->consumer && ev_consumer_push(o->consumer, e, err, sizeof err))
+            fprintf(stderr, "eventing: pingsource %s: tick dropped: %s\n", o->name, err);
         ev_event_free(e);
     }
     o->last_fire_ms = fire;
@@ -861,17 +883,42 @@ int ev_broker_publish(ev_t *ev, const char *broker, const ev_event_t *e, redisCo
         return -1;
     }
     if (!ev->redis_port) {
-        int full = 0;
+        /* Every matching trigger gets a copy. Check them all first, so that
+         * an event refused for lack of room reaches none of them (a client
+         * retrying it then makes no duplicates). Consumers only ever free
+         * room meanwhile; two publishers at once may both pass the check,
+         * and then the push itself refuses. */
+        size_t bytes = ev_event_bytes(e), n = 0;
+        const char *full = NULL;
         for (obj_t *o = ev->objs; o; o = o->next)
             if (o->kind == OBJ_TRIGGER && o->consumer && strcmp(o->broker, broker) == 0 &&
-                ev_filter_match(&o->filter, e))
-                full |= ev_consumer_push(o->consumer, e) != 0;
-        pthread_rwlock_unlock(&ev->objs_lock);
+                ev_filter_match(&o->filter, e)) {
+                n++;
+                if (!full && !ev_consumer_has_room(o->consumer, bytes))
+                    full = o->name;
+            }
         if (full) {
-            snprintf(err, errlen, "broker %.100s: a trigger's queue is full", broker);
-            return -1;
+            pthread_rwlock_unlock(&ev->objs_lock);
+            snprintf(err, errlen,
+                     "broker %.100s: trigger %.100s holds its bound of %zu queued bytes; "
+                     "retry later", broker, full, ev->queue_max_bytes_per_trigger);
+            return EV_PUBLISH_FULL;
         }
-        return 0;
+        size_t used = ev_queue_bytes(ev);
+        if (n && (used > ev->queue_max_bytes || bytes * n > ev->queue_max_bytes - used)) {
+            pthread_rwlock_unlock(&ev->objs_lock);
+            snprintf(err, errlen,
+                     "broker %.100s: memory brokers hold their bound of %zu queued bytes; "
+                     "retry later", broker, ev->queue_max_bytes);
+            return EV_PUBLISH_FULL;
+        }
+        int rc = 0;
+        for (obj_t *o = ev->objs; o; o = o->next)
+            if (o->kind == OBJ_TRIGGER && o->consumer && strcmp(o->broker, broker) == 0 &&
+                ev_filter_match(&o->filter, e) && ev_consumer_push(o->consumer, e, err, errlen))
+                rc = EV_PUBLISH_FULL;
+        pthread_rwlock_unlock(&ev->objs_lock);
+        return rc;
     }
     pthread_rwlock_unlock(&ev->objs_lock);
     if (!redis) {
@@ -940,6 +987,18 @@ static void respond_error(hs_req_t *req, int status, const char *msg)
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     hs_respond_json(req, status, s ? s : "{}");
+    free(s);
+}
+
+/* 503 with Retry-After: a memory broker's queues are full for now. */
+static void respond_full(hs_req_t *req, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    hs_header_t h[2] = {{"Content-Type", "application/json"}, {"Retry-After", "1"}};
+    hs_respond(req, 503, h, 2, s ? s : "{}", s ? strlen(s) : 2);
     free(s);
 }
 
@@ -1013,6 +1072,11 @@ void ev_broker_ingress(ev_t *ev, const char *broker, hs_req_t *req)
     if (!ev->redis_port) {
         int r = ev_broker_publish(ev, broker, e, NULL, err, sizeof err);
         ev_event_free(e);
+        if (r == EV_PUBLISH_FULL) {
+            ingress_metric(ev, broker, "full");
+            respond_full(req, err);
+            return;
+        }
         if (r) {
             ingress_metric(ev, broker, "failed");
             respond_error(req, 503, err);
@@ -1056,6 +1120,9 @@ ev_t *ev_new(const ev_config_t *c, char *err, size_t errlen)
     ev->sink_max_scale = c->sink_max_scale;
     ev->sink_ud = c->sink_ud;
     ev->max_event_bytes = c->max_event_bytes ? c->max_event_bytes : 1 << 20;
+    ev->queue_max_bytes_per_trigger =
+        c->max_queue_bytes_per_trigger ? c->max_queue_bytes_per_trigger : EV_QUEUE_BYTES_PER_TRIGGER;
+    ev->queue_max_bytes = c->max_queue_bytes ? c->max_queue_bytes : EV_QUEUE_BYTES;
     pthread_rwlock_init(&ev->objs_lock, NULL);
     pthread_mutex_init(&ev->live_mu, NULL);
     pthread_cond_init(&ev->live_cv, NULL);

@@ -45,7 +45,17 @@ typedef struct ev_config {
     int (*sink_max_scale)(void *ud, const char *service_name);
     mx_registry_t *metrics; /* may be NULL (no metrics) */
     size_t max_event_bytes; /* 0: 1 MiB; larger events are rejected (400) */
+    /* Bounds on the bytes of events held in memory (brokers without
+     * --redis, PingSources): queued, in flight or waiting for a retry, per
+     * trigger or source and for all of them together. An event beyond
+     * either is refused: ingress answers 503 with Retry-After.
+     * 0: the defaults EV_QUEUE_BYTES_PER_TRIGGER, EV_QUEUE_BYTES. */
+    size_t max_queue_bytes_per_trigger;
+    size_t max_queue_bytes;
 } ev_config_t;
+
+#define EV_QUEUE_BYTES_PER_TRIGGER ((size_t)64 << 20)
+#define EV_QUEUE_BYTES ((size_t)256 << 20)
 
 /* Opens DATA/eventing.db, registers eventing's metric families, and starts
  * every object applied before (sources resume where they stopped; a
@@ -80,7 +90,8 @@ char *ev_list_json(ev_t *ev);
  * CloudEvent). Answers 202 once the event is accepted (in Redis when
  * --redis is given), 400 {"error":REASON} for a bad CloudEvent, 404 for an
  * unknown broker, 405 for another method, 503 when Redis is unreachable or
- * eventing is draining. The response may be sent later, from the loop. */
+ * eventing is draining, 503 with Retry-After when a memory broker's
+ * trigger (or all of them together) holds its bound of queued bytes. The response may be sent later, from the loop. */
 void ev_broker_ingress(ev_t *ev, const char *broker, hs_req_t *req);
 
 /* Stops sources and ingress, lets in-flight delivery attempts finish

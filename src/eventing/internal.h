@@ -92,6 +92,8 @@ typedef struct ev_event {
 ev_event_t *ev_event_new(void);
 void ev_event_free(ev_event_t *e);
 ev_event_t *ev_event_clone(const ev_event_t *e);
+/* Roughly the memory e holds: data, attributes and their bookkeeping. */
+size_t ev_event_bytes(const ev_event_t *e);
 const char *ev_event_get(const ev_event_t *e, const char *name);
 /* Sets (replaces) an attribute; value NULL removes it. 0 or -1 (OOM). */
 int ev_event_set(ev_event_t *e, const char *name, const char *value);
@@ -236,8 +238,12 @@ typedef struct ev_consumer_config {
 } ev_consumer_config_t;
 
 ev_consumer_t *ev_consumer_start(ev_t *ev, const ev_consumer_config_t *cfg);
-/* Memory feeds: queues a copy. Returns 0, or -1 when the queue is full. */
-int ev_consumer_push(ev_consumer_t *c, const ev_event_t *e);
+/* Memory feeds: queues a copy. Returns 0, or -1 with a one-line reason when
+ * the queue is full (by count, by this consumer's bytes, or by the bytes
+ * of every memory feed together: ev_queue_reserve) or out of memory. */
+int ev_consumer_push(ev_consumer_t *c, const ev_event_t *e, char *err, size_t errlen);
+/* Whether bytes more would fit this memory feed's own bounds now. */
+bool ev_consumer_has_room(ev_consumer_t *c, size_t bytes);
 /* Asks the thread to stop; it finishes in-flight attempts, then exits and
  * frees itself. forget: the object was deleted — drop its Redis consumer
  * group (triggers only: a source's group belongs to the user's stream). */
@@ -250,8 +256,10 @@ void ev_consumer_stats(ev_consumer_t *c, long *backlog, int *parallel, long *del
 
 /* Publishes an event into a broker (reply events, sinks that are Broker
  * refs). Called from consumer threads. redis: a connection the caller owns
- * to the --redis server (may be NULL in memory mode). 0 or -1 with err. */
+ * to the --redis server (may be NULL in memory mode). 0, or -1 or
+ * EV_PUBLISH_FULL with err. */
 struct redisContext;
+#define EV_PUBLISH_FULL (-2) /* memory brokers: no room for it now (err says where) */
 int ev_broker_publish(ev_t *ev, const char *broker, const ev_event_t *e, struct redisContext *redis,
                       char *err, size_t errlen);
 /* Resolves a Service sink to its URL via the config callback. */
@@ -259,6 +267,15 @@ int ev_service_url(ev_t *ev, const char *name, char *url, size_t len);
 int ev_service_max_scale(ev_t *ev, const char *name);
 ev_deliverer_t *ev_get_deliverer(ev_t *ev);
 size_t ev_max_event_bytes(ev_t *ev);
+/* Bytes of events every memory feed holds together (any thread, atomic):
+ * reserve adds bytes and returns true, or returns false and adds nothing
+ * when that would pass the process bound; release gives them back. */
+bool ev_queue_reserve(ev_t *ev, size_t bytes);
+void ev_queue_release(ev_t *ev, size_t bytes);
+size_t ev_queue_bytes(ev_t *ev);
+/* The bounds (ev_config_t). */
+size_t ev_queue_max_bytes_per_trigger(ev_t *ev);
+size_t ev_queue_max_bytes(ev_t *ev);
 /* Redis address of --redis, or NULL. */
 const char *ev_redis_host(ev_t *ev, int *port);
 /* A consumer thread ended (for drain accounting). */

@@ -56,14 +56,19 @@
  * `wizer.initialize` when the module exports it, with args ["wizer"], no
  * env and output discarded) and that state is kept as an eng_image_t.
  * Every instance of every revision then starts from the image: a
- * copy-on-write mapping of its memory instead of re-running anything. When
- * no image can be made (the start function or initialiser traps, or the
- * state holds something an image cannot, see engine.h) instances are made
- * the ordinary way and report the failure per request as before.
+ * copy-on-write mapping of its memory instead of re-running anything. The
+ * image is made under the limits of the revision that loads the module
+ * (its memory limit and timeout, rt_module_load_limits): a module whose
+ * start function or initialiser traps, loops or grows memory past the
+ * limit could never serve a request, so its load fails and it is not
+ * cached (the admin API answers 400 at deploy). When only the state cannot
+ * be imaged (it holds something an image cannot, see engine.h) instances
+ * are made the ordinary way.
  */
 #define _GNU_SOURCE
 #include "runtime/runtime.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,18 +101,31 @@ typedef struct native_job {
     size_t len;
     uint64_t ns;
     bool ok;
+    /* rt_cache_forget dropped the module: store nothing for it (set on the
+     * loop thread, read by native_work on a libuv worker). */
+    atomic_bool dropped;
     char err[ENG_ERR_MAX];
     uv_work_t work;
 } native_job_t;
 
 
-/* How long the start function and wizer.initialize may run at deploy. */
+/* How long the start function and wizer.initialize may run when a load
+ * gives no limit (rt_module_load_limits). */
 #define RT_INIT_TIMEOUT_NS (10ull * 1000000000ull)
 
 /* Instantiates m once and captures its state, as the comment at the top
- * says. Runs on xrun (a worker's exec, so the pool can interrupt it) or,
- * when NULL, on an exec of its own. Returns NULL with the reason in err. */
-static eng_image_t *image_make(const eng_module_t *m, eng_exec_t *xrun, char *err, size_t errlen)
+ * says, under the limits of the revision it is made for: linear memory
+ * grows to memory_limit_bytes at most (0 = none beyond the spec's) and the
+ * start function and wizer.initialize together run for timeout_ns. Runs
+ * on xrun (a worker's exec, so the pool can interrupt it and switch it out
+ * while others wait) or, when NULL, on an exec of its own. Returns NULL
+ * with the reason in err; *fatal then says whether the module can never
+ * start (its start function or initialiser traps, runs out of time or
+ * needs more memory than the limit: every instance would fail the same
+ * way) rather than only not be imaged (engine.h, eng_image_new), in which
+ * case instances are made the ordinary way. */
+static eng_image_t *image_make(const eng_module_t *m, eng_exec_t *xrun, uint64_t memory_limit_bytes,
+                               uint64_t timeout_ns, bool *fatal, char *err, size_t errlen)
 {
     uint32_t nimp = eng_module_import_count(m);
     eng_store_t *s = eng_store_new();
@@ -116,20 +134,39 @@ static eng_image_t *image_make(const eng_module_t *m, eng_exec_t *xrun, char *er
     eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
     eng_image_t *img = NULL;
     const char *argv0 = "wizer";
+    *fatal = false;
     if (!s || !w || !x || !imports || wasi_ctx_set_args(w, 1, &argv0) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    if (memory_limit_bytes) eng_store_set_memory_limit(s, memory_limit_bytes);
     if (wasi_ctx_link(w, s, m, imports, err, errlen) != 0) goto out;
-    uint64_t deadline = eng_now_ns() + RT_INIT_TIMEOUT_NS;
+    if (!timeout_ns) timeout_ns = RT_INIT_TIMEOUT_NS;
+    uint64_t deadline = eng_now_ns() + timeout_ns;
     eng_exec_set_deadline(x, deadline);
     wasi_ctx_set_deadline(w, deadline);
-    eng_instance_t *inst = eng_instance_new(s, m, imports, nimp, x, err, errlen);
-    if (!inst) goto out;
+    char e[ENG_ERR_MAX];
+    eng_instance_t *inst = eng_instance_new(s, m, imports, nimp, x, e, sizeof e);
+    if (!inst) {
+        *fatal = true;
+        if (eng_now_ns() >= deadline)
+            snprintf(err, errlen, "its start function did not finish within %llu ms",
+                     (unsigned long long)(timeout_ns / 1000000));
+        else
+            snprintf(err, errlen, "it cannot be instantiated: %.200s", e);
+        goto out;
+    }
     eng_func_t *init = eng_instance_func(inst, "wizer.initialize");
     if (init && strcmp(eng_func_signature(init), "()") == 0) {
         eng_trap_t t = eng_call(x, init, NULL, NULL);
+        if (t == ENG_TRAP_DEADLINE) {
+            *fatal = true;
+            snprintf(err, errlen, "wizer.initialize did not finish within %llu ms",
+                     (unsigned long long)(timeout_ns / 1000000));
+            goto out;
+        }
         if (t != ENG_OK) {
+            *fatal = true;
             snprintf(err, errlen, "wizer.initialize trapped: %s", eng_exec_trap_message(x));
             goto out;
         }
@@ -391,7 +428,8 @@ static void native_work(uv_work_t *w)
     native_job_t *nj = w->data;
     const rt_cache_config_t *cfg = &nj->cfg;
     uint8_t d[32];
-    if (cfg->native_put && cfg->native_key && digest_bytes(nj->digest, d)) {
+    if (cfg->native_put && cfg->native_key && !atomic_load(&nj->dropped) &&
+        digest_bytes(nj->digest, d)) {
         uint8_t *art;
         size_t alen;
         char e[ENG_ERR_MAX];
@@ -531,7 +569,13 @@ rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *
     if (nr > 0) c->stats.native_loaded++;
     else if (nr < 0) c->stats.artifact_errors++;
     char ierr[ENG_ERR_MAX];
-    eng_image_t *img = image_make(em, NULL, ierr, sizeof ierr);
+    bool fatal;
+    eng_image_t *img = image_make(em, NULL, 0, 0, &fatal, ierr, sizeof ierr);
+    if (fatal) {
+        snprintf(err, errlen, "the module cannot start: %s", ierr);
+        eng_module_free(em);
+        return NULL;
+    }
     return cache_insert(c, digest, em, img, ierr, err, errlen);
 }
 
@@ -540,11 +584,13 @@ rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *
 struct rt_module_load {
     char *digest;
     rt_cache_config_t cfg;     /* the callbacks, as when the load began */
+    uint64_t memory_limit_bytes, init_timeout_ns; /* for the image (rt_module_load_limits) */
     bool ran;
     /* What rt_module_load_run found. */
     eng_module_t *mod;         /* NULL: failed, see err */
     eng_image_t *image;
     char image_err[ENG_ERR_MAX];
+    bool image_fatal;          /* the module can never start: image_err says why */
     rt_load_source_t source;
     uint64_t artifact_errors;
     bool native_loaded;        /* native code attached from its artefact */
@@ -560,6 +606,13 @@ rt_module_load_t *rt_module_load_new(const rt_cache_t *c, const char *digest)
     }
     l->cfg = c->cfg;
     return l;
+}
+
+void rt_module_load_limits(rt_module_load_t *l, uint64_t memory_limit_bytes,
+                           uint64_t init_timeout_ns)
+{
+    l->memory_limit_bytes = memory_limit_bytes;
+    l->init_timeout_ns = init_timeout_ns;
 }
 
 void rt_module_load_run(rt_module_load_t *l, eng_exec_t *x)
@@ -612,7 +665,8 @@ void rt_module_load_run(rt_module_load_t *l, eng_exec_t *x)
     if (nr > 0) l->native_loaded = true;
     else if (nr < 0) l->artifact_errors++;
     l->mod = em;
-    l->image = image_make(em, x, l->image_err, sizeof l->image_err);
+    l->image = image_make(em, x, l->memory_limit_bytes, l->init_timeout_ns, &l->image_fatal,
+                          l->image_err, sizeof l->image_err);
 }
 
 void rt_module_load_free(rt_module_load_t *l)
@@ -644,6 +698,13 @@ rt_module_t *rt_cache_load_finish(rt_cache_t *c, rt_module_load_t *l, rt_load_so
         rt_module_load_free(l);
         return NULL;
     }
+    /* Not cached: a load under another revision's limits (more memory,
+     * more time) may yet succeed, and must not find this failure. */
+    if (l->image_fatal) {
+        snprintf(err, errlen, "the module cannot start: %s", l->image_err);
+        rt_module_load_free(l);
+        return NULL;
+    }
     if (l->source == RT_LOAD_SERIALIZED) c->stats.loads_serialized++;
     else c->stats.loads_compiled++;
     if (l->native_loaded) c->stats.native_loaded++;
@@ -670,6 +731,21 @@ rt_module_t *rt_cache_load(rt_cache_t *c, const char *digest, rt_load_source_t *
     }
     rt_module_load_run(l, NULL);
     return rt_cache_load_finish(c, l, source, err, errlen);
+}
+
+bool rt_cache_forget(rt_cache_t *c, const char *digest)
+{
+    /* A compile under way finishes, but stores nothing (best effort: one
+     * already storing may still leave its artefact, a harmless cache). */
+    for (native_job_t *j = c->jobs; j; j = j->next)
+        if (strcmp(j->digest, digest) == 0) atomic_store(&j->dropped, true);
+    rt_module_t *m = cache_peek(c, digest);
+    if (!m || m->refs) return false;
+    lru_unlink(c, m);
+    c->count--;
+    c->bytes -= m->bytes;
+    module_free(m);
+    return true;
 }
 
 size_t rt_cache_count(const rt_cache_t *c) { return c->count; }
@@ -708,6 +784,19 @@ const eng_module_t *rt_module_engine(const rt_module_t *m) { return m->mod; }
 const char *rt_module_digest(const rt_module_t *m) { return m->digest; }
 const eng_image_t *rt_module_image(const rt_module_t *m) { return m->image; }
 const char *rt_module_image_error(const rt_module_t *m) { return m->image ? "" : m->image_err; }
+
+int rt_module_check_limit(const rt_module_t *m, uint64_t memory_limit_bytes, char *err,
+                          size_t errlen)
+{
+    if (!m->image || !memory_limit_bytes) return 0;
+    uint64_t need = eng_image_memory_size_bytes(m->image);
+    if (need <= memory_limit_bytes) return 0;
+    snprintf(err, errlen,
+             "the module cannot start: its memory after initialisation is %llu bytes, over the "
+             "memory limit of %llu bytes",
+             (unsigned long long)need, (unsigned long long)memory_limit_bytes);
+    return -1;
+}
 
 const char *rt_module_tier(const rt_module_t *m, const char **detail)
 {

@@ -234,17 +234,30 @@ rt_module_t *rt_cache_load(rt_cache_t *c, const char *digest, rt_load_source_t *
  * cache it was made from. */
 typedef struct rt_module_load rt_module_load_t;
 rt_module_load_t *rt_module_load_new(const rt_cache_t *c, const char *digest);
+/* The limits the module's image is made under (before run): linear memory
+ * up to memory_limit_bytes (0 = no limit beyond the spec's) and
+ * init_timeout_ns for the start function and wizer.initialize together
+ * (0 = 10 s). A module that cannot start under them (its start function
+ * or initialiser traps, runs out of time, or needs more memory) fails the
+ * load ("the module cannot start: REASON") and is not cached. */
+void rt_module_load_limits(rt_module_load_t *l, uint64_t memory_limit_bytes,
+                           uint64_t init_timeout_ns);
 void rt_module_load_run(rt_module_load_t *l, eng_exec_t *x);
 rt_module_t *rt_cache_load_finish(rt_cache_t *c, rt_module_load_t *l, rt_load_source_t *source,
                                   char *err, size_t errlen);
 void rt_module_load_free(rt_module_load_t *l);
 const char *rt_module_load_digest(const rt_module_load_t *l);
 /* Compiles bytes (the module `digest` names) and checks that it can run as
- * a function: exports `_start` of type () and imports only WASI. Returns it
+ * a function: exports `_start` of type () and imports only WASI, and its
+ * start function and wizer.initialize finish (within 10 s). Returns it
  * with one reference, or NULL with a message. The bytes are not kept. The
  * artefact is written when artefacts are configured. */
 rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *bytes,
                               size_t len, char *err, size_t errlen);
+/* Frees the cached module with this digest now when nothing holds it
+ * (unpinned); returns whether it did. A native compile of it under way
+ * stores no artefact (its caller is deleting them). */
+bool rt_cache_forget(rt_cache_t *c, const char *digest);
 /* Cached modules, pinned or not. */
 size_t rt_cache_count(const rt_cache_t *c);
 void rt_cache_stats(const rt_cache_t *c, rt_cache_stats_t *out);
@@ -262,6 +275,11 @@ const char *rt_module_digest(const rt_module_t *m);
  * the module's state cannot be imaged; rt_module_image_error says why. */
 const eng_image_t *rt_module_image(const rt_module_t *m);
 const char *rt_module_image_error(const rt_module_t *m);
+/* 0 when m's instances fit in memory_limit_bytes (its image's memory is
+ * no larger), else -1 with "the module cannot start: ..." in err. A cached
+ * module's image may have been made under another revision's limit. */
+int rt_module_check_limit(const rt_module_t *m, uint64_t memory_limit_bytes, char *err,
+                          size_t errlen);
 /* The tier new instances of m run in: "native", or "interp" with, in
  * *detail, "compiling", "queued", "failed: REASON" or "" (no native
  * compiler). */

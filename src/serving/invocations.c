@@ -8,8 +8,8 @@
  * keeps at most `max_records` records and `max_bytes` bytes of headers and
  * bodies. Beyond either cap, and for completed records older than the
  * retention (1 hour by default), the oldest completed records are dropped
- * first; pending ones are never dropped (their number is bounded by the
- * revisions' queues). Records live in one list in order of acceptance and
+ * first; pending ones are never dropped (their number is bounded where
+ * they are admitted, serving.c's async_refuse). Records live in one list in order of acceptance and
  * in a hash table by id. Loop thread only: no lock.
  */
 #define _GNU_SOURCE

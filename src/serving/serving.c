@@ -60,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "runtime/runtime.h"
 #include "serving/internal.h"
@@ -74,6 +75,16 @@
 #define SRV_FN_BUCKETS 256
 #define SRV_CALL_FREELIST 256
 #define SRV_NAME_MAX 64
+/* The node budget (srv_config_t.max_instances): what one live instance
+ * costs in memory mappings (its memory slot: the copy-on-write image, the
+ * rest of its pages, the PROT_NONE tail; a busy one's fiber stack and its
+ * guard), the mappings kept for the rest of the daemon, and the share of
+ * the budget warm (idle) instances may take, so that requests always find
+ * room for a cold start. */
+#define SRV_MAPS_PER_INSTANCE 5u
+#define SRV_MAPS_RESERVED 16384u
+#define SRV_WARM_SHARE_NUM 3u /* warm instances: at most 3/4 of the budget */
+#define SRV_WARM_SHARE_DEN 4u
 
 typedef struct srv_fn srv_fn_t;
 typedef struct srv_rev srv_rev_t;
@@ -151,8 +162,11 @@ struct srv_rev {
     uint32_t warming;         /* background instantiations in flight */
     uint32_t busy;            /* dispatched calls */
     uint32_t desired;
+    uint32_t warm_allowed;    /* its fair share of the node's warm budget (node_share) */
     bool warm_failed;         /* the last warming failed: wait for a tick */
     call_list_t queue, running;
+    uint32_t async_pending;   /* asynchronous calls accepted and not yet ended */
+    uint64_t async_bytes;     /* their request bodies */
     /* Concurrency integrated since the last tick. */
     uint64_t conc_since_ns;
     double conc_area;         /* sum of (busy + queued) * ns */
@@ -205,12 +219,25 @@ struct srv {
     srv_call_t *free_calls;
     uint32_t nfree_calls;
     srv_inv_store_t *invs;  /* outcomes of asynchronous invocations */
+    /* Pending asynchronous calls hold their request body until they end:
+     * bounded per revision and per process (srv_config_t). */
+    uint32_t async_pending, async_max_pending, async_rev_max_pending;
+    uint64_t async_bytes, async_max_bytes, async_rev_max_bytes;
+    struct srv_prep *preps; /* srv_module_prepare jobs in flight */
+    /* The node's budget (srv_new says how it is derived): live instances
+     * (warm, warming and busy, over all revisions) and the address space
+     * their memories reserve. */
+    uint32_t budget_instances;
+    uint64_t budget_as_bytes;
+    uint32_t live;
+    uint64_t live_as_bytes;
     /* Metric families (NULL without a registry). */
     mx_registry_t *mx;
     mx_family_t *m_requests, *m_duration, *m_cold, *m_cold_duration, *m_instances, *m_queue;
     mx_family_t *m_cache_bytes, *m_module_loads;
     mx_family_t *m_cache_pinned_bytes, *m_cache_modules, *m_cache_evictions;
     mx_family_t *m_tier, *m_compile_seconds, *m_compiles;
+    mx_family_t *m_async_pending, *m_async_rejected;
     uint64_t evictions_seen;  /* rt_cache_stats' count already added to m_cache_evictions */
 };
 
@@ -266,6 +293,42 @@ static void list_remove(call_list_t *l, srv_call_t *c)
     else l->tail = c->prev;
     c->prev = c->next = NULL;
     l->n--;
+}
+
+/* ---- the node's budget -------------------------------------------------- */
+
+/* What one instance of r reserves: its memory's slot, the memory limit
+ * rounded up to a power of two (engine/image.c's size classes). */
+static uint64_t rev_instance_as(const srv_rev_t *r)
+{
+    uint64_t b = 64u << 10;
+    while (b < r->memory_limit_bytes && b < (1ull << 40)) b <<= 1;
+    return b;
+}
+
+static void node_add(srv_t *s, const srv_rev_t *r, uint32_t n)
+{
+    s->live += n;
+    s->live_as_bytes += n * rev_instance_as(r);
+}
+
+static void node_sub(srv_t *s, const srv_rev_t *r, uint32_t n)
+{
+    s->live -= n;
+    s->live_as_bytes -= n * rev_instance_as(r);
+}
+
+/* Whether one more instance of r fits within `limit` instances (and the
+ * address space). */
+static bool node_room(const srv_t *s, const srv_rev_t *r, uint32_t limit)
+{
+    return s->live < limit && s->live_as_bytes + rev_instance_as(r) <= s->budget_as_bytes;
+}
+
+static uint32_t node_warm_budget(const srv_t *s)
+{
+    uint64_t w = (uint64_t)s->budget_instances * SRV_WARM_SHARE_NUM / SRV_WARM_SHARE_DEN;
+    return w ? (uint32_t)w : 1;
 }
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -330,6 +393,15 @@ static void metrics_register(srv_t *s)
         s->mx, "wasmfn_native_compile_duration_seconds",
         "Time to compile a module to native code in the background.", MX_HISTOGRAM, NULL,
         compile_buckets, sizeof compile_buckets / sizeof compile_buckets[0]);
+    s->m_async_pending = mx_family_new(s->mx, "wasmfn_async_pending",
+                                       "Asynchronous invocations accepted and not yet ended.",
+                                       MX_GAUGE, fr, NULL, 0);
+    static const char *const frl[] = {"function", "revision", "limit", NULL};
+    s->m_async_rejected = mx_family_new(
+        s->mx, "wasmfn_async_rejected_total",
+        "Asynchronous invocations refused with 503 because too many were pending, by the "
+        "bound reached (revision or process).",
+        MX_COUNTER, frl, NULL, 0);
     static const char *const oc[] = {"outcome", NULL};
     s->m_compiles = mx_family_new(s->mx, "wasmfn_native_compiles_total",
                                   "Background native compiles, by outcome (ok or failed).",
@@ -472,6 +544,7 @@ static void fn_release(srv_fn_t *f)
 static void rev_free_warm(srv_rev_t *r)
 {
     for (uint32_t i = 0; i < r->nwarm; i++) rt_instance_free(r->warm[i]);
+    node_sub(r->srv, r, r->nwarm);
     r->nwarm = 0;
 }
 
@@ -518,6 +591,7 @@ static void rev_conc_update(srv_rev_t *r, uint64_t now)
 
 static void rev_pump(srv_t *s, srv_rev_t *r);
 static void rev_refill(srv_t *s, srv_rev_t *r);
+static void node_share(srv_t *s);
 static void call_count_cold(srv_t *s, srv_call_t *c);
 static void call_finish_text(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -561,6 +635,10 @@ static void load_done(rt_job_t *j)
     rt_load_source_t src;
     rt_module_t *m = rt_cache_load_finish(s->cache, l->ml, &src, e, sizeof e);
     free(l);
+    if (m && rt_module_check_limit(m, r->memory_limit_bytes, e, sizeof e) != 0) {
+        rt_module_release(m);
+        m = NULL;
+    }
     /* Every call queued now waited for the module: a cold start. */
     uint64_t now = eng_now_ns();
     for (srv_call_t *c = r->queue.head; c; c = c->next) {
@@ -610,6 +688,7 @@ static int rev_module_get(srv_t *s, srv_rev_t *r)
         free(l);
         return -1;
     }
+    rt_module_load_limits(l->ml, r->memory_limit_bytes, (uint64_t)r->timeout_ms * 1000000ull);
     l->srv = s;
     l->rev = r;
     r->refs++;
@@ -644,9 +723,17 @@ static void warm_work(rt_job_t *j, eng_exec_t *x)
  * desired count is all instances, busy ones included (Knative's desired
  * pods), so the warm pool only makes up the difference: under a load of N
  * concurrent requests with desired N, no extra N instances are kept idle. */
-static uint32_t rev_warm_target(const srv_rev_t *r)
+static uint32_t rev_warm_want(const srv_rev_t *r)
 {
     return r->desired > r->busy ? r->desired - r->busy : 0;
+}
+
+/* What the autoscaler wants, within the revision's share of the node's
+ * budget (node_share). */
+static uint32_t rev_warm_target(const srv_rev_t *r)
+{
+    uint32_t want = rev_warm_want(r);
+    return want < r->warm_allowed ? want : r->warm_allowed;
 }
 
 static void warm_done(rt_job_t *j)
@@ -660,14 +747,17 @@ static void warm_done(rt_job_t *j)
         int n = snprintf(line, sizeof line, "wasmfn: cannot instantiate: %s", w->err);
         if (r->fn->log) lr_ring_append(r->fn->log, r->name, line, n > 0 ? (size_t)n : 0);
         r->warm_failed = true;
+        node_sub(s, r, 1);
     } else if (r->retired || s->draining || s->freeing || r->nwarm >= rev_warm_target(r)) {
         rt_instance_free(w->inst);
+        node_sub(s, r, 1);
     } else {
         if (r->nwarm == r->warm_cap) {
             uint32_t cap = r->warm_cap ? r->warm_cap * 2 : 4;
             rt_instance_t **n = realloc(r->warm, cap * sizeof *n);
             if (!n) {
                 rt_instance_free(w->inst);
+                node_sub(s, r, 1);
                 goto out;
             }
             r->warm = n;
@@ -690,13 +780,15 @@ static void rev_refill(srv_t *s, srv_rev_t *r)
     if (r->retired || s->draining || s->freeing || r->warm_failed) return;
     if (r->nwarm + r->warming >= rev_warm_target(r)) return;
     if (!r->mod && rev_module_get(s, r) != 1) return; /* load_done refills */
-    while (r->nwarm + r->warming < rev_warm_target(r)) {
+    uint32_t warm_budget = node_warm_budget(s);
+    while (r->nwarm + r->warming < rev_warm_target(r) && node_room(s, r, warm_budget)) {
         srv_warm_t *w = calloc(1, sizeof *w);
         if (!w) return;
         w->srv = s;
         w->rev = r;
         r->refs++;
         r->warming++;
+        node_add(s, r, 1);
         w->job.work = warm_work;
         w->job.done = warm_done;
         w->job.ud = w;
@@ -707,7 +799,10 @@ static void rev_refill(srv_t *s, srv_rev_t *r)
 /* Keeps the warm pool at its target: frees extras, starts missing ones. */
 static void rev_apply_desired(srv_t *s, srv_rev_t *r)
 {
-    while (r->nwarm > rev_warm_target(r)) rt_instance_free(r->warm[--r->nwarm]);
+    while (r->nwarm > rev_warm_target(r)) {
+        rt_instance_free(r->warm[--r->nwarm]);
+        node_sub(s, r, 1);
+    }
     if (r->nwarm == 0 && r->warm_cap > 16) {
         free(r->warm);
         r->warm = NULL;
@@ -820,9 +915,16 @@ static void call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *
     }
     if (s->mtr && c->run_ns)
         call_meter(s, c, status);
-    if (c->inv)
+    if (c->inv) {
         srv_inv_finish(s->invs, c->inv, status, h, nh, body, len,
                        c->run_ns ? eng_now_ns() - c->run_ns : 0);
+        r->async_pending--;
+        r->async_bytes -= c->body_len;
+        s->async_pending--;
+        s->async_bytes -= c->body_len;
+        if (s->m_async_pending && !r->fn->deleted)
+            mx_gauge_set(s->m_async_pending, r->labels, r->async_pending);
+    }
     else
         hs_respond(c->req, status, h, nh, body, len);
     if (--s->ncalls == 0 && !s->freeing) uv_timer_stop(&s->sweep);
@@ -890,8 +992,8 @@ static void call_undispatch(srv_t *s, srv_call_t *c)
     rev_conc_update(r, eng_now_ns());
     list_remove(&r->running, c);
     r->busy--;
+    node_sub(s, r, 1);
     c->state = CALL_NEW;
-    (void)s;
 }
 
 static void call_done(rt_job_t *j)
@@ -911,6 +1013,13 @@ static void call_done(rt_job_t *j)
             call_log(c, "wasmfn: timed out after %u ms (instantiating)", r->timeout_ms);
             call_finish_text(s, c, 504, "function %s timed out after %u ms\n", fname,
                              r->timeout_ms);
+        } else if (strstr(c->err, "cannot reserve") || strstr(c->err, "cannot commit") ||
+                   strstr(c->err, "out of memory")) {
+            /* The node, not the function, is short of memory or mappings:
+             * worth retrying (docs/serving.md, "Node budget"). */
+            call_log(c, "wasmfn: cannot instantiate: %s", c->err);
+            call_finish_text(s, c, 503, "function %s: no room for an instance: %s\n", fname,
+                             c->err);
         } else {
             call_log(c, "wasmfn: cannot instantiate: %s", c->err);
             call_finish_text(s, c, 502, "function %s failed to start: %s\n", fname, c->err);
@@ -965,7 +1074,9 @@ static void call_dispatch(srv_t *s, srv_call_t *c)
     r->busy++;
     c->state = CALL_DISPATCHED;
     list_push(&r->running, c);
+    /* A warm instance becomes a busy one: the node's count stays. */
     c->inst = r->nwarm ? r->warm[--r->nwarm] : NULL;
+    if (!c->inst) node_add(s, r, 1);
     c->job.work = call_work;
     c->job.done = call_done;
     c->job.ud = c;
@@ -997,13 +1108,28 @@ static void call_enqueue(srv_t *s, srv_call_t *c)
     rev_gauges(s, r);
 }
 
+/* A cold start for r finds the node full: frees an idle warm instance of
+ * the revision holding the most (a request comes before a spare). Returns
+ * whether r's instance fits now. */
+static bool node_reclaim(srv_t *s, srv_rev_t *r)
+{
+    srv_rev_t *most = NULL;
+    for (srv_rev_t *o = s->revs; o; o = o->all_next)
+        if (o->nwarm && (!most || o->nwarm > most->nwarm)) most = o;
+    if (!most) return false;
+    rt_instance_free(most->warm[--most->nwarm]);
+    node_sub(s, most, 1);
+    rev_gauges(s, most);
+    return node_room(s, r, s->budget_instances);
+}
+
 static void call_admit(srv_t *s, srv_call_t *c)
 {
     srv_rev_t *r = c->rev;
     uint32_t max = r->scaling.max_scale;
     int got = rev_module_get(s, r);
     if (got < 0) {
-        call_finish_text(s, c, 500, "function %s: out of memory loading module %s\n",
+        call_finish_text(s, c, 503, "function %s: out of memory loading module %s\n",
                          r->fn->name, r->digest);
         return;
     }
@@ -1030,6 +1156,12 @@ static void call_admit(srv_t *s, srv_call_t *c)
         call_enqueue(s, c);
         return;
     }
+    if (!r->nwarm && !node_room(s, r, s->budget_instances) && !node_reclaim(s, r)) {
+        call_finish_text(s, c, 503,
+                         "function %s: the node is at its budget of %u live instances\n",
+                         r->fn->name, s->budget_instances);
+        return;
+    }
     call_dispatch(s, c);
 }
 
@@ -1044,6 +1176,7 @@ static bool call_recall(srv_t *s, srv_call_t *c)
     if (c->inst && !r->retired && r->nwarm < r->warm_cap) {
         r->warm[r->nwarm++] = c->inst;
         c->inst = NULL;
+        node_add(s, r, 1);
     }
     return true;
 }
@@ -1125,6 +1258,45 @@ static void srv_on_sweep(uv_timer_t *t)
     }
 }
 
+static int want_cmp(const void *a, const void *b)
+{
+    uint32_t x = rev_warm_want(*(srv_rev_t *const *)a), y = rev_warm_want(*(srv_rev_t *const *)b);
+    return x < y ? -1 : x > y;
+}
+
+/* Shares the warm part of the node's budget among the revisions that want
+ * warm instances, max-min fairly (water-filling): in order of what they
+ * want, each gets the lesser of its want and an equal split of what is
+ * left. A revision asking for 100,000 thus gets what the others leave, and
+ * never starves them. Sets warm_allowed; call after desired changes. */
+static void node_share(srv_t *s)
+{
+    uint32_t n = 0;
+    for (srv_rev_t *r = s->revs; r; r = r->all_next) {
+        r->warm_allowed = 0;
+        if (!r->retired && rev_warm_want(r)) n++;
+    }
+    if (!n) return;
+    srv_rev_t **v = malloc(n * sizeof *v);
+    if (!v) {
+        /* Out of memory: an equal split, without the sort. */
+        for (srv_rev_t *r = s->revs; r; r = r->all_next)
+            if (!r->retired) r->warm_allowed = node_warm_budget(s) / n;
+        return;
+    }
+    uint32_t k = 0;
+    for (srv_rev_t *r = s->revs; r; r = r->all_next)
+        if (!r->retired && rev_warm_want(r)) v[k++] = r;
+    qsort(v, n, sizeof *v, want_cmp);
+    uint64_t left = node_warm_budget(s);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t share = left / (n - i), want = rev_warm_want(v[i]);
+        v[i]->warm_allowed = (uint32_t)(want < share ? want : share);
+        left -= v[i]->warm_allowed;
+    }
+    free(v);
+}
+
 /* Every second: feed each revision's scaler; decide every other second. */
 static void srv_on_tick(uv_timer_t *t)
 {
@@ -1133,7 +1305,7 @@ static void srv_on_tick(uv_timer_t *t)
     uint64_t dt = s->last_tick_ns && now > s->last_tick_ns ? now - s->last_tick_ns
                                                           : (uint64_t)SRV_TICK_MS * 1000000ull;
     s->last_tick_ns = now;
-    bool decide = (++s->ticks % 2) == 0;
+    bool decide = (++s->ticks % 2) == 0 && !s->draining;
     for (srv_rev_t *r = s->revs; r; r = r->all_next) {
         if (r->retired) continue;
         rev_tier_gauge(s, r);
@@ -1141,11 +1313,16 @@ static void srv_on_tick(uv_timer_t *t)
         double avg = r->conc_area / (double)dt;
         r->conc_area = 0;
         as_scaler_record(r->scaler, now, avg);
-        if (decide && !s->draining) {
+        if (decide) {
             as_decision_t d = as_scaler_decide(r->scaler, now, r->nwarm + r->busy);
             r->desired = d.desired;
-            rev_apply_desired(s, r);
         }
+    }
+    if (!decide) return;
+    node_share(s);
+    for (srv_rev_t *r = s->revs, *next; r; r = next) {
+        next = r->all_next;
+        if (!r->retired) rev_apply_desired(s, r);
     }
 }
 
@@ -1167,6 +1344,53 @@ static bool prefers_async(const hs_req_t *req)
         }
     }
     return false;
+}
+
+/* An asynchronous call is answered before it runs, so nothing else holds
+ * back a client that sends them faster than they run (with max-scale 0
+ * none even waits in a queue): each pending one keeps its request body.
+ * When taking req would pass a bound on pending calls or their bytes, of
+ * revision r or of the process, answers 503 with Retry-After, counts it
+ * and returns true. */
+static bool async_refuse(srv_t *s, srv_fn_t *f, srv_rev_t *r, hs_req_t *req)
+{
+    const char *limit;
+    char why[160];
+    size_t len = req->body_len;
+    if (r->async_pending >= s->async_rev_max_pending) {
+        limit = "revision";
+        snprintf(why, sizeof why, "%u asynchronous invocations of revision %s are pending",
+                 r->async_pending, r->name);
+    } else if (len > s->async_rev_max_bytes - r->async_bytes) {
+        limit = "revision";
+        snprintf(why, sizeof why,
+                 "asynchronous invocations of revision %s pending with %llu bytes of bodies "
+                 "(at most %llu)", r->name, (unsigned long long)r->async_bytes,
+                 (unsigned long long)s->async_rev_max_bytes);
+    } else if (s->async_pending >= s->async_max_pending) {
+        limit = "process";
+        snprintf(why, sizeof why, "%u asynchronous invocations are pending", s->async_pending);
+    } else if (len > s->async_max_bytes - s->async_bytes) {
+        limit = "process";
+        snprintf(why, sizeof why,
+                 "asynchronous invocations pending with %llu bytes of bodies (at most %llu)",
+                 (unsigned long long)s->async_bytes, (unsigned long long)s->async_max_bytes);
+    } else {
+        return false;
+    }
+    if (s->mx && !f->deleted) {
+        const char *lv[] = {f->name, r->name, limit};
+        const char *lc[] = {f->name, r->name, "503"};
+        if (s->m_async_rejected) mx_counter_add(s->m_async_rejected, lv, 1);
+        if (s->m_requests) mx_counter_add(s->m_requests, lc, 1);
+    }
+    char body[256];
+    int n = snprintf(body, sizeof body, "function %s: %s; retry later\n", f->name, why);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof body) n = sizeof body - 1;
+    hs_header_t h[2] = {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}};
+    hs_respond(req, 503, h, 2, body, (size_t)n);
+    return true;
 }
 
 /* script_name: "/fn/NAME" for path routes, "" for Host routes. */
@@ -1193,6 +1417,11 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
         return;
     }
     srv_rev_t *r = f->route_rev[srv_split_pick(f->current, f->percent, f->nroutes)];
+    bool async = prefers_async(req);
+    if (async && async_refuse(s, f, r, req)) {
+        if (path_info != stackbuf) free(path_info);
+        return;
+    }
     char script[SRV_NAME_MAX + 8] = "";
     if (!by_host) snprintf(script, sizeof script, "/fn/%s", f->name);
     srv_call_t *c = call_alloc(s);
@@ -1211,7 +1440,7 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
     c->rev = r;
     c->env = env;
     c->nenv = nenv;
-    if (prefers_async(req)) {
+    if (async) {
         /* Answer now; the call keeps a copy of the body and reports its
          * outcome to the invocation record instead of the client. */
         if (!req->body_len || (c->body_copy = malloc(req->body_len)))
@@ -1224,6 +1453,11 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
         if (req->body_len) memcpy(c->body_copy, req->body, req->body_len);
         c->body = c->body_copy;
         c->req = NULL;
+        r->async_pending++;
+        r->async_bytes += req->body_len;
+        s->async_pending++;
+        s->async_bytes += req->body_len;
+        if (s->m_async_pending) mx_gauge_set(s->m_async_pending, r->labels, r->async_pending);
         char loc[64], body[128];
         snprintf(loc, sizeof loc, "/v1/invocations/%s", srv_inv_id(c->inv));
         int n = snprintf(body, sizeof body, "{\"id\":\"%s\",\"location\":\"%s\"}\n",
@@ -1289,6 +1523,144 @@ void srv_invoke(srv_t *s, const char *name, const char *path_info, hs_req_t *req
 
 char *srv_invocation_json(srv_t *s, const char *id) { return srv_inv_json(s->invs, id); }
 
+/* ---- modules loaded before a deploy ------------------------------------- */
+
+/* srv_module_prepare: a module load on a worker (like a revision's at
+ * zero, srv_load_t), for a deploy waiting on the admin API. */
+typedef struct srv_prep {
+    rt_job_t job;
+    srv_t *srv;
+    rt_module_load_t *ml;
+    uint64_t memory_limit_bytes;
+    srv_prepare_fn done;      /* NULL once cancelled */
+    void *ud;
+    struct srv_prep *prev, *next; /* srv->preps */
+} srv_prep_t;
+
+static void prep_work(rt_job_t *j, eng_exec_t *x)
+{
+    srv_prep_t *p = j->ud;
+    rt_module_load_run(p->ml, x);
+}
+
+static void prep_unlink(srv_t *s, srv_prep_t *p)
+{
+    if (p->prev) p->prev->next = p->next;
+    else s->preps = p->next;
+    if (p->next) p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+}
+
+/* Hands m (held, or NULL with the reason in e) to done, then lets it go:
+ * whatever done deployed holds its own reference by then. */
+static void prep_report(srv_t *s, rt_module_t *m, uint64_t memory_limit_bytes,
+                        srv_prepare_fn done, void *ud, char *e, size_t elen)
+{
+    if (m && rt_module_check_limit(m, memory_limit_bytes, e, elen) != 0) {
+        rt_module_release(m);
+        m = NULL;
+    }
+    if (done) done(ud, m ? NULL : e);
+    rt_module_release(m);
+    cache_gauges(s);
+}
+
+static void prep_done(rt_job_t *j)
+{
+    srv_prep_t *p = j->ud;
+    srv_t *s = p->srv;
+    prep_unlink(s, p);
+    char e[256];
+    rt_load_source_t src;
+    rt_module_t *m = rt_cache_load_finish(s->cache, p->ml, &src, e, sizeof e);
+    if (m) module_loads_count(s, src);
+    srv_prepare_fn done = p->done;
+    void *ud = p->ud;
+    uint64_t mem = p->memory_limit_bytes;
+    free(p);
+    prep_report(s, m, mem, done, ud, e, sizeof e);
+}
+
+int srv_module_prepare(srv_t *s, const char *digest, uint64_t memory_limit_bytes,
+                       uint32_t timeout_ms, srv_prepare_fn done, void *ud)
+{
+    uint64_t mem = memory_limit_bytes ? memory_limit_bytes : SRV_DEFAULT_MEMORY;
+    uint32_t to = timeout_ms ? timeout_ms : SRV_DEFAULT_TIMEOUT_MS;
+    rt_module_t *m = rt_cache_find(s->cache, digest);
+    if (m) {
+        char e[256];
+        prep_report(s, m, mem, done, ud, e, sizeof e);
+        return 0;
+    }
+    srv_prep_t *p = calloc(1, sizeof *p);
+    if (!p || !(p->ml = rt_module_load_new(s->cache, digest))) {
+        free(p);
+        return -1;
+    }
+    rt_module_load_limits(p->ml, mem, (uint64_t)to * 1000000ull);
+    p->srv = s;
+    p->memory_limit_bytes = mem;
+    p->done = done;
+    p->ud = ud;
+    p->next = s->preps;
+    if (s->preps) s->preps->prev = p;
+    s->preps = p;
+    p->job.work = prep_work;
+    p->job.done = prep_done;
+    p->job.ud = p;
+    /* Urgent: a user waits for it. Its guest code (start function,
+     * wizer.initialize) runs on a fiber, switched out while requests wait,
+     * and stops at the revision's timeout. */
+    rt_pool_submit(s->pool, &p->job, true);
+    return 0;
+}
+
+void srv_module_prepare_cancel(srv_t *s, void *ud)
+{
+    for (srv_prep_t *p = s->preps; p; p = p->next)
+        if (p->ud == ud) p->done = NULL;
+}
+
+void srv_module_forget(srv_t *s, const char *digest)
+{
+    if (rt_cache_forget(s->cache, digest)) cache_gauges(s);
+}
+
+/* ---- the node's budget, at start ------------------------------------------ */
+
+/* The budget srv_new starts with (srv_config_t.max_instances), logged once
+ * so that an operator sees what the node admits and why. */
+static void node_budget_init(srv_t *s, uint32_t max_instances)
+{
+    uint64_t maps = 65530; /* the kernel's default */
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        unsigned long long v;
+        if (fscanf(f, "%llu", &v) == 1 && v > 0) maps = v;
+        fclose(f);
+    }
+    uint64_t usable = maps > 2 * SRV_MAPS_RESERVED ? maps - SRV_MAPS_RESERVED : maps / 2;
+    uint64_t by_maps = usable / SRV_MAPS_PER_INSTANCE;
+    /* Address space: RLIMIT_AS when set, else x86-64's 128 TiB of user
+     * space; a quarter is left to the heap, stacks and native code. */
+    struct rlimit rl;
+    uint64_t as = 1ull << 47;
+    bool as_limited = getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+    if (as_limited) as = (uint64_t)rl.rlim_cur;
+    s->budget_as_bytes = as / 4 * 3;
+    uint64_t n = max_instances ? max_instances : by_maps;
+    if (n > by_maps) n = by_maps;
+    if (n > UINT32_MAX) n = UINT32_MAX;
+    s->budget_instances = n ? (uint32_t)n : 1;
+    fprintf(stderr,
+            "wasmfn: node budget: %u live instances (%s; vm.max_map_count %llu allows %llu at "
+            "%u mappings each), %llu GiB of address space for their memories (%s)\n",
+            s->budget_instances, max_instances ? "--max-instances" : "from the mappings",
+            (unsigned long long)maps, (unsigned long long)by_maps, SRV_MAPS_PER_INSTANCE,
+            (unsigned long long)(s->budget_as_bytes >> 30),
+            as_limited ? "3/4 of RLIMIT_AS" : "3/4 of the user address space");
+}
+
 /* ---- the public API ----------------------------------------------------- */
 
 srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
@@ -1306,6 +1678,13 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     s->loop = c->loop;
     s->limits = c->limits;
     s->queue_cap = c->queue_per_revision ? c->queue_per_revision : SRV_DEFAULT_QUEUE;
+    s->async_max_pending = c->async_max_pending ? c->async_max_pending : SRV_ASYNC_MAX_PENDING;
+    s->async_max_bytes = c->async_max_bytes ? c->async_max_bytes : SRV_ASYNC_MAX_BYTES;
+    s->async_rev_max_pending = c->async_max_pending_per_revision
+                                   ? c->async_max_pending_per_revision
+                                   : SRV_ASYNC_MAX_PENDING_PER_REVISION;
+    s->async_rev_max_bytes = c->async_max_bytes_per_revision ? c->async_max_bytes_per_revision
+                                                             : SRV_ASYNC_MAX_BYTES_PER_REVISION;
     s->load_blob = c->load_blob;
     s->load_blob_ud = c->load_blob_ud;
     s->artifact_get = c->artifact_get;
@@ -1343,6 +1722,7 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
         return NULL;
     }
     metrics_register(s);
+    node_budget_init(s, c->max_instances);
     uv_timer_init(s->loop, &s->tick);
     uv_timer_init(s->loop, &s->sweep);
     uv_timer_init(s->loop, &s->drained);
@@ -1436,6 +1816,12 @@ void srv_free(srv_t *s)
     rt_pool_free(s->pool);
     s->pool = NULL;
     /* Module loads whose done will never run now. */
+    while (s->preps) {
+        srv_prep_t *p = s->preps;
+        prep_unlink(s, p);
+        rt_module_load_free(p->ml);
+        free(p);
+    }
     while (s->loads) {
         srv_load_t *l = s->loads;
         srv_rev_t *r = l->rev;
@@ -1484,10 +1870,28 @@ static bool rev_matches(const srv_rev_t *r, const srv_revision_t *d)
 static srv_rev_t *rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err,
                           size_t errlen)
 {
-    /* From memory, else its serialised form, else the compiler. */
+    /* From memory, else its serialised form, else the compiler: on this
+     * thread, unless srv_module_prepare has loaded it already (the admin
+     * API does; loading every function at start does not). */
     char e[256];
-    rt_load_source_t src;
-    rt_module_t *m = rt_cache_load(s->cache, d->digest, &src, e, sizeof e);
+    rt_load_source_t src = RT_LOAD_CACHED;
+    uint64_t mem = d->memory_limit_bytes ? d->memory_limit_bytes : SRV_DEFAULT_MEMORY;
+    uint32_t to = d->timeout_ms ? d->timeout_ms : SRV_DEFAULT_TIMEOUT_MS;
+    rt_module_t *m = rt_cache_find(s->cache, d->digest);
+    if (!m) {
+        rt_module_load_t *l = rt_module_load_new(s->cache, d->digest);
+        if (l) {
+            rt_module_load_limits(l, mem, (uint64_t)to * 1000000ull);
+            rt_module_load_run(l, NULL);
+            m = rt_cache_load_finish(s->cache, l, &src, e, sizeof e);
+        } else {
+            snprintf(e, sizeof e, "out of memory");
+        }
+    }
+    if (m && rt_module_check_limit(m, mem, e, sizeof e) != 0) {
+        rt_module_release(m);
+        m = NULL;
+    }
     if (!m) {
         snprintf(err, errlen, "revision %s: module %s: %s", d->name, d->digest, e);
         return NULL;
@@ -1648,8 +2052,9 @@ int srv_function_put(srv_t *s, const char *name, const srv_revision_t *revs, uin
             as_decision_t d = as_scaler_decide(r->scaler, now, 0);
             r->desired = s->draining ? 0 : d.desired;
         }
-        rev_apply_desired(s, r);
     }
+    node_share(s);
+    for (uint32_t k = 0; k < nrevs; k++) rev_apply_desired(s, nr[k]);
     free(reused);
     return 0;
 fail:
@@ -1687,9 +2092,16 @@ int srv_function_status(srv_t *s, const char *name, srv_status_t *out)
     if (!f) return -1;
     memset(out, 0, sizeof *out);
     for (uint32_t i = 0; i < f->nrevs; i++) {
-        out->warm += f->revs[i]->nwarm;
-        out->busy += f->revs[i]->busy;
-        out->queued += f->revs[i]->queue.n;
+        const srv_rev_t *r = f->revs[i];
+        out->warm += r->nwarm;
+        out->busy += r->busy;
+        out->queued += r->queue.n;
+        uint32_t want = rev_warm_want(r);
+        if (want > r->warm_allowed && !out->warning[0])
+            snprintf(out->warning, sizeof out->warning,
+                     "revision %s wants %u instances; the node's budget (%u live instances, "
+                     "warm ones shared fairly between revisions) allows it %u warm",
+                     r->name, r->desired, s->budget_instances, r->warm_allowed);
     }
     return 0;
 }

@@ -24,12 +24,31 @@
 
 typedef struct srv srv_t;
 
+#define SRV_ASYNC_MAX_PENDING 10000u
+#define SRV_ASYNC_MAX_BYTES (512ull << 20)
+#define SRV_ASYNC_MAX_PENDING_PER_REVISION 1000u
+#define SRV_ASYNC_MAX_BYTES_PER_REVISION (128ull << 20)
+
 typedef struct srv_config {
     uv_loop_t *loop;
     const char *domain;            /* Host routing: NAME.default.DOMAIN; default "localhost" */
     uint32_t workers;              /* threads running guests; 0 = number of CPUs */
     hs_limits_t limits;            /* data plane request limits */
     uint32_t queue_per_revision;   /* requests waiting beyond max-scale; default 100 */
+    /* Pending asynchronous invocations (accepted with 202, not yet ended):
+     * beyond any of these bounds a new one gets 503 with Retry-After.
+     * Bytes are their request bodies. 0 = the defaults (SRV_ASYNC_*). */
+    uint32_t async_max_pending;            /* whole process; default 10,000 */
+    uint64_t async_max_bytes;              /* whole process; default 512 MiB */
+    uint32_t async_max_pending_per_revision; /* default 1,000 */
+    uint64_t async_max_bytes_per_revision; /* default 128 MiB */
+    /* The node's budget of live instances (warm, warming and busy, over
+     * every function). 0 = what the memory mappings allow
+     * (vm.max_map_count); the address space (RLIMIT_AS, else the user
+     * address space) bounds their memory slots too. srv_new logs the
+     * budget. Warm instances take at most 3/4 of it, shared fairly between
+     * revisions; a request that finds no room gets 503 with Retry-After. */
+    uint32_t max_instances;
     mx_registry_t *metrics;        /* where srv registers its metric families */
     mtr_t *metering;               /* every invocation is recorded here; may be NULL */
     /* Reads a module by digest ("sha256:HEX") into a malloc'd buffer.
@@ -96,8 +115,30 @@ int srv_function_put(srv_t *s, const char *name, const srv_revision_t *revs, uin
 /* Returns -1 if there is no such function. */
 int srv_function_delete(srv_t *s, const char *name);
 
+/* Loads module `digest` into the module cache on a worker, under a
+ * revision's limits (its memory limit, and its timeout for the start
+ * function and wizer.initialize; 0 = the defaults), so that a
+ * srv_function_put naming it finds it there and does no heavy work on the
+ * loop thread. done runs on the loop thread with err NULL when the module
+ * is ready (it stays cached at least until done returns) or a one-line
+ * reason: "the module cannot start: ..." for one that traps, loops or
+ * needs more memory than the limit while initialising. done may run
+ * before this returns (the module was cached). Returns 0, or -1 when out
+ * of memory (done is not called). */
+typedef void (*srv_prepare_fn)(void *ud, const char *err);
+int srv_module_prepare(srv_t *s, const char *digest, uint64_t memory_limit_bytes,
+                       uint32_t timeout_ms, srv_prepare_fn done, void *ud);
+/* The prepares with this ud will not call done (their owner is going). */
+void srv_module_prepare_cancel(srv_t *s, void *ud);
+/* Drops module `digest` from the module cache if no revision uses it (its
+ * revisions were deleted), rather than waiting for the LRU. */
+void srv_module_forget(srv_t *s, const char *digest);
+
 typedef struct srv_status {
     uint32_t warm, busy, queued; /* summed over the function's revisions */
+    /* Non-empty when a revision wants more instances than the node's
+     * budget gives it (srv_config_t.max_instances): one line saying so. */
+    char warning[256];
 } srv_status_t;
 int srv_function_status(srv_t *s, const char *name, srv_status_t *out);
 /* The tier new instances of module `digest` run in: "native", "interp"

@@ -25,12 +25,42 @@
  * is not a letter or digit turned into '_'. */
 static char cgi_key_char(unsigned char c) { return isalnum(c) ? (char)toupper(c) : '_'; }
 
-static bool cgi_same_key(const char *a, const char *b)
+/* Orders header names by their CGI name (strcmp order of HTTP_...). */
+static int cgi_key_cmp(const char *a, const char *b)
 {
-    for (; *a && *b; a++, b++)
-        if (cgi_key_char((unsigned char)*a) != cgi_key_char((unsigned char)*b)) return false;
-    return *a == *b;
+    for (;; a++, b++) {
+        int x = *a ? cgi_key_char((unsigned char)*a) : 0;
+        int y = *b ? cgi_key_char((unsigned char)*b) : 0;
+        if (x != y || x == 0) return x - y;
+    }
 }
+
+/* Headers with one CGI name become one variable. They are found by
+ * sorting (name, position) pairs rather than by comparing every header
+ * with every other: with thousands of headers the pairwise way took
+ * seconds of the event loop (issue 14). */
+typedef struct env_hdr {
+    const char *name;
+    uint32_t idx; /* position in the request */
+} env_hdr_t;
+
+static int env_hdr_cmp(const void *pa, const void *pb)
+{
+    const env_hdr_t *a = pa, *b = pb;
+    int d = cgi_key_cmp(a->name, b->name);
+    if (d) return d;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+/* A header's place in its group: the next header with its CGI name (or
+ * ENV_END), and whether it is the group's first. */
+typedef struct env_link {
+    uint32_t next;
+    bool first;
+} env_link_t;
+
+#define ENV_END UINT32_MAX
+#define ENV_STACK_HEADERS 128
 
 static bool cgi_header_skipped(const char *name)
 {
@@ -87,8 +117,42 @@ char **srv_cgi_env_new(const hs_req_t *req, const char *script_name, const char 
                    strlen(server_name) + strlen(raddr);
     for (size_t i = 0; i < req->nheaders; i++)
         bytes += 5 + strlen(req->headers[i].name) + 3 + strlen(req->headers[i].value);
+    if (req->nheaders >= ENV_END) return NULL;
+
+    /* Group the headers (see env_hdr_t); the usual few fit on the stack. */
+    env_hdr_t hstack[ENV_STACK_HEADERS];
+    env_link_t lstack[ENV_STACK_HEADERS];
+    env_hdr_t *ent = hstack;
+    env_link_t *link = lstack;
+    if (req->nheaders > ENV_STACK_HEADERS) {
+        ent = malloc(req->nheaders * sizeof *ent);
+        link = malloc(req->nheaders * sizeof *link);
+        if (!ent || !link) {
+            free(ent);
+            free(link);
+            return NULL;
+        }
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        link[i] = (env_link_t){ENV_END, false};
+        if (!cgi_header_skipped(req->headers[i].name))
+            ent[m++] = (env_hdr_t){req->headers[i].name, (uint32_t)i};
+    }
+    qsort(ent, m, sizeof *ent, env_hdr_cmp);
+    for (size_t k = 0; k < m; k++) {
+        if (k == 0 || cgi_key_cmp(ent[k - 1].name, ent[k].name) != 0)
+            link[ent[k].idx].first = true;
+        else
+            link[ent[k - 1].idx].next = ent[k].idx;
+    }
+    if (ent != hstack) free(ent);
+
     char **vars = malloc((nvars + 1) * sizeof(char *) + bytes);
-    if (!vars) return NULL;
+    if (!vars) {
+        if (link != lstack) free(link);
+        return NULL;
+    }
     env_block_t b = {vars, 0, (char *)(vars + nvars + 1), (char *)(vars + nvars + 1) + bytes};
 
     env_add(&b, "GATEWAY_INTERFACE=CGI/1.1");
@@ -106,29 +170,24 @@ char **srv_cgi_env_new(const hs_req_t *req, const char *script_name, const char 
     env_add(&b, "REMOTE_ADDR=%s", raddr);
     env_add(&b, "REMOTE_PORT=%u", (unsigned)req->remote_port);
 
+    /* In request order: a repeated header is written with its first
+     * occurrence, its values joined in the order received. */
     for (size_t i = 0; i < req->nheaders; i++) {
+        if (!link[i].first) continue;
         const char *name = req->headers[i].name;
-        if (cgi_header_skipped(name)) continue;
-        /* A repeated header was written with its first occurrence. */
-        bool seen = false;
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = !cgi_header_skipped(req->headers[k].name) &&
-                   cgi_same_key(req->headers[k].name, name);
-        if (seen) continue;
         char *start = b.p;
         b.p += sprintf(b.p, "HTTP_");
         for (const char *c = name; *c; c++) *b.p++ = cgi_key_char((unsigned char)*c);
         *b.p++ = '=';
         b.p += sprintf(b.p, "%s", req->headers[i].value);
-        for (size_t k = i + 1; k < req->nheaders; k++) {
-            if (!cgi_same_key(req->headers[k].name, name)) continue;
+        for (uint32_t k = link[i].next; k != ENV_END; k = link[k].next)
             b.p += sprintf(b.p, "%s%s", strcasecmp(name, "Cookie") == 0 ? "; " : ", ",
                            req->headers[k].value);
-        }
         b.p++; /* past the NUL */
         vars[b.n++] = start;
     }
     vars[b.n] = NULL;
+    if (link != lstack) free(link);
     *n = b.n;
     return vars;
 }

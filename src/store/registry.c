@@ -562,3 +562,86 @@ int st_function_delete(st_store_t *s, const char *name, char *err, size_t errlen
     }
     return ST_OK;
 }
+
+/* ---- Pruning old revisions ------------------------------------------------ */
+
+int st_revisions_prune(st_store_t *s, const char *name, uint32_t keep, char ***images, size_t *n,
+                       char *err, size_t errlen)
+{
+    *images = NULL;
+    *n = 0;
+    if (savepoint(s, err, errlen) != ST_OK) return ST_ERR;
+    int rc = ST_ERR;
+    /* The unrouted revisions other than the latest, newest first, past the
+     * first `keep`: a route naming one (even at 0%) keeps it. */
+    sqlite3_stmt *st = prep(s,
+                            "SELECT name, image FROM revisions WHERE function = ?1"
+                            " AND name <> COALESCE((SELECT latest_revision FROM functions"
+                            "                       WHERE name = ?1), '')"
+                            " AND name NOT IN (SELECT revision FROM routes WHERE function = ?1"
+                            "                  AND revision IS NOT NULL)"
+                            " ORDER BY seq DESC LIMIT -1 OFFSET ?2",
+                            err, errlen);
+    if (!st) goto out;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, keep);
+    char **names = NULL;
+    size_t cap = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *nn);
+            char **ni = realloc(*images, cap * sizeof *ni);
+            if (nn) names = nn;
+            if (ni) *images = ni;
+            if (!nn || !ni) break;
+        }
+        char *rn = dup_col(st, 0), *img = dup_col(st, 1);
+        if (!rn || !img) {
+            free(rn);
+            free(img);
+            break;
+        }
+        names[*n] = rn;
+        (*images)[(*n)++] = img;
+    }
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE) {
+        if (r == SQLITE_ROW) st_seterr(err, errlen, "out of memory");
+        else db_error(s, "reading revisions", err, errlen);
+        st_names_free(names, *n);
+        goto out;
+    }
+    rc = ST_OK;
+    for (size_t i = 0; i < *n && rc == ST_OK; i++) {
+        st = prep(s, "DELETE FROM revisions WHERE name = ?", err, errlen);
+        if (!st) {
+            rc = ST_ERR;
+            break;
+        }
+        sqlite3_bind_text(st, 1, names[i], -1, SQLITE_STATIC);
+        rc = step_done(s, st, "deleting revision", err, errlen);
+    }
+    st_names_free(names, *n);
+out:
+    if (rc != ST_OK) {
+        st_names_free(*images, *n);
+        *images = NULL;
+        *n = 0;
+    }
+    return savepoint_end(s, rc);
+}
+
+int st_image_used(st_store_t *s, const char *digest, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = prep(s, "SELECT 1 FROM revisions WHERE image = ? LIMIT 1", err, errlen);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (r == SQLITE_ROW) return 1;
+    if (r == SQLITE_DONE) return 0;
+    db_error(s, "reading revisions", err, errlen);
+    return -1;
+}

@@ -582,3 +582,17 @@ int st_artifact_put_kind(st_store_t *s, const char *digest, const char *kind,
     free(path);
     return r;
 }
+
+void st_artifacts_delete(st_store_t *s, const char *digest)
+{
+    if (st_digest_check(digest) != 0) return;
+    char prefix[ST_DIGEST_LEN];
+    snprintf(prefix, sizeof prefix, "%s.", digest + 7);
+    DIR *d = opendir(s->artifact_dir);
+    if (!d) return;
+    size_t plen = strlen(prefix);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, prefix, plen) == 0) unlinkat(dirfd(d), de->d_name, 0);
+    closedir(d);
+}

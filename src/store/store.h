@@ -97,6 +97,10 @@ int st_artifact_get_kind(st_store_t *s, const char *digest, const char *kind, ui
                          size_t *len, char *err, size_t errlen);
 int st_artifact_put_kind(st_store_t *s, const char *digest, const char *kind,
                          const uint8_t *bytes, size_t len, char *err, size_t errlen);
+/* Deletes every artefact derived from module digest (artifacts/HEX.*):
+ * its compiled form and native code, once no revision runs it. The blob
+ * itself stays (an apply may name it again). Any thread. */
+void st_artifacts_delete(st_store_t *s, const char *digest);
 
 /* ---- Functions, revisions, routes ---------------------------------------- */
 
@@ -174,5 +178,15 @@ int st_routes_set(st_store_t *s, const char *name, const st_route_t *routes, uin
                   char *err, size_t errlen);
 /* Deletes the function with its revisions and routes: ST_OK or ST_NOT_FOUND. */
 int st_function_delete(st_store_t *s, const char *name, char *err, size_t errlen);
+/* Deletes function name's oldest revisions that no route names, keeping
+ * the newest `keep` of them; the latest revision and every revision a
+ * route names (even at 0%) always stay. The deleted revisions' images
+ * ("sha256:HEX", one per revision, repeats possible) go to *images, *n of
+ * them (free with st_names_free). ST_OK or ST_ERR (nothing deleted). */
+int st_revisions_prune(st_store_t *s, const char *name, uint32_t keep, char ***images, size_t *n,
+                       char *err, size_t errlen);
+/* 1 when a revision of any function runs module digest, 0 when none
+ * does, -1 on error. */
+int st_image_used(st_store_t *s, const char *digest, char *err, size_t errlen);
 
 #endif

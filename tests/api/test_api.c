@@ -141,6 +141,7 @@ static void run_client(void (*client)(fixture_t *f))
     f.api = api_new(&c);
     assert_non_null(f.api);
     f.hs = hs_server_new(&f.loop, NULL, api_handle, f.api);
+    hs_server_on_head(f.hs, api_head_check); /* as wasmfn serve does */
     assert_int_equal(hs_server_listen(f.hs, "127.0.0.1:0", err, sizeof err), 0);
     f.port = hs_server_port(f.hs);
     uv_async_init(&f.loop, &f.stop, on_stop);
@@ -300,6 +301,105 @@ static void test_auth_and_health(void **state)
     run_client(client_auth_and_health);
 }
 
+/* Whether s[0..n) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t l = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        if (!l || l > n - i) return false;
+        for (size_t k = 1; k < l; k++)
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+        if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] > 0x9F) ||
+            (c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] > 0x8F))
+            return false;
+        i += l;
+    }
+    return true;
+}
+
+/* An error answer: valid UTF-8, valid JSON, {"error": one line containing
+ * want}. */
+static bool error_body_ok(const resp_t *r, const char *want)
+{
+    if (!r->body || !utf8_valid((const unsigned char *)r->body, r->body_len)) return false;
+    cJSON *j = cJSON_Parse(r->body);
+    const char *e = cJSON_GetStringValue(cJSON_GetObjectItem(j, "error"));
+    bool ok = e && strstr(e, want) && !strchr(e, '\n');
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* JSON apply is strict: a NUL in a string (which cJSON would cut the
+ * string at), data after the document, and text that is not UTF-8 are all
+ * 400 with a clear message, nothing is created, and every error body is
+ * valid JSON even when it echoes bytes that are not UTF-8. */
+static void client_strict_json(fixture_t *f)
+{
+    resp_t r;
+    const char *T = f->token;
+    CHECK(f, request(f, "POST", "/v1/blobs", T, EMPTY_MODULE, sizeof EMPTY_MODULE, &r) == 0 &&
+                 r.status == 201);
+    cJSON *j = json_of(&r);
+    char digest[ST_DIGEST_LEN + 1] = "";
+    snprintf(digest, sizeof digest, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(j, "digest")) ?: "");
+    cJSON_Delete(j);
+    free(r.body);
+#define SVC "{\"apiVersion\":\"serving.knative.dev/v1\",\"kind\":\"Service\",\"metadata\":{\"name\":" \
+            "\"%s\"},\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"image\":\"%s\",\"env\":" \
+            "[{\"name\":\"A\",\"value\":\"%s\"}]}]}}}}%s"
+    static const struct {
+        const char *name, *env, *after, *want, *absent;
+    } bad[] = {
+        {"a\\u0000b", "1", "", "NUL character", "/v1/functions/a"},
+        {"envnul", "x\\u0000y", "", "NUL character", "/v1/functions/envnul"},
+        {"trailing", "1", "xxx", "unexpected data after the JSON document", "/v1/functions/trailing"},
+        {"trailing2", "1", "{}", "unexpected data after the JSON document", "/v1/functions/trailing2"},
+        {"bad\xff", "1", "", "not valid UTF-8", "/v1/functions/bad"},
+        {"utf8", "\xc0\xaf", "", "not valid UTF-8", "/v1/functions/utf8"},
+    };
+    char doc[2048];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int n = snprintf(doc, sizeof doc, SVC, bad[i].name, digest, bad[i].env, bad[i].after);
+        CHECK(f, request(f, "POST", "/v1/apply", T, doc, (size_t)n, &r) == 0 && r.status == 400);
+        CHECK(f, error_body_ok(&r, bad[i].want));
+        free(r.body);
+        CHECK(f, request(f, "GET", bad[i].absent, T, NULL, 0, &r) == 0 && r.status == 404);
+        free(r.body);
+    }
+    /* A raw NUL byte in a string is refused as well. */
+    int n = snprintf(doc, sizeof doc, SVC, "rawnul", digest, "x_y", "");
+    strstr(doc, "x_y")[1] = '\0';
+    CHECK(f, request(f, "POST", "/v1/apply", T, doc, (size_t)n, &r) == 0 && r.status == 400);
+    CHECK(f, error_body_ok(&r, "NUL character"));
+    free(r.body);
+    /* An error that echoes bytes that are not UTF-8 (here the path) is
+     * still valid JSON. */
+    CHECK(f, request(f, "GET", "/v1/nope\xff\xfe", T, NULL, 0, &r) == 0 && r.status == 404);
+    CHECK(f, error_body_ok(&r, "no such endpoint"));
+    free(r.body);
+    /* Not NULs: an escaped backslash before "u0000", and trailing
+     * whitespace, are fine. */
+    n = snprintf(doc, sizeof doc, SVC, "fine", digest, "a\\\\u0000", " \r\n\t");
+    CHECK(f, request(f, "POST", "/v1/apply", T, doc, (size_t)n, &r) == 0 && r.status == 200);
+    free(r.body);
+    CHECK(f, request(f, "GET", "/v1/functions/fine", T, NULL, 0, &r) == 0 && r.status == 200);
+    j = json_of(&r);
+    cJSON *rev = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "revisions"), 0);
+    CHECK(f, strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(rev, "env"), "A")) ?: "",
+                    "a\\u0000") == 0);
+    cJSON_Delete(j);
+    free(r.body);
+#undef SVC
+}
+
+static void test_strict_json(void **state)
+{
+    (void)state;
+    run_client(client_strict_json);
+}
+
 static void test_deploy_flow(void **state)
 {
     (void)state;
@@ -323,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_token_equal),
         cmocka_unit_test(test_auth_and_health),
         cmocka_unit_test(test_deploy_flow),
+        cmocka_unit_test(test_strict_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

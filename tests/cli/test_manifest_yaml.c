@@ -146,6 +146,21 @@ static void test_errors(void **state)
     assert_non_null(strstr(err, "nested more than 64 levels"));
     unlink(path);
 
+    /* A NUL in a value or a key ("\0" in double quotes) is refused, not
+     * cut: "a\0b" would otherwise name function "a". */
+    write_manifest("metadata:\n  name: \"a\\0b\"\n");
+    assert_int_equal(cli_manifest_load(path, &m, err, sizeof err), -1);
+    assert_non_null(strstr(err, ": document 1: line 2: column 9: metadata.name: a NUL character"));
+    unlink(path);
+    write_manifest("env:\n  \"K\\0\": v\n");
+    assert_int_equal(cli_manifest_load(path, &m, err, sizeof err), -1);
+    assert_non_null(strstr(err, ": document 1: line 2: column 3: env: a NUL character (\\0) in a key"));
+    unlink(path);
+
+    /* A device is read only up to the manifest limit. */
+    assert_int_equal(cli_manifest_load("/dev/zero", &m, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/dev/zero: larger than 16 MiB"));
+
     assert_int_equal(cli_manifest_load("/nonexistent/x.yaml", &m, err, sizeof err), -1);
     assert_string_equal(err, "/nonexistent/x.yaml: No such file or directory");
 }

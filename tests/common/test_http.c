@@ -3,7 +3,12 @@
  * sockets: keep-alive, pipelining answered in order (even when the first
  * answer comes later), Content-Length and chunked bodies, the limits it
  * answers itself (400, 413, 431), HTTP/1.0, HEAD, 100-continue, chunked
- * streaming responses, a client that leaves mid-request, and closing.
+ * streaming responses, a client that leaves mid-request, and closing; and
+ * what a hostile client tries (issue 14): strict parsing where a proxy in
+ * front could read a request differently, a 400 that closes the
+ * connection, a cap on header fields, a head check that refuses before
+ * the body is read, and slow clients held to deadlines and per-address
+ * connection caps.
  *
  * The server's loop runs on a thread of its own; the test talks to it with
  * plain blocking sockets, as any client would.
@@ -21,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/http.h"
@@ -61,7 +68,7 @@ static void on_abort(hs_req_t *r, void *ud)
 static void handler(hs_req_t *r, void *ud)
 {
     (void)ud;
-    if (strcmp(r->path, "/echo") == 0) {
+    if (strcmp(r->path, "/echo") == 0 || strcmp(r->path, "/private") == 0) {
         char *body = NULL;
         int n = asprintf(&body, "%s %s q=%s\n%.*s", r->method, r->target, r->query,
                          (int)r->body_len, (const char *)r->body);
@@ -96,6 +103,17 @@ static void handler(hs_req_t *r, void *ud)
     }
 }
 
+/* /private/... needs "X-Key: k"; others go on. */
+static bool head_check(hs_req_t *r, void *ud)
+{
+    (void)ud;
+    if (strncmp(r->path, "/private", 8) != 0) return true;
+    const char *k = hs_req_header(r, "X-Key");
+    if (k && strcmp(k, "k") == 0) return true;
+    hs_respond_text(r, 401, "no key\n");
+    return false;
+}
+
 static void on_server_closed(void *ud)
 {
     (void)ud;
@@ -119,8 +137,18 @@ static int setup(void **state)
 {
     (void)state;
     uv_loop_init(&loop);
-    hs_limits_t lim = {.max_header_bytes = 8192, .max_body_bytes = 4096};
+    /* Short deadlines so that the slow-client tests take well under a
+     * second each; min_body_rate 1000 B/s: one byte earns 1 ms. */
+    hs_limits_t lim = {.max_header_bytes = 8192,
+                       .max_body_bytes = 4096,
+                       .max_headers = 20,
+                       .head_timeout_ms = 400,
+                       .body_timeout_ms = 400,
+                       .min_body_rate = 1000,
+                       .idle_timeout_ms = 600,
+                       .max_conns_per_addr = 16};
     server = hs_server_new(&loop, &lim, handler, NULL);
+    hs_server_on_head(server, head_check);
     char err[256];
     if (hs_server_listen(server, "127.0.0.1:0", err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
@@ -152,6 +180,49 @@ static int client_connect(void)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) fail_msg("connect failed");
     return fd;
+}
+
+/* A connection from another loopback address (127.0.0.0/8 is all ours). */
+static int client_connect_from(const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in b = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &b.sin_addr);
+    if (bind(fd, (struct sockaddr *)&b, sizeof b) != 0) fail_msg("bind %s failed", src);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) fail_msg("connect failed");
+    return fd;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Waits up to timeout_ms for the server to close fd, appending what it
+ * sends to out (NUL-terminated, outlen bytes). Returns the milliseconds
+ * waited until the close, or -1 if the connection is still open. */
+static double wait_closed(int fd, int timeout_ms, char *out, size_t outlen)
+{
+    double t0 = now_ms();
+    size_t len = strlen(out);
+    for (;;) {
+        int left = timeout_ms - (int)(now_ms() - t0);
+        if (left <= 0) return -1;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, left) <= 0) continue;
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) return now_ms() - t0;
+        size_t k = (size_t)n < outlen - 1 - len ? (size_t)n : outlen - 1 - len;
+        memcpy(out + len, buf, k);
+        out[len += k] = 0;
+    }
 }
 
 static void send_all(int fd, const char *data, size_t len)
@@ -375,6 +446,238 @@ static void test_slow_client_bytewise(void **state)
     free(out);
 }
 
+/* A request the server refuses: `status` first, Connection: close, the
+ * reason in the body, and the request pipelined behind it is not served
+ * (the connection closes after the answer). */
+static void expect_refused(const char *raw, const char *status, const char *reason)
+{
+    char *req = NULL;
+    if (asprintf(&req, "%sGET /echo?after=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                 raw) < 0)
+        fail();
+    char *out = exchange(req);
+    if (strncmp(out, status, strlen(status)) != 0 || !strstr(out, "Connection: close\r\n") ||
+        strstr(out, "after=1") || (reason && !strstr(out, reason)))
+        fail_msg("request:\n%s\nwant %s (%s), got:\n%s", raw, status, reason ? reason : "", out);
+    free(out);
+    free(req);
+}
+
+/* Issue 14, item 6: what http-parser lets through but RFC 9112 forbids,
+ * and a proxy in front may read differently (request smuggling). */
+static void test_strict_parsing(void **state)
+{
+    (void)state;
+    expect_refused("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+                   "HTTP/1.1 400 ", "before its colon");
+    expect_refused("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length : 3\r\n\r\nabc",
+                   "HTTP/1.1 400 ", "header 'Content-Length ': whitespace");
+    expect_refused("GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "HTTP/1.1 400 ",
+                   "more than one Host header");
+    expect_refused("GET /echo HTTP/1.1\r\nHost: t\r\nFoo Bar: x\r\n\r\n", "HTTP/1.1 400 ",
+                   "header 'Foo Bar'");
+    expect_refused("GET /echo HTTP/2.0\r\nHost: t\r\n\r\n", "HTTP/1.1 505 ", "HTTP/2.0 is not supported");
+    expect_refused("GET /echo HTTP/9.9\r\nHost: t\r\n\r\n", "HTTP/1.1 505 ", "HTTP/9.9");
+    expect_refused("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                   "HTTP/1.1 400 ", NULL);
+    expect_refused("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+                   "HTTP/1.1 400 ", NULL);
+    expect_refused("GET /echo HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n", "HTTP/1.1 400 ",
+                   "obsolete line folding");
+    expect_refused("GET /echo HTTP/1.1\r\nHost: t\r\nX-A:\r\n\tb\r\n\r\n", "HTTP/1.1 400 ",
+                   "obsolete line folding");
+    expect_refused("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+                   "HTTP/1.1 400 ", "only chunked");
+    expect_refused("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+                   "HTTP/1.1 501 ", "only chunked");
+    /* Still fine: every tchar in a name, HTTP/1.0, leading empty lines. */
+    char *out = exchange("\r\nGET /echo HTTP/1.1\r\nHost: t\r\nX_a.b~c!#$%&'*+^`|: v\r\n"
+                         "Connection: close\r\n\r\n");
+    if (strncmp(out, "HTTP/1.1 200 ", 13) != 0) fail_msg("got:\n%s", out);
+    free(out);
+}
+
+/* Issue 14, item 7: a malformed escape in the path is a 400 that closes
+ * the connection; nothing pipelined behind it is served. */
+static void test_bad_escape_closes(void **state)
+{
+    (void)state;
+    expect_refused("GET /echo/%zz HTTP/1.1\r\nHost: t\r\n\r\n", "HTTP/1.1 400 ",
+                   "bad percent-encoding");
+    expect_refused("GET /echo/a%4 HTTP/1.1\r\nHost: t\r\n\r\n", "HTTP/1.1 400 ", NULL);
+    expect_refused("GET /echo/%00 HTTP/1.1\r\nHost: t\r\n\r\n", "HTTP/1.1 400 ", NULL);
+    char *out = exchange("GET /echo/%41%2f?q=%zz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    if (strncmp(out, "HTTP/1.1 404 ", 13) != 0) fail_msg("got:\n%s", out); /* well-formed */
+    free(out);
+}
+
+/* Issue 14, item 1: more header fields than max_headers (20 here) is a
+ * 431; exactly the maximum is served. */
+static void test_header_count(void **state)
+{
+    (void)state;
+    char req[2048];
+    int n = sprintf(req, "GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+    for (int i = 0; i < 18; i++) n += sprintf(req + n, "X-H%d: %d\r\n", i, i);
+    strcpy(req + n, "\r\n");
+    char *out = exchange(req); /* 20 fields */
+    if (strncmp(out, "HTTP/1.1 200 ", 13) != 0) fail_msg("got:\n%s", out);
+    free(out);
+    sprintf(req + n, "X-Last: x\r\n\r\n");
+    out = exchange(req); /* 21 */
+    if (strncmp(out, "HTTP/1.1 431 ", 13) != 0 || !strstr(out, "more than 20 request headers") ||
+        !strstr(out, "Connection: close"))
+        fail_msg("got:\n%s", out);
+    free(out);
+}
+
+/* Issue 14, item 4: the head check refuses before the body is read: the
+ * 401 comes while the client has sent only the head, the connection then
+ * closes, and 100 Continue is never sent. */
+static void test_head_check(void **state)
+{
+    (void)state;
+    const char *heads[] = {
+        "POST /private HTTP/1.1\r\nHost: t\r\nContent-Length: 4000\r\n\r\n",
+        "POST /private HTTP/1.1\r\nHost: t\r\nContent-Length: 200000000\r\n\r\n",
+        "POST /private HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /private HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof *heads; i++) {
+        int fd = client_connect();
+        send_all(fd, heads[i], strlen(heads[i]));
+        char out[2048] = "";
+        double ms = wait_closed(fd, 3000, out, sizeof out);
+        close(fd);
+        if (ms < 0 || strncmp(out, "HTTP/1.1 401 ", 13) != 0 || !strstr(out, "no key") ||
+            !strstr(out, "Connection: close") || strstr(out, "100 Continue"))
+            fail_msg("%s\ngot (%s):\n%s", heads[i], ms < 0 ? "still open" : "closed", out);
+    }
+    /* With the key, the body is read and the handler runs. */
+    char *out = exchange("POST /private HTTP/1.1\r\nHost: t\r\nX-Key: k\r\nContent-Length: 3\r\n"
+                         "Connection: close\r\n\r\nabc");
+    if (!strstr(out, "HTTP/1.1 200 OK") || !strstr(out, "POST /private q=\nabc")) fail_msg("got:\n%s", out);
+    free(out);
+}
+
+/* Issue 14, item 5: deadlines that trickled bytes do not push back. */
+static void test_slow_clients(void **state)
+{
+    (void)state;
+    /* A head trickled a byte per 50 ms: 408 and closed once head_timeout
+     * (400 ms) has passed, while other clients are served. */
+    int fd = client_connect();
+    const char *start = "GET /echo HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+    send_all(fd, start, strlen(start));
+    double t0 = now_ms(), closed_at = -1;
+    char out[4096] = "";
+    for (int i = 0; i < 60 && closed_at < 0; i++) {
+        send_all(fd, "a", 1);
+        if (i == 3) {
+            char *o = exchange("GET /echo?other=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            if (!strstr(o, "other=1")) fail_msg("another client was not served:\n%s", o);
+            free(o);
+        }
+        if (wait_closed(fd, 50, out, sizeof out) >= 0) closed_at = now_ms() - t0;
+    }
+    close(fd);
+    if (closed_at < 0 || closed_at > 1500 || strncmp(out, "HTTP/1.1 408 ", 13) != 0)
+        fail_msg("trickled head: closed after %.0f ms, got:\n%s", closed_at, out);
+
+    /* A connection that sends nothing is closed after head_timeout. */
+    fd = client_connect();
+    out[0] = 0;
+    double ms = wait_closed(fd, 3000, out, sizeof out);
+    close(fd);
+    if (ms < 0 || ms > 1500) fail_msg("silent connection: closed after %.0f ms", ms);
+
+    /* A body trickled a byte per 50 ms (20 B/s, under min_body_rate): 408. */
+    fd = client_connect();
+    const char *head = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n";
+    send_all(fd, head, strlen(head));
+    t0 = now_ms();
+    closed_at = -1;
+    out[0] = 0;
+    for (int i = 0; i < 60 && closed_at < 0; i++) {
+        send_all(fd, "b", 1);
+        if (wait_closed(fd, 50, out, sizeof out) >= 0) closed_at = now_ms() - t0;
+    }
+    close(fd);
+    if (closed_at < 0 || closed_at > 1500 || strncmp(out, "HTTP/1.1 408 ", 13) != 0)
+        fail_msg("trickled body: closed after %.0f ms, got:\n%s", closed_at, out);
+
+    /* A body that is slow but keeps the rate (100 bytes per 50 ms, 2 kB/s)
+     * is taken, though it takes longer than body_timeout alone. */
+    fd = client_connect();
+    head = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1200\r\nConnection: close\r\n\r\n";
+    send_all(fd, head, strlen(head));
+    char chunk[100];
+    memset(chunk, 'c', sizeof chunk);
+    for (int i = 0; i < 12; i++) {
+        send_all(fd, chunk, sizeof chunk);
+        usleep(50 * 1000);
+    }
+    out[0] = 0;
+    ms = wait_closed(fd, 3000, out, sizeof out);
+    close(fd);
+    if (strncmp(out, "HTTP/1.1 200 ", 13) != 0) fail_msg("slow body at the rate:\n%.300s", out);
+
+    /* An idle keep-alive connection fed empty lines is still idle: closed
+     * after idle_timeout (600 ms) counted from the end of the response. */
+    fd = client_connect();
+    const char *req = "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    t0 = now_ms();
+    closed_at = -1;
+    out[0] = 0;
+    for (int i = 0; i < 40 && closed_at < 0; i++) {
+        if (i > 0) send_all(fd, "\r\n", 2);
+        if (wait_closed(fd, 100, out, sizeof out) >= 0) closed_at = now_ms() - t0;
+    }
+    close(fd);
+    if (closed_at < 0 || closed_at > 2000 || !strstr(out, "HTTP/1.1 200 "))
+        fail_msg("idle keep-alive: closed after %.0f ms, got:\n%s", closed_at, out);
+}
+
+/* Issue 14, item 5: at most max_conns_per_addr (16 here) connections from
+ * one address; the next is closed at once, other addresses are served. */
+static void test_conns_per_addr(void **state)
+{
+    (void)state;
+    int fds[16];
+    for (int i = 0; i < 16; i++) fds[i] = client_connect_from("127.0.0.3");
+    /* Each of the 16 is answered (so all are accepted and counted). */
+    for (int i = 0; i < 16; i++) {
+        const char *req = "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n";
+        send_all(fds[i], req, strlen(req));
+        char buf[512];
+        ssize_t n = recv(fds[i], buf, sizeof buf - 1, 0);
+        if (n <= 0) fail_msg("connection %d of 16 was refused", i);
+    }
+    int extra = client_connect_from("127.0.0.3");
+    char out[512] = "";
+    double ms = wait_closed(extra, 300, out, sizeof out);
+    close(extra);
+    if (ms < 0 || out[0]) fail_msg("the 17th connection was not closed at once (%s)", out);
+    int other = client_connect_from("127.0.0.2");
+    const char *req = "GET /echo?other=2 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    send_all(other, req, strlen(req));
+    char *o = read_all(other, NULL);
+    close(other);
+    if (!strstr(o, "other=2")) fail_msg("another address was not served:\n%s", o);
+    free(o);
+    for (int i = 0; i < 16; i++) close(fds[i]);
+    /* Once they are gone, the address may connect again. */
+    usleep(100 * 1000);
+    int again = client_connect_from("127.0.0.3");
+    send_all(again, req, strlen(req));
+    o = read_all(again, NULL);
+    close(again);
+    if (!strstr(o, "other=2")) fail_msg("the address was not let back in:\n%s", o);
+    free(o);
+}
+
 /* Query parameters: exact key match (not a prefix), decoding, bare keys,
  * and malformed or oversized values refused rather than cut. */
 static void test_query_param(void **state)
@@ -409,6 +712,12 @@ int main(void)
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_client_leaves_mid_request),
         cmocka_unit_test(test_slow_client_bytewise),
+        cmocka_unit_test(test_strict_parsing),
+        cmocka_unit_test(test_bad_escape_closes),
+        cmocka_unit_test(test_header_count),
+        cmocka_unit_test(test_head_check),
+        cmocka_unit_test(test_slow_clients),
+        cmocka_unit_test(test_conns_per_addr),
     };
     int r = cmocka_run_group_tests(tests, setup, teardown);
     if (!__atomic_load_n(&closed_done, __ATOMIC_SEQ_CST)) {

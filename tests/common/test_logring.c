@@ -88,12 +88,13 @@ static void test_partial_lines(void **state)
     assert_string_equal(t, "s: abc\ns: def\ns: ghi\ns: \n");
     assert_int_equal(next, 4);
     free(t);
-    /* Text with NUL bytes is kept whole (len, not strlen, decides). */
+    /* Text with NUL bytes is kept whole (len, not strlen, decides); it
+     * reads back escaped. */
     lr_ring_append(r, "s", "a\0b\n", 4);
     size_t len;
     char *raw = lr_ring_read(r, 4, 0, &next, &len);
-    assert_int_equal(len, 25 + 3 + 3 + 1);
-    assert_memory_equal(raw + 25, "s: a\0b\n", 7);
+    assert_int_equal(len, 25 + 3 + 6 + 1);
+    assert_memory_equal(raw + 25, "s: a\\x00b\n", 10);
     free(raw);
     lr_ring_free(r);
 }
@@ -344,6 +345,49 @@ static void test_threads_smoke(void **state)
     lr_ring_free(r);
 }
 
+/* Control characters a guest writes are printed escaped (the ring keeps
+ * the bytes); printable UTF-8, tab and backslash pass as they are. */
+static void test_escape(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *want; } cases[] = {
+        {"plain text", "plain text"},
+        {"a\rFAKE line", "a\\rFAKE line"},
+        {"\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"},
+        {"\x1b]0;title\x07", "\\x1b]0;title\\x07"},
+        {"nul\x01 del\x7f", "nul\\x01 del\\x7f"},
+        {"c1:\xc2\x9b nbsp:\xc2\xa0", "c1:\\u009b nbsp:\xc2\xa0"},
+        {"bad:\xff cut:\xe2\x82", "bad:\\xff cut:\\xe2\\x82"},
+        {"overlong:\xc0\xaf surrogate:\xed\xa0\x80", "overlong:\\xc0\\xaf surrogate:\\xed\\xa0\\x80"},
+        {"ok: \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 tab\t back\\slash", "ok: \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 tab\t back\\slash"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i].in);
+        char out[256];
+        size_t len = lr_escape(cases[i].in, n, NULL, 0);
+        assert_true(len <= 4 * n);
+        assert_int_equal(lr_escape(cases[i].in, n, out, 0), len);
+        out[len] = '\0';
+        assert_string_equal(out, cases[i].want);
+    }
+    char out[16];
+    assert_int_equal(lr_escape("a\nb", 3, out, 0), 4);
+    assert_memory_equal(out, "a\\nb", 4);
+    assert_int_equal(lr_escape("a\nb", 3, out, 1), 3);
+    assert_memory_equal(out, "a\nb", 3);
+
+    /* Read back from the ring: escaped, one line, the stored bytes kept. */
+    lr_ring_t *r = lr_ring_new(1 << 16);
+    assert_non_null(r);
+    lr_ring_append(r, "f-00001", "x\ry\x1b[2J\n", 8);
+    size_t nl;
+    char *got = read_plain(r, 0, 0, NULL, &nl);
+    assert_int_equal(nl, 1);
+    assert_string_equal(got, "f-00001: x\\ry\\x1b[2J\n");
+    free(got);
+    lr_ring_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_seq_reads),
         cmocka_unit_test(test_follow_no_loss_no_repeat),
         cmocka_unit_test(test_threads_smoke),
+        cmocka_unit_test(test_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

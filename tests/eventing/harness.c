@@ -14,6 +14,7 @@
  *
  *   ev-harness --data DIR --sink-base URL --port-file FILE
  *              [--redis redis://H:P] [--max-scale N]
+ *              [--queue-bytes N] [--trigger-queue-bytes N]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -136,6 +137,7 @@ static void on_sigterm(uv_signal_t *s, int sig)
 int main(int argc, char **argv)
 {
     const char *data = NULL, *redis = NULL, *port_file = NULL;
+    size_t queue_bytes = 0, trigger_queue_bytes = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--data") == 0)
             data = argv[i + 1];
@@ -147,6 +149,10 @@ int main(int argc, char **argv)
             port_file = argv[i + 1];
         else if (strcmp(argv[i], "--max-scale") == 0)
             max_scale = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--queue-bytes") == 0)
+            queue_bytes = strtoull(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--trigger-queue-bytes") == 0)
+            trigger_queue_bytes = strtoull(argv[i + 1], NULL, 10);
         else {
             fprintf(stderr, "ev-harness: unknown option %s\n", argv[i]);
             return 2;
@@ -168,6 +174,8 @@ int main(int argc, char **argv)
         .sink_max_scale = sink_max_scale,
         .metrics = mx,
         .max_event_bytes = 64 * 1024,
+        .max_queue_bytes = queue_bytes,
+        .max_queue_bytes_per_trigger = trigger_queue_bytes,
     };
     char err[512];
     ev = ev_new(&cfg, err, sizeof err);

@@ -333,7 +333,8 @@ wait "$HPID" 2>/dev/null
 
 # ---- memory brokers (no --redis): filtering and replies ----
 
-start_harness mem "$TMP/data-mem" || exit 1
+# Small bounds on queued bytes: 160,000 per trigger, 230,000 in all.
+start_harness mem "$TMP/data-mem" --trigger-queue-bytes 160000 --queue-bytes 230000 || exit 1
 apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Broker","metadata":{"name":"mb"}}' >/dev/null
 apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"m1"},"spec":{"broker":"mb","filter":{"attributes":{"type":"order.created"}},"subscriber":{"ref":{"kind":"Service","name":"replier"}}}}' >/dev/null
 apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"m2"},"spec":{"broker":"mb","filter":{"attributes":{"type":"reply.order.created"}},"subscriber":{"ref":{"kind":"Service","name":"mem-replies"}}}}' >/dev/null
@@ -350,6 +351,42 @@ check "memory broker: filter passes only order.created" \
     eq "$(sinklog replier | js 'd.map(r => r.id).sort().join()')" "m1,m2,m3"
 check "memory broker: replies reach the reply trigger" \
     eq "$(sinklog mem-replies | js 'd.map(r => r.id).sort().join()')" "reply-m1,reply-m2,reply-m3"
+
+# ---- memory brokers: queued bytes are bounded ----
+# Triggers whose subscriber never resolves keep their events (waiting for a
+# retry), so the bytes stay held: 50,000-byte events fill trigger q1's
+# 160,000 after three, and q1 + q2 fill the 230,000 of all triggers after
+# four. Beyond: 503 with Retry-After, counted, nothing else harmed.
+for b in mq mq2; do
+    apply "{\"apiVersion\":\"eventing.knative.dev/v1\",\"kind\":\"Broker\",\"metadata\":{\"name\":\"$b\"}}" >/dev/null
+done
+apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"q1"},"spec":{"broker":"mq","subscriber":{"ref":{"kind":"Service","name":"missing"}},"delivery":{"retry":3,"backoffDelay":"PT30S"}}}' >/dev/null
+apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"q2"},"spec":{"broker":"mq2","subscriber":{"ref":{"kind":"Service","name":"missing"}},"delivery":{"retry":3,"backoffDelay":"PT30S"}}}' >/dev/null
+head -c 50000 /dev/zero | tr '\0' 'a' >"$TMP/50k"
+big_event() { # big_event BROKER ID -> status; headers in $TMP/ingress.h
+    post_event "$1" -D "$TMP/ingress.h" -H 'ce-specversion: 1.0' -H "ce-id: $2" -H 'ce-source: /s' \
+        -H 'ce-type: big' --data-binary @"$TMP/50k"
+}
+retry_after() { tr -d '\r' <"$TMP/ingress.h" | grep -qi '^retry-after: [0-9]'; }
+codes=$(big_event mq a1)$(big_event mq a2)$(big_event mq a3)
+code=$(big_event mq a4)
+check "memory broker: 3 events of 50 KB fit a trigger's 160,000 bytes ($codes)" eq "$codes" 202202202
+check "memory broker: the 4th gets 503 with Retry-After naming the trigger" \
+    bash -c "[[ $code == 503 ]] && grep -q 'trigger q1' '$TMP/ingress' && $(declare -f retry_after); TMP='$TMP' retry_after"
+c1=$(big_event mq2 b1)
+c2=$(big_event mq2 b2)
+check "memory brokers: past 230,000 bytes in all, 503 with Retry-After ($c1 $c2)" \
+    bash -c "[[ $c1 == 202 && $c2 == 503 ]] && grep -q 'memory brokers' '$TMP/ingress' && $(declare -f retry_after); TMP='$TMP' retry_after"
+check "memory brokers: refusals counted as outcome=full" \
+    eq "$(metric 'wasmfn_broker_events_total{broker="mq",outcome="full"}') $(metric 'wasmfn_broker_events_total{broker="mq2",outcome="full"}')" "1 1"
+code=$(post_event mb -H 'ce-specversion: 1.0' -H 'ce-id: small1' -H 'ce-source: /s' -H 'ce-type: order.created')
+wait_until 10 bash -c "curl -s '$SINK/log?svc=replier' | grep -q small1"
+check "memory broker: a small event to another broker still goes through ($code)" \
+    bash -c "[[ $code == 202 ]] && curl -s '$SINK/log?svc=replier' | grep -q small1"
+curl -s -o /dev/null -XDELETE "http://127.0.0.1:$HP/objects/Trigger/q1"
+code=000
+wait_until 10 bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' -XPOST 'http://127.0.0.1:$HP/events/mq2' -H 'ce-specversion: 1.0' -H 'ce-id: b3' -H 'ce-source: /s' -H 'ce-type: big' --data-binary @'$TMP/50k') == 202 ]]" && code=202
+check "memory brokers: deleting trigger q1 gives its bytes back (mq2 accepts again: $code)" eq "$code" 202
 
 # ---- PingSource: no burst of missed ticks after a restart ----
 

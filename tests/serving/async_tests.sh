@@ -14,7 +14,6 @@ WASMFN=$(realpath "${WASMFN:-build/wasmfn}")
 EXAMPLES_DIR=$(realpath "${EXAMPLES_DIR:-build/examples}")
 FNS_DIR=$(realpath "${FNS_DIR:-build/serving-fns}")
 TMP=$(mktemp -d -t wasmfn-async.XXXXXX)
-DATA="$TMP/data"
 PID=
 pass=0
 failed=0
@@ -32,25 +31,33 @@ trap 'exit 130' INT TERM
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
 not_ok() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
 
-"$WASMFN" serve --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$DATA" --workers 2 >"$TMP/serve.log" 2>&1 &
-PID=$!
-line=
-for ((i = 0; i < 200; i++)); do
-    line=$(grep -m1 -o 'data plane on http://[^,]*, admin API on http://[^ ]*' "$TMP/serve.log" 2>/dev/null)
-    [[ -n $line ]] && break
-    sleep 0.1
-done
-if [[ -z $line ]]; then
-    echo "async: the daemon did not start; its log:" >&2
-    tail -20 "$TMP/serve.log" >&2
-    exit 1
-fi
-DATA_URL=${line#data plane on }
-DATA_URL=${DATA_URL%%,*}
-export WASMFN_API=${line##* }
-export WASMFN_TOKEN
-WASMFN_TOKEN=$(cat "$DATA/admin.token")
-AUTH=(-H "Authorization: Bearer $WASMFN_TOKEN")
+# start_daemon [serve options]: starts `wasmfn serve` on a fresh data dir
+# ($DATA) and sets PID, DATA_URL, WASMFN_API, WASMFN_TOKEN and AUTH.
+start_daemon() {
+    DATA=$(mktemp -d "$TMP/data.XXXXXX")
+    LOG=$DATA.log # one per daemon: never read the line of the one before
+    "$WASMFN" serve --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$DATA" --workers 2 "$@" \
+        >"$LOG" 2>&1 &
+    PID=$!
+    local line=
+    for ((i = 0; i < 200; i++)); do
+        line=$(grep -m1 -o 'data plane on http://[^,]*, admin API on http://[^ ]*' "$LOG" 2>/dev/null)
+        [[ -n $line ]] && break
+        sleep 0.1
+    done
+    if [[ -z $line ]]; then
+        echo "async: the daemon did not start; its log:" >&2
+        tail -20 "$LOG" >&2
+        exit 1
+    fi
+    DATA_URL=${line#data plane on }
+    DATA_URL=${DATA_URL%%,*}
+    export WASMFN_API=${line##* }
+    export WASMFN_TOKEN
+    WASMFN_TOKEN=$(cat "$DATA/admin.token")
+    AUTH=(-H "Authorization: Bearer $WASMFN_TOKEN")
+}
+start_daemon
 
 for f in echo fail; do "$WASMFN" deploy "$f" "$EXAMPLES_DIR/$f.wasm" >/dev/null || exit 1; done
 "$WASMFN" deploy slow "$FNS_DIR/slow.wasm" --timeout 5 >/dev/null || exit 1
@@ -187,6 +194,64 @@ if [[ $CODE == 202 && $alive == yes && $rc == 0 ]]; then
     ok "SIGTERM drains an accepted async call and exits 0"
 else
     not_ok "drain" "code $CODE, alive 0.3 s after SIGTERM: $alive, exit $rc"
+fi
+
+# 8. Pending asynchronous calls are bounded by count and by bytes of bodies,
+# per revision and per process (a second daemon with small bounds): beyond
+# a bound the client gets 503 with Retry-After and nothing is queued; the
+# calls accepted before complete and synchronous requests are served.
+start_daemon --async-max-pending-per-revision 4 --async-max-pending 6 \
+    --async-max-bytes-per-revision 1Mi --async-max-bytes 1536Ki
+"$WASMFN" deploy echo "$EXAMPLES_DIR/echo.wasm" >/dev/null || exit 1
+for f in slow slow2; do "$WASMFN" deploy "$f" "$FNS_DIR/slow.wasm" --timeout 30 >/dev/null || exit 1; done
+# refused URL [curl args]: submits; true when it got 503 with a Retry-After.
+refused() {
+    submit "$@"
+    [[ $CODE == 503 ]] && tr -d '\r' <"$TMP/headers" | grep -qi '^retry-after: [0-9]'
+}
+locs=()
+codes=
+for ((k = 0; k < 4; k++)); do
+    submit "$DATA_URL/fn/slow/?ms=700"
+    codes+=" $CODE"
+    [[ $CODE == 202 ]] && locs+=("$LOC")
+done
+refused "$DATA_URL/fn/slow/?ms=700" && r1=yes || r1="no ($CODE: $BODY)"
+for ((k = 0; k < 2; k++)); do
+    submit "$DATA_URL/fn/slow2/?ms=700"
+    codes+=" $CODE"
+    [[ $CODE == 202 ]] && locs+=("$LOC")
+done
+refused "$DATA_URL/fn/slow2/?ms=700" && r2=yes || r2="no ($CODE: $BODY)"
+sync=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$DATA_URL/fn/echo/")
+all=1
+for l in "${locs[@]}"; do
+    wait_done "$l" && [[ $(jq -r .status "$TMP/inv") == 200 ]] || all=0
+done
+after=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'Prefer: respond-async' "$DATA_URL/fn/slow/?ms=0")
+nrev=$(metric wasmfn_async_rejected_total 'function="slow"' 'limit="revision"')
+nproc=$(metric wasmfn_async_rejected_total 'function="slow2"' 'limit="process"')
+if [[ ${#locs[@]} == 6 && $r1 == yes && $r2 == yes && $sync == 200 && $all == 1 && $after == 202 &&
+    $nrev == 1 && $nproc == 1 ]]; then
+    ok "pending async calls bounded by count: 503 + Retry-After per revision and per process; the 6 accepted complete"
+else
+    not_ok "async count bounds" "accepted:$codes; 5th to slow refused: $r1; 3rd to slow2 refused: $r2;
+        sync $sync; all completed: $all; later $after; rejected_total revision $nrev, process $nproc"
+fi
+head -c $((600 * 1024)) /dev/zero >"$TMP/600k"
+head -c $((400 * 1024)) /dev/zero >"$TMP/400k"
+submit "$DATA_URL/fn/slow/?ms=700" --data-binary @"$TMP/600k"
+b1=$CODE
+refused "$DATA_URL/fn/slow/?ms=700" --data-binary @"$TMP/600k" && b2=yes || b2="no ($CODE)"
+submit "$DATA_URL/fn/slow2/?ms=700" --data-binary @"$TMP/600k"
+b3=$CODE
+refused "$DATA_URL/fn/slow2/?ms=700" --data-binary @"$TMP/400k" && b4=yes || b4="no ($CODE)"
+msg=$BODY
+health=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$WASMFN_API/healthz")
+if [[ $b1 == 202 && $b2 == yes && $b3 == 202 && $b4 == yes && $health == 200 && $msg == *pending* ]]; then
+    ok "pending async bodies bounded by bytes (1Mi per revision, 1536Ki in all): 503 + Retry-After beyond"
+else
+    not_ok "async byte bounds" "600K $b1 (202), 600K more refused: $b2, slow2 600K $b3 (202), 400K more refused: $b4; healthz $health; '$msg'"
 fi
 
 echo "async: $pass passed, $failed failed"

@@ -25,7 +25,7 @@ source "$(dirname "$0")/lib.sh"
 wanted() { [[ -z $ONLY || $1 == *$ONLY* ]]; }
 
 for f in "$WASMFN" "$EXAMPLES_DIR/hello.wasm" "$EXAMPLES_DIR/echo.wasm" "$FNS_DIR/slow.wasm" \
-    "$FNS_DIR/spin.wasm" "$FNS_DIR/leak.wasm"; do
+    "$FNS_DIR/spin.wasm" "$FNS_DIR/leak.wasm" "$FNS_DIR/noisy.wasm"; do
     if [[ ! -e $f ]]; then
         echo "serving: $f is missing (run: make all examples serving-fns)" >&2
         exit 1
@@ -311,6 +311,38 @@ if wanted fail; then
     [[ $c == 200 ]] || not_ok "serving after guest traps" "hello answered $c"
 fi
 
+if wanted logescape; then
+    # A guest's control characters reach no terminal: `wasmfn logs` (and the
+    # API's text, and -f) show them escaped, one line per line it wrote.
+    "$WASMFN" deploy noisy "$FNS_DIR/noisy.wasm" >/dev/null 2>&1
+    "$WASMFN" logs noisy -f >"$TMP/noisy-follow" 2>&1 &
+    fpid=$!
+    BG_PIDS+=("$fpid")
+    c=$(code "$DATA_URL/fn/noisy/")
+    for ((i = 0; i < 30; i++)); do
+        "$WASMFN" logs noisy >"$TMP/noisy-logs" 2>&1
+        grep -q 'end$' "$TMP/noisy-logs" && grep -q 'end$' "$TMP/noisy-follow" && break
+        sleep 0.1
+    done
+    kill "$fpid" 2>/dev/null
+    wait "$fpid" 2>/dev/null
+    curl -s -m 10 -H "Authorization: Bearer $WASMFN_TOKEN" "$ADMIN_URL/v1/functions/noisy/logs" >"$TMP/noisy-api"
+    bad=
+    for f in noisy-logs noisy-follow noisy-api; do
+        # No ESC, CR, BEL, C1 CSI or stray byte; exactly two lines.
+        LC_ALL=C grep -q $'[\x1b\r\x07\xff]\|\xc2\x9b' "$TMP/$f" && bad+=" $f:raw-control"
+        [[ $(wc -l <"$TMP/$f") == 2 ]] || bad+=" $f:$(wc -l <"$TMP/$f")-lines"
+        grep -qF 'noisy-00001: before\rFAKE 2099-01-01T00:00:00.000Z noisy-00001: forged' "$TMP/$f" || bad+=" $f:cr"
+        grep -qF $'noisy-00001: \\x1b[31mred\\x1b[0m \\x1b]0;pwned\\x07 c1:\\u009b bad:\\xff ok:\xc3\xa9\tend' "$TMP/$f" ||
+            bad+=" $f:ansi"
+    done
+    if [[ $c == 200 && -z $bad ]]; then
+        ok "guest stderr with \\r, ANSI/OSC, C1 and bad UTF-8: logs, logs -f and the API print it escaped, one line per line"
+    else
+        not_ok "log escaping" "call $c;$bad: $(head -c 400 "$TMP/noisy-logs" | od -c | head -8)"
+    fi
+fi
+
 if wanted timeout; then
     "$WASMFN" deploy spin "$TMP/m/spin.wasm" --timeout 1 >/dev/null 2>&1
     start=$(date +%s%N)
@@ -584,6 +616,25 @@ EOF
     else
         not_ok "invalid YAML" "rc=$rc: $out"
     fi
+    # The CLI reads a bounded amount for an image: a device (/dev/null here,
+    # the same refusal as /dev/zero, which would never end) and a file over
+    # 256 MiB (sparse: nothing is written) are refused before any upload.
+    truncate -s 300M "$TMP/huge.wasm"
+    for img in /dev/null "$TMP/huge.wasm"; do
+        printf 'apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: devimg}\nspec:\n  template:\n    spec:\n      containers: [ { image: %s } ]\n' \
+            "$img" >"$TMP/devimg.yaml"
+        out=$(timeout 20 "$WASMFN" apply -f "$TMP/devimg.yaml" 2>&1)
+        rc=$?
+        want="not a regular file (a character device)"
+        [[ $img == /dev/null ]] || want="larger than 256 MiB (314572800 bytes)"
+        if [[ $rc == 1 && $out == *"devimg.yaml: document 1: line 7: spec.template.spec.containers[0].image: $img: $want"* &&
+            $(code "$DATA_URL/fn/devimg/") == 404 ]]; then
+            ok "apply with image $img -> refused before upload: $want"
+        else
+            not_ok "apply with image $img" "rc=$rc: $out"
+        fi
+    done
+    rm -f "$TMP/huge.wasm"
 fi
 
 if wanted module; then

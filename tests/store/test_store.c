@@ -61,7 +61,9 @@ static st_spec_t spec_of(const char *image)
 }
 
 static const char *DIGEST_A =
-    "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"; /* "abc" */
+    "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+static const char *DIGEST_B =
+    "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"; /* "abc" */
 
 static void test_open_creates_private_dir_and_token(void **state)
 {
@@ -467,6 +469,57 @@ static void test_name_too_long(void **state)
     free(parent);
 }
 
+/* Issue 14, item 13: revisions no route names are pruned beyond the bound,
+ * oldest first; the latest and routed ones stay; the images of the
+ * deleted ones are returned, and their artefacts can be deleted. */
+static void test_revisions_pruned(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256], rev[ST_REVISION_NAME_MAX + 1];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    st_spec_t a = spec_of(DIGEST_A), b = spec_of(DIGEST_B);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(st_revision_add(s, "f", i < 2 ? &a : &b, i, rev, err, sizeof err), ST_OK);
+    st_route_t routes[2] = {{.revision = "f-00002", .percent = 0}, {.latest = true, .percent = 100}};
+    assert_int_equal(st_routes_set(s, "f", routes, 2, err, sizeof err), ST_OK);
+    char **images;
+    size_t n;
+    assert_int_equal(st_revisions_prune(s, "f", 2, &images, &n, err, sizeof err), ST_OK);
+    /* Unrouted, not latest: 1, 3, 4, 5; the newest two (4, 5) stay. */
+    assert_int_equal(n, 2);
+    st_function_t f;
+    assert_int_equal(st_function_get(s, "f", &f, err, sizeof err), ST_OK);
+    assert_int_equal(f.nrevisions, 4);
+    assert_non_null(st_function_revision(&f, "f-00002"));
+    assert_null(st_function_revision(&f, "f-00001"));
+    assert_null(st_function_revision(&f, "f-00003"));
+    assert_non_null(st_function_revision(&f, "f-00006"));
+    st_function_free(&f);
+    /* f-00002 still runs DIGEST_A; nothing runs a digest never used. */
+    assert_int_equal(st_image_used(s, DIGEST_A, err, sizeof err), 1);
+    st_names_free(images, n);
+    assert_int_equal(st_revisions_prune(s, "f", 2, &images, &n, err, sizeof err), ST_OK);
+    assert_int_equal(n, 0);
+    st_names_free(images, n);
+    /* Artefacts of a module go together, the blob directory untouched. */
+    assert_int_equal(st_artifact_put(s, DIGEST_B, (const uint8_t *)"c", 1, err, sizeof err), ST_OK);
+    assert_int_equal(st_artifact_put_kind(s, DIGEST_B, "native-x", (const uint8_t *)"n", 1, err,
+                                          sizeof err), ST_OK);
+    assert_int_equal(st_artifact_put(s, DIGEST_A, (const uint8_t *)"a", 1, err, sizeof err), ST_OK);
+    st_artifacts_delete(s, DIGEST_B);
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(st_artifact_get(s, DIGEST_B, &bytes, &len, err, sizeof err), ST_NOT_FOUND);
+    assert_int_equal(st_artifact_get_kind(s, DIGEST_B, "native-x", &bytes, &len, err, sizeof err),
+                     ST_NOT_FOUND);
+    assert_int_equal(st_artifact_get(s, DIGEST_A, &bytes, &len, err, sizeof err), ST_OK);
+    free(bytes);
+    st_close(s);
+    rm_rf(parent);
+    free(parent);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_revisions_numbered_and_persisted),
         cmocka_unit_test(test_rollback_discards),
         cmocka_unit_test(test_name_too_long),
+        cmocka_unit_test(test_revisions_pruned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
