@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "api/manifest.h"
+#include "oci/oci.h"
 
 #define MIN_MEMORY_BYTES (64ull << 10)   /* one WebAssembly page */
 #define MAX_MEMORY_BYTES (4ull << 30)    /* the whole wasm32 address space */
@@ -497,16 +498,27 @@ static int parse_container(parse_ctx_t *c, const cJSON *ctr, st_spec_t *spec)
     const cJSON *image = member(ctr, "image");
     if (!image) return fail(c, "%s.image: required", path);
     if (!cJSON_IsString(image)) return fail(c, "%s.image: must be a string", path);
-    if (st_digest_check(image->valuestring) != 0) {
+    if (oci_ref_is_registry(image->valuestring)) {
+        /* A registry reference: checked here, resolved to a module by the
+         * caller (api.c pulls it) before api_service_apply. */
+        oci_ref_t ref;
+        char e[256];
+        if (oci_ref_parse(image->valuestring, &ref, e, sizeof e) != 0)
+            return fail(c, "%s.image: %s", path, e);
+        if (!(spec->image_ref = strdup(image->valuestring))) {
+            c->oom = true;
+            return fail(c, "out of memory");
+        }
+    } else if (st_digest_check(image->valuestring) != 0) {
         if (strncmp(image->valuestring, "sha256:", 7) == 0)
             return fail(c, "%s.image: \"%s\" is not sha256: followed by 64 lowercase hex digits",
                         path, image->valuestring);
         return fail(c,
-                    "%s.image: \"%s\" is not a sha256:HEX digest (upload the module with POST "
-                    "/v1/blobs first; `wasmfn apply` does this for local paths)",
+                    "%s.image: \"%s\" is neither a sha256:HEX digest (upload the module with "
+                    "POST /v1/blobs first; `wasmfn apply` does this for local paths) nor a "
+                    "registry reference (HOST[:PORT]/REPOSITORY[:TAG])",
                     path, image->valuestring);
-    }
-    if (!(spec->image = strdup(image->valuestring))) {
+    } else if (!(spec->image = strdup(image->valuestring))) {
         c->oom = true;
         return fail(c, "out of memory");
     }

@@ -35,7 +35,11 @@ typedef struct api_service {
     uint32_t nwarnings;
 } api_service_t;
 
-/* Validates one manifest document (the YAML's shape, as JSON). Returns 0,
+/* Validates one manifest document (the YAML's shape, as JSON). An image
+ * that is a registry reference (oci_ref_is_registry) is checked and left
+ * in spec.image_ref with spec.image NULL: the caller resolves it to a
+ * module (and fills spec.image and spec.image_digest) before applying.
+ * Returns 0,
  * or -1 with "FIELD.PATH: what is wrong" in err (an unsupported kind names
  * `kind`). Unknown fields are ignored, each with a warning. Does not look
  * at the store: whether the image and named revisions exist is checked by

@@ -81,6 +81,15 @@ typedef struct oci_options {
     uint64_t timeout_ms;
     /* When non-NULL and non-zero, the call stops with OCI_ERR_CANCELLED. */
     const atomic_int *cancel;
+    /* A pull's cache (NULL = none): called, on the pulling thread, before
+     * a Wasm layer is downloaded with the layer's digest, which is the
+     * module's digest (the layer is the module). Returning true means the
+     * caller has that module already: the layer is not transferred, the
+     * sink gets no bytes, and the result says cached with module_digest =
+     * that digest. Not asked for tar layers (their module's digest is only
+     * known once extracted). */
+    bool (*have_module)(void *ctx, const char *digest, uint64_t size);
+    void *have_module_ctx;
 } oci_options_t;
 
 #define OCI_DEFAULT_MAX_MODULE (256ull << 20)
@@ -116,6 +125,7 @@ typedef struct oci_pull_result {
     char module_digest[72];   /* "sha256:HEX" of the module's bytes */
     uint64_t module_bytes;
     bool from_tar;            /* the module came out of a plain image's tar layer */
+    bool cached;              /* have_module said yes: no layer was transferred */
     char module_path[256];    /* for from_tar: the file's path in the layer */
 } oci_pull_result_t;
 

@@ -251,6 +251,15 @@ static oci_status_t pull_in(oci_sess_t *s, const oci_ref_t *ref, const oci_optio
         int w = snprintf(types + tlen, sizeof types - tlen, "%s%s", tlen ? ", " : "", d.media_type);
         if (w > 0 && (size_t)w < sizeof types - tlen) tlen += (size_t)w;
         if (!is_wasm_layer(d.media_type)) continue;
+        /* The cache by digest: a module already held costs no transfer.
+         * (One over the size limit is refused below as it would be.) */
+        if (opts->have_module && d.size <= max_module &&
+            opts->have_module(opts->have_module_ctx, d.digest, d.size)) {
+            strcpy(res->module_digest, d.digest);
+            res->module_bytes = d.size;
+            res->cached = true;
+            goto out;
+        }
         oci_blob_job_t job = {.digest = d.digest, .size = d.size, .max_size = max_module,
                               .kind = OCI_BLOB_RAW, .max_module = max_module, .sink = sink,
                               .ctx = ctx};

@@ -19,7 +19,11 @@
 
 #include "store/internal.h"
 
-#define SCHEMA_VERSION 1
+/* Version 2 added revisions.image_ref and image_digest (issue 16: images
+ * from OCI registries). A version-1 database is migrated in place at open
+ * by MIGRATE_1_2; its revisions get empty strings, which is what a
+ * revision made from a local file or a sha256: blob records. */
+#define SCHEMA_VERSION 2
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS functions ("
@@ -41,6 +45,8 @@ static const char SCHEMA[] =
     "  initial_scale INTEGER NOT NULL,"
     "  target REAL NOT NULL,"
     "  window_seconds INTEGER NOT NULL,"
+    "  image_ref TEXT NOT NULL DEFAULT '',"
+    "  image_digest TEXT NOT NULL DEFAULT '',"
     "  UNIQUE (function, seq)"
     ");"
     "CREATE TABLE IF NOT EXISTS revision_env ("
@@ -57,6 +63,10 @@ static const char SCHEMA[] =
     "  percent INTEGER NOT NULL,"
     "  PRIMARY KEY (function, pos)"
     ");";
+
+static const char MIGRATE_1_2[] =
+    "ALTER TABLE revisions ADD COLUMN image_ref TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE revisions ADD COLUMN image_digest TEXT NOT NULL DEFAULT '';";
 
 static int db_error(st_store_t *s, const char *what, char *err, size_t errlen)
 {
@@ -129,8 +139,10 @@ int st_db_open(st_store_t *s, char *err, size_t errlen)
     }
     if (version < SCHEMA_VERSION) {
         char sql[sizeof SCHEMA + 64];
-        snprintf(sql, sizeof sql, "BEGIN; %s PRAGMA user_version=%d; COMMIT;", SCHEMA,
-                 SCHEMA_VERSION);
+        /* A new database gets the whole schema; an older one the steps
+         * from its version on, in one transaction. */
+        snprintf(sql, sizeof sql, "BEGIN; %s PRAGMA user_version=%d; COMMIT;",
+                 version == 0 ? SCHEMA : MIGRATE_1_2, SCHEMA_VERSION);
         if (exec_sql(s, sql, err, errlen) != ST_OK) {
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
             return ST_ERR;
@@ -150,6 +162,11 @@ void st_db_close(st_store_t *s)
 bool st_spec_equal(const st_spec_t *a, const st_spec_t *b)
 {
     if (strcmp(a->image ? a->image : "", b->image ? b->image : "") != 0) return false;
+    /* The reference counts, its resolved manifest digest does not: a tag
+     * that moved to a new manifest holding the same module is the same
+     * template (docs/api.md). */
+    if (strcmp(a->image_ref ? a->image_ref : "", b->image_ref ? b->image_ref : "") != 0)
+        return false;
     if (a->nenv != b->nenv) return false;
     for (uint32_t i = 0; i < a->nenv; i++)
         if (strcmp(a->env[i], b->env[i]) != 0) return false;
@@ -162,10 +179,12 @@ bool st_spec_equal(const st_spec_t *a, const st_spec_t *b)
 int st_spec_copy(st_spec_t *dst, const st_spec_t *src)
 {
     *dst = *src;
-    dst->image = NULL;
+    dst->image = dst->image_ref = dst->image_digest = NULL;
     dst->env = NULL;
     dst->nenv = 0;
     if (src->image && !(dst->image = strdup(src->image))) goto oom;
+    if (src->image_ref && !(dst->image_ref = strdup(src->image_ref))) goto oom;
+    if (src->image_digest && !(dst->image_digest = strdup(src->image_digest))) goto oom;
     if (src->nenv) {
         dst->env = calloc(src->nenv, sizeof *dst->env);
         if (!dst->env) goto oom;
@@ -184,9 +203,11 @@ void st_spec_free(st_spec_t *s)
 {
     if (!s) return;
     free(s->image);
+    free(s->image_ref);
+    free(s->image_digest);
     for (uint32_t i = 0; i < s->nenv; i++) free(s->env[i]);
     free(s->env);
-    s->image = NULL;
+    s->image = s->image_ref = s->image_digest = NULL;
     s->env = NULL;
     s->nenv = 0;
 }
@@ -288,7 +309,7 @@ int st_function_get(st_store_t *s, const char *name, st_function_t *out, char *e
 
     st = prep(s,
               "SELECT name, seq, created, image, memory_limit_bytes, timeout_seconds, min_scale,"
-              " max_scale, initial_scale, target, window_seconds"
+              " max_scale, initial_scale, target, window_seconds, image_ref, image_digest"
               " FROM revisions WHERE function = ? ORDER BY seq",
               err, errlen);
     if (!st) goto fail;
@@ -317,8 +338,12 @@ int st_function_get(st_store_t *s, const char *name, st_function_t *out, char *e
         r->spec.initial_scale = (uint32_t)sqlite3_column_int64(st, 8);
         r->spec.target = sqlite3_column_double(st, 9);
         r->spec.window_seconds = (uint32_t)sqlite3_column_int64(st, 10);
+        /* Empty columns (a revision not made from a registry) stay NULL. */
+        if (sqlite3_column_bytes(st, 11) > 0) r->spec.image_ref = dup_col(st, 11);
+        if (sqlite3_column_bytes(st, 12) > 0) r->spec.image_digest = dup_col(st, 12);
         out->nrevisions++;
-        if (!r->spec.image) {
+        if (!r->spec.image || (sqlite3_column_bytes(st, 11) > 0 && !r->spec.image_ref) ||
+            (sqlite3_column_bytes(st, 12) > 0 && !r->spec.image_digest)) {
             sqlite3_finalize(st);
             goto oom;
         }
@@ -470,8 +495,9 @@ int st_revision_add(st_store_t *s, const char *name, const st_spec_t *spec, int6
 
     st = prep(s,
               "INSERT INTO revisions (name, function, seq, created, image, memory_limit_bytes,"
-              " timeout_seconds, min_scale, max_scale, initial_scale, target, window_seconds)"
-              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+              " timeout_seconds, min_scale, max_scale, initial_scale, target, window_seconds,"
+              " image_ref, image_digest)"
+              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
               err, errlen);
     if (!st) goto out;
     sqlite3_bind_text(st, 1, rname, -1, SQLITE_STATIC);
@@ -486,6 +512,8 @@ int st_revision_add(st_store_t *s, const char *name, const st_spec_t *spec, int6
     sqlite3_bind_int64(st, 10, spec->initial_scale);
     sqlite3_bind_double(st, 11, spec->target);
     sqlite3_bind_int64(st, 12, spec->window_seconds);
+    sqlite3_bind_text(st, 13, spec->image_ref ? spec->image_ref : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 14, spec->image_digest ? spec->image_digest : "", -1, SQLITE_STATIC);
     if (step_done(s, st, "adding revision", err, errlen) != ST_OK) goto out;
 
     for (uint32_t i = 0; i < spec->nenv; i++) {

@@ -478,6 +478,100 @@ fail:
 
 /* ---- Compiled artefacts ---------------------------------------------------- */
 
+/* ---- Blobs written as they arrive ------------------------------------------ */
+
+struct st_blob_writer {
+    st_store_t *s;
+    char *tmp;          /* blobs/sha256/.tmp.XXXXXX */
+    int fd;
+    EVP_MD_CTX *md;     /* SHA-256 of what was written */
+};
+
+st_blob_writer_t *st_blob_writer_open(st_store_t *s, char *err, size_t errlen)
+{
+    st_blob_writer_t *w = calloc(1, sizeof *w);
+    if (!w || asprintf(&w->tmp, "%s/.tmp.XXXXXX", s->blob_dir) < 0 ||
+        !(w->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
+        if (w) {
+            EVP_MD_CTX_free(w->md);
+            free(w->tmp);
+        }
+        free(w);
+        st_seterr(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->s = s;
+    w->fd = mkstemp(w->tmp);
+    if (w->fd < 0) {
+        st_seterr(err, errlen, "%s: %s", w->tmp, strerror(errno));
+        EVP_MD_CTX_free(w->md);
+        free(w->tmp);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+int st_blob_writer_write(st_blob_writer_t *w, const uint8_t *bytes, size_t len, char *err,
+                         size_t errlen)
+{
+    if (write_all(w->fd, bytes, len) != 0) {
+        st_seterr(err, errlen, "%s: %s", w->tmp, strerror(errno));
+        return ST_ERR;
+    }
+    EVP_DigestUpdate(w->md, bytes, len);
+    return ST_OK;
+}
+
+static void writer_free(st_blob_writer_t *w)
+{
+    if (w->fd >= 0) close(w->fd);
+    EVP_MD_CTX_free(w->md);
+    free(w->tmp);
+    free(w);
+}
+
+void st_blob_writer_abort(st_blob_writer_t *w)
+{
+    if (!w) return;
+    unlink(w->tmp);
+    writer_free(w);
+}
+
+int st_blob_writer_commit(st_blob_writer_t *w, const char *digest, char *err, size_t errlen)
+{
+    /* Our own hash, not the caller's word: a blob's name is its content. */
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char got[ST_DIGEST_LEN + 1];
+    EVP_DigestFinal_ex(w->md, md, &mdlen);
+    memcpy(got, "sha256:", 7);
+    for (unsigned i = 0; i < 32; i++) snprintf(got + 7 + 2 * i, 3, "%02x", md[i]);
+    if (st_digest_check(digest) != 0 || strcmp(got, digest) != 0) {
+        st_seterr(err, errlen, "the module hashes to %s, not %s (nothing was kept)", got,
+                  digest ? digest : "");
+        st_blob_writer_abort(w);
+        return ST_CORRUPT;
+    }
+    int rc = ST_ERR;
+    char *path = blob_path(w->s, digest);
+    if (!path) {
+        st_seterr(err, errlen, "out of memory");
+    } else if (fsync(w->fd) != 0) {
+        st_seterr(err, errlen, "%s: fsync: %s", w->tmp, strerror(errno));
+    } else if (rename(w->tmp, path) != 0) {
+        st_seterr(err, errlen, "%s: %s", path, strerror(errno));
+    } else if (fsync_dir(w->s->blob_dir) != 0) {
+        st_seterr(err, errlen, "%s: fsync: %s", w->s->blob_dir, strerror(errno));
+    } else {
+        rc = ST_OK;
+    }
+    free(path);
+    if (rc != ST_OK) unlink(w->tmp);
+    writer_free(w);
+    return rc;
+}
+
 static char *artifact_path(st_store_t *s, const char *digest, const char *kind)
 {
     char *p = NULL;

@@ -73,6 +73,21 @@ int st_blob_get(st_store_t *s, const char *digest, uint8_t **bytes, size_t *len,
                 size_t errlen);
 bool st_blob_exists(st_store_t *s, const char *digest);
 
+/* A blob written as it arrives (a module pulled from a registry), so it
+ * never has to be held whole in memory. open makes a temporary file in the
+ * blob directory; write appends to it and hashes it; commit checks that
+ * the bytes hash to `digest`, fsyncs them and renames the file into place
+ * (a blob already there is kept and the temporary file dropped), and
+ * abort removes it. commit and abort free the writer. Any thread. */
+typedef struct st_blob_writer st_blob_writer_t;
+st_blob_writer_t *st_blob_writer_open(st_store_t *s, char *err, size_t errlen);
+int st_blob_writer_write(st_blob_writer_t *w, const uint8_t *bytes, size_t len, char *err,
+                         size_t errlen);
+/* ST_OK, ST_CORRUPT (the bytes do not hash to digest: nothing is kept) or
+ * ST_ERR. */
+int st_blob_writer_commit(st_blob_writer_t *w, const char *digest, char *err, size_t errlen);
+void st_blob_writer_abort(st_blob_writer_t *w);
+
 /* ---- Compiled artefacts ---------------------------------------------------- */
 
 /* Derived files kept next to a module: its compiled form, so that a module
@@ -107,7 +122,13 @@ void st_artifacts_delete(st_store_t *s, const char *digest);
 /* What a revision runs with: its template, with every default resolved (so
  * two specs are the same template exactly when st_spec_equal says so). */
 typedef struct st_spec {
-    char *image;                 /* "sha256:HEX" */
+    char *image;                 /* "sha256:HEX": the module */
+    /* When the manifest named a registry image (docs/oci.md): the
+     * reference as written ("registry.example.com/hello:1.0") and the
+     * image manifest it resolved to ("sha256:HEX") when the revision was
+     * made; both NULL for a module from a file or a sha256: blob. */
+    char *image_ref;
+    char *image_digest;
     char **env;                  /* "KEY=VALUE", in manifest order */
     uint32_t nenv;
     uint64_t memory_limit_bytes;

@@ -243,7 +243,7 @@ static void test_bad_container_fields(void **state)
                             "containers"),
         0);
     cJSON_ReplaceItemInObject(ctr, "image", cJSON_CreateString("./hello.wasm"));
-    snprintf(want, sizeof want, "%s.image: \"./hello.wasm\" is not a sha256:HEX digest", c0);
+    snprintf(want, sizeof want, "%s.image: \"./hello.wasm\" is neither a sha256:HEX digest", c0);
     expect_error(d, want);
 
     d = doc_of("{'apiVersion':'serving.knative.dev/v1','kind':'Service','metadata':{'name':'a'},"
@@ -677,6 +677,64 @@ static void test_apply_needs_uploaded_image(void **state)
     assert_int_equal(e->plane.calls, 0);
 }
 
+/* A registry reference is kept as written and resolved by the caller; the
+ * revision records it with the manifest digest it resolved to. The same
+ * reference resolving to the same module is the same template (even if the
+ * manifest moved); to another module, a new revision, the old one keeping
+ * its digests. */
+static void test_apply_registry_image(void **state)
+{
+    env_t *e = *state;
+    api_apply_result_t r;
+    char err[512], hex_b[ST_DIGEST_LEN + 1];
+    assert_int_equal(st_blob_put(e->st, (const uint8_t *)"abd", 3, hex_b, err, sizeof err), ST_OK);
+    const char *ref = "127.0.0.1:5000/hello-function:latest";
+    const char *man1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const char *man2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const char *man3 = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+    const char *module[3] = {"sha256:" HEX_A, "sha256:" HEX_A, hex_b};
+    const char *manifest[3] = {man1, man2, man3};
+    const char *want_rev[3] = {"hello-00001", "hello-00001", "hello-00002"};
+    const bool want_created[3] = {true, false, true};
+    for (int i = 0; i < 3; i++) {
+        char doc[512];
+        snprintf(doc, sizeof doc,
+                 "{'apiVersion':'serving.knative.dev/v1','kind':'Service','metadata':{'name':"
+                 "'hello'},'spec':{'template':{'spec':{'containers':[{'image':'%s'}]}}}}",
+                 ref);
+        api_service_t s;
+        cJSON *d = doc_of(doc);
+        if (api_service_parse(d, &s, err, sizeof err) != 0) fail_msg("parse: %s", err);
+        cJSON_Delete(d);
+        assert_null(s.spec.image);
+        assert_string_equal(s.spec.image_ref, ref);
+        /* What api.c does once the pull is done. */
+        s.spec.image = strdup(module[i]);
+        s.spec.image_digest = strdup(manifest[i]);
+        int rc = api_service_apply(e->st, &s, 1700000000, fake_deploy, &e->plane, &r, err,
+                                   sizeof err);
+        api_service_free(&s);
+        if (rc != 0) fail_msg("apply %d: %s", i, err);
+        assert_string_equal(r.revision, want_rev[i]);
+        assert_int_equal(r.created, want_created[i]);
+    }
+    st_function_t f;
+    assert_int_equal(st_function_get(e->st, "hello", &f, err, sizeof err), ST_OK);
+    assert_int_equal(f.nrevisions, 2);
+    assert_string_equal(f.revisions[0].spec.image_ref, ref);
+    assert_string_equal(f.revisions[0].spec.image_digest, man1);
+    assert_string_equal(f.revisions[0].spec.image, "sha256:" HEX_A);
+    assert_string_equal(f.revisions[1].spec.image_digest, man3);
+    assert_string_equal(f.revisions[1].spec.image, hex_b);
+    st_function_free(&f);
+
+    /* A bad reference names the field. */
+    expect_error(doc_of("{'apiVersion':'serving.knative.dev/v1','kind':'Service','metadata':{'name':"
+                        "'a'},'spec':{'template':{'spec':{'containers':[{'image':"
+                        "'127.0.0.1:5000/Hello:1'}]}}}}"),
+                 "spec.template.spec.containers[0].image: bad image reference '127.0.0.1:5000/Hello:1'");
+}
+
 static void test_targets_resolve_without_routes(void **state)
 {
     (void)state;
@@ -713,6 +771,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apply_traffic_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rolls_back_when_plane_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_needs_uploaded_image, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_registry_image, setup, teardown),
         cmocka_unit_test(test_targets_resolve_without_routes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

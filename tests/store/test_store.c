@@ -520,6 +520,128 @@ static void test_revisions_pruned(void **state)
     free(parent);
 }
 
+/* A database of schema version 1 (before revisions recorded registry
+ * references) is migrated at open: its revisions keep everything and read
+ * back with no reference; new ones record reference and digest. */
+static void test_schema_1_migrated(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256], *db, rev[ST_REVISION_NAME_MAX + 1];
+    assert_true(asprintf(&db, "%s/wasmfn.db", parent) > 0);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    char *sql;
+    assert_true(asprintf(&sql,
+                         "CREATE TABLE functions (name TEXT PRIMARY KEY, created INTEGER NOT NULL,"
+                         " next_seq INTEGER NOT NULL DEFAULT 1, latest_revision TEXT);"
+                         "CREATE TABLE revisions (name TEXT PRIMARY KEY, function TEXT NOT NULL"
+                         " REFERENCES functions(name) ON DELETE CASCADE, seq INTEGER NOT NULL,"
+                         " created INTEGER NOT NULL, image TEXT NOT NULL, memory_limit_bytes"
+                         " INTEGER NOT NULL, timeout_seconds INTEGER NOT NULL, min_scale INTEGER"
+                         " NOT NULL, max_scale INTEGER NOT NULL, initial_scale INTEGER NOT NULL,"
+                         " target REAL NOT NULL, window_seconds INTEGER NOT NULL,"
+                         " UNIQUE (function, seq));"
+                         "CREATE TABLE revision_env (revision TEXT NOT NULL REFERENCES"
+                         " revisions(name) ON DELETE CASCADE, pos INTEGER NOT NULL, entry TEXT NOT"
+                         " NULL, PRIMARY KEY (revision, pos));"
+                         "CREATE TABLE routes (function TEXT NOT NULL REFERENCES functions(name)"
+                         " ON DELETE CASCADE, pos INTEGER NOT NULL, revision TEXT, latest INTEGER"
+                         " NOT NULL, percent INTEGER NOT NULL, PRIMARY KEY (function, pos));"
+                         "INSERT INTO functions VALUES ('old', 1, 2, 'old-00001');"
+                         "INSERT INTO revisions VALUES ('old-00001', 'old', 1, 1, '%s', 67108864,"
+                         " 30, 0, 0, 1, 1.0, 60);"
+                         "PRAGMA user_version=1;",
+                         DIGEST_A) > 0);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    free(sql);
+    sqlite3_close(h);
+
+    st_store_t *s = st_open(parent, err, sizeof err);
+    if (!s) fail_msg("open: %s", err);
+    st_function_t f;
+    assert_int_equal(st_function_get(s, "old", &f, err, sizeof err), ST_OK);
+    assert_int_equal(f.nrevisions, 1);
+    assert_string_equal(f.revisions[0].spec.image, DIGEST_A);
+    assert_null(f.revisions[0].spec.image_ref);
+    assert_null(f.revisions[0].spec.image_digest);
+    st_spec_t a = spec_of(DIGEST_A);
+    /* Same module, now from a registry: another template. */
+    a.image_ref = "127.0.0.1:5000/old:1";
+    a.image_digest = (char *)DIGEST_B;
+    assert_false(st_spec_equal(&a, &f.revisions[0].spec));
+    st_function_free(&f);
+    assert_int_equal(st_revision_add(s, "old", &a, 2, rev, err, sizeof err), ST_OK);
+    assert_string_equal(rev, "old-00002");
+    st_close(s);
+
+    s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(st_function_get(s, "old", &f, err, sizeof err), ST_OK);
+    assert_int_equal(f.nrevisions, 2);
+    assert_string_equal(f.revisions[1].spec.image_ref, "127.0.0.1:5000/old:1");
+    assert_string_equal(f.revisions[1].spec.image_digest, DIGEST_B);
+    /* The manifest digest alone does not make another template. */
+    st_spec_t b = spec_of(DIGEST_A);
+    b.image_ref = "127.0.0.1:5000/old:1";
+    b.image_digest = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+    assert_true(st_spec_equal(&b, &f.revisions[1].spec));
+    st_spec_t c;
+    assert_int_equal(st_spec_copy(&c, &f.revisions[1].spec), 0);
+    assert_string_equal(c.image_digest, DIGEST_B);
+    st_spec_free(&c);
+    st_function_free(&f);
+    st_close(s);
+    free(db);
+    rm_rf(parent);
+    free(parent);
+}
+
+/* A blob written in pieces lands under its digest only when the bytes hash
+ * to it; otherwise nothing is left, not even the temporary file. */
+static void test_blob_writer(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    st_blob_writer_t *w = st_blob_writer_open(s, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(st_blob_writer_write(w, (const uint8_t *)"ab", 2, err, sizeof err), ST_OK);
+    assert_int_equal(st_blob_writer_write(w, (const uint8_t *)"c", 1, err, sizeof err), ST_OK);
+    assert_false(st_blob_exists(s, DIGEST_A));
+    assert_int_equal(st_blob_writer_commit(w, DIGEST_A, err, sizeof err), ST_OK);
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(st_blob_get(s, DIGEST_A, &bytes, &len, err, sizeof err), ST_OK);
+    assert_int_equal(len, 3);
+    free(bytes);
+
+    w = st_blob_writer_open(s, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(st_blob_writer_write(w, (const uint8_t *)"abd", 3, err, sizeof err), ST_OK);
+    assert_int_equal(st_blob_writer_commit(w, DIGEST_B, err, sizeof err), ST_CORRUPT);
+    assert_non_null(strstr(err, "nothing was kept"));
+    assert_false(st_blob_exists(s, DIGEST_B));
+    w = st_blob_writer_open(s, err, sizeof err);
+    assert_non_null(w);
+    st_blob_writer_abort(w);
+
+    char *dir;
+    assert_true(asprintf(&dir, "%s/blobs/sha256", parent) > 0);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    int files = 0;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' || strncmp(e->d_name, ".tmp.", 5) == 0) files++;
+    closedir(d);
+    assert_int_equal(files, 1); /* DIGEST_A's blob and no temporary file */
+    free(dir);
+    st_close(s);
+    rm_rf(parent);
+    free(parent);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +658,8 @@ int main(void)
         cmocka_unit_test(test_rollback_discards),
         cmocka_unit_test(test_name_too_long),
         cmocka_unit_test(test_revisions_pruned),
+        cmocka_unit_test(test_schema_1_migrated),
+        cmocka_unit_test(test_blob_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
