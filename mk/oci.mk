@@ -16,3 +16,13 @@ ASAN_STEPS += test-oci
 
 test-oci: $(WASMFN)
 	@WASMFN=$(abspath $(WASMFN)) bash tests/oci/run_tests.sh
+
+# `make test-oci-daemon` runs tests/oci/daemon_tests.sh: `wasmfn serve`
+# resolving `image:` registry references when a manifest is applied.
+TEST_STEPS += test-oci-daemon
+
+.PHONY: test-oci-daemon
+
+test-oci-daemon: $(WASMFN) $(EXAMPLES_DIR)/hello.wasm $(EXAMPLES_DIR)/echo.wasm
+	@WASMFN=$(abspath $(WASMFN)) HELLO=$(abspath $(EXAMPLES_DIR)/hello.wasm) \
+	    ECHO=$(abspath $(EXAMPLES_DIR)/echo.wasm) bash tests/oci/daemon_tests.sh

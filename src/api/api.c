@@ -3,9 +3,11 @@
  * and the endpoints (blobs, apply, functions, revisions, logs, invoke),
  * plus the unauthenticated /healthz, /readyz and /metrics.
  *
- * Everything runs on the event loop, with two exceptions kept off it
+ * Everything runs on the event loop, with three exceptions kept off it
  * because they take long: validating and fsync'ing an uploaded module
- * (uv_queue_work), and loading a Service's module before its apply
+ * (uv_queue_work), pulling an image from a registry (uv_queue_work,
+ * images.c: bounded by the registry options' timeout and cancelled when
+ * the daemon stops), and loading a Service's module before its apply
  * (compiling it and making its image, which runs its start function and
  * wizer.initialize: srv_module_prepare, on a pool worker). SQLite commits
  * are short (one WAL fsync) and happen on the loop, which keeps the store
@@ -17,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,7 @@
 #include <cjson/cJSON.h>
 
 #include "api/api.h"
+#include "api/images.h"
 #include "api/usage.h"
 #include "api/manifest.h"
 #include "common/logring.h"
@@ -48,6 +52,8 @@ struct api {
     follower_t *followers; /* open logs?follow=1 streams */
     apply_job_t *applies;  /* Services whose module is being loaded */
     uint32_t keep_revisions;
+    oci_options_t registry; /* for pulls: the daemon's options, cancel = &stopping */
+    atomic_int stopping;    /* set by api_shutdown: pulls in flight give up */
 };
 
 /* ---- Small helpers ---------------------------------------------------------- */
@@ -126,6 +132,11 @@ static cJSON *revision_json(api_t *a, const char *fn, const st_revision_t *rv)
     cJSON_AddStringToObject(o, "name", rv->name);
     cJSON_AddStringToObject(o, "function", fn);
     cJSON_AddStringToObject(o, "image", rv->spec.image);
+    if (rv->spec.image_ref) {
+        /* What the manifest named, and what it resolved to then. */
+        cJSON_AddStringToObject(o, "imageRef", rv->spec.image_ref);
+        cJSON_AddStringToObject(o, "imageDigest", rv->spec.image_digest ? rv->spec.image_digest : "");
+    }
     cJSON_AddStringToObject(o, "created", t);
     cJSON *env = cJSON_AddObjectToObject(o, "env");
     for (uint32_t i = 0; i < rv->spec.nenv; i++) {
@@ -443,13 +454,126 @@ static void apply_prepared(void *ud, const char *err)
     apply_job_t *j = ud;
     apply_job_unlink(j->api, j);
     if (err) {
-        respond_error(j->req, 400, "spec.template.spec.containers[0].image: module %s: %s",
-                      j->svc.spec.image, err);
+        respond_error(j->req, 400, "spec.template.spec.containers[0].image: %s%smodule %s: %s",
+                      j->svc.spec.image_ref ? j->svc.spec.image_ref : "",
+                      j->svc.spec.image_ref ? ": " : "", j->svc.spec.image, err);
         api_service_free(&j->svc);
         free(j);
         return;
     }
     apply_finish(j);
+}
+
+/* ---- Images from registries ---------------------------------------------------- */
+
+/* A pull on a worker (images.c), for POST /v1/images or for an apply
+ * whose image is a registry reference. */
+typedef struct image_job {
+    uv_work_t work;
+    api_t *api;
+    hs_req_t *req;
+    apply_job_t *apply; /* NULL: POST /v1/images */
+    char *image;
+    int status;
+    api_image_t res;
+    char err[1024];
+} image_job_t;
+
+static void apply_prepare(apply_job_t *j);
+
+static void image_work(uv_work_t *w)
+{
+    image_job_t *j = w->data;
+    j->status = api_image_pull(j->api->st, &j->api->registry, j->image, &j->res, j->err,
+                               sizeof j->err);
+}
+
+static void image_done(uv_work_t *w, int status)
+{
+    image_job_t *j = w->data;
+    apply_job_t *aj = j->apply;
+    if (status != 0) {
+        j->status = 500;
+        snprintf(j->err, sizeof j->err, "%s: the pull was cancelled", j->image);
+    }
+    if (j->status != 200) {
+        if (aj) {
+            respond_error(j->req, j->status, "spec.template.spec.containers[0].image: %s", j->err);
+            api_service_free(&aj->svc);
+            free(aj);
+        } else {
+            respond_error(j->req, j->status, "%s", j->err);
+        }
+    } else if (aj && atomic_load(&j->api->stopping)) {
+        respond_error(j->req, 503, "the daemon is stopping: nothing applied");
+        api_service_free(&aj->svc);
+        free(aj);
+    } else if (aj) {
+        st_spec_t *sp = &aj->svc.spec;
+        sp->image = strdup(j->res.module_digest);
+        sp->image_digest = strdup(j->res.manifest_digest);
+        if (!sp->image || !sp->image_digest) {
+            respond_error(j->req, 500, "out of memory");
+            api_service_free(&aj->svc);
+            free(aj);
+        } else {
+            apply_prepare(aj);
+        }
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "image", j->image);
+        cJSON_AddStringToObject(o, "digest", j->res.module_digest);
+        cJSON_AddStringToObject(o, "imageDigest", j->res.manifest_digest);
+        cJSON_AddNumberToObject(o, "size", (double)j->res.module_bytes);
+        cJSON_AddBoolToObject(o, "cached", j->res.cached);
+        respond_cjson(j->req, 200, o);
+    }
+    free(j->image);
+    free(j);
+}
+
+/* Queues the pull of image (copied); its answer goes to r, or on to the
+ * apply aj. Returns 0, or -1 (nothing queued, nothing answered). */
+static int image_job_start(api_t *a, hs_req_t *r, const char *image, apply_job_t *aj)
+{
+    image_job_t *j = calloc(1, sizeof *j);
+    if (!j || !(j->image = strdup(image))) {
+        free(j);
+        return -1;
+    }
+    j->api = a;
+    j->req = r;
+    j->apply = aj;
+    j->work.data = j;
+    if (uv_queue_work(a->loop, &j->work, image_work, image_done) != 0) {
+        free(j->image);
+        free(j);
+        return -1;
+    }
+    return 0;
+}
+
+/* POST /v1/images {"image": REF}: pulls REF's module into the blob store
+ * and answers its digests; what `wasmfn apply` calls for every image of
+ * its documents before it applies any of them. */
+static void handle_image_post(api_t *a, hs_req_t *r)
+{
+    char err[1024];
+    cJSON *doc = api_json_parse(r->body, r->body_len, err, sizeof err);
+    if (!doc) {
+        respond_error(r, 400, "%s", err);
+        return;
+    }
+    const cJSON *im = cJSON_GetObjectItemCaseSensitive(doc, "image");
+    oci_ref_t ref;
+    if (!cJSON_IsString(im)) {
+        respond_error(r, 400, "image: required, a registry reference (HOST[:PORT]/REPO[:TAG])");
+    } else if (oci_ref_parse(im->valuestring, &ref, err, sizeof err) != 0) {
+        respond_error(r, 400, "image: %s", err);
+    } else if (image_job_start(a, r, im->valuestring, NULL) != 0) {
+        respond_error(r, 500, "cannot queue the image pull");
+    }
+    cJSON_Delete(doc);
 }
 
 static void handle_apply(api_t *a, hs_req_t *r)
@@ -494,6 +618,21 @@ static void handle_apply(api_t *a, hs_req_t *r)
     cJSON_Delete(doc);
     j->api = a;
     j->req = r;
+    if (j->svc.spec.image_ref) {
+        if (image_job_start(a, r, j->svc.spec.image_ref, j) != 0) {
+            api_service_free(&j->svc);
+            free(j);
+            respond_error(r, 500, "cannot queue the image pull");
+        }
+        return;
+    }
+    apply_prepare(j);
+}
+
+/* Loads j's module, then applies j. */
+static void apply_prepare(apply_job_t *j)
+{
+    api_t *a = j->api;
     /* The module is compiled and imaged on a worker first, under the
      * revision's limits, so the apply below finds it loaded and the loop
      * keeps serving meanwhile. (An image that is not an uploaded blob is
@@ -724,6 +863,7 @@ static void handle_logs(api_t *a, hs_req_t *r, const char *name)
 
 void api_shutdown(api_t *a)
 {
+    atomic_store(&a->stopping, 1);
     while (a->followers) follower_end(a->followers);
 }
 
@@ -776,6 +916,10 @@ static void handle_v1(api_t *a, hs_req_t *r)
         return api_usage_handle(a->mtr, r);
     if (strcmp(p, "/v1/eventing") == 0 || strncmp(p, "/v1/eventing/", 13) == 0)
         return handle_eventing(a, r, p);
+    if (strcmp(p, "/v1/images") == 0) {
+        if (!method_is(r, "POST")) return respond_method_not_allowed(r, "POST");
+        return handle_image_post(a, r);
+    }
     if (strcmp(p, "/v1/apply") == 0) {
         if (!method_is(r, "POST")) return respond_method_not_allowed(r, "POST");
         return handle_apply(a, r);
@@ -899,6 +1043,8 @@ api_t *api_new(const api_config_t *c)
     a->mtr = c->metering;
     a->ev = c->eventing;
     a->keep_revisions = c->keep_revisions ? c->keep_revisions : API_KEEP_REVISIONS_DEFAULT;
+    if (c->registry) a->registry = *c->registry;
+    a->registry.cancel = &a->stopping;
     a->data_url = strdup(c->data_url ? c->data_url : "");
     if (!a->data_url) {
         free(a);

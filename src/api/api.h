@@ -18,6 +18,7 @@
 #include "eventing/eventing.h"
 #include "serving/serving.h"
 #include "metering/metering.h"
+#include "oci/oci.h"
 #include "store/store.h"
 
 typedef struct api api_t;
@@ -33,6 +34,11 @@ typedef struct api_config {
     /* Revisions no route names kept per function (the newest); older ones
      * are deleted after each apply that makes a revision. 0 = default. */
     uint32_t keep_revisions;
+    /* How images from registries are pulled (credentials, CAs, insecure
+     * hosts, module size limit, timeout); NULL = the OCI client's
+     * defaults. Copied, but the strings it points to are borrowed and must
+     * outlive the api. */
+    const oci_options_t *registry;
 } api_config_t;
 
 #define API_KEEP_REVISIONS_DEFAULT 10u

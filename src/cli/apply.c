@@ -6,9 +6,13 @@
  *
  * A module given as a path (the manifest's `image: ./hello.wasm`, deploy's
  * F.wasm) is uploaded first (POST /v1/blobs) and the document then names
- * it by its digest. apply checks every document of every file before it
+ * it by its digest. An image that is a registry reference
+ * (oci_ref_is_registry: `registry.example.com/hello:1.0`) is sent as is:
+ * the daemon pulls it. apply checks every document of every file before it
  * sends anything (YAML syntax, the shape of the object, that each image
- * file exists), so a file with a typo in document 3 does not half-apply;
+ * file exists), then has the daemon pull every registry image (POST
+ * /v1/images) before it applies any document, so a file with a typo in
+ * document 3, or an image that cannot be pulled, does not half-apply;
  * errors the daemon finds later are reported per document and the others
  * still go through, as kubectl does.
  */
@@ -21,6 +25,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "oci/oci.h"
 
 #define IMAGE_FMT "spec.template.spec.containers[%d].image"
 
@@ -160,7 +165,7 @@ static int doc_check(const cli_manifest_t *m, const cli_doc_t *d)
             errors++;
             continue;
         }
-        if (is_digest(image)) continue;
+        if (is_digest(image) || oci_ref_is_registry(image)) continue;
         char *file = image_file(m, image);
         if (!file || access(file, R_OK) != 0) {
             fprintf(stderr, "%s%s: %s: %s\n", pre, path, image,
@@ -273,7 +278,7 @@ static int doc_apply(cli_api_t *api, const cli_manifest_t *m, const cli_doc_t *d
         int idx = 0;
         for (cJSON *c = cs ? cs->child : NULL; c; c = c->next, idx++) {
             const char *image = json_str(c, "image");
-            if (!image || is_digest(image)) continue;
+            if (!image || is_digest(image) || oci_ref_is_registry(image)) continue;
             char path[128];
             snprintf(path, sizeof path, IMAGE_FMT, idx);
             char *file = image_file(m, image);
@@ -316,6 +321,65 @@ static int doc_apply(cli_api_t *api, const cli_manifest_t *m, const cli_doc_t *d
     return rc;
 }
 
+/* ---- registry images, pulled before anything is applied ---- */
+
+/* Has the daemon pull every registry image of the run's Service documents
+ * (each distinct reference once). Prints each failure against its
+ * document and field; returns how many failed, or -1 when the admin API
+ * cannot be reached. The apply that follows pulls them again, which costs
+ * a manifest GET each: the modules are in the daemon's store by then. */
+static int images_pull(cli_api_t *api, cli_manifest_t *ms, size_t nfiles)
+{
+    char **done = NULL;
+    size_t ndone = 0;
+    int failed = 0;
+    for (size_t f = 0; f < nfiles; f++)
+        for (size_t k = 0; k < ms[f].ndocs; k++) {
+            const cli_doc_t *d = &ms[f].docs[k];
+            if (!d->json || !is_service(d->json)) continue;
+            cJSON *cs = service_containers(d->json);
+            int idx = 0;
+            for (cJSON *c = cs ? cs->child : NULL; c; c = c->next, idx++) {
+                const char *image = json_str(c, "image");
+                if (!image || !oci_ref_is_registry(image)) continue;
+                bool seen = false;
+                for (size_t i = 0; i < ndone && !seen; i++) seen = strcmp(done[i], image) == 0;
+                if (seen) continue;
+                cJSON *body = cJSON_CreateObject();
+                cJSON_AddStringToObject(body, "image", image);
+                cli_response_t r;
+                int rc = cli_api_json(api, "POST", "/v1/images", body, &r);
+                cJSON_Delete(body);
+                if (rc != 0) {
+                    failed = -1;
+                    goto out;
+                }
+                if (r.status / 100 != 2) {
+                    char msg[1024], full[1200];
+                    cli_response_error(&r, msg, sizeof msg);
+                    snprintf(full, sizeof full, IMAGE_FMT ": %s", idx, msg);
+                    doc_report(stderr, "", &ms[f], d, full);
+                    if (r.status == 401) {
+                        cli_api_fail(api, "apply", NULL, &r);
+                        cli_response_free(&r);
+                        failed = -1;
+                        goto out;
+                    }
+                    failed++;
+                } else {
+                    char **nd = realloc(done, (ndone + 1) * sizeof *nd);
+                    if (nd && (nd[ndone] = strdup(image))) ndone++;
+                    if (nd) done = nd;
+                }
+                cli_response_free(&r);
+            }
+        }
+out:
+    for (size_t i = 0; i < ndone; i++) free(done[i]);
+    free(done);
+    return failed;
+}
+
 /* ---- wasmfn apply ---- */
 
 void cli_apply_usage(FILE *out)
@@ -325,8 +389,14 @@ void cli_apply_usage(FILE *out)
             "\n"
             "Creates or updates what the manifests describe: Knative Services\n"
             "(serving.knative.dev/v1, kind: Service). A file may hold several YAML\n"
-            "documents separated by '---'. An image that is not a sha256: digest is a\n"
-            "path to a .wasm file, relative to the manifest; it is uploaded first.\n"
+            "documents separated by '---'. An image is a sha256: digest, a registry\n"
+            "reference (HOST[:PORT]/REPO[:TAG][@sha256:HEX], e.g.\n"
+            "registry.example.com/hello:1.0: the daemon pulls it, see `wasmfn serve\n"
+            "--help` for its registry options), or else a path to a .wasm file,\n"
+            "relative to the manifest, which is uploaded first. Every registry image is\n"
+            "pulled before any document is applied: if one fails, nothing is applied.\n"
+            "Applying again re-resolves tags: a tag now naming another module makes a\n"
+            "new revision.\n"
             "Every changed template makes a new revision (NAME-00001, NAME-00002, ...);\n"
             "applying the same template again changes nothing.\n"
             "\n"
@@ -432,6 +502,15 @@ int cli_apply_main(int argc, char **argv)
         rc = CLI_EXIT_FAIL;
         goto out;
     }
+    int pulled = images_pull(&api, ms, nfiles);
+    if (pulled != 0) {
+        if (pulled > 0)
+            fprintf(stderr, "wasmfn apply: nothing applied (%d image%s could not be pulled)\n",
+                    pulled, pulled == 1 ? "" : "s");
+        cli_api_close(&api);
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
     upload_cache_t cache = {0};
     bool reachable = true;
     for (size_t f = 0; f < nfiles && reachable; f++)
@@ -455,12 +534,14 @@ out:
 void cli_deploy_usage(FILE *out)
 {
     fprintf(out,
-            "usage: wasmfn deploy NAME F.wasm [OPTIONS]\n"
+            "usage: wasmfn deploy NAME F.wasm|REF [OPTIONS]\n"
             "\n"
-            "Uploads the module F.wasm and makes it function NAME's template: the same\n"
-            "as `wasmfn apply` with a Knative Service built from the options (all\n"
-            "traffic to the latest revision). Prints the revision; deploying an\n"
-            "unchanged module with unchanged options makes no new revision.\n"
+            "Uploads the module F.wasm, or has the daemon pull image REF from a\n"
+            "registry (HOST[:PORT]/REPO[:TAG][@sha256:HEX]), and makes it function NAME's\n"
+            "template: the same as `wasmfn apply` with a Knative Service built from the\n"
+            "options (all traffic to the latest revision). Prints the revision;\n"
+            "deploying an unchanged module with unchanged options makes no new revision\n"
+            "(a REF is resolved again: a tag now naming another module makes one).\n"
             "\n"
             "options:\n"
             "  --env K=V          an environment variable for the function (repeatable)\n"
@@ -554,7 +635,8 @@ int cli_deploy_main(int argc, char **argv)
         rc = deploy_usage_error("wants NAME and F.wasm%s", "");
         goto out;
     }
-    if (access(file, R_OK) != 0) {
+    bool is_ref = oci_ref_is_registry(file);
+    if (!is_ref && access(file, R_OK) != 0) {
         fprintf(stderr, "wasmfn deploy: %s: %s\n", file, strerror(errno));
         rc = CLI_EXIT_FAIL;
         goto out;
@@ -565,8 +647,12 @@ int cli_deploy_main(int argc, char **argv)
         rc = CLI_EXIT_FAIL;
         goto out;
     }
-    char digest[128], err[1024];
-    int up = cli_blob_upload(&api, file, digest, sizeof digest, err, sizeof err);
+    char digest[1024], err[1024];
+    int up = 0;
+    if (is_ref)
+        snprintf(digest, sizeof digest, "%s", file); /* the daemon pulls it */
+    else
+        up = cli_blob_upload(&api, file, digest, sizeof digest, err, sizeof err);
     if (up != 0) {
         if (up == -1) fprintf(stderr, "wasmfn deploy: %s: %s\n", file, err);
         cli_api_close(&api);

@@ -198,7 +198,9 @@ void cli_get_usage(FILE *out)
             "usage: wasmfn get NAME [-o json]\n"
             "\n"
             "Shows one function: its URL, traffic split, instances and revisions\n"
-            "(module digest, env, memory and time limits, scaling settings).\n"
+            "(module digest, env, memory and time limits, scaling settings), and for\n"
+            "revisions made from registry images the reference and the image manifest\n"
+            "digest it resolved to.\n"
             "\n"
             "options:\n"
             "  -o json      print the admin API's JSON (GET /v1/functions/NAME) as is\n"
@@ -270,6 +272,27 @@ static void print_revisions(const cJSON *revs)
         cli_table_row(&t, row);
     }
     cli_table_print(&t, stdout, "  ");
+    cli_table_free(&t);
+
+    /* Revisions made from registry images: the reference as the manifest
+     * wrote it and the image manifest it resolved to when the revision was
+     * made (the revision keeps running that, wherever the tag moves). */
+    static const char *const rhdr[] = {"REVISION", "REFERENCE", "RESOLVED TO"};
+    cli_table_init(&t, 3, rhdr);
+    int nref = 0;
+    cJSON_ArrayForEach(rev, revs)
+    {
+        const char *ref = jstr(rev, "imageRef");
+        if (!ref) continue;
+        const char *dg = jstr(rev, "imageDigest");
+        const char *row[] = {jstr(rev, "name"), ref, dg && *dg ? dg : "-"};
+        cli_table_row(&t, row);
+        nref++;
+    }
+    if (nref) {
+        printf("\nImages from registries:\n");
+        cli_table_print(&t, stdout, "  ");
+    }
     cli_table_free(&t);
 }
 

@@ -96,6 +96,13 @@ void cli_serve_usage(FILE *out)
             "                      child process at the lowest priority\n"
             "  --compile-memory SIZE  address space a native compile may use, e.g. 2Gi\n"
             "                      (default 4Gi; a module needing more stays interpreted)\n"
+            "  --registry-config FILE  Docker config.json with the credentials used to pull\n"
+            "                      images from registries (default $DOCKER_CONFIG/config.json,\n"
+            "                      else ~/.docker/config.json; see docs/oci.md)\n"
+            "  --registry-ca FILE  PEM CA certificates trusted for registries, on top of\n"
+            "                      the system's\n"
+            "  --insecure-registry HOST[:PORT]  a registry that may be reached over plain\n"
+            "                      HTTP (repeatable; loopback registries always may)\n"
             "  -h, --help          show this help\n"
             "\n"
             "Port 0 picks a free port; the line printed at start names the real ones.\n");
@@ -118,6 +125,9 @@ typedef struct serve_opts {
     uint32_t max_instances;           /* 0 = from vm.max_map_count */
     uint32_t keep_revisions;          /* 0 = the API's default (10) */
     uint32_t max_conns_per_ip;        /* data plane; HS_NO_LIMIT = no cap */
+    /* Pulling images from registries: config_path, ca_file and insecure
+     * point into argv; insecure is malloc'd (free_opts). */
+    oci_options_t registry;
 } serve_opts_t;
 
 typedef struct daemon_state {
@@ -318,6 +328,33 @@ static int parse_args(int argc, char **argv, serve_opts_t *o)
                 return -1;
             }
             o->max_conns_per_ip = n ? (uint32_t)n : HS_NO_LIMIT;
+        } else if ((v = opt_value(argc, argv, &i, "--registry-config", &missing))) {
+            if (!*v || access(v, R_OK) != 0) {
+                fprintf(stderr, "wasmfn serve: --registry-config: %s: %s\n", v,
+                        *v ? strerror(errno) : "empty file name");
+                return -1;
+            }
+            o->registry.config_path = v;
+        } else if ((v = opt_value(argc, argv, &i, "--registry-ca", &missing))) {
+            if (!*v || access(v, R_OK) != 0) {
+                fprintf(stderr, "wasmfn serve: --registry-ca: %s: %s\n", v,
+                        *v ? strerror(errno) : "empty file name");
+                return -1;
+            }
+            o->registry.ca_file = v;
+        } else if ((v = opt_value(argc, argv, &i, "--insecure-registry", &missing))) {
+            if (!*v || strchr(v, '/') || strchr(v, ' ')) {
+                fprintf(stderr, "wasmfn serve: --insecure-registry: '%s' is not HOST[:PORT]\n", v);
+                return -1;
+            }
+            const char **ins = realloc((void *)o->registry.insecure,
+                                       (o->registry.ninsecure + 1) * sizeof *ins);
+            if (!ins) {
+                fprintf(stderr, "wasmfn serve: out of memory\n");
+                return -1;
+            }
+            ins[o->registry.ninsecure++] = v;
+            o->registry.insecure = ins;
         } else if (missing) {
             fprintf(stderr, "wasmfn serve: %s needs a value\n", a);
             return -1;
@@ -492,7 +529,12 @@ int cli_serve_main(int argc, char **argv)
 {
     serve_opts_t o = {0};
     int pa = parse_args(argc, argv, &o);
-    if (pa != 0) return pa > 0 ? 0 : 2;
+    if (pa != 0) {
+        free((void *)o.registry.insecure);
+        return pa > 0 ? 0 : 2;
+    }
+    /* A pulled module is held to the same bound as an uploaded one. */
+    o.registry.max_module_bytes = ADMIN_MAX_BODY;
 
     char *data = o.data ? strdup(o.data) : default_data_dir();
     if (!data) {
@@ -623,6 +665,7 @@ int cli_serve_main(int argc, char **argv)
         .eventing = d.ev,
         .data_url = data_url,
         .keep_revisions = o.keep_revisions,
+        .registry = &o.registry,
     };
     d.api = data_url ? api_new(&ac) : NULL;
     if (!d.api) {
@@ -696,5 +739,6 @@ out:
     free(data_url);
     free(admin_url);
     free(data);
+    free((void *)o.registry.insecure);
     return rc;
 }
