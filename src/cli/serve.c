@@ -25,7 +25,7 @@
 #include "metering/metering.h"
 #include "api/manifest.h"
 #include "cli/cli.h"
-#include "common/http.h"
+#include "http/http.h"
 #include "common/metrics.h"
 #include "eventing/eventing.h"
 #include "runtime/runtime.h"

@@ -48,6 +48,7 @@
 #include <hiredis/hiredis.h>
 
 #include "eventing/internal.h"
+#include "common/rfc3339.h"
 
 #define MEM_QUEUE_MAX 100000
 #define RETRY_MAX 20000
@@ -664,7 +665,7 @@ static ev_event_t *entry_event(ev_consumer_t *c, const char *id, redisReply *fie
         return NULL;
     }
     char tm[32];
-    ev_rfc3339((int64_t)strtoll(id, NULL, 10), tm);
+    cm_rfc3339_format(((int64_t)strtoll(id, NULL, 10)) * 1000000, CM_RFC3339_MILLIS, tm, sizeof tm);
     ev_event_set(e, "specversion", "1.0");
     ev_event_set(e, "id", id);
     ev_event_set(e, "source", c->source_attr);

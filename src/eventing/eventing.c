@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "eventing/internal.h"
+#include "common/rfc3339.h"
 
 enum { OBJ_PING, OBJ_REDIS, OBJ_BROKER, OBJ_TRIGGER };
 
@@ -532,7 +533,7 @@ static void ping_fire(uv_timer_t *t)
     if (e) {
         char id[37], tm[32], src[256];
         ev_uuid(id);
-        ev_rfc3339(fire, tm);
+        cm_rfc3339_format((fire) * 1000000, CM_RFC3339_MILLIS, tm, sizeof tm);
         snprintf(src, sizeof src, "/apis/v1/namespaces/default/pingsources/%s", o->name);
         ev_event_set(e, "specversion", "1.0");
         ev_event_set(e, "id", id);
@@ -850,11 +851,11 @@ char *ev_list_json(ev_t *ev)
         if (o->kind == OBJ_PING) {
             char tm[32];
             if (o->next_fire_ms > 0) {
-                ev_rfc3339(o->next_fire_ms, tm);
+                cm_rfc3339_format((o->next_fire_ms) * 1000000, CM_RFC3339_MILLIS, tm, sizeof tm);
                 cJSON_AddStringToObject(st, "nextFire", tm);
             }
             if (o->last_fire_ms > 0) {
-                ev_rfc3339(o->last_fire_ms, tm);
+                cm_rfc3339_format((o->last_fire_ms) * 1000000, CM_RFC3339_MILLIS, tm, sizeof tm);
                 cJSON_AddStringToObject(st, "lastFire", tm);
             }
         }
@@ -980,27 +981,8 @@ static void *publisher_main(void *arg)
     return NULL;
 }
 
-static void respond_error(hs_req_t *req, int status, const char *msg)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    hs_respond_json(req, status, s ? s : "{}");
-    free(s);
-}
-
-/* 503 with Retry-After: a memory broker's queues are full for now. */
-static void respond_full(hs_req_t *req, const char *msg)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    hs_header_t h[2] = {{"Content-Type", "application/json"}, {"Retry-After", "1"}};
-    hs_respond(req, 503, h, 2, s ? s : "{}", s ? strlen(s) : 2);
-    free(s);
-}
+/* Sent with a 503 when a memory broker's queues are full for now. */
+static const hs_header_t RETRY_AFTER = {"Retry-After", "1"};
 
 static void ingress_metric(ev_t *ev, const char *broker, const char *outcome)
 {
@@ -1026,7 +1008,7 @@ static void pub_async_cb(uv_async_t *a)
             hs_respond(j->req, 202, NULL, 0, NULL, 0);
         } else {
             ingress_metric(ev, j->broker, "failed");
-            respond_error(j->req, 503, j->error);
+            hs_respond_error(j->req, 503, NULL, 0, j->error);
         }
         ev->pub_pending--;
         ev_event_free(j->event);
@@ -1044,16 +1026,16 @@ void ev_broker_ingress(ev_t *ev, const char *broker, hs_req_t *req)
         return;
     }
     if (ev->draining) {
-        respond_error(req, 503, "shutting down");
+        hs_respond_error(req, 503, NULL, 0, "shutting down");
         return;
     }
     if (!broker || !obj_find(ev, OBJ_BROKER, broker)) {
-        respond_error(req, 404, "no such broker");
+        hs_respond_error(req, 404, NULL, 0, "no such broker");
         return;
     }
     ev_header_t *h = calloc(req->nheaders + 1, sizeof *h);
     if (!h) {
-        respond_error(req, 503, "out of memory");
+        hs_respond_error(req, 503, NULL, 0, "out of memory");
         return;
     }
     for (size_t i = 0; i < req->nheaders; i++) {
@@ -1066,7 +1048,7 @@ void ev_broker_ingress(ev_t *ev, const char *broker, hs_req_t *req)
     free(h);
     if (!e) {
         ingress_metric(ev, broker, "rejected");
-        respond_error(req, 400, err);
+        hs_respond_error(req, 400, NULL, 0, err);
         return;
     }
     if (!ev->redis_port) {
@@ -1074,12 +1056,12 @@ void ev_broker_ingress(ev_t *ev, const char *broker, hs_req_t *req)
         ev_event_free(e);
         if (r == EV_PUBLISH_FULL) {
             ingress_metric(ev, broker, "full");
-            respond_full(req, err);
+            hs_respond_error(req, 503, &RETRY_AFTER, 1, err);
             return;
         }
         if (r) {
             ingress_metric(ev, broker, "failed");
-            respond_error(req, 503, err);
+            hs_respond_error(req, 503, NULL, 0, err);
             return;
         }
         ingress_metric(ev, broker, "accepted");
@@ -1089,7 +1071,7 @@ void ev_broker_ingress(ev_t *ev, const char *broker, hs_req_t *req)
     ingress_job_t *j = calloc(1, sizeof *j);
     if (!j) {
         ev_event_free(e);
-        respond_error(req, 503, "out of memory");
+        hs_respond_error(req, 503, NULL, 0, "out of memory");
         return;
     }
     j->req = req;
@@ -1317,7 +1299,7 @@ void ev_free(ev_t *ev)
     for (int i = 0; i < 2; i++)
         for (ingress_job_t *j = lists[i], *n; j; j = n) {
             n = j->next;
-            respond_error(j->req, 503, "shutting down");
+            hs_respond_error(j->req, 503, NULL, 0, "shutting down");
             ev_event_free(j->event);
             free(j);
         }

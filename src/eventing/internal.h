@@ -135,8 +135,6 @@ uint8_t *ev_base64_decode(const char *s, size_t *n);
 
 /* A new unique event id (random, UUID v4 form) into out[37]. */
 void ev_uuid(char out[37]);
-/* RFC 3339 UTC time with milliseconds into out[32]. */
-void ev_rfc3339(int64_t ms, char out[32]);
 int64_t ev_now_ms(void);
 int64_t ev_mono_ms(void);
 

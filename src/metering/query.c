@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "metering/internal.h"
+#include "common/rfc3339.h"
 
 typedef struct query {
     const char *function; /* NULL = all */
@@ -181,9 +182,9 @@ static char *render(const mtr_t *m, const query_t *q, mtr_agg_t **rows, size_t n
             int64_t start_min = q->since_min + rows[i]->minute * q->step_min;
             int64_t end_min = start_min + q->step_min;
             if (end_min > q->until_min) end_min = q->until_min;
-            mtr_format_time(start_min * MTR_NS_PER_MINUTE, t, sizeof t);
+            cm_rfc3339_format(start_min * MTR_NS_PER_MINUTE, CM_RFC3339_EXACT, t, sizeof t);
             cJSON_AddStringToObject(o, "start", t);
-            mtr_format_time(end_min * MTR_NS_PER_MINUTE, t, sizeof t);
+            cm_rfc3339_format(end_min * MTR_NS_PER_MINUTE, CM_RFC3339_EXACT, t, sizeof t);
             cJSON_AddStringToObject(o, "end", t);
         }
         sums_t total = {0};

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/http.h"
+#include "http/http.h"
 
 /* ---- WAGI (wagi.c) ------------------------------------------------------ */
 

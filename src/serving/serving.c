@@ -63,6 +63,7 @@
 #include <sys/resource.h>
 
 #include "runtime/runtime.h"
+#include "common/percent.h"
 #include "serving/internal.h"
 
 #define SRV_DEFAULT_MEMORY (128ull << 20)
@@ -1411,7 +1412,7 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
         hs_respond_text(req, 500, "out of memory\n");
         return;
     }
-    if (hs_percent_decode(path_raw, plen, path_info) < 0) {
+    if (cm_pct_decode(path_raw, plen, path_info, 0) < 0) {
         if (path_info != stackbuf) free(path_info);
         hs_respond_text(req, 400, "bad percent-encoding in the request path\n");
         return;

@@ -17,7 +17,7 @@
 #include <uv.h>
 
 #include "autoscale/autoscale.h"
-#include "common/http.h"
+#include "http/http.h"
 #include "common/logring.h"
 #include "common/metrics.h"
 #include "metering/metering.h"

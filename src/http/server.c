@@ -1,5 +1,5 @@
 /*
- * http.c — the HTTP/1.1 server both planes use (http.h): libuv for the
+ * server.c — the HTTP/1.1 server both planes use (http.h): libuv for the
  * sockets, http-parser for the bytes.
  *
  * One connection holds at most one request in flight. When a request is
@@ -47,7 +47,9 @@
  * the client left); hs_respond on such a request just discards the bytes.
  */
 #define _GNU_SOURCE
-#include "common/http.h"
+#include "http/http.h"
+#include "common/buf.h"
+#include "common/percent.h"
 
 #include <http_parser.h>
 #include <stdarg.h>
@@ -74,11 +76,6 @@
 #define HS_OUT_MAX (16u << 20)
 #define HS_DEFAULT_MAX_HEADER (64u << 10)
 #define HS_DEFAULT_MAX_BODY (16u << 20)
-
-typedef struct hs_buf {
-    char *p;
-    size_t len, cap;
-} hs_buf_t;
 
 /* A header while it is being received: offsets into the connection's arena
  * (which may move while it grows). SIZE_MAX value = no value bytes seen. */
@@ -125,10 +122,10 @@ struct hs_conn {
     hs_conn_t *prev, *next;
 
     http_parser parser;
-    hs_buf_t in;   /* raw input; [in_off, in.len) not parsed yet */
+    cm_buf_t in;   /* raw input; [in_off, in.len) not parsed yet */
     size_t in_off;
-    hs_buf_t arena; /* url, header names and values, path, query (NUL-terminated) */
-    hs_buf_t body;
+    cm_buf_t arena; /* url, header names and values, path, query (NUL-terminated) */
+    cm_buf_t body;
     hs_hdr_off_t *hoff;
     size_t nhoff, hoff_cap;
     hs_header_t *hdrs;
@@ -153,7 +150,7 @@ struct hs_conn {
     void (*abort_cb)(hs_req_t *, void *);
     void *abort_ud;
 
-    hs_buf_t out_next, out_busy;
+    cm_buf_t out_next, out_busy;
     bool writing;
     uv_write_t wreq;
     uv_shutdown_t sreq;
@@ -165,55 +162,6 @@ struct hs_conn {
 
 static http_parser_settings parser_settings;
 
-/* ---- buffers ------------------------------------------------------------ */
-
-static int buf_reserve(hs_buf_t *b, size_t extra)
-{
-    if (extra <= b->cap - b->len) return 0;
-    if (extra > SIZE_MAX / 2 - b->len) return -1;
-    size_t want = b->len + extra, cap = b->cap ? b->cap : 256;
-    while (cap < want) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int buf_append(hs_buf_t *b, const void *d, size_t n)
-{
-    if (buf_reserve(b, n) != 0) return -1;
-    memcpy(b->p + b->len, d, n);
-    b->len += n;
-    return 0;
-}
-
-static int buf_printf(hs_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int buf_printf(hs_buf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (int tries = 0; tries < 2; tries++) {
-        size_t room = b->cap - b->len;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (n < 0) return -1;
-        if ((size_t)n < room) {
-            b->len += (size_t)n;
-            return 0;
-        }
-        if (buf_reserve(b, (size_t)n + 1) != 0) return -1;
-    }
-    return -1;
-}
-
-static void buf_free(hs_buf_t *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
 /* ---- small helpers ------------------------------------------------------ */
 
 const char *hs_req_header(const hs_req_t *r, const char *name)
@@ -221,35 +169,6 @@ const char *hs_req_header(const hs_req_t *r, const char *name)
     for (size_t i = 0; i < r->nheaders; i++)
         if (strcasecmp(r->headers[i].name, name) == 0) return r->headers[i].value;
     return NULL;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-long hs_percent_decode(const char *in, size_t len, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (in[i] != '%') {
-            out[o++] = in[i];
-            continue;
-        }
-        if (len - i < 3) return -1;
-        int hi = hexval(in[i + 1]);
-        int lo = hexval(in[i + 2]);
-        if (hi < 0 || lo < 0) return -1;
-        char c = (char)(hi * 16 + lo);
-        if (c == 0) return -1;
-        out[o++] = c;
-        i += 2;
-    }
-    out[o] = 0;
-    return (long)o;
 }
 
 int hs_query_param(const char *query, const char *key, char *out, size_t outlen)
@@ -266,7 +185,7 @@ int hs_query_param(const char *query, const char *key, char *out, size_t outlen)
             }
             size_t vl = seg - kl - 1;
             if (vl >= outlen) return -1; /* decoded is at most vl bytes */
-            return hs_percent_decode(p + kl + 1, vl, out) < 0 ? -1 : 1;
+            return cm_pct_decode(p + kl + 1, vl, out, 0) < 0 ? -1 : 1;
         }
         p = amp ? amp + 1 : NULL;
     }
@@ -388,11 +307,11 @@ static void conn_maybe_free(hs_conn_t *c)
     else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
-    buf_free(&c->in);
-    buf_free(&c->arena);
-    buf_free(&c->body);
-    buf_free(&c->out_next);
-    buf_free(&c->out_busy);
+    cm_buf_free(&c->in);
+    cm_buf_free(&c->arena);
+    cm_buf_free(&c->body);
+    cm_buf_free(&c->out_next);
+    cm_buf_free(&c->out_busy);
     free(c->hoff);
     free(c->hdrs);
     free(c);
@@ -494,7 +413,7 @@ static void conn_on_timer(uv_timer_t *t)
         c->close_after_write = true;
         static const char r408[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                                    "Content-Length: 0\r\n\r\n";
-        buf_append(&c->out_next, r408, sizeof r408 - 1);
+        cm_buf_append(&c->out_next, r408, sizeof r408 - 1);
         c->msg_started = false;
         conn_flush(c);
         return;
@@ -570,7 +489,7 @@ static void conn_flush(hs_conn_t *c)
 {
     if (c->closing || c->writing) return;
     if (c->out_next.len) {
-        uv_buf_t b = uv_buf_init(c->out_next.p, (unsigned)c->out_next.len);
+        uv_buf_t b = uv_buf_init(c->out_next.data, (unsigned)c->out_next.len);
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         if (n < 0 && n != UV_EAGAIN) {
             conn_close(c);
@@ -581,11 +500,11 @@ static void conn_flush(hs_conn_t *c)
             c->out_next.len = 0;
         } else {
             /* Hand the rest to uv_write from the other buffer. */
-            hs_buf_t t = c->out_busy;
+            cm_buf_t t = c->out_busy;
             c->out_busy = c->out_next;
             c->out_next = t;
             c->out_next.len = 0;
-            b = uv_buf_init(c->out_busy.p + done, (unsigned)(c->out_busy.len - done));
+            b = uv_buf_init(c->out_busy.data + done, (unsigned)(c->out_busy.len - done));
             c->wreq.data = c;
             if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_on_write) != 0) {
                 conn_close(c);
@@ -604,11 +523,11 @@ static void conn_send_error(hs_conn_t *c, int status, const char *reason)
     char body[320];
     int n = snprintf(body, sizeof body, "%s\n", reason);
     if (n < 0 || (size_t)n >= sizeof body) n = (int)sizeof body - 1;
-    buf_printf(&c->out_next,
+    cm_buf_printf(&c->out_next,
                "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                "Content-Length: %d\r\nDate: %s\r\nConnection: close\r\n\r\n",
                status, status_text(status), n, date_now(c->srv));
-    buf_append(&c->out_next, body, (size_t)n);
+    cm_buf_append(&c->out_next, body, (size_t)n);
     c->close_after_write = true;
     c->msg_started = false;
     conn_flush(c);
@@ -692,7 +611,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
 {
     hs_conn_t *c = p->data;
     if (hdr_limit(c, len)) return -1;
-    return buf_append(&c->arena, at, len) ? oom(c) : 0;
+    return cm_buf_append(&c->arena, at, len) ? oom(c) : 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
@@ -716,7 +635,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         if (c->nhoff >= c->srv->lim.max_headers)
             return failf(c, 431, "more than %u request headers", c->srv->lim.max_headers);
         /* Ends the URL or the previous value; starts a header. */
-        if (buf_append(&c->arena, "", 1)) return oom(c);
+        if (cm_buf_append(&c->arena, "", 1)) return oom(c);
         if (c->nhoff == c->hoff_cap) {
             size_t cap = c->hoff_cap ? c->hoff_cap * 2 : 16;
             hs_hdr_off_t *n = realloc(c->hoff, cap * sizeof *n);
@@ -729,7 +648,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         c->nhoff++;
         c->hstate = HDR_FIELD;
     }
-    return buf_append(&c->arena, at, len) ? oom(c) : 0;
+    return cm_buf_append(&c->arena, at, len) ? oom(c) : 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -738,11 +657,11 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     if (hdr_limit(c, len)) return -1;
     if (c->headers_done) return 0;
     if (c->hstate == HDR_FIELD) {
-        if (buf_append(&c->arena, "", 1)) return oom(c);
+        if (cm_buf_append(&c->arena, "", 1)) return oom(c);
         c->hoff[c->nhoff - 1].value = c->arena.len;
         c->hstate = HDR_VALUE;
     }
-    return buf_append(&c->arena, at, len) ? oom(c) : 0;
+    return cm_buf_append(&c->arena, at, len) ? oom(c) : 0;
 }
 
 /* What RFC 9112 makes a 400 (or 501) and http-parser lets through, or may
@@ -781,9 +700,8 @@ static int request_check(hs_conn_t *c, const hs_req_t *r)
         printable(te, tl < 40 ? tl : 40, v, sizeof v);
         return failf(c, last ? 501 : 400, "Transfer-Encoding '%s': only chunked is supported", v);
     }
-    for (const char *q = r->path; (q = strchr(q, '%')); q++)
-        if (hexval(q[1]) < 0 || hexval(q[2]) < 0 || (q[1] == '0' && q[2] == '0'))
-            return fail(c, 400, "bad percent-encoding in the request path");
+    if (!cm_pct_valid(r->path))
+        return fail(c, 400, "bad percent-encoding in the request path");
     return 0;
 }
 
@@ -813,19 +731,19 @@ static int on_headers_complete(http_parser *p)
 {
     hs_conn_t *c = p->data;
     hs_server_t *s = c->srv;
-    if (buf_append(&c->arena, "", 1)) return oom(c);
+    if (cm_buf_append(&c->arena, "", 1)) return oom(c);
     /* path and query, as their own strings after everything else. */
-    size_t url_len = strlen(c->arena.p);
-    const char *q = memchr(c->arena.p, '?', url_len);
-    size_t path_len = q ? (size_t)(q - c->arena.p) : url_len;
+    size_t url_len = strlen(c->arena.data);
+    const char *q = memchr(c->arena.data, '?', url_len);
+    size_t path_len = q ? (size_t)(q - c->arena.data) : url_len;
     size_t query_len = q ? url_len - path_len - 1 : 0;
-    if (buf_reserve(&c->arena, path_len + query_len + 2)) return oom(c);
+    if (cm_buf_reserve(&c->arena, path_len + query_len + 2)) return oom(c);
     size_t path_off = c->arena.len;
-    buf_append(&c->arena, c->arena.p, path_len);
-    buf_append(&c->arena, "", 1);
+    cm_buf_append(&c->arena, c->arena.data, path_len);
+    cm_buf_append(&c->arena, "", 1);
     size_t query_off = c->arena.len;
-    buf_append(&c->arena, c->arena.p + path_len + 1 - (q ? 0 : 1), query_len);
-    buf_append(&c->arena, "", 1);
+    cm_buf_append(&c->arena, c->arena.data + path_len + 1 - (q ? 0 : 1), query_len);
+    cm_buf_append(&c->arena, "", 1);
     if (c->nhoff > c->hdrs_cap) {
         hs_header_t *n = realloc(c->hdrs, c->nhoff * sizeof *n);
         if (!n) return oom(c);
@@ -833,15 +751,15 @@ static int on_headers_complete(http_parser *p)
         c->hdrs_cap = c->nhoff;
     }
     for (size_t i = 0; i < c->nhoff; i++) {
-        c->hdrs[i].name = c->arena.p + c->hoff[i].name;
-        c->hdrs[i].value = c->hoff[i].value == SIZE_MAX ? "" : c->arena.p + c->hoff[i].value;
+        c->hdrs[i].name = c->arena.data + c->hoff[i].name;
+        c->hdrs[i].value = c->hoff[i].value == SIZE_MAX ? "" : c->arena.data + c->hoff[i].value;
     }
     hs_req_t *r = &c->req;
     memset(r, 0, sizeof *r);
     r->method = http_method_str((enum http_method)p->method);
-    r->target = c->arena.p;
-    r->path = c->arena.p + path_off;
-    r->query = c->arena.p + query_off;
+    r->target = c->arena.data;
+    r->path = c->arena.data + path_off;
+    r->query = c->arena.data + query_off;
     r->headers = c->hdrs;
     r->nheaders = c->nhoff;
     r->http_minor = p->http_minor;
@@ -866,12 +784,12 @@ static int on_headers_complete(http_parser *p)
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > s->lim.max_body_bytes)
         return fail(c, 413, "request body too large");
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > 0 &&
-        buf_reserve(&c->body, (size_t)p->content_length))
+        cm_buf_reserve(&c->body, (size_t)p->content_length))
         return oom(c);
     const char *expect = hs_req_header(r, "Expect");
     if (expect && r->http_minor >= 1 && strcasecmp(expect, "100-continue") == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        buf_append(&c->out_next, cont, sizeof cont - 1);
+        cm_buf_append(&c->out_next, cont, sizeof cont - 1);
         conn_flush(c);
     }
     c->headers_done = true;
@@ -887,7 +805,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
         c->error_reason = "request body too large";
         return -1;
     }
-    return buf_append(&c->body, at, len) ? oom(c) : 0;
+    return cm_buf_append(&c->body, at, len) ? oom(c) : 0;
 }
 
 static int on_message_complete(http_parser *p)
@@ -895,7 +813,7 @@ static int on_message_complete(http_parser *p)
     hs_conn_t *c = p->data;
     c->msg_complete = true;
     c->keep_alive = http_should_keep_alive(p) && !p->upgrade;
-    c->req.body = (const uint8_t *)(c->body.p ? c->body.p : "");
+    c->req.body = (const uint8_t *)(c->body.data ? c->body.data : "");
     c->req.body_len = c->body.len;
     c->scan_active = true; /* the next head starts after this message */
     c->scan_begun = c->scan_bol = false;
@@ -957,12 +875,12 @@ static void conn_process(hs_conn_t *c)
         size_t avail = c->in.len - c->in_off;
         if (avail == 0) break;
         c->error_status = 0;
-        if (c->scan_active && !head_scan(c, c->in.p + c->in_off, avail)) {
+        if (c->scan_active && !head_scan(c, c->in.data + c->in_off, avail)) {
             conn_send_error(c, 400, "a header line starts with whitespace (obsolete line folding)");
             break;
         }
         http_parser_pause(&c->parser, 0);
-        size_t n = http_parser_execute(&c->parser, &parser_settings, c->in.p + c->in_off, avail);
+        size_t n = http_parser_execute(&c->parser, &parser_settings, c->in.data + c->in_off, avail);
         c->in_off += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e != HPE_OK && e != HPE_PAUSED) {
@@ -1002,15 +920,15 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     hs_conn_t *c = h->data;
     if (c->in_off > 0) {
-        memmove(c->in.p, c->in.p + c->in_off, c->in.len - c->in_off);
+        memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
         c->in.len -= c->in_off;
         c->in_off = 0;
     }
-    if (buf_reserve(&c->in, HS_READ_CHUNK) != 0) {
+    if (cm_buf_reserve(&c->in, HS_READ_CHUNK) != 0) {
         *buf = uv_buf_init(NULL, 0);
         return;
     }
-    *buf = uv_buf_init(c->in.p + c->in.len, (unsigned)(c->in.cap - c->in.len));
+    *buf = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
 }
 
 static void conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
@@ -1070,9 +988,8 @@ static void conn_request_end(hs_conn_t *c)
 
 static bool hdr_is(const char *name, const char *want) { return strcasecmp(name, want) == 0; }
 
-static void buf_str(hs_buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
 
-static void buf_uint(hs_buf_t *b, uint64_t v)
+static void buf_uint(cm_buf_t *b, uint64_t v)
 {
     char d[24];
     size_t n = sizeof d;
@@ -1080,7 +997,7 @@ static void buf_uint(hs_buf_t *b, uint64_t v)
         d[--n] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    buf_append(b, d + n, sizeof d - n);
+    cm_buf_append(b, d + n, sizeof d - n);
 }
 
 /* Every response goes through here, so it appends strings rather than
@@ -1088,39 +1005,39 @@ static void buf_uint(hs_buf_t *b, uint64_t v)
 static void write_head(hs_conn_t *c, int status, const hs_header_t *h, size_t nh, bool chunked,
                        size_t len)
 {
-    hs_buf_t *o = &c->out_next;
+    cm_buf_t *o = &c->out_next;
     if (status < 100 || status > 999) status = 500;
     if (!c->keep_alive || c->srv->closing) c->keep_alive = false;
-    buf_str(o, c->req.http_minor >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ");
+    cm_buf_str(o, c->req.http_minor >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ");
     buf_uint(o, (uint64_t)status);
-    buf_str(o, " ");
-    buf_str(o, status_text(status));
-    buf_str(o, "\r\n");
+    cm_buf_str(o, " ");
+    cm_buf_str(o, status_text(status));
+    cm_buf_str(o, "\r\n");
     for (size_t i = 0; i < nh; i++) {
         /* Framing is ours: a handler's Content-Length or Transfer-Encoding
          * would contradict the body actually sent. */
         if (hdr_is(h[i].name, "Content-Length") || hdr_is(h[i].name, "Transfer-Encoding") ||
             hdr_is(h[i].name, "Connection") || hdr_is(h[i].name, "Date"))
             continue;
-        buf_str(o, h[i].name);
-        buf_str(o, ": ");
-        buf_str(o, h[i].value);
-        buf_str(o, "\r\n");
+        cm_buf_str(o, h[i].name);
+        cm_buf_str(o, ": ");
+        cm_buf_str(o, h[i].value);
+        cm_buf_str(o, "\r\n");
     }
     if (chunked) {
-        if (c->req.http_minor >= 1) buf_str(o, "Transfer-Encoding: chunked\r\n");
+        if (c->req.http_minor >= 1) cm_buf_str(o, "Transfer-Encoding: chunked\r\n");
         else c->keep_alive = false; /* HTTP/1.0: the body ends at close */
     } else if (status != 204 && status != 304 && status >= 200) {
-        buf_str(o, "Content-Length: ");
+        cm_buf_str(o, "Content-Length: ");
         buf_uint(o, len);
-        buf_str(o, "\r\n");
+        cm_buf_str(o, "\r\n");
     }
-    buf_str(o, "Date: ");
-    buf_str(o, date_now(c->srv));
-    buf_str(o, "\r\n");
-    if (!c->keep_alive) buf_str(o, "Connection: close\r\n");
-    else if (c->req.http_minor == 0) buf_str(o, "Connection: keep-alive\r\n");
-    buf_append(o, "\r\n", 2);
+    cm_buf_str(o, "Date: ");
+    cm_buf_str(o, date_now(c->srv));
+    cm_buf_str(o, "\r\n");
+    if (!c->keep_alive) cm_buf_str(o, "Connection: close\r\n");
+    else if (c->req.http_minor == 0) cm_buf_str(o, "Connection: keep-alive\r\n");
+    cm_buf_append(o, "\r\n", 2);
 }
 
 static hs_conn_t *req_conn(hs_req_t *r) { return (hs_conn_t *)((char *)r - offsetof(hs_conn_t, req)); }
@@ -1132,7 +1049,7 @@ void hs_respond(hs_req_t *r, int status, const hs_header_t *headers, size_t nhea
     if (!c->in_flight || c->streaming) return;
     if (!c->closing) {
         write_head(c, status, headers, nheaders, false, len);
-        if (len && !c->head && status != 204 && status != 304) buf_append(&c->out_next, body, len);
+        if (len && !c->head && status != 204 && status != 304) cm_buf_append(&c->out_next, body, len);
     }
     conn_request_end(c);
 }
@@ -1157,9 +1074,9 @@ int hs_respond_chunk(hs_req_t *r, const void *data, size_t len)
         conn_close(c);
         return -1;
     }
-    if (c->req.http_minor >= 1) buf_printf(&c->out_next, "%zx\r\n", len);
-    buf_append(&c->out_next, data, len);
-    if (c->req.http_minor >= 1) buf_append(&c->out_next, "\r\n", 2);
+    if (c->req.http_minor >= 1) cm_buf_printf(&c->out_next, "%zx\r\n", len);
+    cm_buf_append(&c->out_next, data, len);
+    if (c->req.http_minor >= 1) cm_buf_append(&c->out_next, "\r\n", 2);
     conn_flush(c);
     return c->closing ? -1 : 0;
 }
@@ -1169,7 +1086,7 @@ void hs_respond_end(hs_req_t *r)
     hs_conn_t *c = req_conn(r);
     if (!c->in_flight || !c->streaming) return;
     if (!c->closing && c->req.http_minor >= 1 && !c->head)
-        buf_append(&c->out_next, "0\r\n\r\n", 5);
+        cm_buf_append(&c->out_next, "0\r\n\r\n", 5);
     conn_request_end(c);
 }
 
