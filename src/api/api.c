@@ -13,9 +13,8 @@
  * are short (one WAL fsync) and happen on the loop, which keeps the store
  * single-threaded.
  *
- * `logs?follow=1` responses stay open: a uv timer per follower polls the
- * function's log ring and streams new lines as chunks. api_shutdown ends
- * them, since a server drains only responses that end.
+ * Function logs (and `logs?follow=1` streams) are in logs.c; the api_t
+ * object the two files share is in internal.h.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -27,7 +26,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "api/api.h"
+#include "api/internal.h"
 #include "api/images.h"
 #include "api/usage.h"
 #include "api/manifest.h"
@@ -36,28 +35,7 @@
 #include "common/rfc3339.h"
 #include "engine/engine.h"
 
-#define FOLLOW_POLL_MS 200
-#define DEFAULT_TAIL 0 /* all the ring holds */
-
-typedef struct follower follower_t;
-typedef struct apply_job apply_job_t;
-
-struct api {
-    uv_loop_t *loop;
-    st_store_t *st;
-    srv_t *srv;
-    mx_registry_t *mx;
-    mtr_t *mtr;
-    ev_t *ev;
-    char *data_url;
-    bool ready;
-    follower_t *followers; /* open logs?follow=1 streams */
-    apply_job_t *applies;  /* Services whose module is being loaded */
-    uint32_t keep_revisions;
-    oci_options_t registry; /* for pulls: the daemon's options, cancel = &stopping */
-    atomic_int stopping;    /* set by api_shutdown: pulls in flight give up */
-};
-
+static void apply_prepare(apply_job_t *j);
 /* ---- Small helpers ---------------------------------------------------------- */
 
 bool api_token_equal(const char *presented, const char *token)
@@ -442,8 +420,6 @@ typedef struct image_job {
     char err[1024];
 } image_job_t;
 
-static void apply_prepare(apply_job_t *j);
-
 static void image_work(uv_work_t *w)
 {
     image_job_t *j = w->data;
@@ -678,22 +654,6 @@ static void handle_function_list(api_t *a, hs_req_t *r)
     respond_cjson(r, 200, arr);
 }
 
-/* Loads function name into f, answering 404/500 itself when it cannot. */
-static bool get_function(api_t *a, hs_req_t *r, const char *name, st_function_t *f)
-{
-    char err[512];
-    int rc = st_function_get(a->st, name, f, err, sizeof err);
-    if (rc == ST_NOT_FOUND) {
-        hs_respond_errorf(r, 404, "function %s not found", name);
-        return false;
-    }
-    if (rc != ST_OK) {
-        hs_respond_errorf(r, 500, "%s", err);
-        return false;
-    }
-    return true;
-}
-
 static void handle_function_delete(api_t *a, hs_req_t *r, const char *name)
 {
     char err[512];
@@ -712,122 +672,6 @@ static void handle_function_delete(api_t *a, hs_req_t *r, const char *name)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "deleted", name);
     respond_cjson(r, 200, o);
-}
-
-/* ---- Logs ------------------------------------------------------------------- */
-
-struct follower {
-    uv_timer_t timer;
-    api_t *api;
-    hs_req_t *req;       /* NULL once the response has ended */
-    char name[ST_NAME_MAX + 2];
-    lr_ring_t *ring;     /* the ring read last (a re-created function has a new one) */
-    uint64_t next_seq;
-    follower_t *next, *prev;
-};
-
-static void follower_closed(uv_handle_t *h) { free(h->data); }
-
-/* Ends the response and releases the follower. */
-static void follower_end(follower_t *f)
-{
-    if (!f->req) return;
-    hs_req_t *r = f->req;
-    f->req = NULL;
-    hs_req_on_abort(r, NULL, NULL);
-    if (f->prev) f->prev->next = f->next;
-    else f->api->followers = f->next;
-    if (f->next) f->next->prev = f->prev;
-    uv_timer_stop(&f->timer);
-    uv_close((uv_handle_t *)&f->timer, follower_closed);
-    hs_respond_end(r);
-}
-
-static void follower_abort(hs_req_t *r, void *ud)
-{
-    (void)r;
-    follower_end(ud);
-}
-
-static void follower_tick(uv_timer_t *t)
-{
-    follower_t *f = t->data;
-    lr_ring_t *ring = f->api->srv ? srv_function_logs(f->api->srv, f->name) : NULL;
-    if (!ring) { /* deleted */
-        follower_end(f);
-        return;
-    }
-    if (ring != f->ring) {
-        f->ring = ring;
-        f->next_seq = 0;
-    }
-    size_t len = 0;
-    char *text = lr_ring_read(ring, f->next_seq, 0, &f->next_seq, &len);
-    int rc = 0;
-    if (text && len) rc = hs_respond_chunk(f->req, text, len);
-    free(text);
-    if (rc != 0) follower_end(f);
-}
-
-static void handle_logs(api_t *a, hs_req_t *r, const char *name)
-{
-    st_function_t fn;
-    if (!get_function(a, r, name, &fn)) return;
-    st_function_free(&fn);
-    char v[32];
-    size_t tail = DEFAULT_TAIL;
-    if (hs_query_param(r->query, "tail", v, sizeof v) == 1) {
-        char *end;
-        unsigned long long n = strtoull(v, &end, 10);
-        if (!*v || *end || n > 1000000) {
-            hs_respond_errorf(r, 400, "tail: '%s' is not a line count", v);
-            return;
-        }
-        tail = (size_t)n;
-    }
-    bool follow = hs_query_param(r->query, "follow", v, sizeof v) == 1 &&
-                  (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || *v == '\0');
-    lr_ring_t *ring = a->srv ? srv_function_logs(a->srv, name) : NULL;
-    uint64_t next = 0;
-    size_t len = 0;
-    char *text = ring ? lr_ring_read(ring, 0, tail, &next, &len) : NULL;
-    hs_header_t h = {"Content-Type", "text/plain; charset=utf-8"};
-    if (!follow) {
-        hs_respond(r, 200, &h, 1, text ? text : "", text ? len : 0);
-        free(text);
-        return;
-    }
-    follower_t *f = calloc(1, sizeof *f);
-    if (!f) {
-        free(text);
-        hs_respond_errorf(r, 500, "out of memory");
-        return;
-    }
-    f->api = a;
-    f->req = r;
-    snprintf(f->name, sizeof f->name, "%s", name);
-    f->ring = ring;
-    f->next_seq = next;
-    uv_timer_init(a->loop, &f->timer);
-    f->timer.data = f;
-    f->next = a->followers;
-    if (f->next) f->next->prev = f;
-    a->followers = f;
-    hs_respond_start(r, 200, &h, 1);
-    int rc = text && len ? hs_respond_chunk(r, text, len) : 0;
-    free(text);
-    if (rc != 0) {
-        follower_end(f);
-        return;
-    }
-    hs_req_on_abort(r, follower_abort, f);
-    uv_timer_start(&f->timer, follower_tick, FOLLOW_POLL_MS, FOLLOW_POLL_MS);
-}
-
-void api_shutdown(api_t *a)
-{
-    atomic_store(&a->stopping, 1);
-    while (a->followers) follower_end(a->followers);
 }
 
 /* ---- Routing ---------------------------------------------------------------- */
@@ -910,7 +754,7 @@ static void handle_v1(api_t *a, hs_req_t *r)
             if (method_is(r, "DELETE")) return handle_function_delete(a, r, name);
             if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD, DELETE");
             st_function_t f;
-            if (!get_function(a, r, name, &f)) return;
+            if (!api_get_function(a, r, name, &f)) return;
             cJSON *o = function_json(a, &f);
             st_function_free(&f);
             return respond_cjson(r, 200, o);
@@ -918,7 +762,7 @@ static void handle_v1(api_t *a, hs_req_t *r)
         if (strcmp(sub, "revisions") == 0 && !*rest) {
             if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
             st_function_t f;
-            if (!get_function(a, r, name, &f)) return;
+            if (!api_get_function(a, r, name, &f)) return;
             cJSON *arr = cJSON_CreateArray();
             for (uint32_t i = 0; i < f.nrevisions; i++)
                 cJSON_AddItemToArray(arr, revision_json(a, f.name, &f.revisions[i]));
@@ -927,7 +771,7 @@ static void handle_v1(api_t *a, hs_req_t *r)
         }
         if (strcmp(sub, "logs") == 0 && !*rest) {
             if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
-            return handle_logs(a, r, name);
+            return api_handle_logs(a, r, name);
         }
     }
     hs_respond_errorf(r, 404, "no such endpoint: %s %s (see docs/api.md)", r->method, r->path);
