@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
-#include <sqlite3.h>
 
 #include "common/rfc3339.h"
 #include "eventing/core.h"
@@ -44,7 +43,7 @@ static int obj_start(ev_t *ev, obj_t *o, const cJSON *doc, char *err, size_t err
         if (cc.target <= 0)
             cc.target = 1;
         int64_t now = ev_now_ms();
-        o->last_fire_ms = ev_db_last_fire(ev, o->name);
+        o->last_fire_ms = st_events_last_fire(ev->store, o->name);
         int64_t anchor = o->last_fire_ms ? o->last_fire_ms : now;
         /* Never replay: the next tick is the first after now. */
         o->next_fire_ms = ev_cron_next(&o->cron, now, anchor);
@@ -186,9 +185,10 @@ int ev_apply_doc(ev_t *ev, const cJSON *doc, bool persist, bool *created, cJSON 
         ev_obj_free(o, false);
         return -1;
     }
-    if (persist && ev_db_put(ev, o)) {
+    char dberr[256];
+    if (persist && st_events_put(ev->store, ev_kinds[k].kind, o->name, o->doc, dberr, sizeof dberr)) {
         ev_obj_free(o, false);
-        FAIL("cannot save %s %s: %s", ev_kinds[k].kind, name, sqlite3_errmsg(ev->db));
+        FAIL("cannot save %s %s: %s", ev_kinds[k].kind, name, dberr);
     }
     /* Swap under the write lock, then start outside it. */
     pthread_rwlock_wrlock(&ev->objs_lock);
@@ -267,7 +267,9 @@ int ev_delete(ev_t *ev, const char *kind, const char *name)
         pp = &(*pp)->next;
     *pp = o->next;
     pthread_rwlock_unlock(&ev->objs_lock);
-    ev_db_del(ev, k, name);
+    st_events_delete(ev->store, ev_kinds[k].kind, name);
+    if (k == OBJ_PING)
+        st_events_forget_fire(ev->store, name);
     if (ev->m_src_backlog) {
         mx_family_t *fb = k == OBJ_TRIGGER ? ev->m_trg_backlog : ev->m_src_backlog;
         mx_family_t *fp = k == OBJ_TRIGGER ? ev->m_trg_par : ev->m_src_par;

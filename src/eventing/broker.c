@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
-#include <sqlite3.h>
 
 #include "common/rfc3339.h"
 #include "eventing/core.h"

@@ -1,16 +1,16 @@
 /*
  * core.h — the ev_t object and the eventing objects it holds, shared by
  * eventing's files (eventing.c, objects.c, apply.c, ping.c, broker.c,
- * persist.c). Private to src/eventing/; consumers do not see it (they get
+ * drain.c). Private to src/eventing/; consumers do not see it (they get
  * an ev_consumer_ctx_t).
  */
 #ifndef WASMFN_EVENTING_CORE_H
 #define WASMFN_EVENTING_CORE_H
 
 #include <hiredis/hiredis.h>
-#include <sqlite3.h>
 
 #include "eventing/internal.h"
+#include "store/events.h"
 
 enum { OBJ_PING, OBJ_REDIS, OBJ_BROKER, OBJ_TRIGGER, OBJ_NKINDS };
 
@@ -63,7 +63,7 @@ struct ev {
     size_t queue_bytes; /* held by every memory feed; atomic (any thread) */
     char consumer_name[128];
 
-    sqlite3 *db;
+    st_events_t *store;     /* DATA/eventing.db (store/events.h) */
     ev_deliverer_t *deliverer;
 
     ev_consumer_ctx_t cctx; /* what every consumer gets (filled by ev_new) */
@@ -120,12 +120,6 @@ int ev_obj_parse(ev_t *ev, obj_t *o, const cJSON *doc, cJSON *warnings, char *er
 /* ping.c */
 void ev_ping_arm(obj_t *o);
 
-/* persist.c */
-int ev_db_exec(ev_t *ev, const char *sql);
-int ev_db_put(ev_t *ev, const obj_t *o);
-void ev_db_del(ev_t *ev, int kind, const char *name);
-int64_t ev_db_last_fire(ev_t *ev, const char *name);
-void ev_db_set_last_fire(ev_t *ev, const char *name, int64_t ms);
 
 /* apply.c */
 int ev_apply_doc(ev_t *ev, const cJSON *doc, bool persist, bool *created, cJSON *warnings,

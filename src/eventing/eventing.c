@@ -4,7 +4,8 @@
  * ev_drain and ev_free stop them. The rest is split by job: objects.c
  * (objects parsed from manifests), apply.c (apply, delete, list, starting
  * an object's consumer), ping.c (PingSource timers), broker.c (publishing
- * into brokers, ingress), persist.c (what survives a restart); core.h
+ * into brokers, ingress), drain.c; what survives a restart is in
+ * store/events.c (DATA/eventing.db); core.h
  * holds the objects they share.
  *
  * Threads: the loop thread owns the object list and writes it under
@@ -22,7 +23,6 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
-#include <sqlite3.h>
 
 #include "common/rfc3339.h"
 #include "eventing/core.h"
@@ -31,6 +31,27 @@
 
 
 /* ---- lifecycle ---- */
+
+/* Restoring saved objects at start: brokers in a first pass, the rest in a
+ * second. */
+typedef struct restore {
+    ev_t *ev;
+    bool brokers;
+} restore_t;
+
+static void restore_one(void *ud, const char *kind, const char *name, const char *text)
+{
+    restore_t *r = ud;
+    bool is_broker = strcmp(kind, "Broker") == 0;
+    if (is_broker != r->brokers)
+        return;
+    cJSON *doc = text ? cJSON_Parse(text) : NULL;
+    bool created;
+    char e2[512];
+    if (!doc || ev_apply_doc(r->ev, doc, false, &created, NULL, e2, sizeof e2))
+        fprintf(stderr, "eventing: cannot restore %s %s: %s\n", kind, name, doc ? e2 : "bad JSON");
+    cJSON_Delete(doc);
+}
 
 ev_t *ev_new(const ev_config_t *c, char *err, size_t errlen)
 {
@@ -63,21 +84,9 @@ ev_t *ev_new(const ev_config_t *c, char *err, size_t errlen)
             goto fail;
         }
     }
-    char path[1100];
-    snprintf(path, sizeof path, "%s/eventing.db", ev->data_dir);
-    if (sqlite3_open(path, &ev->db) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", path, ev->db ? sqlite3_errmsg(ev->db) : "cannot open");
+    ev->store = st_events_open(ev->data_dir, err, errlen);
+    if (!ev->store)
         goto fail;
-    }
-    sqlite3_busy_timeout(ev->db, 5000);
-    if (ev_db_exec(ev, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                    "CREATE TABLE IF NOT EXISTS objects(kind TEXT NOT NULL, name TEXT NOT NULL, "
-                    "doc TEXT NOT NULL, PRIMARY KEY(kind, name));"
-                    "CREATE TABLE IF NOT EXISTS ping_state(name TEXT PRIMARY KEY, "
-                    "last_fire_ms INTEGER NOT NULL);")) {
-        snprintf(err, errlen, "%s: cannot create eventing's tables", path);
-        goto fail;
-    }
     if (c->metrics) {
         static const char *const ev_labels[] = {"source", "trigger", "outcome", NULL};
         static const char *const src_labels[] = {"source", NULL};
@@ -151,27 +160,10 @@ ev_t *ev_new(const ev_config_t *c, char *err, size_t errlen)
         ev->pub_started = true;
     }
     /* Brokers first, so triggers find their broker's delivery spec. */
-    for (int pass = 0; pass < 2; pass++) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(ev->db, "SELECT kind, name, doc FROM objects ORDER BY kind, name",
-                               -1, &st, NULL) != SQLITE_OK)
-            break;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *kind = (const char *)sqlite3_column_text(st, 0);
-            bool is_broker = kind && strcmp(kind, "Broker") == 0;
-            if (is_broker != (pass == 0))
-                continue;
-            const char *text = (const char *)sqlite3_column_text(st, 2);
-            cJSON *doc = text ? cJSON_Parse(text) : NULL;
-            bool created;
-            char e2[512];
-            if (!doc || ev_apply_doc(ev, doc, false, &created, NULL, e2, sizeof e2))
-                fprintf(stderr, "eventing: cannot restore %s %s: %s\n", kind,
-                        (const char *)sqlite3_column_text(st, 1), doc ? e2 : "bad JSON");
-            cJSON_Delete(doc);
-        }
-        sqlite3_finalize(st);
-    }
+    restore_t r = {ev, true};
+    st_events_each(ev->store, restore_one, &r);
+    r.brokers = false;
+    st_events_each(ev->store, restore_one, &r);
     return ev;
 fail:
     ev->drained = true;
@@ -210,8 +202,7 @@ void ev_free(ev_t *ev)
             free(j);
         }
     ev_deliverer_free(ev->deliverer);
-    if (ev->db)
-        sqlite3_close(ev->db);
+    st_events_close(ev->store);
     if (ev->drain_timer) {
         uv_timer_stop(ev->drain_timer);
         uv_close((uv_handle_t *)ev->drain_timer, ev_timer_closed);

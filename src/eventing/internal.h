@@ -9,7 +9,8 @@
  *   consumer.c    a consumer thread per source/trigger: reads a feed (Redis
  *                 stream with a consumer group, or an in-memory queue),
  *                 delivers with retries, acks, dead-letters, scales
- *   eventing.c    ev_t: objects, persistence, PingSource timers, ingress
+ *   eventing.c    ev_t and its parts (objects, apply, ping, broker, drain:
+ *                 core.h); persistence in store/events.c
  */
 #ifndef WASMFN_EVENTING_INTERNAL_H
 #define WASMFN_EVENTING_INTERNAL_H

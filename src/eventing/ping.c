@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
-#include <sqlite3.h>
 
 #include "common/rfc3339.h"
 #include "eventing/core.h"
@@ -43,7 +42,7 @@ static void ping_fire(uv_timer_t *t)
         ev_event_free(e);
     }
     o->last_fire_ms = fire;
-    ev_db_set_last_fire(ev, o->name, fire);
+    st_events_set_last_fire(ev->store, o->name, fire);
     o->next_fire_ms = ev_cron_next(&o->cron, now > fire ? now : fire, fire);
     ev_ping_arm(o);
 }
