@@ -9,6 +9,8 @@
 
 #include "serving/serving.h"
 
+#include <pthread.h>
+
 #include "runtime/runtime.h"
 #include "common/percent.h"
 #include "serving/internal.h"
@@ -134,6 +136,7 @@ struct srv_fn {
     int32_t *current;
     bool deleted;
     srv_fn_t *hnext;
+    uint32_t max_scale;  /* its revisions' largest max-scale, 0 = unbounded (srv->fns_mu) */
 };
 
 struct srv {
@@ -154,7 +157,11 @@ struct srv {
     rt_pool_t *pool;
     rt_cache_t *cache;
     hs_server_t *http;
-    srv_fn_t *fns[SRV_FN_BUCKETS];
+    srv_fn_t *fns[SRV_FN_BUCKETS]; /* changed on the loop under fns_mu */
+    /* Guards changes of fns[] and of each function's max_scale, so that
+     * srv_function_max_scale may look them up from any thread; the loop
+     * thread (the only writer) reads them without it. */
+    pthread_mutex_t fns_mu;
     srv_rev_t *revs;
     srv_load_t *loads;       /* module loads in flight */
     uint32_t ncalls; /* calls not yet answered, data plane and srv_invoke */

@@ -60,10 +60,12 @@ void srv_fn_release(srv_fn_t *f)
 
 void srv_fn_unlink(srv_t *s, srv_fn_t *f)
 {
+    pthread_mutex_lock(&s->fns_mu);
     srv_fn_t **pp = &s->fns[name_hash(f->name)];
     while (*pp && *pp != f) pp = &(*pp)->hnext;
     if (*pp) *pp = f->hnext;
     f->hnext = NULL;
+    pthread_mutex_unlock(&s->fns_mu);
 }
 
 void srv_fn_retire_revs(srv_t *s, srv_fn_t *f)
@@ -166,8 +168,10 @@ int srv_function_put(srv_t *s, const char *name, const srv_revision_t *revs, uin
         }
     } else {
         uint32_t b = name_hash(name);
+        pthread_mutex_lock(&s->fns_mu);
         f->hnext = s->fns[b];
         s->fns[b] = f;
+        pthread_mutex_unlock(&s->fns_mu);
     }
     free(f->revs);
     free(f->route_rev);
@@ -197,6 +201,18 @@ int srv_function_put(srv_t *s, const char *name, const srv_revision_t *revs, uin
     srv_node_share(s);
     for (uint32_t k = 0; k < nrevs; k++) srv_rev_apply_desired(s, nr[k]);
     free(reused);
+    uint32_t max_scale = 0;
+    for (uint32_t k = 0; k < nrevs; k++) {
+        uint32_t m = nr[k]->scaling.max_scale;
+        if (m == 0) { /* one unbounded revision makes the function unbounded */
+            max_scale = 0;
+            break;
+        }
+        if (m > max_scale) max_scale = m;
+    }
+    pthread_mutex_lock(&s->fns_mu);
+    f->max_scale = max_scale;
+    pthread_mutex_unlock(&s->fns_mu);
     return 0;
 fail:
     for (uint32_t k = 0; nr && k < nrevs; k++)
@@ -251,4 +267,13 @@ lr_ring_t *srv_function_logs(srv_t *s, const char *name)
 {
     srv_fn_t *f = srv_fn_find(s, name);
     return f ? f->log : NULL;
+}
+
+uint32_t srv_function_max_scale(srv_t *s, const char *name)
+{
+    pthread_mutex_lock(&s->fns_mu);
+    srv_fn_t *f = srv_fn_find(s, name);
+    uint32_t m = f ? f->max_scale : 0;
+    pthread_mutex_unlock(&s->fns_mu);
+    return m;
 }

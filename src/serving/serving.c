@@ -126,6 +126,7 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&s->fns_mu, NULL);
     s->loop = c->loop;
     s->limits = c->limits;
     s->queue_cap = c->queue_per_revision ? c->queue_per_revision : SRV_DEFAULT_QUEUE;
@@ -237,6 +238,7 @@ static void srv_on_handle_closed(uv_handle_t *h)
 {
     srv_t *s = h->data;
     if (--s->handles_open > 0) return;
+    pthread_mutex_destroy(&s->fns_mu);
     free(s);
 }
 
