@@ -38,7 +38,7 @@ $(BUILD)/eventing-fns/%.wasm: tests/eventing/fns/%.c
 	@mkdir -p $(@D)
 	$(EXAMPLES_CC) $(EXAMPLES_CFLAGS) $< -o $@
 
-test-eventing-daemon: $(WASMFN) $(EV_FNS)
+test-eventing-daemon: $(WASMFN) $(EV_FNS) serving-fns
 	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
-		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EVSINK=$(EV_FNS) bash tests/eventing/daemon_tests.sh || s=1; \
+		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EVSINK=$(EV_FNS) SLOW=$(SERVING_FNS_DIR)/slow.wasm bash tests/eventing/daemon_tests.sh || s=1; \
 	done; exit $$s

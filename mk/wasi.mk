@@ -1,6 +1,6 @@
 # mk/wasi.mk — WASI test programs and `make test-wasi`.
 #
-#   make wasi-programs   tests/wasi/*.c -> build/wasi/*.wasm (clang, wasm32-wasi,
+#   make wasi-programs   tests/wasi/fns/*.c -> build/wasi/*.wasm (clang, wasm32-wasi,
 #                        Debian's wasi-libc sysroot, found by clang itself), and
 #                        the compute kernels natively -> build/wasi/native/*
 #   make test-wasi       runs tests/wasi/run_tests.sh against $(WASMFN): the
@@ -13,8 +13,8 @@
 WASI_CC ?= clang
 WASI_CFLAGS ?= --target=wasm32-wasi -O2 -Wall -Wextra
 WASI_DIR ?= build/wasi
-WASI_SRCS := $(sort $(filter-out tests/wasi/test_%.c,$(wildcard tests/wasi/*.c)))
-WASI_WASM := $(patsubst tests/wasi/%.c,$(WASI_DIR)/%.wasm,$(WASI_SRCS))
+WASI_SRCS := $(sort $(wildcard tests/wasi/fns/*.c))
+WASI_WASM := $(patsubst tests/wasi/fns/%.c,$(WASI_DIR)/%.wasm,$(WASI_SRCS))
 # Programs whose output must be byte-identical to the same C built natively.
 WASI_NATIVE_NAMES := sort hash float trees stdin_cat
 WASI_NATIVE := $(patsubst %,$(WASI_DIR)/native/%,$(WASI_NATIVE_NAMES))
@@ -26,13 +26,13 @@ ASAN_STEPS += test-wasi
 
 wasi-programs: $(WASI_WASM) $(WASI_NATIVE)
 
-$(WASI_DIR)/%.wasm: tests/wasi/%.c
+$(WASI_DIR)/%.wasm: tests/wasi/fns/%.c
 	@mkdir -p $(@D)
 	$(WASI_CC) $(WASI_CFLAGS) $< -o $@
 
 # Native twins: plain gcc -O2, never the sanitizer flags (they are the
 # reference output, not code under test).
-$(WASI_DIR)/native/%: tests/wasi/%.c
+$(WASI_DIR)/native/%: tests/wasi/fns/%.c
 	@mkdir -p $(@D)
 	gcc -std=gnu11 -O2 -Wall -Wextra $< -o $@ -lm
 

@@ -13,9 +13,8 @@
  * are short (one WAL fsync) and happen on the loop, which keeps the store
  * single-threaded.
  *
- * `logs?follow=1` responses stay open: a uv timer per follower polls the
- * function's log ring and streams new lines as chunks. api_shutdown ends
- * them, since a server drains only responses that end.
+ * Function logs (and `logs?follow=1` streams) are in logs.c; the api_t
+ * object the two files share is in internal.h.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -27,35 +26,16 @@
 
 #include <cjson/cJSON.h>
 
-#include "api/api.h"
+#include "api/internal.h"
 #include "api/images.h"
 #include "api/usage.h"
 #include "api/manifest.h"
+#include "common/jsonerr.h"
 #include "common/logring.h"
+#include "common/rfc3339.h"
 #include "engine/engine.h"
 
-#define FOLLOW_POLL_MS 200
-#define DEFAULT_TAIL 0 /* all the ring holds */
-
-typedef struct follower follower_t;
-typedef struct apply_job apply_job_t;
-
-struct api {
-    uv_loop_t *loop;
-    st_store_t *st;
-    srv_t *srv;
-    mx_registry_t *mx;
-    mtr_t *mtr;
-    ev_t *ev;
-    char *data_url;
-    bool ready;
-    follower_t *followers; /* open logs?follow=1 streams */
-    apply_job_t *applies;  /* Services whose module is being loaded */
-    uint32_t keep_revisions;
-    oci_options_t registry; /* for pulls: the daemon's options, cancel = &stopping */
-    atomic_int stopping;    /* set by api_shutdown: pulls in flight give up */
-};
-
+static void apply_prepare(apply_job_t *j);
 /* ---- Small helpers ---------------------------------------------------------- */
 
 bool api_token_equal(const char *presented, const char *token)
@@ -68,59 +48,20 @@ bool api_token_equal(const char *presented, const char *token)
     return diff == 0;
 }
 
-static void respond_error(hs_req_t *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void respond_error(hs_req_t *r, int status, const char *fmt, ...)
-{
-    char msg[1024], safe[4 * sizeof msg + 1];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    /* Messages echo what the client sent (a name, a path): bytes that are
-     * not UTF-8 would make the body invalid JSON, and cJSON passes them
-     * through; lr_escape turns them (and control characters) into visible
-     * \xHH text. A message cut by vsnprintf mid-character is safe too. */
-    safe[lr_escape(msg, strlen(msg), safe, 0)] = '\0';
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", safe);
-    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    hs_respond_json(r, status, s ? s : "{\"error\":\"out of memory\"}");
-    free(s);
-}
-
 /* Answers with the JSON value j (which it frees). */
 static void respond_cjson(hs_req_t *r, int status, cJSON *j)
 {
     char *s = j ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     if (!s) {
-        respond_error(r, 500, "out of memory");
+        hs_respond_errorf(r, 500, "out of memory");
         return;
     }
     hs_respond_json(r, status, s);
     free(s);
 }
 
-static void iso_time(int64_t t, char *out, size_t outlen)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static bool method_is(const hs_req_t *r, const char *m) { return strcmp(r->method, m) == 0; }
-
-static void respond_method_not_allowed(hs_req_t *r, const char *allow)
-{
-    hs_header_t h[2] = {{"Content-Type", "application/json"}, {"Allow", allow}};
-    char body[160];
-    snprintf(body, sizeof body, "{\"error\":\"method %s not allowed on this path (allowed: %s)\"}",
-             r->method, allow);
-    hs_respond(r, 405, h, 2, body, strlen(body));
-}
 
 /* ---- JSON views of the registry --------------------------------------------- */
 
@@ -128,7 +69,7 @@ static cJSON *revision_json(api_t *a, const char *fn, const st_revision_t *rv)
 {
     cJSON *o = cJSON_CreateObject();
     char t[32];
-    iso_time(rv->created, t, sizeof t);
+    cm_rfc3339_format((int64_t)(rv->created) * 1000000000, CM_RFC3339_SECONDS, t, sizeof t);
     cJSON_AddStringToObject(o, "name", rv->name);
     cJSON_AddStringToObject(o, "function", fn);
     cJSON_AddStringToObject(o, "image", rv->spec.image);
@@ -165,7 +106,7 @@ static cJSON *function_json(api_t *a, const st_function_t *f)
 {
     cJSON *o = cJSON_CreateObject();
     char t[32], *url = NULL;
-    iso_time(f->created, t, sizeof t);
+    cm_rfc3339_format((int64_t)(f->created) * 1000000000, CM_RFC3339_SECONDS, t, sizeof t);
     cJSON_AddStringToObject(o, "name", f->name);
     if (asprintf(&url, "%s/fn/%s/", a->data_url, f->name) >= 0) {
         cJSON_AddStringToObject(o, "url", url);
@@ -309,9 +250,9 @@ static void blob_done(uv_work_t *w, int status)
 {
     blob_job_t *j = w->data;
     if (status != 0) {
-        respond_error(j->req, 500, "upload cancelled");
+        hs_respond_errorf(j->req, 500, "upload cancelled");
     } else if (j->status != 201) {
-        respond_error(j->req, j->status, "%s", j->err);
+        hs_respond_errorf(j->req, j->status, "%s", j->err);
     } else {
         char body[160];
         snprintf(body, sizeof body, "{\"digest\":\"%s\",\"size\":%zu}", j->digest, j->req->body_len);
@@ -327,12 +268,12 @@ static void blob_done(uv_work_t *w, int status)
 static void handle_blob_post(api_t *a, hs_req_t *r)
 {
     if (r->body_len == 0) {
-        respond_error(r, 400, "empty body: POST the module's .wasm bytes");
+        hs_respond_errorf(r, 400, "empty body: POST the module's .wasm bytes");
         return;
     }
     blob_job_t *j = calloc(1, sizeof *j);
     if (!j) {
-        respond_error(r, 500, "out of memory");
+        hs_respond_errorf(r, 500, "out of memory");
         return;
     }
     j->api = a;
@@ -340,7 +281,7 @@ static void handle_blob_post(api_t *a, hs_req_t *r)
     j->work.data = j;
     if (uv_queue_work(a->loop, &j->work, blob_work, blob_done) != 0) {
         free(j);
-        respond_error(r, 500, "cannot queue the upload");
+        hs_respond_errorf(r, 500, "cannot queue the upload");
     }
 }
 
@@ -350,16 +291,16 @@ static void handle_blob_get(api_t *a, hs_req_t *r, const char *digest)
     size_t len;
     char err[512];
     if (st_digest_check(digest) != 0) {
-        respond_error(r, 404, "'%s' is not a sha256:HEX digest", digest);
+        hs_respond_errorf(r, 404, "'%s' is not a sha256:HEX digest", digest);
         return;
     }
     int rc = st_blob_get(a->st, digest, &bytes, &len, err, sizeof err);
     if (rc == ST_NOT_FOUND) {
-        respond_error(r, 404, "blob %s not found", digest);
+        hs_respond_errorf(r, 404, "blob %s not found", digest);
         return;
     }
     if (rc != ST_OK) {
-        respond_error(r, 500, "%s", err);
+        hs_respond_errorf(r, 500, "%s", err);
         return;
     }
     hs_header_t h = {"Content-Type", "application/wasm"};
@@ -429,7 +370,7 @@ static void apply_finish(apply_job_t *j)
     api_apply_result_t res;
     if (api_service_apply(a->st, svc, (int64_t)time(NULL), deploy_to_plane, a, &res, err,
                           sizeof err) != 0) {
-        respond_error(r, res.status, "%s", err);
+        hs_respond_errorf(r, res.status, "%s", err);
         api_service_free(svc);
         free(j);
         return;
@@ -454,7 +395,7 @@ static void apply_prepared(void *ud, const char *err)
     apply_job_t *j = ud;
     apply_job_unlink(j->api, j);
     if (err) {
-        respond_error(j->req, 400, "spec.template.spec.containers[0].image: %s%smodule %s: %s",
+        hs_respond_errorf(j->req, 400, "spec.template.spec.containers[0].image: %s%smodule %s: %s",
                       j->svc.spec.image_ref ? j->svc.spec.image_ref : "",
                       j->svc.spec.image_ref ? ": " : "", j->svc.spec.image, err);
         api_service_free(&j->svc);
@@ -479,8 +420,6 @@ typedef struct image_job {
     char err[1024];
 } image_job_t;
 
-static void apply_prepare(apply_job_t *j);
-
 static void image_work(uv_work_t *w)
 {
     image_job_t *j = w->data;
@@ -498,14 +437,14 @@ static void image_done(uv_work_t *w, int status)
     }
     if (j->status != 200) {
         if (aj) {
-            respond_error(j->req, j->status, "spec.template.spec.containers[0].image: %s", j->err);
+            hs_respond_errorf(j->req, j->status, "spec.template.spec.containers[0].image: %s", j->err);
             api_service_free(&aj->svc);
             free(aj);
         } else {
-            respond_error(j->req, j->status, "%s", j->err);
+            hs_respond_errorf(j->req, j->status, "%s", j->err);
         }
     } else if (aj && atomic_load(&j->api->stopping)) {
-        respond_error(j->req, 503, "the daemon is stopping: nothing applied");
+        hs_respond_errorf(j->req, 503, "the daemon is stopping: nothing applied");
         api_service_free(&aj->svc);
         free(aj);
     } else if (aj) {
@@ -513,7 +452,7 @@ static void image_done(uv_work_t *w, int status)
         sp->image = strdup(j->res.module_digest);
         sp->image_digest = strdup(j->res.manifest_digest);
         if (!sp->image || !sp->image_digest) {
-            respond_error(j->req, 500, "out of memory");
+            hs_respond_errorf(j->req, 500, "out of memory");
             api_service_free(&aj->svc);
             free(aj);
         } else {
@@ -561,17 +500,17 @@ static void handle_image_post(api_t *a, hs_req_t *r)
     char err[1024];
     cJSON *doc = api_json_parse(r->body, r->body_len, err, sizeof err);
     if (!doc) {
-        respond_error(r, 400, "%s", err);
+        hs_respond_errorf(r, 400, "%s", err);
         return;
     }
     const cJSON *im = cJSON_GetObjectItemCaseSensitive(doc, "image");
     oci_ref_t ref;
     if (!cJSON_IsString(im)) {
-        respond_error(r, 400, "image: required, a registry reference (HOST[:PORT]/REPO[:TAG])");
+        hs_respond_errorf(r, 400, "image: required, a registry reference (HOST[:PORT]/REPO[:TAG])");
     } else if (oci_ref_parse(im->valuestring, &ref, err, sizeof err) != 0) {
-        respond_error(r, 400, "image: %s", err);
+        hs_respond_errorf(r, 400, "image: %s", err);
     } else if (image_job_start(a, r, im->valuestring, NULL) != 0) {
-        respond_error(r, 500, "cannot queue the image pull");
+        hs_respond_errorf(r, 500, "cannot queue the image pull");
     }
     cJSON_Delete(doc);
 }
@@ -581,7 +520,7 @@ static void handle_apply(api_t *a, hs_req_t *r)
     char err[1024];
     cJSON *doc = api_json_parse(r->body, r->body_len, err, sizeof err);
     if (!doc) {
-        respond_error(r, 400, "%s", err);
+        hs_respond_errorf(r, 400, "%s", err);
         return;
     }
     const cJSON *av = cJSON_GetObjectItemCaseSensitive(doc, "apiVersion");
@@ -591,14 +530,14 @@ static void handle_apply(api_t *a, hs_req_t *r)
         /* Eventing kinds: PingSource, RedisStreamSource, Broker, Trigger. */
         if (!a->ev) {
             cJSON_Delete(doc);
-            respond_error(r, 503, "eventing is not running");
+            hs_respond_errorf(r, 503, "eventing is not running");
             return;
         }
         char out[4096];
         int rc = ev_apply(a->ev, doc, out, sizeof out);
         cJSON_Delete(doc);
         if (rc != 0)
-            respond_error(r, 400, "%s", out);
+            hs_respond_errorf(r, 400, "%s", out);
         else
             hs_respond_json(r, 200, out);
         return;
@@ -606,13 +545,13 @@ static void handle_apply(api_t *a, hs_req_t *r)
     apply_job_t *j = calloc(1, sizeof *j);
     if (!j) {
         cJSON_Delete(doc);
-        respond_error(r, 500, "out of memory");
+        hs_respond_errorf(r, 500, "out of memory");
         return;
     }
     if (api_service_parse(doc, &j->svc, err, sizeof err) != 0) {
         cJSON_Delete(doc);
         free(j);
-        respond_error(r, 400, "%s", err);
+        hs_respond_errorf(r, 400, "%s", err);
         return;
     }
     cJSON_Delete(doc);
@@ -622,7 +561,7 @@ static void handle_apply(api_t *a, hs_req_t *r)
         if (image_job_start(a, r, j->svc.spec.image_ref, j) != 0) {
             api_service_free(&j->svc);
             free(j);
-            respond_error(r, 500, "cannot queue the image pull");
+            hs_respond_errorf(r, 500, "cannot queue the image pull");
         }
         return;
     }
@@ -655,15 +594,15 @@ static void apply_prepare(apply_job_t *j)
 static void handle_eventing(api_t *a, hs_req_t *r, const char *p)
 {
     if (!a->ev) {
-        respond_error(r, 503, "eventing is not running");
+        hs_respond_errorf(r, 503, "eventing is not running");
         return;
     }
     if (strcmp(p, "/v1/eventing") == 0) {
         if (!method_is(r, "GET") && !method_is(r, "HEAD"))
-            return respond_method_not_allowed(r, "GET, HEAD");
+            return hs_respond_method_not_allowed(r, "GET, HEAD");
         char *json = ev_list_json(a->ev);
         if (!json) {
-            respond_error(r, 500, "out of memory");
+            hs_respond_errorf(r, 500, "out of memory");
             return;
         }
         hs_respond_json(r, 200, json);
@@ -675,16 +614,16 @@ static void handle_eventing(api_t *a, hs_req_t *r, const char *p)
     const char *slash = strchr(rest, '/');
     if (!slash || (size_t)(slash - rest) >= sizeof kind || strlen(slash + 1) >= sizeof name ||
         !slash[1] || strchr(slash + 1, '/')) {
-        respond_error(r, 404, "use /v1/eventing/KIND/NAME");
+        hs_respond_errorf(r, 404, "use /v1/eventing/KIND/NAME");
         return;
     }
     if (!method_is(r, "DELETE"))
-        return respond_method_not_allowed(r, "DELETE");
+        return hs_respond_method_not_allowed(r, "DELETE");
     memcpy(kind, rest, (size_t)(slash - rest));
     kind[slash - rest] = '\0';
     snprintf(name, sizeof name, "%s", slash + 1);
     if (ev_delete(a->ev, kind, name) != 0) {
-        respond_error(r, 404, "no %s named %s", kind, name);
+        hs_respond_errorf(r, 404, "no %s named %s", kind, name);
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -701,7 +640,7 @@ static void handle_function_list(api_t *a, hs_req_t *r)
     size_t n;
     char err[512];
     if (st_function_names(a->st, &names, &n, err, sizeof err) != ST_OK) {
-        respond_error(r, 500, "%s", err);
+        hs_respond_errorf(r, 500, "%s", err);
         return;
     }
     cJSON *arr = cJSON_CreateArray();
@@ -715,22 +654,6 @@ static void handle_function_list(api_t *a, hs_req_t *r)
     respond_cjson(r, 200, arr);
 }
 
-/* Loads function name into f, answering 404/500 itself when it cannot. */
-static bool get_function(api_t *a, hs_req_t *r, const char *name, st_function_t *f)
-{
-    char err[512];
-    int rc = st_function_get(a->st, name, f, err, sizeof err);
-    if (rc == ST_NOT_FOUND) {
-        respond_error(r, 404, "function %s not found", name);
-        return false;
-    }
-    if (rc != ST_OK) {
-        respond_error(r, 500, "%s", err);
-        return false;
-    }
-    return true;
-}
-
 static void handle_function_delete(api_t *a, hs_req_t *r, const char *name)
 {
     char err[512];
@@ -738,133 +661,17 @@ static void handle_function_delete(api_t *a, hs_req_t *r, const char *name)
      * plane: a crash in between leaves nothing to serve at restart. */
     int rc = st_function_delete(a->st, name, err, sizeof err);
     if (rc == ST_NOT_FOUND) {
-        respond_error(r, 404, "function %s not found", name);
+        hs_respond_errorf(r, 404, "function %s not found", name);
         return;
     }
     if (rc != ST_OK) {
-        respond_error(r, 500, "%s", err);
+        hs_respond_errorf(r, 500, "%s", err);
         return;
     }
     if (a->srv) srv_function_delete(a->srv, name);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "deleted", name);
     respond_cjson(r, 200, o);
-}
-
-/* ---- Logs ------------------------------------------------------------------- */
-
-struct follower {
-    uv_timer_t timer;
-    api_t *api;
-    hs_req_t *req;       /* NULL once the response has ended */
-    char name[ST_NAME_MAX + 2];
-    lr_ring_t *ring;     /* the ring read last (a re-created function has a new one) */
-    uint64_t next_seq;
-    follower_t *next, *prev;
-};
-
-static void follower_closed(uv_handle_t *h) { free(h->data); }
-
-/* Ends the response and releases the follower. */
-static void follower_end(follower_t *f)
-{
-    if (!f->req) return;
-    hs_req_t *r = f->req;
-    f->req = NULL;
-    hs_req_on_abort(r, NULL, NULL);
-    if (f->prev) f->prev->next = f->next;
-    else f->api->followers = f->next;
-    if (f->next) f->next->prev = f->prev;
-    uv_timer_stop(&f->timer);
-    uv_close((uv_handle_t *)&f->timer, follower_closed);
-    hs_respond_end(r);
-}
-
-static void follower_abort(hs_req_t *r, void *ud)
-{
-    (void)r;
-    follower_end(ud);
-}
-
-static void follower_tick(uv_timer_t *t)
-{
-    follower_t *f = t->data;
-    lr_ring_t *ring = f->api->srv ? srv_function_logs(f->api->srv, f->name) : NULL;
-    if (!ring) { /* deleted */
-        follower_end(f);
-        return;
-    }
-    if (ring != f->ring) {
-        f->ring = ring;
-        f->next_seq = 0;
-    }
-    size_t len = 0;
-    char *text = lr_ring_read(ring, f->next_seq, 0, &f->next_seq, &len);
-    int rc = 0;
-    if (text && len) rc = hs_respond_chunk(f->req, text, len);
-    free(text);
-    if (rc != 0) follower_end(f);
-}
-
-static void handle_logs(api_t *a, hs_req_t *r, const char *name)
-{
-    st_function_t fn;
-    if (!get_function(a, r, name, &fn)) return;
-    st_function_free(&fn);
-    char v[32];
-    size_t tail = DEFAULT_TAIL;
-    if (hs_query_param(r->query, "tail", v, sizeof v) == 1) {
-        char *end;
-        unsigned long long n = strtoull(v, &end, 10);
-        if (!*v || *end || n > 1000000) {
-            respond_error(r, 400, "tail: '%s' is not a line count", v);
-            return;
-        }
-        tail = (size_t)n;
-    }
-    bool follow = hs_query_param(r->query, "follow", v, sizeof v) == 1 &&
-                  (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || *v == '\0');
-    lr_ring_t *ring = a->srv ? srv_function_logs(a->srv, name) : NULL;
-    uint64_t next = 0;
-    size_t len = 0;
-    char *text = ring ? lr_ring_read(ring, 0, tail, &next, &len) : NULL;
-    hs_header_t h = {"Content-Type", "text/plain; charset=utf-8"};
-    if (!follow) {
-        hs_respond(r, 200, &h, 1, text ? text : "", text ? len : 0);
-        free(text);
-        return;
-    }
-    follower_t *f = calloc(1, sizeof *f);
-    if (!f) {
-        free(text);
-        respond_error(r, 500, "out of memory");
-        return;
-    }
-    f->api = a;
-    f->req = r;
-    snprintf(f->name, sizeof f->name, "%s", name);
-    f->ring = ring;
-    f->next_seq = next;
-    uv_timer_init(a->loop, &f->timer);
-    f->timer.data = f;
-    f->next = a->followers;
-    if (f->next) f->next->prev = f;
-    a->followers = f;
-    hs_respond_start(r, 200, &h, 1);
-    int rc = text && len ? hs_respond_chunk(r, text, len) : 0;
-    free(text);
-    if (rc != 0) {
-        follower_end(f);
-        return;
-    }
-    hs_req_on_abort(r, follower_abort, f);
-    uv_timer_start(&f->timer, follower_tick, FOLLOW_POLL_MS, FOLLOW_POLL_MS);
-}
-
-void api_shutdown(api_t *a)
-{
-    atomic_store(&a->stopping, 1);
-    while (a->followers) follower_end(a->followers);
 }
 
 /* ---- Routing ---------------------------------------------------------------- */
@@ -897,17 +704,17 @@ static void handle_v1(api_t *a, hs_req_t *r)
     const char *p = r->path;
     bool get = method_is(r, "GET") || method_is(r, "HEAD");
     if (strcmp(p, "/v1/blobs") == 0) {
-        if (!method_is(r, "POST")) return respond_method_not_allowed(r, "POST");
+        if (!method_is(r, "POST")) return hs_respond_method_not_allowed(r, "POST");
         return handle_blob_post(a, r);
     }
     if (strncmp(p, "/v1/blobs/", 10) == 0) {
-        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
         return handle_blob_get(a, r, p + 10);
     }
     if (strncmp(p, "/v1/invocations/", 16) == 0) {
-        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
         char *json = a->srv ? srv_invocation_json(a->srv, p + 16) : NULL;
-        if (!json) return respond_error(r, 404, "no such invocation (unknown, or no longer kept)");
+        if (!json) return hs_respond_errorf(r, 404, "no such invocation (unknown, or no longer kept)");
         hs_respond_json(r, 200, json);
         free(json);
         return;
@@ -917,22 +724,22 @@ static void handle_v1(api_t *a, hs_req_t *r)
     if (strcmp(p, "/v1/eventing") == 0 || strncmp(p, "/v1/eventing/", 13) == 0)
         return handle_eventing(a, r, p);
     if (strcmp(p, "/v1/images") == 0) {
-        if (!method_is(r, "POST")) return respond_method_not_allowed(r, "POST");
+        if (!method_is(r, "POST")) return hs_respond_method_not_allowed(r, "POST");
         return handle_image_post(a, r);
     }
     if (strcmp(p, "/v1/apply") == 0) {
-        if (!method_is(r, "POST")) return respond_method_not_allowed(r, "POST");
+        if (!method_is(r, "POST")) return hs_respond_method_not_allowed(r, "POST");
         return handle_apply(a, r);
     }
     if (strcmp(p, "/v1/functions") == 0 || strcmp(p, "/v1/functions/") == 0) {
-        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
         return handle_function_list(a, r);
     }
     if (strncmp(p, "/v1/functions/", 14) == 0) {
         char name[ST_NAME_MAX + 2], sub[32];
         const char *rest;
         if (!split_function_path(p + 14, name, sizeof name, sub, sizeof sub, &rest)) {
-            respond_error(r, 404, "no such function");
+            hs_respond_errorf(r, 404, "no such function");
             return;
         }
         if (strcmp(sub, "invoke") == 0) {
@@ -940,22 +747,22 @@ static void handle_v1(api_t *a, hs_req_t *r)
              * must never see the admin token. */
             hs_req_remove_header(r, "Authorization");
             if (a->srv) srv_invoke(a->srv, name, rest, r);
-            else respond_error(r, 503, "the data plane is not running");
+            else hs_respond_errorf(r, 503, "the data plane is not running");
             return;
         }
         if (sub[0] == '\0' && !*rest) {
             if (method_is(r, "DELETE")) return handle_function_delete(a, r, name);
-            if (!get) return respond_method_not_allowed(r, "GET, HEAD, DELETE");
+            if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD, DELETE");
             st_function_t f;
-            if (!get_function(a, r, name, &f)) return;
+            if (!api_get_function(a, r, name, &f)) return;
             cJSON *o = function_json(a, &f);
             st_function_free(&f);
             return respond_cjson(r, 200, o);
         }
         if (strcmp(sub, "revisions") == 0 && !*rest) {
-            if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+            if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
             st_function_t f;
-            if (!get_function(a, r, name, &f)) return;
+            if (!api_get_function(a, r, name, &f)) return;
             cJSON *arr = cJSON_CreateArray();
             for (uint32_t i = 0; i < f.nrevisions; i++)
                 cJSON_AddItemToArray(arr, revision_json(a, f.name, &f.revisions[i]));
@@ -963,11 +770,11 @@ static void handle_v1(api_t *a, hs_req_t *r)
             return respond_cjson(r, 200, arr);
         }
         if (strcmp(sub, "logs") == 0 && !*rest) {
-            if (!get) return respond_method_not_allowed(r, "GET, HEAD");
-            return handle_logs(a, r, name);
+            if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
+            return api_handle_logs(a, r, name);
         }
     }
-    respond_error(r, 404, "no such endpoint: %s %s (see docs/api.md)", r->method, r->path);
+    hs_respond_errorf(r, 404, "no such endpoint: %s %s (see docs/api.md)", r->method, r->path);
 }
 
 static bool needs_token(const hs_req_t *r)
@@ -985,12 +792,10 @@ static bool check_token(api_t *a, hs_req_t *r)
         while (*tok == ' ') tok++;
     }
     if (tok && api_token_equal(tok, st_admin_token(a->st))) return true;
-    hs_header_t h[2] = {{"Content-Type", "application/json"},
-                        {"WWW-Authenticate", "Bearer realm=\"wasmfn\""}};
-    static const char body[] =
-        "{\"error\":\"missing or wrong bearer token (send Authorization: Bearer TOKEN; the "
-        "token is in DATA/admin.token)\"}";
-    hs_respond(r, 401, h, 2, body, sizeof body - 1);
+    static const hs_header_t h = {"WWW-Authenticate", "Bearer realm=\"wasmfn\""};
+    hs_respond_error(r, 401, &h, 1,
+                     "missing or wrong bearer token (send Authorization: Bearer TOKEN; the "
+                     "token is in DATA/admin.token)");
     return false;
 }
 
@@ -1005,15 +810,15 @@ void api_handle(hs_req_t *r, void *ud)
     const char *p = r->path;
     bool get = method_is(r, "GET") || method_is(r, "HEAD");
     if (strcmp(p, "/healthz") == 0) {
-        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
         return hs_respond_text(r, 200, "ok\n");
     }
     if (strcmp(p, "/readyz") == 0) {
-        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
         return hs_respond_text(r, a->ready ? 200 : 503, a->ready ? "ready\n" : "not ready\n");
     }
     if (strcmp(p, "/metrics") == 0) {
-        if (!get) return respond_method_not_allowed(r, "GET, HEAD");
+        if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
         size_t len = 0;
         char *text = a->mx ? mx_registry_render(a->mx, &len) : NULL;
         hs_header_t h = {"Content-Type", "text/plain; version=0.0.4; charset=utf-8"};
@@ -1022,7 +827,7 @@ void api_handle(hs_req_t *r, void *ud)
         return;
     }
     if (!needs_token(r)) {
-        respond_error(r, 404, "no such endpoint: %s (see docs/api.md)", p);
+        hs_respond_errorf(r, 404, "no such endpoint: %s (see docs/api.md)", p);
         return;
     }
     /* Also checked here: a server without api_head_check still refuses. */

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "common/http.h"
+#include "http/http.h"
 #include "common/metrics.h"
 #include "eventing/eventing.h"
 #include "serving/serving.h"

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "api/manifest.h"
+#include "common/duration.h"
 #include "oci/oci.h"
 
 #define MIN_MEMORY_BYTES (64ull << 10)   /* one WebAssembly page */
@@ -233,40 +234,9 @@ int api_quantity_parse(const char *s, uint64_t *bytes)
 
 int api_duration_parse(const char *s, uint64_t *ns)
 {
-    if (!s || !*s) return -1;
-    const char *p = s;
-    long double total = 0;
-    while (*p) {
-        if (!isdigit((unsigned char)*p) && *p != '.') return -1;
-        long double v = 0;
-        bool digits = false;
-        while (isdigit((unsigned char)*p)) {
-            v = v * 10 + (*p++ - '0');
-            digits = true;
-        }
-        if (*p == '.') {
-            p++;
-            long double scale = 0.1L;
-            while (isdigit((unsigned char)*p)) {
-                v += (*p++ - '0') * scale;
-                scale /= 10;
-                digits = true;
-            }
-        }
-        if (!digits) return -1;
-        long double unit;
-        if (strncmp(p, "ns", 2) == 0) unit = 1, p += 2;
-        else if (strncmp(p, "us", 2) == 0) unit = 1e3L, p += 2;
-        else if (strncmp(p, "\xc2\xb5s", 3) == 0) unit = 1e3L, p += 3; /* µs */
-        else if (strncmp(p, "ms", 2) == 0) unit = 1e6L, p += 2;
-        else if (*p == 's') unit = 1e9L, p += 1;
-        else if (*p == 'm') unit = 60e9L, p += 1;
-        else if (*p == 'h') unit = 3600e9L, p += 1;
-        else return -1; /* a unit is required, as in Go and Knative */
-        total += v * unit;
-        if (total >= 9.2e18L) return -1;
-    }
-    *ns = (uint64_t)total;
+    int64_t v;
+    if (cm_duration_parse(s, 0, &v, NULL, 0) != 0) return -1;
+    *ns = (uint64_t)v;
     return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "api/usage.h"
+#include "common/jsonerr.h"
 #include "common/logring.h"
 
 static char *error_body(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -93,16 +94,11 @@ int api_usage_query(mtr_t *m, const char *query, int64_t now_ns, char **body)
 void api_usage_handle(mtr_t *m, hs_req_t *req)
 {
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        hs_header_t h[2] = {{"Content-Type", "application/json"}, {"Allow", "GET, HEAD"}};
-        char body[160];
-        snprintf(body, sizeof body,
-                 "{\"error\":\"method %s not allowed on this path (allowed: GET, HEAD)\"}",
-                 req->method);
-        hs_respond(req, 405, h, 2, body, strlen(body));
+        hs_respond_method_not_allowed(req, "GET, HEAD");
         return;
     }
     char *body = NULL;
     int status = api_usage_query(m, req->query, mtr_now_ns(), &body);
-    hs_respond_json(req, status, body ? body : "{\"error\":\"out of memory\"}");
+    hs_respond_json(req, status, body ? body : CM_JSON_ERROR_OOM);
     free(body);
 }

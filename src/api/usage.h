@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/http.h"
+#include "http/http.h"
 #include "metering/metering.h"
 
 /* GET /v1/usage?function=NAME&since=T&until=T&step=D. since and until are

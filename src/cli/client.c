@@ -22,45 +22,16 @@
 
 #define DEFAULT_API "http://127.0.0.1:8081"
 
-/* ---- buffers ---- */
-
-int cli_buf_append(cli_buf_t *b, const void *p, size_t n)
-{
-    if (n > SIZE_MAX - b->len - 1) return -1;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) {
-            if (cap > SIZE_MAX / 2) return -1;
-            cap *= 2;
-        }
-        char *d = realloc(b->data, cap);
-        if (!d) return -1;
-        b->data = d;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = 0;
-    return 0;
-}
-
-void cli_buf_free(cli_buf_t *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
-int cli_file_read(const char *path, cli_buf_t *b)
+int cli_file_read(const char *path, cm_buf_t *b)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f) return -1;
     char chunk[65536];
     int rc = 0;
     size_t r;
-    if (cli_buf_append(b, "", 0) != 0) rc = -1; /* an empty file still gets data */
+    if (cm_buf_append(b, "", 0) != 0) rc = -1; /* an empty file still gets data */
     while (rc == 0 && (r = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (cli_buf_append(b, chunk, r) != 0) {
+        if (cm_buf_append(b, chunk, r) != 0) {
             errno = ENOMEM;
             rc = -1;
         }
@@ -83,7 +54,7 @@ static void size_text(size_t n, char *out, size_t len)
     else snprintf(out, len, "%zu bytes", n);
 }
 
-int cli_file_read_max(const char *path, size_t max, bool regular_only, cli_buf_t *b, char *err,
+int cli_file_read_max(const char *path, size_t max, bool regular_only, cm_buf_t *b, char *err,
                       size_t errlen)
 {
     bool is_stdin = strcmp(path, "-") == 0;
@@ -117,12 +88,12 @@ int cli_file_read_max(const char *path, size_t max, bool regular_only, cli_buf_t
     }
     char chunk[65536];
     size_t r;
-    if (rc == 0 && cli_buf_append(b, "", 0) != 0) rc = -1; /* an empty file still gets data */
+    if (rc == 0 && cm_buf_append(b, "", 0) != 0) rc = -1; /* an empty file still gets data */
     while (rc == 0 && (r = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (r > max - b->len) {
             snprintf(err, errlen, "larger than %s, the most wasmfn reads for it", limit);
             rc = -1;
-        } else if (cli_buf_append(b, chunk, r) != 0) {
+        } else if (cm_buf_append(b, chunk, r) != 0) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
         }
@@ -183,10 +154,10 @@ int cli_api_open(cli_api_t *api)
         api->token_source = strdup("$WASMFN_TOKEN");
     } else {
         api->token_source = default_token_path();
-        cli_buf_t b = {0};
+        cm_buf_t b = {0};
         if (api->token_source && cli_file_read(api->token_source, &b) == 0 && b.len > 0)
             api->token = trim_dup(b.data, b.len);
-        cli_buf_free(&b);
+        cm_buf_free(&b);
     }
 
     if (!api->base) {
@@ -225,8 +196,8 @@ void cli_api_close(cli_api_t *api)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    cli_buf_t *b = ud;
-    return cli_buf_append(b, p, size * n) == 0 ? size * n : 0;
+    cm_buf_t *b = ud;
+    return cm_buf_append(b, p, size * n) == 0 ? size * n : 0;
 }
 
 /* A streamed body (log lines) is printed a line at a time as it arrives,
@@ -250,8 +221,8 @@ static void stream_print(const char *p, size_t n)
 
 static size_t on_body_stream(char *p, size_t size, size_t n, void *ud)
 {
-    cli_buf_t *held = ud;
-    if (cli_buf_append(held, p, size * n) != 0) return 0;
+    cm_buf_t *held = ud;
+    if (cm_buf_append(held, p, size * n) != 0) return 0;
     size_t upto = held->len;
     while (upto && held->data[upto - 1] != '\n') upto--;
     if (!upto && held->len > STREAM_HOLD_MAX) upto = held->len;
@@ -265,16 +236,16 @@ static size_t on_body_stream(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    cli_buf_t *b = ud;
+    cm_buf_t *b = ud;
     /* A redirect or 100-continue starts a new header block: keep the last. */
     if (size * n >= 5 && memcmp(p, "HTTP/", 5) == 0) b->len = 0;
-    return cli_buf_append(b, p, size * n) == 0 ? size * n : 0;
+    return cm_buf_append(b, p, size * n) == 0 ? size * n : 0;
 }
 
 void cli_response_free(cli_response_t *r)
 {
-    cli_buf_free(&r->body);
-    cli_buf_free(&r->headers);
+    cm_buf_free(&r->body);
+    cm_buf_free(&r->headers);
     r->status = 0;
 }
 
@@ -338,7 +309,7 @@ int cli_api_do(cli_api_t *api, const cli_request_t *req, cli_response_t *resp)
         }
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     }
-    cli_buf_t held = {0};
+    cm_buf_t held = {0};
     if (req->stream) {
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body_stream);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &held);
@@ -351,7 +322,7 @@ int cli_api_do(cli_api_t *api, const cli_request_t *req, cli_response_t *resp)
 
     CURLcode rc = curl_easy_perform(c);
     if (held.len) stream_print(held.data, held.len);
-    cli_buf_free(&held);
+    cm_buf_free(&held);
     int ret = 0;
     if (rc != CURLE_OK) {
         long oserr = 0;
@@ -377,7 +348,7 @@ int cli_api_do(cli_api_t *api, const cli_request_t *req, cli_response_t *resp)
     /* Body and headers of an answer that never completed are not kept. */
     if (ret != 0) cli_response_free(resp);
     else if (!resp->body.data)
-        cli_buf_append(&resp->body, "", 0); /* callers may read an empty body as a string */
+        cm_buf_append(&resp->body, "", 0); /* callers may read an empty body as a string */
     curl_slist_free_all(hdrs);
     if (auth) {
         memset(auth, 0, strlen(auth));
@@ -468,9 +439,9 @@ char *cli_escape(const char *s)
 int cli_blob_upload(cli_api_t *api, const char *path, char *digest, size_t digest_len,
                     char *err, size_t errlen)
 {
-    cli_buf_t b = {0};
+    cm_buf_t b = {0};
     if (cli_file_read_max(path, CLI_UPLOAD_MAX_BYTES, true, &b, err, errlen) != 0) {
-        cli_buf_free(&b);
+        cm_buf_free(&b);
         return -1;
     }
     cli_request_t req = {
@@ -502,7 +473,7 @@ int cli_blob_upload(cli_api_t *api, const char *path, char *digest, size_t diges
         cJSON_Delete(j);
     }
     cli_response_free(&resp);
-    cli_buf_free(&b);
+    cm_buf_free(&b);
     return rc;
 }
 

@@ -14,6 +14,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/buf.h"
+
 /* Exit statuses of the client subcommands. */
 enum {
     CLI_EXIT_FAIL = 1,  /* the API answered with an error, or the guest's 5xx */
@@ -22,16 +24,9 @@ enum {
 
 /* ---- buffers ---- */
 
-typedef struct cli_buf {
-    char *data; /* always NUL-terminated when non-NULL (not counted in len) */
-    size_t len, cap;
-} cli_buf_t;
-
-/* Appends n bytes; returns -1 when out of memory. */
-int cli_buf_append(cli_buf_t *b, const void *p, size_t n);
-void cli_buf_free(cli_buf_t *b);
+/* The CLI's buffers are common/buf.h's cm_buf_t. */
 /* Reads a whole file ("-" = stdin) into b. Returns -1 with errno set. */
-int cli_file_read(const char *path, cli_buf_t *b);
+int cli_file_read(const char *path, cm_buf_t *b);
 
 /* The most the CLI reads for a module or an invoke body (the admin API's
  * body limit, `wasmfn serve`'s ADMIN_MAX_BODY), and for a manifest. */
@@ -42,7 +37,7 @@ int cli_file_read(const char *path, cli_buf_t *b);
  * (a device such as /dev/zero never ends) is refused without reading it
  * all. With regular_only, anything but a regular file is refused before it
  * is opened. Returns 0, or -1 with a one-line reason in err. */
-int cli_file_read_max(const char *path, size_t max, bool regular_only, cli_buf_t *b, char *err,
+int cli_file_read_max(const char *path, size_t max, bool regular_only, cm_buf_t *b, char *err,
                       size_t errlen);
 
 /* ---- the admin API ---- */
@@ -69,8 +64,8 @@ typedef struct cli_request {
 
 typedef struct cli_response {
     long status;
-    cli_buf_t body;
-    cli_buf_t headers;           /* the raw header block (status line included) */
+    cm_buf_t body;
+    cm_buf_t headers;           /* the raw header block (status line included) */
 } cli_response_t;
 
 /* Reads $WASMFN_API, $WASMFN_TOKEN or the token file, and sets up libcurl.

@@ -474,7 +474,7 @@ int cli_invoke_main(int argc, char **argv)
     const char **headers = calloc((size_t)argc, sizeof *headers);
     size_t nheaders = 0;
     int rc = CLI_EXIT_ARGS;
-    cli_buf_t body = {0};
+    cm_buf_t body = {0};
     char *path = NULL;
     if (!headers) return CLI_EXIT_FAIL;
 
@@ -538,7 +538,7 @@ int cli_invoke_main(int argc, char **argv)
                 rc = CLI_EXIT_FAIL;
                 goto out;
             }
-        } else if (cli_buf_append(&body, data, strlen(data)) != 0) {
+        } else if (cm_buf_append(&body, data, strlen(data)) != 0) {
             rc = CLI_EXIT_FAIL;
             goto out;
         }
@@ -591,7 +591,7 @@ int cli_invoke_main(int argc, char **argv)
     cli_api_close(&api);
 out:
     free(path);
-    cli_buf_free(&body);
+    cm_buf_free(&body);
     free(headers);
     return rc;
 }

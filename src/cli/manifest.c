@@ -387,12 +387,12 @@ int cli_manifest_load(const char *file, cli_manifest_t *m, char *err, size_t err
         return -1;
     }
 
-    cli_buf_t text = {0};
+    cm_buf_t text = {0};
     char why[256];
     /* Not only regular files: `-f -` and `-f <(...)` are pipes. */
     if (cli_file_read_max(file, CLI_MANIFEST_MAX_BYTES, false, &text, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s: %s", m->file, why);
-        cli_buf_free(&text);
+        cm_buf_free(&text);
         cli_manifest_free(m);
         return -1;
     }
@@ -400,7 +400,7 @@ int cli_manifest_load(const char *file, cli_manifest_t *m, char *err, size_t err
     conv_t c = {.err = err, .errlen = errlen, .file = m->file};
     if (!yaml_parser_initialize(&c.parser)) {
         snprintf(err, errlen, "%s: cannot initialise the YAML parser", m->file);
-        cli_buf_free(&text);
+        cm_buf_free(&text);
         cli_manifest_free(m);
         return -1;
     }
@@ -457,7 +457,7 @@ int cli_manifest_load(const char *file, cli_manifest_t *m, char *err, size_t err
 out:
     conv_anchors_free(&c);
     yaml_parser_delete(&c.parser);
-    cli_buf_free(&text);
+    cm_buf_free(&text);
     if (rc != 0) {
         /* Keep the error text: cli_manifest_free does not touch it. */
         cli_manifest_free(m);

@@ -123,10 +123,10 @@ int cli_push_main(int argc, char **argv)
     oci_ref_t ref;
     int rc = parse_ref("push", pos[1], &ref);
     if (rc) return rc;
-    cli_buf_t b = {0};
+    cm_buf_t b = {0};
     if (cli_file_read(pos[0], &b) != 0) {
         fprintf(stderr, "wasmfn push: %s: %s\n", pos[0], strerror(errno));
-        cli_buf_free(&b);
+        cm_buf_free(&b);
         return CLI_EXIT_FAIL;
     }
     const char *title = strrchr(pos[0], '/');
@@ -134,7 +134,7 @@ int cli_push_main(int argc, char **argv)
     oci_push_result_t res;
     char err[2048];
     oci_status_t st = oci_push(&ref, &r.o, (const uint8_t *)b.data, b.len, title, &res, err, sizeof err);
-    cli_buf_free(&b);
+    cm_buf_free(&b);
     if (st != OCI_OK) {
         fprintf(stderr, "wasmfn push: %s\n", err);
         return CLI_EXIT_FAIL;

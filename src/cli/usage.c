@@ -49,14 +49,14 @@ static int usage_error(const char *fmt, const char *arg)
 }
 
 /* Appends "&key=escaped(value)" (or "?key=..." first). */
-static int add_param(cli_buf_t *b, const char *key, const char *value)
+static int add_param(cm_buf_t *b, const char *key, const char *value)
 {
     if (!value) return 0;
     char *esc = cli_escape(value);
     if (!esc) return -1;
     const char *sep = strchr(b->data, '?') ? "&" : "?";
-    int rc = (cli_buf_append(b, sep, 1) == 0 && cli_buf_append(b, key, strlen(key)) == 0 &&
-              cli_buf_append(b, "=", 1) == 0 && cli_buf_append(b, esc, strlen(esc)) == 0)
+    int rc = (cm_buf_append(b, sep, 1) == 0 && cm_buf_append(b, key, strlen(key)) == 0 &&
+              cm_buf_append(b, "=", 1) == 0 && cm_buf_append(b, esc, strlen(esc)) == 0)
                  ? 0
                  : -1;
     free(esc);
@@ -197,17 +197,17 @@ int cli_usage_main(int argc, char **argv)
         if (missing) return usage_error("option %s needs a value", argv[i]);
     }
 
-    cli_buf_t path = {0};
-    if (cli_buf_append(&path, "/v1/usage", 9) != 0 || add_param(&path, "function", name) != 0 ||
+    cm_buf_t path = {0};
+    if (cm_buf_append(&path, "/v1/usage", 9) != 0 || add_param(&path, "function", name) != 0 ||
         add_param(&path, "since", since) != 0 || add_param(&path, "until", until) != 0 ||
         add_param(&path, "step", step) != 0) {
-        cli_buf_free(&path);
+        cm_buf_free(&path);
         fprintf(stderr, "wasmfn usage: out of memory\n");
         return CLI_EXIT_FAIL;
     }
     cli_api_t api;
     if (cli_api_open(&api) != 0) {
-        cli_buf_free(&path);
+        cm_buf_free(&path);
         return CLI_EXIT_FAIL;
     }
     cli_response_t r;
@@ -236,6 +236,6 @@ int cli_usage_main(int argc, char **argv)
         cli_response_free(&r);
     }
     cli_api_close(&api);
-    cli_buf_free(&path);
+    cm_buf_free(&path);
     return rc;
 }

@@ -15,6 +15,7 @@
  * long as it reads before the line is pushed out.
  */
 #include "common/logring.h"
+#include "common/rfc3339.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -166,20 +167,6 @@ void lr_ring_append(lr_ring_t *r, const char *source, const char *text, size_t l
     pthread_mutex_unlock(&r->lock);
 }
 
-typedef struct lr_buf {
-    char *p;
-    size_t len, cap;
-} lr_buf_t;
-
-static void format_time(char out[32], uint64_t ns)
-{
-    time_t sec = (time_t)(ns / 1000000000ull);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ns / 1000000ull % 1000));
-}
-
 /* The length of the valid UTF-8 sequence at s (n bytes left) that encodes
  * no control character, or 0. */
 static size_t utf8_printable(const unsigned char *s, size_t n)
@@ -270,7 +257,7 @@ char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t 
     for (size_t i = first; i < r->count; i++) {
         const lr_line_t *l = r->lines[(r->head + i) % r->cap];
         char ts[32];
-        format_time(ts, l->time_ns);
+        cm_rfc3339_format((int64_t)l->time_ns, CM_RFC3339_MILLIS, ts, sizeof ts);
         size_t tn = strlen(ts);
         memcpy(out + o, ts, tn);
         o += tn;

@@ -19,6 +19,7 @@
  * %.{15,16,17}g form that reads back to the same double, and "+Inf",
  * "-Inf", "NaN".
  */
+#include "common/buf.h"
 #include "common/metrics.h"
 
 #include <math.h>
@@ -408,66 +409,18 @@ void mx_family_remove_first_label(mx_family_t *f, const char *value)
 
 /* ---- rendering ---- */
 
-typedef struct mx_buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} mx_buf_t;
-
-static void buf_reserve(mx_buf_t *b, size_t more)
-{
-    if (b->oom || b->len + more + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-static void buf_put(mx_buf_t *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    if (b->oom)
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_str(mx_buf_t *b, const char *s)
-{
-    buf_put(b, s, strlen(s));
-}
-
-static void buf_printf(mx_buf_t *b, const char *fmt, ...)
-{
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* Escapes for HELP text (backslash, newline) or label values (also '"'). */
-static void buf_escaped(mx_buf_t *b, const char *s, bool quote)
+static void buf_escaped(cm_buf_t *b, const char *s, bool quote)
 {
     for (const char *p = s; *p; p++) {
         if (*p == '\\')
-            buf_put(b, "\\\\", 2);
+            cm_buf_append(b, "\\\\", 2);
         else if (*p == '\n')
-            buf_put(b, "\\n", 2);
+            cm_buf_append(b, "\\n", 2);
         else if (*p == '"' && quote)
-            buf_put(b, "\\\"", 2);
+            cm_buf_append(b, "\\\"", 2);
         else
-            buf_put(b, p, 1);
+            cm_buf_append(b, p, 1);
     }
 }
 
@@ -499,59 +452,59 @@ static void format_double(char out[32], double v)
     }
 }
 
-static void buf_double(mx_buf_t *b, double v)
+static void buf_double(cm_buf_t *b, double v)
 {
     char tmp[32];
     format_double(tmp, v);
-    buf_str(b, tmp);
+    cm_buf_str(b, tmp);
 }
 
 /* NAME{labels[,le="x"]} — braces omitted when there is nothing inside. */
-static void put_series_name(mx_buf_t *b, const mx_family_t *f, const mx_series_t *s,
+static void put_series_name(cm_buf_t *b, const mx_family_t *f, const mx_series_t *s,
                             const char *suffix, const char *le)
 {
-    buf_str(b, f->name);
-    buf_str(b, suffix);
+    cm_buf_str(b, f->name);
+    cm_buf_str(b, suffix);
     if (f->nlabels == 0 && !le)
         return;
-    buf_put(b, "{", 1);
+    cm_buf_append(b, "{", 1);
     for (size_t i = 0; i < f->nlabels; i++) {
         if (i)
-            buf_put(b, ",", 1);
-        buf_str(b, f->label_names[i]);
-        buf_put(b, "=\"", 2);
+            cm_buf_append(b, ",", 1);
+        cm_buf_str(b, f->label_names[i]);
+        cm_buf_append(b, "=\"", 2);
         buf_escaped(b, s->values[i], true);
-        buf_put(b, "\"", 1);
+        cm_buf_append(b, "\"", 1);
     }
     if (le) {
         if (f->nlabels)
-            buf_put(b, ",", 1);
-        buf_str(b, "le=\"");
-        buf_str(b, le);
-        buf_put(b, "\"", 1);
+            cm_buf_append(b, ",", 1);
+        cm_buf_str(b, "le=\"");
+        cm_buf_str(b, le);
+        cm_buf_append(b, "\"", 1);
     }
-    buf_put(b, "}", 1);
+    cm_buf_append(b, "}", 1);
 }
 
-static void render_family(mx_buf_t *b, const mx_family_t *f)
+static void render_family(cm_buf_t *b, const mx_family_t *f)
 {
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
-    buf_str(b, "# HELP ");
-    buf_str(b, f->name);
-    buf_put(b, " ", 1);
+    cm_buf_str(b, "# HELP ");
+    cm_buf_str(b, f->name);
+    cm_buf_append(b, " ", 1);
     buf_escaped(b, f->help, false);
-    buf_str(b, "\n# TYPE ");
-    buf_str(b, f->name);
-    buf_put(b, " ", 1);
-    buf_str(b, type_names[f->type]);
-    buf_put(b, "\n", 1);
+    cm_buf_str(b, "\n# TYPE ");
+    cm_buf_str(b, f->name);
+    cm_buf_append(b, " ", 1);
+    cm_buf_str(b, type_names[f->type]);
+    cm_buf_append(b, "\n", 1);
     for (const mx_series_t *s = f->first; s; s = s->next) {
         double v = double_of(atomic_load_explicit(&s->value_bits, memory_order_relaxed));
         if (f->type != MX_HISTOGRAM) {
             put_series_name(b, f, s, "", NULL);
-            buf_put(b, " ", 1);
+            cm_buf_append(b, " ", 1);
             buf_double(b, v);
-            buf_put(b, "\n", 1);
+            cm_buf_append(b, "\n", 1);
             continue;
         }
         /* Read the total first: observations racing with the render may
@@ -565,34 +518,30 @@ static void render_family(mx_buf_t *b, const mx_family_t *f)
             char le[32];
             format_double(le, f->buckets[i]);
             put_series_name(b, f, s, "_bucket", le);
-            buf_printf(b, " %llu\n", (unsigned long long)cum);
+            cm_buf_printf(b, " %llu\n", (unsigned long long)cum);
         }
         if (count < cum)
             count = cum;
         put_series_name(b, f, s, "_bucket", "+Inf");
-        buf_printf(b, " %llu\n", (unsigned long long)count);
+        cm_buf_printf(b, " %llu\n", (unsigned long long)count);
         put_series_name(b, f, s, "_sum", NULL);
-        buf_put(b, " ", 1);
+        cm_buf_append(b, " ", 1);
         buf_double(b, v);
-        buf_put(b, "\n", 1);
+        cm_buf_append(b, "\n", 1);
         put_series_name(b, f, s, "_count", NULL);
-        buf_printf(b, " %llu\n", (unsigned long long)count);
+        cm_buf_printf(b, " %llu\n", (unsigned long long)count);
     }
 }
 
 char *mx_registry_render(mx_registry_t *r, size_t *len)
 {
-    mx_buf_t b = {0};
-    buf_reserve(&b, 0);
+    cm_buf_t b = {0};
+    cm_buf_reserve(&b, 4096);
     pthread_rwlock_rdlock(&r->lock);
     for (const mx_family_t *f = r->first; f; f = f->next)
         render_family(&b, f);
     pthread_rwlock_unlock(&r->lock);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
     if (len)
         *len = b.len;
-    return b.p;
+    return cm_buf_take(&b);
 }

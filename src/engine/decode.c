@@ -55,27 +55,6 @@ typedef struct dec {
     size_t errlen;
 } dec_t;
 
-bool eng_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
-
-bool eng_functype_equal(const eng_functype_t *a, const eng_functype_t *b)
-{
-    if (a == b)
-        return true;
-    if (a->nparams != b->nparams || a->nresults != b->nresults)
-        return false;
-    size_t n = (size_t)a->nparams + a->nresults;
-    return n == 0 || memcmp(a->types, b->types, n) == 0;
-}
-
 /* Fails at an explicit offset with a formatted message. */
 static bool dec_failf_at(dec_t *d, size_t off, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -20,6 +20,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/percent.h"
 #include "eventing/internal.h"
 
 ev_event_t *ev_event_new(void)
@@ -175,53 +176,22 @@ int ev_event_validate(const ev_event_t *e, size_t max_bytes, char *err, size_t e
 
 /* ---- HTTP binding ---- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Header values are percent-encoded where they hold characters outside
- * printable ASCII (CloudEvents HTTP binding 3.1.3.2). */
+ * printable ASCII (CloudEvents HTTP binding 3.1.3.2): decoded best-effort. */
 static char *pct_decode(const char *s)
 {
     size_t n = strlen(s);
-    char *o = malloc(n + 1), *q = o;
-    if (!o)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        int h, l;
-        if (s[i] == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 &&
-            (l = hexval(s[i + 2])) >= 0) {
-            *q++ = (char)(h * 16 + l);
-            i += 2;
-        } else {
-            *q++ = s[i];
-        }
-    }
-    *q = 0;
+    char *o = malloc(n + 1);
+    if (o)
+        cm_pct_decode(s, n, o, CM_PCT_LENIENT);
     return o;
 }
 
 static char *pct_encode(const char *s)
 {
-    size_t n = strlen(s);
-    char *o = malloc(n * 3 + 1), *q = o;
-    if (!o)
-        return NULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p >= 0x7f || *p == '%' || *p == '"') {
-            sprintf(q, "%%%02X", *p);
-            q += 3;
-        } else {
-            *q++ = (char)*p;
-        }
-    }
-    *q = 0;
+    char *o = malloc(strlen(s) * 3 + 1);
+    if (o)
+        cm_pct_encode(s, o);
     return o;
 }
 
@@ -622,18 +592,6 @@ void ev_uuid(char out[37])
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
              b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
              b[15]);
-}
-
-void ev_rfc3339(int64_t ms, char out[32])
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    char tmp[96];
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)((ms % 1000 + 1000) % 1000));
-    snprintf(out, 32, "%.31s", tmp);
 }
 
 int64_t ev_now_ms(void)

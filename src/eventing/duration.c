@@ -2,7 +2,8 @@
  * duration.c — durations as manifests spell them and the retry backoff.
  *
  * Knative's delivery spec writes durations in ISO 8601 ("PT0.5S"); cron's
- * "@every" takes Go's form ("1m30s"). Both become integer milliseconds, with
+ * "@every" takes Go's form ("1m30s", parsed by common/duration.c). Both become
+ * integer milliseconds, with
  * every multiplication overflow-checked since the text is user input.
  */
 #include <ctype.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/duration.h"
 #include "eventing/internal.h"
 
 #define MS_MAX ((int64_t)1 << 52) /* ~142,000 years: far beyond any sane value */
@@ -90,30 +92,10 @@ int64_t ev_iso_duration_ms(const char *s)
 
 int64_t ev_go_duration_ms(const char *s)
 {
-    if (!s || !*s)
+    int64_t ns;
+    if (cm_duration_parse(s, 0, &ns, NULL, 0) != 0)
         return -1;
-    const char *p = s;
-    double total = 0;
-    while (*p) {
-        double v;
-        const char *q = read_number(p, &v);
-        if (!q)
-            return -1;
-        double unit;
-        if (strncmp(q, "ns", 2) == 0) { unit = 1e-6; q += 2; }
-        else if (strncmp(q, "us", 2) == 0) { unit = 1e-3; q += 2; }
-        else if (strncmp(q, "\xc2\xb5s", 3) == 0) { unit = 1e-3; q += 3; }
-        else if (strncmp(q, "ms", 2) == 0) { unit = 1; q += 2; }
-        else if (*q == 's') { unit = 1e3; q++; }
-        else if (*q == 'm') { unit = 60e3; q++; }
-        else if (*q == 'h') { unit = 3600e3; q++; }
-        else return -1;
-        total += v * unit;
-        if (total > (double)MS_MAX)
-            return -1;
-        p = q;
-    }
-    int64_t ms = (int64_t)llround(total);
+    int64_t ms = ns / 1000000 + (ns % 1000000 >= 500000); /* to the nearest ms */
     return ms > 0 ? ms : -1;
 }
 

@@ -23,7 +23,7 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
-#include "common/http.h"
+#include "http/http.h"
 #include "common/metrics.h"
 
 typedef struct ev ev_t;

@@ -9,7 +9,8 @@
  *   consumer.c    a consumer thread per source/trigger: reads a feed (Redis
  *                 stream with a consumer group, or an in-memory queue),
  *                 delivers with retries, acks, dead-letters, scales
- *   eventing.c    ev_t: objects, persistence, PingSource timers, ingress
+ *   eventing.c    ev_t and its parts (objects, apply, ping, broker, drain:
+ *                 core.h); persistence in store/events.c
  */
 #ifndef WASMFN_EVENTING_INTERNAL_H
 #define WASMFN_EVENTING_INTERNAL_H
@@ -135,8 +136,6 @@ uint8_t *ev_base64_decode(const char *s, size_t *n);
 
 /* A new unique event id (random, UUID v4 form) into out[37]. */
 void ev_uuid(char out[37]);
-/* RFC 3339 UTC time with milliseconds into out[32]. */
-void ev_rfc3339(int64_t ms, char out[32]);
 int64_t ev_now_ms(void);
 int64_t ev_mono_ms(void);
 
@@ -237,7 +236,34 @@ typedef struct ev_consumer_config {
     int max_parallel;         /* <= 0: from sink_max_scale, else 10 */
 } ev_consumer_config_t;
 
-ev_consumer_t *ev_consumer_start(ev_t *ev, const ev_consumer_config_t *cfg);
+/* Everything a consumer needs from its surroundings, given once to
+ * ev_consumer_start instead of calls back into ev_t: eventing.c fills one
+ * at ev_new and it outlives every consumer (ev_free waits for them). Read
+ * only after that, except *queue_bytes (atomic). */
+struct redisContext;
+typedef struct ev_consumer_ctx {
+    ev_deliverer_t *deliverer;
+    size_t max_event_bytes;
+    size_t queue_max_bytes_per_trigger, queue_max_bytes;
+    size_t *queue_bytes;      /* held by every memory feed together */
+    const char *redis_host;   /* --redis, or NULL */
+    int redis_port;
+    /* Service sinks: URL and max-scale (ev_config_t's wiring). */
+    int (*sink_url)(void *ud, const char *name, char *url, size_t len);
+    int (*sink_max_scale)(void *ud, const char *name);
+    void *sink_ud;
+    /* Metric families, NULL without a registry. */
+    mx_family_t *m_events, *m_src_backlog, *m_src_par, *m_trg_backlog, *m_trg_par;
+    /* Publishes into a broker (reply events, Broker sinks), from consumer
+     * threads; as ev_broker_publish. */
+    int (*publish)(void *ud, const char *broker, const ev_event_t *e, struct redisContext *redis,
+                   char *err, size_t errlen);
+    /* A consumer thread ended (drain accounting); from that thread. */
+    void (*exited)(void *ud);
+    void *ud;                 /* for publish and exited */
+} ev_consumer_ctx_t;
+
+ev_consumer_t *ev_consumer_start(const ev_consumer_ctx_t *ctx, const ev_consumer_config_t *cfg);
 /* Memory feeds: queues a copy. Returns 0, or -1 with a one-line reason when
  * the queue is full (by count, by this consumer's bytes, or by the bytes
  * of every memory feed together: ev_queue_reserve) or out of memory. */
@@ -252,7 +278,7 @@ void ev_consumer_stop(ev_consumer_t *c, bool forget);
 void ev_consumer_stats(ev_consumer_t *c, long *backlog, int *parallel, long *delivered,
                        long *dead_lettered);
 
-/* ---------------- shared with eventing.c ---------------- */
+/* ---------------- brokers (broker.c) ---------------- */
 
 /* Publishes an event into a broker (reply events, sinks that are Broker
  * refs). Called from consumer threads. redis: a connection the caller owns
@@ -262,28 +288,6 @@ struct redisContext;
 #define EV_PUBLISH_FULL (-2) /* memory brokers: no room for it now (err says where) */
 int ev_broker_publish(ev_t *ev, const char *broker, const ev_event_t *e, struct redisContext *redis,
                       char *err, size_t errlen);
-/* Resolves a Service sink to its URL via the config callback. */
-int ev_service_url(ev_t *ev, const char *name, char *url, size_t len);
-int ev_service_max_scale(ev_t *ev, const char *name);
-ev_deliverer_t *ev_get_deliverer(ev_t *ev);
-size_t ev_max_event_bytes(ev_t *ev);
-/* Bytes of events every memory feed holds together (any thread, atomic):
- * reserve adds bytes and returns true, or returns false and adds nothing
- * when that would pass the process bound; release gives them back. */
-bool ev_queue_reserve(ev_t *ev, size_t bytes);
-void ev_queue_release(ev_t *ev, size_t bytes);
-size_t ev_queue_bytes(ev_t *ev);
-/* The bounds (ev_config_t). */
-size_t ev_queue_max_bytes_per_trigger(ev_t *ev);
-size_t ev_queue_max_bytes(ev_t *ev);
-/* Redis address of --redis, or NULL. */
-const char *ev_redis_host(ev_t *ev, int *port);
-/* A consumer thread ended (for drain accounting). */
-void ev_consumer_exited(ev_t *ev);
-/* Metric updates (no-ops without a registry). */
-void ev_metric_event(ev_t *ev, bool is_trigger, const char *name, const char *outcome);
-void ev_metric_backlog(ev_t *ev, bool is_trigger, const char *name, double backlog, double parallel);
-
 /* Connects to Redis with a timeout; NULL with err. */
 struct redisContext *ev_redis_connect(const char *host, int port, char *err, size_t errlen);
 

@@ -7,7 +7,7 @@
 #define WASMFN_METERING_INTERNAL_H
 
 #include <pthread.h>
-#include <sqlite3.h>
+#include "store/usage.h"
 #include <stdatomic.h>
 
 #include "metering/metering.h"
@@ -65,8 +65,7 @@ struct mtr {
      * emptying the stripes to the commit) and by a whole query, so a query
      * sees each record exactly once: in a stripe, in pending or in db. */
     pthread_mutex_t flush_mu;
-    sqlite3 *db;
-    sqlite3_stmt *upsert;
+    st_usage_t *usage;   /* the usage table (store/usage.h) */
     mtr_table_t pending; /* taken from the stripes, not yet committed */
     uint64_t flushes, flush_errors, rows_written;
     int64_t last_flush_ns;

@@ -232,127 +232,33 @@ void mtr_record(mtr_t *m, const mtr_invocation_t *inv)
 
 /* ---- the database -------------------------------------------------------------- */
 
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS mtr_usage ("
-    " function TEXT NOT NULL,"
-    " revision TEXT NOT NULL,"
-    " minute INTEGER NOT NULL,"          /* minutes since the Unix epoch (start time) */
-    " memory_limit_bytes INTEGER NOT NULL,"
-    " requests INTEGER NOT NULL,"
-    " errors INTEGER NOT NULL,"          /* outcome error (5xx, trap), timeouts not included */
-    " timeouts INTEGER NOT NULL,"
-    " cold_starts INTEGER NOT NULL,"
-    " duration_ns INTEGER NOT NULL,"
-    " billed_ns INTEGER NOT NULL,"
-    " cpu_ns INTEGER NOT NULL,"
-    " peak_memory_bytes INTEGER NOT NULL,"
-    " PRIMARY KEY (function, revision, minute, memory_limit_bytes)"
-    ") WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS mtr_usage_by_minute ON mtr_usage(minute);";
-
-static const char UPSERT[] =
-    "INSERT INTO mtr_usage (function, revision, minute, memory_limit_bytes, requests, errors,"
-    " timeouts, cold_starts, duration_ns, billed_ns, cpu_ns, peak_memory_bytes)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-    " ON CONFLICT (function, revision, minute, memory_limit_bytes) DO UPDATE SET"
-    " requests = requests + excluded.requests,"
-    " errors = errors + excluded.errors,"
-    " timeouts = timeouts + excluded.timeouts,"
-    " cold_starts = cold_starts + excluded.cold_starts,"
-    " duration_ns = duration_ns + excluded.duration_ns,"
-    " billed_ns = billed_ns + excluded.billed_ns,"
-    " cpu_ns = cpu_ns + excluded.cpu_ns,"
-    " peak_memory_bytes = max(peak_memory_bytes, excluded.peak_memory_bytes)";
-
-static int exec_sql(mtr_t *m, const char *sql, char *err, size_t errlen)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(m->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        mtr_set_err(err, errlen, "metering database: %s", msg ? msg : sqlite3_errmsg(m->db));
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int db_open(mtr_t *m, const char *path, char *err, size_t errlen)
-{
-    int rc = sqlite3_open_v2(path, &m->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
-    if (rc != SQLITE_OK) {
-        mtr_set_err(err, errlen, "metering database %s: %s", path,
-                m->db ? sqlite3_errmsg(m->db) : sqlite3_errstr(rc));
-        return -1;
-    }
-    /* The store writes to the same file on its own connection: wait for
-     * its transactions rather than fail. */
-    sqlite3_busy_timeout(m->db, 5000);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(m->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW) {
-        mtr_set_err(err, errlen, "metering database %s: cannot set WAL mode: %s", path,
-                sqlite3_errmsg(m->db));
-        sqlite3_finalize(st);
-        return -1;
-    }
-    const char *mode = (const char *)sqlite3_column_text(st, 0);
-    bool wal = mode && strcmp(mode, "wal") == 0;
-    sqlite3_finalize(st);
-    if (!wal) {
-        mtr_set_err(err, errlen, "metering database %s: cannot use WAL mode (got %s)", path,
-                mode ? mode : "?");
-        return -1;
-    }
-    /* FULL: each flush's commit is synced, so the loss bound holds across
-     * power loss too (one fsync per flush interval). */
-    if (exec_sql(m, "PRAGMA synchronous=FULL", err, errlen) != 0) return -1;
-    if (exec_sql(m, SCHEMA, err, errlen) != 0) return -1;
-    if (sqlite3_prepare_v2(m->db, UPSERT, -1, &m->upsert, NULL) != SQLITE_OK) {
-        mtr_set_err(err, errlen, "metering database %s: %s", path, sqlite3_errmsg(m->db));
-        return -1;
-    }
-    return 0;
-}
-
 /* Upserts every pending row in one transaction. Caller holds flush_mu. */
 static int db_write_pending(mtr_t *m, char *err, size_t errlen)
 {
     if (m->pending.count == 0) return 0;
-    if (exec_sql(m, "BEGIN IMMEDIATE", err, errlen) != 0) return -1;
+    if (st_usage_begin(m->usage, err, errlen) != 0) return -1;
     uint64_t n = 0;
     for (size_t i = 0; i < m->pending.cap; i++) {
         const mtr_agg_t *a = &m->pending.slots[i];
         if (!a->hash) continue;
-        sqlite3_stmt *st = m->upsert;
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, a->function, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, a->revision, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, a->minute);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)a->memory_limit_bytes);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)a->requests);
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)a->errors);
-        sqlite3_bind_int64(st, 7, (sqlite3_int64)a->timeouts);
-        sqlite3_bind_int64(st, 8, (sqlite3_int64)a->cold_starts);
-        sqlite3_bind_int64(st, 9, a->duration_ns);
-        sqlite3_bind_int64(st, 10, a->billed_ns);
-        sqlite3_bind_int64(st, 11, a->cpu_ns);
-        sqlite3_bind_int64(st, 12, (sqlite3_int64)a->peak_memory_bytes);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            mtr_set_err(err, errlen, "metering database: writing usage of %s: %s", a->function,
-                    sqlite3_errmsg(m->db));
-            sqlite3_reset(st);
-            exec_sql(m, "ROLLBACK", NULL, 0);
-            return -1;
-        }
+        st_usage_row_t r = {
+            .function = a->function,
+            .revision = a->revision,
+            .minute = a->minute,
+            .memory_limit_bytes = a->memory_limit_bytes,
+            .requests = a->requests,
+            .errors = a->errors,
+            .timeouts = a->timeouts,
+            .cold_starts = a->cold_starts,
+            .duration_ns = a->duration_ns,
+            .billed_ns = a->billed_ns,
+            .cpu_ns = a->cpu_ns,
+            .peak_memory_bytes = a->peak_memory_bytes,
+        };
+        if (st_usage_add(m->usage, &r, err, errlen) != 0) return -1;
         n++;
     }
-    sqlite3_reset(m->upsert);
-    sqlite3_clear_bindings(m->upsert);
-    if (exec_sql(m, "COMMIT", err, errlen) != 0) {
-        exec_sql(m, "ROLLBACK", NULL, 0);
-        return -1;
-    }
+    if (st_usage_commit(m->usage, err, errlen) != 0) return -1;
     m->rows_written += n;
     return 0;
 }
@@ -461,8 +367,7 @@ static void free_mtr(mtr_t *m)
         pthread_mutex_destroy(&m->stripes[i].mu);
     }
     mtr_table_clear(&m->pending);
-    sqlite3_finalize(m->upsert);
-    if (m->db) sqlite3_close(m->db);
+    st_usage_close(m->usage);
     pthread_mutex_destroy(&m->flush_mu);
     pthread_mutex_destroy(&m->ctl_mu);
     pthread_cond_destroy(&m->ctl_cv);
@@ -516,7 +421,8 @@ mtr_t *mtr_open(const mtr_config_t *c, char *err, size_t errlen)
     pthread_cond_init(&m->ctl_cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    if (db_open(m, c->db_path, err, errlen) != 0) {
+    m->usage = st_usage_open(c->db_path, err, errlen);
+    if (!m->usage) {
         free_mtr(m);
         return NULL;
     }

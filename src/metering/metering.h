@@ -142,9 +142,6 @@ int mtr_parse_duration(const char *s, int64_t *out_ns, char *err, size_t errlen)
  * before now_ns ("1h" = an hour ago). Returns 0, or -1 with a message. */
 int mtr_parse_time(const char *s, int64_t now_ns, int64_t *out_ns, char *err, size_t errlen);
 
-/* Formats ns since the epoch as RFC 3339 UTC ("2024-05-01T12:00:00Z", with
- * fractional seconds only when non-zero). */
-void mtr_format_time(int64_t t_ns, char *out, size_t outlen);
 
 /* CLOCK_REALTIME in ns. */
 int64_t mtr_now_ns(void);

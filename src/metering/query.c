@@ -17,18 +17,12 @@
 #include <cjson/cJSON.h>
 
 #include "metering/internal.h"
+#include "common/rfc3339.h"
 
 typedef struct query {
     const char *function; /* NULL = all */
     int64_t since_min, until_min, step_min;
 } query_t;
-
-static const char SELECT[] =
-    "SELECT function, revision, memory_limit_bytes, (minute - ?1) / ?2 AS bucket,"
-    " SUM(requests), SUM(errors), SUM(timeouts), SUM(cold_starts), SUM(duration_ns),"
-    " SUM(billed_ns), SUM(cpu_ns), MAX(peak_memory_bytes)"
-    " FROM mtr_usage WHERE minute >= ?1 AND minute < ?3 AND (?4 IS NULL OR function = ?4)"
-    " GROUP BY function, revision, memory_limit_bytes, bucket";
 
 /* Adds one row (keyed by minute) to the result table if the query wants it. */
 static int fold(const query_t *q, mtr_table_t *out, const mtr_agg_t *a)
@@ -50,52 +44,36 @@ static int fold_table(const query_t *q, mtr_table_t *out, const mtr_table_t *t)
     return 0;
 }
 
+/* One group of the database's sums into the result table; 1 when out of
+ * memory. */
+static int collect_row(void *ud, const st_usage_row_t *row)
+{
+    mtr_table_t *out = ud;
+    uint64_t h = mtr_key_hash(row->function, row->revision, row->minute, row->memory_limit_bytes);
+    mtr_agg_t *r = mtr_table_get(out, h, row->function, row->revision, row->minute,
+                                 row->memory_limit_bytes);
+    if (!r) return 1;
+    mtr_agg_t a = {
+        .requests = row->requests,
+        .errors = row->errors,
+        .timeouts = row->timeouts,
+        .cold_starts = row->cold_starts,
+        .duration_ns = row->duration_ns,
+        .billed_ns = row->billed_ns,
+        .cpu_ns = row->cpu_ns,
+        .peak_memory_bytes = row->peak_memory_bytes,
+    };
+    mtr_agg_add(r, &a);
+    return 0;
+}
+
 /* Caller holds flush_mu. */
 static int collect(mtr_t *m, const query_t *q, mtr_table_t *out, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(m->db, SELECT, -1, &st, NULL) != SQLITE_OK) {
-        mtr_set_err(err, errlen, "metering database: %s", sqlite3_errmsg(m->db));
-        return -1;
-    }
-    sqlite3_bind_int64(st, 1, q->since_min);
-    sqlite3_bind_int64(st, 2, q->step_min);
-    sqlite3_bind_int64(st, 3, q->until_min);
-    if (q->function)
-        sqlite3_bind_text(st, 4, q->function, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 4);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *fn = (const char *)sqlite3_column_text(st, 0);
-        const char *rev = (const char *)sqlite3_column_text(st, 1);
-        uint64_t mem = (uint64_t)sqlite3_column_int64(st, 2);
-        int64_t bucket = sqlite3_column_int64(st, 3);
-        uint64_t h = mtr_key_hash(fn ? fn : "", rev ? rev : "", bucket, mem);
-        mtr_agg_t *r = mtr_table_get(out, h, fn ? fn : "", rev ? rev : "", bucket, mem);
-        if (!r) {
-            sqlite3_finalize(st);
-            mtr_set_err(err, errlen, "metering: out of memory");
-            return -1;
-        }
-        mtr_agg_t a = {
-            .requests = (uint64_t)sqlite3_column_int64(st, 4),
-            .errors = (uint64_t)sqlite3_column_int64(st, 5),
-            .timeouts = (uint64_t)sqlite3_column_int64(st, 6),
-            .cold_starts = (uint64_t)sqlite3_column_int64(st, 7),
-            .duration_ns = sqlite3_column_int64(st, 8),
-            .billed_ns = sqlite3_column_int64(st, 9),
-            .cpu_ns = sqlite3_column_int64(st, 10),
-            .peak_memory_bytes = (uint64_t)sqlite3_column_int64(st, 11),
-        };
-        mtr_agg_add(r, &a);
-    }
-    if (rc != SQLITE_DONE) {
-        mtr_set_err(err, errlen, "metering database: reading usage: %s", sqlite3_errmsg(m->db));
-        sqlite3_finalize(st);
-        return -1;
-    }
-    sqlite3_finalize(st);
+    int rc = st_usage_query(m->usage, q->since_min, q->step_min, q->until_min, q->function,
+                            collect_row, out, err, errlen);
+    if (rc > 0) goto oom;
+    if (rc < 0) return -1;
 
     if (fold_table(q, out, &m->pending) != 0) goto oom;
     for (int i = 0; i < MTR_NSTRIPES; i++) {
@@ -181,9 +159,9 @@ static char *render(const mtr_t *m, const query_t *q, mtr_agg_t **rows, size_t n
             int64_t start_min = q->since_min + rows[i]->minute * q->step_min;
             int64_t end_min = start_min + q->step_min;
             if (end_min > q->until_min) end_min = q->until_min;
-            mtr_format_time(start_min * MTR_NS_PER_MINUTE, t, sizeof t);
+            cm_rfc3339_format(start_min * MTR_NS_PER_MINUTE, CM_RFC3339_EXACT, t, sizeof t);
             cJSON_AddStringToObject(o, "start", t);
-            mtr_format_time(end_min * MTR_NS_PER_MINUTE, t, sizeof t);
+            cm_rfc3339_format(end_min * MTR_NS_PER_MINUTE, CM_RFC3339_EXACT, t, sizeof t);
             cJSON_AddStringToObject(o, "end", t);
         }
         sums_t total = {0};

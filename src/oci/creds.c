@@ -21,32 +21,6 @@
 
 #define MAX_CONFIG_BYTES (1u << 20)
 
-int oci_buf_append(oci_buf_t *b, const void *p, size_t n)
-{
-    if (n > SIZE_MAX - b->len - 1) return -1;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1) {
-            if (cap > SIZE_MAX / 2) return -1;
-            cap *= 2;
-        }
-        char *d = realloc(b->data, cap);
-        if (!d) return -1;
-        b->data = d;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = 0;
-    return 0;
-}
-
-void oci_buf_free(oci_buf_t *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
 void oci_base64(const void *in, size_t n, char *out)
 {
     EVP_EncodeBlock((unsigned char *)out, in, (int)n);
@@ -102,12 +76,12 @@ static int read_config(const char *path, cJSON **out, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
-    oci_buf_t b = {0};
+    cm_buf_t b = {0};
     char chunk[8192];
     size_t r;
     int rc = 0;
     while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.len + r > MAX_CONFIG_BYTES || oci_buf_append(&b, chunk, r) != 0) {
+        if (b.len + r > MAX_CONFIG_BYTES || cm_buf_append(&b, chunk, r) != 0) {
             snprintf(err, errlen, "%s: larger than 1 MiB", path);
             rc = -1;
             break;
@@ -123,7 +97,7 @@ static int read_config(const char *path, cJSON **out, char *err, size_t errlen)
             rc = -1;
         }
     }
-    oci_buf_free(&b);
+    cm_buf_free(&b);
     return rc;
 }
 

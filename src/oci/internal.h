@@ -11,17 +11,13 @@
 
 #include <openssl/evp.h>
 
+#include "common/buf.h"
+
 #include "oci/oci.h"
 
 /* ---- growable buffer ---- */
 
-typedef struct oci_buf {
-    char *data; /* NUL-terminated when non-NULL */
-    size_t len, cap;
-} oci_buf_t;
-
-int oci_buf_append(oci_buf_t *b, const void *p, size_t n);
-void oci_buf_free(oci_buf_t *b);
+/* The client's buffers are common/buf.h's cm_buf_t. */
 
 /* ---- credentials (creds.c) ---- */
 
@@ -78,7 +74,7 @@ typedef struct oci_http_req {
 
 typedef struct oci_http_resp {
     long status;
-    oci_buf_t body;             /* a kept 2xx body, or the first 64 KiB of an error's */
+    cm_buf_t body;             /* a kept 2xx body, or the first 64 KiB of an error's */
     char content_type[256];
     char location[2048];
     char docker_digest[80];     /* Docker-Content-Digest */
@@ -146,6 +142,6 @@ oci_status_t oci_blob_fetch(oci_sess_t *s, oci_blob_job_t *job);
 
 /* Downloads a small blob (a config) into out, verified. */
 oci_status_t oci_blob_get_small(oci_sess_t *s, const char *digest, uint64_t size,
-                                size_t max, oci_buf_t *out);
+                                size_t max, cm_buf_t *out);
 
 #endif

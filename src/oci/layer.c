@@ -35,7 +35,7 @@ typedef struct stream {
     size_t hdr_len;
     uint64_t entry_left, pad_left;
     enum entry_kind kind;
-    oci_buf_t meta;
+    cm_buf_t meta;
     char next_name[1024];
     int zero_blocks;
     bool tar_done;
@@ -140,7 +140,7 @@ static void entry_done(stream_t *x)
     } else if (x->kind == ENTRY_META_PAX) {
         pax_path(x);
     }
-    oci_buf_free(&x->meta);
+    cm_buf_free(&x->meta);
     x->kind = ENTRY_SKIP;
 }
 
@@ -209,7 +209,7 @@ static int tar_feed(stream_t *x, const uint8_t *p, size_t n)
             if (x->kind == ENTRY_MODULE) {
                 if (module_feed(x, p, take) != 0) return -1;
             } else if (x->kind == ENTRY_META_NAME || x->kind == ENTRY_META_PAX) {
-                if (oci_buf_append(&x->meta, p, take) != 0)
+                if (cm_buf_append(&x->meta, p, take) != 0)
                     return stop(x, oci_sess_fail(x->s, OCI_ERR_IO, "out of memory"));
             }
             x->entry_left -= take;
@@ -345,7 +345,7 @@ oci_status_t oci_blob_fetch(oci_sess_t *s, oci_blob_job_t *j)
         st = oci_sess_fail(s, OCI_ERR_PROTOCOL, "layer %s: the tar archive is truncated", j->digest);
     if (st == OCI_OK) oci_digest_final(x.mod_md, j->module_digest);
     if (x.z_ready) inflateEnd(&x.z);
-    oci_buf_free(&x.meta);
+    cm_buf_free(&x.meta);
     oci_http_resp_free(&resp);
     EVP_MD_CTX_free(x.blob_md);
     EVP_MD_CTX_free(x.mod_md);
@@ -353,7 +353,7 @@ oci_status_t oci_blob_fetch(oci_sess_t *s, oci_blob_job_t *j)
 }
 
 oci_status_t oci_blob_get_small(oci_sess_t *s, const char *digest, uint64_t size, size_t max,
-                                oci_buf_t *out)
+                                cm_buf_t *out)
 {
     if (size > max)
         return oci_sess_fail(s, OCI_ERR_TOO_LARGE, "blob %s is %llu bytes, over %zu", digest,
@@ -380,7 +380,7 @@ oci_status_t oci_blob_get_small(oci_sess_t *s, const char *digest, uint64_t size
     if (st == OCI_OK) {
         *out = resp.body;
         memset(&resp.body, 0, sizeof resp.body);
-        if (!out->data) oci_buf_append(out, "", 0);
+        if (!out->data) cm_buf_append(out, "", 0);
     }
     oci_http_resp_free(&resp);
     return st;

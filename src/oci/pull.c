@@ -88,7 +88,7 @@ static oci_status_t parse_desc(oci_sess_t *s, const cJSON *j, const char *where,
 /* GETs manifests/REFERENCE (a tag or digest) into body, with its media
  * type and the digest of its bytes. */
 static oci_status_t get_manifest(oci_sess_t *s, const char *reference, bool is_digest,
-                                 oci_buf_t *body, char *media_type, size_t mtlen, char digest[72])
+                                 cm_buf_t *body, char *media_type, size_t mtlen, char digest[72])
 {
     char url[600];
     snprintf(url, sizeof url, "/v2/%s/manifests/%s", s->repo, reference);
@@ -161,7 +161,7 @@ static oci_status_t pick_from_index(oci_sess_t *s, const cJSON *idx, desc_t *out
 }
 
 /* The .wasm path a plain image's config names: Entrypoint[0], else Cmd[0]. */
-static oci_status_t entrypoint(oci_sess_t *s, const oci_buf_t *cfg_text, char *path, size_t n)
+static oci_status_t entrypoint(oci_sess_t *s, const cm_buf_t *cfg_text, char *path, size_t n)
 {
     cJSON *cfg = cJSON_ParseWithLength(cfg_text->data, cfg_text->len);
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(cfg, "config");
@@ -196,7 +196,7 @@ static oci_status_t pull_in(oci_sess_t *s, const oci_ref_t *ref, const oci_optio
                             oci_sink_fn sink, void *ctx, oci_pull_result_t *res)
 {
     uint64_t max_module = opts->max_module_bytes ? opts->max_module_bytes : OCI_DEFAULT_MAX_MODULE;
-    oci_buf_t body = {0};
+    cm_buf_t body = {0};
     char mt[256], digest[72];
     cJSON *man = NULL;
     const char *first = ref->digest[0] ? ref->digest : ref->tag;
@@ -217,7 +217,7 @@ static oci_status_t pull_in(oci_sess_t *s, const oci_ref_t *ref, const oci_optio
         char chosen[72];
         snprintf(chosen, sizeof chosen, "%s", d.digest);
         cJSON_Delete(man);
-        oci_buf_free(&body);
+        cm_buf_free(&body);
         man = NULL;
         if ((st = get_manifest(s, chosen, true, &body, mt, sizeof mt, digest)) != OCI_OK) goto out;
         man = cJSON_ParseWithLength(body.data, body.len);
@@ -275,11 +275,11 @@ static oci_status_t pull_in(oci_sess_t *s, const oci_ref_t *ref, const oci_optio
                            tlen ? types : "none");
         goto out;
     }
-    oci_buf_t cfg_text = {0};
+    cm_buf_t cfg_text = {0};
     if ((st = oci_blob_get_small(s, cfg.digest, cfg.size, MAX_CONFIG, &cfg_text)) != OCI_OK) goto out;
     char path[256];
     st = entrypoint(s, &cfg_text, path, sizeof path);
-    oci_buf_free(&cfg_text);
+    cm_buf_free(&cfg_text);
     if (st != OCI_OK) goto out;
     for (int k = nlayers - 1; k >= 0; k--) {
         desc_t d;
@@ -305,7 +305,7 @@ static oci_status_t pull_in(oci_sess_t *s, const oci_ref_t *ref, const oci_optio
                        "the image has no Wasm layer and no layer holds /%s (its entrypoint)", path);
 out:
     cJSON_Delete(man);
-    oci_buf_free(&body);
+    cm_buf_free(&body);
     return st;
 }
 

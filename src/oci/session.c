@@ -54,7 +54,7 @@ oci_status_t oci_sess_fail(oci_sess_t *s, oci_status_t st, const char *fmt, ...)
 
 void oci_http_resp_free(oci_http_resp_t *r)
 {
-    oci_buf_free(&r->body);
+    cm_buf_free(&r->body);
 }
 
 /* ---- which hosts may be plain HTTP ---- */
@@ -153,11 +153,11 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *p)
             x->too_large = true;
             return 0;
         }
-        return oci_buf_append(&r->body, data, n) == 0 ? n : 0;
+        return cm_buf_append(&r->body, data, n) == 0 ? n : 0;
     }
     /* an error's body: keep its beginning for the message */
     size_t room = r->body.len < MAX_ERROR_BODY ? MAX_ERROR_BODY - r->body.len : 0;
-    if (room) oci_buf_append(&r->body, data, n < room ? n : room);
+    if (room) cm_buf_append(&r->body, data, n < room ? n : room);
     return n;
 }
 
@@ -173,7 +173,7 @@ static int on_progress(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, cur
 static oci_status_t perform(oci_sess_t *s, const oci_http_req_t *req, oci_http_resp_t *resp,
                             const char *authz)
 {
-    oci_buf_free(&resp->body);
+    cm_buf_free(&resp->body);
     memset(resp, 0, sizeof *resp);
     resp->content_length = -1;
     if (s->opts->cancel && atomic_load(s->opts->cancel))

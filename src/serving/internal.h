@@ -1,7 +1,7 @@
 /*
  * internal.h — pieces of the data plane that are pure functions, shared by
  * serving.c and the unit tests (tests/serving/): the WAGI mapping (CGI
- * environment, CGI response parsing, percent-decoding) in wagi.c and
+ * environment, CGI response parsing) in wagi.c and
  * routing (Host and path routes, traffic splits) in route.c.
  */
 #ifndef WASMFN_SERVING_INTERNAL_H
@@ -11,13 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/http.h"
+#include "http/http.h"
 
 /* ---- WAGI (wagi.c) ------------------------------------------------------ */
-
-/* Decodes %XX escapes of in[0..len) into out (at least len+1 bytes,
- * NUL-terminated). '+' stays '+' (it means space only in query strings).
- * Returns the decoded length, or -1 for a malformed escape or %00. */
 
 /* Builds the CGI environment for a request, as DESIGN.md §3 and
  * docs/serving.md list it: REQUEST_METHOD, SCRIPT_NAME, PATH_INFO (given

@@ -13,6 +13,7 @@
  * in a hash table by id. Loop thread only: no lock.
  */
 #define _GNU_SOURCE
+#include "common/rfc3339.h"
 #include "serving/internal.h"
 
 #include <cjson/cJSON.h>
@@ -202,16 +203,6 @@ static srv_inv_t *inv_find(srv_inv_store_t *st, const char *id)
     return NULL;
 }
 
-static void iso_ms(int64_t ms, char *out, size_t n)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char base[32];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, n, "%s.%03dZ", base, (int)(ms % 1000));
-}
-
 static bool utf8_valid(const uint8_t *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
@@ -258,14 +249,14 @@ char *srv_inv_json(srv_inv_store_t *st, const char *id)
     cJSON_AddStringToObject(o, "function", v->function);
     cJSON_AddStringToObject(o, "revision", v->revision);
     cJSON_AddStringToObject(o, "state", v->done ? "completed" : "pending");
-    iso_ms(v->accepted_ms, ts, sizeof ts);
+    cm_rfc3339_format((v->accepted_ms) * 1000000, CM_RFC3339_MILLIS, ts, sizeof ts);
     cJSON_AddStringToObject(o, "accepted_at", ts);
     if (v->done) {
         if (v->started_ms) {
-            iso_ms(v->started_ms, ts, sizeof ts);
+            cm_rfc3339_format((v->started_ms) * 1000000, CM_RFC3339_MILLIS, ts, sizeof ts);
             cJSON_AddStringToObject(o, "started_at", ts);
         }
-        iso_ms(v->finished_ms, ts, sizeof ts);
+        cm_rfc3339_format((v->finished_ms) * 1000000, CM_RFC3339_MILLIS, ts, sizeof ts);
         cJSON_AddStringToObject(o, "finished_at", ts);
         cJSON_AddNumberToObject(o, "status", v->status);
         cJSON *hs = cJSON_AddArrayToObject(o, "headers");

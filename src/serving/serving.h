@@ -17,7 +17,7 @@
 #include <uv.h>
 
 #include "autoscale/autoscale.h"
-#include "common/http.h"
+#include "http/http.h"
 #include "common/logring.h"
 #include "common/metrics.h"
 #include "metering/metering.h"
@@ -141,6 +141,10 @@ typedef struct srv_status {
     char warning[256];
 } srv_status_t;
 int srv_function_status(srv_t *s, const char *name, srv_status_t *out);
+/* The largest max-scale among the function's revisions (0: unknown
+ * function, or a revision without a bound). Unlike the rest of srv_, any
+ * thread may call it (eventing's consumers size their parallelism by it). */
+uint32_t srv_function_max_scale(srv_t *s, const char *name);
 /* The tier new instances of module `digest` run in: "native", "interp"
  * (with *detail "compiling", "failed: REASON" or "") or "not loaded". */
 const char *srv_module_tier(srv_t *s, const char *digest, const char **detail);

@@ -5,7 +5,7 @@
 #ifndef WASMFN_STORE_INTERNAL_H
 #define WASMFN_STORE_INTERNAL_H
 
-#include <sqlite3.h>
+#include "store/db.h"
 
 #include "store/store.h"
 
@@ -22,7 +22,5 @@ struct st_store {
 int st_db_open(st_store_t *s, char *err, size_t errlen);
 void st_db_close(st_store_t *s);
 
-/* Formats a one-line message into err (if err is given). store.c. */
-void st_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -102,32 +102,11 @@ int st_db_open(st_store_t *s, char *err, size_t errlen)
         st_seterr(err, errlen, "out of memory");
         return ST_ERR;
     }
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                             NULL);
-    if (rc != SQLITE_OK) {
-        st_seterr(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
-        free(path);
-        return ST_ERR;
-    }
+    int rc = st_sqlite_open(path, "registry database", &s->db, err, errlen);
     free(path);
-    sqlite3_busy_timeout(s->db, 5000);
+    if (rc != 0) return ST_ERR;
 
-    /* journal_mode answers with the mode in force: make sure it is WAL. */
-    sqlite3_stmt *st = prep(s, "PRAGMA journal_mode=WAL", err, errlen);
-    if (!st) return ST_ERR;
-    bool wal = sqlite3_step(st) == SQLITE_ROW &&
-               strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
-    sqlite3_finalize(st);
-    if (!wal) {
-        st_seterr(err, errlen, "%s/wasmfn.db: cannot switch to WAL mode: %s", s->dir,
-               sqlite3_errmsg(s->db));
-        return ST_ERR;
-    }
-    if (exec_sql(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err, errlen) != ST_OK)
-        return ST_ERR;
-
-    st = prep(s, "PRAGMA user_version", err, errlen);
+    sqlite3_stmt *st = prep(s, "PRAGMA user_version", err, errlen);
     if (!st) return ST_ERR;
     int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);

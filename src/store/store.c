@@ -26,15 +26,6 @@
 
 #include "store/internal.h"
 
-void st_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static char *path_join(const char *a, const char *b)
 {
     char *p;

@@ -11,7 +11,8 @@
 #   - wasmfn_events_total in /metrics; SIGTERM drains and exits 0.
 # Ends with "eventing-daemon: N passed, M failed".
 #
-# Env: WASMFN (binary), EVSINK (built tests/eventing/fns/evsink.wasm).
+# Env: WASMFN (binary), EVSINK (built tests/eventing/fns/evsink.wasm), SLOW
+# (tests/serving/fns/slow.wasm, for the max-scale cap).
 set -u
 WASMFN=${WASMFN:-build/wasmfn}
 EVSINK=${EVSINK:-build/eventing-fns/evsink.wasm}
@@ -245,6 +246,42 @@ echo "     (killed after $read_before of 1500 entries were read)"
 [ "$dl" = 60 ] && [ "$uniq_dl" = 60 ] &&
     ok "each of the 60 failing entries is dead-lettered exactly once across the crash" ||
     bad "60 failing entries dead-lettered once" "XLEN crash-dlq = $dl, distinct = $uniq_dl"
+
+# ---- a consumer's parallelism defaults to its sink Service's max-scale ------
+# (docs/eventing.md). Issue 15: serve never wired the Service's max-scale
+# into eventing, so the cap was always 10. A sink that sleeps 1 s per event
+# with max-scale 2 and a backlog of 30: the source must never run more than
+# 2 deliveries at once.
+if [ -n "${SLOW:-}" ] && [ -f "$SLOW" ]; then
+    "$WASMFN" deploy slowsink "$SLOW" --max-scale 2 -q >/dev/null
+    for i in $(seq 1 30); do R XADD slowq '*' n "$i" >/dev/null; done
+    cat >"$tmp/slowq.yaml" <<EOF
+apiVersion: sources.knative.dev/v1alpha1
+kind: RedisStreamSource
+metadata: { name: slowq }
+spec:
+  address: redis://127.0.0.1:$rport
+  stream: slowq
+  group: wasmfn
+  sink: { ref: { kind: Service, name: slowsink } }
+EOF
+    "$WASMFN" apply -f "$tmp/slowq.yaml" >/dev/null
+    most=0
+    for _ in $(seq 1 30); do
+        p=$(curl -s -H "Authorization: Bearer $WASMFN_TOKEN" "$WASMFN_API/v1/eventing" |
+            python3 -c 'import json, sys
+print(next((o["status"]["parallelism"] for o in json.load(sys.stdin) if o["name"] == "slowq"), ""))')
+        [ -n "$p" ] && [ "$p" -gt "$most" ] && most=$p
+        sleep 0.1
+    done
+    [ "$most" -ge 1 ] && [ "$most" -le 2 ] &&
+        ok "a source's parallelism is capped by its sink Service's max-scale (at most 2, saw $most)" ||
+        bad "parallelism capped by the sink's max-scale 2" "highest parallelism seen: $most"
+    curl -s -X DELETE -H "Authorization: Bearer $WASMFN_TOKEN" \
+        "$WASMFN_API/v1/eventing/RedisStreamSource/slowq" >/dev/null
+else
+    bad "SLOW (tests/serving/fns/slow.wasm) is needed for the max-scale test"
+fi
 
 # ---- listing, drain --------------------------------------------------------
 curl -s -H "Authorization: Bearer $WASMFN_TOKEN" "$WASMFN_API/v1/eventing" | grep -q '"orders"' &&

@@ -24,7 +24,7 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
-#include "common/http.h"
+#include "http/http.h"
 #include "common/metrics.h"
 #include "eventing/eventing.h"
 

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "common/rfc3339.h"
 #include "metering/metering.h"
 
 #define MS 1000000LL
@@ -940,11 +941,11 @@ static void test_parse_time(void **state)
         assert_int_equal(mtr_parse_time(bad[i], now, &v, err, sizeof err), -1);
 
     char out[64];
-    mtr_format_time(T0, out, sizeof out);
+    cm_rfc3339_format(T0, CM_RFC3339_EXACT, out, sizeof out);
     assert_string_equal(out, "2024-05-01T12:00:00Z");
-    mtr_format_time(T0 + 250 * MS, out, sizeof out);
+    cm_rfc3339_format(T0 + 250 * MS, CM_RFC3339_EXACT, out, sizeof out);
     assert_string_equal(out, "2024-05-01T12:00:00.25Z");
-    mtr_format_time(-1, out, sizeof out);
+    cm_rfc3339_format(-1, CM_RFC3339_EXACT, out, sizeof out);
     assert_string_equal(out, "1969-12-31T23:59:59.999999999Z");
 }
 

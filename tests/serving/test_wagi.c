@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/percent.h"
 #include "serving/internal.h"
 
 /* ---- CGI response parsing ----------------------------------------------- */
@@ -315,16 +316,16 @@ static void test_percent_decode(void **state)
 {
     (void)state;
     char out[64];
-    assert_int_equal(hs_percent_decode("/a%20b%2Fc+d", 12, out), 8);
+    assert_int_equal(cm_pct_decode("/a%20b%2Fc+d", 12, out, 0), 8);
     assert_string_equal(out, "/a b/c+d");
-    assert_int_equal(hs_percent_decode("", 0, out), 0);
+    assert_int_equal(cm_pct_decode("", 0, out, 0), 0);
     assert_string_equal(out, "");
-    assert_int_equal(hs_percent_decode("%e2%82%ac", 9, out), 3);
+    assert_int_equal(cm_pct_decode("%e2%82%ac", 9, out, 0), 3);
     assert_string_equal(out, "\xe2\x82\xac");
-    assert_int_equal(hs_percent_decode("/%zz", 4, out), -1);
-    assert_int_equal(hs_percent_decode("/%2", 3, out), -1);
-    assert_int_equal(hs_percent_decode("/%", 2, out), -1);
-    assert_int_equal(hs_percent_decode("/a%00b", 6, out), -1);
+    assert_int_equal(cm_pct_decode("/%zz", 4, out, 0), -1);
+    assert_int_equal(cm_pct_decode("/%2", 3, out, 0), -1);
+    assert_int_equal(cm_pct_decode("/%", 2, out, 0), -1);
+    assert_int_equal(cm_pct_decode("/a%00b", 6, out, 0), -1);
 }
 
 /* ---- routing ------------------------------------------------------------ */

@@ -14,8 +14,8 @@
  * happen on the loop thread; a handler may answer later (after work on
  * another thread completes) by calling hs_respond from the loop thread.
  */
-#ifndef WASMFN_COMMON_HTTP_H
-#define WASMFN_COMMON_HTTP_H
+#ifndef WASMFN_HTTP_HTTP_H
+#define WASMFN_HTTP_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -115,14 +115,21 @@ void hs_respond_start(hs_req_t *r, int status, const hs_header_t *headers, size_
 int hs_respond_chunk(hs_req_t *r, const void *data, size_t len);
 void hs_respond_end(hs_req_t *r);
 
+/* JSON error answers (errors.c), the body {"error":"MESSAGE"} from
+ * common/jsonerr.h. hs_respond_error sends msg with Content-Type
+ * application/json and the nextra headers after it; hs_respond_errorf
+ * formats the message (cut at 1 KiB); hs_respond_method_not_allowed is the
+ * 405 with its Allow header (allow: "GET, HEAD"). */
+void hs_respond_error(hs_req_t *r, int status, const hs_header_t *extra, size_t nextra,
+                      const char *msg);
+void hs_respond_errorf(hs_req_t *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void hs_respond_method_not_allowed(hs_req_t *r, const char *allow);
+
 /* cb runs if the client disconnects before the response has ended; the
  * handler must still end the response (it is then discarded). */
 void hs_req_on_abort(hs_req_t *r, void (*cb)(hs_req_t *r, void *ud), void *ud);
 
-/* Percent-decodes in[0..len) into out, which must hold len + 1 bytes; out
- * is NUL-terminated. '+' is left alone. Returns the decoded length, or -1
- * for a malformed escape or an encoded NUL (%00). */
-long hs_percent_decode(const char *in, size_t len, char *out);
 
 /* Finds key in a query string ("a=1&b=2") and percent-decodes its value
  * into out ('+' stays '+'). Returns 1 when found (a bare "key" gives ""), 0

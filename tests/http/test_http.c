@@ -1,5 +1,5 @@
 /*
- * test_http.c — the HTTP/1.1 server (src/common/http.c) over real loopback
+ * test_http.c — the HTTP/1.1 server (src/http/server.c) over real loopback
  * sockets: keep-alive, pipelining answered in order (even when the first
  * answer comes later), Content-Length and chunked bodies, the limits it
  * answers itself (400, 413, 431), HTTP/1.0, HEAD, 100-continue, chunked
@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/http.h"
+#include "http/http.h"
 
 static uv_loop_t loop;
 static hs_server_t *server;

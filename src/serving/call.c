@@ -1,0 +1,430 @@
+/*
+ * call.c — the call lifecycle: admit (queue or dispatch), run the guest on a
+ * worker, answer on the loop, and the sweep that ends calls whose deadline
+ * passed while they were queued. Everything runs on the loop thread except
+ * call_work (a worker), which writes only into its call.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serving/plane.h"
+
+static void list_push(call_list_t *l, srv_call_t *c)
+{
+    c->next = NULL;
+    c->prev = l->tail;
+    if (l->tail) l->tail->next = c;
+    else l->head = c;
+    l->tail = c;
+    l->n++;
+}
+
+void srv_list_remove(call_list_t *l, srv_call_t *c)
+{
+    if (c->prev) c->prev->next = c->next;
+    else l->head = c->next;
+    if (c->next) c->next->prev = c->prev;
+    else l->tail = c->prev;
+    c->prev = c->next = NULL;
+    l->n--;
+}
+
+/* ---- calls -------------------------------------------------------------- */
+
+srv_call_t *srv_call_alloc(srv_t *s)
+{
+    srv_call_t *c = s->free_calls;
+    if (c) {
+        s->free_calls = c->next;
+        s->nfree_calls--;
+        memset(c, 0, offsetof(srv_call_t, cgi));
+        c->cgi.nheaders = 0;
+    } else {
+        c = calloc(1, sizeof *c);
+    }
+    return c;
+}
+
+void srv_call_free(srv_t *s, srv_call_t *c)
+{
+    free(c->env);
+    free(c->body_copy);
+    free(c->res.out);
+    if (c->inst) rt_instance_free(c->inst);
+    if (s->nfree_calls < SRV_CALL_FREELIST && !s->freeing) {
+        c->next = s->free_calls;
+        s->free_calls = c;
+        s->nfree_calls++;
+    } else {
+        free(c);
+    }
+}
+static void call_log(srv_call_t *c, const char *fmt, ...)
+{
+    srv_fn_t *f = c->rev->fn;
+    if (!f->log) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    lr_ring_append(f->log, c->rev->name, line, (size_t)n);
+}
+
+/* Records a call that reached a guest: from the guest's start (run_ns) to
+ * the response being handed to the connection. */
+static void call_meter(srv_t *s, srv_call_t *c, int status)
+{
+    uint64_t now = eng_now_ns();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t dur = (int64_t)(now - c->run_ns);
+    mtr_invocation_t inv = {
+        .function = c->rev->fn->name,
+        .revision = c->rev->name,
+        .start_ns = (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec - dur,
+        .duration_ns = dur,
+        .cpu_ns = (int64_t)c->res.cpu_ns,
+        .peak_memory_bytes = c->res.peak_memory_bytes,
+        .memory_limit_bytes = c->rev->memory_limit_bytes,
+        .cold_start = c->cold,
+        .outcome = status == 504 ? MTR_TIMEOUT : status >= 500 ? MTR_ERROR : MTR_OK,
+    };
+    mtr_record(s->mtr, &inv);
+}
+
+/* Answers a call (unless answered) and frees it; metrics count it. */
+void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, size_t nh,
+                        const void *body, size_t len)
+{
+    srv_rev_t *r = c->rev;
+    if (s->mx && !r->fn->deleted) {
+        char code[8];
+        snprintf(code, sizeof code, "%d", c->aborted ? 499 : status);
+        const char *lv[] = {r->fn->name, r->name, code};
+        if (s->m_requests) mx_counter_add(s->m_requests, lv, 1);
+        if (s->m_duration)
+            mx_histogram_observe(s->m_duration, r->labels,
+                                 (double)(eng_now_ns() - c->start_ns) / 1e9);
+    }
+    if (s->mtr && c->run_ns)
+        call_meter(s, c, status);
+    if (c->inv) {
+        srv_inv_finish(s->invs, c->inv, status, h, nh, body, len,
+                       c->run_ns ? eng_now_ns() - c->run_ns : 0);
+        r->async_pending--;
+        r->async_bytes -= c->body_len;
+        s->async_pending--;
+        s->async_bytes -= c->body_len;
+        if (s->m_async_pending && !r->fn->deleted)
+            mx_gauge_set(s->m_async_pending, r->labels, r->async_pending);
+    }
+    else
+        hs_respond(c->req, status, h, nh, body, len);
+    if (--s->ncalls == 0 && !s->freeing) uv_timer_stop(&s->sweep);
+    srv_call_free(s, c);
+    srv_rev_release(r);
+    srv_check_drained(s);
+}
+
+void srv_call_finish_text(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
+{
+    char body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof body) n = sizeof body - 1;
+    hs_header_t h[2] = {{"Content-Type", "text/plain; charset=utf-8"}, {"Retry-After", "1"}};
+    srv_call_finish(s, c, status, h, status == 503 ? 2 : 1, body, (size_t)n);
+}
+
+static void call_work(rt_job_t *j, eng_exec_t *x)
+{
+    srv_call_t *c = j->ud;
+    srv_rev_t *r = c->rev;
+    c->run_ns = eng_now_ns();
+    if (!c->inst) {
+        rt_instance_config_t cfg = {
+            .name = r->fn->name,
+            .env = (const char *const *)r->env,
+            .nenv = r->nenv,
+            .memory_limit_bytes = r->memory_limit_bytes,
+            .deadline_ns = c->deadline_ns,
+        };
+        uint64_t t0 = eng_now_ns();
+        c->inst = rt_instance_new(r->mod, &cfg, x, c->err, sizeof c->err);
+        c->cold_ns = eng_now_ns() - t0;
+        c->cold = true;
+        if (!c->inst) {
+            c->inst_failed = true;
+            return;
+        }
+    }
+    rt_request_t rq = {
+        .env = (const char *const *)c->env,
+        .nenv = c->nenv,
+        .stdin_bytes = c->body,
+        .stdin_len = c->body_len,
+        .deadline_ns = c->deadline_ns,
+        .max_stdout_bytes = SRV_MAX_STDOUT,
+        .log = r->fn->log,
+        .log_source = r->name,
+    };
+    rt_instance_run(c->inst, x, &rq, &c->res);
+    rt_instance_free(c->inst);
+    c->inst = NULL;
+    if ((c->res.trap == ENG_OK || c->res.trap == ENG_TRAP_EXIT) && !c->res.out_overflow)
+        c->cgi_ok = srv_cgi_parse(c->res.out, c->res.out_len, &c->cgi, c->err, sizeof c->err) == 0;
+}
+
+/* Leaves the running state (the instance slot is free again). */
+static void call_undispatch(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    srv_rev_conc_update(r, eng_now_ns());
+    srv_list_remove(&r->running, c);
+    r->busy--;
+    srv_node_sub(s, r, 1);
+    c->state = CALL_NEW;
+}
+
+static void call_done(rt_job_t *j)
+{
+    srv_call_t *c = j->ud;
+    srv_t *s = c->srv;
+    srv_rev_t *r = c->rev;
+    call_undispatch(s, c);
+    r->refs++; /* keep r across srv_call_finish */
+    const char *fname = r->fn->name;
+
+    srv_call_count_cold(s, c);
+    if (c->aborted) {
+        srv_call_finish(s, c, 499, NULL, 0, NULL, 0);
+    } else if (c->inst_failed) {
+        if (eng_now_ns() >= c->deadline_ns) {
+            call_log(c, "wasmfn: timed out after %u ms (instantiating)", r->timeout_ms);
+            srv_call_finish_text(s, c, 504, "function %s timed out after %u ms\n", fname,
+                             r->timeout_ms);
+        } else if (strstr(c->err, "cannot reserve") || strstr(c->err, "cannot commit") ||
+                   strstr(c->err, "out of memory")) {
+            /* The node, not the function, is short of memory or mappings:
+             * worth retrying (docs/serving.md, "Node budget"). */
+            call_log(c, "wasmfn: cannot instantiate: %s", c->err);
+            srv_call_finish_text(s, c, 503, "function %s: no room for an instance: %s\n", fname,
+                             c->err);
+        } else {
+            call_log(c, "wasmfn: cannot instantiate: %s", c->err);
+            srv_call_finish_text(s, c, 502, "function %s failed to start: %s\n", fname, c->err);
+        }
+    } else if (c->res.trap == ENG_TRAP_DEADLINE) {
+        call_log(c, "wasmfn: timed out after %u ms", r->timeout_ms);
+        srv_call_finish_text(s, c, 504, "function %s timed out after %u ms\n", fname, r->timeout_ms);
+    } else if (c->res.trap != ENG_OK && c->res.trap != ENG_TRAP_EXIT) {
+        call_log(c, "wasmfn: trap: %s", c->res.message);
+        srv_call_finish_text(s, c, 502, "function %s trapped: %s\n", fname, c->res.message);
+    } else if (c->res.out_overflow) {
+        call_log(c, "wasmfn: response larger than %u bytes", SRV_MAX_STDOUT);
+        srv_call_finish_text(s, c, 502, "function %s wrote a response larger than %u bytes\n", fname,
+                         SRV_MAX_STDOUT);
+    } else if (!c->cgi_ok) {
+        if (c->res.trap == ENG_TRAP_EXIT && c->res.exit_code != 0)
+            call_log(c, "wasmfn: exited with code %d and no valid CGI response: %s",
+                     c->res.exit_code, c->err);
+        else
+            call_log(c, "wasmfn: bad CGI response: %s", c->err);
+        srv_call_finish_text(s, c, 502, "function %s returned a bad CGI response: %s\n", fname,
+                         c->err);
+    } else {
+        if (c->res.trap == ENG_TRAP_EXIT && c->res.exit_code != 0)
+            call_log(c, "wasmfn: exited with code %d", c->res.exit_code);
+        srv_call_finish(s, c, c->cgi.status, c->cgi.headers, c->cgi.nheaders, c->cgi.body,
+                    c->cgi.body_len);
+    }
+    srv_rev_pump(s, r);
+    srv_rev_refill(s, r);
+    srv_rev_gauges(s, r);
+    srv_rev_unpin_if_idle(s, r);
+    srv_rev_release(r);
+}
+
+/* Counts a cold start: a call that instantiated inline, or waited for its
+ * revision's module to be loaded (the wait is part of its time). */
+void srv_call_count_cold(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    if (!c->cold || !s->mx || r->fn->deleted) return;
+    if (s->m_cold) mx_counter_add(s->m_cold, r->labels, 1);
+    if (s->m_cold_duration)
+        mx_histogram_observe(s->m_cold_duration, r->labels,
+                             (double)(c->cold_ns + c->load_ns) / 1e9);
+}
+
+void srv_call_dispatch(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    srv_rev_conc_update(r, eng_now_ns());
+    r->busy++;
+    c->state = CALL_DISPATCHED;
+    list_push(&r->running, c);
+    /* A warm instance becomes a busy one: the node's count stays. */
+    c->inst = r->nwarm ? r->warm[--r->nwarm] : NULL;
+    if (!c->inst) srv_node_add(s, r, 1);
+    c->job.work = call_work;
+    c->job.done = call_done;
+    c->job.ud = c;
+    rt_pool_submit(s->pool, &c->job, true);
+    srv_rev_refill(s, r);
+    srv_rev_gauges(s, r);
+}
+
+/* Puts c at the end of its revision's queue. */
+static void call_enqueue(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    srv_rev_conc_update(r, eng_now_ns());
+    c->state = CALL_QUEUED;
+    list_push(&r->queue, c);
+    srv_rev_gauges(s, r);
+}
+
+void srv_call_admit(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    uint32_t max = r->scaling.max_scale;
+    int got = srv_rev_module_get(s, r);
+    if (got < 0) {
+        srv_call_finish_text(s, c, 503, "function %s: out of memory loading module %s\n",
+                         r->fn->name, r->digest);
+        return;
+    }
+    if (got == 0) {
+        /* Waiting for the module: as many calls as could run, plus the
+         * queue. (Nothing runs while it loads.) */
+        uint64_t room = (max ? (uint64_t)max : UINT32_MAX) + s->queue_cap;
+        if (r->queue.n >= room) {
+            srv_call_finish_text(s, c, 503,
+                             "function %s: its module is loading and %u requests are waiting\n",
+                             r->fn->name, r->queue.n);
+            return;
+        }
+        call_enqueue(s, c);
+        return;
+    }
+    if (max && r->busy >= max) {
+        if (r->queue.n >= s->queue_cap) {
+            srv_call_finish_text(s, c, 503,
+                             "function %s: all %u instances busy and %u requests queued\n",
+                             r->fn->name, max, r->queue.n);
+            return;
+        }
+        call_enqueue(s, c);
+        return;
+    }
+    if (!r->nwarm && !srv_node_room(s, r, s->budget_instances) && !srv_node_reclaim(s, r)) {
+        srv_call_finish_text(s, c, 503,
+                         "function %s: the node is at its budget of %u live instances\n",
+                         r->fn->name, s->budget_instances);
+        return;
+    }
+    srv_call_dispatch(s, c);
+}
+
+/* A dispatched call that has not started is pulled back; returns true if
+ * it was (the caller then answers it). */
+static bool call_recall(srv_t *s, srv_call_t *c)
+{
+    if (!rt_pool_cancel(s->pool, &c->job)) return false;
+    srv_rev_t *r = c->rev;
+    call_undispatch(s, c);
+    /* A warm instance it took is still unused: give it back. */
+    if (c->inst && !r->retired && r->nwarm < r->warm_cap) {
+        r->warm[r->nwarm++] = c->inst;
+        c->inst = NULL;
+        srv_node_add(s, r, 1);
+    }
+    return true;
+}
+
+void srv_call_on_abort(hs_req_t *req, void *ud)
+{
+    (void)req;
+    srv_call_t *c = ud;
+    srv_t *s = c->srv;
+    srv_rev_t *r = c->rev;
+    c->aborted = true;
+    if (c->state == CALL_QUEUED) {
+        srv_rev_conc_update(r, eng_now_ns());
+        srv_list_remove(&r->queue, c);
+        r->refs++;
+        srv_call_finish(s, c, 499, NULL, 0, NULL, 0);
+        srv_rev_gauges(s, r);
+        srv_rev_unpin_if_idle(s, r);
+        srv_rev_release(r);
+    } else if (c->state == CALL_DISPATCHED) {
+        if (call_recall(s, c)) {
+            r->refs++;
+            srv_call_finish(s, c, 499, NULL, 0, NULL, 0);
+            srv_rev_pump(s, r);
+            srv_rev_gauges(s, r);
+            srv_rev_unpin_if_idle(s, r);
+            srv_rev_release(r);
+        } else {
+            rt_pool_interrupt(s->pool, &c->job);
+        }
+    }
+}
+
+/* Every SRV_SWEEP_MS: 504 for calls whose deadline passed while queued or
+ * before a worker picked them up; interrupt running ones (their exec has
+ * the same deadline, this only makes sure). */
+void srv_on_sweep(uv_timer_t *t)
+{
+    srv_t *s = t->data;
+    uint64_t now = eng_now_ns();
+    for (srv_rev_t *r = s->revs, *rnext; r; r = rnext) {
+        rnext = r->all_next;
+        r->refs++;
+        while (r->queue.head && r->queue.head->deadline_ns <= now) {
+            srv_call_t *c = r->queue.head;
+            srv_rev_conc_update(r, now);
+            srv_list_remove(&r->queue, c);
+            if (r->load) {
+                call_log(c, "wasmfn: timed out after %u ms (waiting for module %s to load)",
+                         r->timeout_ms, r->digest);
+                srv_call_finish_text(s, c, 504,
+                                 "function %s timed out after %u ms waiting for its module to "
+                                 "load\n", r->fn->name, r->timeout_ms);
+            } else {
+                call_log(c, "wasmfn: timed out after %u ms (queued)", r->timeout_ms);
+                srv_call_finish_text(s, c, 504,
+                                 "function %s timed out after %u ms waiting for an instance\n",
+                                 r->fn->name, r->timeout_ms);
+            }
+            srv_rev_gauges(s, r);
+        }
+        for (srv_call_t *c = r->running.head, *next; c; c = next) {
+            next = c->next;
+            if (c->deadline_ns > now) continue;
+            if (call_recall(s, c)) {
+                call_log(c, "wasmfn: timed out after %u ms (waiting for a worker)", r->timeout_ms);
+                srv_call_finish_text(s, c, 504, "function %s timed out after %u ms\n", r->fn->name,
+                                 r->timeout_ms);
+                srv_rev_pump(s, r);
+                srv_rev_gauges(s, r);
+            } else if (!c->interrupted) {
+                c->interrupted = true;
+                rt_pool_interrupt(s->pool, &c->job);
+            }
+        }
+        srv_rev_unpin_if_idle(s, r);
+        rnext = r->all_next; /* read before r may be freed */
+        srv_rev_release(r);
+    }
+}

@@ -1,0 +1,204 @@
+/*
+ * metrics.c — the data plane's Prometheus families (requests, durations,
+ * cold starts, instances, queues, the module cache and the native tier),
+ * and the module cache's callbacks into the blob store that feed them.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serving/plane.h"
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static const double duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                          0.1,    0.25,  0.5,    1,     2.5,  5,    10,  30};
+static const double cold_buckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                                      0.001,   0.0025,   0.005,   0.01,   0.025,   0.1};
+static const double compile_buckets[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 600};
+
+void srv_metrics_register(srv_t *s)
+{
+    static const char *const fr[] = {"function", "revision", NULL};
+    static const char *const frc[] = {"function", "revision", "code", NULL};
+    static const char *const frs[] = {"function", "revision", "state", NULL};
+    if (!s->mx) return;
+    s->m_requests = mx_family_new(s->mx, "wasmfn_requests_total",
+                                  "Requests served by the data plane, by status code.",
+                                  MX_COUNTER, frc, NULL, 0);
+    s->m_duration = mx_family_new(s->mx, "wasmfn_request_duration_seconds",
+                                  "Time from a request's arrival to its response.", MX_HISTOGRAM,
+                                  fr, duration_buckets,
+                                  sizeof duration_buckets / sizeof duration_buckets[0]);
+    s->m_cold = mx_family_new(s->mx, "wasmfn_cold_starts_total",
+                              "Requests that found no warm instance and instantiated one.",
+                              MX_COUNTER, fr, NULL, 0);
+    s->m_cold_duration = mx_family_new(s->mx, "wasmfn_cold_start_duration_seconds",
+                                       "Time to instantiate a module for a cold start.",
+                                       MX_HISTOGRAM, fr, cold_buckets,
+                                       sizeof cold_buckets / sizeof cold_buckets[0]);
+    s->m_instances = mx_family_new(s->mx, "wasmfn_instances",
+                                   "Instances per revision: warm (ready) or busy (running).",
+                                   MX_GAUGE, frs, NULL, 0);
+    s->m_queue = mx_family_new(s->mx, "wasmfn_queue_depth",
+                               "Requests waiting for an instance (revision at max-scale).",
+                               MX_GAUGE, fr, NULL, 0);
+    static const char *const src[] = {"source", NULL};
+    s->m_cache_bytes = mx_family_new(s->mx, "wasmfn_module_cache_bytes",
+                                     "Bytes of compiled modules and their images in memory.",
+                                     MX_GAUGE, NULL, NULL, 0);
+    s->m_module_loads = mx_family_new(s->mx, "wasmfn_module_loads_total",
+                                      "Modules brought into memory: compiled from the .wasm or "
+                                      "loaded from their serialised form.",
+                                      MX_COUNTER, src, NULL, 0);
+    static const char *const st[] = {"state", NULL};
+    s->m_cache_pinned_bytes = mx_family_new(
+        s->mx, "wasmfn_module_cache_pinned_bytes",
+        "Bytes of cached modules in use by a revision that is not at zero (never evicted).",
+        MX_GAUGE, NULL, NULL, 0);
+    s->m_cache_modules = mx_family_new(s->mx, "wasmfn_module_cache_modules",
+                                       "Cached modules: pinned (in use) or unpinned (evictable).",
+                                       MX_GAUGE, st, NULL, 0);
+    s->m_cache_evictions = mx_family_new(s->mx, "wasmfn_module_cache_evictions_total",
+                                         "Unpinned modules freed to keep the cache under its bound.",
+                                         MX_COUNTER, NULL, NULL, 0);
+    static const char *const frt[] = {"function", "revision", "tier", NULL};
+    s->m_tier = mx_family_new(s->mx, "wasmfn_revision_tier",
+                              "1 for the tier new instances of a revision run in (interp or "
+                              "native), 0 for the other.",
+                              MX_GAUGE, frt, NULL, 0);
+    s->m_compile_seconds = mx_family_new(
+        s->mx, "wasmfn_native_compile_duration_seconds",
+        "Time to compile a module to native code in the background.", MX_HISTOGRAM, NULL,
+        compile_buckets, sizeof compile_buckets / sizeof compile_buckets[0]);
+    s->m_async_pending = mx_family_new(s->mx, "wasmfn_async_pending",
+                                       "Asynchronous invocations accepted and not yet ended.",
+                                       MX_GAUGE, fr, NULL, 0);
+    static const char *const frl[] = {"function", "revision", "limit", NULL};
+    s->m_async_rejected = mx_family_new(
+        s->mx, "wasmfn_async_rejected_total",
+        "Asynchronous invocations refused with 503 because too many were pending, by the "
+        "bound reached (revision or process).",
+        MX_COUNTER, frl, NULL, 0);
+    static const char *const oc[] = {"outcome", NULL};
+    s->m_compiles = mx_family_new(s->mx, "wasmfn_native_compiles_total",
+                                  "Background native compiles, by outcome (ok or failed).",
+                                  MX_COUNTER, oc, NULL, 0);
+}
+
+void srv_cache_gauges(srv_t *s)
+{
+    if (!s->mx) return;
+    rt_cache_stats_t st;
+    rt_cache_stats(s->cache, &st);
+    if (s->m_cache_bytes) mx_gauge_set(s->m_cache_bytes, NULL, (double)st.bytes);
+    if (s->m_cache_pinned_bytes) mx_gauge_set(s->m_cache_pinned_bytes, NULL, (double)st.pinned_bytes);
+    if (s->m_cache_modules) {
+        const char *pinned[] = {"pinned"}, *unpinned[] = {"unpinned"};
+        mx_gauge_set(s->m_cache_modules, pinned, (double)st.pinned);
+        mx_gauge_set(s->m_cache_modules, unpinned, (double)(st.modules - st.pinned));
+    }
+    if (s->m_cache_evictions && st.evictions > s->evictions_seen)
+        mx_counter_add(s->m_cache_evictions, NULL, (double)(st.evictions - s->evictions_seen));
+    s->evictions_seen = st.evictions;
+}
+
+void srv_module_loads_count(srv_t *s, rt_load_source_t src)
+{
+    if (src == RT_LOAD_CACHED || !s->m_module_loads) return;
+    const char *lv[] = {src == RT_LOAD_SERIALIZED ? "serialized" : "compiled"};
+    mx_counter_add(s->m_module_loads, lv, 1);
+}
+
+/* The module cache's callbacks, onto the srv_config's. */
+int srv_cache_load_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                           size_t errlen)
+{
+    srv_t *s = ud;
+    return s->load_blob(s->load_blob_ud, digest, bytes, len, err, errlen);
+}
+
+int srv_cache_artifact_get(void *ud, const char *digest, uint8_t **bytes, size_t *len,
+                              char *err, size_t errlen)
+{
+    srv_t *s = ud;
+    return s->artifact_get(s->artifact_ud, digest, bytes, len, err, errlen);
+}
+
+int srv_cache_artifact_put(void *ud, const char *digest, const uint8_t *bytes, size_t len,
+                              char *err, size_t errlen)
+{
+    srv_t *s = ud;
+    return s->artifact_put(s->artifact_ud, digest, bytes, len, err, errlen);
+}
+
+int srv_cache_native_get(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                            size_t errlen)
+{
+    srv_t *s = ud;
+    return s->native_get(s->artifact_ud, digest, bytes, len, err, errlen);
+}
+
+int srv_cache_native_put(void *ud, const char *digest, const uint8_t *bytes, size_t len,
+                            char *err, size_t errlen)
+{
+    srv_t *s = ud;
+    return s->native_put(s->artifact_ud, digest, bytes, len, err, errlen);
+}
+
+/* A background native compile ended (loop thread). */
+void srv_cache_native_done(void *ud, const char *digest, bool ok, uint64_t ns, const char *err)
+{
+    srv_t *s = ud;
+    if (s->m_compile_seconds) mx_histogram_observe(s->m_compile_seconds, NULL, (double)ns / 1e9);
+    if (s->m_compiles) {
+        const char *lv[] = {ok ? "ok" : "failed"};
+        mx_counter_add(s->m_compiles, lv, 1);
+    }
+    if (ok) {
+        fprintf(stderr, "wasmfn: %s: native code ready (compiled in %.1f s)\n", digest,
+                (double)ns / 1e9);
+        /* Idle instances made before are interpreted: let them go, so the
+         * next requests get native ones (made from the image in a
+         * microsecond; the autoscaler warms new ones at its next tick). */
+        for (srv_rev_t *r = s->revs; r; r = r->all_next) {
+            if (r->mod && strcmp(r->digest, digest) == 0) {
+                srv_rev_free_warm(r);
+                srv_rev_tier_gauge(s, r);
+                srv_rev_gauges(s, r);
+            }
+        }
+    }
+    else
+        fprintf(stderr, "wasmfn: %s: native code failed, staying in the interpreter: %s\n",
+                digest, err ? err : "?");
+}
+
+const char *srv_module_tier(srv_t *s, const char *digest, const char **detail)
+{
+    return rt_cache_tier(s->cache, digest, detail);
+}
+
+/* wasmfn_revision_tier for a revision whose module is in memory. */
+void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r)
+{
+    if (!s->m_tier || !r->mod || r->fn->deleted) return;
+    bool native = strcmp(rt_module_tier(r->mod, NULL), "native") == 0;
+    const char *ln[] = {r->fn->name, r->name, "native"}, *li[] = {r->fn->name, r->name, "interp"};
+    mx_gauge_set(s->m_tier, ln, native);
+    mx_gauge_set(s->m_tier, li, !native);
+}
+
+void srv_rev_gauges(srv_t *s, srv_rev_t *r)
+{
+    if (!s->mx || r->fn->deleted) return;
+    const char *warm[] = {r->fn->name, r->name, "warm"};
+    const char *busy[] = {r->fn->name, r->name, "busy"};
+    if (s->m_instances) {
+        mx_gauge_set(s->m_instances, warm, r->retired ? 0 : r->nwarm);
+        mx_gauge_set(s->m_instances, busy, r->busy);
+    }
+    if (s->m_queue) mx_gauge_set(s->m_queue, r->labels, r->queue.n);
+}

@@ -1,0 +1,288 @@
+/*
+ * plane.h — the data plane's objects (srv_t, functions, revisions, calls)
+ * and the functions its files share. Private to src/serving/: other
+ * subsystems use serving.h. Everything here is used on the loop thread
+ * only, except where a field says otherwise.
+ */
+#ifndef WASMFN_SERVING_PLANE_H
+#define WASMFN_SERVING_PLANE_H
+
+#include "serving/serving.h"
+
+#include <pthread.h>
+
+#include "runtime/runtime.h"
+#include "common/percent.h"
+#include "serving/internal.h"
+
+#define SRV_DEFAULT_MEMORY (128ull << 20)
+#define SRV_DEFAULT_TIMEOUT_MS 30000u
+#define SRV_DEFAULT_QUEUE 100u
+#define SRV_MAX_STDOUT (16u << 20)
+#define SRV_LOG_RING_BYTES (1u << 20)
+#define SRV_TICK_MS 1000
+#define SRV_SWEEP_MS 50
+#define SRV_FN_BUCKETS 256
+#define SRV_CALL_FREELIST 256
+#define SRV_NAME_MAX 64
+/* The node budget (srv_config_t.max_instances): what one live instance
+ * costs in memory mappings (its memory slot: the copy-on-write image, the
+ * rest of its pages, the PROT_NONE tail; a busy one's fiber stack and its
+ * guard), the mappings kept for the rest of the daemon, and the share of
+ * the budget warm (idle) instances may take, so that requests always find
+ * room for a cold start. */
+#define SRV_MAPS_PER_INSTANCE 5u
+#define SRV_MAPS_RESERVED 16384u
+#define SRV_WARM_SHARE_NUM 3u /* warm instances: at most 3/4 of the budget */
+#define SRV_WARM_SHARE_DEN 4u
+
+typedef struct srv_fn srv_fn_t;
+typedef struct srv_rev srv_rev_t;
+typedef struct srv_call srv_call_t;
+
+enum call_state { CALL_NEW, CALL_QUEUED, CALL_DISPATCHED };
+
+struct srv_call {
+    rt_job_t job;
+    srv_t *srv;
+    hs_req_t *req;           /* NULL for an asynchronous call (answered already) */
+    srv_inv_t *inv;          /* asynchronous: where the outcome goes */
+    const uint8_t *body;     /* the request body: req's, or body_copy */
+    size_t body_len;
+    uint8_t *body_copy;
+    uint64_t run_ns;         /* when the guest started (worker) */
+    srv_rev_t *rev;
+    char **env; /* CGI env, one block */
+    uint32_t nenv;
+    uint64_t start_ns, deadline_ns;
+    int state;
+    bool aborted, interrupted;
+    srv_call_t *prev, *next; /* the revision's queue or running list */
+    /* Filled on the worker. */
+    rt_instance_t *inst;     /* the warm instance taken, or NULL: cold */
+    bool cold, inst_failed, cgi_ok;
+    uint64_t cold_ns;
+    uint64_t load_ns;        /* time waiting for the module to load (loop) */
+    char err[256];
+    rt_result_t res;
+    srv_cgi_response_t cgi;
+};
+
+typedef struct srv_warm {
+    rt_job_t job;
+    srv_t *srv;
+    srv_rev_t *rev;
+    rt_instance_t *inst;
+    char err[256];
+} srv_warm_t;
+
+/* A module being loaded for a revision at zero (work on a worker, done on
+ * the loop). */
+typedef struct srv_load {
+    rt_job_t job;
+    srv_t *srv;
+    srv_rev_t *rev;           /* holds a reference */
+    rt_module_load_t *ml;
+    struct srv_load *prev, *next; /* srv->loads */
+} srv_load_t;
+
+typedef struct call_list {
+    srv_call_t *head, *tail;
+    uint32_t n;
+} call_list_t;
+
+struct srv_rev {
+    uint32_t refs;
+    srv_t *srv;
+    srv_fn_t *fn;
+    char *name;
+    char *digest;             /* its module's */
+    rt_module_t *mod;         /* NULL while at zero (unpinned) or loading */
+    srv_load_t *load;         /* the module load in flight, or NULL */
+    char **env; /* one block, NULL-terminated */
+    uint32_t nenv;
+    uint64_t memory_limit_bytes;
+    uint32_t timeout_ms;
+    as_config_t scaling;
+    as_scaler_t *scaler;
+    bool retired;
+    /* Instances. */
+    rt_instance_t **warm;
+    uint32_t nwarm, warm_cap;
+    uint32_t warming;         /* background instantiations in flight */
+    uint32_t busy;            /* dispatched calls */
+    uint32_t desired;
+    uint32_t warm_allowed;    /* its fair share of the node's warm budget (node_share) */
+    bool warm_failed;         /* the last warming failed: wait for a tick */
+    call_list_t queue, running;
+    uint32_t async_pending;   /* asynchronous calls accepted and not yet ended */
+    uint64_t async_bytes;     /* their request bodies */
+    /* Concurrency integrated since the last tick. */
+    uint64_t conc_since_ns;
+    double conc_area;         /* sum of (busy + queued) * ns */
+    srv_rev_t *all_prev, *all_next; /* srv->revs: every revision not yet freed */
+    const char *labels[3];    /* function, revision, (spare) */
+};
+
+struct srv_fn {
+    uint32_t refs;
+    char *name;
+    lr_ring_t *log;
+    srv_rev_t **revs; /* the revisions the routes use */
+    uint32_t nrevs;
+    uint32_t nroutes;
+    srv_rev_t **route_rev;
+    uint32_t *percent;
+    int32_t *current;
+    bool deleted;
+    srv_fn_t *hnext;
+    uint32_t max_scale;  /* its revisions' largest max-scale, 0 = unbounded (srv->fns_mu) */
+};
+
+struct srv {
+    mtr_t *mtr;              /* metering, or NULL */
+    void (*events_fn)(void *ud, const char *broker, hs_req_t *req); /* broker ingress */
+    void *events_ud;
+    uv_loop_t *loop;
+    char *domain;
+    hs_limits_t limits;
+    uint32_t queue_cap;
+    int (*load_blob)(void *, const char *, uint8_t **, size_t *, char *, size_t);
+    void *load_blob_ud;
+    int (*artifact_get)(void *, const char *, uint8_t **, size_t *, char *, size_t);
+    int (*artifact_put)(void *, const char *, const uint8_t *, size_t, char *, size_t);
+    void *artifact_ud;
+    int (*native_get)(void *, const char *, uint8_t **, size_t *, char *, size_t);
+    int (*native_put)(void *, const char *, const uint8_t *, size_t, char *, size_t);
+    rt_pool_t *pool;
+    rt_cache_t *cache;
+    hs_server_t *http;
+    srv_fn_t *fns[SRV_FN_BUCKETS]; /* changed on the loop under fns_mu */
+    /* Guards changes of fns[] and of each function's max_scale, so that
+     * srv_function_max_scale may look them up from any thread; the loop
+     * thread (the only writer) reads them without it. */
+    pthread_mutex_t fns_mu;
+    srv_rev_t *revs;
+    srv_load_t *loads;       /* module loads in flight */
+    uint32_t ncalls; /* calls not yet answered, data plane and srv_invoke */
+    uv_timer_t tick, sweep, drained; /* drained: runs drain_done from a fresh callback */
+    int handles_open;
+    uint64_t ticks, last_tick_ns;
+    bool draining, http_closed, freeing;
+    void (*drain_done)(void *);
+    void *drain_ud;
+    srv_call_t *free_calls;
+    uint32_t nfree_calls;
+    srv_inv_store_t *invs;  /* outcomes of asynchronous invocations */
+    /* Pending asynchronous calls hold their request body until they end:
+     * bounded per revision and per process (srv_config_t). */
+    uint32_t async_pending, async_max_pending, async_rev_max_pending;
+    uint64_t async_bytes, async_max_bytes, async_rev_max_bytes;
+    struct srv_prep *preps; /* srv_module_prepare jobs in flight */
+    /* The node's budget (srv_new says how it is derived): live instances
+     * (warm, warming and busy, over all revisions) and the address space
+     * their memories reserve. */
+    uint32_t budget_instances;
+    uint64_t budget_as_bytes;
+    uint32_t live;
+    uint64_t live_as_bytes;
+    /* Metric families (NULL without a registry). */
+    mx_registry_t *mx;
+    mx_family_t *m_requests, *m_duration, *m_cold, *m_cold_duration, *m_instances, *m_queue;
+    mx_family_t *m_cache_bytes, *m_module_loads;
+    mx_family_t *m_cache_pinned_bytes, *m_cache_modules, *m_cache_evictions;
+    mx_family_t *m_tier, *m_compile_seconds, *m_compiles;
+    mx_family_t *m_async_pending, *m_async_rejected;
+    uint64_t evictions_seen;  /* rt_cache_stats' count already added to m_cache_evictions */
+};
+
+/* srv_module_prepare: a module load on a worker (like a revision's at
+ * zero, srv_load_t), for a deploy waiting on the admin API. */
+typedef struct srv_prep {
+    rt_job_t job;
+    srv_t *srv;
+    rt_module_load_t *ml;
+    uint64_t memory_limit_bytes;
+    srv_prepare_fn done;      /* NULL once cancelled */
+    void *ud;
+    struct srv_prep *prev, *next; /* srv->preps */
+} srv_prep_t;
+
+/* ---- shared between the data plane's files ------------------------------ */
+
+
+/* registry.c */
+srv_fn_t *srv_fn_find(srv_t *s, const char *name);
+char **srv_strv_dup(const char *const *v, uint32_t n);
+void srv_fn_release(srv_fn_t *f);
+void srv_fn_unlink(srv_t *s, srv_fn_t *f);
+void srv_fn_retire_revs(srv_t *s, srv_fn_t *f);
+
+/* call.c */
+void srv_list_remove(call_list_t *l, srv_call_t *c);
+srv_call_t *srv_call_alloc(srv_t *s);
+void srv_call_free(srv_t *s, srv_call_t *c);
+void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, size_t nh,
+                        const void *body, size_t len);
+void srv_call_finish_text(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void srv_call_count_cold(srv_t *s, srv_call_t *c);
+void srv_call_dispatch(srv_t *s, srv_call_t *c);
+void srv_call_admit(srv_t *s, srv_call_t *c);
+void srv_call_on_abort(hs_req_t *req, void *ud);
+void srv_on_sweep(uv_timer_t *t);
+
+/* node.c */
+void srv_node_add(srv_t *s, const srv_rev_t *r, uint32_t n);
+void srv_node_sub(srv_t *s, const srv_rev_t *r, uint32_t n);
+bool srv_node_room(const srv_t *s, const srv_rev_t *r, uint32_t limit);
+uint32_t srv_node_warm_budget(const srv_t *s);
+bool srv_node_reclaim(srv_t *s, srv_rev_t *r);
+void srv_node_share(srv_t *s);
+void srv_node_budget_init(srv_t *s, uint32_t max_instances);
+
+/* metrics.c */
+void srv_metrics_register(srv_t *s);
+void srv_cache_gauges(srv_t *s);
+void srv_module_loads_count(srv_t *s, rt_load_source_t src);
+int srv_cache_load_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                           size_t errlen);
+int srv_cache_artifact_get(void *ud, const char *digest, uint8_t **bytes, size_t *len,
+                              char *err, size_t errlen);
+int srv_cache_artifact_put(void *ud, const char *digest, const uint8_t *bytes, size_t len,
+                              char *err, size_t errlen);
+int srv_cache_native_get(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                            size_t errlen);
+int srv_cache_native_put(void *ud, const char *digest, const uint8_t *bytes, size_t len,
+                            char *err, size_t errlen);
+void srv_cache_native_done(void *ud, const char *digest, bool ok, uint64_t ns, const char *err);
+void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r);
+void srv_rev_gauges(srv_t *s, srv_rev_t *r);
+
+/* revision.c */
+void srv_rev_free_warm(srv_rev_t *r);
+void srv_rev_release(srv_rev_t *r);
+void srv_rev_retire(srv_t *s, srv_rev_t *r);
+void srv_rev_conc_update(srv_rev_t *r, uint64_t now);
+void srv_rev_unpin_if_idle(srv_t *s, srv_rev_t *r);
+void srv_load_unlink(srv_t *s, srv_load_t *l);
+int srv_rev_module_get(srv_t *s, srv_rev_t *r);
+uint32_t srv_rev_warm_want(const srv_rev_t *r);
+void srv_rev_refill(srv_t *s, srv_rev_t *r);
+void srv_rev_apply_desired(srv_t *s, srv_rev_t *r);
+
+void srv_rev_pump(srv_t *s, srv_rev_t *r);
+bool srv_rev_matches(const srv_rev_t *r, const srv_revision_t *d);
+srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err,
+                          size_t errlen);
+
+/* serving.c */
+void srv_check_drained(srv_t *s);
+
+/* request.c */
+void srv_on_request(hs_req_t *req, void *ud);
+
+/* prepare.c */
+void srv_prep_unlink(srv_t *s, srv_prep_t *p);
+
+#endif
