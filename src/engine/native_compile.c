@@ -565,6 +565,12 @@ bool eng_native_compile(const uint8_t *wasm, size_t len, uint8_t **out, size_t *
     eng_module_t *m = eng_module_new(wasm, len, err, errlen);
     if (!m)
         return false;
+    if (m->uses_simd) {
+        /* The interpreter runs it (the daemon and `wasmfn run` fall back
+         * when the compiler refuses). */
+        eng_module_free(m);
+        return eng_errf(err, errlen, "native: SIMD is not supported by the native tier yet");
+    }
     uint32_t ndefined = m->nfuncs - m->nfunc_imports;
     const uint8_t **bodies = calloc(ndefined + 1, sizeof *bodies);
     size_t *lens = calloc(ndefined + 1, sizeof *lens);

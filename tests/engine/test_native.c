@@ -2951,6 +2951,39 @@ static void test_edge_table_ops(void **state)
     pair_close(&p);
 }
 
+/* ==== SIMD ================================================================ */
+
+/* The native tier does not compile SIMD yet: it refuses such a module with
+ * a message that says so (wasmfn then runs it interpreted), and the module
+ * keeps working in the interpreter. (func (result i32) v128.const i32x4 7
+ * 0 0 0  i32x4.extract_lane 0) */
+static void test_simd_refused(void **state)
+{
+    (void)state;
+    static const uint8_t wasm[] = {
+        0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7F,
+        0x03, 0x02, 0x01, 0x00, 0x07, 0x05, 0x01, 0x01, 'f', 0x00, 0x00, 0x0A, 0x19, 0x01, 0x17,
+        0x00, 0xFD, 0x0C, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFD, 0x1B, 0x00, 0x0B,
+    };
+    char err[ENG_ERR_MAX] = "";
+    uint8_t *obj = NULL;
+    size_t objlen = 0;
+    assert_false(eng_native_compile(wasm, sizeof wasm, &obj, &objlen, err, sizeof err));
+    assert_null(obj);
+    assert_string_equal(err, "native: SIMD is not supported by the native tier yet");
+    eng_module_t *m = module_of(wasm, sizeof wasm);
+    eng_store_t *s = eng_store_new();
+    eng_exec_t *x = eng_exec_new(0);
+    eng_instance_t *inst = eng_instance_new(s, m, NULL, 0, x, err, sizeof err);
+    assert_non_null(inst);
+    eng_val_t res[1];
+    assert_int_equal(eng_call(x, eng_instance_func(inst, "f"), NULL, res), ENG_OK);
+    assert_int_equal(res[0].i32, 7);
+    eng_exec_free(x);
+    eng_store_free(s);
+    eng_module_free(m);
+}
+
 /* ==== main ================================================================ */
 
 static int group_setup(void **state)
@@ -2980,6 +3013,7 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simd_refused),
         /* 1. traps */
         cmocka_unit_test(test_trap_unreachable),
         cmocka_unit_test(test_trap_memory_load_bounds),
