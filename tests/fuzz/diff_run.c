@@ -169,7 +169,9 @@ static uint8_t *diff_read_file(const char *path, size_t *len)
 
 static void diff_call(eng_exec_t *x, eng_func_t *f)
 {
-    uint32_t np = eng_func_param_count(f), nr = eng_func_result_count(f);
+    /* Argument arrays count slots (engine.h); exports with a v128 never
+     * get here (run_exports), so slots and values are the same. */
+    uint32_t np = eng_func_param_slots(f), nr = eng_func_result_slots(f);
     eng_val_t *args = calloc(np ? np : 1, sizeof *args);
     eng_val_t *res = calloc(nr ? nr : 1, sizeof *res);
     if (!args || !res) {
