@@ -344,8 +344,6 @@ static void read_blocktype(comp_t *c, uint32_t *np, const uint8_t **p, uint32_t 
         return;
     }
     if (single[b]) {
-        if (b == ENG_V128)
-            c->m->uses_simd = true;
         c->r.p++;
         *nr = 1;
         *r = &single[b];
@@ -1235,7 +1233,6 @@ static void op_simd(comp_t *c)
     const uint8_t *start = c->r.p - 1; /* the 0xFD */
     uint32_t sub = rd_u32(&c->r);
     check_reader(c);
-    c->m->uses_simd = true;
     int kind = sub <= 0xFF ? simd_kind(sub) : V_NONE;
     switch (kind) {
     case V_LOAD: {
@@ -1485,8 +1482,6 @@ static void compile_body(comp_t *c, const eng_functype_t *ft)
                 check_reader(c);
                 if (!is_num(t) && !is_ref(t) && t != ENG_V128)
                     fail(c, "malformed value type");
-                if (t == ENG_V128)
-                    c->m->uses_simd = true;
             }
             opnd_t cond = pop(c, ENG_I32);
             opnd_t b = pop(c, t);
@@ -1732,8 +1727,6 @@ bool eng_compile_func(eng_module_t *m, uint32_t defined_index, const uint8_t *bo
             uint8_t t = rd_u8(&again);
             if (!is_num(t) && !is_ref(t) && t != ENG_V128)
                 fail(c, "malformed value type");
-            if (t == ENG_V128)
-                c->m->uses_simd = true;
             memset(c->local_types + k, t, n);
             k += n;
         }

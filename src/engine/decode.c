@@ -219,8 +219,6 @@ static bool dec_valtype(dec_t *d, uint8_t *out)
     switch (b) {
     case ENG_I32: case ENG_I64: case ENG_F32: case ENG_F64:
     case ENG_FUNCREF: case ENG_EXTERNREF: case ENG_V128:
-        if (b == ENG_V128)
-            d->m->uses_simd = true;
         *out = b;
         return true;
     default:

@@ -169,10 +169,6 @@ struct eng_module {
 
     char **func_names;              /* [nfuncs] from the name section, or NULL; entries may be NULL */
     uint8_t sha256[32];             /* of the bytes it was decoded from */
-    /* The module mentions v128 (a type, local, global, block type) or a
-     * SIMD instruction: the native tier refuses it (not serialised: only
-     * eng_native_compile, on a freshly decoded module, asks). */
-    bool uses_simd;
 
     /* Native code, once attached (native_load.c): NULL until then. Set
      * once with a release store while other threads may instantiate;

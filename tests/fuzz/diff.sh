@@ -53,8 +53,7 @@
 #     makes every call short, so a timeout deserves a look.
 #   - features: modules use only what both engines support (MVP + sign-ext,
 #     mutable globals, non-trapping float-to-int, bulk memory, multi-value,
-#     and SIMD in every fifth seed: the native tier refuses those, so they
-#     compare the interpreter with V8). JS has no v128 values, so calls with
+#     and SIMD in every fifth seed). JS has no v128 values, so calls with
 #     v128 in the signature (exports, the log-v128 import) are refused on
 #     both sides alike ("error v128 at the JS boundary").
 #     binaryen 108's reference-types output relies on the GC proposal's
@@ -166,8 +165,8 @@ check_module() {
             exit 1
         fi
         if [[ $tier == native ]] && ((rc == 3)); then
-            # The native compiler refused the module for its frame limit or
-            # SIMD (diff_run.c): it stays interpreted, as in production.
+            # The native compiler refused the module for its frame limit
+            # (diff_run.c): it stays interpreted, as it would in production.
             echo "diff: $label: native tier refused it: $(tail -1 "$native.err")" >&2
             native_refused=$((native_refused + 1))
             native=""
@@ -262,6 +261,6 @@ for ((seed = first; seed < first + count; seed++)); do
 done
 
 echo "diff: $normalised compared up to a stack exhaustion or timeout; $invalid invalid on every side;" \
-    "$native_refused refused by the native compiler (its frame limit, SIMD)"
+    "$native_refused refused by the native compiler (its frame limit)"
 echo "diff: $passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

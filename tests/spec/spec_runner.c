@@ -20,10 +20,7 @@
  *
  * Tiers: every script runs once per tier, in the interpreter and in native
  * code (each module compiled with eng_native_compile and attached before it
- * is instantiated; a valid module the native compiler refuses is a failure,
- * except that a module using SIMD, which the native tier does not compile
- * yet, runs interpreted and its commands count in the "interpreted" figure
- * of the native tier's line).
+ * is instantiated; a valid module the native compiler refuses is a failure).
  * --tier interp|native|both picks (default both).
  *
  * Usage: spec-runner [--tier T] DIR [PATTERN...]. Patterns (fnmatch, e.g.
@@ -53,7 +50,6 @@
 
 typedef struct counts {
     unsigned passed, failed, skipped;
-    unsigned interpreted; /* native tier: modules that ran interpreted (SIMD) */
 } counts_t;
 
 /* A name bound to an instance: a module's $name, or a `register`ed name.
@@ -280,15 +276,11 @@ static eng_module_t *module_load(script_t *s, const char *filename, char *err, s
          * module's instances then run natively. */
         uint8_t *obj;
         size_t objlen;
-        bool compiled = eng_native_compile(bytes, len, &obj, &objlen, err, errlen);
-        bool ok = compiled && eng_module_attach_native(m, obj, objlen, err, errlen);
-        if (compiled)
+        bool ok = eng_native_compile(bytes, len, &obj, &objlen, err, errlen) &&
+                  eng_module_attach_native(m, obj, objlen, err, errlen);
+        if (ok)
             free(obj);
-        if (!compiled && strstr(err, "SIMD is not supported by the native tier")) {
-            /* What wasmfn does with such a module: run it interpreted. */
-            s->c.interpreted++;
-            err[0] = 0;
-        } else if (!ok || eng_module_tier(m) != ENG_TIER_NATIVE) {
+        if (!ok || eng_module_tier(m) != ENG_TIER_NATIVE) {
             eng_module_free(m);
             m = NULL;
             if (ok)
@@ -1048,14 +1040,10 @@ static void script_run(const char *dir, const char *name, counts_t *total)
 done:
     if (s->ndetail > MAX_DETAIL)
         printf("  %s.wast: ... %u more failures not shown\n", name, s->ndetail - MAX_DETAIL);
-    printf("%s.wast (%s): %u passed, %u failed, %u skipped", name,
+    printf("%s.wast (%s): %u passed, %u failed, %u skipped\n", name,
            tier == ENG_TIER_NATIVE ? "native" : "interp", s->c.passed, s->c.failed,
            s->c.skipped);
-    if (s->c.interpreted)
-        printf(" (%u modules interpreted: SIMD)", s->c.interpreted);
-    printf("\n");
     fflush(stdout);
-    total->interpreted += s->c.interpreted;
     total->passed += s->c.passed;
     total->failed += s->c.failed;
     total->skipped += s->c.skipped;
@@ -1172,11 +1160,8 @@ int main(int argc, char **argv)
     for (int t = 0; t < 2; t++) {
         if ((t == 0 && !run_interp) || (t == 1 && !run_native))
             continue;
-        printf("spec: %u passed, %u failed, %u skipped (tier %s", per[t].passed, per[t].failed,
+        printf("spec: %u passed, %u failed, %u skipped (tier %s)\n", per[t].passed, per[t].failed,
                per[t].skipped, t == 0 ? "interp" : "native");
-        if (per[t].interpreted)
-            printf("; %u modules using SIMD ran interpreted", per[t].interpreted);
-        printf(")\n");
         total.passed += per[t].passed;
         total.failed += per[t].failed;
         total.skipped += per[t].skipped;

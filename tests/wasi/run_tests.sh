@@ -448,21 +448,9 @@ t_native_hash() { native_case hash; }
 t_native_float() { native_case float; }
 t_native_trees() { native_case trees; }
 
-# The SIMD kernel (built with -msimd128). The native tier does not compile
-# SIMD yet: --tier native refuses it with a message saying so (which also
-# shows the module really uses SIMD), and the default tier runs it in the
-# interpreter. Either way the output is the native build's.
-t_native_simd() {
-    if [[ $TIER == native ]]; then
-        expect_status 126 W "$(P simd)" || return 1
-        grep -q "SIMD is not supported by the native tier yet" err || { cat err; return 1; }
-        "$WASI_DIR/native/simd" >want || { echo "native simd failed"; return 1; }
-        expect_status 0 W --tier auto "$(P simd)" || return 1
-        cmp want out || { diff -u want out | head -n 20; return 1; }
-        return 0
-    fi
-    native_case simd
-}
+# The SIMD kernel, built with -msimd128 (mk/wasi.mk): WebAssembly SIMD in
+# both tiers.
+t_native_simd() { native_case simd; }
 
 # -----------------------------------------------------------------------------
 
