@@ -15,6 +15,7 @@ BENCH_OUT := $(BUILD)/bench
 BENCH_REPS ?= 5
 BENCH_WRITE ?= 1
 KERNELS_WASM := $(BENCH_OUT)/kernels.wasm
+KERNELS_SIMD_WASM := $(BENCH_OUT)/kernels_simd.wasm
 ENGINE_BENCH := $(BENCH_OUT)/engine_bench
 
 .PHONY: bench bench-engine
@@ -27,6 +28,13 @@ $(KERNELS_WASM): bench/engine/kernels.c
 	@mkdir -p $(@D)
 	clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--strip-all -o $@ $<
 
+# The same kernels with 128-bit SIMD: engine_bench runs its SIMD rows from it.
+# --strip-debug, not --strip-all: clang's wasm-opt pass reads the enabled
+# features from the target_features section, which --strip-all removes.
+$(KERNELS_SIMD_WASM): bench/engine/kernels.c
+	@mkdir -p $(@D)
+	clang --target=wasm32 -O2 -msimd128 -nostdlib -Wl,--no-entry -Wl,--strip-debug -o $@ $<
+
 # The native kernels: plain -O2 (no sanitizers, no -g), as a separate object
 # so the driver's call sites cannot be specialised to the sizes.
 $(BENCH_OUT)/kernels_native.o: bench/engine/kernels.c
@@ -37,5 +45,6 @@ $(ENGINE_BENCH): bench/engine/engine_bench.c $(BENCH_OUT)/kernels_native.o $(LIB
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_OUT)/kernels_native.o $(LIB) $(LIBS)
 
-bench-engine: $(ENGINE_BENCH) $(KERNELS_WASM)
-	@BENCH_WRITE=$(BENCH_WRITE) bash bench/engine/report.sh $(ENGINE_BENCH) $(KERNELS_WASM) $(BENCH_REPS)
+bench-engine: $(ENGINE_BENCH) $(KERNELS_WASM) $(KERNELS_SIMD_WASM)
+	@BENCH_WRITE=$(BENCH_WRITE) bash bench/engine/report.sh $(ENGINE_BENCH) $(KERNELS_WASM) $(BENCH_REPS) \
+		$(KERNELS_SIMD_WASM)

@@ -39,7 +39,7 @@ FUZZ_DIFF_COUNT ?= 1000
 # Seeds: every module of the spec suite (the JSON rules are in mk/spec.mk,
 # named here by path because that fragment is read after this one) and
 # FUZZ_TTF_SEEDS binaryen -ttf modules (valid ones, some optimised by binaryen, and a third
-# with all of binaryen's features, most of which we reject: SIMD, GC, ...).
+# with all of binaryen's features, most of which we reject: GC, threads, ...).
 FUZZ_TTF_SEEDS := 120
 FUZZ_SPEC_SUITE := $(or $(SPEC_SUITE),../shared/wasm-spec-testsuite)
 FUZZ_SPEC_JSON := $(foreach n,$(sort $(basename $(notdir $(wildcard $(FUZZ_SPEC_SUITE)/*.wast)))),build/spec/$(n)/$(n).json)

@@ -21,6 +21,9 @@ $(SERVING_FNS_DIR)/%.wasm: tests/serving/fns/%.c
 	@mkdir -p $(@D)
 	$(EXAMPLES_CC) $(EXAMPLES_CFLAGS) $< -o $@
 
+# A guest with 128-bit SIMD (WebAssembly 2.0), for the native tier's tests.
+$(SERVING_FNS_DIR)/simd.wasm: EXAMPLES_CFLAGS += -msimd128
+
 test-serving: $(WASMFN) examples serving-fns
 	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
 		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \

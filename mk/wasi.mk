@@ -16,7 +16,7 @@ WASI_DIR ?= build/wasi
 WASI_SRCS := $(sort $(wildcard tests/wasi/fns/*.c))
 WASI_WASM := $(patsubst tests/wasi/fns/%.c,$(WASI_DIR)/%.wasm,$(WASI_SRCS))
 # Programs whose output must be byte-identical to the same C built natively.
-WASI_NATIVE_NAMES := sort hash float trees stdin_cat
+WASI_NATIVE_NAMES := sort hash float trees stdin_cat simd
 WASI_NATIVE := $(patsubst %,$(WASI_DIR)/native/%,$(WASI_NATIVE_NAMES))
 
 TEST_STEPS += test-wasi
@@ -29,6 +29,9 @@ wasi-programs: $(WASI_WASM) $(WASI_NATIVE)
 $(WASI_DIR)/%.wasm: tests/wasi/fns/%.c
 	@mkdir -p $(@D)
 	$(WASI_CC) $(WASI_CFLAGS) $< -o $@
+
+# The SIMD kernel: 128-bit SIMD (WebAssembly 2.0) in the module.
+$(WASI_DIR)/simd.wasm: WASI_CFLAGS += -msimd128
 
 # Native twins: plain gcc -O2, never the sanitizer flags (they are the
 # reference output, not code under test).

@@ -9,7 +9,13 @@
  * kernel must agree: a mismatch means an engine computed something else than
  * the C source says, and the program exits 1 after printing the table.
  *
- * Usage: engine_bench [--reps N] [--node SCRIPT | --no-node] KERNELS.wasm
+ * With --simd KERNELS_SIMD.wasm (the same kernels.c built with -msimd128)
+ * the rows marked simd run from that module instead, in both tiers and in
+ * V8; the native column is the same C either way (gcc -O2 vectorises with
+ * SSE2).
+ *
+ * Usage: engine_bench [--reps N] [--node SCRIPT | --no-node] [--simd KERNELS_SIMD.wasm]
+ *        KERNELS.wasm
  *
  * This is a benchmark, not a test: nothing here fails on a timing.
  */
@@ -30,24 +36,31 @@ uint32_t kernel_qsort(uint32_t n);
 uint32_t kernel_qsortcb(uint32_t n);
 uint32_t kernel_nbody(uint32_t n);
 uint32_t kernel_ikj(uint32_t n);
+uint32_t kernel_dot16(uint32_t n);
 
 typedef struct bench_kernel {
     const char *name;  /* export name in kernels.wasm */
     uint32_t size;     /* the argument every run gets */
     uint32_t (*native)(uint32_t);
     const char *what;  /* what it stresses, for the table */
+    int simd;          /* run from KERNELS_SIMD.wasm (--simd) */
+    int extra;         /* not in the geometric mean (which stays comparable with
+                        * the figures recorded before these rows existed) */
 } bench_kernel_t;
 
 /* Sizes are picked so that a native run takes roughly 5-50 ms here. */
 static const bench_kernel_t kernels[] = {
-    {"fib", 35, kernel_fib, "calls"},
-    {"sieve", 2000000, kernel_sieve, "loops, byte memory"},
-    {"matmul", 300, kernel_matmul, "f64, memory"},
-    {"fnv", 16, kernel_fnv, "integer ops, memory"},
-    {"qsort", 400000, kernel_qsort, "recursion, branches"},
-    {"qsortcb", 200001, kernel_qsortcb, "indirect calls (qsort comparator)"},
-    {"nbody", 500000, kernel_nbody, "f64, sqrt"},
-    {"ikj", 8, kernel_ikj, "a loop gcc -O2 vectorises"},
+    {"fib", 35, kernel_fib, "calls", 0, 0},
+    {"sieve", 2000000, kernel_sieve, "loops, byte memory", 0, 0},
+    {"matmul", 300, kernel_matmul, "f64, memory", 0, 0},
+    {"fnv", 16, kernel_fnv, "integer ops, memory", 0, 0},
+    {"qsort", 400000, kernel_qsort, "recursion, branches", 0, 0},
+    {"qsortcb", 200001, kernel_qsortcb, "indirect calls (qsort comparator)", 0, 0},
+    {"nbody", 500000, kernel_nbody, "f64, sqrt", 0, 0},
+    {"ikj", 8, kernel_ikj, "a loop gcc -O2 vectorises", 0, 0},
+    {"dot16", 1000, kernel_dot16, "int16 dot product, byte count", 0, 1},
+    {"ikj", 8, kernel_ikj, "the same, wasm with SIMD", 1, 1},
+    {"dot16", 1000, kernel_dot16, "the same, wasm with SIMD", 1, 1},
 };
 #define NKERNELS (sizeof kernels / sizeof kernels[0])
 
@@ -127,13 +140,15 @@ static void bench_run_engine(eng_instance_t *inst, eng_exec_t *x, const bench_ke
     out->ok = 1;
 }
 
-/* Runs node_bench.mjs once for all kernels and parses "NAME CHECKSUM MS". */
-static void bench_run_node(const char *script, const char *wasm, int reps, bench_result_t *out)
+/* Runs node_bench.mjs once for the kernels of one module (simd or not)
+ * and parses "NAME CHECKSUM MS". */
+static void bench_run_node(const char *script, const char *wasm, int simd, int reps, bench_result_t *out)
 {
     char cmd[4096];
     int n = snprintf(cmd, sizeof cmd, "node '%s' '%s' %d", script, wasm, reps);
     for (size_t i = 0; i < NKERNELS && n > 0 && (size_t)n < sizeof cmd; i++)
-        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " %s:%u", kernels[i].name, kernels[i].size);
+        if (kernels[i].simd == simd)
+            n += snprintf(cmd + n, sizeof cmd - (size_t)n, " %s:%u", kernels[i].name, kernels[i].size);
     if (n <= 0 || (size_t)n >= sizeof cmd) {
         fprintf(stderr, "engine_bench: node command too long\n");
         return;
@@ -149,7 +164,7 @@ static void bench_run_node(const char *script, const char *wasm, int reps, bench
     while (fgets(line, sizeof line, p)) {
         if (sscanf(line, "%63s %lu %lf", name, &checksum, &ms) != 3) continue;
         for (size_t i = 0; i < NKERNELS; i++) {
-            if (strcmp(name, kernels[i].name) == 0) {
+            if (kernels[i].simd == simd && strcmp(name, kernels[i].name) == 0) {
                 out[i].checksum = (uint32_t)checksum;
                 out[i].ms = ms;
                 out[i].ok = 1;
@@ -188,19 +203,22 @@ static uint8_t *bench_read_file(const char *path, size_t *len)
 
 static void bench_usage(void)
 {
-    fprintf(stderr, "usage: engine_bench [--reps N] [--node SCRIPT | --no-node] KERNELS.wasm\n");
+    fprintf(stderr, "usage: engine_bench [--reps N] [--node SCRIPT | --no-node] "
+                    "[--simd KERNELS_SIMD.wasm] KERNELS.wasm\n");
 }
 
 int main(int argc, char **argv)
 {
     int reps = 5;
     const char *node_script = "bench/engine/node_bench.mjs";
-    const char *wasm_path = NULL;
+    const char *wasm_path = NULL, *simd_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--node") == 0 && i + 1 < argc) {
             node_script = argv[++i];
+        } else if (strcmp(argv[i], "--simd") == 0 && i + 1 < argc) {
+            simd_path = argv[++i];
         } else if (strcmp(argv[i], "--no-node") == 0) {
             node_script = NULL;
         } else if (argv[i][0] == '-') {
@@ -215,51 +233,75 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    size_t len = 0;
-    uint8_t *bytes = bench_read_file(wasm_path, &len);
-    if (!bytes) {
-        fprintf(stderr, "engine_bench: cannot read %s\n", wasm_path);
-        return 1;
-    }
-    char err[ENG_ERR_MAX];
-    eng_module_t *m = eng_module_new(bytes, len, err, sizeof err);
-    eng_module_t *mn = eng_module_new(bytes, len, err, sizeof err);
-    if (!m || !mn) {
-        fprintf(stderr, "engine_bench: %s: %s\n", wasm_path, err);
-        return 1;
-    }
-    uint8_t *obj;
-    size_t objlen;
-    double c0 = bench_now_ms();
-    if (!eng_native_compile(bytes, len, &obj, &objlen, err, sizeof err) ||
-        !eng_module_attach_native(mn, obj, objlen, err, sizeof err)) {
-        fprintf(stderr, "engine_bench: native code for %s: %s\n", wasm_path, err);
-        return 1;
-    }
-    double compile_ms = bench_now_ms() - c0;
-    size_t wasm_len = len, obj_len = objlen;
-    free(obj);
-    free(bytes);
     eng_store_t *s = eng_store_new();
     eng_exec_t *x = eng_exec_new(0);
-    eng_instance_t *inst = s && x ? eng_instance_new(s, m, NULL, 0, x, err, sizeof err) : NULL;
-    eng_instance_t *instn = inst ? eng_instance_new(s, mn, NULL, 0, x, err, sizeof err) : NULL;
-    if (!inst || !instn) {
-        fprintf(stderr, "engine_bench: instantiating %s: %s\n", wasm_path, s && x ? err : "out of memory");
+    if (!s || !x) {
+        fprintf(stderr, "engine_bench: out of memory\n");
         return 1;
+    }
+    /* [0] kernels.wasm, [1] kernels_simd.wasm; each interpreted and native. */
+    const char *paths[2] = {wasm_path, simd_path};
+    eng_module_t *m[2] = {NULL, NULL}, *mn[2] = {NULL, NULL};
+    eng_instance_t *inst[2] = {NULL, NULL}, *instn[2] = {NULL, NULL};
+    double compile_ms = 0;
+    size_t wasm_len = 0, obj_len = 0;
+    for (int v = 0; v < 2; v++) {
+        if (!paths[v])
+            continue;
+        size_t len = 0;
+        uint8_t *bytes = bench_read_file(paths[v], &len);
+        if (!bytes) {
+            fprintf(stderr, "engine_bench: cannot read %s\n", paths[v]);
+            return 1;
+        }
+        char err[ENG_ERR_MAX];
+        m[v] = eng_module_new(bytes, len, err, sizeof err);
+        mn[v] = eng_module_new(bytes, len, err, sizeof err);
+        if (!m[v] || !mn[v]) {
+            fprintf(stderr, "engine_bench: %s: %s\n", paths[v], err);
+            return 1;
+        }
+        uint8_t *obj;
+        size_t objlen;
+        double c0 = bench_now_ms();
+        if (!eng_native_compile(bytes, len, &obj, &objlen, err, sizeof err) ||
+            !eng_module_attach_native(mn[v], obj, objlen, err, sizeof err)) {
+            fprintf(stderr, "engine_bench: native code for %s: %s\n", paths[v], err);
+            return 1;
+        }
+        if (v == 0) {
+            compile_ms = bench_now_ms() - c0;
+            wasm_len = len;
+            obj_len = objlen;
+        }
+        free(obj);
+        free(bytes);
+        inst[v] = eng_instance_new(s, m[v], NULL, 0, x, err, sizeof err);
+        instn[v] = inst[v] ? eng_instance_new(s, mn[v], NULL, 0, x, err, sizeof err) : NULL;
+        if (!inst[v] || !instn[v]) {
+            fprintf(stderr, "engine_bench: instantiating %s: %s\n", paths[v], err);
+            return 1;
+        }
     }
 
     bench_result_t native[NKERNELS] = {0}, engine[NKERNELS] = {0}, node[NKERNELS] = {0};
     bench_result_t tier2[NKERNELS] = {0};
     for (size_t i = 0; i < NKERNELS; i++) {
         native[i].ms = engine[i].ms = node[i].ms = tier2[i].ms = -1;
+        int v = kernels[i].simd;
+        if (!inst[v])
+            continue; /* no --simd */
         bench_run_native(&kernels[i], reps, &native[i]);
-        bench_run_engine(inst, x, &kernels[i], reps, &engine[i]);
-        bench_run_engine(instn, x, &kernels[i], reps, &tier2[i]);
-        fprintf(stderr, "engine_bench: %s native %.2f ms, wasmfn %.2f ms, wasmfn native tier %.2f ms\n",
-                kernels[i].name, native[i].ms, engine[i].ms, tier2[i].ms);
+        bench_run_engine(inst[v], x, &kernels[i], reps, &engine[i]);
+        bench_run_engine(instn[v], x, &kernels[i], reps, &tier2[i]);
+        fprintf(stderr, "engine_bench: %s%s native %.2f ms, wasmfn %.2f ms, wasmfn native tier %.2f ms\n",
+                kernels[i].name, v ? " (simd)" : "", native[i].ms, engine[i].ms, tier2[i].ms);
     }
-    if (node_script) bench_run_node(node_script, wasm_path, reps, node);
+    if (node_script) {
+        bench_run_node(node_script, wasm_path, 0, reps, node);
+        if (simd_path)
+            bench_run_node(node_script, simd_path, 1, reps, node);
+    }
 
     int mismatch = 0, failed = 0;
     const bench_result_t *cols[3] = {engine, tier2, node};
@@ -271,6 +313,8 @@ int main(int argc, char **argv)
     printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < NKERNELS; i++) {
         const bench_kernel_t *k = &kernels[i];
+        if (!inst[k->simd])
+            continue;
         char ms[3][32], ratio[3][32];
         if (!native[i].ok) failed = 1;
         for (int c = 0; c < 3; c++) {
@@ -290,11 +334,14 @@ int main(int argc, char **argv)
             } else if (native[i].ok && native[i].ms > 0) {
                 double q = r->ms / native[i].ms;
                 snprintf(ratio[c], sizeof ratio[c], "%.2f×", q);
-                logs[c] += log(q);
-                counts[c]++;
+                if (!k->extra) {
+                    logs[c] += log(q);
+                    counts[c]++;
+                }
             }
         }
-        printf("| %s | %s | %u | %.2f | %s | %s | %s | %s | %s | %s |\n", k->name, k->what, k->size,
+        printf("| %s%s | %s | %u | %.2f | %s | %s | %s | %s | %s | %s |\n", k->name,
+               k->simd ? " (simd128)" : "", k->what, k->size,
                native[i].ms, ms[0], ratio[0], ms[1], ratio[1], ms[2], ratio[2]);
     }
     char g[3][32];
@@ -302,13 +349,15 @@ int main(int argc, char **argv)
         snprintf(g[c], sizeof g[c], "-");
         if (counts[c]) snprintf(g[c], sizeof g[c], "**%.2f×**", exp(logs[c] / counts[c]));
     }
-    printf("| **geometric mean** | | | | | %s | | %s | | %s |\n", g[0], g[1], g[2]);
+    printf("| **geometric mean** (the first eight) | | | | | %s | | %s | | %s |\n", g[0], g[1], g[2]);
     printf("\nNative tier: kernels.wasm (%zu bytes) compiled in %.0f ms to %zu bytes of objects.\n",
            wasm_len, compile_ms, obj_len);
 
     eng_store_free(s);
     eng_exec_free(x);
-    eng_module_free(m);
-    eng_module_free(mn);
+    for (int v = 0; v < 2; v++) {
+        eng_module_free(m[v]);
+        eng_module_free(mn[v]);
+    }
     return mismatch || failed ? 1 : 0;
 }

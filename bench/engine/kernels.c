@@ -19,6 +19,13 @@
  *   nbody    f64 arithmetic with sqrt over a small array of structs
  *   ikj      i-k-j float matrix multiply of fixed size, the kind of loop
  *            gcc -O2 vectorises
+ *   dot16    an int16 dot product and a byte count over 64 KiB, the loops
+ *            SIMD is for
+ *
+ * mk/bench.mk builds this file twice for wasm: kernels.wasm (WebAssembly
+ * without SIMD) and kernels_simd.wasm (-msimd128, where clang vectorises
+ * ikj and dot16 into v128 code); engine_bench runs ikj and dot16 from
+ * both.
  *
  * No libc: buffers are static arrays (zero pages in wasm, .bss natively).
  */
@@ -279,6 +286,41 @@ KERNEL(ikj) uint32_t kernel_ikj(uint32_t reps)
     }
     uint32_t h = 0;
     for (uint32_t i = 0; i < IKJ * IKJ; i++) h = h * 31u + (uint32_t)(int32_t)ikj_c[i];
+    return h;
+}
+
+/* ---- integer SIMD ---- */
+
+#define DOT_N 32768u
+static int16_t dot_a[DOT_N], dot_b[DOT_N];
+static uint8_t scan_buf[2 * DOT_N];
+
+/* reps times: an int16 dot product into 32 bits (pmaddwd natively,
+ * i32x4.dot_i16x8_s or extmul in wasm) and a count of one byte value over
+ * 64 KiB (pcmpeqb / i8x16.eq). Integer only: the same checksum whatever
+ * the order of additions. */
+KERNEL(dot16) uint32_t kernel_dot16(uint32_t reps)
+{
+    uint32_t s = 12345;
+    for (uint32_t i = 0; i < DOT_N; i++) {
+        s = s * 1103515245u + 12345u;
+        dot_a[i] = (int16_t)(s >> 16);
+        dot_b[i] = (int16_t)(s >> 3);
+        scan_buf[2 * i] = (uint8_t)(s >> 24);
+        scan_buf[2 * i + 1] = (uint8_t)(s >> 11);
+    }
+    uint32_t h = 0;
+    for (uint32_t r = 0; r < reps; r++) {
+        uint32_t acc = 0; /* wraps, as the wasm does */
+        for (uint32_t i = 0; i < DOT_N; i++)
+            acc += (uint32_t)((int32_t)dot_a[i] * dot_b[i]);
+        uint32_t count = 0;
+        uint8_t want = (uint8_t)r;
+        for (uint32_t i = 0; i < 2 * DOT_N; i++)
+            count += scan_buf[i] == want;
+        h = h * 31u + acc + count;
+        dot_a[r & (DOT_N - 1)] ^= 1; /* the next repetition sees other data */
+    }
     return h;
 }
 

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # report.sh — runs engine_bench and records its table in docs/benchmarks.md.
 #
-# Usage: bench/engine/report.sh ENGINE_BENCH KERNELS.wasm REPS
+# Usage: bench/engine/report.sh ENGINE_BENCH KERNELS.wasm REPS [KERNELS_SIMD.wasm]
 # (`make bench-engine` runs it). Prints the table; unless BENCH_WRITE=0,
 # replaces the text between the engine-bench markers of docs/benchmarks.md
 # with the table, the date, the machine and the commit.
 set -euo pipefail
 
-bench=$1 wasm=$2 reps=$3
+bench=$1 wasm=$2 reps=$3 simd=${4:-}
 doc=docs/benchmarks.md
 out=$(dirname "$bench")/engine.md
 
 status=0
-"$bench" --reps "$reps" --node bench/engine/node_bench.mjs "$wasm" >"$out.table" || status=$?
+"$bench" --reps "$reps" --node bench/engine/node_bench.mjs ${simd:+--simd "$simd"} "$wasm" >"$out.table" || status=$?
 cat "$out.table"
 if ((status != 0)); then
     echo "report.sh: engine_bench failed (a wrong checksum or an error, see above); docs not written" >&2

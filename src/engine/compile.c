@@ -4,9 +4,10 @@
  * One pass over the body does both jobs. The validator is the spec's
  * algorithm (an operand stack of types, a control stack of blocks, the
  * polymorphic stack after unconditional branches). The compiler rides on it:
- * every operand stack position has a fixed frame slot (nlocals + position),
- * so the internal code is three-address code over slots and the interpreter
- * never moves a stack pointer. See ops.h for the instruction layouts and
+ * every operand stack position has a fixed frame slot (the locals' slots +
+ * the slots of the values below it; a v128 takes two slots, everything else
+ * one), so the internal code is three-address code over slots and the
+ * interpreter never moves a stack pointer. See ops.h for the instruction layouts and
  * docs/engine.md for the design.
  *
  * Three cheap tricks remove most of the instructions a stack machine spends
@@ -39,7 +40,7 @@ enum { K_TEMP, K_LOCAL, K_CONST };
 typedef struct opnd {
     uint8_t type;
     uint8_t kind;     /* K_* */
-    uint32_t pos;     /* stack position */
+    uint32_t pos;     /* its slot, counted from the operand stack's first slot */
     uint32_t local;   /* K_LOCAL: the local's slot */
     uint64_t imm;     /* K_CONST: the bits */
 } opnd_t;
@@ -50,6 +51,7 @@ typedef struct ctrl {
     uint8_t kind;
     bool unreachable;
     uint32_t height;          /* operand stack height below the params */
+    uint32_t slot_height;     /* the same in slots (where its label's values go) */
     uint32_t nparams, nresults;
     const uint8_t *params, *results;
     size_t loop_pc;           /* C_LOOP: the branch target */
@@ -77,10 +79,13 @@ typedef struct comp {
     size_t len, cap;
 
     uint8_t *local_types;
-    uint32_t nlocals;
+    uint32_t *local_slot;  /* [nlocals] each local's first slot */
+    uint32_t nlocals;      /* locals, params included */
+    uint32_t nlocal_slots; /* their slots: where the operand stack starts */
 
     opnd_t *stack;
-    uint32_t height, stack_cap, max_height;
+    uint32_t height, stack_cap;
+    uint32_t max_slots;    /* the deepest operand stack, in slots */
 
     ctrl_t *ctrls;
     uint32_t nctrl, ctrl_cap;
@@ -166,7 +171,21 @@ static void seal(comp_t *c)
     c->last_dst_ok = false;
 }
 
-static uint32_t slot_pos(comp_t *c, uint32_t pos) { return c->nlocals + pos; }
+static uint32_t slot_pos(comp_t *c, uint32_t pos) { return c->nlocal_slots + pos; }
+
+/* Slots a stack value takes. The unknown type of the polymorphic stack gets
+ * the widest, so that dead code never names a slot past the frame. */
+static uint32_t type_slots(uint8_t t) { return t == ENG_V128 || t == T_ANY ? 2u : 1u; }
+
+/* The slot (from the stack's first) of stack entry i: the entries below
+ * it are live, so their positions are known. */
+static uint32_t entry_pos(comp_t *c, uint32_t i)
+{
+    if (i == 0)
+        return 0;
+    const opnd_t *b = &c->stack[i - 1];
+    return b->pos + type_slots(b->type);
+}
 
 static void emit_const(comp_t *c, uint32_t dst, uint8_t type, uint64_t imm)
 {
@@ -188,6 +207,17 @@ static void emit_copy(comp_t *c, uint32_t dst, uint32_t src)
     emit_word(c, pack(dst, src));
 }
 
+/* Copies a value of type t (a v128 is two slot copies, low slot first:
+ * callers only copy downwards or to disjoint slots). */
+static void emit_copy_typed(comp_t *c, uint32_t dst, uint32_t src, uint8_t t)
+{
+    emit_copy(c, dst, src);
+    if (t == ENG_V128 && dst != src) {
+        emit_copy(c, dst + 1, src + 1);
+        c->last_dst_ok = false; /* the pair's first copy holds the destination */
+    }
+}
+
 /* ---- Operand stack ---- */
 
 static ctrl_t *top_ctrl(comp_t *c) { return &c->ctrls[c->nctrl - 1]; }
@@ -198,12 +228,12 @@ static opnd_t *push(comp_t *c, uint8_t type, uint8_t kind)
     opnd_t *o = &c->stack[c->height];
     o->type = type;
     o->kind = kind;
-    o->pos = c->height;
+    o->pos = entry_pos(c, c->height);
     o->local = 0;
     o->imm = 0;
     c->height++;
-    if (c->height > c->max_height)
-        c->max_height = c->height;
+    if (o->pos + type_slots(type) > c->max_slots)
+        c->max_slots = o->pos + type_slots(type);
     return o;
 }
 
@@ -215,7 +245,7 @@ static opnd_t pop(comp_t *c, uint8_t expect)
     if (c->height == f->height) {
         if (!f->unreachable)
             fail(c, "type mismatch: operand stack underflow");
-        opnd_t o = {.type = expect, .kind = K_TEMP, .pos = c->height};
+        opnd_t o = {.type = expect, .kind = K_TEMP, .pos = entry_pos(c, c->height)};
         return o;
     }
     opnd_t o = c->stack[--c->height];
@@ -248,7 +278,7 @@ static void materialize(comp_t *c, uint32_t i)
 {
     opnd_t *o = &c->stack[i];
     if (o->kind == K_LOCAL)
-        emit_copy(c, slot_pos(c, o->pos), o->local);
+        emit_copy_typed(c, slot_pos(c, o->pos), o->local, o->type);
     else if (o->kind == K_CONST)
         emit_const(c, slot_pos(c, o->pos), o->type, o->imm);
     o->kind = K_TEMP;
@@ -300,6 +330,7 @@ static void read_blocktype(comp_t *c, uint32_t *np, const uint8_t **p, uint32_t 
     static const uint8_t single[256] = {
         [ENG_I32] = ENG_I32, [ENG_I64] = ENG_I64, [ENG_F32] = ENG_F32,
         [ENG_F64] = ENG_F64, [ENG_FUNCREF] = ENG_FUNCREF, [ENG_EXTERNREF] = ENG_EXTERNREF,
+        [ENG_V128] = ENG_V128,
     };
     if (rd_left(&c->r) == 0)
         fail(c, "unexpected end");
@@ -312,8 +343,6 @@ static void read_blocktype(comp_t *c, uint32_t *np, const uint8_t **p, uint32_t 
         *r = NULL;
         return;
     }
-    if (b == ENG_V128)
-        fail(c, "SIMD (v128) is not supported");
     if (single[b]) {
         c->r.p++;
         *nr = 1;
@@ -339,6 +368,7 @@ static ctrl_t *push_ctrl(comp_t *c, uint8_t kind, uint32_t np, const uint8_t *p,
     f->kind = kind;
     f->unreachable = false;
     f->height = c->height;
+    f->slot_height = entry_pos(c, c->height);
     f->nparams = np;
     f->params = p;
     f->nresults = nr;
@@ -409,7 +439,8 @@ static void emit_return(comp_t *c, uint32_t n)
         emit_op(c, OP_ret, false);
         return;
     }
-    if (n == 1) {
+    const uint8_t *rt = c->ctrls[0].results; /* the function's */
+    if (n == 1 && rt[0] != ENG_V128) {
         opnd_t *o = &c->stack[c->height - 1];
         uint32_t s = read_slot(c, o);
         emit_op(c, OP_ret1, false);
@@ -419,8 +450,11 @@ static void emit_return(comp_t *c, uint32_t n)
     /* Results go to slots 0..n-1, which overlap the locals that pending
      * operands may still read: materialise first, then copy upwards. */
     materialize_from(c, c->height - n);
-    for (uint32_t i = 0; i < n; i++)
-        emit_copy(c, i, slot_pos(c, c->height - n + i));
+    uint32_t dst = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        emit_copy_typed(c, dst, slot_pos(c, c->stack[c->height - n + i].pos), rt[i]);
+        dst += eng_type_slots(rt[i]);
+    }
     emit_op(c, OP_ret, false);
 }
 
@@ -435,10 +469,12 @@ static bool branch_in_place(comp_t *c, uint32_t l)
         return true;
     if (c->height - top_ctrl(c)->height < n)
         return true; /* dead code */
+    uint32_t pos = f->slot_height;
     for (uint32_t i = 0; i < n; i++) {
         opnd_t *o = &c->stack[c->height - n + i];
-        if (o->kind != K_TEMP || o->pos != f->height + i)
+        if (o->kind != K_TEMP || o->pos != pos)
             return false;
+        pos += eng_type_slots(label_types(f)[i]);
     }
     return true;
 }
@@ -453,13 +489,15 @@ static void emit_branch(comp_t *c, uint32_t l)
         return;
     }
     if (c->height - top_ctrl(c)->height >= n) {
+        uint32_t dst = slot_pos(c, f->slot_height);
         for (uint32_t i = 0; i < n; i++) {
             opnd_t *o = &c->stack[c->height - n + i];
-            uint32_t dst = slot_pos(c, f->height + i);
+            uint8_t t = label_types(f)[i];
             if (o->kind == K_CONST)
                 emit_const(c, dst, o->type, o->imm);
             else
-                emit_copy(c, dst, o->kind == K_LOCAL ? o->local : slot_pos(c, o->pos));
+                emit_copy_typed(c, dst, o->kind == K_LOCAL ? o->local : slot_pos(c, o->pos), t);
+            dst += eng_type_slots(t);
         }
     }
     size_t inst = emit_op(c, OP_br, false);
@@ -822,24 +860,25 @@ static void op_local_set(comp_t *c, bool tee)
     if (x >= c->nlocals)
         fail(c, "unknown local");
     uint8_t t = c->local_types[x];
+    uint32_t xs = c->local_slot[x];
     opnd_t v = pop(c, t);
-    if (v.kind == K_LOCAL && v.local == x) {
+    if (v.kind == K_LOCAL && v.local == xs) {
         if (tee)
-            push(c, t, K_LOCAL)->local = x;
+            push(c, t, K_LOCAL)->local = xs;
         return;
     }
     if (v.kind == K_TEMP && c->last_dst_ok && (uint32_t)c->code[c->last_start + 1] == slot_pos(c, v.pos) &&
-        !local_pending(c, x) && v.pos == c->height) {
+        !local_pending(c, xs) && v.pos == entry_pos(c, c->height)) {
         /* Retarget the instruction that produced v. */
-        c->code[c->last_start + 1] = (c->code[c->last_start + 1] & ~(uint64_t)0xFFFFFFFF) | x;
+        c->code[c->last_start + 1] = (c->code[c->last_start + 1] & ~(uint64_t)0xFFFFFFFF) | xs;
         c->last_dst_ok = false;
         if (tee)
-            push(c, t, K_LOCAL)->local = x;
+            push(c, t, K_LOCAL)->local = xs;
         return;
     }
-    materialize_local(c, x);
+    materialize_local(c, xs);
     if (v.kind == K_CONST) {
-        emit_const(c, x, t, v.imm);
+        emit_const(c, xs, t, v.imm);
         if (tee) {
             opnd_t *o = push(c, t, K_CONST);
             o->imm = v.imm;
@@ -847,7 +886,7 @@ static void op_local_set(comp_t *c, bool tee)
         return;
     }
     uint32_t src = v.kind == K_LOCAL ? v.local : slot_pos(c, v.pos);
-    emit_copy(c, x, src);
+    emit_copy_typed(c, xs, src, t);
     c->last_dst_ok = false;
     if (tee) {
         if (v.kind == K_LOCAL)
@@ -870,7 +909,8 @@ static void op_call(comp_t *c, const eng_functype_t *ft, bool indirect, uint32_t
     materialize_from(c, base);
     for (uint32_t i = np; i-- > 0;)
         pop(c, ft->types[i]);
-    uint32_t argslot = slot_pos(c, base);
+    uint32_t base_pos = entry_pos(c, base);
+    uint32_t argslot = slot_pos(c, base_pos);
     if (indirect) {
         uint32_t si = read_slot(c, &idx);
         emit_op(c, OP_call_indirect, false);
@@ -884,8 +924,8 @@ static void op_call(comp_t *c, const eng_functype_t *ft, bool indirect, uint32_t
     for (uint32_t i = 0; i < ft->nresults; i++)
         push(c, eng_ft_result(ft, i), K_TEMP);
     /* the callee's frame starts at argslot and must hold its params */
-    if (base + np > c->max_height)
-        c->max_height = base + np;
+    if (base_pos + ft->param_slots > c->max_slots)
+        c->max_slots = base_pos + ft->param_slots;
 }
 
 static uint8_t read_reftype(comp_t *c)
@@ -1098,6 +1138,248 @@ static void op_prefixed(comp_t *c)
     }
 }
 
+/* ---- SIMD (the 0xFD prefix) ---- */
+
+/* What kind of instruction a 0xFD sub-opcode is, for validation. Gaps in
+ * the numbering (reserved opcodes) are V_NONE: "unknown opcode". */
+enum { V_NONE, V_LOAD, V_STORE, V_CONST, V_SHUFFLE, V_SPLAT, V_EXTRACT, V_REPLACE, V_LOAD_LANE,
+       V_STORE_LANE, V_TEST, V_SHIFT, V_BITSELECT, V_UN, V_BIN };
+
+static int simd_kind(uint32_t sub)
+{
+    switch (sub) {
+    case 0x00 ... 0x0A: case 0x5C: case 0x5D: return V_LOAD;
+    case 0x0B: return V_STORE;
+    case 0x0C: return V_CONST;
+    case 0x0D: return V_SHUFFLE;
+    case 0x0E: return V_BIN; /* swizzle */
+    case 0x0F ... 0x14: return V_SPLAT;
+    case 0x15: case 0x16: case 0x18: case 0x19: case 0x1B: case 0x1D: case 0x1F: case 0x21:
+        return V_EXTRACT;
+    case 0x17: case 0x1A: case 0x1C: case 0x1E: case 0x20: case 0x22: return V_REPLACE;
+    case 0x23 ... 0x4C: return V_BIN; /* comparisons */
+    case 0x4D: return V_UN;
+    case 0x4E ... 0x51: return V_BIN;
+    case 0x52: return V_BITSELECT;
+    case 0x53: case 0x63: case 0x64: case 0x83: case 0x84: case 0xA3: case 0xA4: case 0xC3:
+    case 0xC4:
+        return V_TEST;
+    case 0x54 ... 0x57: return V_LOAD_LANE;
+    case 0x58 ... 0x5B: return V_STORE_LANE;
+    case 0x5E ... 0x62: case 0x67 ... 0x6A: case 0x74: case 0x75: case 0x7A: case 0x7C ... 0x81:
+    case 0x87 ... 0x8A: case 0x94: case 0xA0: case 0xA1: case 0xA7 ... 0xAA: case 0xC0: case 0xC1:
+    case 0xC7 ... 0xCA: case 0xE0: case 0xE1: case 0xE3: case 0xEC: case 0xED: case 0xEF:
+    case 0xF8 ... 0xFF:
+        return V_UN;
+    case 0x65: case 0x66: case 0x6E ... 0x73: case 0x76 ... 0x79: case 0x7B: case 0x82: case 0x85:
+    case 0x86: case 0x8E ... 0x93: case 0x95 ... 0x99: case 0x9B ... 0x9F: case 0xAE: case 0xB1:
+    case 0xB5 ... 0xBA: case 0xBC ... 0xBF: case 0xCE: case 0xD1: case 0xD5 ... 0xDF:
+    case 0xE4 ... 0xEB: case 0xF0 ... 0xF7:
+        return V_BIN;
+    case 0x6B ... 0x6D: case 0x8B ... 0x8D: case 0xAB ... 0xAD: case 0xCB ... 0xCD: return V_SHIFT;
+    default: return V_NONE;
+    }
+}
+
+/* log2 of the bytes a plain SIMD load (V_LOAD) reads: its natural alignment. */
+static uint32_t simd_load_log2(uint32_t sub)
+{
+    switch (sub) {
+    case 0x00: return 4;
+    case 0x07: return 0;
+    case 0x08: return 1;
+    case 0x09: case 0x5C: return 2;
+    default: return 3; /* 0x01..0x06 (8 bytes extended), 0x0A, 0x5D */
+    }
+}
+
+/* The scalar type of a splat, extract or replace, and the lane count. */
+static void simd_lane_shape(uint32_t sub, uint8_t *scalar, uint32_t *lanes)
+{
+    static const struct { uint8_t t; uint8_t lanes; } splat[6] = {
+        {ENG_I32, 16}, {ENG_I32, 8}, {ENG_I32, 4}, {ENG_I64, 2}, {ENG_F32, 4}, {ENG_F64, 2},
+    };
+    if (sub >= 0x0F && sub <= 0x14) {
+        *scalar = splat[sub - 0x0F].t;
+        *lanes = splat[sub - 0x0F].lanes;
+    } else if (sub <= 0x17) {
+        *scalar = ENG_I32, *lanes = 16;
+    } else if (sub <= 0x1A) {
+        *scalar = ENG_I32, *lanes = 8;
+    } else if (sub <= 0x1C) {
+        *scalar = ENG_I32, *lanes = 4;
+    } else if (sub <= 0x1E) {
+        *scalar = ENG_I64, *lanes = 2;
+    } else if (sub <= 0x20) {
+        *scalar = ENG_F32, *lanes = 4;
+    } else {
+        *scalar = ENG_F64, *lanes = 2;
+    }
+}
+
+static uint8_t read_lane(comp_t *c, uint32_t lanes)
+{
+    uint8_t l = rd_u8(&c->r);
+    check_reader(c);
+    if (l >= lanes) {
+        c->r.p--; /* name the lane's byte */
+        fail(c, "invalid lane index");
+    }
+    return l;
+}
+
+static void op_simd(comp_t *c)
+{
+    const uint8_t *start = c->r.p - 1; /* the 0xFD */
+    uint32_t sub = rd_u32(&c->r);
+    check_reader(c);
+    int kind = sub <= 0xFF ? simd_kind(sub) : V_NONE;
+    switch (kind) {
+    case V_LOAD: {
+        uint32_t off = read_memarg(c, simd_load_log2(sub));
+        opnd_t a = pop(c, ENG_I32);
+        uint32_t sa = read_slot(c, &a);
+        uint32_t d = push_temp(c, ENG_V128);
+        emit_op(c, OP_v_load, true);
+        emit_word(c, pack(d, sa));
+        emit_word(c, off);
+        emit_word(c, sub);
+        return;
+    }
+    case V_STORE: {
+        uint32_t off = read_memarg(c, 4);
+        opnd_t v = pop(c, ENG_V128);
+        opnd_t a = pop(c, ENG_I32);
+        uint32_t sa = read_slot(c, &a), sv = read_slot(c, &v);
+        emit_op(c, OP_v_store, false);
+        emit_word(c, pack(sa, sv));
+        emit_word(c, off);
+        return;
+    }
+    case V_LOAD_LANE:
+    case V_STORE_LANE: {
+        uint32_t log2 = (sub - 0x54) & 3;
+        uint32_t off = read_memarg(c, log2);
+        uint8_t lane = read_lane(c, 16u >> log2);
+        opnd_t v = pop(c, ENG_V128);
+        opnd_t a = pop(c, ENG_I32);
+        uint32_t sa = read_slot(c, &a), sv = read_slot(c, &v);
+        uint32_t sl = sub | (uint32_t)lane << 8;
+        if (kind == V_LOAD_LANE) {
+            uint32_t d = push_temp(c, ENG_V128);
+            emit_op(c, OP_v_load_lane, true);
+            emit_word(c, pack(d, sa));
+            emit_word(c, pack(sv, sl));
+        } else {
+            emit_op(c, OP_v_store_lane, false);
+            emit_word(c, pack(sa, sv));
+            emit_word(c, sl);
+        }
+        emit_word(c, off);
+        return;
+    }
+    case V_CONST: {
+        uint64_t lo = rd_fixed64(&c->r), hi = rd_fixed64(&c->r);
+        check_reader(c);
+        uint32_t d = push_temp(c, ENG_V128);
+        emit_op(c, OP_v_const, true);
+        emit_word(c, d);
+        emit_word(c, lo);
+        emit_word(c, hi);
+        return;
+    }
+    case V_SHUFFLE: {
+        uint8_t lanes[16];
+        for (int i = 0; i < 16; i++)
+            lanes[i] = read_lane(c, 32);
+        opnd_t b = pop(c, ENG_V128), a = pop(c, ENG_V128);
+        uint32_t sa = read_slot(c, &a), sb = read_slot(c, &b);
+        uint32_t d = push_temp(c, ENG_V128);
+        uint64_t w[2];
+        memcpy(w, lanes, 16);
+        emit_op(c, OP_v_shuffle, true);
+        emit_word(c, pack(d, sa));
+        emit_word(c, sb);
+        emit_word(c, w[0]);
+        emit_word(c, w[1]);
+        return;
+    }
+    case V_SPLAT: {
+        uint8_t t;
+        uint32_t lanes;
+        simd_lane_shape(sub, &t, &lanes);
+        opnd_t a = pop(c, t);
+        uint32_t sa = read_slot(c, &a);
+        uint32_t d = push_temp(c, ENG_V128);
+        emit_op(c, OP_v_splat, true);
+        emit_word(c, pack(d, sa));
+        emit_word(c, sub);
+        return;
+    }
+    case V_EXTRACT: {
+        uint8_t t;
+        uint32_t lanes;
+        simd_lane_shape(sub, &t, &lanes);
+        uint8_t lane = read_lane(c, lanes);
+        opnd_t a = pop(c, ENG_V128);
+        uint32_t sa = read_slot(c, &a);
+        uint32_t d = push_temp(c, t);
+        emit_op(c, OP_v_extract, true);
+        emit_word(c, pack(d, sa));
+        emit_word(c, sub | (uint32_t)lane << 8);
+        return;
+    }
+    case V_REPLACE: {
+        uint8_t t;
+        uint32_t lanes;
+        simd_lane_shape(sub, &t, &lanes);
+        uint8_t lane = read_lane(c, lanes);
+        opnd_t b = pop(c, t), a = pop(c, ENG_V128);
+        uint32_t sa = read_slot(c, &a), sb = read_slot(c, &b);
+        uint32_t d = push_temp(c, ENG_V128);
+        emit_op(c, OP_v_replace, true);
+        emit_word(c, pack(d, sa));
+        emit_word(c, pack(sb, sub | (uint32_t)lane << 8));
+        return;
+    }
+    case V_TEST:
+    case V_UN: {
+        opnd_t a = pop(c, ENG_V128);
+        uint32_t sa = read_slot(c, &a);
+        uint32_t d = push_temp(c, kind == V_TEST ? ENG_I32 : ENG_V128);
+        emit_op(c, kind == V_TEST ? OP_v_test : OP_v_un, true);
+        emit_word(c, pack(d, sa));
+        emit_word(c, sub);
+        return;
+    }
+    case V_SHIFT:
+    case V_BIN: {
+        opnd_t b = pop(c, kind == V_SHIFT ? ENG_I32 : ENG_V128), a = pop(c, ENG_V128);
+        uint32_t sa = read_slot(c, &a), sb = read_slot(c, &b);
+        uint32_t d = push_temp(c, ENG_V128);
+        emit_op(c, kind == V_SHIFT ? OP_v_shift : OP_v_bin, true);
+        emit_word(c, pack(d, sa));
+        emit_word(c, pack(sb, sub));
+        return;
+    }
+    case V_BITSELECT: {
+        opnd_t m = pop(c, ENG_V128), b = pop(c, ENG_V128), a = pop(c, ENG_V128);
+        uint32_t sa = read_slot(c, &a), sb = read_slot(c, &b), sm = read_slot(c, &m);
+        uint32_t d = push_temp(c, ENG_V128);
+        emit_op(c, OP_v_bitselect, true);
+        emit_word(c, pack(d, sa));
+        emit_word(c, pack(sb, sm));
+        return;
+    }
+    default: {
+        char msg[64];
+        snprintf(msg, sizeof msg, "unknown opcode 0xfd 0x%x", sub);
+        c->r.p = start;
+        fail(c, msg);
+    }
+    }
+}
+
 static void compile_body(comp_t *c, const eng_functype_t *ft)
 {
     eng_module_t *m = c->m;
@@ -1198,9 +1480,7 @@ static void compile_body(comp_t *c, const eng_functype_t *ft)
                     fail(c, "invalid result arity for select");
                 t = rd_u8(r);
                 check_reader(c);
-                if (t == ENG_V128)
-                    fail(c, "SIMD (v128) is not supported");
-                if (!is_num(t) && !is_ref(t))
+                if (!is_num(t) && !is_ref(t) && t != ENG_V128)
                     fail(c, "malformed value type");
             }
             opnd_t cond = pop(c, ENG_I32);
@@ -1210,12 +1490,12 @@ static void compile_body(comp_t *c, const eng_functype_t *ft)
                 if (a.type != T_ANY && b.type != T_ANY && a.type != b.type)
                     fail(c, "type mismatch in select");
                 t = a.type != T_ANY ? a.type : b.type;
-                if (t != T_ANY && !is_num(t))
+                if (t != T_ANY && !is_num(t) && t != ENG_V128)
                     fail(c, "type mismatch: select without a type needs numeric operands");
             }
             uint32_t sa = read_slot(c, &a), sb = read_slot(c, &b), sc = read_slot(c, &cond);
             uint32_t d = push_temp(c, t);
-            emit_op(c, OP_select, true);
+            emit_op(c, t == ENG_V128 ? OP_select128 : OP_select, true);
             emit_word(c, pack(d, sc));
             emit_word(c, pack(sa, sb));
             break;
@@ -1225,7 +1505,7 @@ static void compile_body(comp_t *c, const eng_functype_t *ft)
             check_reader(c);
             if (x >= c->nlocals)
                 fail(c, "unknown local");
-            push(c, c->local_types[x], K_LOCAL)->local = x;
+            push(c, c->local_types[x], K_LOCAL)->local = c->local_slot[x];
             break;
         }
         case 0x21:
@@ -1240,7 +1520,7 @@ static void compile_body(comp_t *c, const eng_functype_t *ft)
             if (g >= m->nglobals)
                 fail(c, "unknown global");
             uint32_t d = push_temp(c, m->globals[g].type);
-            emit_op(c, OP_global_get, true);
+            emit_op(c, m->globals[g].type == ENG_V128 ? OP_global_get128 : OP_global_get, true);
             emit_word(c, pack(d, g));
             break;
         }
@@ -1253,7 +1533,7 @@ static void compile_body(comp_t *c, const eng_functype_t *ft)
                 fail(c, "global is immutable");
             opnd_t v = pop(c, m->globals[g].type);
             uint32_t s = read_slot(c, &v);
-            emit_op(c, OP_global_set, false);
+            emit_op(c, m->globals[g].type == ENG_V128 ? OP_global_set128 : OP_global_set, false);
             emit_word(c, pack(g, s));
             break;
         }
@@ -1373,7 +1653,8 @@ static void compile_body(comp_t *c, const eng_functype_t *ft)
             op_prefixed(c);
             break;
         case 0xFD:
-            fail(c, "SIMD (v128) is not supported");
+            op_simd(c);
+            break;
         default:
             if (opc >= 0x45 && opc <= 0xC4) {
                 const numop_t *n = &numops[opc - 0x45];
@@ -1433,7 +1714,8 @@ bool eng_compile_func(eng_module_t *m, uint32_t defined_index, const uint8_t *bo
         }
         c->nlocals = (uint32_t)total;
         c->local_types = malloc(total ? total : 1);
-        if (!c->local_types)
+        c->local_slot = malloc((total ? total : 1) * sizeof *c->local_slot);
+        if (!c->local_types || !c->local_slot)
             fail(c, "out of memory");
         if (ft->nparams)
             memcpy(c->local_types, ft->types, ft->nparams);
@@ -1443,17 +1725,22 @@ bool eng_compile_func(eng_module_t *m, uint32_t defined_index, const uint8_t *bo
         for (uint32_t i = 0; i < ngroups; i++) {
             uint32_t n = rd_u32(&again);
             uint8_t t = rd_u8(&again);
-            if (t == ENG_V128)
-                fail(c, "SIMD (v128) is not supported");
-            if (!is_num(t) && !is_ref(t))
+            if (!is_num(t) && !is_ref(t) && t != ENG_V128)
                 fail(c, "malformed value type");
             memset(c->local_types + k, t, n);
             k += n;
         }
+        uint32_t slots = 0;
+        for (uint32_t i = 0; i < c->nlocals; i++) {
+            c->local_slot[i] = slots;
+            slots += eng_type_slots(c->local_types[i]);
+        }
+        c->nlocal_slots = slots;
         compile_body(c, ft);
         cf->type_index = ti;
-        cf->nlocals = c->nlocals;
-        cf->frame_slots = c->nlocals + c->max_height;
+        cf->nlocals = c->nlocal_slots;
+        cf->param_slots = ft->param_slots;
+        cf->frame_slots = c->nlocal_slots + c->max_slots;
         cf->code = c->code;
         cf->code_len = c->len;
         cf->body_offset = (uint32_t)offset;
@@ -1462,6 +1749,7 @@ bool eng_compile_func(eng_module_t *m, uint32_t defined_index, const uint8_t *bo
     }
     free(c->code);
     free(c->local_types);
+    free(c->local_slot);
     free(c->stack);
     free(c->ctrls);
     free(c->patches);

@@ -183,6 +183,7 @@ static char valtype_letter(uint8_t t)
     case ENG_I64: return 'I';
     case ENG_F32: return 'f';
     case ENG_F64: return 'F';
+    case ENG_V128: return 'v';
     case ENG_EXTERNREF: return 'r';
     case ENG_FUNCREF: return 'R';
     default: return '?';
@@ -196,11 +197,9 @@ static bool dec_valtype(dec_t *d, uint8_t *out)
     DEC_CHECK(d);
     switch (b) {
     case ENG_I32: case ENG_I64: case ENG_F32: case ENG_F64:
-    case ENG_FUNCREF: case ENG_EXTERNREF:
+    case ENG_FUNCREF: case ENG_EXTERNREF: case ENG_V128:
         *out = b;
         return true;
-    case ENG_V128:
-        return dec_failf_at(d, off, "SIMD (v128) is not supported");
     default:
         return dec_failf_at(d, off, "malformed value type 0x%02x", b);
     }
@@ -269,6 +268,7 @@ static const char *valtype_name(uint8_t t)
     case ENG_I64: return "i64";
     case ENG_F32: return "f32";
     case ENG_F64: return "f64";
+    case ENG_V128: return "v128";
     case ENG_FUNCREF: return "funcref";
     case ENG_EXTERNREF: return "externref";
     default: return "?";
@@ -286,7 +286,7 @@ static void mark_declared(eng_module_t *m, uint32_t f)
 static bool is_const_opcode(uint8_t op)
 {
     return op == 0x41 || op == 0x42 || op == 0x43 || op == 0x44 || op == 0x23 || op == 0xD0 ||
-           op == 0xD2;
+           op == 0xD2 || op == 0xFD;
 }
 
 /* Reads one constant expression producing `expect`. In WebAssembly 2.0 it
@@ -353,8 +353,17 @@ static bool dec_constexpr(dec_t *d, uint8_t expect, eng_constexpr_t *ce)
     case 0x0B:
         return dec_failf_at(d, off, "type mismatch: empty constant expression, expected %s",
                             valtype_name(expect));
-    case 0xFD:
-        return dec_failf_at(d, off, "SIMD (v128) is not supported");
+    case 0xFD: { /* v128.const, the only SIMD instruction that is constant */
+        uint32_t sub = rd_u32(&d->r);
+        DEC_CHECK(d);
+        if (sub != 0x0C)
+            return dec_failf_at(d, off, "constant expression required (opcode 0xfd 0x%02x)", sub);
+        ce->kind = ENG_CE_CONST;
+        ce->type = ENG_V128;
+        ce->val.i64 = rd_fixed64(&d->r);
+        ce->hi = rd_fixed64(&d->r);
+        break;
+    }
     default:
         return dec_failf_at(d, off, "constant expression required (opcode 0x%02x)", op);
     }
@@ -432,6 +441,9 @@ static bool sec_type(dec_t *d)
 
 void eng_functype_write_sig(eng_functype_t *t)
 {
+    t->param_slots = t->result_slots = 0;
+    for (uint32_t k = 0; k < t->nparams + t->nresults; k++)
+        *(k < t->nparams ? &t->param_slots : &t->result_slots) += eng_type_slots(t->types[k]);
     char *s = t->sig;
     *s++ = '(';
     for (uint32_t k = 0; k < t->nparams; k++)

@@ -66,14 +66,19 @@ typedef enum eng_valtype {
     ENG_I64 = 0x7E,
     ENG_F32 = 0x7D,
     ENG_F64 = 0x7C,
-    ENG_V128 = 0x7B, /* decoded only to be rejected: SIMD is not supported yet */
+    ENG_V128 = 0x7B, /* 128-bit SIMD vector: two eng_val_t in argument arrays (below) */
     ENG_FUNCREF = 0x70,
     ENG_EXTERNREF = 0x6F,
 } eng_valtype_t;
 
 /* One value. Which member is live follows from its type. A funcref is an
  * eng_func_t pointer; an externref is any host pointer; NULL is the null
- * reference of either. Floats are stored bit-exactly (NaN payloads kept). */
+ * reference of either. Floats are stored bit-exactly (NaN payloads kept).
+ * A v128 does not fit: wherever values travel in arrays (eng_call's args
+ * and results, a host function's args) a v128 takes two consecutive
+ * entries, its bytes 0..7 in the first .i64 and 8..15 in the second
+ * (little-endian, lane 0 first), so an array's length is the number of
+ * values plus the number of v128s among them (eng_func_param_slots). */
 typedef union eng_val {
     uint32_t i32;
     uint64_t i64;
@@ -208,7 +213,7 @@ typedef struct eng_host_call {
 typedef eng_trap_t (*eng_host_fn_t)(eng_host_call_t *call, eng_val_t *args);
 
 /* Makes a host function in store s. `sig` is "(PARAMS)RESULTS" with one
- * letter per type: i=i32 I=i64 f=f32 F=f64 r=externref R=funcref, e.g.
+ * letter per type: i=i32 I=i64 f=f32 F=f64 v=v128 r=externref R=funcref, e.g.
  * "(iiii)i" or "()". Returns NULL if sig is malformed. */
 eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn, void *env);
 eng_trap_t eng_exec_trap_host(eng_exec_t *x, const char *fmt, ...)
@@ -237,6 +242,10 @@ uint32_t eng_func_param_count(const eng_func_t *f);
 uint32_t eng_func_result_count(const eng_func_t *f);
 eng_valtype_t eng_func_param_type(const eng_func_t *f, uint32_t i);
 eng_valtype_t eng_func_result_type(const eng_func_t *f, uint32_t i);
+/* eng_val_t entries the params (results) take in an argument array: the
+ * count plus one per v128 (see eng_val_t). */
+uint32_t eng_func_param_slots(const eng_func_t *f);
+uint32_t eng_func_result_slots(const eng_func_t *f);
 
 /* Memories. max_pages 0xFFFFFFFF = no maximum. */
 eng_memory_t *eng_memory_new(eng_store_t *s, uint32_t min_pages, uint32_t max_pages);
@@ -257,6 +266,10 @@ eng_global_t *eng_global_new(eng_store_t *s, eng_valtype_t type, bool mut, eng_v
 eng_valtype_t eng_global_type(const eng_global_t *g);
 eng_val_t eng_global_get(const eng_global_t *g);
 void eng_global_set(eng_global_t *g, eng_val_t v);
+/* A v128 global's 16 bytes (lane 0 first); for other types the first 8
+ * bytes hold the value as eng_global_get returns it. */
+void eng_global_get_v128(const eng_global_t *g, uint8_t out[16]);
+void eng_global_set_v128(eng_global_t *g, const uint8_t in[16]);
 
 /* ---- Instances ---------------------------------------------------------- */
 
@@ -384,7 +397,8 @@ void eng_exec_set_stack(eng_exec_t *x, void *lo, size_t bytes);
 
 /* ---- Calling ------------------------------------------------------------ */
 
-/* Calls f with args[0..params) and writes results[0..results). Returns
+/* Calls f with args[0..param slots) and writes results[0..result slots)
+ * (one entry per value, two per v128: eng_func_param_slots). Returns
  * ENG_OK or the trap; the message is eng_exec_trap_message(x). May be called
  * from inside a host function (re-entrantly) on the same exec. */
 eng_trap_t eng_call(eng_exec_t *x, eng_func_t *f, const eng_val_t *args, eng_val_t *results);

@@ -263,6 +263,7 @@ struct eng_image {
     image_mem_t *mems;              /* [nmems] */
     image_table_t *tables;          /* [ntables] */
     eng_val_t *globals;             /* [nglobals]; funcref globals hold an index (NO_FUNC = null) */
+    eng_val_t *globals_hi;          /* [nglobals]; v128 globals' bytes 8..15 */
     uint32_t *elem_len;             /* [nelems] 0 once dropped */
     uint32_t **elem_idx;            /* [nelems] */
     bool *data_dropped;             /* [ndatas] */
@@ -500,6 +501,7 @@ static void image_destroy(eng_image_t *img)
     free(img->mems);
     free(img->tables);
     free(img->globals);
+    free(img->globals_hi);
     free(img->elem_len);
     free(img->elem_idx);
     free(img->data_dropped);
@@ -579,10 +581,11 @@ eng_image_t *eng_image_new(eng_instance_t *inst, char *err, size_t errlen)
         }
     img->tables = calloc(m->ntables ? m->ntables : 1, sizeof *img->tables);
     img->globals = calloc(m->nglobals ? m->nglobals : 1, sizeof *img->globals);
+    img->globals_hi = calloc(m->nglobals ? m->nglobals : 1, sizeof *img->globals_hi);
     img->elem_len = calloc(m->nelems ? m->nelems : 1, sizeof *img->elem_len);
     img->elem_idx = calloc(m->nelems ? m->nelems : 1, sizeof *img->elem_idx);
     img->data_dropped = calloc(m->ndatas ? m->ndatas : 1, sizeof *img->data_dropped);
-    if (!img->mems || !img->tables || !img->globals || !img->elem_len || !img->elem_idx ||
+    if (!img->mems || !img->tables || !img->globals || !img->globals_hi || !img->elem_len || !img->elem_idx ||
         !img->data_dropped) {
         eng_errf(err, errlen, "out of memory");
         goto fail;
@@ -594,6 +597,7 @@ eng_image_t *eng_image_new(eng_instance_t *inst, char *err, size_t errlen)
     for (uint32_t i = 0; i < m->nglobals; i++) {
         const eng_global_t *g = inst->globals[i];
         img->globals[i] = g->val;
+        img->globals_hi[i] = g->val_hi;
         if (g->type == ENG_FUNCREF) {
             uint32_t k;
             if (!func_to_index(inst, g->val.ref, &k)) {
@@ -809,6 +813,7 @@ eng_instance_t *eng_instance_from_image(eng_store_t *s, const eng_image_t *img, 
             g->val.ref = index_to_func(inst, img->globals[i].i32);
         else
             g->val = img->globals[i];
+        g->val_hi = img->globals_hi[i];
     }
     for (uint32_t i = 0; i < m->nelems; i++) {
         uint32_t n = img->elem_len[i];

@@ -280,6 +280,18 @@ eng_valtype_t eng_global_type(const eng_global_t *g) { return (eng_valtype_t)g->
 eng_val_t eng_global_get(const eng_global_t *g) { return g->val; }
 void eng_global_set(eng_global_t *g, eng_val_t v) { g->val = v; }
 
+void eng_global_get_v128(const eng_global_t *g, uint8_t out[16])
+{
+    memcpy(out, &g->val, 8);
+    memcpy(out + 8, &g->val_hi, 8);
+}
+
+void eng_global_set_v128(eng_global_t *g, const uint8_t in[16])
+{
+    memcpy(&g->val, in, 8);
+    memcpy(&g->val_hi, in + 8, 8);
+}
+
 /* ---- Functions ---- */
 
 static int sig_letter_type(char c)
@@ -289,6 +301,7 @@ static int sig_letter_type(char c)
     case 'I': return ENG_I64;
     case 'f': return ENG_F32;
     case 'F': return ENG_F64;
+    case 'v': return ENG_V128;
     case 'r': return ENG_EXTERNREF;
     case 'R': return ENG_FUNCREF;
     default: return -1;
@@ -324,6 +337,10 @@ eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn,
     }
     f->own_type.nparams = (uint32_t)np;
     f->own_type.nresults = (uint32_t)nr;
+    f->own_type.param_slots = f->own_type.result_slots = 0;
+    for (size_t i = 0; i < np + nr; i++)
+        *(i < np ? &f->own_type.param_slots : &f->own_type.result_slots) +=
+            eng_type_slots(f->own_type.types[i]);
     f->type = &f->own_type;
     f->host = fn;
     f->env = env;
@@ -337,6 +354,8 @@ eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn,
 const char *eng_func_signature(const eng_func_t *f) { return f->type->sig; }
 uint32_t eng_func_param_count(const eng_func_t *f) { return f->type->nparams; }
 uint32_t eng_func_result_count(const eng_func_t *f) { return f->type->nresults; }
+uint32_t eng_func_param_slots(const eng_func_t *f) { return f->type->param_slots; }
+uint32_t eng_func_result_slots(const eng_func_t *f) { return f->type->result_slots; }
 eng_valtype_t eng_func_param_type(const eng_func_t *f, uint32_t i) { return (eng_valtype_t)eng_ft_param(f->type, i); }
 eng_valtype_t eng_func_result_type(const eng_func_t *f, uint32_t i) { return (eng_valtype_t)eng_ft_result(f->type, i); }
 
@@ -349,16 +368,22 @@ eng_memory_t *eng_instance_memory(eng_instance_t *inst)
 
 const eng_module_t *eng_instance_module(const eng_instance_t *inst) { return inst->module; }
 
-eng_val_t eng_constexpr_eval(const eng_instance_t *inst, const eng_constexpr_t *ce)
+eng_val_t eng_constexpr_eval(const eng_instance_t *inst, const eng_constexpr_t *ce, uint64_t *hi)
 {
     eng_val_t v;
     memset(&v, 0, sizeof v);
+    uint64_t h = 0;
     switch (ce->kind) {
-    case ENG_CE_CONST: v = ce->val; break;
-    case ENG_CE_GLOBAL_GET: v = inst->globals[ce->index]->val; break;
+    case ENG_CE_CONST: v = ce->val; h = ce->hi; break;
+    case ENG_CE_GLOBAL_GET:
+        v = inst->globals[ce->index]->val;
+        h = inst->globals[ce->index]->val_hi.i64;
+        break;
     case ENG_CE_REF_NULL: v.ref = NULL; break;
     case ENG_CE_REF_FUNC: v.ref = inst->funcs[ce->index]; break;
     }
+    if (hi)
+        *hi = h;
     return v;
 }
 
@@ -577,7 +602,7 @@ eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const en
     if (m->nmems)
         inst->mem0_data = inst->mems[0]->data;
     for (uint32_t i = m->nglobal_imports; i < m->nglobals; i++)
-        inst->globals[i]->val = eng_constexpr_eval(inst, &m->global_init[i]);
+        inst->globals[i]->val = eng_constexpr_eval(inst, &m->global_init[i], &inst->globals[i]->val_hi.i64);
 
     /* Evaluate every segment's references; declarative ones are dropped at
      * once (they only declare functions for ref.func). */
@@ -591,7 +616,7 @@ eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const en
             return NULL;
         }
         for (uint32_t k = 0; k < e->count; k++)
-            refs[k] = eng_constexpr_eval(inst, &e->items[k]).ref;
+            refs[k] = eng_constexpr_eval(inst, &e->items[k], NULL).ref;
         inst->elem_refs[i] = refs;
         inst->elem_len[i] = e->count;
     }
@@ -603,7 +628,7 @@ eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const en
         if (e->mode != ENG_SEG_ACTIVE)
             continue;
         eng_table_t *t = inst->tables[e->table];
-        uint32_t off = eng_constexpr_eval(inst, &e->offset).i32;
+        uint32_t off = eng_constexpr_eval(inst, &e->offset, NULL).i32;
         uint32_t n = inst->elem_len[i];
         if ((uint64_t)off + n > t->size) {
             eng_errf(err, errlen, "out of bounds table access: element segment %u (offset %u, %u elements) "
@@ -623,7 +648,7 @@ eng_instance_t *eng_instance_new(eng_store_t *s, const eng_module_t *m, const en
         if (d->mode != ENG_SEG_ACTIVE)
             continue;
         eng_memory_t *mem = inst->mems[d->memory];
-        uint32_t off = eng_constexpr_eval(inst, &d->offset).i32;
+        uint32_t off = eng_constexpr_eval(inst, &d->offset, NULL).i32;
         if ((uint64_t)off + d->len > mem->size) {
             eng_errf(err, errlen, "out of bounds memory access: data segment %u (offset %u, %u bytes) "
                      "does not fit memory %u of %llu bytes", i, off, d->len, d->memory,

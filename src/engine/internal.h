@@ -43,13 +43,18 @@ typedef struct eng_functype {
     uint32_t nparams, nresults;
     uint8_t *types;  /* nparams param types then nresults result types */
     char *sig;       /* "(ii)i" form, see engine.h */
+    /* Frame slots (eng_val_t) the params and results take: a v128 takes
+     * two. Set by eng_functype_write_sig. */
+    uint32_t param_slots, result_slots;
 } eng_functype_t;
 
 static inline uint8_t eng_ft_param(const eng_functype_t *t, uint32_t i) { return t->types[i]; }
 static inline uint8_t eng_ft_result(const eng_functype_t *t, uint32_t i) { return t->types[t->nparams + i]; }
 bool eng_functype_equal(const eng_functype_t *a, const eng_functype_t *b);
-/* Writes t->sig ("(ii)i", see engine.h) from t's types; t->sig must hold
- * nparams + nresults + 3 bytes. */
+/* Frame slots a value of type t takes: 2 for v128, else 1. */
+static inline uint32_t eng_type_slots(uint8_t t) { return t == ENG_V128 ? 2u : 1u; }
+/* Writes t->sig ("(ii)i", see engine.h) and t->param_slots/result_slots
+ * from t's types; t->sig must hold nparams + nresults + 3 bytes. */
 void eng_functype_write_sig(eng_functype_t *t);
 
 typedef struct eng_limits {
@@ -72,7 +77,8 @@ typedef struct eng_constexpr {
     uint8_t kind;      /* ENG_CE_* */
     uint8_t type;      /* the value type it produces */
     uint32_t index;    /* global or function index */
-    eng_val_t val;     /* for ENG_CE_CONST */
+    eng_val_t val;     /* for ENG_CE_CONST (a v128's bytes 0..7) */
+    uint64_t hi;       /* ENG_CE_CONST of v128: bytes 8..15 */
 } eng_constexpr_t;
 
 typedef struct eng_import {
@@ -116,8 +122,9 @@ typedef uint64_t eng_code_t;
 /* A function defined by the module, compiled. */
 typedef struct eng_code_func {
     uint32_t type_index;
-    uint32_t nlocals;      /* params + declared locals */
-    uint32_t frame_slots;  /* nlocals + the deepest operand stack */
+    uint32_t nlocals;      /* slots of params + declared locals (a v128 takes two) */
+    uint32_t param_slots;  /* slots of the params (the first of the nlocals) */
+    uint32_t frame_slots;  /* nlocals + the deepest operand stack, in slots */
     eng_code_t *code;      /* owned */
     size_t code_len;       /* in units */
     uint32_t body_offset;  /* byte offset of the body in the module */
@@ -208,6 +215,7 @@ struct eng_table {
 
 struct eng_global {
     eng_val_t val;
+    eng_val_t val_hi;       /* v128: bytes 8..15 (val holds 0..7), right after val */
     uint8_t type;
     bool mut;
 };
@@ -322,8 +330,9 @@ void eng_image_memory_release(struct image_mem *im, uint8_t *p, uint64_t bytes, 
 /* Grows a table by delta, filling with init. Returns the old size or -1. */
 int64_t eng_table_grow(eng_table_t *t, uint32_t delta, void *init);
 
-/* Evaluates a constant expression in an instance under construction. */
-eng_val_t eng_constexpr_eval(const eng_instance_t *inst, const eng_constexpr_t *ce);
+/* Evaluates a constant expression in an instance under construction;
+ * *hi gets bytes 8..15 of a v128 (0 for other types; hi may be NULL). */
+eng_val_t eng_constexpr_eval(const eng_instance_t *inst, const eng_constexpr_t *ce, uint64_t *hi);
 
 /* ---- Compiler interface (compile.c) ---- */
 
@@ -406,6 +415,39 @@ const char *eng_obj_function_at(const eng_obj_t *o, uintptr_t addr);
 /* Unmaps the object and frees it; its code must no longer be running. NULL
  * is allowed. */
 void eng_obj_free(eng_obj_t *o);
+
+/* ---- SIMD (simd.c) ---- */
+
+/* A v128 value as the interpreter computes with it: lane i of each view
+ * is lane i of the spec (the host is little-endian). In a frame it is two
+ * consecutive slots, copied in and out with memcpy. */
+typedef union eng_v128 {
+    uint8_t u8[16];
+    int8_t i8[16];
+    uint16_t u16[8];
+    int16_t i16[8];
+    uint32_t u32[4];
+    int32_t i32[4];
+    uint64_t u64[2];
+    int64_t i64[2];
+    float f32[4];
+    double f64[2];
+} eng_v128_t;
+
+/* Each takes the instruction's 0xFD sub-opcode (sl: sub | lane << 8) as
+ * the validator let it through; d may alias no input (callers pass
+ * copies). */
+uint32_t eng_simd_load_bytes(uint32_t sub);
+void eng_simd_load(uint32_t sub, eng_v128_t *d, const uint8_t *p);
+void eng_simd_splat(uint32_t sub, eng_v128_t *d, uint64_t x);
+uint64_t eng_simd_extract(uint32_t sl, const eng_v128_t *a);
+void eng_simd_replace(uint32_t sl, eng_v128_t *d, const eng_v128_t *a, uint64_t x);
+void eng_simd_shuffle(eng_v128_t *d, const eng_v128_t *a, const eng_v128_t *b,
+                      const uint8_t lanes[16]);
+uint32_t eng_simd_test(uint32_t sub, const eng_v128_t *a);
+void eng_simd_shift(uint32_t sub, eng_v128_t *d, const eng_v128_t *a, uint32_t n);
+void eng_simd_un(uint32_t sub, eng_v128_t *d, const eng_v128_t *a);
+void eng_simd_bin(uint32_t sub, eng_v128_t *d, const eng_v128_t *a, const eng_v128_t *b);
 
 /* Formats an error message; always returns false for convenience. */
 bool eng_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -417,8 +417,8 @@ do_call:
     if (callee->host) {
         /* Nested eng_calls from the host go above this frame. */
         x->top = fp ? fp + frames[depth - 1].func->code->frame_slots : saved_top;
-        if (x->top < nfp + callee->type->nparams + callee->type->nresults)
-            x->top = nfp + callee->type->nparams + callee->type->nresults;
+        if (x->top < nfp + callee->type->param_slots + callee->type->result_slots)
+            x->top = nfp + callee->type->param_slots + callee->type->result_slots;
         if (UNLIKELY(x->top > x->stack_end))
             TRAP(ENG_TRAP_STACK_EXHAUSTED);
         x->depth = depth;
@@ -433,8 +433,8 @@ do_call:
         /* Another instance's function in native code (tiers mix only
          * across instances): entered like a host function. */
         x->top = fp ? fp + frames[depth - 1].func->code->frame_slots : saved_top;
-        if (x->top < nfp + callee->type->nparams + callee->type->nresults)
-            x->top = nfp + callee->type->nparams + callee->type->nresults;
+        if (x->top < nfp + callee->type->param_slots + callee->type->result_slots)
+            x->top = nfp + callee->type->param_slots + callee->type->result_slots;
         if (UNLIKELY(x->top > x->stack_end))
             TRAP(ENG_TRAP_STACK_EXHAUSTED);
         x->depth = depth;
@@ -457,8 +457,7 @@ do_call:
         fr->fp = fp;
         fr->inst = inst;
         fr->func = callee;
-        uint32_t np = callee->type->nparams;
-        memset(nfp + np, 0, (size_t)(cf->nlocals - np) * sizeof *nfp);
+        memset(nfp + cf->param_slots, 0, (size_t)(cf->nlocals - cf->param_slots) * sizeof *nfp);
         fp = nfp;
         pc = cf->code;
         if (callee->inst != inst) {
@@ -492,6 +491,138 @@ L_global_set:
     inst->globals[LO(1)]->val = fp[HI(1)];
     pc += 2;
     NEXT();
+
+    /* v128: two slots, copied with memcpy (simd.c has the lane semantics).
+     * Inputs are copied out before the result is written: d may be an
+     * input's slot. */
+#define V_GET(v, slot) memcpy(&(v), &fp[slot], 16)
+#define V_PUT(slot, v) memcpy(&fp[slot], &(v), 16)
+L_select128: {
+    eng_v128_t v;
+    V_GET(v, fp[HI(1)].i32 ? LO(2) : HI(2));
+    V_PUT(LO(1), v);
+    pc += 3;
+    NEXT();
+}
+L_global_get128:
+    memcpy(&fp[LO(1)], &inst->globals[HI(1)]->val, 8);
+    memcpy(&fp[LO(1) + 1], &inst->globals[HI(1)]->val_hi, 8);
+    pc += 2;
+    NEXT();
+L_global_set128:
+    memcpy(&inst->globals[LO(1)]->val, &fp[HI(1)], 8);
+    memcpy(&inst->globals[LO(1)]->val_hi, &fp[HI(1) + 1], 8);
+    pc += 2;
+    NEXT();
+L_v_const:
+    memcpy(&fp[LO(1)], &pc[2], 16);
+    pc += 4;
+    NEXT();
+L_v_load: {
+    uint32_t sub = (uint32_t)pc[3];
+    eng_v128_t v;
+    eng_simd_load(sub, &v, EA(fp[HI(1)].i32, pc[2], eng_simd_load_bytes(sub)));
+    V_PUT(LO(1), v);
+    pc += 4;
+    NEXT();
+}
+L_v_store:
+    memcpy(EA(fp[LO(1)].i32, pc[2], 16), &fp[HI(1)], 16);
+    pc += 3;
+    NEXT();
+L_v_load_lane: {
+    uint32_t sl = HI(2), n = 1u << ((sl - 0x54) & 3), lane = (sl >> 8) & (16 / n - 1);
+    eng_v128_t v;
+    V_GET(v, LO(2));
+    memcpy(&v.u8[lane * n], EA(fp[HI(1)].i32, pc[3], n), n);
+    V_PUT(LO(1), v);
+    pc += 4;
+    NEXT();
+}
+L_v_store_lane: {
+    uint32_t sl = LO(2), n = 1u << ((sl - 0x58) & 3), lane = (sl >> 8) & (16 / n - 1);
+    eng_v128_t v;
+    V_GET(v, HI(1));
+    memcpy(EA(fp[LO(1)].i32, pc[3], n), &v.u8[lane * n], n);
+    pc += 4;
+    NEXT();
+}
+L_v_splat: {
+    eng_v128_t d;
+    eng_simd_splat((uint32_t)pc[2], &d, fp[HI(1)].i64);
+    V_PUT(LO(1), d);
+    pc += 3;
+    NEXT();
+}
+L_v_extract: {
+    eng_v128_t a;
+    V_GET(a, HI(1));
+    fp[LO(1)].i64 = eng_simd_extract((uint32_t)pc[2], &a);
+    pc += 3;
+    NEXT();
+}
+L_v_replace: {
+    eng_v128_t a, d;
+    V_GET(a, HI(1));
+    eng_simd_replace(HI(2), &d, &a, fp[LO(2)].i64);
+    V_PUT(LO(1), d);
+    pc += 3;
+    NEXT();
+}
+L_v_shift: {
+    eng_v128_t a, d;
+    V_GET(a, HI(1));
+    eng_simd_shift(HI(2), &d, &a, fp[LO(2)].i32);
+    V_PUT(LO(1), d);
+    pc += 3;
+    NEXT();
+}
+L_v_un: {
+    eng_v128_t a, d;
+    V_GET(a, HI(1));
+    eng_simd_un((uint32_t)pc[2], &d, &a);
+    V_PUT(LO(1), d);
+    pc += 3;
+    NEXT();
+}
+L_v_test: {
+    eng_v128_t a;
+    V_GET(a, HI(1));
+    fp[LO(1)].i64 = eng_simd_test((uint32_t)pc[2], &a);
+    pc += 3;
+    NEXT();
+}
+L_v_bin: {
+    eng_v128_t a, b, d;
+    V_GET(a, HI(1));
+    V_GET(b, LO(2));
+    eng_simd_bin(HI(2), &d, &a, &b);
+    V_PUT(LO(1), d);
+    pc += 3;
+    NEXT();
+}
+L_v_bitselect: {
+    eng_v128_t a, b, m;
+    V_GET(a, HI(1));
+    V_GET(b, LO(2));
+    V_GET(m, HI(2));
+    for (int i = 0; i < 2; i++)
+        a.u64[i] = (a.u64[i] & m.u64[i]) | (b.u64[i] & ~m.u64[i]);
+    V_PUT(LO(1), a);
+    pc += 3;
+    NEXT();
+}
+L_v_shuffle: {
+    eng_v128_t a, b, d;
+    uint8_t lanes[16];
+    V_GET(a, HI(1));
+    V_GET(b, LO(2));
+    memcpy(lanes, &pc[3], 16);
+    eng_simd_shuffle(&d, &a, &b, lanes);
+    V_PUT(LO(1), d);
+    pc += 5;
+    NEXT();
+}
 
     /* Memory. Loads write all 64 bits (zero- or sign-extended), so the same
      * handler serves i32 and i64 forms. */
@@ -965,7 +1096,7 @@ const void *const *eng_interp_handlers(void)
 eng_trap_t eng_call(eng_exec_t *x, eng_func_t *f, const eng_val_t *args, eng_val_t *results)
 {
     eng_interp_handlers();
-    uint32_t np = f->type->nparams, nr = f->type->nresults;
+    uint32_t np = f->type->param_slots, nr = f->type->result_slots;
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     if (x->nest == 0) {
         __atomic_store_n(&x->interrupt, 0, __ATOMIC_RELAXED);

@@ -68,6 +68,7 @@ LLVMTypeRef nc_valtype(nc_module_t *nc, uint8_t t)
     case ENG_I64: return nc->t_i64;
     case ENG_F32: return nc->t_f32;
     case ENG_F64: return nc->t_f64;
+    case ENG_V128: return LLVMIntTypeInContext(nc->ctx, 128); /* as_vec() casts it to lanes */
     default: return nc->t_ptr; /* references */
     }
 }
@@ -220,18 +221,20 @@ static LLVMValueRef make_trampoline(nc_module_t *nc, uint32_t ti)
     args[1] = x;
     args[2] = LLVMBuildLoad2(nc->b, nc->t_i64, fuel_ptr, "");
     LLVMSetMetadata(args[2], nc->k_tbaa, nc->tbaa_fuel);
-    for (uint32_t i = 0; i < t->nparams; i++) {
-        LLVMValueRef o = LLVMConstInt(nc->t_i64, (uint64_t)i * 8, 0);
+    /* io is in slots: a v128 takes two (engine.h). */
+    for (uint32_t i = 0, slot = 0; i < t->nparams; slot += eng_type_slots(eng_ft_param(t, i)), i++) {
+        LLVMValueRef o = LLVMConstInt(nc->t_i64, (uint64_t)slot * 8, 0);
         LLVMValueRef p = LLVMBuildInBoundsGEP2(nc->b, nc->t_i8, io, &o, 1, "");
         args[i + 3] = LLVMBuildLoad2(nc->b, nc_valtype(nc, eng_ft_param(t, i)), p, "");
+        LLVMSetAlignment(args[i + 3], 8); /* slots are 8-aligned; a v128 (i128) is two */
     }
     LLVMValueRef r = LLVMBuildCall2(nc->b, nc->fn_types[ti], LLVMGetParam(fn, 0), args, n, "");
     LLVMValueRef fuel = t->nresults == 0 ? r : LLVMBuildExtractValue(nc->b, r, 0, "");
     LLVMSetMetadata(LLVMBuildStore(nc->b, fuel, fuel_ptr), nc->k_tbaa, nc->tbaa_fuel);
-    for (uint32_t i = 0; i < t->nresults; i++) {
+    for (uint32_t i = 0, slot = 0; i < t->nresults; slot += eng_type_slots(eng_ft_result(t, i)), i++) {
         LLVMValueRef v = LLVMBuildExtractValue(nc->b, r, i + 1, "");
-        LLVMValueRef o = LLVMConstInt(nc->t_i64, (uint64_t)i * 8, 0);
-        LLVMBuildStore(nc->b, v, LLVMBuildInBoundsGEP2(nc->b, nc->t_i8, io, &o, 1, ""));
+        LLVMValueRef o = LLVMConstInt(nc->t_i64, (uint64_t)slot * 8, 0);
+        LLVMSetAlignment(LLVMBuildStore(nc->b, v, LLVMBuildInBoundsGEP2(nc->b, nc->t_i8, io, &o, 1, "")), 8);
     }
     LLVMBuildRetVoid(nc->b);
     free(args);

@@ -17,6 +17,24 @@
  *   BR  compare+branch [d|a] [b] [rel]     branch when a op b (d unused)
  *   BRI compare+branch [d|a] [imm] [rel]
  *
+ * SIMD (v_*): a v128 lives in two consecutive slots (the named one holds
+ * bytes 0..7). Every v_* op carries the instruction's own 0xFD sub-opcode
+ * (`sub`, the spec's number) and, where it has one, a lane index packed
+ * above it (`sl` = sub | lane << 8); simd.c does the lane arithmetic:
+ *   v_const      [d|-] [lo] [hi]
+ *   v_load       [d|a] [offset] [sub]        every load but the lane ones
+ *   v_store      [a|v] [offset]
+ *   v_load_lane  [d|a] [v|sl] [offset]       d = v with one lane loaded
+ *   v_store_lane [a|v] [sl|-] [offset]
+ *   v_splat      [d|a] [sub]                 scalar a to every lane
+ *   v_extract    [d|a] [sl]                  d scalar
+ *   v_replace    [d|a] [b|sl]                b scalar
+ *   v_shift      [d|a] [b|sub]               b the i32 shift count
+ *   v_un, v_test [d|a] [sub]                 v_test: d is an i32
+ *   v_bin        [d|a] [b|sub]
+ *   v_bitselect  [d|a] [b|c]
+ *   v_shuffle    [d|a] [b|-] [lanes 0..7] [lanes 8..15]
+ *
  * Every producing instruction keeps its destination in the LO half of
  * word 1 so the compiler can retarget it (see compile.c).
  */
@@ -73,7 +91,11 @@
     X(br_eqz32) X(br_eq32) X(br_ne32) X(br_lts32) X(br_ltu32) X(br_gts32) X(br_gtu32)     \
     X(br_les32) X(br_leu32) X(br_ges32) X(br_geu32) X(br_eq32i) X(br_ne32i) X(br_lts32i)  \
     X(br_ltu32i) X(br_gts32i) X(br_gtu32i) X(br_les32i) X(br_leu32i) X(br_ges32i)         \
-    X(br_geu32i)
+    X(br_geu32i)                                                                          \
+    /* v128 (two slots each) */                                                           \
+    X(select128) X(global_get128) X(global_set128) X(v_const) X(v_load) X(v_store)        \
+    X(v_load_lane) X(v_store_lane) X(v_splat) X(v_extract) X(v_replace) X(v_shift)        \
+    X(v_un) X(v_test) X(v_bin) X(v_bitselect) X(v_shuffle)
 
 enum eng_op {
 #define ENG_OP_ENUM(n) OP_##n,
@@ -95,6 +117,7 @@ const void *const *eng_interp_handlers(void);
  *            - unused f function   t type   T table   F funcref table
  *            g global   G mutable global   d data segment   e element
  *            segment   n br_table label count (n + 1 'R_' words follow)
+ *            v v128 slot pair (it and the next slot are in the frame)
  *   words:   S_ slot   I_ any   O_ memory offset (32 bits)   R_ branch
  *            offset   T_ table   D_ data segment   E_ element segment
  * The instruction's length is 1 + strlen(shape) / 2 words (br_table adds
@@ -155,7 +178,11 @@ const void *const *eng_interp_handlers(void);
     S(br_ges32, "-sS_R_") S(br_geu32, "-sS_R_") S(br_eq32i, "-sI_R_") S(br_ne32i, "-sI_R_")   \
     S(br_lts32i, "-sI_R_") S(br_ltu32i, "-sI_R_") S(br_gts32i, "-sI_R_")                      \
     S(br_gtu32i, "-sI_R_") S(br_les32i, "-sI_R_") S(br_leu32i, "-sI_R_")                      \
-    S(br_ges32i, "-sI_R_") S(br_geu32i, "-sI_R_")
+    S(br_ges32i, "-sI_R_") S(br_geu32i, "-sI_R_") S(select128, "vsvv") S(global_get128, "vg")  \
+    S(global_set128, "Gv") S(v_const, "v-I_I_") S(v_load, "vsO_I_") S(v_store, "svO_")        \
+    S(v_load_lane, "vsviO_") S(v_store_lane, "svi-O_") S(v_splat, "vsI_") S(v_extract, "svI_") \
+    S(v_replace, "vvsi") S(v_shift, "vvsi") S(v_un, "vvI_") S(v_test, "svI_") S(v_bin, "vvvi")  \
+    S(v_bitselect, "vvvv") S(v_shuffle, "vvv-I_I_")
 
 
 #endif

@@ -53,7 +53,9 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 /* Bump when an op's meaning or the code's conventions change without the
  * op list or shapes changing: old artefacts then count as stale. */
 #define ENG_SERIAL_ABI 1
-#define SER_VERSION 2u
+#define SER_VERSION 3u /* 3: v128 (constant expressions carry 16 bytes) */
+/* A constant expression: kind, type, index, 16 bytes of value. */
+#define SER_CONSTEXPR_BYTES (1 + 1 + 4 + 16)
 #define SER_MAGIC "WFNCMOD"    /* 7 chars + NUL = 8 bytes */
 #define SER_ID_BYTES 16
 #define SER_HASH_BYTES 32
@@ -100,13 +102,14 @@ static struct {
 } ser = {.once = PTHREAD_ONCE_INIT};
 
 /* What an operand is checked against, per function (r_code's lim[]). */
-enum { LIM_SLOT, LIM_ARG, LIM_OFF32, LIM_FUNC, LIM_TYPE, LIM_TABLE, LIM_GLOBAL, LIM_DATA, LIM_ELEM,
+enum { LIM_SLOT, LIM_SLOT2, LIM_ARG, LIM_OFF32, LIM_FUNC, LIM_TYPE, LIM_TABLE, LIM_GLOBAL, LIM_DATA, LIM_ELEM,
        LIM_COUNT, LIM_NONE = 0xFF };
 
 static uint8_t limit_of(char k)
 {
     switch (k) {
     case 's': case 'S': return LIM_SLOT;
+    case 'v': return LIM_SLOT2;
     case 'a': return LIM_ARG;
     case 'O': return LIM_OFF32;
     case 'f': return LIM_FUNC;
@@ -121,7 +124,8 @@ static uint8_t limit_of(char k)
 
 static bool is_memory_op(int op)
 {
-    return (op >= OP_ld8s && op <= OP_st64) || (op >= OP_mem_size && op <= OP_mem_init);
+    return (op >= OP_ld8s && op <= OP_st64) || (op >= OP_mem_size && op <= OP_mem_init) ||
+           op == OP_v_load || op == OP_v_store || op == OP_v_load_lane || op == OP_v_store_lane;
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -264,6 +268,7 @@ static void w_constexpr(wbuf_t *w, const eng_constexpr_t *ce)
     w_u8(w, ce->type);
     w_u32(w, ce->index);
     w_u64(w, ce->val.i64);
+    w_u64(w, ce->hi);
 }
 
 static void w_limits(wbuf_t *w, eng_limits_t l)
@@ -507,7 +512,7 @@ static bool r_str(rctx_t *c, char **out, uint32_t *len_out)
 static bool valtype_ok(uint8_t t)
 {
     return t == ENG_I32 || t == ENG_I64 || t == ENG_F32 || t == ENG_F64 || t == ENG_FUNCREF ||
-           t == ENG_EXTERNREF;
+           t == ENG_EXTERNREF || t == ENG_V128;
 }
 static bool reftype_ok(uint8_t t) { return t == ENG_FUNCREF || t == ENG_EXTERNREF; }
 
@@ -532,6 +537,7 @@ static bool r_constexpr(rctx_t *c, eng_constexpr_t *ce, uint8_t expect, uint32_t
     ce->type = r_u8(c);
     ce->index = r_u32(c);
     ce->val.i64 = r_u64(c);
+    ce->hi = r_u64(c);
     R_CHECK(c);
     if (ce->type != expect)
         return r_fail(c, "constant expression of type 0x%02x where 0x%02x is expected", ce->type,
@@ -564,6 +570,7 @@ static bool operand_ok(const eng_module_t *m, const eng_code_func_t *cf, char k,
 {
     switch (k) {
     case 's': case 'S': return v < cf->frame_slots;
+    case 'v': return v + 1 < cf->frame_slots;
     case 'a': return v <= cf->frame_slots;
     case 'i': case 'I': case '-': return true;
     case 'O': return v <= UINT32_MAX;
@@ -608,7 +615,7 @@ static bool inst_ok(const eng_module_t *m, const eng_code_func_t *cf, size_t i, 
     if (op == OP_call || op == OP_call_indirect) {
         uint32_t argslot = (uint32_t)(code[i + 1] >> 32);
         uint32_t t = op == OP_call ? m->func_type[(uint32_t)code[i + 1]] : (uint32_t)code[i + 1];
-        return (uint64_t)argslot + m->types[t].nparams <= cf->frame_slots;
+        return (uint64_t)argslot + m->types[t].param_slots <= cf->frame_slots;
     }
     if (op == OP_tbl_copy)
         return m->tables[(uint32_t)code[i + 3]].elem == m->tables[(uint32_t)(code[i + 3] >> 32)].elem;
@@ -639,8 +646,10 @@ static bool r_code(rctx_t *c, uint32_t fi)
         return r_fail(c, "function %u: type %u, declared %u", fidx, cf->type_index,
                       m->func_type[fidx]);
     const eng_functype_t *ft = &m->types[cf->type_index];
-    if (cf->nlocals < ft->nparams || cf->nlocals > ENG_MAX_LOCALS || cf->frame_slots < cf->nlocals ||
-        cf->frame_slots < ft->nresults || cf->frame_slots > SER_MAX_FRAME)
+    cf->param_slots = ft->param_slots;
+    if (cf->nlocals < ft->param_slots || cf->nlocals > 2 * ENG_MAX_LOCALS ||
+        cf->frame_slots < cf->nlocals || cf->frame_slots < ft->result_slots ||
+        cf->frame_slots > SER_MAX_FRAME)
         return r_fail(c, "function %u: frame of %u slots with %u locals", fidx, cf->frame_slots,
                       cf->nlocals);
     if (n == 0 || n > rd_left(&c->r) / 8)
@@ -662,7 +671,8 @@ static bool r_code(rctx_t *c, uint32_t fi)
     mark[n] = 1;
 
     const uint64_t lim[LIM_COUNT] = {
-        [LIM_SLOT] = cf->frame_slots, [LIM_ARG] = (uint64_t)cf->frame_slots + 1,
+        [LIM_SLOT] = cf->frame_slots, [LIM_SLOT2] = cf->frame_slots ? cf->frame_slots - 1u : 0,
+        [LIM_ARG] = (uint64_t)cf->frame_slots + 1,
         [LIM_OFF32] = (uint64_t)UINT32_MAX + 1, [LIM_FUNC] = m->nfuncs, [LIM_TYPE] = m->ntypes,
         [LIM_TABLE] = m->ntables, [LIM_GLOBAL] = m->nglobals, [LIM_DATA] = m->ndatas,
         [LIM_ELEM] = m->nelems,
@@ -940,7 +950,7 @@ static bool r_module(rctx_t *c)
         return r_fail(c, "start function %u", m->start);
     m->has_start = has_start;
 
-    if (!r_count(c, &n, 24, "element segments"))
+    if (!r_count(c, &n, 10 + SER_CONSTEXPR_BYTES, "element segments"))
         return false;
     if (!(m->elems = r_alloc(c, n, sizeof *m->elems)))
         return false;
@@ -960,11 +970,11 @@ static bool r_module(rctx_t *c)
             if (!r_constexpr(c, &e->offset, ENG_I32, m->nglobal_imports))
                 return false;
         } else {
-            rd_bytes(&c->r, 14); /* the unused offset */
+            rd_bytes(&c->r, SER_CONSTEXPR_BYTES); /* the unused offset */
             R_CHECK(c);
         }
         uint32_t cnt;
-        if (!r_count(c, &cnt, 14, "element items"))
+        if (!r_count(c, &cnt, SER_CONSTEXPR_BYTES, "element items"))
             return false;
         if (!(e->items = r_alloc(c, cnt, sizeof *e->items)))
             return false;
@@ -980,7 +990,7 @@ static bool r_module(rctx_t *c)
     uint8_t has_dc = r_u8(c);
     m->data_count = r_u32(c);
     R_CHECK(c);
-    if (!r_count(c, &n, 23, "data segments"))
+    if (!r_count(c, &n, 9 + SER_CONSTEXPR_BYTES, "data segments"))
         return false;
     if (has_dc > 1 || (has_dc && m->data_count != n))
         return r_fail(c, "data count %u for %u segments", m->data_count, n);
@@ -999,7 +1009,7 @@ static bool r_module(rctx_t *c)
             if (!r_constexpr(c, &d->offset, ENG_I32, m->nglobal_imports))
                 return false;
         } else {
-            rd_bytes(&c->r, 14);
+            rd_bytes(&c->r, SER_CONSTEXPR_BYTES);
             R_CHECK(c);
         }
         uint32_t len;

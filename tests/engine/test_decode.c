@@ -126,13 +126,58 @@ static void test_leb_too_long(void **state)
 
 /* ---- types and imports ---- */
 
-static void test_v128_rejected(void **state)
+/* A module computing on v128 (WebAssembly 2.0 SIMD):
+ *   (func (export "f") (param v128) (result v128)
+ *     local.get 0  v128.const i32x4 1 2 3 4  i32x4.add) */
+static const uint8_t mod_simd_add[] = {
+    HDR, 0x01, 0x06, 0x01, 0x60, 0x01, 0x7B, 0x01, 0x7B, /* type */
+    0x03, 0x02, 0x01, 0x00,                               /* func */
+    0x07, 0x05, 0x01, 0x01, 'f', 0x00, 0x00,              /* export */
+    0x0A, 0x1B, 0x01, 0x19, 0x00, 0x20, 0x00,             /* code */
+    0xFD, 0x0C, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0,
+    0xFD, 0xAE, 0x01, 0x0B,
+};
+
+static void test_v128(void **state)
 {
     (void)state;
-    /* (func (param v128)): the 0x7b is at 0xd */
-    BAD(0xd, "SIMD (v128) is not supported", HDR, 0x01, 0x05, 0x01, 0x60, 0x01, 0x7B, 0x00);
-    /* a v128 global */
-    BAD(0xb, "SIMD (v128) is not supported", HDR, 0x06, 0x06, 0x01, 0x7B, 0x00, 0xFD, 0x0C, 0x0B);
+    /* a v128 param, a v128 global */
+    static const uint8_t param[] = {HDR, 0x01, 0x05, 0x01, 0x60, 0x01, 0x7B, 0x00};
+    eng_module_free(good(param, sizeof param));
+    static const uint8_t global[] = {HDR, 0x06, 0x16, 0x01, 0x7B, 0x00, 0xFD, 0x0C,
+                                     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x0B};
+    eng_module_free(good(global, sizeof global));
+    /* i8x16.extract_lane_s 16: the lane byte is at 0x2b */
+    BAD(0x2b, "invalid lane index", HDR, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00, 0x03, 0x02, 0x01,
+        0x00, 0x0A, 0x1A, 0x01, 0x18, 0x00, 0xFD, 0x0C, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0xFD, 0x15, 0x10, 0x1A, 0x0B);
+    /* 0xfd 0x9a (at 0x29) is a reserved opcode */
+    BAD(0x29, "unknown opcode 0xfd 0x9a", HDR, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00, 0x03, 0x02,
+        0x01, 0x00, 0x0A, 0x1A, 0x01, 0x18, 0x00, 0xFD, 0x0C, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0xFD, 0x9A, 0x01, 0x1A, 0x0B);
+
+    /* eng_call passes a v128 in two eng_val_t (engine.h): lanes add. */
+    eng_module_t *m = good(mod_simd_add, sizeof mod_simd_add);
+    char err[ENG_ERR_MAX];
+    eng_store_t *s = eng_store_new();
+    eng_exec_t *x = eng_exec_new(0);
+    eng_instance_t *inst = eng_instance_new(s, m, NULL, 0, x, err, sizeof err);
+    assert_non_null(inst);
+    eng_func_t *f = eng_instance_func(inst, "f");
+    assert_int_equal(eng_func_param_slots(f), 2);
+    assert_int_equal(eng_func_result_slots(f), 2);
+    uint32_t in[4] = {10, 20, 30, 0xFFFFFFFFu}, out[4];
+    eng_val_t args[2], res[2];
+    memcpy(args, in, 16);
+    assert_int_equal(eng_call(x, f, args, res), ENG_OK);
+    memcpy(out, res, 16);
+    assert_int_equal(out[0], 11);
+    assert_int_equal(out[1], 22);
+    assert_int_equal(out[2], 33);
+    assert_int_equal(out[3], 3); /* wraps */
+    eng_exec_free(x);
+    eng_store_free(s);
+    eng_module_free(m);
 }
 
 static void test_bad_utf8_import_name(void **state)
@@ -642,7 +687,7 @@ int main(void)
         cmocka_unit_test(test_section_size_mismatch),
         cmocka_unit_test(test_section_order),
         cmocka_unit_test(test_leb_too_long),
-        cmocka_unit_test(test_v128_rejected),
+        cmocka_unit_test(test_v128),
         cmocka_unit_test(test_bad_utf8_import_name),
         cmocka_unit_test(test_bad_import_kind),
         cmocka_unit_test(test_two_memories),

@@ -438,6 +438,44 @@ static void test_image_memory_limit(void **state)
 }
 
 /* State an image cannot hold is refused with a message. */
+/* A v128 global keeps all 16 bytes through an image (its high half lives
+ * apart from eng_val_t): (module (global (export "g") (mut v128)
+ * (v128.const i64x2 0x1111 0x2222))), then set to bytes 0x10..0x1f before
+ * the capture. */
+static void test_v128_global(void **state)
+{
+    (void)state;
+    static const uint8_t mod_v128[] = {
+        0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00, 0x06, 0x16, 0x01, 0x7B, 0x01, 0xFD, 0x0C,
+        0x11, 0x11, 0, 0, 0, 0, 0, 0, 0x22, 0x22, 0, 0, 0, 0, 0, 0, 0x0B,
+        0x07, 0x05, 0x01, 0x01, 'g', 0x03, 0x00,
+    };
+    char err[ENG_ERR_MAX];
+    eng_module_t *m = eng_module_new(mod_v128, sizeof mod_v128, err, sizeof err);
+    if (!m) fail_msg("%s", err);
+    eng_store_t *s = eng_store_new();
+    eng_instance_t *i = eng_instance_new(s, m, NULL, 0, ex, err, sizeof err);
+    assert_non_null(i);
+    eng_extern_t g;
+    assert_true(eng_instance_export(i, "g", &g));
+    uint8_t v[16], want[16] = {0x11, 0x11, 0, 0, 0, 0, 0, 0, 0x22, 0x22};
+    eng_global_get_v128(g.u.global, v);
+    assert_memory_equal(v, want, 16);
+    for (int k = 0; k < 16; k++)
+        want[k] = (uint8_t)(0x10 + k);
+    eng_global_set_v128(g.u.global, want);
+    eng_image_t *img = eng_image_new(i, err, sizeof err);
+    if (!img) fail_msg("%s", err);
+    eng_instance_t *j = eng_instance_from_image(s, img, NULL, 0, err, sizeof err);
+    if (!j) fail_msg("%s", err);
+    assert_true(eng_instance_export(j, "g", &g));
+    eng_global_get_v128(g.u.global, v);
+    assert_memory_equal(v, want, 16);
+    eng_store_free(s);
+    eng_image_free(img);
+    eng_module_free(m);
+}
+
 static void test_unsupported(void **state)
 {
     (void)state;
@@ -1364,6 +1402,7 @@ int main(void)
         cmocka_unit_test(test_slot_reuse),
         cmocka_unit_test(test_image_memory_limit),
         cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_v128_global),
         cmocka_unit_test(test_parallel),
         cmocka_unit_test(test_warm_reset_in_place),
         cmocka_unit_test(test_warm_reset_many_pages),

@@ -2951,6 +2951,68 @@ static void test_edge_table_ops(void **state)
     pair_close(&p);
 }
 
+/* ==== SIMD ================================================================ */
+
+/* v128 crosses every boundary of native code in slot layout (engine.h): in
+ * from eng_call through the trampoline, out to a host function through
+ * the slow-call array, and back. The module:
+ *   (import "h" "twice" (func $twice (param v128) (result v128)))
+ *   (func (export "f") (param v128) (result v128)
+ *     (call $twice (i32x4.add (local.get 0) (v128.const i32x4 1 2 3 4))))
+ *   (func (export "g") (result i32) v128.const i32x4 7 0 0 0  i32x4.extract_lane 0) */
+static eng_trap_t host_twice(eng_host_call_t *call, eng_val_t *args)
+{
+    (void)call;
+    uint32_t v[4];
+    memcpy(v, args, 16);
+    for (int i = 0; i < 4; i++)
+        v[i] *= 2;
+    memcpy(args, v, 16);
+    return ENG_OK;
+}
+
+static void test_simd_native(void **state)
+{
+    (void)state;
+    static const uint8_t wasm[] = {
+        0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00,
+        0x01, 0x0A, 0x02, 0x60, 0x01, 0x7B, 0x01, 0x7B, 0x60, 0x00, 0x01, 0x7F, /* types */
+        0x02, 0x0B, 0x01, 0x01, 'h', 0x05, 't', 'w', 'i', 'c', 'e', 0x00, 0x00, /* import */
+        0x03, 0x03, 0x02, 0x00, 0x01,                                           /* funcs */
+        0x07, 0x09, 0x02, 0x01, 'f', 0x00, 0x01, 0x01, 'g', 0x00, 0x02,         /* exports */
+        0x0A, 0x35, 0x02,                                                       /* code */
+        0x1B, 0x00, 0x20, 0x00, 0xFD, 0x0C, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0,
+        0xFD, 0xAE, 0x01, 0x10, 0x00, 0x0B,
+        0x17, 0x00, 0xFD, 0x0C, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFD, 0x1B,
+        0x00, 0x0B,
+    };
+    eng_module_t *m = module_of(wasm, sizeof wasm);
+    attach_native(m, wasm, sizeof wasm);
+    char err[ENG_ERR_MAX];
+    eng_store_t *s = eng_store_new();
+    eng_exec_t *x = eng_exec_new(0);
+    eng_extern_t imp = {.kind = ENG_EXTERN_FUNC, .u.func = eng_func_new_host(s, "(v)v", host_twice, NULL)};
+    assert_non_null(imp.u.func);
+    eng_instance_t *inst = eng_instance_new(s, m, &imp, 1, x, err, sizeof err);
+    if (!inst) fail_msg("instantiate: %s", err);
+    eng_func_t *f = eng_instance_func(inst, "f"), *g = eng_instance_func(inst, "g");
+    assert_non_null(f->native);
+    uint32_t in[4] = {10, 20, 30, 0xFFFFFFFFu}, out[4];
+    eng_val_t args[2], res[2];
+    memcpy(args, in, 16);
+    assert_int_equal(eng_call(x, f, args, res), ENG_OK);
+    memcpy(out, res, 16);
+    assert_int_equal(out[0], 22);
+    assert_int_equal(out[1], 44);
+    assert_int_equal(out[2], 66);
+    assert_int_equal(out[3], 6);
+    assert_int_equal(eng_call(x, g, NULL, res), ENG_OK);
+    assert_int_equal(res[0].i32, 7);
+    eng_exec_free(x);
+    eng_store_free(s);
+    eng_module_free(m);
+}
+
 /* ==== main ================================================================ */
 
 static int group_setup(void **state)
@@ -2980,6 +3042,7 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simd_native),
         /* 1. traps */
         cmocka_unit_test(test_trap_unreachable),
         cmocka_unit_test(test_trap_memory_load_bounds),

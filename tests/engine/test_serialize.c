@@ -241,7 +241,7 @@ static void run_module(const eng_module_t *m, outcome_t *o)
         if (!f)
             continue;
         eng_val_t args[64] = {0}, res[64];
-        if (eng_func_param_count(f) > 64 || eng_func_result_count(f) > 64)
+        if (eng_func_param_slots(f) > 64 || eng_func_result_slots(f) > 64)
             continue;
         eng_exec_set_deadline(x, eng_now_ns() + 200000000ull);
         eng_trap_t t = eng_call(x, f, args, res);
@@ -255,14 +255,16 @@ static void run_module(const eng_module_t *m, outcome_t *o)
             note(o, " trap %d %s\n", (int)t, eng_exec_trap_message(x));
             continue;
         }
-        for (uint32_t k = 0; k < eng_func_result_count(f); k++) {
+        for (uint32_t k = 0, slot = 0; k < eng_func_result_count(f); k++, slot++) {
             eng_valtype_t vt = eng_func_result_type(f, k);
             if (vt == ENG_FUNCREF || vt == ENG_EXTERNREF)
-                note(o, " ref:%d", res[k].ref != NULL);
+                note(o, " ref:%d", res[slot].ref != NULL);
             else if (vt == ENG_I32 || vt == ENG_F32) /* the upper half is unspecified */
-                note(o, " %x", res[k].i32);
+                note(o, " %x", res[slot].i32);
             else
-                note(o, " %llx", (unsigned long long)res[k].i64);
+                note(o, " %llx", (unsigned long long)res[slot].i64);
+            if (vt == ENG_V128) /* two slots (engine.h) */
+                note(o, ":%llx", (unsigned long long)res[++slot].i64);
         }
         note(o, "\n");
     }

@@ -52,7 +52,10 @@
 #     up to that call. Such seeds are named on stderr: binaryen's hang limit
 #     makes every call short, so a timeout deserves a look.
 #   - features: modules use only what both engines support (MVP + sign-ext,
-#     mutable globals, non-trapping float-to-int, bulk memory, multi-value).
+#     mutable globals, non-trapping float-to-int, bulk memory, multi-value,
+#     and SIMD in every fifth seed). JS has no v128 values, so calls with
+#     v128 in the signature (exports, the log-v128 import) are refused on
+#     both sides alike ("error v128 at the JS boundary").
 #     binaryen 108's reference-types output relies on the GC proposal's
 #     subtyping (funcref values in anyref/externref places) and is invalid
 #     WebAssembly 2.0: every tenth seed enables it anyway and both engines
@@ -238,6 +241,7 @@ node "$here/gen_inputs.mjs" "$work/inputs" "$first" "$count" || exit 1
 for ((seed = first; seed < first + count; seed++)); do
     flags=("${FEATURES[@]}")
     ((seed % 10 == 0)) && flags+=(--enable-reference-types)
+    ((seed % 5 == 2)) && flags+=(--enable-simd)
     # A third of the modules are also optimised by binaryen, for the code
     # shapes a compiler emits (br_table, select, fused loops, ...).
     passes=(--denan)

@@ -161,6 +161,10 @@ for (const exp of exports) {
     emit(['result', ...results.map((t, i) => fmt(t, values[i]))].join(' '));
   } catch (e) {
     if (e instanceof WebAssembly.RuntimeError) emit('trap');
+    // JS has no v128 values: V8 refuses a call whose signature has one,
+    // as an export or as a log-v128 import (diff_run.c prints the same).
+    else if (e instanceof TypeError && /type incompatibility/.test(e.message))
+      emit('error v128 at the JS boundary');
     else if (e instanceof RangeError && /call stack/i.test(e.message)) emit('exhausted');
     else emit(`error ${e.constructor.name}: ${e.message}`);
   }

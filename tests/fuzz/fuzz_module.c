@@ -186,7 +186,8 @@ static void fuzz_run(eng_module_t *m, fuzz_log_t *log, uint32_t max_calls)
         if (d.kind != ENG_EXTERN_FUNC) continue;
         eng_func_t *f = eng_instance_func(inst, d.name);
         if (!f) continue;
-        uint32_t np = eng_func_param_count(f), nr = eng_func_result_count(f);
+        /* Argument arrays count slots: a v128 takes two (engine.h). */
+        uint32_t np = eng_func_param_slots(f), nr = eng_func_result_slots(f);
         eng_val_t *args = calloc(np ? np : 1, sizeof *args);
         eng_val_t *res = calloc(nr ? nr : 1, sizeof *res);
         if (args && res) {
@@ -201,10 +202,16 @@ static void fuzz_run(eng_module_t *m, fuzz_log_t *log, uint32_t max_calls)
                 c->export_index = i;
                 c->trap = t;
                 snprintf(c->msg, sizeof c->msg, "%s", msg);
+                /* One entry per slot, typed by the value it belongs to
+                 * (both halves of a v128 compare bit for bit). */
                 c->nresults = t != ENG_OK ? 0 : nr < FUZZ_MAX_RESULTS ? nr : FUZZ_MAX_RESULTS;
-                for (uint32_t k = 0; k < c->nresults; k++) {
-                    c->type[k] = eng_func_result_type(f, k);
-                    c->val[k] = res[k];
+                for (uint32_t k = 0, slot = 0; slot < c->nresults; k++) {
+                    eng_valtype_t vt = eng_func_result_type(f, k);
+                    for (uint32_t h = 0; h < (vt == ENG_V128 ? 2u : 1u) && slot < c->nresults; h++) {
+                        c->type[slot] = vt;
+                        c->val[slot] = res[slot];
+                        slot++;
+                    }
                 }
             }
         }

@@ -28,7 +28,7 @@ finish() {
     exit
 }
 
-for f in "$WASMFN" "$EXAMPLES_DIR/hello.wasm" "$FNS_DIR/work.wasm"; do
+for f in "$WASMFN" "$EXAMPLES_DIR/hello.wasm" "$FNS_DIR/work.wasm" "$FNS_DIR/simd.wasm"; do
     if [[ ! -e $f ]]; then
         echo "native: $f is missing (run: make all examples serving-fns)" >&2
         exit 1
@@ -80,7 +80,7 @@ gen_big_frame() {
     echo ')'
 }
 mkdir -p "$TMP/m" "$DATA"
-cp "$FNS_DIR/work.wasm" "$EXAMPLES_DIR/hello.wasm" "$TMP/m/"
+cp "$FNS_DIR/work.wasm" "$FNS_DIR/simd.wasm" "$EXAMPLES_DIR/hello.wasm" "$TMP/m/"
 if ! gen_big_frame >"$TMP/frame.wat" || ! wat2wasm "$TMP/frame.wat" -o "$TMP/m/frame.wasm"; then
     echo "native: wat2wasm failed" >&2
     exit 1
@@ -157,6 +157,15 @@ failedc=$(metric wasmfn_native_compiles_total 'outcome="failed"')
 check "a module the native compiler refuses stays interpreted, says why, and is served" \
     "tier $(tier frame) ($fd), answer '$fb', failed compiles $failedc" \
     "$([[ $(tier frame) == interp && $fd == "failed: "*"stack frame"* && $fb == "big frame" && $failedc == 1 ]]; echo $?)"
+# A guest built with -msimd128: served at once, then by native code, with
+# the same answer.
+"$WASMFN" deploy simd "$TMP/m/simd.wasm" >/dev/null 2>&1
+s0=$(body simd 5000)
+if wait_tier simd native; then sswitched=1; else sswitched=0; fi
+s1=$(body simd 5000)
+check "a SIMD guest (-msimd128) is served, then switches to native code, same answer" \
+    "answers '$s0' / '$s1', switched $sswitched ($(detail simd))" \
+    "$([[ $s0 == "simd 5000 "* && $s1 == "$s0" && $sswitched == 1 ]]; echo $?)"
 stop_daemon || not_ok "SIGTERM" "exit status not 0"
 
 # ---- restarts: stored native code --------------------------------------------

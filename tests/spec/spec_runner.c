@@ -14,9 +14,8 @@
  *   assert_invalid / assert_malformed (binary)   eng_module_new must fail
  *   assert_unlinkable / assert_uninstantiable    instantiation must fail
  *
- * Skipped: text-format modules (the engine reads binaries only) and every
- * command of the simd_* scripts (SIMD is not supported yet, so they are not
- * even loaded). Imports resolve against instances registered earlier in the
+ * Skipped: text-format modules (the engine reads binaries only). v128
+ * values are compared lane by lane (NaN classes per lane). Imports resolve against instances registered earlier in the
  * script and the "spectest" host module the reference interpreter provides.
  *
  * Tiers: every script runs once per tier, in the interpreter and in native
@@ -390,17 +389,55 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+/* Lanes of a v128 as wast2json writes them: {"type": "v128", "lane_type":
+ * "i32", "value": ["1", "2", "3", "4"]}. Lane bits are written into
+ * bytes[]; *lane_bytes gets the lane width. A lane that is not a number
+ * (a NaN pattern) makes it fail unless pattern_ok, when its bits are 0. */
+static bool v128_lanes(const cJSON *v, uint8_t bytes[16], unsigned *lane_bytes, bool pattern_ok)
+{
+    const char *lt = json_str(v, "lane_type");
+    unsigned w = !lt ? 0
+                 : strcmp(lt, "i8") == 0 ? 1
+                 : strcmp(lt, "i16") == 0 ? 2
+                 : strcmp(lt, "i32") == 0 || strcmp(lt, "f32") == 0 ? 4
+                 : strcmp(lt, "i64") == 0 || strcmp(lt, "f64") == 0 ? 8 : 0;
+    const cJSON *vals = cJSON_GetObjectItemCaseSensitive(v, "value");
+    if (!w || !cJSON_IsArray(vals) || cJSON_GetArraySize(vals) != (int)(16 / w))
+        return false;
+    *lane_bytes = w;
+    memset(bytes, 0, 16);
+    int i = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, vals) {
+        uint64_t u;
+        if (!cJSON_IsString(l))
+            return false;
+        if (!parse_u64(l->valuestring, &u)) {
+            if (!pattern_ok || strncmp(l->valuestring, "nan:", 4) != 0)
+                return false;
+            u = 0;
+        } else if (w < 8 && u >> (8 * w)) {
+            return false;
+        }
+        for (unsigned k = 0; k < w; k++)
+            bytes[i * w + k] = (uint8_t)(u >> (8 * k));
+        i++;
+    }
+    return true;
+}
+
 /* An argument or expected value as wast2json writes it: {"type": "i32",
  * "value": "4294967295"}. Numbers are the unsigned decimal of the bits;
  * references are "null" or, for externref, a number N that we map to the
- * host pointer N+1 (so extern 0 is not the null reference). */
+ * host pointer N+1 (so extern 0 is not the null reference). out has room
+ * for two values: a v128 takes both (engine.h). */
 static bool value_parse(const cJSON *v, eng_valtype_t *type, eng_val_t *out)
 {
     if (!valtype_parse(json_str(v, "type"), type))
         return false;
     const char *s = json_str(v, "value");
     uint64_t u;
-    memset(out, 0, sizeof *out);
+    memset(out, 0, 2 * sizeof *out);
     switch (*type) {
     case ENG_I32:
     case ENG_F32:
@@ -425,15 +462,30 @@ static bool value_parse(const cJSON *v, eng_valtype_t *type, eng_val_t *out)
             return true;
         }
         return false;
-    case ENG_V128:
-        return false;
+    case ENG_V128: {
+        uint8_t b[16];
+        unsigned w;
+        if (!v128_lanes(v, b, &w, false))
+            return false;
+        memcpy(out, b, 16);
+        return true;
+    }
     }
     return false;
 }
 
-static void value_format(eng_valtype_t t, eng_val_t v, char *out, size_t outlen)
+static void value_format(eng_valtype_t t, const eng_val_t *vp, char *out, size_t outlen)
 {
+    eng_val_t v = vp[0];
     switch (t) {
+    case ENG_V128: {
+        uint8_t b[16];
+        memcpy(b, vp, 16);
+        size_t o = (size_t)snprintf(out, outlen, "v128:");
+        for (int i = 0; i < 16 && o < outlen; i++)
+            o += (size_t)snprintf(out + o, outlen - o, "%02x%s", b[i], i % 4 == 3 && i < 15 ? " " : "");
+        break;
+    }
     case ENG_I32:
         snprintf(out, outlen, "i32:0x%08" PRIx32 " (%" PRId32 ")", v.i32, (int32_t)v.i32);
         break;
@@ -460,35 +512,86 @@ static void value_format(eng_valtype_t t, eng_val_t v, char *out, size_t outlen)
     }
 }
 
+static bool nan_match(bool canonical, unsigned w, uint64_t bits)
+{
+    if (w == 4) {
+        uint32_t b = (uint32_t)bits & 0x7FFFFFFFu;
+        return canonical ? b == 0x7FC00000u : (b & 0x7FC00000u) == 0x7FC00000u;
+    }
+    uint64_t b = bits & 0x7FFFFFFFFFFFFFFFull;
+    return canonical ? b == 0x7FF8000000000000ull
+                     : (b & 0x7FF8000000000000ull) == 0x7FF8000000000000ull;
+}
+
+/* A v128 result against its expected lanes, each a number or a NaN class. */
+static bool v128_match(const cJSON *e, const eng_val_t *gotp, char *desc, size_t desclen)
+{
+    uint8_t want[16], got[16];
+    unsigned w;
+    memcpy(got, gotp, 16);
+    if (!v128_lanes(e, want, &w, true)) {
+        snprintf(desc, desclen, "unparsable v128 value");
+        return false;
+    }
+    eng_val_t wv[2];
+    memcpy(wv, want, 16);
+    value_format(ENG_V128, wv, desc, desclen);
+    const cJSON *vals = cJSON_GetObjectItemCaseSensitive(e, "value");
+    int i = 0;
+    const cJSON *l;
+    bool ok = true;
+    cJSON_ArrayForEach(l, vals) {
+        uint64_t g = 0;
+        for (unsigned k = 0; k < w; k++)
+            g |= (uint64_t)got[i * w + k] << (8 * k);
+        if (strncmp(l->valuestring, "nan:", 4) == 0) {
+            if (w < 4 || !nan_match(l->valuestring[4] == 'c', w, g))
+                ok = false;
+            size_t o = strlen(desc);
+            if (o < desclen)
+                snprintf(desc + o, desclen - o, " lane %d %s", i, l->valuestring);
+        } else if (memcmp(got + i * w, want + i * w, w) != 0) {
+            ok = false;
+        }
+        i++;
+    }
+    return ok;
+}
+
 /* Does result (of type t) match one expected value? desc gets the expected
- * value in words for a failure message. */
-static bool value_match(const cJSON *e, eng_valtype_t t, eng_val_t got, char *desc, size_t desclen)
+ * value in words for a failure message. got points at the result's slot
+ * (two for a v128). */
+static bool value_match(const cJSON *e, eng_valtype_t t, const eng_val_t *gotp, char *desc,
+                        size_t desclen)
 {
     const char *tname = json_str(e, "type");
     const char *s = json_str(e, "value");
+    eng_val_t got = gotp[0];
     eng_valtype_t et;
     if (!valtype_parse(tname, &et)) {
         snprintf(desc, desclen, "unsupported type %s", tname ? tname : "(none)");
         return false;
+    }
+    if (et == ENG_V128) {
+        if (t != ENG_V128) {
+            snprintf(desc, desclen, "a v128");
+            return false;
+        }
+        return v128_match(e, gotp, desc, desclen);
     }
     if (s && (strcmp(s, "nan:canonical") == 0 || strcmp(s, "nan:arithmetic") == 0)) {
         snprintf(desc, desclen, "%s:%s", tname, s);
         if (et != t)
             return false;
         bool canonical = s[4] == 'c';
-        if (et == ENG_F32) {
-            uint32_t b = got.i32 & 0x7FFFFFFFu;
-            return canonical ? b == 0x7FC00000u : (b & 0x7FC00000u) == 0x7FC00000u;
-        }
-        if (et == ENG_F64) {
-            uint64_t b = got.i64 & 0x7FFFFFFFFFFFFFFFull;
-            return canonical ? b == 0x7FF8000000000000ull
-                             : (b & 0x7FF8000000000000ull) == 0x7FF8000000000000ull;
-        }
+        if (et == ENG_F32)
+            return nan_match(canonical, 4, got.i32);
+        if (et == ENG_F64)
+            return nan_match(canonical, 8, got.i64);
         return false;
     }
-    eng_val_t want;
-    if (!value_parse(e, &et, &want)) {
+    eng_val_t want[2];
+    if (!value_parse(e, &et, want)) {
         snprintf(desc, desclen, "unparsable %s value %s", tname, s ? s : "(none)");
         return false;
     }
@@ -498,13 +601,13 @@ static bool value_match(const cJSON *e, eng_valtype_t t, eng_val_t got, char *de
     switch (t) {
     case ENG_I32:
     case ENG_F32:
-        return got.i32 == want.i32;
+        return got.i32 == want[0].i32;
     case ENG_I64:
     case ENG_F64:
-        return got.i64 == want.i64;
+        return got.i64 == want[0].i64;
     case ENG_FUNCREF:
     case ENG_EXTERNREF:
-        return got.ref == want.ref;
+        return got.ref == want[0].ref;
     default:
         return false;
     }
@@ -523,7 +626,7 @@ typedef struct action_result {
     eng_trap_t trap;
     uint32_t nresults;
     eng_valtype_t types[MAX_VALUES];
-    eng_val_t values[MAX_VALUES];
+    eng_val_t values[2 * MAX_VALUES]; /* in slots: a v128 takes two */
     char what[256];  /* "f(i32:1, ...)" for messages */
     char msg[512];
 } action_result_t;
@@ -585,6 +688,11 @@ static void action_run(script_t *s, const cJSON *action, action_result_t *r)
         r->nresults = 1;
         r->types[0] = eng_global_type(ext.u.global);
         r->values[0] = eng_global_get(ext.u.global);
+        if (r->types[0] == ENG_V128) {
+            uint8_t b[16];
+            eng_global_get_v128(ext.u.global, b);
+            memcpy(r->values, b, 16);
+        }
         r->outcome = ACTION_DONE;
         return;
     }
@@ -610,14 +718,15 @@ static void action_run(script_t *s, const cJSON *action, action_result_t *r)
                  nparams, nargs);
         return;
     }
-    eng_val_t argv[MAX_VALUES];
+    eng_val_t argv[2 * MAX_VALUES];
+    uint32_t slot = 0;
     size_t w = strlen(r->what);
     w += (size_t)snprintf(r->what + w, sizeof r->what - w, "(");
     int i = 0;
     const cJSON *a;
     cJSON_ArrayForEach(a, args) {
         eng_valtype_t t;
-        if (!value_parse(a, &t, &argv[i])) {
+        if (!value_parse(a, &t, &argv[slot])) {
             const char *tn = json_str(a, "type"), *vs = json_str(a, "value");
             snprintf(r->msg, sizeof r->msg, "argument %d: unsupported value %s:%s", i,
                      tn ? tn : "?", vs ? vs : "?");
@@ -628,8 +737,9 @@ static void action_run(script_t *s, const cJSON *action, action_result_t *r)
                      valtype_name(t), valtype_name(eng_func_param_type(f, (uint32_t)i)));
             return;
         }
+        slot += t == ENG_V128 ? 2 : 1;
         if (w < sizeof r->what) {
-            const char *vs = json_str(a, "value");
+            const char *vs = t == ENG_V128 ? "..." : json_str(a, "value");
             w += (size_t)snprintf(r->what + w, sizeof r->what - w, "%s%s:%s", i ? ", " : "",
                                   valtype_name(t), vs ? vs : "?");
         }
@@ -811,14 +921,16 @@ static void cmd_action(script_t *s, const cJSON *cmd, int line, const char *type
         return;
     }
     int i = 0;
+    uint32_t slot = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, expected) {
-        char want[128], got[128];
-        if (!value_match(e, r.types[i], r.values[i], want, sizeof want)) {
-            value_format(r.types[i], r.values[i], got, sizeof got);
+        char want[256], got[128];
+        if (!value_match(e, r.types[i], &r.values[slot], want, sizeof want)) {
+            value_format(r.types[i], &r.values[slot], got, sizeof got);
             fail(s, line, type, "%s: result %d: expected %s, got %s", r.what, i, want, got);
             return;
         }
+        slot += r.types[i] == ENG_V128 ? 2 : 1;
         i++;
     }
     s->c.passed++;
@@ -913,11 +1025,6 @@ static void script_run(const char *dir, const char *name, counts_t *total)
     const cJSON *cmds = doc ? cJSON_GetObjectItemCaseSensitive(doc, "commands") : NULL;
     if (!cJSON_IsArray(cmds)) {
         fail(s, 0, "script", "cannot read %s", path);
-        goto done;
-    }
-
-    if (strncmp(name, "simd_", 5) == 0) {
-        s->c.skipped += (unsigned)cJSON_GetArraySize(cmds); /* SIMD: not supported yet */
         goto done;
     }
 
@@ -1029,7 +1136,7 @@ int main(int argc, char **argv)
     if (status)
         return status;
 
-    counts_t total = {0, 0, 0}, per[2] = {{0, 0, 0}, {0, 0, 0}};
+    counts_t total = {0}, per[2] = {{0}, {0}};
     size_t ran = 0;
     for (int t = 0; t < 2; t++) {
         if ((t == 0 && !run_interp) || (t == 1 && !run_native))

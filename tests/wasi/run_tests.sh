@@ -448,6 +448,10 @@ t_native_hash() { native_case hash; }
 t_native_float() { native_case float; }
 t_native_trees() { native_case trees; }
 
+# The SIMD kernel, built with -msimd128 (mk/wasi.mk): WebAssembly SIMD in
+# both tiers.
+t_native_simd() { native_case simd; }
+
 # -----------------------------------------------------------------------------
 
 for f in "$WASMFN" "$WASI_DIR/exit_code.wasm" "$WASI_DIR/native/sort"; do
@@ -483,6 +487,7 @@ run_test "native: sort" t_native_sort
 run_test "native: hash" t_native_hash
 run_test "native: float" t_native_float
 run_test "native: allocation-heavy trees" t_native_trees
+run_test "native: SIMD kernel (-msimd128)" t_native_simd
 
 echo "wasi${TIER:+ ($TIER tier)}: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
