@@ -21,6 +21,8 @@ cleanup() {
     if [[ -n $PID ]]; then kill -KILL "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/../lib.sh" # wait_native; its EXIT trap gives way to ours
 trap cleanup EXIT
 
 # shellcheck disable=SC2086 # WASMFN_ARGS: extra serve flags, word-split
@@ -60,10 +62,7 @@ done >"$TMP/fns.yaml"
 # The functions share one module, which the daemon compiles to native code
 # in the background (unless WASMFN_ARGS says --tier interp): measure the
 # tier they run for good.
-for ((i = 0; i < 6000; i++)); do
-    "$WASMFN" get zero-0 -o json 2>/dev/null | grep -q '"tierDetail": *"compiling"' || break
-    sleep 0.1
-done
+wait_native zero-0 || { echo "http_zero: native code was not ready in 10 minutes" >&2; exit 1; }
 tier=$("$WASMFN" get zero-0 -o json | sed -n 's/.*"tier": *"\([a-z]*\)".*/\1/p' | head -1)
 
 metric_sum() { # NAME [LABEL-FILTER]: the sum of a metric's samples

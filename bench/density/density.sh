@@ -44,6 +44,8 @@ cleanup() {
     if [[ -n $PID ]]; then kill -KILL "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/../lib.sh" # wait_native; its EXIT trap gives way to ours
 trap cleanup EXIT
 
 need_maps=$((N * 8 + 65536))
@@ -94,10 +96,7 @@ YAML
 "$WASMFN" apply -f "$TMP/fn.yaml" >/dev/null
 # The tier the guests run: the daemon compiles native code in the
 # background (unless --tier interp); measure what it serves for good.
-for ((i = 0; i < 6000; i++)); do
-    "$WASMFN" get sleeper -o json 2>/dev/null | grep -q '"tierDetail": *"compiling"' || break
-    sleep 0.1
-done
+wait_native sleeper || { echo "density: native code was not ready in 10 minutes" >&2; exit 1; }
 tier=$("$WASMFN" get sleeper -o json | sed -n 's/.*"tier": *"\([a-z]*\)".*/\1/p' | head -1)
 # One call first, so that the module, the image and a fiber exist.
 curl -s -o /dev/null "$DATA_URL/fn/sleeper/?ms=1"
