@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/link.h"
 #include "wasi/wasi.h"
 
 /* A stderr line longer than this is flushed in pieces. */
@@ -32,6 +33,7 @@
 struct rt_instance {
     eng_store_t *store;
     wasi_ctx_t *wasi;
+    ho_ctx_t *http;          /* NULL unless the module imports outbound HTTP */
     eng_instance_t *inst;
     eng_func_t *start;
 };
@@ -75,7 +77,12 @@ rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t
     /* The guest's stdio never reaches the daemon's own fds (a detached
      * context): until a request arrives, stdin is empty and output is
      * dropped. */
-    if (wasi_ctx_link(i->wasi, i->store, m, imports, err, errlen) != 0) goto fail;
+    rt_link_t link = {.wasi = i->wasi,
+                      .http = &i->http,
+                      .http_client = cfg->http_client,
+                      .http_policy = cfg->http_policy,
+                      .function = argv0};
+    if (rt_link_imports(&link, i->store, m, imports, err, errlen) != 0) goto fail;
     const eng_image_t *img = rt_module_image(rm);
     if (img) {
         i->inst = eng_instance_from_image(i->store, img, imports, nimp, err, errlen);
@@ -105,6 +112,7 @@ void rt_instance_free(rt_instance_t *i)
     if (!i) return;
     if (i->store) eng_store_free(i->store);
     if (i->wasi) wasi_ctx_free(i->wasi);
+    ho_ctx_free(i->http);
     free(i);
 }
 

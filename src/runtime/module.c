@@ -73,6 +73,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/link.h"
 #include "wasi/wasi.h"
 
 struct rt_module {
@@ -133,6 +134,7 @@ static eng_image_t *image_make(const eng_module_t *m, eng_exec_t *xrun, uint64_t
     eng_exec_t *x = xrun ? xrun : eng_exec_new(0);
     eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
     eng_image_t *img = NULL;
+    ho_ctx_t *http = NULL;
     const char *argv0 = "wizer";
     *fatal = false;
     if (!s || !w || !x || !imports || wasi_ctx_set_args(w, 1, &argv0) != 0) {
@@ -140,7 +142,10 @@ static eng_image_t *image_make(const eng_module_t *m, eng_exec_t *xrun, uint64_t
         goto out;
     }
     if (memory_limit_bytes) eng_store_set_memory_limit(s, memory_limit_bytes);
-    if (wasi_ctx_link(w, s, m, imports, err, errlen) != 0) goto out;
+    /* Outbound requests made while the image is made (start function,
+     * wizer.initialize) are refused: no revision's list applies yet. */
+    rt_link_t link = {.wasi = w, .http = &http, .function = "wizer"};
+    if (rt_link_imports(&link, s, m, imports, err, errlen) != 0) goto out;
     if (!timeout_ns) timeout_ns = RT_INIT_TIMEOUT_NS;
     uint64_t deadline = eng_now_ns() + timeout_ns;
     eng_exec_set_deadline(x, deadline);
@@ -178,6 +183,7 @@ out:
     if (xrun) eng_exec_set_deadline(xrun, 0);
     if (s) eng_store_free(s);
     if (w) wasi_ctx_free(w);
+    ho_ctx_free(http);
     return img;
 }
 
@@ -319,7 +325,7 @@ rt_module_t *rt_cache_find(rt_cache_t *c, const char *digest)
     return NULL;
 }
 
-/* Checks that the module links against WASI alone and has a runnable
+/* Checks that the module links against WASI and the host APIs and has a runnable
  * _start, by linking it once in a throwaway store: a module that would fail
  * at every request is refused at deploy time instead. */
 static int check_runnable(const eng_module_t *m, char *err, size_t errlen)
@@ -345,12 +351,15 @@ static int check_runnable(const eng_module_t *m, char *err, size_t errlen)
     eng_store_t *s = eng_store_new();
     wasi_ctx_t *w = wasi_ctx_new_detached();
     eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
+    ho_ctx_t *http = NULL;
+    rt_link_t link = {.wasi = w, .http = &http, .function = ""};
     int r = -1;
     if (!s || !w || !imports) snprintf(err, errlen, "out of memory");
-    else r = wasi_ctx_link(w, s, m, imports, err, errlen);
+    else r = rt_link_imports(&link, s, m, imports, err, errlen);
     free(imports);
     if (s) eng_store_free(s);
     if (w) wasi_ctx_free(w);
+    ho_ctx_free(http);
     return r;
 }
 

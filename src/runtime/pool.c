@@ -292,6 +292,101 @@ int rt_sleep_until(eng_exec_t *x, uint64_t until_ns)
     }
 }
 
+/* ---- wakers --------------------------------------------------------------- */
+
+/* Lock order: a waker's mu, then the pool's mu (both the waiting fiber and
+ * the waking thread take them in that order). `task` is set only while its
+ * fiber is parked in rt_waker_wait and cleared (under mu) before the fiber
+ * goes on, so a wake never touches a task that has moved to another job. */
+struct rt_waker {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  /* off-fiber waits */
+    bool signaled;      /* guarded by mu */
+    task_t *task;       /* the parked fiber; guarded by mu */
+};
+
+static void task_wake(rt_pool_t *p, task_t *t);
+
+rt_waker_t *rt_waker_new(void)
+{
+    rt_waker_t *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return k;
+}
+
+void rt_waker_free(rt_waker_t *k)
+{
+    if (!k) return;
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    free(k);
+}
+
+void rt_waker_wake(rt_waker_t *k)
+{
+    pthread_mutex_lock(&k->mu);
+    k->signaled = true;
+    if (k->task) {
+        rt_pool_t *p = k->task->w->pool;
+        pthread_mutex_lock(&p->mu);
+        task_wake(p, k->task);
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
+int rt_waker_wait(rt_waker_t *k, eng_exec_t *x, uint64_t until_ns)
+{
+    task_t *t = task_now;
+    for (;;) {
+        if (eng_exec_should_stop(x)) return -1;
+        pthread_mutex_lock(&k->mu);
+        if (k->signaled) {
+            k->signaled = false;
+            pthread_mutex_unlock(&k->mu);
+            return 0;
+        }
+        uint64_t now = eng_now_ns();
+        if (now >= until_ns) {
+            pthread_mutex_unlock(&k->mu);
+            return 1;
+        }
+        if (!t) {
+            uint64_t at = until_ns - now > 10000000u ? now + 10000000u : until_ns;
+            struct timespec ts = {.tv_sec = (time_t)(at / 1000000000u),
+                                  .tv_nsec = (long)(at % 1000000000u)};
+            pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+            pthread_mutex_unlock(&k->mu);
+            continue;
+        }
+        rt_pool_t *p = t->w->pool;
+        pthread_mutex_lock(&p->mu);
+        if (p->stopping) {
+            pthread_mutex_unlock(&p->mu);
+            pthread_mutex_unlock(&k->mu);
+            eng_exec_interrupt(x);
+            return -1;
+        }
+        t->wake_ns = until_ns;
+        t->state = TASK_SLEEPING;
+        heap_push(t->w, t);
+        k->task = t;
+        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&k->mu);
+        task_switch_out(t);
+        pthread_mutex_lock(&k->mu);
+        k->task = NULL;
+        pthread_mutex_unlock(&k->mu);
+    }
+}
+
 /* ---- the scheduler ------------------------------------------------------ */
 
 static void task_main(void *arg)

@@ -20,6 +20,7 @@
 
 #include "common/logring.h"
 #include "engine/engine.h"
+#include "host/http_out.h"
 
 /* ---- the worker pool ---------------------------------------------------- */
 
@@ -80,6 +81,22 @@ void rt_pool_interrupt(rt_pool_t *p, rt_job_t *job);
  * its deadline passed, or the pool is stopping). Elsewhere: sleeps the
  * thread the same way, waking every 10 ms to check x. */
 int rt_sleep_until(eng_exec_t *x, uint64_t until_ns);
+/* Wakers: a guest that waits for something another thread finishes (an
+ * outbound HTTP response) parks on a waker the way rt_sleep_until parks
+ * on a time. rt_waker_wait, on the guest's fiber, parks it until
+ * rt_waker_wake (any thread), until_ns (CLOCK_MONOTONIC; UINT64_MAX =
+ * none) or x's stop; it returns 0 when woken (a wake that came before the
+ * wait counts: it is remembered until then), 1 when until_ns has come, -1
+ * when the guest must stop (as rt_sleep_until). Wakes may be spurious
+ * (a wake meant for an earlier wait): the caller re-checks its condition.
+ * Off a fiber it waits on a condition variable, waking every 10 ms to
+ * check x. A waker serves one waiting guest at a time; rt_waker_free must
+ * not race with a wake (the waker's owner makes sure of it). */
+typedef struct rt_waker rt_waker_t;
+rt_waker_t *rt_waker_new(void);
+void rt_waker_free(rt_waker_t *k);
+void rt_waker_wake(rt_waker_t *k);
+int rt_waker_wait(rt_waker_t *k, eng_exec_t *x, uint64_t until_ns);
 /* True when called on a pool fiber. */
 bool rt_in_fiber(void);
 /* CPU time this thread spent on other fibers while the calling fiber was
@@ -248,10 +265,11 @@ rt_module_t *rt_cache_load_finish(rt_cache_t *c, rt_module_load_t *l, rt_load_so
 void rt_module_load_free(rt_module_load_t *l);
 const char *rt_module_load_digest(const rt_module_load_t *l);
 /* Compiles bytes (the module `digest` names) and checks that it can run as
- * a function: exports `_start` of type () and imports only WASI, and its
- * start function and wizer.initialize finish (within 10 s). Returns it
- * with one reference, or NULL with a message. The bytes are not kept. The
- * artefact is written when artefacts are configured. */
+ * a function: exports `_start` of type () and imports only WASI and the
+ * host APIs (src/host/), and its start function and wizer.initialize
+ * finish (within 10 s). Returns it with one reference, or NULL with a
+ * message. The bytes are not kept. The artefact is written when artefacts
+ * are configured. */
 rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *bytes,
                               size_t len, char *err, size_t errlen);
 /* Frees the cached module with this digest now when nothing holds it
@@ -298,10 +316,16 @@ typedef struct rt_instance_config {
     uint32_t nenv;
     uint64_t memory_limit_bytes;   /* 0 = no limit beyond the spec's */
     uint64_t deadline_ns;          /* for the module's start function; 0 = none */
+    /* Outbound HTTP (wasi_experimental_http): the daemon's client and the
+     * revision's allowed destinations (the instance takes a reference).
+     * Either NULL: every request is refused. */
+    ho_client_t *http_client;
+    ho_policy_t *http_policy;
 } rt_instance_config_t;
 
 /* Instantiates m in a store of its own, with a WASI context holding args
- * [name] and the env, and no preopens: ready to run _start. Starts from
+ * [name] and the env, and no preopens (and, when m imports it, an
+ * outbound HTTP context whose sessions end with the instance): ready to run _start. Starts from
  * the module's image when it has one (no guest code runs, and x and
  * deadline_ns are unused), else instantiates afresh, running the start
  * function on x. Runs on a worker (x is its exec). The module must outlive the instance. Returns

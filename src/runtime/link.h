@@ -1,0 +1,31 @@
+/*
+ * link.h — binding a module's imports to the host (private to
+ * src/runtime/): WASI preview1, and the host APIs beyond it that a
+ * revision is granted (outbound HTTP, src/host/http_out.h). Used for
+ * instances (instance.c) and for the throwaway instances that check and
+ * image a module (module.c).
+ */
+#ifndef WASMFN_RUNTIME_LINK_H
+#define WASMFN_RUNTIME_LINK_H
+
+#include "host/http_out.h"
+#include "wasi/wasi.h"
+
+typedef struct rt_link {
+    wasi_ctx_t *wasi;
+    /* Outbound HTTP: a context is made (into *http, owned by the caller)
+     * only when the module imports wasi_experimental_http. client or
+     * policy NULL: its requests are refused (HO_DESTINATION_NOT_ALLOWED). */
+    ho_ctx_t **http;
+    ho_client_t *http_client;
+    ho_policy_t *http_policy;
+    const char *function;        /* the metric's label */
+} rt_link_t;
+
+/* Resolves every import of m (imports holds eng_module_import_count(m)
+ * entries). An import of no known module is an error naming module, name
+ * and type. Returns 0 or -1 with the message in err. */
+int rt_link_imports(const rt_link_t *l, eng_store_t *s, const eng_module_t *m,
+                    eng_extern_t *imports, char *err, size_t errlen);
+
+#endif
