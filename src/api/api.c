@@ -94,6 +94,12 @@ static cJSON *revision_json(api_t *a, const char *fn, const st_revision_t *rv)
     cJSON_AddNumberToObject(o, "initialScale", rv->spec.initial_scale);
     cJSON_AddNumberToObject(o, "target", rv->spec.target);
     cJSON_AddNumberToObject(o, "windowSeconds", rv->spec.window_seconds);
+    if (rv->spec.nallowed_hosts) {
+        /* Outbound HTTP destinations (docs/host-http.md). */
+        cJSON *ah = cJSON_AddArrayToObject(o, "allowedHosts");
+        for (uint32_t i = 0; i < rv->spec.nallowed_hosts; i++)
+            cJSON_AddItemToArray(ah, cJSON_CreateString(rv->spec.allowed_hosts[i]));
+    }
     /* The tier its module's new instances run in (docs/api.md). */
     const char *detail = "";
     const char *tier = a->srv ? srv_module_tier(a->srv, rv->spec.image, &detail) : "not loaded";
@@ -169,6 +175,8 @@ static int deploy_to_plane(void *ud, const char *name, const st_function_t *f, c
         r->digest = sp->image;
         r->env = (const char *const *)sp->env;
         r->nenv = sp->nenv;
+        r->allowed_hosts = (const char *const *)sp->allowed_hosts;
+        r->nallowed_hosts = sp->nallowed_hosts;
         r->memory_limit_bytes = sp->memory_limit_bytes;
         r->timeout_ms = sp->timeout_seconds * 1000u;
         as_config_default(&r->scaling);

@@ -20,6 +20,7 @@
 
 #include "api/manifest.h"
 #include "common/duration.h"
+#include "host/http_out.h"
 #include "oci/oci.h"
 
 #define MIN_MEMORY_BYTES (64ull << 10)   /* one WebAssembly page */
@@ -363,6 +364,53 @@ static int parse_annotations(parse_ctx_t *c, const cJSON *ann, st_spec_t *spec)
     return 0;
 }
 
+/* wasmfn.dev/allowed-hosts: the destinations of the revision's outbound
+ * HTTP (docs/host-http.md), comma-separated origins, each checked here so
+ * a typo fails the apply instead of every request. Repeats are dropped. */
+#define ALLOWED_HOSTS_ANN "wasmfn.dev/allowed-hosts"
+
+static int parse_allowed_hosts(parse_ctx_t *c, const cJSON *ann, st_spec_t *spec)
+{
+    const cJSON *v = member(ann, ALLOWED_HOSTS_ANN);
+    if (!v) return 0;
+    if (!cJSON_IsString(v)) return fail(c, ANN_PATH "[" ALLOWED_HOSTS_ANN "]: must be a string");
+    char *list = strdup(v->valuestring), *save = NULL;
+    if (!list) return fail(c, "out of memory");
+    int rc = 0;
+    for (char *e = strtok_r(list, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        while (*e == ' ' || *e == '\t') e++;
+        size_t n = strlen(e);
+        while (n && (e[n - 1] == ' ' || e[n - 1] == '\t')) e[--n] = 0;
+        if (!n) continue;
+        char why[256];
+        if (ho_allowed_host_check(e, why, sizeof why) != 0) {
+            rc = fail(c, ANN_PATH "[" ALLOWED_HOSTS_ANN "]: %s", why);
+            break;
+        }
+        bool seen = false;
+        for (uint32_t i = 0; i < spec->nallowed_hosts; i++)
+            seen = seen || strcmp(spec->allowed_hosts[i], e) == 0;
+        if (seen) continue;
+        if (spec->nallowed_hosts == HO_MAX_ALLOWED_HOSTS) {
+            rc = fail(c, ANN_PATH "[" ALLOWED_HOSTS_ANN "]: more than %u entries",
+                      HO_MAX_ALLOWED_HOSTS);
+            break;
+        }
+        char **na = realloc(spec->allowed_hosts, (spec->nallowed_hosts + 1) * sizeof *na);
+        char *dup = strdup(e);
+        if (!na || !dup) {
+            if (na) spec->allowed_hosts = na;
+            free(dup);
+            rc = fail(c, "out of memory");
+            break;
+        }
+        spec->allowed_hosts = na;
+        spec->allowed_hosts[spec->nallowed_hosts++] = dup;
+    }
+    free(list);
+    return rc;
+}
+
 static int add_env(parse_ctx_t *c, st_spec_t *spec, const char *name, const char *value)
 {
     char *e;
@@ -524,6 +572,7 @@ static int parse_template(parse_ctx_t *c, const cJSON *tmpl, st_spec_t *spec)
         const cJSON *ann;
         if (object_member(c, meta, "annotations", "spec.template.metadata", &ann) != 0) return -1;
         if (ann && parse_annotations(c, ann, spec) != 0) return -1;
+        if (ann && parse_allowed_hosts(c, ann, spec) != 0) return -1;
         static const char *const known_m[] = {"name", "annotations", "labels", NULL};
         warn_unknown(c, meta, "spec.template.metadata", known_m);
     }

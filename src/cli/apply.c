@@ -549,6 +549,8 @@ void cli_deploy_usage(FILE *out)
             "  --max-scale N      at most N concurrent instances (default: no limit)\n"
             "  --timeout S        per-request time limit in seconds (default 30)\n"
             "  --memory MIB       linear memory limit in MiB (default 128)\n"
+            "  --allow-host URL   a destination the function may call with outbound HTTP,\n"
+            "                     scheme://host[:port] (repeatable; docs/host-http.md)\n"
             "  -q, --quiet        print only the revision's name\n"
             "  -h, --help         show this help\n"
             "\n"
@@ -571,6 +573,7 @@ int cli_deploy_main(int argc, char **argv)
     const char *minscale = NULL, *maxscale = NULL;
     uint64_t timeout_s = 0, memory_mib = 0, tmp;
     bool quiet = false;
+    char *allow_hosts = NULL; /* --allow-host values, comma-separated */
     cJSON *env = cJSON_CreateArray();
     if (!env) return CLI_EXIT_FAIL;
     int rc = CLI_EXIT_ARGS;
@@ -617,6 +620,22 @@ int cli_deploy_main(int argc, char **argv)
                 rc = deploy_usage_error("--memory wants MiB between 1 and 4096, got '%s'", v);
                 goto out;
             }
+        } else if ((v = cli_opt("--allow-host", argc, argv, &i, &missing))) {
+            /* Checked by the daemon (it names the entry at fault); a comma
+             * would split one value into two entries. */
+            if (!v[0] || strchr(v, ',')) {
+                rc = deploy_usage_error("--allow-host wants one URL such as https://api.example.com, "
+                                        "got '%s'", v);
+                goto out;
+            }
+            char *joined;
+            if (asprintf(&joined, "%s%s%s", allow_hosts ? allow_hosts : "", allow_hosts ? "," : "",
+                         v) < 0) {
+                rc = CLI_EXIT_FAIL;
+                goto out;
+            }
+            free(allow_hosts);
+            allow_hosts = joined;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             quiet = true;
         } else if (a[0] == '-' && a[1]) {
@@ -668,11 +687,12 @@ int cli_deploy_main(int argc, char **argv)
     cJSON_AddStringToObject(meta, "name", name);
     cJSON *spec = cJSON_AddObjectToObject(doc, "spec");
     cJSON *tmpl = cJSON_AddObjectToObject(spec, "template");
-    if (minscale || maxscale) {
+    if (minscale || maxscale || allow_hosts) {
         cJSON *tmeta = cJSON_AddObjectToObject(tmpl, "metadata");
         cJSON *ann = cJSON_AddObjectToObject(tmeta, "annotations");
         if (minscale) cJSON_AddStringToObject(ann, "autoscaling.knative.dev/min-scale", minscale);
         if (maxscale) cJSON_AddStringToObject(ann, "autoscaling.knative.dev/max-scale", maxscale);
+        if (allow_hosts) cJSON_AddStringToObject(ann, "wasmfn.dev/allowed-hosts", allow_hosts);
     }
     cJSON *tspec = cJSON_AddObjectToObject(tmpl, "spec");
     if (timeout_s) cJSON_AddNumberToObject(tspec, "timeoutSeconds", (double)timeout_s);
@@ -707,5 +727,6 @@ int cli_deploy_main(int argc, char **argv)
     cli_api_close(&api);
 out:
     cJSON_Delete(env);
+    free(allow_hosts);
     return rc;
 }

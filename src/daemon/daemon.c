@@ -30,6 +30,7 @@
 #include "common/metrics.h"
 #include "daemon/daemon.h"
 #include "eventing/eventing.h"
+#include "host/http_out.h"
 #include "http/http.h"
 #include "metering/metering.h"
 #include "runtime/runtime.h"
@@ -46,6 +47,7 @@ typedef struct daemon_state {
     char *data_url;     /* the data plane's base URL, for eventing's sinks */
     srv_t *srv;
     rt_compiler_t *compiler;  /* background native compiles, or NULL */
+    ho_client_t *outbound;    /* guests' outbound HTTP (src/host/http_out.h) */
     uint8_t native_key[ENG_NATIVE_KEY_BYTES];
     char exe[4096];
     api_t *api;
@@ -268,6 +270,11 @@ int dmn_run(const dmn_options_t *o)
             !(d.compiler = rt_compiler_new(&d.loop, &cc, err, sizeof err)))
             fprintf(stderr, "wasmfn serve: no native compiles: cannot find the wasmfn binary\n");
     }
+    /* Guests' outbound HTTP: one client thread for every function. */
+    if (!(d.outbound = ho_client_new(d.mx, err, sizeof err))) {
+        fprintf(stderr, "wasmfn serve: %s\n", err);
+        goto out;
+    }
     uint32_t data_conns, admin_conns;
     fd_budget(&data_conns, &admin_conns);
     srv_config_t sc = {
@@ -294,6 +301,7 @@ int dmn_run(const dmn_options_t *o)
         .native_put = key_ok ? native_put : NULL,
         .native_key = key_ok ? d.native_key : NULL,
         .compiler = d.compiler,
+        .outbound = d.outbound,
     };
     d.srv = srv_new(&sc, err, sizeof err);
     if (!d.srv) {
@@ -391,6 +399,8 @@ out:
         }
     }
     if (d.srv) srv_free(d.srv);
+    /* After srv_free: no instance is left to use it. */
+    ho_client_free(d.outbound);
     rt_compiler_free(d.compiler);
     if (loop_ok) {
         /* Let the close callbacks of whatever srv_free closed run. */

@@ -101,6 +101,9 @@ struct srv_rev {
     srv_load_t *load;         /* the module load in flight, or NULL */
     char **env; /* one block, NULL-terminated */
     uint32_t nenv;
+    char **allowed_hosts; /* one block, NULL-terminated */
+    uint32_t nallowed_hosts;
+    struct ho_policy *http_policy; /* made from allowed_hosts; instances hold references */
     uint64_t memory_limit_bytes;
     uint32_t timeout_ms;
     as_config_t scaling;
@@ -156,6 +159,7 @@ struct srv {
     int (*native_put)(void *, const char *, const uint8_t *, size_t, char *, size_t);
     rt_pool_t *pool;
     rt_cache_t *cache;
+    struct ho_client *outbound; /* srv_config_t's; NULL: outbound refused */
     hs_server_t *http;
     srv_fn_t *fns[SRV_FN_BUCKETS]; /* changed on the loop under fns_mu */
     /* Guards changes of fns[] and of each function's max_scale, so that

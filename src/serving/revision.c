@@ -31,6 +31,8 @@ void srv_rev_release(srv_rev_t *r)
     rt_module_release(r->mod);
     if (!s->freeing) srv_cache_gauges(s);
     free(r->env);
+    free(r->allowed_hosts);
+    ho_policy_unref(r->http_policy);
     free(r->digest);
     free(r->name);
     srv_fn_t *f = r->fn;
@@ -175,6 +177,8 @@ static void warm_work(rt_job_t *j, eng_exec_t *x)
         .env = (const char *const *)r->env,
         .nenv = r->nenv,
         .memory_limit_bytes = r->memory_limit_bytes,
+        .http_client = r->srv->outbound,
+        .http_policy = r->http_policy,
         .deadline_ns = eng_now_ns() + (uint64_t)r->timeout_ms * 1000000ull,
     };
     w->inst = rt_instance_new(r->mod, &cfg, x, w->err, sizeof w->err);
@@ -299,6 +303,9 @@ bool srv_rev_matches(const srv_rev_t *r, const srv_revision_t *d)
     if (r->memory_limit_bytes != mem || r->timeout_ms != to || r->nenv != d->nenv) return false;
     for (uint32_t i = 0; i < d->nenv; i++)
         if (strcmp(r->env[i], d->env[i]) != 0) return false;
+    if (r->nallowed_hosts != d->nallowed_hosts) return false;
+    for (uint32_t i = 0; i < d->nallowed_hosts; i++)
+        if (strcmp(r->allowed_hosts[i], d->allowed_hosts[i]) != 0) return false;
     return true;
 }
 
@@ -335,10 +342,12 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
     srv_cache_gauges(s);
     srv_rev_t *r = calloc(1, sizeof *r);
     if (!r || !(r->name = strdup(d->name)) || !(r->digest = strdup(d->digest)) ||
-        !(r->env = srv_strv_dup(d->env, d->nenv))) {
+        !(r->env = srv_strv_dup(d->env, d->nenv)) ||
+        !(r->allowed_hosts = srv_strv_dup(d->allowed_hosts, d->nallowed_hosts))) {
         if (r) {
             free(r->name);
             free(r->digest);
+            free(r->env);
         }
         free(r);
         rt_module_release(m);
@@ -351,6 +360,7 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
     f->refs++;
     r->mod = m;
     r->nenv = d->nenv;
+    r->nallowed_hosts = d->nallowed_hosts;
     r->memory_limit_bytes = d->memory_limit_bytes ? d->memory_limit_bytes : SRV_DEFAULT_MEMORY;
     r->timeout_ms = d->timeout_ms ? d->timeout_ms : SRV_DEFAULT_TIMEOUT_MS;
     r->scaling = d->scaling;
@@ -363,6 +373,17 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
         snprintf(err, errlen, "out of memory");
         srv_rev_release(r);
         return NULL;
+    }
+    /* Only revisions that list destinations get a policy: without one,
+     * every outbound request is refused. */
+    if (d->nallowed_hosts) {
+        char e2[256];
+        r->http_policy = ho_policy_new(d->allowed_hosts, d->nallowed_hosts, e2, sizeof e2);
+        if (!r->http_policy) {
+            snprintf(err, errlen, "revision %s: allowed hosts: %s", d->name, e2);
+            srv_rev_release(r);
+            return NULL;
+        }
     }
     return r;
 }

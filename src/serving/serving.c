@@ -145,6 +145,7 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     s->native_get = c->native_get;
     s->native_put = c->native_put;
     s->mx = c->metrics;
+    s->outbound = c->outbound;
     s->mtr = c->metering;
     s->cache = rt_cache_new();
     if (s->cache) {

@@ -22,5 +22,13 @@ struct st_store {
 int st_db_open(st_store_t *s, char *err, size_t errlen);
 void st_db_close(st_store_t *s);
 
+/* allowed_hosts.c: revisions' outbound HTTP destinations (table
+ * revision_allowed_hosts): made at open, read into r->spec, written for a
+ * new revision (inside its savepoint). */
+int st_allowed_hosts_init(st_store_t *s, char *err, size_t errlen);
+int st_allowed_hosts_load(st_store_t *s, st_revision_t *r, char *err, size_t errlen);
+int st_allowed_hosts_save(st_store_t *s, const char *revision, const st_spec_t *spec, char *err,
+                          size_t errlen);
+
 
 #endif

@@ -127,7 +127,7 @@ int st_db_open(st_store_t *s, char *err, size_t errlen)
             return ST_ERR;
         }
     }
-    return ST_OK;
+    return st_allowed_hosts_init(s, err, errlen);
 }
 
 void st_db_close(st_store_t *s)
@@ -149,6 +149,9 @@ bool st_spec_equal(const st_spec_t *a, const st_spec_t *b)
     if (a->nenv != b->nenv) return false;
     for (uint32_t i = 0; i < a->nenv; i++)
         if (strcmp(a->env[i], b->env[i]) != 0) return false;
+    if (a->nallowed_hosts != b->nallowed_hosts) return false;
+    for (uint32_t i = 0; i < a->nallowed_hosts; i++)
+        if (strcmp(a->allowed_hosts[i], b->allowed_hosts[i]) != 0) return false;
     return a->memory_limit_bytes == b->memory_limit_bytes &&
            a->timeout_seconds == b->timeout_seconds && a->min_scale == b->min_scale &&
            a->max_scale == b->max_scale && a->initial_scale == b->initial_scale &&
@@ -161,6 +164,8 @@ int st_spec_copy(st_spec_t *dst, const st_spec_t *src)
     dst->image = dst->image_ref = dst->image_digest = NULL;
     dst->env = NULL;
     dst->nenv = 0;
+    dst->allowed_hosts = NULL;
+    dst->nallowed_hosts = 0;
     if (src->image && !(dst->image = strdup(src->image))) goto oom;
     if (src->image_ref && !(dst->image_ref = strdup(src->image_ref))) goto oom;
     if (src->image_digest && !(dst->image_digest = strdup(src->image_digest))) goto oom;
@@ -170,6 +175,16 @@ int st_spec_copy(st_spec_t *dst, const st_spec_t *src)
         for (uint32_t i = 0; i < src->nenv; i++) {
             if (!(dst->env[i] = strdup(src->env[i]))) goto oom;
             dst->nenv = i + 1;
+        }
+    }
+    dst->allowed_hosts = NULL;
+    dst->nallowed_hosts = 0;
+    if (src->nallowed_hosts) {
+        dst->allowed_hosts = calloc(src->nallowed_hosts, sizeof *dst->allowed_hosts);
+        if (!dst->allowed_hosts) goto oom;
+        for (uint32_t i = 0; i < src->nallowed_hosts; i++) {
+            if (!(dst->allowed_hosts[i] = strdup(src->allowed_hosts[i]))) goto oom;
+            dst->nallowed_hosts = i + 1;
         }
     }
     return 0;
@@ -186,9 +201,13 @@ void st_spec_free(st_spec_t *s)
     free(s->image_digest);
     for (uint32_t i = 0; i < s->nenv; i++) free(s->env[i]);
     free(s->env);
+    for (uint32_t i = 0; i < s->nallowed_hosts; i++) free(s->allowed_hosts[i]);
+    free(s->allowed_hosts);
     s->image = s->image_ref = s->image_digest = NULL;
     s->env = NULL;
     s->nenv = 0;
+    s->allowed_hosts = NULL;
+    s->nallowed_hosts = 0;
 }
 
 /* ---- Transactions --------------------------------------------------------- */
@@ -333,7 +352,9 @@ int st_function_get(st_store_t *s, const char *name, st_function_t *out, char *e
         goto fail;
     }
     for (uint32_t i = 0; i < out->nrevisions; i++)
-        if (load_env(s, &out->revisions[i], err, errlen) != ST_OK) goto fail;
+        if (load_env(s, &out->revisions[i], err, errlen) != ST_OK ||
+            st_allowed_hosts_load(s, &out->revisions[i], err, errlen) != ST_OK)
+            goto fail;
 
     st = prep(s, "SELECT revision, latest, percent FROM routes WHERE function = ? ORDER BY pos",
               err, errlen);
@@ -504,6 +525,7 @@ int st_revision_add(st_store_t *s, const char *name, const st_spec_t *spec, int6
         sqlite3_bind_text(st, 3, spec->env[i], -1, SQLITE_STATIC);
         if (step_done(s, st, "adding env", err, errlen) != ST_OK) goto out;
     }
+    if (st_allowed_hosts_save(s, rname, spec, err, errlen) != ST_OK) goto out;
 
     st = prep(s, "UPDATE functions SET next_seq = next_seq + 1, latest_revision = ? WHERE name = ?",
               err, errlen);

@@ -137,6 +137,10 @@ typedef struct st_spec {
     uint32_t initial_scale;
     double target;               /* concurrent requests per instance */
     uint32_t window_seconds;     /* the autoscaler's stable window */
+    /* Outbound HTTP destinations ("https://api.example.com", checked by
+     * ho_allowed_host_check), in annotation order; none = no outbound. */
+    char **allowed_hosts;
+    uint32_t nallowed_hosts;
 } st_spec_t;
 
 bool st_spec_equal(const st_spec_t *a, const st_spec_t *b);
