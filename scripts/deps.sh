@@ -17,6 +17,8 @@ WASMFN_PACKAGES=(
     # libraries the daemon links against
     libuv1-dev libhttp-parser-dev libsqlite3-dev libyaml-dev libcjson-dev libhiredis-dev
     libssl-dev libcurl4-openssl-dev zlib1g-dev
+    # guests' outbound HTTPS (src/host/http_out.h): the system's CA bundle
+    ca-certificates
     # the native tier: LLVM 19's C API (libLLVM-19)
     llvm-19-dev
     # tests and benchmarks

@@ -101,6 +101,10 @@ int ho_allowed_host_check(const char *entry, char *err, size_t errlen)
     bool https;
     char *host = NULL, *path = NULL, *part = NULL;
     long port;
+    if (strchr(entry, '*')) {
+        snprintf(err, errlen, "\"%s\": wildcards are not supported", entry);
+        goto out;
+    }
     /* No scheme guessing: "api.example.com" alone is an error, since
      * whether http or https is meant matters. */
     if (curl_url_set(u, CURLUPART_URL, entry, 0) != CURLUE_OK ||
@@ -118,10 +122,6 @@ int ho_allowed_host_check(const char *entry, char *err, size_t errlen)
         curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK ||
         curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK) {
         snprintf(err, errlen, "\"%s\": only scheme://host[:port] is allowed", entry);
-        goto out;
-    }
-    if (strchr(host, '*')) {
-        snprintf(err, errlen, "\"%s\": wildcards are not supported", entry);
         goto out;
     }
     rc = 0;

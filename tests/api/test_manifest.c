@@ -752,6 +752,57 @@ static void test_targets_resolve_without_routes(void **state)
     assert_non_null(strstr(err, "f-00007"));
 }
 
+/* wasmfn.dev/allowed-hosts: parsed into the spec (trimmed, repeats
+ * dropped), kept by the store, part of the template (a change makes a
+ * revision), and each bad entry refused with its name. */
+static void test_allowed_hosts(void **state)
+{
+    env_t *e = *state;
+    api_service_t s;
+    parse_ok(service("'wasmfn.dev/allowed-hosts':' https://api.example.com, http://127.0.0.1:9000,,"
+                     "https://api.example.com'",
+                     "", "", ""),
+             &s);
+    assert_int_equal(s.spec.nallowed_hosts, 2);
+    assert_string_equal(s.spec.allowed_hosts[0], "https://api.example.com");
+    assert_string_equal(s.spec.allowed_hosts[1], "http://127.0.0.1:9000");
+    api_service_free(&s);
+    const char *p = "spec.template.metadata.annotations[wasmfn.dev/allowed-hosts]: ";
+    char want[256];
+    snprintf(want, sizeof want, "%s\"api.example.com\" is not an origin", p);
+    expect_error(service("'wasmfn.dev/allowed-hosts':'api.example.com'", "", "", ""), want);
+    snprintf(want, sizeof want, "%s\"https://a.example/v1\": a path is not allowed", p);
+    expect_error(service("'wasmfn.dev/allowed-hosts':'https://a.example/v1'", "", "", ""), want);
+    snprintf(want, sizeof want, "%s\"https://*.example.com\": wildcards", p);
+    expect_error(service("'wasmfn.dev/allowed-hosts':'https://*.example.com'", "", "", ""), want);
+    snprintf(want, sizeof want, "%s\"ftp://a.example\" is not an origin", p);
+    expect_error(service("'wasmfn.dev/allowed-hosts':'ftp://a.example'", "", "", ""), want);
+    snprintf(want, sizeof want, "%smust be a string", p);
+    expect_error(service("'wasmfn.dev/allowed-hosts':['https://a.example']", "", "", ""), want);
+
+    api_apply_result_t r;
+    char err[512];
+    assert_int_equal(apply(e, service("'wasmfn.dev/allowed-hosts':'https://a.example'", "", "", ""),
+                           &r, err, sizeof err),
+                     0);
+    assert_true(r.created);
+    assert_int_equal(apply(e, service("'wasmfn.dev/allowed-hosts':'https://a.example'", "", "", ""),
+                           &r, err, sizeof err),
+                     0);
+    assert_false(r.created);
+    assert_int_equal(apply(e, service("'wasmfn.dev/allowed-hosts':'https://b.example'", "", "", ""),
+                           &r, err, sizeof err),
+                     0);
+    assert_true(r.created);
+    st_function_t f;
+    assert_int_equal(st_function_get(e->st, "hello", &f, err, sizeof err), ST_OK);
+    assert_int_equal(f.nrevisions, 2);
+    assert_int_equal(f.revisions[0].spec.nallowed_hosts, 1);
+    assert_string_equal(f.revisions[0].spec.allowed_hosts[0], "https://a.example");
+    assert_string_equal(f.revisions[1].spec.allowed_hosts[0], "https://b.example");
+    st_function_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -773,6 +824,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apply_needs_uploaded_image, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_registry_image, setup, teardown),
         cmocka_unit_test(test_targets_resolve_without_routes),
+        cmocka_unit_test_setup_teardown(test_allowed_hosts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,34 +73,42 @@ has "$r" "error=0" && has "$r" "status=201" && has "$r" "x-upstream=yes (error 0
     has "$r" "x-upstream:yes" && has "$r" "content-type:text/plain" && has "$r" "method=POST" &&
     has "$r" "from-guest=yes" && has "$r" "content-type=text/plain" && has "$r" "received=ping" &&
     has "$r" "close=0 close_again=1"
-check "allowed URL: the guest gets the upstream's status, headers and body" "$r" $?
+rc=$?
+check "allowed URL: the guest gets the upstream's status, headers and body" "$r" $rc
 r=$(call out /fetch "$A/redirect")
 has "$r" "status=302" && has "$r" "location:/echo"
-check "a redirect is handed to the guest, not followed" "$r" $?
+rc=$?
+check "a redirect is handed to the guest, not followed" "$r" $rc
 r=$(call out /fetch "$A/big?bytes=300000")
 has "$r" "body_bytes=300000 end_error=0"
-check "a 300 kB body is read in pieces to its end" "$r" $?
+rc=$?
+check "a 300 kB body is read in pieces to its end" "$r" $rc
 
 # ---- refused: no connection is made ------------------------------------------
 b0=$(conns B)
 r=$(call out /fetch "http://127.0.0.1:$PORT_B/echo")
 has "$r" "error=7" && [[ $(conns B) == "$b0" ]]
-check "a port not on the list: 7 destination_not_allowed, no connection" "$r; B saw $(conns B)" $?
+rc=$?
+check "a port not on the list: 7 destination_not_allowed, no connection" "$r; B saw $(conns B)" $rc
 r=$(call out /fetch "http://localhost:$PORT_B/echo")
 has "$r" "error=7" && [[ $(conns B) == "$b0" ]]
-check "a listed name resolving to loopback: 7, no connection" "$r; B saw $(conns B)" $?
+rc=$?
+check "a listed name resolving to loopback: 7, no connection" "$r; B saw $(conns B)" $rc
 a0=$(conns A)
 r=$(call closed /fetch "$A/echo")
 has "$r" "error=7" && [[ $(conns A) == "$a0" ]]
-check "a function with no allowed hosts: 7, no connection" "$r; A saw $(conns A) (was $a0)" $?
+rc=$?
+check "a function with no allowed hosts: 7, no connection" "$r; A saw $(conns A) (was $a0)" $rc
 r=$(call out /fetch "https://127.0.0.1:$PORT_A/echo")
 has "$r" "error=7"
-check "same host and port with another scheme: 7" "$r" $?
+rc=$?
+check "same host and port with another scheme: 7" "$r" $rc
 
 # ---- limits and hostile arguments ----------------------------------------------
 r=$(call out /fetch "$A/big?bytes=17000000")
 has "$r" "error=11"
-check "a body beyond 16 MiB: 11 request_error" "$r" $?
+rc=$?
+check "a body beyond 16 MiB: 11 request_error" "$r" $rc
 r=$(call out /badptr "$A/echo")
 want=(req_url_oob=3 req_len_wraps=3 req_status_oob=3 req_body_oob=3 bad_utf8=6 bad_method=8
     bad_headers=9 bad_url=10 close_bad=1 body_bad_handle=1 ok_req=0 header_name_oob=3
@@ -109,11 +117,13 @@ want=(req_url_oob=3 req_len_wraps=3 req_status_oob=3 req_body_oob=3 bad_utf8=6 b
 miss=
 for w in "${want[@]}"; do has "$r" "$w" || miss="$miss [$w]"; done
 [[ -z $miss ]]
+rc=$?
 check "bad pointers, lengths, handles and strings get the interface's error codes" \
-    "missing:$miss; got: $r" $?
+    "missing:$miss; got: $r" $rc
 r=$(call out /sessions "$A/echo")
 has "$r" "s8=0" && has "$r" "s9=13" && has "$r" "close1=0" && has "$r" "after_close=0"
-check "a 9th open session: 13 too_many_sessions; closing one frees its place" "$r" $?
+rc=$?
+check "a 9th open session: 13 too_many_sessions; closing one frees its place" "$r" $rc
 
 # ---- an upstream that never answers: 504 at the timeout, others served --------
 start=$(date +%s%N)
@@ -130,8 +140,9 @@ wait "$hang"
 code=$(cat "$TMP/hang.code")
 ms=$((($(cat "$TMP/hang.end") - start) / 1000000))
 [[ $served == 3 && $code == 504 && $ms -ge 1900 && $ms -lt 6000 ]]
+rc=$?
 check "upstream never answers: 504 at the 2 s timeout ($ms ms) while the one worker serves hello" \
-    "hello answered $served/3 during the wait; code $code after $ms ms" $?
+    "hello answered $served/3 during the wait; code $code after $ms ms" $rc
 
 # ---- the wait is billed as duration --------------------------------------------
 r=$(call slowup /fetch "$A/slow?ms=700")
@@ -139,7 +150,8 @@ billed=$("$WASMFN" usage slowup -o json | python3 -c '
 import json, sys
 print(next((f["billed_ms"] for f in json.load(sys.stdin) if f["function"] == "slowup"), 0))')
 has "$r" "error=0" && [[ ${billed%.*} -ge 700 ]]
-check "waiting 700 ms for the upstream is billed (billed_ms $billed)" "$r" $?
+rc=$?
+check "waiting 700 ms for the upstream is billed (billed_ms $billed)" "$r" $rc
 
 # ---- metrics, configuration, and the daemon still serving ---------------------
 d=$(metric wasmfn_outbound_requests_total 'function="out"' 'outcome="denied"')
@@ -147,12 +159,15 @@ o=$(metric wasmfn_outbound_requests_total 'function="out"' 'outcome="ok"')
 l=$(metric wasmfn_outbound_requests_total 'function="out"' 'outcome="limited"')
 t=$(metric wasmfn_outbound_requests_total 'function="out"' 'outcome="timeout"')
 [[ $d -ge 3 && $o -ge 4 && $l -ge 2 && $t == 1 ]]
-check "wasmfn_outbound_requests_total counts by outcome" "denied $d ok $o limited $l timeout $t" $?
+rc=$?
+check "wasmfn_outbound_requests_total counts by outcome" "denied $d ok $o limited $l timeout $t" $rc
 "$WASMFN" get out -o json | grep -q "\"http://localhost:$PORT_B\""
-check "wasmfn get shows the revision's allowed hosts" "$("$WASMFN" get out -o json)" $?
+rc=$?
+check "wasmfn get shows the revision's allowed hosts" "$("$WASMFN" get out -o json)" $rc
 err=$("$WASMFN" deploy bad "$FNS_DIR/outbound.wasm" --allow-host ftp://x.example 2>&1)
 [[ $? != 0 ]] && grep -q 'wasmfn.dev/allowed-hosts.*ftp://x.example' <<<"$err"
-check "an entry that is not an http(s) origin is refused at deploy, named" "$err" $?
+rc=$?
+check "an entry that is not an http(s) origin is refused at deploy, named" "$err" $rc
 cat >"$TMP/bad.yaml" <<EOF
 apiVersion: serving.knative.dev/v1
 kind: Service
@@ -166,7 +181,9 @@ spec:
 EOF
 err=$("$WASMFN" apply -f "$TMP/bad.yaml" 2>&1)
 [[ $? != 0 ]] && grep -q 'a path is not allowed' <<<"$err"
-check "an entry with a path is refused at apply" "$err" $?
+rc=$?
+check "an entry with a path is refused at apply" "$err" $rc
 [[ $(curl -s -o /dev/null -w '%{http_code}' -m 5 "$DATA_URL/fn/hello/") == 200 ]]
-check "the daemon still serves" "" $?
+rc=$?
+check "the daemon still serves" "" $rc
 finish
