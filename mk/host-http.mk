@@ -24,3 +24,6 @@ test-host-http: $(WASMFN) examples host-fns
 		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(HOST_FNS_DIR) \
 		bash tests/host/http_tests.sh || s=1; \
 	done; exit $$s
+
+# The example that calls out includes the guest header.
+$(EXAMPLES_DIR)/fetch.wasm: examples/wasi_experimental_http.h

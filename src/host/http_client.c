@@ -310,6 +310,11 @@ void ho_client_free(ho_client_t *c)
 
 mx_family_t *ho_client_metric(ho_client_t *c) { return c ? c->m_requests : NULL; }
 
+void ho_client_forget(ho_client_t *c, const char *function)
+{
+    if (c && c->m_requests) mx_family_remove_first_label(c->m_requests, function);
+}
+
 int ho_client_submit(ho_client_t *c, ho_xfer_t *x, void *waker, const ho_wait_ops_t *ops)
 {
     pthread_mutex_lock(&c->mu);

@@ -109,6 +109,8 @@ ho_client_t *ho_client_new(mx_registry_t *mx, char *err, size_t errlen);
 /* Abandons every transfer (their guests see HO_REQUEST_ERROR) and joins
  * the thread. Instances must be gone (their contexts freed) first. */
 void ho_client_free(ho_client_t *c);
+/* Removes function's series from the metric (it was deleted). */
+void ho_client_forget(ho_client_t *c, const char *function);
 
 /* ---- per instance ---------------------------------------------------------- */
 

@@ -239,6 +239,7 @@ int srv_function_delete(srv_t *s, const char *name)
         for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
             if (fams[i]) mx_family_remove_first_label(fams[i], name);
     }
+    ho_client_forget(s->outbound, name);
     srv_fn_release(f);
     return 0;
 }

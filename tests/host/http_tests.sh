@@ -161,6 +161,12 @@ t=$(metric wasmfn_outbound_requests_total 'function="out"' 'outcome="timeout"')
 [[ $d -ge 3 && $o -ge 4 && $l -ge 2 && $t == 1 ]]
 rc=$?
 check "wasmfn_outbound_requests_total counts by outcome" "denied $d ok $o limited $l timeout $t" $rc
+c1=$(metric wasmfn_outbound_requests_total 'function="closed"')
+"$WASMFN" delete closed >/dev/null
+c2=$(metric wasmfn_outbound_requests_total 'function="closed"')
+[[ $c1 -ge 1 && $c2 == 0 ]]
+rc=$?
+check "deleting a function removes its outbound series" "before $c1, after $c2" $rc
 "$WASMFN" get out -o json | grep -q "\"http://localhost:$PORT_B\""
 rc=$?
 check "wasmfn get shows the revision's allowed hosts" "$("$WASMFN" get out -o json)" $rc
