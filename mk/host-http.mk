@@ -1,7 +1,8 @@
 # mk/host-http.mk — `make test-host-http`: outbound HTTP from guests
 # (wasi_experimental_http, docs/host-http.md) through the real daemon
 # against a local upstream (tests/host/upstream.py), once per tier: the
-# host functions are called from interpreted and from native code.
+# host functions are called from interpreted and from native code. About
+# 8 s per tier.
 # The test guests tests/host/fns/*.c are built with the C header guests
 # use (examples/wasi_experimental_http.h).
 
@@ -10,6 +11,9 @@ HOST_FNS_SRCS := $(sort $(wildcard tests/host/fns/*.c))
 HOST_FNS_WASM := $(patsubst tests/host/fns/%.c,$(HOST_FNS_DIR)/%.wasm,$(HOST_FNS_SRCS))
 
 TEST_STEPS += test-host-http
+# Quick (under 10 s per tier with the sanitizers), and it is the code that
+# reads guest pointers and hands transfers between threads.
+ASAN_STEPS += test-host-http
 
 .PHONY: test-host-http host-fns
 
