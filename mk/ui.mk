@@ -8,7 +8,8 @@
 #                         in, opens a function, watches its plots move; plus
 #                         the Grafana dashboard's metric names against a live
 #                         /metrics (tests/ui/run_tests.sh)
-#   make ui-screenshots   the same run, saving docs/img/dashboard-*.png
+#   make ui-screenshots   the same run, saving docs/img/dashboard-*.png (with
+#                         50 s of extra traffic first, so the plots have a shape)
 
 UI_FILES := $(sort $(wildcard ui/*))
 UI_GEN := $(BUILD)/gen/ui_files.c
@@ -35,5 +36,5 @@ test-ui: $(WASMFN) examples $(UI_NPM_STAMP)
 	@WASMFN=$(abspath $(WASMFN)) EXAMPLES_DIR=$(EXAMPLES_DIR) bash tests/ui/run_tests.sh
 
 ui-screenshots: $(WASMFN) examples $(UI_NPM_STAMP)
-	@WASMFN=$(abspath $(WASMFN)) EXAMPLES_DIR=$(EXAMPLES_DIR) SCREENSHOTS=docs/img \
+	@WASMFN=$(abspath $(WASMFN)) EXAMPLES_DIR=$(EXAMPLES_DIR) SCREENSHOTS=docs/img SHOT_TRAFFIC_S=50 \
 		bash tests/ui/run_tests.sh

@@ -215,13 +215,13 @@
           (s.coldStartMeanMs !== null && s.coldStartMeanMs !== undefined ? ' · ' + ms(s.coldStartMeanMs) : '')),
         h('td', { class: 'num', 'data-k': 'cost' }, cost(costs[fn.name] || 0)));
     });
-    box.replaceChildren(h('table', { id: 'functions' },
+    box.replaceChildren(...[h('table', { id: 'functions' },
       h('thead', {}, h('tr', {}, ['Function', 'Revision', 'Traffic', 'Warm / busy', 'Req/s',
         'Errors', 'p50', 'p99', 'Cold starts · mean', 'Cost today'].map(t => h('th', {}, t)))),
       h('tbody', {}, rows)),
       usage && usage.error ? h('p', { class: 'error' }, 'usage: ' + usage.error) : null,
       h('p', { class: 'muted small' }, 'Rates, errors, latency and cold starts over the last ' +
-        stats.windowSeconds + ' s; instances now.'));
+        stats.windowSeconds + ' s; instances now.')].filter(Boolean));
   }
 
   function sinkOf(spec) {
@@ -391,10 +391,11 @@
         soft(api('/v1/usage?function=' + enc + '&since=' + encodeURIComponent(midnight())))]);
       const s = stats.functions.find(f => f.name === name) || {};
       const u = Array.isArray(usage) && usage[0] ? usage[0] : {};
-      head.replaceChildren(h('h1', {}, name),
+      head.replaceChildren(...[h('h1', {}, name),
         h('div', { class: 'muted' }, 'latest revision ', h('b', {}, fn.latestRevision || '–'),
           ' · traffic ', traffic(fn), ' · ', h('code', {}, fn.url)),
-        fn.warnings && fn.warnings.length ? h('p', { class: 'error' }, fn.warnings.join('; ')) : null);
+        fn.warnings && fn.warnings.length ? h('p', { class: 'error' }, fn.warnings.join('; ')) : null]
+        .filter(Boolean));
       cards.replaceChildren(
         card('Requests/s', rate(s.requestsPerSecond), 'last minute', 'card-rps'),
         card('Errors', pct(s.errorRate), (s.errors || 0) + ' in the last minute'),

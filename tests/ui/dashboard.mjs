@@ -64,7 +64,7 @@ try {
   // ---- login ----
   await page.goto(admin + '/ui/', { waitUntil: 'load' });
   await page.waitForSelector('#login-form', { visible: true });
-  ok(await page.$eval('#main', e => e.hidden), 'not logged in: the login form, no data');
+  ok(await page.$eval('#main', e => getComputedStyle(e).display === 'none'), 'not logged in: the login form, no data');
   if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-login.png') });
   await page.type('#token', 'not-the-token');
   await page.click('#login-form button[type=submit]');
@@ -75,6 +75,7 @@ try {
   await page.waitForSelector('#functions tr[data-function="hello"]', { timeout: 10000 });
   const names = await page.$$eval('#functions tbody tr', rows => rows.map(r => r.dataset.function));
   ok(['echo', 'fail', 'hello'].every(n => names.includes(n)), 'logged in: the overview lists echo, fail and hello', names);
+  ok(await page.$eval('#login', e => getComputedStyle(e).display === 'none'), 'the login form is gone');
   ok(!page.url().includes(token), 'the token is not in the URL', page.url());
   ok(await page.evaluate(() => document.cookie === ''), 'no cookie');
   ok(await page.evaluate(t => sessionStorage.getItem('wasmfn.token') === t, token), 'the token is in sessionStorage');
@@ -101,20 +102,35 @@ try {
   ok(page.url().endsWith('#/fn/hello'), 'clicking hello opens its page', page.url());
   const total = () => page.$eval('#total-requests', e => +e.textContent);
   const before = await total();
-  const sumBefore = await page.$eval('#chart-rps svg', e => +e.dataset.sum);
+  // What the requests/s plot draws (its lines' points).
+  const drawn = () => page.$eval('#chart-rps svg', e =>
+    [...e.querySelectorAll('.s0')].map(l => l.getAttribute('points') || l.getAttribute('cy')).join('|'));
+  const lineBefore = await drawn();
   const N = 20;
   for (let i = 0; i < N; i++) await fetch(data + '/fn/hello/').then(r => r.text());
   const after = await until(async () => ((await total()) >= before + N ? total() : null), 8000);
   ok(after === before + N, `the page counts the ${N} new requests (${before} -> ${before + N})`, after);
-  const chart = await page.$eval('#chart-rps svg', e => ({ sum: +e.dataset.sum, points: +e.dataset.points,
-    lines: e.querySelectorAll('polyline, circle').length }));
-  ok(chart.sum > sumBefore && chart.lines > 0, 'the requests/s plot rose', JSON.stringify({ sumBefore, ...chart }));
-  const lat = await page.$eval('#chart-latency svg', e => +e.dataset.last);
-  ok(lat > 0, 'the latency plot has a p50 for the current sample', lat);
+  const chart = await page.$eval('#chart-rps svg', e => ({ max: +e.dataset.max, points: +e.dataset.points }));
+  const lineAfter = await drawn();
+  ok(lineAfter !== lineBefore && chart.max > 0, 'the requests/s plot moved',
+     JSON.stringify({ lineBefore, lineAfter: lineAfter.slice(-200), ...chart }));
+  // (The current sample may have just begun, empty: look at the whole hour.)
+  const lat = await page.$eval('#chart-latency svg', e => ({ max: +e.dataset.max, points: +e.dataset.points }));
+  ok(lat.max > 0 && lat.points > 0, 'the latency plot shows p50 and p99', JSON.stringify(lat));
   const rows = await page.$$eval('#invocations tbody tr', rs => rs.map(r => r.querySelector('[data-k=status]').textContent));
   ok(rows.length === 20 && rows.every(s => s === '200'), 'recent invocations: the last 20, all 200', rows);
   const revs = await page.$$eval('#revisions tbody tr', rs => rs.length);
   ok(revs === 1, 'the revisions table lists hello-00001', revs);
+  // make ui-screenshots: some minutes' worth of uneven traffic first, so
+  // that the plots have a shape to show (not part of the test).
+  const extra = +(process.env.SHOT_TRAFFIC_S || 0);
+  for (let t0 = Date.now(), k = 0; Date.now() - t0 < extra * 1000; k++) {
+    const burst = 4 + Math.round(12 * (1 + Math.sin(k / 6)));
+    await Promise.all(Array.from({ length: burst }, (_, i) =>
+      fetch(data + (i === 0 && k % 9 === 0 ? '/fn/fail/' : '/fn/hello/')).then(r => r.text())));
+    await sleep(250);
+  }
+  if (extra) await sleep(2500);
   if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-function.png'), fullPage: true });
 
   // ---- the live log tail of a failing function ----
