@@ -172,7 +172,7 @@ char *srv_invocation_json(srv_t *s, const char *id);
 /* The dashboard's numbers (docs/dashboard.md, docs/api.md), as JSON
  * (malloc'd; free it; NULL when out of memory). The data plane keeps each
  * function's last hour in 10-second samples (serving/series.h: about
- * 57 KiB per function that has been called, nothing for the others).
+ * 58 KiB per function that has been called, nothing for the others).
  * window_s is 1..3600, rounded up to whole samples.
  *   srv_stats_json: the node's capacity and, per function, its requests,
  *     requests/s, errors, error rate, p50/p99 latency, cold starts and
