@@ -32,6 +32,9 @@ WASMFN_PACKAGES=(
     # unpacks their Debian source packages, tclsh generates SQLite's
     # amalgamation
     dpkg-dev tcl
+    # make test-ui: the web dashboard in headless Chromium (puppeteer-core
+    # from npm drives it), the Grafana dashboard's queries in a Prometheus
+    chromium prometheus
 )
 
 # node is used by tests and benches; any node on PATH will do (ours may come

@@ -729,6 +729,8 @@ static void handle_v1(api_t *a, hs_req_t *r)
     }
     if (strcmp(p, "/v1/usage") == 0)
         return api_usage_handle(a->mtr, r);
+    if (strcmp(p, "/v1/stats") == 0)
+        return api_handle_stats(a, r);
     if (strcmp(p, "/v1/eventing") == 0 || strncmp(p, "/v1/eventing/", 13) == 0)
         return handle_eventing(a, r, p);
     if (strcmp(p, "/v1/images") == 0) {
@@ -781,6 +783,8 @@ static void handle_v1(api_t *a, hs_req_t *r)
             if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
             return api_handle_logs(a, r, name);
         }
+        if (strcmp(sub, "series") == 0 && !*rest) return api_handle_series(a, r, name);
+        if (strcmp(sub, "invocations") == 0 && !*rest) return api_handle_recent(a, r, name);
     }
     hs_respond_errorf(r, 404, "no such endpoint: %s %s (see docs/api.md)", r->method, r->path);
 }
@@ -834,6 +838,7 @@ void api_handle(hs_req_t *r, void *ud)
         free(text);
         return;
     }
+    if (api_ui_handle(r)) return;
     if (!needs_token(r)) {
         hs_respond_errorf(r, 404, "no such endpoint: %s (see docs/api.md)", p);
         return;

@@ -53,4 +53,13 @@ static inline bool api_get_function(api_t *a, hs_req_t *r, const char *name, st_
 /* logs.c */
 void api_handle_logs(api_t *a, hs_req_t *r, const char *name);
 
+/* stats.c: the dashboard's data (GET /v1/stats, .../series, .../invocations) */
+void api_handle_stats(api_t *a, hs_req_t *r);
+void api_handle_series(api_t *a, hs_req_t *r, const char *name);
+void api_handle_recent(api_t *a, hs_req_t *r, const char *name);
+
+/* ui.c: the dashboard's static files under /ui/ (no token: they hold no
+ * data). True when the path is the dashboard's, which it then answered. */
+bool api_ui_handle(hs_req_t *r);
+
 #endif

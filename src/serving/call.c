@@ -114,6 +114,7 @@ void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, 
     }
     if (s->mtr && c->run_ns)
         call_meter(s, c, status);
+    srv_stats_call(s, c, status);
     if (c->inv) {
         srv_inv_finish(s->invs, c->inv, status, h, nh, body, len,
                        c->run_ns ? eng_now_ns() - c->run_ns : 0);

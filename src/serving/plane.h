@@ -140,6 +140,7 @@ struct srv_fn {
     bool deleted;
     srv_fn_t *hnext;
     uint32_t max_scale;  /* its revisions' largest max-scale, 0 = unbounded (srv->fns_mu) */
+    struct srv_series *series; /* the dashboard's last hour (stats.c), or NULL */
 };
 
 struct srv {
@@ -288,5 +289,9 @@ void srv_on_request(hs_req_t *req, void *ud);
 
 /* prepare.c */
 void srv_prep_unlink(srv_t *s, srv_prep_t *p);
+
+/* stats.c: a finished call (before it is freed), and the tick's instances. */
+void srv_stats_call(srv_t *s, const srv_call_t *c, int status);
+void srv_stats_tick(srv_t *s);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "serving/plane.h"
+#include "serving/series.h"
 /* ---- small helpers ------------------------------------------------------ */
 
 static uint32_t name_hash(const char *s)
@@ -50,6 +51,7 @@ void srv_fn_release(srv_fn_t *f)
 {
     if (!f || --f->refs > 0) return;
     if (f->log) lr_ring_free(f->log);
+    srv_series_free(f->series);
     free(f->revs);
     free(f->route_rev);
     free(f->percent);

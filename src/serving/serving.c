@@ -104,6 +104,7 @@ static void srv_on_tick(uv_timer_t *t)
             r->desired = d.desired;
         }
     }
+    srv_stats_tick(s);
     if (!decide) return;
     srv_node_share(s);
     for (srv_rev_t *r = s->revs, *next; r; r = next) {

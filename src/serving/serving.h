@@ -174,4 +174,20 @@ void srv_invoke(srv_t *s, const char *name, const char *path_info, hs_req_t *req
  * id is unknown or was dropped. */
 char *srv_invocation_json(srv_t *s, const char *id);
 
+/* The dashboard's numbers (docs/dashboard.md, docs/api.md), as JSON
+ * (malloc'd; free it; NULL when out of memory). The data plane keeps each
+ * function's last hour in 10-second samples (serving/series.h: about
+ * 58 KiB per function that has been called, nothing for the others).
+ * window_s is 1..3600, rounded up to whole samples.
+ *   srv_stats_json: the node's capacity and, per function, its requests,
+ *     requests/s, errors, error rate, p50/p99 latency, cold starts and
+ *     their mean time over the window, and its instances now;
+ *   srv_function_series_json: the function's samples over the window
+ *     (zeros for a function unknown to the data plane);
+ *   srv_function_recent_json: its last calls, newest first, at most
+ *     limit (at most 50 are kept). */
+char *srv_stats_json(srv_t *s, uint32_t window_s);
+char *srv_function_series_json(srv_t *s, const char *name, uint32_t window_s);
+char *srv_function_recent_json(srv_t *s, const char *name, uint32_t limit);
+
 #endif
