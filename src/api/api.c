@@ -94,6 +94,11 @@ static cJSON *revision_json(api_t *a, const char *fn, const st_revision_t *rv)
     cJSON_AddNumberToObject(o, "initialScale", rv->spec.initial_scale);
     cJSON_AddNumberToObject(o, "target", rv->spec.target);
     cJSON_AddNumberToObject(o, "windowSeconds", rv->spec.window_seconds);
+    if (rv->spec.nkv_stores) {
+        cJSON *kv = cJSON_AddArrayToObject(o, "kvStores");
+        for (uint32_t i = 0; i < rv->spec.nkv_stores; i++)
+            cJSON_AddItemToArray(kv, cJSON_CreateString(rv->spec.kv_stores[i]));
+    }
     /* The tier its module's new instances run in (docs/api.md). */
     const char *detail = "";
     const char *tier = a->srv ? srv_module_tier(a->srv, rv->spec.image, &detail) : "not loaded";
@@ -171,6 +176,8 @@ static int deploy_to_plane(void *ud, const char *name, const st_function_t *f, c
         r->nenv = sp->nenv;
         r->memory_limit_bytes = sp->memory_limit_bytes;
         r->timeout_ms = sp->timeout_seconds * 1000u;
+        r->kv_stores = (const char *const *)sp->kv_stores;
+        r->nkv_stores = sp->nkv_stores;
         as_config_default(&r->scaling);
         r->scaling.target = sp->target;
         r->scaling.stable_window_ns = (uint64_t)sp->window_seconds * 1000000000ull;
@@ -723,6 +730,8 @@ static void handle_v1(api_t *a, hs_req_t *r)
         return api_usage_handle(a->mtr, r);
     if (strcmp(p, "/v1/eventing") == 0 || strncmp(p, "/v1/eventing/", 13) == 0)
         return handle_eventing(a, r, p);
+    if (strcmp(p, "/v1/kv") == 0 || strncmp(p, "/v1/kv/", 7) == 0)
+        return api_kv_handle(a, r, p);
     if (strcmp(p, "/v1/images") == 0) {
         if (!method_is(r, "POST")) return hs_respond_method_not_allowed(r, "POST");
         return handle_image_post(a, r);
@@ -847,6 +856,7 @@ api_t *api_new(const api_config_t *c)
     a->mx = c->metrics;
     a->mtr = c->metering;
     a->ev = c->eventing;
+    a->kv = c->kv;
     a->keep_revisions = c->keep_revisions ? c->keep_revisions : API_KEEP_REVISIONS_DEFAULT;
     if (c->registry) a->registry = *c->registry;
     a->registry.cancel = &a->stopping;

@@ -32,6 +32,7 @@ struct api {
     uint32_t keep_revisions;
     oci_options_t registry; /* for pulls: the daemon's options, cancel = &stopping */
     atomic_int stopping;    /* set by api_shutdown: pulls in flight give up */
+    struct kv *kv;          /* /v1/kv (kv.c), or NULL */
 };
 
 /* Loads function name into f, answering 404/500 itself when it cannot. */
@@ -52,5 +53,8 @@ static inline bool api_get_function(api_t *a, hs_req_t *r, const char *name, st_
 
 /* logs.c */
 void api_handle_logs(api_t *a, hs_req_t *r, const char *name);
+
+/* kv.c: /v1/kv and /v1/kv/... (p is the path). */
+void api_kv_handle(api_t *a, hs_req_t *r, const char *p);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include "api/manifest.h"
 #include "common/duration.h"
+#include "host/kv.h"
 #include "oci/oci.h"
 
 #define MIN_MEMORY_BYTES (64ull << 10)   /* one WebAssembly page */
@@ -363,6 +364,41 @@ static int parse_annotations(parse_ctx_t *c, const cJSON *ann, st_spec_t *spec)
     return 0;
 }
 
+/* wasmfn.dev/kv-stores: "counters,sessions", the wasmfn_kv stores the
+ * revision may open (docs/host-kv.md). Kept in the order written, without
+ * blanks; a name given twice is an error. */
+#define KV_STORES_ANN "wasmfn.dev/kv-stores"
+static int parse_kv_stores(parse_ctx_t *c, const cJSON *ann, st_spec_t *spec)
+{
+    const cJSON *v = member(ann, KV_STORES_ANN);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsString(v)) return fail(c, ANN_PATH "[" KV_STORES_ANN "]: must be a string");
+    const char *p = v->valuestring;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        size_t n = strcspn(p, ", ");
+        if (!n) break;
+        if (!kv_store_name_ok(p, n))
+            return fail(c, ANN_PATH "[" KV_STORES_ANN "]: \"%.*s\" is not a store name (1-%u of "
+                           "a-z, 0-9, '-', '_', '.')", (int)(n > 80 ? 80 : n), p, KV_STORE_NAME_MAX);
+        for (uint32_t i = 0; i < spec->nkv_stores; i++)
+            if (strlen(spec->kv_stores[i]) == n && strncmp(spec->kv_stores[i], p, n) == 0)
+                return fail(c, ANN_PATH "[" KV_STORES_ANN "]: %.*s is given twice", (int)n, p);
+        if (spec->nkv_stores == KV_MAX_GRANTS)
+            return fail(c, ANN_PATH "[" KV_STORES_ANN "]: more than %u stores", KV_MAX_GRANTS);
+        char **ns = realloc(spec->kv_stores, (spec->nkv_stores + 1) * sizeof *ns);
+        if (!ns || !(ns[spec->nkv_stores] = strndup(p, n))) {
+            if (ns) spec->kv_stores = ns;
+            c->oom = true;
+            return fail(c, "out of memory");
+        }
+        spec->kv_stores = ns;
+        spec->nkv_stores++;
+        p += n;
+    }
+    return 0;
+}
+
 static int add_env(parse_ctx_t *c, st_spec_t *spec, const char *name, const char *value)
 {
     char *e;
@@ -524,6 +560,7 @@ static int parse_template(parse_ctx_t *c, const cJSON *tmpl, st_spec_t *spec)
         const cJSON *ann;
         if (object_member(c, meta, "annotations", "spec.template.metadata", &ann) != 0) return -1;
         if (ann && parse_annotations(c, ann, spec) != 0) return -1;
+        if (ann && parse_kv_stores(c, ann, spec) != 0) return -1;
         static const char *const known_m[] = {"name", "annotations", "labels", NULL};
         warn_unknown(c, meta, "spec.template.metadata", known_m);
     }

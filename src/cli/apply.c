@@ -549,6 +549,8 @@ void cli_deploy_usage(FILE *out)
             "  --max-scale N      at most N concurrent instances (default: no limit)\n"
             "  --timeout S        per-request time limit in seconds (default 30)\n"
             "  --memory MIB       linear memory limit in MiB (default 128)\n"
+            "  --kv STORE         grant the key-value store STORE (wasmfn_kv; repeatable;\n"
+            "                     the annotation wasmfn.dev/kv-stores)\n"
             "  -q, --quiet        print only the revision's name\n"
             "  -h, --help         show this help\n"
             "\n"
@@ -570,6 +572,7 @@ int cli_deploy_main(int argc, char **argv)
     const char *name = NULL, *file = NULL;
     const char *minscale = NULL, *maxscale = NULL;
     uint64_t timeout_s = 0, memory_mib = 0, tmp;
+    cm_buf_t kv_stores = {0}; /* "a,b": the annotation wasmfn.dev/kv-stores */
     bool quiet = false;
     cJSON *env = cJSON_CreateArray();
     if (!env) return CLI_EXIT_FAIL;
@@ -615,6 +618,16 @@ int cli_deploy_main(int argc, char **argv)
         } else if ((v = cli_opt("--memory", argc, argv, &i, &missing))) {
             if (cli_parse_uint(v, 4096, &memory_mib) != 0 || memory_mib == 0) {
                 rc = deploy_usage_error("--memory wants MiB between 1 and 4096, got '%s'", v);
+                goto out;
+            }
+        } else if ((v = cli_opt("--kv", argc, argv, &i, &missing))) {
+            if (!*v || strchr(v, ',')) {
+                rc = deploy_usage_error("--kv wants one store name, got '%s'", v);
+                goto out;
+            }
+            if ((kv_stores.len && cm_buf_append(&kv_stores, ",", 1) != 0) ||
+                cm_buf_append(&kv_stores, v, strlen(v)) != 0) {
+                rc = CLI_EXIT_FAIL;
                 goto out;
             }
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
@@ -668,11 +681,12 @@ int cli_deploy_main(int argc, char **argv)
     cJSON_AddStringToObject(meta, "name", name);
     cJSON *spec = cJSON_AddObjectToObject(doc, "spec");
     cJSON *tmpl = cJSON_AddObjectToObject(spec, "template");
-    if (minscale || maxscale) {
+    if (minscale || maxscale || kv_stores.len) {
         cJSON *tmeta = cJSON_AddObjectToObject(tmpl, "metadata");
         cJSON *ann = cJSON_AddObjectToObject(tmeta, "annotations");
         if (minscale) cJSON_AddStringToObject(ann, "autoscaling.knative.dev/min-scale", minscale);
         if (maxscale) cJSON_AddStringToObject(ann, "autoscaling.knative.dev/max-scale", maxscale);
+        if (kv_stores.len) cJSON_AddStringToObject(ann, "wasmfn.dev/kv-stores", kv_stores.data);
     }
     cJSON *tspec = cJSON_AddObjectToObject(tmpl, "spec");
     if (timeout_s) cJSON_AddNumberToObject(tspec, "timeoutSeconds", (double)timeout_s);
@@ -707,5 +721,6 @@ int cli_deploy_main(int argc, char **argv)
     cli_api_close(&api);
 out:
     cJSON_Delete(env);
+    cm_buf_free(&kv_stores);
     return rc;
 }

@@ -30,6 +30,7 @@
 #include "common/metrics.h"
 #include "daemon/daemon.h"
 #include "eventing/eventing.h"
+#include "host/kv.h"
 #include "http/http.h"
 #include "metering/metering.h"
 #include "runtime/runtime.h"
@@ -45,6 +46,7 @@ typedef struct daemon_state {
     ev_t *ev;
     char *data_url;     /* the data plane's base URL, for eventing's sinks */
     srv_t *srv;
+    kv_t *kv;           /* wasmfn_kv's stores (SQLite, or Redis with --redis) */
     rt_compiler_t *compiler;  /* background native compiles, or NULL */
     uint8_t native_key[ENG_NATIVE_KEY_BYTES];
     char exe[4096];
@@ -268,6 +270,12 @@ int dmn_run(const dmn_options_t *o)
             !(d.compiler = rt_compiler_new(&d.loop, &cc, err, sizeof err)))
             fprintf(stderr, "wasmfn serve: no native compiles: cannot find the wasmfn binary\n");
     }
+    kv_config_t kc = {.data_dir = data, .redis_url = o->redis, .limits = o->kv_limits};
+    d.kv = kv_new(&kc, err, sizeof err);
+    if (!d.kv) {
+        fprintf(stderr, "wasmfn serve: key-value stores: %s\n", err);
+        goto out;
+    }
     uint32_t data_conns, admin_conns;
     fd_budget(&data_conns, &admin_conns);
     srv_config_t sc = {
@@ -294,6 +302,7 @@ int dmn_run(const dmn_options_t *o)
         .native_put = key_ok ? native_put : NULL,
         .native_key = key_ok ? d.native_key : NULL,
         .compiler = d.compiler,
+        .kv = d.kv,
     };
     d.srv = srv_new(&sc, err, sizeof err);
     if (!d.srv) {
@@ -331,6 +340,7 @@ int dmn_run(const dmn_options_t *o)
         .data_url = data_url,
         .keep_revisions = o->keep_revisions,
         .registry = &o->registry,
+        .kv = d.kv,
     };
     d.api = data_url ? api_new(&ac) : NULL;
     if (!d.api) {
@@ -400,6 +410,7 @@ out:
     /* After srv_free: no worker records any more. Flushes what is left. */
     if (d.mtr) mtr_close(d.mtr);
     if (d.mx) mx_registry_free(d.mx);
+    kv_free(d.kv); /* after srv_free: no guest uses it any more */
     st_close(d.st);
     free(data_url);
     free(admin_url);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/link.h"
 #include "wasi/wasi.h"
 
 /* A stderr line longer than this is flushed in pieces. */
@@ -75,7 +76,7 @@ rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t
     /* The guest's stdio never reaches the daemon's own fds (a detached
      * context): until a request arrives, stdin is empty and output is
      * dropped. */
-    if (wasi_ctx_link(i->wasi, i->store, m, imports, err, errlen) != 0) goto fail;
+    if (rt_link_imports(i->wasi, cfg->kv, i->store, m, imports, err, errlen) != 0) goto fail;
     const eng_image_t *img = rt_module_image(rm);
     if (img) {
         i->inst = eng_instance_from_image(i->store, img, imports, nimp, err, errlen);

@@ -73,6 +73,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/link.h"
 #include "wasi/wasi.h"
 
 struct rt_module {
@@ -140,7 +141,9 @@ static eng_image_t *image_make(const eng_module_t *m, eng_exec_t *xrun, uint64_t
         goto out;
     }
     if (memory_limit_bytes) eng_store_set_memory_limit(s, memory_limit_bytes);
-    if (wasi_ctx_link(w, s, m, imports, err, errlen) != 0) goto out;
+    /* No host API is granted while imaging: a wasmfn_kv open answers
+     * "no such store" in the start function and wizer.initialize. */
+    if (rt_link_imports(w, NULL, s, m, imports, err, errlen) != 0) goto out;
     if (!timeout_ns) timeout_ns = RT_INIT_TIMEOUT_NS;
     uint64_t deadline = eng_now_ns() + timeout_ns;
     eng_exec_set_deadline(x, deadline);
@@ -319,7 +322,7 @@ rt_module_t *rt_cache_find(rt_cache_t *c, const char *digest)
     return NULL;
 }
 
-/* Checks that the module links against WASI alone and has a runnable
+/* Checks that the module links against WASI and the host APIs alone and has a runnable
  * _start, by linking it once in a throwaway store: a module that would fail
  * at every request is refused at deploy time instead. */
 static int check_runnable(const eng_module_t *m, char *err, size_t errlen)
@@ -347,7 +350,7 @@ static int check_runnable(const eng_module_t *m, char *err, size_t errlen)
     eng_extern_t *imports = calloc(nimp ? nimp : 1, sizeof *imports);
     int r = -1;
     if (!s || !w || !imports) snprintf(err, errlen, "out of memory");
-    else r = wasi_ctx_link(w, s, m, imports, err, errlen);
+    else r = rt_link_imports(w, NULL, s, m, imports, err, errlen);
     free(imports);
     if (s) eng_store_free(s);
     if (w) wasi_ctx_free(w);

@@ -248,7 +248,8 @@ rt_module_t *rt_cache_load_finish(rt_cache_t *c, rt_module_load_t *l, rt_load_so
 void rt_module_load_free(rt_module_load_t *l);
 const char *rt_module_load_digest(const rt_module_load_t *l);
 /* Compiles bytes (the module `digest` names) and checks that it can run as
- * a function: exports `_start` of type () and imports only WASI, and its
+ * a function: exports `_start` of type () and imports only WASI and the
+ * host APIs (runtime/link.h), and its
  * start function and wizer.initialize finish (within 10 s). Returns it
  * with one reference, or NULL with a message. The bytes are not kept. The
  * artefact is written when artefacts are configured. */
@@ -298,6 +299,9 @@ typedef struct rt_instance_config {
     uint32_t nenv;
     uint64_t memory_limit_bytes;   /* 0 = no limit beyond the spec's */
     uint64_t deadline_ns;          /* for the module's start function; 0 = none */
+    /* The wasmfn_kv stores the instance may open (host/kv.h); borrowed,
+     * must outlive the instance. NULL = none. */
+    const struct kv_grant *kv;
 } rt_instance_config_t;
 
 /* Instantiates m in a store of its own, with a WASI context holding args

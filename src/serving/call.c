@@ -156,6 +156,7 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
             .env = (const char *const *)r->env,
             .nenv = r->nenv,
             .memory_limit_bytes = r->memory_limit_bytes,
+        .kv = r->kv,
             .deadline_ns = c->deadline_ns,
         };
         uint64_t t0 = eng_now_ns();

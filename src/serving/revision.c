@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/kv.h"
 #include "serving/plane.h"
 
 void srv_rev_free_warm(srv_rev_t *r)
@@ -31,6 +32,8 @@ void srv_rev_release(srv_rev_t *r)
     rt_module_release(r->mod);
     if (!s->freeing) srv_cache_gauges(s);
     free(r->env);
+    kv_grant_free(r->kv);
+    free(r->kv_stores);
     free(r->digest);
     free(r->name);
     srv_fn_t *f = r->fn;
@@ -175,6 +178,7 @@ static void warm_work(rt_job_t *j, eng_exec_t *x)
         .env = (const char *const *)r->env,
         .nenv = r->nenv,
         .memory_limit_bytes = r->memory_limit_bytes,
+        .kv = r->kv,
         .deadline_ns = eng_now_ns() + (uint64_t)r->timeout_ms * 1000000ull,
     };
     w->inst = rt_instance_new(r->mod, &cfg, x, w->err, sizeof w->err);
@@ -299,6 +303,9 @@ bool srv_rev_matches(const srv_rev_t *r, const srv_revision_t *d)
     if (r->memory_limit_bytes != mem || r->timeout_ms != to || r->nenv != d->nenv) return false;
     for (uint32_t i = 0; i < d->nenv; i++)
         if (strcmp(r->env[i], d->env[i]) != 0) return false;
+    if (r->nkv_stores != d->nkv_stores) return false;
+    for (uint32_t i = 0; i < d->nkv_stores; i++)
+        if (strcmp(r->kv_stores[i], d->kv_stores[i]) != 0) return false;
     return true;
 }
 
@@ -335,10 +342,14 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
     srv_cache_gauges(s);
     srv_rev_t *r = calloc(1, sizeof *r);
     if (!r || !(r->name = strdup(d->name)) || !(r->digest = strdup(d->digest)) ||
-        !(r->env = srv_strv_dup(d->env, d->nenv))) {
+        !(r->env = srv_strv_dup(d->env, d->nenv)) ||
+        !(r->kv_stores = srv_strv_dup(d->kv_stores, d->nkv_stores)) ||
+        !(r->kv = kv_grant_new(s->kv, d->kv_stores, d->nkv_stores))) {
         if (r) {
             free(r->name);
             free(r->digest);
+            free(r->env);
+            free(r->kv_stores);
         }
         free(r);
         rt_module_release(m);
@@ -351,6 +362,7 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
     f->refs++;
     r->mod = m;
     r->nenv = d->nenv;
+    r->nkv_stores = d->nkv_stores;
     r->memory_limit_bytes = d->memory_limit_bytes ? d->memory_limit_bytes : SRV_DEFAULT_MEMORY;
     r->timeout_ms = d->timeout_ms ? d->timeout_ms : SRV_DEFAULT_TIMEOUT_MS;
     r->scaling = d->scaling;

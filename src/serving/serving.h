@@ -79,6 +79,9 @@ typedef struct srv_config {
                       size_t errlen);
     const uint8_t *native_key;
     struct rt_compiler *compiler;
+    /* wasmfn_kv's backend (host/kv.h), for the stores revisions are
+     * granted; NULL = none (every open answers "no such store"). */
+    struct kv *kv;
 } srv_config_t;
 
 srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen);
@@ -99,6 +102,8 @@ typedef struct srv_revision {
     uint64_t memory_limit_bytes; /* 0 = default (128 MiB) */
     uint32_t timeout_ms;         /* 0 = default (30 s) */
     as_config_t scaling;         /* min/max/initial scale, target, window */
+    const char *const *kv_stores; /* wasmfn_kv stores it may open (wasmfn.dev/kv-stores) */
+    uint32_t nkv_stores;
 } srv_revision_t;
 
 typedef struct srv_route {

@@ -22,5 +22,18 @@ struct st_store {
 int st_db_open(st_store_t *s, char *err, size_t errlen);
 void st_db_close(st_store_t *s);
 
+/* spec_host.c: the host-API parts of a revision's spec (kv stores, env
+ * references), in tables of their own next to revision_env, created with
+ * IF NOT EXISTS at every open (no schema version needed: an older
+ * database simply gets them). */
+int st_spec_host_schema(st_store_t *s, char *err, size_t errlen);
+bool st_spec_host_equal(const st_spec_t *a, const st_spec_t *b);
+int st_spec_host_copy(st_spec_t *dst, const st_spec_t *src); /* dst's fields zeroed first */
+void st_spec_host_free(st_spec_t *s);
+int st_spec_host_load(st_store_t *s, const char *revision, st_spec_t *spec, char *err,
+                      size_t errlen);
+int st_spec_host_add(st_store_t *s, const char *revision, const st_spec_t *spec, char *err,
+                     size_t errlen);
+
 
 #endif
