@@ -9,6 +9,9 @@
 #
 # Like the examples, the test functions do not depend on BUILD.
 
+# Secrets are sealed with libsodium (src/store/secrets.c).
+LIBS += -lsodium
+
 HOST_FNS_DIR := build/host-fns
 HOST_FNS_SRCS := $(sort $(wildcard tests/host/fns/*.c))
 HOST_FNS_WASM := $(patsubst tests/host/fns/%.c,$(HOST_FNS_DIR)/%.wasm,$(HOST_FNS_SRCS))
@@ -26,4 +29,15 @@ test-kv: $(WASMFN) examples host-fns
 	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
 		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(HOST_FNS_DIR) \
 		bash tests/host/kv_tests.sh || s=1; \
+	done; exit $$s
+
+# `make test-secrets`: Secrets and ConfigMaps as env values, never in clear
+# text anywhere a client, an operator or the disk could see
+# (tests/host/secrets_tests.sh), once per tier.
+TEST_STEPS += test-secrets
+.PHONY: test-secrets
+test-secrets: $(WASMFN) host-fns
+	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
+		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t FNS_DIR=$(HOST_FNS_DIR) \
+		bash tests/host/secrets_tests.sh || s=1; \
 	done; exit $$s

@@ -30,6 +30,8 @@ WASMFN_PACKAGES=(
     # unpacks their Debian source packages, tclsh generates SQLite's
     # amalgamation
     dpkg-dev tcl
+    # secrets and config maps sealed at rest (src/store/secrets.c)
+    libsodium-dev
 )
 
 # node is used by tests and benches; any node on PATH will do (ours may come

@@ -40,6 +40,7 @@ typedef struct api_config {
      * outlive the api. */
     const oci_options_t *registry;
     struct kv *kv;         /* wasmfn_kv's stores for /v1/kv; borrowed, may be NULL */
+    struct st_secrets *secrets; /* Secrets and ConfigMaps (store/secrets.h); borrowed, may be NULL */
 } api_config_t;
 
 #define API_KEEP_REVISIONS_DEFAULT 10u

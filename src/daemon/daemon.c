@@ -35,6 +35,7 @@
 #include "metering/metering.h"
 #include "runtime/runtime.h"
 #include "serving/serving.h"
+#include "store/secrets.h"
 #include "store/store.h"
 
 typedef struct daemon_state {
@@ -47,6 +48,7 @@ typedef struct daemon_state {
     char *data_url;     /* the data plane's base URL, for eventing's sinks */
     srv_t *srv;
     kv_t *kv;           /* wasmfn_kv's stores (SQLite, or Redis with --redis) */
+    st_secrets_t *secrets; /* Secrets and ConfigMaps, sealed with DATA/secrets.key */
     rt_compiler_t *compiler;  /* background native compiles, or NULL */
     uint8_t native_key[ENG_NATIVE_KEY_BYTES];
     char exe[4096];
@@ -270,6 +272,11 @@ int dmn_run(const dmn_options_t *o)
             !(d.compiler = rt_compiler_new(&d.loop, &cc, err, sizeof err)))
             fprintf(stderr, "wasmfn serve: no native compiles: cannot find the wasmfn binary\n");
     }
+    d.secrets = st_secrets_open(d.st, err, sizeof err);
+    if (!d.secrets) {
+        fprintf(stderr, "wasmfn serve: secrets: %s\n", err);
+        goto out;
+    }
     kv_config_t kc = {.data_dir = data, .redis_url = o->redis, .limits = o->kv_limits};
     d.kv = kv_new(&kc, err, sizeof err);
     if (!d.kv) {
@@ -341,6 +348,7 @@ int dmn_run(const dmn_options_t *o)
         .keep_revisions = o->keep_revisions,
         .registry = &o->registry,
         .kv = d.kv,
+        .secrets = d.secrets,
     };
     d.api = data_url ? api_new(&ac) : NULL;
     if (!d.api) {
@@ -411,6 +419,7 @@ out:
     if (d.mtr) mtr_close(d.mtr);
     if (d.mx) mx_registry_free(d.mx);
     kv_free(d.kv); /* after srv_free: no guest uses it any more */
+    st_secrets_close(d.secrets);
     st_close(d.st);
     free(data_url);
     free(admin_url);
