@@ -61,6 +61,10 @@ void cli_usage_usage(FILE *out);
 int cli_kv_main(int argc, char **argv);
 void cli_kv_usage(FILE *out);
 
+/* wasmfn secret set|list|delete ... (secret.c; docs/cli.md, docs/secrets.md) */
+int cli_secret_main(int argc, char **argv);
+void cli_secret_usage(FILE *out);
+
 /* wasmfn compile [--cache-dir DIR] IN.wasm [-o OUT] (compile.c; docs/cli.md) */
 int cli_compile_main(int argc, char **argv);
 void cli_compile_usage(FILE *out);
