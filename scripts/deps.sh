@@ -35,6 +35,8 @@ WASMFN_PACKAGES=(
     # make test-ui: the web dashboard in headless Chromium (puppeteer-core
     # from npm drives it), the Grafana dashboard's queries in a Prometheus
     chromium prometheus
+    # secrets and config maps sealed at rest (src/store/secrets.c)
+    libsodium-dev
 )
 
 # node is used by tests and benches; any node on PATH will do (ours may come

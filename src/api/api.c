@@ -100,6 +100,12 @@ static cJSON *revision_json(api_t *a, const char *fn, const st_revision_t *rv)
         for (uint32_t i = 0; i < rv->spec.nallowed_hosts; i++)
             cJSON_AddItemToArray(ah, cJSON_CreateString(rv->spec.allowed_hosts[i]));
     }
+    api_env_refs_json(o, &rv->spec);
+    if (rv->spec.nkv_stores) {
+        cJSON *kv = cJSON_AddArrayToObject(o, "kvStores");
+        for (uint32_t i = 0; i < rv->spec.nkv_stores; i++)
+            cJSON_AddItemToArray(kv, cJSON_CreateString(rv->spec.kv_stores[i]));
+    }
     /* The tier its module's new instances run in (docs/api.md). */
     const char *detail = "";
     const char *tier = a->srv ? srv_module_tier(a->srv, rv->spec.image, &detail) : "not loaded";
@@ -161,8 +167,9 @@ static int deploy_to_plane(void *ud, const char *name, const st_function_t *f, c
     api_target_t *t = calloc(cap, sizeof *t);
     srv_revision_t *revs = calloc(cap, sizeof *revs);
     srv_route_t *routes = calloc(cap, sizeof *routes);
+    api_env_t *envs = calloc(cap, sizeof *envs); /* env with Secrets' values */
     int rc = -1;
-    if (!t || !revs || !routes) {
+    if (!t || !revs || !routes || !envs) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -177,8 +184,15 @@ static int deploy_to_plane(void *ud, const char *name, const st_function_t *f, c
         r->nenv = sp->nenv;
         r->allowed_hosts = (const char *const *)sp->allowed_hosts;
         r->nallowed_hosts = sp->nallowed_hosts;
+        if (sp->nenv_refs) {
+            if (api_env_resolve(a, r->name, sp, &envs[i], err, errlen) != 0) goto out;
+            r->env = (const char *const *)envs[i].v;
+            r->nenv = envs[i].n;
+        }
         r->memory_limit_bytes = sp->memory_limit_bytes;
         r->timeout_ms = sp->timeout_seconds * 1000u;
+        r->kv_stores = (const char *const *)sp->kv_stores;
+        r->nkv_stores = sp->nkv_stores;
         as_config_default(&r->scaling);
         r->scaling.target = sp->target;
         r->scaling.stable_window_ns = (uint64_t)sp->window_seconds * 1000000000ull;
@@ -195,10 +209,17 @@ static int deploy_to_plane(void *ud, const char *name, const st_function_t *f, c
     }
     rc = srv_function_put(a->srv, name, revs, (uint32_t)n, routes, (uint32_t)n, err, errlen);
 out:
+    for (uint32_t i = 0; envs && i < cap; i++) api_env_free(&envs[i]);
+    free(envs);
     free(t);
     free(revs);
     free(routes);
     return rc;
+}
+
+int api_deploy(api_t *a, const char *name, const st_function_t *f, char *err, size_t errlen)
+{
+    return deploy_to_plane(a, name, f, err, errlen);
 }
 
 int api_load_all(api_t *a, char *err, size_t errlen)
@@ -368,6 +389,8 @@ static void revisions_prune(api_t *a, const char *name)
     st_names_free(images, n);
 }
 
+void api_revisions_prune(api_t *a, const char *name) { revisions_prune(a, name); }
+
 /* Applies j's Service, answers, and frees j. */
 static void apply_finish(apply_job_t *j)
 {
@@ -376,6 +399,13 @@ static void apply_finish(apply_job_t *j)
     api_service_t *svc = &j->svc;
     char err[1024];
     api_apply_result_t res;
+    int bad = api_env_refs_fill(a, &svc->spec, err, sizeof err);
+    if (bad) {
+        hs_respond_errorf(r, bad, "%s", err);
+        api_service_free(svc);
+        free(j);
+        return;
+    }
     if (api_service_apply(a->st, svc, (int64_t)time(NULL), deploy_to_plane, a, &res, err,
                           sizeof err) != 0) {
         hs_respond_errorf(r, res.status, "%s", err);
@@ -533,6 +563,13 @@ static void handle_apply(api_t *a, hs_req_t *r)
     }
     const cJSON *av = cJSON_GetObjectItemCaseSensitive(doc, "apiVersion");
     const cJSON *kd = cJSON_GetObjectItemCaseSensitive(doc, "kind");
+    if (cJSON_IsString(av) && cJSON_IsString(kd) &&
+        api_is_config_kind(av->valuestring, kd->valuestring)) {
+        /* v1 Secret and ConfigMap (secrets.c). */
+        api_config_apply(a, r, doc);
+        cJSON_Delete(doc);
+        return;
+    }
     if (cJSON_IsString(av) && cJSON_IsString(kd) &&
         ev_handles_kind(av->valuestring, kd->valuestring)) {
         /* Eventing kinds: PingSource, RedisStreamSource, Broker, Trigger. */
@@ -733,6 +770,11 @@ static void handle_v1(api_t *a, hs_req_t *r)
         return api_handle_stats(a, r);
     if (strcmp(p, "/v1/eventing") == 0 || strncmp(p, "/v1/eventing/", 13) == 0)
         return handle_eventing(a, r, p);
+    if (strcmp(p, "/v1/kv") == 0 || strncmp(p, "/v1/kv/", 7) == 0)
+        return api_kv_handle(a, r, p);
+    if (strcmp(p, "/v1/secrets") == 0 || strncmp(p, "/v1/secrets/", 12) == 0 ||
+        strcmp(p, "/v1/configmaps") == 0 || strncmp(p, "/v1/configmaps/", 15) == 0)
+        return api_config_handle(a, r, p);
     if (strcmp(p, "/v1/images") == 0) {
         if (!method_is(r, "POST")) return hs_respond_method_not_allowed(r, "POST");
         return handle_image_post(a, r);
@@ -860,6 +902,8 @@ api_t *api_new(const api_config_t *c)
     a->mx = c->metrics;
     a->mtr = c->metering;
     a->ev = c->eventing;
+    a->kv = c->kv;
+    a->secrets = c->secrets;
     a->keep_revisions = c->keep_revisions ? c->keep_revisions : API_KEEP_REVISIONS_DEFAULT;
     if (c->registry) a->registry = *c->registry;
     a->registry.cancel = &a->stopping;

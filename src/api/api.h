@@ -39,6 +39,8 @@ typedef struct api_config {
      * defaults. Copied, but the strings it points to are borrowed and must
      * outlive the api. */
     const oci_options_t *registry;
+    struct kv *kv;         /* wasmfn_kv's stores for /v1/kv; borrowed, may be NULL */
+    struct st_secrets *secrets; /* Secrets and ConfigMaps (store/secrets.h); borrowed, may be NULL */
 } api_config_t;
 
 #define API_KEEP_REVISIONS_DEFAULT 10u

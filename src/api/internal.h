@@ -7,6 +7,8 @@
 
 #include <stdatomic.h>
 
+#include <cjson/cJSON.h>
+
 #include "http/http.h"
 #include "store/store.h"
 
@@ -32,6 +34,8 @@ struct api {
     uint32_t keep_revisions;
     oci_options_t registry; /* for pulls: the daemon's options, cancel = &stopping */
     atomic_int stopping;    /* set by api_shutdown: pulls in flight give up */
+    struct kv *kv;          /* /v1/kv (kv.c), or NULL */
+    struct st_secrets *secrets; /* Secrets and ConfigMaps (secrets.c), or NULL */
 };
 
 /* Loads function name into f, answering 404/500 itself when it cannot. */
@@ -61,5 +65,37 @@ void api_handle_recent(api_t *a, hs_req_t *r, const char *name);
 /* ui.c: the dashboard's static files under /ui/ (no token: they hold no
  * data). True when the path is the dashboard's, which it then answered. */
 bool api_ui_handle(hs_req_t *r);
+
+/* kv.c: /v1/kv and /v1/kv/... (p is the path). */
+void api_kv_handle(api_t *a, hs_req_t *r, const char *p);
+
+/* api.c, for secrets.c: hands function name to the data plane as f
+ * describes (deploy_to_plane), and prunes its old revisions. */
+int api_deploy(api_t *a, const char *name, const st_function_t *f, char *err, size_t errlen);
+void api_revisions_prune(api_t *a, const char *name);
+
+/* secrets.c: Secrets and ConfigMaps. */
+bool api_is_config_kind(const char *api_version, const char *kind);
+/* POST /v1/apply of a v1 Secret or ConfigMap (doc checked by the caller
+ * to be one). */
+void api_config_apply(api_t *a, hs_req_t *r, const cJSON *doc);
+/* /v1/secrets[/NAME] and /v1/configmaps[/NAME]. */
+void api_config_handle(api_t *a, hs_req_t *r, const char *p);
+/* Records in spec the current version of each object its env refers to.
+ * 0, or an HTTP status (400: a missing object or key that is not
+ * optional) with a message naming the env variable and the object. */
+int api_env_refs_fill(api_t *a, st_spec_t *spec, char *err, size_t errlen);
+/* A revision's env with its references resolved: v[0..nborrowed) point
+ * into the spec, the rest are "NAME=value" strings of their own (wiped
+ * by api_env_free). */
+typedef struct api_env {
+    char **v;
+    uint32_t n, nborrowed;
+} api_env_t;
+int api_env_resolve(api_t *a, const char *revision, const st_spec_t *sp, api_env_t *out,
+                    char *err, size_t errlen);
+void api_env_free(api_env_t *e);
+/* Adds "envFrom" (the references, never values) to a revision's JSON. */
+void api_env_refs_json(cJSON *o, const st_spec_t *sp);
 
 #endif

@@ -21,7 +21,9 @@
 #include "api/manifest.h"
 #include "common/duration.h"
 #include "host/http_out.h"
+#include "host/kv.h"
 #include "oci/oci.h"
+#include "store/secrets.h"
 
 #define MIN_MEMORY_BYTES (64ull << 10)   /* one WebAssembly page */
 #define MAX_MEMORY_BYTES (4ull << 30)    /* the whole wasm32 address space */
@@ -411,6 +413,41 @@ static int parse_allowed_hosts(parse_ctx_t *c, const cJSON *ann, st_spec_t *spec
     return rc;
 }
 
+/* wasmfn.dev/kv-stores: "counters,sessions", the wasmfn_kv stores the
+ * revision may open (docs/host-kv.md). Kept in the order written, without
+ * blanks; a name given twice is an error. */
+#define KV_STORES_ANN "wasmfn.dev/kv-stores"
+static int parse_kv_stores(parse_ctx_t *c, const cJSON *ann, st_spec_t *spec)
+{
+    const cJSON *v = member(ann, KV_STORES_ANN);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsString(v)) return fail(c, ANN_PATH "[" KV_STORES_ANN "]: must be a string");
+    const char *p = v->valuestring;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        size_t n = strcspn(p, ", ");
+        if (!n) break;
+        if (!kv_store_name_ok(p, n))
+            return fail(c, ANN_PATH "[" KV_STORES_ANN "]: \"%.*s\" is not a store name (1-%u of "
+                           "a-z, 0-9, '-', '_', '.')", (int)(n > 80 ? 80 : n), p, KV_STORE_NAME_MAX);
+        for (uint32_t i = 0; i < spec->nkv_stores; i++)
+            if (strlen(spec->kv_stores[i]) == n && strncmp(spec->kv_stores[i], p, n) == 0)
+                return fail(c, ANN_PATH "[" KV_STORES_ANN "]: %.*s is given twice", (int)n, p);
+        if (spec->nkv_stores == KV_MAX_GRANTS)
+            return fail(c, ANN_PATH "[" KV_STORES_ANN "]: more than %u stores", KV_MAX_GRANTS);
+        char **ns = realloc(spec->kv_stores, (spec->nkv_stores + 1) * sizeof *ns);
+        if (!ns || !(ns[spec->nkv_stores] = strndup(p, n))) {
+            if (ns) spec->kv_stores = ns;
+            c->oom = true;
+            return fail(c, "out of memory");
+        }
+        spec->kv_stores = ns;
+        spec->nkv_stores++;
+        p += n;
+    }
+    return 0;
+}
+
 static int add_env(parse_ctx_t *c, st_spec_t *spec, const char *name, const char *value)
 {
     char *e;
@@ -420,6 +457,67 @@ static int add_env(parse_ctx_t *c, st_spec_t *spec, const char *name, const char
     }
     spec->env[spec->nenv++] = e;
     return 0;
+}
+
+/* env[i].valueFrom: a secretKeyRef or configMapKeyRef (Kubernetes'
+ * EnvVarSource), kept as a reference; the API fills in the object's
+ * version when it applies the revision (docs/secrets.md). */
+static int parse_value_from(parse_ctx_t *c, const cJSON *vf, const char *ipath, const char *name,
+                            st_spec_t *spec)
+{
+    if (!cJSON_IsObject(vf)) return fail(c, "%s.valueFrom: must be an object", ipath);
+    const cJSON *sk = member(vf, "secretKeyRef"), *ck = member(vf, "configMapKeyRef");
+    const cJSON *ref = sk ? sk : ck;
+    const char *field = sk ? "secretKeyRef" : "configMapKeyRef";
+    if (!ref && vf->child)
+        return fail(c, "%s.valueFrom.%s: not supported (secretKeyRef and configMapKeyRef are)",
+                    ipath, vf->child->string);
+    if (!ref || (sk && ck))
+        return fail(c, "%s.valueFrom: needs exactly one of secretKeyRef and configMapKeyRef", ipath);
+    if (!cJSON_IsObject(ref)) return fail(c, "%s.valueFrom.%s: must be an object", ipath, field);
+    const cJSON *on = member(ref, "name"), *key = member(ref, "key"), *opt = member(ref, "optional");
+    if (!cJSON_IsString(on) || !dns_label(on->valuestring, 253))
+        return fail(c, "%s.valueFrom.%s.name: required, a lowercase name (a-z, 0-9, '-')", ipath,
+                    field);
+    if (!cJSON_IsString(key) || !st_secret_key_ok(key->valuestring))
+        return fail(c, "%s.valueFrom.%s.key: required, 1-253 of a-z, A-Z, 0-9, '-', '_', '.'",
+                    ipath, field);
+    if (opt && !cJSON_IsBool(opt))
+        return fail(c, "%s.valueFrom.%s.optional: must be true or false", ipath, field);
+    char rpath[300];
+    snprintf(rpath, sizeof rpath, "%s.valueFrom.%s", ipath, field);
+    static const char *const known[] = {"name", "key", "optional", NULL};
+    warn_unknown(c, ref, rpath, known);
+    st_env_ref_t *n = realloc(spec->env_refs, (spec->nenv_refs + 1) * sizeof *n);
+    if (!n) {
+        c->oom = true;
+        return fail(c, "out of memory");
+    }
+    spec->env_refs = n;
+    st_env_ref_t *r = &n[spec->nenv_refs];
+    memset(r, 0, sizeof *r);
+    r->secret = sk != NULL;
+    r->optional = cJSON_IsTrue(opt);
+    r->name = strdup(name);
+    r->object = strdup(on->valuestring);
+    r->key = strdup(key->valuestring);
+    spec->nenv_refs++;
+    if (!r->name || !r->object || !r->key) {
+        c->oom = true;
+        return fail(c, "out of memory");
+    }
+    return 0;
+}
+
+/* Whether env variable name (nl bytes) is already given, as a value or a
+ * reference. */
+static bool env_given(const st_spec_t *spec, const char *name, size_t nl)
+{
+    for (uint32_t j = 0; j < spec->nenv; j++)
+        if (strncmp(spec->env[j], name, nl) == 0 && spec->env[j][nl] == '=') return true;
+    for (uint32_t j = 0; j < spec->nenv_refs; j++)
+        if (strcmp(spec->env_refs[j].name, name) == 0) return true;
+    return false;
 }
 
 static int parse_env(parse_ctx_t *c, const cJSON *env, const char *path, st_spec_t *spec)
@@ -442,8 +540,21 @@ static int parse_env(parse_ctx_t *c, const cJSON *env, const char *path, st_spec
             return fail(c, "%s[%d].name: required, a non-empty string", path, i);
         if (strchr(name->valuestring, '='))
             return fail(c, "%s[%d].name: \"%s\" must not contain '='", path, i, name->valuestring);
-        if (member(it, "valueFrom"))
-            return fail(c, "%s[%d].valueFrom: not supported (give the value inline)", path, i);
+        size_t nl = strlen(name->valuestring);
+        if (env_given(spec, name->valuestring, nl))
+            return fail(c, "%s[%d].name: %s is given twice", path, i, name->valuestring);
+        const cJSON *vf = member(it, "valueFrom");
+        if (vf) {
+            char ipath[256];
+            snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
+            if (value && !cJSON_IsNull(value))
+                return fail(c, "%s: value and valueFrom exclude each other", ipath);
+            static const char *const known_vf[] = {"name", "valueFrom", NULL};
+            warn_unknown(c, it, ipath, known_vf);
+            if (parse_value_from(c, vf, ipath, name->valuestring, spec) != 0) return -1;
+            i++;
+            continue;
+        }
         const char *v = "";
         char num[64];
         if (cJSON_IsString(value)) {
@@ -455,10 +566,6 @@ static int parse_env(parse_ctx_t *c, const cJSON *env, const char *path, st_spec
         } else if (value && !cJSON_IsNull(value)) {
             return fail(c, "%s[%d].value: must be a string", path, i);
         }
-        size_t nl = strlen(name->valuestring);
-        for (uint32_t j = 0; j < spec->nenv; j++)
-            if (strncmp(spec->env[j], name->valuestring, nl) == 0 && spec->env[j][nl] == '=')
-                return fail(c, "%s[%d].name: %s is given twice", path, i, name->valuestring);
         static const char *const known[] = {"name", "value", NULL};
         char ipath[256];
         snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
@@ -573,6 +680,7 @@ static int parse_template(parse_ctx_t *c, const cJSON *tmpl, st_spec_t *spec)
         if (object_member(c, meta, "annotations", "spec.template.metadata", &ann) != 0) return -1;
         if (ann && parse_annotations(c, ann, spec) != 0) return -1;
         if (ann && parse_allowed_hosts(c, ann, spec) != 0) return -1;
+        if (ann && parse_kv_stores(c, ann, spec) != 0) return -1;
         static const char *const known_m[] = {"name", "annotations", "labels", NULL};
         warn_unknown(c, meta, "spec.template.metadata", known_m);
     }

@@ -551,6 +551,8 @@ void cli_deploy_usage(FILE *out)
             "  --memory MIB       linear memory limit in MiB (default 128)\n"
             "  --allow-host URL   a destination the function may call with outbound HTTP,\n"
             "                     scheme://host[:port] (repeatable; docs/host-http.md)\n"
+            "  --kv STORE         grant the key-value store STORE (wasmfn_kv; repeatable;\n"
+            "                     the annotation wasmfn.dev/kv-stores)\n"
             "  -q, --quiet        print only the revision's name\n"
             "  -h, --help         show this help\n"
             "\n"
@@ -572,6 +574,7 @@ int cli_deploy_main(int argc, char **argv)
     const char *name = NULL, *file = NULL;
     const char *minscale = NULL, *maxscale = NULL;
     uint64_t timeout_s = 0, memory_mib = 0, tmp;
+    cm_buf_t kv_stores = {0}; /* "a,b": the annotation wasmfn.dev/kv-stores */
     bool quiet = false;
     char *allow_hosts = NULL; /* --allow-host values, comma-separated */
     cJSON *env = cJSON_CreateArray();
@@ -636,6 +639,16 @@ int cli_deploy_main(int argc, char **argv)
             }
             free(allow_hosts);
             allow_hosts = joined;
+        } else if ((v = cli_opt("--kv", argc, argv, &i, &missing))) {
+            if (!*v || strchr(v, ',')) {
+                rc = deploy_usage_error("--kv wants one store name, got '%s'", v);
+                goto out;
+            }
+            if ((kv_stores.len && cm_buf_append(&kv_stores, ",", 1) != 0) ||
+                cm_buf_append(&kv_stores, v, strlen(v)) != 0) {
+                rc = CLI_EXIT_FAIL;
+                goto out;
+            }
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             quiet = true;
         } else if (a[0] == '-' && a[1]) {
@@ -687,12 +700,13 @@ int cli_deploy_main(int argc, char **argv)
     cJSON_AddStringToObject(meta, "name", name);
     cJSON *spec = cJSON_AddObjectToObject(doc, "spec");
     cJSON *tmpl = cJSON_AddObjectToObject(spec, "template");
-    if (minscale || maxscale || allow_hosts) {
+    if (minscale || maxscale || allow_hosts || kv_stores.len) {
         cJSON *tmeta = cJSON_AddObjectToObject(tmpl, "metadata");
         cJSON *ann = cJSON_AddObjectToObject(tmeta, "annotations");
         if (minscale) cJSON_AddStringToObject(ann, "autoscaling.knative.dev/min-scale", minscale);
         if (maxscale) cJSON_AddStringToObject(ann, "autoscaling.knative.dev/max-scale", maxscale);
         if (allow_hosts) cJSON_AddStringToObject(ann, "wasmfn.dev/allowed-hosts", allow_hosts);
+        if (kv_stores.len) cJSON_AddStringToObject(ann, "wasmfn.dev/kv-stores", kv_stores.data);
     }
     cJSON *tspec = cJSON_AddObjectToObject(tmpl, "spec");
     if (timeout_s) cJSON_AddNumberToObject(tspec, "timeoutSeconds", (double)timeout_s);
@@ -728,5 +742,6 @@ int cli_deploy_main(int argc, char **argv)
 out:
     cJSON_Delete(env);
     free(allow_hosts);
+    cm_buf_free(&kv_stores);
     return rc;
 }

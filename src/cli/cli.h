@@ -57,6 +57,14 @@ void cli_logs_usage(FILE *out);
 int cli_usage_main(int argc, char **argv);
 void cli_usage_usage(FILE *out);
 
+/* wasmfn kv list|get|set|delete ... (kv.c; docs/cli.md): key-value stores */
+int cli_kv_main(int argc, char **argv);
+void cli_kv_usage(FILE *out);
+
+/* wasmfn secret set|list|delete ... (secret.c; docs/cli.md, docs/secrets.md) */
+int cli_secret_main(int argc, char **argv);
+void cli_secret_usage(FILE *out);
+
 /* wasmfn compile [--cache-dir DIR] IN.wasm [-o OUT] (compile.c; docs/cli.md) */
 int cli_compile_main(int argc, char **argv);
 void cli_compile_usage(FILE *out);

@@ -27,6 +27,8 @@ static const cli_command_t commands[] = {
     {"invoke", cli_invoke_main, cli_invoke_usage, "call a function through the admin API"},
     {"logs", cli_logs_main, cli_logs_usage, "print a function's stderr (-f follows)"},
     {"usage", cli_usage_main, cli_usage_usage, "show metered usage and cost per function"},
+    {"kv", cli_kv_main, cli_kv_usage, "list, read, set and delete keys of key-value stores"},
+    {"secret", cli_secret_main, cli_secret_usage, "set, list and delete secrets (env values, kept encrypted)"},
     {"push", cli_push_main, cli_push_usage, "upload a module to an OCI registry as a Wasm artifact"},
     {"pull", cli_pull_main, cli_pull_usage, "download the module of an OCI image or Wasm artifact"},
     {"registry", cli_registry_main, cli_registry_usage, "store registry credentials (registry login)"},

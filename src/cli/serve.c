@@ -107,6 +107,12 @@ void cli_serve_usage(FILE *out)
             "                      the system's\n"
             "  --insecure-registry HOST[:PORT]  a registry that may be reached over plain\n"
             "                      HTTP (repeatable; loopback registries always may)\n"
+            "  --kv-max-key-bytes N     largest wasmfn_kv key, 1 to 65536 (default 1024)\n"
+            "  --kv-max-value-bytes SIZE  largest wasmfn_kv value (default 1Mi, at most 64Mi)\n"
+            "  --kv-max-store-bytes SIZE  keys and values of one store together (default\n"
+            "                      64Mi; SQLite stores only, see docs/host-kv.md)\n"
+            "  --kv-max-store-keys N    keys of one store (default 100000; SQLite only);\n"
+            "                      a write beyond any of these gets error 4 (limit)\n"
             "  -h, --help          show this help\n"
             "\n"
             "Port 0 picks a free port; the line printed at start names the real ones.\n");
@@ -294,6 +300,41 @@ static int parse_args(int argc, char **argv, dmn_options_t *o)
                 return -1;
             }
             o->max_conns_per_ip = n ? (uint32_t)n : HS_NO_LIMIT;
+        } else if ((v = opt_value(argc, argv, &i, "--kv-max-key-bytes", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n < 1 || n > 65536) {
+                fprintf(stderr, "wasmfn serve: --kv-max-key-bytes: '%s' is not a number from 1 "
+                                "to 65536\n", v);
+                return -1;
+            }
+            o->kv_limits.max_key_bytes = (uint32_t)n;
+        } else if ((v = opt_value(argc, argv, &i, "--kv-max-value-bytes", &missing))) {
+            uint64_t n;
+            if (api_quantity_parse(v, &n) != 0 || n < 1 || n > (64u << 20)) {
+                fprintf(stderr, "wasmfn serve: --kv-max-value-bytes: '%s' is not a size from 1 "
+                                "to 64Mi\n", v);
+                return -1;
+            }
+            o->kv_limits.max_value_bytes = (uint32_t)n;
+        } else if ((v = opt_value(argc, argv, &i, "--kv-max-store-bytes", &missing))) {
+            if (api_quantity_parse(v, &o->kv_limits.max_store_bytes) != 0 ||
+                o->kv_limits.max_store_bytes < 1) {
+                fprintf(stderr, "wasmfn serve: --kv-max-store-bytes: '%s' is not a size such as "
+                                "64Mi\n", v);
+                return -1;
+            }
+        } else if ((v = opt_value(argc, argv, &i, "--kv-max-store-keys", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            if (!*v || *end || errno || n < 1) {
+                fprintf(stderr, "wasmfn serve: --kv-max-store-keys: '%s' is not a positive "
+                                "number\n", v);
+                return -1;
+            }
+            o->kv_limits.max_store_keys = n;
         } else if ((v = opt_value(argc, argv, &i, "--registry-config", &missing))) {
             if (!*v || access(v, R_OK) != 0) {
                 fprintf(stderr, "wasmfn serve: --registry-config: %s: %s\n", v,

@@ -31,10 +31,12 @@
 #include "daemon/daemon.h"
 #include "eventing/eventing.h"
 #include "host/http_out.h"
+#include "host/kv.h"
 #include "http/http.h"
 #include "metering/metering.h"
 #include "runtime/runtime.h"
 #include "serving/serving.h"
+#include "store/secrets.h"
 #include "store/store.h"
 
 typedef struct daemon_state {
@@ -46,6 +48,8 @@ typedef struct daemon_state {
     ev_t *ev;
     char *data_url;     /* the data plane's base URL, for eventing's sinks */
     srv_t *srv;
+    kv_t *kv;           /* wasmfn_kv's stores (SQLite, or Redis with --redis) */
+    st_secrets_t *secrets; /* Secrets and ConfigMaps, sealed with DATA/secrets.key */
     rt_compiler_t *compiler;  /* background native compiles, or NULL */
     ho_client_t *outbound;    /* guests' outbound HTTP (src/host/http_out.h) */
     uint8_t native_key[ENG_NATIVE_KEY_BYTES];
@@ -275,6 +279,17 @@ int dmn_run(const dmn_options_t *o)
         fprintf(stderr, "wasmfn serve: %s\n", err);
         goto out;
     }
+    d.secrets = st_secrets_open(d.st, err, sizeof err);
+    if (!d.secrets) {
+        fprintf(stderr, "wasmfn serve: secrets: %s\n", err);
+        goto out;
+    }
+    kv_config_t kc = {.data_dir = data, .redis_url = o->redis, .limits = o->kv_limits};
+    d.kv = kv_new(&kc, err, sizeof err);
+    if (!d.kv) {
+        fprintf(stderr, "wasmfn serve: key-value stores: %s\n", err);
+        goto out;
+    }
     uint32_t data_conns, admin_conns;
     fd_budget(&data_conns, &admin_conns);
     srv_config_t sc = {
@@ -302,6 +317,7 @@ int dmn_run(const dmn_options_t *o)
         .native_key = key_ok ? d.native_key : NULL,
         .compiler = d.compiler,
         .outbound = d.outbound,
+        .kv = d.kv,
     };
     d.srv = srv_new(&sc, err, sizeof err);
     if (!d.srv) {
@@ -339,6 +355,8 @@ int dmn_run(const dmn_options_t *o)
         .data_url = data_url,
         .keep_revisions = o->keep_revisions,
         .registry = &o->registry,
+        .kv = d.kv,
+        .secrets = d.secrets,
     };
     d.api = data_url ? api_new(&ac) : NULL;
     if (!d.api) {
@@ -410,6 +428,8 @@ out:
     /* After srv_free: no worker records any more. Flushes what is left. */
     if (d.mtr) mtr_close(d.mtr);
     if (d.mx) mx_registry_free(d.mx);
+    kv_free(d.kv); /* after srv_free: no guest uses it any more */
+    st_secrets_close(d.secrets);
     st_close(d.st);
     free(data_url);
     free(admin_url);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "host/kv.h"
 #include "oci/oci.h"
 
 #define DMN_ADMIN_MAX_BODY (256ull << 20) /* modules are uploaded on the admin API */
@@ -36,6 +37,7 @@ typedef struct dmn_options {
     uint32_t max_conns_per_ip;        /* data plane; HS_NO_LIMIT = no cap */
     /* Pulling images from registries (the caller owns the strings). */
     oci_options_t registry;
+    kv_limits_t kv_limits;            /* wasmfn_kv; zeros = the defaults */
 } dmn_options_t;
 
 /* Runs the daemon on o (o->data must be set). Prints "wasmfn: data plane

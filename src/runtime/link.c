@@ -2,9 +2,10 @@
  * link.c — a module's imports bound to WASI and the host APIs (link.h).
  *
  * WASI resolves what is its own; every other import is looked up by
- * module name among the host APIs. An API's per-instance context is made
- * at its first import, so an instance of a module that does not use it
- * costs nothing more.
+ * module name among the host APIs (outbound HTTP, then key-value stores,
+ * which answer "not mine" for a module name they do not own). An API's
+ * per-instance context is made at its first import, so an instance of a
+ * module that does not use it costs nothing more.
  */
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +53,9 @@ int rt_link_imports(const rt_link_t *l, eng_store_t *s, const eng_module_t *m,
             if (ho_import_resolve(*l->http, s, &d, &imports[i], err, errlen) != 0) return -1;
             continue;
         }
+        kv_resolve_t k = kv_import_resolve(l->kv, s, &d, &imports[i], err, errlen);
+        if (k == KV_RESOLVE_OK) continue;
+        if (k == KV_RESOLVE_ERROR) return -1;
         snprintf(err, errlen, "unknown import %s.%s (%s%s%s)", d.module, d.name, kind_name(d.kind),
                  d.type && d.type[0] ? " " : "", d.type ? d.type : "");
         return -1;

@@ -1,14 +1,15 @@
 /*
  * link.h — binding a module's imports to the host (private to
  * src/runtime/): WASI preview1, and the host APIs beyond it that a
- * revision is granted (outbound HTTP, src/host/http_out.h). Used for
- * instances (instance.c) and for the throwaway instances that check and
- * image a module (module.c).
+ * revision is granted (outbound HTTP, src/host/http_out.h; key-value
+ * stores, src/host/kv.h). Used for instances (instance.c) and for the
+ * throwaway instances that check and image a module (module.c).
  */
 #ifndef WASMFN_RUNTIME_LINK_H
 #define WASMFN_RUNTIME_LINK_H
 
 #include "host/http_out.h"
+#include "host/kv.h"
 #include "wasi/wasi.h"
 
 typedef struct rt_link {
@@ -20,6 +21,9 @@ typedef struct rt_link {
     ho_client_t *http_client;
     ho_policy_t *http_policy;
     const char *function;        /* the metric's label */
+    /* wasmfn_kv's stores the revision was granted; NULL: none, every
+     * open answers "no such store". */
+    const kv_grant_t *kv;
 } rt_link_t;
 
 /* Resolves every import of m (imports holds eng_module_import_count(m)

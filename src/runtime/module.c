@@ -143,7 +143,9 @@ static eng_image_t *image_make(const eng_module_t *m, eng_exec_t *xrun, uint64_t
     }
     if (memory_limit_bytes) eng_store_set_memory_limit(s, memory_limit_bytes);
     /* Outbound requests made while the image is made (start function,
-     * wizer.initialize) are refused: no revision's list applies yet. */
+     * wizer.initialize) are refused: no revision's list applies yet; no
+     * key-value store is granted either (a wasmfn_kv open answers "no
+     * such store"). */
     rt_link_t link = {.wasi = w, .http = &http, .function = "wizer"};
     if (rt_link_imports(&link, s, m, imports, err, errlen) != 0) goto out;
     if (!timeout_ns) timeout_ns = RT_INIT_TIMEOUT_NS;

@@ -321,6 +321,9 @@ typedef struct rt_instance_config {
      * Either NULL: every request is refused. */
     ho_client_t *http_client;
     ho_policy_t *http_policy;
+    /* The wasmfn_kv stores the instance may open (host/kv.h); borrowed,
+     * must outlive the instance. NULL = none. */
+    const struct kv_grant *kv;
 } rt_instance_config_t;
 
 /* Instantiates m in a store of its own, with a WASI context holding args

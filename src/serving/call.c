@@ -159,6 +159,7 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
             .memory_limit_bytes = r->memory_limit_bytes,
             .http_client = r->srv->outbound,
             .http_policy = r->http_policy,
+            .kv = r->kv,
             .deadline_ns = c->deadline_ns,
         };
         uint64_t t0 = eng_now_ns();

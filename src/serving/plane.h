@@ -108,6 +108,9 @@ struct srv_rev {
     uint32_t timeout_ms;
     as_config_t scaling;
     as_scaler_t *scaler;
+    struct kv_grant *kv;      /* its wasmfn_kv stores; its instances borrow it */
+    char **kv_stores;         /* the names, as given (srv_rev_matches) */
+    uint32_t nkv_stores;
     bool retired;
     /* Instances. */
     rt_instance_t **warm;
@@ -161,6 +164,7 @@ struct srv {
     rt_pool_t *pool;
     rt_cache_t *cache;
     struct ho_client *outbound; /* srv_config_t's; NULL: outbound refused */
+    struct kv *kv;           /* wasmfn_kv's backend, or NULL */
     hs_server_t *http;
     srv_fn_t *fns[SRV_FN_BUCKETS]; /* changed on the loop under fns_mu */
     /* Guards changes of fns[] and of each function's max_scale, so that

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/kv.h"
 #include "serving/plane.h"
 
 void srv_rev_free_warm(srv_rev_t *r)
@@ -33,6 +34,8 @@ void srv_rev_release(srv_rev_t *r)
     free(r->env);
     free(r->allowed_hosts);
     ho_policy_unref(r->http_policy);
+    kv_grant_free(r->kv);
+    free(r->kv_stores);
     free(r->digest);
     free(r->name);
     srv_fn_t *f = r->fn;
@@ -179,6 +182,7 @@ static void warm_work(rt_job_t *j, eng_exec_t *x)
         .memory_limit_bytes = r->memory_limit_bytes,
         .http_client = r->srv->outbound,
         .http_policy = r->http_policy,
+        .kv = r->kv,
         .deadline_ns = eng_now_ns() + (uint64_t)r->timeout_ms * 1000000ull,
     };
     w->inst = rt_instance_new(r->mod, &cfg, x, w->err, sizeof w->err);
@@ -306,6 +310,9 @@ bool srv_rev_matches(const srv_rev_t *r, const srv_revision_t *d)
     if (r->nallowed_hosts != d->nallowed_hosts) return false;
     for (uint32_t i = 0; i < d->nallowed_hosts; i++)
         if (strcmp(r->allowed_hosts[i], d->allowed_hosts[i]) != 0) return false;
+    if (r->nkv_stores != d->nkv_stores) return false;
+    for (uint32_t i = 0; i < d->nkv_stores; i++)
+        if (strcmp(r->kv_stores[i], d->kv_stores[i]) != 0) return false;
     return true;
 }
 
@@ -343,11 +350,15 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
     srv_rev_t *r = calloc(1, sizeof *r);
     if (!r || !(r->name = strdup(d->name)) || !(r->digest = strdup(d->digest)) ||
         !(r->env = srv_strv_dup(d->env, d->nenv)) ||
-        !(r->allowed_hosts = srv_strv_dup(d->allowed_hosts, d->nallowed_hosts))) {
+        !(r->allowed_hosts = srv_strv_dup(d->allowed_hosts, d->nallowed_hosts)) ||
+        !(r->kv_stores = srv_strv_dup(d->kv_stores, d->nkv_stores)) ||
+        !(r->kv = kv_grant_new(s->kv, d->kv_stores, d->nkv_stores))) {
         if (r) {
             free(r->name);
             free(r->digest);
             free(r->env);
+            free(r->allowed_hosts);
+            free(r->kv_stores);
         }
         free(r);
         rt_module_release(m);
@@ -361,6 +372,7 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
     r->mod = m;
     r->nenv = d->nenv;
     r->nallowed_hosts = d->nallowed_hosts;
+    r->nkv_stores = d->nkv_stores;
     r->memory_limit_bytes = d->memory_limit_bytes ? d->memory_limit_bytes : SRV_DEFAULT_MEMORY;
     r->timeout_ms = d->timeout_ms ? d->timeout_ms : SRV_DEFAULT_TIMEOUT_MS;
     r->scaling = d->scaling;

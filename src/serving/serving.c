@@ -148,6 +148,7 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     s->mx = c->metrics;
     s->outbound = c->outbound;
     s->mtr = c->metering;
+    s->kv = c->kv;
     s->cache = rt_cache_new();
     if (s->cache) {
         rt_cache_config_t cc = {

@@ -82,6 +82,9 @@ typedef struct srv_config {
     /* Outbound HTTP for guests (src/host/http_out.h): the client their
      * requests run on; NULL = every request refused. */
     struct ho_client *outbound;
+    /* wasmfn_kv's backend (host/kv.h), for the stores revisions are
+     * granted; NULL = none (every open answers "no such store"). */
+    struct kv *kv;
 } srv_config_t;
 
 srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen);
@@ -104,6 +107,8 @@ typedef struct srv_revision {
     as_config_t scaling;         /* min/max/initial scale, target, window */
     const char *const *allowed_hosts; /* outbound HTTP destinations (checked) */
     uint32_t nallowed_hosts;
+    const char *const *kv_stores; /* wasmfn_kv stores it may open (wasmfn.dev/kv-stores) */
+    uint32_t nkv_stores;
 } srv_revision_t;
 
 typedef struct srv_route {

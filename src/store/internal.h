@@ -29,6 +29,18 @@ int st_allowed_hosts_init(st_store_t *s, char *err, size_t errlen);
 int st_allowed_hosts_load(st_store_t *s, st_revision_t *r, char *err, size_t errlen);
 int st_allowed_hosts_save(st_store_t *s, const char *revision, const st_spec_t *spec, char *err,
                           size_t errlen);
+/* spec_host.c: the host-API parts of a revision's spec (kv stores, env
+ * references), in tables of their own next to revision_env, created with
+ * IF NOT EXISTS at every open (no schema version needed: an older
+ * database simply gets them). */
+int st_spec_host_schema(st_store_t *s, char *err, size_t errlen);
+bool st_spec_host_equal(const st_spec_t *a, const st_spec_t *b);
+int st_spec_host_copy(st_spec_t *dst, const st_spec_t *src); /* dst's fields zeroed first */
+void st_spec_host_free(st_spec_t *s);
+int st_spec_host_load(st_store_t *s, const char *revision, st_spec_t *spec, char *err,
+                      size_t errlen);
+int st_spec_host_add(st_store_t *s, const char *revision, const st_spec_t *spec, char *err,
+                     size_t errlen);
 
 
 #endif

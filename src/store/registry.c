@@ -116,6 +116,7 @@ int st_db_open(st_store_t *s, char *err, size_t errlen)
                s->dir, version, SCHEMA_VERSION);
         return ST_ERR;
     }
+    if (st_spec_host_schema(s, err, errlen) != ST_OK) return ST_ERR;
     if (version < SCHEMA_VERSION) {
         char sql[sizeof SCHEMA + 64];
         /* A new database gets the whole schema; an older one the steps
@@ -155,7 +156,8 @@ bool st_spec_equal(const st_spec_t *a, const st_spec_t *b)
     return a->memory_limit_bytes == b->memory_limit_bytes &&
            a->timeout_seconds == b->timeout_seconds && a->min_scale == b->min_scale &&
            a->max_scale == b->max_scale && a->initial_scale == b->initial_scale &&
-           a->target == b->target && a->window_seconds == b->window_seconds;
+           a->target == b->target && a->window_seconds == b->window_seconds &&
+           st_spec_host_equal(a, b);
 }
 
 int st_spec_copy(st_spec_t *dst, const st_spec_t *src)
@@ -166,9 +168,14 @@ int st_spec_copy(st_spec_t *dst, const st_spec_t *src)
     dst->nenv = 0;
     dst->allowed_hosts = NULL;
     dst->nallowed_hosts = 0;
+    dst->kv_stores = NULL;
+    dst->nkv_stores = 0;
+    dst->env_refs = NULL;
+    dst->nenv_refs = 0;
     if (src->image && !(dst->image = strdup(src->image))) goto oom;
     if (src->image_ref && !(dst->image_ref = strdup(src->image_ref))) goto oom;
     if (src->image_digest && !(dst->image_digest = strdup(src->image_digest))) goto oom;
+    if (st_spec_host_copy(dst, src) != 0) goto oom;
     if (src->nenv) {
         dst->env = calloc(src->nenv, sizeof *dst->env);
         if (!dst->env) goto oom;
@@ -208,6 +215,7 @@ void st_spec_free(st_spec_t *s)
     s->nenv = 0;
     s->allowed_hosts = NULL;
     s->nallowed_hosts = 0;
+    st_spec_host_free(s);
 }
 
 /* ---- Transactions --------------------------------------------------------- */
@@ -353,7 +361,9 @@ int st_function_get(st_store_t *s, const char *name, st_function_t *out, char *e
     }
     for (uint32_t i = 0; i < out->nrevisions; i++)
         if (load_env(s, &out->revisions[i], err, errlen) != ST_OK ||
-            st_allowed_hosts_load(s, &out->revisions[i], err, errlen) != ST_OK)
+            st_allowed_hosts_load(s, &out->revisions[i], err, errlen) != ST_OK ||
+            st_spec_host_load(s, out->revisions[i].name, &out->revisions[i].spec, err, errlen) !=
+                ST_OK)
             goto fail;
 
     st = prep(s, "SELECT revision, latest, percent FROM routes WHERE function = ? ORDER BY pos",
@@ -526,6 +536,8 @@ int st_revision_add(st_store_t *s, const char *name, const st_spec_t *spec, int6
         if (step_done(s, st, "adding env", err, errlen) != ST_OK) goto out;
     }
     if (st_allowed_hosts_save(s, rname, spec, err, errlen) != ST_OK) goto out;
+
+    if (st_spec_host_add(s, rname, spec, err, errlen) != ST_OK) goto out;
 
     st = prep(s, "UPDATE functions SET next_seq = next_seq + 1, latest_revision = ? WHERE name = ?",
               err, errlen);

@@ -119,6 +119,18 @@ void st_artifacts_delete(st_store_t *s, const char *digest);
 
 /* ---- Functions, revisions, routes ---------------------------------------- */
 
+/* An env value taken from a Secret or a ConfigMap (valueFrom.secretKeyRef,
+ * configMapKeyRef). The revision records the reference and the version of
+ * the object it was made with, never the value (store/secrets.h). */
+typedef struct st_env_ref {
+    char *name;          /* the env variable */
+    bool secret;         /* a Secret (else a ConfigMap) */
+    char *object;        /* its name */
+    char *key;           /* the key in its data */
+    bool optional;       /* a missing object or key leaves the variable unset */
+    int64_t version;     /* the object's version when the revision was made; 0 = none existed */
+} st_env_ref_t;
+
 /* What a revision runs with: its template, with every default resolved (so
  * two specs are the same template exactly when st_spec_equal says so). */
 typedef struct st_spec {
@@ -141,6 +153,13 @@ typedef struct st_spec {
      * ho_allowed_host_check), in annotation order; none = no outbound. */
     char **allowed_hosts;
     uint32_t nallowed_hosts;
+    /* Host APIs (store/spec_host.c keeps them): the wasmfn_kv stores the
+     * revision may open, as the annotation wasmfn.dev/kv-stores names
+     * them, and its env values from Secrets and ConfigMaps. */
+    char **kv_stores;
+    uint32_t nkv_stores;
+    st_env_ref_t *env_refs;
+    uint32_t nenv_refs;
 } st_spec_t;
 
 bool st_spec_equal(const st_spec_t *a, const st_spec_t *b);

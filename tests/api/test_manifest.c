@@ -103,6 +103,40 @@ static void test_minimal_service_gets_defaults(void **state)
     api_service_free(&s);
 }
 
+/* Secret and ConfigMap references and kv-stores grants parse into the
+ * spec, which compares them (a changed reference is a new template). */
+static void test_host_parts(void **state)
+{
+    (void)state;
+    api_service_t s, t;
+    parse_ok(service("'wasmfn.dev/kv-stores':' counters, sessions '", "",
+                     "'env':[{'name':'P','valueFrom':{'secretKeyRef':{'name':'db','key':'password'}}},"
+                     "{'name':'M','valueFrom':{'configMapKeyRef':{'name':'cfg','key':'mode','optional':true}}}]",
+                     ""),
+             &s);
+    assert_int_equal(s.spec.nkv_stores, 2);
+    assert_string_equal(s.spec.kv_stores[0], "counters");
+    assert_string_equal(s.spec.kv_stores[1], "sessions");
+    assert_int_equal(s.spec.nenv_refs, 2);
+    assert_true(s.spec.env_refs[0].secret);
+    assert_string_equal(s.spec.env_refs[0].object, "db");
+    assert_string_equal(s.spec.env_refs[0].key, "password");
+    assert_false(s.spec.env_refs[0].optional);
+    assert_false(s.spec.env_refs[1].secret);
+    assert_true(s.spec.env_refs[1].optional);
+    assert_int_equal(s.spec.nenv, 0);
+    st_spec_t c;
+    assert_int_equal(st_spec_copy(&c, &s.spec), 0);
+    assert_true(st_spec_equal(&c, &s.spec));
+    c.env_refs[0].version = 7; /* the secret changed */
+    assert_false(st_spec_equal(&c, &s.spec));
+    st_spec_free(&c);
+    parse_ok(service("'wasmfn.dev/kv-stores':'counters'", "", "", ""), &t);
+    assert_false(st_spec_equal(&t.spec, &s.spec));
+    api_service_free(&s);
+    api_service_free(&t);
+}
+
 static void test_full_service(void **state)
 {
     (void)state;
@@ -261,8 +295,25 @@ static void test_bad_container_fields(void **state)
     expect_error(service("", "", "'env':[{'name':'A=B'}]", ""), want);
     snprintf(want, sizeof want, "%s.env[1].name: A is given twice", c0);
     expect_error(service("", "", "'env':[{'name':'A'},{'name':'A','value':'2'}]", ""), want);
-    snprintf(want, sizeof want, "%s.env[0].valueFrom: not supported", c0);
+    snprintf(want, sizeof want, "%s.env[0].valueFrom.secretKeyRef.name: required", c0);
     expect_error(service("", "", "'env':[{'name':'A','valueFrom':{'secretKeyRef':{}}}]", ""), want);
+    snprintf(want, sizeof want, "%s.env[0].valueFrom.fieldRef: not supported", c0);
+    expect_error(service("", "", "'env':[{'name':'A','valueFrom':{'fieldRef':{}}}]", ""), want);
+    snprintf(want, sizeof want, "%s.env[0].valueFrom: needs exactly one of", c0);
+    expect_error(service("", "", "'env':[{'name':'A','valueFrom':{'secretKeyRef':{'name':'s','key':'k'},"
+                                 "'configMapKeyRef':{'name':'c','key':'k'}}}]", ""), want);
+    snprintf(want, sizeof want, "%s.env[0]: value and valueFrom exclude each other", c0);
+    expect_error(service("", "", "'env':[{'name':'A','value':'x','valueFrom':{'secretKeyRef':"
+                                 "{'name':'s','key':'k'}}}]", ""), want);
+    snprintf(want, sizeof want, "%s.env[0].valueFrom.secretKeyRef.key: required", c0);
+    expect_error(service("", "", "'env':[{'name':'A','valueFrom':{'secretKeyRef':{'name':'s','key':'a/b'}}}]", ""), want);
+    snprintf(want, sizeof want, "%s.env[1].name: A is given twice", c0);
+    expect_error(service("", "", "'env':[{'name':'A','valueFrom':{'secretKeyRef':{'name':'s','key':'k'}}},"
+                                 "{'name':'A','value':'2'}]", ""), want);
+    expect_error(service("'wasmfn.dev/kv-stores':'a,Bad'", "", "", ""),
+                 "spec.template.metadata.annotations[wasmfn.dev/kv-stores]: \"Bad\" is not a store name");
+    expect_error(service("'wasmfn.dev/kv-stores':'a, a'", "", "", ""),
+                 "spec.template.metadata.annotations[wasmfn.dev/kv-stores]: a is given twice");
     snprintf(want, sizeof want, "%s.env[0].value: must be a string", c0);
     expect_error(service("", "", "'env':[{'name':'A','value':{'x':1}}]", ""), want);
     snprintf(want, sizeof want, "%s.env: must be a list", c0);
@@ -808,6 +859,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimal_service_gets_defaults),
         cmocka_unit_test(test_full_service),
+        cmocka_unit_test(test_host_parts),
         cmocka_unit_test(test_old_annotation_spellings),
         cmocka_unit_test(test_unknown_fields_warn),
         cmocka_unit_test(test_bad_kinds),
