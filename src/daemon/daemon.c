@@ -35,6 +35,7 @@
 #include "runtime/runtime.h"
 #include "serving/serving.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 typedef struct daemon_state {
     uv_loop_t loop;
@@ -52,6 +53,7 @@ typedef struct daemon_state {
     hs_server_t *admin;
     int pending;        /* servers still draining */
     bool draining;
+    tr_tracer_t *tracer; /* --otlp-endpoint: spans go here, else NULL */
 } daemon_state_t;
 
 /* File descriptors (issue 14): the soft limit is raised to the hard one,
@@ -268,6 +270,15 @@ int dmn_run(const dmn_options_t *o)
             !(d.compiler = rt_compiler_new(&d.loop, &cc, err, sizeof err)))
             fprintf(stderr, "wasmfn serve: no native compiles: cannot find the wasmfn binary\n");
     }
+    if (o->otlp_endpoint) {
+        tr_config_t tc = {.endpoint = o->otlp_endpoint, .sample_ratio = o->trace_sample_ratio,
+                          .queue_spans = o->trace_queue_spans, .metrics = d.mx};
+        d.tracer = tr_tracer_new(&tc, err, sizeof err);
+        if (!d.tracer) {
+            fprintf(stderr, "wasmfn serve: %s\n", err);
+            goto out;
+        }
+    }
     uint32_t data_conns, admin_conns;
     fd_budget(&data_conns, &admin_conns);
     srv_config_t sc = {
@@ -294,6 +305,8 @@ int dmn_run(const dmn_options_t *o)
         .native_put = key_ok ? native_put : NULL,
         .native_key = key_ok ? d.native_key : NULL,
         .compiler = d.compiler,
+        .tracer = d.tracer,
+        .no_server_timing = o->no_server_timing,
     };
     d.srv = srv_new(&sc, err, sizeof err);
     if (!d.srv) {
@@ -317,6 +330,7 @@ int dmn_run(const dmn_options_t *o)
             .metrics = d.mx,
             .max_queue_bytes_per_trigger = (size_t)o->trigger_queue_bytes,
             .max_queue_bytes = (size_t)o->broker_queue_bytes,
+            .tracer = d.tracer,
         };
         d.ev = ev_new(&ec, err, sizeof err);
         if (!d.ev) {
@@ -399,6 +413,8 @@ out:
     }
     /* After srv_free: no worker records any more. Flushes what is left. */
     if (d.mtr) mtr_close(d.mtr);
+    /* After everything that records spans is gone: exports what is left. */
+    tr_tracer_free(d.tracer);
     if (d.mx) mx_registry_free(d.mx);
     st_close(d.st);
     free(data_url);
