@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include "serving/plane.h"
 
@@ -45,9 +44,10 @@ void srv_call_trace_start(srv_t *s, srv_call_t *c, const hs_req_t *req)
     if (c->inv) {
         snprintf(c->invocation_id, sizeof c->invocation_id, "%s", srv_inv_id(c->inv));
     } else {
+        /* Not a syscall per request: the ids only need to be unique. */
         uint8_t rnd[SRV_INV_ID_LEN / 2];
-        if (getrandom(rnd, sizeof rnd, 0) == (ssize_t)sizeof rnd) tr_hex(rnd, sizeof rnd, c->invocation_id);
-        else c->invocation_id[0] = '\0';
+        tr_random_bytes(rnd, sizeof rnd);
+        tr_hex(rnd, sizeof rnd, c->invocation_id);
     }
     const char *tp = hs_req_header(req, "traceparent");
     c->tr_has_parent = tr_traceparent_parse(tp, &c->tr_parent) == 0;

@@ -180,14 +180,18 @@ static uint64_t rng_next(void)
     return result;
 }
 
+void tr_random_bytes(uint8_t *out, size_t n)
+{
+    for (size_t k = 0; k < n; k += 8) {
+        uint64_t v = rng_next();
+        memcpy(out + k, &v, n - k < 8 ? n - k : 8);
+    }
+}
+
 static void random_id(uint8_t *out, size_t n)
 {
-    do {
-        for (size_t k = 0; k < n; k += 8) {
-            uint64_t v = rng_next();
-            memcpy(out + k, &v, n - k < 8 ? n - k : 8);
-        }
-    } while (all_zero(out, n));
+    do tr_random_bytes(out, n);
+    while (all_zero(out, n));
 }
 
 /* The ratio sampler (OpenTelemetry's TraceIdRatioBased): the trace id's

@@ -58,6 +58,9 @@ void tr_traceparent_format(const tr_ctx_t *c, char out[TR_TRACEPARENT_LEN + 1]);
  * TR_TRACESTATE_MAX characters and 32 list members, each key=value with
  * the spec's character sets. */
 bool tr_tracestate_valid(const char *s);
+/* n random bytes, none of them guaranteed non-zero (ids: a fast per-thread
+ * generator seeded from getrandom, not for secrets). */
+void tr_random_bytes(uint8_t *out, size_t n);
 /* Lower-case hex of n bytes into out (2n characters and a NUL). */
 void tr_hex(const uint8_t *b, size_t n, char *out);
 bool tr_ctx_sampled(const tr_ctx_t *c);

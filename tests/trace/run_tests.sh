@@ -116,6 +116,15 @@ check "Server-Timing of a warm request: cold 0, the sum within the request time"
 out=$(spans server "$T2" 00000000000000a2 hello false http)
 check "warm request: faas.coldstart false, no instantiate span" "$out" "$?"
 
+# An asynchronous call: its span carries the invocation's id.
+T9=$(printf '%032x' 0xa9a9)
+loc=$(curl -s -D - -o /dev/null -H 'Prefer: respond-async' -H "traceparent: $(tp "$T9" 00000000000000a9)" \
+    "$DATA_URL/fn/hello/" | tr -d '\r' | awk -F': ' 'tolower($1) == "location" { print $2 }')
+out=$(spans server "$T9" 00000000000000a9 hello any http)
+[[ $? == 0 && -n $loc && ${out#* } == "${loc##*/}" ]]
+check "an asynchronous call: its SERVER span's faas.invocation_id is the one in Location" \
+    "Location '$loc'; $out" "$?"
+
 # ---- the guest's HTTP_TRACEPARENT ----------------------------------------
 
 T3=$(printf '%032x' 0xe3e3)
