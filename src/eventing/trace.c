@@ -14,6 +14,8 @@
  * The extension is set on the consumer's copy of the event; a stream
  * entry in Redis keeps what it was written with, so after a restart the
  * retries of an event that had none start a new trace.
+ * (The ~70 bytes it adds to an event in a memory feed are not counted
+ * against the feed's byte bound, which was charged when it was queued.)
  *
  * Runs on consumer threads (ev_consumer_ctx_t.tracer is shared and
  * thread-safe); the loop thread for ingress.
