@@ -32,6 +32,7 @@ struct follower {
     char name[ST_NAME_MAX + 2];
     lr_ring_t *ring;     /* the ring read last (a re-created function has a new one) */
     uint64_t next_seq;
+    bool json;           /* format=json: lr_ring_read_json's lines */
     follower_t *next, *prev;
 };
 
@@ -71,7 +72,8 @@ static void follower_tick(uv_timer_t *t)
         f->next_seq = 0;
     }
     size_t len = 0;
-    char *text = lr_ring_read(ring, f->next_seq, 0, &f->next_seq, &len);
+    char *text = f->json ? lr_ring_read_json(ring, f->name, f->next_seq, 0, &f->next_seq, &len)
+                         : lr_ring_read(ring, f->next_seq, 0, &f->next_seq, &len);
     int rc = 0;
     if (text && len) rc = hs_respond_chunk(f->req, text, len);
     free(text);
@@ -96,11 +98,23 @@ void api_handle_logs(api_t *a, hs_req_t *r, const char *name)
     }
     bool follow = hs_query_param(r->query, "follow", v, sizeof v) == 1 &&
                   (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || *v == '\0');
+    /* format=json: one JSON object per line (docs/api.md). */
+    bool json = false;
+    if (hs_query_param(r->query, "format", v, sizeof v) == 1) {
+        if (strcmp(v, "json") == 0) {
+            json = true;
+        } else if (strcmp(v, "text") != 0) {
+            hs_respond_errorf(r, 400, "format: '%s' is not text or json", v);
+            return;
+        }
+    }
     lr_ring_t *ring = a->srv ? srv_function_logs(a->srv, name) : NULL;
     uint64_t next = 0;
     size_t len = 0;
-    char *text = ring ? lr_ring_read(ring, 0, tail, &next, &len) : NULL;
-    hs_header_t h = {"Content-Type", "text/plain; charset=utf-8"};
+    char *text = !ring ? NULL
+                 : json ? lr_ring_read_json(ring, name, 0, tail, &next, &len)
+                        : lr_ring_read(ring, 0, tail, &next, &len);
+    hs_header_t h = {"Content-Type", json ? "application/x-ndjson" : "text/plain; charset=utf-8"};
     if (!follow) {
         hs_respond(r, 200, &h, 1, text ? text : "", text ? len : 0);
         free(text);
@@ -117,6 +131,7 @@ void api_handle_logs(api_t *a, hs_req_t *r, const char *name)
     snprintf(f->name, sizeof f->name, "%s", name);
     f->ring = ring;
     f->next_seq = next;
+    f->json = json;
     uv_timer_init(a->loop, &f->timer);
     f->timer.data = f;
     f->next = a->followers;

@@ -601,7 +601,7 @@ out:
 void cli_logs_usage(FILE *out)
 {
     fprintf(out,
-            "usage: wasmfn logs NAME [-f] [--tail N]\n"
+            "usage: wasmfn logs NAME [-f] [--tail N] [-o json]\n"
             "\n"
             "Prints what function NAME wrote to stderr (kept in a bounded ring per\n"
             "function), one line per guest line, each prefixed with its revision.\n"
@@ -609,6 +609,8 @@ void cli_logs_usage(FILE *out)
             "options:\n"
             "  -f, --follow   keep printing new lines as they come (Ctrl-C stops)\n"
             "  --tail N       only the last N lines\n"
+            "  -o json        one JSON object per line: time, function, revision,\n"
+            "                 invocation_id, trace_id, stream and line\n"
             "  -h, --help     show this help\n"
             "\n" ENV_HELP);
 }
@@ -617,6 +619,7 @@ int cli_logs_main(int argc, char **argv)
 {
     logs_opts_t o = {0};
     uint64_t tmp;
+    bool json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         bool missing;
@@ -630,6 +633,11 @@ int cli_logs_main(int argc, char **argv)
             if (cli_parse_uint(v, 1000000000, &tmp) != 0)
                 return usage_error("logs", "--tail wants a number of lines, got '%s'", v);
             o.tail = v;
+        } else if ((v = cli_opt("-o", argc, argv, &i, &missing)) ||
+                   (v = cli_opt("--output", argc, argv, &i, &missing))) {
+            if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0)
+                return usage_error("logs", "-o wants json or text, got '%s'", v);
+            json = strcmp(v, "json") == 0;
         } else if (a[0] == '-' && a[1]) {
             return usage_error("logs", "unknown option '%s'", a);
         } else if (!o.name) {
@@ -640,10 +648,11 @@ int cli_logs_main(int argc, char **argv)
     }
     if (!o.name) return usage_error("logs", "wants a function NAME%s", "");
 
-    char query[128] = "";
-    snprintf(query, sizeof query, "/logs%s%s%s%s", o.tail || o.follow ? "?" : "",
+    char query[160] = "";
+    snprintf(query, sizeof query, "/logs%s%s%s%s%s", o.tail || o.follow || json ? "?" : "",
              o.tail ? "tail=" : "", o.tail ? o.tail : "",
-             o.follow ? (o.tail ? "&follow=1" : "follow=1") : "");
+             o.follow ? (o.tail ? "&follow=1" : "follow=1") : "",
+             json ? (o.tail || o.follow ? "&format=json" : "format=json") : "");
     char *path = fn_path(o.name, query);
     if (!path) return CLI_EXIT_FAIL;
     cli_api_t api;

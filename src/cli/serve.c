@@ -113,6 +113,13 @@ void cli_serve_usage(FILE *out)
             "                      64Mi; SQLite stores only, see docs/host-kv.md)\n"
             "  --kv-max-store-keys N    keys of one store (default 100000; SQLite only);\n"
             "                      a write beyond any of these gets error 4 (limit)\n"
+            "  --otlp-endpoint URL  export traces (OpenTelemetry, OTLP/HTTP JSON) to\n"
+            "                      URL/v1/traces (docs/observability.md)\n"
+            "  --trace-sample-ratio F  share of new traces recorded, 0 to 1 (default 1);\n"
+            "                      an incoming traceparent's sampled flag decides for its own\n"
+            "  --trace-queue-spans N  spans waiting for export at most (default 2048);\n"
+            "                      beyond it spans are dropped and counted\n"
+            "  --no-server-timing  leave the Server-Timing header out of answers\n"
             "  -h, --help          show this help\n"
             "\n"
             "Port 0 picks a free port; the line printed at start names the real ones.\n");
@@ -143,6 +150,7 @@ static int parse_args(int argc, char **argv, dmn_options_t *o)
     o->max_body = DEFAULT_MAX_BODY;
     o->max_conns_per_ip = DEFAULT_MAX_CONNS_PER_IP;
     o->price_gb_second = o->price_million_requests = -1;
+    o->trace_sample_ratio = 1.0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         bool missing = false;
@@ -362,6 +370,30 @@ static int parse_args(int argc, char **argv, dmn_options_t *o)
             }
             ins[o->registry.ninsecure++] = v;
             o->registry.insecure = ins;
+        } else if ((v = opt_value(argc, argv, &i, "--otlp-endpoint", &missing))) {
+            o->otlp_endpoint = v; /* checked by the tracer, with the rest */
+        } else if ((v = opt_value(argc, argv, &i, "--trace-sample-ratio", &missing))) {
+            char *end;
+            errno = 0;
+            double f = strtod(v, &end);
+            if (!*v || *end || errno || !(f >= 0.0 && f <= 1.0)) {
+                fprintf(stderr, "wasmfn serve: --trace-sample-ratio: '%s' is not a number from 0 "
+                                "to 1\n", v);
+                return -1;
+            }
+            o->trace_sample_ratio = f;
+        } else if ((v = opt_value(argc, argv, &i, "--trace-queue-spans", &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || errno || n < 1 || n > 1000000) {
+                fprintf(stderr, "wasmfn serve: --trace-queue-spans: '%s' is not a number from 1 "
+                                "to 1000000\n", v);
+                return -1;
+            }
+            o->trace_queue_spans = (uint32_t)n;
+        } else if (strcmp(a, "--no-server-timing") == 0) {
+            o->no_server_timing = true;
         } else if (missing) {
             fprintf(stderr, "wasmfn serve: %s needs a value\n", a);
             return -1;

@@ -15,6 +15,7 @@
  * long as it reads before the line is pushed out.
  */
 #include "common/logring.h"
+#include "common/jsonstr.h"
 #include "common/rfc3339.h"
 
 #include <pthread.h>
@@ -26,12 +27,14 @@
 
 #define LR_LINE_MAX 8192          /* longest line kept, in bytes of text */
 #define LR_CUT_MARK " [cut]"      /* ends a line that was longer */
-#define LR_LINE_OVERHEAD 64       /* counted per line against max_bytes */
+#define LR_LINE_OVERHEAD 128      /* counted per line against max_bytes (lr_line_t) */
 
 typedef struct lr_line {
     uint64_t seq;
     uint64_t time_ns;   /* CLOCK_REALTIME */
     size_t source_len, text_len;
+    uint8_t stream;     /* LR_STDERR, LR_WASMFN */
+    char invocation_id[LR_ID_MAX + 1], trace_id[LR_ID_MAX + 1]; /* "" when none */
     char data[];        /* source, then text; not NUL-terminated */
 } lr_line_t;
 
@@ -102,8 +105,8 @@ static bool ensure_slot(lr_ring_t *r)
 /* Called with the lock held. A line is cut to LR_LINE_MAX bytes, and
  * further when it alone would not fit in the ring; when not even the
  * source fits, the line is dropped (it still would not be readable). */
-static void push_line(lr_ring_t *r, const char *source, size_t source_len, const char *text,
-                      size_t text_len, uint64_t now_ns)
+static void push_line(lr_ring_t *r, const char *source, size_t source_len, const lr_tags_t *tags,
+                      const char *text, size_t text_len, uint64_t now_ns)
 {
     size_t keep = text_len;
     bool cut = false;
@@ -122,6 +125,10 @@ static void push_line(lr_ring_t *r, const char *source, size_t source_len, const
     if (!l)
         return;
     l->time_ns = now_ns;
+    l->stream = (uint8_t)tags->stream;
+    snprintf(l->invocation_id, sizeof l->invocation_id, "%s",
+             tags->invocation_id ? tags->invocation_id : "");
+    snprintf(l->trace_id, sizeof l->trace_id, "%s", tags->trace_id ? tags->trace_id : "");
     l->source_len = source_len;
     l->text_len = stored;
     memcpy(l->data, source, source_len);
@@ -144,6 +151,15 @@ static void push_line(lr_ring_t *r, const char *source, size_t source_len, const
 
 void lr_ring_append(lr_ring_t *r, const char *source, const char *text, size_t len)
 {
+    lr_ring_append_tagged(r, source, NULL, text, len);
+}
+
+void lr_ring_append_tagged(lr_ring_t *r, const char *source, const lr_tags_t *tags,
+                           const char *text, size_t len)
+{
+    static const lr_tags_t none = {NULL, NULL, LR_STDERR};
+    if (!tags)
+        tags = &none;
     if (!r || !text || len == 0)
         return;
     if (!source)
@@ -161,7 +177,7 @@ void lr_ring_append(lr_ring_t *r, const char *source, const char *text, size_t l
         size_t line_len = end - start;
         if (line_len > 0 && text[end - 1] == '\r')
             line_len--; /* CRLF from a guest reads like LF */
-        push_line(r, source, source_len, text + start, line_len, now_ns);
+        push_line(r, source, source_len, tags, text + start, line_len, now_ns);
         start = nl ? end + 1 : len;
     }
     pthread_mutex_unlock(&r->lock);
@@ -227,12 +243,11 @@ size_t lr_escape(const char *in, size_t n, char *out, int keep_newlines)
     return o;
 }
 
-char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t *next_seq,
-                   size_t *len)
+/* Called with the lock held: the index (from the oldest) of the first
+ * line to read. Lines with seq > after_seq are a suffix of the ring; seqs
+ * are consecutive there, so its start is found by arithmetic. */
+static size_t read_first(const lr_ring_t *r, uint64_t after_seq, size_t max_lines)
 {
-    pthread_mutex_lock(&r->lock);
-    /* Lines with seq > after_seq are a suffix of the ring; seqs are
-     * consecutive there, so its start is found by arithmetic. */
     size_t first = 0;
     if (r->count > 0) {
         uint64_t oldest = r->lines[r->head]->seq;
@@ -241,6 +256,14 @@ char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t 
     }
     if (max_lines != 0 && r->count - first > max_lines)
         first = r->count - max_lines;
+    return first;
+}
+
+char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t *next_seq,
+                   size_t *len)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t first = read_first(r, after_seq, max_lines);
 
     size_t total = 1;
     for (size_t i = first; i < r->count; i++) {
@@ -272,6 +295,69 @@ char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t 
     }
     /* A reader already past everything (e.g. a ring recreated after a
      * restart while it followed) keeps its position; it is not moved back. */
+    pthread_mutex_unlock(&r->lock);
+    out[o] = '\0';
+    if (next_seq)
+        *next_seq = next;
+    if (len)
+        *len = o;
+    return out;
+}
+
+/* Appends "\"KEY\":\"VALUE\"" (VALUE escaped), or "\"KEY\":null" when
+ * value is empty and nullable. Returns the bytes written. */
+static size_t json_field(char *out, const char *key, const char *value, size_t n, int nullable)
+{
+    size_t o = (size_t)sprintf(out, ",\"%s\":", key);
+    if (n == 0 && nullable)
+        return o + (size_t)sprintf(out + o, "null");
+    out[o++] = '"';
+    o += cm_json_escape(value, n, out + o, CM_JSON_ESCAPE_MAX(n), NULL);
+    out[o++] = '"';
+    return o;
+}
+
+char *lr_ring_read_json(lr_ring_t *r, const char *function, uint64_t after_seq, size_t max_lines,
+                        uint64_t *next_seq, size_t *len)
+{
+    size_t flen = function ? strlen(function) : 0;
+    pthread_mutex_lock(&r->lock);
+    size_t first = read_first(r, after_seq, max_lines);
+    /* Sized for the worst case: every escaped byte 6 wide, plus the keys,
+     * the time and the ids (200 bytes). */
+    size_t total = 1;
+    for (size_t i = first; i < r->count; i++) {
+        const lr_line_t *l = r->lines[(r->head + i) % r->cap];
+        total += 200 + CM_JSON_ESCAPE_MAX(flen + l->source_len + l->text_len + 2 * LR_ID_MAX);
+    }
+    char *out = malloc(total);
+    if (!out) {
+        pthread_mutex_unlock(&r->lock);
+        return NULL;
+    }
+    size_t o = 0;
+    uint64_t next = after_seq;
+    for (size_t i = first; i < r->count; i++) {
+        const lr_line_t *l = r->lines[(r->head + i) % r->cap];
+        char ts[CM_RFC3339_MAX];
+        cm_rfc3339_format((int64_t)(l->time_ns / 1000000000ull * 1000000000ull), CM_RFC3339_SECONDS,
+                          ts, sizeof ts);
+        size_t tn = strlen(ts);
+        if (tn && ts[tn - 1] == 'Z')
+            ts[--tn] = '\0';
+        o += (size_t)sprintf(out + o, "{\"time\":\"%s.%09lluZ\"", ts,
+                             (unsigned long long)(l->time_ns % 1000000000ull));
+        o += json_field(out + o, "function", function ? function : "", flen, 0);
+        o += json_field(out + o, "revision", l->data, l->source_len, 0);
+        o += json_field(out + o, "invocation_id", l->invocation_id, strlen(l->invocation_id), 1);
+        o += json_field(out + o, "trace_id", l->trace_id, strlen(l->trace_id), 1);
+        o += (size_t)sprintf(out + o, ",\"stream\":\"%s\"",
+                             l->stream == LR_WASMFN ? "wasmfn" : "stderr");
+        o += json_field(out + o, "line", l->data + l->source_len, l->text_len, 0);
+        out[o++] = '}';
+        out[o++] = '\n';
+        next = l->seq;
+    }
     pthread_mutex_unlock(&r->lock);
     out[o] = '\0';
     if (next_seq)

@@ -27,6 +27,21 @@ void lr_ring_free(lr_ring_t *r);
  * source is copied. */
 void lr_ring_append(lr_ring_t *r, const char *source, const char *text, size_t len);
 
+/* What a line is about, for the JSON form (lr_ring_read_json). Any field
+ * may be NULL: no invocation, no trace. stream is LR_STDERR for what a
+ * guest wrote, LR_WASMFN for wasmfn's own line about an invocation or a
+ * revision (a timeout, a trap, a module that failed to load).
+ * lr_ring_append's lines are LR_STDERR without an invocation or trace. */
+enum { LR_STDERR = 0, LR_WASMFN = 1 };
+#define LR_ID_MAX 32 /* longer invocation and trace ids are cut */
+typedef struct lr_tags {
+    const char *invocation_id;
+    const char *trace_id;  /* 32 lower-case hex characters */
+    int stream;
+} lr_tags_t;
+void lr_ring_append_tagged(lr_ring_t *r, const char *source, const lr_tags_t *tags,
+                           const char *text, size_t len);
+
 /* Formats lines with seq > after_seq (at most max_lines of the newest, 0 =
  * all) as "TIMESTAMP SOURCE: TEXT\n" into a malloc'd string (caller frees).
  * TEXT is escaped with lr_escape (the stored bytes stay as written), so a
@@ -38,6 +53,17 @@ void lr_ring_append(lr_ring_t *r, const char *source, const char *text, size_t l
  * except when out of memory). */
 char *lr_ring_read(lr_ring_t *r, uint64_t after_seq, size_t max_lines, uint64_t *next_seq,
                    size_t *len);
+
+/* The same lines as lr_ring_read, as JSON, one object per line (NDJSON):
+ *   {"time":"2024-05-01T12:00:00.123456789Z","function":F,"revision":R,
+ *    "invocation_id":ID|null,"trace_id":HEX|null,"stream":"stderr"|"wasmfn",
+ *    "line":TEXT}
+ * time is UTC with nanoseconds; function is the name given (the ring does
+ * not know it); revision is the line's source; TEXT is the line as written,
+ * escaped as JSON (cm_json_escape: bytes that are not valid UTF-8 become
+ * U+FFFD). Same after_seq, max_lines and next_seq as lr_ring_read. */
+char *lr_ring_read_json(lr_ring_t *r, const char *function, uint64_t after_seq, size_t max_lines,
+                        uint64_t *next_seq, size_t *len);
 
 /* Makes log text safe to print on a terminal: control characters become
  * visible escapes — "\r", "\n" (unless keep_newlines), "\xHH" for the

@@ -38,6 +38,7 @@
 #include "serving/serving.h"
 #include "store/secrets.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 typedef struct daemon_state {
     uv_loop_t loop;
@@ -58,6 +59,7 @@ typedef struct daemon_state {
     hs_server_t *admin;
     int pending;        /* servers still draining */
     bool draining;
+    tr_tracer_t *tracer; /* --otlp-endpoint: spans go here, else NULL */
 } daemon_state_t;
 
 /* File descriptors (issue 14): the soft limit is raised to the hard one,
@@ -290,6 +292,15 @@ int dmn_run(const dmn_options_t *o)
         fprintf(stderr, "wasmfn serve: key-value stores: %s\n", err);
         goto out;
     }
+    if (o->otlp_endpoint) {
+        tr_config_t tc = {.endpoint = o->otlp_endpoint, .sample_ratio = o->trace_sample_ratio,
+                          .queue_spans = o->trace_queue_spans, .metrics = d.mx};
+        d.tracer = tr_tracer_new(&tc, err, sizeof err);
+        if (!d.tracer) {
+            fprintf(stderr, "wasmfn serve: %s\n", err);
+            goto out;
+        }
+    }
     uint32_t data_conns, admin_conns;
     fd_budget(&data_conns, &admin_conns);
     srv_config_t sc = {
@@ -318,6 +329,8 @@ int dmn_run(const dmn_options_t *o)
         .compiler = d.compiler,
         .outbound = d.outbound,
         .kv = d.kv,
+        .tracer = d.tracer,
+        .no_server_timing = o->no_server_timing,
     };
     d.srv = srv_new(&sc, err, sizeof err);
     if (!d.srv) {
@@ -341,6 +354,7 @@ int dmn_run(const dmn_options_t *o)
             .metrics = d.mx,
             .max_queue_bytes_per_trigger = (size_t)o->trigger_queue_bytes,
             .max_queue_bytes = (size_t)o->broker_queue_bytes,
+            .tracer = d.tracer,
         };
         d.ev = ev_new(&ec, err, sizeof err);
         if (!d.ev) {
@@ -427,6 +441,8 @@ out:
     }
     /* After srv_free: no worker records any more. Flushes what is left. */
     if (d.mtr) mtr_close(d.mtr);
+    /* After everything that records spans is gone: exports what is left. */
+    tr_tracer_free(d.tracer);
     if (d.mx) mx_registry_free(d.mx);
     kv_free(d.kv); /* after srv_free: no guest uses it any more */
     st_secrets_close(d.secrets);

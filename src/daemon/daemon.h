@@ -35,6 +35,14 @@ typedef struct dmn_options {
     uint32_t max_instances;           /* 0 = from vm.max_map_count */
     uint32_t keep_revisions;          /* 0 = the API's default (10) */
     uint32_t max_conns_per_ip;        /* data plane; HS_NO_LIMIT = no cap */
+    /* Observability (docs/observability.md): traces exported over
+     * OTLP/HTTP JSON to otlp_endpoint (NULL: none), new traces sampled at
+     * trace_sample_ratio, at most trace_queue_spans waiting (0 = 2048);
+     * no_server_timing leaves the Server-Timing header out. */
+    const char *otlp_endpoint;
+    double trace_sample_ratio;
+    uint32_t trace_queue_spans;
+    bool no_server_timing;
     /* Pulling images from registries (the caller owns the strings). */
     oci_options_t registry;
     kv_limits_t kv_limits;            /* wasmfn_kv; zeros = the defaults */

@@ -80,6 +80,7 @@ void ev_cons_attempt(ev_consumer_t *c, item_t *it)
         it->attempts++;
     }
     it->url[0] = 0;
+    ev_trace_attempt_begin(c, it);
     ev_attempt_result_t res = {0};
     switch (c->sink.kind) {
     case EV_SINK_SERVICE:
@@ -92,7 +93,8 @@ void ev_cons_attempt(ev_consumer_t *c, item_t *it)
         if (c->sink.kind == EV_SINK_HTTP)
             snprintf(it->url, sizeof it->url, "%s", c->sink.url);
         if (ev_deliverer_post(c->ctx->deliverer, it->url, it->event, c->delivery.timeout_ms,
-                              on_attempt_done, it) == 0) {
+                              it->traceparent[0] ? it->traceparent : NULL, on_attempt_done,
+                              it) == 0) {
             c->inflight++;
             return;
         }
@@ -133,6 +135,7 @@ later:
 void ev_cons_handle_result(ev_consumer_t *c, item_t *it)
 {
     c->inflight--;
+    ev_trace_attempt_end(c, it);
     if (it->status >= 200 && it->status <= 299) {
         if (it->reply && c->reply_broker[0]) {
             char err[256];

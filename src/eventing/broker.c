@@ -196,6 +196,7 @@ void ev_broker_ingress(ev_t *ev, const char *broker, hs_req_t *req)
         hs_respond_error(req, 400, NULL, 0, err);
         return;
     }
+    ev_trace_ingress(ev->cctx.tracer, e, req);
     if (!ev->redis_port) {
         int r = ev_broker_publish(ev, broker, e, NULL, err, sizeof err);
         ev_event_free(e);

@@ -10,6 +10,7 @@
 #include <hiredis/hiredis.h>
 
 #include "eventing/internal.h"
+#include "trace/trace.h"
 
 #define MEM_QUEUE_MAX 100000
 #define RETRY_MAX 20000
@@ -29,6 +30,13 @@ typedef struct item {
     char error[256];
     char url[1024];
     ev_event_t *reply;
+    /* The attempt under way (trace.c): its span's context, parent and
+     * start, built into a span when it ends; traceparent is sent with it. */
+    bool traced;
+    tr_ctx_t tr_ctx;
+    uint8_t tr_parent[8];
+    uint64_t tr_start_ns;
+    char traceparent[TR_TRACEPARENT_LEN + 1];
 } item_t;
 
 struct ev_consumer {
@@ -102,6 +110,12 @@ int ev_cons_dead_letter(ev_consumer_t *c, item_t *it, const char *reason);
 /* attempt.c */
 void ev_cons_attempt(ev_consumer_t *c, item_t *it);
 void ev_cons_handle_result(ev_consumer_t *c, item_t *it);
+
+/* trace.c: an attempt's span. begin gives the event a trace when it has
+ * none (its traceparent extension) and starts a CLIENT span under it;
+ * end records the outcome (it->status, it->error) and ends it. */
+void ev_trace_attempt_begin(ev_consumer_t *c, item_t *it);
+void ev_trace_attempt_end(ev_consumer_t *c, item_t *it);
 
 /* feed.c */
 int ev_cons_read_group(ev_consumer_t *c, const char *from, int count, int block_ms);

@@ -128,7 +128,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-static job_t *job_new(const char *url, const ev_event_t *e, int64_t timeout_ms, size_t max_bytes)
+static job_t *job_new(const char *url, const ev_event_t *e, int64_t timeout_ms, size_t max_bytes,
+                      const char *traceparent)
 {
     job_t *j = calloc(1, sizeof *j);
     if (!j)
@@ -149,6 +150,14 @@ static job_t *job_new(const char *url, const ev_event_t *e, int64_t timeout_ms, 
     if (!ev_event_get(e, "datacontenttype"))
         j->hdrs = curl_slist_append(j->hdrs, "Content-Type:");
     j->hdrs = curl_slist_append(j->hdrs, "Expect:");
+    if (traceparent) {
+        char tp[128];
+        snprintf(tp, sizeof tp, "traceparent: %s", traceparent);
+        struct curl_slist *s = curl_slist_append(j->hdrs, tp);
+        if (!s)
+            goto fail_h;
+        j->hdrs = s;
+    }
     ev_strv_free(h, nh);
     if (e->data_len) {
         j->body = malloc(e->data_len);
@@ -276,9 +285,9 @@ ev_deliverer_t *ev_deliverer_new(size_t max_event_bytes)
 }
 
 int ev_deliverer_post(ev_deliverer_t *d, const char *url, const ev_event_t *e, int64_t timeout_ms,
-                      ev_attempt_done_fn done, void *ud)
+                      const char *traceparent, ev_attempt_done_fn done, void *ud)
 {
-    job_t *j = job_new(url, e, timeout_ms, d->max_bytes);
+    job_t *j = job_new(url, e, timeout_ms, d->max_bytes, traceparent);
     if (!j)
         return -1;
     j->done = done;
@@ -317,7 +326,7 @@ int ev_http_post_sync(const char *url, const ev_event_t *e, int64_t timeout_ms, 
                       size_t errlen)
 {
     pthread_once(&curl_once, curl_init_once);
-    job_t *j = job_new(url, e, timeout_ms, 1 << 16);
+    job_t *j = job_new(url, e, timeout_ms, 1 << 16, NULL);
     if (!j) {
         snprintf(err, errlen, "out of memory");
         return 0;

@@ -142,6 +142,7 @@ ev_t *ev_new(const ev_config_t *c, char *err, size_t errlen)
         .publish = ev_ctx_publish,
         .exited = ev_ctx_exited,
         .ud = ev,
+        .tracer = c->tracer,
     };
     if (ev->redis_port) {
         ev->pub_async = malloc(sizeof *ev->pub_async);

@@ -52,6 +52,11 @@ typedef struct ev_config {
      * 0: the defaults EV_QUEUE_BYTES_PER_TRIGGER, EV_QUEUE_BYTES. */
     size_t max_queue_bytes_per_trigger;
     size_t max_queue_bytes;
+    /* Spans of deliveries (trace/trace.h; docs/observability.md): each
+     * attempt a CLIENT span under the event's trace, from its traceparent
+     * extension (set at the source when missing). NULL: none recorded and
+     * no traceparent set. */
+    struct tr_tracer *tracer;
 } ev_config_t;
 
 #define EV_QUEUE_BYTES_PER_TRIGGER ((size_t)64 << 20)

@@ -192,9 +192,10 @@ typedef struct ev_attempt_result {
 typedef void (*ev_attempt_done_fn)(void *ud, ev_attempt_result_t *r);
 
 ev_deliverer_t *ev_deliverer_new(size_t max_event_bytes);
-/* Queues one POST of e (copied) to url in binary mode. */
+/* Queues one POST of e (copied) to url in binary mode, with a traceparent
+ * header when traceparent is not NULL (the attempt's span). */
 int ev_deliverer_post(ev_deliverer_t *d, const char *url, const ev_event_t *e, int64_t timeout_ms,
-                      ev_attempt_done_fn done, void *ud);
+                      const char *traceparent, ev_attempt_done_fn done, void *ud);
 /* Finishes the transfers under way, then stops and frees. */
 void ev_deliverer_free(ev_deliverer_t *d);
 
@@ -261,6 +262,7 @@ typedef struct ev_consumer_ctx {
     /* A consumer thread ended (drain accounting); from that thread. */
     void (*exited)(void *ud);
     void *ud;                 /* for publish and exited */
+    struct tr_tracer *tracer; /* delivery spans (trace.c), or NULL */
 } ev_consumer_ctx_t;
 
 ev_consumer_t *ev_consumer_start(const ev_consumer_ctx_t *ctx, const ev_consumer_config_t *cfg);
@@ -277,6 +279,11 @@ void ev_consumer_stop(ev_consumer_t *c, bool forget);
 /* Backlog and parallelism now (for status). */
 void ev_consumer_stats(ev_consumer_t *c, long *backlog, int *parallel, long *delivered,
                        long *dead_lettered);
+
+/* trace.c: broker ingress gives an event without a traceparent extension
+ * the request's traceparent (and tracestate) when tracing (t not NULL). */
+struct tr_tracer;
+void ev_trace_ingress(struct tr_tracer *t, ev_event_t *e, const hs_req_t *req);
 
 /* ---------------- brokers (broker.c) ---------------- */
 

@@ -125,6 +125,7 @@ typedef struct capture {
     bool overflow;
     lr_ring_t *log;
     const char *source;
+    const lr_tags_t *tags;
     char *line;   /* RT_LOG_LINE_MAX bytes, allocated at the first stderr
                    * write: most runs never write any, and a parked guest
                    * should not keep two pages for nothing */
@@ -154,7 +155,7 @@ static long capture_stdout(void *ud, const uint8_t *data, size_t len)
 
 static void capture_flush_line(capture_t *c)
 {
-    if (c->log && c->line_len) lr_ring_append(c->log, c->source, c->line, c->line_len);
+    if (c->log && c->line_len) lr_ring_append_tagged(c->log, c->source, c->tags, c->line, c->line_len);
     c->line_len = 0;
 }
 
@@ -163,7 +164,7 @@ static long capture_stderr(void *ud, const uint8_t *data, size_t len)
     capture_t *c = ud;
     for (size_t k = 0; k < len; k++) {
         if (data[k] == '\n') {
-            if (c->line_len == 0 && c->log) lr_ring_append(c->log, c->source, "\n", 1);
+            if (c->line_len == 0 && c->log) lr_ring_append_tagged(c->log, c->source, c->tags, "\n", 1);
             capture_flush_line(c);
             continue;
         }
@@ -186,6 +187,7 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
     cap->out_max = rq->max_stdout_bytes ? rq->max_stdout_bytes : (16u << 20);
     cap->log = rq->log;
     cap->source = rq->log_source ? rq->log_source : "";
+    cap->tags = rq->log_tags;
     if (wasi_ctx_add_envs(i->wasi, rq->env, rq->nenv) != 0) {
         /* The CGI environment is made by serving/ and always well formed:
          * this is out of memory (or a bad entry, which is dropped). */

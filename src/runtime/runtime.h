@@ -348,6 +348,7 @@ typedef struct rt_request {
     size_t max_stdout_bytes;   /* beyond it the guest's writes fail (EIO) */
     lr_ring_t *log;            /* stderr lines go here (may be NULL) */
     const char *log_source;    /* the source name for the lines */
+    const lr_tags_t *log_tags; /* the invocation and trace the lines belong to (may be NULL) */
 } rt_request_t;
 
 typedef struct rt_result {

@@ -73,7 +73,8 @@ static void call_log(srv_call_t *c, const char *fmt, ...)
     va_end(ap);
     if (n < 0) return;
     if ((size_t)n >= sizeof line) n = sizeof line - 1;
-    lr_ring_append(f->log, c->rev->name, line, (size_t)n);
+    lr_tags_t tags = {c->invocation_id, c->trace_id, LR_WASMFN};
+    lr_ring_append_tagged(f->log, c->rev->name, &tags, line, (size_t)n);
 }
 
 /* Records a call that reached a guest: from the guest's start (run_ns) to
@@ -103,6 +104,8 @@ void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, 
                         const void *body, size_t len)
 {
     srv_rev_t *r = c->rev;
+    uint64_t now = eng_now_ns();
+    srv_call_trace_end(s, c, status, now);
     if (s->mx && !r->fn->deleted) {
         char code[8];
         snprintf(code, sizeof code, "%d", c->aborted ? 499 : status);
@@ -125,8 +128,17 @@ void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, 
         if (s->m_async_pending && !r->fn->deleted)
             mx_gauge_set(s->m_async_pending, r->labels, r->async_pending);
     }
-    else
+    else if (s->server_timing && nh < SRV_CGI_MAX_HEADERS + 4) {
+        /* The guest's headers and ours (docs/observability.md). */
+        hs_header_t all[SRV_CGI_MAX_HEADERS + 5];
+        char timing[128];
+        srv_call_server_timing(c, now, timing, sizeof timing);
+        if (nh) memcpy(all, h, nh * sizeof *h);
+        all[nh] = (hs_header_t){"Server-Timing", timing};
+        hs_respond(c->req, status, all, nh + 1, body, len);
+    } else {
         hs_respond(c->req, status, h, nh, body, len);
+    }
     if (--s->ncalls == 0 && !s->freeing) uv_timer_stop(&s->sweep);
     srv_call_free(s, c);
     srv_rev_release(r);
@@ -181,7 +193,11 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
         .log = r->fn->log,
         .log_source = r->name,
     };
+    lr_tags_t tags = {c->invocation_id, c->trace_id, LR_STDERR};
+    rq.log_tags = &tags;
+    c->guest_ns = eng_now_ns();
     rt_instance_run(c->inst, x, &rq, &c->res);
+    c->guest_end_ns = eng_now_ns();
     rt_instance_free(c->inst);
     c->inst = NULL;
     if ((c->res.trap == ENG_OK || c->res.trap == ENG_TRAP_EXIT) && !c->res.out_overflow)

@@ -30,6 +30,15 @@
 char **srv_cgi_env_new(const hs_req_t *req, const char *script_name, const char *path_info,
                        uint32_t *n);
 
+/* Entries srv_cgi_env_new leaves free after the last, for srv_cgi_env_put. */
+#define SRV_CGI_ENV_SPARE 2
+/* Sets one variable of an environment from srv_cgi_env_new: var is
+ * "KEY=VALUE" (not copied: it must outlive env) and replaces the entry for
+ * KEY, or is appended (at most SRV_CGI_ENV_SPARE times per environment);
+ * var "KEY" without '=' removes KEY. Keeps env NULL-terminated and *n its
+ * count. (The data plane sets HTTP_TRACEPARENT to the span of the call.) */
+void srv_cgi_env_put(char **env, uint32_t *n, const char *var);
+
 #define SRV_CGI_MAX_HEADERS 100
 #define SRV_CGI_MAX_HEADER_BYTES (64u << 10)
 

@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include "runtime/runtime.h"
+#include "trace/trace.h"
 #include "common/percent.h"
 #include "serving/internal.h"
 
@@ -63,6 +64,20 @@ struct srv_call {
     bool cold, inst_failed, cgi_ok;
     uint64_t cold_ns;
     uint64_t load_ns;        /* time waiting for the module to load (loop) */
+    uint64_t guest_ns, guest_end_ns; /* the guest's run (worker): after any instantiation */
+    /* Observability (trace.c): the invocation id (the asynchronous
+     * record's, else a fresh one), the SERVER span's context and its
+     * parent (a valid traceparent from the client), the trace id for log
+     * lines ("" when none), the guest's HTTP_TRACEPARENT, what triggered
+     * the call (faas.trigger) and the request's method (kept for
+     * asynchronous calls, whose request is answered early). */
+    char invocation_id[SRV_INV_ID_LEN + 1];
+    tr_ctx_t tr_ctx, tr_parent;
+    bool tr_has_parent;
+    char trace_id[33];
+    char traceparent_env[sizeof "HTTP_TRACEPARENT=" + TR_TRACEPARENT_LEN];
+    const char *trigger;
+    char method[16];
     char err[256];
     rt_result_t res;
     srv_cgi_response_t cgi;
@@ -203,6 +218,8 @@ struct srv {
     mx_family_t *m_tier, *m_compile_seconds, *m_compiles;
     mx_family_t *m_async_pending, *m_async_rejected;
     uint64_t evictions_seen;  /* rt_cache_stats' count already added to m_cache_evictions */
+    tr_tracer_t *tracer;      /* NULL: no spans (srv_config_t) */
+    bool server_timing;
 };
 
 /* srv_module_prepare: a module load on a worker (like a revision's at
@@ -297,5 +314,15 @@ void srv_prep_unlink(srv_t *s, srv_prep_t *p);
 /* stats.c: a finished call (before it is freed), and the tick's instances. */
 void srv_stats_call(srv_t *s, const srv_call_t *c, int status);
 void srv_stats_tick(srv_t *s);
+/* trace.c: observability of calls (docs/observability.md). */
+/* At the call's start (req still there): its invocation id, trace context
+ * (the client's traceparent honoured), trigger, and the guest's
+ * HTTP_TRACEPARENT / HTTP_TRACESTATE in c->env. */
+void srv_call_trace_start(srv_t *s, srv_call_t *c, const hs_req_t *req);
+/* Writes "queue;dur=MS, cold;dur=MS, run;dur=MS" for a call ending now. */
+void srv_call_server_timing(const srv_call_t *c, uint64_t now_ns, char *out, size_t len);
+/* At the call's end: its spans (the SERVER span and the queue, module
+ * load, instantiation and run under it) go to the tracer. */
+void srv_call_trace_end(srv_t *s, srv_call_t *c, int status, uint64_t now_ns);
 
 #endif

@@ -135,6 +135,7 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
             hs_respond_text(req, 500, "out of memory\n");
             return;
         }
+        srv_call_trace_start(s, c, req);
         if (req->body_len) memcpy(c->body_copy, req->body, req->body_len);
         c->body = c->body_copy;
         c->req = NULL;
@@ -150,6 +151,8 @@ static void srv_call_start(srv_t *s, const char *name, bool by_host, const char 
         hs_header_t h[3] = {{"Content-Type", "application/json"}, {"Location", loc},
                             {"Preference-Applied", "respond-async"}};
         hs_respond(req, 202, h, 3, body, (size_t)n);
+    } else {
+        srv_call_trace_start(s, c, req);
     }
     r->refs++;
     c->start_ns = eng_now_ns();

@@ -12,6 +12,9 @@
 #include "host/kv.h"
 #include "serving/plane.h"
 
+/* wasmfn's own log lines about a revision (not about one invocation). */
+static const lr_tags_t wasmfn_line = {NULL, NULL, LR_WASMFN};
+
 void srv_rev_free_warm(srv_rev_t *r)
 {
     for (uint32_t i = 0; i < r->nwarm; i++) rt_instance_free(r->warm[i]);
@@ -120,7 +123,7 @@ static void load_done(rt_job_t *j)
     } else {
         char line[400];
         int n = snprintf(line, sizeof line, "wasmfn: cannot load module %s: %s", r->digest, e);
-        if (r->fn->log) lr_ring_append(r->fn->log, r->name, line, n > 0 ? (size_t)n : 0);
+        if (r->fn->log) lr_ring_append_tagged(r->fn->log, r->name, &wasmfn_line, line, n > 0 ? (size_t)n : 0);
         r->warm_failed = true; /* the next call or tick tries again */
         while (r->queue.head) {
             srv_call_t *c = r->queue.head;
@@ -214,7 +217,7 @@ static void warm_done(rt_job_t *j)
     if (!w->inst) {
         char line[320];
         int n = snprintf(line, sizeof line, "wasmfn: cannot instantiate: %s", w->err);
-        if (r->fn->log) lr_ring_append(r->fn->log, r->name, line, n > 0 ? (size_t)n : 0);
+        if (r->fn->log) lr_ring_append_tagged(r->fn->log, r->name, &wasmfn_line, line, n > 0 ? (size_t)n : 0);
         r->warm_failed = true;
         srv_node_sub(s, r, 1);
     } else if (r->retired || s->draining || s->freeing || r->nwarm >= rev_warm_target(r)) {

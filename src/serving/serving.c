@@ -149,6 +149,8 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     s->outbound = c->outbound;
     s->mtr = c->metering;
     s->kv = c->kv;
+    s->tracer = c->tracer;
+    s->server_timing = !c->no_server_timing;
     s->cache = rt_cache_new();
     if (s->cache) {
         rt_cache_config_t cc = {

@@ -85,6 +85,12 @@ typedef struct srv_config {
     /* wasmfn_kv's backend (host/kv.h), for the stores revisions are
      * granted; NULL = none (every open answers "no such store"). */
     struct kv *kv;
+    /* Observability (docs/observability.md). tracer: where each call's
+     * spans go (trace/trace.h); NULL records none and passes the client's
+     * traceparent to the guest untouched. no_server_timing: leave out the
+     * Server-Timing header (queue, cold and run durations) of answers. */
+    struct tr_tracer *tracer;
+    bool no_server_timing;
 } srv_config_t;
 
 srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen);

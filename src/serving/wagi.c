@@ -111,7 +111,7 @@ char **srv_cgi_env_new(const hs_req_t *req, const char *script_name, const char 
     /* Size: 14 fixed variables (names and numbers fit in 64 bytes each)
      * plus their strings, plus each header as "HTTP_NAME=VALUE" or as
      * "; VALUE" joined to an earlier one. */
-    size_t nvars = 14 + req->nheaders;
+    size_t nvars = 14 + req->nheaders + SRV_CGI_ENV_SPARE;
     size_t bytes = 14 * 64 + strlen(req->method) + strlen(script_name) + strlen(path_info) +
                    strlen(query) + strlen(req->target) + (ctype ? strlen(ctype) : 0) +
                    strlen(server_name) + strlen(raddr);
@@ -190,6 +190,25 @@ char **srv_cgi_env_new(const hs_req_t *req, const char *script_name, const char 
     if (link != lstack) free(link);
     *n = b.n;
     return vars;
+}
+
+void srv_cgi_env_put(char **env, uint32_t *n, const char *var)
+{
+    const char *eq = strchr(var, '=');
+    size_t klen = eq ? (size_t)(eq - var) : strlen(var);
+    for (uint32_t k = 0; k < *n; k++) {
+        if (strncmp(env[k], var, klen) != 0 || env[k][klen] != '=') continue;
+        if (eq) {
+            env[k] = (char *)var;
+        } else {
+            memmove(env + k, env + k + 1, (*n - k) * sizeof *env); /* with the NULL */
+            (*n)--;
+        }
+        return;
+    }
+    if (!eq) return;
+    env[(*n)++] = (char *)var;
+    env[*n] = NULL;
 }
 
 /* ---- the response ------------------------------------------------------- */

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/logring.h"
 
 /* Reads lines after `after` and returns them without their timestamps,
@@ -388,6 +390,60 @@ static void test_escape(void **state)
     lr_ring_free(r);
 }
 
+/* lr_ring_read_json: one valid JSON object per line with the tags, the
+ * line exactly as written (invalid UTF-8 as U+FFFD), nanosecond times. */
+static void test_json_lines(void **state)
+{
+    (void)state;
+    lr_ring_t *r = lr_ring_new(1 << 20);
+    lr_tags_t t = {"0123abcd", "4bf92f3577b34da6a3ce929d0e0e4736", LR_STDERR};
+    const char *line = "say \"hi\"\t\x1b[2J \xff end\n";
+    lr_ring_append_tagged(r, "f-00001", &t, line, strlen(line));
+    lr_tags_t w = {"0123abcd", NULL, LR_WASMFN};
+    lr_ring_append_tagged(r, "f-00001", &w, "wasmfn: trap", 12);
+    lr_ring_append(r, "f-00002", "plain", 5);
+    uint64_t next;
+    size_t len;
+    char *out = lr_ring_read_json(r, "f", 0, 0, &next, &len);
+    assert_non_null(out);
+    assert_int_equal(next, 3);
+    assert_int_equal(len, strlen(out));
+    char *save, *l1 = strtok_r(out, "\n", &save), *l2 = strtok_r(NULL, "\n", &save),
+                *l3 = strtok_r(NULL, "\n", &save);
+    assert_non_null(l3);
+    assert_null(strtok_r(NULL, "\n", &save));
+    cJSON *j = cJSON_Parse(l1);
+    assert_non_null(j);
+    const char *time = cJSON_GetObjectItem(j, "time")->valuestring;
+    assert_int_equal(strlen(time), 30); /* 2024-05-01T12:00:00.123456789Z */
+    assert_true(time[19] == '.' && time[29] == 'Z');
+    assert_string_equal(cJSON_GetObjectItem(j, "function")->valuestring, "f");
+    assert_string_equal(cJSON_GetObjectItem(j, "revision")->valuestring, "f-00001");
+    assert_string_equal(cJSON_GetObjectItem(j, "invocation_id")->valuestring, "0123abcd");
+    assert_string_equal(cJSON_GetObjectItem(j, "trace_id")->valuestring,
+                        "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_string_equal(cJSON_GetObjectItem(j, "stream")->valuestring, "stderr");
+    assert_string_equal(cJSON_GetObjectItem(j, "line")->valuestring,
+                        "say \"hi\"\t\x1b[2J \xef\xbf\xbd end");
+    cJSON_Delete(j);
+    j = cJSON_Parse(l2);
+    assert_non_null(j);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "trace_id")));
+    assert_string_equal(cJSON_GetObjectItem(j, "stream")->valuestring, "wasmfn");
+    cJSON_Delete(j);
+    j = cJSON_Parse(l3);
+    assert_non_null(j);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "invocation_id")));
+    assert_string_equal(cJSON_GetObjectItem(j, "revision")->valuestring, "f-00002");
+    cJSON_Delete(j);
+    free(out);
+    /* The text form is unchanged by tags. */
+    out = lr_ring_read(r, 0, 1, NULL, &len);
+    assert_non_null(strstr(out, " f-00002: plain\n"));
+    free(out);
+    lr_ring_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_follow_no_loss_no_repeat),
         cmocka_unit_test(test_threads_smoke),
         cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_json_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

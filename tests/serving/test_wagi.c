@@ -231,6 +231,45 @@ static void test_env_basic(void **state)
     free(env);
 }
 
+/* srv_cgi_env_put: replaces a variable, appends into the spare slots,
+ * removes; the array stays NULL-terminated (the data plane sets
+ * HTTP_TRACEPARENT to the call's span this way). */
+static void test_env_put(void **state)
+{
+    (void)state;
+    hs_header_t h[] = {{"traceparent", "bogus"}, {"tracestate", "a=b"}, {"X-A", "1"}};
+    hs_req_t req = {.method = "GET", .target = "/", .path = "/", .query = "", .headers = h,
+                    .nheaders = 3, .remote_addr = "1.2.3.4", .local_addr = "5.6.7.8"};
+    uint32_t n = 0;
+    char **env = srv_cgi_env_new(&req, "", "/", &n);
+    assert_non_null(env);
+    uint32_t n0 = n;
+    srv_cgi_env_put(env, &n, "HTTP_TRACEPARENT=00-mine");
+    assert_int_equal(n, n0);
+    assert_string_equal(env_get(env, n, "HTTP_TRACEPARENT"), "00-mine");
+    srv_cgi_env_put(env, &n, "HTTP_TRACESTATE");
+    assert_int_equal(n, n0 - 1);
+    assert_null(env_get(env, n, "HTTP_TRACESTATE"));
+    assert_string_equal(env_get(env, n, "HTTP_X_A"), "1");
+    assert_null(env[n]);
+    /* Appended twice (SRV_CGI_ENV_SPARE), even with the request's own
+     * variables all present. */
+    hs_req_t bare = {.method = "GET", .target = "/", .path = "/", .query = "",
+                     .remote_addr = "", .local_addr = ""};
+    uint32_t m = 0;
+    char **e2 = srv_cgi_env_new(&bare, "", "/", &m);
+    assert_non_null(e2);
+    srv_cgi_env_put(e2, &m, "HTTP_TRACEPARENT=x");
+    srv_cgi_env_put(e2, &m, "HTTP_OTHER=y");
+    assert_string_equal(env_get(e2, m, "HTTP_TRACEPARENT"), "x");
+    assert_string_equal(env_get(e2, m, "HTTP_OTHER"), "y");
+    assert_null(e2[m]);
+    srv_cgi_env_put(e2, &m, "NOT_THERE"); /* removing what is absent: nothing */
+    assert_null(e2[m]);
+    free(env);
+    free(e2);
+}
+
 static void test_env_no_host_no_body(void **state)
 {
     (void)state;
@@ -459,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_route_host),
         cmocka_unit_test(test_route_path),
         cmocka_unit_test(test_name_valid),
+        cmocka_unit_test(test_env_put),
         cmocka_unit_test(test_split_exact),
         cmocka_unit_test(test_split_even_spacing),
     };
