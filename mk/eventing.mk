@@ -9,6 +9,9 @@
 # uv loop (the real subsystem, driven over HTTP) — see run_tests.sh.
 
 LIBS += -lhiredis -lcurl -lsqlite3 -lcjson -luv
+# NatsJetStreamSource, MqttSource, RabbitmqSource (src/eventing/nats.c, mqtt.c,
+# rabbitmq.c): Debian's libnats-dev, libmosquitto-dev, librabbitmq-dev.
+LIBS += -lnats -lmosquitto -lrabbitmq
 
 EV_HARNESS := $(BUILD)/eventing/ev-harness
 
