@@ -3,15 +3,19 @@
  * stream (libnats), as an external feed of the consumer thread.
  *
  * At least once: a message is acked (+ACK) only after its delivery
- * succeeded or it was written to the dead-letter sink. Retries are the
- * server's: a failed attempt is NAKed with the backoff as its delay, and
- * the server redelivers it then, counting deliveries (NumDelivered) in the
- * consumer's state on disk. So the attempt count survives a kill -9 of the
- * daemon exactly as Redis's HINCRBY does: an attempt is counted when the
- * message is delivered to us, and the message goes to the dead-letter sink
- * after 1 + retry deliveries in total. A message we held when the daemon
- * died is redelivered after ackWait (so ackWait must exceed an attempt's
- * timeout; that is checked at apply).
+ * succeeded or it was written to the dead-letter sink. The consumer holds
+ * a failing message through its backoff (marking it in progress, which
+ * restarts the server's ackWait timer) and retries it; a message we held
+ * when the daemon died is redelivered by the server after ackWait (so
+ * ackWait must exceed an attempt's timeout; that is checked at apply).
+ * Attempts after such a redelivery continue from the server's delivery
+ * count (NumDelivered, kept in the consumer's state on disk): each earlier
+ * delivery counts as one attempt.
+ *
+ * Why not NAK with a delay and let the server count every attempt: the
+ * Debian pair (libnats 3.4, nats-server 2.9) never redelivers a message
+ * NAKed with a delay to a pull consumer; a plain NAK redelivers at once,
+ * which would skip the backoff.
  *
  * Connection loss: the library reconnects by itself (every second, without
  * end); while it does the feed reads nothing. Acks are addressed by the
@@ -282,13 +286,13 @@ static void nats_ack(void *fp, item_t *it)
 static bool nats_retry(void *fp, item_t *it, int64_t delay_ms)
 {
     (void)fp;
-    if (!it->msg)
-        return false;
-    /* Lost NAK (disconnected): the server redelivers after ackWait. */
-    natsMsg_NakWithDelay(it->msg, delay_ms * 1000000, NULL);
-    natsMsg_Destroy(it->msg);
-    it->msg = NULL;
-    return true;
+    (void)delay_ms;
+    /* We keep it through the backoff: restart the server's ackWait timer.
+     * A backoff longer than ackWait makes the server redeliver a copy,
+     * which ev_cons_take recognises (same stream sequence) and drops. */
+    if (it->msg)
+        natsMsg_InProgress(it->msg, NULL);
+    return false;
 }
 
 static void nats_release(void *fp, item_t *it)

@@ -8,7 +8,7 @@
 //                (POISON_MOD 0: never), else 200, after DELAY_MS
 // GET /stats     {NAME: {total, unique, dups, ok, failed, maxN, inflightMax,
 //                         ce: {id,source,type,subject,...} of the last one,
-//                         reasons: first dead-letter reasons}}
+//                         reasons: the first distinct dead-letter reasons}}
 // GET /n?name=NAME   the distinct n values that NAME answered 200 for
 'use strict';
 const http = require('http');
@@ -62,7 +62,8 @@ const server = http.createServer((req, res) => {
       if (h.startsWith('ce-')) ce[h.slice(3)] = v;
     ce.contenttype = req.headers['content-type'];
     s.ce = ce;
-    if (ce.deadletterreason && s.reasons.length < 5) s.reasons.push(ce.deadletterreason);
+    if (ce.deadletterreason && s.reasons.length < 10 && !s.reasons.includes(ce.deadletterreason))
+      s.reasons.push(ce.deadletterreason);
     const fail = poisonMod > 0 && !name.startsWith('dlq') && n % poisonMod === 7;
     setTimeout(() => {
       s.inflight--;
