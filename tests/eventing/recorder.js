@@ -65,16 +65,19 @@ const server = http.createServer((req, res) => {
     if (ce.deadletterreason && s.reasons.length < 10 && !s.reasons.includes(ce.deadletterreason))
       s.reasons.push(ce.deadletterreason);
     const fail = poisonMod > 0 && !name.startsWith('dlq') && n % poisonMod === 7;
+    // A delivery counts once its answer went out to a client still there: a
+    // request whose sender died (kill -9) while we waited was not delivered.
+    let gone = false;
+    res.on('close', () => { if (!res.writableFinished) gone = true; });
     setTimeout(() => {
       s.inflight--;
+      if (gone) return;
       if (fail) {
         s.failed++;
         res.statusCode = 500;
         res.end('poison');
       } else {
-        s.ok++;
-        s.okSet.add(n);
-        res.end('ok');
+        res.end('ok', () => { s.ok++; s.okSet.add(n); });
       }
     }, delay);
   });

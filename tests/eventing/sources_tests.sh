@@ -22,12 +22,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 passed=0
 failed=0
 tmp=$(mktemp -d)
-pid= npid= mpid= rpid= recpid= epmd_port=
+pid= npid= mpid= rpid= recpid= epid=
 cleanup() {
     exec 2>/dev/null # no "Killed" notices
-    for p in "$pid" "$npid" "$mpid" "$recpid"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+    for p in "$pid" "$npid" "$mpid" "$recpid" "$epid"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
     [ -n "$rpid" ] && kill -9 -- "-$rpid" 2>/dev/null # rabbitmq-server's process group
-    [ -n "$epmd_port" ] && ERL_EPMD_PORT=$epmd_port epmd -kill >/dev/null 2>&1
     wait 2>/dev/null
     rm -rf "$tmp"
 }
@@ -59,6 +58,10 @@ free_port() { # a port nobody listens on (the servers below cannot take port 0)
 rport=$(free_port)
 epmd_port=$(free_port)
 mkdir -p "$tmp/rabbit/home"
+# Our own epmd (Erlang's port mapper) on its own port, in the foreground:
+# the one Erlang would start itself daemonizes and outlives the test.
+epmd -port "$epmd_port" -address 127.0.0.1 >"$tmp/epmd.log" 2>&1 &
+epid=$!
 : >"$tmp/rabbit/plugins"
 (
     cd "$tmp/rabbit" || exit 1
@@ -89,9 +92,9 @@ user $(id -un)
 EOF
 mosquitto -c "$tmp/mosq.conf" >"$tmp/mosq.log" 2>&1 &
 mpid=$!
-# The sink: 500 for n % 100 == 7, 2 ms per delivery (so the kill below
+# The sink: 500 for n % 100 == 7, 5 ms per delivery (so the kill below
 # lands mid-stream).
-node "$HERE/recorder.js" "$tmp/sinkport" 100 2 >"$tmp/sink.log" 2>&1 &
+node "$HERE/recorder.js" "$tmp/sinkport" 100 5 >"$tmp/sink.log" 2>&1 &
 recpid=$!
 until_ok 10 test -s "$tmp/sinkport" || { bad "the sink starts" "$(cat "$tmp/sink.log")"; finish; }
 S=http://127.0.0.1:$(cat "$tmp/sinkport")
@@ -102,7 +105,7 @@ stat() { # stat SINK FIELD
 start_daemon() {
     "$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 >>"$tmp/log" 2>&1 &
     pid=$!
-    until_ok 10 sh -c "grep -c 'admin API on' '$tmp/log' | grep -qx '$1'" ||
+    until_ok 10 sh -c "grep -c 'admin API on' '$tmp/log' 2>/dev/null | grep -qx '$1'" ||
         { bad "daemon starts" "$(tail -5 "$tmp/log")"; finish; }
     export WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | tail -1 | awk '{print $4}')
     export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
@@ -145,7 +148,7 @@ spec:
   sink: { uri: "$S/mqtt" }
   $(delivery mqtt)
 EOF
-until_ok 10 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 0 1 2>/dev/null ||
+until_ok 20 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 0 1 2>/dev/null ||
     { bad "nats-server starts" "$(tail -5 "$tmp/nats.log")"; finish; }
 # Message 0 was the probe; 1..1999, then 2000 oversized (2 MiB > the 1 MiB limit).
 SRCPUB_BIG=2000 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 1 2000 ||

@@ -205,9 +205,15 @@ static int pub_amqp(char **a, long first, long count)
             fprintf(stderr, "srcpub: amqp: %ld of %ld confirmed\n", acked, count);
             return 1;
         }
-        if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+        if (f.frame_type != AMQP_FRAME_METHOD)
+            continue;
+        if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
             amqp_basic_ack_t *ack = f.payload.method.decoded;
             acked = ack->multiple ? (long)ack->delivery_tag : acked + 1;
+        } else {
+            fprintf(stderr, "srcpub: amqp: the broker answered method %08x after %ld confirms\n",
+                    f.payload.method.id, acked);
+            return 1;
         }
     }
     amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
