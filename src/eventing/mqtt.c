@@ -376,7 +376,7 @@ static int take(mqtt_feed_t *f, ev_consumer_t *c, int max)
 static int mqtt_fetch(void *fp, ev_consumer_t *c, int max, int wait_ms)
 {
     mqtt_feed_t *f = fp;
-    if (pump(f, 0))
+    if (!f->m || pump(f, 0))
         return -1;
     flush_removals(f);
     if (max <= 0)

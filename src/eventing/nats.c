@@ -219,16 +219,18 @@ static ev_header_t *msg_headers(natsMsg *m, size_t *n)
 static int nats_fetch(void *fp, ev_consumer_t *c, int max, int wait_ms)
 {
     nats_feed_t *f = fp;
+    if (!f->sub)
+        return -1;
     if (max <= 0)
         return 0;
     natsMsgList list = {0};
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
     req.Batch = max;
-    if (wait_ms > 0)
-        req.Expires = (int64_t)wait_ms * 1000000;
-    else
-        req.NoWait = true;
+    /* Not NoWait: libnats 3.4 answers a NoWait fetch before the messages
+     * it asked for arrive (they show up in the next fetch), which halves
+     * throughput. A short expiry returns as soon as the batch is full. */
+    req.Expires = (int64_t)(wait_ms > 5 ? wait_ms : 5) * 1000000;
     natsStatus s = natsSubscription_FetchRequest(&list, f->sub, &req);
     if (s != NATS_OK && list.Count == 0) {
         if (natsConnection_Status(f->nc) == NATS_CONN_STATUS_CLOSED)
@@ -307,6 +309,8 @@ static long nats_backlog(void *fp, ev_consumer_t *c)
 {
     nats_feed_t *f = fp;
     (void)c;
+    if (!f->js)
+        return -1;
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     jsOptions jo;

@@ -300,6 +300,8 @@ static int take_envelope(rabbit_feed_t *f, ev_consumer_t *c, amqp_envelope_t *en
 static int rabbit_fetch(void *fp, ev_consumer_t *c, int max, int wait_ms)
 {
     rabbit_feed_t *f = fp;
+    if (!f->up)
+        return -1; /* the backlog query just now lost the connection */
     int n = 0;
     for (int i = 0; i < max; i++) {
         struct timeval tv = {0, 0};
@@ -367,6 +369,8 @@ static void rabbit_release(void *fp, item_t *it)
 static long rabbit_backlog(void *fp, ev_consumer_t *c)
 {
     rabbit_feed_t *f = fp;
+    if (!f->up)
+        return -1;
     amqp_queue_declare_ok_t *ok = amqp_queue_declare(f->conn, 2, amqp_cstring_bytes(f->queue), 1,
                                                      0, 0, 0, amqp_empty_table);
     if (!ok) {

@@ -22,11 +22,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 passed=0
 failed=0
 tmp=$(mktemp -d)
-pid= npid= mpid= rpid= recpid= epid=
+pid= recpid=
+. "$HERE/brokers.sh"
 cleanup() {
     exec 2>/dev/null # no "Killed" notices
-    for p in "$pid" "$npid" "$mpid" "$recpid" "$epid"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
-    [ -n "$rpid" ] && kill -9 -- "-$rpid" 2>/dev/null # rabbitmq-server's process group
+    for p in "$pid" "$recpid"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+    brokers_stop
     wait 2>/dev/null
     rm -rf "$tmp"
 }
@@ -38,60 +39,9 @@ finish() {
     [ "$failed" = 0 ]
     exit
 }
-until_ok() { # until_ok SECONDS CMD...: CMD every 0.1 s until it succeeds
-    local end=$((SECONDS + $1))
-    shift
-    while ! "$@"; do
-        [ "$SECONDS" -ge "$end" ] && return 1
-        sleep 0.1
-    done
-}
-free_port() { # a port nobody listens on (the servers below cannot take port 0)
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 30000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
 
 # ---- servers, all started at once --------------------------------------
-rport=$(free_port)
-epmd_port=$(free_port)
-mkdir -p "$tmp/rabbit/home"
-# Our own epmd (Erlang's port mapper) on its own port, in the foreground:
-# the one Erlang would start itself daemonizes and outlives the test.
-epmd -port "$epmd_port" -address 127.0.0.1 >"$tmp/epmd.log" 2>&1 &
-epid=$!
-: >"$tmp/rabbit/plugins"
-(
-    cd "$tmp/rabbit" || exit 1
-    export HOME=$tmp/rabbit/home RABBITMQ_NODE_PORT=$rport RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-        RABBITMQ_DIST_PORT=$(free_port) ERL_EPMD_PORT=$epmd_port ERL_EPMD_ADDRESS=127.0.0.1 \
-        RABBITMQ_NODENAME=wasmfn$rport@localhost RABBITMQ_MNESIA_BASE=$tmp/rabbit/mnesia \
-        RABBITMQ_LOG_BASE=$tmp/rabbit/log RABBITMQ_ENABLED_PLUGINS_FILE=$tmp/rabbit/plugins \
-        RABBITMQ_CONFIG_FILE=$tmp/rabbit/rabbit RABBITMQ_PID_FILE=$tmp/rabbit/pid \
-        RABBITMQ_CONF_ENV_FILE=$tmp/rabbit/env RABBITMQ_ADVANCED_CONFIG_FILE=$tmp/rabbit/adv.config
-    exec setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$tmp/rabbit/out.log" 2>&1
-) &
-rpid=$!
-AMQP=amqp://guest:guest@127.0.0.1:$rport # no trailing "/": that names the vhost ""
-
-nport=$(free_port)
-printf 'max_payload: 8MB\n' >"$tmp/nats.conf"
-nats-server -c "$tmp/nats.conf" -js -a 127.0.0.1 -p "$nport" -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
-npid=$!
-mport=$(free_port)
-mkdir -p "$tmp/mosq"
-cat >"$tmp/mosq.conf" <<EOF
-listener $mport 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location $tmp/mosq/
-max_queued_messages 100000
-user $(id -un)
-EOF
-mosquitto -c "$tmp/mosq.conf" >"$tmp/mosq.log" 2>&1 &
-mpid=$!
+brokers_start
 # The sink: 500 for n % 100 == 7, 5 ms per delivery (so the kill below
 # lands mid-stream).
 node "$HERE/recorder.js" "$tmp/sinkport" 100 5 >"$tmp/sink.log" 2>&1 &
@@ -234,4 +184,20 @@ check_source rabbit "RabbitmqSource" "$at_kill" 8
 ce=$(stat rabbit ce)
 echo "$ce" | grep -q '"type":"dev.knative.rabbitmq.event"' && echo "$ce" | grep -q '"id":"m-' &&
     ok "RabbitMQ messages arrive as CloudEvents with the message id as id" || bad "RabbitMQ CloudEvent attributes" "$ce"
+
+# ---- the broker goes away and comes back; the daemon stops cleanly ---------
+nats_stop
+sleep 1.5 # the source notices and retries
+nats_start
+until_ok 20 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 3000 200 2>/dev/null ||
+    bad "nats-server restarts"
+back() { [ "$(stat nats okUnique)" -ge 2178 ]; } # 1980 + 200, less 2 poison
+until_ok 20 back && ok "after nats-server was killed and restarted the source reconnected and delivered 200 more" ||
+    bad "the NATS source reconnects" "$(stat nats okUnique) delivered; $(grep 'source nats' "$tmp/log" | tail -2)"
+kill -TERM "$pid"
+wait "$pid"
+st=$?
+pid=
+[ "$st" = 0 ] && ok "SIGTERM with three sources running: the daemon drains and exits 0" ||
+    bad "SIGTERM exits 0" "exit status $st; $(tail -3 "$tmp/log")"
 finish

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <amqp.h>
@@ -110,7 +111,9 @@ static int pub_mqtt(char **a, long first, long count)
     mosquitto_lib_init();
     struct mosquitto *m = mosquitto_new(NULL, true, NULL);
     mosquitto_publish_callback_set(m, on_publish);
-    mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, 100);
+    /* At most the broker's max_inflight_messages (20 by default): mosquitto
+     * 2.0 disconnects a client that sends more ("out of memory"). */
+    mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, 20);
     if (mosquitto_connect(m, a[0], atoi(a[1]), 30) != MOSQ_ERR_SUCCESS) {
         fprintf(stderr, "srcpub: mqtt %s:%s: cannot connect\n", a[0], a[1]);
         return 1;
@@ -126,8 +129,10 @@ static int pub_mqtt(char **a, long first, long count)
         }
         mosquitto_loop(m, 0, 1);
     }
-    for (int i = 0; i < 3000 && mqtt_acked < count; i++)
-        mosquitto_loop(m, 10, 1);
+    time_t end = time(NULL) + 60;
+    while (mqtt_acked < count && time(NULL) < end)
+        if (mosquitto_loop(m, 100, 1) != MOSQ_ERR_SUCCESS)
+            break;
     if (mqtt_acked < count) {
         fprintf(stderr, "srcpub: mqtt: %d of %ld confirmed\n", mqtt_acked, count);
         return 1;
