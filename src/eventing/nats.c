@@ -227,10 +227,14 @@ static int nats_fetch(void *fp, ev_consumer_t *c, int max, int wait_ms)
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
     req.Batch = max;
-    /* Not NoWait: libnats 3.4 answers a NoWait fetch before the messages
-     * it asked for arrive (they show up in the next fetch), which halves
-     * throughput. A short expiry returns as soon as the batch is full. */
-    req.Expires = (int64_t)(wait_ms > 5 ? wait_ms : 5) * 1000000;
+    /* NoWait while deliveries run. (libnats 3.4 answers a NoWait fetch
+     * before the messages it asked for arrive; they come with the next
+     * one. A few-millisecond expiry instead corrupted the heap under load
+     * in bench/eventing/sources.sh, so it is not used.) */
+    if (wait_ms > 0)
+        req.Expires = (int64_t)wait_ms * 1000000;
+    else
+        req.NoWait = true;
     natsStatus s = natsSubscription_FetchRequest(&list, f->sub, &req);
     if (s != NATS_OK && list.Count == 0) {
         if (natsConnection_Status(f->nc) == NATS_CONN_STATUS_CLOSED)

@@ -21,7 +21,7 @@ until_ok() {
 free_port() { # the brokers cannot listen on port 0 and tell us
     local p
     while :; do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % 20000)) # below the ephemeral ports (32768-): nobody takes it meanwhile
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
     done
 }
@@ -74,16 +74,20 @@ nats_start() { # also after nats_stop: the same port and store
     nats-server -c "$tmp/nats.conf" -js -a 127.0.0.1 -p "$nport" -sd "$tmp/nats" >>"$tmp/nats.log" 2>&1 &
     nats_pid=$!
 }
-nats_stop() {
-    [ -n "$nats_pid" ] && kill -9 "$nats_pid" 2>/dev/null
-    wait "$nats_pid" 2>/dev/null
+nats_stop() { # safe under set -e (the bench's exit trap runs it)
+    if [ -n "$nats_pid" ]; then
+        kill -9 "$nats_pid" 2>/dev/null || true
+        wait "$nats_pid" 2>/dev/null || true
+    fi
     nats_pid=
 }
 
 brokers_stop() {
     nats_stop
-    for p in $brokers_pids; do kill -9 "$p" 2>/dev/null; done
-    [ -n "$rabbit_pgid" ] && kill -9 -- "-$rabbit_pgid" 2>/dev/null # rabbitmq-server's group
+    for p in $brokers_pids; do kill -9 "$p" 2>/dev/null || true; done
+    if [ -n "$rabbit_pgid" ]; then
+        kill -9 -- "-$rabbit_pgid" 2>/dev/null || true # rabbitmq-server's group
+    fi
     brokers_pids=
     rabbit_pgid=
 }
