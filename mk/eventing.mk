@@ -9,6 +9,9 @@
 # uv loop (the real subsystem, driven over HTTP) — see run_tests.sh.
 
 LIBS += -lhiredis -lcurl -lsqlite3 -lcjson -luv
+# NatsJetStreamSource, MqttSource, RabbitmqSource (src/eventing/nats.c, mqtt.c,
+# rabbitmq.c): Debian's libnats-dev, libmosquitto-dev, librabbitmq-dev.
+LIBS += -lnats -lmosquitto -lrabbitmq
 
 EV_HARNESS := $(BUILD)/eventing/ev-harness
 
@@ -42,3 +45,19 @@ test-eventing-daemon: $(WASMFN) $(EV_FNS) serving-fns
 	@s=0; for t in $(DAEMON_TIERS); do echo "== $@ ($$t tier)"; \
 		WASMFN=$(TIER_WRAPPER) WASMFN_REAL=$(abspath $(WASMFN)) TIER=$$t EVSINK=$(EV_FNS) SLOW=$(SERVING_FNS_DIR)/slow.wasm bash tests/eventing/daemon_tests.sh || s=1; \
 	done; exit $$s
+
+# `make test-eventing-sources`: NatsJetStreamSource, MqttSource and
+# RabbitmqSource through the real daemon against nats-server, mosquitto and
+# rabbitmq-server on loopback (tests/eventing/sources_tests.sh): 2,000
+# messages each with a kill -9 midway, poison and oversized messages to the
+# dead-letter sink. Runs once (the tier does not matter to eventing).
+EV_SRCPUB := $(BUILD)/eventing/srcpub
+TEST_STEPS += test-eventing-sources
+.PHONY: test-eventing-sources
+
+$(EV_SRCPUB): tests/eventing/srcpub.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lnats -lmosquitto -lrabbitmq
+
+test-eventing-sources: $(WASMFN) $(EV_SRCPUB)
+	@WASMFN=$(WASMFN) SRCPUB=$(EV_SRCPUB) bash tests/eventing/sources_tests.sh

@@ -37,6 +37,10 @@ WASMFN_PACKAGES=(
     chromium prometheus
     # secrets and config maps sealed at rest (src/store/secrets.c)
     libsodium-dev
+    # eventing sources on brokers (src/eventing/nats.c, mqtt.c, rabbitmq.c) and
+    # the brokers make test-eventing-sources runs on loopback (rabbitmq-server
+    # brings erlang and its epmd)
+    libnats-dev libmosquitto-dev librabbitmq-dev nats-server mosquitto rabbitmq-server
 )
 
 # node is used by tests and benches; any node on PATH will do (ours may come

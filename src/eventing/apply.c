@@ -13,6 +13,7 @@
 
 #include "common/rfc3339.h"
 #include "eventing/core.h"
+#include "eventing/sources.h"
 
 /* ---- starting objects ---- */
 
@@ -74,6 +75,25 @@ static int obj_start(ev_t *ev, obj_t *o, const cJSON *doc, char *err, size_t err
         cc.raw_entries = true;
         snprintf(src, sizeof src, "redis://%s:%d/%s", host, port, stream);
         cc.source_attr = src;
+        break;
+    }
+    case OBJ_NATS:
+    case OBJ_MQTT:
+    case OBJ_RABBIT: {
+        ev_source_args_t a = {o->name, spec, ev->data_dir, ev->consumer_name,
+                              ev->max_event_bytes};
+        ev_source_feed_t sf;
+        int rc = o->kind == OBJ_NATS   ? ev_nats_feed(&a, &cc.delivery, &sf, err, errlen)
+                 : o->kind == OBJ_MQTT ? ev_mqtt_feed(&a, &cc.delivery, &sf, err, errlen)
+                                       : ev_rabbit_feed(&a, &cc.delivery, &sf, err, errlen);
+        if (rc)
+            return -1;
+        cc.ext_ops = sf.ops;
+        cc.ext = sf.feed;
+        snprintf(src, sizeof src, "%s", sf.source);
+        cc.source_attr = src;
+        if (cc.max_parallel <= 0)
+            cc.max_parallel = sf.max_parallel;
         break;
     }
     case OBJ_TRIGGER: {
@@ -151,7 +171,8 @@ int ev_apply_doc(ev_t *ev, const cJSON *doc, bool persist, bool *created, cJSON 
     int k = kind_index(kind);
     if (k < 0 || strcmp(api, ev_kinds[k].api) != 0)
         FAIL("kind: %.60s %.60s is not an eventing kind (PingSource sources.knative.dev/v1, "
-             "RedisStreamSource sources.knative.dev/v1alpha1, Broker and Trigger "
+             "RedisStreamSource and RabbitmqSource sources.knative.dev/v1alpha1, "
+             "NatsJetStreamSource and MqttSource sources.wasmfn.dev/v1alpha1, Broker and Trigger "
              "eventing.knative.dev/v1)",
              api, kind);
     const char *name = ev_str_field(cJSON_GetObjectItemCaseSensitive(doc, "metadata"), "name");

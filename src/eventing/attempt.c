@@ -54,7 +54,7 @@ void ev_cons_attempt(ev_consumer_t *c, item_t *it)
         }
         return;
     }
-    if (!c->memory) {
+    if (!c->memory && !c->ext) {
         if (!c->rc)
             goto later;
         const char *argv[] = {"HINCRBY", c->attempts_key, it->id, "1", NULL};
@@ -78,6 +78,15 @@ void ev_cons_attempt(ev_consumer_t *c, item_t *it)
         }
     } else {
         it->attempts++;
+        if (c->ext && it->attempts > ev_cons_max_attempts(c)) {
+            /* The broker's count (redeliveries) says they are used up. */
+            it->attempts = ev_cons_max_attempts(c);
+            it->to_dlq = true;
+            if (!it->error[0])
+                snprintf(it->error, sizeof it->error, "delivery failed %d times", it->attempts);
+            ev_cons_attempt(c, it);
+            return;
+        }
     }
     it->url[0] = 0;
     ev_trace_attempt_begin(c, it);
@@ -160,8 +169,12 @@ void ev_cons_handle_result(ev_consumer_t *c, item_t *it)
     snprintf(it->error, sizeof it->error, "%.250s", reason);
     if (it->attempts < ev_cons_max_attempts(c)) {
         ev_cons_metric(c, "retried");
-        it->due_ms = ev_mono_ms() + ev_backoff_ms(c->delivery.policy, c->delivery.delay_ms,
-                                                  it->attempts);
+        int64_t wait = ev_backoff_ms(c->delivery.policy, c->delivery.delay_ms, it->attempts);
+        if (c->ext && c->ext_ops->retry && c->ext_ops->retry(c->ext, it, wait)) {
+            ev_cons_item_free(it); /* the broker holds it and counts */
+            return;
+        }
+        it->due_ms = ev_mono_ms() + wait;
         retry_insert(c, it);
         return;
     }

@@ -65,6 +65,10 @@ static void update_scale(ev_consumer_t *c, int64_t now)
         backlog = (long)c->mem_len;
         pthread_mutex_unlock(&c->mu);
         backlog += c->inflight + (long)c->nretry;
+    } else if (c->ext) {
+        backlog = c->ext_ops->backlog(c->ext, c);
+        if (backlog < 0)
+            return;
     } else {
         backlog = ev_cons_redis_backlog(c);
         if (backlog < 0)
@@ -101,7 +105,21 @@ static void *consumer_main(void *arg)
         int64_t now = ev_mono_ms();
         bool busy = false;
 
-        if (!c->memory && !c->rc && !stop && now >= next_connect) {
+        if (c->ext && !stop && now >= next_connect && !c->ext_ops->up(c->ext)) {
+            char err[256];
+            if (c->ext_ops->connect(c->ext, c, err, sizeof err)) {
+                if (!down_logged) /* once per outage, not every second */
+                    fprintf(stderr, "eventing: source %s: %s (retrying every second)\n", c->name,
+                            err);
+                down_logged = true;
+                next_connect = now + 1000;
+            } else {
+                if (down_logged)
+                    fprintf(stderr, "eventing: source %s: connected again\n", c->name);
+                down_logged = false;
+            }
+        }
+        if (!c->memory && !c->ext && !c->rc && !stop && now >= next_connect) {
             char err[256];
             c->rc = ev_redis_connect(c->host, c->port, err, sizeof err);
             if (!c->rc) {
@@ -141,7 +159,8 @@ static void *consumer_main(void *arg)
                 c->next_claim_ms = now + (c->claim_min_idle_ms / 2 > 1000 ? c->claim_min_idle_ms / 2
                                                                           : 1000);
             }
-            if (c->memory || c->rc)
+            bool ext_up = c->ext && c->ext_ops->up(c->ext);
+            if (c->memory || c->rc || ext_up)
                 update_scale(c, now);
             int window = c->parallel - c->inflight;
             if (c->nretry >= RETRY_MAX)
@@ -179,6 +198,21 @@ static void *consumer_main(void *arg)
                     if (c->mem_len)
                         c->next_backlog_ms = 0;
                     pthread_mutex_unlock(&c->mu);
+                }
+            } else if (ext_up) {
+                /* As for Redis below: a short wait while deliveries run,
+                 * a longer one for the first message when scaled to zero. */
+                int got;
+                if (window > 0)
+                    got = c->ext_ops->fetch(c->ext, c, window, 0);
+                else if (c->inflight == 0 && c->nretry == 0 && c->parallel == 0)
+                    got = c->ext_ops->fetch(c->ext, c, 1, 200);
+                else /* no room: still keep the connection alive (MQTT pings) */
+                    got = c->ext_ops->fetch(c->ext, c, 0, 0);
+                if (got > 0) {
+                    busy = true;
+                    if (window <= 0)
+                        c->next_backlog_ms = 0;
                 }
             } else if (c->rc) {
                 if (window > 0) {
@@ -232,6 +266,8 @@ static void *consumer_main(void *arg)
         c->retry = it->next;
         ev_cons_item_free(it);
     }
+    if (c->ext)
+        c->ext_ops->close(c->ext);
     if (c->rc)
         redisFree(c->rc);
     if (c->rc_sink)
@@ -260,12 +296,22 @@ static void *consumer_main(void *arg)
 ev_consumer_t *ev_consumer_start(const ev_consumer_ctx_t *ctx, const ev_consumer_config_t *cfg)
 {
     ev_consumer_t *c = calloc(1, sizeof *c);
-    if (!c)
+    if (!c) {
+        if (cfg->ext)
+            cfg->ext_ops->close(cfg->ext);
         return NULL;
+    }
     c->ctx = ctx;
     c->is_trigger = cfg->is_trigger;
     c->raw = cfg->raw_entries;
-    c->memory = cfg->host == NULL;
+    c->memory = cfg->host == NULL && !cfg->ext;
+    c->ext_ops = cfg->ext_ops;
+    c->ext = cfg->ext;
+    if (c->ext) {
+        /* Names the feed in dead-letter marker keys (outcome.c). */
+        snprintf(c->stream, sizeof c->stream, "%s", cfg->source_attr ? cfg->source_attr : "");
+        snprintf(c->group, sizeof c->group, "%s", cfg->name);
+    }
     snprintf(c->name, sizeof c->name, "%s", cfg->name);
     if (!c->memory) {
         snprintf(c->host, sizeof c->host, "%s", cfg->host);
@@ -308,6 +354,8 @@ ev_consumer_t *ev_consumer_start(const ev_consumer_ctx_t *ctx, const ev_consumer
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
     if ((c->memory && !c->mem) || pthread_create(&c->thread, NULL, consumer_main, c)) {
+        if (c->ext)
+            c->ext_ops->close(c->ext);
         free(c->mem);
         free(c);
         return NULL;

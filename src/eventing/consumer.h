@@ -37,7 +37,40 @@ typedef struct item {
     uint8_t tr_parent[8];
     uint64_t tr_start_ns;
     char traceparent[TR_TRACEPARENT_LEN + 1];
+    /* external feeds (sources.h): the feed's handle of the message (a
+     * natsMsg, an AMQP delivery tag, a queue row) and the feed's
+     * connection generation it came on (stale tags are never acked) */
+    void *msg;
+    uint64_t tag;
+    unsigned gen;
 } item_t;
+
+/* An external feed: a broker the consumer reads through a library of its
+ * own (nats.c, rabbitmq.c, mqtt.c). Every call comes from the consumer's
+ * thread; f is the feed object the consumer owns (ev_consumer_config_t.ext). */
+typedef struct ev_feed_ops {
+    const char *what; /* "nats", for log lines */
+    /* (Re)connects; 0, or -1 with a one-line reason in err. */
+    int (*connect)(void *f, ev_consumer_t *c, char *err, size_t len);
+    bool (*up)(void *f); /* connected now */
+    /* Takes at most max messages, waiting at most wait_ms for the first,
+     * each through ev_cons_take. Returns how many, or -1 when the
+     * connection was lost (up() turns false; connect() runs again). */
+    int (*fetch)(void *f, ev_consumer_t *c, int max, int wait_ms);
+    /* The event was delivered or dead-lettered: settle it at the broker. */
+    void (*ack)(void *f, item_t *it);
+    /* Optional: the broker redelivers it after delay_ms and counts the
+     * attempts itself. True when it did (it->msg is released). */
+    bool (*retry)(void *f, item_t *it, int64_t delay_ms);
+    /* Optional: attempts exhausted and no deadLetterSink: hand it back to
+     * the broker's own dead-lettering. True when it did. */
+    bool (*reject)(void *f, item_t *it);
+    /* The item goes away unsettled (stop, shutdown): free it->msg; the
+     * broker redelivers it. */
+    void (*release)(void *f, item_t *it);
+    long (*backlog)(void *f, ev_consumer_t *c); /* -1: unknown now */
+    void (*close)(void *f);                      /* disconnects and frees f */
+} ev_feed_ops_t;
 
 struct ev_consumer {
     const ev_consumer_ctx_t *ctx; /* shared, outlives every consumer */
@@ -51,6 +84,8 @@ struct ev_consumer {
     ev_sink_t sink;
     ev_delivery_t delivery;
     int target, max_parallel;
+    const ev_feed_ops_t *ext_ops; /* external feeds: ops and the feed (owned) */
+    void *ext;
 
     pthread_t thread;
     pthread_mutex_t mu; /* guards everything below up to the thread-only part */
@@ -106,6 +141,14 @@ int ev_cons_publish_to_broker(ev_consumer_t *c, const char *broker, const ev_eve
 int ev_cons_xadd_event(redisContext *rc, const char *stream, const ev_event_t *e,
                       const char *const *extra, char *err, size_t len);
 int ev_cons_dead_letter(ev_consumer_t *c, item_t *it, const char *reason);
+
+/* ext.c: an external feed's message becomes an item and its first attempt.
+ * e NULL: a bad message, dead-lettered at once with bad (the reason).
+ * prior_attempts: attempts the broker says were made before (redeliveries).
+ * msg, tag, gen: the feed's handle (item_t). Takes e. Returns 1, 0 when the
+ * message is already live here (the caller releases msg), -1 out of memory. */
+int ev_cons_take(ev_consumer_t *c, const char *id, ev_event_t *e, const char *bad,
+                 int prior_attempts, void *msg, uint64_t tag, unsigned gen);
 
 /* attempt.c */
 void ev_cons_attempt(ev_consumer_t *c, item_t *it);

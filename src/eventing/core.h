@@ -12,7 +12,9 @@
 #include "eventing/internal.h"
 #include "store/events.h"
 
-enum { OBJ_PING, OBJ_REDIS, OBJ_BROKER, OBJ_TRIGGER, OBJ_NKINDS };
+enum { OBJ_PING, OBJ_REDIS, OBJ_BROKER, OBJ_TRIGGER,
+       OBJ_NATS, OBJ_MQTT, OBJ_RABBIT, /* external feeds (sources.h) */
+       OBJ_NKINDS };
 
 /* apiVersion and kind of each object kind (objects.c). */
 typedef struct ev_kind_name {

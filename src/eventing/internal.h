@@ -235,6 +235,11 @@ typedef struct ev_consumer_config {
     ev_delivery_t delivery;
     int target;               /* backlog per parallel delivery (KEDA) */
     int max_parallel;         /* <= 0: from sink_max_scale, else 10 */
+    /* External feeds (NATS JetStream, MQTT, RabbitMQ; sources.h): when ext
+     * is set the consumer reads through ext_ops and owns ext (closed when it
+     * stops, also when ev_consumer_start fails). host is NULL then. */
+    const struct ev_feed_ops *ext_ops;
+    void *ext;
 } ev_consumer_config_t;
 
 /* Everything a consumer needs from its surroundings, given once to

@@ -98,6 +98,8 @@ void ev_cons_item_free(item_t *it)
 {
     ev_consumer_t *c = it->c;
     ev_cons_mem_release(c, it->bytes);
+    if (it->msg && c->ext)
+        c->ext_ops->release(c->ext, it);
     if (it->live_prev)
         it->live_prev->live_next = it->live_next;
     else

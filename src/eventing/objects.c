@@ -14,12 +14,16 @@
 
 #include "common/rfc3339.h"
 #include "eventing/core.h"
+#include "eventing/sources.h"
 
 const ev_kind_name_t ev_kinds[OBJ_NKINDS] = {
     [OBJ_PING] = {"sources.knative.dev/v1", "PingSource"},
     [OBJ_REDIS] = {"sources.knative.dev/v1alpha1", "RedisStreamSource"},
     [OBJ_BROKER] = {"eventing.knative.dev/v1", "Broker"},
     [OBJ_TRIGGER] = {"eventing.knative.dev/v1", "Trigger"},
+    [OBJ_NATS] = {"sources.wasmfn.dev/v1alpha1", "NatsJetStreamSource"},
+    [OBJ_MQTT] = {"sources.wasmfn.dev/v1alpha1", "MqttSource"},
+    [OBJ_RABBIT] = {"sources.knative.dev/v1alpha1", "RabbitmqSource"},
 };
 
 obj_t *ev_obj_find(ev_t *ev, int kind, const char *name)
@@ -211,6 +215,20 @@ int ev_obj_parse(ev_t *ev, obj_t *o, const cJSON *doc, cJSON *warnings, char *er
         const char *from = ev_str_field(spec, "startFrom");
         if (from && strcmp(from, "0") != 0 && strcmp(from, "$") != 0)
             FAIL("spec.startFrom: must be \"0\" (the whole stream) or \"$\" (new entries)");
+        break;
+    }
+    case OBJ_NATS:
+    case OBJ_MQTT:
+    case OBJ_RABBIT: {
+        const char *const *known = o->kind == OBJ_NATS   ? ev_nats_fields
+                                   : o->kind == OBJ_MQTT ? ev_mqtt_fields
+                                                         : ev_rabbit_fields;
+        warn_unknown(spec, "spec", known, warnings);
+        int rc = o->kind == OBJ_NATS   ? ev_nats_check(spec, err, errlen)
+                 : o->kind == OBJ_MQTT ? ev_mqtt_check(spec, err, errlen)
+                                       : ev_rabbit_check(spec, err, errlen);
+        if (rc)
+            return -1;
         break;
     }
     case OBJ_BROKER: {

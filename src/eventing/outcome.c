@@ -16,6 +16,10 @@
 
 void ev_cons_ack(ev_consumer_t *c, item_t *it)
 {
+    if (c->ext) {
+        c->ext_ops->ack(c->ext, it);
+        return;
+    }
     if (c->memory || !c->rc)
         return;
     const char *a1[] = {"XACK", c->stream, c->group, it->id, NULL};
@@ -134,6 +138,12 @@ static const char DLQ_MARKER_LUA[] =
  * when the sink could not be written (the item stays pending; retried). */
 int ev_cons_dead_letter(ev_consumer_t *c, item_t *it, const char *reason)
 {
+    if (c->delivery.dead_letter.kind == EV_SINK_NONE && c->ext && c->ext_ops->reject &&
+        c->ext_ops->reject(c->ext, it)) {
+        /* The broker dead-letters it (RabbitMQ: the queue's DLX, if any). */
+        ev_cons_metric(c, "rejected");
+        return 0;
+    }
     char attempts[16], code[16];
     snprintf(attempts, sizeof attempts, "%d", it->attempts);
     snprintf(code, sizeof code, "%d", it->status);

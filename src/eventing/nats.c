@@ -1,0 +1,386 @@
+/*
+ * nats.c — NatsJetStreamSource: a durable pull consumer on a JetStream
+ * stream (libnats), as an external feed of the consumer thread.
+ *
+ * At least once: a message is acked (+ACK) only after its delivery
+ * succeeded or it was written to the dead-letter sink. The consumer holds
+ * a failing message through its backoff (marking it in progress, which
+ * restarts the server's ackWait timer) and retries it; a message we held
+ * when the daemon died is redelivered by the server after ackWait (so
+ * ackWait must exceed an attempt's timeout; that is checked at apply).
+ * Attempts after such a redelivery continue from the server's delivery
+ * count (NumDelivered, kept in the consumer's state on disk): each earlier
+ * delivery counts as one attempt.
+ *
+ * Why not NAK with a delay and let the server count every attempt: the
+ * Debian pair (libnats 3.4, nats-server 2.9) never redelivers a message
+ * NAKed with a delay to a pull consumer; a plain NAK redelivers at once,
+ * which would skip the backoff.
+ *
+ * Connection loss: the library reconnects by itself (every second, without
+ * end); while it does the feed reads nothing. Acks are addressed by the
+ * message's reply subject, valid on the new connection, so nothing held
+ * across a reconnect is lost or acked twice; an ack that could not be sent
+ * makes the server redeliver the message after ackWait (a duplicate, never
+ * a loss).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nats/nats.h>
+
+#include "eventing/consumer.h"
+#include "eventing/sources.h"
+
+#define NATS_MAX_SERVERS 8
+
+const char *const ev_nats_fields[] = {"servers", "stream", "subject", "consumer", "ackWait",
+                                      "sink",    "delivery", NULL};
+
+typedef struct nats_feed {
+    char urls[NATS_MAX_SERVERS][300];
+    int nurls;
+    char stream[256], subject[256], durable[256];
+    char source[800];
+    int64_t ack_wait_ms;
+    size_t max_bytes;
+    natsConnection *nc;
+    jsCtx *js;
+    natsSubscription *sub;
+} nats_feed_t;
+
+/* Stream and durable names may not hold '.', '*', '>' or white space. */
+static bool nats_name_ok(const char *s)
+{
+    return *s && strcspn(s, ".*> \t\r\n") == strlen(s);
+}
+
+static int64_t ack_wait_of(const cJSON *spec, const ev_delivery_t *d)
+{
+    const char *aw = ev_src_str(spec, "ackWait");
+    if (aw)
+        return ev_iso_duration_ms(aw);
+    return d->timeout_ms + 10000; /* the default leaves an attempt its whole timeout */
+}
+
+int ev_nats_check(const cJSON *spec, char *err, size_t errlen)
+{
+    char hosts[NATS_MAX_SERVERS][256];
+    int ports[NATS_MAX_SERVERS];
+    if (ev_ext_servers(cJSON_GetObjectItemCaseSensitive(spec, "servers"), "spec.servers", "nats",
+                       4222, hosts, ports, NATS_MAX_SERVERS, err, errlen) < 0)
+        return -1;
+    if (ev_ext_string(spec, "stream", 200, true, err, errlen) ||
+        ev_ext_string(spec, "subject", 250, false, err, errlen) ||
+        ev_ext_string(spec, "consumer", 200, false, err, errlen))
+        return -1;
+    if (!nats_name_ok(ev_src_str(spec, "stream"))) {
+        snprintf(err, errlen, "spec.stream: a stream name has no '.', '*', '>' or spaces");
+        return -1;
+    }
+    const char *cons = ev_src_str(spec, "consumer");
+    if (cons && !nats_name_ok(cons)) {
+        snprintf(err, errlen, "spec.consumer: a durable name has no '.', '*', '>' or spaces");
+        return -1;
+    }
+    ev_delivery_t d;
+    if (ev_delivery_parse(cJSON_GetObjectItemCaseSensitive(spec, "delivery"), "spec.delivery", &d,
+                          err, errlen))
+        return -1;
+    const char *aw = ev_src_str(spec, "ackWait");
+    if ((aw || cJSON_GetObjectItemCaseSensitive(spec, "ackWait")) &&
+        (!aw || ev_iso_duration_ms(aw) <= 0)) {
+        snprintf(err, errlen, "spec.ackWait: must be an ISO 8601 duration like PT30S");
+        return -1;
+    }
+    if (ack_wait_of(spec, &d) <= d.timeout_ms) {
+        snprintf(err, errlen,
+                 "spec.ackWait: must be longer than spec.delivery.timeout (%lld ms), or the "
+                 "server redelivers a message while its attempt runs",
+                 (long long)d.timeout_ms);
+        return -1;
+    }
+    return 0;
+}
+
+static void nats_teardown(nats_feed_t *f)
+{
+    /* Destroy, not Unsubscribe: the durable consumer stays on the server
+     * (we bound to it; the library only deletes consumers it created). */
+    if (f->sub)
+        natsSubscription_Destroy(f->sub);
+    if (f->js)
+        jsCtx_Destroy(f->js);
+    if (f->nc)
+        natsConnection_Destroy(f->nc);
+    f->sub = NULL;
+    f->js = NULL;
+    f->nc = NULL;
+}
+
+static bool nats_up(void *fp)
+{
+    nats_feed_t *f = fp;
+    return f->sub && natsConnection_Status(f->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+static int nats_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
+{
+    nats_feed_t *f = fp;
+    (void)c;
+    if (f->nc && f->sub && natsConnection_Status(f->nc) != NATS_CONN_STATUS_CLOSED) {
+        snprintf(err, len, "nats %s: reconnecting", f->urls[0]);
+        return -1; /* the library is at it */
+    }
+    nats_teardown(f);
+    natsOptions *o = NULL;
+    const char *urls[NATS_MAX_SERVERS];
+    for (int i = 0; i < f->nurls; i++)
+        urls[i] = f->urls[i];
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(o, urls, f->nurls);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(o, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(o, 1000);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(o, "wasmfn");
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&f->nc, o);
+    natsOptions_Destroy(o);
+    if (s != NATS_OK) {
+        snprintf(err, len, "nats %s: %s", f->urls[0], natsStatus_GetText(s));
+        nats_teardown(f);
+        return -1;
+    }
+    jsErrCode jerr = 0;
+    s = natsConnection_JetStream(&f->js, f->nc, NULL);
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = f->durable;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = f->ack_wait_ms * 1000000;
+    cc.MaxDeliver = -1; /* we count attempts and dead-letter ourselves */
+    cc.FilterSubject = f->subject[0] ? f->subject : NULL;
+    jsConsumerInfo *ci = NULL;
+    if (s == NATS_OK) {
+        s = js_AddConsumer(&ci, f->js, f->stream, &cc, NULL, &jerr);
+        if (s != NATS_OK && jerr != JSStreamNotFoundErr) {
+            /* It exists with other settings (an earlier apply): update. */
+            jerr = 0;
+            s = js_UpdateConsumer(&ci, f->js, f->stream, &cc, NULL, &jerr);
+        }
+    }
+    jsConsumerInfo_Destroy(ci);
+    if (s == NATS_OK) {
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = f->stream;
+        so.Consumer = f->durable;
+        so.ManualAck = true;
+        s = js_PullSubscribe(&f->sub, f->js, f->subject[0] ? f->subject : NULL, f->durable, NULL,
+                             &so, &jerr);
+    }
+    if (s != NATS_OK) {
+        if (jerr == JSStreamNotFoundErr)
+            snprintf(err, len, "nats %s: stream %s not found", f->urls[0], f->stream);
+        else
+            snprintf(err, len, "nats %s: consumer %s on stream %s: %s (%d)", f->urls[0],
+                     f->durable, f->stream, natsStatus_GetText(s), (int)jerr);
+        nats_teardown(f);
+        return -1;
+    }
+    return 0;
+}
+
+/* The headers of m as name/value pairs (first value of each); *n gets the
+ * count. The strings belong to m. */
+static ev_header_t *msg_headers(natsMsg *m, size_t *n)
+{
+    const char **keys = NULL;
+    int count = 0;
+    *n = 0;
+    if (natsMsgHeader_Keys(m, &keys, &count) != NATS_OK || count <= 0)
+        return NULL;
+    ev_header_t *h = calloc((size_t)count, sizeof *h);
+    for (int i = 0; h && i < count; i++) {
+        const char *v = NULL;
+        if (natsMsgHeader_Get(m, keys[i], &v) == NATS_OK && v)
+            h[(*n)++] = (ev_header_t){keys[i], v};
+    }
+    free((void *)keys);
+    return h;
+}
+
+static int nats_fetch(void *fp, ev_consumer_t *c, int max, int wait_ms)
+{
+    nats_feed_t *f = fp;
+    if (!f->sub)
+        return -1;
+    if (max <= 0)
+        return 0;
+    natsMsgList list = {0};
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = max;
+    /* NoWait while deliveries run. (libnats 3.4 answers a NoWait fetch
+     * before the messages it asked for arrive; they come with the next
+     * one. A few-millisecond expiry instead corrupted the heap under load
+     * in bench/eventing/sources.sh, so it is not used.) */
+    if (wait_ms > 0)
+        req.Expires = (int64_t)wait_ms * 1000000;
+    else
+        req.NoWait = true;
+    natsStatus s = natsSubscription_FetchRequest(&list, f->sub, &req);
+    if (s != NATS_OK && list.Count == 0) {
+        if (natsConnection_Status(f->nc) == NATS_CONN_STATUS_CLOSED)
+            return -1;
+        return 0; /* none now (timeout, 404), or reconnecting */
+    }
+    int n = 0;
+    for (int i = 0; i < list.Count; i++) {
+        natsMsg *m = list.Msgs[i];
+        list.Msgs[i] = NULL; /* ours now, not the list's */
+        jsMsgMetaData *meta = NULL;
+        if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
+            natsMsg_Term(m, NULL); /* not a JetStream message: nothing to redeliver */
+            natsMsg_Destroy(m);
+            continue;
+        }
+        char id[32];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)meta->Sequence.Stream);
+        int prior = meta->NumDelivered > 1 ? (int)(meta->NumDelivered - 1) : 0;
+        if (meta->NumDelivered > 100000)
+            prior = 100000;
+        int64_t time_ms = meta->Timestamp / 1000000;
+        jsMsgMetaData_Destroy(meta);
+        size_t nh;
+        ev_header_t *h = msg_headers(m, &nh);
+        char err[256] = "";
+        ev_event_t *e = ev_ext_event(id, f->source, "dev.wasmfn.sources.natsjetstream",
+                                     natsMsg_GetSubject(m), time_ms, h, nh, natsMsg_GetData(m),
+                                     (size_t)natsMsg_GetDataLength(m), f->max_bytes, err,
+                                     sizeof err);
+        free(h);
+        int r = ev_cons_take(c, id, e, err, prior, m, 0, 0);
+        if (r <= 0) {
+            if (r < 0)
+                natsMsg_Nak(m, NULL);
+            natsMsg_Destroy(m);
+            continue;
+        }
+        n++;
+    }
+    natsMsgList_Destroy(&list);
+    return n;
+}
+
+static void nats_ack(void *fp, item_t *it)
+{
+    (void)fp;
+    if (!it->msg)
+        return;
+    natsMsg_Ack(it->msg, NULL);
+    natsMsg_Destroy(it->msg);
+    it->msg = NULL;
+}
+
+static bool nats_retry(void *fp, item_t *it, int64_t delay_ms)
+{
+    (void)fp;
+    (void)delay_ms;
+    /* We keep it through the backoff: restart the server's ackWait timer.
+     * A backoff longer than ackWait makes the server redeliver a copy,
+     * which ev_cons_take recognises (same stream sequence) and drops. */
+    if (it->msg)
+        natsMsg_InProgress(it->msg, NULL);
+    return false;
+}
+
+static void nats_release(void *fp, item_t *it)
+{
+    (void)fp;
+    natsMsg_Nak(it->msg, NULL); /* redeliver now, to whoever reads next */
+    natsMsg_Destroy(it->msg);
+    it->msg = NULL;
+}
+
+static long nats_backlog(void *fp, ev_consumer_t *c)
+{
+    nats_feed_t *f = fp;
+    (void)c;
+    if (!f->js)
+        return -1;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    if (js_GetConsumerInfo(&ci, f->js, f->stream, f->durable, &jo, &jerr) != NATS_OK)
+        return -1;
+    /* Not yet delivered + delivered and not acked (held, or waiting for a
+     * NAK's delay): the same "lag + pending" as a Redis group's. */
+    long b = (long)ci->NumPending + (long)ci->NumAckPending;
+    jsConsumerInfo_Destroy(ci);
+    return b;
+}
+
+static void nats_close(void *fp)
+{
+    nats_feed_t *f = fp;
+    nats_teardown(f);
+    free(f);
+}
+
+static const ev_feed_ops_t nats_ops = {
+    .what = "nats",
+    .connect = nats_connect,
+    .up = nats_up,
+    .fetch = nats_fetch,
+    .ack = nats_ack,
+    .retry = nats_retry,
+    .release = nats_release,
+    .backlog = nats_backlog,
+    .close = nats_close,
+};
+
+int ev_nats_feed(const ev_source_args_t *a, const ev_delivery_t *d, ev_source_feed_t *out,
+                 char *err, size_t errlen)
+{
+    nats_feed_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char hosts[NATS_MAX_SERVERS][256];
+    int ports[NATS_MAX_SERVERS];
+    int n = ev_ext_servers(cJSON_GetObjectItemCaseSensitive(a->spec, "servers"), "spec.servers",
+                           "nats", 4222, hosts, ports, NATS_MAX_SERVERS, err, errlen);
+    if (n < 0) {
+        free(f);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        snprintf(f->urls[i], sizeof f->urls[i], "nats://%.255s:%d", hosts[i], ports[i]);
+    f->nurls = n;
+    snprintf(f->stream, sizeof f->stream, "%s", ev_src_str(a->spec, "stream"));
+    const char *subj = ev_src_str(a->spec, "subject");
+    snprintf(f->subject, sizeof f->subject, "%s", subj ? subj : "");
+    const char *cons = ev_src_str(a->spec, "consumer");
+    snprintf(f->durable, sizeof f->durable, "%s", cons ? cons : a->name);
+    for (char *p = f->durable; *p; p++)
+        if (*p == '.')
+            *p = '-'; /* object names may hold dots, durable names may not */
+    f->ack_wait_ms = ack_wait_of(a->spec, d);
+    f->max_bytes = a->max_event_bytes;
+    snprintf(f->source, sizeof f->source, "nats://%s:%d/%s", hosts[0], ports[0], f->stream);
+    out->ops = &nats_ops;
+    out->feed = f;
+    snprintf(out->source, sizeof out->source, "%s", f->source);
+    out->max_parallel = 0;
+    return 0;
+}

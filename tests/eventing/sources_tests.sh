@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# tests/eventing/sources_tests.sh — NatsJetStreamSource, MqttSource and
+# RabbitmqSource through the real daemon (`wasmfn serve`, configured with
+# `wasmfn apply`), against the real servers from Debian on loopback, each
+# with its own data dir: nats-server -js, mosquitto (persistence on),
+# rabbitmq-server (its own node name, ports, epmd port and mnesia dir).
+#
+# For each source: 2,000 messages {"n":N} (N % 100 == 7 are poison: the
+# sink answers 500), the daemon killed with SIGKILL while delivering, then
+# restarted on the same data dir. Checks: every good message reached the
+# sink (at least once), duplicates stay within the in-flight window, each
+# poison message is in the dead-letter sink after 1 + retry attempts, an
+# oversized message is dead-lettered with the reason, the metrics count.
+# NATS and MQTT run first, while rabbitmq-server boots (it takes seconds).
+#
+# Env: WASMFN (binary), SRCPUB (built tests/eventing/srcpub.c).
+# Ends with "eventing-sources: N passed, M failed".
+set -u
+WASMFN=${WASMFN:-build/wasmfn}
+SRCPUB=${SRCPUB:-build/eventing/srcpub}
+HERE=$(cd "$(dirname "$0")" && pwd)
+passed=0
+failed=0
+tmp=$(mktemp -d)
+pid= recpid=
+. "$HERE/brokers.sh"
+cleanup() {
+    exec 2>/dev/null # no "Killed" notices
+    for p in "$pid" "$recpid"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+    brokers_stop
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+ok() { echo "ok   $1"; passed=$((passed + 1)); }
+bad() { echo "FAIL $1"; [ -n "${2:-}" ] && echo "     $2"; failed=$((failed + 1)); }
+finish() {
+    echo "eventing-sources: $passed passed, $failed failed"
+    [ "$failed" = 0 ]
+    exit
+}
+
+# ---- servers, all started at once --------------------------------------
+brokers_start
+# The sink: 500 for n % 100 == 7, 5 ms per delivery (so the kill below
+# lands mid-stream).
+node "$HERE/recorder.js" "$tmp/sinkport" 100 5 >"$tmp/sink.log" 2>&1 &
+recpid=$!
+until_ok 10 test -s "$tmp/sinkport" || { bad "the sink starts" "$(cat "$tmp/sink.log")"; finish; }
+S=http://127.0.0.1:$(cat "$tmp/sinkport")
+stat() { # stat SINK FIELD
+    curl -s "$S/stats" | node -e "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>{const s=JSON.parse(d)['$1'];console.log(s?(typeof s['$2']=='object'?JSON.stringify(s['$2']):s['$2']):0)})"
+}
+
+start_daemon() {
+    "$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 >>"$tmp/log" 2>&1 &
+    pid=$!
+    until_ok 10 sh -c "grep -c 'admin API on' '$tmp/log' 2>/dev/null | grep -qx '$1'" ||
+        { bad "daemon starts" "$(tail -5 "$tmp/log")"; finish; }
+    export WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | tail -1 | awk '{print $4}')
+    export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
+}
+start_daemon 1
+metric() { curl -s "$WASMFN_API/metrics" | grep -c "$1"; }
+
+# ---- a bad spec is refused with the field named -------------------------
+printf 'apiVersion: sources.wasmfn.dev/v1alpha1\nkind: NatsJetStreamSource\nmetadata: { name: nostream }\nspec:\n  servers: nats://127.0.0.1:%s\n  sink: { uri: "%s/x" }\n' \
+    "$nport" "$S" >"$tmp/bad.yaml"
+if "$WASMFN" apply -f "$tmp/bad.yaml" >"$tmp/out" 2>&1; then
+    bad "a NatsJetStreamSource without spec.stream is refused" "$(cat "$tmp/out")"
+else
+    grep -q 'spec.stream' "$tmp/out" && ok "a source without spec.stream is refused: $(head -1 "$tmp/out")" ||
+        bad "the error names spec.stream" "$(cat "$tmp/out")"
+fi
+
+# ---- NATS JetStream and MQTT: publish, deliver, kill -9 midway ------------
+delivery() { # delivery NAME: retries, and dead letters to the sink's dlq-NAME
+    echo "delivery: { retry: 2, backoffPolicy: linear, backoffDelay: PT0.05S, timeout: PT2S, deadLetterSink: { uri: \"$S/dlq-$1\" } }"
+}
+cat >"$tmp/nm.yaml" <<EOF
+apiVersion: sources.wasmfn.dev/v1alpha1
+kind: NatsJetStreamSource
+metadata: { name: nats, annotations: { autoscaling.knative.dev/max-scale: "4" } }
+spec:
+  servers: nats://127.0.0.1:$nport
+  stream: ORDERS
+  subject: orders.new
+  ackWait: PT3S
+  sink: { uri: "$S/nats" }
+  $(delivery nats)
+---
+apiVersion: sources.wasmfn.dev/v1alpha1
+kind: MqttSource
+metadata: { name: mqtt, annotations: { autoscaling.knative.dev/max-scale: "4" } }
+spec:
+  servers: mqtt://127.0.0.1:$mport
+  topic: sensors/temp
+  sink: { uri: "$S/mqtt" }
+  $(delivery mqtt)
+EOF
+until_ok 20 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 0 1 2>/dev/null ||
+    { bad "nats-server starts" "$(tail -5 "$tmp/nats.log")"; finish; }
+# Message 0 was the probe; 1..1999, then 2000 oversized (2 MiB > the 1 MiB limit).
+SRCPUB_BIG=2000 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 1 2000 ||
+    bad "publish 2001 messages to JetStream"
+"$WASMFN" apply -f "$tmp/nm.yaml" >"$tmp/out" 2>&1 || { bad "apply the NATS and MQTT sources" "$(cat "$tmp/out")"; finish; }
+# The MQTT session exists once the source is connected; then publish.
+until_ok 10 sh -c "curl -s $WASMFN_API/metrics | grep -q 'wasmfn_source_backlog{source=\"mqtt\"}'" ||
+    { bad "the MQTT source connects" "$(tail -3 "$tmp/log"; tail -3 "$tmp/mosq.log")"; finish; }
+SRCPUB_BIG=2000 "$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/temp 0 2001 >"$tmp/mqttpub.log" 2>&1 &
+mqttpub=$!
+midway() { [ "$(stat "$1" okUnique)" -ge 300 ]; }
+until_ok 20 midway nats && until_ok 20 midway mqtt
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+at_kill_nats=$(stat nats okUnique)
+at_kill_mqtt=$(stat mqtt okUnique)
+echo "     (killed with $at_kill_nats NATS and $at_kill_mqtt MQTT messages delivered of 1980 good ones each)"
+start_daemon 2
+wait "$mqttpub" || bad "publish 2001 QoS 1 messages to mosquitto" "$(cat "$tmp/mqttpub.log")"
+
+# Good: n in 0..1999 with n % 100 != 7 -> 1980; poison 20, plus the big one.
+settled() { [ "$(stat "$1" okUnique)" -ge 1980 ] && [ "$(stat "dlq-$1" unique)" -ge 21 ]; }
+check_source() { # check_source NAME LABEL KILLED_AT INFLIGHT
+    local name=$1 label=$2
+    until_ok 30 settled "$name"
+    local good dups dlq failed
+    good=$(stat "$name" okUnique)
+    dups=$(($(stat "$name" ok) - good))
+    dlq=$(stat "dlq-$name" unique)
+    failed=$(stat "$name" failed)
+    [ "$3" -lt 1980 ] && ok "$label: the daemon was killed midway ($3 of 1980 delivered)" ||
+        bad "$label: the kill lands midway" "all $3 were delivered before it"
+    [ "$good" = 1980 ] && ok "$label: after kill -9 and a restart all 1980 good messages were delivered" ||
+        bad "$label: 1980 good messages delivered" "got $good"
+    [ "$dups" -le "$4" ] && ok "$label: $dups duplicate deliveries (in flight at the kill: at most $4)" ||
+        bad "$label: duplicates within the in-flight window ($4)" "got $dups"
+    [ "$dlq" = 21 ] && ok "$label: the 20 poison messages and the oversized one are in the dead-letter sink" ||
+        bad "$label: 21 dead letters" "got $dlq: $(stat "dlq-$name" reasons)"
+    [ "$failed" -ge 40 ] && ok "$label: poison messages were retried before dead-lettering ($failed failed attempts)" ||
+        bad "$label: retries before dead letters" "$failed failed attempts"
+    stat "dlq-$name" reasons | grep -q 'larger than the limit' &&
+        ok "$label: the oversized message is dead-lettered with the reason" ||
+        bad "$label: the oversized message's reason" "$(stat "dlq-$name" reasons)"
+}
+# In flight: max-scale deliveries under way plus acks not yet at the broker.
+check_source nats "NatsJetStreamSource" "$at_kill_nats" 8
+check_source mqtt "MqttSource" "$at_kill_mqtt" 8
+ce=$(stat nats ce)
+echo "$ce" | grep -q '"type":"dev.wasmfn.sources.natsjetstream"' && echo "$ce" | grep -q '"subject":"orders.new"' &&
+    echo "$ce" | grep -q '"tenant":"acme"' && echo "$ce" | grep -q "\"source\":\"nats://127.0.0.1:$nport/ORDERS\"" &&
+    ok "NATS messages arrive as CloudEvents: type, source, subject, headers as extensions" ||
+    bad "NATS CloudEvent attributes" "$ce"
+ce=$(stat mqtt ce)
+echo "$ce" | grep -q '"type":"dev.wasmfn.sources.mqtt"' && echo "$ce" | grep -q '"subject":"sensors/temp"' &&
+    ok "MQTT messages arrive as CloudEvents with the topic as subject" || bad "MQTT CloudEvent attributes" "$ce"
+[ "$(metric 'wasmfn_events_total{source="nats",trigger="",outcome="delivered"}')" = 1 ] &&
+    [ "$(metric 'wasmfn_events_total{source="mqtt",trigger="",outcome="dead_lettered"}')" = 1 ] &&
+    ok "wasmfn_events_total counts the sources' deliveries and dead letters" ||
+    bad "source metrics" "$(curl -s "$WASMFN_API/metrics" | grep 'source=' | head)"
+
+# ---- RabbitMQ: the same, once its broker is up ----------------------------
+until_ok 60 "$SRCPUB" amqp "$AMQP" probe 0 1 2>/dev/null ||
+    { bad "rabbitmq-server starts" "$(tail -5 "$tmp/rabbit/out.log")"; finish; }
+# 0..1999, and 2000 oversized.
+SRCPUB_BIG=2000 "$SRCPUB" amqp "$AMQP" orders 0 2001 || bad "publish 2001 messages to RabbitMQ"
+cat >"$tmp/rabbit.yaml" <<EOF
+apiVersion: sources.knative.dev/v1alpha1
+kind: RabbitmqSource
+metadata: { name: rabbit }
+spec:
+  broker: $AMQP
+  rabbitmqResourcesConfig: { queueName: orders, predeclared: true, parallelism: 4 }
+  sink: { uri: "$S/rabbit" }
+  $(delivery rabbit)
+EOF
+"$WASMFN" apply -f "$tmp/rabbit.yaml" >"$tmp/out" 2>&1 || { bad "apply the RabbitmqSource" "$(cat "$tmp/out")"; finish; }
+until_ok 20 midway rabbit
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+at_kill=$(stat rabbit okUnique)
+start_daemon 3
+check_source rabbit "RabbitmqSource" "$at_kill" 8
+ce=$(stat rabbit ce)
+echo "$ce" | grep -q '"type":"dev.knative.rabbitmq.event"' && echo "$ce" | grep -q '"id":"m-' &&
+    ok "RabbitMQ messages arrive as CloudEvents with the message id as id" || bad "RabbitMQ CloudEvent attributes" "$ce"
+
+# ---- the broker goes away and comes back; the daemon stops cleanly ---------
+nats_stop
+sleep 1.5 # the source notices and retries
+nats_start
+until_ok 20 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 3000 200 2>/dev/null ||
+    bad "nats-server restarts"
+back() { [ "$(stat nats okUnique)" -ge 2178 ]; } # 1980 + 200, less 2 poison
+until_ok 20 back && ok "after nats-server was killed and restarted the source reconnected and delivered 200 more" ||
+    bad "the NATS source reconnects" "$(stat nats okUnique) delivered; $(grep 'source nats' "$tmp/log" | tail -2)"
+kill -TERM "$pid"
+wait "$pid"
+st=$?
+pid=
+[ "$st" = 0 ] && ok "SIGTERM with three sources running: the daemon drains and exits 0" ||
+    bad "SIGTERM exits 0" "exit status $st; $(tail -3 "$tmp/log")"
+finish
