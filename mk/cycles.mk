@@ -5,12 +5,11 @@
 #
 # CYCLES_ALLOW names the folders whose cycles are reported but do not fail
 # the step, because they are being split elsewhere: serving (serving.c and
-# the files it was split into) and wasi (wasi.c's function table and fs.c's
-# use of its descriptor table). Remove a folder from the list once its
+# the files it was split into). Remove a folder from the list once its
 # cycle is gone, so that it cannot come back. CYCLES_VERBOSE=1 prints every
 # folder's whole graph.
 
-CYCLES_ALLOW ?= serving wasi
+CYCLES_ALLOW ?= serving
 CYCLES_VERBOSE ?= 0
 
 TEST_STEPS += cycles
