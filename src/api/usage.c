@@ -10,28 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "api/usage.h"
 #include "common/jsonerr.h"
-#include "common/logring.h"
 
 static char *error_body(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *error_body(const char *fmt, ...)
 {
-    char msg[512], safe[4 * sizeof msg + 1];
+    char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    /* Echoed query values may not be UTF-8: keep the body valid JSON. */
-    safe[lr_escape(msg, strlen(msg), safe, 0)] = '\0';
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    cJSON_AddStringToObject(o, "error", safe);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
+    return cm_json_error(msg); /* which keeps echoed query values valid JSON */
 }
 
 int api_usage_query(mtr_t *m, const char *query, int64_t now_ns, char **body)

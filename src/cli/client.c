@@ -47,6 +47,19 @@ int cli_file_read(const char *path, cm_buf_t *b)
     return rc;
 }
 
+uint8_t *cli_file_bytes(const char *path, size_t *len)
+{
+    cm_buf_t b = {0};
+    if (cli_file_read(path, &b) != 0) {
+        int e = errno;
+        cm_buf_free(&b);
+        errno = e;
+        return NULL;
+    }
+    *len = b.len;
+    return (uint8_t *)cm_buf_take(&b);
+}
+
 /* "256 MiB" for limits that are whole MiB, else bytes. */
 static void size_text(size_t n, char *out, size_t len)
 {

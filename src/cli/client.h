@@ -27,6 +27,9 @@ enum {
 /* The CLI's buffers are common/buf.h's cm_buf_t. */
 /* Reads a whole file ("-" = stdin) into b. Returns -1 with errno set. */
 int cli_file_read(const char *path, cm_buf_t *b);
+/* The same into memory of its own, which the caller frees (*len its
+ * length); NULL with errno set. */
+uint8_t *cli_file_bytes(const char *path, size_t *len);
 
 /* The most the CLI reads for a module or an invoke body (the admin API's
  * body limit, `wasmfn serve`'s ADMIN_MAX_BODY), and for a manifest. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "engine/engine.h"
 
 void cli_compile_usage(FILE *out)
@@ -42,44 +43,6 @@ void cli_compile_usage(FILE *out)
             "exit status: 0 done; 1 the module cannot be compiled; 2 usage error.\n");
 }
 
-static uint8_t *read_stream(FILE *f, size_t *len)
-{
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-        if (n == cap) {
-            uint8_t *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                return NULL;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (buf && ferror(f)) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
-static uint8_t *read_input(const char *path, size_t *len)
-{
-    if (strcmp(path, "-") == 0) return read_stream(stdin, len);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    uint8_t *b = read_stream(f, len);
-    int e = errno;
-    fclose(f);
-    errno = e;
-    return b;
-}
-
 static int write_output(const char *path, const uint8_t *bytes, size_t len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
@@ -105,7 +68,7 @@ static int compile_raw(const char *in, const char *out, uint64_t memory_mib, int
 #endif
     if (nice_level > 0) setpriority(PRIO_PROCESS, 0, nice_level);
     size_t len;
-    uint8_t *wasm = read_input(in, &len);
+    uint8_t *wasm = cli_file_bytes(in, &len);
     if (!wasm) {
         fprintf(stderr, "wasmfn: %s: %s\n", in, strerror(errno ? errno : EIO));
         return 1;
@@ -166,7 +129,7 @@ int cli_compile_main(int argc, char **argv)
     }
 
     size_t len;
-    uint8_t *bytes = read_input(in, &len);
+    uint8_t *bytes = cli_file_bytes(in, &len);
     if (!bytes) {
         fprintf(stderr, "wasmfn: %s: %s\n", in, strerror(errno ? errno : EIO));
         return 1;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "engine/engine.h"
 #include "wasi/wasi.h"
 
@@ -156,40 +157,6 @@ static int parse_args(int argc, char **argv, run_opts_t *o)
     return -1;
 }
 
-/* Reads a whole file. Returns NULL with errno set. */
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-        if (n == cap) {
-            uint8_t *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                errno = ENOMEM;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int e = ferror(f) ? EIO : 0;
-    fclose(f);
-    if (buf && e) {
-        free(buf);
-        buf = NULL;
-        errno = e;
-    }
-    *len = n;
-    return buf;
-}
-
 /* Starts `wasmfn compile --cache-dir DIR FILE` detached from this process
  * (its own session, stdio on /dev/null), to fill the cache for next time. */
 static void compile_in_background(const char *cache_dir, const char *file)
@@ -277,7 +244,7 @@ static int run_module(const run_opts_t *o)
 {
     char err[ENG_ERR_MAX];
     size_t len;
-    uint8_t *bytes = read_file(o->file, &len);
+    uint8_t *bytes = cli_file_bytes(o->file, &len);
     if (!bytes) {
         int e = errno;
         fprintf(stderr, "wasmfn: %s: %s\n", o->file, strerror(e));

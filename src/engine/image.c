@@ -1,5 +1,5 @@
 /*
- * image.c — instance images and the pool of linear-memory slots.
+ * image.c — instance images, and the warm slots they keep.
  *
  * An image is the state of one instance after instantiation (data and
  * element segments applied, the start function run, and whatever the
@@ -25,15 +25,10 @@
  * table entries that are functions of another instance. Functions the
  * instance imported are fine: they are re-linked by import index.
  *
- * Slots: every linear memory's reservation (PROT_NONE address space, see
- * docs/engine.md "Memory") comes from a process-wide pool with one free
- * list per power-of-two size class, guarded by a mutex. Releasing a slot
- * replaces the used part with a fresh PROT_NONE anonymous mapping (one
- * mmap: the pages are dropped, not copied or zeroed by hand), so a reused
- * slot reads as zeros exactly like a new one.
- *
- * Warm slots. That remapping, and the mmap of the image into a fresh slot,
- * change the process's page tables, and in a multi-threaded process every
+ * Warm slots. Every memory's reservation is a slot from the pool of
+ * slots.c, which remaps a slot's used part when it is released. That
+ * remapping, and the mmap of the image into a fresh slot, change the
+ * process's page tables, and in a multi-threaded process every
  * such change ends in a TLB shootdown: an interrupt to each other CPU
  * running one of our threads. With a fresh instance per request that was
  * the largest cost of a hello-world request (perf: ~28% of the daemon's
@@ -79,152 +74,6 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-/* ---- Slots ---- */
-
-#define SLOT_MIN_SHIFT 16           /* 64 KiB */
-#define SLOT_MAX_SHIFT 32           /* 4 GiB */
-#define SLOT_CLASSES (SLOT_MAX_SHIFT - SLOT_MIN_SHIFT + 1)
-#define SLOT_KEEP 1024              /* free slots kept per class; more are unmapped */
-
-typedef struct slot {
-    struct slot *next;              /* malloc'd list node; the slot is not touched */
-    uint8_t *base;
-} slot_t;
-
-static struct {
-    pthread_mutex_t mu;
-    slot_t *free[SLOT_CLASSES];
-    uint32_t nfree[SLOT_CLASSES];
-    slot_t *guard_free;             /* guard slots (ENG_GUARD_RESERVE bytes) */
-    uint32_t nguard_free;
-    uint32_t nguard;                /* guard slots mapped, free or in use */
-} slots = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-/* Guard slots: a class of their own, counted against ENG_GUARD_SLOTS_MAX. */
-static uint8_t *guard_slot_acquire(void)
-{
-    pthread_mutex_lock(&slots.mu);
-    slot_t *sl = slots.guard_free;
-    bool map = false;
-    if (sl) {
-        slots.guard_free = sl->next;
-        slots.nguard_free--;
-    } else if (slots.nguard < ENG_GUARD_SLOTS_MAX) {
-        slots.nguard++;
-        map = true;
-    }
-    pthread_mutex_unlock(&slots.mu);
-    if (sl) {
-        uint8_t *p = sl->base;
-        free(sl);
-        return p;
-    }
-    if (!map)
-        return NULL;
-    void *p = mmap(NULL, ENG_GUARD_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-        pthread_mutex_lock(&slots.mu);
-        slots.nguard--;
-        pthread_mutex_unlock(&slots.mu);
-        return NULL;
-    }
-    madvise(p, ENG_GUARD_RESERVE, MADV_NOHUGEPAGE);
-    return p;
-}
-
-static void guard_slot_release(uint8_t *p, uint64_t used)
-{
-    used = (used + 4095) & ~(uint64_t)4095;
-    bool reset = used == 0 || mmap(p, used, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-                                   -1, 0) != MAP_FAILED;
-    slot_t *sl = reset ? malloc(sizeof *sl) : NULL;
-    pthread_mutex_lock(&slots.mu);
-    if (sl && slots.nguard_free < SLOT_KEEP) {
-        sl->base = p;
-        sl->next = slots.guard_free;
-        slots.guard_free = sl;
-        slots.nguard_free++;
-        sl = NULL;
-        p = NULL;
-    } else {
-        slots.nguard--;
-    }
-    pthread_mutex_unlock(&slots.mu);
-    free(sl);
-    if (p)
-        munmap(p, ENG_GUARD_RESERVE);
-}
-
-static unsigned slot_class(uint64_t bytes, uint64_t *rounded)
-{
-    unsigned shift = SLOT_MIN_SHIFT;
-    while (shift < SLOT_MAX_SHIFT && ((uint64_t)1 << shift) < bytes)
-        shift++;
-    *rounded = (uint64_t)1 << shift;
-    return shift - SLOT_MIN_SHIFT;
-}
-
-uint8_t *eng_slot_acquire(uint64_t *bytes)
-{
-    if (*bytes == ENG_GUARD_RESERVE)
-        return guard_slot_acquire();
-    unsigned c = slot_class(*bytes, bytes);
-    pthread_mutex_lock(&slots.mu);
-    slot_t *sl = slots.free[c];
-    if (sl) {
-        slots.free[c] = sl->next;
-        slots.nfree[c]--;
-    }
-    pthread_mutex_unlock(&slots.mu);
-    if (sl) {
-        uint8_t *p = sl->base;
-        free(sl);
-        return p;
-    }
-    void *p = mmap(NULL, *bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    /* No transparent huge pages: a guest's first write would zero 2 MiB,
-     * and a warm slot's reset works page by page. */
-    madvise(p, *bytes, MADV_NOHUGEPAGE);
-    return p;
-}
-
-void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used)
-{
-    if (bytes == ENG_GUARD_RESERVE) {
-        guard_slot_release(p, used);
-        return;
-    }
-    uint64_t rounded;
-    unsigned c = slot_class(bytes, &rounded);
-    if (used > bytes)
-        used = bytes;
-    used = (used + 4095) & ~(uint64_t)4095;
-    /* Reset: the used part becomes a new zero-filled PROT_NONE mapping,
-     * which drops its pages and merges with the untouched rest. If that
-     * fails (or the pool is full) the slot is simply unmapped. */
-    bool reset = rounded == bytes &&
-                 (used == 0 || mmap(p, used, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-                                    -1, 0) != MAP_FAILED);
-    slot_t *sl = reset ? malloc(sizeof *sl) : NULL;
-    if (sl) {
-        sl->base = p;
-        pthread_mutex_lock(&slots.mu);
-        if (slots.nfree[c] < SLOT_KEEP) {
-            sl->next = slots.free[c];
-            slots.free[c] = sl;
-            slots.nfree[c]++;
-            sl = NULL;
-            p = NULL;
-        }
-        pthread_mutex_unlock(&slots.mu);
-        free(sl);
-    }
-    if (p)
-        munmap(p, bytes);
-}
 
 /* ---- Images ---- */
 
@@ -362,7 +211,12 @@ static void image_unref(eng_image_t *img)
         image_destroy(img);
 }
 
-void eng_image_memory_release(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t used)
+/* Gives back the slot of a memory made from an image (`used` bytes
+ * accessible): it is reset to the image's state and kept by the image for
+ * its next instance when it can be, else released as eng_slot_release
+ * does. Memories made from an image carry it as their image_release, which
+ * store.c calls when it frees them. */
+static void image_memory_release(image_mem_t *im, uint8_t *p, uint64_t bytes, uint64_t used)
 {
     eng_image_t *owner = im->owner;
     image_release_slot(im, p, bytes, used);
@@ -696,10 +550,9 @@ static eng_memory_t *memory_from_image(eng_store_t *s, image_mem_t *im, uint32_t
         eng_errf(err, errlen, "out of memory");
         return NULL;
     }
+    mem->image_release = image_memory_release; /* used once mem->image is set */
     mem->reserved = guard ? ENG_GUARD_RESERVE : (uint64_t)(cap ? cap : 1) * ENG_PAGE_BYTES;
-    uint64_t rounded = mem->reserved;
-    if (!guard)
-        slot_class(mem->reserved, &rounded);
+    uint64_t rounded = guard ? mem->reserved : eng_slot_rounded(mem->reserved);
     warm_slot_t *ws = warm_take(im, rounded);
     bool warm = ws != NULL;
     if (warm) {
@@ -726,7 +579,7 @@ static eng_memory_t *memory_from_image(eng_store_t *s, image_mem_t *im, uint32_t
     mem->size = (uint64_t)im->pages * ENG_PAGE_BYTES;
     if (!eng_store_add(s, ENG_OBJ_MEMORY, mem)) {
         if (warm)
-            eng_image_memory_release(im, mem->data, mem->reserved, mem->accessible);
+            image_memory_release(im, mem->data, mem->reserved, mem->accessible);
         else
             eng_slot_release(mem->data, mem->reserved, 0);
         free(mem);

@@ -190,6 +190,10 @@ struct eng_func {
      * trampoline that calls it from C, both NULL when it is interpreted. */
     void *native;
     void *tramp;
+    /* How C enters the native code (eng_native_enter), set with native by
+     * native_load.c: the interpreter and eng_call call through it, so they
+     * do not depend on the native tier (which calls eng_call). */
+    eng_trap_t (*enter)(eng_exec_t *x, eng_func_t *f, eng_val_t *io);
 };
 
 struct eng_memory {
@@ -202,8 +206,10 @@ struct eng_memory {
     uint64_t accessible;    /* bytes from data that are readable and writable (>= size; more
                              * when the slot was a warm one, image.c) */
     /* Set when the memory was made from an image (image.c): freeing it
-     * offers the slot back to the image as a warm slot. */
+     * (store.c) offers the slot back to the image as a warm slot, through
+     * image_release, image.c's function. */
     struct image_mem *image;
+    void (*image_release)(struct image_mem *im, uint8_t *p, uint64_t bytes, uint64_t used);
 };
 
 struct eng_table {
@@ -237,7 +243,7 @@ struct eng_instance {
     /* Every array above lives in one allocation that starts at funcs. */
 };
 
-/* ---- Execution contexts (interp.c, native_rt.c) ---- */
+/* ---- Execution contexts (exec.c; run on by interp.c and native_rt.c) ---- */
 
 /* An interpreter frame record (interp.c). */
 typedef struct eng_frame {
@@ -279,7 +285,7 @@ struct eng_exec {
 void eng_trap_message(eng_exec_t *x, eng_trap_t t, const char *text, const eng_module_t *m,
                       uint32_t func_index);
 
-/* ---- Stores and instances (instance.c) ---- */
+/* ---- Stores (store.c) and instances (instance.c) ---- */
 
 enum { ENG_OBJ_FUNC, ENG_OBJ_MEMORY, ENG_OBJ_TABLE, ENG_OBJ_GLOBAL, ENG_OBJ_INSTANCE };
 
@@ -297,7 +303,7 @@ bool eng_imports_check(const eng_module_t *m, const eng_extern_t *imports, uint3
  * are left to the caller. NULL when out of memory. */
 eng_instance_t *eng_instance_alloc(eng_store_t *s, const eng_module_t *m, const eng_extern_t *imports);
 
-/* ---- Memory slots (image.c) ---- */
+/* ---- Memory slots (slots.c) ---- */
 
 /* Guard regions for native code (native_ir.c, native_rt.c). Native code
  * compiled in guard mode checks no memory access whose constant offset and
@@ -321,13 +327,12 @@ uint8_t *eng_slot_acquire(uint64_t *bytes);
  * accessible or mapped from an image; they are reset to an inaccessible,
  * zero-filled state (one mmap over them) before the slot is reused. */
 void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used);
-/* Gives back the slot of a memory made from an image (`used` bytes
- * accessible): it is reset to the image's state and kept by the image for
- * its next instance when it can be, else released as eng_slot_release
- * does. */
-void eng_image_memory_release(struct image_mem *im, uint8_t *p, uint64_t bytes, uint64_t used);
+/* The size of the reservation eng_slot_acquire makes for `bytes` (not a
+ * guard slot): the power of two of at least 64 KiB it is rounded up to. */
+uint64_t eng_slot_rounded(uint64_t bytes);
 
-/* Grows a table by delta, filling with init. Returns the old size or -1. */
+/* Grows a table by delta, filling with init. Returns the old size or -1
+ * (store.c). */
 int64_t eng_table_grow(eng_table_t *t, uint32_t delta, void *init);
 
 /* Evaluates a constant expression in an instance under construction;

@@ -1,5 +1,5 @@
 /*
- * interp.c — the threaded interpreter, execution contexts and eng_call.
+ * interp.c — the threaded interpreter and eng_call, the entry into it.
  *
  * Internal code (ops.h) starts every instruction with the address of its
  * handler, so dispatch is one indirect jump ("direct threading" with GCC's
@@ -26,8 +26,16 @@
  * interrupt flag are checked, one clock read per BUDGET events. The exec's
  * yield hook, when set, runs there first: the runtime's scheduler uses it
  * to switch fibers when a guest's time slice is used up.
+ *
+ * Around it: exec.c (execution contexts, trap messages, the C stack's
+ * limit), interp_num.h (the spec's numeric semantics where C's differ),
+ * simd.c (v128 lanes) and store.c (memory.grow, table.grow). A call into a
+ * function with native code goes through the function's own entry pointer
+ * (f->enter, set by native_load.c), so the interpreter does not depend on
+ * the native tier, which calls back into eng_call.
  */
 #include "engine/internal.h"
+#include "engine/numeric.h"
 #include "engine/ops.h"
 
 #include <math.h>
@@ -46,131 +54,7 @@
  * milliseconds. */
 #define BUDGET ENG_BUDGET
 
-#define DEFAULT_STACK_BYTES (1u << 20)
-
 typedef eng_frame_t frame_t;
-
-uint64_t eng_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-const char *eng_trap_name(eng_trap_t t)
-{
-    switch (t) {
-    case ENG_OK: return "ok";
-    case ENG_TRAP_UNREACHABLE: return "unreachable";
-    case ENG_TRAP_MEMORY_OOB: return "out of bounds memory access";
-    case ENG_TRAP_DIV_ZERO: return "integer divide by zero";
-    case ENG_TRAP_INT_OVERFLOW: return "integer overflow";
-    case ENG_TRAP_INVALID_CONV: return "invalid conversion to integer";
-    case ENG_TRAP_TABLE_OOB: return "out of bounds table access";
-    case ENG_TRAP_NULL_REF: return "uninitialized element";
-    case ENG_TRAP_INDIRECT_TYPE: return "indirect call type mismatch";
-    case ENG_TRAP_STACK_EXHAUSTED: return "call stack exhausted";
-    case ENG_TRAP_DEADLINE: return "deadline exceeded";
-    case ENG_TRAP_HOST: return "host function failed";
-    case ENG_TRAP_EXIT: return "exit";
-    }
-    return "unknown trap";
-}
-
-/* ---- Execution contexts ---- */
-
-eng_exec_t *eng_exec_new(size_t stack_bytes)
-{
-    if (stack_bytes == 0)
-        stack_bytes = DEFAULT_STACK_BYTES;
-    if (stack_bytes < 4096)
-        stack_bytes = 4096;
-    eng_exec_t *x = calloc(1, sizeof *x);
-    if (!x)
-        return NULL;
-    size_t slots = stack_bytes / sizeof(eng_val_t);
-    x->max_depth = (uint32_t)(stack_bytes / 32);
-    x->stack = malloc(slots * sizeof *x->stack);
-    x->frames = malloc((size_t)x->max_depth * sizeof *x->frames);
-    if (!x->stack || !x->frames) {
-        eng_exec_free(x);
-        return NULL;
-    }
-    x->stack_end = x->stack + slots;
-    x->top = x->stack;
-    return x;
-}
-
-void eng_exec_free(eng_exec_t *x)
-{
-    if (!x)
-        return;
-    free(x->stack);
-    free(x->frames);
-    free(x);
-}
-
-void eng_exec_set_deadline(eng_exec_t *x, uint64_t deadline_ns) { x->deadline_ns = deadline_ns; }
-
-void eng_exec_set_yield(eng_exec_t *x, eng_yield_fn fn, void *ud)
-{
-    x->yield_fn = fn;
-    x->yield_ud = ud;
-}
-
-void eng_exec_interrupt(eng_exec_t *x) { __atomic_store_n(&x->interrupt, 1, __ATOMIC_RELAXED); }
-
-const char *eng_exec_trap_message(const eng_exec_t *x) { return x->msg; }
-
-int eng_exec_exit_code(const eng_exec_t *x) { return x->exit_code; }
-
-eng_trap_t eng_exec_trap_host(eng_exec_t *x, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(x->msg, sizeof x->msg, fmt, ap);
-    va_end(ap);
-    x->trap = ENG_TRAP_HOST;
-    return ENG_TRAP_HOST;
-}
-
-eng_trap_t eng_exec_exit(eng_exec_t *x, int code)
-{
-    x->exit_code = code;
-    snprintf(x->msg, sizeof x->msg, "exit %d", code);
-    x->trap = ENG_TRAP_EXIT;
-    return ENG_TRAP_EXIT;
-}
-
-uint64_t eng_exec_deadline(const eng_exec_t *x) { return x->deadline_ns; }
-
-bool eng_exec_should_stop(eng_exec_t *x)
-{
-    if (__atomic_load_n(&x->interrupt, __ATOMIC_RELAXED))
-        return true;
-    return x->deadline_ns != 0 && eng_now_ns() >= x->deadline_ns;
-}
-
-void eng_trap_message(eng_exec_t *x, eng_trap_t t, const char *text, const eng_module_t *m,
-                      uint32_t func_index)
-{
-    x->trap = t;
-    if (t == ENG_TRAP_HOST || t == ENG_TRAP_EXIT)
-        return; /* the host wrote its own message */
-    if (!text)
-        text = eng_trap_name(t);
-    if (t == ENG_TRAP_DEADLINE && __atomic_load_n(&x->interrupt, __ATOMIC_RELAXED))
-        text = "interrupted";
-    if (m) {
-        const char *name = m->func_names ? m->func_names[func_index] : NULL;
-        if (name)
-            snprintf(x->msg, sizeof x->msg, "%s in function %u (%s)", text, func_index, name);
-        else
-            snprintf(x->msg, sizeof x->msg, "%s in function %u", text, func_index);
-    } else {
-        snprintf(x->msg, sizeof x->msg, "%s", text);
-    }
-}
 
 static void trap_message(eng_exec_t *x, eng_trap_t t, const char *text, const eng_func_t *f)
 {
@@ -178,81 +62,6 @@ static void trap_message(eng_exec_t *x, eng_trap_t t, const char *text, const en
         eng_trap_message(x, t, text, f->inst->module, f->index);
     else
         eng_trap_message(x, t, text, NULL, 0);
-}
-
-/* ---- Numeric helpers (the spec's semantics where C's differ) ---- */
-
-static inline float wasm_fminf(float a, float b)
-{
-    if (a != a || b != b)
-        return a + b; /* a NaN operand gives a quiet NaN */
-    if (a == 0 && b == 0)
-        return signbit(a) ? a : b;
-    return a < b ? a : b;
-}
-
-static inline float wasm_fmaxf(float a, float b)
-{
-    if (a != a || b != b)
-        return a + b;
-    if (a == 0 && b == 0)
-        return signbit(a) ? b : a;
-    return a > b ? a : b;
-}
-
-static inline double wasm_fmin(double a, double b)
-{
-    if (a != a || b != b)
-        return a + b;
-    if (a == 0 && b == 0)
-        return signbit(a) ? a : b;
-    return a < b ? a : b;
-}
-
-static inline double wasm_fmax(double a, double b)
-{
-    if (a != a || b != b)
-        return a + b;
-    if (a == 0 && b == 0)
-        return signbit(a) ? b : a;
-    return a > b ? a : b;
-}
-
-/* Rounding functions return their NaN operand unchanged in glibc, so a
- * signalling NaN would come back signalling; wasm wants it quieted. */
-#define ROUNDF(fn, a) ((a) != (a) ? (a) + (a) : fn(a))
-
-static inline uint32_t rotl32(uint32_t a, uint32_t b) { b &= 31; return (a << b) | (a >> ((32 - b) & 31)); }
-static inline uint32_t rotr32(uint32_t a, uint32_t b) { b &= 31; return (a >> b) | (a << ((32 - b) & 31)); }
-static inline uint64_t rotl64(uint64_t a, uint64_t b) { b &= 63; return (a << b) | (a >> ((64 - b) & 63)); }
-static inline uint64_t rotr64(uint64_t a, uint64_t b) { b &= 63; return (a >> b) | (a << ((64 - b) & 63)); }
-
-/* Saturating truncations: NaN gives 0, out of range clamps. */
-static inline int32_t sat_i32_f64(double f)
-{
-    if (f != f) return 0;
-    if (f <= -2147483649.0) return INT32_MIN;
-    if (f >= 2147483648.0) return INT32_MAX;
-    return (int32_t)f;
-}
-static inline uint32_t sat_u32_f64(double f)
-{
-    if (f != f || f <= -1.0) return 0;
-    if (f >= 4294967296.0) return UINT32_MAX;
-    return (uint32_t)f;
-}
-static inline int64_t sat_i64_f64(double f)
-{
-    if (f != f) return 0;
-    if (f < -9223372036854775808.0) return INT64_MIN;
-    if (f >= 9223372036854775808.0) return INT64_MAX;
-    return (int64_t)f;
-}
-static inline uint64_t sat_u64_f64(double f)
-{
-    if (f != f || f <= -1.0) return 0;
-    if (f >= 18446744073709551616.0) return UINT64_MAX;
-    return (uint64_t)f;
 }
 
 static eng_memory_t no_memory; /* for instances without memory: size 0 */
@@ -438,7 +247,7 @@ do_call:
         if (UNLIKELY(x->top > x->stack_end))
             TRAP(ENG_TRAP_STACK_EXHAUSTED);
         x->depth = depth;
-        eng_trap_t t = eng_native_enter(x, callee, nfp);
+        eng_trap_t t = callee->enter(x, callee, nfp);
         x->top = saved_top;
         if (UNLIKELY(t != ENG_OK)) {
             trap = t;
@@ -934,8 +743,8 @@ L_remu64: {
     BIN(subf32, f32, AF32 - BF32)
     BIN(mulf32, f32, AF32 * BF32)
     BIN(divf32, f32, AF32 / BF32)
-    BIN(minf32, f32, wasm_fminf(AF32, BF32))
-    BIN(maxf32, f32, wasm_fmaxf(AF32, BF32))
+    BIN(minf32, f32, eng_fminf(AF32, BF32))
+    BIN(maxf32, f32, eng_fmaxf(AF32, BF32))
     BIN32(copysignf32, (A32 & 0x7FFFFFFFu) | (B32 & 0x80000000u))
 
     BIN32(eqf64, AF64 == BF64)
@@ -955,8 +764,8 @@ L_remu64: {
     BIN(subf64, f64, AF64 - BF64)
     BIN(mulf64, f64, AF64 * BF64)
     BIN(divf64, f64, AF64 / BF64)
-    BIN(minf64, f64, wasm_fmin(AF64, BF64))
-    BIN(maxf64, f64, wasm_fmax(AF64, BF64))
+    BIN(minf64, f64, eng_fmin(AF64, BF64))
+    BIN(maxf64, f64, eng_fmax(AF64, BF64))
     BIN(copysignf64, i64, (A64 & 0x7FFFFFFFFFFFFFFFull) | (B64 & 0x8000000000000000ull))
 
     /* Trapping float-to-int conversions: NaN is an invalid conversion,
@@ -1134,7 +943,7 @@ eng_trap_t eng_call(eng_exec_t *x, eng_func_t *f, const eng_val_t *args, eng_val
             if (t != ENG_OK)
                 trap_message(x, t, NULL, NULL);
         } else {
-            t = eng_native_enter(x, f, base);
+            t = f->enter(x, f, base);
         }
         x->top = saved;
     } else {

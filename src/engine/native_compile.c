@@ -53,26 +53,6 @@ bool eng_native_can_compile(void)
     return llvm_ready;
 }
 
-LLVMValueRef nc_intrinsic(nc_module_t *nc, const char *name, LLVMTypeRef *types, unsigned n,
-                          LLVMTypeRef *ty)
-{
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    *ty = LLVMIntrinsicGetType(nc->ctx, id, types, n);
-    return LLVMGetIntrinsicDeclaration(nc->mod, id, types, n);
-}
-
-LLVMTypeRef nc_valtype(nc_module_t *nc, uint8_t t)
-{
-    switch (t) {
-    case ENG_I32: return nc->t_i32;
-    case ENG_I64: return nc->t_i64;
-    case ENG_F32: return nc->t_f32;
-    case ENG_F64: return nc->t_f64;
-    case ENG_V128: return LLVMIntTypeInContext(nc->ctx, 128); /* as_vec() casts it to lanes */
-    default: return nc->t_ptr; /* references */
-    }
-}
-
 /* ---- Metadata ---- */
 
 static LLVMMetadataRef md_str(nc_module_t *nc, const char *s)

@@ -47,12 +47,32 @@ typedef struct nc_module {
     size_t errlen;
 } nc_module_t;
 
+/* The two helpers below are static inline so that the function-body
+ * translator uses them without depending on the driver, which calls it
+ * (the files of src/engine/ form a DAG: scripts/cycles.sh). */
+
 /* An intrinsic's declaration in nc's module for the overload types given
  * (e.g. "llvm.ctlz" with i32); *ty gets its function type. */
-LLVMValueRef nc_intrinsic(nc_module_t *nc, const char *name, LLVMTypeRef *types, unsigned n,
-                          LLVMTypeRef *ty);
+static inline LLVMValueRef nc_intrinsic(nc_module_t *nc, const char *name, LLVMTypeRef *types, unsigned n,
+                                        LLVMTypeRef *ty)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    *ty = LLVMIntrinsicGetType(nc->ctx, id, types, n);
+    return LLVMGetIntrinsicDeclaration(nc->mod, id, types, n);
+}
+
 /* The LLVM type of a wasm value type. */
-LLVMTypeRef nc_valtype(nc_module_t *nc, uint8_t t);
+static inline LLVMTypeRef nc_valtype(nc_module_t *nc, uint8_t t)
+{
+    switch (t) {
+    case ENG_I32: return nc->t_i32;
+    case ENG_I64: return nc->t_i64;
+    case ENG_F32: return nc->t_f32;
+    case ENG_F64: return nc->t_f64;
+    case ENG_V128: return LLVMIntTypeInContext(nc->ctx, 128); /* as_vec() casts it to lanes */
+    default: return nc->t_ptr; /* references */
+    }
+}
 
 /* Translates the body of defined function `defined` (bytes after the size
  * prefix, at byte `offset` of the module) into nc->funcs[defined]. The

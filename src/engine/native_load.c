@@ -346,6 +346,7 @@ void eng_native_link_instance(eng_instance_t *inst)
         eng_func_t *f = &inst->func_objs[j];
         f->native = n->funcs[j];
         f->tramp = n->tramps[m->func_type[m->nfunc_imports + j]];
+        f->enter = eng_native_enter;
     }
     inst->native_guard = n->guard;
 }
@@ -353,8 +354,10 @@ void eng_native_link_instance(eng_instance_t *inst)
 void eng_native_unlink_instance(eng_instance_t *inst)
 {
     uint32_t ndefined = inst->module->nfuncs - inst->module->nfunc_imports;
-    for (uint32_t j = 0; j < ndefined; j++)
+    for (uint32_t j = 0; j < ndefined; j++) {
         inst->func_objs[j].native = inst->func_objs[j].tramp = NULL;
+        inst->func_objs[j].enter = NULL;
+    }
     inst->native_guard = false;
 }
 

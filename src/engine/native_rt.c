@@ -47,53 +47,6 @@ typedef void (*tramp_fn)(void *fn, eng_instance_t *inst, eng_exec_t *x, eng_val_
  * as many still notices a deadline within well under a millisecond. */
 #define NATIVE_BUDGET (10 * ENG_BUDGET)
 
-/* A stack we know nothing of (an embedder's own, not given to
- * eng_exec_set_stack): assume only this much below the entry, which
- * leaves guests little room but never more than the smallest stack we
- * make (a fiber's, 1 MiB in the daemon; tests use 128 KiB). */
-#define UNKNOWN_STACK_BYTES (96u << 10)
-
-static __thread uintptr_t thread_stack_lo, thread_stack_hi;
-
-/* The calling thread's stack, [lo, hi), from pthread_getattr_np (once per
- * thread). 0, 0 when unknown. */
-static void thread_stack(uintptr_t *lo, uintptr_t *hi)
-{
-    if (!thread_stack_hi) {
-        pthread_attr_t a;
-        if (pthread_getattr_np(pthread_self(), &a) == 0) {
-            void *addr;
-            size_t size;
-            if (pthread_attr_getstack(&a, &addr, &size) == 0) {
-                thread_stack_lo = (uintptr_t)addr;
-                thread_stack_hi = (uintptr_t)addr + size;
-            }
-            pthread_attr_destroy(&a);
-        }
-    }
-    *lo = thread_stack_lo;
-    *hi = thread_stack_hi;
-}
-
-void eng_exec_set_stack(eng_exec_t *x, void *lo, size_t bytes)
-{
-    x->stack_lo = (uintptr_t)lo;
-    x->stack_hi = lo ? (uintptr_t)lo + bytes : 0;
-}
-
-uintptr_t eng_stack_limit(const eng_exec_t *x, uintptr_t sp)
-{
-    uintptr_t lo = x->stack_lo, hi = x->stack_hi;
-    if (!(sp > lo && sp <= hi))
-        thread_stack(&lo, &hi);
-    if (!(sp > lo && sp <= hi))
-        lo = sp > UNKNOWN_STACK_BYTES ? sp - UNKNOWN_STACK_BYTES : 0;
-    /* Too little left even for the reserve: every entry traps at once. */
-    if (sp - lo <= ENG_NATIVE_STACK_RESERVE)
-        return UINTPTR_MAX;
-    return lo + ENG_NATIVE_STACK_RESERVE;
-}
-
 /* The exec whose native code runs on this thread now, for the fault
  * handler. */
 static __thread eng_exec_t *tls_exec;

@@ -18,6 +18,7 @@
  * lets through (a forged image) give zero rather than anything undefined.
  */
 #include "engine/internal.h"
+#include "engine/numeric.h"
 
 #include <math.h>
 
@@ -27,39 +28,6 @@ static int8_t sat_s8(int32_t v) { return (int8_t)(v < -128 ? -128 : v > 127 ? 12
 static uint8_t sat_u8(int32_t v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
 static int16_t sat_s16(int32_t v) { return (int16_t)(v < -32768 ? -32768 : v > 32767 ? 32767 : v); }
 static uint16_t sat_u16(int32_t v) { return (uint16_t)(v < 0 ? 0 : v > 65535 ? 65535 : v); }
-
-static float f32_min(float a, float b)
-{
-    if (a != a || b != b)
-        return a + b; /* a NaN */
-    if (a == b)
-        return signbit(a) ? a : b; /* -0 < +0 */
-    return a < b ? a : b;
-}
-static float f32_max(float a, float b)
-{
-    if (a != a || b != b)
-        return a + b;
-    if (a == b)
-        return signbit(a) ? b : a;
-    return a > b ? a : b;
-}
-static double f64_min(double a, double b)
-{
-    if (a != a || b != b)
-        return a + b;
-    if (a == b)
-        return signbit(a) ? a : b;
-    return a < b ? a : b;
-}
-static double f64_max(double a, double b)
-{
-    if (a != a || b != b)
-        return a + b;
-    if (a == b)
-        return signbit(a) ? b : a;
-    return a > b ? a : b;
-}
 
 /* Rounding that keeps NaNs quiet (a signalling NaN in gives a NaN out). */
 static float f32_round(int how, float a)
@@ -83,25 +51,6 @@ static double f64_round(int how, double a)
     case 2: return trunc(a);
     default: return nearbyint(a);
     }
-}
-
-static int32_t trunc_sat_s32(double v)
-{
-    if (v != v)
-        return 0;
-    if (v <= -2147483648.0)
-        return INT32_MIN;
-    if (v >= 2147483647.0)
-        return INT32_MAX;
-    return (int32_t)v;
-}
-static uint32_t trunc_sat_u32(double v)
-{
-    if (v != v || v <= 0)
-        return 0;
-    if (v >= 4294967295.0)
-        return UINT32_MAX;
-    return (uint32_t)v;
 }
 
 /* ---- loads ---- */
@@ -295,12 +244,12 @@ void eng_simd_un(uint32_t sub, eng_v128_t *d, const eng_v128_t *a)
     case 0xEC: LANES(2, r.u64[i] = a->u64[i] & 0x7FFFFFFFFFFFFFFFull); break;
     case 0xED: LANES(2, r.u64[i] = a->u64[i] ^ 0x8000000000000000ull); break;
     case 0xEF: LANES(2, r.f64[i] = sqrt(a->f64[i])); break;
-    case 0xF8: LANES(4, r.i32[i] = trunc_sat_s32(a->f32[i])); break;
-    case 0xF9: LANES(4, r.u32[i] = trunc_sat_u32(a->f32[i])); break;
+    case 0xF8: LANES(4, r.i32[i] = sat_i32_f64(a->f32[i])); break;
+    case 0xF9: LANES(4, r.u32[i] = sat_u32_f64(a->f32[i])); break;
     case 0xFA: LANES(4, r.f32[i] = (float)a->i32[i]); break;
     case 0xFB: LANES(4, r.f32[i] = (float)a->u32[i]); break;
-    case 0xFC: LANES(2, r.i32[i] = trunc_sat_s32(a->f64[i])); break;
-    case 0xFD: LANES(2, r.u32[i] = trunc_sat_u32(a->f64[i])); break;
+    case 0xFC: LANES(2, r.i32[i] = sat_i32_f64(a->f64[i])); break;
+    case 0xFD: LANES(2, r.u32[i] = sat_u32_f64(a->f64[i])); break;
     case 0xFE: LANES(2, r.f64[i] = a->i32[i]); break;
     case 0xFF: LANES(2, r.f64[i] = a->u32[i]); break;
     default: break;
@@ -449,8 +398,8 @@ void eng_simd_bin(uint32_t sub, eng_v128_t *d, const eng_v128_t *a, const eng_v1
     case 0xE5: LANES(4, r.f32[i] = a->f32[i] - b->f32[i]); break;
     case 0xE6: LANES(4, r.f32[i] = a->f32[i] * b->f32[i]); break;
     case 0xE7: LANES(4, r.f32[i] = a->f32[i] / b->f32[i]); break;
-    case 0xE8: LANES(4, r.f32[i] = f32_min(a->f32[i], b->f32[i])); break;
-    case 0xE9: LANES(4, r.f32[i] = f32_max(a->f32[i], b->f32[i])); break;
+    case 0xE8: LANES(4, r.f32[i] = eng_fminf(a->f32[i], b->f32[i])); break;
+    case 0xE9: LANES(4, r.f32[i] = eng_fmaxf(a->f32[i], b->f32[i])); break;
     case 0xEA: LANES(4, r.u32[i] = b->f32[i] < a->f32[i] ? b->u32[i] : a->u32[i]); break;
     case 0xEB: LANES(4, r.u32[i] = a->f32[i] < b->f32[i] ? b->u32[i] : a->u32[i]); break;
     /* f64x2 */
@@ -458,8 +407,8 @@ void eng_simd_bin(uint32_t sub, eng_v128_t *d, const eng_v128_t *a, const eng_v1
     case 0xF1: LANES(2, r.f64[i] = a->f64[i] - b->f64[i]); break;
     case 0xF2: LANES(2, r.f64[i] = a->f64[i] * b->f64[i]); break;
     case 0xF3: LANES(2, r.f64[i] = a->f64[i] / b->f64[i]); break;
-    case 0xF4: LANES(2, r.f64[i] = f64_min(a->f64[i], b->f64[i])); break;
-    case 0xF5: LANES(2, r.f64[i] = f64_max(a->f64[i], b->f64[i])); break;
+    case 0xF4: LANES(2, r.f64[i] = eng_fmin(a->f64[i], b->f64[i])); break;
+    case 0xF5: LANES(2, r.f64[i] = eng_fmax(a->f64[i], b->f64[i])); break;
     case 0xF6: LANES(2, r.u64[i] = b->f64[i] < a->f64[i] ? b->u64[i] : a->u64[i]); break;
     case 0xF7: LANES(2, r.u64[i] = a->f64[i] < b->f64[i] ? b->u64[i] : a->u64[i]); break;
     default: break;

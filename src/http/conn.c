@@ -1,8 +1,8 @@
 /*
  * conn.c — a connection's lifetime: counted per client address, one timer
- * for the deadline of its current phase, output through two buffers (see
- * server.c), lingering close, and freeing once both handles are closed and
- * its request answered.
+ * for the deadline of its current phase, input read into its buffer,
+ * output through two buffers (see server.c), lingering close, and freeing
+ * once both handles are closed and its request answered.
  */
 #define _GNU_SOURCE
 #include "http/internal.h"
@@ -234,6 +234,60 @@ void hs_conn_timer_update(hs_conn_t *c)
         deadline = c->idle_start_ms + lim->idle_timeout_ms;
     }
     uv_timer_start(&c->timer, conn_on_timer, deadline > now ? deadline - now : 0, 0);
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+static void conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    hs_conn_t *c = h->data;
+    if (c->in_off > 0) {
+        memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
+        c->in.len -= c->in_off;
+        c->in_off = 0;
+    }
+    if (cm_buf_reserve(&c->in, HS_READ_CHUNK) != 0) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
+}
+
+/* What is read is buffered in c->in and handed to the request cycle
+ * (server.c) through c->srv->process: this file sits below server.c and
+ * does not call it. */
+void hs_conn_start_reading(hs_conn_t *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read) == 0) c->reading = true;
+}
+
+static void conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    hs_conn_t *c = st->data;
+    if (nread < 0) {
+        /* EOF or error: the client is gone (a half-closed client cannot
+         * be told apart from one that left, and is treated the same). */
+        hs_conn_close(c);
+        return;
+    }
+    if (nread == 0) return;
+    if (c->lingering) {
+        c->in_off = c->in.len = 0; /* discarded */
+        return;
+    }
+    c->in.len += (size_t)nread;
+    if (c->in_flight || c->close_after_write) {
+        if (c->in.len - c->in_off > HS_PIPELINE_MAX) {
+            uv_read_stop(st);
+            c->reading = false;
+        }
+        return;
+    }
+    c->srv->process(c);
 }
 
 /* ---- output ------------------------------------------------------------- */

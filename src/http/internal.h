@@ -51,6 +51,10 @@ struct hs_server {
     hs_handler_fn handler;
     hs_head_fn head_fn;
     void *ud;
+    /* The request cycle (server.c, hs_conn_process): conn.c calls it when
+     * input arrives and respond.c when a response ends. A pointer because
+     * those files are below server.c (the files form a DAG). */
+    void (*process)(hs_conn_t *c);
     hs_addr_count_t *addrs[HS_ADDR_BUCKETS];
     hs_conn_t *conns; /* doubly linked */
     size_t nconns, inflight;
@@ -116,10 +120,9 @@ const http_parser_settings *hs_parser_settings(void);
 /* server.c */
 
 void hs_conn_process(hs_conn_t *c);
-void hs_conn_start_reading(hs_conn_t *c);
-void hs_conn_request_end(hs_conn_t *c);
 
 /* conn.c */
+void hs_conn_start_reading(hs_conn_t *c);
 const char *hs_status_text(int status);
 const char *hs_date_now(hs_server_t *s);
 void hs_server_maybe_done(hs_server_t *s);
@@ -131,7 +134,5 @@ void hs_conn_timer_update(hs_conn_t *c);
 void hs_conn_after_output(hs_conn_t *c);
 void hs_conn_flush(hs_conn_t *c);
 void hs_conn_send_error(hs_conn_t *c, int status, const char *reason);
-
-/* parse.c */
 
 #endif

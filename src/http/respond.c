@@ -72,6 +72,28 @@ static void write_head(hs_conn_t *c, int status, const hs_header_t *h, size_t nh
     cm_buf_append(o, "\r\n", 2);
 }
 
+/* Called when a response has ended (its last byte is queued): the
+ * connection goes back to the request cycle (server.c's, through
+ * c->srv->process) for the next pipelined request. */
+static void request_end(hs_conn_t *c)
+{
+    hs_server_t *s = c->srv;
+    c->in_flight = false;
+    c->streaming = false;
+    c->abort_cb = NULL;
+    s->inflight--;
+    if (c->closing) {
+        hs_conn_maybe_free(c); /* may free c: nothing after this */
+        return;
+    }
+    c->idle_start_ms = uv_now(s->loop);
+    if (!c->keep_alive || s->closing) c->close_after_write = true;
+    hs_conn_flush(c);
+    if (c->closing) return;
+    if (!c->reading && !c->close_after_write) hs_conn_start_reading(c);
+    s->process(c);
+}
+
 static hs_conn_t *req_conn(hs_req_t *r) { return (hs_conn_t *)((char *)r - offsetof(hs_conn_t, req)); }
 
 void hs_respond(hs_req_t *r, int status, const hs_header_t *headers, size_t nheaders,
@@ -83,7 +105,7 @@ void hs_respond(hs_req_t *r, int status, const hs_header_t *headers, size_t nhea
         write_head(c, status, headers, nheaders, false, len);
         if (len && !c->head && status != 204 && status != 304) cm_buf_append(&c->out_next, body, len);
     }
-    hs_conn_request_end(c);
+    request_end(c);
 }
 
 void hs_respond_start(hs_req_t *r, int status, const hs_header_t *headers, size_t nheaders)
@@ -119,7 +141,7 @@ void hs_respond_end(hs_req_t *r)
     if (!c->in_flight || !c->streaming) return;
     if (!c->closing && c->req.http_minor >= 1 && !c->head)
         cm_buf_append(&c->out_next, "0\r\n\r\n", 5);
-    hs_conn_request_end(c);
+    request_end(c);
 }
 
 void hs_req_on_abort(hs_req_t *r, void (*cb)(hs_req_t *r, void *ud), void *ud)

@@ -1,9 +1,11 @@
 /*
  * server.c — the HTTP/1.1 server both planes use (http.h): libuv for the
- * sockets, http-parser for the bytes. This file accepts connections, reads
- * and runs the request cycle; conn.c holds a connection's lifetime, its
- * deadlines and its output, parse.c the parser callbacks and the request
- * checks, respond.c the hs_respond* calls, errors.c JSON error answers.
+ * sockets, http-parser for the bytes. This file accepts connections and
+ * runs the request cycle (hs_conn_process); conn.c holds a connection's
+ * lifetime, its input, deadlines and output, parse.c the parser callbacks
+ * and the request checks, respond.c the hs_respond* calls, errors.c JSON
+ * error answers. The files below this one reach the request cycle only
+ * through the server's `process` pointer, so none calls back up.
  *
  * One connection holds at most one request in flight. When a request is
  * complete the parser is paused and the handler runs; bytes that arrive
@@ -62,8 +64,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-static void conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 static void addr_name(const struct sockaddr_storage *ss, char *out, size_t outlen, uint16_t *port)
 {
@@ -173,73 +173,6 @@ void hs_conn_process(hs_conn_t *c)
     }
 }
 
-static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    hs_conn_t *c = h->data;
-    if (c->in_off > 0) {
-        memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
-        c->in.len -= c->in_off;
-        c->in_off = 0;
-    }
-    if (cm_buf_reserve(&c->in, HS_READ_CHUNK) != 0) {
-        *buf = uv_buf_init(NULL, 0);
-        return;
-    }
-    *buf = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
-}
-
-void hs_conn_start_reading(hs_conn_t *c)
-{
-    if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read) == 0) c->reading = true;
-}
-
-static void conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-    (void)buf;
-    hs_conn_t *c = st->data;
-    if (nread < 0) {
-        /* EOF or error: the client is gone (a half-closed client cannot
-         * be told apart from one that left, and is treated the same). */
-        hs_conn_close(c);
-        return;
-    }
-    if (nread == 0) return;
-    if (c->lingering) {
-        c->in_off = c->in.len = 0; /* discarded */
-        return;
-    }
-    c->in.len += (size_t)nread;
-    if (c->in_flight || c->close_after_write) {
-        if (c->in.len - c->in_off > HS_PIPELINE_MAX) {
-            uv_read_stop(st);
-            c->reading = false;
-        }
-        return;
-    }
-    hs_conn_process(c);
-}
-
-/* Called when a response has ended (its last byte is queued). */
-void hs_conn_request_end(hs_conn_t *c)
-{
-    hs_server_t *s = c->srv;
-    c->in_flight = false;
-    c->streaming = false;
-    c->abort_cb = NULL;
-    s->inflight--;
-    if (c->closing) {
-        hs_conn_maybe_free(c); /* may free c: nothing after this */
-        return;
-    }
-    c->idle_start_ms = uv_now(s->loop);
-    if (!c->keep_alive || s->closing) c->close_after_write = true;
-    hs_conn_flush(c);
-    if (c->closing) return;
-    if (!c->reading && !c->close_after_write) hs_conn_start_reading(c);
-    hs_conn_process(c);
-}
-
 /* ---- the server --------------------------------------------------------- */
 
 static void server_on_connection(uv_stream_t *l, int status)
@@ -293,6 +226,7 @@ hs_server_t *hs_server_new(uv_loop_t *loop, const hs_limits_t *lim, hs_handler_f
     s->loop = loop;
     s->handler = h;
     s->ud = ud;
+    s->process = hs_conn_process;
     s->lim.max_header_bytes = lim && lim->max_header_bytes ? lim->max_header_bytes
                                                            : HS_DEFAULT_MAX_HEADER;
     s->lim.max_body_bytes = lim && lim->max_body_bytes ? lim->max_body_bytes : HS_DEFAULT_MAX_BODY;

@@ -15,6 +15,7 @@
  * Jobs queue in submission order; at most max_jobs children run at once.
  * Everything here runs on the loop thread.
  */
+#include "common/buf.h"
 #include "runtime/runtime.h"
 
 #include <signal.h>
@@ -42,8 +43,8 @@ typedef struct job {
     bool in_closed, exited, out_eof, err_eof, finished, reported;
     int64_t status;
     int signal;
-    uint8_t *obj;
-    size_t obj_len, obj_cap, obj_max;
+    cm_buf_t obj;           /* the object file the compiler writes */
+    size_t obj_max;
     char errtext[MAX_STDERR];
     size_t errlen;
     uint64_t started_ns;
@@ -89,7 +90,7 @@ static void start_next(rt_compiler_t *c);
 static void job_free(job_t *j)
 {
     free(j->wasm);
-    free(j->obj);
+    cm_buf_free(&j->obj);
     free(j);
 }
 
@@ -128,7 +129,7 @@ static void job_maybe_finish(job_t *j)
         char msg[sizeof j->errtext + 64];
         if (j->fail[0]) {
             snprintf(msg, sizeof msg, "%s", j->fail);
-        } else if (j->status != 0 || j->signal != 0 || j->obj_len == 0) {
+        } else if (j->status != 0 || j->signal != 0 || j->obj.len == 0) {
             while (j->errlen && (j->errtext[j->errlen - 1] == '\n' || j->errtext[j->errlen - 1] == ' '))
                 j->errtext[--j->errlen] = '\0';
             const char *e = j->errtext;
@@ -144,9 +145,9 @@ static void job_maybe_finish(job_t *j)
         if (msg[0]) {
             j->done(j->ud, NULL, 0, msg, ns);
         } else {
-            uint8_t *obj = j->obj;
-            j->obj = NULL;
-            j->done(j->ud, obj, j->obj_len, NULL, ns);
+            size_t len = j->obj.len;
+            uint8_t *obj = (uint8_t *)cm_buf_take(&j->obj);
+            j->done(j->ud, obj, len, NULL, ns);
         }
     }
     uv_timer_stop(&j->timer);
@@ -192,17 +193,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         *buf = room ? uv_buf_init(j->errtext + j->errlen, (unsigned)room) : uv_buf_init(sink, sizeof sink);
         return;
     }
-    if (j->obj_cap - j->obj_len < 65536) {
-        size_t cap = j->obj_cap ? j->obj_cap * 2 : 1 << 20;
-        uint8_t *p = realloc(j->obj, cap);
-        if (!p) {
-            *buf = uv_buf_init(NULL, 0);
-            return;
-        }
-        j->obj = p;
-        j->obj_cap = cap;
+    if (cm_buf_reserve(&j->obj, 65536) != 0) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
     }
-    *buf = uv_buf_init((char *)j->obj + j->obj_len, (unsigned)(j->obj_cap - j->obj_len));
+    *buf = uv_buf_init(j->obj.data + j->obj.len, (unsigned)(j->obj.cap - j->obj.len - 1));
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -216,8 +211,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                 j->errtext[j->errlen] = '\0';
             }
         } else {
-            j->obj_len += (size_t)n;
-            if (j->obj_len > j->obj_max) job_kill(j, "the compiler's output is too large");
+            j->obj.len += (size_t)n;
+            if (j->obj.len > j->obj_max) job_kill(j, "the compiler's output is too large");
         }
         return;
     }

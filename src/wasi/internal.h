@@ -194,7 +194,7 @@ static inline uint16_t wasi_put64(wasi_mem_t *m, uint32_t ptr, uint64_t v)
     return WE_SUCCESS;
 }
 
-/* ---- shared helpers (wasi.c) -------------------------------------------- */
+/* ---- shared helpers (fd.c) ---------------------------------------------- */
 uint16_t wasi_errno_from_host(int host_errno);
 uint8_t wasi_filetype_from_mode(unsigned mode);
 /* Looks up guest fd; WE_BADF when it is not open, WE_NOTCAPABLE when it
