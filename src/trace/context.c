@@ -216,21 +216,3 @@ void tr_ctx_new(const tr_tracer_t *t, const tr_ctx_t *parent, tr_ctx_t *out)
     }
     random_id(out->span_id, 8);
 }
-
-/* ---- clocks -------------------------------------------------------------- */
-
-uint64_t tr_unix_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t tr_unix_from_mono_ns(uint64_t mono_ns)
-{
-    struct timespec m;
-    clock_gettime(CLOCK_MONOTONIC, &m);
-    uint64_t mono_now = (uint64_t)m.tv_sec * 1000000000ull + (uint64_t)m.tv_nsec;
-    uint64_t unix_now = tr_unix_now_ns();
-    return mono_ns <= mono_now ? unix_now - (mono_now - mono_ns) : unix_now + (mono_ns - mono_now);
-}

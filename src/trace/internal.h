@@ -2,7 +2,8 @@
  * internal.h — what the trace subsystem's files share (and the unit tests
  * in tests/trace/). Not part of the public interface.
  *
- *   context.c  W3C trace context, ids, the sampler, clocks
+ *   context.c  W3C trace context, ids, the sampler
+ *   clock.c    Unix-time span clocks
  *   span.c     span records and their OTLP JSON encoding
  *   tracer.c   the bounded queue and the exporter thread (OTLP/HTTP)
  */
