@@ -88,6 +88,10 @@ static cJSON *revision_json(api_t *a, const char *fn, const st_revision_t *rv)
         free(k);
     }
     cJSON_AddNumberToObject(o, "memoryLimitBytes", (double)rv->spec.memory_limit_bytes);
+    /* resources.limits.cpu and the requests, 0 when not set (docs/api.md). */
+    cJSON_AddNumberToObject(o, "cpuLimitMillis", rv->spec.cpu_limit_millis);
+    cJSON_AddNumberToObject(o, "cpuRequestMillis", rv->spec.cpu_request_millis);
+    cJSON_AddNumberToObject(o, "memoryRequestBytes", (double)rv->spec.memory_request_bytes);
     cJSON_AddNumberToObject(o, "timeoutSeconds", rv->spec.timeout_seconds);
     cJSON_AddNumberToObject(o, "minScale", rv->spec.min_scale);
     cJSON_AddNumberToObject(o, "maxScale", rv->spec.max_scale);
@@ -171,6 +175,9 @@ static int deploy_to_plane(void *ud, const char *name, const st_function_t *f, c
         r->nenv = sp->nenv;
         r->memory_limit_bytes = sp->memory_limit_bytes;
         r->timeout_ms = sp->timeout_seconds * 1000u;
+        r->cpu_limit_millis = sp->cpu_limit_millis;
+        r->cpu_request_millis = sp->cpu_request_millis;
+        r->memory_request_bytes = sp->memory_request_bytes;
         as_config_default(&r->scaling);
         r->scaling.target = sp->target;
         r->scaling.stable_window_ns = (uint64_t)sp->window_seconds * 1000000000ull;
