@@ -30,6 +30,7 @@
 #include "api/images.h"
 #include "api/usage.h"
 #include "api/manifest.h"
+#include "api/scaledobjects.h"
 #include "common/jsonerr.h"
 #include "common/logring.h"
 #include "common/rfc3339.h"
@@ -217,6 +218,7 @@ int api_load_all(api_t *a, char *err, size_t errlen)
         st_function_free(&f);
     }
     st_names_free(names, n);
+    if (api_scaledobjects_load(a, err, errlen) != 0) return -1;
     return failed;
 }
 
@@ -549,6 +551,11 @@ static void handle_apply(api_t *a, hs_req_t *r)
             hs_respond_json(r, 200, out);
         return;
     }
+    if (cJSON_IsString(av) && cJSON_IsString(kd) && kd_handles_kind(av->valuestring, kd->valuestring)) {
+        api_scaledobject_apply(a, r, doc); /* KEDA's ScaledObject */
+        cJSON_Delete(doc);
+        return;
+    }
     apply_job_t *j = calloc(1, sizeof *j);
     if (!j) {
         cJSON_Delete(doc);
@@ -730,6 +737,8 @@ static void handle_v1(api_t *a, hs_req_t *r)
         return api_usage_handle(a->mtr, r);
     if (strcmp(p, "/v1/eventing") == 0 || strncmp(p, "/v1/eventing/", 13) == 0)
         return handle_eventing(a, r, p);
+    if (strcmp(p, "/v1/scaledobjects") == 0 || strncmp(p, "/v1/scaledobjects/", 18) == 0)
+        return api_scaledobjects_handle(a, r, p);
     if (strcmp(p, "/v1/images") == 0) {
         if (!method_is(r, "POST")) return hs_respond_method_not_allowed(r, "POST");
         return handle_image_post(a, r);
@@ -854,6 +863,7 @@ api_t *api_new(const api_config_t *c)
     a->mx = c->metrics;
     a->mtr = c->metering;
     a->ev = c->eventing;
+    a->keda = c->keda;
     a->keep_revisions = c->keep_revisions ? c->keep_revisions : API_KEEP_REVISIONS_DEFAULT;
     if (c->registry) a->registry = *c->registry;
     a->registry.cancel = &a->stopping;
