@@ -28,6 +28,9 @@ WASMFN_PACKAGES=(
     # make test-oci: the CNCF distribution registry, skopeo (copies images
     # we did not push ourselves), htpasswd -B (bcrypt entries for its auth)
     docker-registry skopeo apache2-utils
+    # KEDA's ScaledObject (src/keda): NATS JetStream and RabbitMQ triggers'
+    # client libraries; make test-keda runs prometheus and nats-server
+    libnats-dev librabbitmq-dev prometheus nats-server
     # benchmarks of third-party programs (make bench-programs): dpkg-source
     # unpacks their Debian source packages, tclsh generates SQLite's
     # amalgamation

@@ -30,6 +30,7 @@
 #include "api/images.h"
 #include "api/usage.h"
 #include "api/manifest.h"
+#include "api/scaledobjects.h"
 #include "common/jsonerr.h"
 #include "common/logring.h"
 #include "common/rfc3339.h"
@@ -88,6 +89,10 @@ static cJSON *revision_json(api_t *a, const char *fn, const st_revision_t *rv)
         free(k);
     }
     cJSON_AddNumberToObject(o, "memoryLimitBytes", (double)rv->spec.memory_limit_bytes);
+    /* resources.limits.cpu and the requests, 0 when not set (docs/api.md). */
+    cJSON_AddNumberToObject(o, "cpuLimitMillis", rv->spec.cpu_limit_millis);
+    cJSON_AddNumberToObject(o, "cpuRequestMillis", rv->spec.cpu_request_millis);
+    cJSON_AddNumberToObject(o, "memoryRequestBytes", (double)rv->spec.memory_request_bytes);
     cJSON_AddNumberToObject(o, "timeoutSeconds", rv->spec.timeout_seconds);
     cJSON_AddNumberToObject(o, "minScale", rv->spec.min_scale);
     cJSON_AddNumberToObject(o, "maxScale", rv->spec.max_scale);
@@ -193,6 +198,9 @@ static int deploy_to_plane(void *ud, const char *name, const st_function_t *f, c
         r->timeout_ms = sp->timeout_seconds * 1000u;
         r->kv_stores = (const char *const *)sp->kv_stores;
         r->nkv_stores = sp->nkv_stores;
+        r->cpu_limit_millis = sp->cpu_limit_millis;
+        r->cpu_request_millis = sp->cpu_request_millis;
+        r->memory_request_bytes = sp->memory_request_bytes;
         as_config_default(&r->scaling);
         r->scaling.target = sp->target;
         r->scaling.stable_window_ns = (uint64_t)sp->window_seconds * 1000000000ull;
@@ -239,6 +247,7 @@ int api_load_all(api_t *a, char *err, size_t errlen)
         st_function_free(&f);
     }
     st_names_free(names, n);
+    if (api_scaledobjects_load(a, err, errlen) != 0) return -1;
     return failed;
 }
 
@@ -587,6 +596,11 @@ static void handle_apply(api_t *a, hs_req_t *r)
             hs_respond_json(r, 200, out);
         return;
     }
+    if (cJSON_IsString(av) && cJSON_IsString(kd) && kd_handles_kind(av->valuestring, kd->valuestring)) {
+        api_scaledobject_apply(a, r, doc); /* KEDA's ScaledObject */
+        cJSON_Delete(doc);
+        return;
+    }
     apply_job_t *j = calloc(1, sizeof *j);
     if (!j) {
         cJSON_Delete(doc);
@@ -775,6 +789,8 @@ static void handle_v1(api_t *a, hs_req_t *r)
     if (strcmp(p, "/v1/secrets") == 0 || strncmp(p, "/v1/secrets/", 12) == 0 ||
         strcmp(p, "/v1/configmaps") == 0 || strncmp(p, "/v1/configmaps/", 15) == 0)
         return api_config_handle(a, r, p);
+    if (strcmp(p, "/v1/scaledobjects") == 0 || strncmp(p, "/v1/scaledobjects/", 18) == 0)
+        return api_scaledobjects_handle(a, r, p);
     if (strcmp(p, "/v1/images") == 0) {
         if (!method_is(r, "POST")) return hs_respond_method_not_allowed(r, "POST");
         return handle_image_post(a, r);
@@ -904,6 +920,7 @@ api_t *api_new(const api_config_t *c)
     a->ev = c->eventing;
     a->kv = c->kv;
     a->secrets = c->secrets;
+    a->keda = c->keda;
     a->keep_revisions = c->keep_revisions ? c->keep_revisions : API_KEEP_REVISIONS_DEFAULT;
     if (c->registry) a->registry = *c->registry;
     a->registry.cancel = &a->stopping;

@@ -16,6 +16,7 @@
 #include "http/http.h"
 #include "common/metrics.h"
 #include "eventing/eventing.h"
+#include "keda/keda.h"
 #include "serving/serving.h"
 #include "metering/metering.h"
 #include "oci/oci.h"
@@ -30,6 +31,7 @@ typedef struct api_config {
     mx_registry_t *metrics; /* rendered by GET /metrics; borrowed */
     mtr_t *metering;       /* answers GET /v1/usage; borrowed, may be NULL */
     ev_t *eventing;        /* PingSource, RedisStreamSource, Broker, Trigger; may be NULL */
+    kd_t *keda;            /* KEDA ScaledObjects; may be NULL (then 503) */
     const char *data_url;  /* "http://127.0.0.1:8080", for FUNCTION.url; copied */
     /* Revisions no route names kept per function (the newest); older ones
      * are deleted after each apply that makes a revision. 0 = default. */

@@ -27,6 +27,7 @@ struct api {
     mx_registry_t *mx;
     mtr_t *mtr;
     ev_t *ev;
+    kd_t *keda;            /* ScaledObjects (scaledobjects.c), or NULL */
     char *data_url;
     bool ready;
     follower_t *followers; /* open logs?follow=1 streams */

@@ -22,6 +22,7 @@
 #include "common/duration.h"
 #include "host/http_out.h"
 #include "host/kv.h"
+#include "common/quantity.h"
 #include "oci/oci.h"
 #include "store/secrets.h"
 
@@ -576,6 +577,52 @@ static int parse_env(parse_ctx_t *c, const cJSON *env, const char *path, st_spec
     return 0;
 }
 
+/* A CPU quantity ("500m", "0.5", 2) at path into *millis. */
+static int parse_cpu(parse_ctx_t *c, const cJSON *v, const char *path, uint32_t *millis)
+{
+    char num[64];
+    const char *text = NULL;
+    if (cJSON_IsString(v)) {
+        text = v->valuestring;
+    } else if (cJSON_IsNumber(v)) {
+        snprintf(num, sizeof num, "%.17g", v->valuedouble);
+        text = num;
+    }
+    if (!text || cm_quantity_cpu_millis(text, API_MAX_CPU_MILLIS, millis) != 0)
+        return fail(c, "%s: must be a CPU quantity above 0 and at most %u (such as 500m, 0.5 or 2)",
+                    path, API_MAX_CPU_MILLIS / 1000u);
+    return 0;
+}
+
+/* A memory quantity ("64Mi") at path into *bytes, within one Wasm page and
+ * the 4 GiB a wasm32 module can address. */
+static int parse_memory(parse_ctx_t *c, const cJSON *mem, const char *path, uint64_t *out)
+{
+    uint64_t bytes;
+    if (cJSON_IsNumber(mem)) {
+        if (!(mem->valuedouble >= 0) || mem->valuedouble >= 18446744073709551616.0)
+            return fail(c, "%s: not a quantity such as 64Mi", path);
+        bytes = (uint64_t)ceil(mem->valuedouble);
+    } else if (cJSON_IsString(mem)) {
+        if (api_quantity_parse(mem->valuestring, &bytes) != 0)
+            return fail(c, "%s: \"%s\" is not a quantity such as 64Mi, 1Gi or 128M", path,
+                        mem->valuestring);
+    } else {
+        return fail(c, "%s: must be a quantity such as 64Mi", path);
+    }
+    if (bytes < MIN_MEMORY_BYTES)
+        return fail(c, "%s: %llu bytes is below one 64Ki page", path, (unsigned long long)bytes);
+    if (bytes > MAX_MEMORY_BYTES)
+        return fail(c, "%s: %llu bytes is above 4Gi, all a wasm32 module can address", path,
+                    (unsigned long long)bytes);
+    *out = bytes;
+    return 0;
+}
+
+/* limits.memory bounds each instance's linear memory; limits.cpu is the
+ * share of a CPU each instance may use (enforced by the worker pool's
+ * scheduler, docs/serving.md); requests.cpu and requests.memory are what
+ * KEDA's cpu and memory triggers measure utilization against. */
 static int parse_resources(parse_ctx_t *c, const cJSON *res, const char *path, st_spec_t *spec)
 {
     const cJSON *limits, *requests;
@@ -583,36 +630,33 @@ static int parse_resources(parse_ctx_t *c, const cJSON *res, const char *path, s
     if (object_member(c, res, "requests", path, &requests) != 0) return -1;
     static const char *const known[] = {"limits", "requests", NULL};
     warn_unknown(c, res, path, known);
-    if (requests && requests->child)
-        warn(c, "%s.requests: ignored (only limits.memory is used)", path);
-    if (!limits) return 0;
+    char p[256];
     const cJSON *it;
+    cJSON_ArrayForEach(it, requests)
+    {
+        snprintf(p, sizeof p, "%s.requests.%s", path, it->string);
+        if (strcmp(it->string, "cpu") == 0) {
+            if (parse_cpu(c, it, p, &spec->cpu_request_millis) != 0) return -1;
+        } else if (strcmp(it->string, "memory") == 0) {
+            if (parse_memory(c, it, p, &spec->memory_request_bytes) != 0) return -1;
+        } else {
+            warn(c, "%s: not supported; ignored", p);
+        }
+    }
     cJSON_ArrayForEach(it, limits)
     {
-        if (strcmp(it->string, "memory") == 0) continue;
-        warn(c, "%s.limits.%s: not supported; ignored", path, it->string);
+        snprintf(p, sizeof p, "%s.limits.%s", path, it->string);
+        if (strcmp(it->string, "cpu") == 0) {
+            if (parse_cpu(c, it, p, &spec->cpu_limit_millis) != 0) return -1;
+        } else if (strcmp(it->string, "memory") == 0) {
+            if (parse_memory(c, it, p, &spec->memory_limit_bytes) != 0) return -1;
+        } else {
+            warn(c, "%s: not supported; ignored", p);
+        }
     }
-    const cJSON *mem = member(limits, "memory");
-    if (!mem) return 0;
-    uint64_t bytes;
-    if (cJSON_IsNumber(mem)) {
-        if (!(mem->valuedouble >= 0) || mem->valuedouble >= 18446744073709551616.0)
-            return fail(c, "%s.limits.memory: not a quantity such as 64Mi", path);
-        bytes = (uint64_t)ceil(mem->valuedouble);
-    } else if (cJSON_IsString(mem)) {
-        if (api_quantity_parse(mem->valuestring, &bytes) != 0)
-            return fail(c, "%s.limits.memory: \"%s\" is not a quantity such as 64Mi, 1Gi or 128M",
-                        path, mem->valuestring);
-    } else {
-        return fail(c, "%s.limits.memory: must be a quantity such as 64Mi", path);
-    }
-    if (bytes < MIN_MEMORY_BYTES)
-        return fail(c, "%s.limits.memory: %llu bytes is below one 64Ki page", path,
-                    (unsigned long long)bytes);
-    if (bytes > MAX_MEMORY_BYTES)
-        return fail(c, "%s.limits.memory: %llu bytes is above 4Gi, all a wasm32 module can address",
-                    path, (unsigned long long)bytes);
-    spec->memory_limit_bytes = bytes;
+    if (spec->cpu_limit_millis && spec->cpu_request_millis > spec->cpu_limit_millis)
+        return fail(c, "%s.requests.cpu: %um is above limits.cpu (%um)", path,
+                    spec->cpu_request_millis, spec->cpu_limit_millis);
     return 0;
 }
 

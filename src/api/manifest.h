@@ -24,6 +24,7 @@
 #define API_DEFAULT_INITIAL_SCALE 1u
 #define API_DEFAULT_TARGET 1.0
 #define API_DEFAULT_WINDOW_SECONDS 60u
+#define API_MAX_CPU_MILLIS 1000000u /* resources.*.cpu: at most 1000 CPUs */
 
 /* A validated serving.knative.dev/v1 Service. */
 typedef struct api_service {

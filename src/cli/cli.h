@@ -8,6 +8,7 @@
 #ifndef WASMFN_CLI_H
 #define WASMFN_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Exit statuses `wasmfn run` uses for its own outcomes (docs/wasi.md).
@@ -46,6 +47,10 @@ int cli_get_main(int argc, char **argv);
 void cli_get_usage(FILE *out);
 /* wasmfn delete NAME */
 int cli_delete_main(int argc, char **argv);
+/* scaledobjects.c: `get scaledobject[s] [NAME]`, `delete scaledobject NAME...`. */
+bool cli_so_is_kind(const char *word);
+int cli_so_get(const char *name, bool json);
+int cli_so_delete(int argc, char **argv, int first);
 void cli_delete_usage(FILE *out);
 /* wasmfn invoke NAME [-d DATA | -d @FILE] [-H 'K: V'] [-X METHOD] [--path /p] */
 int cli_invoke_main(int argc, char **argv);

@@ -196,11 +196,17 @@ void cli_get_usage(FILE *out)
 {
     fprintf(out,
             "usage: wasmfn get NAME [-o json]\n"
+            "       wasmfn get scaledobjects [-o json]\n"
+            "       wasmfn get scaledobject NAME [-o json]\n"
             "\n"
             "Shows one function: its URL, traffic split, instances and revisions\n"
             "(module digest, env, memory and time limits, scaling settings), and for\n"
             "revisions made from registry images the reference and the image manifest\n"
             "digest it resolved to.\n"
+            "\n"
+            "With scaledobjects: KEDA ScaledObjects, their Service, the replicas their\n"
+            "triggers ask for, whether they are active or on their fallback, each\n"
+            "trigger's last value against its target, and the last error.\n"
             "\n"
             "options:\n"
             "  -o json      print the admin API's JSON (GET /v1/functions/NAME) as is\n"
@@ -299,7 +305,7 @@ static void print_revisions(const cJSON *revs)
 int cli_get_main(int argc, char **argv)
 {
     bool json = false;
-    const char *name = NULL;
+    const char *name = NULL, *so_name = NULL;
     for (int i = 1; i < argc; i++) {
         bool missing;
         const char *v;
@@ -315,11 +321,14 @@ int cli_get_main(int argc, char **argv)
             return usage_error("get", "unknown option '%s'", argv[i]);
         } else if (!name) {
             name = argv[i];
+        } else if (cli_so_is_kind(name) && !so_name) {
+            so_name = argv[i];
         } else {
             return usage_error("get", "unexpected argument '%s'", argv[i]);
         }
     }
     if (!name) return usage_error("get", "wants a function NAME%s", "");
+    if (cli_so_is_kind(name)) return cli_so_get(so_name, json);
 
     cli_api_t api;
     if (cli_api_open(&api) != 0) return CLI_EXIT_FAIL;
@@ -400,9 +409,11 @@ void cli_delete_usage(FILE *out)
 {
     fprintf(out,
             "usage: wasmfn delete NAME [NAME...]\n"
+            "       wasmfn delete scaledobject NAME [NAME...]\n"
             "\n"
             "Deletes functions with their revisions and routes. Requests already running\n"
-            "finish; new ones get 404.\n"
+            "finish; new ones get 404. A deleted ScaledObject hands its Service's scaling\n"
+            "back to the Knative autoscaler.\n"
             "\n"
             "options:\n"
             "  -h, --help   show this help\n"
@@ -421,6 +432,7 @@ int cli_delete_main(int argc, char **argv)
         if (!first) first = i;
     }
     if (!first) return usage_error("delete", "wants a function NAME%s", "");
+    if (cli_so_is_kind(argv[first])) return cli_so_delete(argc, argv, first + 1);
     cli_api_t api;
     if (cli_api_open(&api) != 0) return CLI_EXIT_FAIL;
     int rc = 0;

@@ -32,6 +32,7 @@
 #include "eventing/eventing.h"
 #include "host/http_out.h"
 #include "host/kv.h"
+#include "keda/keda.h"
 #include "http/http.h"
 #include "metering/metering.h"
 #include "runtime/runtime.h"
@@ -47,6 +48,7 @@ typedef struct daemon_state {
     mx_registry_t *mx;
     mtr_t *mtr;
     ev_t *ev;
+    kd_t *kd;           /* KEDA ScaledObjects */
     char *data_url;     /* the data plane's base URL, for eventing's sinks */
     srv_t *srv;
     kv_t *kv;           /* wasmfn_kv's stores (SQLite, or Redis with --redis) */
@@ -164,6 +166,27 @@ static int sink_max_scale(void *ud, const char *service)
 {
     daemon_state_t *d = ud;
     return (int)srv_function_max_scale(d->srv, service);
+}
+
+/* KEDA's ScaledObjects drive the data plane's instance counts (loop
+ * thread) and read its usage for cpu and memory triggers (poller
+ * threads: srv_function_usage may be called from any). */
+static int kd_set_replicas(void *ud, const char *service, int32_t replicas)
+{
+    daemon_state_t *d = ud;
+    return srv_function_set_replicas(d->srv, service, replicas);
+}
+
+static int kd_usage(void *ud, const char *service, kd_usage_t *out)
+{
+    daemon_state_t *d = ud;
+    srv_usage_t u;
+    if (srv_function_usage(d->srv, service, &u) != 0) return -1;
+    out->cpu_ns = u.cpu_ns;
+    out->memory_kib_ms = u.memory_kib_ms;
+    out->cpu_request_millis = u.cpu_request_millis;
+    out->memory_request_bytes = u.memory_request_bytes;
+    return 0;
 }
 
 static void on_ev_drained(void *ud)
@@ -286,8 +309,8 @@ int dmn_run(const dmn_options_t *o)
         fprintf(stderr, "wasmfn serve: secrets: %s\n", err);
         goto out;
     }
-    kv_config_t kc = {.data_dir = data, .redis_url = o->redis, .limits = o->kv_limits};
-    d.kv = kv_new(&kc, err, sizeof err);
+    kv_config_t kvc = {.data_dir = data, .redis_url = o->redis, .limits = o->kv_limits};
+    d.kv = kv_new(&kvc, err, sizeof err);
     if (!d.kv) {
         fprintf(stderr, "wasmfn serve: key-value stores: %s\n", err);
         goto out;
@@ -363,9 +386,17 @@ int dmn_run(const dmn_options_t *o)
         }
         srv_set_events_ingress(d.srv, events_ingress, d.ev);
     }
+    kd_config_t kc = {.loop = &d.loop, .metrics = d.mx, .set_replicas = kd_set_replicas,
+                      .usage = kd_usage, .ud = &d};
+    d.kd = kd_new(&kc, err, sizeof err);
+    if (!d.kd) {
+        fprintf(stderr, "wasmfn serve: scaling: %s\n", err);
+        goto out;
+    }
     api_config_t ac = {
         .loop = &d.loop, .store = d.st, .srv = d.srv, .metrics = d.mx, .metering = d.mtr,
         .eventing = d.ev,
+        .keda = d.kd,
         .data_url = data_url,
         .keep_revisions = o->keep_revisions,
         .registry = &o->registry,
@@ -422,6 +453,8 @@ out:
         ev_free(d.ev);
         d.ev = NULL;
     }
+    kd_free(d.kd); /* its threads read the data plane: stopped first */
+    d.kd = NULL;
     if (d.compiler) {
         /* Compiles in flight are killed; their modules let go of first. */
         rt_compiler_stop(d.compiler);

@@ -383,3 +383,15 @@ int64_t ev_cron_next(const ev_cron_t *c, int64_t after_ms, int64_t anchor_ms)
     pthread_mutex_unlock(&tz_lock);
     return r;
 }
+
+/* eventing.h: a schedule's next fire time for other subsystems (KEDA's
+ * cron trigger, src/keda), without the ev_cron_t type. */
+int64_t ev_cron_next_fire(const char *expr, const char *tz, int64_t after_ms, char *err,
+                          size_t errlen)
+{
+    ev_cron_t c;
+    if (ev_cron_parse(expr, tz, &c, err, errlen) != 0) return -2;
+    int64_t next = ev_cron_next(&c, after_ms, after_ms);
+    if (next < 0) snprintf(err, errlen, "\"%s\" never fires", expr);
+    return next;
+}

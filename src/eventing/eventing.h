@@ -105,6 +105,14 @@ void ev_broker_ingress(ev_t *ev, const char *broker, hs_req_t *req);
  * on the loop thread. */
 void ev_drain(ev_t *ev, void (*done)(void *ud), void *ud);
 
+/* The first time schedule expr (a PingSource schedule: 5 or 6 fields,
+ * macros, @every, CRON_TZ=) fires strictly after after_ms (Unix ms) in
+ * time zone tz (NULL or "" = UTC): Unix ms, -1 when it never fires within
+ * 5 years, -2 when expr or tz is bad (then err says which field). Any
+ * thread. */
+int64_t ev_cron_next_fire(const char *expr, const char *tz, int64_t after_ms, char *err,
+                          size_t errlen);
+
 /* Frees everything. Call after ev_drain's done ran. Without a drain it
  * stops the threads itself; the loop must then run once more so the
  * handles' close callbacks release the rest. */

@@ -16,7 +16,11 @@
  *   - a CPU-bound guest is switched out at the engine's interruption
  *     checks (the exec's yield hook) once it has run RT_SLICE_NS and
  *     something else is waiting: a ready fiber, a sleeper whose time has
- *     come, or a new job.
+ *     come, or a new job;
+ *   - a guest with a CPU limit (rt_job_t.cpu_limit_millis) that has used
+ *     its share of the current RT_CPU_PERIOD_NS is parked in the sleepers
+ *     until the period ends, whether or not anything else waits (see
+ *     task_cpu_limit).
  *
  * The scheduler loop, per worker: move due sleepers to the ready list;
  * then alternate between starting a new job and resuming the oldest ready
@@ -71,6 +75,12 @@ typedef struct task {
     uint32_t heap_idx;        /* while sleeping: its index in w->heap */
     uint64_t slice_start_ns;  /* when it was last resumed */
     uint64_t foreign_cpu_ns;  /* thread CPU spent elsewhere while switched out */
+    /* The CPU limit (task_cpu_limit), fiber thread only. */
+    uint32_t cpu_limit_millis; /* 0 = none */
+    uint64_t period_start_ns;  /* when the current period began; 0 = not yet */
+    uint64_t period_cpu0_ns;   /* task_cpu_ns at that moment */
+    uint64_t cpu_checked_ns;   /* when the CPU clock was last read */
+    uint64_t cpu_used_ns;      /* CPU used in the period, as read then */
     struct task *next;        /* ready list or spare cache */
 } task_t;
 
@@ -231,12 +241,71 @@ static void task_switch_out(task_t *t)
     t->foreign_cpu_ns += thread_cpu_ns() - out;
 }
 
-/* The exec's yield hook: the time slice. */
+/* CPU time of the fiber t (on its thread): the thread's CPU clock less
+ * what other fibers used while t was switched out. Only differences mean
+ * anything. */
+static uint64_t task_cpu_ns(const task_t *t) { return thread_cpu_ns() - t->foreign_cpu_ns; }
+
+/* Parks t until wake_ns; false when the pool is stopping (x is then
+ * interrupted). Called on t's fiber, without mu. */
+static bool task_park(task_t *t, eng_exec_t *x, uint64_t wake_ns)
+{
+    rt_pool_t *p = t->w->pool;
+    pthread_mutex_lock(&p->mu);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        eng_exec_interrupt(x);
+        return false;
+    }
+    t->wake_ns = wake_ns;
+    t->state = TASK_SLEEPING;
+    heap_push(t->w, t);
+    pthread_mutex_unlock(&p->mu);
+    task_switch_out(t);
+    return true;
+}
+
+/* The CPU limit, CFS bandwidth control's rule applied to one fiber: in each
+ * period of RT_CPU_PERIOD_NS the guest may use limit/1000 of it as CPU
+ * time (its quota); once it has, it sleeps until the period ends, and the
+ * next period starts when it wakes. Reading the thread's CPU clock is a
+ * system call, so it is read only when the quota could have been reached:
+ * CPU time grows no faster than wall time, so until used + (now - last
+ * read) reaches the quota there is nothing to check. A guest interrupted
+ * while parked is woken at once (rt_pool_interrupt) and stops at the
+ * engine's check that follows. Returns true when it parked. */
+static bool task_cpu_limit(task_t *t, eng_exec_t *x, uint64_t now)
+{
+    const uint64_t period = RT_CPU_PERIOD_NS;
+    if (t->period_start_ns == 0 || now - t->period_start_ns >= period) {
+        t->period_start_ns = now;
+        t->period_cpu0_ns = task_cpu_ns(t);
+        t->cpu_checked_ns = now;
+        t->cpu_used_ns = 0;
+        return false;
+    }
+    uint64_t quota = (uint64_t)t->cpu_limit_millis * (period / 1000u);
+    if (t->cpu_used_ns + (now - t->cpu_checked_ns) < quota) return false;
+    t->cpu_used_ns = task_cpu_ns(t) - t->period_cpu0_ns;
+    t->cpu_checked_ns = now;
+    if (t->cpu_used_ns < quota) return false;
+    if (!task_park(t, x, t->period_start_ns + period)) return false;
+    now = eng_now_ns();
+    t->period_start_ns = now;
+    t->period_cpu0_ns = task_cpu_ns(t);
+    t->cpu_checked_ns = now;
+    t->cpu_used_ns = 0;
+    t->slice_start_ns = now; /* it was off the CPU: a fresh slice */
+    return true;
+}
+
+/* The exec's yield hook: the CPU limit, then the time slice. */
 static void task_yield(eng_exec_t *x, void *ud)
 {
     task_t *t = ud;
     if (task_now != t) return; /* the exec is being used off its fiber */
     uint64_t now = eng_now_ns();
+    if (t->cpu_limit_millis && task_cpu_limit(t, x, now)) return;
     if (now - t->slice_start_ns < RT_SLICE_NS) return;
     worker_t *w = t->w;
     rt_pool_t *p = w->pool;
@@ -509,6 +578,9 @@ static void worker_start(worker_t *w, rt_job_t *j, task_t *t)
     }
     t->job = j;
     t->state = TASK_RUNNING;
+    /* A limit of a whole CPU or more cannot bind a guest on one thread. */
+    t->cpu_limit_millis = j->cpu_limit_millis < 1000u ? j->cpu_limit_millis : 0;
+    t->period_start_ns = 0;
     j->exec = t->exec;
     j->task = t;
     w->nlive++;

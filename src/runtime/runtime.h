@@ -39,6 +39,10 @@ typedef void (*rt_done_fn)(rt_job_t *job);
 struct rt_job {
     rt_work_fn work;
     rt_done_fn done;
+    /* At most this many thousandths of a CPU for the job's guest, over
+     * every period of RT_CPU_PERIOD_NS (resources.limits.cpu); 0 = no
+     * limit. A guest over its share is parked until the period ends. */
+    uint32_t cpu_limit_millis;
     void *ud;
     rt_job_t *next;
     int state;
@@ -74,6 +78,12 @@ void rt_pool_interrupt(rt_pool_t *p, rt_job_t *job);
 #define RT_FIBER_STACK_BYTES (1024u << 10)
 #define RT_FIBER_EXEC_BYTES (256u << 10)
 #define RT_SLICE_NS (10u * 1000000u)
+/* CPU limits (rt_job_t.cpu_limit_millis) are enforced per period of this
+ * length, as Linux's CFS bandwidth control does for containers (its
+ * default period is also 100 ms): a guest at 500m runs at most 50 ms of
+ * CPU in each, then waits, parked, for the next. Only jobs on a fiber are
+ * limited (a job that could not get one runs unlimited). */
+#define RT_CPU_PERIOD_NS (100u * 1000000u)
 
 /* On a pool fiber: parks the calling guest until until_ns (CLOCK_MONOTONIC,
  * UINT64_MAX = until interrupted) while the worker runs others; returns 0

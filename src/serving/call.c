@@ -221,6 +221,8 @@ static void call_done(rt_job_t *j)
     srv_t *s = c->srv;
     srv_rev_t *r = c->rev;
     call_undispatch(s, c);
+    if (c->run_ns)
+        srv_ext_account(r, c->res.cpu_ns, c->res.peak_memory_bytes, eng_now_ns() - c->run_ns);
     r->refs++; /* keep r across srv_call_finish */
     const char *fname = r->fn->name;
 
@@ -298,6 +300,7 @@ void srv_call_dispatch(srv_t *s, srv_call_t *c)
     if (!c->inst) srv_node_add(s, r, 1);
     c->job.work = call_work;
     c->job.done = call_done;
+    c->job.cpu_limit_millis = r->cpu_limit_millis;
     c->job.ud = c;
     rt_pool_submit(s->pool, &c->job, true);
     srv_rev_refill(s, r);
@@ -317,7 +320,7 @@ static void call_enqueue(srv_t *s, srv_call_t *c)
 void srv_call_admit(srv_t *s, srv_call_t *c)
 {
     srv_rev_t *r = c->rev;
-    uint32_t max = r->scaling.max_scale;
+    uint32_t max = srv_rev_max_busy(r);
     int got = srv_rev_module_get(s, r);
     if (got < 0) {
         srv_call_finish_text(s, c, 503, "function %s: out of memory loading module %s\n",

@@ -10,6 +10,7 @@
 #include "serving/serving.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "runtime/runtime.h"
 #include "trace/trace.h"
@@ -121,11 +122,14 @@ struct srv_rev {
     struct ho_policy *http_policy; /* made from allowed_hosts; instances hold references */
     uint64_t memory_limit_bytes;
     uint32_t timeout_ms;
+    uint32_t cpu_limit_millis, cpu_request_millis; /* 0 = none */
+    uint64_t memory_request_bytes;
     as_config_t scaling;
     as_scaler_t *scaler;
     struct kv_grant *kv;      /* its wasmfn_kv stores; its instances borrow it */
     char **kv_stores;         /* the names, as given (srv_rev_matches) */
     uint32_t nkv_stores;
+    int32_t ext_replicas;     /* set by an external scaler (external.c); -1 = none */
     bool retired;
     /* Instances. */
     rt_instance_t **warm;
@@ -159,6 +163,11 @@ struct srv_fn {
     srv_fn_t *hnext;
     uint32_t max_scale;  /* its revisions' largest max-scale, 0 = unbounded (srv->fns_mu) */
     struct srv_series *series; /* the dashboard's last hour (stats.c), or NULL */
+    /* Usage for srv_function_usage (external.c): added on the loop, read
+     * by any thread that found f under srv->fns_mu. */
+    _Atomic uint64_t cpu_ns, memory_kib_ms;
+    _Atomic uint32_t cpu_request_millis;
+    _Atomic uint64_t memory_request_bytes;
 };
 
 struct srv {
@@ -220,6 +229,7 @@ struct srv {
     uint64_t evictions_seen;  /* rt_cache_stats' count already added to m_cache_evictions */
     tr_tracer_t *tracer;      /* NULL: no spans (srv_config_t) */
     bool server_timing;
+    struct srv_ext *ext;      /* external scalers' replicas by function (external.c) */
 };
 
 /* srv_module_prepare: a module load on a worker (like a revision's at
@@ -304,6 +314,12 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
 
 /* serving.c */
 void srv_check_drained(srv_t *s);
+
+/* external.c */
+void srv_ext_refresh(srv_t *s, srv_fn_t *f);
+uint32_t srv_rev_max_busy(const srv_rev_t *r);
+void srv_ext_account(srv_rev_t *r, uint64_t cpu_ns, uint64_t memory_bytes, uint64_t run_ns);
+void srv_ext_free(srv_t *s);
 
 /* request.c */
 void srv_on_request(hs_req_t *req, void *ud);

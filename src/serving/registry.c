@@ -200,6 +200,9 @@ int srv_function_put(srv_t *s, const char *name, const srv_revision_t *revs, uin
             r->desired = s->draining ? 0 : d.desired;
         }
     }
+    srv_ext_refresh(s, f);
+    for (uint32_t k = 0; k < nrevs; k++)
+        if (nr[k]->ext_replicas >= 0 && !s->draining) nr[k]->desired = (uint32_t)nr[k]->ext_replicas;
     srv_node_share(s);
     for (uint32_t k = 0; k < nrevs; k++) srv_rev_apply_desired(s, nr[k]);
     free(reused);

@@ -290,7 +290,7 @@ void srv_rev_apply_desired(srv_t *s, srv_rev_t *r)
 void srv_rev_pump(srv_t *s, srv_rev_t *r)
 {
     if (!r->mod) return; /* load_done pumps */
-    uint32_t max = r->scaling.max_scale;
+    uint32_t max = srv_rev_max_busy(r);
     while (r->queue.head && (max == 0 || r->busy < max)) {
         srv_call_t *c = r->queue.head;
         srv_rev_conc_update(r, eng_now_ns());
@@ -307,7 +307,9 @@ bool srv_rev_matches(const srv_rev_t *r, const srv_revision_t *d)
         return false;
     uint64_t mem = d->memory_limit_bytes ? d->memory_limit_bytes : SRV_DEFAULT_MEMORY;
     uint32_t to = d->timeout_ms ? d->timeout_ms : SRV_DEFAULT_TIMEOUT_MS;
-    if (r->memory_limit_bytes != mem || r->timeout_ms != to || r->nenv != d->nenv) return false;
+    if (r->memory_limit_bytes != mem || r->timeout_ms != to || r->nenv != d->nenv ||
+        r->cpu_limit_millis != d->cpu_limit_millis)
+        return false;
     for (uint32_t i = 0; i < d->nenv; i++)
         if (strcmp(r->env[i], d->env[i]) != 0) return false;
     if (r->nallowed_hosts != d->nallowed_hosts) return false;
@@ -379,6 +381,10 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
     r->memory_limit_bytes = d->memory_limit_bytes ? d->memory_limit_bytes : SRV_DEFAULT_MEMORY;
     r->timeout_ms = d->timeout_ms ? d->timeout_ms : SRV_DEFAULT_TIMEOUT_MS;
     r->scaling = d->scaling;
+    r->cpu_limit_millis = d->cpu_limit_millis;
+    r->cpu_request_millis = d->cpu_request_millis;
+    r->memory_request_bytes = d->memory_request_bytes;
+    r->ext_replicas = -1;
     r->labels[0] = f->name;
     r->labels[1] = r->name;
     uint64_t now = eng_now_ns();

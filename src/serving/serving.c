@@ -101,7 +101,8 @@ static void srv_on_tick(uv_timer_t *t)
         as_scaler_record(r->scaler, now, avg);
         if (decide) {
             as_decision_t d = as_scaler_decide(r->scaler, now, r->nwarm + r->busy);
-            r->desired = d.desired;
+            /* An external scaler (KEDA's ScaledObject) decides instead. */
+            r->desired = r->ext_replicas >= 0 ? (uint32_t)r->ext_replicas : d.desired;
         }
     }
     srv_stats_tick(s);
@@ -290,6 +291,7 @@ void srv_free(srv_t *s)
     }
     rt_cache_free(s->cache);
     srv_inv_store_free(s->invs);
+    srv_ext_free(s);
     free(s->domain);
     uv_close((uv_handle_t *)&s->tick, srv_on_handle_closed);
     uv_close((uv_handle_t *)&s->sweep, srv_on_handle_closed);

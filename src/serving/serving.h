@@ -115,6 +115,11 @@ typedef struct srv_revision {
     uint32_t nallowed_hosts;
     const char *const *kv_stores; /* wasmfn_kv stores it may open (wasmfn.dev/kv-stores) */
     uint32_t nkv_stores;
+    /* resources (0 = not set): limits.cpu is enforced on every instance
+     * (rt_job_t.cpu_limit_millis); the requests are what KEDA's cpu and
+     * memory triggers measure utilization against (srv_function_usage). */
+    uint32_t cpu_limit_millis, cpu_request_millis;
+    uint64_t memory_request_bytes;
 } srv_revision_t;
 
 typedef struct srv_route {
@@ -166,6 +171,32 @@ uint32_t srv_function_max_scale(srv_t *s, const char *name);
 const char *srv_module_tier(srv_t *s, const char *digest, const char **detail);
 /* The function's stderr ring, or NULL. */
 lr_ring_t *srv_function_logs(srv_t *s, const char *name);
+
+/* ---- external scaling (external.c): KEDA's ScaledObject ---------------- */
+
+/* Hands function name's instance count to an external scaler: replicas >= 0
+ * holds the function's routed revisions at that many instances (split by
+ * their traffic percent, rounded up, at least 1 each when replicas > 0),
+ * as their warm-pool target and their bound on concurrent instances (at
+ * least 1, so a request to a function held at zero still runs, as a cold
+ * start); the Knative autoscaler steps aside, though it keeps recording
+ * traffic. replicas < 0 hands the function back to the autoscaler. Kept by
+ * name: a function deployed later, or a new revision, gets it too. Loop
+ * thread. Returns 0, or -1 when out of memory. */
+int srv_function_set_replicas(srv_t *s, const char *name, int32_t replicas);
+
+/* What a function's instances have used since it was deployed, for KEDA's
+ * cpu and memory triggers, and what its routed revisions request. CPU and
+ * memory are counted when each request ends. Any thread (like
+ * srv_function_max_scale). */
+typedef struct srv_usage {
+    uint64_t cpu_ns;            /* CPU time of its guests */
+    uint64_t memory_kib_ms;     /* linear memory of its guests, times their run time */
+    uint32_t cpu_request_millis; /* requests.cpu, else limits.cpu, of its routed revisions (largest); 0 = none */
+    uint64_t memory_request_bytes; /* requests.memory, else limits.memory (largest) */
+} srv_usage_t;
+/* 0, or -1 when there is no such function. */
+int srv_function_usage(srv_t *s, const char *name, srv_usage_t *out);
 
 /* Routes POST /events/BROKER on the data plane to fn (the eventing
  * subsystem's broker ingress). Until it is set such paths are 404. */

@@ -64,6 +64,18 @@ static const char SCHEMA[] =
     "  PRIMARY KEY (function, pos)"
     ");";
 
+/* A revision's CPU and memory requests and its CPU limit (issue 18), in a
+ * table of their own made at every open (IF NOT EXISTS), so that adding
+ * them needed no schema version: a revision without a row has none set.
+ * Rows go with their revision (ON DELETE CASCADE). */
+static const char RESOURCES_SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS revision_resources ("
+    "  revision TEXT PRIMARY KEY REFERENCES revisions(name) ON DELETE CASCADE,"
+    "  cpu_limit_millis INTEGER NOT NULL,"
+    "  cpu_request_millis INTEGER NOT NULL,"
+    "  memory_request_bytes INTEGER NOT NULL"
+    ");";
+
 static const char MIGRATE_1_2[] =
     "ALTER TABLE revisions ADD COLUMN image_ref TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE revisions ADD COLUMN image_digest TEXT NOT NULL DEFAULT '';";
@@ -117,6 +129,9 @@ int st_db_open(st_store_t *s, char *err, size_t errlen)
         return ST_ERR;
     }
     if (st_spec_host_schema(s, err, errlen) != ST_OK) return ST_ERR;
+    if (exec_sql(s, RESOURCES_SCHEMA, err, errlen) != ST_OK ||
+        st_scaled_schema(s, err, errlen) != ST_OK)
+        return ST_ERR;
     if (version < SCHEMA_VERSION) {
         char sql[sizeof SCHEMA + 64];
         /* A new database gets the whole schema; an older one the steps
@@ -157,7 +172,10 @@ bool st_spec_equal(const st_spec_t *a, const st_spec_t *b)
            a->timeout_seconds == b->timeout_seconds && a->min_scale == b->min_scale &&
            a->max_scale == b->max_scale && a->initial_scale == b->initial_scale &&
            a->target == b->target && a->window_seconds == b->window_seconds &&
-           st_spec_host_equal(a, b);
+           st_spec_host_equal(a, b) &&
+           a->cpu_limit_millis == b->cpu_limit_millis &&
+           a->cpu_request_millis == b->cpu_request_millis &&
+           a->memory_request_bytes == b->memory_request_bytes;
 }
 
 int st_spec_copy(st_spec_t *dst, const st_spec_t *src)
@@ -315,8 +333,10 @@ int st_function_get(st_store_t *s, const char *name, st_function_t *out, char *e
 
     st = prep(s,
               "SELECT name, seq, created, image, memory_limit_bytes, timeout_seconds, min_scale,"
-              " max_scale, initial_scale, target, window_seconds, image_ref, image_digest"
-              " FROM revisions WHERE function = ? ORDER BY seq",
+              " max_scale, initial_scale, target, window_seconds, image_ref, image_digest,"
+              " rr.cpu_limit_millis, rr.cpu_request_millis, rr.memory_request_bytes"
+              " FROM revisions LEFT JOIN revision_resources rr ON rr.revision = revisions.name"
+              " WHERE function = ? ORDER BY seq",
               err, errlen);
     if (!st) goto fail;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -344,6 +364,9 @@ int st_function_get(st_store_t *s, const char *name, st_function_t *out, char *e
         r->spec.initial_scale = (uint32_t)sqlite3_column_int64(st, 8);
         r->spec.target = sqlite3_column_double(st, 9);
         r->spec.window_seconds = (uint32_t)sqlite3_column_int64(st, 10);
+        r->spec.cpu_limit_millis = (uint32_t)sqlite3_column_int64(st, 13); /* NULL reads 0 */
+        r->spec.cpu_request_millis = (uint32_t)sqlite3_column_int64(st, 14);
+        r->spec.memory_request_bytes = (uint64_t)sqlite3_column_int64(st, 15);
         /* Empty columns (a revision not made from a registry) stay NULL. */
         if (sqlite3_column_bytes(st, 11) > 0) r->spec.image_ref = dup_col(st, 11);
         if (sqlite3_column_bytes(st, 12) > 0) r->spec.image_digest = dup_col(st, 12);
@@ -525,6 +548,18 @@ int st_revision_add(st_store_t *s, const char *name, const st_spec_t *spec, int6
     sqlite3_bind_text(st, 13, spec->image_ref ? spec->image_ref : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 14, spec->image_digest ? spec->image_digest : "", -1, SQLITE_STATIC);
     if (step_done(s, st, "adding revision", err, errlen) != ST_OK) goto out;
+    if (spec->cpu_limit_millis || spec->cpu_request_millis || spec->memory_request_bytes) {
+        st = prep(s,
+                  "INSERT INTO revision_resources (revision, cpu_limit_millis,"
+                  " cpu_request_millis, memory_request_bytes) VALUES (?, ?, ?, ?)",
+                  err, errlen);
+        if (!st) goto out;
+        sqlite3_bind_text(st, 1, rname, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, spec->cpu_limit_millis);
+        sqlite3_bind_int64(st, 3, spec->cpu_request_millis);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)spec->memory_request_bytes);
+        if (step_done(s, st, "adding revision resources", err, errlen) != ST_OK) goto out;
+    }
 
     for (uint32_t i = 0; i < spec->nenv; i++) {
         st = prep(s, "INSERT INTO revision_env (revision, pos, entry) VALUES (?, ?, ?)", err,

@@ -160,6 +160,11 @@ typedef struct st_spec {
     uint32_t nkv_stores;
     st_env_ref_t *env_refs;
     uint32_t nenv_refs;
+    /* resources.limits.cpu and requests.cpu in thousandths of a CPU, and
+     * requests.memory in bytes; 0 = not set. Kept in the table
+     * revision_resources (a row only when one is set). */
+    uint32_t cpu_limit_millis, cpu_request_millis;
+    uint64_t memory_request_bytes;
 } st_spec_t;
 
 bool st_spec_equal(const st_spec_t *a, const st_spec_t *b);

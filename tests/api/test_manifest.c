@@ -200,12 +200,40 @@ static void test_unknown_fields_warn(void **state)
     assert_true(has_warning(&s, "spec.template.metadata.annotations[autoscaling.knative.dev/panic-window-percentage]"));
     assert_true(has_warning(&s, "spec.template.spec.containerConcurrency: unknown field"));
     assert_true(has_warning(&s, "spec.template.spec.containers[0].ports: unknown field"));
-    assert_true(has_warning(&s, "spec.template.spec.containers[0].resources.limits.cpu"));
+    assert_false(has_warning(&s, "spec.template.spec.containers[0].resources.limits.cpu"));
     assert_true(has_warning(&s, "spec.traffic[0].tag"));
     assert_true(has_warning(&s, "extra: unknown field"));
-    assert_int_equal(s.nwarnings, 6);
+    assert_int_equal(s.nwarnings, 5);
     assert_int_equal(s.spec.memory_limit_bytes, 1u << 30);
+    assert_int_equal(s.spec.cpu_limit_millis, 500); /* honoured now (issue 18) */
     api_service_free(&s);
+}
+
+/* resources: limits.cpu is honoured (issue 18), requests are kept for
+ * KEDA's cpu and memory triggers, and bad quantities name their field. */
+static void test_resources_cpu_and_requests(void **state)
+{
+    (void)state;
+    api_service_t s;
+    parse_ok(service("", "",
+                     "'resources':{'limits':{'cpu':'1.5'},'requests':{'cpu':'250m','memory':'32Mi',"
+                     "'ephemeral-storage':'1Gi'}}",
+                     ""),
+             &s);
+    assert_int_equal(s.spec.cpu_limit_millis, 1500);
+    assert_int_equal(s.spec.cpu_request_millis, 250);
+    assert_int_equal(s.spec.memory_request_bytes, 32u << 20);
+    assert_true(has_warning(&s, "spec.template.spec.containers[0].resources.requests.ephemeral-storage"));
+    api_service_free(&s);
+    parse_ok(service("", "", "'resources':{'limits':{'cpu':2}}", ""), &s);
+    assert_int_equal(s.spec.cpu_limit_millis, 2000);
+    api_service_free(&s);
+    expect_error(service("", "", "'resources':{'limits':{'cpu':'half'}}", ""),
+                 "spec.template.spec.containers[0].resources.limits.cpu: must be a CPU quantity");
+    expect_error(service("", "", "'resources':{'limits':{'cpu':'0'}}", ""),
+                 "spec.template.spec.containers[0].resources.limits.cpu: must be a CPU quantity");
+    expect_error(service("", "", "'resources':{'limits':{'cpu':'100m'},'requests':{'cpu':'200m'}}", ""),
+                 "spec.template.spec.containers[0].resources.requests.cpu: 200m is above limits.cpu");
 }
 
 /* ---- Each bad field named -------------------------------------------------- */
@@ -877,6 +905,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apply_registry_image, setup, teardown),
         cmocka_unit_test(test_targets_resolve_without_routes),
         cmocka_unit_test_setup_teardown(test_allowed_hosts, setup, teardown),
+        cmocka_unit_test(test_resources_cpu_and_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

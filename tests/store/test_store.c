@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "store/scaled.h"
 #include "store/store.h"
 
 static char *tmpdir_new(void)
@@ -177,6 +178,73 @@ static void test_wal_mode(void **state)
     sqlite3_finalize(st);
     sqlite3_close(h);
     free(db);
+    rm_rf(parent);
+    free(parent);
+}
+
+/* A revision's CPU limit and requests (revision_resources) come back,
+ * and take part in st_spec_equal. */
+static void test_revision_resources(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256], rev[ST_REVISION_NAME_MAX + 1];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    st_spec_t sp = spec_of("sha256:0000000000000000000000000000000000000000000000000000000000000000");
+    sp.cpu_limit_millis = 500;
+    sp.cpu_request_millis = 250;
+    sp.memory_request_bytes = 32u << 20;
+    assert_int_equal(st_revision_add(s, "f", &sp, 1, rev, err, sizeof err), ST_OK);
+    st_spec_t plain = spec_of(sp.image);
+    assert_int_equal(st_revision_add(s, "f", &plain, 2, rev, err, sizeof err), ST_OK);
+    st_close(s);
+    s = st_open(parent, err, sizeof err);
+    st_function_t f;
+    assert_int_equal(st_function_get(s, "f", &f, err, sizeof err), ST_OK);
+    assert_int_equal(f.nrevisions, 2);
+    assert_int_equal(f.revisions[0].spec.cpu_limit_millis, 500);
+    assert_int_equal(f.revisions[0].spec.cpu_request_millis, 250);
+    assert_int_equal(f.revisions[0].spec.memory_request_bytes, 32u << 20);
+    assert_int_equal(f.revisions[1].spec.cpu_limit_millis, 0);
+    assert_false(st_spec_equal(&f.revisions[0].spec, &f.revisions[1].spec));
+    st_function_free(&f);
+    st_close(s);
+    rm_rf(parent);
+    free(parent);
+}
+
+static void count_so(void *ud, const char *name, const char *target, const char *doc)
+{
+    (void)doc;
+    assert_string_equal(name, "s1");
+    assert_string_equal(target, "hello");
+    (*(int *)ud)++;
+}
+
+static void test_scaledobjects(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    bool created, changed;
+    assert_int_equal(st_scaledobject_put(s, "s1", "hello", "{}", 1, &created, &changed, err, sizeof err), ST_OK);
+    assert_true(created && changed);
+    assert_int_equal(st_scaledobject_put(s, "s1", "hello", "{}", 2, &created, &changed, err, sizeof err), ST_OK);
+    assert_false(created || changed);
+    assert_int_equal(st_scaledobject_put(s, "s1", "hello", "{\"a\":1}", 3, &created, &changed, err, sizeof err), ST_OK);
+    assert_true(!created && changed);
+    st_close(s);
+    s = st_open(parent, err, sizeof err); /* it survives a reopen */
+    int n = 0;
+    assert_int_equal(st_scaledobject_each(s, count_so, &n, err, sizeof err), ST_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(st_scaledobject_delete(s, "s1", err, sizeof err), ST_OK);
+    assert_int_equal(st_scaledobject_delete(s, "s1", err, sizeof err), ST_NOT_FOUND);
+    n = 0;
+    st_scaledobject_each(s, count_so, &n, err, sizeof err);
+    assert_int_equal(n, 0);
+    st_close(s);
     rm_rf(parent);
     free(parent);
 }
@@ -650,6 +718,8 @@ int main(void)
         cmocka_unit_test(test_second_open_is_refused_while_locked),
         cmocka_unit_test(test_open_fails_on_a_file),
         cmocka_unit_test(test_wal_mode),
+        cmocka_unit_test(test_revision_resources),
+        cmocka_unit_test(test_scaledobjects),
         cmocka_unit_test(test_digest),
         cmocka_unit_test(test_blob_roundtrip_and_corruption),
         cmocka_unit_test(test_stale_temp_files_removed),

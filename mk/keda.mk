@@ -1,0 +1,24 @@
+# mk/keda.mk — KEDA's ScaledObject (src/keda): triggers read Prometheus and
+# RabbitMQ's management API with libcurl, Redis with hiredis, NATS JetStream
+# with Debian's libnats and RabbitMQ over AMQP with librabbitmq.
+#
+# Unit tests tests/keda/test_*.c run with `make test-unit`. `make test-keda`
+# starts a real Prometheus (scraping a tiny exporter the test controls),
+# redis-server, nats-server -js and the daemon on loopback, once, and checks
+# a ScaledObject end to end, and a CPU-bound guest held to `cpu: 500m`
+# (tests/keda/run_tests.sh). Run once, not per tier: the tier changes
+# neither the scaling nor the CPU accounting.
+
+LIBS += -lnats -lrabbitmq
+
+TEST_STEPS += test-keda
+.PHONY: test-keda
+
+KEDA_JSPUB := $(BUILD)/keda/jspub
+$(KEDA_JSPUB): tests/keda/jspub.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lnats
+
+test-keda: $(WASMFN) examples serving-fns $(KEDA_JSPUB)
+	@WASMFN=$(abspath $(WASMFN)) JSPUB=$(abspath $(KEDA_JSPUB)) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+		bash tests/keda/run_tests.sh

@@ -1,0 +1,146 @@
+/*
+ * scaledobjects.c — KEDA ScaledObjects on the admin API (docs/api.md):
+ * POST /v1/apply of a keda.sh/v1alpha1 ScaledObject, GET /v1/scaledobjects
+ * (all, with status), GET and DELETE /v1/scaledobjects/NAME; and loading
+ * the stored ones at start. The document is checked (src/keda), saved
+ * durably (store/scaled.c) and then run (kd_apply), in that order, so an
+ * acknowledged ScaledObject survives SIGKILL and one refused leaves no
+ * trace.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/internal.h"
+#include "api/scaledobjects.h"
+#include "store/scaled.h"
+
+static void respond_owned(hs_req_t *r, int status, char *json)
+{
+    if (!json) {
+        hs_respond_errorf(r, 500, "out of memory");
+        return;
+    }
+    hs_respond_json(r, status, json);
+    free(json);
+}
+
+void api_scaledobject_apply(api_t *a, hs_req_t *r, const cJSON *doc)
+{
+    if (!a->keda) {
+        hs_respond_errorf(r, 503, "scaling (ScaledObject) is not running");
+        return;
+    }
+    kd_scaledobject_t so;
+    char err[1024];
+    if (kd_scaledobject_parse(doc, &so, err, sizeof err) != 0) {
+        kd_scaledobject_free(&so);
+        hs_respond_errorf(r, 400, "%s", err);
+        return;
+    }
+    const char *owner = kd_target_owner(a->keda, so.target, so.name);
+    if (owner) {
+        hs_respond_errorf(r, 400,
+                          "spec.scaleTargetRef.name: service %s is already scaled by "
+                          "ScaledObject %s (one per Service)",
+                          so.target, owner);
+        kd_scaledobject_free(&so);
+        return;
+    }
+    char *text = cJSON_PrintUnformatted(doc);
+    bool created = false, changed = false;
+    if (!text || st_scaledobject_put(a->st, so.name, so.target, text, (int64_t)time(NULL),
+                                     &created, &changed, err, sizeof err) != ST_OK) {
+        hs_respond_errorf(r, 500, "%s", text ? err : "out of memory");
+        free(text);
+        kd_scaledobject_free(&so);
+        return;
+    }
+    free(text);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "ScaledObject");
+    cJSON_AddStringToObject(o, "name", so.name);
+    cJSON_AddBoolToObject(o, "created", created);
+    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
+    for (uint32_t i = 0; i < so.nwarnings; i++)
+        cJSON_AddItemToArray(w, cJSON_CreateString(so.warnings[i]));
+    st_function_t f;
+    if (st_function_get(a->st, so.target, &f, err, sizeof err) == ST_OK) {
+        st_function_free(&f);
+    } else {
+        char line[256];
+        snprintf(line, sizeof line,
+                 "spec.scaleTargetRef.name: no Service %s yet; it is scaled once deployed",
+                 so.target);
+        cJSON_AddItemToArray(w, cJSON_CreateString(line));
+    }
+    /* An unchanged document keeps running as it is (its state intact). */
+    if (changed && kd_apply(a->keda, &so) != 0) {
+        kd_scaledobject_free(&so);
+        cJSON_Delete(o);
+        hs_respond_errorf(r, 500, "out of memory");
+        return;
+    }
+    kd_scaledobject_free(&so);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    respond_owned(r, 200, s);
+}
+
+void api_scaledobjects_handle(api_t *a, hs_req_t *r, const char *p)
+{
+    bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+    if (!a->keda) {
+        hs_respond_errorf(r, 503, "scaling (ScaledObject) is not running");
+        return;
+    }
+    if (strcmp(p, "/v1/scaledobjects") == 0 || strcmp(p, "/v1/scaledobjects/") == 0) {
+        if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD");
+        return respond_owned(r, 200, kd_status_json(a->keda, NULL));
+    }
+    const char *name = p + strlen("/v1/scaledobjects/");
+    if (!*name || strchr(name, '/') || strlen(name) > 63) {
+        hs_respond_errorf(r, 404, "use /v1/scaledobjects/NAME");
+        return;
+    }
+    if (strcmp(r->method, "DELETE") == 0) {
+        char err[512];
+        /* Durable first, then handed back: a crash in between leaves the
+         * Service with its own autoscaler at restart. */
+        int rc = st_scaledobject_delete(a->st, name, err, sizeof err);
+        if (rc == ST_NOT_FOUND) return hs_respond_errorf(r, 404, "scaledobject %s not found", name);
+        if (rc != ST_OK) return hs_respond_errorf(r, 500, "%s", err);
+        kd_delete(a->keda, name);
+        char body[160];
+        snprintf(body, sizeof body, "{\"deleted\":\"%s\",\"kind\":\"ScaledObject\"}", name);
+        hs_respond_json(r, 200, body);
+        return;
+    }
+    if (!get) return hs_respond_method_not_allowed(r, "GET, HEAD, DELETE");
+    char *json = kd_status_json(a->keda, name);
+    if (!json) return hs_respond_errorf(r, 404, "scaledobject %s not found", name);
+    respond_owned(r, 200, json);
+}
+
+static void load_one(void *ud, const char *name, const char *target, const char *doc)
+{
+    api_t *a = ud;
+    (void)target;
+    char err[1024];
+    cJSON *j = cJSON_Parse(doc);
+    kd_scaledobject_t so;
+    if (!j || kd_scaledobject_parse(j, &so, err, sizeof err) != 0 || kd_apply(a->keda, &so) != 0) {
+        fprintf(stderr, "wasmfn: scaledobject %s not run: %s\n", name,
+                j ? err : "its stored document is not JSON");
+    }
+    if (j) kd_scaledobject_free(&so);
+    cJSON_Delete(j);
+}
+
+int api_scaledobjects_load(api_t *a, char *err, size_t errlen)
+{
+    if (!a->keda) return 0;
+    return st_scaledobject_each(a->st, load_one, a, err, errlen) == ST_OK ? 0 : -1;
+}

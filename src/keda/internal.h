@@ -1,0 +1,53 @@
+/*
+ * internal.h — what the files of src/keda share: the trigger readers the
+ * poller threads call (one file per kind of server) and the HTTP GET they
+ * share. Private to src/keda/.
+ *
+ * Every reader runs on a poller thread, blocks at most about
+ * KD_TRIGGER_TIMEOUT_MS (connect and answer), and returns 0 with the
+ * trigger's value, or -1 with a one-line reason naming the server
+ * ("prometheus http://...: HTTP 400: parse error at char 3").
+ */
+#ifndef WASMFN_KEDA_INTERNAL_H
+#define WASMFN_KEDA_INTERNAL_H
+
+#include "keda/keda.h"
+
+/* The largest answer read from a server (a Prometheus result, a RabbitMQ
+ * queue's JSON); beyond it the read fails. */
+#define KD_MAX_BODY_BYTES (1u << 20)
+
+/* What a cpu or memory trigger remembers between polls: its last reading
+ * of the Service's cumulative usage. */
+typedef struct kd_usage_mark {
+    bool have;
+    uint64_t at_ns, cpu_ns, memory_kib_ms;
+} kd_usage_mark_t;
+
+/* http.c: GET url with the trigger's credentials and headers (those of
+ * t may be NULL), TLS checked unless unsafe. 0 with the body (malloc'd,
+ * NUL-terminated) and the status, or -1 with err. */
+int kd_http_get(const char *url, const char *bearer, const char *user, const char *pass,
+                const char *headers, bool unsafe, char **body, long *status, char *err,
+                size_t errlen);
+/* A copy of s with every byte outside [A-Za-z0-9-._~] percent-encoded. */
+char *kd_url_escape(const char *s);
+
+/* prometheus.c */
+int kd_read_prometheus(const kd_trigger_t *t, double *value, char *err, size_t errlen);
+/* Parses a /api/v1/query answer (exposed for tests): 0 with the value, 1
+ * when the result is empty or not a number and ignore_null is set (the
+ * value is then 0), -1 with err. */
+int kd_prometheus_value(const char *body, bool ignore_null, double *value, char *err,
+                        size_t errlen);
+/* redis.c, nats.c, rabbitmq.c */
+int kd_read_redis(const kd_trigger_t *t, double *value, char *err, size_t errlen);
+int kd_read_nats(const kd_trigger_t *t, double *value, char *err, size_t errlen);
+int kd_read_rabbitmq(const kd_trigger_t *t, double *value, char *err, size_t errlen);
+/* triggers.c: cron at now_ms (Unix ms); cpu and memory from the usage
+ * now and the mark of the previous poll (updated). */
+int kd_read_cron(const kd_trigger_t *t, int64_t now_ms, double *value, char *err, size_t errlen);
+int kd_read_usage(const kd_trigger_t *t, const kd_usage_t *u, uint64_t now_ns,
+                  kd_usage_mark_t *mark, double *value, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * keda.h — KEDA's ScaledObject (keda.sh/v1alpha1): event-driven scaling of
+ * a Service's instances by the metrics of its triggers (Prometheus
+ * queries, CPU and memory utilization, cron windows, Redis stream
+ * backlogs, NATS JetStream consumers, RabbitMQ queues). Prefix: kd_.
+ *
+ * Three layers, one file each:
+ *   scaledobject.c  the manifest into a typed kd_scaledobject_t (pure);
+ *   rules.c         KEDA's and the HPA's arithmetic: trigger values into a
+ *                   replica count (pure, no clock: tests drive it);
+ *   manager.c       the objects the daemon runs: poller threads that read
+ *                   the triggers (prometheus.c, redis.c, nats.c,
+ *                   rabbitmq.c, and cron/cpu/memory in triggers.c) and
+ *                   hand each decision to the loop thread, which applies it
+ *                   to the data plane through kd_config_t.set_replicas.
+ *
+ * Replicas are the target Service's instances (docs/scaling.md): while a
+ * ScaledObject holds a Service its triggers decide how many instances its
+ * routed revisions keep warm and may run at once, and the Knative
+ * autoscaler steps aside; deleting the ScaledObject hands scaling back.
+ */
+#ifndef WASMFN_KEDA_H
+#define WASMFN_KEDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include "common/metrics.h"
+
+/* KEDA's defaults and wasmfn's bounds. */
+#define KD_DEFAULT_POLLING_S 30u
+#define KD_DEFAULT_COOLDOWN_S 300u
+#define KD_DEFAULT_MAX_REPLICAS 100u
+#define KD_MAX_REPLICAS 100000u        /* as the max-scale annotation */
+#define KD_MAX_TRIGGERS 16u
+#define KD_DEFAULT_DOWN_WINDOW_S 300u  /* the HPA's scale-down stabilization */
+#define KD_MAX_WINDOW_S 3600u
+#define KD_TRIGGER_TIMEOUT_MS 3000u    /* per trigger read: KEDA's HTTP default */
+#define KD_POLL_THREADS 4u
+
+/* ---- the manifest (scaledobject.c) -------------------------------------- */
+
+typedef enum kd_type {
+    KD_PROMETHEUS,
+    KD_CPU,
+    KD_MEMORY,
+    KD_CRON,
+    KD_REDIS_STREAMS,
+    KD_NATS_JETSTREAM,
+    KD_RABBITMQ,
+} kd_type_t;
+
+/* How a trigger's value becomes replicas (the HPA's metric target types). */
+typedef enum kd_metric_type {
+    KD_AVERAGE_VALUE, /* ceil(value / target): target per replica (the default) */
+    KD_VALUE,         /* ceil(replicas * value / target): target for the total */
+    KD_UTILIZATION,   /* cpu, memory: value is usage as a percent of one
+                       * instance's request, target a percent */
+} kd_metric_type_t;
+
+enum { KD_REDIS_PENDING, KD_REDIS_LAG, KD_REDIS_LENGTH };
+
+typedef struct kd_trigger {
+    kd_type_t type;
+    char name[64];          /* its `name`, else "s<index>-<type>" as KEDA names metrics */
+    kd_metric_type_t metric_type;
+    double target;          /* threshold, value, lagCount, ... (> 0) */
+    double activation;      /* activationThreshold and kin: active when value > it */
+    /* What to read, by type (NULL when unused); every string malloc'd. */
+    char *url;     /* prometheus serverAddress; rabbitmq host; nats server URL; redis host:port */
+    char *query;   /* prometheus */
+    char *stream;  /* redis-streams, nats-jetstream */
+    char *group;   /* redis consumerGroup; nats consumer */
+    char *queue;   /* rabbitmq queueName */
+    char *vhost;   /* rabbitmq vhostName (overrides the one in host) */
+    char *account; /* nats-jetstream */
+    char *bearer, *username, *password; /* prometheus authModes; redis password */
+    char *headers; /* prometheus customHeaders: "K=V,K2=V2" */
+    char *tz, *start, *end; /* cron */
+    uint32_t desired_replicas; /* cron */
+    int redis_mode;         /* KD_REDIS_* */
+    uint32_t redis_db;
+    bool ignore_null;       /* prometheus ignoreNullValues (default true) */
+    bool unsafe_ssl;
+    bool rate;              /* rabbitmq mode MessageRate */
+} kd_trigger_t;
+
+typedef struct kd_scaledobject {
+    char *name;
+    char *target;            /* spec.scaleTargetRef.name: a Service */
+    uint32_t min_replicas, max_replicas;
+    int32_t idle_replicas;   /* -1: not set */
+    uint32_t polling_s, cooldown_s, initial_cooldown_s;
+    bool fallback;
+    uint32_t fallback_failures, fallback_replicas;
+    /* advanced.horizontalPodAutoscalerConfig.behavior */
+    uint32_t up_window_s, down_window_s;
+    bool up_disabled, down_disabled; /* selectPolicy: Disabled */
+    kd_trigger_t *triggers;
+    uint32_t ntriggers;
+    char **warnings;         /* "FIELD: what was ignored" */
+    uint32_t nwarnings;
+} kd_scaledobject_t;
+
+/* True for apiVersion keda.sh/v1alpha1 (any keda.sh version), kind
+ * ScaledObject. */
+bool kd_handles_kind(const char *api_version, const char *kind);
+/* Validates a ScaledObject document (the YAML's shape, as JSON) into out.
+ * Returns 0, or -1 with "FIELD.PATH: what is wrong" in err; an unknown
+ * trigger type names the supported ones. Unknown fields are warnings.
+ * Free with kd_scaledobject_free (also after a failure). */
+int kd_scaledobject_parse(const cJSON *doc, kd_scaledobject_t *out, char *err, size_t errlen);
+void kd_scaledobject_free(kd_scaledobject_t *so);
+/* "prometheus", "cpu", ... */
+const char *kd_type_name(kd_type_t t);
+
+/* ---- the rules (rules.c) ------------------------------------------------ */
+
+/* One trigger's reading at a poll. */
+typedef struct kd_sample {
+    bool ok;          /* false: the read failed (err says why) */
+    double value;
+    char err[256];
+} kd_sample_t;
+
+/* What the rules remember of one ScaledObject between polls. */
+typedef struct kd_state {
+    uint32_t replicas;        /* the current decision */
+    bool decided;             /* replicas holds a decision */
+    uint64_t created_ns;
+    uint64_t last_active_ns;  /* 0: never active */
+    bool active;              /* some trigger was active at the last poll */
+    bool fallback_on;         /* the last decision was the fallback */
+    uint32_t ntriggers;
+    uint32_t *failures;       /* consecutive failed reads, per trigger */
+    bool *trig_active;        /* per trigger, kept through failed reads */
+    double *trig_value;
+    uint32_t *trig_want;
+    /* HPA recommendations within the longer stabilization window. */
+    struct kd_rec { uint64_t at_ns; uint32_t n; } *recs;
+    uint32_t nrecs, recs_cap;
+} kd_state_t;
+
+/* Sizes st for so. -1 when out of memory. */
+int kd_state_init(kd_state_t *st, const kd_scaledobject_t *so, uint64_t now_ns);
+void kd_state_free(kd_state_t *st);
+/* One poll's decision: samples[i] is trigger i's reading (so->ntriggers of
+ * them). Returns the replicas the target should have and updates st
+ * (docs/scaling.md states the rules). */
+uint32_t kd_decide(const kd_scaledobject_t *so, kd_state_t *st, const kd_sample_t *samples,
+                   uint64_t now_ns);
+
+/* ---- the running objects (manager.c) ------------------------------------ */
+
+typedef struct kd kd_t;
+
+/* What a Service's instances used (cumulative), for cpu and memory. */
+typedef struct kd_usage {
+    uint64_t cpu_ns;
+    uint64_t memory_kib_ms;
+    uint32_t cpu_request_millis;   /* 0: none */
+    uint64_t memory_request_bytes;
+} kd_usage_t;
+
+typedef struct kd_config {
+    uv_loop_t *loop;
+    mx_registry_t *metrics;  /* may be NULL */
+    /* Loop thread: hold service at replicas (>= 0), or hand it back (-1). */
+    int (*set_replicas)(void *ud, const char *service, int32_t replicas);
+    /* Poller threads (thread-safe): 0, or -1 when there is no such Service. */
+    int (*usage)(void *ud, const char *service, kd_usage_t *out);
+    void *ud;
+    uint32_t poll_threads;   /* 0 = KD_POLL_THREADS */
+} kd_config_t;
+
+/* Starts the poller threads. NULL with err on failure. */
+kd_t *kd_new(const kd_config_t *c, char *err, size_t errlen);
+/* Stops the threads (a read in flight finishes, bounded by its timeout)
+ * and frees every object. Loop thread. Services are not handed back (the
+ * daemon is stopping). */
+void kd_free(kd_t *k);
+/* The ScaledObject other than `name` that holds Service target, or NULL
+ * (KEDA allows one per workload). The string lives until the next kd_
+ * call. Loop thread. */
+const char *kd_target_owner(kd_t *k, const char *target, const char *name);
+/* Starts (or replaces, by name) a ScaledObject; takes *so (emptied).
+ * Its first poll is now. Loop thread. -1 when out of memory. */
+int kd_apply(kd_t *k, kd_scaledobject_t *so);
+/* Stops it and hands its Service back. -1 if there is none. Loop thread. */
+int kd_delete(kd_t *k, const char *name);
+/* The status of one (name) or all (NULL: an array) as JSON, malloc'd; NULL
+ * when there is no such object. Loop thread. */
+char *kd_status_json(kd_t *k, const char *name);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * rules.c — a ScaledObject's decision at each poll (keda.h, kd_decide):
+ * KEDA's activation and cooldown around the Horizontal Pod Autoscaler's
+ * arithmetic, on instances instead of pods. Pure: the caller gives the
+ * time and the trigger readings, so tests drive every case.
+ *
+ * KEDA splits the work in two, and so does this file:
+ *   - activation (KEDA itself): the target is active while any trigger's
+ *     value is above its activation threshold; an inactive target goes to
+ *     idleReplicaCount (or 0) once cooldownPeriod has passed since the
+ *     last active poll (initialCooldownPeriod after creation, if it never
+ *     was), and an active one at 0 starts;
+ *   - replicas (the HPA): each trigger asks for ceil(value / target)
+ *     (AverageValue and Utilization) or ceil(replicas * value / target)
+ *     (Value); the largest wins, within [max(min, 1), max], then the
+ *     behavior's stabilization windows: scaling up goes no higher than the
+ *     lowest recommendation of the scale-up window, scaling down no lower
+ *     than the highest of the scale-down window (300 s by default, as the
+ *     HPA has it).
+ * A failed read keeps that trigger's last activity and value (KEDA keeps
+ * the replicas it has on errors); after fallback.failureThreshold failures
+ * in a row of any trigger the target gets fallback.replicas.
+ * The HPA's 10% tolerance band is not applied: a value of 31 against a
+ * target of 10 asks for 4 even from 3.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keda/keda.h"
+
+#define NS 1000000000ull
+#define MAX_RECS 4096u
+
+int kd_state_init(kd_state_t *st, const kd_scaledobject_t *so, uint64_t now_ns)
+{
+    memset(st, 0, sizeof *st);
+    st->created_ns = now_ns;
+    st->ntriggers = so->ntriggers;
+    uint32_t n = so->ntriggers ? so->ntriggers : 1;
+    uint32_t window = so->up_window_s > so->down_window_s ? so->up_window_s : so->down_window_s;
+    uint64_t cap = (uint64_t)window / (so->polling_s ? so->polling_s : 1) + 2;
+    st->recs_cap = cap > MAX_RECS ? MAX_RECS : (uint32_t)cap;
+    st->failures = calloc(n, sizeof *st->failures);
+    st->trig_active = calloc(n, sizeof *st->trig_active);
+    st->trig_value = calloc(n, sizeof *st->trig_value);
+    st->trig_want = calloc(n, sizeof *st->trig_want);
+    st->recs = calloc(st->recs_cap, sizeof *st->recs);
+    if (!st->failures || !st->trig_active || !st->trig_value || !st->trig_want || !st->recs) {
+        kd_state_free(st);
+        return -1;
+    }
+    return 0;
+}
+
+void kd_state_free(kd_state_t *st)
+{
+    free(st->failures);
+    free(st->trig_active);
+    free(st->trig_value);
+    free(st->trig_want);
+    free(st->recs);
+    memset(st, 0, sizeof *st);
+}
+
+/* ceil(x), where x a hair above a whole number from floating-point error
+ * (0.1 * 3 / 0.1) still counts as that number. Capped at the most
+ * replicas there can be. */
+static uint32_t ceil_replicas(double x)
+{
+    if (!(x > 0)) return 0;
+    if (x >= KD_MAX_REPLICAS) return KD_MAX_REPLICAS;
+    return (uint32_t)ceil(x - 1e-9);
+}
+
+static uint32_t trigger_want(const kd_trigger_t *t, double value, uint32_t current)
+{
+    if (t->metric_type == KD_VALUE)
+        return ceil_replicas((double)(current ? current : 1) * value / t->target);
+    return ceil_replicas(value / t->target);
+}
+
+static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Forgets recommendations older than the longer window, then adds rec. */
+static void recs_push(const kd_scaledobject_t *so, kd_state_t *st, uint64_t now, uint32_t rec)
+{
+    uint64_t window = (uint64_t)(so->up_window_s > so->down_window_s ? so->up_window_s
+                                                                      : so->down_window_s) * NS;
+    uint32_t drop = 0;
+    while (drop < st->nrecs && now - st->recs[drop].at_ns > window) drop++;
+    if (drop == 0 && st->nrecs == st->recs_cap) drop = 1; /* full: the oldest goes */
+    if (drop) {
+        memmove(st->recs, st->recs + drop, (st->nrecs - drop) * sizeof *st->recs);
+        st->nrecs -= drop;
+    }
+    if (st->nrecs < st->recs_cap) st->recs[st->nrecs++] = (struct kd_rec){now, rec};
+}
+
+static uint32_t stabilize(const kd_scaledobject_t *so, const kd_state_t *st, uint64_t now,
+                          uint32_t cur, uint32_t rec)
+{
+    uint32_t up = rec, down = rec;
+    for (uint32_t i = 0; i < st->nrecs; i++) {
+        uint64_t age = now - st->recs[i].at_ns;
+        if (age < (uint64_t)so->up_window_s * NS && st->recs[i].n < up) up = st->recs[i].n;
+        if (age < (uint64_t)so->down_window_s * NS && st->recs[i].n > down) down = st->recs[i].n;
+    }
+    uint32_t next = cur;
+    if (next < up) next = up;
+    if (next > down) next = down;
+    if (so->up_disabled && next > cur) next = cur;
+    if (so->down_disabled && next < cur) next = cur;
+    return next;
+}
+
+uint32_t kd_decide(const kd_scaledobject_t *so, kd_state_t *st, const kd_sample_t *samples,
+                   uint64_t now_ns)
+{
+    bool active = false, fallback = false;
+    uint32_t cur = st->replicas, want = 0;
+    for (uint32_t i = 0; i < so->ntriggers && i < st->ntriggers; i++) {
+        const kd_trigger_t *t = &so->triggers[i];
+        if (samples[i].ok) {
+            st->failures[i] = 0;
+            st->trig_value[i] = samples[i].value;
+            st->trig_active[i] = samples[i].value > t->activation;
+            st->trig_want[i] = trigger_want(t, samples[i].value, cur);
+        } else {
+            if (st->failures[i] < UINT32_MAX) st->failures[i]++;
+            if (so->fallback && st->failures[i] >= so->fallback_failures) fallback = true;
+        }
+        active |= st->trig_active[i];
+        if (st->trig_want[i] > want) want = st->trig_want[i];
+    }
+    if (active) st->last_active_ns = now_ns;
+    st->active = active || fallback;
+    st->fallback_on = fallback;
+
+    uint32_t lo = so->min_replicas ? so->min_replicas : 1;
+    uint32_t next;
+    bool may_idle = so->idle_replicas >= 0 || so->min_replicas == 0;
+    uint32_t idle = so->idle_replicas >= 0 ? (uint32_t)so->idle_replicas : 0;
+    uint64_t since = st->last_active_ns ? st->last_active_ns : st->created_ns;
+    uint64_t cool = (uint64_t)(st->last_active_ns ? so->cooldown_s : so->initial_cooldown_s) * NS;
+    bool cooled = now_ns - since >= cool;
+    if (fallback) {
+        /* KEDA feeds the HPA a metric that asks for exactly this, so it is
+         * a recommendation like any other (the scale-down window keeps it
+         * for a while once the trigger reads again). */
+        next = clamp(so->fallback_replicas, so->min_replicas, so->max_replicas);
+        recs_push(so, st, now_ns, next);
+    } else if (!active && may_idle && (cooled || (st->decided && cur <= idle))) {
+        next = idle;
+        st->nrecs = 0; /* the HPA is not running while idle */
+    } else {
+        uint32_t rec = clamp(want, lo, so->max_replicas);
+        if (!st->decided || (may_idle && cur <= idle))
+            next = rec; /* starting from idle: straight to what the triggers ask */
+        else
+            next = stabilize(so, st, now_ns, cur, rec);
+        recs_push(so, st, now_ns, rec);
+    }
+    st->replicas = next;
+    st->decided = true;
+    return next;
+}

@@ -1,0 +1,683 @@
+/*
+ * scaledobject.c — validates a KEDA ScaledObject document (keda.sh/v1alpha1,
+ * as JSON) into a kd_scaledobject_t, with KEDA's defaults.
+ *
+ * As for Knative Services (api/manifest.c), YAML written for KEDA must
+ * apply unchanged: what wasmfn honours is checked strictly, with errors
+ * naming the field (`spec.triggers[0].metadata.threshold: ...`); fields
+ * KEDA has and wasmfn does not use are warnings. Trigger metadata values
+ * are strings in KEDA; numbers and booleans written unquoted are taken as
+ * their text.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/quantity.h"
+#include "eventing/eventing.h"
+#include "keda/keda.h"
+
+#define SUPPORTED "prometheus, cpu, memory, cron, redis-streams, nats-jetstream, rabbitmq"
+
+static const char *const type_names[] = {
+    [KD_PROMETHEUS] = "prometheus",         [KD_CPU] = "cpu",
+    [KD_MEMORY] = "memory",                 [KD_CRON] = "cron",
+    [KD_REDIS_STREAMS] = "redis-streams",   [KD_NATS_JETSTREAM] = "nats-jetstream",
+    [KD_RABBITMQ] = "rabbitmq",
+};
+
+const char *kd_type_name(kd_type_t t) { return type_names[t]; }
+
+bool kd_handles_kind(const char *api_version, const char *kind)
+{
+    return api_version && kind && strncmp(api_version, "keda.sh/", 8) == 0 &&
+           strcmp(kind, "ScaledObject") == 0;
+}
+
+typedef struct ctx {
+    kd_scaledobject_t *so;
+    char *err;
+    size_t errlen;
+} ctx_t;
+
+static int fail(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(ctx_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, c->errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void warn(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(ctx_t *c, const char *fmt, ...)
+{
+    char *w;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&w, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    char **nw = realloc(c->so->warnings, (c->so->nwarnings + 1) * sizeof *nw);
+    if (!nw) {
+        free(w);
+        return;
+    }
+    c->so->warnings = nw;
+    nw[c->so->nwarnings++] = w;
+}
+
+static const cJSON *member(const cJSON *o, const char *k)
+{
+    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+}
+
+/* Warns about every member of o not in known (NULL-terminated) and not in
+ * quiet (accepted without a word: they change nothing here). */
+static void warn_unknown(ctx_t *c, const cJSON *o, const char *path, const char *const *known,
+                         const char *const *quiet)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, o)
+    {
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(it->string, *k) == 0;
+        for (const char *const *k = quiet; k && *k && !ok; k++) ok = strcmp(it->string, *k) == 0;
+        if (!ok) warn(c, "%s.%s: not supported; ignored", path, it->string);
+    }
+}
+
+/* An optional whole number in [lo, hi]; 1 when present, 0 when absent. */
+static int uint_field(ctx_t *c, const cJSON *o, const char *k, const char *path, uint32_t lo,
+                      uint32_t hi, uint32_t *out)
+{
+    const cJSON *v = member(o, k);
+    if (!v || cJSON_IsNull(v)) return 0;
+    double d = NAN;
+    if (cJSON_IsNumber(v)) d = v->valuedouble;
+    else if (cJSON_IsString(v) && *v->valuestring) {
+        char *end;
+        d = strtod(v->valuestring, &end);
+        if (*end) d = NAN;
+    }
+    if (!(d >= lo && d <= hi) || d != floor(d))
+        return fail(c, "%s.%s: must be a whole number from %u to %u", path, k, lo, hi);
+    *out = (uint32_t)d;
+    return 1;
+}
+
+/* ---- trigger metadata ------------------------------------------------------ */
+
+/* A metadata value as text (numbers and booleans written unquoted are
+ * taken as their text), or NULL when absent. buf holds the text of a
+ * non-string. */
+static const char *meta(const cJSON *md, const char *k, char *buf, size_t n)
+{
+    const cJSON *v = member(md, k);
+    if (cJSON_IsString(v)) return v->valuestring;
+    if (cJSON_IsNumber(v)) {
+        snprintf(buf, n, "%.17g", v->valuedouble);
+        return buf;
+    }
+    if (cJSON_IsBool(v)) return cJSON_IsTrue(v) ? "true" : "false";
+    return NULL;
+}
+
+static int meta_str(ctx_t *c, const cJSON *md, const char *k, const char *path, bool required,
+                    char **out)
+{
+    char buf[64];
+    const char *s = meta(md, k, buf, sizeof buf);
+    if (!s || !*s) {
+        if (required) return fail(c, "%s.metadata.%s: required", path, k);
+        return 0;
+    }
+    if (!(*out = strdup(s))) return fail(c, "out of memory");
+    return 1;
+}
+
+/* A number > 0 (or >= 0 with allow_zero); def when absent. */
+static int meta_num(ctx_t *c, const cJSON *md, const char *k, const char *path, bool required,
+                    bool allow_zero, double def, double *out)
+{
+    char buf[64];
+    const char *s = meta(md, k, buf, sizeof buf);
+    if (!s || !*s) {
+        if (required) return fail(c, "%s.metadata.%s: required", path, k);
+        *out = def;
+        return 0;
+    }
+    char *end;
+    double d = strtod(s, &end);
+    if (*end || !isfinite(d) || d < 0 || (!allow_zero && d == 0))
+        return fail(c, "%s.metadata.%s: \"%s\" is not a number %s 0", path, k, s,
+                    allow_zero ? "at least" : "above");
+    *out = d;
+    return 1;
+}
+
+static int meta_bool(ctx_t *c, const cJSON *md, const char *k, const char *path, bool def,
+                     bool *out)
+{
+    char buf[64];
+    const char *s = meta(md, k, buf, sizeof buf);
+    *out = def;
+    if (!s) return 0;
+    if (strcasecmp(s, "true") == 0) *out = true;
+    else if (strcasecmp(s, "false") == 0) *out = false;
+    else return fail(c, "%s.metadata.%s: \"%s\" is not true or false", path, k, s);
+    return 1;
+}
+
+static bool has_scheme(const char *u, const char *const *schemes)
+{
+    for (; *schemes; schemes++)
+        if (strncmp(u, *schemes, strlen(*schemes)) == 0 && u[strlen(*schemes)]) return true;
+    return false;
+}
+
+static int parse_prometheus(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    static const char *const known[] = {"serverAddress", "query", "threshold",
+                                        "activationThreshold", "ignoreNullValues", "authModes",
+                                        "bearerToken", "username", "password", "customHeaders",
+                                        "unsafeSsl", NULL};
+    static const char *const quiet[] = {"metricName", NULL};
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, quiet);
+    if (meta_str(c, md, "serverAddress", path, true, &t->url) < 0) return -1;
+    static const char *const http[] = {"http://", "https://", NULL};
+    if (!has_scheme(t->url, http))
+        return fail(c, "%s.metadata.serverAddress: \"%s\" is not an http:// or https:// URL", path,
+                    t->url);
+    if (meta_str(c, md, "query", path, true, &t->query) < 0 ||
+        meta_num(c, md, "threshold", path, true, false, 0, &t->target) < 0 ||
+        meta_num(c, md, "activationThreshold", path, false, true, 0, &t->activation) < 0 ||
+        meta_bool(c, md, "ignoreNullValues", path, true, &t->ignore_null) < 0 ||
+        meta_bool(c, md, "unsafeSsl", path, false, &t->unsafe_ssl) < 0 ||
+        meta_str(c, md, "customHeaders", path, false, &t->headers) < 0)
+        return -1;
+    char buf[64];
+    const char *modes = meta(md, "authModes", buf, sizeof buf);
+    bool bearer = false, basic = false;
+    if (modes) {
+        char *copy = strdup(modes), *save = NULL;
+        if (!copy) return fail(c, "out of memory");
+        for (char *m = strtok_r(copy, ", ", &save); m; m = strtok_r(NULL, ", ", &save)) {
+            if (strcmp(m, "bearer") == 0) bearer = true;
+            else if (strcmp(m, "basic") == 0) basic = true;
+            else {
+                fail(c, "%s.metadata.authModes: \"%s\" is not supported (bearer, basic)", path, m);
+                free(copy);
+                return -1;
+            }
+        }
+        free(copy);
+    }
+    if (bearer && meta_str(c, md, "bearerToken", path, true, &t->bearer) < 0) return -1;
+    if (basic && (meta_str(c, md, "username", path, true, &t->username) < 0 ||
+                  meta_str(c, md, "password", path, false, &t->password) < 0))
+        return -1;
+    if ((member(md, "bearerToken") && !bearer) || (member(md, "username") && !basic))
+        warn(c, "%s.metadata: credentials are used only with the matching authModes "
+                "(bearer, basic)", path);
+    return 0;
+}
+
+/* cpu and memory: `value` with metricType Utilization (a percent of each
+ * instance's request) or AverageValue (a quantity per instance). */
+static int parse_resource(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    static const char *const known[] = {"value", "type", NULL};
+    static const char *const quiet[] = {"containerName", NULL};
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, quiet);
+    char buf[64];
+    const char *type = meta(md, "type", buf, sizeof buf); /* KEDA's older spelling */
+    if (type) {
+        if (strcmp(type, "Utilization") == 0) t->metric_type = KD_UTILIZATION;
+        else if (strcmp(type, "AverageValue") == 0) t->metric_type = KD_AVERAGE_VALUE;
+        else return fail(c, "%s.metadata.type: \"%s\" is not Utilization or AverageValue", path, type);
+    }
+    if (t->metric_type == KD_VALUE)
+        return fail(c, "%s.metricType: Value is not allowed for %s (Utilization or AverageValue)",
+                    path, kd_type_name(t->type));
+    const char *v = meta(md, "value", buf, sizeof buf);
+    if (!v || !*v) return fail(c, "%s.metadata.value: required", path);
+    long double q;
+    if (cm_quantity_parse(v, &q) != 0 || q <= 0)
+        return fail(c, "%s.metadata.value: \"%s\" is not a %s above 0", path, v,
+                    t->metric_type == KD_UTILIZATION ? "percentage" : "quantity");
+    /* Utilization: percent. AverageValue: cores (cpu) or bytes (memory). */
+    t->target = (double)q;
+    return 0;
+}
+
+static int parse_cron(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    static const char *const known[] = {"timezone", "start", "end", "desiredReplicas", NULL};
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, NULL);
+    if (meta_str(c, md, "timezone", path, true, &t->tz) < 0 ||
+        meta_str(c, md, "start", path, true, &t->start) < 0 ||
+        meta_str(c, md, "end", path, true, &t->end) < 0)
+        return -1;
+    char e[256];
+    int64_t now = (int64_t)time(NULL) * 1000;
+    if (ev_cron_next_fire(t->start, t->tz, now, e, sizeof e) == -2)
+        return fail(c, "%s.metadata.start: %s", path, e);
+    if (ev_cron_next_fire(t->end, t->tz, now, e, sizeof e) == -2)
+        return fail(c, "%s.metadata.end: %s", path, e);
+    if (strcmp(t->start, t->end) == 0)
+        return fail(c, "%s.metadata.end: must differ from start", path);
+    double d;
+    if (meta_num(c, md, "desiredReplicas", path, true, false, 0, &d) < 0) return -1;
+    if (d != floor(d) || d > KD_MAX_REPLICAS)
+        return fail(c, "%s.metadata.desiredReplicas: must be a whole number from 1 to %u", path,
+                    KD_MAX_REPLICAS);
+    t->desired_replicas = (uint32_t)d;
+    /* The metric is desiredReplicas inside the window, 0 outside, per
+     * replica 1: the HPA then asks for exactly desiredReplicas. */
+    t->target = 1;
+    t->activation = 0;
+    t->metric_type = KD_AVERAGE_VALUE;
+    return 0;
+}
+
+static int parse_redis(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    static const char *const known[] = {"address", "host", "port", "stream", "consumerGroup",
+                                        "pendingEntriesCount", "streamLength", "lagCount",
+                                        "activationLagCount", "activationStreamLength",
+                                        "databaseIndex", "password", "enableTLS", NULL};
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, NULL);
+    char buf[64], b2[64];
+    const char *host = meta(md, "host", buf, sizeof buf), *port = meta(md, "port", b2, sizeof b2);
+    if (meta_str(c, md, "address", path, false, &t->url) < 0) return -1;
+    if (!t->url) {
+        if (!host) return fail(c, "%s.metadata.address: required (or host and port)", path);
+        if (asprintf(&t->url, "%s:%s", host, port ? port : "6379") < 0) {
+            t->url = NULL;
+            return fail(c, "out of memory");
+        }
+    }
+    bool tls;
+    if (meta_bool(c, md, "enableTLS", path, false, &tls) < 0) return -1;
+    if (tls) return fail(c, "%s.metadata.enableTLS: TLS to Redis is not supported", path);
+    if (meta_str(c, md, "stream", path, true, &t->stream) < 0 ||
+        meta_str(c, md, "password", path, false, &t->password) < 0)
+        return -1;
+    double db;
+    if (meta_num(c, md, "databaseIndex", path, false, true, 0, &db) < 0) return -1;
+    if (db != floor(db) || db > 1000000)
+        return fail(c, "%s.metadata.databaseIndex: must be a whole number", path);
+    t->redis_db = (uint32_t)db;
+    int r;
+    if ((r = meta_num(c, md, "lagCount", path, false, false, 0, &t->target)) < 0) return -1;
+    if (r == 1) {
+        t->redis_mode = KD_REDIS_LAG;
+        if (meta_num(c, md, "activationLagCount", path, false, true, 0, &t->activation) < 0)
+            return -1;
+    } else if ((r = meta_num(c, md, "streamLength", path, false, false, 0, &t->target)) != 0) {
+        if (r < 0) return -1;
+        t->redis_mode = KD_REDIS_LENGTH;
+        if (meta_num(c, md, "activationStreamLength", path, false, true, 0, &t->activation) < 0)
+            return -1;
+    } else {
+        t->redis_mode = KD_REDIS_PENDING;
+        if (meta_num(c, md, "pendingEntriesCount", path, false, false, 5, &t->target) < 0)
+            return -1;
+    }
+    if (t->redis_mode != KD_REDIS_LENGTH &&
+        meta_str(c, md, "consumerGroup", path, true, &t->group) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_nats(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    static const char *const known[] = {"natsServerUrl", "natsServerMonitoringEndpoint",
+                                        "account", "stream", "consumer", "lagThreshold",
+                                        "activationLagThreshold", NULL};
+    static const char *const quiet[] = {"useHttps", NULL};
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, quiet);
+    if (meta_str(c, md, "natsServerUrl", path, false, &t->url) < 0) return -1;
+    if (!t->url) {
+        /* KEDA reads the monitoring endpoint over HTTP; wasmfn asks the
+         * server itself (JetStream's consumer info) on its client port, so
+         * the endpoint's host with NATS's default port stands in. */
+        char buf[64];
+        const char *mon = meta(md, "natsServerMonitoringEndpoint", buf, sizeof buf);
+        if (!mon || !*mon)
+            return fail(c, "%s.metadata.natsServerUrl: required (or natsServerMonitoringEndpoint)",
+                        path);
+        const char *h = strstr(mon, "://") ? strstr(mon, "://") + 3 : mon;
+        size_t n = strcspn(h, ":/");
+        if (asprintf(&t->url, "nats://%.*s:4222", (int)n, h) < 0) {
+            t->url = NULL;
+            return fail(c, "out of memory");
+        }
+    }
+    static const char *const nats[] = {"nats://", "tls://", NULL};
+    if (!has_scheme(t->url, nats))
+        return fail(c, "%s.metadata.natsServerUrl: \"%s\" is not a nats:// URL", path, t->url);
+    if (meta_str(c, md, "account", path, false, &t->account) < 0 ||
+        meta_str(c, md, "stream", path, true, &t->stream) < 0 ||
+        meta_str(c, md, "consumer", path, true, &t->group) < 0 ||
+        meta_num(c, md, "lagThreshold", path, false, false, 10, &t->target) < 0 ||
+        meta_num(c, md, "activationLagThreshold", path, false, true, 0, &t->activation) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_rabbitmq(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    static const char *const known[] = {"host", "protocol", "queueName", "mode", "value",
+                                        "activationValue", "vhostName", "unsafeSsl", NULL};
+    static const char *const quiet[] = {"metricName", NULL};
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, quiet);
+    if (meta_str(c, md, "host", path, true, &t->url) < 0 ||
+        meta_str(c, md, "queueName", path, true, &t->queue) < 0 ||
+        meta_str(c, md, "vhostName", path, false, &t->vhost) < 0 ||
+        meta_bool(c, md, "unsafeSsl", path, false, &t->unsafe_ssl) < 0)
+        return -1;
+    char buf[64];
+    const char *proto = meta(md, "protocol", buf, sizeof buf);
+    static const char *const amqp[] = {"amqp://", NULL}, *const http[] = {"http://", "https://", NULL};
+    bool is_http = has_scheme(t->url, http);
+    if (!is_http && !has_scheme(t->url, amqp))
+        return fail(c, "%s.metadata.host: want amqp://USER:PASS@HOST:PORT/VHOST or the management "
+                       "API's http(s)://USER:PASS@HOST:15672",
+                    path);
+    if (proto && strcmp(proto, "auto") != 0 && strcmp(proto, is_http ? "http" : "amqp") != 0)
+        return fail(c, "%s.metadata.protocol: \"%s\" does not match host %.*s", path, proto,
+                    (int)strcspn(t->url, ":"), t->url);
+    const char *mode = meta(md, "mode", buf, sizeof buf);
+    if (!mode || strcmp(mode, "QueueLength") == 0) t->rate = false;
+    else if (strcmp(mode, "MessageRate") == 0) t->rate = true;
+    else return fail(c, "%s.metadata.mode: \"%s\" is not QueueLength or MessageRate", path, mode);
+    if (t->rate && !is_http)
+        return fail(c, "%s.metadata.mode: MessageRate needs the management API (host http://...)",
+                    path);
+    if (meta_num(c, md, "value", path, true, false, 0, &t->target) < 0 ||
+        meta_num(c, md, "activationValue", path, false, true, 0, &t->activation) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_trigger(ctx_t *c, const cJSON *tj, uint32_t i, kd_trigger_t *t)
+{
+    char path[64];
+    snprintf(path, sizeof path, "spec.triggers[%u]", i);
+    if (!cJSON_IsObject(tj)) return fail(c, "%s: must be an object", path);
+    static const char *const known[] = {"type", "metadata", "name", "metricType",
+                                        "authenticationRef", NULL};
+    static const char *const quiet[] = {"useCachedMetrics", NULL};
+    warn_unknown(c, tj, path, known, quiet);
+    const cJSON *type = member(tj, "type");
+    if (!cJSON_IsString(type)) return fail(c, "%s.type: required (one of: " SUPPORTED ")", path);
+    bool found = false;
+    for (size_t k = 0; k < sizeof type_names / sizeof type_names[0] && !found; k++)
+        if (strcmp(type->valuestring, type_names[k]) == 0) {
+            t->type = (kd_type_t)k;
+            found = true;
+        }
+    if (!found)
+        return fail(c, "%s.type: \"%s\" is not supported; supported: " SUPPORTED, path,
+                    type->valuestring);
+    const cJSON *name = member(tj, "name");
+    if (name && !cJSON_IsString(name)) return fail(c, "%s.name: must be a string", path);
+    if (name && (!*name->valuestring || strlen(name->valuestring) >= sizeof t->name))
+        return fail(c, "%s.name: must be 1 to %zu characters", path, sizeof t->name - 1);
+    if (name) snprintf(t->name, sizeof t->name, "%s", name->valuestring);
+    else snprintf(t->name, sizeof t->name, "s%u-%s", i, type_names[t->type]);
+    const cJSON *mt = member(tj, "metricType");
+    t->metric_type = t->type == KD_CPU || t->type == KD_MEMORY ? KD_UTILIZATION : KD_AVERAGE_VALUE;
+    if (mt) {
+        if (!cJSON_IsString(mt)) return fail(c, "%s.metricType: must be a string", path);
+        if (strcmp(mt->valuestring, "AverageValue") == 0) t->metric_type = KD_AVERAGE_VALUE;
+        else if (strcmp(mt->valuestring, "Value") == 0) t->metric_type = KD_VALUE;
+        else if (strcmp(mt->valuestring, "Utilization") == 0) t->metric_type = KD_UTILIZATION;
+        else return fail(c, "%s.metricType: \"%s\" is not AverageValue, Value or Utilization", path,
+                         mt->valuestring);
+        if (t->metric_type == KD_UTILIZATION && t->type != KD_CPU && t->type != KD_MEMORY)
+            return fail(c, "%s.metricType: Utilization is only for cpu and memory", path);
+    }
+    if (member(tj, "authenticationRef"))
+        warn(c, "%s.authenticationRef: TriggerAuthentication is not supported; give credentials "
+                "in metadata (docs/scaling.md); ignored",
+             path);
+    const cJSON *md = member(tj, "metadata");
+    if (!cJSON_IsObject(md)) return fail(c, "%s.metadata: required, an object", path);
+    switch (t->type) {
+    case KD_PROMETHEUS: return parse_prometheus(c, md, path, t);
+    case KD_CPU:
+    case KD_MEMORY: return parse_resource(c, md, path, t);
+    case KD_CRON: return parse_cron(c, md, path, t);
+    case KD_REDIS_STREAMS: return parse_redis(c, md, path, t);
+    case KD_NATS_JETSTREAM: return parse_nats(c, md, path, t);
+    case KD_RABBITMQ: return parse_rabbitmq(c, md, path, t);
+    }
+    return 0;
+}
+
+/* ---- spec ------------------------------------------------------------------ */
+
+static int parse_rules(ctx_t *c, const cJSON *r, const char *path, uint32_t *window,
+                       bool *disabled)
+{
+    if (!r) return 0;
+    if (!cJSON_IsObject(r)) return fail(c, "%s: must be an object", path);
+    static const char *const known[] = {"stabilizationWindowSeconds", "selectPolicy", NULL};
+    static const char *const quiet[] = {"tolerance", NULL};
+    char p[160];
+    snprintf(p, sizeof p, "%s", path);
+    const cJSON *pol = member(r, "policies");
+    if (pol)
+        warn(c, "%s.policies: rate limits are not applied (instances start in microseconds); "
+                "ignored",
+             path);
+    cJSON *copy = cJSON_Duplicate(r, 1);
+    if (copy) {
+        cJSON_DeleteItemFromObjectCaseSensitive(copy, "policies");
+        warn_unknown(c, copy, p, known, quiet);
+        cJSON_Delete(copy);
+    }
+    if (uint_field(c, r, "stabilizationWindowSeconds", path, 0, KD_MAX_WINDOW_S, window) < 0)
+        return -1;
+    const cJSON *sp = member(r, "selectPolicy");
+    if (sp) {
+        if (!cJSON_IsString(sp) || (strcmp(sp->valuestring, "Max") != 0 &&
+                                    strcmp(sp->valuestring, "Min") != 0 &&
+                                    strcmp(sp->valuestring, "Disabled") != 0))
+            return fail(c, "%s.selectPolicy: must be Max, Min or Disabled", path);
+        *disabled = strcmp(sp->valuestring, "Disabled") == 0;
+    }
+    return 0;
+}
+
+static int parse_advanced(ctx_t *c, const cJSON *adv, kd_scaledobject_t *so)
+{
+    if (!adv) return 0;
+    if (!cJSON_IsObject(adv)) return fail(c, "spec.advanced: must be an object");
+    static const char *const known[] = {"horizontalPodAutoscalerConfig", NULL};
+    static const char *const quiet[] = {"restoreToOriginalReplicaCount", NULL};
+    warn_unknown(c, adv, "spec.advanced", known, quiet);
+    const cJSON *hpa = member(adv, "horizontalPodAutoscalerConfig");
+    if (!hpa) return 0;
+    if (!cJSON_IsObject(hpa))
+        return fail(c, "spec.advanced.horizontalPodAutoscalerConfig: must be an object");
+    static const char *const hknown[] = {"behavior", NULL};
+    static const char *const hquiet[] = {"name", NULL};
+    warn_unknown(c, hpa, "spec.advanced.horizontalPodAutoscalerConfig", hknown, hquiet);
+    const cJSON *b = member(hpa, "behavior");
+    if (!b) return 0;
+    if (!cJSON_IsObject(b))
+        return fail(c, "spec.advanced.horizontalPodAutoscalerConfig.behavior: must be an object");
+    static const char *const bknown[] = {"scaleUp", "scaleDown", NULL};
+    warn_unknown(c, b, "spec.advanced.horizontalPodAutoscalerConfig.behavior", bknown, NULL);
+    if (parse_rules(c, member(b, "scaleUp"),
+                    "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp",
+                    &so->up_window_s, &so->up_disabled) < 0 ||
+        parse_rules(c, member(b, "scaleDown"),
+                    "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown",
+                    &so->down_window_s, &so->down_disabled) < 0)
+        return -1;
+    return 0;
+}
+
+/* A DNS label, as function names are. */
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || !islower((unsigned char)s[0]) || s[n - 1] == '-') return false;
+    for (size_t i = 0; i < n; i++)
+        if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '-')
+            return false;
+    return true;
+}
+
+int kd_scaledobject_parse(const cJSON *doc, kd_scaledobject_t *so, char *err, size_t errlen)
+{
+    memset(so, 0, sizeof *so);
+    ctx_t c = {.so = so, .err = err, .errlen = errlen};
+    if (errlen) err[0] = '\0';
+    so->max_replicas = KD_DEFAULT_MAX_REPLICAS;
+    so->idle_replicas = -1;
+    so->polling_s = KD_DEFAULT_POLLING_S;
+    so->cooldown_s = KD_DEFAULT_COOLDOWN_S;
+    so->down_window_s = KD_DEFAULT_DOWN_WINDOW_S;
+    if (!cJSON_IsObject(doc)) return fail(&c, "a ScaledObject must be an object");
+    const cJSON *av = member(doc, "apiVersion"), *kind = member(doc, "kind");
+    if (!cJSON_IsString(av) || !cJSON_IsString(kind) ||
+        !kd_handles_kind(av->valuestring, kind->valuestring))
+        return fail(&c, "kind: want keda.sh/v1alpha1 ScaledObject");
+    static const char *const top[] = {"apiVersion", "kind", "metadata", "spec", NULL};
+    static const char *const topq[] = {"status", NULL};
+    warn_unknown(&c, doc, "", top, topq);
+    const cJSON *md = member(doc, "metadata");
+    const cJSON *name = member(md, "name");
+    if (!cJSON_IsString(name)) return fail(&c, "metadata.name: required");
+    if (!name_ok(name->valuestring))
+        return fail(&c, "metadata.name: \"%s\" must be lower-case letters, digits and '-', "
+                        "starting with a letter, at most 63",
+                    name->valuestring);
+    const cJSON *ns = member(md, "namespace");
+    if (cJSON_IsString(ns) && strcmp(ns->valuestring, "default") != 0)
+        warn(&c, "metadata.namespace: only the default namespace exists; ignored");
+    if (!(so->name = strdup(name->valuestring))) return fail(&c, "out of memory");
+
+    const cJSON *spec = member(doc, "spec");
+    if (!cJSON_IsObject(spec)) return fail(&c, "spec: required, an object");
+    static const char *const sknown[] = {"scaleTargetRef", "pollingInterval", "cooldownPeriod",
+                                         "initialCooldownPeriod", "idleReplicaCount",
+                                         "minReplicaCount", "maxReplicaCount", "fallback",
+                                         "advanced", "triggers", NULL};
+    warn_unknown(&c, spec, "spec", sknown, NULL);
+    const cJSON *ref = member(spec, "scaleTargetRef");
+    const cJSON *tn = member(ref, "name");
+    if (!cJSON_IsString(tn)) return fail(&c, "spec.scaleTargetRef.name: required (a Service)");
+    if (!name_ok(tn->valuestring))
+        return fail(&c, "spec.scaleTargetRef.name: \"%s\" is not a function name", tn->valuestring);
+    static const char *const rknown[] = {"name", NULL};
+    static const char *const rquiet[] = {"kind", "apiVersion", "envSourceContainerName", NULL};
+    warn_unknown(&c, ref, "spec.scaleTargetRef", rknown, rquiet);
+    if (!(so->target = strdup(tn->valuestring))) return fail(&c, "out of memory");
+
+    uint32_t idle = 0;
+    int has_idle;
+    if (uint_field(&c, spec, "pollingInterval", "spec", 1, 86400, &so->polling_s) < 0 ||
+        uint_field(&c, spec, "cooldownPeriod", "spec", 0, 86400 * 7, &so->cooldown_s) < 0 ||
+        uint_field(&c, spec, "initialCooldownPeriod", "spec", 0, 86400 * 7,
+                   &so->initial_cooldown_s) < 0 ||
+        uint_field(&c, spec, "minReplicaCount", "spec", 0, KD_MAX_REPLICAS, &so->min_replicas) < 0 ||
+        uint_field(&c, spec, "maxReplicaCount", "spec", 1, KD_MAX_REPLICAS, &so->max_replicas) < 0 ||
+        (has_idle = uint_field(&c, spec, "idleReplicaCount", "spec", 0, KD_MAX_REPLICAS, &idle)) < 0)
+        return -1;
+    if (so->min_replicas > so->max_replicas)
+        return fail(&c, "spec.minReplicaCount: %u is above maxReplicaCount (%u)", so->min_replicas,
+                    so->max_replicas);
+    if (has_idle) {
+        if (idle >= so->min_replicas && !(idle == 0 && so->min_replicas == 0))
+            return fail(&c, "spec.idleReplicaCount: must be below minReplicaCount (%u)",
+                        so->min_replicas);
+        so->idle_replicas = (int32_t)idle;
+    }
+    const cJSON *fb = member(spec, "fallback");
+    if (fb) {
+        if (!cJSON_IsObject(fb)) return fail(&c, "spec.fallback: must be an object");
+        static const char *const fknown[] = {"failureThreshold", "replicas", NULL};
+        static const char *const fquiet[] = {"behavior", NULL};
+        warn_unknown(&c, fb, "spec.fallback", fknown, fquiet);
+        if (uint_field(&c, fb, "failureThreshold", "spec.fallback", 1, 1000000,
+                       &so->fallback_failures) != 1)
+            return c.err[0] ? -1 : fail(&c, "spec.fallback.failureThreshold: required");
+        if (uint_field(&c, fb, "replicas", "spec.fallback", 0, KD_MAX_REPLICAS,
+                       &so->fallback_replicas) != 1)
+            return c.err[0] ? -1 : fail(&c, "spec.fallback.replicas: required");
+        so->fallback = true;
+    }
+    if (parse_advanced(&c, member(spec, "advanced"), so) < 0) return -1;
+
+    const cJSON *tr = member(spec, "triggers");
+    if (!cJSON_IsArray(tr) || cJSON_GetArraySize(tr) == 0)
+        return fail(&c, "spec.triggers: required, a list of at least one trigger");
+    int n = cJSON_GetArraySize(tr);
+    if (n > (int)KD_MAX_TRIGGERS)
+        return fail(&c, "spec.triggers: %d triggers; at most %u", n, KD_MAX_TRIGGERS);
+    if (!(so->triggers = calloc((size_t)n, sizeof *so->triggers))) return fail(&c, "out of memory");
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tr)
+    {
+        kd_trigger_t *kt = &so->triggers[so->ntriggers];
+        so->ntriggers++;
+        if (parse_trigger(&c, t, so->ntriggers - 1, kt) < 0) return -1;
+        for (uint32_t k = 0; k + 1 < so->ntriggers; k++)
+            if (strcmp(so->triggers[k].name, kt->name) == 0)
+                return fail(&c, "spec.triggers[%u].name: \"%s\" is used twice", so->ntriggers - 1,
+                            kt->name);
+        if (so->fallback && kt->metric_type != KD_AVERAGE_VALUE)
+            return fail(&c, "spec.fallback: needs every trigger's metricType to be AverageValue "
+                            "(spec.triggers[%u] is not)",
+                        so->ntriggers - 1);
+    }
+    return 0;
+}
+
+static void trigger_free(kd_trigger_t *t)
+{
+    char **s[] = {&t->url,    &t->query,    &t->stream,   &t->group,    &t->queue,
+                  &t->vhost,  &t->account,  &t->bearer,   &t->username, &t->password,
+                  &t->headers, &t->tz,      &t->start,    &t->end};
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        free(*s[i]);
+        *s[i] = NULL;
+    }
+}
+
+void kd_scaledobject_free(kd_scaledobject_t *so)
+{
+    if (!so) return;
+    for (uint32_t i = 0; i < so->ntriggers; i++) trigger_free(&so->triggers[i]);
+    free(so->triggers);
+    for (uint32_t i = 0; i < so->nwarnings; i++) free(so->warnings[i]);
+    free(so->warnings);
+    free(so->name);
+    free(so->target);
+    memset(so, 0, sizeof *so);
+}

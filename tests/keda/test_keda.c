@@ -1,0 +1,451 @@
+/*
+ * test_keda.c — KEDA's ScaledObject (src/keda/) without servers: the
+ * manifest's checks and defaults, the decision rules on injected readings
+ * and times, and the pieces of the triggers that need no server
+ * (Prometheus's answer, cron windows, cpu utilization, quantities).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "common/quantity.h"
+#include "keda/internal.h"
+#include "keda/keda.h"
+
+#define S(x) ((uint64_t)(x) * 1000000000ull)
+
+/* JSON written with single quotes, for readability. */
+static cJSON *doc_of(const char *text)
+{
+    char *s = strdup(text);
+    for (char *p = s; *p; p++)
+        if (*p == '\'') *p = '"';
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    assert_non_null(j);
+    return j;
+}
+
+/* A ScaledObject around spec_extra (",..." spec members) and triggers. */
+static cJSON *so_doc(const char *spec_extra, const char *triggers)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf,
+             "{'apiVersion':'keda.sh/v1alpha1','kind':'ScaledObject','metadata':{'name':'s'},"
+             "'spec':{'scaleTargetRef':{'name':'hello'}%s,'triggers':[%s]}}",
+             spec_extra, triggers);
+    return doc_of(buf);
+}
+
+#define PROM "{'type':'prometheus','metadata':{'serverAddress':'http://p:9090','query':'q','threshold':'5'}}"
+
+static void parse_ok(cJSON *d, kd_scaledobject_t *so)
+{
+    char err[512];
+    if (kd_scaledobject_parse(d, so, err, sizeof err) != 0) fail_msg("unexpected error: %s", err);
+    cJSON_Delete(d);
+}
+
+static void expect_error(cJSON *d, const char *want)
+{
+    kd_scaledobject_t so;
+    char err[512];
+    int rc = kd_scaledobject_parse(d, &so, err, sizeof err);
+    kd_scaledobject_free(&so);
+    cJSON_Delete(d);
+    if (rc == 0) fail_msg("expected an error containing '%s', got success", want);
+    if (!strstr(err, want)) fail_msg("error '%s' does not contain '%s'", err, want);
+}
+
+static bool has_warning(const kd_scaledobject_t *so, const char *prefix)
+{
+    for (uint32_t i = 0; i < so->nwarnings; i++)
+        if (strncmp(so->warnings[i], prefix, strlen(prefix)) == 0) return true;
+    return false;
+}
+
+/* ---- the manifest ------------------------------------------------------------ */
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    kd_scaledobject_t so;
+    parse_ok(so_doc("", PROM), &so);
+    assert_string_equal(so.name, "s");
+    assert_string_equal(so.target, "hello");
+    assert_int_equal(so.min_replicas, 0);
+    assert_int_equal(so.max_replicas, 100);
+    assert_int_equal(so.idle_replicas, -1);
+    assert_int_equal(so.polling_s, 30);
+    assert_int_equal(so.cooldown_s, 300);
+    assert_int_equal(so.down_window_s, 300);
+    assert_int_equal(so.up_window_s, 0);
+    assert_int_equal(so.ntriggers, 1);
+    const kd_trigger_t *t = &so.triggers[0];
+    assert_int_equal(t->type, KD_PROMETHEUS);
+    assert_string_equal(t->name, "s0-prometheus");
+    assert_int_equal(t->metric_type, KD_AVERAGE_VALUE);
+    assert_true(t->target == 5);
+    assert_true(t->activation == 0);
+    assert_true(t->ignore_null);
+    assert_int_equal(so.nwarnings, 0);
+    kd_scaledobject_free(&so);
+}
+
+static void test_every_field(void **state)
+{
+    (void)state;
+    kd_scaledobject_t so;
+    parse_ok(so_doc(",'pollingInterval':5,'cooldownPeriod':60,'minReplicaCount':2,"
+                    "'maxReplicaCount':7,'idleReplicaCount':0,'initialCooldownPeriod':10,"
+                    "'fallback':{'failureThreshold':3,'replicas':4},"
+                    "'advanced':{'restoreToOriginalReplicaCount':true,'horizontalPodAutoscalerConfig':"
+                    "{'behavior':{'scaleUp':{'stabilizationWindowSeconds':30,'policies':[{'type':'Pods','value':1,'periodSeconds':15}]},"
+                    "'scaleDown':{'stabilizationWindowSeconds':0,'selectPolicy':'Disabled'}}}},"
+                    "'extraThing':1",
+                    "{'type':'prometheus','name':'rps','metadata':{'serverAddress':'https://p','query':'q',"
+                    "'threshold':2.5,'activationThreshold':'1','ignoreNullValues':'false',"
+                    "'authModes':'bearer','bearerToken':'tok'},'authenticationRef':{'name':'x'}},"
+                    "{'type':'redis-streams','metadata':{'host':'r','port':6380,'stream':'s','consumerGroup':'g','lagCount':'10'}},"
+                    "{'type':'nats-jetstream','metadata':{'natsServerMonitoringEndpoint':'nats.ns.svc:8222','stream':'st','consumer':'c'}},"
+                    "{'type':'rabbitmq','metadata':{'host':'amqp://u:p@h:5672/v','queueName':'q','value':'20'}},"
+                    "{'type':'cron','metadata':{'timezone':'Europe/Paris','start':'0 8 * * *','end':'0 18 * * *','desiredReplicas':'3'}}"),
+             &so);
+    assert_int_equal(so.polling_s, 5);
+    assert_int_equal(so.cooldown_s, 60);
+    assert_int_equal(so.min_replicas, 2);
+    assert_int_equal(so.max_replicas, 7);
+    assert_int_equal(so.idle_replicas, 0);
+    assert_int_equal(so.initial_cooldown_s, 10);
+    assert_true(so.fallback);
+    assert_int_equal(so.fallback_failures, 3);
+    assert_int_equal(so.fallback_replicas, 4);
+    assert_int_equal(so.up_window_s, 30);
+    assert_int_equal(so.down_window_s, 0);
+    assert_true(so.down_disabled);
+    assert_false(so.up_disabled);
+    assert_int_equal(so.ntriggers, 5);
+    assert_string_equal(so.triggers[0].name, "rps");
+    assert_true(so.triggers[0].target == 2.5);
+    assert_true(so.triggers[0].activation == 1);
+    assert_false(so.triggers[0].ignore_null);
+    assert_string_equal(so.triggers[0].bearer, "tok");
+    assert_string_equal(so.triggers[1].url, "r:6380");
+    assert_int_equal(so.triggers[1].redis_mode, KD_REDIS_LAG);
+    assert_true(so.triggers[1].target == 10);
+    assert_string_equal(so.triggers[2].url, "nats://nats.ns.svc:4222");
+    assert_true(so.triggers[2].target == 10); /* lagThreshold's default */
+    assert_false(so.triggers[3].rate);
+    assert_int_equal(so.triggers[4].desired_replicas, 3);
+    assert_true(has_warning(&so, "spec.extraThing: not supported"));
+    assert_true(has_warning(&so, "spec.triggers[0].authenticationRef"));
+    assert_true(has_warning(&so, "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.policies"));
+    assert_false(has_warning(&so, "spec.advanced.restoreToOriginalReplicaCount"));
+    kd_scaledobject_free(&so);
+}
+
+static void test_errors_name_the_field(void **state)
+{
+    (void)state;
+    expect_error(so_doc("", "{'type':'kafka','metadata':{}}"),
+                 "spec.triggers[0].type: \"kafka\" is not supported; supported: prometheus, cpu, "
+                 "memory, cron, redis-streams, nats-jetstream, rabbitmq");
+    expect_error(so_doc("", "{'metadata':{}}"), "spec.triggers[0].type: required");
+    expect_error(so_doc("", ""), "spec.triggers: required");
+    expect_error(so_doc("", "{'type':'prometheus','metadata':{'serverAddress':'http://p','query':'q'}}"),
+                 "spec.triggers[0].metadata.threshold: required");
+    expect_error(so_doc("", "{'type':'prometheus','metadata':{'serverAddress':'http://p','query':'q','threshold':'0'}}"),
+                 "spec.triggers[0].metadata.threshold: \"0\" is not a number above 0");
+    expect_error(so_doc("", "{'type':'prometheus','metadata':{'serverAddress':'file:///etc','query':'q','threshold':'1'}}"),
+                 "spec.triggers[0].metadata.serverAddress: \"file:///etc\" is not an http");
+    expect_error(so_doc("", "{'type':'prometheus','metadata':{'serverAddress':'http://p','query':'q','threshold':'1','authModes':'tls'}}"),
+                 "spec.triggers[0].metadata.authModes: \"tls\" is not supported");
+    expect_error(so_doc("", "{'type':'prometheus','metadata':{'serverAddress':'http://p','query':'q','threshold':'1','authModes':'basic'}}"),
+                 "spec.triggers[0].metadata.username: required");
+    expect_error(so_doc(",'minReplicaCount':5,'maxReplicaCount':2", PROM),
+                 "spec.minReplicaCount: 5 is above maxReplicaCount (2)");
+    expect_error(so_doc(",'minReplicaCount':1,'idleReplicaCount':1", PROM),
+                 "spec.idleReplicaCount: must be below minReplicaCount");
+    expect_error(so_doc(",'pollingInterval':0", PROM), "spec.pollingInterval: must be a whole number");
+    expect_error(so_doc(",'fallback':{'replicas':2}", PROM), "spec.fallback.failureThreshold: required");
+    expect_error(so_doc(",'fallback':{'failureThreshold':2,'replicas':2}",
+                        "{'type':'cpu','metadata':{'value':'50'}}"),
+                 "spec.fallback: needs every trigger's metricType to be AverageValue");
+    expect_error(so_doc("", "{'type':'cpu','metricType':'Value','metadata':{'value':'50'}}"),
+                 "spec.triggers[0].metricType: Value is not allowed for cpu");
+    expect_error(so_doc("", "{'type':'cron','metadata':{'timezone':'Mars/Olympus','start':'0 8 * * *','end':'0 9 * * *','desiredReplicas':'1'}}"),
+                 "spec.triggers[0].metadata.start:");
+    expect_error(so_doc("", "{'type':'cron','metadata':{'timezone':'UTC','start':'0 8 * *','end':'0 9 * * *','desiredReplicas':'1'}}"),
+                 "spec.triggers[0].metadata.start:");
+    expect_error(so_doc("", "{'type':'redis-streams','metadata':{'address':'r:1','stream':'s'}}"),
+                 "spec.triggers[0].metadata.consumerGroup: required");
+    expect_error(so_doc("", "{'type':'rabbitmq','metadata':{'host':'amqp://h','queueName':'q','mode':'MessageRate','value':'1'}}"),
+                 "spec.triggers[0].metadata.mode: MessageRate needs the management API");
+    expect_error(so_doc("", "{'type':'cron','name':'a','metadata':{'timezone':'UTC','start':'0 8 * * *','end':'0 9 * * *','desiredReplicas':'1'}},"
+                            "{'type':'cpu','name':'a','metadata':{'value':'50'}}"),
+                 "spec.triggers[1].name: \"a\" is used twice");
+    expect_error(doc_of("{'apiVersion':'keda.sh/v1alpha1','kind':'ScaledObject','metadata':{'name':'s'},"
+                        "'spec':{'triggers':[" PROM "]}}"),
+                 "spec.scaleTargetRef.name: required");
+    expect_error(doc_of("{'apiVersion':'keda.sh/v1alpha1','kind':'ScaledObject','metadata':{'name':'Bad_Name'},"
+                        "'spec':{'scaleTargetRef':{'name':'x'},'triggers':[" PROM "]}}"),
+                 "metadata.name: \"Bad_Name\"");
+}
+
+/* ---- the rules -------------------------------------------------------------- */
+
+typedef struct sim {
+    kd_scaledobject_t so;
+    kd_state_t st;
+} sim_t;
+
+static void sim_init(sim_t *m, const char *spec_extra, const char *triggers)
+{
+    parse_ok(so_doc(spec_extra, triggers), &m->so);
+    assert_int_equal(kd_state_init(&m->st, &m->so, S(1000)), 0);
+}
+
+static void sim_free(sim_t *m)
+{
+    kd_state_free(&m->st);
+    kd_scaledobject_free(&m->so);
+}
+
+/* A poll at second t (from 1000) with one value per trigger; NAN = a
+ * failed read. */
+static uint32_t poll_at(sim_t *m, uint64_t t, double v0, double v1)
+{
+    kd_sample_t s[2] = {{.ok = !isnan(v0), .value = v0}, {.ok = !isnan(v1), .value = v1}};
+    return kd_decide(&m->so, &m->st, s, S(1000 + t));
+}
+
+#define PROM_T(th, act)                                                                           \
+    "{'type':'prometheus','metadata':{'serverAddress':'http://p','query':'q','threshold':'" th    \
+    "','activationThreshold':'" act "'}}"
+
+static void test_activation_and_cooldown(void **state)
+{
+    (void)state;
+    sim_t m;
+    sim_init(&m, ",'cooldownPeriod':30,'pollingInterval':10", PROM_T("5", "0"));
+    assert_int_equal(poll_at(&m, 0, 0, 0), 0);      /* inactive from the start: 0 */
+    assert_int_equal(poll_at(&m, 10, 12, 0), 3);    /* ceil(12/5) */
+    assert_int_equal(poll_at(&m, 20, 26, 0), 6);    /* up at once (no scale-up window) */
+    assert_int_equal(poll_at(&m, 30, 0, 0), 6);     /* inactive, within the cooldown and the
+                                                     * 300 s scale-down window: held */
+    assert_int_equal(poll_at(&m, 49, 0, 0), 6);
+    assert_int_equal(poll_at(&m, 50, 0, 0), 0);     /* 30 s after the last active poll */
+    assert_int_equal(poll_at(&m, 60, 0.5, 0), 1);   /* above activation 0: 1 */
+    sim_free(&m);
+
+    sim_init(&m, ",'cooldownPeriod':0", PROM_T("5", "10"));
+    assert_int_equal(poll_at(&m, 0, 8, 0), 0);      /* 8 is below the activation threshold */
+    assert_int_equal(poll_at(&m, 10, 11, 0), 3);
+    assert_int_equal(poll_at(&m, 20, 9, 0), 0);     /* no cooldown */
+    sim_free(&m);
+}
+
+static void test_largest_trigger_and_bounds(void **state)
+{
+    (void)state;
+    sim_t m;
+    sim_init(&m, ",'maxReplicaCount':5,'minReplicaCount':0",
+             PROM_T("5", "0") ",{'type':'prometheus','name':'b','metadata':{'serverAddress':'http://p','query':'q','threshold':'2'}}");
+    assert_int_equal(poll_at(&m, 0, 5, 6), 3);      /* max(1, 3) */
+    assert_int_equal(poll_at(&m, 10, 100, 0), 5);   /* capped by maxReplicaCount */
+    sim_free(&m);
+
+    sim_init(&m, ",'minReplicaCount':2", PROM_T("5", "0"));
+    assert_int_equal(poll_at(&m, 0, 0, 0), 2);      /* min 2, no idle: never below */
+    assert_int_equal(poll_at(&m, 10, 1, 0), 2);
+    sim_free(&m);
+
+    sim_init(&m, ",'minReplicaCount':2,'idleReplicaCount':0,'cooldownPeriod':0", PROM_T("5", "0"));
+    assert_int_equal(poll_at(&m, 0, 0, 0), 0);      /* idle */
+    assert_int_equal(poll_at(&m, 10, 1, 0), 2);     /* active: at least min */
+    assert_int_equal(poll_at(&m, 20, 0, 0), 0);
+    sim_free(&m);
+}
+
+static void test_value_metric_type(void **state)
+{
+    (void)state;
+    sim_t m;
+    sim_init(&m, "",
+             "{'type':'prometheus','metricType':'Value','metadata':{'serverAddress':'http://p','query':'q','threshold':'10'}}");
+    assert_int_equal(poll_at(&m, 0, 20, 0), 2);     /* ceil(max(0,1) * 20 / 10) */
+    assert_int_equal(poll_at(&m, 10, 20, 0), 4);    /* ceil(2 * 20 / 10): a total target */
+    sim_free(&m);
+}
+
+static void test_stabilization_windows(void **state)
+{
+    (void)state;
+    sim_t m;
+    sim_init(&m, ",'cooldownPeriod':1000,'advanced':{'horizontalPodAutoscalerConfig':{'behavior':"
+                 "{'scaleDown':{'stabilizationWindowSeconds':60},'scaleUp':{'stabilizationWindowSeconds':20}}}}",
+             PROM_T("1", "0"));
+    assert_int_equal(poll_at(&m, 0, 4, 0), 4);      /* from zero: straight there */
+    assert_int_equal(poll_at(&m, 10, 1, 0), 4);     /* down held by the 60 s window */
+    assert_int_equal(poll_at(&m, 20, 9, 0), 4);     /* up no higher than the 20 s window's lowest (1): stays */
+    assert_int_equal(poll_at(&m, 35, 9, 0), 9);     /* the 1 at 10 s is out of the 20 s window */
+    assert_int_equal(poll_at(&m, 70, 1, 0), 9);
+    assert_int_equal(poll_at(&m, 130, 1, 0), 1);    /* 60 s without a higher recommendation */
+    sim_free(&m);
+
+    sim_init(&m, ",'advanced':{'horizontalPodAutoscalerConfig':{'behavior':{'scaleDown':"
+                 "{'stabilizationWindowSeconds':0,'selectPolicy':'Disabled'}}}}",
+             PROM_T("1", "0"));
+    assert_int_equal(poll_at(&m, 0, 5, 0), 5);
+    assert_int_equal(poll_at(&m, 10, 2, 0), 5);     /* scaling down is disabled */
+    assert_int_equal(poll_at(&m, 20, 7, 0), 7);
+    sim_free(&m);
+}
+
+static void test_failures_and_fallback(void **state)
+{
+    (void)state;
+    sim_t m;
+    sim_init(&m, ",'fallback':{'failureThreshold':2,'replicas':6}", PROM_T("5", "0"));
+    assert_int_equal(poll_at(&m, 0, 12, 0), 3);
+    assert_int_equal(poll_at(&m, 10, NAN, 0), 3);   /* one failure: keeps its last reading */
+    assert_int_equal(m.st.failures[0], 1);
+    assert_true(m.st.active);
+    assert_int_equal(poll_at(&m, 20, NAN, 0), 6);   /* two in a row: the fallback */
+    assert_true(m.st.fallback_on);
+    assert_int_equal(poll_at(&m, 30, 1, 0), 6);     /* recovered: held by the down window */
+    assert_false(m.st.fallback_on);
+    assert_int_equal(m.st.failures[0], 0);
+    sim_free(&m);
+
+    sim_init(&m, ",'cooldownPeriod':0", PROM_T("5", "0"));
+    assert_int_equal(poll_at(&m, 0, NAN, 0), 0);    /* never read, no fallback: inactive */
+    assert_int_equal(poll_at(&m, 10, 7, 0), 2);
+    for (int i = 2; i < 10; i++) assert_int_equal(poll_at(&m, 10u * i, NAN, 0), 2); /* kept */
+    sim_free(&m);
+}
+
+/* ---- the triggers' pieces ---------------------------------------------------- */
+
+static void test_prometheus_answers(void **state)
+{
+    (void)state;
+    double v = -1;
+    char err[256];
+    assert_int_equal(kd_prometheus_value("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\","
+                                         "\"result\":[{\"metric\":{},\"value\":[1.5,\"12.5\"]}]}}",
+                                         true, &v, err, sizeof err), 0);
+    assert_true(v == 12.5);
+    assert_int_equal(kd_prometheus_value("{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\","
+                                         "\"result\":[1.5,\"3\"]}}", true, &v, err, sizeof err), 0);
+    assert_true(v == 3);
+    const char *empty = "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[]}}";
+    assert_int_equal(kd_prometheus_value(empty, true, &v, err, sizeof err), 1);
+    assert_true(v == 0);
+    assert_int_equal(kd_prometheus_value(empty, false, &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "empty"));
+    const char *nan = "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":"
+                      "[{\"value\":[1,\"NaN\"]}]}}";
+    assert_int_equal(kd_prometheus_value(nan, false, &v, err, sizeof err), -1);
+    assert_int_equal(kd_prometheus_value("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\","
+                                         "\"result\":[{\"value\":[1,\"1\"]},{\"value\":[1,\"2\"]}]}}",
+                                         true, &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "2 series"));
+    assert_int_equal(kd_prometheus_value("{\"status\":\"error\",\"error\":\"parse error at char 3\"}",
+                                         true, &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "parse error at char 3"));
+    assert_int_equal(kd_prometheus_value("<html>", true, &v, err, sizeof err), -1);
+}
+
+static void test_cron_window(void **state)
+{
+    (void)state;
+    kd_scaledobject_t so;
+    parse_ok(so_doc("", "{'type':'cron','metadata':{'timezone':'UTC','start':'0 8 * * *',"
+                        "'end':'0 18 * * *','desiredReplicas':'4'}}"),
+             &so);
+    double v = -1;
+    char err[256];
+    struct tm tm = {.tm_year = 2024 - 1900, .tm_mon = 0, .tm_mday = 15, .tm_hour = 9};
+    int64_t nine = (int64_t)timegm(&tm) * 1000;
+    assert_int_equal(kd_read_cron(&so.triggers[0], nine, &v, err, sizeof err), 0);
+    assert_true(v == 4);                            /* 09:00 is inside 08:00-18:00 */
+    assert_int_equal(kd_read_cron(&so.triggers[0], nine + 10 * 3600000LL, &v, err, sizeof err), 0);
+    assert_true(v == 0);                            /* 19:00 is not */
+    kd_scaledobject_free(&so);
+}
+
+static void test_cpu_utilization(void **state)
+{
+    (void)state;
+    kd_scaledobject_t so;
+    parse_ok(so_doc("", "{'type':'cpu','metadata':{'value':'50'}},"
+                        "{'type':'memory','metricType':'AverageValue','metadata':{'value':'64Mi'}}"),
+             &so);
+    assert_int_equal(so.triggers[0].metric_type, KD_UTILIZATION);
+    assert_true(so.triggers[1].target == 64.0 * 1024 * 1024);
+    kd_usage_mark_t mark = {0};
+    kd_usage_t u = {.cpu_ns = S(10), .cpu_request_millis = 250, .memory_request_bytes = 1};
+    double v = -1;
+    char err[256];
+    assert_int_equal(kd_read_usage(&so.triggers[0], &u, S(100), &mark, &v, err, sizeof err), 0);
+    assert_true(v == 0); /* the first poll has nothing to compare with */
+    u.cpu_ns = S(10) + S(3) / 2; /* 1.5 s of CPU in 2 s: 0.75 cores = 300% of 250m */
+    assert_int_equal(kd_read_usage(&so.triggers[0], &u, S(102), &mark, &v, err, sizeof err), 0);
+    assert_true(fabs(v - 300) < 1e-6);
+    /* 50% of each instance's request: ceil(300 / 50) = 6 instances. */
+    u.cpu_request_millis = 0;
+    assert_int_equal(kd_read_usage(&so.triggers[0], &u, S(104), &mark, &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "requests.cpu"));
+    kd_scaledobject_free(&so);
+}
+
+static void test_quantities(void **state)
+{
+    (void)state;
+    uint32_t m;
+    assert_int_equal(cm_quantity_cpu_millis("500m", 1000000, &m), 0);
+    assert_int_equal(m, 500);
+    assert_int_equal(cm_quantity_cpu_millis("0.25", 1000000, &m), 0);
+    assert_int_equal(m, 250);
+    assert_int_equal(cm_quantity_cpu_millis("2", 1000000, &m), 0);
+    assert_int_equal(m, 2000);
+    assert_int_equal(cm_quantity_cpu_millis("0.0001", 1000000, &m), 0);
+    assert_int_equal(m, 1);
+    assert_int_equal(cm_quantity_cpu_millis("0", 1000000, &m), -1);
+    assert_int_equal(cm_quantity_cpu_millis("2000", 1000000, &m), -1);
+    assert_int_equal(cm_quantity_cpu_millis("1x", 1000000, &m), -1);
+    long double v;
+    assert_int_equal(cm_quantity_parse("64Mi", &v), 0);
+    assert_true(v == 64.0L * 1024 * 1024);
+    assert_int_equal(cm_quantity_parse("1e3", &v), 0);
+    assert_true(v == 1000);
+    assert_int_equal(cm_quantity_parse("", &v), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_every_field),
+        cmocka_unit_test(test_errors_name_the_field),
+        cmocka_unit_test(test_activation_and_cooldown),
+        cmocka_unit_test(test_largest_trigger_and_bounds),
+        cmocka_unit_test(test_value_metric_type),
+        cmocka_unit_test(test_stabilization_windows),
+        cmocka_unit_test(test_failures_and_fallback),
+        cmocka_unit_test(test_prometheus_answers),
+        cmocka_unit_test(test_cron_window),
+        cmocka_unit_test(test_cpu_utilization),
+        cmocka_unit_test(test_quantities),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
