@@ -158,76 +158,11 @@ static cJSON *function_json(api_t *a, const st_function_t *f)
 
 /* ---- The data plane --------------------------------------------------------- */
 
-/* api_deploy_fn: tells the data plane to serve f as stored (f NULL: stop). */
+/* api_deploy_fn for api_service_apply (deploy.c). */
 static int deploy_to_plane(void *ud, const char *name, const st_function_t *f, char *err,
                            size_t errlen)
 {
-    api_t *a = ud;
-    if (!a->srv) return 0;
-    if (!f) {
-        srv_function_delete(a->srv, name);
-        return 0;
-    }
-    uint32_t cap = f->nroutes ? f->nroutes : 1;
-    api_target_t *t = calloc(cap, sizeof *t);
-    srv_revision_t *revs = calloc(cap, sizeof *revs);
-    srv_route_t *routes = calloc(cap, sizeof *routes);
-    api_env_t *envs = calloc(cap, sizeof *envs); /* env with Secrets' values */
-    int rc = -1;
-    if (!t || !revs || !routes || !envs) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    int n = api_targets_resolve(f, t, err, errlen);
-    if (n < 0) goto out;
-    for (int i = 0; i < n; i++) {
-        const st_spec_t *sp = &t[i].revision->spec;
-        srv_revision_t *r = &revs[i];
-        r->name = t[i].revision->name;
-        r->digest = sp->image;
-        r->env = (const char *const *)sp->env;
-        r->nenv = sp->nenv;
-        r->allowed_hosts = (const char *const *)sp->allowed_hosts;
-        r->nallowed_hosts = sp->nallowed_hosts;
-        if (sp->nenv_refs) {
-            if (api_env_resolve(a, r->name, sp, &envs[i], err, errlen) != 0) goto out;
-            r->env = (const char *const *)envs[i].v;
-            r->nenv = envs[i].n;
-        }
-        r->memory_limit_bytes = sp->memory_limit_bytes;
-        r->timeout_ms = sp->timeout_seconds * 1000u;
-        r->kv_stores = (const char *const *)sp->kv_stores;
-        r->nkv_stores = sp->nkv_stores;
-        r->cpu_limit_millis = sp->cpu_limit_millis;
-        r->cpu_request_millis = sp->cpu_request_millis;
-        r->memory_request_bytes = sp->memory_request_bytes;
-        as_config_default(&r->scaling);
-        r->scaling.target = sp->target;
-        r->scaling.stable_window_ns = (uint64_t)sp->window_seconds * 1000000000ull;
-        r->scaling.min_scale = sp->min_scale;
-        r->scaling.max_scale = sp->max_scale;
-        r->scaling.initial_scale = sp->initial_scale;
-        const char *bad = as_config_check(&r->scaling);
-        if (bad) {
-            snprintf(err, errlen, "revision %s: %s", r->name, bad);
-            goto out;
-        }
-        routes[i].revision = r->name;
-        routes[i].percent = t[i].percent;
-    }
-    rc = srv_function_put(a->srv, name, revs, (uint32_t)n, routes, (uint32_t)n, err, errlen);
-out:
-    for (uint32_t i = 0; envs && i < cap; i++) api_env_free(&envs[i]);
-    free(envs);
-    free(t);
-    free(revs);
-    free(routes);
-    return rc;
-}
-
-int api_deploy(api_t *a, const char *name, const st_function_t *f, char *err, size_t errlen)
-{
-    return deploy_to_plane(a, name, f, err, errlen);
+    return api_deploy(ud, name, f, err, errlen);
 }
 
 int api_load_all(api_t *a, char *err, size_t errlen)
@@ -240,7 +175,7 @@ int api_load_all(api_t *a, char *err, size_t errlen)
         st_function_t f;
         char e[512];
         if (st_function_get(a->st, names[i], &f, e, sizeof e) != ST_OK ||
-            deploy_to_plane(a, names[i], &f, e, sizeof e) != 0) {
+            api_deploy(a, names[i], &f, e, sizeof e) != 0) {
             fprintf(stderr, "wasmfn: function %s not served: %s\n", names[i], e);
             failed++;
         }
@@ -366,39 +301,6 @@ static void apply_job_unlink(api_t *a, apply_job_t *j)
     }
 }
 
-/* After an apply that made a revision: deletes the function's unrouted
- * revisions beyond the bound (docs/api.md), in a transaction of its own
- * (best effort: a failure is logged and the next apply tries again), then
- * drops what only they used: their modules' artefacts on disk and their
- * compiled form in memory. */
-static void revisions_prune(api_t *a, const char *name)
-{
-    char err[512];
-    char **images = NULL;
-    size_t n = 0;
-    if (st_begin(a->st, err, sizeof err) != ST_OK ||
-        st_revisions_prune(a->st, name, a->keep_revisions, &images, &n, err, sizeof err) != ST_OK) {
-        st_rollback(a->st);
-        fprintf(stderr, "wasmfn: function %s: old revisions not pruned: %s\n", name, err);
-        return;
-    }
-    if (st_commit(a->st, err, sizeof err) != ST_OK) {
-        st_rollback(a->st);
-        st_names_free(images, n);
-        fprintf(stderr, "wasmfn: function %s: old revisions not pruned: %s\n", name, err);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        bool seen = false;
-        for (size_t k = 0; k < i && !seen; k++) seen = strcmp(images[k], images[i]) == 0;
-        if (seen || st_image_used(a->st, images[i], err, sizeof err) != 0) continue;
-        st_artifacts_delete(a->st, images[i]);
-        if (a->srv) srv_module_forget(a->srv, images[i]);
-    }
-    st_names_free(images, n);
-}
-
-void api_revisions_prune(api_t *a, const char *name) { revisions_prune(a, name); }
 
 /* Applies j's Service, answers, and frees j. */
 static void apply_finish(apply_job_t *j)
@@ -422,7 +324,7 @@ static void apply_finish(apply_job_t *j)
         free(j);
         return;
     }
-    if (res.created) revisions_prune(a, svc->name);
+    if (res.created) api_revisions_prune(a, svc->name);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "kind", "Service");
     cJSON_AddStringToObject(o, "name", svc->name);

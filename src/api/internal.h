@@ -70,12 +70,12 @@ bool api_ui_handle(hs_req_t *r);
 /* kv.c: /v1/kv and /v1/kv/... (p is the path). */
 void api_kv_handle(api_t *a, hs_req_t *r, const char *p);
 
-/* api.c, for secrets.c: hands function name to the data plane as f
- * describes (deploy_to_plane), and prunes its old revisions. */
+/* deploy.c: hands function name to the data plane as f describes (f
+ * NULL: stops serving it), and prunes its old unrouted revisions. */
 int api_deploy(api_t *a, const char *name, const st_function_t *f, char *err, size_t errlen);
 void api_revisions_prune(api_t *a, const char *name);
 
-/* secrets.c: Secrets and ConfigMaps. */
+/* secrets.c: Secrets and ConfigMaps; envref.c: env values from them. */
 bool api_is_config_kind(const char *api_version, const char *kind);
 /* POST /v1/apply of a v1 Secret or ConfigMap (doc checked by the caller
  * to be one). */
