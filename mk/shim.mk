@@ -70,3 +70,18 @@ $(SHIM_BIN): $(SHIM_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(SHIM_OBJS) $(LIB) -lprotobuf-c $(LIBS)
 
 -include $(SHIM_OBJS:.o=.d)
+
+# `make test-shim`: tests/shim/run_tests.sh, the shim through a private
+# containerd driven by ctr (needs root). Once, not per tier: the shim runs
+# the interpreter. Not under the sanitizers: containerd execs the shim.
+SHIM_FNS_DIR := $(BUILD)/shim-fns
+TEST_STEPS += test-shim
+.PHONY: test-shim
+
+$(SHIM_FNS_DIR)/%.wasm: tests/shim/fns/%.c
+	@mkdir -p $(@D)
+	$(EXAMPLES_CC) $(EXAMPLES_CFLAGS) $< -o $@
+
+test-shim: $(SHIM_BIN) $(SHIM_FNS_DIR)/cmd.wasm $(EXAMPLES_DIR)/hello.wasm
+	@SHIM=$(abspath $(SHIM_BIN)) CMD_WASM=$(abspath $(SHIM_FNS_DIR)/cmd.wasm) \
+	    HELLO_WASM=$(abspath $(EXAMPLES_DIR)/hello.wasm) bash tests/shim/run_tests.sh

@@ -43,9 +43,10 @@ int main(int argc, char **argv)
     }
     if (argc >= 3 && strcmp(argv[1], "grow") == 0) {
         size_t mib = (size_t)atoi(argv[2]);
-        char *p = malloc(mib << 20);
+        /* volatile: the compiler may not drop an allocation never read */
+        char *volatile p = malloc(mib << 20);
         if (p) memset(p, 1, mib << 20);
-        printf(p ? "grew\n" : "no memory\n");
+        printf(p ? "grew %d\n" : "no memory\n", p ? p[(mib << 20) - 1] : 0);
         return p ? 0 : 3;
     }
     fprintf(stderr, "usage: cmd hello CODE | spin | grow MIB\n");
