@@ -85,3 +85,15 @@ $(SHIM_FNS_DIR)/%.wasm: tests/shim/fns/%.c
 test-shim: $(SHIM_BIN) $(SHIM_FNS_DIR)/cmd.wasm $(EXAMPLES_DIR)/hello.wasm
 	@SHIM=$(abspath $(SHIM_BIN)) CMD_WASM=$(abspath $(SHIM_FNS_DIR)/cmd.wasm) \
 	    HELLO_WASM=$(abspath $(EXAMPLES_DIR)/hello.wasm) bash tests/shim/run_tests.sh
+
+# `make test-deploy`: every manifest in deploy/ parsed and checked against
+# the Kubernetes, Knative and KEDA shapes (tests/shim/check_deploy.py), and
+# the checker shown to catch each fault planted in tests/shim/bad-deploy/.
+TEST_STEPS += test-deploy
+.PHONY: test-deploy
+test-deploy:
+	@python3 tests/shim/check_deploy.py deploy
+	@out=$$(python3 tests/shim/check_deploy.py tests/shim/bad-deploy); \
+	if echo "$$out" | grep -q '^deploy: 1 files, 5 documents, 9 faults$$'; then \
+		echo "deploy: the planted faults are all found"; \
+	else echo "$$out"; echo "deploy: FAILED: check_deploy.py missed planted faults"; exit 1; fi

@@ -32,6 +32,11 @@ WASMFN_PACKAGES=(
     # unpacks their Debian source packages, tclsh generates SQLite's
     # amalgamation
     dpkg-dev tcl
+    # containerd-shim-wasmfn-v1 (mk/shim.mk): containerd's .proto files,
+    # protoc-c and its runtime, protobuf's well-known types; make
+    # test-shim runs containerd (with ctr), make test-deploy python3-yaml
+    golang-github-containerd-containerd-dev protobuf-c-compiler libprotobuf-c-dev
+    libprotobuf-dev containerd python3-yaml
 )
 
 # node is used by tests and benches; any node on PATH will do (ours may come
