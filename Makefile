@@ -36,7 +36,8 @@ LDFLAGS += $(SANFLAGS)
 # here or in their mk/ fragment.
 LIBS := -lm -lpthread
 
-SRCS := $(wildcard src/*/*.c)
+# src/shim is its own binary with its own generated code (mk/shim.mk).
+SRCS := $(filter-out src/shim/%,$(wildcard src/*/*.c))
 MAIN_SRC := src/cli/main.c
 LIB_SRCS := $(filter-out $(MAIN_SRC),$(SRCS))
 obj_of = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(1))

@@ -44,6 +44,11 @@ WASMFN_PACKAGES=(
     # the brokers make test-eventing-sources runs on loopback (rabbitmq-server
     # brings erlang and its epmd)
     libnats-dev libmosquitto-dev librabbitmq-dev nats-server mosquitto rabbitmq-server
+    # containerd-shim-wasmfn-v1 (mk/shim.mk): containerd's .proto files,
+    # protoc-c and its runtime, protobuf's well-known types; make
+    # test-shim runs containerd (with ctr), make test-deploy python3-yaml
+    golang-github-containerd-containerd-dev protobuf-c-compiler libprotobuf-c-dev
+    libprotobuf-dev containerd python3-yaml
 )
 
 # node is used by tests and benches; any node on PATH will do (ours may come

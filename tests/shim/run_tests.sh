@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# run_tests.sh — containerd-shim-wasmfn-v1 through a real, private containerd
+# (Debian's containerd: its own root, state, sockets and config under a
+# temporary directory; CRI disabled), driven with `ctr` as a user would:
+#   images built here as OCI layouts and imported; `ctr run --runtime
+#   io.containerd.wasmfn.v1` of a WASI command (output on the FIFOs, args,
+#   env, rootfs as "/", the host's files out of reach, exit status);
+#   SIGTERM and SIGKILL stopping a spinning guest promptly; a memory limit;
+#   a broken module refused at create with its reason; task events reaching
+#   containerd; an HTTP function (wasmfn.dev/http=true) on the host network
+#   answering curl and /metrics, then drained by SIGTERM.
+# Needs root (containerd mounts). Env: SHIM (the binary), CMD_WASM
+# (tests/shim/fns/cmd.c built), HELLO_WASM (examples/hello.wasm).
+# Ends with "shim: N passed, M failed"; exits non-zero on a failure.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+: "${SHIM:?}" "${CMD_WASM:?}" "${HELLO_WASM:?}"
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "  ok   $1"; }
+bad() { fail=$((fail + 1)); echo "  FAIL $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+finish() {
+    echo "shim: $pass passed, $fail failed"
+    [[ $fail -eq 0 ]]
+}
+skip_all() { echo "shim: $1"; echo "shim: 0 passed, 1 failed"; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || skip_all "needs root (containerd mounts the rootfs)"
+for tool in containerd ctr curl python3; do
+    command -v $tool >/dev/null || skip_all "$tool is missing (make deps)"
+done
+
+# A short directory: the shim's socket lives at DIR/s/<64 hex digits>, and
+# unix socket paths end at 108 bytes.
+T=$(mktemp -d /tmp/wfs.XXXXXX)
+CPID=
+cleanup() {
+    [[ -n $CPID ]] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
+    # Shims whose container outlived a failed test, then any mount left.
+    for p in $(pgrep -f "containerd-shim-wasmfn-v1 (.*-address $T/c.sock|_guest $T/)" 2>/dev/null); do
+        kill -9 "$p" 2>/dev/null
+    done
+    grep -o " $T/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+mkdir -p "$T/bin" "$T/root" "$T/state"
+ln -s "$SHIM" "$T/bin/containerd-shim-wasmfn-v1"
+cat >"$T/config.toml" <<EOF
+version = 2
+root = "$T/root"
+state = "$T/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.opt",
+  "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$T/c.sock"
+[ttrpc]
+  address = "$T/c.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+EOF
+# containerd finds runtime io.containerd.wasmfn.v1 as containerd-shim-wasmfn-v1 on its PATH.
+PATH="$T/bin:$PATH" containerd --config "$T/config.toml" >"$T/containerd.log" 2>&1 &
+CPID=$!
+C() { ctr -a "$T/c.sock" "$@"; }
+for _ in $(seq 1 100); do C version >/dev/null 2>&1 && break; sleep 0.05; done
+C version >/dev/null 2>&1 || { tail -5 "$T/containerd.log"; skip_all "containerd did not start"; }
+
+# Overlayfs where the kernel allows it here, else containerd's native copy.
+SNAP=overlayfs
+echo hi >"$T/data.txt"
+python3 "$HERE/mkimage.py" "$T/cmd.tar" docker.io/wasmfn/cmd:1 --file "$CMD_WASM:/cmd.wasm" \
+    --file "$T/data.txt:/data.txt" --entrypoint '["/cmd.wasm"]' --env GREETING=hi --workdir /work
+if ! C images import --snapshotter $SNAP "$T/cmd.tar" >/dev/null 2>&1; then
+    SNAP=native
+    C images import --snapshotter $SNAP "$T/cmd.tar" >/dev/null || skip_all "ctr images import failed"
+fi
+echo "  (snapshotter $SNAP)"
+RUN=(run --snapshotter $SNAP --runtime io.containerd.wasmfn.v1)
+
+# Events as containerd sees them, for the whole run.
+C events >"$T/events" 2>&1 &
+EVPID=$!
+
+echo "== a WASI command"
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 c1 /cmd.wasm hello 7 2>"$T/c1.err")
+rc=$?
+check "exit status is the guest's (7)" '[[ $rc -eq 7 ]]'
+check "stdout reaches ctr through the FIFO" 'grep -qx "arg1=hello" <<<"$out"'
+check "argv[0] is process.args[0]" 'grep -qx "arg0=/cmd.wasm" <<<"$out"'
+check "the image's env applies" 'grep -qx "GREETING=hi" <<<"$out"'
+check "the image's working directory is \$PWD" 'grep -qx "PWD=/work" <<<"$out"'
+check "the rootfs is /" 'grep -qx "/data.txt: hi" <<<"$out"'
+check "the host's files are out of reach" 'grep -qx "/etc/hostname: missing" <<<"$out"'
+check "stderr reaches ctr" 'grep -qx "to stderr" "$T/c1.err"'
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm --env GREETING=yo docker.io/wasmfn/cmd:1 c2 /cmd.wasm hello 0 2>/dev/null)
+rc=$?
+check "exit 0, and ctr --env overrides the image's" '[[ $rc -eq 0 ]] && grep -qx "GREETING=yo" <<<"$out"'
+
+echo "== stopping a running guest"
+for sig in SIGTERM SIGKILL; do
+    want=$([[ $sig == SIGTERM ]] && echo 143 || echo 137)
+    C "${RUN[@]}" -d docker.io/wasmfn/cmd:1 "s-$sig" /cmd.wasm spin >/dev/null 2>&1
+    for _ in $(seq 1 100); do
+        [[ $(C task ls 2>/dev/null | awk -v t="s-$sig" '$1 == t {print $3}') == RUNNING ]] && break
+        sleep 0.05
+    done
+    sleep 0.2 # the guest is in its loop now
+    t0=$(date +%s%3N)
+    C task kill -s $sig "s-$sig"
+    st=
+    for _ in $(seq 1 100); do
+        st=$(C task ls 2>/dev/null | awk -v t="s-$sig" '$1 == t {print $3}')
+        [[ $st == STOPPED ]] && break
+        sleep 0.02
+    done
+    ms=$(($(date +%s%3N) - t0))
+    # ctr reports a non-zero exit status as a warning
+    code=$(C task delete "s-$sig" 2>&1 | grep -o 'exit code [0-9]*' | grep -o '[0-9]*$')
+    C containers rm "s-$sig" >/dev/null 2>&1
+    check "$sig stops a spinning guest within 2 s (took ${ms} ms)" '[[ $st == STOPPED && $ms -lt 2000 ]]'
+    check "$sig: exit status $want" '[[ $code == "$want" ]]'
+done
+
+echo "== limits and bad modules"
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm --memory-limit $((16 << 20)) docker.io/wasmfn/cmd:1 m1 /cmd.wasm grow 64 2>/dev/null)
+rc=$?
+check "a 16 MiB memory limit stops a 64 MiB allocation" '[[ $rc -eq 3 ]] && grep -qx "no memory" <<<"$out"'
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 m2 /cmd.wasm grow 64 2>/dev/null)
+check "without one the same allocation succeeds" 'grep -qx "grew 1" <<<"$out"'
+err=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 b1 /data.txt 2>&1)
+rc=$?
+check "a file that is not Wasm fails create, saying so" '[[ $rc -ne 0 ]] && grep -q "/data.txt: not a WebAssembly module" <<<"$err"'
+err=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 b2 /../../../etc/hostname 2>&1)
+rc=$?
+check "a module path cannot leave the rootfs" '[[ $rc -ne 0 ]] && grep -q "No such file or directory in the image" <<<"$err"'
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 b3 /cmd.wasm hello 0 2>/dev/null)
+check "the shim keeps working after those" 'grep -qx "arg1=hello" <<<"$out"'
+
+echo "== an HTTP function"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 "$HERE/mkimage.py" "$T/web.tar" docker.io/wasmfn/hello:1 --file "$HELLO_WASM:/hello.wasm" \
+    --entrypoint '["/hello.wasm"]'
+C images import --snapshotter $SNAP "$T/web.tar" >/dev/null
+C "${RUN[@]}" -d --net-host --env PORT=$port --annotation wasmfn.dev/http=true \
+    docker.io/wasmfn/hello:1 w1 >/dev/null 2>&1
+body=
+for _ in $(seq 1 100); do
+    body=$(curl -s -m 2 "http://127.0.0.1:$port/some/path?x=1") && break
+    sleep 0.05
+done
+check "curl gets the function's answer on \$PORT" 'grep -q "Hello from wasmfn! (path /some/path)" <<<"$body"'
+curl -s -o /dev/null "http://127.0.0.1:$port/again"
+metrics=$(curl -s "http://127.0.0.1:$port/metrics")
+check "/metrics counts both requests" 'grep -q "^wasmfn_requests_total{function=\"fn\",revision=\"fn-00001\",code=\"200\"} 2$" <<<"$metrics"'
+C task kill w1
+st=
+for _ in $(seq 1 100); do
+    st=$(C task ls 2>/dev/null | awk '$1 == "w1" {print $3}')
+    [[ $st == STOPPED ]] && break
+    sleep 0.05
+done
+code=$(C task delete w1 2>&1 | grep -o 'exit code [0-9]*')
+C containers rm w1 >/dev/null 2>&1
+check "SIGTERM drains it and it exits 0" '[[ $st == STOPPED && -z $code ]]'
+check "the port is closed afterwards" '! curl -s -m 1 -o /dev/null "http://127.0.0.1:$port/"'
+
+echo "== events"
+sleep 0.3
+kill $EVPID 2>/dev/null
+for topic in /tasks/create /tasks/start /tasks/exit /tasks/delete; do
+    check "containerd received $topic from the shim" 'grep -q " $topic " "$T/events"'
+done
+check "no shim is left running" '! pgrep -f "containerd-shim-wasmfn-v1 .*-address $T/c.sock" >/dev/null'
+
+finish
