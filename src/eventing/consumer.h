@@ -29,6 +29,7 @@ typedef struct item {
     char error[256];
     char url[1024];
     ev_event_t *reply;
+    ev_raw_reply_t *raw;          /* a reply still to parse (local.c) */
 } item_t;
 
 struct ev_consumer {

@@ -65,6 +65,7 @@ struct ev {
 
     st_events_t *store;     /* DATA/eventing.db (store/events.h) */
     ev_deliverer_t *deliverer;
+    ev_local_t *local;      /* Service sinks in this process (local.c), or NULL */
 
     ev_consumer_ctx_t cctx; /* what every consumer gets (filled by ev_new) */
 

@@ -123,8 +123,16 @@ ev_t *ev_new(const ev_config_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the delivery thread");
         goto fail;
     }
+    if (c->service_call) {
+        ev->local = ev_local_new(ev->loop, c->service_call, c->sink_ud, ev->max_event_bytes);
+        if (!ev->local) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     ev->cctx = (ev_consumer_ctx_t){
         .deliverer = ev->deliverer,
+        .local = ev->local,
         .max_event_bytes = ev->max_event_bytes,
         .queue_max_bytes_per_trigger = ev->queue_max_bytes_per_trigger,
         .queue_max_bytes = ev->queue_max_bytes,
@@ -180,6 +188,9 @@ void ev_free(ev_t *ev)
     if (!ev)
         return;
     ev_stop_objects(ev);
+    /* Attempts the loop has not taken fail now: without a drain the loop
+     * is not running, and their consumers would wait for them forever. */
+    ev_local_stop(ev->local);
     /* Wait for consumer threads (bounded by their attempts' timeouts). */
     pthread_mutex_lock(&ev->live_mu);
     while (ev->live > 0)
@@ -202,6 +213,7 @@ void ev_free(ev_t *ev)
             free(j);
         }
     ev_deliverer_free(ev->deliverer);
+    ev_local_close(ev->local);
     st_events_close(ev->store);
     if (ev->drain_timer) {
         uv_timer_stop(ev->drain_timer);

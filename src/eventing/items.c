@@ -106,6 +106,7 @@ void ev_cons_item_free(item_t *it)
         it->live_next->live_prev = it->live_prev;
     ev_event_free(it->event);
     ev_event_free(it->reply);
+    ev_raw_reply_free(it->raw);
     free(it);
 }
 

@@ -216,6 +216,16 @@ int ev_cons_dead_letter(ev_consumer_t *c, item_t *it, const char *reason)
     case EV_SINK_SERVICE:
     case EV_SINK_HTTP: {
         char url[1024];
+        if (d->kind == EV_SINK_SERVICE && c->ctx->local) {
+            int st = ev_local_post_sync(c->ctx->local, d->name, e, c->delivery.timeout_ms, err,
+                                        sizeof err);
+            if (st < 200 || st > 299) {
+                if (st)
+                    snprintf(err, sizeof err, "HTTP %d", st);
+                rc = -1;
+            }
+            break;
+        }
         if (d->kind == EV_SINK_SERVICE) {
             if (ev_cons_service_url(c->ctx, d->name, url, sizeof url)) {
                 snprintf(err, sizeof err, "service %s not found", d->name);

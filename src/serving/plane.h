@@ -45,7 +45,10 @@ enum call_state { CALL_NEW, CALL_QUEUED, CALL_DISPATCHED };
 struct srv_call {
     rt_job_t job;
     srv_t *srv;
-    hs_req_t *req;           /* NULL for an asynchronous call (answered already) */
+    srv_call_done_fn done;   /* NULL for an asynchronous call (answered already) */
+    void *done_ud;
+    bool *finished;          /* srv_call_submit's flag: set when the call ends */
+    uint32_t timeout_ms;     /* deadline from arrival: the revision's timeout or shorter */
     srv_inv_t *inv;          /* asynchronous: where the outcome goes */
     const uint8_t *body;     /* the request body: req's, or body_copy */
     size_t body_len;

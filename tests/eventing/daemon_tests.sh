@@ -131,6 +131,14 @@ if "$WASMFN" apply -f "$tmp/stream.yaml" >"$tmp/out" 2>&1; then
     R XRANGE orders-dlq - + | grep -q deadletterattempts &&
         ok "dead-lettered events carry the attempt count" ||
         bad "dead-lettered events carry deadletterattempts" "$(R XRANGE orders-dlq - + COUNT 1)"
+    # Issue 15: events for a function of this daemon are calls of the data
+    # plane in-process, not HTTP requests to its own port: after the
+    # deliveries above no connection to the data plane is open (before, the
+    # delivery thread kept its loopback connections alive).
+    dport=${D##*:}
+    conns=$(ss -Htn state established "( dport = :$dport or sport = :$dport )" | wc -l)
+    [ "$conns" = 0 ] && ok "deliveries to a local function open no connection to the data plane" ||
+        bad "no loopback connection for local deliveries" "$conns connections to port $dport: $(ss -Htn "( dport = :$dport )" | head -3)"
 else
     bad "apply RedisStreamSource" "$(cat "$tmp/out")"
 fi
