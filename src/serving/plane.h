@@ -207,6 +207,7 @@ typedef struct srv_prep {
     rt_module_load_t *ml;
     uint64_t memory_limit_bytes;
     srv_prepare_fn done;      /* NULL once cancelled */
+    srv_upload_fn up_done;    /* srv_module_upload's instead (NULL once cancelled) */
     void *ud;
     struct srv_prep *prev, *next; /* srv->preps */
 } srv_prep_t;

@@ -128,8 +128,24 @@ int srv_function_delete(srv_t *s, const char *name);
 typedef void (*srv_prepare_fn)(void *ud, const char *err);
 int srv_module_prepare(srv_t *s, const char *digest, uint64_t memory_limit_bytes,
                        uint32_t timeout_ms, srv_prepare_fn done, void *ud);
-/* The prepares with this ud will not call done (their owner is going). */
+/* The prepares and uploads with this ud will not call done (their owner
+ * is going). */
 void srv_module_prepare_cancel(srv_t *s, void *ud);
+/* An uploaded module (the admin API's POST /v1/blobs), validated through
+ * the runtime so that it is compiled once: on a worker its bytes (digest
+ * is theirs) are decoded, validated and compiled, and a module that can
+ * run as a function stays in the module cache (unpinned: the LRU may drop
+ * it; its artefact is written), where the deploy that names it finds it.
+ * Its image is made under the default limits (128 MiB, 30 s). done runs
+ * on the loop thread with status 0 (valid, cached), 1 (a valid module that
+ * cannot run as a function or not under those limits: err says why; it
+ * is not cached) or -1 (not a valid module: err is the engine's message,
+ * "at byte 0x1f (code section): ..."); done may run before this returns
+ * (the module was cached). bytes must stay valid until done runs. Returns
+ * 0, or -1 when out of memory (done is not called). */
+typedef void (*srv_upload_fn)(void *ud, int status, const char *err);
+int srv_module_upload(srv_t *s, const char *digest, const uint8_t *bytes, size_t len,
+                      srv_upload_fn done, void *ud);
 /* Drops module `digest` from the module cache if no revision uses it (its
  * revisions were deleted), rather than waiting for the LRU. */
 void srv_module_forget(srv_t *s, const char *digest);
