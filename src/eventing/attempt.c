@@ -85,25 +85,23 @@ void ev_cons_attempt(ev_consumer_t *c, item_t *it)
     ev_attempt_result_t res = {0};
     switch (c->sink.kind) {
     case EV_SINK_SERVICE:
-        if (c->ctx->local) {
-            /* A function of this process: no socket (local.c). */
-            snprintf(it->url, sizeof it->url, "service %s", c->sink.name);
-            if (ev_local_post(c->ctx->local, c->sink.name, it->event, c->delivery.timeout_ms,
-                              on_attempt_done, it) == 0) {
-                c->inflight++;
-                return;
-            }
-            snprintf(res.error, sizeof res.error, "cannot queue the delivery");
+        /* A function of this process: a call on the loop, no socket
+         * (local.c). */
+        snprintf(it->url, sizeof it->url, "service %s", c->sink.name);
+        if (!c->ctx->local) {
+            snprintf(res.error, sizeof res.error, "no Services here: cannot call %.200s",
+                     c->sink.name);
             break;
         }
-        if (ev_cons_service_url(c->ctx, c->sink.name, it->url, sizeof it->url)) {
-            snprintf(res.error, sizeof res.error, "service %.200s not found", c->sink.name);
-            break;
+        if (ev_local_post(c->ctx->local, c->sink.name, it->event, c->delivery.timeout_ms,
+                          on_attempt_done, it) == 0) {
+            c->inflight++;
+            return;
         }
-        /* fallthrough */
+        snprintf(res.error, sizeof res.error, "cannot queue the delivery");
+        break;
     case EV_SINK_HTTP:
-        if (c->sink.kind == EV_SINK_HTTP)
-            snprintf(it->url, sizeof it->url, "%s", c->sink.url);
+        snprintf(it->url, sizeof it->url, "%s", c->sink.url);
         if (ev_deliverer_post(c->ctx->deliverer, it->url, it->event, c->delivery.timeout_ms,
                               on_attempt_done, it) == 0) {
             c->inflight++;

@@ -55,7 +55,6 @@ struct ev {
     char data_dir[1024];
     char redis_host[256];
     int redis_port; /* 0: no --redis */
-    int (*sink_url)(void *, const char *, char *, size_t);
     int (*sink_max_scale)(void *, const char *);
     void *sink_ud;
     size_t max_event_bytes;

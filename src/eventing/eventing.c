@@ -62,7 +62,6 @@ ev_t *ev_new(const ev_config_t *c, char *err, size_t errlen)
     }
     ev->loop = c->loop;
     snprintf(ev->data_dir, sizeof ev->data_dir, "%s", c->data_dir ? c->data_dir : ".");
-    ev->sink_url = c->sink_url;
     ev->sink_max_scale = c->sink_max_scale;
     ev->sink_ud = c->sink_ud;
     ev->max_event_bytes = c->max_event_bytes ? c->max_event_bytes : 1 << 20;
@@ -139,7 +138,6 @@ ev_t *ev_new(const ev_config_t *c, char *err, size_t errlen)
         .queue_bytes = &ev->queue_bytes,
         .redis_host = ev->redis_port ? ev->redis_host : NULL,
         .redis_port = ev->redis_port,
-        .sink_url = ev->sink_url,
         .sink_max_scale = ev->sink_max_scale,
         .sink_ud = ev->sink_ud,
         .m_events = ev->m_events,

@@ -50,14 +50,10 @@ typedef struct ev_config {
     const char *redis_url; /* "redis://HOST:PORT" from --redis, or NULL (brokers
                             * in memory) */
     /* Deliveries to a sink `ref` to a Service: an in-process call (no
-     * socket, no delivery thread; local.c). When NULL, sink_url below. */
+     * socket, no delivery thread; local.c). NULL: such attempts fail
+     * ("no Services here") and are retried. */
     ev_service_call_fn service_call;
-    /* Turns a sink `ref` to a Service into its data-plane URL, e.g.
-     * "http://127.0.0.1:8080/fn/NAME/". Returns 0 and fills url, or -1 when
-     * there is no such service (the delivery attempt then fails and is
-     * retried). Called from eventing's threads: it must be thread-safe. */
-    int (*sink_url)(void *ud, const char *service_name, char *url, size_t len);
-    void *sink_ud;
+    void *sink_ud;            /* for service_call and sink_max_scale */
     /* Optional: the max-scale of a Service (caps a source's delivery
      * parallelism, DESIGN.md §6); NULL or a return <= 0 means 10. Called from
      * eventing's threads. */

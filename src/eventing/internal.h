@@ -144,7 +144,7 @@ int64_t ev_mono_ms(void);
 
 typedef enum {
     EV_SINK_NONE = 0,
-    EV_SINK_SERVICE, /* ref to a Service: service_call (local.c), else sink_url */
+    EV_SINK_SERVICE, /* ref to a Service: an in-process call (local.c) */
     EV_SINK_BROKER,  /* ref to a Broker: published internally */
     EV_SINK_HTTP,    /* uri http(s)://... */
     EV_SINK_REDIS,   /* uri redis://HOST:PORT/STREAM: XADD */
@@ -277,14 +277,13 @@ typedef struct ev_consumer_config {
 struct redisContext;
 typedef struct ev_consumer_ctx {
     ev_deliverer_t *deliverer;
-    ev_local_t *local;        /* Service sinks in this process, or NULL: sink_url */
+    ev_local_t *local;        /* Service sinks in this process, or NULL: none */
     size_t max_event_bytes;
     size_t queue_max_bytes_per_trigger, queue_max_bytes;
     size_t *queue_bytes;      /* held by every memory feed together */
     const char *redis_host;   /* --redis, or NULL */
     int redis_port;
-    /* Service sinks: URL and max-scale (ev_config_t's wiring). */
-    int (*sink_url)(void *ud, const char *name, char *url, size_t len);
+    /* Service sinks: their max-scale (ev_config_t's wiring). */
     int (*sink_max_scale)(void *ud, const char *name);
     void *sink_ud;
     /* Metric families, NULL without a registry. */
