@@ -5,28 +5,23 @@
 # Unit tests tests/eventing/test_*.c run with `make test-unit`.
 # `make test-eventing` runs the integration tests: a real redis-server on a
 # random loopback port, a node HTTP sink (tests/eventing/sink.js) and the
-# harness tests/eventing/harness.c, a small daemon that runs eventing on a
-# uv loop (the real subsystem, driven over HTTP) — see run_tests.sh.
+# real daemon (`wasmfn serve --tier interp`, objects applied through the
+# admin API) — see run_tests.sh. No function runs in it, so it runs once
+# rather than per tier.
 
 LIBS += -lhiredis -lcurl -lsqlite3 -lcjson -luv
 # NatsJetStreamSource, MqttSource, RabbitmqSource (src/eventing/nats.c, mqtt.c,
 # rabbitmq.c): Debian's libnats-dev, libmosquitto-dev, librabbitmq-dev.
 LIBS += -lnats -lmosquitto -lrabbitmq
 
-EV_HARNESS := $(BUILD)/eventing/ev-harness
-
 TEST_STEPS += test-eventing
 
 .PHONY: test-eventing
 
-$(EV_HARNESS): tests/eventing/harness.c $(LIB)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+test-eventing: $(WASMFN)
+	@WASMFN=$(WASMFN) bash tests/eventing/run_tests.sh
 
-test-eventing: $(EV_HARNESS)
-	@HARNESS=$(EV_HARNESS) bash tests/eventing/run_tests.sh
-
-# `make asan` reruns it with the sanitizer build of the harness.
+# `make asan` reruns it with the sanitizer build of the daemon.
 ASAN_STEPS += test-eventing
 
 # `make test-eventing-daemon`: eventing through the real daemon (`wasmfn serve

@@ -25,6 +25,9 @@ WASMFN_PACKAGES=(
     libcmocka-dev redis-server wrk nginx-light gnuplot-nox curl
     # the hostile HTTP client of make test-hardening (raw sockets, slow sends)
     python3
+    # ss (iproute2): the eventing tests and bench/eventing count the data
+    # plane's connections
+    iproute2
     # make test-oci: the CNCF distribution registry, skopeo (copies images
     # we did not push ourselves), htpasswd -B (bcrypt entries for its auth)
     docker-registry skopeo apache2-utils

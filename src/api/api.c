@@ -193,24 +193,34 @@ typedef struct blob_job {
     api_t *api;
     hs_req_t *req;
     int status;
+    bool checked;           /* validated by srv_module_upload */
     char digest[ST_DIGEST_LEN + 1];
     char err[512];
 } blob_job_t;
 
-/* On a worker thread: decode, validate and compile the module (then throw
- * the compiled form away; the data plane compiles its own when a revision
- * uses it), and write it durably. */
+/* An upload is validated by compiling it, and that compile is the one the
+ * data plane keeps (srv_module_upload: the module waits in its cache for
+ * the deploy that names it) rather than a second one at deploy time:
+ *   blob_digest_work  libuv threadpool: the bytes' digest
+ *   blob_digest_done  loop: srv_module_upload (decode, validate, compile
+ *                     on a pool worker)
+ *   blob_checked      loop: 400 for an invalid module, else
+ *   blob_work         libuv threadpool: write the blob durably
+ *   blob_done         loop: 201
+ * Without a data plane (unit tests) blob_work validates by itself. */
 static void blob_work(uv_work_t *w)
 {
     blob_job_t *j = w->data;
-    char e[ENG_ERR_MAX];
-    eng_module_t *m = eng_module_new(j->req->body, j->req->body_len, e, sizeof e);
-    if (!m) {
-        j->status = 400;
-        snprintf(j->err, sizeof j->err, "%s", e);
-        return;
+    if (!j->checked) {
+        char e[ENG_ERR_MAX];
+        eng_module_t *m = eng_module_new(j->req->body, j->req->body_len, e, sizeof e);
+        if (!m) {
+            j->status = 400;
+            snprintf(j->err, sizeof j->err, "%s", e);
+            return;
+        }
+        eng_module_free(m);
     }
-    eng_module_free(m);
     if (st_blob_put(j->api->st, j->req->body, j->req->body_len, j->digest, j->err, sizeof j->err) !=
         ST_OK) {
         j->status = 500;
@@ -238,6 +248,40 @@ static void blob_done(uv_work_t *w, int status)
     free(j);
 }
 
+static void blob_checked(void *ud, int status, const char *err)
+{
+    blob_job_t *j = ud;
+    if (status < 0) {
+        hs_respond_errorf(j->req, 400, "%s", err);
+        free(j);
+        return;
+    }
+    j->checked = true;
+    if (uv_queue_work(j->api->loop, &j->work, blob_work, blob_done) != 0) {
+        hs_respond_errorf(j->req, 500, "cannot queue the upload");
+        free(j);
+    }
+}
+
+static void blob_digest_work(uv_work_t *w)
+{
+    blob_job_t *j = w->data;
+    st_digest_of(j->req->body, j->req->body_len, j->digest);
+}
+
+static void blob_digest_done(uv_work_t *w, int status)
+{
+    blob_job_t *j = w->data;
+    if (status != 0) {
+        hs_respond_errorf(j->req, 500, "upload cancelled");
+        free(j);
+    } else if (srv_module_upload(j->api->srv, j->digest, j->req->body, j->req->body_len,
+                                 blob_checked, j) != 0) {
+        hs_respond_errorf(j->req, 500, "out of memory");
+        free(j);
+    }
+}
+
 static void handle_blob_post(api_t *a, hs_req_t *r)
 {
     if (r->body_len == 0) {
@@ -252,7 +296,8 @@ static void handle_blob_post(api_t *a, hs_req_t *r)
     j->api = a;
     j->req = r;
     j->work.data = j;
-    if (uv_queue_work(a->loop, &j->work, blob_work, blob_done) != 0) {
+    if (uv_queue_work(a->loop, &j->work, a->srv ? blob_digest_work : blob_work,
+                      a->srv ? blob_digest_done : blob_done) != 0) {
         free(j);
         hs_respond_errorf(r, 500, "cannot queue the upload");
     }

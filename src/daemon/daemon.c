@@ -12,8 +12,8 @@
  *
  * The wiring between the parts lives here and only here: the data plane
  * reads modules and artefacts from the store, broker ingress goes from the
- * data plane to eventing, and eventing's Service sinks resolve to the data
- * plane's URL and max-scale.
+ * data plane to eventing, and eventing's Service sinks are in-process calls
+ * of the data plane (srv_call_submit) capped by the Service's max-scale.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,7 +49,6 @@ typedef struct daemon_state {
     mtr_t *mtr;
     ev_t *ev;
     kd_t *kd;           /* KEDA ScaledObjects */
-    char *data_url;     /* the data plane's base URL, for eventing's sinks */
     srv_t *srv;
     kv_t *kv;           /* wasmfn_kv's stores (SQLite, or Redis with --redis) */
     st_secrets_t *secrets; /* Secrets and ConfigMaps, sealed with DATA/secrets.key */
@@ -150,14 +149,34 @@ static void events_ingress(void *ud, const char *broker, hs_req_t *req)
     ev_broker_ingress(ud, broker, req);
 }
 
-/* Eventing's sinks: a Service ref is its data-plane URL. Called from
- * eventing's threads; data_url is set before eventing starts and never
- * changes, so no lock is needed. */
-static int sink_url(void *ud, const char *service, char *url, size_t len)
+/* Eventing's Service sinks are functions of this process: an event is a
+ * call of the data plane's one entry, srv_call_submit, as `POST
+ * /fn/NAME/` (eventing/local.c brings it to the loop thread, where this
+ * runs). A Service that does not exist is an attempt that failed (status
+ * 0), retried like an unreachable sink. */
+static void service_call(void *ud, const char *service, const hs_header_t *headers,
+                         size_t nheaders, const uint8_t *body, size_t len, uint32_t timeout_ms,
+                         ev_service_done_fn done, void *ctx)
 {
     daemon_state_t *d = ud;
-    int n = snprintf(url, len, "%s/fn/%s/", d->data_url, service);
-    return n > 0 && (size_t)n < len ? 0 : -1;
+    srv_status_t st;
+    if (srv_function_status(d->srv, service, &st) != 0) {
+        char why[320];
+        int n = snprintf(why, sizeof why, "service %.200s not found", service);
+        done(ctx, 0, NULL, 0, why, (size_t)n);
+        return;
+    }
+    srv_call_req_t rq = {
+        .function = service,
+        .method = "POST",
+        .path = "/",
+        .headers = headers,
+        .nheaders = nheaders,
+        .body = body,
+        .body_len = len,
+        .timeout_ms = timeout_ms,
+    };
+    srv_call_submit(d->srv, &rq, done, ctx);
 }
 
 /* A Service sink's parallelism cap: its max-scale (docs/eventing.md). From
@@ -365,13 +384,12 @@ int dmn_run(const dmn_options_t *o)
         goto out;
     }
     data_url = url_of(o->listen, srv_port(d.srv));
-    d.data_url = data_url;
     if (data_url) {
         ev_config_t ec = {
             .loop = &d.loop,
             .data_dir = data,
             .redis_url = o->redis,
-            .sink_url = sink_url,
+            .service_call = service_call,
             .sink_max_scale = sink_max_scale,
             .sink_ud = &d,
             .metrics = d.mx,

@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 #include "engine/reader.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 /* Section ids and the position each must take in a module. */
@@ -1044,6 +1045,10 @@ static bool decode(dec_t *d, const uint8_t *bytes, size_t len)
     return true;
 }
 
+static _Atomic uint64_t modules_compiled;
+
+uint64_t eng_module_compiles(void) { return modules_compiled; }
+
 eng_module_t *eng_module_new(const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
     if (err && errlen)
@@ -1064,6 +1069,7 @@ eng_module_t *eng_module_new(const uint8_t *bytes, size_t len, char *err, size_t
     }
     /* What native code is checked against (native_load.c). */
     EVP_Digest(bytes ? bytes : (const uint8_t *)"", len, m->sha256, NULL, EVP_sha256(), NULL);
+    modules_compiled++;
     return m;
 }
 

@@ -114,6 +114,9 @@ const char *eng_trap_name(eng_trap_t t);
  * err on failure. The bytes are not retained. Free with eng_module_free. */
 eng_module_t *eng_module_new(const uint8_t *bytes, size_t len, char *err, size_t errlen);
 void eng_module_free(eng_module_t *m);
+/* Modules eng_module_new has compiled in this process so far (a statistic,
+ * any thread: the tests check that an upload is compiled once). */
+uint64_t eng_module_compiles(void);
 
 typedef enum eng_extern_kind {
     ENG_EXTERN_FUNC = 0,

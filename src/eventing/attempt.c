@@ -1,6 +1,7 @@
 /*
- * attempt.c — delivery attempts: each handed to the delivery thread (or
- * done in place for Redis and Broker sinks), its answer turned into an ack,
+ * attempt.c — delivery attempts: each handed to the delivery thread, to
+ * the loop for a Service of this process (local.c), or done in place for
+ * Redis and Broker sinks, its answer turned into an ack,
  * a retry after the backoff, or a dead letter.
  */
 #include <errno.h>
@@ -31,6 +32,7 @@ static void on_attempt_done(void *ud, ev_attempt_result_t *r)
     it->status = r->status;
     snprintf(it->error, sizeof it->error, "%s", r->error);
     it->reply = r->reply;
+    it->raw = r->raw;
     it->next = NULL;
     pthread_mutex_lock(&c->mu);
     if (c->done_tail)
@@ -93,14 +95,24 @@ void ev_cons_attempt(ev_consumer_t *c, item_t *it)
     ev_attempt_result_t res = {0};
     switch (c->sink.kind) {
     case EV_SINK_SERVICE:
-        if (ev_cons_service_url(c->ctx, c->sink.name, it->url, sizeof it->url)) {
-            snprintf(res.error, sizeof res.error, "service %.200s not found", c->sink.name);
+        /* A function of this process: a call on the loop, no socket
+         * (local.c). */
+        snprintf(it->url, sizeof it->url, "service %s", c->sink.name);
+        if (!c->ctx->local) {
+            snprintf(res.error, sizeof res.error, "no Services here: cannot call %.200s",
+                     c->sink.name);
             break;
         }
-        /* fallthrough */
+        if (ev_local_post(c->ctx->local, c->sink.name, it->event, c->delivery.timeout_ms,
+                          it->traceparent[0] ? it->traceparent : NULL, on_attempt_done,
+                          it) == 0) {
+            c->inflight++;
+            return;
+        }
+        snprintf(res.error, sizeof res.error, "cannot queue the delivery");
+        break;
     case EV_SINK_HTTP:
-        if (c->sink.kind == EV_SINK_HTTP)
-            snprintf(it->url, sizeof it->url, "%s", c->sink.url);
+        snprintf(it->url, sizeof it->url, "%s", c->sink.url);
         if (ev_deliverer_post(c->ctx->deliverer, it->url, it->event, c->delivery.timeout_ms,
                               it->traceparent[0] ? it->traceparent : NULL, on_attempt_done,
                               it) == 0) {
@@ -144,6 +156,10 @@ later:
 void ev_cons_handle_result(ev_consumer_t *c, item_t *it)
 {
     c->inflight--;
+    if (it->raw) {
+        it->reply = ev_raw_reply_parse(it->raw, c->ctx->max_event_bytes);
+        it->raw = NULL;
+    }
     ev_trace_attempt_end(c, it);
     if (it->status >= 200 && it->status <= 299) {
         if (it->reply && c->reply_broker[0]) {

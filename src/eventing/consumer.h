@@ -43,6 +43,7 @@ typedef struct item {
     void *msg;
     uint64_t tag;
     unsigned gen;
+    ev_raw_reply_t *raw;          /* a reply still to parse (local.c) */
 } item_t;
 
 /* An external feed: a broker the consumer reads through a library of its
@@ -116,7 +117,6 @@ struct ev_consumer {
 /* items.c */
 bool ev_cons_queue_reserve(const ev_consumer_ctx_t *x, size_t bytes);
 void ev_cons_queue_release(const ev_consumer_ctx_t *x, size_t bytes);
-int ev_cons_service_url(const ev_consumer_ctx_t *x, const char *name, char *url, size_t len);
 int ev_cons_service_max_scale(const ev_consumer_ctx_t *x, const char *name);
 void ev_cons_metric_backlog(const ev_consumer_ctx_t *x, bool is_trigger, const char *name,
                            double backlog, double parallel);

@@ -57,7 +57,6 @@ struct ev {
     char data_dir[1024];
     char redis_host[256];
     int redis_port; /* 0: no --redis */
-    int (*sink_url)(void *, const char *, char *, size_t);
     int (*sink_max_scale)(void *, const char *);
     void *sink_ud;
     size_t max_event_bytes;
@@ -67,6 +66,7 @@ struct ev {
 
     st_events_t *store;     /* DATA/eventing.db (store/events.h) */
     ev_deliverer_t *deliverer;
+    ev_local_t *local;      /* Service sinks in this process (local.c), or NULL */
 
     ev_consumer_ctx_t cctx; /* what every consumer gets (filled by ev_new) */
 

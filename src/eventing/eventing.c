@@ -62,7 +62,6 @@ ev_t *ev_new(const ev_config_t *c, char *err, size_t errlen)
     }
     ev->loop = c->loop;
     snprintf(ev->data_dir, sizeof ev->data_dir, "%s", c->data_dir ? c->data_dir : ".");
-    ev->sink_url = c->sink_url;
     ev->sink_max_scale = c->sink_max_scale;
     ev->sink_ud = c->sink_ud;
     ev->max_event_bytes = c->max_event_bytes ? c->max_event_bytes : 1 << 20;
@@ -123,15 +122,22 @@ ev_t *ev_new(const ev_config_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the delivery thread");
         goto fail;
     }
+    if (c->service_call) {
+        ev->local = ev_local_new(ev->loop, c->service_call, c->sink_ud, ev->max_event_bytes);
+        if (!ev->local) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     ev->cctx = (ev_consumer_ctx_t){
         .deliverer = ev->deliverer,
+        .local = ev->local,
         .max_event_bytes = ev->max_event_bytes,
         .queue_max_bytes_per_trigger = ev->queue_max_bytes_per_trigger,
         .queue_max_bytes = ev->queue_max_bytes,
         .queue_bytes = &ev->queue_bytes,
         .redis_host = ev->redis_port ? ev->redis_host : NULL,
         .redis_port = ev->redis_port,
-        .sink_url = ev->sink_url,
         .sink_max_scale = ev->sink_max_scale,
         .sink_ud = ev->sink_ud,
         .m_events = ev->m_events,
@@ -181,6 +187,9 @@ void ev_free(ev_t *ev)
     if (!ev)
         return;
     ev_stop_objects(ev);
+    /* Attempts the loop has not taken fail now: without a drain the loop
+     * is not running, and their consumers would wait for them forever. */
+    ev_local_stop(ev->local);
     /* Wait for consumer threads (bounded by their attempts' timeouts). */
     pthread_mutex_lock(&ev->live_mu);
     while (ev->live > 0)
@@ -203,6 +212,7 @@ void ev_free(ev_t *ev)
             free(j);
         }
     ev_deliverer_free(ev->deliverer);
+    ev_local_close(ev->local);
     st_events_close(ev->store);
     if (ev->drain_timer) {
         uv_timer_stop(ev->drain_timer);

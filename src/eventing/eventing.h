@@ -28,17 +28,32 @@
 
 typedef struct ev ev_t;
 
+/* Service sinks are functions of this process (ev_config_t.service_call).
+ * done reports how the function answered, on the loop thread: its status,
+ * headers and body (valid during the callback only), or status 0 with a
+ * one-line reason as the body when it could not be called (no such
+ * service). The shape of srv_call_done_fn, so the daemon passes it on. */
+typedef void (*ev_service_done_fn)(void *ctx, int status, const hs_header_t *headers,
+                                   size_t nheaders, const void *body, size_t len);
+/* Calls Service `service` with one event as the data plane would serve
+ * `POST /fn/SERVICE/` carrying it in binary content mode: the ce-* and
+ * Content-Type headers, the data as the body (valid until done runs), the
+ * attempt's timeout. Called on the loop thread; done must run exactly
+ * once, on the loop thread, possibly before service_call returns. */
+typedef void (*ev_service_call_fn)(void *ud, const char *service, const hs_header_t *headers,
+                                   size_t nheaders, const uint8_t *body, size_t len,
+                                   uint32_t timeout_ms, ev_service_done_fn done, void *ctx);
+
 typedef struct ev_config {
     uv_loop_t *loop;      /* the daemon's loop; ev_ calls happen on its thread */
     const char *data_dir; /* DATA: eventing keeps DATA/eventing.db */
     const char *redis_url; /* "redis://HOST:PORT" from --redis, or NULL (brokers
                             * in memory) */
-    /* Turns a sink `ref` to a Service into its data-plane URL, e.g.
-     * "http://127.0.0.1:8080/fn/NAME/". Returns 0 and fills url, or -1 when
-     * there is no such service (the delivery attempt then fails and is
-     * retried). Called from eventing's threads: it must be thread-safe. */
-    int (*sink_url)(void *ud, const char *service_name, char *url, size_t len);
-    void *sink_ud;
+    /* Deliveries to a sink `ref` to a Service: an in-process call (no
+     * socket, no delivery thread; local.c). NULL: such attempts fail
+     * ("no Services here") and are retried. */
+    ev_service_call_fn service_call;
+    void *sink_ud;            /* for service_call and sink_max_scale */
     /* Optional: the max-scale of a Service (caps a source's delivery
      * parallelism, DESIGN.md §6); NULL or a return <= 0 means 10. Called from
      * eventing's threads. */

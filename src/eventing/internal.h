@@ -6,6 +6,7 @@
  *   duration.c    ISO 8601 and Go-style durations, retry backoff arithmetic
  *   cloudevent.c  the event type, CloudEvents HTTP binding and JSON format
  *   deliver.c     the delivery thread: HTTP POSTs with libcurl's multi API
+ *   local.c       deliveries to Services of this process (no socket)
  *   consumer.c    a consumer thread per source/trigger: reads a feed (Redis
  *                 stream with a consumer group, or an in-memory queue),
  *                 delivers with retries, acks, dead-letters, scales
@@ -143,7 +144,7 @@ int64_t ev_mono_ms(void);
 
 typedef enum {
     EV_SINK_NONE = 0,
-    EV_SINK_SERVICE, /* ref to a Service: URL from ev_config_t.sink_url */
+    EV_SINK_SERVICE, /* ref to a Service: an in-process call (local.c) */
     EV_SINK_BROKER,  /* ref to a Broker: published internally */
     EV_SINK_HTTP,    /* uri http(s)://... */
     EV_SINK_REDIS,   /* uri redis://HOST:PORT/STREAM: XADD */
@@ -180,12 +181,20 @@ int ev_delivery_parse(const struct cJSON *j, const char *path, ev_delivery_t *d,
 
 typedef struct ev_deliverer ev_deliverer_t;
 
+/* A 2xx answer that carries an event, not parsed yet (local.c hands it
+ * over so that the loop thread parses nothing). */
+typedef struct ev_raw_reply ev_raw_reply_t;
+/* Parses r (then frees it): the reply event, or NULL (logged) when bad. */
+ev_event_t *ev_raw_reply_parse(ev_raw_reply_t *r, size_t max_bytes);
+void ev_raw_reply_free(ev_raw_reply_t *r);
+
 /* The outcome of one HTTP attempt. */
 typedef struct ev_attempt_result {
     int status;           /* HTTP status, 0 when the request failed */
     char error[256];      /* transport error, or "" */
     ev_event_t *reply;    /* a valid reply event in a 2xx response, or NULL;
                            * owned by the receiver */
+    ev_raw_reply_t *raw;  /* or the reply still to parse (owned by the receiver) */
 } ev_attempt_result_t;
 
 /* done runs on the delivery thread; it must be quick (queue and signal). */
@@ -203,6 +212,31 @@ void ev_deliverer_free(ev_deliverer_t *d);
  * Returns the status or 0 with err. */
 int ev_http_post_sync(const char *url, const ev_event_t *e, int64_t timeout_ms, char *err,
                       size_t errlen);
+
+/* ---------------- Services of this process (local.c) ---------------- */
+
+typedef struct ev_local ev_local_t;
+
+/* On the loop thread: calls go through call (ev_config_t.service_call);
+ * replies larger than max_reply_bytes are ignored. NULL when out of
+ * memory. */
+ev_local_t *ev_local_new(uv_loop_t *loop, ev_service_call_fn call, void *ud,
+                         size_t max_reply_bytes);
+/* Any thread: queues one attempt to deliver e (copied) to Service
+ * `service`; done runs on the loop thread, quick as deliver.c's. -1 when
+ * the queue is full (EV_LOCAL_MAX_QUEUED attempts), stopped or out of
+ * memory. */
+int ev_local_post(ev_local_t *l, const char *service, const ev_event_t *e, int64_t timeout_ms,
+                  const char *traceparent, ev_attempt_done_fn done, void *ud);
+/* A blocking ev_local_post (dead letters, from consumer threads): the
+ * status, or 0 with err. Never on the loop thread. */
+int ev_local_post_sync(ev_local_t *l, const char *service, const ev_event_t *e,
+                       int64_t timeout_ms, char *err, size_t errlen);
+/* Refuses new attempts and fails the queued ones (their done runs now,
+ * on the calling thread). */
+void ev_local_stop(ev_local_t *l);
+/* Loop thread: stops, closes the handle, frees once closed. */
+void ev_local_close(ev_local_t *l);
 
 /* ---------------- consumers (consumer.c) ---------------- */
 
@@ -249,13 +283,13 @@ typedef struct ev_consumer_config {
 struct redisContext;
 typedef struct ev_consumer_ctx {
     ev_deliverer_t *deliverer;
+    ev_local_t *local;        /* Service sinks in this process, or NULL: none */
     size_t max_event_bytes;
     size_t queue_max_bytes_per_trigger, queue_max_bytes;
     size_t *queue_bytes;      /* held by every memory feed together */
     const char *redis_host;   /* --redis, or NULL */
     int redis_port;
-    /* Service sinks: URL and max-scale (ev_config_t's wiring). */
-    int (*sink_url)(void *ud, const char *name, char *url, size_t len);
+    /* Service sinks: their max-scale (ev_config_t's wiring). */
     int (*sink_max_scale)(void *ud, const char *name);
     void *sink_ud;
     /* Metric families, NULL without a registry. */

@@ -32,14 +32,6 @@ void ev_cons_queue_release(const ev_consumer_ctx_t *x, size_t bytes)
     __atomic_fetch_sub(x->queue_bytes, bytes, __ATOMIC_RELAXED);
 }
 
-/* A Service sink's URL, from the daemon's wiring. */
-int ev_cons_service_url(const ev_consumer_ctx_t *x, const char *name, char *url, size_t len)
-{
-    if (!x->sink_url)
-        return -1;
-    return x->sink_url(x->sink_ud, name, url, len);
-}
-
 /* A Service sink's max-scale: the default parallelism cap of a consumer
  * that delivers to it (10 when the wiring does not say). */
 int ev_cons_service_max_scale(const ev_consumer_ctx_t *x, const char *name)
@@ -108,6 +100,7 @@ void ev_cons_item_free(item_t *it)
         it->live_next->live_prev = it->live_prev;
     ev_event_free(it->event);
     ev_event_free(it->reply);
+    ev_raw_reply_free(it->raw);
     free(it);
 }
 

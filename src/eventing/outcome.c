@@ -226,16 +226,18 @@ int ev_cons_dead_letter(ev_consumer_t *c, item_t *it, const char *reason)
     case EV_SINK_SERVICE:
     case EV_SINK_HTTP: {
         char url[1024];
-        if (d->kind == EV_SINK_SERVICE) {
-            if (ev_cons_service_url(c->ctx, d->name, url, sizeof url)) {
-                snprintf(err, sizeof err, "service %s not found", d->name);
-                rc = -1;
-                break;
-            }
+        int st;
+        if (d->kind == EV_SINK_SERVICE && !c->ctx->local) {
+            snprintf(err, sizeof err, "no Services here: cannot call %s", d->name);
+            st = 0;
+        } else if (d->kind == EV_SINK_SERVICE) {
+            /* A function of this process (local.c), waited for here. */
+            st = ev_local_post_sync(c->ctx->local, d->name, e, c->delivery.timeout_ms, err,
+                                    sizeof err);
         } else {
             snprintf(url, sizeof url, "%s", d->url);
+            st = ev_http_post_sync(url, e, c->delivery.timeout_ms, err, sizeof err);
         }
-        int st = ev_http_post_sync(url, e, c->delivery.timeout_ms, err, sizeof err);
         if (st < 200 || st > 299) {
             if (st)
                 snprintf(err, sizeof err, "HTTP %d", st);

@@ -86,6 +86,9 @@ struct rt_module {
     uint32_t refs;       /* > 0: pinned */
     uint64_t bytes;      /* what it counts against the cache's bound */
     uint8_t native;      /* NATIVE_* */
+    /* An upload (rt_module_load_bytes): its native compile waits for the
+     * first reference after the upload's, when its blob is stored. */
+    bool native_later;
     char native_err[ENG_ERR_MAX]; /* NATIVE_FAILED: why */
 };
 
@@ -306,11 +309,17 @@ void rt_cache_free(rt_cache_t *c)
     free(c);
 }
 
+static void native_schedule(rt_cache_t *c, rt_module_t *m);
+
 static void pin(rt_module_t *m)
 {
     if (m->refs++ == 0 && m->cache) {
         m->cache->npinned++;
         m->cache->pinned_bytes += m->bytes;
+        if (m->native_later) {
+            m->native_later = false;
+            native_schedule(m->cache, m);
+        }
     }
 }
 
@@ -522,8 +531,8 @@ static void native_schedule(rt_cache_t *c, rt_module_t *m)
  * image_err) as module `digest` with one reference; NULL (both freed) when
  * out of memory. */
 static rt_module_t *cache_insert(rt_cache_t *c, const char *digest, eng_module_t *em,
-                                 eng_image_t *img, const char *image_err, char *err,
-                                 size_t errlen)
+                                 eng_image_t *img, const char *image_err, bool native_later,
+                                 char *err, size_t errlen)
 {
     rt_module_t *m = calloc(1, sizeof *m);
     if (!m || !(m->digest = strdup(digest))) {
@@ -544,7 +553,8 @@ static rt_module_t *cache_insert(rt_cache_t *c, const char *digest, eng_module_t
     c->bytes += m->bytes;
     pin(m);
     cache_evict(c);
-    native_schedule(c, m);
+    if (native_later) m->native_later = true;
+    else native_schedule(c, m);
     return m;
 }
 
@@ -587,7 +597,7 @@ rt_module_t *rt_cache_compile(rt_cache_t *c, const char *digest, const uint8_t *
         eng_module_free(em);
         return NULL;
     }
-    return cache_insert(c, digest, em, img, ierr, err, errlen);
+    return cache_insert(c, digest, em, img, ierr, false, err, errlen);
 }
 
 /* ---- loads off the loop thread ------------------------------------------ */
@@ -605,6 +615,11 @@ struct rt_module_load {
     rt_load_source_t source;
     uint64_t artifact_errors;
     bool native_loaded;        /* native code attached from its artefact */
+    /* rt_module_load_bytes: the module's bytes (the caller's), compiled
+     * instead of reading an artefact or the blob. */
+    const uint8_t *bytes;
+    size_t len;
+    bool invalid;              /* the bytes are not a valid module (err is the engine's) */
     char err[ENG_ERR_MAX];
 };
 
@@ -619,6 +634,18 @@ rt_module_load_t *rt_module_load_new(const rt_cache_t *c, const char *digest)
     return l;
 }
 
+rt_module_load_t *rt_module_load_bytes(const rt_cache_t *c, const char *digest,
+                                       const uint8_t *bytes, size_t len)
+{
+    rt_module_load_t *l = rt_module_load_new(c, digest);
+    if (!l) return NULL;
+    l->bytes = bytes;
+    l->len = len;
+    return l;
+}
+
+bool rt_module_load_invalid(const rt_module_load_t *l) { return l->invalid; }
+
 void rt_module_load_limits(rt_module_load_t *l, uint64_t memory_limit_bytes,
                            uint64_t init_timeout_ns)
 {
@@ -632,7 +659,21 @@ void rt_module_load_run(rt_module_load_t *l, eng_exec_t *x)
     l->ran = true;
     const rt_cache_config_t *cfg = &l->cfg;
     eng_module_t *em = NULL;
-    if (cfg->artifact_get) {
+    if (l->bytes) {
+        /* An upload: these bytes are the module, and the compile is also
+         * its validation. */
+        em = eng_module_new(l->bytes, l->len, l->err, sizeof l->err);
+        if (!em) {
+            l->invalid = true;
+            return;
+        }
+        if (check_runnable(em, l->err, sizeof l->err) != 0) {
+            eng_module_free(em);
+            return;
+        }
+        l->source = RT_LOAD_COMPILED;
+        if (!artifact_write(cfg, l->digest, em)) l->artifact_errors++;
+    } else if (cfg->artifact_get) {
         uint8_t *buf = NULL;
         size_t len = 0;
         char e[ENG_ERR_MAX];
@@ -720,7 +761,8 @@ rt_module_t *rt_cache_load_finish(rt_cache_t *c, rt_module_load_t *l, rt_load_so
     else c->stats.loads_compiled++;
     if (l->native_loaded) c->stats.native_loaded++;
     *source = l->source;
-    m = cache_insert(c, l->digest, l->mod, l->image, l->image_err, err, errlen);
+    m = cache_insert(c, l->digest, l->mod, l->image, l->image_err, l->bytes != NULL, err,
+                     errlen);
     l->mod = NULL;
     l->image = NULL;
     rt_module_load_free(l);

@@ -274,6 +274,16 @@ rt_module_t *rt_cache_load_finish(rt_cache_t *c, rt_module_load_t *l, rt_load_so
                                   char *err, size_t errlen);
 void rt_module_load_free(rt_module_load_t *l);
 const char *rt_module_load_digest(const rt_module_load_t *l);
+/* A load of a module given as bytes (an upload: `digest` must be their
+ * digest): run compiles them, which also validates them, and writes the
+ * artefact, instead of reading the artefact or the blob. The bytes must
+ * stay valid until run has returned. After run, rt_module_load_invalid
+ * says whether the load failed because the bytes are not a valid module
+ * (the error is the engine's: "at byte 0x1f (code section): ..."), as
+ * opposed to a valid module that cannot run as a function. */
+rt_module_load_t *rt_module_load_bytes(const rt_cache_t *c, const char *digest,
+                                       const uint8_t *bytes, size_t len);
+bool rt_module_load_invalid(const rt_module_load_t *l);
 /* Compiles bytes (the module `digest` names) and checks that it can run as
  * a function: exports `_start` of type () and imports only WASI and the
  * host APIs (src/host/), and its start function and wizer.initialize

@@ -135,10 +135,11 @@ void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, 
         srv_call_server_timing(c, now, timing, sizeof timing);
         if (nh) memcpy(all, h, nh * sizeof *h);
         all[nh] = (hs_header_t){"Server-Timing", timing};
-        hs_respond(c->req, status, all, nh + 1, body, len);
+        c->done(c->done_ud, status, all, nh + 1, body, len);
     } else {
-        hs_respond(c->req, status, h, nh, body, len);
+        c->done(c->done_ud, status, h, nh, body, len);
     }
+    if (c->finished) *c->finished = true;
     if (--s->ncalls == 0 && !s->freeing) uv_timer_stop(&s->sweep);
     srv_call_free(s, c);
     srv_rev_release(r);
@@ -231,9 +232,9 @@ static void call_done(rt_job_t *j)
         srv_call_finish(s, c, 499, NULL, 0, NULL, 0);
     } else if (c->inst_failed) {
         if (eng_now_ns() >= c->deadline_ns) {
-            call_log(c, "wasmfn: timed out after %u ms (instantiating)", r->timeout_ms);
+            call_log(c, "wasmfn: timed out after %u ms (instantiating)", c->timeout_ms);
             srv_call_finish_text(s, c, 504, "function %s timed out after %u ms\n", fname,
-                             r->timeout_ms);
+                             c->timeout_ms);
         } else if (strstr(c->err, "cannot reserve") || strstr(c->err, "cannot commit") ||
                    strstr(c->err, "out of memory")) {
             /* The node, not the function, is short of memory or mappings:
@@ -246,8 +247,8 @@ static void call_done(rt_job_t *j)
             srv_call_finish_text(s, c, 502, "function %s failed to start: %s\n", fname, c->err);
         }
     } else if (c->res.trap == ENG_TRAP_DEADLINE) {
-        call_log(c, "wasmfn: timed out after %u ms", r->timeout_ms);
-        srv_call_finish_text(s, c, 504, "function %s timed out after %u ms\n", fname, r->timeout_ms);
+        call_log(c, "wasmfn: timed out after %u ms", c->timeout_ms);
+        srv_call_finish_text(s, c, 504, "function %s timed out after %u ms\n", fname, c->timeout_ms);
     } else if (c->res.trap != ENG_OK && c->res.trap != ENG_TRAP_EXIT) {
         call_log(c, "wasmfn: trap: %s", c->res.message);
         srv_call_finish_text(s, c, 502, "function %s trapped: %s\n", fname, c->res.message);
@@ -379,7 +380,11 @@ void srv_call_on_abort(hs_req_t *req, void *ud)
 {
     (void)req;
     srv_call_t *c = ud;
-    srv_t *s = c->srv;
+    srv_call_cancel(c->srv, c);
+}
+
+void srv_call_cancel(srv_t *s, srv_call_t *c)
+{
     srv_rev_t *r = c->rev;
     c->aborted = true;
     if (c->state == CALL_QUEUED) {
@@ -420,15 +425,15 @@ void srv_on_sweep(uv_timer_t *t)
             srv_list_remove(&r->queue, c);
             if (r->load) {
                 call_log(c, "wasmfn: timed out after %u ms (waiting for module %s to load)",
-                         r->timeout_ms, r->digest);
+                         c->timeout_ms, r->digest);
                 srv_call_finish_text(s, c, 504,
                                  "function %s timed out after %u ms waiting for its module to "
-                                 "load\n", r->fn->name, r->timeout_ms);
+                                 "load\n", r->fn->name, c->timeout_ms);
             } else {
-                call_log(c, "wasmfn: timed out after %u ms (queued)", r->timeout_ms);
+                call_log(c, "wasmfn: timed out after %u ms (queued)", c->timeout_ms);
                 srv_call_finish_text(s, c, 504,
                                  "function %s timed out after %u ms waiting for an instance\n",
-                                 r->fn->name, r->timeout_ms);
+                                 r->fn->name, c->timeout_ms);
             }
             srv_rev_gauges(s, r);
         }
@@ -436,9 +441,9 @@ void srv_on_sweep(uv_timer_t *t)
             next = c->next;
             if (c->deadline_ns > now) continue;
             if (call_recall(s, c)) {
-                call_log(c, "wasmfn: timed out after %u ms (waiting for a worker)", r->timeout_ms);
+                call_log(c, "wasmfn: timed out after %u ms (waiting for a worker)", c->timeout_ms);
                 srv_call_finish_text(s, c, 504, "function %s timed out after %u ms\n", r->fn->name,
-                                 r->timeout_ms);
+                                 c->timeout_ms);
                 srv_rev_pump(s, r);
                 srv_rev_gauges(s, r);
             } else if (!c->interrupted) {

@@ -47,7 +47,10 @@ enum call_state { CALL_NEW, CALL_QUEUED, CALL_DISPATCHED };
 struct srv_call {
     rt_job_t job;
     srv_t *srv;
-    hs_req_t *req;           /* NULL for an asynchronous call (answered already) */
+    srv_call_done_fn done;   /* NULL for an asynchronous call (answered already) */
+    void *done_ud;
+    bool *finished;          /* srv_call_submit's flag: set when the call ends */
+    uint32_t timeout_ms;     /* deadline from arrival: the revision's timeout or shorter */
     srv_inv_t *inv;          /* asynchronous: where the outcome goes */
     const uint8_t *body;     /* the request body: req's, or body_copy */
     size_t body_len;
@@ -70,8 +73,10 @@ struct srv_call {
      * record's, else a fresh one), the SERVER span's context and its
      * parent (a valid traceparent from the client), the trace id for log
      * lines ("" when none), the guest's HTTP_TRACEPARENT, what triggered
-     * the call (faas.trigger) and the request's method (kept for
-     * asynchronous calls, whose request is answered early). */
+     * the call (faas.trigger), and the request's method, path (without
+     * the query; cut at 255 bytes) and client address, kept because the
+     * caller's request is not (an asynchronous call is answered early, an
+     * in-process one has none). */
     char invocation_id[SRV_INV_ID_LEN + 1];
     tr_ctx_t tr_ctx, tr_parent;
     bool tr_has_parent;
@@ -79,6 +84,8 @@ struct srv_call {
     char traceparent_env[sizeof "HTTP_TRACEPARENT=" + TR_TRACEPARENT_LEN];
     const char *trigger;
     char method[16];
+    char url_path[256];
+    char client_addr[64];
     char err[256];
     rt_result_t res;
     srv_cgi_response_t cgi;
@@ -240,6 +247,7 @@ typedef struct srv_prep {
     rt_module_load_t *ml;
     uint64_t memory_limit_bytes;
     srv_prepare_fn done;      /* NULL once cancelled */
+    srv_upload_fn up_done;    /* srv_module_upload's instead (NULL once cancelled) */
     void *ud;
     struct srv_prep *prev, *next; /* srv->preps */
 } srv_prep_t;

@@ -2,7 +2,9 @@
  * prepare.c — modules loaded before a deploy (srv_module_prepare): the
  * admin API waits for the module to load (and a native artefact to be
  * looked up) on a worker before it answers, so a deploy that cannot start
- * fails at once.
+ * fails at once. Uploads (srv_module_upload) are the same load from the
+ * uploaded bytes: the compile that validates them is the one the data
+ * plane keeps.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -50,6 +52,17 @@ static void prep_done(rt_job_t *j)
     srv_prep_unlink(s, p);
     char e[256];
     rt_load_source_t src;
+    if (!p->done) {
+        /* An upload (or a cancelled prepare). */
+        bool invalid = rt_module_load_invalid(p->ml);
+        rt_module_t *m = rt_cache_load_finish(s->cache, p->ml, &src, e, sizeof e);
+        if (m) srv_module_loads_count(s, src);
+        rt_module_release(m);
+        srv_cache_gauges(s);
+        if (p->up_done) p->up_done(p->ud, m ? 0 : invalid ? -1 : 1, m ? NULL : e);
+        free(p);
+        return;
+    }
     rt_module_t *m = rt_cache_load_finish(s->cache, p->ml, &src, e, sizeof e);
     if (m) srv_module_loads_count(s, src);
     srv_prepare_fn done = p->done;
@@ -93,10 +106,39 @@ int srv_module_prepare(srv_t *s, const char *digest, uint64_t memory_limit_bytes
     return 0;
 }
 
+int srv_module_upload(srv_t *s, const char *digest, const uint8_t *bytes, size_t len,
+                      srv_upload_fn done, void *ud)
+{
+    rt_module_t *m = rt_cache_find(s->cache, digest);
+    if (m) {
+        /* The same bytes were compiled and checked before. */
+        rt_module_release(m);
+        done(ud, 0, NULL);
+        return 0;
+    }
+    srv_prep_t *p = calloc(1, sizeof *p);
+    if (!p || !(p->ml = rt_module_load_bytes(s->cache, digest, bytes, len))) {
+        free(p);
+        return -1;
+    }
+    rt_module_load_limits(p->ml, SRV_DEFAULT_MEMORY, SRV_DEFAULT_TIMEOUT_MS * 1000000ull);
+    p->srv = s;
+    p->up_done = done;
+    p->ud = ud;
+    p->next = s->preps;
+    if (s->preps) s->preps->prev = p;
+    s->preps = p;
+    p->job.work = prep_work;
+    p->job.done = prep_done;
+    p->job.ud = p;
+    rt_pool_submit(s->pool, &p->job, true); /* a user waits for it */
+    return 0;
+}
+
 void srv_module_prepare_cancel(srv_t *s, void *ud)
 {
     for (srv_prep_t *p = s->preps; p; p = p->next)
-        if (p->ud == ud) p->done = NULL;
+        if (p->ud == ud) p->done = NULL, p->up_done = NULL;
 }
 
 void srv_module_forget(srv_t *s, const char *digest)

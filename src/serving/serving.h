@@ -149,8 +149,24 @@ int srv_function_delete(srv_t *s, const char *name);
 typedef void (*srv_prepare_fn)(void *ud, const char *err);
 int srv_module_prepare(srv_t *s, const char *digest, uint64_t memory_limit_bytes,
                        uint32_t timeout_ms, srv_prepare_fn done, void *ud);
-/* The prepares with this ud will not call done (their owner is going). */
+/* The prepares and uploads with this ud will not call done (their owner
+ * is going). */
 void srv_module_prepare_cancel(srv_t *s, void *ud);
+/* An uploaded module (the admin API's POST /v1/blobs), validated through
+ * the runtime so that it is compiled once: on a worker its bytes (digest
+ * is theirs) are decoded, validated and compiled, and a module that can
+ * run as a function stays in the module cache (unpinned: the LRU may drop
+ * it; its artefact is written), where the deploy that names it finds it.
+ * Its image is made under the default limits (128 MiB, 30 s). done runs
+ * on the loop thread with status 0 (valid, cached), 1 (a valid module that
+ * cannot run as a function or not under those limits: err says why; it
+ * is not cached) or -1 (not a valid module: err is the engine's message,
+ * "at byte 0x1f (code section): ..."); done may run before this returns
+ * (the module was cached). bytes must stay valid until done runs. Returns
+ * 0, or -1 when out of memory (done is not called). */
+typedef void (*srv_upload_fn)(void *ud, int status, const char *err);
+int srv_module_upload(srv_t *s, const char *digest, const uint8_t *bytes, size_t len,
+                      srv_upload_fn done, void *ud);
 /* Drops module `digest` from the module cache if no revision uses it (its
  * revisions were deleted), rather than waiting for the LRU. */
 void srv_module_forget(srv_t *s, const char *digest);
@@ -203,8 +219,63 @@ int srv_function_usage(srv_t *s, const char *name, srv_usage_t *out);
 void srv_set_events_ingress(srv_t *s, void (*fn)(void *ud, const char *broker, hs_req_t *req),
                             void *ud);
 
-/* Serves req as the data plane would for function `name` with PATH_INFO
- * path_info (used by the admin API's invoke endpoint). Ends the response. */
+/* ---- calling a function ------------------------------------------------- */
+
+/* One call of a function: what the guest sees as its CGI request. Every
+ * way into a function goes through srv_call_submit: the data plane's HTTP
+ * handler, the admin API's invoke endpoint (srv_invoke) and eventing's
+ * deliveries to Service sinks (in-process: no socket, no extra thread). */
+typedef struct srv_call_req {
+    const char *function;         /* the function's name */
+    const char *method;           /* REQUEST_METHOD */
+    const char *path;             /* PATH_INFO still percent-encoded ("/a%20b"); NULL = "" */
+    const char *query;            /* QUERY_STRING; NULL = "" */
+    const hs_header_t *headers;   /* one HTTP_* variable each (wagi.c); copied by submit */
+    size_t nheaders;
+    const uint8_t *body;          /* stdin: valid until done runs (async calls copy it) */
+    size_t body_len;
+    /* The call's deadline from now, when shorter than the revision's
+     * timeout (0: the revision's). A call past it ends with 504. */
+    uint32_t timeout_ms;
+    bool async;                   /* Prefer: respond-async (see srv_invocation_json) */
+    bool by_host;                 /* routed by Host: SCRIPT_NAME is "" not "/fn/NAME" */
+    /* The connection it arrived on, for REQUEST_URI, REMOTE_ADDR,
+     * SERVER_PORT and SERVER_PROTOCOL. NULL / 0 for an in-process call:
+     * REQUEST_URI is SCRIPT_NAME + path (+ "?" query), the addresses
+     * 127.0.0.1, SERVER_PORT the data plane's, HTTP/1.1. */
+    const char *request_uri;
+    const char *remote_addr, *local_addr;
+    uint16_t remote_port, local_port;
+    int http_minor;               /* with request_uri: 0 or 1 */
+} srv_call_req_t;
+
+typedef struct srv_call srv_call_t;
+
+/* The answer of a call, on the loop thread: the function's status,
+ * headers and body (valid only during the callback), or the data plane's
+ * own answer (404 no such function, 400 bad path, 503 queue full, 504
+ * timed out, 502 the guest failed, 499 cancelled, 202 for an async call
+ * accepted). Runs exactly once per srv_call_submit. */
+typedef void (*srv_call_done_fn)(void *ud, int status, const hs_header_t *headers,
+                                 size_t nheaders, const void *body, size_t len);
+
+/* Routes rq to a revision of its function (traffic split), then queues or
+ * dispatches it like any request (max-scale, queue, node budget, metrics,
+ * metering, logs). Returns the call while its answer is pending (for
+ * srv_call_cancel), or NULL when done has run already (answered at once:
+ * no such function, refused, or an async call accepted). Loop thread. */
+srv_call_t *srv_call_submit(srv_t *s, const srv_call_req_t *rq, srv_call_done_fn done,
+                            void *ud);
+/* The caller no longer wants c's answer (its client went away): a queued
+ * or not yet started call ends now, a running guest is interrupted; done
+ * runs with 499 (now or when the guest has stopped). Only before done ran. */
+void srv_call_cancel(srv_t *s, srv_call_t *c);
+
+/* Serves an HTTP request as the data plane would for function `name` with
+ * PATH_INFO path_info (still percent-encoded): srv_call_submit with the
+ * request's method, query, headers, body and connection, Prefer:
+ * respond-async honoured, cancelled when the client goes away. The admin
+ * API's invoke endpoint uses it. Ends the response. */
 void srv_invoke(srv_t *s, const char *name, const char *path_info, hs_req_t *req);
 
 /* Asynchronous invocation: a request carrying `Prefer: respond-async`

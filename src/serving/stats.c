@@ -43,7 +43,7 @@ void srv_stats_call(srv_t *s, const srv_call_t *c, int status)
     if (!ser) return;
     const char *trigger = "http";
     if (c->inv) trigger = "async";
-    else if (c->req && hs_req_header(c->req, "ce-specversion")) trigger = "event";
+    else if (c->trigger && strcmp(c->trigger, "http") != 0) trigger = "event"; /* pubsub, timer */
     srv_series_call_t sc = {
         .wall_ns = wall_now_ns(),
         .latency_ns = eng_now_ns() - c->start_ns,

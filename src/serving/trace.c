@@ -40,6 +40,9 @@ static const char *call_trigger(const hs_req_t *req)
 void srv_call_trace_start(srv_t *s, srv_call_t *c, const hs_req_t *req)
 {
     snprintf(c->method, sizeof c->method, "%s", req->method);
+    const char *target = req->target ? req->target : "";
+    snprintf(c->url_path, sizeof c->url_path, "%.*s", (int)strcspn(target, "?"), target);
+    snprintf(c->client_addr, sizeof c->client_addr, "%s", req->remote_addr ? req->remote_addr : "");
     c->trigger = call_trigger(req);
     if (c->inv) {
         snprintf(c->invocation_id, sizeof c->invocation_id, "%s", srv_inv_id(c->inv));
@@ -128,10 +131,8 @@ void srv_call_trace_end(srv_t *s, srv_call_t *c, int status, uint64_t now_ns)
     tr_span_attr_str(&sp, "faas.trigger", c->trigger ? c->trigger : "http");
     tr_span_attr_str(&sp, "http.request.method", c->method);
     tr_span_attr_int(&sp, "http.response.status_code", c->aborted ? 499 : status);
-    if (c->req) {
-        tr_span_attr_str(&sp, "url.path", c->req->path);
-        if (c->req->remote_addr) tr_span_attr_str(&sp, "client.address", c->req->remote_addr);
-    }
+    if (c->url_path[0]) tr_span_attr_str(&sp, "url.path", c->url_path);
+    if (c->client_addr[0]) tr_span_attr_str(&sp, "client.address", c->client_addr);
     if (c->inv) tr_span_attr_bool(&sp, "wasmfn.async", true);
     /* A server span is in error for 5xx answers only (semantic
      * conventions: a 4xx is the client's fault). */

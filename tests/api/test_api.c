@@ -2,7 +2,9 @@
  * test_api.c — the admin API over real HTTP on a loopback port, without a
  * data plane (api_config_t.srv is NULL, so applies only touch the store):
  * auth, health and readiness, blob upload and validation, apply, the
- * FUNCTION and REVISION objects, delete, and the 404/405 answers.
+ * FUNCTION and REVISION objects, delete, and the 404/405 answers. One
+ * test runs it with a data plane (srv_new): an upload and its deploy
+ * compile the module once.
  *
  * The event loop runs on the test's main thread; the requests are made
  * from a second thread with plain blocking sockets (HTTP/1.0-style: one
@@ -26,9 +28,19 @@
 #include <cmocka.h>
 
 #include "api/api.h"
+#include "engine/engine.h"
+#include "serving/serving.h"
 
 /* The smallest valid module, and one that is not. */
 static const uint8_t EMPTY_MODULE[] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00};
+/* (module (func (export "_start"))): the smallest function. */
+static const uint8_t START_MODULE[] = {
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,             /* magic, version */
+    0x01, 0x04, 0x01, 0x60, 0x00, 0x00,                         /* type () -> () */
+    0x03, 0x02, 0x01, 0x00,                                     /* func 0: type 0 */
+    0x07, 0x0a, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x00, /* export */
+    0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b,                         /* body: end */
+};
 
 typedef struct resp {
     int status;
@@ -44,6 +56,7 @@ typedef struct fixture {
     uv_async_t stop;
     hs_server_t *hs;
     api_t *api;
+    srv_t *srv;         /* the data plane, or NULL */
     uint16_t port;
     const char *token;
     void (*client)(struct fixture *f);
@@ -122,9 +135,31 @@ static void on_stop(uv_async_t *a)
     fixture_t *f = a->data;
     hs_server_close(f->hs, on_closed, f);
     uv_close((uv_handle_t *)a, NULL);
+    /* The data plane's timers keep a loop alive: run_client_with closes
+     * it after srv_free. */
+    if (f->srv) uv_stop(a->loop);
 }
 
-static void run_client(void (*client)(fixture_t *f))
+static int load_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                     size_t errlen)
+{
+    return st_blob_get(ud, digest, bytes, len, err, errlen) == ST_OK ? 0 : -1;
+}
+
+static int artifact_get(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
+                        size_t errlen)
+{
+    int r = st_artifact_get(ud, digest, bytes, len, err, errlen);
+    return r == ST_OK ? 0 : r == ST_NOT_FOUND ? 1 : -1;
+}
+
+static int artifact_put(void *ud, const char *digest, const uint8_t *bytes, size_t len, char *err,
+                        size_t errlen)
+{
+    return st_artifact_put(ud, digest, bytes, len, err, errlen) == ST_OK ? 0 : -1;
+}
+
+static void run_client_with(void (*client)(fixture_t *f), bool with_srv)
 {
     fixture_t f;
     memset(&f, 0, sizeof f);
@@ -136,7 +171,14 @@ static void run_client(void (*client)(fixture_t *f))
     assert_non_null(f.st);
     f.token = st_admin_token(f.st);
     assert_int_equal(uv_loop_init(&f.loop), 0);
-    api_config_t c = {.loop = &f.loop, .store = f.st, .srv = NULL, .metrics = NULL,
+    if (with_srv) {
+        srv_config_t sc = {.loop = &f.loop, .workers = 1, .load_blob = load_blob,
+                           .load_blob_ud = f.st, .artifact_get = artifact_get,
+                           .artifact_put = artifact_put, .artifact_ud = f.st};
+        f.srv = srv_new(&sc, err, sizeof err);
+        assert_non_null(f.srv);
+    }
+    api_config_t c = {.loop = &f.loop, .store = f.st, .srv = f.srv, .metrics = NULL,
                       .data_url = "http://127.0.0.1:9"};
     f.api = api_new(&c);
     assert_non_null(f.api);
@@ -152,6 +194,10 @@ static void run_client(void (*client)(fixture_t *f))
     uv_run(&f.loop, UV_RUN_DEFAULT);
     pthread_join(t, NULL);
     api_free(f.api);
+    if (f.srv) {
+        srv_free(f.srv);
+        for (int i = 0; i < 100 && uv_run(&f.loop, UV_RUN_NOWAIT) != 0; i++) continue;
+    }
     uv_loop_close(&f.loop);
     st_close(f.st);
     char *cmd;
@@ -162,7 +208,54 @@ static void run_client(void (*client)(fixture_t *f))
     if (f.failures) fail_msg("%d failed checks; first: %s", f.failures, f.failure);
 }
 
+static void run_client(void (*client)(fixture_t *f)) { run_client_with(client, false); }
+
 /* ---- Clients ---------------------------------------------------------------- */
+
+/* Issue 15: the upload's compile (its validation) is the one the data
+ * plane keeps; before, the deploy compiled the module a second time. */
+static void client_compile_once(fixture_t *f)
+{
+    resp_t r;
+    const char *T = f->token;
+    uint64_t before = eng_module_compiles();
+    CHECK(f, request(f, "POST", "/v1/blobs", T, START_MODULE, sizeof START_MODULE, &r) == 0 &&
+                 r.status == 201);
+    cJSON *j = json_of(&r);
+    char digest[ST_DIGEST_LEN + 1] = "";
+    const char *dg = cJSON_GetStringValue(cJSON_GetObjectItem(j, "digest"));
+    if (dg) snprintf(digest, sizeof digest, "%s", dg);
+    cJSON_Delete(j);
+    free(r.body);
+    CHECK(f, eng_module_compiles() - before == 1);
+    char doc[512];
+    snprintf(doc, sizeof doc,
+             "{\"apiVersion\":\"serving.knative.dev/v1\",\"kind\":\"Service\",\"metadata\":"
+             "{\"name\":\"once\"},\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"image\":"
+             "\"%s\"}]}}}}", digest);
+    CHECK(f, request(f, "POST", "/v1/apply", T, doc, strlen(doc), &r) == 0 && r.status == 200);
+    free(r.body);
+    CHECK(f, eng_module_compiles() - before == 1);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/functions/once/invoke");
+    CHECK(f, request(f, "POST", path, T, NULL, 0, &r) == 0);
+    free(r.body);
+    CHECK(f, eng_module_compiles() - before == 1);
+
+    /* Through the runtime, the API still tells a module that does not
+     * validate (400, the engine's words) from a valid one that is not a
+     * function (a blob all the same: 201). */
+    CHECK(f, request(f, "POST", "/v1/blobs", T, "garbage!", 8, &r) == 0 && r.status == 400);
+    CHECK(f, r.body && strstr(r.body, "magic") != NULL);
+    free(r.body);
+    CHECK(f, request(f, "POST", "/v1/blobs", T, EMPTY_MODULE, sizeof EMPTY_MODULE, &r) == 0 &&
+                 r.status == 201);
+    free(r.body);
+    snprintf(path, sizeof path, "/v1/blobs/%s", digest);
+    CHECK(f, request(f, "GET", path, T, NULL, 0, &r) == 0 && r.status == 200 &&
+                 r.body_len == sizeof START_MODULE);
+    free(r.body);
+}
 
 static void client_auth_and_health(fixture_t *f)
 {
@@ -406,6 +499,12 @@ static void test_deploy_flow(void **state)
     run_client(client_deploy_flow);
 }
 
+static void test_compile_once(void **state)
+{
+    (void)state;
+    run_client_with(client_compile_once, true);
+}
+
 static void test_token_equal(void **state)
 {
     (void)state;
@@ -424,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_auth_and_health),
         cmocka_unit_test(test_deploy_flow),
         cmocka_unit_test(test_strict_json),
+        cmocka_unit_test(test_compile_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

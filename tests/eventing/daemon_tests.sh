@@ -8,7 +8,9 @@
 #   - POST /events/BROKER on the data plane, a Trigger's exact-match filter,
 #     and a reply event going back to the broker;
 #   - bad CloudEvents are refused at ingress with 400;
-#   - wasmfn_events_total in /metrics; SIGTERM drains and exits 0.
+#   - wasmfn_events_total in /metrics; SIGTERM drains and exits 0;
+#   - deliveries to a Service of the daemon open no connection to its data
+#     plane (in-process calls, issue 15), and a Service dead-letter sink.
 # Ends with "eventing-daemon: N passed, M failed".
 #
 # Env: WASMFN (binary), EVSINK (built tests/eventing/fns/evsink.wasm), SLOW
@@ -131,6 +133,14 @@ if "$WASMFN" apply -f "$tmp/stream.yaml" >"$tmp/out" 2>&1; then
     R XRANGE orders-dlq - + | grep -q deadletterattempts &&
         ok "dead-lettered events carry the attempt count" ||
         bad "dead-lettered events carry deadletterattempts" "$(R XRANGE orders-dlq - + COUNT 1)"
+    # Issue 15: events for a function of this daemon are calls of the data
+    # plane in-process, not HTTP requests to its own port: after the
+    # deliveries above no connection to the data plane is open (before, the
+    # delivery thread kept its loopback connections alive).
+    dport=${D##*:}
+    conns=$(ss -Htn state established "( dport = :$dport or sport = :$dport )" | wc -l)
+    [ "$conns" = 0 ] && ok "deliveries to a local function open no connection to the data plane" ||
+        bad "no loopback connection for local deliveries" "$conns connections to port $dport: $(ss -Htn "( dport = :$dport )" | head -3)"
 else
     bad "apply RedisStreamSource" "$(cat "$tmp/out")"
 fi
@@ -279,6 +289,29 @@ print(next((o["status"]["parallelism"] for o in json.load(sys.stdin) if o["name"
         bad "parallelism capped by the sink's max-scale 2" "highest parallelism seen: $most"
     curl -s -X DELETE -H "Authorization: Bearer $WASMFN_TOKEN" \
         "$WASMFN_API/v1/eventing/RedisStreamSource/slowq" >/dev/null
+
+    # A dead-letter sink that is a Service: the dead letter is an
+    # in-process call too (made synchronously by the consumer thread).
+    served() { curl -s "$WASMFN_API/metrics" |
+        awk '/^wasmfn_requests_total\{function="slowsink".*code="200"/ { n += $2 } END { print n + 0 }'; }
+    before=$(served)
+    for i in 1 2; do R XADD dlsvc '*' n "$i" note fail >/dev/null; done
+    cat >"$tmp/dlsvc.yaml" <<EOF
+apiVersion: sources.knative.dev/v1alpha1
+kind: RedisStreamSource
+metadata: { name: dlsvc }
+spec:
+  address: redis://127.0.0.1:$rport
+  stream: dlsvc
+  group: wasmfn
+  sink: { ref: { kind: Service, name: evsink } }
+  delivery: { retry: 0, deadLetterSink: { ref: { kind: Service, name: slowsink } } }
+EOF
+    "$WASMFN" apply -f "$tmp/dlsvc.yaml" >/dev/null
+    dl_done() { [ "$(R XPENDING dlsvc wasmfn | head -1)" = 0 ] && [ "$(served)" -ge $((before + 2)) ]; }
+    until_ok 15 dl_done &&
+        ok "a Service dead-letter sink gets each failed event, and the entries are acked" ||
+        bad "dead letters to a Service" "served $(served) (before $before), pending $(R XPENDING dlsvc wasmfn | head -1)"
 else
     bad "SLOW (tests/serving/fns/slow.wasm) is needed for the max-scale test"
 fi

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # run_tests.sh — eventing integration tests. Starts a real redis-server on a
-# random loopback port, the HTTP sink tests/eventing/sink.js, and the
-# harness (tests/eventing/harness.c: eventing on a uv loop, driven over
-# HTTP), then checks what reaches the sink, Redis and the metrics:
+# random loopback port, the HTTP sink tests/eventing/sink.js, and the real
+# daemon (`wasmfn serve`: the product's wiring, src/daemon/), applies
+# objects through the admin API and posts events to the data plane's
+# broker ingress, then checks what reaches the sink, Redis and the metrics.
+# Sinks the test observes are `uri:` sinks pointing at sink.js; a Service
+# ref names a real Service (here one that does not exist). It checks:
 #   manifest errors, broker ingress answers, PingSource timing and restart,
 #   a Redis stream of thousands of entries with a failing fraction (acks,
 #   dead-letters, attempts, parallelism by lag), SIGKILL mid-stream with
@@ -11,9 +14,9 @@
 #   and draining on SIGTERM.
 # Ends with "eventing: N passed, M failed"; exits non-zero on a failure.
 #
-#   HARNESS=build/eventing/ev-harness bash tests/eventing/run_tests.sh
+#   WASMFN=build/wasmfn bash tests/eventing/run_tests.sh
 set -u
-HARNESS=${HARNESS:-build/eventing/ev-harness}
+WASMFN=${WASMFN:-build/wasmfn}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TMP=$(mktemp -d -t wasmfn-eventing.XXXXXX)
 pass=0
@@ -52,7 +55,7 @@ now_ms() { date +%s%3N; }
 for tool in redis-server redis-cli node curl; do
     command -v $tool >/dev/null || { echo "eventing: $tool is missing (make deps)"; echo "eventing: 0 passed, 1 failed"; exit 1; }
 done
-[[ -x $HARNESS ]] || { echo "eventing: $HARNESS not built"; echo "eventing: 0 passed, 1 failed"; exit 1; }
+[[ -x $WASMFN ]] || { echo "eventing: $WASMFN not built"; echo "eventing: 0 passed, 1 failed"; exit 1; }
 
 # ---- servers ----
 
@@ -76,29 +79,33 @@ wait_until 10 test -s "$TMP/sink.port" || { echo "eventing: sink did not start";
 SP=$(cat "$TMP/sink.port")
 SINK=http://127.0.0.1:$SP
 
-# start_harness NAME DATA [--redis URL]: sets HP (port) and HPID.
-start_harness() {
+# start_daemon NAME DATA [SERVE FLAGS]: `wasmfn serve` on random loopback
+# ports; sets DP (data plane URL), AP (admin API URL), TOKEN and HPID.
+start_daemon() {
     local name=$1 data=$2
     shift 2
     mkdir -p "$data"
-    rm -f "$TMP/$name.port"
-    "$HARNESS" --data "$data" --sink-base "$SINK" --port-file "$TMP/$name.port" --max-scale 8 "$@" \
-        >>"$TMP/$name.log" 2>&1 &
+    : >"$TMP/$name.log"
+    "$WASMFN" serve --data "$data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --tier interp "$@" \
+        >"$TMP/$name.log" 2>&1 &
     HPID=$!
     PIDS+=($HPID)
-    wait_until 10 test -s "$TMP/$name.port" || { echo "harness $name did not start:"; cat "$TMP/$name.log"; return 1; }
-    HP=$(cat "$TMP/$name.port")
+    wait_until 10 grep -q 'admin API on' "$TMP/$name.log" || { echo "daemon $name did not start:"; cat "$TMP/$name.log"; return 1; }
+    DP=$(grep -o 'data plane on [^,]*' "$TMP/$name.log" | awk '{ print $4 }')
+    AP=$(grep -o 'admin API on .*' "$TMP/$name.log" | awk '{ print $4 }')
+    TOKEN=$(cat "$data/admin.token")
 }
-apply() { curl -s -o "$TMP/out" -w '%{http_code}' -XPOST "http://127.0.0.1:$HP/apply" -d "$1"; }
+apply() { curl -s -o "$TMP/out" -w '%{http_code}' -XPOST -H "Authorization: Bearer $TOKEN" "$AP/v1/apply" -d "$1"; }
+delete() { curl -s -o /dev/null -XDELETE -H "Authorization: Bearer $TOKEN" "$AP/v1/eventing/$1"; }
 metric() { # metric NAME_AND_LABELS -> value or 0
-    curl -s "http://127.0.0.1:$HP/metrics" | awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }'
+    curl -s "$AP/metrics" | awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }'
 }
 sinklog() { curl -s "$SINK/log?svc=$1"; }
 # js 'EXPR' reads JSON on stdin as `d` and prints EXPR.
 js() { node -e "const d = JSON.parse(require('fs').readFileSync(0, 'utf8')); console.log($1)"; }
 sinkcount() { sinklog "$1" | js 'd.length'; }
 
-start_harness main "$TMP/data-main" --redis "redis://127.0.0.1:$RP" || exit 1
+start_daemon main "$TMP/data-main" --redis "redis://127.0.0.1:$RP" || exit 1
 
 # ---- manifests ----
 
@@ -132,7 +139,7 @@ check "re-applying an unchanged object reports created:false" \
 post_event() { # post_event BROKER CURL_ARGS... -> status
     local b=$1
     shift
-    curl -s -o "$TMP/ingress" -w '%{http_code}' -XPOST "http://127.0.0.1:$HP/events/$b" "$@"
+    curl -s -o "$TMP/ingress" -w '%{http_code}' -XPOST "$DP/events/$b" "$@"
 }
 code=$(post_event nope -H 'ce-specversion: 1.0' -H 'ce-id: 1' -H 'ce-source: s' -H 'ce-type: t')
 check "ingress: unknown broker is 404" eq "$code" 404
@@ -142,7 +149,7 @@ check "ingress: not a CloudEvent is 400 with a reason" \
 code=$(post_event b1 -H 'ce-specversion: 1.0' -H 'ce-id: 1' -H 'ce-source: s')
 check "ingress: missing ce-type is 400 naming it" \
     bash -c "[[ $code == 400 ]] && grep -q 'type' '$TMP/ingress'"
-head -c 70000 /dev/zero | tr '\0' 'a' >"$TMP/big"
+head -c 1100000 /dev/zero | tr '\0' 'a' >"$TMP/big" # past the daemon's 1 MiB
 code=$(post_event b1 -H 'ce-specversion: 1.0' -H 'ce-id: 1' -H 'ce-source: s' -H 'ce-type: t' --data-binary @"$TMP/big")
 check "ingress: oversized event is 400" \
     bash -c "[[ $code == 400 ]] && grep -q 'larger than the limit' '$TMP/ingress'"
@@ -151,9 +158,9 @@ check "ingress: structured event without source is 400" eq "$code" 400
 
 # ---- broker -> trigger filtering and reply events (Redis broker) ----
 
-apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"t-orders"},"spec":{"broker":"b1","filter":{"attributes":{"type":"order.created"}},"subscriber":{"ref":{"apiVersion":"serving.knative.dev/v1","kind":"Service","name":"replier"}}}}' >/dev/null
-apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"t-replies"},"spec":{"broker":"b1","filter":{"attributes":{"type":"reply.order.created","source":"/replier"}},"subscriber":{"ref":{"kind":"Service","name":"replies"}}}}' >/dev/null
-apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"t-all"},"spec":{"broker":"b1","subscriber":{"ref":{"kind":"Service","name":"all"}}}}' >/dev/null
+apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"t-orders"},"spec":{"broker":"b1","filter":{"attributes":{"type":"order.created"}},"subscriber":{"uri":"'"$SINK"'/replier"}}}' >/dev/null
+apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"t-replies"},"spec":{"broker":"b1","filter":{"attributes":{"type":"reply.order.created","source":"/replier"}},"subscriber":{"uri":"'"$SINK"'/replies"}}}' >/dev/null
+apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"t-all"},"spec":{"broker":"b1","subscriber":{"uri":"'"$SINK"'/all"}}}' >/dev/null
 codes=""
 for i in 1 2 3 4 5; do
     codes+=$(post_event b1 -H 'ce-specversion: 1.0' -H "ce-id: o$i" -H 'ce-source: /shop' \
@@ -182,7 +189,7 @@ check "broker ingress metric counts accepted events (replies do not pass the ing
 check "trigger metric counts deliveries" \
     eq "$(metric 'wasmfn_events_total{source="",trigger="t-all",outcome="delivered"}')" 15
 
-curl -s -XDELETE "http://127.0.0.1:$HP/objects/Trigger/t-all" >/dev/null
+delete Trigger/t-all
 check "deleting a trigger drops its consumer group" \
     wait_until 5 bash -c "! redis-cli -p $RP XINFO GROUPS wasmfn:broker:b1 | grep -q wasmfn-trigger-t-all"
 check "the other triggers' groups stay" \
@@ -191,9 +198,9 @@ check "the other triggers' groups stay" \
 # ---- PingSource with a seconds schedule ----
 
 t0=$(now_ms)
-apply '{"apiVersion":"sources.knative.dev/v1","kind":"PingSource","metadata":{"name":"ping1"},"spec":{"schedule":"*/2 * * * * *","contentType":"application/json","data":"{\"hello\":\"world\"}","sink":{"ref":{"kind":"Service","name":"ping"}}}}' >/dev/null
+apply '{"apiVersion":"sources.knative.dev/v1","kind":"PingSource","metadata":{"name":"ping1"},"spec":{"schedule":"*/2 * * * * *","contentType":"application/json","data":"{\"hello\":\"world\"}","sink":{"uri":"'"$SINK"'/ping"}}}' >/dev/null
 sleep 5.5
-curl -s -XDELETE "http://127.0.0.1:$HP/objects/PingSource/ping1" >/dev/null
+delete PingSource/ping1
 n_ping=$(sinkcount ping)
 check "PingSource fired every 2 s (>= 2 ticks in 5.5 s)" ge "$n_ping" 2
 check "ping events: type, even-second time, on time (< 500 ms late), data" \
@@ -206,7 +213,7 @@ check "a deleted PingSource stops firing" eq "$(sinkcount ping)" "$n_ping"
 N=3000
 seq 1 $N | awk '{ print "XADD big * n " $1 }' | rcli >/dev/null
 check "stream filled" eq "$(rcli XLEN big)" $N
-apply '{"apiVersion":"sources.knative.dev/v1alpha1","kind":"RedisStreamSource","metadata":{"name":"big","annotations":{"autoscaling.knative.dev/target":"100"}},"spec":{"address":"redis://127.0.0.1:'"$RP"'","stream":"big","group":"g","sink":{"ref":{"kind":"Service","name":"slow-big"}},"delivery":{"retry":2,"backoffPolicy":"linear","backoffDelay":"PT0.01S","deadLetterSink":{"uri":"redis://127.0.0.1:'"$RP"'/dlq-big"}}}}' >/dev/null
+apply '{"apiVersion":"sources.knative.dev/v1alpha1","kind":"RedisStreamSource","metadata":{"name":"big","annotations":{"autoscaling.knative.dev/target":"100","autoscaling.knative.dev/max-scale":"8"}},"spec":{"address":"redis://127.0.0.1:'"$RP"'","stream":"big","group":"g","sink":{"uri":"'"$SINK"'/slow-big"},"delivery":{"retry":2,"backoffPolicy":"linear","backoffDelay":"PT0.01S","deadLetterSink":{"uri":"redis://127.0.0.1:'"$RP"'/dlq-big"}}}}' >/dev/null
 maxpar=0
 drained_big() { [[ $(rcli XLEN dlq-big) == 300 && $(rcli XPENDING big g | head -1) == 0 ]]; }
 deadline=$((SECONDS + 60))
@@ -291,8 +298,10 @@ check_stream() {
 
 # Broker events accepted before a crash survive it: a trigger whose
 # subscriber does not resolve yet keeps them pending across the SIGKILL.
-TSURV() { echo '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"t-surv"},"spec":{"broker":"b1","filter":{"attributes":{"type":"survive"}},"subscriber":{"ref":{"kind":"Service","name":"'"$1"'"}},"delivery":{"retry":50,"backoffPolicy":"linear","backoffDelay":"PT0.1S"}}}'; }
-apply "$(TSURV missing)" >/dev/null
+# TSURV SUBSCRIBER: a subscriber object ("missing" is a Service ref that
+# does not resolve: no such Service in the daemon).
+TSURV() { echo '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"t-surv"},"spec":{"broker":"b1","filter":{"attributes":{"type":"survive"}},"subscriber":'"$1"',"delivery":{"retry":50,"backoffPolicy":"linear","backoffDelay":"PT0.1S"}}}'; }
+apply "$(TSURV '{"ref":{"kind":"Service","name":"missing"}}')" >/dev/null
 codes=""
 for i in 1 2 3 4 5; do
     codes+=$(post_event b1 -H 'ce-specversion: 1.0' -H "ce-id: s$i" -H 'ce-source: /s' -H 'ce-type: survive')
@@ -300,15 +309,15 @@ done
 check "events for a not-yet-resolvable subscriber are accepted" eq "$codes" 202202202202202
 
 seq 1 $N | awk '{ print "XADD k1 * n " $1 }' | rcli >/dev/null
-K1='{"apiVersion":"sources.knative.dev/v1alpha1","kind":"RedisStreamSource","metadata":{"name":"k1","annotations":{"autoscaling.knative.dev/target":"50"}},"spec":{"address":"redis://127.0.0.1:'"$RP"'","stream":"k1","group":"g","consumer":"c1","sink":{"ref":{"kind":"Service","name":"slow-k1"}},"delivery":{"retry":2,"backoffPolicy":"exponential","backoffDelay":"PT0.02S","deadLetterSink":{"uri":"redis://127.0.0.1:'"$RP"'/dlq-k1"}}}}'
+K1='{"apiVersion":"sources.knative.dev/v1alpha1","kind":"RedisStreamSource","metadata":{"name":"k1","annotations":{"autoscaling.knative.dev/target":"50"}},"spec":{"address":"redis://127.0.0.1:'"$RP"'","stream":"k1","group":"g","consumer":"c1","sink":{"uri":"'"$SINK"'/slow-k1"},"delivery":{"retry":2,"backoffPolicy":"exponential","backoffDelay":"PT0.02S","deadLetterSink":{"uri":"redis://127.0.0.1:'"$RP"'/dlq-k1"}}}}'
 apply "$K1" >/dev/null
 wait_until 30 bash -c "[[ \$(curl -s '$SINK/log?svc=slow-k1' | node -e 'console.log(JSON.parse(require(\"fs\").readFileSync(0)).length)') -ge 1000 ]]"
 kill -9 "$HPID"
 wait "$HPID" 2>/dev/null
 check "SIGKILL left work pending mid-stream" \
     bash -c "(( \$(redis-cli -p $RP XPENDING k1 g | head -1) > 0 || \$(redis-cli -p $RP XLEN dlq-k1) < 300 ))"
-start_harness main "$TMP/data-main" --redis "redis://127.0.0.1:$RP" || exit 1
-apply "$(TSURV survivors)" >/dev/null
+start_daemon main "$TMP/data-main" --redis "redis://127.0.0.1:$RP" || exit 1
+apply "$(TSURV '{"uri":"'"$SINK"'/survivors"}')" >/dev/null
 check_stream k1 g dlq-k1 slow-k1 "SIGKILL + restart"
 check "broker events accepted before the SIGKILL are delivered after the restart" \
     eq "$(sinklog survivors | js '[...new Set(d.map(r => r.id))].sort().join()')" "s1,s2,s3,s4,s5"
@@ -316,15 +325,15 @@ check "broker events accepted before the SIGKILL are delivered after the restart
 # ---- SIGKILL, then another consumer reclaims with XAUTOCLAIM ----
 
 seq 1 $N | awk '{ print "XADD k2 * n " $1 }' | rcli >/dev/null
-K2() { echo '{"apiVersion":"sources.knative.dev/v1alpha1","kind":"RedisStreamSource","metadata":{"name":"k2","annotations":{"autoscaling.knative.dev/target":"50"}},"spec":{"address":"redis://127.0.0.1:'"$RP"'","stream":"k2","group":"g","consumer":"'"$1"'","claimMinIdle":"PT1S","sink":{"ref":{"kind":"Service","name":"slow-k2"}},"delivery":{"retry":2,"backoffPolicy":"linear","backoffDelay":"PT0.05S","deadLetterSink":{"uri":"redis://127.0.0.1:'"$RP"'/dlq-k2"}}}}'; }
-start_harness node1 "$TMP/data-node1" --redis "redis://127.0.0.1:$RP" || exit 1
+K2() { echo '{"apiVersion":"sources.knative.dev/v1alpha1","kind":"RedisStreamSource","metadata":{"name":"k2","annotations":{"autoscaling.knative.dev/target":"50"}},"spec":{"address":"redis://127.0.0.1:'"$RP"'","stream":"k2","group":"g","consumer":"'"$1"'","claimMinIdle":"PT1S","sink":{"uri":"'"$SINK"'/slow-k2"},"delivery":{"retry":2,"backoffPolicy":"linear","backoffDelay":"PT0.05S","deadLetterSink":{"uri":"redis://127.0.0.1:'"$RP"'/dlq-k2"}}}}'; }
+start_daemon node1 "$TMP/data-node1" --redis "redis://127.0.0.1:$RP" || exit 1
 apply "$(K2 first)" >/dev/null
 wait_until 30 bash -c "[[ \$(curl -s '$SINK/log?svc=slow-k2' | node -e 'console.log(JSON.parse(require(\"fs\").readFileSync(0)).length)') -ge 1200 ]]"
 kill -9 "$HPID"
 wait "$HPID" 2>/dev/null
 check "entries are pending for the killed consumer" \
     bash -c "(( \$(redis-cli -p $RP XPENDING k2 g - + 100000 first | grep -c .) > 0 ))"
-start_harness node2 "$TMP/data-node2" --redis "redis://127.0.0.1:$RP" || exit 1
+start_daemon node2 "$TMP/data-node2" --redis "redis://127.0.0.1:$RP" || exit 1
 apply "$(K2 second)" >/dev/null
 check_stream k2 g dlq-k2 slow-k2 "XAUTOCLAIM by another consumer"
 check "the other consumer's entries were claimed" eq "$(rcli XPENDING k2 g - + 100000 first | grep -c .)" 0
@@ -334,10 +343,10 @@ wait "$HPID" 2>/dev/null
 # ---- memory brokers (no --redis): filtering and replies ----
 
 # Small bounds on queued bytes: 160,000 per trigger, 230,000 in all.
-start_harness mem "$TMP/data-mem" --trigger-queue-bytes 160000 --queue-bytes 230000 || exit 1
+start_daemon mem "$TMP/data-mem" --broker-queue-bytes-per-trigger 160000 --broker-queue-bytes 230000 || exit 1
 apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Broker","metadata":{"name":"mb"}}' >/dev/null
-apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"m1"},"spec":{"broker":"mb","filter":{"attributes":{"type":"order.created"}},"subscriber":{"ref":{"kind":"Service","name":"replier"}}}}' >/dev/null
-apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"m2"},"spec":{"broker":"mb","filter":{"attributes":{"type":"reply.order.created"}},"subscriber":{"ref":{"kind":"Service","name":"mem-replies"}}}}' >/dev/null
+apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"m1"},"spec":{"broker":"mb","filter":{"attributes":{"type":"order.created"}},"subscriber":{"uri":"'"$SINK"'/replier"}}}' >/dev/null
+apply '{"apiVersion":"eventing.knative.dev/v1","kind":"Trigger","metadata":{"name":"m2"},"spec":{"broker":"mb","filter":{"attributes":{"type":"reply.order.created"}},"subscriber":{"uri":"'"$SINK"'/mem-replies"}}}' >/dev/null
 curl -s -XPOST "$SINK/reset" >/dev/null
 codes=""
 for i in 1 2 3; do
@@ -383,21 +392,21 @@ code=$(post_event mb -H 'ce-specversion: 1.0' -H 'ce-id: small1' -H 'ce-source: 
 wait_until 10 bash -c "curl -s '$SINK/log?svc=replier' | grep -q small1"
 check "memory broker: a small event to another broker still goes through ($code)" \
     bash -c "[[ $code == 202 ]] && curl -s '$SINK/log?svc=replier' | grep -q small1"
-curl -s -o /dev/null -XDELETE "http://127.0.0.1:$HP/objects/Trigger/q1"
+delete Trigger/q1
 code=000
-wait_until 10 bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' -XPOST 'http://127.0.0.1:$HP/events/mq2' -H 'ce-specversion: 1.0' -H 'ce-id: b3' -H 'ce-source: /s' -H 'ce-type: big' --data-binary @'$TMP/50k') == 202 ]]" && code=202
+wait_until 10 bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' -XPOST '$DP/events/mq2' -H 'ce-specversion: 1.0' -H 'ce-id: b3' -H 'ce-source: /s' -H 'ce-type: big' --data-binary @'$TMP/50k') == 202 ]]" && code=202
 check "memory brokers: deleting trigger q1 gives its bytes back (mq2 accepts again: $code)" eq "$code" 202
 
 # ---- PingSource: no burst of missed ticks after a restart ----
 
-apply '{"apiVersion":"sources.knative.dev/v1","kind":"PingSource","metadata":{"name":"tick"},"spec":{"schedule":"* * * * * *","sink":{"ref":{"kind":"Service","name":"tick"}}}}' >/dev/null
+apply '{"apiVersion":"sources.knative.dev/v1","kind":"PingSource","metadata":{"name":"tick"},"spec":{"schedule":"* * * * * *","sink":{"uri":"'"$SINK"'/tick"}}}' >/dev/null
 sleep 2.5
 kill -9 "$HPID"
 wait "$HPID" 2>/dev/null
 down_from=$(now_ms)
 sleep 3
 down_to=$(now_ms)
-start_harness mem "$TMP/data-mem" || exit 1
+start_daemon mem "$TMP/data-mem" || exit 1
 sleep 2.5
 check "ticks before the crash arrived" \
     bash -c "(( \$(curl -s '$SINK/log?svc=tick' | node -e 'console.log(JSON.parse(require(\"fs\").readFileSync(0)).filter(r => Date.parse(r.time) < $down_from).length)') >= 2 ))"
@@ -416,7 +425,7 @@ wait_until 10 bash -c "! kill -0 $HPID 2>/dev/null" || rc=1
 wait "$HPID" 2>/dev/null
 st=$?
 check "SIGTERM drains and exits 0 (status $st)" \
-    bash -c "(( $rc == 0 && $st == 0 )) && grep -q drained '$TMP/mem.log'"
+    bash -c "(( $rc == 0 && $st == 0 )) && grep -q draining '$TMP/mem.log'"
 if ((st != 0)); then tail -30 "$TMP/mem.log"; fi
 
 echo "eventing: $pass passed, $fail failed"
