@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cm_buf_reserve(cm_buf_t *b, size_t extra)
+/* Grows to hold extra more bytes and the NUL, doubling from 256, but to
+ * at most max_cap bytes (max_cap >= len + extra + 1, checked by callers). */
+static int grow(cm_buf_t *b, size_t extra, size_t max_cap)
 {
     if (b->oom) return -1;
     if (b->cap > b->len && extra < b->cap - b->len) return 0;
@@ -22,6 +24,7 @@ int cm_buf_reserve(cm_buf_t *b, size_t extra)
     }
     size_t want = b->len + extra + 1, cap = b->cap ? b->cap : 256;
     while (cap < want) cap *= 2;
+    if (cap > max_cap) cap = max_cap;
     char *p = realloc(b->data, cap);
     if (!p) {
         b->oom = true;
@@ -30,6 +33,14 @@ int cm_buf_reserve(cm_buf_t *b, size_t extra)
     b->data = p;
     b->cap = cap;
     return 0;
+}
+
+int cm_buf_reserve(cm_buf_t *b, size_t extra) { return grow(b, extra, SIZE_MAX); }
+
+int cm_buf_reserve_upto(cm_buf_t *b, size_t extra, size_t limit)
+{
+    if (b->len > limit || extra > limit - b->len || limit == SIZE_MAX) return -1;
+    return grow(b, extra, limit + 1);
 }
 
 int cm_buf_append(cm_buf_t *b, const void *p, size_t n)

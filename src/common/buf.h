@@ -27,6 +27,11 @@ typedef struct cm_buf {
 /* Makes room for `extra` more bytes plus the NUL: afterwards
  * cap - len > extra. Returns 0, or -1 (oom set) when out of memory. */
 int cm_buf_reserve(cm_buf_t *b, size_t extra);
+/* As cm_buf_reserve, for a buffer with a hard bound: the capacity never
+ * grows past limit + 1 bytes (the content and its NUL), so doubling does
+ * not allocate up to twice the bound. -1 when len + extra > limit (oom is
+ * not set: nothing failed but the caller's bound) or out of memory. */
+int cm_buf_reserve_upto(cm_buf_t *b, size_t extra, size_t limit);
 /* Appends n bytes (p may be NULL when n is 0, which still allocates, so
  * data is a valid empty string afterwards). Returns 0 or -1. */
 int cm_buf_append(cm_buf_t *b, const void *p, size_t n);

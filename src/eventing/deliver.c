@@ -18,6 +18,7 @@
 
 #include <curl/curl.h>
 
+#include "common/buf.h"
 #include "eventing/internal.h"
 
 typedef struct job {
@@ -31,8 +32,8 @@ typedef struct job {
     void *ud;
     CURL *easy;
     /* the response */
-    char *resp;
-    size_t resp_len, resp_cap, resp_max;
+    cm_buf_t resp;
+    size_t resp_max;
     ev_header_t *rh;
     size_t nrh, caprh;
     char errbuf[CURL_ERROR_SIZE];
@@ -62,7 +63,7 @@ static void job_free(job_t *j)
     curl_slist_free_all(j->hdrs);
     free(j->url);
     free(j->body);
-    free(j->resp);
+    cm_buf_free(&j->resp);
     for (size_t i = 0; i < j->nrh; i++) {
         free((char *)j->rh[i].name);
         free((char *)j->rh[i].value);
@@ -75,19 +76,11 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     job_t *j = ud;
     size_t len = size * n;
-    if (j->resp_len + len > j->resp_max)
+    if (len > j->resp_max - j->resp.len)
         return len; /* keep what fits; a too-large reply is ignored later */
-    if (j->resp_len + len + 1 > j->resp_cap) {
-        size_t cap = (j->resp_len + len + 1) * 2;
-        char *r = realloc(j->resp, cap);
-        if (!r)
-            return 0;
-        j->resp = r;
-        j->resp_cap = cap;
-    }
-    memcpy(j->resp + j->resp_len, p, len);
-    j->resp_len += len;
-    j->resp[j->resp_len] = 0;
+    if (cm_buf_reserve_upto(&j->resp, len, j->resp_max) != 0)
+        return 0;
+    cm_buf_append(&j->resp, p, len); /* room was made: cannot fail */
     return len;
 }
 
@@ -205,7 +198,7 @@ static void job_result(job_t *j, CURLcode rc, ev_attempt_result_t *r, size_t max
     r->status = (int)code;
     if (code >= 200 && code < 300 && ev_http_has_event(j->rh, j->nrh)) {
         char err[256];
-        r->reply = ev_event_from_http(j->rh, j->nrh, (const uint8_t *)j->resp, j->resp_len,
+        r->reply = ev_event_from_http(j->rh, j->nrh, (const uint8_t *)j->resp.data, j->resp.len,
                                       max_bytes, err, sizeof err);
         if (!r->reply)
             fprintf(stderr, "eventing: ignoring a bad reply event from %s: %s\n", j->url, err);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/buf.h"
 #include "runtime/link.h"
 #include "wasi/wasi.h"
 
@@ -120,8 +121,8 @@ void rt_instance_free(rt_instance_t *i)
 /* ---- stdio capture ------------------------------------------------------ */
 
 typedef struct capture {
-    uint8_t *out;
-    size_t out_len, out_cap, out_max;
+    cm_buf_t out;
+    size_t out_max;
     bool overflow;
     lr_ring_t *log;
     const char *source;
@@ -135,21 +136,12 @@ typedef struct capture {
 static long capture_stdout(void *ud, const uint8_t *data, size_t len)
 {
     capture_t *c = ud;
-    if (len > c->out_max - c->out_len) {
+    if (len > c->out_max - c->out.len) {
         c->overflow = true;
         return -1;
     }
-    if (c->out_len + len > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 4096;
-        while (cap < c->out_len + len) cap *= 2;
-        if (cap > c->out_max) cap = c->out_max;
-        uint8_t *n = realloc(c->out, cap);
-        if (!n) return -1;
-        c->out = n;
-        c->out_cap = cap;
-    }
-    memcpy(c->out + c->out_len, data, len);
-    c->out_len += len;
+    if (cm_buf_reserve_upto(&c->out, len, c->out_max) != 0) return -1;
+    cm_buf_append(&c->out, data, len); /* room was made: cannot fail */
     return (long)len;
 }
 
@@ -218,8 +210,9 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
     res->trap = t;
     if (t == ENG_TRAP_EXIT) res->exit_code = eng_exec_exit_code(x);
     else if (t != ENG_OK) snprintf(res->message, sizeof res->message, "%s", eng_exec_trap_message(x));
-    res->out = cap->out;
-    res->out_len = cap->out_len;
+    size_t out_len = cap->out.len;
+    res->out = (uint8_t *)cm_buf_take(&cap->out);
+    res->out_len = res->out ? out_len : 0;
     res->out_overflow = cap->overflow;
     free(cap->line);
     free(cap);

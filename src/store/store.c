@@ -24,6 +24,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/buf.h"
 #include "store/internal.h"
 
 static char *path_join(const char *a, const char *b)
@@ -103,44 +104,40 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
         errno = e;
         return -1;
     }
-    size_t cap = (size_t)st.st_size;
-    uint8_t *buf = malloc(cap + 1);
-    if (!buf) {
+    /* Exactly the size fstat gave (a module may be 256 MiB: doubling
+     * would ask for twice that); only a file that grew since reads on in
+     * doubling steps. */
+    cm_buf_t b = {0};
+    if (cm_buf_reserve_upto(&b, (size_t)st.st_size, (size_t)st.st_size) != 0) {
+        cm_buf_free(&b);
         close(fd);
         errno = ENOMEM;
         return -1;
     }
-    size_t n = 0;
+    b.data[0] = '\0';
     for (;;) {
-        if (n == cap) {
-            /* The file grew since fstat: read on in bigger steps. */
-            size_t ncap = cap ? cap * 2 : 4096;
-            uint8_t *nb = realloc(buf, ncap + 1);
-            if (!nb) {
-                free(buf);
-                close(fd);
-                errno = ENOMEM;
-                return -1;
-            }
-            buf = nb;
-            cap = ncap;
+        if (b.cap - b.len - 1 == 0 && cm_buf_reserve(&b, b.len ? b.len : 4096) != 0) {
+            cm_buf_free(&b);
+            close(fd);
+            errno = ENOMEM;
+            return -1;
         }
-        ssize_t r = read(fd, buf + n, cap - n);
+        ssize_t r = read(fd, b.data + b.len, b.cap - b.len - 1);
         if (r < 0) {
             if (errno == EINTR) continue;
             int e = errno;
-            free(buf);
+            cm_buf_free(&b);
             close(fd);
             errno = e;
             return -1;
         }
         if (r == 0) break;
-        n += (size_t)r;
+        b.len += (size_t)r;
+        b.data[b.len] = '\0';
     }
     close(fd);
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
+    *len = b.len;
+    *out = (uint8_t *)cm_buf_take(&b);
     return 0;
 }
 
