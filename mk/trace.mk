@@ -8,5 +8,5 @@ TEST_STEPS += test-trace
 
 .PHONY: test-trace
 
-test-trace: $(WASMFN) examples
-	@WASMFN=$(abspath $(WASMFN)) EXAMPLES_DIR=$(EXAMPLES_DIR) bash tests/trace/run_tests.sh
+test-trace: $(WASMFN) examples host-fns
+	@WASMFN=$(abspath $(WASMFN)) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(HOST_FNS_DIR) bash tests/trace/run_tests.sh
