@@ -298,4 +298,45 @@ check "redis: incr of decimal text" "$out" "$([[ $out == $'rc=0\nvalue=8' ]]; ec
 v=$("$WASMFN" kv get counters hits)
 check "redis: wasmfn kv get reads through Redis" "got '$v'" "$([[ $v == 1000 ]]; echo $?)"
 
+# ---- a Redis that stops answering, then one that is gone ----------------------
+# Once: the tier does not change how a host call waits.
+if [[ ${TIER:-interp} == interp ]]; then
+    "$WASMFN" deploy hello "$EXAMPLES_DIR/hello.wasm" -q >/dev/null
+    ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+    # Stopped (SIGSTOP): connections still open (the kernel accepts them)
+    # but no answer comes. Every worker (4) gets a KV call; each must end
+    # in error 6 at the 2 s command timeout, and hello is still served
+    # (once a worker is free again).
+    kill -STOP "$rpid"
+    t=$(date +%s%N)
+    stuck=()
+    for k in 1 2 3 4; do
+        kvt "op=get&key=b1" >"$TMP/stuck.$k" &
+        stuck+=($!)
+    done
+    sleep 0.2
+    hello=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$DATA_URL/fn/hello/")
+    hello_ms=$(ms "$t")
+    wait "${stuck[@]}"
+    all_ms=$(ms "$t")
+    kill -CONT "$rpid"
+    got=$(cat "$TMP"/stuck.* | tr '\n' ' ')
+    [[ $(grep -c '^rc=6$' "$TMP"/stuck.*  | grep -c ':1$') == 4 && $hello == 200 &&
+        $all_ms -lt 6000 ]]
+    check "redis stopped: 4 KV calls (every worker) answer 6 at the 2 s timeout, hello served meanwhile" \
+        "calls: $got in $all_ms ms; hello $hello after $hello_ms ms" "$?"
+    out=$(kvt "op=get&key=b1")
+    check "redis resumed: KV calls work again" "$out" "$([[ $out == $'rc=0\nlen=1\n8' ]]; echo $?)"
+    # Gone (killed): the connection is refused at once.
+    kill -KILL "$rpid"
+    wait "$rpid" 2>/dev/null
+    t=$(date +%s%N)
+    out=$(kvt "op=incr&key=b1&delta=1")
+    took=$(ms "$t")
+    hello=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$DATA_URL/fn/hello/")
+    [[ $out == rc=6* && $took -lt 2500 && $hello == 200 ]]
+    check "redis gone: a KV call answers 6 within the timeout, hello still served" \
+        "$out in $took ms; hello $hello" "$?"
+fi
+
 finish
