@@ -9,7 +9,9 @@
 #     too small (3, with the size needed); keys by prefix; incr on text (5);
 #     hostile pointers and handles answer 5, never a trap;
 #   - `wasmfn kv list/get/set/delete` and /v1/kv;
-#   - the same counter test with --redis and a redis-server started here.
+#   - the same counter test with --redis and a redis-server started here;
+#     then Redis stopped (SIGSTOP) and killed: KV calls answer 6 within the
+#     2 s timeout and another function is still served (interp tier only).
 # Starts everything on free loopback ports with temporary directories; one
 # line per test, then "kv: N passed, M failed".
 #
