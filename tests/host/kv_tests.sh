@@ -9,6 +9,7 @@
 #     too small (3, with the size needed); keys by prefix; incr on text (5);
 #     hostile pointers and handles answer 5, never a trap;
 #   - `wasmfn kv list/get/set/delete` and /v1/kv;
+#   - `wasmfn run --kv STORE --kv-dir DIR`: the same guest without a daemon;
 #   - the same counter test with --redis and a redis-server started here;
 #     then Redis stopped (SIGSTOP) and killed: KV calls answer 6 within the
 #     2 s timeout and another function is still served (interp tier only).
@@ -233,6 +234,26 @@ st=$(curl -s -o /dev/null -w '%{http_code}' "$ADMIN_URL/v1/kv")
 check "/v1/kv wants the token" "got $st" "$([[ $st == 401 ]]; echo $?)"
 
 kill9
+
+# ---- wasmfn run links wasmfn_kv too (SQLite in --kv-dir) ------------------------
+
+mkdir -p "$TMP/runkv"
+runkv() { # runkv QUERY [run flags...]: kvtest under `wasmfn run`
+    local q=$1
+    shift
+    "$WASMFN" run --tier "${TIER:-interp}" --cache-dir "$TMP/cache" --env "QUERY_STRING=$q" "$@" \
+        "$FNS_DIR/kvtest.wasm"
+}
+a=$(runkv "op=incr&key=runs&delta=2" --kv kvtest --kv-dir "$TMP/runkv" 2>&1)
+b=$(runkv "op=incr&key=runs&delta=2" --kv kvtest --kv-dir "$TMP/runkv" 2>&1)
+[[ $a == *$'rc=0\nvalue=2' && $b == *$'rc=0\nvalue=4' && -s $TMP/runkv/kv.db ]]
+check "wasmfn run --kv: the store is kept in --kv-dir across runs" "$a / $b" "$?"
+out=$(runkv "op=open" 2>&1)
+check "wasmfn run without --kv: open answers 1 (not granted)" "$out" "$([[ $out == *rc=1 ]]; echo $?)"
+out=$(runkv "op=open" --kv kvtest 2>&1)
+st=$?
+[[ $st == 125 && $out == *--kv-dir* ]]
+check "wasmfn run --kv without --kv-dir: a usage error naming it" "exit $st: $out" "$?"
 
 # ---- Redis ---------------------------------------------------------------------
 
