@@ -295,14 +295,17 @@
       return;
     }
     box.replaceChildren(h('table', { id: 'invocations' },
-      h('thead', {}, h('tr', {}, ['Time', 'Revision', 'Trigger', 'Status', 'Duration', 'Cold start', 'Id']
-        .map(t => h('th', {}, t)))),
+      h('thead', {}, h('tr', {}, ['Time', 'Revision', 'Trigger', 'Status', 'Duration', 'Cold start',
+        'Invocation', 'Trace'].map(t => h('th', {}, t)))),
       h('tbody', {}, list.map(v => h('tr', { class: v.status >= 500 ? 'bad' : '' },
         h('td', {}, time(v.time)), h('td', {}, v.revision), h('td', {}, v.trigger),
         h('td', { class: 'num', 'data-k': 'status' }, String(v.status)),
         h('td', { class: 'num' }, ms(v.durationMs)),
         h('td', {}, v.coldStart ? 'yes' : ''),
-        h('td', { class: 'small mono' }, v.id || ''))))));
+        // The ids the logs (wasmfn logs -o json) and the trace's spans
+        // carry: from a slow call to its log lines and its trace.
+        h('td', { class: 'small mono', 'data-k': 'id' }, v.id || ''),
+        h('td', { class: 'small mono', 'data-k': 'trace' }, v.traceId || ''))))));
   }
 
   function renderCharts(boxes, series) {

@@ -16,6 +16,14 @@
  * compiles it into the cache for the next run, because LLVM needs tens of
  * seconds per MiB and a first run should not wait that long unasked.
  * --tier native always compiles first; --tier interp never uses native code.
+ *
+ * Host APIs. Imports are bound as the daemon binds them (rt_link_imports):
+ * WASI, outbound HTTP (wasi_experimental_http) to the destinations given
+ * with --allow-host, and wasmfn_kv to the stores given with --kv, kept in
+ * DIR/kv.db (--kv-dir). A module may import either without the flags: its
+ * requests are then refused (7) and its opens answer "no such store" (1),
+ * as in a revision granted nothing. Not being on a pool fiber, a guest
+ * waiting for its response blocks this thread, which is all there is.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +38,9 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "engine/engine.h"
+#include "host/http_out.h"
+#include "host/kv.h"
+#include "runtime/link.h"
 #include "wasi/wasi.h"
 
 void cli_run_usage(FILE *out)
@@ -45,6 +56,13 @@ void cli_run_usage(FILE *out)
             "                       (default: HOST) inside it (repeatable)\n"
             "  --timeout MS         stop the guest after MS milliseconds\n"
             "  --memory MIB         cap the guest's linear memory at MIB mebibytes\n"
+            "  --allow-host URL     let the guest's outbound HTTP (wasi_experimental_http)\n"
+            "                       reach URL: scheme, host and optional port, e.g.\n"
+            "                       https://api.example.com (repeatable)\n"
+            "  --kv STORE           grant the wasmfn_kv store STORE (repeatable; needs\n"
+            "                       --kv-dir)\n"
+            "  --kv-dir DIR         keep the stores in DIR/kv.db (SQLite; the directory\n"
+            "                       must exist)\n"
             "  --tier T             auto (default): native code from the module file or\n"
             "                       the cache, compiling modules up to 256 KiB first and\n"
             "                       larger ones in the background for the next run;\n"
@@ -72,6 +90,11 @@ typedef struct run_opts {
     int nenv;
     const char **dirs;
     int ndirs;
+    const char **allow;   /* --allow-host, checked */
+    int nallow;
+    const char **kv;      /* --kv, checked */
+    int nkv;
+    const char *kv_dir;
     uint64_t timeout_ms;
     uint64_t memory_mib;
     const char *file;
@@ -134,6 +157,26 @@ static int parse_args(int argc, char **argv, run_opts_t *o)
         } else if ((v = opt_value("--timeout", argc, argv, &i))) {
             if (parse_u64(v, &o->timeout_ms) != 0 || o->timeout_ms > 86400000ull * 365)
                 return usage_error("--timeout wants milliseconds, got '%s'", v);
+        } else if ((v = opt_value("--allow-host", argc, argv, &i))) {
+            char err[256];
+            if (ho_allowed_host_check(v, err, sizeof err) != 0) {
+                fprintf(stderr, "wasmfn run: --allow-host '%s': %s (see wasmfn run --help)\n", v,
+                        err);
+                return CLI_EXIT_USAGE;
+            }
+            if (o->nallow >= (int)HO_MAX_ALLOWED_HOSTS)
+                return usage_error("--allow-host: more than 64 destinations%s", "");
+            o->allow[o->nallow++] = v;
+        } else if ((v = opt_value("--kv-dir", argc, argv, &i))) {
+            if (!*v) return usage_error("--kv-dir wants a directory%s", "");
+            o->kv_dir = v;
+        } else if ((v = opt_value("--kv", argc, argv, &i))) {
+            if (!kv_store_name_ok(v, strlen(v)))
+                return usage_error("--kv '%s': a store name is 1 to 63 of a-z, 0-9, '.', '_', '-'",
+                                   v);
+            if (o->nkv >= (int)KV_MAX_GRANTS)
+                return usage_error("--kv: more than 16 stores%s", "");
+            o->kv[o->nkv++] = v;
         } else if ((v = opt_value("--tier", argc, argv, &i))) {
             if (strcmp(v, "auto") == 0) o->tier = TIER_AUTO;
             else if (strcmp(v, "interp") == 0) o->tier = TIER_INTERP;
@@ -150,6 +193,8 @@ static int parse_args(int argc, char **argv, run_opts_t *o)
             return usage_error("unknown option '%s'", a);
         }
     }
+    if (o->nkv && !o->kv_dir)
+        return usage_error("--kv needs --kv-dir DIR, where the stores are kept%s", "");
     if (i >= argc) return usage_error("no module given%s", "");
     o->file = argv[i];
     o->guest_argc = argc - i;
@@ -270,6 +315,11 @@ static int run_module(const run_opts_t *o)
     }
 
     int status = CLI_EXIT_USAGE;
+    ho_client_t *client = NULL;
+    ho_policy_t *policy = NULL;
+    ho_ctx_t *http = NULL;
+    kv_t *kv = NULL;
+    kv_grant_t *grant = NULL;
     eng_store_t *s = eng_store_new();
     eng_exec_t *x = eng_exec_new(0);
     wasi_ctx_t *w = wasi_ctx_new();
@@ -306,7 +356,34 @@ static int run_module(const run_opts_t *o)
             goto out;
         }
     }
-    if (wasi_ctx_link(w, s, m, imports, err, sizeof err) != 0) {
+    /* The host APIs, made only when asked for (a thread each). */
+    if (o->nallow) {
+        client = ho_client_new(NULL, err, sizeof err);
+        if (client) policy = ho_policy_new(o->allow, (uint32_t)o->nallow, err, sizeof err);
+        if (!client || !policy) {
+            fprintf(stderr, "wasmfn: outbound HTTP: %s\n", err);
+            goto out;
+        }
+    }
+    if (o->nkv) {
+        kv_config_t kc = {.data_dir = o->kv_dir};
+        kv = kv_new(&kc, err, sizeof err);
+        if (!kv) {
+            fprintf(stderr, "wasmfn: --kv-dir %s: %s\n", o->kv_dir, err);
+            goto out;
+        }
+        if (!(grant = kv_grant_new(kv, o->kv, (uint32_t)o->nkv))) {
+            fprintf(stderr, "wasmfn: %s: out of memory\n", o->file);
+            goto out;
+        }
+    }
+    rt_link_t link = {.wasi = w,
+                      .http = &http,
+                      .http_client = client,
+                      .http_policy = policy,
+                      .function = o->file,
+                      .kv = grant};
+    if (rt_link_imports(&link, s, m, imports, err, sizeof err) != 0) {
         fprintf(stderr, "wasmfn: %s: %s\n", o->file, err);
         status = CLI_EXIT_BAD_MODULE;
         goto out;
@@ -351,6 +428,11 @@ static int run_module(const run_opts_t *o)
 out:
     if (s) eng_store_free(s);
     wasi_ctx_free(w);
+    ho_ctx_free(http); /* before the client, which it may hold a transfer of */
+    ho_client_free(client);
+    ho_policy_unref(policy);
+    kv_grant_free(grant);
+    kv_free(kv);
     free(imports);
     if (x) eng_exec_free(x);
     eng_module_free(m);
@@ -376,8 +458,10 @@ int cli_run_main(int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.env = calloc((size_t)argc, sizeof *o.env);
     o.dirs = calloc((size_t)argc, sizeof *o.dirs);
+    o.allow = calloc((size_t)argc, sizeof *o.allow);
+    o.kv = calloc((size_t)argc, sizeof *o.kv);
     int status;
-    if (!o.env || !o.dirs) {
+    if (!o.env || !o.dirs || !o.allow || !o.kv) {
         fprintf(stderr, "wasmfn run: out of memory\n");
         status = CLI_EXIT_USAGE;
     } else if ((status = parse_args(argc, argv, &o)) < 0) {
@@ -388,5 +472,7 @@ int cli_run_main(int argc, char **argv)
     }
     free(o.env);
     free(o.dirs);
+    free(o.allow);
+    free(o.kv);
     return status;
 }

@@ -25,6 +25,12 @@
  * limited (a limit: sessions, body or header sizes), failed (the request
  * could not be made or was bad), timeout (the guest's deadline passed
  * while it waited).
+ *
+ * Traces: during a traced run (ho_ctx_set_trace) every request that is
+ * sent is a CLIENT span under the invocation's SERVER span, from its
+ * submission to its answer, and carries that span's `traceparent` so the
+ * upstream continues the trace. A request refused before it is sent (the
+ * allowed list, a bad argument, a limit) makes no span: nothing went out.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -113,6 +119,9 @@ struct ho_ctx {
     uint32_t next_handle;
     size_t held_bytes;           /* response bodies of open sessions */
     ho_binding_t *bindings;      /* one per function of the interface */
+    tr_tracer_t *tracer;         /* the current run's trace (ho_ctx_set_trace) */
+    tr_ctx_t trace;
+    bool traced;
 };
 
 ho_ctx_t *ho_ctx_new(ho_client_t *client, ho_policy_t *policy, const char *function,
@@ -149,6 +158,14 @@ void ho_ctx_free(ho_ctx_t *h)
     free(h->function);
     free(h->bindings);
     free(h);
+}
+
+void ho_ctx_set_trace(ho_ctx_t *h, tr_tracer_t *tracer, const tr_ctx_t *ctx)
+{
+    if (!h) return;
+    h->traced = ctx != NULL;
+    h->tracer = ctx ? tracer : NULL;
+    if (ctx) h->trace = *ctx;
 }
 
 static void count(ho_ctx_t *h, const char *outcome)
@@ -354,6 +371,34 @@ fail:
     return rc;
 }
 
+/* Starts the CLIENT span of request x (a traced run) and, unless the
+ * guest set its own, adds the span's traceparent to the request's
+ * headers. url.full leaves out any user and password the URL holds. */
+static void trace_begin(ho_ctx_t *h, ho_xfer_t *x, tr_span_t *sp)
+{
+    char *url = NULL;
+    CURLU *u = curl_url_dup(x->url);
+    if (u) {
+        curl_url_set(u, CURLUPART_USER, NULL, 0);
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+        if (curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK) url = NULL;
+        curl_url_cleanup(u);
+    }
+    char tp[TR_TRACEPARENT_LEN + 1];
+    tr_client_begin(sp, h->tracer, &h->trace, x->method, url ? url : "", tp);
+    curl_free(url);
+    for (const struct curl_slist *l = x->hdrs; l; l = l->next)
+        if (strncasecmp(l->data, "traceparent", 11) == 0 &&
+            (l->data[11] == ':' || l->data[11] == ';'))
+            return; /* the guest's own, kept: it may continue a trace of its own */
+    char line[sizeof "traceparent: " + TR_TRACEPARENT_LEN];
+    snprintf(line, sizeof line, "traceparent: %s", tp);
+    struct curl_slist *l = curl_slist_append(x->hdrs, line);
+    if (!l) return; /* out of memory: the request goes without it */
+    x->hdrs = l;
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
+}
+
 static uint32_t fn_req(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_exec_t *ex,
                        eng_trap_t *trap)
 {
@@ -377,9 +422,13 @@ static uint32_t fn_req(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_exec_t *e
         count(h, "failed");
         return HO_RUNTIME_ERROR;
     }
+    bool traced = h->traced;
+    tr_span_t span;
+    if (traced) trace_begin(h, x, &span);
     if (ho_client_submit(h->client, x, h->waker, h->ops) != 0) {
         ho_xfer_free(x);
         count(h, "failed");
+        if (traced) tr_client_end(&span, 0, "the outbound client is stopping");
         return HO_RUNTIME_ERROR;
     }
     /* Parked until the client thread is done with it. Wakes may be
@@ -389,6 +438,7 @@ static uint32_t fn_req(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_exec_t *e
             !ho_client_done(h->client, x)) {
             ho_client_release(h->client, x);
             count(h, "timeout");
+            if (traced) tr_client_end(&span, 0, "no answer before the function's deadline");
             *trap = ENG_TRAP_DEADLINE;
             return HO_REQUEST_ERROR;
         }
@@ -398,10 +448,15 @@ static uint32_t fn_req(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_exec_t *e
          * connect): the guest is told why. With several addresses, a
          * refused one does not matter once another has answered. */
         const char *why = x->refused ? "denied" : x->too_large ? "limited" : "failed";
+        if (traced)
+            tr_client_end(&span, 0, x->refused ? "the address is not allowed"
+                                    : x->too_large ? "the response is over the limits"
+                                    : x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->rc));
         ho_client_release(h->client, x);
         count(h, why);
         return why[0] == 'd' ? HO_DESTINATION_NOT_ALLOWED : HO_REQUEST_ERROR;
     }
+    if (traced) tr_client_end(&span, (int)x->status, NULL);
     /* The client thread has let go of it: a session from now on. The
      * result pointers were checked before the request; the guest could
      * not run meanwhile, so they still hold. */

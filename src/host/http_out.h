@@ -40,6 +40,7 @@
 
 #include "common/metrics.h"
 #include "engine/engine.h"
+#include "trace/trace.h"
 
 #define HO_MODULE_NAME "wasi_experimental_http"
 
@@ -137,6 +138,13 @@ ho_ctx_t *ho_ctx_new(ho_client_t *client, ho_policy_t *policy, const char *funct
 /* Closes every session and abandons a request in flight. Any thread, once
  * the instance no longer runs. */
 void ho_ctx_free(ho_ctx_t *h);
+/* The trace the guest's requests belong to, for the run about to start
+ * (the invocation's SERVER span, ctx copied); NULL ctx clears it. While
+ * set, each request the guest makes is a CLIENT span under ctx (recorded
+ * by tracer when ctx is sampled) and carries that span as its W3C
+ * `traceparent` header, unless the guest set one itself. Warm instances
+ * are made before their call is known, hence per run. h may be NULL. */
+void ho_ctx_set_trace(ho_ctx_t *h, tr_tracer_t *tracer, const tr_ctx_t *ctx);
 
 /* Resolves one import of module wasi_experimental_http against h: makes
  * the host function in store s. Returns 0, or -1 with a message naming the

@@ -198,7 +198,9 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
     struct timespec cpu0, cpu1;
     uint64_t foreign0 = rt_fiber_foreign_cpu_ns();
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+    ho_ctx_set_trace(i->http, rq->tracer, rq->trace);
     eng_trap_t t = eng_call(x, i->start, NULL, NULL);
+    ho_ctx_set_trace(i->http, NULL, NULL);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
     uint64_t foreign = rt_fiber_foreign_cpu_ns() - foreign0;
     eng_exec_set_deadline(x, 0);

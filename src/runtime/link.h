@@ -1,9 +1,10 @@
 /*
- * link.h — binding a module's imports to the host (private to
- * src/runtime/): WASI preview1, and the host APIs beyond it that a
- * revision is granted (outbound HTTP, src/host/http_out.h; key-value
- * stores, src/host/kv.h). Used for instances (instance.c) and for the
- * throwaway instances that check and image a module (module.c).
+ * link.h — binding a module's imports to the host: WASI preview1, and
+ * the host APIs beyond it that a revision is granted (outbound HTTP,
+ * src/host/http_out.h; key-value stores, src/host/kv.h). Used for
+ * instances (instance.c), for the throwaway instances that check and
+ * image a module (module.c), and by `wasmfn run` (src/cli/run.c), so a
+ * module links the same everywhere.
  */
 #ifndef WASMFN_RUNTIME_LINK_H
 #define WASMFN_RUNTIME_LINK_H

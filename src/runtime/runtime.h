@@ -369,6 +369,11 @@ typedef struct rt_request {
     lr_ring_t *log;            /* stderr lines go here (may be NULL) */
     const char *log_source;    /* the source name for the lines */
     const lr_tags_t *log_tags; /* the invocation and trace the lines belong to (may be NULL) */
+    /* The invocation's trace (its SERVER span's context; NULL: untraced):
+     * the guest's outbound requests become CLIENT spans under it, recorded
+     * by tracer, and carry it on (ho_ctx_set_trace). */
+    tr_tracer_t *tracer;
+    const tr_ctx_t *trace;
 } rt_request_t;
 
 typedef struct rt_result {

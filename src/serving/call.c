@@ -196,6 +196,10 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
     };
     lr_tags_t tags = {c->invocation_id, c->trace_id, LR_STDERR};
     rq.log_tags = &tags;
+    if (r->srv->tracer) { /* c->tr_ctx is set (srv_call_trace_start) */
+        rq.tracer = r->srv->tracer;
+        rq.trace = &c->tr_ctx;
+    }
     c->guest_ns = eng_now_ns();
     rt_instance_run(c->inst, x, &rq, &c->res);
     c->guest_end_ns = eng_now_ns();

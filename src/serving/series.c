@@ -28,6 +28,7 @@ typedef struct recent {
     char trigger[6];
     char revision[SRV_SERIES_REV_MAX];
     char id[33];
+    char trace_id[33];
 } recent_t;
 
 struct srv_series {
@@ -90,6 +91,7 @@ void srv_series_record(srv_series_t *s, const srv_series_call_t *c)
     snprintf(r->trigger, sizeof r->trigger, "%s", c->trigger ? c->trigger : "http");
     snprintf(r->revision, sizeof r->revision, "%s", c->revision ? c->revision : "");
     snprintf(r->id, sizeof r->id, "%s", c->id ? c->id : "");
+    snprintf(r->trace_id, sizeof r->trace_id, "%s", c->trace_id ? c->trace_id : "");
 }
 
 void srv_series_instances(srv_series_t *s, int64_t wall_ns, uint32_t warm, uint32_t busy)
@@ -242,6 +244,7 @@ cJSON *srv_series_recent_json(const srv_series_t *s, uint32_t limit)
         add_ms(o, "durationMs", (double)r->latency_ns / 1e6);
         cJSON_AddBoolToObject(o, "coldStart", r->cold);
         if (r->id[0]) cJSON_AddStringToObject(o, "id", r->id);
+        if (r->trace_id[0]) cJSON_AddStringToObject(o, "traceId", r->trace_id);
     }
     return arr;
 }

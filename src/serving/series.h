@@ -14,7 +14,7 @@
  * to rotate the ring: a function with no traffic costs no work.
  *
  * Memory: one srv_series_t per function, allocated at its first call (or
- * its first warm instance), sizeof(srv_series_t) = 59,048 bytes on x86-64, never
+ * its first warm instance), sizeof(srv_series_t) = 60,648 bytes on x86-64, never
  * more; freed with the function. Loop thread only: no lock.
  *
  * Latency percentiles come from power-of-two buckets from 16 µs up
@@ -49,7 +49,8 @@ typedef struct srv_series_call {
     uint64_t cold_ns;         /* instantiation plus module load, when cold */
     const char *revision;
     const char *trigger;      /* "http", "async" or "event" */
-    const char *id;           /* an asynchronous invocation's id, or NULL */
+    const char *id;           /* its invocation id (faas.invocation_id, the logs'), or NULL */
+    const char *trace_id;     /* its trace (32 hex digits), or NULL / "" when none */
 } srv_series_call_t;
 
 /* Totals over a window, for the overview. Percentiles and means are < 0

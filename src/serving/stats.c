@@ -52,7 +52,9 @@ void srv_stats_call(srv_t *s, const srv_call_t *c, int status)
         .cold_ns = c->cold_ns + c->load_ns,
         .revision = c->rev->name,
         .trigger = trigger,
-        .id = c->inv ? srv_inv_id(c->inv) : NULL,
+        /* Every call's, so a slow one leads to its log lines and trace. */
+        .id = c->invocation_id,
+        .trace_id = c->trace_id,
     };
     srv_series_record(ser, &sc);
 }

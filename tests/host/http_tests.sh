@@ -4,7 +4,8 @@
 # upstreams (tests/host/upstream.py): A is on the function's allowed list,
 # B is not (or only by the name localhost). Each upstream logs every TCP
 # connection it accepts, so "refused without a connection being made" is
-# checked on the upstream's side. Ends with "host-http: N passed, M failed".
+# checked on the upstream's side. Then the same guest under `wasmfn run
+# --allow-host`. Ends with "host-http: N passed, M failed".
 #
 # Env: WASMFN, EXAMPLES_DIR, FNS_DIR (the built tests/host/fns/*.wasm).
 set -u
@@ -192,4 +193,36 @@ check "an entry with a path is refused at apply" "$err" $rc
 [[ $(curl -s -o /dev/null -w '%{http_code}' -m 5 "$DATA_URL/fn/hello/") == 200 ]]
 rc=$?
 check "the daemon still serves" "" $rc
+
+# ---- wasmfn run links outbound HTTP too -----------------------------------------
+# runf URL [run flags...]: outbound.wasm's /fetch of URL under `wasmfn run`.
+runf() {
+    local url=$1
+    shift
+    "$WASMFN" run --tier "${TIER:-interp}" --cache-dir "$TMP/cache" --env PATH_INFO=/fetch \
+        --env "HTTP_X_URL=$url" "$@" "$FNS_DIR/outbound.wasm"
+}
+r=$(runf "$A/echo?status=201" --allow-host "$A" 2>&1)
+has "$r" "error=0" && has "$r" "status=201" && has "$r" "x-upstream=yes (error 0)" &&
+    has "$r" "from-guest=yes"
+rc=$?
+check "wasmfn run --allow-host: the guest gets the upstream's answer" "$r" $rc
+before=$(conns B)
+r=$(runf "http://127.0.0.1:$PORT_B/echo" --allow-host "$A" 2>&1)
+has "$r" "error=7" && [[ $(conns B) == "$before" ]]
+rc=$?
+check "wasmfn run: a destination not allowed is refused (7), no connection made" "$r" $rc
+start=$(date +%s%N)
+r=$(runf "$A/hang" --allow-host "$A" --timeout 500 2>&1)
+st=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+[[ $st == 124 && $ms -lt 5000 ]] && grep -q 'timeout' <<<"$r"
+rc=$?
+check "wasmfn run --timeout: an upstream that never answers ends the run (124)" \
+    "exit $st after $ms ms: $r" $rc
+r=$(runf "$A/echo" --allow-host ftp://x.example 2>&1)
+st=$?
+[[ $st == 125 ]] && grep -q -- "--allow-host 'ftp://x.example'" <<<"$r"
+rc=$?
+check "wasmfn run: a bad --allow-host is a usage error naming it" "exit $st: $r" $rc
 finish

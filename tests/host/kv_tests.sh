@@ -9,7 +9,10 @@
 #     too small (3, with the size needed); keys by prefix; incr on text (5);
 #     hostile pointers and handles answer 5, never a trap;
 #   - `wasmfn kv list/get/set/delete` and /v1/kv;
-#   - the same counter test with --redis and a redis-server started here.
+#   - `wasmfn run --kv STORE --kv-dir DIR`: the same guest without a daemon;
+#   - the same counter test with --redis and a redis-server started here;
+#     then Redis stopped (SIGSTOP) and killed: KV calls answer 6 within the
+#     2 s timeout and another function is still served (interp tier only).
 # Starts everything on free loopback ports with temporary directories; one
 # line per test, then "kv: N passed, M failed".
 #
@@ -232,6 +235,26 @@ check "/v1/kv wants the token" "got $st" "$([[ $st == 401 ]]; echo $?)"
 
 kill9
 
+# ---- wasmfn run links wasmfn_kv too (SQLite in --kv-dir) ------------------------
+
+mkdir -p "$TMP/runkv"
+runkv() { # runkv QUERY [run flags...]: kvtest under `wasmfn run`
+    local q=$1
+    shift
+    "$WASMFN" run --tier "${TIER:-interp}" --cache-dir "$TMP/cache" --env "QUERY_STRING=$q" "$@" \
+        "$FNS_DIR/kvtest.wasm"
+}
+a=$(runkv "op=incr&key=runs&delta=2" --kv kvtest --kv-dir "$TMP/runkv" 2>&1)
+b=$(runkv "op=incr&key=runs&delta=2" --kv kvtest --kv-dir "$TMP/runkv" 2>&1)
+[[ $a == *$'rc=0\nvalue=2' && $b == *$'rc=0\nvalue=4' && -s $TMP/runkv/kv.db ]]
+check "wasmfn run --kv: the store is kept in --kv-dir across runs" "$a / $b" "$?"
+out=$(runkv "op=open" 2>&1)
+check "wasmfn run without --kv: open answers 1 (not granted)" "$out" "$([[ $out == *rc=1 ]]; echo $?)"
+out=$(runkv "op=open" --kv kvtest 2>&1)
+st=$?
+[[ $st == 125 && $out == *--kv-dir* ]]
+check "wasmfn run --kv without --kv-dir: a usage error naming it" "exit $st: $out" "$?"
+
 # ---- Redis ---------------------------------------------------------------------
 
 if ! command -v redis-server >/dev/null; then
@@ -297,5 +320,46 @@ out=$(kvt "op=incr&key=b1&delta=5")
 check "redis: incr of decimal text" "$out" "$([[ $out == $'rc=0\nvalue=8' ]]; echo $?)"
 v=$("$WASMFN" kv get counters hits)
 check "redis: wasmfn kv get reads through Redis" "got '$v'" "$([[ $v == 1000 ]]; echo $?)"
+
+# ---- a Redis that stops answering, then one that is gone ----------------------
+# Once: the tier does not change how a host call waits.
+if [[ ${TIER:-interp} == interp ]]; then
+    "$WASMFN" deploy hello "$EXAMPLES_DIR/hello.wasm" -q >/dev/null
+    ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+    # Stopped (SIGSTOP): connections still open (the kernel accepts them)
+    # but no answer comes. Every worker (4) gets a KV call; each must end
+    # in error 6 at the 2 s command timeout, and hello is still served
+    # (once a worker is free again).
+    kill -STOP "$rpid"
+    t=$(date +%s%N)
+    stuck=()
+    for k in 1 2 3 4; do
+        kvt "op=get&key=b1" >"$TMP/stuck.$k" &
+        stuck+=($!)
+    done
+    sleep 0.2
+    hello=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$DATA_URL/fn/hello/")
+    hello_ms=$(ms "$t")
+    wait "${stuck[@]}"
+    all_ms=$(ms "$t")
+    kill -CONT "$rpid"
+    got=$(cat "$TMP"/stuck.* | tr '\n' ' ')
+    [[ $(grep -c '^rc=6$' "$TMP"/stuck.*  | grep -c ':1$') == 4 && $hello == 200 &&
+        $all_ms -lt 6000 ]]
+    check "redis stopped: 4 KV calls (every worker) answer 6 at the 2 s timeout, hello served meanwhile" \
+        "calls: $got in $all_ms ms; hello $hello after $hello_ms ms" "$?"
+    out=$(kvt "op=get&key=b1")
+    check "redis resumed: KV calls work again" "$out" "$([[ $out == $'rc=0\nlen=1\n8' ]]; echo $?)"
+    # Gone (killed): the connection is refused at once.
+    kill -KILL "$rpid"
+    wait "$rpid" 2>/dev/null
+    t=$(date +%s%N)
+    out=$(kvt "op=incr&key=b1&delta=1")
+    took=$(ms "$t")
+    hello=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$DATA_URL/fn/hello/")
+    [[ $out == rc=6* && $took -lt 2500 && $hello == 200 ]]
+    check "redis gone: a KV call answers 6 within the timeout, hello still served" \
+        "$out in $took ms; hello $hello" "$?"
+fi
 
 finish

@@ -129,18 +129,22 @@ static void test_recent(void **state)
     /* More calls than kept: the newest SRV_SERIES_RECENT, newest first. */
     for (int i = 0; i < SRV_SERIES_RECENT + 7; i++) call(s, T0 + i * 1000000LL, 1000, 200 + i, false);
     srv_series_call_t c = {.wall_ns = T0 + 5 * S, .latency_ns = 2500000, .status = 202,
-                           .revision = "f-00002", .trigger = "async", .id = "abc123"};
+                           .revision = "f-00002", .trigger = "async", .id = "abc123",
+                           .trace_id = "0af7651916cd43dd8448eb211c80319c"};
     srv_series_record(s, &c);
     a = srv_series_recent_json(s, 50);
     assert_int_equal(cJSON_GetArraySize(a), SRV_SERIES_RECENT);
     cJSON *n = cJSON_GetArrayItem(a, 0);
     assert_string_equal(cJSON_GetObjectItem(n, "trigger")->valuestring, "async");
     assert_string_equal(cJSON_GetObjectItem(n, "id")->valuestring, "abc123");
+    assert_string_equal(cJSON_GetObjectItem(n, "traceId")->valuestring,
+                        "0af7651916cd43dd8448eb211c80319c");
     assert_string_equal(cJSON_GetObjectItem(n, "revision")->valuestring, "f-00002");
     assert_true(cJSON_GetObjectItem(n, "durationMs")->valuedouble == 2.5);
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 1), "status")->valueint,
                      200 + SRV_SERIES_RECENT + 6);
     assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 1), "id"));
+    assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(a, 1), "traceId"));
     cJSON_Delete(a);
     a = srv_series_recent_json(s, 3);
     assert_int_equal(cJSON_GetArraySize(a), 3);

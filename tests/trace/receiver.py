@@ -3,6 +3,9 @@
 
   POST /v1/traces   an OTLP/HTTP JSON export: the body is appended, as one
                     line, to DIR/spans.jsonl; answers 200 {}.
+  GET /upstream     an upstream for guests' outbound requests: answers
+                    ?status=N (200 by default) with the body "upstream";
+                    the request's traceparent goes to DIR/upstream.jsonl.
   POST /sink        an event sink: answers 500 to the first FAILS deliveries
                     of each event (by ce-id) and 204 after; every delivery's
                     ce-id, traceparent and answer go to DIR/sink.jsonl.
@@ -40,6 +43,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
         self.end_headers()
         self.wfile.write(body)
+
+    def do_GET(self):
+        path, _, query = self.path.partition("?")
+        if path != "/upstream":
+            self.answer(404)
+            return
+        status = int(query[len("status="):]) if query.startswith("status=") else 200
+        append("upstream.jsonl", json.dumps({"traceparent": self.headers.get("traceparent")}))
+        self.send_response(status)
+        self.send_header("Content-Length", "8")
+        self.end_headers()
+        self.wfile.write(b"upstream")
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -4,7 +4,8 @@
 # JSON on /v1/traces, and an event sink that fails twice per event) runs on
 # loopback; `wasmfn serve --otlp-endpoint` exports to it. Checks the spans
 # of a cold request, a warm one, events delivered with retries and events
-# into a function; the guest's HTTP_TRACEPARENT; Server-Timing against the
+# into a function; the guest's HTTP_TRACEPARENT; a guest's outbound
+# request (its CLIENT span and the traceparent the upstream receives); Server-Timing against the
 # time curl measured; `wasmfn logs -o json`; and, with the receiver's port
 # closed and a queue of 4 spans, that requests are still served and the
 # drops are counted. Prints one line per test and "trace: N passed, M
@@ -16,6 +17,7 @@ set -u
 SUITE=trace
 WASMFN=$(realpath "${WASMFN:-build/wasmfn}")
 EXAMPLES_DIR=$(realpath "${EXAMPLES_DIR:-build/examples}")
+FNS_DIR=$(realpath "${FNS_DIR:-build/host-fns}")
 HERE=$(cd "$(dirname "$0")" && pwd)
 TMP=$(mktemp -d -t wasmfn-trace.XXXXXX)
 # shellcheck source=../serving/lib.sh
@@ -159,6 +161,41 @@ n=$(python3 "$HERE/spans.py" "$SPANS" count "$T5")
 [[ $n == 0 && $guest_tp == 00-$T5-*-00 ]]
 check "an unsampled traceparent is honoured: no spans, the guest's flag is 00" \
     "$n spans, guest saw '$guest_tp'" "$?"
+
+# ---- a guest's outbound request ---------------------------------------------
+
+UP="http://127.0.0.1:$RPORT/upstream"
+"$WASMFN" deploy out "$FNS_DIR/outbound.wasm" --allow-host "http://127.0.0.1:$RPORT" >/dev/null ||
+    not_ok "deploy the outbound guest" "failed"
+# upstream_tp: the traceparent the upstream saw last.
+upstream_tp() { tail -1 "$RECV/upstream.jsonl" 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["traceparent"])' 2>&1; }
+
+T10=$(printf '%032x' 0x1010)
+body=$(curl -s -H "traceparent: $(tp "$T10" 00000000000000b1)" -H "X-Url: $UP" "$DATA_URL/fn/out/fetch")
+srv=$(spans server "$T10" 00000000000000b1 out any http)
+rc=$?
+cl=$(spans client "$T10" "${srv%% *}" GET "$UP" 200)
+rc2=$?
+sent=$(upstream_tp)
+[[ $rc == 0 && $rc2 == 0 && $body == *status=200* && $sent == "00-$T10-$cl-01" ]]
+rc=$?
+check "an outbound request: a CLIENT span (method, url.full, status 200) under the call's SERVER span, sent as the upstream's traceparent" \
+    "guest: $(tr '\n' ' ' <<<"$body" | cut -c1-80); server: $srv; client: $cl; upstream saw '$sent'" "$rc"
+
+# The guest sets a traceparent of its own: the upstream gets the guest's,
+# and the call still records the request (here answered 503: an error).
+T11=$(printf '%032x' 0x1111)
+own="00-$(printf '%032x' 0x0e0e)-00000000000000e1-01"
+body=$(curl -s -H "traceparent: $(tp "$T11" 00000000000000b2)" -H "X-Url: $UP?status=503" \
+    -H "X-Traceparent: $own" "$DATA_URL/fn/out/fetch")
+srv=$(spans server "$T11" 00000000000000b2 out any http)
+rc=$?
+cl=$(spans client "$T11" "${srv%% *}" GET "$UP?status=503" 503)
+rc2=$?
+sent=$(upstream_tp)
+[[ $rc == 0 && $rc2 == 0 && $body == *status=503* && $sent == "$own" ]]
+check "a guest's own traceparent is kept; its 503 is a CLIENT span in error" \
+    "server: $srv; client: $cl; upstream saw '$sent'" "$?"
 
 # ---- events: retries, and events into a function ---------------------------
 

@@ -14,6 +14,11 @@
       the CLIENT spans of event deliveries in TRACE, one per attempt, all
       children of PARENT, attempt k answered STATUSES[k] (comma-separated);
       failed ones have status ERROR. Prints their span ids in order.
+  spans.py FILE client TRACE PARENT METHOD URL STATUS
+      the one CLIENT span of a guest's outbound request in TRACE: a child
+      of PARENT with http.request.method METHOD, url.full URL and
+      http.response.status_code STATUS (status ERROR when it is >= 400),
+      inside its parent's time. Prints its span id.
 
 Exits 1 with a one-line reason when a check fails.
 """
@@ -95,7 +100,10 @@ def main():
         if s["name"] != f"{a['http.request.method']} /fn/{fn}":
             fail(f"server span name {s['name']!r}")
         t0, t1 = times(s)
-        kids = {c["name"]: c for c in spans if c.get("parentSpanId") == s["spanId"]}
+        # Its INTERNAL children (CLIENT children are the guest's outbound
+        # requests, checked by "client").
+        kids = {c["name"]: c for c in spans
+                if c.get("parentSpanId") == s["spanId"] and c["kind"] == INTERNAL}
         want = {"queue", "run"} | ({"instantiate"} if cold == "true" else set())
         if not want <= set(kids) or (cold != "true" and "instantiate" in kids):
             fail(f"children of the server span: {sorted(kids)}, want {sorted(want)}")
@@ -126,6 +134,31 @@ def main():
             if not s["attrs"].get("cloudevents.event_id"):
                 fail("a delivery span without cloudevents.event_id")
         print(" ".join(s["spanId"] for s in dl))
+        return
+    if cmd == "client":
+        parent, method, url, status = sys.argv[4:8]
+        cl = [s for s in spans if s["kind"] == CLIENT and "url.full" in s["attrs"]]
+        if len(cl) != 1:
+            fail(f"{len(cl)} outbound CLIENT spans in trace {trace} (want 1); "
+                 f"spans: {[x['name'] for x in spans]}")
+        s = cl[0]
+        a = s["attrs"]
+        if s.get("parentSpanId") != parent:
+            fail(f"client span parent {s.get('parentSpanId')}, want {parent}")
+        got = (s["name"], a.get("http.request.method"), a.get("url.full"),
+               a.get("http.response.status_code"))
+        if got != (method, method, url, status):
+            fail(f"client span (name, method, url.full, status) {got}, "
+                 f"want {(method, method, url, status)}")
+        if (s["status"].get("code") == 2) != (int(status) >= 400):
+            fail(f"client span status {s['status']} for HTTP {status}")
+        par = [p for p in spans if p["spanId"] == parent]
+        if par:
+            p0, p1 = times(par[0])
+            c0, c1 = times(s)
+            if not (p0 <= c0 <= c1 <= p1):
+                fail(f"client span [{c0},{c1}] not inside its parent [{p0},{p1}]")
+        print(s["spanId"])
         return
     fail(f"unknown check {cmd}")
 

@@ -119,6 +119,9 @@ try {
   ok(lat.max > 0 && lat.points > 0, 'the latency plot shows p50 and p99', JSON.stringify(lat));
   const rows = await page.$$eval('#invocations tbody tr', rs => rs.map(r => r.querySelector('[data-k=status]').textContent));
   ok(rows.length === 20 && rows.every(s => s === '200'), 'recent invocations: the last 20, all 200', rows);
+  const ids = await page.$$eval('#invocations tbody tr', rs => rs.map(r => r.querySelector('[data-k=id]').textContent));
+  ok(ids.every(i => /^[0-9a-f]{32}$/.test(i)) && new Set(ids).size === ids.length,
+     'recent invocations: each with its own invocation id', ids);
   const revs = await page.$$eval('#revisions tbody tr', rs => rs.length);
   ok(revs === 1, 'the revisions table lists hello-00001', revs);
   // make ui-screenshots: some minutes' worth of uneven traffic first, so

@@ -130,6 +130,22 @@ json 'const a = JSON.parse(process.argv[1]);
         a[0].trigger === "http" && a[0].durationMs > 0 ? 0 : 1)' "$s"
 check "/v1/functions/fail/invocations?limit=1: the last call, 502" "$s" $?
 
+# Every call is listed with its invocation id and, when it has one, its
+# trace id: the same ids its log lines carry (wasmfn logs -o json).
+T=4bf92f3577b34da6a3ce929d0e0e4736
+curl -s -o /dev/null -H "traceparent: 00-$T-00f067aa0ba902b7-01" "$DATA_URL/fn/fail/"
+s=$(curl -s "${AUTH[@]}" "$ADMIN_URL/v1/functions/fail/invocations?limit=2")
+logs=$("$WASMFN" logs fail -o json 2>&1)
+json 'const [a, logs, t] = [JSON.parse(process.argv[1]), process.argv[2], process.argv[3]];
+      const lines = logs.split("\n").filter(l => l.trim()).map(l => JSON.parse(l));
+      const mine = lines.filter(l => l.invocation_id === a[0].id);
+      process.exit(a.length === 2 && /^[0-9a-f]{32}$/.test(a[0].id) && a[0].traceId === t &&
+        /^[0-9a-f]{32}$/.test(a[1].id) && a[1].id !== a[0].id && !("traceId" in a[1]) &&
+        mine.length >= 2 && mine.every(l => l.trace_id === t) ? 0 : 1)' "$s" "$logs" "$T"
+rc=$?
+check "recent invocations carry every call's invocation id and its trace id, as its log lines do" \
+    "$s / $(grep -c . <<<"$logs") log lines" $rc
+
 # Events are delivered to echo as CloudEvents: their trigger says so.
 for ((i = 0; i < 50; i++)); do
     s=$(curl -s "${AUTH[@]}" "$ADMIN_URL/v1/functions/echo/invocations")

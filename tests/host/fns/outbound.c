@@ -5,7 +5,9 @@
  *
  *   PATH_INFO /fetch     one request: URL from the X-Url request header,
  *                        method from X-Method (default GET), the request's
- *                        own body as the body, header "x-from-guest:yes";
+ *                        own body as the body, header "x-from-guest:yes"
+ *                        (and "traceparent:V" when the request has
+ *                        X-Traceparent: V);
  *                        answers "error=N", then status, the X-Upstream
  *                        header (header_get), every header
  *                        (headers_get_all) and the body.
@@ -40,7 +42,10 @@ static int fetch(const char *url)
     while (n < sizeof body_in && (r = read(0, body_in + n, sizeof body_in - n)) > 0) n += (size_t)r;
     uint16_t status = 0;
     wxh_handle_t h = 0;
-    const char *hdrs = "x-from-guest:yes\ncontent-type:text/plain\n";
+    char hdrs[256];
+    const char *own_tp = getenv("HTTP_X_TRACEPARENT");
+    snprintf(hdrs, sizeof hdrs, "x-from-guest:yes\ncontent-type:text/plain\n%s%s%s",
+             own_tp ? "traceparent:" : "", own_tp ? own_tp : "", own_tp ? "\n" : "");
     uint32_t e = wxh_req(url, strlen(url), method, strlen(method), hdrs, strlen(hdrs),
                          (const uint8_t *)body_in, n, &status, &h);
     printf("error=%u\n", e);
