@@ -81,6 +81,9 @@ typedef struct kd_trigger {
     char *bearer, *username, *password; /* prometheus authModes; redis password */
     char *headers; /* prometheus customHeaders: "K=V,K2=V2" */
     char *tz, *start, *end; /* cron */
+    char *auth_ref;         /* authenticationRef.name: a TriggerAuthentication */
+    char *auth_err;         /* why auth_ref did not resolve (no value in it); the
+                             * trigger's every read fails with it */
     uint32_t desired_replicas; /* cron */
     int redis_mode;         /* KD_REDIS_* */
     uint32_t redis_db;
@@ -106,15 +109,71 @@ typedef struct kd_scaledobject {
     uint32_t nwarnings;
 } kd_scaledobject_t;
 
+/* One credential a TriggerAuthentication gives a trigger: the metadata
+ * parameter it stands for and its value, in clear (both malloc'd). */
+typedef struct kd_auth_param {
+    char *parameter;
+    char *value;
+} kd_auth_param_t;
+
+/* Resolves TriggerAuthentication `name` into its parameters (*params, *n:
+ * malloc'd, freed by the caller with kd_auth_params_free), or returns -1
+ * with a reason in err that names objects and keys, never a value. */
+typedef int (*kd_auth_resolve_fn)(void *ud, const char *name, kd_auth_param_t **params,
+                                  uint32_t *n, char *err, size_t errlen);
+/* Wipes and frees params. */
+void kd_auth_params_free(kd_auth_param_t *params, uint32_t n);
+
 /* True for apiVersion keda.sh/v1alpha1 (any keda.sh version), kind
  * ScaledObject. */
 bool kd_handles_kind(const char *api_version, const char *kind);
 /* Validates a ScaledObject document (the YAML's shape, as JSON) into out.
  * Returns 0, or -1 with "FIELD.PATH: what is wrong" in err; an unknown
  * trigger type names the supported ones. Unknown fields are warnings.
- * Free with kd_scaledobject_free (also after a failure). */
-int kd_scaledobject_parse(const cJSON *doc, kd_scaledobject_t *out, char *err, size_t errlen);
+ * A trigger's authenticationRef is resolved with resolve (may be NULL:
+ * the trigger then fails each read, saying so); the credentials it gives
+ * win over the metadata's, and one that does not resolve is not an error
+ * here but the trigger's auth_err. No message from here holds a
+ * credential. Free with kd_scaledobject_free (also after a failure): it
+ * wipes the credentials. */
+int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud,
+                          kd_scaledobject_t *out, char *err, size_t errlen);
 void kd_scaledobject_free(kd_scaledobject_t *so);
+/* The authenticationRef names of doc's triggers (a ScaledObject as JSON),
+ * for finding who uses a TriggerAuthentication: true when one is name
+ * (any, when name is NULL). */
+bool kd_scaledobject_uses_auth(const cJSON *doc, const char *name);
+
+/* ---- TriggerAuthentication (triggerauth.c) ------------------------------- */
+
+/* Where one parameter's value comes from: key `key` of v1 Secret (or, with
+ * configmap, ConfigMap) `object`. */
+typedef struct kd_auth_ref {
+    char *parameter;
+    char *object;
+    char *key;
+    bool configmap;
+} kd_auth_ref_t;
+
+typedef struct kd_triggerauth {
+    char *name;
+    kd_auth_ref_t *refs;
+    uint32_t nrefs;
+    char **warnings;
+    uint32_t nwarnings;
+} kd_triggerauth_t;
+
+#define KD_MAX_AUTH_REFS 32u
+
+/* True for apiVersion keda.sh/..., kind TriggerAuthentication. */
+bool kd_handles_auth_kind(const char *api_version, const char *kind);
+/* Validates a TriggerAuthentication: spec.secretTargetRef[] and
+ * spec.configMapTargetRef[] ({parameter, name, key}); the other ways KEDA
+ * has to find credentials (env, hashiCorpVault, podIdentity, ...) are
+ * warnings. 0, or -1 with "FIELD: what is wrong" in err. Free with
+ * kd_triggerauth_free (also after a failure). */
+int kd_triggerauth_parse(const cJSON *doc, kd_triggerauth_t *out, char *err, size_t errlen);
+void kd_triggerauth_free(kd_triggerauth_t *ta);
 /* "prometheus", "cpu", ... */
 const char *kd_type_name(kd_type_t t);
 

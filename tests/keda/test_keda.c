@@ -50,7 +50,7 @@ static cJSON *so_doc(const char *spec_extra, const char *triggers)
 static void parse_ok(cJSON *d, kd_scaledobject_t *so)
 {
     char err[512];
-    if (kd_scaledobject_parse(d, so, err, sizeof err) != 0) fail_msg("unexpected error: %s", err);
+    if (kd_scaledobject_parse(d, NULL, NULL, so, err, sizeof err) != 0) fail_msg("unexpected error: %s", err);
     cJSON_Delete(d);
 }
 
@@ -58,7 +58,7 @@ static void expect_error(cJSON *d, const char *want)
 {
     kd_scaledobject_t so;
     char err[512];
-    int rc = kd_scaledobject_parse(d, &so, err, sizeof err);
+    int rc = kd_scaledobject_parse(d, NULL, NULL, &so, err, sizeof err);
     kd_scaledobject_free(&so);
     cJSON_Delete(d);
     if (rc == 0) fail_msg("expected an error containing '%s', got success", want);
@@ -146,7 +146,9 @@ static void test_every_field(void **state)
     assert_false(so.triggers[3].rate);
     assert_int_equal(so.triggers[4].desired_replicas, 3);
     assert_true(has_warning(&so, "spec.extraThing: not supported"));
-    assert_true(has_warning(&so, "spec.triggers[0].authenticationRef"));
+    /* No resolver here: the trigger keeps its name and fails each read. */
+    assert_string_equal(so.triggers[0].auth_ref, "x");
+    assert_non_null(so.triggers[0].auth_err);
     assert_true(has_warning(&so, "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.policies"));
     assert_false(has_warning(&so, "spec.advanced.restoreToOriginalReplicaCount"));
     kd_scaledobject_free(&so);
@@ -431,6 +433,152 @@ static void test_quantities(void **state)
     assert_int_equal(cm_quantity_parse("", &v), -1);
 }
 
+/* ---- TriggerAuthentication ----------------------------------------------------- */
+
+static void ta_expect_error(const char *text, const char *want)
+{
+    cJSON *d = doc_of(text);
+    kd_triggerauth_t ta;
+    char err[512];
+    int rc = kd_triggerauth_parse(d, &ta, err, sizeof err);
+    kd_triggerauth_free(&ta);
+    cJSON_Delete(d);
+    if (rc == 0) fail_msg("expected an error containing '%s', got success", want);
+    if (!strstr(err, want)) fail_msg("error '%s' does not contain '%s'", err, want);
+}
+
+#define TA_HEAD "{'apiVersion':'keda.sh/v1alpha1','kind':'TriggerAuthentication','metadata':{'name':'prom-auth'},"
+
+static void test_triggerauth_parse(void **state)
+{
+    (void)state;
+    cJSON *d = doc_of(TA_HEAD "'spec':{'secretTargetRef':[{'parameter':'bearerToken','name':'prom',"
+                      "'key':'token'}],'configMapTargetRef':[{'parameter':'username','name':'cfg',"
+                      "'key':'user'}],'env':[{'parameter':'x','name':'X'}]}}");
+    kd_triggerauth_t ta;
+    char err[512];
+    assert_int_equal(kd_triggerauth_parse(d, &ta, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_string_equal(ta.name, "prom-auth");
+    assert_int_equal(ta.nrefs, 2);
+    assert_string_equal(ta.refs[0].parameter, "bearerToken");
+    assert_string_equal(ta.refs[0].object, "prom");
+    assert_string_equal(ta.refs[0].key, "token");
+    assert_false(ta.refs[0].configmap);
+    assert_true(ta.refs[1].configmap);
+    assert_int_equal(ta.nwarnings, 1);
+    assert_non_null(strstr(ta.warnings[0], "spec.env: not supported"));
+    kd_triggerauth_free(&ta);
+    assert_true(kd_handles_auth_kind("keda.sh/v1alpha1", "TriggerAuthentication"));
+    assert_false(kd_handles_auth_kind("keda.sh/v1alpha1", "ScaledObject"));
+
+    ta_expect_error(TA_HEAD "'spec':{'hashiCorpVault':{}}}", "spec: no secretTargetRef");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':[{'name':'p','key':'k'}]}}",
+                    "spec.secretTargetRef[0].parameter: required");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':[{'parameter':'a','name':'P_Q','key':'k'}]}}",
+                    "spec.secretTargetRef[0].name: required, the name of a Secret");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':[{'parameter':'a','name':'p','key':'a/b'}]}}",
+                    "spec.secretTargetRef[0].key:");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':[{'parameter':'a','name':'p','key':'k'},"
+                            "{'parameter':'a','name':'q','key':'k'}]}}",
+                    "spec.secretTargetRef[1].parameter: a is given twice");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':{'parameter':'a'}}}",
+                    "spec.secretTargetRef: must be a list");
+    ta_expect_error("{'apiVersion':'keda.sh/v1alpha1','kind':'TriggerAuthentication','metadata':{},"
+                    "'spec':{}}",
+                    "metadata.name: required");
+}
+
+/* A resolver standing in for the store: prom-auth gives a bearer token
+ * and a rabbitmq host; anything else does not exist. */
+static int resolve_test(void *ud, const char *name, kd_auth_param_t **params, uint32_t *n,
+                        char *err, size_t errlen)
+{
+    (*(int *)ud)++;
+    if (strcmp(name, "prom-auth") != 0) {
+        snprintf(err, errlen, "TriggerAuthentication %s does not exist", name);
+        return -1;
+    }
+    *params = calloc(2, sizeof **params);
+    (*params)[0].parameter = strdup("bearerToken");
+    (*params)[0].value = strdup("s3cret-token");
+    (*params)[1].parameter = strdup("host");
+    (*params)[1].value = strdup("amqp://u:s3cret@h:5672/v");
+    *n = 2;
+    return 0;
+}
+
+static void test_authentication_ref(void **state)
+{
+    (void)state;
+    int calls = 0;
+    char err[512];
+    kd_scaledobject_t so;
+    /* The credentials come from the TriggerAuthentication; a parameter
+     * the trigger does not take from one is a warning. */
+    cJSON *d = so_doc("", "{'type':'prometheus','authenticationRef':{'name':'prom-auth'},"
+                          "'metadata':{'serverAddress':'http://p','query':'q','threshold':'1',"
+                          "'authModes':'bearer'}}");
+    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_int_equal(calls, 1);
+    assert_string_equal(so.triggers[0].bearer, "s3cret-token");
+    assert_string_equal(so.triggers[0].auth_ref, "prom-auth");
+    assert_null(so.triggers[0].auth_err);
+    assert_true(has_warning(&so, "spec.triggers[0].authenticationRef: TriggerAuthentication "
+                                 "prom-auth gives host, which a prometheus trigger does not take"));
+    for (uint32_t i = 0; i < so.nwarnings; i++)
+        assert_null(strstr(so.warnings[i], "s3cret"));
+    kd_scaledobject_free(&so);
+
+    /* rabbitmq's host from it. */
+    d = so_doc("", "{'type':'rabbitmq','authenticationRef':{'name':'prom-auth'},"
+                   "'metadata':{'queueName':'q','value':'5'}}");
+    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_string_equal(so.triggers[0].url, "amqp://u:s3cret@h:5672/v");
+    assert_false(has_warning(&so, "spec.triggers[0].metadata.host"));
+    kd_scaledobject_free(&so);
+
+    /* One that does not resolve: applied, and the trigger's error says
+     * why (its required credential is not asked for again). */
+    d = so_doc("", "{'type':'prometheus','authenticationRef':{'name':'nope'},"
+                   "'metadata':{'serverAddress':'http://p','query':'q','threshold':'1',"
+                   "'authModes':'bearer'}}");
+    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_string_equal(so.triggers[0].auth_err, "TriggerAuthentication nope does not exist");
+    assert_null(so.triggers[0].bearer);
+    kd_scaledobject_free(&so);
+
+    /* Credentials in metadata still work, with a warning that they are
+     * kept in clear. */
+    d = so_doc("", "{'type':'prometheus','metadata':{'serverAddress':'http://p','query':'q',"
+                   "'threshold':'1','authModes':'basic','username':'u','password':'pw'}},"
+                   "{'type':'rabbitmq','metadata':{'host':'amqp://u:pw@h','queueName':'q','value':'5'}}");
+    assert_int_equal(kd_scaledobject_parse(d, NULL, NULL, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_string_equal(so.triggers[0].password, "pw");
+    assert_true(has_warning(&so, "spec.triggers[0].metadata.password: stored in clear"));
+    assert_true(has_warning(&so, "spec.triggers[1].metadata.host: stored in clear"));
+    kd_scaledobject_free(&so);
+
+    expect_error(so_doc("", "{'type':'prometheus','authenticationRef':{'name':'a','kind':"
+                            "'ClusterTriggerAuthentication'},'metadata':{'serverAddress':'http://p',"
+                            "'query':'q','threshold':'1'}}"),
+                 "spec.triggers[0].authenticationRef.kind: only TriggerAuthentication");
+    expect_error(so_doc("", "{'type':'prometheus','authenticationRef':{},'metadata':{"
+                            "'serverAddress':'http://p','query':'q','threshold':'1'}}"),
+                 "spec.triggers[0].authenticationRef.name: required");
+
+    d = so_doc("", "{'type':'cpu','metadata':{'value':'5'}},{'type':'prometheus',"
+                   "'authenticationRef':{'name':'prom-auth'},'metadata':{}}");
+    assert_true(kd_scaledobject_uses_auth(d, "prom-auth"));
+    assert_true(kd_scaledobject_uses_auth(d, NULL));
+    assert_false(kd_scaledobject_uses_auth(d, "other"));
+    cJSON_Delete(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +594,8 @@ int main(void)
         cmocka_unit_test(test_cron_window),
         cmocka_unit_test(test_cpu_utilization),
         cmocka_unit_test(test_quantities),
+        cmocka_unit_test(test_triggerauth_parse),
+        cmocka_unit_test(test_authentication_ref),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
