@@ -41,6 +41,8 @@
 #define KD_MAX_WINDOW_S 3600u
 #define KD_TRIGGER_TIMEOUT_MS 3000u    /* per trigger read: KEDA's HTTP default */
 #define KD_POLL_THREADS 4u
+#define KD_MAX_POLICIES 8u             /* per direction */
+#define KD_MAX_POLICY_PERIOD_S 1800u   /* the HPA's bound on periodSeconds */
 
 /* ---- the manifest (scaledobject.c) -------------------------------------- */
 
@@ -92,6 +94,26 @@ typedef struct kd_trigger {
     bool rate;              /* rabbitmq mode MessageRate */
 } kd_trigger_t;
 
+/* One of the HPA's scaling policies: in any periodSeconds, change by at
+ * most value instances (Pods) or value percent of the count at the
+ * period's start (Percent). */
+typedef struct kd_policy {
+    bool percent;
+    uint32_t value;
+    uint32_t period_s;
+} kd_policy_t;
+
+typedef enum kd_select { KD_SELECT_MAX, KD_SELECT_MIN, KD_SELECT_DISABLED } kd_select_t;
+
+/* behavior.scaleUp or .scaleDown, with the HPA's defaults filled in. */
+typedef struct kd_rules {
+    uint32_t window_s;       /* stabilizationWindowSeconds */
+    kd_select_t select;      /* selectPolicy: the policy allowing the most
+                              * change (Max), the least (Min), or none */
+    kd_policy_t policies[KD_MAX_POLICIES];
+    uint32_t npolicies;
+} kd_rules_t;
+
 typedef struct kd_scaledobject {
     char *name;
     char *target;            /* spec.scaleTargetRef.name: a Service */
@@ -101,8 +123,7 @@ typedef struct kd_scaledobject {
     bool fallback;
     uint32_t fallback_failures, fallback_replicas;
     /* advanced.horizontalPodAutoscalerConfig.behavior */
-    uint32_t up_window_s, down_window_s;
-    bool up_disabled, down_disabled; /* selectPolicy: Disabled */
+    kd_rules_t up, down;
     kd_trigger_t *triggers;
     uint32_t ntriggers;
     char **warnings;         /* "FIELD: what was ignored" */
@@ -202,6 +223,9 @@ typedef struct kd_state {
     /* HPA recommendations within the longer stabilization window. */
     struct kd_rec { uint64_t at_ns; uint32_t n; } *recs;
     uint32_t nrecs, recs_cap;
+    /* The changes the HPA made within its longest policy period. */
+    struct kd_change { uint64_t at_ns; int32_t delta; } *changes;
+    uint32_t nchanges, changes_cap;
 } kd_state_t;
 
 /* Sizes st for so. -1 when out of memory. */

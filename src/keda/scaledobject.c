@@ -608,27 +608,47 @@ static int parse_trigger(ctx_t *c, const cJSON *tj, uint32_t i, kd_trigger_t *t)
 
 /* ---- spec ------------------------------------------------------------------ */
 
-static int parse_rules(ctx_t *c, const cJSON *r, const char *path, uint32_t *window,
-                       bool *disabled)
+static int parse_policies(ctx_t *c, const cJSON *pol, const char *path, kd_rules_t *out)
+{
+    if (!cJSON_IsArray(pol) || cJSON_GetArraySize(pol) == 0)
+        return fail(c, "%s.policies: a list of at least one policy (leave it out for the "
+                       "default)",
+                    path);
+    if (cJSON_GetArraySize(pol) > (int)KD_MAX_POLICIES)
+        return fail(c, "%s.policies: at most %u policies", path, KD_MAX_POLICIES);
+    out->npolicies = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, pol)
+    {
+        char pp[200];
+        snprintf(pp, sizeof pp, "%s.policies[%u]", path, out->npolicies);
+        if (!cJSON_IsObject(p)) return fail(c, "%s: must be an object", pp);
+        static const char *const known[] = {"type", "value", "periodSeconds", NULL};
+        warn_unknown(c, p, pp, known, NULL);
+        kd_policy_t *k = &out->policies[out->npolicies++];
+        const cJSON *type = member(p, "type");
+        if (!cJSON_IsString(type) || (strcmp(type->valuestring, "Pods") != 0 &&
+                                      strcmp(type->valuestring, "Percent") != 0))
+            return fail(c, "%s.type: must be Pods or Percent", pp);
+        k->percent = strcmp(type->valuestring, "Percent") == 0;
+        if (uint_field(c, p, "value", pp, 1, 1000000, &k->value) != 1)
+            return c->err[0] ? -1 : fail(c, "%s.value: required", pp);
+        if (uint_field(c, p, "periodSeconds", pp, 1, KD_MAX_POLICY_PERIOD_S, &k->period_s) != 1)
+            return c->err[0] ? -1 : fail(c, "%s.periodSeconds: required", pp);
+    }
+    return 0;
+}
+
+static int parse_rules(ctx_t *c, const cJSON *r, const char *path, kd_rules_t *out)
 {
     if (!r) return 0;
     if (!cJSON_IsObject(r)) return fail(c, "%s: must be an object", path);
-    static const char *const known[] = {"stabilizationWindowSeconds", "selectPolicy", NULL};
+    static const char *const known[] = {"stabilizationWindowSeconds", "selectPolicy", "policies",
+                                        NULL};
     static const char *const quiet[] = {"tolerance", NULL};
-    char p[160];
-    snprintf(p, sizeof p, "%s", path);
-    const cJSON *pol = member(r, "policies");
-    if (pol)
-        warn(c, "%s.policies: rate limits are not applied (instances start in microseconds); "
-                "ignored",
-             path);
-    cJSON *copy = cJSON_Duplicate(r, 1);
-    if (copy) {
-        cJSON_DeleteItemFromObjectCaseSensitive(copy, "policies");
-        warn_unknown(c, copy, p, known, quiet);
-        cJSON_Delete(copy);
-    }
-    if (uint_field(c, r, "stabilizationWindowSeconds", path, 0, KD_MAX_WINDOW_S, window) < 0)
+    warn_unknown(c, r, path, known, quiet);
+    if (uint_field(c, r, "stabilizationWindowSeconds", path, 0, KD_MAX_WINDOW_S,
+                   &out->window_s) < 0)
         return -1;
     const cJSON *sp = member(r, "selectPolicy");
     if (sp) {
@@ -636,8 +656,12 @@ static int parse_rules(ctx_t *c, const cJSON *r, const char *path, uint32_t *win
                                     strcmp(sp->valuestring, "Min") != 0 &&
                                     strcmp(sp->valuestring, "Disabled") != 0))
             return fail(c, "%s.selectPolicy: must be Max, Min or Disabled", path);
-        *disabled = strcmp(sp->valuestring, "Disabled") == 0;
+        out->select = strcmp(sp->valuestring, "Max") == 0   ? KD_SELECT_MAX
+                      : strcmp(sp->valuestring, "Min") == 0 ? KD_SELECT_MIN
+                                                            : KD_SELECT_DISABLED;
     }
+    const cJSON *pol = member(r, "policies");
+    if (pol && parse_policies(c, pol, path, out) < 0) return -1;
     return 0;
 }
 
@@ -662,11 +686,10 @@ static int parse_advanced(ctx_t *c, const cJSON *adv, kd_scaledobject_t *so)
     static const char *const bknown[] = {"scaleUp", "scaleDown", NULL};
     warn_unknown(c, b, "spec.advanced.horizontalPodAutoscalerConfig.behavior", bknown, NULL);
     if (parse_rules(c, member(b, "scaleUp"),
-                    "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp",
-                    &so->up_window_s, &so->up_disabled) < 0 ||
+                    "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp", &so->up) < 0 ||
         parse_rules(c, member(b, "scaleDown"),
                     "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown",
-                    &so->down_window_s, &so->down_disabled) < 0)
+                    &so->down) < 0)
         return -1;
     return 0;
 }
@@ -692,7 +715,13 @@ int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud
     so->idle_replicas = -1;
     so->polling_s = KD_DEFAULT_POLLING_S;
     so->cooldown_s = KD_DEFAULT_COOLDOWN_S;
-    so->down_window_s = KD_DEFAULT_DOWN_WINDOW_S;
+    /* The HPA's default behavior: up by 100% or 4 instances (whichever
+     * is more) per 15 s, no window; down by up to 100% per 15 s, after
+     * the 300 s window. */
+    so->up = (kd_rules_t){.window_s = 0, .select = KD_SELECT_MAX, .npolicies = 2,
+                          .policies = {{true, 100, 15}, {false, 4, 15}}};
+    so->down = (kd_rules_t){.window_s = KD_DEFAULT_DOWN_WINDOW_S, .select = KD_SELECT_MAX,
+                            .npolicies = 1, .policies = {{true, 100, 15}}};
     if (!cJSON_IsObject(doc)) return fail(&c, "a ScaledObject must be an object");
     const cJSON *av = member(doc, "apiVersion"), *kind = member(doc, "kind");
     if (!cJSON_IsString(av) || !cJSON_IsString(kind) ||
