@@ -5,7 +5,10 @@
  * backlogs, NATS JetStream consumers, RabbitMQ queues). Prefix: kd_.
  *
  * Three layers, one file each:
- *   scaledobject.c  the manifest into a typed kd_scaledobject_t (pure);
+ *   scaledobject.c  the manifest into a typed kd_scaledobject_t (pure; the
+ *                   credentials of a trigger's authenticationRef come from
+ *                   a resolver the caller gives, and triggerauth.c checks
+ *                   the TriggerAuthentications themselves);
  *   rules.c         KEDA's and the HPA's arithmetic: trigger values into a
  *                   replica count (pure, no clock: tests drive it);
  *   manager.c       the objects the daemon runs: poller threads that read
