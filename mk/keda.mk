@@ -3,10 +3,12 @@
 # with Debian's libnats and RabbitMQ over AMQP with librabbitmq.
 #
 # Unit tests tests/keda/test_*.c run with `make test-unit`. `make test-keda`
-# starts a real Prometheus (scraping a tiny exporter the test controls),
-# redis-server, nats-server -js and the daemon on loopback, once, and checks
-# a ScaledObject end to end, and a CPU-bound guest held to `cpu: 500m`
-# (tests/keda/run_tests.sh). Run once, not per tier: the tier changes
+# starts a real Prometheus (scraping a tiny exporter the test controls), a
+# second one that requires basic auth, redis-server, nats-server -js,
+# rabbitmq-server (published to with tests/eventing/srcpub.c) and the daemon
+# on loopback, once, and checks ScaledObjects end to end (every trigger
+# type but memory, and TriggerAuthentication), and a CPU-bound guest held
+# to `cpu: 500m` (tests/keda/run_tests.sh). Run once, not per tier: the tier changes
 # neither the scaling nor the CPU accounting.
 
 LIBS += -lnats -lrabbitmq
@@ -19,6 +21,7 @@ $(KEDA_JSPUB): tests/keda/jspub.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lnats
 
-test-keda: $(WASMFN) examples serving-fns $(KEDA_JSPUB)
-	@WASMFN=$(abspath $(WASMFN)) JSPUB=$(abspath $(KEDA_JSPUB)) EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
+test-keda: $(WASMFN) examples serving-fns $(KEDA_JSPUB) $(EV_SRCPUB)
+	@WASMFN=$(abspath $(WASMFN)) JSPUB=$(abspath $(KEDA_JSPUB)) SRCPUB=$(abspath $(EV_SRCPUB)) \
+		EXAMPLES_DIR=$(EXAMPLES_DIR) FNS_DIR=$(SERVING_FNS_DIR) \
 		bash tests/keda/run_tests.sh

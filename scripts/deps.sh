@@ -32,8 +32,9 @@ WASMFN_PACKAGES=(
     # we did not push ourselves), htpasswd -B (bcrypt entries for its auth)
     docker-registry skopeo apache2-utils
     # KEDA's ScaledObject (src/keda): NATS JetStream and RabbitMQ triggers'
-    # client libraries; make test-keda runs prometheus and nats-server
-    libnats-dev librabbitmq-dev prometheus nats-server
+    # client libraries; make test-keda runs prometheus (one behind basic
+    # auth: htpasswd -B from apache2-utils), nats-server and rabbitmq-server
+    libnats-dev librabbitmq-dev prometheus nats-server rabbitmq-server apache2-utils
     # benchmarks of third-party programs (make bench-programs): dpkg-source
     # unpacks their Debian source packages, tclsh generates SQLite's
     # amalgamation

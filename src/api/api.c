@@ -548,6 +548,12 @@ static void handle_apply(api_t *a, hs_req_t *r)
         cJSON_Delete(doc);
         return;
     }
+    if (cJSON_IsString(av) && cJSON_IsString(kd) &&
+        kd_handles_auth_kind(av->valuestring, kd->valuestring)) {
+        api_triggerauth_apply(a, r, doc); /* KEDA's TriggerAuthentication */
+        cJSON_Delete(doc);
+        return;
+    }
     apply_job_t *j = calloc(1, sizeof *j);
     if (!j) {
         cJSON_Delete(doc);
@@ -738,6 +744,9 @@ static void handle_v1(api_t *a, hs_req_t *r)
         return api_config_handle(a, r, p);
     if (strcmp(p, "/v1/scaledobjects") == 0 || strncmp(p, "/v1/scaledobjects/", 18) == 0)
         return api_scaledobjects_handle(a, r, p);
+    if (strcmp(p, "/v1/triggerauthentications") == 0 ||
+        strncmp(p, "/v1/triggerauthentications/", 27) == 0)
+        return api_triggerauths_handle(a, r, p);
     if (strcmp(p, "/v1/images") == 0) {
         if (!method_is(r, "POST")) return hs_respond_method_not_allowed(r, "POST");
         return handle_image_post(a, r);

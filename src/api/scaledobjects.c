@@ -35,7 +35,7 @@ void api_scaledobject_apply(api_t *a, hs_req_t *r, const cJSON *doc)
     }
     kd_scaledobject_t so;
     char err[1024];
-    if (kd_scaledobject_parse(doc, &so, err, sizeof err) != 0) {
+    if (kd_scaledobject_parse(doc, api_triggerauth_resolve, a, &so, err, sizeof err) != 0) {
         kd_scaledobject_free(&so);
         hs_respond_errorf(r, 400, "%s", err);
         return;
@@ -66,6 +66,14 @@ void api_scaledobject_apply(api_t *a, hs_req_t *r, const cJSON *doc)
     cJSON *w = cJSON_AddArrayToObject(o, "warnings");
     for (uint32_t i = 0; i < so.nwarnings; i++)
         cJSON_AddItemToArray(w, cJSON_CreateString(so.warnings[i]));
+    for (uint32_t i = 0; i < so.ntriggers; i++) {
+        if (!so.triggers[i].auth_err) continue;
+        char line[512];
+        snprintf(line, sizeof line, "spec.triggers[%u].authenticationRef: %s; the trigger fails "
+                                    "each read until it resolves",
+                 i, so.triggers[i].auth_err);
+        cJSON_AddItemToArray(w, cJSON_CreateString(line));
+    }
     st_function_t f;
     if (st_function_get(a->st, so.target, &f, err, sizeof err) == ST_OK) {
         st_function_free(&f);
@@ -131,7 +139,8 @@ static void load_one(void *ud, const char *name, const char *target, const char 
     char err[1024];
     cJSON *j = cJSON_Parse(doc);
     kd_scaledobject_t so;
-    if (!j || kd_scaledobject_parse(j, &so, err, sizeof err) != 0 || kd_apply(a->keda, &so) != 0) {
+    if (!j || kd_scaledobject_parse(j, api_triggerauth_resolve, a, &so, err, sizeof err) != 0 ||
+        kd_apply(a->keda, &so) != 0) {
         fprintf(stderr, "wasmfn: scaledobject %s not run: %s\n", name,
                 j ? err : "its stored document is not JSON");
     }
@@ -143,4 +152,20 @@ int api_scaledobjects_load(api_t *a, char *err, size_t errlen)
 {
     if (!a->keda) return 0;
     return st_scaledobject_each(a->st, load_one, a, err, errlen) == ST_OK ? 0 : -1;
+}
+
+/* Runs again, with credentials resolved anew, every stored ScaledObject
+ * that names a TriggerAuthentication. */
+static void refresh_one(void *ud, const char *name, const char *target, const char *doc)
+{
+    cJSON *j = cJSON_Parse(doc);
+    if (j && kd_scaledobject_uses_auth(j, NULL)) load_one(ud, name, target, doc);
+    cJSON_Delete(j);
+}
+
+void api_scaledobjects_refresh(api_t *a)
+{
+    char err[512];
+    if (a->keda && st_scaledobject_each(a->st, refresh_one, a, err, sizeof err) != ST_OK)
+        fprintf(stderr, "wasmfn: scaledobjects not refreshed: %s\n", err);
 }

@@ -16,5 +16,19 @@ void api_scaledobjects_handle(api_t *a, hs_req_t *r, const char *p);
 /* Runs every stored ScaledObject (at start); those that fail are
  * reported on stderr and skipped. -1 when the store fails. */
 int api_scaledobjects_load(api_t *a, char *err, size_t errlen);
+/* Runs again every ScaledObject that names a TriggerAuthentication, with
+ * its credentials resolved anew: after a TriggerAuthentication, Secret or
+ * ConfigMap changes. Its replicas and activity carry over (kd_apply). */
+void api_scaledobjects_refresh(api_t *a);
+
+/* triggerauths.c: KEDA TriggerAuthentications. */
+/* POST /v1/apply with a keda.sh TriggerAuthentication: answers r. */
+void api_triggerauth_apply(api_t *a, hs_req_t *r, const cJSON *doc);
+/* /v1/triggerauthentications[/NAME] (path p): answers r. */
+void api_triggerauths_handle(api_t *a, hs_req_t *r, const char *p);
+/* kd_auth_resolve_fn over the store (ud: the api_t): the values of
+ * TriggerAuthentication name's Secret and ConfigMap keys. */
+int api_triggerauth_resolve(void *ud, const char *name, kd_auth_param_t **params, uint32_t *n,
+                            char *err, size_t errlen);
 
 #endif

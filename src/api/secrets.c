@@ -27,6 +27,7 @@
 
 #include "api/internal.h"
 #include "api/manifest.h"
+#include "api/scaledobjects.h"
 #include "common/rfc3339.h"
 #include "store/secrets.h"
 
@@ -302,6 +303,7 @@ void api_config_apply(api_t *a, hs_req_t *r, const cJSON *doc)
         goto fail;
     }
     for (uint32_t i = 0; i < ro.n; i++) api_revisions_prune(a, ro.fns[i]);
+    api_scaledobjects_refresh(a); /* TriggerAuthentications read the new values */
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "kind", kind);
     cJSON_AddStringToObject(o, "name", name);
@@ -465,6 +467,7 @@ void api_config_handle(api_t *a, hs_req_t *r, const char *p)
     int rc = st_secret_delete(a->secrets, kind, rest, err, sizeof err);
     if (rc == ST_NOT_FOUND) return hs_respond_errorf(r, 404, "%s %s not found", lower_kind(kind), rest);
     if (rc != ST_OK) return hs_respond_errorf(r, 500, "%s", err);
+    api_scaledobjects_refresh(a); /* TriggerAuthentications lose the values */
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "deleted", rest);
     cJSON_AddStringToObject(o, "kind", kind);

@@ -198,6 +198,8 @@ void cli_get_usage(FILE *out)
             "usage: wasmfn get NAME [-o json]\n"
             "       wasmfn get scaledobjects [-o json]\n"
             "       wasmfn get scaledobject NAME [-o json]\n"
+            "       wasmfn get triggerauthentications [-o json]\n"
+            "       wasmfn get triggerauthentication NAME [-o json]\n"
             "\n"
             "Shows one function: its URL, traffic split, instances and revisions\n"
             "(module digest, env, memory and time limits, scaling settings), and for\n"
@@ -207,6 +209,10 @@ void cli_get_usage(FILE *out)
             "With scaledobjects: KEDA ScaledObjects, their Service, the replicas their\n"
             "triggers ask for, whether they are active or on their fallback, each\n"
             "trigger's last value against its target, and the last error.\n"
+            "\n"
+            "With triggerauthentications: KEDA TriggerAuthentications, which\n"
+            "trigger parameter comes from which Secret key (never a value), and the\n"
+            "ScaledObjects that use each.\n"
             "\n"
             "options:\n"
             "  -o json      print the admin API's JSON (GET /v1/functions/NAME) as is\n"
@@ -321,7 +327,7 @@ int cli_get_main(int argc, char **argv)
             return usage_error("get", "unknown option '%s'", argv[i]);
         } else if (!name) {
             name = argv[i];
-        } else if (cli_so_is_kind(name) && !so_name) {
+        } else if ((cli_so_is_kind(name) || cli_ta_is_kind(name)) && !so_name) {
             so_name = argv[i];
         } else {
             return usage_error("get", "unexpected argument '%s'", argv[i]);
@@ -329,6 +335,7 @@ int cli_get_main(int argc, char **argv)
     }
     if (!name) return usage_error("get", "wants a function NAME%s", "");
     if (cli_so_is_kind(name)) return cli_so_get(so_name, json);
+    if (cli_ta_is_kind(name)) return cli_ta_get(so_name, json);
 
     cli_api_t api;
     if (cli_api_open(&api) != 0) return CLI_EXIT_FAIL;
@@ -410,10 +417,12 @@ void cli_delete_usage(FILE *out)
     fprintf(out,
             "usage: wasmfn delete NAME [NAME...]\n"
             "       wasmfn delete scaledobject NAME [NAME...]\n"
+            "       wasmfn delete triggerauthentication NAME [NAME...]\n"
             "\n"
             "Deletes functions with their revisions and routes. Requests already running\n"
             "finish; new ones get 404. A deleted ScaledObject hands its Service's scaling\n"
-            "back to the Knative autoscaler.\n"
+            "back to the Knative autoscaler. A deleted TriggerAuthentication leaves the\n"
+            "triggers that name it failing each read until it is applied again.\n"
             "\n"
             "options:\n"
             "  -h, --help   show this help\n"
@@ -433,6 +442,7 @@ int cli_delete_main(int argc, char **argv)
     }
     if (!first) return usage_error("delete", "wants a function NAME%s", "");
     if (cli_so_is_kind(argv[first])) return cli_so_delete(argc, argv, first + 1);
+    if (cli_ta_is_kind(argv[first])) return cli_ta_delete(argc, argv, first + 1);
     cli_api_t api;
     if (cli_api_open(&api) != 0) return CLI_EXIT_FAIL;
     int rc = 0;

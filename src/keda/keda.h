@@ -5,7 +5,10 @@
  * backlogs, NATS JetStream consumers, RabbitMQ queues). Prefix: kd_.
  *
  * Three layers, one file each:
- *   scaledobject.c  the manifest into a typed kd_scaledobject_t (pure);
+ *   scaledobject.c  the manifest into a typed kd_scaledobject_t (pure; the
+ *                   credentials of a trigger's authenticationRef come from
+ *                   a resolver the caller gives, and triggerauth.c checks
+ *                   the TriggerAuthentications themselves);
  *   rules.c         KEDA's and the HPA's arithmetic: trigger values into a
  *                   replica count (pure, no clock: tests drive it);
  *   manager.c       the objects the daemon runs: poller threads that read
@@ -41,6 +44,8 @@
 #define KD_MAX_WINDOW_S 3600u
 #define KD_TRIGGER_TIMEOUT_MS 3000u    /* per trigger read: KEDA's HTTP default */
 #define KD_POLL_THREADS 4u
+#define KD_MAX_POLICIES 8u             /* per direction */
+#define KD_MAX_POLICY_PERIOD_S 1800u   /* the HPA's bound on periodSeconds */
 
 /* ---- the manifest (scaledobject.c) -------------------------------------- */
 
@@ -81,6 +86,9 @@ typedef struct kd_trigger {
     char *bearer, *username, *password; /* prometheus authModes; redis password */
     char *headers; /* prometheus customHeaders: "K=V,K2=V2" */
     char *tz, *start, *end; /* cron */
+    char *auth_ref;         /* authenticationRef.name: a TriggerAuthentication */
+    char *auth_err;         /* why auth_ref did not resolve (no value in it); the
+                             * trigger's every read fails with it */
     uint32_t desired_replicas; /* cron */
     int redis_mode;         /* KD_REDIS_* */
     uint32_t redis_db;
@@ -88,6 +96,26 @@ typedef struct kd_trigger {
     bool unsafe_ssl;
     bool rate;              /* rabbitmq mode MessageRate */
 } kd_trigger_t;
+
+/* One of the HPA's scaling policies: in any periodSeconds, change by at
+ * most value instances (Pods) or value percent of the count at the
+ * period's start (Percent). */
+typedef struct kd_policy {
+    bool percent;
+    uint32_t value;
+    uint32_t period_s;
+} kd_policy_t;
+
+typedef enum kd_select { KD_SELECT_MAX, KD_SELECT_MIN, KD_SELECT_DISABLED } kd_select_t;
+
+/* behavior.scaleUp or .scaleDown, with the HPA's defaults filled in. */
+typedef struct kd_rules {
+    uint32_t window_s;       /* stabilizationWindowSeconds */
+    kd_select_t select;      /* selectPolicy: the policy allowing the most
+                              * change (Max), the least (Min), or none */
+    kd_policy_t policies[KD_MAX_POLICIES];
+    uint32_t npolicies;
+} kd_rules_t;
 
 typedef struct kd_scaledobject {
     char *name;
@@ -98,13 +126,27 @@ typedef struct kd_scaledobject {
     bool fallback;
     uint32_t fallback_failures, fallback_replicas;
     /* advanced.horizontalPodAutoscalerConfig.behavior */
-    uint32_t up_window_s, down_window_s;
-    bool up_disabled, down_disabled; /* selectPolicy: Disabled */
+    kd_rules_t up, down;
     kd_trigger_t *triggers;
     uint32_t ntriggers;
     char **warnings;         /* "FIELD: what was ignored" */
     uint32_t nwarnings;
 } kd_scaledobject_t;
+
+/* One credential a TriggerAuthentication gives a trigger: the metadata
+ * parameter it stands for and its value, in clear (both malloc'd). */
+typedef struct kd_auth_param {
+    char *parameter;
+    char *value;
+} kd_auth_param_t;
+
+/* Resolves TriggerAuthentication `name` into its parameters (*params, *n:
+ * malloc'd, freed by the caller with kd_auth_params_free), or returns -1
+ * with a reason in err that names objects and keys, never a value. */
+typedef int (*kd_auth_resolve_fn)(void *ud, const char *name, kd_auth_param_t **params,
+                                  uint32_t *n, char *err, size_t errlen);
+/* Wipes and frees params. */
+void kd_auth_params_free(kd_auth_param_t *params, uint32_t n);
 
 /* True for apiVersion keda.sh/v1alpha1 (any keda.sh version), kind
  * ScaledObject. */
@@ -112,9 +154,50 @@ bool kd_handles_kind(const char *api_version, const char *kind);
 /* Validates a ScaledObject document (the YAML's shape, as JSON) into out.
  * Returns 0, or -1 with "FIELD.PATH: what is wrong" in err; an unknown
  * trigger type names the supported ones. Unknown fields are warnings.
- * Free with kd_scaledobject_free (also after a failure). */
-int kd_scaledobject_parse(const cJSON *doc, kd_scaledobject_t *out, char *err, size_t errlen);
+ * A trigger's authenticationRef is resolved with resolve (may be NULL:
+ * the trigger then fails each read, saying so); the credentials it gives
+ * win over the metadata's, and one that does not resolve is not an error
+ * here but the trigger's auth_err. No message from here holds a
+ * credential. Free with kd_scaledobject_free (also after a failure): it
+ * wipes the credentials. */
+int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud,
+                          kd_scaledobject_t *out, char *err, size_t errlen);
 void kd_scaledobject_free(kd_scaledobject_t *so);
+/* The authenticationRef names of doc's triggers (a ScaledObject as JSON),
+ * for finding who uses a TriggerAuthentication: true when one is name
+ * (any, when name is NULL). */
+bool kd_scaledobject_uses_auth(const cJSON *doc, const char *name);
+
+/* ---- TriggerAuthentication (triggerauth.c) ------------------------------- */
+
+/* Where one parameter's value comes from: key `key` of v1 Secret (or, with
+ * configmap, ConfigMap) `object`. */
+typedef struct kd_auth_ref {
+    char *parameter;
+    char *object;
+    char *key;
+    bool configmap;
+} kd_auth_ref_t;
+
+typedef struct kd_triggerauth {
+    char *name;
+    kd_auth_ref_t *refs;
+    uint32_t nrefs;
+    char **warnings;
+    uint32_t nwarnings;
+} kd_triggerauth_t;
+
+#define KD_MAX_AUTH_REFS 32u
+
+/* True for apiVersion keda.sh/..., kind TriggerAuthentication. */
+bool kd_handles_auth_kind(const char *api_version, const char *kind);
+/* Validates a TriggerAuthentication: spec.secretTargetRef[] and
+ * spec.configMapTargetRef[] ({parameter, name, key}); the other ways KEDA
+ * has to find credentials (env, hashiCorpVault, podIdentity, ...) are
+ * warnings. 0, or -1 with "FIELD: what is wrong" in err. Free with
+ * kd_triggerauth_free (also after a failure). */
+int kd_triggerauth_parse(const cJSON *doc, kd_triggerauth_t *out, char *err, size_t errlen);
+void kd_triggerauth_free(kd_triggerauth_t *ta);
 /* "prometheus", "cpu", ... */
 const char *kd_type_name(kd_type_t t);
 
@@ -143,6 +226,9 @@ typedef struct kd_state {
     /* HPA recommendations within the longer stabilization window. */
     struct kd_rec { uint64_t at_ns; uint32_t n; } *recs;
     uint32_t nrecs, recs_cap;
+    /* The changes the HPA made within its longest policy period. */
+    struct kd_change { uint64_t at_ns; int32_t delta; } *changes;
+    uint32_t nchanges, changes_cap;
 } kd_state_t;
 
 /* Sizes st for so. -1 when out of memory. */

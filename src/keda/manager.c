@@ -115,6 +115,13 @@ static void read_trigger(kd_t *k, kd_obj_t *o, uint32_t i, uint64_t now_ns, kd_s
     const kd_trigger_t *t = &o->so.triggers[i];
     int rc = -1;
     s->err[0] = '\0';
+    if (t->auth_err) {
+        /* Its credentials did not resolve: reading without them would
+         * only fail at the server, or worse succeed as someone else. */
+        snprintf(s->err, sizeof s->err, "authenticationRef %s: %s", t->auth_ref, t->auth_err);
+        s->ok = false;
+        return;
+    }
     switch (t->type) {
     case KD_PROMETHEUS: rc = kd_read_prometheus(t, &s->value, s->err, sizeof s->err); break;
     case KD_REDIS_STREAMS: rc = kd_read_redis(t, &s->value, s->err, sizeof s->err); break;
@@ -445,6 +452,7 @@ static cJSON *obj_json(const kd_obj_t *o)
         cJSON_AddStringToObject(e, "metricType", metric_type_name(t->metric_type));
         cJSON_AddNumberToObject(e, "target", t->target);
         cJSON_AddNumberToObject(e, "activationTarget", t->activation);
+        if (t->auth_ref) cJSON_AddStringToObject(e, "authenticationRef", t->auth_ref);
         cJSON_AddBoolToObject(e, "active", o->st.trig_active[i]);
         if (o->last_poll_ms && o->last[i].ok) cJSON_AddNumberToObject(e, "value", o->last[i].value);
         else if (o->last_poll_ms && o->st.failures[i] == 0) cJSON_AddNumberToObject(e, "value", 0);

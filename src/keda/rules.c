@@ -16,7 +16,10 @@
  *     behavior's stabilization windows: scaling up goes no higher than the
  *     lowest recommendation of the scale-up window, scaling down no lower
  *     than the highest of the scale-down window (300 s by default, as the
- *     HPA has it).
+ *     HPA has it); then the behavior's policies limit how far one poll
+ *     may go from the count at the start of each policy's period (the
+ *     HPA's rate limits: by default up by 100% or 4, whichever is more,
+ *     per 15 s).
  * A failed read keeps that trigger's last activity and value (KEDA keeps
  * the replicas it has on errors); after fallback.failureThreshold failures
  * in a row of any trigger the target gets fallback.replicas.
@@ -32,21 +35,37 @@
 #define NS 1000000000ull
 #define MAX_RECS 4096u
 
+static uint32_t longest_period_s(const kd_scaledobject_t *so)
+{
+    uint32_t p = 0;
+    for (uint32_t i = 0; i < so->up.npolicies; i++)
+        if (so->up.policies[i].period_s > p) p = so->up.policies[i].period_s;
+    for (uint32_t i = 0; i < so->down.npolicies; i++)
+        if (so->down.policies[i].period_s > p) p = so->down.policies[i].period_s;
+    return p;
+}
+
 int kd_state_init(kd_state_t *st, const kd_scaledobject_t *so, uint64_t now_ns)
 {
     memset(st, 0, sizeof *st);
     st->created_ns = now_ns;
     st->ntriggers = so->ntriggers;
     uint32_t n = so->ntriggers ? so->ntriggers : 1;
-    uint32_t window = so->up_window_s > so->down_window_s ? so->up_window_s : so->down_window_s;
-    uint64_t cap = (uint64_t)window / (so->polling_s ? so->polling_s : 1) + 2;
+    uint32_t window = so->up.window_s > so->down.window_s ? so->up.window_s : so->down.window_s;
+    uint32_t polling = so->polling_s ? so->polling_s : 1;
+    uint64_t cap = (uint64_t)window / polling + 2;
     st->recs_cap = cap > MAX_RECS ? MAX_RECS : (uint32_t)cap;
+    /* At most one change per poll within the longest period. */
+    cap = (uint64_t)longest_period_s(so) / polling + 2;
+    st->changes_cap = cap > MAX_RECS ? MAX_RECS : (uint32_t)cap;
     st->failures = calloc(n, sizeof *st->failures);
     st->trig_active = calloc(n, sizeof *st->trig_active);
     st->trig_value = calloc(n, sizeof *st->trig_value);
     st->trig_want = calloc(n, sizeof *st->trig_want);
     st->recs = calloc(st->recs_cap, sizeof *st->recs);
-    if (!st->failures || !st->trig_active || !st->trig_value || !st->trig_want || !st->recs) {
+    st->changes = calloc(st->changes_cap, sizeof *st->changes);
+    if (!st->failures || !st->trig_active || !st->trig_value || !st->trig_want || !st->recs ||
+        !st->changes) {
         kd_state_free(st);
         return -1;
     }
@@ -60,6 +79,7 @@ void kd_state_free(kd_state_t *st)
     free(st->trig_value);
     free(st->trig_want);
     free(st->recs);
+    free(st->changes);
     memset(st, 0, sizeof *st);
 }
 
@@ -88,8 +108,8 @@ static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
 /* Forgets recommendations older than the longer window, then adds rec. */
 static void recs_push(const kd_scaledobject_t *so, kd_state_t *st, uint64_t now, uint32_t rec)
 {
-    uint64_t window = (uint64_t)(so->up_window_s > so->down_window_s ? so->up_window_s
-                                                                      : so->down_window_s) * NS;
+    uint64_t window = (uint64_t)(so->up.window_s > so->down.window_s ? so->up.window_s
+                                                                      : so->down.window_s) * NS;
     uint32_t drop = 0;
     while (drop < st->nrecs && now - st->recs[drop].at_ns > window) drop++;
     if (drop == 0 && st->nrecs == st->recs_cap) drop = 1; /* full: the oldest goes */
@@ -106,14 +126,95 @@ static uint32_t stabilize(const kd_scaledobject_t *so, const kd_state_t *st, uin
     uint32_t up = rec, down = rec;
     for (uint32_t i = 0; i < st->nrecs; i++) {
         uint64_t age = now - st->recs[i].at_ns;
-        if (age < (uint64_t)so->up_window_s * NS && st->recs[i].n < up) up = st->recs[i].n;
-        if (age < (uint64_t)so->down_window_s * NS && st->recs[i].n > down) down = st->recs[i].n;
+        if (age < (uint64_t)so->up.window_s * NS && st->recs[i].n < up) up = st->recs[i].n;
+        if (age < (uint64_t)so->down.window_s * NS && st->recs[i].n > down) down = st->recs[i].n;
     }
     uint32_t next = cur;
     if (next < up) next = up;
     if (next > down) next = down;
-    if (so->up_disabled && next > cur) next = cur;
-    if (so->down_disabled && next < cur) next = cur;
+    return next;
+}
+
+/* ---- the policies: the HPA's rate limits ------------------------------------ */
+
+/* Forgets changes older than the longest policy period, then records
+ * one (delta != 0). */
+static void changes_push(const kd_scaledobject_t *so, kd_state_t *st, uint64_t now, int32_t delta)
+{
+    uint64_t period = (uint64_t)longest_period_s(so) * NS;
+    uint32_t drop = 0;
+    while (drop < st->nchanges && now - st->changes[drop].at_ns >= period) drop++;
+    if (drop == 0 && st->nchanges == st->changes_cap) drop = 1;
+    if (drop) {
+        memmove(st->changes, st->changes + drop, (st->nchanges - drop) * sizeof *st->changes);
+        st->nchanges -= drop;
+    }
+    if (delta && st->nchanges < st->changes_cap)
+        st->changes[st->nchanges++] = (struct kd_change){now, delta};
+}
+
+/* The count at the start of a policy's period: the current one less what
+ * was added and plus what was removed within the last period_s. */
+static int64_t period_start(const kd_state_t *st, uint64_t now, uint32_t period_s, uint32_t cur)
+{
+    int64_t n = cur;
+    for (uint32_t i = 0; i < st->nchanges; i++)
+        if (now - st->changes[i].at_ns < (uint64_t)period_s * NS) n -= st->changes[i].delta;
+    return n < 0 ? 0 : n;
+}
+
+/* The most instances the scale-up policies allow now: each policy proposes
+ * its period's start plus value (Pods) or times 1 + value% rounded up
+ * (Percent, so that a small count still grows); Max takes the largest
+ * proposal, Min the smallest, Disabled none. Never below cur: a scale-up
+ * does not turn into a scale-down. */
+static uint32_t up_limit(const kd_rules_t *r, const kd_state_t *st, uint64_t now, uint32_t cur)
+{
+    if (r->select == KD_SELECT_DISABLED || r->npolicies == 0) return cur;
+    bool min = r->select == KD_SELECT_MIN;
+    uint64_t limit = min ? UINT64_MAX : 0;
+    for (uint32_t i = 0; i < r->npolicies; i++) {
+        const kd_policy_t *p = &r->policies[i];
+        uint64_t start = (uint64_t)period_start(st, now, p->period_s, cur);
+        uint64_t proposed = p->percent ? (start * (100 + (uint64_t)p->value) + 99) / 100
+                                       : start + p->value;
+        limit = min ? (proposed < limit ? proposed : limit) : (proposed > limit ? proposed : limit);
+    }
+    if (limit < cur) limit = cur;
+    return limit > KD_MAX_REPLICAS ? KD_MAX_REPLICAS : (uint32_t)limit;
+}
+
+/* The fewest instances the scale-down policies allow now: each proposes
+ * its period's start less value (Pods) or times 1 - value% rounded down
+ * (Percent); Max (the most change) takes the smallest, Min the largest.
+ * Never above cur. */
+static uint32_t down_limit(const kd_rules_t *r, const kd_state_t *st, uint64_t now, uint32_t cur)
+{
+    if (r->select == KD_SELECT_DISABLED || r->npolicies == 0) return cur;
+    bool min = r->select == KD_SELECT_MIN;
+    int64_t limit = min ? INT64_MIN : INT64_MAX;
+    for (uint32_t i = 0; i < r->npolicies; i++) {
+        const kd_policy_t *p = &r->policies[i];
+        int64_t start = period_start(st, now, p->period_s, cur);
+        int64_t proposed = p->percent ? start * (100 - (int64_t)p->value) / 100
+                                      : start - (int64_t)p->value;
+        limit = min ? (proposed > limit ? proposed : limit) : (proposed < limit ? proposed : limit);
+    }
+    if (limit > (int64_t)cur) limit = cur;
+    return limit < 0 ? 0 : (uint32_t)limit;
+}
+
+/* The stabilized recommendation, within what the policies allow. */
+static uint32_t rate_limit(const kd_scaledobject_t *so, const kd_state_t *st, uint64_t now,
+                           uint32_t cur, uint32_t next)
+{
+    if (next > cur) {
+        uint32_t lim = up_limit(&so->up, st, now, cur);
+        if (next > lim) next = lim;
+    } else if (next < cur) {
+        uint32_t lim = down_limit(&so->down, st, now, cur);
+        if (next < lim) next = lim;
+    }
     return next;
 }
 
@@ -153,15 +254,24 @@ uint32_t kd_decide(const kd_scaledobject_t *so, kd_state_t *st, const kd_sample_
          * for a while once the trigger reads again). */
         next = clamp(so->fallback_replicas, so->min_replicas, so->max_replicas);
         recs_push(so, st, now_ns, next);
+        changes_push(so, st, now_ns, (int32_t)next - (int32_t)cur);
     } else if (!active && may_idle && (cooled || (st->decided && cur <= idle))) {
         next = idle;
         st->nrecs = 0; /* the HPA is not running while idle */
+        st->nchanges = 0;
     } else {
         uint32_t rec = clamp(want, lo, so->max_replicas);
-        if (!st->decided || (may_idle && cur <= idle))
-            next = rec; /* starting from idle: straight to what the triggers ask */
-        else
-            next = stabilize(so, st, now_ns, cur, rec);
+        if (!st->decided || (may_idle && cur <= idle)) {
+            /* Starting from idle: straight to what the triggers ask (KEDA
+             * activates, then the HPA would need a period or more to get
+             * there; an instance starts in microseconds). The HPA's
+             * history starts here. */
+            next = rec;
+            st->nchanges = 0;
+        } else {
+            next = rate_limit(so, st, now_ns, cur, stabilize(so, st, now_ns, cur, rec));
+            changes_push(so, st, now_ns, (int32_t)next - (int32_t)cur);
+        }
         recs_push(so, st, now_ns, rec);
     }
     st->replicas = next;

@@ -43,6 +43,14 @@ typedef struct ctx {
     kd_scaledobject_t *so;
     char *err;
     size_t errlen;
+    kd_auth_resolve_fn resolve;
+    void *ud;
+    /* The trigger being parsed: its type, and the credentials its
+     * authenticationRef gave (NULL when none), which win over metadata. */
+    kd_type_t type;
+    const kd_auth_param_t *auth;
+    uint32_t nauth;
+    bool auth_failed;     /* it has an authenticationRef that did not resolve */
 } ctx_t;
 
 static int fail(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -114,11 +122,39 @@ static int uint_field(ctx_t *c, const cJSON *o, const char *k, const char *path,
 
 /* ---- trigger metadata ------------------------------------------------------ */
 
-/* A metadata value as text (numbers and booleans written unquoted are
- * taken as their text), or NULL when absent. buf holds the text of a
- * non-string. */
-static const char *meta(const cJSON *md, const char *k, char *buf, size_t n)
+/* The metadata parameters a TriggerAuthentication may give, by trigger
+ * type: the credentials, which no message repeats (KEDA takes more; these
+ * are the ones wasmfn's readers use and keep out of their errors). */
+static const char *const *auth_params(kd_type_t t)
 {
+    static const char *const prometheus[] = {"bearerToken", "username", "password", NULL};
+    static const char *const redis[] = {"password", NULL};
+    static const char *const rabbitmq[] = {"host", NULL};
+    static const char *const none[] = {NULL};
+    switch (t) {
+    case KD_PROMETHEUS: return prometheus;
+    case KD_REDIS_STREAMS: return redis;
+    case KD_RABBITMQ: return rabbitmq;
+    default: return none;
+    }
+}
+
+static bool is_auth_param(kd_type_t t, const char *k)
+{
+    for (const char *const *p = auth_params(t); *p; p++)
+        if (strcmp(*p, k) == 0) return true;
+    return false;
+}
+
+/* A metadata value as text (numbers and booleans written unquoted are
+ * taken as their text), or NULL when absent; a credential the trigger's
+ * TriggerAuthentication gives comes first. buf holds the text of a
+ * non-string. */
+static const char *meta(const ctx_t *c, const cJSON *md, const char *k, char *buf, size_t n)
+{
+    if (c->auth && is_auth_param(c->type, k))
+        for (uint32_t i = 0; i < c->nauth; i++)
+            if (strcmp(c->auth[i].parameter, k) == 0) return c->auth[i].value;
     const cJSON *v = member(md, k);
     if (cJSON_IsString(v)) return v->valuestring;
     if (cJSON_IsNumber(v)) {
@@ -133,9 +169,12 @@ static int meta_str(ctx_t *c, const cJSON *md, const char *k, const char *path, 
                     char **out)
 {
     char buf[64];
-    const char *s = meta(md, k, buf, sizeof buf);
+    const char *s = meta(c, md, k, buf, sizeof buf);
     if (!s || !*s) {
-        if (required) return fail(c, "%s.metadata.%s: required", path, k);
+        /* A credential its TriggerAuthentication was to give: the trigger
+         * fails each read with auth_err instead. */
+        if (required && !(c->auth_failed && is_auth_param(c->type, k)))
+            return fail(c, "%s.metadata.%s: required", path, k);
         return 0;
     }
     if (!(*out = strdup(s))) return fail(c, "out of memory");
@@ -147,7 +186,7 @@ static int meta_num(ctx_t *c, const cJSON *md, const char *k, const char *path, 
                     bool allow_zero, double def, double *out)
 {
     char buf[64];
-    const char *s = meta(md, k, buf, sizeof buf);
+    const char *s = meta(c, md, k, buf, sizeof buf);
     if (!s || !*s) {
         if (required) return fail(c, "%s.metadata.%s: required", path, k);
         *out = def;
@@ -166,7 +205,7 @@ static int meta_bool(ctx_t *c, const cJSON *md, const char *k, const char *path,
                      bool *out)
 {
     char buf[64];
-    const char *s = meta(md, k, buf, sizeof buf);
+    const char *s = meta(c, md, k, buf, sizeof buf);
     *out = def;
     if (!s) return 0;
     if (strcasecmp(s, "true") == 0) *out = true;
@@ -180,6 +219,16 @@ static bool has_scheme(const char *u, const char *const *schemes)
     for (; *schemes; schemes++)
         if (strncmp(u, *schemes, strlen(*schemes)) == 0 && u[strlen(*schemes)]) return true;
     return false;
+}
+
+/* A credential written in the trigger's metadata is kept with the
+ * document, in clear: say so, and where it belongs. */
+static void warn_clear(ctx_t *c, const cJSON *md, const char *path, const char *k)
+{
+    if (member(md, k))
+        warn(c, "%s.metadata.%s: stored in clear in wasmfn.db with the ScaledObject; put it in a "
+                "Secret and refer to it with a TriggerAuthentication (docs/scaling.md)",
+             path, k);
 }
 
 static int parse_prometheus(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
@@ -205,7 +254,7 @@ static int parse_prometheus(ctx_t *c, const cJSON *md, const char *path, kd_trig
         meta_str(c, md, "customHeaders", path, false, &t->headers) < 0)
         return -1;
     char buf[64];
-    const char *modes = meta(md, "authModes", buf, sizeof buf);
+    const char *modes = meta(c, md, "authModes", buf, sizeof buf);
     bool bearer = false, basic = false;
     if (modes) {
         char *copy = strdup(modes), *save = NULL;
@@ -225,9 +274,13 @@ static int parse_prometheus(ctx_t *c, const cJSON *md, const char *path, kd_trig
     if (basic && (meta_str(c, md, "username", path, true, &t->username) < 0 ||
                   meta_str(c, md, "password", path, false, &t->password) < 0))
         return -1;
-    if ((member(md, "bearerToken") && !bearer) || (member(md, "username") && !basic))
+    char b2[64];
+    if ((meta(c, md, "bearerToken", b2, sizeof b2) && !bearer) ||
+        (meta(c, md, "username", b2, sizeof b2) && !basic))
         warn(c, "%s.metadata: credentials are used only with the matching authModes "
                 "(bearer, basic)", path);
+    warn_clear(c, md, path, "bearerToken");
+    warn_clear(c, md, path, "password");
     return 0;
 }
 
@@ -241,7 +294,7 @@ static int parse_resource(ctx_t *c, const cJSON *md, const char *path, kd_trigge
     snprintf(p, sizeof p, "%s.metadata", path);
     warn_unknown(c, md, p, known, quiet);
     char buf[64];
-    const char *type = meta(md, "type", buf, sizeof buf); /* KEDA's older spelling */
+    const char *type = meta(c, md, "type", buf, sizeof buf); /* KEDA's older spelling */
     if (type) {
         if (strcmp(type, "Utilization") == 0) t->metric_type = KD_UTILIZATION;
         else if (strcmp(type, "AverageValue") == 0) t->metric_type = KD_AVERAGE_VALUE;
@@ -250,7 +303,7 @@ static int parse_resource(ctx_t *c, const cJSON *md, const char *path, kd_trigge
     if (t->metric_type == KD_VALUE)
         return fail(c, "%s.metricType: Value is not allowed for %s (Utilization or AverageValue)",
                     path, kd_type_name(t->type));
-    const char *v = meta(md, "value", buf, sizeof buf);
+    const char *v = meta(c, md, "value", buf, sizeof buf);
     if (!v || !*v) return fail(c, "%s.metadata.value: required", path);
     long double q;
     if (cm_quantity_parse(v, &q) != 0 || q <= 0)
@@ -303,7 +356,7 @@ static int parse_redis(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t
     snprintf(p, sizeof p, "%s.metadata", path);
     warn_unknown(c, md, p, known, NULL);
     char buf[64], b2[64];
-    const char *host = meta(md, "host", buf, sizeof buf), *port = meta(md, "port", b2, sizeof b2);
+    const char *host = meta(c, md, "host", buf, sizeof buf), *port = meta(c, md, "port", b2, sizeof b2);
     if (meta_str(c, md, "address", path, false, &t->url) < 0) return -1;
     if (!t->url) {
         if (!host) return fail(c, "%s.metadata.address: required (or host and port)", path);
@@ -318,6 +371,7 @@ static int parse_redis(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t
     if (meta_str(c, md, "stream", path, true, &t->stream) < 0 ||
         meta_str(c, md, "password", path, false, &t->password) < 0)
         return -1;
+    warn_clear(c, md, path, "password");
     double db;
     if (meta_num(c, md, "databaseIndex", path, false, true, 0, &db) < 0) return -1;
     if (db != floor(db) || db > 1000000)
@@ -360,7 +414,7 @@ static int parse_nats(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t 
          * server itself (JetStream's consumer info) on its client port, so
          * the endpoint's host with NATS's default port stands in. */
         char buf[64];
-        const char *mon = meta(md, "natsServerMonitoringEndpoint", buf, sizeof buf);
+        const char *mon = meta(c, md, "natsServerMonitoringEndpoint", buf, sizeof buf);
         if (!mon || !*mon)
             return fail(c, "%s.metadata.natsServerUrl: required (or natsServerMonitoringEndpoint)",
                         path);
@@ -396,8 +450,19 @@ static int parse_rabbitmq(ctx_t *c, const cJSON *md, const char *path, kd_trigge
         meta_str(c, md, "vhostName", path, false, &t->vhost) < 0 ||
         meta_bool(c, md, "unsafeSsl", path, false, &t->unsafe_ssl) < 0)
         return -1;
+    /* The host was to come from a TriggerAuthentication that did not
+     * resolve: it cannot be checked, and the trigger never reads. */
+    if (!t->url && !(t->url = strdup("amqp://unresolved"))) return fail(c, "out of memory");
+    const cJSON *mh = member(md, "host");
+    if (cJSON_IsString(mh)) {
+        /* amqp://USER:PASS@...: a password in the metadata. */
+        const char *u = strstr(mh->valuestring, "://");
+        const char *at = u ? strchr(u + 3, '@') : NULL;
+        if (at && memchr(u + 3, ':', (size_t)(at - (u + 3))))
+            warn_clear(c, md, path, "host");
+    }
     char buf[64];
-    const char *proto = meta(md, "protocol", buf, sizeof buf);
+    const char *proto = meta(c, md, "protocol", buf, sizeof buf);
     static const char *const amqp[] = {"amqp://", NULL}, *const http[] = {"http://", "https://", NULL};
     bool is_http = has_scheme(t->url, http);
     if (!is_http && !has_scheme(t->url, amqp))
@@ -407,7 +472,7 @@ static int parse_rabbitmq(ctx_t *c, const cJSON *md, const char *path, kd_trigge
     if (proto && strcmp(proto, "auto") != 0 && strcmp(proto, is_http ? "http" : "amqp") != 0)
         return fail(c, "%s.metadata.protocol: \"%s\" does not match host %.*s", path, proto,
                     (int)strcspn(t->url, ":"), t->url);
-    const char *mode = meta(md, "mode", buf, sizeof buf);
+    const char *mode = meta(c, md, "mode", buf, sizeof buf);
     if (!mode || strcmp(mode, "QueueLength") == 0) t->rate = false;
     else if (strcmp(mode, "MessageRate") == 0) t->rate = true;
     else return fail(c, "%s.metadata.mode: \"%s\" is not QueueLength or MessageRate", path, mode);
@@ -417,6 +482,65 @@ static int parse_rabbitmq(ctx_t *c, const cJSON *md, const char *path, kd_trigge
     if (meta_num(c, md, "value", path, true, false, 0, &t->target) < 0 ||
         meta_num(c, md, "activationValue", path, false, true, 0, &t->activation) < 0)
         return -1;
+    return 0;
+}
+
+void kd_auth_params_free(kd_auth_param_t *params, uint32_t n)
+{
+    for (uint32_t i = 0; params && i < n; i++) {
+        if (params[i].value) explicit_bzero(params[i].value, strlen(params[i].value));
+        free(params[i].value);
+        free(params[i].parameter);
+    }
+    free(params);
+}
+
+/* A trigger's authenticationRef: resolves it (into *params, which the
+ * caller frees once the metadata is read) and sets up c to read the
+ * credentials from there. A reference that does not resolve is the
+ * trigger's auth_err, not an error: KEDA too accepts a ScaledObject whose
+ * TriggerAuthentication comes later, and the Secret may change. */
+static int parse_auth_ref(ctx_t *c, const cJSON *ref, const char *path, kd_trigger_t *t,
+                          kd_auth_param_t **params, uint32_t *nparams)
+{
+    if (!ref) return 0;
+    const cJSON *name = member(ref, "name"), *kind = member(ref, "kind");
+    if (!cJSON_IsString(name) || !*name->valuestring)
+        return fail(c, "%s.authenticationRef.name: required (a TriggerAuthentication)", path);
+    if (kind && (!cJSON_IsString(kind) || strcmp(kind->valuestring, "TriggerAuthentication") != 0))
+        return fail(c, "%s.authenticationRef.kind: only TriggerAuthentication is supported "
+                       "(there is one namespace: write it as a TriggerAuthentication)",
+                    path);
+    static const char *const known[] = {"name", "kind", NULL};
+    char p[96];
+    snprintf(p, sizeof p, "%s.authenticationRef", path);
+    warn_unknown(c, ref, p, known, NULL);
+    if (strlen(name->valuestring) > 253)
+        return fail(c, "%s.authenticationRef.name: longer than 253 characters", path);
+    if (!(t->auth_ref = strdup(name->valuestring))) return fail(c, "out of memory");
+    char e[300] = "";
+    int rc = -1;
+    if (c->resolve) rc = c->resolve(c->ud, t->auth_ref, params, nparams, e, sizeof e);
+    else snprintf(e, sizeof e, "TriggerAuthentication is not available here");
+    if (rc != 0) {
+        *params = NULL;
+        *nparams = 0;
+        c->auth_failed = true;
+        if (!(t->auth_err = strdup(e))) return fail(c, "out of memory");
+        return 0;
+    }
+    for (uint32_t i = 0; i < *nparams; i++) {
+        if (is_auth_param(t->type, (*params)[i].parameter)) continue;
+        char list[128] = "";
+        for (const char *const *a = auth_params(t->type); *a; a++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? ", " : "", *a);
+        warn(c, "%s.authenticationRef: TriggerAuthentication %s gives %.64s, which a %s trigger "
+                "does not take from it (%s); ignored",
+             path, t->auth_ref, (*params)[i].parameter, kd_type_name(t->type),
+             *list ? list : "none");
+    }
+    c->auth = *params;
+    c->nauth = *nparams;
     return 0;
 }
 
@@ -458,47 +582,73 @@ static int parse_trigger(ctx_t *c, const cJSON *tj, uint32_t i, kd_trigger_t *t)
         if (t->metric_type == KD_UTILIZATION && t->type != KD_CPU && t->type != KD_MEMORY)
             return fail(c, "%s.metricType: Utilization is only for cpu and memory", path);
     }
-    if (member(tj, "authenticationRef"))
-        warn(c, "%s.authenticationRef: TriggerAuthentication is not supported; give credentials "
-                "in metadata (docs/scaling.md); ignored",
-             path);
     const cJSON *md = member(tj, "metadata");
     if (!cJSON_IsObject(md)) return fail(c, "%s.metadata: required, an object", path);
+    c->type = t->type;
+    kd_auth_param_t *params = NULL;
+    uint32_t nparams = 0;
+    if (parse_auth_ref(c, member(tj, "authenticationRef"), path, t, &params, &nparams) < 0)
+        return -1;
+    int rc = 0;
     switch (t->type) {
-    case KD_PROMETHEUS: return parse_prometheus(c, md, path, t);
+    case KD_PROMETHEUS: rc = parse_prometheus(c, md, path, t); break;
     case KD_CPU:
-    case KD_MEMORY: return parse_resource(c, md, path, t);
-    case KD_CRON: return parse_cron(c, md, path, t);
-    case KD_REDIS_STREAMS: return parse_redis(c, md, path, t);
-    case KD_NATS_JETSTREAM: return parse_nats(c, md, path, t);
-    case KD_RABBITMQ: return parse_rabbitmq(c, md, path, t);
+    case KD_MEMORY: rc = parse_resource(c, md, path, t); break;
+    case KD_CRON: rc = parse_cron(c, md, path, t); break;
+    case KD_REDIS_STREAMS: rc = parse_redis(c, md, path, t); break;
+    case KD_NATS_JETSTREAM: rc = parse_nats(c, md, path, t); break;
+    case KD_RABBITMQ: rc = parse_rabbitmq(c, md, path, t); break;
     }
-    return 0;
+    kd_auth_params_free(params, nparams);
+    c->auth = NULL;
+    c->nauth = 0;
+    c->auth_failed = false;
+    return rc;
 }
 
 /* ---- spec ------------------------------------------------------------------ */
 
-static int parse_rules(ctx_t *c, const cJSON *r, const char *path, uint32_t *window,
-                       bool *disabled)
+static int parse_policies(ctx_t *c, const cJSON *pol, const char *path, kd_rules_t *out)
+{
+    if (!cJSON_IsArray(pol) || cJSON_GetArraySize(pol) == 0)
+        return fail(c, "%s.policies: a list of at least one policy (leave it out for the "
+                       "default)",
+                    path);
+    if (cJSON_GetArraySize(pol) > (int)KD_MAX_POLICIES)
+        return fail(c, "%s.policies: at most %u policies", path, KD_MAX_POLICIES);
+    out->npolicies = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, pol)
+    {
+        char pp[200];
+        snprintf(pp, sizeof pp, "%s.policies[%u]", path, out->npolicies);
+        if (!cJSON_IsObject(p)) return fail(c, "%s: must be an object", pp);
+        static const char *const known[] = {"type", "value", "periodSeconds", NULL};
+        warn_unknown(c, p, pp, known, NULL);
+        kd_policy_t *k = &out->policies[out->npolicies++];
+        const cJSON *type = member(p, "type");
+        if (!cJSON_IsString(type) || (strcmp(type->valuestring, "Pods") != 0 &&
+                                      strcmp(type->valuestring, "Percent") != 0))
+            return fail(c, "%s.type: must be Pods or Percent", pp);
+        k->percent = strcmp(type->valuestring, "Percent") == 0;
+        if (uint_field(c, p, "value", pp, 1, 1000000, &k->value) != 1)
+            return c->err[0] ? -1 : fail(c, "%s.value: required", pp);
+        if (uint_field(c, p, "periodSeconds", pp, 1, KD_MAX_POLICY_PERIOD_S, &k->period_s) != 1)
+            return c->err[0] ? -1 : fail(c, "%s.periodSeconds: required", pp);
+    }
+    return 0;
+}
+
+static int parse_rules(ctx_t *c, const cJSON *r, const char *path, kd_rules_t *out)
 {
     if (!r) return 0;
     if (!cJSON_IsObject(r)) return fail(c, "%s: must be an object", path);
-    static const char *const known[] = {"stabilizationWindowSeconds", "selectPolicy", NULL};
+    static const char *const known[] = {"stabilizationWindowSeconds", "selectPolicy", "policies",
+                                        NULL};
     static const char *const quiet[] = {"tolerance", NULL};
-    char p[160];
-    snprintf(p, sizeof p, "%s", path);
-    const cJSON *pol = member(r, "policies");
-    if (pol)
-        warn(c, "%s.policies: rate limits are not applied (instances start in microseconds); "
-                "ignored",
-             path);
-    cJSON *copy = cJSON_Duplicate(r, 1);
-    if (copy) {
-        cJSON_DeleteItemFromObjectCaseSensitive(copy, "policies");
-        warn_unknown(c, copy, p, known, quiet);
-        cJSON_Delete(copy);
-    }
-    if (uint_field(c, r, "stabilizationWindowSeconds", path, 0, KD_MAX_WINDOW_S, window) < 0)
+    warn_unknown(c, r, path, known, quiet);
+    if (uint_field(c, r, "stabilizationWindowSeconds", path, 0, KD_MAX_WINDOW_S,
+                   &out->window_s) < 0)
         return -1;
     const cJSON *sp = member(r, "selectPolicy");
     if (sp) {
@@ -506,8 +656,12 @@ static int parse_rules(ctx_t *c, const cJSON *r, const char *path, uint32_t *win
                                     strcmp(sp->valuestring, "Min") != 0 &&
                                     strcmp(sp->valuestring, "Disabled") != 0))
             return fail(c, "%s.selectPolicy: must be Max, Min or Disabled", path);
-        *disabled = strcmp(sp->valuestring, "Disabled") == 0;
+        out->select = strcmp(sp->valuestring, "Max") == 0   ? KD_SELECT_MAX
+                      : strcmp(sp->valuestring, "Min") == 0 ? KD_SELECT_MIN
+                                                            : KD_SELECT_DISABLED;
     }
+    const cJSON *pol = member(r, "policies");
+    if (pol && parse_policies(c, pol, path, out) < 0) return -1;
     return 0;
 }
 
@@ -532,11 +686,10 @@ static int parse_advanced(ctx_t *c, const cJSON *adv, kd_scaledobject_t *so)
     static const char *const bknown[] = {"scaleUp", "scaleDown", NULL};
     warn_unknown(c, b, "spec.advanced.horizontalPodAutoscalerConfig.behavior", bknown, NULL);
     if (parse_rules(c, member(b, "scaleUp"),
-                    "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp",
-                    &so->up_window_s, &so->up_disabled) < 0 ||
+                    "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp", &so->up) < 0 ||
         parse_rules(c, member(b, "scaleDown"),
                     "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown",
-                    &so->down_window_s, &so->down_disabled) < 0)
+                    &so->down) < 0)
         return -1;
     return 0;
 }
@@ -552,16 +705,23 @@ static bool name_ok(const char *s)
     return true;
 }
 
-int kd_scaledobject_parse(const cJSON *doc, kd_scaledobject_t *so, char *err, size_t errlen)
+int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud,
+                          kd_scaledobject_t *so, char *err, size_t errlen)
 {
     memset(so, 0, sizeof *so);
-    ctx_t c = {.so = so, .err = err, .errlen = errlen};
+    ctx_t c = {.so = so, .err = err, .errlen = errlen, .resolve = resolve, .ud = ud};
     if (errlen) err[0] = '\0';
     so->max_replicas = KD_DEFAULT_MAX_REPLICAS;
     so->idle_replicas = -1;
     so->polling_s = KD_DEFAULT_POLLING_S;
     so->cooldown_s = KD_DEFAULT_COOLDOWN_S;
-    so->down_window_s = KD_DEFAULT_DOWN_WINDOW_S;
+    /* The HPA's default behavior: up by 100% or 4 instances (whichever
+     * is more) per 15 s, no window; down by up to 100% per 15 s, after
+     * the 300 s window. */
+    so->up = (kd_rules_t){.window_s = 0, .select = KD_SELECT_MAX, .npolicies = 2,
+                          .policies = {{true, 100, 15}, {false, 4, 15}}};
+    so->down = (kd_rules_t){.window_s = KD_DEFAULT_DOWN_WINDOW_S, .select = KD_SELECT_MAX,
+                            .npolicies = 1, .policies = {{true, 100, 15}}};
     if (!cJSON_IsObject(doc)) return fail(&c, "a ScaledObject must be an object");
     const cJSON *av = member(doc, "apiVersion"), *kind = member(doc, "kind");
     if (!cJSON_IsString(av) || !cJSON_IsString(kind) ||
@@ -663,8 +823,11 @@ static void trigger_free(kd_trigger_t *t)
 {
     char **s[] = {&t->url,    &t->query,    &t->stream,   &t->group,    &t->queue,
                   &t->vhost,  &t->account,  &t->bearer,   &t->username, &t->password,
-                  &t->headers, &t->tz,      &t->start,    &t->end};
+                  &t->headers, &t->tz,      &t->start,    &t->end,      &t->auth_ref,
+                  &t->auth_err};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        /* Any of them may hold a credential (a URL with a password). */
+        if (*s[i]) explicit_bzero(*s[i], strlen(*s[i]));
         free(*s[i]);
         *s[i] = NULL;
     }
@@ -680,4 +843,15 @@ void kd_scaledobject_free(kd_scaledobject_t *so)
     free(so->name);
     free(so->target);
     memset(so, 0, sizeof *so);
+}
+
+bool kd_scaledobject_uses_auth(const cJSON *doc, const char *name)
+{
+    const cJSON *t, *tr = member(member(doc, "spec"), "triggers");
+    cJSON_ArrayForEach(t, tr)
+    {
+        const cJSON *n = member(member(t, "authenticationRef"), "name");
+        if (cJSON_IsString(n) && (!name || strcmp(n->valuestring, name) == 0)) return true;
+    }
+    return false;
 }

@@ -23,6 +23,8 @@ int st_db_open(st_store_t *s, char *err, size_t errlen);
 void st_db_close(st_store_t *s);
 /* scaled.c: creates the scaled_objects table (IF NOT EXISTS). */
 int st_scaled_schema(st_store_t *s, char *err, size_t errlen);
+/* triggerauths.c: creates the trigger_auths table (IF NOT EXISTS). */
+int st_triggerauth_schema(st_store_t *s, char *err, size_t errlen);
 
 /* allowed_hosts.c: revisions' outbound HTTP destinations (table
  * revision_allowed_hosts): made at open, read into r->spec, written for a

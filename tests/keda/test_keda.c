@@ -50,7 +50,7 @@ static cJSON *so_doc(const char *spec_extra, const char *triggers)
 static void parse_ok(cJSON *d, kd_scaledobject_t *so)
 {
     char err[512];
-    if (kd_scaledobject_parse(d, so, err, sizeof err) != 0) fail_msg("unexpected error: %s", err);
+    if (kd_scaledobject_parse(d, NULL, NULL, so, err, sizeof err) != 0) fail_msg("unexpected error: %s", err);
     cJSON_Delete(d);
 }
 
@@ -58,7 +58,7 @@ static void expect_error(cJSON *d, const char *want)
 {
     kd_scaledobject_t so;
     char err[512];
-    int rc = kd_scaledobject_parse(d, &so, err, sizeof err);
+    int rc = kd_scaledobject_parse(d, NULL, NULL, &so, err, sizeof err);
     kd_scaledobject_free(&so);
     cJSON_Delete(d);
     if (rc == 0) fail_msg("expected an error containing '%s', got success", want);
@@ -86,8 +86,17 @@ static void test_defaults(void **state)
     assert_int_equal(so.idle_replicas, -1);
     assert_int_equal(so.polling_s, 30);
     assert_int_equal(so.cooldown_s, 300);
-    assert_int_equal(so.down_window_s, 300);
-    assert_int_equal(so.up_window_s, 0);
+    assert_int_equal(so.down.window_s, 300);
+    assert_int_equal(so.up.window_s, 0);
+    /* The HPA's default policies. */
+    assert_int_equal(so.up.select, KD_SELECT_MAX);
+    assert_int_equal(so.up.npolicies, 2);
+    assert_true(so.up.policies[0].percent && so.up.policies[0].value == 100 &&
+                so.up.policies[0].period_s == 15);
+    assert_true(!so.up.policies[1].percent && so.up.policies[1].value == 4 &&
+                so.up.policies[1].period_s == 15);
+    assert_int_equal(so.down.npolicies, 1);
+    assert_true(so.down.policies[0].percent && so.down.policies[0].value == 100);
     assert_int_equal(so.ntriggers, 1);
     const kd_trigger_t *t = &so.triggers[0];
     assert_int_equal(t->type, KD_PROMETHEUS);
@@ -128,10 +137,13 @@ static void test_every_field(void **state)
     assert_true(so.fallback);
     assert_int_equal(so.fallback_failures, 3);
     assert_int_equal(so.fallback_replicas, 4);
-    assert_int_equal(so.up_window_s, 30);
-    assert_int_equal(so.down_window_s, 0);
-    assert_true(so.down_disabled);
-    assert_false(so.up_disabled);
+    assert_int_equal(so.up.window_s, 30);
+    assert_int_equal(so.down.window_s, 0);
+    assert_int_equal(so.down.select, KD_SELECT_DISABLED);
+    assert_int_equal(so.up.select, KD_SELECT_MAX);
+    assert_int_equal(so.up.npolicies, 1);
+    assert_true(!so.up.policies[0].percent && so.up.policies[0].value == 1 &&
+                so.up.policies[0].period_s == 15);
     assert_int_equal(so.ntriggers, 5);
     assert_string_equal(so.triggers[0].name, "rps");
     assert_true(so.triggers[0].target == 2.5);
@@ -146,8 +158,10 @@ static void test_every_field(void **state)
     assert_false(so.triggers[3].rate);
     assert_int_equal(so.triggers[4].desired_replicas, 3);
     assert_true(has_warning(&so, "spec.extraThing: not supported"));
-    assert_true(has_warning(&so, "spec.triggers[0].authenticationRef"));
-    assert_true(has_warning(&so, "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.policies"));
+    /* No resolver here: the trigger keeps its name and fails each read. */
+    assert_string_equal(so.triggers[0].auth_ref, "x");
+    assert_non_null(so.triggers[0].auth_err);
+    assert_false(has_warning(&so, "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.policies"));
     assert_false(has_warning(&so, "spec.advanced.restoreToOriginalReplicaCount"));
     kd_scaledobject_free(&so);
 }
@@ -296,8 +310,10 @@ static void test_stabilization_windows(void **state)
     assert_int_equal(poll_at(&m, 0, 4, 0), 4);      /* from zero: straight there */
     assert_int_equal(poll_at(&m, 10, 1, 0), 4);     /* down held by the 60 s window */
     assert_int_equal(poll_at(&m, 20, 9, 0), 4);     /* up no higher than the 20 s window's lowest (1): stays */
-    assert_int_equal(poll_at(&m, 35, 9, 0), 9);     /* the 1 at 10 s is out of the 20 s window */
-    assert_int_equal(poll_at(&m, 70, 1, 0), 9);
+    /* The 1 at 10 s is out of the 20 s window: up to 9, but the default
+     * policies allow max(4 + 100%, 4 + 4) = 8 per 15 s. */
+    assert_int_equal(poll_at(&m, 35, 9, 0), 8);
+    assert_int_equal(poll_at(&m, 70, 1, 0), 8);
     assert_int_equal(poll_at(&m, 130, 1, 0), 1);    /* 60 s without a higher recommendation */
     sim_free(&m);
 
@@ -331,6 +347,92 @@ static void test_failures_and_fallback(void **state)
     assert_int_equal(poll_at(&m, 10, 7, 0), 2);
     for (int i = 2; i < 10; i++) assert_int_equal(poll_at(&m, 10u * i, NAN, 0), 2); /* kept */
     sim_free(&m);
+}
+
+#define BEHAVIOR(up, down)                                                                        \
+    ",'cooldownPeriod':1000,'advanced':{'horizontalPodAutoscalerConfig':{'behavior':{"           \
+    "'scaleUp':{" up "},'scaleDown':{" down "}}}}"
+
+static void test_policies(void **state)
+{
+    (void)state;
+    sim_t m;
+    /* Pods: at most 2 up per 60 s, 1 down per 30 s, counted from the
+     * count at the start of each period (changes both ways within it). */
+    sim_init(&m,
+             BEHAVIOR("'policies':[{'type':'Pods','value':2,'periodSeconds':60}]",
+                      "'stabilizationWindowSeconds':0,'policies':[{'type':'Pods','value':1,'periodSeconds':30}]"),
+             PROM_T("1", "0"));
+    assert_int_equal(poll_at(&m, 0, 2, 0), 2);      /* from zero: straight there */
+    assert_int_equal(poll_at(&m, 10, 10, 0), 4);    /* 2 + 2 */
+    assert_int_equal(poll_at(&m, 20, 10, 0), 4);    /* the period began at 2 */
+    assert_int_equal(poll_at(&m, 71, 10, 0), 6);    /* a new period from 4 */
+    assert_int_equal(poll_at(&m, 80, 1, 0), 3);     /* 30 s ago it was 4: 4 - 1 */
+    assert_int_equal(poll_at(&m, 90, 1, 0), 3);     /* still 4 at the period's start */
+    assert_int_equal(poll_at(&m, 111, 1, 0), 2);    /* a new period from 3 */
+    sim_free(&m);
+
+    /* Percent with selectPolicy Min: the policy allowing the least. */
+    sim_init(&m,
+             BEHAVIOR("'selectPolicy':'Min','policies':[{'type':'Percent','value':50,'periodSeconds':60},"
+                      "{'type':'Pods','value':5,'periodSeconds':60}]",
+                      "'stabilizationWindowSeconds':0,'policies':[{'type':'Percent','value':50,'periodSeconds':60}]"),
+             PROM_T("1", "0"));
+    assert_int_equal(poll_at(&m, 0, 4, 0), 4);
+    assert_int_equal(poll_at(&m, 10, 20, 0), 6);    /* min(ceil(4 * 1.5), 4 + 5) */
+    assert_int_equal(poll_at(&m, 80, 1, 0), 3);     /* floor(6 * 0.5) */
+    sim_free(&m);
+
+    /* Max: the policy allowing the most. */
+    sim_init(&m,
+             BEHAVIOR("'policies':[{'type':'Percent','value':50,'periodSeconds':60},"
+                      "{'type':'Pods','value':5,'periodSeconds':60}]", "'stabilizationWindowSeconds':0"),
+             PROM_T("1", "0"));
+    assert_int_equal(poll_at(&m, 0, 4, 0), 4);
+    assert_int_equal(poll_at(&m, 10, 20, 0), 9);    /* max(6, 4 + 5) */
+    assert_int_equal(poll_at(&m, 20, 1, 0), 1);     /* default down: 100% per 15 s */
+    sim_free(&m);
+
+    /* A percent of a small count rounds up, so it still grows. */
+    sim_init(&m, BEHAVIOR("'policies':[{'type':'Percent','value':10,'periodSeconds':15}]", ""),
+             PROM_T("1", "0"));
+    assert_int_equal(poll_at(&m, 0, 1, 0), 1);
+    assert_int_equal(poll_at(&m, 10, 50, 0), 2);    /* ceil(1 * 1.1) */
+    assert_int_equal(poll_at(&m, 30, 50, 0), 3);    /* ceil(2 * 1.1) */
+    sim_free(&m);
+
+    /* Disabled: no scaling up at all (down still works). */
+    sim_init(&m, BEHAVIOR("'selectPolicy':'Disabled'", "'stabilizationWindowSeconds':0"),
+             PROM_T("1", "0"));
+    assert_int_equal(poll_at(&m, 0, 3, 0), 3);
+    assert_int_equal(poll_at(&m, 10, 30, 0), 3);
+    assert_int_equal(poll_at(&m, 20, 1, 0), 1);
+    sim_free(&m);
+
+    /* The defaults: up by max(100%, 4) per 15 s. */
+    sim_init(&m, ",'minReplicaCount':1", PROM_T("1", "0"));
+    assert_int_equal(poll_at(&m, 0, 1, 0), 1);
+    assert_int_equal(poll_at(&m, 10, 100, 0), 5);   /* max(2, 1 + 4) */
+    assert_int_equal(poll_at(&m, 20, 100, 0), 5);   /* the period began at 1 */
+    assert_int_equal(poll_at(&m, 26, 100, 0), 10);  /* max(10, 9) */
+    sim_free(&m);
+
+#define UP "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp"
+    expect_error(so_doc(BEHAVIOR("'policies':[{'type':'Replicas','value':1,'periodSeconds':15}]", ""),
+                        PROM),
+                 UP ".policies[0].type: must be Pods or Percent");
+    expect_error(so_doc(BEHAVIOR("'policies':[{'type':'Pods','value':1}]", ""), PROM),
+                 UP ".policies[0].periodSeconds: required");
+    expect_error(so_doc(BEHAVIOR("'policies':[{'type':'Pods','value':1,'periodSeconds':1801}]", ""),
+                        PROM),
+                 UP ".policies[0].periodSeconds: must be a whole number from 1 to 1800");
+    expect_error(so_doc(BEHAVIOR("'policies':[{'type':'Pods','value':0,'periodSeconds':15}]", ""),
+                        PROM),
+                 UP ".policies[0].value: must be a whole number from 1");
+    expect_error(so_doc(BEHAVIOR("'policies':[]", ""), PROM), UP ".policies: a list of at least one");
+    expect_error(so_doc(BEHAVIOR("'selectPolicy':'Most'", ""), PROM),
+                 UP ".selectPolicy: must be Max, Min or Disabled");
+#undef UP
 }
 
 /* ---- the triggers' pieces ---------------------------------------------------- */
@@ -431,6 +533,152 @@ static void test_quantities(void **state)
     assert_int_equal(cm_quantity_parse("", &v), -1);
 }
 
+/* ---- TriggerAuthentication ----------------------------------------------------- */
+
+static void ta_expect_error(const char *text, const char *want)
+{
+    cJSON *d = doc_of(text);
+    kd_triggerauth_t ta;
+    char err[512];
+    int rc = kd_triggerauth_parse(d, &ta, err, sizeof err);
+    kd_triggerauth_free(&ta);
+    cJSON_Delete(d);
+    if (rc == 0) fail_msg("expected an error containing '%s', got success", want);
+    if (!strstr(err, want)) fail_msg("error '%s' does not contain '%s'", err, want);
+}
+
+#define TA_HEAD "{'apiVersion':'keda.sh/v1alpha1','kind':'TriggerAuthentication','metadata':{'name':'prom-auth'},"
+
+static void test_triggerauth_parse(void **state)
+{
+    (void)state;
+    cJSON *d = doc_of(TA_HEAD "'spec':{'secretTargetRef':[{'parameter':'bearerToken','name':'prom',"
+                      "'key':'token'}],'configMapTargetRef':[{'parameter':'username','name':'cfg',"
+                      "'key':'user'}],'env':[{'parameter':'x','name':'X'}]}}");
+    kd_triggerauth_t ta;
+    char err[512];
+    assert_int_equal(kd_triggerauth_parse(d, &ta, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_string_equal(ta.name, "prom-auth");
+    assert_int_equal(ta.nrefs, 2);
+    assert_string_equal(ta.refs[0].parameter, "bearerToken");
+    assert_string_equal(ta.refs[0].object, "prom");
+    assert_string_equal(ta.refs[0].key, "token");
+    assert_false(ta.refs[0].configmap);
+    assert_true(ta.refs[1].configmap);
+    assert_int_equal(ta.nwarnings, 1);
+    assert_non_null(strstr(ta.warnings[0], "spec.env: not supported"));
+    kd_triggerauth_free(&ta);
+    assert_true(kd_handles_auth_kind("keda.sh/v1alpha1", "TriggerAuthentication"));
+    assert_false(kd_handles_auth_kind("keda.sh/v1alpha1", "ScaledObject"));
+
+    ta_expect_error(TA_HEAD "'spec':{'hashiCorpVault':{}}}", "spec: no secretTargetRef");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':[{'name':'p','key':'k'}]}}",
+                    "spec.secretTargetRef[0].parameter: required");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':[{'parameter':'a','name':'P_Q','key':'k'}]}}",
+                    "spec.secretTargetRef[0].name: required, the name of a Secret");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':[{'parameter':'a','name':'p','key':'a/b'}]}}",
+                    "spec.secretTargetRef[0].key:");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':[{'parameter':'a','name':'p','key':'k'},"
+                            "{'parameter':'a','name':'q','key':'k'}]}}",
+                    "spec.secretTargetRef[1].parameter: a is given twice");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':{'parameter':'a'}}}",
+                    "spec.secretTargetRef: must be a list");
+    ta_expect_error("{'apiVersion':'keda.sh/v1alpha1','kind':'TriggerAuthentication','metadata':{},"
+                    "'spec':{}}",
+                    "metadata.name: required");
+}
+
+/* A resolver standing in for the store: prom-auth gives a bearer token
+ * and a rabbitmq host; anything else does not exist. */
+static int resolve_test(void *ud, const char *name, kd_auth_param_t **params, uint32_t *n,
+                        char *err, size_t errlen)
+{
+    (*(int *)ud)++;
+    if (strcmp(name, "prom-auth") != 0) {
+        snprintf(err, errlen, "TriggerAuthentication %s does not exist", name);
+        return -1;
+    }
+    *params = calloc(2, sizeof **params);
+    (*params)[0].parameter = strdup("bearerToken");
+    (*params)[0].value = strdup("s3cret-token");
+    (*params)[1].parameter = strdup("host");
+    (*params)[1].value = strdup("amqp://u:s3cret@h:5672/v");
+    *n = 2;
+    return 0;
+}
+
+static void test_authentication_ref(void **state)
+{
+    (void)state;
+    int calls = 0;
+    char err[512];
+    kd_scaledobject_t so;
+    /* The credentials come from the TriggerAuthentication; a parameter
+     * the trigger does not take from one is a warning. */
+    cJSON *d = so_doc("", "{'type':'prometheus','authenticationRef':{'name':'prom-auth'},"
+                          "'metadata':{'serverAddress':'http://p','query':'q','threshold':'1',"
+                          "'authModes':'bearer'}}");
+    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_int_equal(calls, 1);
+    assert_string_equal(so.triggers[0].bearer, "s3cret-token");
+    assert_string_equal(so.triggers[0].auth_ref, "prom-auth");
+    assert_null(so.triggers[0].auth_err);
+    assert_true(has_warning(&so, "spec.triggers[0].authenticationRef: TriggerAuthentication "
+                                 "prom-auth gives host, which a prometheus trigger does not take"));
+    for (uint32_t i = 0; i < so.nwarnings; i++)
+        assert_null(strstr(so.warnings[i], "s3cret"));
+    kd_scaledobject_free(&so);
+
+    /* rabbitmq's host from it. */
+    d = so_doc("", "{'type':'rabbitmq','authenticationRef':{'name':'prom-auth'},"
+                   "'metadata':{'queueName':'q','value':'5'}}");
+    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_string_equal(so.triggers[0].url, "amqp://u:s3cret@h:5672/v");
+    assert_false(has_warning(&so, "spec.triggers[0].metadata.host"));
+    kd_scaledobject_free(&so);
+
+    /* One that does not resolve: applied, and the trigger's error says
+     * why (its required credential is not asked for again). */
+    d = so_doc("", "{'type':'prometheus','authenticationRef':{'name':'nope'},"
+                   "'metadata':{'serverAddress':'http://p','query':'q','threshold':'1',"
+                   "'authModes':'bearer'}}");
+    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_string_equal(so.triggers[0].auth_err, "TriggerAuthentication nope does not exist");
+    assert_null(so.triggers[0].bearer);
+    kd_scaledobject_free(&so);
+
+    /* Credentials in metadata still work, with a warning that they are
+     * kept in clear. */
+    d = so_doc("", "{'type':'prometheus','metadata':{'serverAddress':'http://p','query':'q',"
+                   "'threshold':'1','authModes':'basic','username':'u','password':'pw'}},"
+                   "{'type':'rabbitmq','metadata':{'host':'amqp://u:pw@h','queueName':'q','value':'5'}}");
+    assert_int_equal(kd_scaledobject_parse(d, NULL, NULL, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_string_equal(so.triggers[0].password, "pw");
+    assert_true(has_warning(&so, "spec.triggers[0].metadata.password: stored in clear"));
+    assert_true(has_warning(&so, "spec.triggers[1].metadata.host: stored in clear"));
+    kd_scaledobject_free(&so);
+
+    expect_error(so_doc("", "{'type':'prometheus','authenticationRef':{'name':'a','kind':"
+                            "'ClusterTriggerAuthentication'},'metadata':{'serverAddress':'http://p',"
+                            "'query':'q','threshold':'1'}}"),
+                 "spec.triggers[0].authenticationRef.kind: only TriggerAuthentication");
+    expect_error(so_doc("", "{'type':'prometheus','authenticationRef':{},'metadata':{"
+                            "'serverAddress':'http://p','query':'q','threshold':'1'}}"),
+                 "spec.triggers[0].authenticationRef.name: required");
+
+    d = so_doc("", "{'type':'cpu','metadata':{'value':'5'}},{'type':'prometheus',"
+                   "'authenticationRef':{'name':'prom-auth'},'metadata':{}}");
+    assert_true(kd_scaledobject_uses_auth(d, "prom-auth"));
+    assert_true(kd_scaledobject_uses_auth(d, NULL));
+    assert_false(kd_scaledobject_uses_auth(d, "other"));
+    cJSON_Delete(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,11 +689,14 @@ int main(void)
         cmocka_unit_test(test_largest_trigger_and_bounds),
         cmocka_unit_test(test_value_metric_type),
         cmocka_unit_test(test_stabilization_windows),
+        cmocka_unit_test(test_policies),
         cmocka_unit_test(test_failures_and_fallback),
         cmocka_unit_test(test_prometheus_answers),
         cmocka_unit_test(test_cron_window),
         cmocka_unit_test(test_cpu_utilization),
         cmocka_unit_test(test_quantities),
+        cmocka_unit_test(test_triggerauth_parse),
+        cmocka_unit_test(test_authentication_ref),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,257 @@
+/*
+ * triggerauths.c — KEDA TriggerAuthentications on the admin API
+ * (docs/api.md, docs/scaling.md#triggerauthentication):
+ *
+ *   POST /v1/apply of a keda.sh/v1alpha1 TriggerAuthentication: checked
+ *        (src/keda/triggerauth.c), stored (store/triggerauths.c), then the
+ *        ScaledObjects that name it run again with its credentials;
+ *   GET /v1/triggerauthentications[/NAME]: its references (parameter,
+ *        Secret or ConfigMap, key) and the ScaledObjects that use it;
+ *   DELETE /v1/triggerauthentications/NAME: those ScaledObjects' triggers
+ *        then fail each read, saying it is gone (KEDA does the same).
+ *
+ * And api_triggerauth_resolve, which opens the sealed values for a
+ * ScaledObject's trigger when it is run (at apply, at start, and when a
+ * TriggerAuthentication, Secret or ConfigMap changes). The values go
+ * from store/secrets.c into the running ScaledObject's memory only: they
+ * are never stored in clear, answered, logged or put in a message.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/internal.h"
+#include "api/scaledobjects.h"
+#include "common/rfc3339.h"
+#include "store/scaled.h"
+#include "store/secrets.h"
+#include "store/triggerauths.h"
+
+int api_triggerauth_resolve(void *ud, const char *name, kd_auth_param_t **out, uint32_t *nout,
+                            char *err, size_t errlen)
+{
+    api_t *a = ud;
+    *out = NULL;
+    *nout = 0;
+    char *text = NULL, e[512];
+    int rc = st_triggerauth_get(a->st, name, &text, e, sizeof e);
+    if (rc == ST_NOT_FOUND) {
+        snprintf(err, errlen, "TriggerAuthentication %s does not exist", name);
+        return -1;
+    }
+    if (rc != ST_OK) {
+        snprintf(err, errlen, "%s", e);
+        return -1;
+    }
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    kd_triggerauth_t ta;
+    if (!j || kd_triggerauth_parse(j, &ta, e, sizeof e) != 0) {
+        snprintf(err, errlen, "TriggerAuthentication %s: %s", name,
+                 j ? e : "its stored document is not JSON");
+        cJSON_Delete(j);
+        kd_triggerauth_free(&ta);
+        return -1;
+    }
+    cJSON_Delete(j);
+    kd_auth_param_t *ps = calloc(ta.nrefs, sizeof *ps);
+    if (!ps || !a->secrets) {
+        snprintf(err, errlen, "%s", ps ? "secrets are not available" : "out of memory");
+        free(ps);
+        kd_triggerauth_free(&ta);
+        return -1;
+    }
+    uint32_t n = 0;
+    int failed = 0;
+    for (uint32_t i = 0; i < ta.nrefs && !failed; i++) {
+        const kd_auth_ref_t *r = &ta.refs[i];
+        const char *kind = r->configmap ? "ConfigMap" : "Secret";
+        int64_t version;
+        uint8_t *val = NULL;
+        size_t len = 0;
+        rc = st_secret_current(a->secrets, kind, r->object, &version, e, sizeof e);
+        if (rc == ST_OK)
+            rc = st_secret_value(a->secrets, kind, r->object, version, r->key, &val, &len, e,
+                                 sizeof e);
+        failed = 1;
+        if (rc == ST_NOT_FOUND && !val)
+            snprintf(err, errlen, "parameter %s: %s %s or its key %s does not exist", r->parameter,
+                     kind, r->object, r->key);
+        else if (rc != ST_OK)
+            snprintf(err, errlen, "parameter %s: %s", r->parameter, e);
+        else if (memchr(val, 0, len))
+            /* A value is a C string where the readers use it. */
+            snprintf(err, errlen, "parameter %s: %s %s key %s holds a NUL byte", r->parameter,
+                     kind, r->object, r->key);
+        else if (!(ps[n].parameter = strdup(r->parameter)) ||
+                 !(ps[n].value = strndup((const char *)val, len)))
+            snprintf(err, errlen, "out of memory");
+        else
+            failed = 0;
+        if (ps[n].parameter || ps[n].value) n++;
+        st_secret_value_free(val, len);
+    }
+    kd_triggerauth_free(&ta);
+    if (failed) {
+        kd_auth_params_free(ps, n);
+        return -1;
+    }
+    *out = ps;
+    *nout = n;
+    return 0;
+}
+
+/* ---- applying ------------------------------------------------------------------ */
+
+void api_triggerauth_apply(api_t *a, hs_req_t *r, const cJSON *doc)
+{
+    kd_triggerauth_t ta;
+    char err[1024];
+    if (kd_triggerauth_parse(doc, &ta, err, sizeof err) != 0) {
+        kd_triggerauth_free(&ta);
+        hs_respond_errorf(r, 400, "%s", err);
+        return;
+    }
+    char *text = cJSON_PrintUnformatted(doc);
+    bool created = false;
+    if (!text || st_triggerauth_put(a->st, ta.name, text, (int64_t)time(NULL), &created, err,
+                                    sizeof err) != ST_OK) {
+        hs_respond_errorf(r, 500, "%s", text ? err : "out of memory");
+        free(text);
+        kd_triggerauth_free(&ta);
+        return;
+    }
+    free(text);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "TriggerAuthentication");
+    cJSON_AddStringToObject(o, "name", ta.name);
+    cJSON_AddBoolToObject(o, "created", created);
+    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
+    for (uint32_t i = 0; i < ta.nwarnings; i++)
+        cJSON_AddItemToArray(w, cJSON_CreateString(ta.warnings[i]));
+    /* A reference that does not resolve yet is no error (the Secret may
+     * come next in the same file), but it is worth a word. */
+    for (uint32_t i = 0; a->secrets && i < ta.nrefs; i++) {
+        const kd_auth_ref_t *ref = &ta.refs[i];
+        const char *kind = ref->configmap ? "ConfigMap" : "Secret";
+        int64_t v;
+        char e[512], line[600];
+        if (st_secret_current(a->secrets, kind, ref->object, &v, e, sizeof e) == ST_NOT_FOUND) {
+            snprintf(line, sizeof line, "spec.%s: %s %s does not exist yet",
+                     ref->configmap ? "configMapTargetRef" : "secretTargetRef", kind, ref->object);
+            cJSON_AddItemToArray(w, cJSON_CreateString(line));
+        }
+    }
+    kd_triggerauth_free(&ta);
+    api_scaledobjects_refresh(a);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (s) hs_respond_json(r, 200, s);
+    else hs_respond_errorf(r, 500, "out of memory");
+    free(s);
+}
+
+/* ---- GET and DELETE -------------------------------------------------------------- */
+
+typedef struct users {
+    const char *name;
+    cJSON *arr;
+} users_t;
+
+static void user_one(void *ud, const char *name, const char *target, const char *doc)
+{
+    users_t *u = ud;
+    (void)target;
+    cJSON *j = cJSON_Parse(doc);
+    if (j && kd_scaledobject_uses_auth(j, u->name))
+        cJSON_AddItemToArray(u->arr, cJSON_CreateString(name));
+    cJSON_Delete(j);
+}
+
+typedef struct list {
+    api_t *api;
+    const char *only; /* one name, or NULL for all */
+    cJSON *arr;
+} list_t;
+
+static void list_one(void *ud, const char *name, int64_t created, const char *doc)
+{
+    list_t *l = ud;
+    if (l->only && strcmp(l->only, name) != 0) return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "TriggerAuthentication");
+    cJSON_AddStringToObject(o, "name", name);
+    char t[40];
+    cm_rfc3339_format(created * 1000000000, CM_RFC3339_SECONDS, t, sizeof t);
+    cJSON_AddStringToObject(o, "created", t);
+    cJSON *j = cJSON_Parse(doc);
+    kd_triggerauth_t ta;
+    char err[512];
+    cJSON *sr = cJSON_AddArrayToObject(o, "secretTargetRef");
+    cJSON *cr = cJSON_AddArrayToObject(o, "configMapTargetRef");
+    if (j && kd_triggerauth_parse(j, &ta, err, sizeof err) == 0) {
+        for (uint32_t i = 0; i < ta.nrefs; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "parameter", ta.refs[i].parameter);
+            cJSON_AddStringToObject(e, "name", ta.refs[i].object);
+            cJSON_AddStringToObject(e, "key", ta.refs[i].key);
+            cJSON_AddItemToArray(ta.refs[i].configmap ? cr : sr, e);
+        }
+    } else {
+        cJSON_AddStringToObject(o, "error", j ? err : "its stored document is not JSON");
+    }
+    kd_triggerauth_free(&ta);
+    cJSON_Delete(j);
+    users_t u = {.name = name, .arr = cJSON_AddArrayToObject(o, "usedBy")};
+    char e2[512];
+    st_scaledobject_each(l->api->st, user_one, &u, e2, sizeof e2);
+    cJSON_AddItemToArray(l->arr, o);
+}
+
+void api_triggerauths_handle(api_t *a, hs_req_t *r, const char *p)
+{
+    static const char base[] = "/v1/triggerauthentications";
+    const char *rest = p + strlen(base);
+    bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+    char err[512];
+    if (*rest == '/') rest++;
+    if (strchr(rest, '/') || strlen(rest) > 253) {
+        hs_respond_errorf(r, 404, "use /v1/triggerauthentications/NAME");
+        return;
+    }
+    if (*rest && strcmp(r->method, "DELETE") == 0) {
+        int rc = st_triggerauth_delete(a->st, rest, err, sizeof err);
+        if (rc == ST_NOT_FOUND)
+            return hs_respond_errorf(r, 404, "triggerauthentication %s not found", rest);
+        if (rc != ST_OK) return hs_respond_errorf(r, 500, "%s", err);
+        /* Its users' triggers lose their credentials now, not at restart. */
+        api_scaledobjects_refresh(a);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "deleted", rest);
+        cJSON_AddStringToObject(o, "kind", "TriggerAuthentication");
+        char *s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        hs_respond_json(r, 200, s ? s : "{}");
+        free(s);
+        return;
+    }
+    if (!get) return hs_respond_method_not_allowed(r, *rest ? "GET, HEAD, DELETE" : "GET, HEAD");
+    list_t l = {.api = a, .only = *rest ? rest : NULL, .arr = cJSON_CreateArray()};
+    if (st_triggerauth_each(a->st, list_one, &l, err, sizeof err) != ST_OK) {
+        cJSON_Delete(l.arr);
+        return hs_respond_errorf(r, 500, "%s", err);
+    }
+    cJSON *out = l.arr;
+    if (*rest) {
+        out = cJSON_DetachItemFromArray(l.arr, 0);
+        cJSON_Delete(l.arr);
+        if (!out) return hs_respond_errorf(r, 404, "triggerauthentication %s not found", rest);
+    }
+    char *s = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    if (s) hs_respond_json(r, 200, s);
+    else hs_respond_errorf(r, 500, "out of memory");
+    free(s);
+}

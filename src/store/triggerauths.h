@@ -1,0 +1,35 @@
+/*
+ * triggerauths.h — KEDA TriggerAuthentications kept across restarts, in
+ * DATA/wasmfn.db: the applied document (as JSON) by name. Prefix:
+ * st_triggerauth_. The documents hold references to Secrets and
+ * ConfigMaps, never a value (src/keda/triggerauth.c checks them), so they
+ * are stored as they are; the values stay sealed in store/secrets.c.
+ *
+ * Loop thread only, like the rest of the registry (store.h). Each call is
+ * its own transaction (or joins the caller's st_begin), durable when it
+ * returns ST_OK.
+ */
+#ifndef WASMFN_STORE_TRIGGERAUTHS_H
+#define WASMFN_STORE_TRIGGERAUTHS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Saves (or replaces) TriggerAuthentication name. *created (may be NULL)
+ * says whether it is new. ST_OK or ST_ERR. */
+int st_triggerauth_put(st_store_t *s, const char *name, const char *doc, int64_t now,
+                       bool *created, char *err, size_t errlen);
+/* Its document in *doc (malloc'd): ST_OK, ST_NOT_FOUND or ST_ERR. */
+int st_triggerauth_get(st_store_t *s, const char *name, char **doc, char *err, size_t errlen);
+/* ST_OK or ST_NOT_FOUND (or ST_ERR). */
+int st_triggerauth_delete(st_store_t *s, const char *name, char *err, size_t errlen);
+/* Calls fn for every TriggerAuthentication, by name (strings valid during
+ * the call). ST_OK or ST_ERR. */
+int st_triggerauth_each(st_store_t *s,
+                        void (*fn)(void *ud, const char *name, int64_t created, const char *doc),
+                        void *ud, char *err, size_t errlen);
+
+#endif
