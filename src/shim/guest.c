@@ -60,11 +60,6 @@ void shim_guest_signals(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
-int shim_guest_signal(void)
-{
-    return g_signal;
-}
-
 /* Tells the shim why the container cannot run: one line, then exit. */
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
@@ -249,7 +244,7 @@ int shim_guest_main(int argc, char **argv)
         return status;
     }
     if (spec.http) {
-        status = shim_http_serve(&spec, bytes, len, gate_wait, err, sizeof err);
+        status = shim_http_serve(&spec, bytes, len, gate_wait, &g_signal, err, sizeof err);
         if (status < 0) status = fail("%s", err);
     } else {
         free(bytes);

@@ -5,6 +5,7 @@
 #ifndef WASMFN_SHIM_GUEST_H
 #define WASMFN_SHIM_GUEST_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,14 +22,14 @@ int shim_guest_wasi_setup(const shim_spec_t *spec, wasi_ctx_t *w, char *err, siz
 /* SIGTERM/SIGINT handlers that interrupt the running guest; the signal
  * received so far, or 0. */
 void shim_guest_signals(void);
-int shim_guest_signal(void);
 
 /* Serves the module over HTTP (WAGI, fresh instance per request) on
  * 0.0.0.0:$PORT (default 8080) with /metrics, until SIGTERM or SIGINT.
  * gate() reports readiness and waits for Start (0 = go, else an exit
- * status). Returns the exit status, or -1 when it cannot start (err
- * says why). */
+ * status); *signalled is the signal that arrived before Start, if any
+ * (guest.c's handlers set it). Returns the exit status, or -1 when it
+ * cannot start (err says why). */
 int shim_http_serve(const shim_spec_t *spec, const uint8_t *bytes, size_t len, int (*gate)(void),
-                    char *err, size_t errlen);
+                    const volatile sig_atomic_t *signalled, char *err, size_t errlen);
 
 #endif

@@ -106,7 +106,7 @@ static const char *env_get(const shim_spec_t *spec, const char *key)
 }
 
 int shim_http_serve(const shim_spec_t *spec, const uint8_t *bytes, size_t len, int (*gate)(void),
-                    char *err, size_t errlen)
+                    const volatile sig_atomic_t *signalled, char *err, size_t errlen)
 {
     http_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -169,7 +169,7 @@ int shim_http_serve(const shim_spec_t *spec, const uint8_t *bytes, size_t len, i
     c.sigterm.data = c.sigint.data = &c;
     uv_signal_start(&c.sigterm, on_signal, SIGTERM);
     uv_signal_start(&c.sigint, on_signal, SIGINT);
-    if (shim_guest_signal()) return 128 + shim_guest_signal();
+    if (*signalled) return 128 + *signalled;
     fprintf(stderr, "wasmfn: serving %s on http://%s\n", spec->args[0], listen);
     uv_run(&c.loop, UV_RUN_DEFAULT);
     /* Exiting frees everything; a drained data plane has nothing left to
