@@ -255,11 +255,14 @@ typedef struct srv_prep {
 /* ---- shared between the data plane's files ------------------------------ */
 
 
-/* registry.c */
+/* fn.c: the table of functions (link and unlink change it under fns_mu)
+ * and their reference counts. */
 srv_fn_t *srv_fn_find(srv_t *s, const char *name);
-char **srv_strv_dup(const char *const *v, uint32_t n);
-void srv_fn_release(srv_fn_t *f);
+void srv_fn_link(srv_t *s, srv_fn_t *f);
 void srv_fn_unlink(srv_t *s, srv_fn_t *f);
+void srv_fn_release(srv_fn_t *f);
+
+/* registry.c */
 void srv_fn_retire_revs(srv_t *s, srv_fn_t *f);
 
 /* call.c */

@@ -15,6 +15,25 @@
 /* wasmfn's own log lines about a revision (not about one invocation). */
 static const lr_tags_t wasmfn_line = {NULL, NULL, LR_WASMFN};
 
+/* Copies a string vector into one block (a revision's env, allowed hosts
+ * and key-value stores). */
+static char **strv_dup(const char *const *v, uint32_t n)
+{
+    size_t bytes = (n + 1) * sizeof(char *);
+    for (uint32_t i = 0; i < n; i++) bytes += strlen(v[i]) + 1;
+    char **out = malloc(bytes);
+    if (!out) return NULL;
+    char *p = (char *)(out + n + 1);
+    for (uint32_t i = 0; i < n; i++) {
+        size_t l = strlen(v[i]) + 1;
+        memcpy(p, v[i], l);
+        out[i] = p;
+        p += l;
+    }
+    out[n] = NULL;
+    return out;
+}
+
 void srv_rev_free_warm(srv_rev_t *r)
 {
     for (uint32_t i = 0; i < r->nwarm; i++) rt_instance_free(r->warm[i]);
@@ -354,9 +373,9 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
     srv_cache_gauges(s);
     srv_rev_t *r = calloc(1, sizeof *r);
     if (!r || !(r->name = strdup(d->name)) || !(r->digest = strdup(d->digest)) ||
-        !(r->env = srv_strv_dup(d->env, d->nenv)) ||
-        !(r->allowed_hosts = srv_strv_dup(d->allowed_hosts, d->nallowed_hosts)) ||
-        !(r->kv_stores = srv_strv_dup(d->kv_stores, d->nkv_stores)) ||
+        !(r->env = strv_dup(d->env, d->nenv)) ||
+        !(r->allowed_hosts = strv_dup(d->allowed_hosts, d->nallowed_hosts)) ||
+        !(r->kv_stores = strv_dup(d->kv_stores, d->nkv_stores)) ||
         !(r->kv = kv_grant_new(s->kv, d->kv_stores, d->nkv_stores))) {
         if (r) {
             free(r->name);
