@@ -22,16 +22,6 @@ static void list_push(call_list_t *l, srv_call_t *c)
     l->n++;
 }
 
-void srv_list_remove(call_list_t *l, srv_call_t *c)
-{
-    if (c->prev) c->prev->next = c->next;
-    else l->head = c->next;
-    if (c->next) c->next->prev = c->prev;
-    else l->tail = c->prev;
-    c->prev = c->next = NULL;
-    l->n--;
-}
-
 /* ---- calls -------------------------------------------------------------- */
 
 srv_call_t *srv_call_alloc(srv_t *s)
@@ -275,18 +265,6 @@ static void call_done(rt_job_t *j)
     srv_rev_gauges(s, r);
     srv_rev_unpin_if_idle(s, r);
     srv_rev_release(r);
-}
-
-/* Counts a cold start: a call that instantiated inline, or waited for its
- * revision's module to be loaded (the wait is part of its time). */
-void srv_call_count_cold(srv_t *s, srv_call_t *c)
-{
-    srv_rev_t *r = c->rev;
-    if (!c->cold || !s->mx || r->fn->deleted) return;
-    if (s->m_cold) mx_counter_add(s->m_cold, r->labels, 1);
-    if (s->m_cold_duration)
-        mx_histogram_observe(s->m_cold_duration, r->labels,
-                             (double)(c->cold_ns + c->load_ns) / 1e9);
 }
 
 void srv_call_dispatch(srv_t *s, srv_call_t *c)

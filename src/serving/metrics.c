@@ -202,3 +202,15 @@ void srv_rev_gauges(srv_t *s, srv_rev_t *r)
     }
     if (s->m_queue) mx_gauge_set(s->m_queue, r->labels, r->queue.n);
 }
+
+/* Counts a cold start: a call that instantiated inline, or waited for its
+ * revision's module to be loaded (the wait is part of its time). */
+void srv_call_count_cold(srv_t *s, const srv_call_t *c)
+{
+    const srv_rev_t *r = c->rev;
+    if (!c->cold || !s->mx || r->fn->deleted) return;
+    if (s->m_cold) mx_counter_add(s->m_cold, r->labels, 1);
+    if (s->m_cold_duration)
+        mx_histogram_observe(s->m_cold_duration, r->labels,
+                             (double)(c->cold_ns + c->load_ns) / 1e9);
+}

@@ -252,6 +252,41 @@ typedef struct srv_prep {
     struct srv_prep *prev, *next; /* srv->preps */
 } srv_prep_t;
 
+/* ---- revisions and their queues, read by every layer -------------------- */
+
+/* These answer from a revision's fields alone and sit here, inline, rather
+ * than in one file, because files at every level ask them (call.c at each
+ * admission, revision.c's pump, node.c's sharing, registry.c's status):
+ * in any one file they would be a call back up. */
+
+/* How many idle warm instances the revision should hold. The autoscaler's
+ * desired count is all instances, busy ones included (Knative's desired
+ * pods), so the warm pool only makes up the difference: under a load of N
+ * concurrent requests with desired N, no extra N instances are kept idle. */
+static inline uint32_t srv_rev_warm_want(const srv_rev_t *r)
+{
+    return r->desired > r->busy ? r->desired - r->busy : 0;
+}
+
+/* The most calls r may run at once: its max-scale (0 = unbounded), or the
+ * replicas an external scaler holds it at (external.c), at least 1. */
+static inline uint32_t srv_rev_max_busy(const srv_rev_t *r)
+{
+    if (r->ext_replicas < 0) return r->scaling.max_scale;
+    return r->ext_replicas > 0 ? (uint32_t)r->ext_replicas : 1;
+}
+
+/* Takes c out of l (a revision's queue or running list). */
+static inline void srv_list_remove(call_list_t *l, srv_call_t *c)
+{
+    if (c->prev) c->prev->next = c->next;
+    else l->head = c->next;
+    if (c->next) c->next->prev = c->prev;
+    else l->tail = c->prev;
+    c->prev = c->next = NULL;
+    l->n--;
+}
+
 /* ---- shared between the data plane's files ------------------------------ */
 
 
@@ -266,14 +301,12 @@ void srv_fn_release(srv_fn_t *f);
 void srv_fn_retire_revs(srv_t *s, srv_fn_t *f);
 
 /* call.c */
-void srv_list_remove(call_list_t *l, srv_call_t *c);
 srv_call_t *srv_call_alloc(srv_t *s);
 void srv_call_free(srv_t *s, srv_call_t *c);
 void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, size_t nh,
                         const void *body, size_t len);
 void srv_call_finish_text(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void srv_call_count_cold(srv_t *s, srv_call_t *c);
 void srv_call_dispatch(srv_t *s, srv_call_t *c);
 void srv_call_admit(srv_t *s, srv_call_t *c);
 void srv_call_on_abort(hs_req_t *req, void *ud);
@@ -305,6 +338,7 @@ int srv_cache_native_put(void *ud, const char *digest, const uint8_t *bytes, siz
 void srv_cache_native_done(void *ud, const char *digest, bool ok, uint64_t ns, const char *err);
 void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r);
 void srv_rev_gauges(srv_t *s, srv_rev_t *r);
+void srv_call_count_cold(srv_t *s, const srv_call_t *c);
 
 /* revision.c */
 void srv_rev_free_warm(srv_rev_t *r);
@@ -314,7 +348,6 @@ void srv_rev_conc_update(srv_rev_t *r, uint64_t now);
 void srv_rev_unpin_if_idle(srv_t *s, srv_rev_t *r);
 void srv_load_unlink(srv_t *s, srv_load_t *l);
 int srv_rev_module_get(srv_t *s, srv_rev_t *r);
-uint32_t srv_rev_warm_want(const srv_rev_t *r);
 void srv_rev_refill(srv_t *s, srv_rev_t *r);
 void srv_rev_apply_desired(srv_t *s, srv_rev_t *r);
 
@@ -328,7 +361,6 @@ void srv_check_drained(srv_t *s);
 
 /* external.c */
 void srv_ext_refresh(srv_t *s, srv_fn_t *f);
-uint32_t srv_rev_max_busy(const srv_rev_t *r);
 void srv_ext_account(srv_rev_t *r, uint64_t cpu_ns, uint64_t memory_bytes, uint64_t run_ns);
 void srv_ext_free(srv_t *s);
 

@@ -210,15 +210,6 @@ static void warm_work(rt_job_t *j, eng_exec_t *x)
     w->inst = rt_instance_new(r->mod, &cfg, x, w->err, sizeof w->err);
 }
 
-/* How many idle warm instances the revision should hold. The autoscaler's
- * desired count is all instances, busy ones included (Knative's desired
- * pods), so the warm pool only makes up the difference: under a load of N
- * concurrent requests with desired N, no extra N instances are kept idle. */
-uint32_t srv_rev_warm_want(const srv_rev_t *r)
-{
-    return r->desired > r->busy ? r->desired - r->busy : 0;
-}
-
 /* What the autoscaler wants, within the revision's share of the node's
  * budget (srv_node_share). */
 static uint32_t rev_warm_target(const srv_rev_t *r)
