@@ -325,6 +325,11 @@ void srv_node_budget_init(srv_t *s, uint32_t max_instances);
 void srv_metrics_register(srv_t *s);
 void srv_cache_gauges(srv_t *s);
 void srv_module_loads_count(srv_t *s, rt_load_source_t src);
+void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r);
+void srv_rev_gauges(srv_t *s, srv_rev_t *r);
+void srv_call_count_cold(srv_t *s, const srv_call_t *c);
+
+/* cache.c: rt_cache_config_t's callbacks (ud is the srv_t). */
 int srv_cache_load_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
                            size_t errlen);
 int srv_cache_artifact_get(void *ud, const char *digest, uint8_t **bytes, size_t *len,
@@ -336,9 +341,6 @@ int srv_cache_native_get(void *ud, const char *digest, uint8_t **bytes, size_t *
 int srv_cache_native_put(void *ud, const char *digest, const uint8_t *bytes, size_t len,
                             char *err, size_t errlen);
 void srv_cache_native_done(void *ud, const char *digest, bool ok, uint64_t ns, const char *err);
-void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r);
-void srv_rev_gauges(srv_t *s, srv_rev_t *r);
-void srv_call_count_cold(srv_t *s, const srv_call_t *c);
 
 /* revision.c */
 void srv_rev_free_warm(srv_rev_t *r);
