@@ -237,6 +237,15 @@ struct srv {
     tr_tracer_t *tracer;      /* NULL: no spans (srv_config_t) */
     bool server_timing;
     struct srv_ext *ext;      /* external scalers' replicas by function (external.c) */
+    /* call.c's srv_call_dispatch and srv_call_finish_text, set by srv_new.
+     * revision.c sits below call.c (every step of a call calls into its
+     * revision), yet a revision's state is what frees room for its queued
+     * calls (srv_rev_pump: its module loaded, its bound grown) or fails
+     * them (its module cannot be loaded): it reaches them through these,
+     * as http's server reaches its handler through hs_server_t.process. */
+    void (*call_dispatch)(srv_t *s, srv_call_t *c);
+    void (*call_finish_text)(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 };
 
 /* srv_module_prepare: a module load on a worker (like a revision's at

@@ -2,6 +2,8 @@
  * revision.c — one revision's life: its module (dropped at zero, loaded
  * back on a worker when a call arrives), its warm pool (kept at the
  * autoscaler's `desired`), and its retirement when a deploy replaces it.
+ * It is below call.c: the calls queued on a revision are dispatched or
+ * failed from here through srv_t's call_dispatch and call_finish_text.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -149,8 +151,8 @@ static void load_done(rt_job_t *j)
             srv_rev_conc_update(r, now);
             srv_list_remove(&r->queue, c);
             srv_call_count_cold(s, c);
-            srv_call_finish_text(s, c, 502, "function %s: cannot load module %s: %s\n", r->fn->name,
-                             r->digest, e);
+            s->call_finish_text(s, c, 502, "function %s: cannot load module %s: %s\n",
+                                r->fn->name, r->digest, e);
         }
     }
     srv_rev_gauges(s, r);
@@ -296,7 +298,8 @@ void srv_rev_apply_desired(srv_t *s, srv_rev_t *r)
     srv_rev_unpin_if_idle(s, r);
 }
 
-/* Dispatches queued calls while the revision has room. */
+/* Dispatches queued calls while the revision has room (through
+ * s->call_dispatch: call.c is above this file). */
 void srv_rev_pump(srv_t *s, srv_rev_t *r)
 {
     if (!r->mod) return; /* load_done pumps */
@@ -305,7 +308,7 @@ void srv_rev_pump(srv_t *s, srv_rev_t *r)
         srv_call_t *c = r->queue.head;
         srv_rev_conc_update(r, eng_now_ns());
         srv_list_remove(&r->queue, c);
-        srv_call_dispatch(s, c);
+        s->call_dispatch(s, c);
     }
 }
 

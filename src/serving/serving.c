@@ -152,6 +152,8 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     s->kv = c->kv;
     s->tracer = c->tracer;
     s->server_timing = !c->no_server_timing;
+    s->call_dispatch = srv_call_dispatch;
+    s->call_finish_text = srv_call_finish_text;
     s->cache = rt_cache_new();
     if (s->cache) {
         rt_cache_config_t cc = {
