@@ -3,6 +3,26 @@
  * and the functions its files share. Private to src/serving/: other
  * subsystems use serving.h. Everything here is used on the loop thread
  * only, except where a field says otherwise.
+ *
+ * The files, each calling only files listed after it (a DAG, which
+ * `make cycles` keeps so):
+ *   serving.c     life (srv_new, srv_drain, srv_free) and the tick
+ *   request.c     srv_call_submit, the HTTP server and its routing
+ *   call.c        the call lifecycle: admit, dispatch, answer, sweep, drain
+ *   stats.c       the dashboard's numbers (series.c holds them)
+ *   registry.c    srv_function_put/delete/status: revisions and routes
+ *   external.c    replicas set by an external scaler (KEDA), usage
+ *   cache.c       the module cache's callbacks
+ *   revision.c    a revision's module, warm pool and retirement
+ *   prepare.c     modules loaded before a deploy, uploads
+ *   node.c        the node's instance budget and its fair share
+ *   metrics.c     the Prometheus families
+ *   fn.c          the table of functions, their reference counts
+ *   trace.c       a call's trace context and spans
+ *   series.c, invocations.c, wagi.c, route.c   leaves
+ * A lower file that must set off something in a higher one goes through
+ * a pointer srv_new sets (srv_t's call_dispatch and call_finish_text);
+ * what every level asks of a revision is inline below.
  */
 #ifndef WASMFN_SERVING_PLANE_H
 #define WASMFN_SERVING_PLANE_H
@@ -320,6 +340,7 @@ void srv_call_dispatch(srv_t *s, srv_call_t *c);
 void srv_call_admit(srv_t *s, srv_call_t *c);
 void srv_call_on_abort(hs_req_t *req, void *ud);
 void srv_on_sweep(uv_timer_t *t);
+void srv_check_drained(srv_t *s);
 
 /* node.c */
 void srv_node_add(srv_t *s, const srv_rev_t *r, uint32_t n);
@@ -367,16 +388,10 @@ bool srv_rev_matches(const srv_rev_t *r, const srv_revision_t *d);
 srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err,
                           size_t errlen);
 
-/* serving.c */
-void srv_check_drained(srv_t *s);
-
 /* external.c */
 void srv_ext_refresh(srv_t *s, srv_fn_t *f);
 void srv_ext_account(srv_rev_t *r, uint64_t cpu_ns, uint64_t memory_bytes, uint64_t run_ns);
 void srv_ext_free(srv_t *s);
-
-/* request.c */
-void srv_on_request(hs_req_t *req, void *ud);
 
 /* prepare.c */
 void srv_prep_unlink(srv_t *s, srv_prep_t *p);
