@@ -1,8 +1,9 @@
 /*
  * call.c — the call lifecycle: admit (queue or dispatch), run the guest on a
  * worker, answer on the loop, and the sweep that ends calls whose deadline
- * passed while they were queued. Everything runs on the loop thread except
- * call_work (a worker), which writes only into its call.
+ * passed while they were queued; a drain ends here with the last call.
+ * Everything runs on the loop thread except call_work (a worker), which
+ * writes only into its call.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -20,16 +21,6 @@ static void list_push(call_list_t *l, srv_call_t *c)
     else l->head = c;
     l->tail = c;
     l->n++;
-}
-
-void srv_list_remove(call_list_t *l, srv_call_t *c)
-{
-    if (c->prev) c->prev->next = c->next;
-    else l->head = c->next;
-    if (c->next) c->next->prev = c->prev;
-    else l->tail = c->prev;
-    c->prev = c->next = NULL;
-    l->n--;
 }
 
 /* ---- calls -------------------------------------------------------------- */
@@ -281,18 +272,6 @@ static void call_done(rt_job_t *j)
     srv_rev_release(r);
 }
 
-/* Counts a cold start: a call that instantiated inline, or waited for its
- * revision's module to be loaded (the wait is part of its time). */
-void srv_call_count_cold(srv_t *s, srv_call_t *c)
-{
-    srv_rev_t *r = c->rev;
-    if (!c->cold || !s->mx || r->fn->deleted) return;
-    if (s->m_cold) mx_counter_add(s->m_cold, r->labels, 1);
-    if (s->m_cold_duration)
-        mx_histogram_observe(s->m_cold_duration, r->labels,
-                             (double)(c->cold_ns + c->load_ns) / 1e9);
-}
-
 void srv_call_dispatch(srv_t *s, srv_call_t *c)
 {
     srv_rev_t *r = c->rev;
@@ -459,4 +438,25 @@ void srv_on_sweep(uv_timer_t *t)
         rnext = r->all_next; /* read before r may be freed */
         srv_rev_release(r);
     }
+}
+
+/* ---- the drain's end ----------------------------------------------------- */
+
+static void srv_on_drained(uv_timer_t *t)
+{
+    srv_t *s = t->data;
+    void (*done)(void *) = s->drain_done;
+    s->drain_done = NULL;
+    if (done) done(s->drain_ud); /* may call srv_free */
+}
+
+/* A drain (srv_drain) ends when the data plane's port is closed and the
+ * last call has been answered: srv_call_finish and serving.c ask here.
+ * The callback runs from a timer of its own rather than from deep inside
+ * a call's completion, so it may free everything. */
+void srv_check_drained(srv_t *s)
+{
+    if (!s->draining || !s->http_closed || s->ncalls || !s->drain_done || s->freeing) return;
+    uv_ref((uv_handle_t *)&s->drained);
+    uv_timer_start(&s->drained, srv_on_drained, 0, 0);
 }

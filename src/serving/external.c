@@ -9,8 +9,8 @@
  * function, because a ScaledObject may name a Service before it is deployed
  * and outlives its redeploys; every revision caches its share in
  * ext_replicas, refreshed when the list or the function's routes change
- * (srv_ext_refresh). The tick (serving.c) and admission (call.c) read only
- * that field.
+ * (srv_ext_refresh). The tick (serving.c) and admission (call.c, through
+ * srv_rev_max_busy in plane.h) read only that field.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -60,12 +60,6 @@ void srv_ext_refresh(srv_t *s, srv_fn_t *f)
     }
     atomic_store(&f->cpu_request_millis, cpu);
     atomic_store(&f->memory_request_bytes, mem);
-}
-
-uint32_t srv_rev_max_busy(const srv_rev_t *r)
-{
-    if (r->ext_replicas < 0) return r->scaling.max_scale;
-    return r->ext_replicas > 0 ? (uint32_t)r->ext_replicas : 1;
 }
 
 void srv_ext_account(srv_rev_t *r, uint64_t cpu_ns, uint64_t memory_bytes, uint64_t run_ns)

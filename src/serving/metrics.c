@@ -1,7 +1,8 @@
 /*
  * metrics.c — the data plane's Prometheus families (requests, durations,
- * cold starts, instances, queues, the module cache and the native tier),
- * and the module cache's callbacks into the blob store that feed them.
+ * cold starts, instances, queues, the module cache and the native tier):
+ * their registration and the functions the other files update them with.
+ * It calls no other file of the data plane.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -112,75 +113,6 @@ void srv_module_loads_count(srv_t *s, rt_load_source_t src)
     mx_counter_add(s->m_module_loads, lv, 1);
 }
 
-/* The module cache's callbacks, onto the srv_config's. */
-int srv_cache_load_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
-                           size_t errlen)
-{
-    srv_t *s = ud;
-    return s->load_blob(s->load_blob_ud, digest, bytes, len, err, errlen);
-}
-
-int srv_cache_artifact_get(void *ud, const char *digest, uint8_t **bytes, size_t *len,
-                              char *err, size_t errlen)
-{
-    srv_t *s = ud;
-    return s->artifact_get(s->artifact_ud, digest, bytes, len, err, errlen);
-}
-
-int srv_cache_artifact_put(void *ud, const char *digest, const uint8_t *bytes, size_t len,
-                              char *err, size_t errlen)
-{
-    srv_t *s = ud;
-    return s->artifact_put(s->artifact_ud, digest, bytes, len, err, errlen);
-}
-
-int srv_cache_native_get(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
-                            size_t errlen)
-{
-    srv_t *s = ud;
-    return s->native_get(s->artifact_ud, digest, bytes, len, err, errlen);
-}
-
-int srv_cache_native_put(void *ud, const char *digest, const uint8_t *bytes, size_t len,
-                            char *err, size_t errlen)
-{
-    srv_t *s = ud;
-    return s->native_put(s->artifact_ud, digest, bytes, len, err, errlen);
-}
-
-/* A background native compile ended (loop thread). */
-void srv_cache_native_done(void *ud, const char *digest, bool ok, uint64_t ns, const char *err)
-{
-    srv_t *s = ud;
-    if (s->m_compile_seconds) mx_histogram_observe(s->m_compile_seconds, NULL, (double)ns / 1e9);
-    if (s->m_compiles) {
-        const char *lv[] = {ok ? "ok" : "failed"};
-        mx_counter_add(s->m_compiles, lv, 1);
-    }
-    if (ok) {
-        fprintf(stderr, "wasmfn: %s: native code ready (compiled in %.1f s)\n", digest,
-                (double)ns / 1e9);
-        /* Idle instances made before are interpreted: let them go, so the
-         * next requests get native ones (made from the image in a
-         * microsecond; the autoscaler warms new ones at its next tick). */
-        for (srv_rev_t *r = s->revs; r; r = r->all_next) {
-            if (r->mod && strcmp(r->digest, digest) == 0) {
-                srv_rev_free_warm(r);
-                srv_rev_tier_gauge(s, r);
-                srv_rev_gauges(s, r);
-            }
-        }
-    }
-    else
-        fprintf(stderr, "wasmfn: %s: native code failed, staying in the interpreter: %s\n",
-                digest, err ? err : "?");
-}
-
-const char *srv_module_tier(srv_t *s, const char *digest, const char **detail)
-{
-    return rt_cache_tier(s->cache, digest, detail);
-}
-
 /* wasmfn_revision_tier for a revision whose module is in memory. */
 void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r)
 {
@@ -201,4 +133,16 @@ void srv_rev_gauges(srv_t *s, srv_rev_t *r)
         mx_gauge_set(s->m_instances, busy, r->busy);
     }
     if (s->m_queue) mx_gauge_set(s->m_queue, r->labels, r->queue.n);
+}
+
+/* Counts a cold start: a call that instantiated inline, or waited for its
+ * revision's module to be loaded (the wait is part of its time). */
+void srv_call_count_cold(srv_t *s, const srv_call_t *c)
+{
+    const srv_rev_t *r = c->rev;
+    if (!c->cold || !s->mx || r->fn->deleted) return;
+    if (s->m_cold) mx_counter_add(s->m_cold, r->labels, 1);
+    if (s->m_cold_duration)
+        mx_histogram_observe(s->m_cold_duration, r->labels,
+                             (double)(c->cold_ns + c->load_ns) / 1e9);
 }

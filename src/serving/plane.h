@@ -3,6 +3,26 @@
  * and the functions its files share. Private to src/serving/: other
  * subsystems use serving.h. Everything here is used on the loop thread
  * only, except where a field says otherwise.
+ *
+ * The files, each calling only files listed after it (a DAG, which
+ * `make cycles` keeps so):
+ *   serving.c     life (srv_new, srv_drain, srv_free) and the tick
+ *   request.c     srv_call_submit, the HTTP server and its routing
+ *   call.c        the call lifecycle: admit, dispatch, answer, sweep, drain
+ *   stats.c       the dashboard's numbers (series.c holds them)
+ *   registry.c    srv_function_put/delete/status: revisions and routes
+ *   external.c    replicas set by an external scaler (KEDA), usage
+ *   cache.c       the module cache's callbacks
+ *   revision.c    a revision's module, warm pool and retirement
+ *   prepare.c     modules loaded before a deploy, uploads
+ *   node.c        the node's instance budget and its fair share
+ *   metrics.c     the Prometheus families
+ *   fn.c          the table of functions, their reference counts
+ *   trace.c       a call's trace context and spans
+ *   series.c, invocations.c, wagi.c, route.c   leaves
+ * A lower file that must set off something in a higher one goes through
+ * a pointer srv_new sets (srv_t's call_dispatch and call_finish_text);
+ * what every level asks of a revision is inline below.
  */
 #ifndef WASMFN_SERVING_PLANE_H
 #define WASMFN_SERVING_PLANE_H
@@ -237,6 +257,15 @@ struct srv {
     tr_tracer_t *tracer;      /* NULL: no spans (srv_config_t) */
     bool server_timing;
     struct srv_ext *ext;      /* external scalers' replicas by function (external.c) */
+    /* call.c's srv_call_dispatch and srv_call_finish_text, set by srv_new.
+     * revision.c sits below call.c (every step of a call calls into its
+     * revision), yet a revision's state is what frees room for its queued
+     * calls (srv_rev_pump: its module loaded, its bound grown) or fails
+     * them (its module cannot be loaded): it reaches them through these,
+     * as http's server reaches its handler through hs_server_t.process. */
+    void (*call_dispatch)(srv_t *s, srv_call_t *c);
+    void (*call_finish_text)(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 };
 
 /* srv_module_prepare: a module load on a worker (like a revision's at
@@ -252,29 +281,66 @@ typedef struct srv_prep {
     struct srv_prep *prev, *next; /* srv->preps */
 } srv_prep_t;
 
+/* ---- revisions and their queues, read by every layer -------------------- */
+
+/* These answer from a revision's fields alone and sit here, inline, rather
+ * than in one file, because files at every level ask them (call.c at each
+ * admission, revision.c's pump, node.c's sharing, registry.c's status):
+ * in any one file they would be a call back up. */
+
+/* How many idle warm instances the revision should hold. The autoscaler's
+ * desired count is all instances, busy ones included (Knative's desired
+ * pods), so the warm pool only makes up the difference: under a load of N
+ * concurrent requests with desired N, no extra N instances are kept idle. */
+static inline uint32_t srv_rev_warm_want(const srv_rev_t *r)
+{
+    return r->desired > r->busy ? r->desired - r->busy : 0;
+}
+
+/* The most calls r may run at once: its max-scale (0 = unbounded), or the
+ * replicas an external scaler holds it at (external.c), at least 1. */
+static inline uint32_t srv_rev_max_busy(const srv_rev_t *r)
+{
+    if (r->ext_replicas < 0) return r->scaling.max_scale;
+    return r->ext_replicas > 0 ? (uint32_t)r->ext_replicas : 1;
+}
+
+/* Takes c out of l (a revision's queue or running list). */
+static inline void srv_list_remove(call_list_t *l, srv_call_t *c)
+{
+    if (c->prev) c->prev->next = c->next;
+    else l->head = c->next;
+    if (c->next) c->next->prev = c->prev;
+    else l->tail = c->prev;
+    c->prev = c->next = NULL;
+    l->n--;
+}
+
 /* ---- shared between the data plane's files ------------------------------ */
 
 
-/* registry.c */
+/* fn.c: the table of functions (link and unlink change it under fns_mu)
+ * and their reference counts. */
 srv_fn_t *srv_fn_find(srv_t *s, const char *name);
-char **srv_strv_dup(const char *const *v, uint32_t n);
-void srv_fn_release(srv_fn_t *f);
+void srv_fn_link(srv_t *s, srv_fn_t *f);
 void srv_fn_unlink(srv_t *s, srv_fn_t *f);
+void srv_fn_release(srv_fn_t *f);
+
+/* registry.c */
 void srv_fn_retire_revs(srv_t *s, srv_fn_t *f);
 
 /* call.c */
-void srv_list_remove(call_list_t *l, srv_call_t *c);
 srv_call_t *srv_call_alloc(srv_t *s);
 void srv_call_free(srv_t *s, srv_call_t *c);
 void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, size_t nh,
                         const void *body, size_t len);
 void srv_call_finish_text(srv_t *s, srv_call_t *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void srv_call_count_cold(srv_t *s, srv_call_t *c);
 void srv_call_dispatch(srv_t *s, srv_call_t *c);
 void srv_call_admit(srv_t *s, srv_call_t *c);
 void srv_call_on_abort(hs_req_t *req, void *ud);
 void srv_on_sweep(uv_timer_t *t);
+void srv_check_drained(srv_t *s);
 
 /* node.c */
 void srv_node_add(srv_t *s, const srv_rev_t *r, uint32_t n);
@@ -289,6 +355,11 @@ void srv_node_budget_init(srv_t *s, uint32_t max_instances);
 void srv_metrics_register(srv_t *s);
 void srv_cache_gauges(srv_t *s);
 void srv_module_loads_count(srv_t *s, rt_load_source_t src);
+void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r);
+void srv_rev_gauges(srv_t *s, srv_rev_t *r);
+void srv_call_count_cold(srv_t *s, const srv_call_t *c);
+
+/* cache.c: rt_cache_config_t's callbacks (ud is the srv_t). */
 int srv_cache_load_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,
                            size_t errlen);
 int srv_cache_artifact_get(void *ud, const char *digest, uint8_t **bytes, size_t *len,
@@ -300,8 +371,6 @@ int srv_cache_native_get(void *ud, const char *digest, uint8_t **bytes, size_t *
 int srv_cache_native_put(void *ud, const char *digest, const uint8_t *bytes, size_t len,
                             char *err, size_t errlen);
 void srv_cache_native_done(void *ud, const char *digest, bool ok, uint64_t ns, const char *err);
-void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r);
-void srv_rev_gauges(srv_t *s, srv_rev_t *r);
 
 /* revision.c */
 void srv_rev_free_warm(srv_rev_t *r);
@@ -311,7 +380,6 @@ void srv_rev_conc_update(srv_rev_t *r, uint64_t now);
 void srv_rev_unpin_if_idle(srv_t *s, srv_rev_t *r);
 void srv_load_unlink(srv_t *s, srv_load_t *l);
 int srv_rev_module_get(srv_t *s, srv_rev_t *r);
-uint32_t srv_rev_warm_want(const srv_rev_t *r);
 void srv_rev_refill(srv_t *s, srv_rev_t *r);
 void srv_rev_apply_desired(srv_t *s, srv_rev_t *r);
 
@@ -320,17 +388,10 @@ bool srv_rev_matches(const srv_rev_t *r, const srv_revision_t *d);
 srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err,
                           size_t errlen);
 
-/* serving.c */
-void srv_check_drained(srv_t *s);
-
 /* external.c */
 void srv_ext_refresh(srv_t *s, srv_fn_t *f);
-uint32_t srv_rev_max_busy(const srv_rev_t *r);
 void srv_ext_account(srv_rev_t *r, uint64_t cpu_ns, uint64_t memory_bytes, uint64_t run_ns);
 void srv_ext_free(srv_t *s);
-
-/* request.c */
-void srv_on_request(hs_req_t *req, void *ud);
 
 /* prepare.c */
 void srv_prep_unlink(srv_t *s, srv_prep_t *p);

@@ -1,6 +1,6 @@
 /*
  * registry.c — the data plane's function registry: functions by name (a
- * hash table), their revisions and routes (traffic split), and
+ * table in fn.c), their revisions and routes (traffic split), and
  * srv_function_put/delete/status/logs as the admin API calls them.
  */
 #define _GNU_SOURCE
@@ -10,65 +10,8 @@
 #include <string.h>
 
 #include "serving/plane.h"
-#include "serving/series.h"
-/* ---- small helpers ------------------------------------------------------ */
-
-static uint32_t name_hash(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % SRV_FN_BUCKETS;
-}
-
-srv_fn_t *srv_fn_find(srv_t *s, const char *name)
-{
-    for (srv_fn_t *f = s->fns[name_hash(name)]; f; f = f->hnext)
-        if (strcmp(f->name, name) == 0) return f;
-    return NULL;
-}
-
-/* Copies a string vector into one block. */
-char **srv_strv_dup(const char *const *v, uint32_t n)
-{
-    size_t bytes = (n + 1) * sizeof(char *);
-    for (uint32_t i = 0; i < n; i++) bytes += strlen(v[i]) + 1;
-    char **out = malloc(bytes);
-    if (!out) return NULL;
-    char *p = (char *)(out + n + 1);
-    for (uint32_t i = 0; i < n; i++) {
-        size_t l = strlen(v[i]) + 1;
-        memcpy(p, v[i], l);
-        out[i] = p;
-        p += l;
-    }
-    out[n] = NULL;
-    return out;
-}
 
 /* ---- functions and revisions -------------------------------------------- */
-
-void srv_fn_release(srv_fn_t *f)
-{
-    if (!f || --f->refs > 0) return;
-    if (f->log) lr_ring_free(f->log);
-    srv_series_free(f->series);
-    free(f->revs);
-    free(f->route_rev);
-    free(f->percent);
-    free(f->current);
-    free(f->name);
-    free(f);
-}
-
-void srv_fn_unlink(srv_t *s, srv_fn_t *f)
-{
-    pthread_mutex_lock(&s->fns_mu);
-    srv_fn_t **pp = &s->fns[name_hash(f->name)];
-    while (*pp && *pp != f) pp = &(*pp)->hnext;
-    if (*pp) *pp = f->hnext;
-    f->hnext = NULL;
-    pthread_mutex_unlock(&s->fns_mu);
-}
 
 void srv_fn_retire_revs(srv_t *s, srv_fn_t *f)
 {
@@ -169,11 +112,7 @@ int srv_function_put(srv_t *s, const char *name, const srv_revision_t *revs, uin
             if (!kept) srv_rev_retire(s, old->revs[i]);
         }
     } else {
-        uint32_t b = name_hash(name);
-        pthread_mutex_lock(&s->fns_mu);
-        f->hnext = s->fns[b];
-        s->fns[b] = f;
-        pthread_mutex_unlock(&s->fns_mu);
+        srv_fn_link(s, f);
     }
     free(f->revs);
     free(f->route_rev);

@@ -1,8 +1,9 @@
 /*
  * request.c — the entry points into the data plane: srv_call_submit, the
  * one way to call a function (sync, or async as "Prefer: respond-async"
- * asks), and its HTTP adapters: requests routed by path or Host, and
- * srv_invoke for the admin API. Broker ingress is handed to eventing.
+ * asks), and its HTTP adapters: the data plane's HTTP server (srv_listen,
+ * srv_port) whose requests are routed by path or Host, and srv_invoke for
+ * the admin API. Broker ingress is handed to eventing.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -242,7 +243,7 @@ static void call_http(srv_t *s, const char *name, bool by_host, const char *path
     if (c) hs_req_on_abort(req, srv_call_on_abort, c);
 }
 
-void srv_on_request(hs_req_t *req, void *ud)
+static void srv_on_request(hs_req_t *req, void *ud)
 {
     srv_t *s = ud;
     char name[SRV_NAME_MAX];
@@ -267,6 +268,29 @@ void srv_on_request(hs_req_t *req, void *ud)
                         "no function here: use /fn/NAME/... or Host: NAME.default.DOMAIN\n");
     }
 }
+
+/* The data plane's HTTP server, whose handler is srv_on_request (drained
+ * and closed by serving.c). */
+int srv_listen(srv_t *s, const char *host_port, char *err, size_t errlen)
+{
+    if (s->http) {
+        snprintf(err, errlen, "the data plane is already listening");
+        return -1;
+    }
+    s->http = hs_server_new(s->loop, &s->limits, srv_on_request, s);
+    if (!s->http) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (hs_server_listen(s->http, host_port, err, errlen) != 0) {
+        hs_server_close(s->http, NULL, NULL);
+        s->http = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+uint16_t srv_port(const srv_t *s) { return s->http ? hs_server_port(s->http) : 0; }
 
 void srv_set_events_ingress(srv_t *s, void (*fn)(void *ud, const char *broker, hs_req_t *req),
                             void *ud)

@@ -2,6 +2,8 @@
  * revision.c — one revision's life: its module (dropped at zero, loaded
  * back on a worker when a call arrives), its warm pool (kept at the
  * autoscaler's `desired`), and its retirement when a deploy replaces it.
+ * It is below call.c: the calls queued on a revision are dispatched or
+ * failed from here through srv_t's call_dispatch and call_finish_text.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -14,6 +16,25 @@
 
 /* wasmfn's own log lines about a revision (not about one invocation). */
 static const lr_tags_t wasmfn_line = {NULL, NULL, LR_WASMFN};
+
+/* Copies a string vector into one block (a revision's env, allowed hosts
+ * and key-value stores). */
+static char **strv_dup(const char *const *v, uint32_t n)
+{
+    size_t bytes = (n + 1) * sizeof(char *);
+    for (uint32_t i = 0; i < n; i++) bytes += strlen(v[i]) + 1;
+    char **out = malloc(bytes);
+    if (!out) return NULL;
+    char *p = (char *)(out + n + 1);
+    for (uint32_t i = 0; i < n; i++) {
+        size_t l = strlen(v[i]) + 1;
+        memcpy(p, v[i], l);
+        out[i] = p;
+        p += l;
+    }
+    out[n] = NULL;
+    return out;
+}
 
 void srv_rev_free_warm(srv_rev_t *r)
 {
@@ -130,8 +151,8 @@ static void load_done(rt_job_t *j)
             srv_rev_conc_update(r, now);
             srv_list_remove(&r->queue, c);
             srv_call_count_cold(s, c);
-            srv_call_finish_text(s, c, 502, "function %s: cannot load module %s: %s\n", r->fn->name,
-                             r->digest, e);
+            s->call_finish_text(s, c, 502, "function %s: cannot load module %s: %s\n",
+                                r->fn->name, r->digest, e);
         }
     }
     srv_rev_gauges(s, r);
@@ -189,15 +210,6 @@ static void warm_work(rt_job_t *j, eng_exec_t *x)
         .deadline_ns = eng_now_ns() + (uint64_t)r->timeout_ms * 1000000ull,
     };
     w->inst = rt_instance_new(r->mod, &cfg, x, w->err, sizeof w->err);
-}
-
-/* How many idle warm instances the revision should hold. The autoscaler's
- * desired count is all instances, busy ones included (Knative's desired
- * pods), so the warm pool only makes up the difference: under a load of N
- * concurrent requests with desired N, no extra N instances are kept idle. */
-uint32_t srv_rev_warm_want(const srv_rev_t *r)
-{
-    return r->desired > r->busy ? r->desired - r->busy : 0;
 }
 
 /* What the autoscaler wants, within the revision's share of the node's
@@ -286,7 +298,8 @@ void srv_rev_apply_desired(srv_t *s, srv_rev_t *r)
     srv_rev_unpin_if_idle(s, r);
 }
 
-/* Dispatches queued calls while the revision has room. */
+/* Dispatches queued calls while the revision has room (through
+ * s->call_dispatch: call.c is above this file). */
 void srv_rev_pump(srv_t *s, srv_rev_t *r)
 {
     if (!r->mod) return; /* load_done pumps */
@@ -295,7 +308,7 @@ void srv_rev_pump(srv_t *s, srv_rev_t *r)
         srv_call_t *c = r->queue.head;
         srv_rev_conc_update(r, eng_now_ns());
         srv_list_remove(&r->queue, c);
-        srv_call_dispatch(s, c);
+        s->call_dispatch(s, c);
     }
 }
 
@@ -354,9 +367,9 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
     srv_cache_gauges(s);
     srv_rev_t *r = calloc(1, sizeof *r);
     if (!r || !(r->name = strdup(d->name)) || !(r->digest = strdup(d->digest)) ||
-        !(r->env = srv_strv_dup(d->env, d->nenv)) ||
-        !(r->allowed_hosts = srv_strv_dup(d->allowed_hosts, d->nallowed_hosts)) ||
-        !(r->kv_stores = srv_strv_dup(d->kv_stores, d->nkv_stores)) ||
+        !(r->env = strv_dup(d->env, d->nenv)) ||
+        !(r->allowed_hosts = strv_dup(d->allowed_hosts, d->nallowed_hosts)) ||
+        !(r->kv_stores = strv_dup(d->kv_stores, d->nkv_stores)) ||
         !(r->kv = kv_grant_new(s->kv, d->kv_stores, d->nkv_stores))) {
         if (r) {
             free(r->name);

@@ -1,11 +1,10 @@
 /*
- * serving.c — the data plane (serving.h): its life (srv_new, srv_listen,
- * srv_drain, srv_free) and the one-second tick that drives autoscaling.
- * The rest of the data plane is split by job: registry.c (functions and
- * their routes), revision.c (a revision's module and warm pool), call.c (the
- * call lifecycle and its sweep), request.c (the entry points), node.c (the
- * node's instance budget), metrics.c, prepare.c (modules loaded before a
- * deploy); plane.h holds the objects they share.
+ * serving.c — the data plane (serving.h): its life (srv_new, srv_drain,
+ * srv_free) and the one-second tick that drives autoscaling. The rest of
+ * the data plane is split by job (plane.h lists the files and holds the
+ * objects they share); this file is their top: it calls into the others
+ * and none calls it, and srv_new sets the pointers through which a lower
+ * file reaches a higher one (srv_t's call_dispatch and call_finish_text).
  *
  * Threads. Everything in this file runs on the event loop thread, except
  * call_work and warm_work, which run on rt_ pool workers. Those two read
@@ -65,23 +64,6 @@
 
 #include "serving/plane.h"
 #include <sys/resource.h>
-
-static void srv_on_drained(uv_timer_t *t)
-{
-    srv_t *s = t->data;
-    void (*done)(void *) = s->drain_done;
-    s->drain_done = NULL;
-    if (done) done(s->drain_ud); /* may call srv_free */
-}
-
-/* Once drained, the callback runs from a timer of its own rather than from
- * deep inside a call's completion, so it may free everything. */
-void srv_check_drained(srv_t *s)
-{
-    if (!s->draining || !s->http_closed || s->ncalls || !s->drain_done || s->freeing) return;
-    uv_ref((uv_handle_t *)&s->drained);
-    uv_timer_start(&s->drained, srv_on_drained, 0, 0);
-}
 
 /* Every second: feed each revision's scaler; decide every other second. */
 static void srv_on_tick(uv_timer_t *t)
@@ -152,6 +134,8 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     s->kv = c->kv;
     s->tracer = c->tracer;
     s->server_timing = !c->no_server_timing;
+    s->call_dispatch = srv_call_dispatch;
+    s->call_finish_text = srv_call_finish_text;
     s->cache = rt_cache_new();
     if (s->cache) {
         rt_cache_config_t cc = {
@@ -192,27 +176,6 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
     uv_unref((uv_handle_t *)&s->drained);
     return s;
 }
-
-int srv_listen(srv_t *s, const char *host_port, char *err, size_t errlen)
-{
-    if (s->http) {
-        snprintf(err, errlen, "the data plane is already listening");
-        return -1;
-    }
-    s->http = hs_server_new(s->loop, &s->limits, srv_on_request, s);
-    if (!s->http) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (hs_server_listen(s->http, host_port, err, errlen) != 0) {
-        hs_server_close(s->http, NULL, NULL);
-        s->http = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-uint16_t srv_port(const srv_t *s) { return s->http ? hs_server_port(s->http) : 0; }
 
 static void srv_on_http_closed(void *ud)
 {
