@@ -39,6 +39,7 @@
 
 #define SRV_DEFAULT_MEMORY (128ull << 20)
 #define SRV_DEFAULT_TIMEOUT_MS 30000u
+#define SRV_UPLOAD_INIT_TIMEOUT_MS 1000u /* an upload's initialiser (prepare.c) */
 #define SRV_DEFAULT_QUEUE 100u
 #define SRV_MAX_STDOUT (16u << 20)
 #define SRV_LOG_RING_BYTES (1u << 20)

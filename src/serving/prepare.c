@@ -121,7 +121,11 @@ int srv_module_upload(srv_t *s, const char *digest, const uint8_t *bytes, size_t
         free(p);
         return -1;
     }
-    rt_module_load_limits(p->ml, SRV_DEFAULT_MEMORY, SRV_DEFAULT_TIMEOUT_MS * 1000000ull);
+    /* The upload's client waits for this: an initialiser (start function,
+     * wizer.initialize) gets a second here. One that needs longer, or
+     * more memory, is not kept, and is made at deploy under its
+     * revision's own limits, which also judge one that never ends. */
+    rt_module_load_limits(p->ml, SRV_DEFAULT_MEMORY, SRV_UPLOAD_INIT_TIMEOUT_MS * 1000000ull);
     p->srv = s;
     p->up_done = done;
     p->ud = ud;

@@ -57,14 +57,21 @@ for (const p of dash.panels || []) {
 }
 if (queries.length < 10) bad(`only ${queries.length} queries`);
 
-// The daemon's sample names now.
-const text = await (await fetch(adminUrl + '/metrics')).text();
-const exported = new Set(text.split('\n').filter(l => l && !l.startsWith('#')).map(l => l.split(/[{ ]/)[0]));
+// The daemon's sample names. Billing's counters appear at metering's
+// first flush after the test's requests, which a loaded machine may delay:
+// read /metrics until every name is there, for up to 20 s.
 const used = new Set();
 for (const q of queries) for (const m of q.expr.match(/\bwasmfn_[a-z0-9_]+/g) || []) used.add(m);
 for (const v of (dash.templating && dash.templating.list) || [])
   for (const m of (v.definition || '').match(/\bwasmfn_[a-z0-9_]+/g) || []) used.add(m);
-for (const m of used) if (!exported.has(m)) bad(`metric ${m} is not exported by the daemon`);
+let missing = [...used];
+for (const end = Date.now() + 20000; missing.length && Date.now() < end;) {
+  const text = await (await fetch(adminUrl + '/metrics')).text();
+  const exported = new Set(text.split('\n').filter(l => l && !l.startsWith('#')).map(l => l.split(/[{ ]/)[0]));
+  missing = [...used].filter(m => !exported.has(m));
+  if (missing.length) await new Promise(r => setTimeout(r, 500));
+}
+for (const m of missing) bad(`metric ${m} is not exported by the daemon`);
 console.log(`grafana: ${dash.panels.length} panels, ${queries.length} queries over ${used.size} metric names`);
 
 // A real Prometheus, scraping the daemon every second.
