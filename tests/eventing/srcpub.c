@@ -202,7 +202,12 @@ static int pub_amqp(char **a, long first, long count)
             return 1;
         }
     }
-    /* Confirms: basic.ack frames, possibly "multiple". */
+    /* Confirms: basic.ack frames, possibly "multiple", not necessarily in
+     * order (a large message may be confirmed after later ones): a flag per
+     * delivery tag (1..count). */
+    unsigned char *confirmed = calloc((size_t)count + 1, 1);
+    if (!confirmed)
+        return 1;
     while (acked < count) {
         amqp_frame_t f;
         struct timeval tv = {30, 0};
@@ -214,13 +219,19 @@ static int pub_amqp(char **a, long first, long count)
             continue;
         if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
             amqp_basic_ack_t *ack = f.payload.method.decoded;
-            acked = ack->multiple ? (long)ack->delivery_tag : acked + 1;
+            long tag = (long)ack->delivery_tag, lo = ack->multiple ? 1 : tag;
+            for (long t = lo; t <= tag && t <= count; t++)
+                if (t >= 1 && !confirmed[t]) {
+                    confirmed[t] = 1;
+                    acked++;
+                }
         } else {
             fprintf(stderr, "srcpub: amqp: the broker answered method %08x after %ld confirms\n",
                     f.payload.method.id, acked);
             return 1;
         }
     }
+    free(confirmed);
     amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
     amqp_connection_close(c, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection(c);
