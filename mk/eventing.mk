@@ -57,7 +57,7 @@ TEST_STEPS += test-eventing-sources
 
 $(EV_SRCPUB): tests/eventing/srcpub.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lnats -lmosquitto -lrabbitmq
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lnats -lmosquitto -lrabbitmq -lsqlite3
 
 test-eventing-sources: $(WASMFN) $(EV_SRCPUB)
 	@WASMFN=$(WASMFN) SRCPUB=$(EV_SRCPUB) bash tests/eventing/sources_tests.sh

@@ -107,12 +107,18 @@ SRCPUB_BIG=2000 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 1 200
 # The MQTT session exists once the source is connected; then publish.
 until_ok 10 sh -c "curl -s $WASMFN_API/metrics | grep -q 'wasmfn_source_backlog{source=\"mqtt\"}'" ||
     { bad "the MQTT source connects" "$(tail -3 "$tmp/log"; tail -3 "$tmp/mosq.log")"; finish; }
-SRCPUB_BIG=2000 "$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/temp 0 2001 >"$tmp/mqttpub.log" 2>&1 &
+# Paced (about 3 s for all), so the kill below lands while the broker is
+# still handing the daemon new messages: a PUBACK sent before the durable
+# commit loses the messages of the batch being committed at the kill, and
+# the publisher, which got its PUBACKs from the broker, never resends them.
+SRCPUB_RATE=600 SRCPUB_BIG=2000 "$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/temp 0 2001 >"$tmp/mqttpub.log" 2>&1 &
 mqttpub=$!
 midway() { [ "$(stat "$1" okUnique)" -ge 300 ]; }
 until_ok 20 midway nats && until_ok 20 midway mqtt
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
+kill -0 "$mqttpub" 2>/dev/null && ok "MqttSource: the daemon was killed while the publisher was still publishing" ||
+    bad "MqttSource: the kill lands while publishing" "the publisher had finished"
 at_kill_nats=$(stat nats okUnique)
 at_kill_mqtt=$(stat mqtt okUnique)
 echo "     (killed with $at_kill_nats NATS and $at_kill_mqtt MQTT messages delivered of 1980 good ones each)"
@@ -124,28 +130,31 @@ settled() { [ "$(stat "$1" okUnique)" -ge 1980 ] && [ "$(stat "dlq-$1" unique)" 
 check_source() { # check_source NAME LABEL KILLED_AT INFLIGHT
     local name=$1 label=$2
     until_ok 30 settled "$name"
-    local good dups dlq failed
+    local good dups dlq nfailed # not "failed": that is the suite's count
     good=$(stat "$name" okUnique)
     dups=$(($(stat "$name" ok) - good))
     dlq=$(stat "dlq-$name" unique)
-    failed=$(stat "$name" failed)
+    nfailed=$(stat "$name" failed)
     [ "$3" -lt 1980 ] && ok "$label: the daemon was killed midway ($3 of 1980 delivered)" ||
         bad "$label: the kill lands midway" "all $3 were delivered before it"
     [ "$good" = 1980 ] && ok "$label: after kill -9 and a restart all 1980 good messages were delivered" ||
         bad "$label: 1980 good messages delivered" "got $good"
     [ "$dups" -le "$4" ] && ok "$label: $dups duplicate deliveries (in flight at the kill: at most $4)" ||
-        bad "$label: duplicates within the in-flight window ($4)" "got $dups"
+        bad "$label: duplicates within the in-flight window ($4)" "got $dups: n = $(stat "$name" dupN)"
     [ "$dlq" = 21 ] && ok "$label: the 20 poison messages and the oversized one are in the dead-letter sink" ||
         bad "$label: 21 dead letters" "got $dlq: $(stat "dlq-$name" reasons)"
-    [ "$failed" -ge 40 ] && ok "$label: poison messages were retried before dead-lettering ($failed failed attempts)" ||
-        bad "$label: retries before dead letters" "$failed failed attempts"
+    [ "$nfailed" -ge 40 ] && ok "$label: poison messages were retried before dead-lettering ($nfailed failed attempts)" ||
+        bad "$label: retries before dead letters" "$nfailed failed attempts"
     stat "dlq-$name" reasons | grep -q 'larger than the limit' &&
         ok "$label: the oversized message is dead-lettered with the reason" ||
         bad "$label: the oversized message's reason" "$(stat "dlq-$name" reasons)"
 }
 # In flight: max-scale deliveries under way plus acks not yet at the broker.
+# MQTT also redelivers what the broker had in flight to the session
+# (mosquitto's max_inflight_messages, 20) when the kill lands after a batch
+# reached the queue file but before its PUBACKs left (the fsync).
 check_source nats "NatsJetStreamSource" "$at_kill_nats" 8
-check_source mqtt "MqttSource" "$at_kill_mqtt" 8
+check_source mqtt "MqttSource" "$at_kill_mqtt" 28
 ce=$(stat nats ce)
 echo "$ce" | grep -q '"type":"dev.wasmfn.sources.natsjetstream"' && echo "$ce" | grep -q '"subject":"orders.new"' &&
     echo "$ce" | grep -q '"tenant":"acme"' && echo "$ce" | grep -q "\"source\":\"nats://127.0.0.1:$nport/ORDERS\"" &&
@@ -158,6 +167,29 @@ echo "$ce" | grep -q '"type":"dev.wasmfn.sources.mqtt"' && echo "$ce" | grep -q 
     [ "$(metric 'wasmfn_events_total{source="mqtt",trigger="",outcome="dead_lettered"}')" = 1 ] &&
     ok "wasmfn_events_total counts the sources' deliveries and dead letters" ||
     bad "source metrics" "$(curl -s "$WASMFN_API/metrics" | grep 'source=' | head)"
+
+# ---- MQTT: no PUBACK before the durable commit ----------------------------
+# The queue's write lock held by another process makes the source's commit
+# fail (after SQLite's 5 s busy timeout), as a full or failing disk would:
+# the source drops the connection without acknowledging, and the broker
+# hands the messages over again once a commit succeeds. A PUBACK sent before
+# the commit would lose them (the kill -9 above catches that only when it
+# lands inside a commit). Runs while rabbitmq-server boots.
+before=$(stat mqtt okUnique)
+: >"$tmp/lock.out"
+"$SRCPUB" lock "$tmp/data/sources/mqtt-mqtt.db" 6500 >"$tmp/lock.out" 2>&1 &
+lockpid=$!
+until_ok 5 grep -q locked "$tmp/lock.out" || bad "lock the MQTT queue" "$(cat "$tmp/lock.out")"
+"$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/temp 5010 50 >"$tmp/mqttpub.log" 2>&1 ||
+    bad "publish 50 more QoS 1 messages" "$(cat "$tmp/mqttpub.log")"
+wait "$lockpid"
+fifty_more() { [ "$(stat mqtt okUnique)" -ge $((before + 50)) ]; }
+if until_ok 15 fifty_more && grep -q 'mqtt.*database is locked' "$tmp/log"; then
+    ok "MqttSource: a failed commit sends no PUBACK: all 50 messages arrived after it"
+else
+    bad "MqttSource: messages survive a failed commit" \
+        "$(($(stat mqtt okUnique) - before)) of 50 delivered; $(grep 'mqtt' "$tmp/log" | tail -2)"
+fi
 
 # ---- RabbitMQ: the same, once its broker is up ----------------------------
 until_ok 60 "$SRCPUB" amqp "$AMQP" probe 0 1 2>/dev/null ||

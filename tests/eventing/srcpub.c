@@ -7,11 +7,15 @@
  *   srcpub mqtt HOST PORT TOPIC FIRST COUNT      QoS 1
  *   srcpub amqp URL QUEUE FIRST COUNT            persistent, with confirms,
  *                                                declaring a durable QUEUE
+ *   srcpub lock DB MS                            holds the write lock of the
+ *                                                SQLite file DB for MS ms
+ *                                                (prints "locked" once held)
  *
  * Message n (FIRST <= n < FIRST+COUNT) has the body {"n":n}; with
  * SRCPUB_BIG=K, message K instead carries 2 MiB of padding (larger than
- * the daemon's event limit). Exits 0 once every message was confirmed by
- * the broker.
+ * the daemon's event limit). With SRCPUB_RATE=R (mqtt), at most R messages
+ * a second, so a test can act while publishing goes on. Exits 0 once every
+ * message was confirmed by the broker.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,7 @@
 #include <amqp_tcp_socket.h>
 #include <mosquitto.h>
 #include <nats/nats.h>
+#include <sqlite3.h>
 
 static char *body_of(long n, int *len)
 {
@@ -118,7 +123,21 @@ static int pub_mqtt(char **a, long first, long count)
         fprintf(stderr, "srcpub: mqtt %s:%s: cannot connect\n", a[0], a[1]);
         return 1;
     }
+    const char *rate_s = getenv("SRCPUB_RATE");
+    double rate = rate_s ? atof(rate_s) : 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (long n = first; n < first + count; n++) {
+        while (rate > 0) { /* paced: message k leaves at k / rate seconds */
+            struct timespec t;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            double ahead_ms = (double)(n - first) * 1000.0 / rate -
+                              ((double)(t.tv_sec - t0.tv_sec) * 1000.0 +
+                               (double)(t.tv_nsec - t0.tv_nsec) / 1e6);
+            if (ahead_ms <= 0)
+                break;
+            mosquitto_loop(m, ahead_ms < 1 ? 1 : (int)ahead_ms, 1);
+        }
         int len;
         char *b = body_of(n, &len);
         int rc = mosquitto_publish(m, NULL, a[2], len, b, 1, false);
@@ -238,8 +257,29 @@ static int pub_amqp(char **a, long first, long count)
     return 0;
 }
 
+/* A writer that holds a source queue's lock: the daemon's next commit to it
+ * fails (SQLITE_BUSY after its busy timeout), as on a full or failing disk. */
+static int lock_db(const char *path, long ms)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK) {
+        fprintf(stderr, "srcpub: lock %s: %s\n", path, db ? sqlite3_errmsg(db) : "no memory");
+        return 1;
+    }
+    printf("locked\n");
+    fflush(stdout);
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&t, NULL);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "lock") == 0)
+        return lock_db(argv[2], atol(argv[3]));
     if (argc == 7 && strcmp(argv[1], "nats") == 0)
         return pub_nats(argv + 2, atol(argv[5]), atol(argv[6]));
     if (argc == 7 && strcmp(argv[1], "mqtt") == 0)
@@ -248,6 +288,7 @@ int main(int argc, char **argv)
         return pub_amqp(argv + 2, atol(argv[4]), atol(argv[5]));
     fprintf(stderr, "usage: srcpub nats URL STREAM SUBJECT FIRST COUNT\n"
                     "       srcpub mqtt HOST PORT TOPIC FIRST COUNT\n"
-                    "       srcpub amqp URL QUEUE FIRST COUNT\n");
+                    "       srcpub amqp URL QUEUE FIRST COUNT\n"
+                    "       srcpub lock DB MS\n");
     return 2;
 }
