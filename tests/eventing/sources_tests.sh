@@ -97,6 +97,14 @@ spec:
   topic: sensors/temp
   sink: { uri: "$S/mqtt" }
   $(delivery mqtt)
+---
+apiVersion: sources.wasmfn.dev/v1alpha1
+kind: MqttSource
+metadata: { name: mqttlock }
+spec:
+  servers: mqtt://127.0.0.1:$mport
+  topic: sensors/lock
+  sink: { uri: "$S/mqttlock" }
 EOF
 until_ok 20 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 0 1 2>/dev/null ||
     { bad "nats-server starts" "$(tail -5 "$tmp/nats.log")"; finish; }
@@ -107,11 +115,11 @@ SRCPUB_BIG=2000 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 1 200
 # The MQTT session exists once the source is connected; then publish.
 until_ok 10 sh -c "curl -s $WASMFN_API/metrics | grep -q 'wasmfn_source_backlog{source=\"mqtt\"}'" ||
     { bad "the MQTT source connects" "$(tail -3 "$tmp/log"; tail -3 "$tmp/mosq.log")"; finish; }
-# Paced (about 3 s for all), so the kill below lands while the broker is
+# Paced (about 5 s for all), so the kill below lands while the broker is
 # still handing the daemon new messages: a PUBACK sent before the durable
 # commit loses the messages of the batch being committed at the kill, and
 # the publisher, which got its PUBACKs from the broker, never resends them.
-SRCPUB_RATE=600 SRCPUB_BIG=2000 "$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/temp 0 2001 >"$tmp/mqttpub.log" 2>&1 &
+SRCPUB_RATE=400 SRCPUB_BIG=2000 "$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/temp 0 2001 >"$tmp/mqttpub.log" 2>&1 &
 mqttpub=$!
 midway() { [ "$(stat "$1" okUnique)" -ge 300 ]; }
 until_ok 20 midway nats && until_ok 20 midway mqtt
@@ -123,6 +131,18 @@ at_kill_nats=$(stat nats okUnique)
 at_kill_mqtt=$(stat mqtt okUnique)
 echo "     (killed with $at_kill_nats NATS and $at_kill_mqtt MQTT messages delivered of 1980 good ones each)"
 start_daemon 2
+# The queue's write lock held by another process makes the source's commit
+# fail (after SQLite's 5 s busy timeout), as a full or failing disk would:
+# the source drops the connection without acknowledging, and the broker
+# hands the messages over again once a commit succeeds. A PUBACK sent before
+# the commit would lose them (the kill -9 above catches that only when it
+# lands inside a commit). Checked below, after the NATS and MQTT checks.
+: >"$tmp/lock.out"
+"$SRCPUB" lock "$tmp/data/sources/mqtt-mqttlock.db" 6000 >"$tmp/lock.out" 2>&1 &
+lockpid=$!
+until_ok 5 grep -q locked "$tmp/lock.out" || bad "lock the MQTT queue" "$(cat "$tmp/lock.out")"
+"$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/lock 10 50 >"$tmp/lockpub.log" 2>&1 ||
+    bad "publish 50 QoS 1 messages" "$(cat "$tmp/lockpub.log")"
 wait "$mqttpub" || bad "publish 2001 QoS 1 messages to mosquitto" "$(cat "$tmp/mqttpub.log")"
 
 # Good: n in 0..1999 with n % 100 != 7 -> 1980; poison 20, plus the big one.
@@ -149,12 +169,21 @@ check_source() { # check_source NAME LABEL KILLED_AT INFLIGHT
         ok "$label: the oversized message is dead-lettered with the reason" ||
         bad "$label: the oversized message's reason" "$(stat "dlq-$name" reasons)"
 }
+check_parallel() { # check_parallel NAME LABEL CAP: the backlog raised parallelism to at most CAP
+    local most
+    most=$(stat "$1" inflightMax)
+    [ "$most" -gt 1 ] && [ "$most" -le "$3" ] &&
+        ok "$2: with a backlog and a slow sink, $most deliveries ran at once (cap $3)" ||
+        bad "$2: parallelism by backlog, more than 1 and at most $3 at once" "the sink saw at most $most"
+}
 # In flight: max-scale deliveries under way plus acks not yet at the broker.
 # MQTT also redelivers what the broker had in flight to the session
 # (mosquitto's max_inflight_messages, 20) when the kill lands after a batch
 # reached the queue file but before its PUBACKs left (the fsync).
 check_source nats "NatsJetStreamSource" "$at_kill_nats" 8
 check_source mqtt "MqttSource" "$at_kill_mqtt" 28
+check_parallel nats "NatsJetStreamSource" 4
+check_parallel mqtt "MqttSource" 4
 ce=$(stat nats ce)
 echo "$ce" | grep -q '"type":"dev.wasmfn.sources.natsjetstream"' && echo "$ce" | grep -q '"subject":"orders.new"' &&
     echo "$ce" | grep -q '"tenant":"acme"' && echo "$ce" | grep -q "\"source\":\"nats://127.0.0.1:$nport/ORDERS\"" &&
@@ -168,27 +197,14 @@ echo "$ce" | grep -q '"type":"dev.wasmfn.sources.mqtt"' && echo "$ce" | grep -q 
     ok "wasmfn_events_total counts the sources' deliveries and dead letters" ||
     bad "source metrics" "$(curl -s "$WASMFN_API/metrics" | grep 'source=' | head)"
 
-# ---- MQTT: no PUBACK before the durable commit ----------------------------
-# The queue's write lock held by another process makes the source's commit
-# fail (after SQLite's 5 s busy timeout), as a full or failing disk would:
-# the source drops the connection without acknowledging, and the broker
-# hands the messages over again once a commit succeeds. A PUBACK sent before
-# the commit would lose them (the kill -9 above catches that only when it
-# lands inside a commit). Runs while rabbitmq-server boots.
-before=$(stat mqtt okUnique)
-: >"$tmp/lock.out"
-"$SRCPUB" lock "$tmp/data/sources/mqtt-mqtt.db" 6500 >"$tmp/lock.out" 2>&1 &
-lockpid=$!
-until_ok 5 grep -q locked "$tmp/lock.out" || bad "lock the MQTT queue" "$(cat "$tmp/lock.out")"
-"$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/temp 5010 50 >"$tmp/mqttpub.log" 2>&1 ||
-    bad "publish 50 more QoS 1 messages" "$(cat "$tmp/mqttpub.log")"
+# ---- MQTT: no PUBACK before the durable commit (started above) ----------
 wait "$lockpid"
-fifty_more() { [ "$(stat mqtt okUnique)" -ge $((before + 50)) ]; }
-if until_ok 15 fifty_more && grep -q 'mqtt.*database is locked' "$tmp/log"; then
+fifty() { [ "$(stat mqttlock okUnique)" -ge 50 ]; }
+if until_ok 15 fifty && grep -q 'sensors/lock.*database is locked' "$tmp/log"; then
     ok "MqttSource: a failed commit sends no PUBACK: all 50 messages arrived after it"
 else
     bad "MqttSource: messages survive a failed commit" \
-        "$(($(stat mqtt okUnique) - before)) of 50 delivered; $(grep 'mqtt' "$tmp/log" | tail -2)"
+        "$(stat mqttlock okUnique) of 50 delivered; $(grep 'sensors/lock' "$tmp/log" | tail -2)"
 fi
 
 # ---- RabbitMQ: the same, once its broker is up ----------------------------
@@ -213,9 +229,43 @@ wait "$pid" 2>/dev/null
 at_kill=$(stat rabbit okUnique)
 start_daemon 3
 check_source rabbit "RabbitmqSource" "$at_kill" 8
+check_parallel rabbit "RabbitmqSource" 4
 ce=$(stat rabbit ce)
 echo "$ce" | grep -q '"type":"dev.knative.rabbitmq.event"' && echo "$ce" | grep -q '"id":"m-' &&
     ok "RabbitMQ messages arrive as CloudEvents with the message id as id" || bad "RabbitMQ CloudEvent attributes" "$ce"
+
+# ---- RabbitMQ without a deadLetterSink: the queue's dead-letter exchange ---
+# orders-dlx has x-dead-letter-exchange "" and routing key orders-dlx.dead:
+# a message whose attempts are used up is rejected (basic.nack, no requeue)
+# and RabbitMQ moves it to orders-dlx.dead.
+SRCPUB_DLX=1 "$SRCPUB" amqp "$AMQP" orders-dlx 0 110 || bad "publish 110 messages to a queue with a DLX"
+cat >"$tmp/rabbitdlx.yaml" <<EOF
+apiVersion: sources.knative.dev/v1alpha1
+kind: RabbitmqSource
+metadata: { name: rabbitdlx }
+spec:
+  broker: $AMQP
+  rabbitmqResourcesConfig: { queueName: orders-dlx, predeclared: true, parallelism: 2 }
+  sink: { uri: "$S/rabbitdlx" }
+  delivery: { retry: 2, backoffPolicy: linear, backoffDelay: PT0.05S, timeout: PT2S }
+EOF
+"$WASMFN" apply -f "$tmp/rabbitdlx.yaml" >"$tmp/out" 2>&1 || bad "apply a RabbitmqSource without deadLetterSink" "$(cat "$tmp/out")"
+: >"$tmp/dead"
+two_dead() {
+    "$SRCPUB" amqp-get "$AMQP" orders-dlx.dead >>"$tmp/dead" 2>/dev/null
+    [ "$(wc -l <"$tmp/dead")" -ge 2 ]
+}
+until_ok 20 two_dead
+sleep 0.3 # a third one would show now
+"$SRCPUB" amqp-get "$AMQP" orders-dlx.dead >>"$tmp/dead" 2>/dev/null
+[ "$(sort "$tmp/dead" | tr -d '\n')" = '{"n":107}{"n":7}' ] && [ "$(stat rabbitdlx failed)" = 6 ] &&
+    [ "$(stat rabbitdlx okUnique)" = 108 ] &&
+    ok "RabbitmqSource: without deadLetterSink the 2 poison messages went to the queue's DLX after 3 attempts each" ||
+    bad "RabbitmqSource: rejected to the dead-letter exchange" \
+        "dead queue: $(tr '\n' ' ' <"$tmp/dead"); $(stat rabbitdlx failed) failed attempts, $(stat rabbitdlx okUnique) of 108 delivered"
+[ "$(metric 'wasmfn_events_total{source="rabbitdlx",trigger="",outcome="rejected"} 2')" = 1 ] &&
+    ok "wasmfn_events_total counts them as rejected" ||
+    bad "the rejected metric" "$(curl -s "$WASMFN_API/metrics" | grep 'rabbitdlx' | head -5)"
 
 # ---- the broker goes away and comes back; the daemon stops cleanly ---------
 nats_stop
