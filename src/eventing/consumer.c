@@ -276,6 +276,8 @@ static void *consumer_main(void *arg)
         c->retry = it->next;
         ev_cons_item_free(it);
     }
+    if (c->ext && c->forget && c->ext_ops->forget)
+        c->ext_ops->forget(c->ext);
     if (c->ext)
         c->ext_ops->close(c->ext);
     if (c->rc)

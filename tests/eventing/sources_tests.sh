@@ -207,6 +207,27 @@ else
         "$(stat mqttlock okUnique) of 50 delivered; $(grep 'sensors/lock' "$tmp/log" | tail -2)"
 fi
 
+# ---- deleting an MqttSource ends its session and removes its queue ------
+api_delete() { curl -s -o /dev/null -w '%{http_code}' -XDELETE -H "Authorization: Bearer $WASMFN_TOKEN" "$WASMFN_API/v1/eventing/$1"; }
+[ "$(api_delete MqttSource/mqttlock)" = 200 ] || bad "delete the MqttSource mqttlock"
+qgone() { [ ! -e "$tmp/data/sources/mqtt-mqttlock.db" ] && [ ! -e "$tmp/data/sources/mqtt-mqttlock.db-wal" ]; }
+until_ok 10 qgone && ok "a deleted MqttSource's queue file is removed" ||
+    bad "the deleted MqttSource's queue file is removed" "$(ls "$tmp/data/sources")"
+# Published while no session exists: nobody subscribes, the broker keeps
+# nothing. Had the session stayed, the source applied again under the same
+# name (the same client id) would get it.
+"$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/lock 200 1 >/dev/null 2>&1 || bad "publish to sensors/lock"
+sed -n '/name: mqttlock/,$p' "$tmp/nm.yaml" | sed '1i apiVersion: sources.wasmfn.dev/v1alpha1\nkind: MqttSource' >"$tmp/mqttlock.yaml"
+"$WASMFN" apply -f "$tmp/mqttlock.yaml" >"$tmp/out" 2>&1 || bad "apply mqttlock again" "$(cat "$tmp/out")"
+until_ok 10 sh -c "curl -s $WASMFN_API/metrics | grep -q 'wasmfn_source_backlog{source=\"mqttlock\"}'"
+"$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/lock 201 1 >/dev/null 2>&1 || bad "publish to sensors/lock"
+got201() { curl -s "$S/n?name=mqttlock" | grep -q '201'; }
+if until_ok 10 got201 && sleep 0.3 && ! curl -s "$S/n?name=mqttlock" | grep -q '200'; then
+    ok "the deleted MqttSource's broker session ended: applied again, it gets only what came after"
+else
+    bad "the deleted MqttSource's session ends" "delivered: $(curl -s "$S/n?name=mqttlock" | tr ',' '\n' | tail -3 | tr '\n' ' ')"
+fi
+
 # ---- RabbitMQ: the same, once its broker is up ----------------------------
 until_ok 60 "$SRCPUB" amqp "$AMQP" probe 0 1 2>/dev/null ||
     { bad "rabbitmq-server starts" "$(tail -5 "$tmp/rabbit/out.log")"; finish; }
