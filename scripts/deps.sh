@@ -41,6 +41,8 @@ WASMFN_PACKAGES=(
     # the brokers make test-eventing-sources runs on loopback (rabbitmq-server
     # brings erlang and its epmd)
     libnats-dev libmosquitto-dev librabbitmq-dev nats-server mosquitto rabbitmq-server
+    # ss, which shows the RabbitMQ source's TCP keepalive timer in that test
+    iproute2
 )
 
 # node is used by tests and benches; any node on PATH will do (ours may come

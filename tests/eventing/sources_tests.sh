@@ -251,6 +251,15 @@ at_kill=$(stat rabbit okUnique)
 start_daemon 3
 check_source rabbit "RabbitmqSource" "$at_kill" 8
 check_parallel rabbit "RabbitmqSource" 4
+# A silent broker must not go unnoticed for long: the daemon's connection
+# probes after 30 s without traffic (librabbitmq turns keepalive on with the
+# kernel's 2-hour default; ss shows the time left as "NNsec" or "NNmin").
+# (Polled: while a frame is unacknowledged ss shows the retransmit timer.)
+kalive() { ss -tnopH state established "( dport = :$rport )" 2>&1 | grep "pid=$pid,"; }
+kalive_30s() { kalive | grep -Eq 'timer:\(keepalive,[0-9.]+(sec|ms),'; }
+until_ok 3 kalive_30s &&
+    ok "RabbitmqSource: its connection sends TCP keepalive probes after 30 s of silence" ||
+    bad "RabbitmqSource: TCP keepalive within 30 s" "$(kalive | head -2)"
 ce=$(stat rabbit ce)
 echo "$ce" | grep -q '"type":"dev.knative.rabbitmq.event"' && echo "$ce" | grep -q '"id":"m-' &&
     ok "RabbitMQ messages arrive as CloudEvents with the message id as id" || bad "RabbitMQ CloudEvent attributes" "$ce"
