@@ -91,6 +91,14 @@ static void update_scale(ev_consumer_t *c, int64_t now)
     ev_cons_metric_backlog(c->ctx, c->is_trigger, c->name, (double)backlog, (double)want);
 }
 
+/* How many attempts may run at once when retries are due: the parallelism
+ * the backlog gives, at least 1 (a backlog not read yet must not hold a
+ * due retry back for good). */
+static int retry_room(const ev_consumer_t *c)
+{
+    return c->parallel > 0 ? c->parallel : 1;
+}
+
 static void *consumer_main(void *arg)
 {
     ev_consumer_t *c = arg;
@@ -147,7 +155,9 @@ static void *consumer_main(void *arg)
             if (c->inflight == 0)
                 break;
         } else {
-            while (c->retry && c->retry->due_ms <= now) {
+            /* Retries share the parallelism cap with new entries: a sink
+             * at max-scale N never sees more than N attempts at once. */
+            while (c->retry && c->retry->due_ms <= now && c->inflight < retry_room(c)) {
                 item_t *it = c->retry;
                 c->retry = it->next;
                 c->nretry--;
@@ -231,8 +241,8 @@ static void *consumer_main(void *arg)
             continue;
         /* Sleep until a completion, a push, a retry's time, or a tick. */
         int64_t wake = ev_mono_ms() + 100;
-        if (c->retry && c->retry->due_ms < wake)
-            wake = c->retry->due_ms;
+        if (c->retry && c->retry->due_ms < wake && c->inflight < retry_room(c))
+            wake = c->retry->due_ms; /* when full, a completion wakes us */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         int64_t wait_ms = wake - ev_mono_ms();
@@ -266,6 +276,8 @@ static void *consumer_main(void *arg)
         c->retry = it->next;
         ev_cons_item_free(it);
     }
+    if (c->ext && c->forget && c->ext_ops->forget)
+        c->ext_ops->forget(c->ext);
     if (c->ext)
         c->ext_ops->close(c->ext);
     if (c->rc)

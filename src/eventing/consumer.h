@@ -70,6 +70,9 @@ typedef struct ev_feed_ops {
      * broker redelivers it. */
     void (*release)(void *f, item_t *it);
     long (*backlog)(void *f, ev_consumer_t *c); /* -1: unknown now */
+    /* Optional: the source was deleted (not replaced, not shut down): drop
+     * what it keeps at the broker and on disk. Runs just before close. */
+    void (*forget)(void *f);
     void (*close)(void *f);                      /* disconnects and frees f */
 } ev_feed_ops_t;
 

@@ -23,6 +23,14 @@
  * before each retry, so a restart continues the count (an attempt cut
  * short by the crash itself is not counted).
  *
+ * Deleting the source (forget) ends its session at the broker (a
+ * clean-session connect under the same client id, then DISCONNECT: the
+ * broker drops the subscription and what it queued for it) and removes the
+ * queue file with what it still held. A replacement (apply of a changed
+ * spec) or a new source of the same name waits until the old feed has let
+ * go of the queue file (queue_claim), so the two never share it and the
+ * forget of one never ends the session of the next.
+ *
  * Bounds: the feed stops reading from the broker while its queue holds
  * MQTT_QUEUE_MAX messages (the broker keeps the rest, up to its own
  * max_queued_messages); a message larger than the daemon's event limit is
@@ -33,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -59,6 +68,8 @@ typedef struct mqtt_feed {
     char source[800];
     struct mosquitto *m;
     bool connected, conn_done;
+    bool forgetting;             /* connecting only to end the session */
+    bool claimed;                /* holds qpath in the claims (queue_claim) */
     int conn_rc;
     st_mq_t *q;
     long stored;                 /* rows in the queue */
@@ -70,6 +81,46 @@ typedef struct mqtt_feed {
     size_t ndels, capdels;
     ev_consumer_t *c;            /* during a take */
 } mqtt_feed_t;
+
+/* The queue files open in this process: a feed claims its file before it
+ * opens it and lets go after closing (and, when forgetting, removing) it.
+ * Guarded by claims_mu; a handful of entries, so a list. */
+typedef struct claim {
+    struct claim *next;
+    char path[1200];
+} claim_t;
+static pthread_mutex_t claims_mu = PTHREAD_MUTEX_INITIALIZER;
+static claim_t *claims;
+
+static bool queue_claim(const char *path)
+{
+    pthread_mutex_lock(&claims_mu);
+    bool free_now = true;
+    for (claim_t *c = claims; c; c = c->next)
+        free_now = free_now && strcmp(c->path, path) != 0;
+    claim_t *c = free_now ? calloc(1, sizeof *c) : NULL;
+    if (c) {
+        snprintf(c->path, sizeof c->path, "%s", path);
+        c->next = claims;
+        claims = c;
+    }
+    pthread_mutex_unlock(&claims_mu);
+    return c != NULL;
+}
+
+static void queue_unclaim(const char *path)
+{
+    pthread_mutex_lock(&claims_mu);
+    for (claim_t **pp = &claims; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->path, path) == 0) {
+            claim_t *c = *pp;
+            *pp = c->next;
+            free(c);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&claims_mu);
+}
 
 static pthread_once_t mqtt_once = PTHREAD_ONCE_INIT;
 static void mqtt_lib_init(void)
@@ -143,6 +194,8 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 {
     mqtt_feed_t *f = ud;
     (void)m;
+    if (f->forgetting)
+        return; /* a clean session has nothing to deliver; nowhere to keep it */
     if (f->nbatch == f->capbatch) {
         size_t cap = f->capbatch ? f->capbatch * 2 : 64;
         st_mq_msg_t *b = realloc(f->batch, cap * sizeof *b);
@@ -203,7 +256,8 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
         /* Part of the persistent session already after the first time;
          * subscribing again is harmless and covers a session the broker
          * forgot. */
-        mosquitto_subscribe(m, NULL, f->sub, 1);
+        if (!f->forgetting)
+            mosquitto_subscribe(m, NULL, f->sub, 1);
     }
 }
 
@@ -284,7 +338,12 @@ static int mqtt_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
     mqtt_feed_t *f = fp;
     (void)c;
     pthread_once(&mqtt_once, mqtt_lib_init);
-    if (!f->q) {
+    if (!f->claimed && !(f->claimed = queue_claim(f->qpath))) {
+        snprintf(err, len, "mqtt: the queue %s is still held by the source's previous instance",
+                 f->qpath);
+        return -1; /* it lets go once its in-flight deliveries ended */
+    }
+    if (!f->q && !f->forgetting) {
         f->q = st_mq_open(f->qpath, err, len);
         if (!f->q)
             return -1;
@@ -294,7 +353,7 @@ static int mqtt_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
     const char *host = f->hosts[f->server];
     int port = f->ports[f->server];
     f->server = (f->server + 1) % f->nservers; /* the next try, the next server */
-    f->m = mosquitto_new(f->client_id, false, f);
+    f->m = mosquitto_new(f->client_id, f->forgetting, f); /* clean session only to end it */
     if (!f->m) {
         snprintf(err, len, "mqtt: out of memory");
         return -1;
@@ -306,13 +365,14 @@ static int mqtt_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
     mosquitto_message_v5_callback_set(f->m, on_message);
     f->conn_done = false;
     int rc;
-    if (f->version == MQTT_PROTOCOL_V5) {
+    if (f->version == MQTT_PROTOCOL_V5 && !f->forgetting) {
         mosquitto_property *props = NULL;
         mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, UINT32_MAX);
         rc = mosquitto_connect_bind_v5(f->m, host, port, MQTT_KEEPALIVE_S, NULL, props);
         mosquitto_property_free_all(&props);
     } else {
-        rc = mosquitto_connect(f->m, host, port, MQTT_KEEPALIVE_S);
+        /* v5 without a session expiry: the session ends with the connection */
+        rc = mosquitto_connect_bind_v5(f->m, host, port, MQTT_KEEPALIVE_S, NULL, NULL);
     }
     if (rc != MOSQ_ERR_SUCCESS) {
         snprintf(err, len, "mqtt %s:%d: %s", host, port, mosquitto_strerror(rc));
@@ -430,6 +490,43 @@ static long mqtt_backlog(void *fp, ev_consumer_t *c)
     return ((mqtt_feed_t *)fp)->stored;
 }
 
+static void mqtt_forget(void *fp)
+{
+    mqtt_feed_t *f = fp;
+    drop_connection(f); /* unsent PUBACKs stay unsent: nothing is wanted any more */
+    if (f->q) {
+        st_mq_close(f->q);
+        f->q = NULL;
+    }
+    /* End the session: connect under the same client id with a clean
+     * session, then disconnect. Each server is tried once (a broker down now
+     * keeps the session until its own expiry: persistent_client_expiration
+     * in mosquitto). */
+    f->forgetting = true;
+    if (!f->claimed)
+        f->claimed = queue_claim(f->qpath); /* never connected: the file may be ours still */
+    bool ended = false;
+    for (int i = 0; i < f->nservers && !ended; i++) {
+        char err[256];
+        if (mqtt_connect(f, NULL, err, sizeof err) == 0) {
+            mosquitto_disconnect(f->m);
+            mosquitto_loop_write(f->m, 1);
+            ended = true;
+        } else {
+            fprintf(stderr, "eventing: mqtt %s: ending the session: %s\n", f->source, err);
+        }
+        drop_connection(f);
+    }
+    if (f->claimed) {
+        char p[1300];
+        unlink(f->qpath);
+        snprintf(p, sizeof p, "%s-wal", f->qpath);
+        unlink(p);
+        snprintf(p, sizeof p, "%s-shm", f->qpath);
+        unlink(p);
+    }
+}
+
 static void mqtt_close(void *fp)
 {
     mqtt_feed_t *f = fp;
@@ -445,6 +542,8 @@ static void mqtt_close(void *fp)
         flush_removals(f);
         st_mq_close(f->q);
     }
+    if (f->claimed)
+        queue_unclaim(f->qpath);
     free(f->batch);
     free(f->dels);
     free(f);
@@ -459,6 +558,7 @@ static const ev_feed_ops_t mqtt_ops = {
     .retry = mqtt_retry,
     .release = mqtt_release,
     .backlog = mqtt_backlog,
+    .forget = mqtt_forget,
     .close = mqtt_close,
 };
 

@@ -17,6 +17,20 @@
  * NAKed with a delay to a pull consumer; a plain NAK redelivers at once,
  * which would skip the backoff.
  *
+ * Pulling: the feed sends its own pull requests ($JS.API.CONSUMER.MSG.NEXT,
+ * one open at a time, batch = the free delivery slots, a short expiry) to
+ * an inbox of its own and reads that inbox, instead of calling libnats'
+ * natsSubscription_Fetch*: in the Debian libnats (3.4) a fetch that finds
+ * messages left over from an earlier pull (they arrive after a fetch
+ * returned, which the short waits here make common) writes past the array
+ * it allocated for the batch (fixed upstream in 3.10, nats.c #749) — the
+ * heap corruption a bench run once hit.
+ *
+ * An item keeps only the message's reply subject ($JS.ACK...), never the
+ * natsMsg: acks, "in progress" and naks are published to that subject on
+ * whatever connection is current, so nothing an item holds points into a
+ * subscription or connection that a reconnect may have freed.
+ *
  * Connection loss: the library reconnects by itself (every second, without
  * end); while it does the feed reads nothing. Acks are addressed by the
  * message's reply subject, valid on the new connection, so nothing held
@@ -34,6 +48,8 @@
 #include "eventing/sources.h"
 
 #define NATS_MAX_SERVERS 8
+#define NATS_PULL_EXPIRES_MS 100 /* a pull request's life when not idling */
+#define NATS_FIRST_WAIT_MS 10    /* wait for a just-requested batch to start */
 
 const char *const ev_nats_fields[] = {"servers", "stream", "subject", "consumer", "ackWait",
                                       "sink",    "delivery", NULL};
@@ -47,7 +63,13 @@ typedef struct nats_feed {
     size_t max_bytes;
     natsConnection *nc;
     jsCtx *js;
-    natsSubscription *sub;
+    natsSubscription *sub; /* a plain subscription on inbox */
+    natsInbox *inbox;
+    char next_subj[600];   /* $JS.API.CONSUMER.MSG.NEXT.STREAM.DURABLE */
+    /* The open pull request: messages it may still bring, and when the
+     * server forgets it (monotonic ms). One at a time. */
+    int req_left;
+    int64_t req_end_ms;
 } nats_feed_t;
 
 /* Stream and durable names may not hold '.', '*', '>' or white space. */
@@ -114,9 +136,13 @@ static void nats_teardown(nats_feed_t *f)
         jsCtx_Destroy(f->js);
     if (f->nc)
         natsConnection_Destroy(f->nc);
+    if (f->inbox)
+        natsInbox_Destroy(f->inbox);
     f->sub = NULL;
     f->js = NULL;
     f->nc = NULL;
+    f->inbox = NULL;
+    f->req_left = 0;
 }
 
 static bool nats_up(void *fp)
@@ -176,15 +202,10 @@ static int nats_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
         }
     }
     jsConsumerInfo_Destroy(ci);
-    if (s == NATS_OK) {
-        jsSubOptions so;
-        jsSubOptions_Init(&so);
-        so.Stream = f->stream;
-        so.Consumer = f->durable;
-        so.ManualAck = true;
-        s = js_PullSubscribe(&f->sub, f->js, f->subject[0] ? f->subject : NULL, f->durable, NULL,
-                             &so, &jerr);
-    }
+    if (s == NATS_OK)
+        s = natsInbox_Create(&f->inbox);
+    if (s == NATS_OK)
+        s = natsConnection_SubscribeSync(&f->sub, f->nc, f->inbox);
     if (s != NATS_OK) {
         if (jerr == JSStreamNotFoundErr)
             snprintf(err, len, "nats %s: stream %s not found", f->urls[0], f->stream);
@@ -216,96 +237,127 @@ static ev_header_t *msg_headers(natsMsg *m, size_t *n)
     return h;
 }
 
+/* Asks the server for up to batch messages, delivered to our inbox within
+ * expires_ms. 0, or -1 when it could not be sent. */
+static int pull_request(nats_feed_t *f, int batch, int expires_ms)
+{
+    char body[96];
+    snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", batch,
+             (long long)expires_ms * 1000000);
+    if (natsConnection_PublishRequestString(f->nc, f->next_subj, f->inbox, body) != NATS_OK)
+        return -1;
+    f->req_left = batch;
+    f->req_end_ms = ev_mono_ms() + expires_ms;
+    return 0;
+}
+
+/* One message from the inbox, within wait_ms. 1 when it was a message
+ * taken or dropped, 0 when there was none (or only a status: 404, 408, 409
+ * end a pull request, which req_end_ms covers), -1 on a closed connection. */
+static int take_next(nats_feed_t *f, ev_consumer_t *c, int wait_ms, int *taken)
+{
+    natsMsg *m = NULL;
+    natsStatus s = natsSubscription_NextMsg(&m, f->sub, wait_ms);
+    if (s == NATS_TIMEOUT)
+        return 0;
+    if (s != NATS_OK)
+        return natsConnection_Status(f->nc) == NATS_CONN_STATUS_CLOSED ? -1 : 0;
+    const char *reply = natsMsg_GetReply(m);
+    if (!reply || strncmp(reply, "$JS.ACK.", 8) != 0) {
+        natsMsg_Destroy(m); /* a status message of the pull protocol */
+        return 1;
+    }
+    if (f->req_left > 0)
+        f->req_left--;
+    jsMsgMetaData *meta = NULL;
+    char *rs = strdup(reply);
+    if (!rs || natsMsg_GetMetaData(&meta, m) != NATS_OK) {
+        if (!rs)
+            natsConnection_PublishString(f->nc, reply, "-NAK"); /* out of memory: later */
+        else
+            natsConnection_PublishString(f->nc, reply, "+TERM"); /* unreadable: never again */
+        free(rs);
+        natsMsg_Destroy(m);
+        return 1;
+    }
+    char id[32];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)meta->Sequence.Stream);
+    int prior = meta->NumDelivered > 1 ? (int)(meta->NumDelivered - 1) : 0;
+    if (meta->NumDelivered > 100000)
+        prior = 100000;
+    int64_t time_ms = meta->Timestamp / 1000000;
+    jsMsgMetaData_Destroy(meta);
+    size_t nh;
+    ev_header_t *h = msg_headers(m, &nh);
+    char err[256] = "";
+    ev_event_t *e = ev_ext_event(id, f->source, "dev.wasmfn.sources.natsjetstream",
+                                 natsMsg_GetSubject(m), time_ms, h, nh, natsMsg_GetData(m),
+                                 (size_t)natsMsg_GetDataLength(m), f->max_bytes, err, sizeof err);
+    free(h);
+    natsMsg_Destroy(m);
+    int r = ev_cons_take(c, id, e, err, prior, rs, 0, 0);
+    if (r <= 0) {
+        if (r < 0)
+            natsConnection_PublishString(f->nc, rs, "-NAK");
+        free(rs); /* r == 0: a copy we hold already; it settles the message */
+        return 1;
+    }
+    (*taken)++;
+    return 1;
+}
+
 static int nats_fetch(void *fp, ev_consumer_t *c, int max, int wait_ms)
 {
     nats_feed_t *f = fp;
     if (!f->sub)
         return -1;
     if (max <= 0)
-        return 0;
-    natsMsgList list = {0};
-    jsFetchRequest req;
-    jsFetchRequest_Init(&req);
-    req.Batch = max;
-    /* NoWait while deliveries run. (libnats 3.4 answers a NoWait fetch
-     * before the messages it asked for arrive; they come with the next
-     * one. A few-millisecond expiry instead corrupted the heap under load
-     * in bench/eventing/sources.sh, so it is not used.) */
-    if (wait_ms > 0)
-        req.Expires = (int64_t)wait_ms * 1000000;
-    else
-        req.NoWait = true;
-    natsStatus s = natsSubscription_FetchRequest(&list, f->sub, &req);
-    if (s != NATS_OK && list.Count == 0) {
-        if (natsConnection_Status(f->nc) == NATS_CONN_STATUS_CLOSED)
-            return -1;
-        return 0; /* none now (timeout, 404), or reconnecting */
-    }
-    int n = 0;
-    for (int i = 0; i < list.Count; i++) {
-        natsMsg *m = list.Msgs[i];
-        list.Msgs[i] = NULL; /* ours now, not the list's */
-        jsMsgMetaData *meta = NULL;
-        if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
-            natsMsg_Term(m, NULL); /* not a JetStream message: nothing to redeliver */
-            natsMsg_Destroy(m);
-            continue;
-        }
-        char id[32];
-        snprintf(id, sizeof id, "%llu", (unsigned long long)meta->Sequence.Stream);
-        int prior = meta->NumDelivered > 1 ? (int)(meta->NumDelivered - 1) : 0;
-        if (meta->NumDelivered > 100000)
-            prior = 100000;
-        int64_t time_ms = meta->Timestamp / 1000000;
-        jsMsgMetaData_Destroy(meta);
-        size_t nh;
-        ev_header_t *h = msg_headers(m, &nh);
-        char err[256] = "";
-        ev_event_t *e = ev_ext_event(id, f->source, "dev.wasmfn.sources.natsjetstream",
-                                     natsMsg_GetSubject(m), time_ms, h, nh, natsMsg_GetData(m),
-                                     (size_t)natsMsg_GetDataLength(m), f->max_bytes, err,
-                                     sizeof err);
-        free(h);
-        int r = ev_cons_take(c, id, e, err, prior, m, 0, 0);
-        if (r <= 0) {
-            if (r < 0)
-                natsMsg_Nak(m, NULL);
-            natsMsg_Destroy(m);
-            continue;
-        }
-        n++;
-    }
-    natsMsgList_Destroy(&list);
-    return n;
+        return 0; /* what arrived waits in the inbox (at most one batch) */
+    int n = 0, r = 1;
+    /* What arrived already, then a new request if none is open. */
+    while (n < max && (r = take_next(f, c, 0, &n)) > 0)
+        ;
+    if (r < 0)
+        return -1;
+    if (n < max && (f->req_left == 0 || ev_mono_ms() >= f->req_end_ms) &&
+        pull_request(f, max - n, wait_ms > NATS_PULL_EXPIRES_MS ? wait_ms : NATS_PULL_EXPIRES_MS))
+        return natsConnection_Status(f->nc) == NATS_CONN_STATUS_CLOSED ? -1 : n;
+    /* Nothing yet: wait a little for the first (idle: wait_ms). */
+    int wait = n > 0 ? 0 : wait_ms > 0 ? wait_ms : NATS_FIRST_WAIT_MS;
+    while (n < max && (r = take_next(f, c, wait, &n)) > 0)
+        wait = 0;
+    return r < 0 ? -1 : n;
 }
 
 static void nats_ack(void *fp, item_t *it)
 {
-    (void)fp;
+    nats_feed_t *f = fp;
     if (!it->msg)
         return;
-    natsMsg_Ack(it->msg, NULL);
-    natsMsg_Destroy(it->msg);
+    if (f->nc)
+        natsConnection_PublishString(f->nc, it->msg, "+ACK");
+    free(it->msg);
     it->msg = NULL;
 }
 
 static bool nats_retry(void *fp, item_t *it, int64_t delay_ms)
 {
-    (void)fp;
+    nats_feed_t *f = fp;
     (void)delay_ms;
     /* We keep it through the backoff: restart the server's ackWait timer.
      * A backoff longer than ackWait makes the server redeliver a copy,
      * which ev_cons_take recognises (same stream sequence) and drops. */
-    if (it->msg)
-        natsMsg_InProgress(it->msg, NULL);
+    if (it->msg && f->nc)
+        natsConnection_PublishString(f->nc, it->msg, "+WPI");
     return false;
 }
 
 static void nats_release(void *fp, item_t *it)
 {
-    (void)fp;
-    natsMsg_Nak(it->msg, NULL); /* redeliver now, to whoever reads next */
-    natsMsg_Destroy(it->msg);
+    nats_feed_t *f = fp;
+    if (f->nc)
+        natsConnection_PublishString(f->nc, it->msg, "-NAK"); /* redeliver now, to whoever reads next */
+    free(it->msg);
     it->msg = NULL;
 }
 
@@ -378,6 +430,8 @@ int ev_nats_feed(const ev_source_args_t *a, const ev_delivery_t *d, ev_source_fe
     f->ack_wait_ms = ack_wait_of(a->spec, d);
     f->max_bytes = a->max_event_bytes;
     snprintf(f->source, sizeof f->source, "nats://%s:%d/%s", hosts[0], ports[0], f->stream);
+    snprintf(f->next_subj, sizeof f->next_subj, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", f->stream,
+             f->durable);
     out->ops = &nats_ops;
     out->feed = f;
     snprintf(out->source, sizeof out->source, "%s", f->source);

@@ -57,7 +57,9 @@ void ev_timer_closed(uv_handle_t *h)
 void ev_obj_free(obj_t *o, bool deleted)
 {
     if (o->consumer)
-        ev_consumer_stop(o->consumer, deleted && o->kind == OBJ_TRIGGER);
+        /* A deleted trigger drops its group, a deleted MqttSource its
+         * session and queue file (mqtt.c). */
+        ev_consumer_stop(o->consumer, deleted && (o->kind == OBJ_TRIGGER || o->kind == OBJ_MQTT));
     if (o->timer) {
         uv_timer_stop(o->timer);
         o->timer->data = o->ev;

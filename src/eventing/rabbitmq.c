@@ -18,15 +18,21 @@
  * (x-dead-letter-exchange, or a policy) routes it there; a queue without
  * one drops it, as RabbitMQ does.
  *
+ * A broker that goes silent (no RST) is noticed by TCP keepalive and a TCP
+ * user timeout (RABBIT_KEEP*), not by AMQP heartbeats (see rabbit_connect).
+ *
  * Connection loss: the feed reconnects (the consumer retries every second)
  * and bumps its generation; delivery tags of the old connection are never
  * acked on the new one (they would name other messages) — the broker
  * requeued those messages and delivers them again: a duplicate, never a
  * loss or a double ack.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <amqp.h>
@@ -36,6 +42,13 @@
 #include "eventing/sources.h"
 
 #define RABBIT_MAX_HEADERS 64
+/* A silent peer (host gone, a partition: no RST) is noticed by TCP itself:
+ * keepalive probes after 30 s idle, every 10 s, 3 unanswered end it; data
+ * not acknowledged for 60 s (an ack sent into the void) ends it too. */
+#define RABBIT_KEEPIDLE_S 30
+#define RABBIT_KEEPINTVL_S 10
+#define RABBIT_KEEPCNT 3
+#define RABBIT_USER_TIMEOUT_MS 60000
 
 const char *const ev_rabbit_fields[] = {"broker", "rabbitmqResourcesConfig", "sink", "delivery",
                                         NULL};
@@ -188,8 +201,16 @@ static int rabbit_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
     }
     struct timeval rpc = {5, 0};
     amqp_set_rpc_timeout(f->conn, &rpc);
-    /* Heartbeats off: the thread may not call into the library for a whole
-     * attempt; a dead connection shows as an error on the next ack or read. */
+    /* AMQP heartbeats off: librabbitmq sends them only from inside its own
+     * calls, and the thread makes none while every delivery slot is busy, so
+     * the broker would close a healthy connection. TCP keepalive instead. */
+    int fd = amqp_socket_get_sockfd(sock), on = 1, idle = RABBIT_KEEPIDLE_S,
+        intvl = RABBIT_KEEPINTVL_S, cnt = RABBIT_KEEPCNT, uto = RABBIT_USER_TIMEOUT_MS;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof uto);
     amqp_rpc_reply_t r = amqp_login(f->conn, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
                                     ci.user, ci.password);
     reply_text(r, why, sizeof why);

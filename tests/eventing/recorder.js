@@ -7,6 +7,7 @@
 // POST /NAME     a delivery to sink NAME: 500 when n % POISON_MOD == 7
 //                (POISON_MOD 0: never), else 200, after DELAY_MS
 // GET /stats     {NAME: {total, unique, dups, ok, failed, maxN, inflightMax,
+//                         dupN: the first 30 n values answered 200 more than once,
 //                         ce: {id,source,type,subject,...} of the last one,
 //                         reasons: the first distinct dead-letter reasons}}
 // GET /n?name=NAME   the distinct n values that NAME answered 200 for
@@ -21,7 +22,7 @@ const sinks = {};
 function sink(name) {
   if (!sinks[name])
     sinks[name] = { total: 0, ok: 0, failed: 0, seen: new Map(), okSet: new Set(), inflight: 0,
-                    inflightMax: 0, ce: null, reasons: [] };
+                    inflightMax: 0, ce: null, reasons: [], okCount: new Map() };
   return sinks[name];
 }
 
@@ -31,9 +32,12 @@ const server = http.createServer((req, res) => {
     const out = {};
     for (const [k, s] of Object.entries(sinks)) {
       let dups = 0;
+      const dupN = [];
       for (const c of s.seen.values()) if (c > 1) dups += c - 1;
+      for (const [n, c] of s.okCount) if (c > 1 && dupN.length < 30) dupN.push(n);
       out[k] = { total: s.total, unique: s.seen.size, okUnique: s.okSet.size, dups, ok: s.ok,
-                 failed: s.failed, inflightMax: s.inflightMax, ce: s.ce, reasons: s.reasons };
+                 failed: s.failed, inflightMax: s.inflightMax, ce: s.ce, reasons: s.reasons,
+                 dupN };
     }
     res.setHeader('Content-Type', 'application/json');
     res.end(JSON.stringify(out));
@@ -77,7 +81,11 @@ const server = http.createServer((req, res) => {
         res.statusCode = 500;
         res.end('poison');
       } else {
-        res.end('ok', () => { s.ok++; s.okSet.add(n); });
+        res.end('ok', () => {
+          s.ok++;
+          s.okSet.add(n);
+          s.okCount.set(n, (s.okCount.get(n) || 0) + 1);
+        });
       }
     }, delay);
   });

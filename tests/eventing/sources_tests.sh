@@ -97,6 +97,14 @@ spec:
   topic: sensors/temp
   sink: { uri: "$S/mqtt" }
   $(delivery mqtt)
+---
+apiVersion: sources.wasmfn.dev/v1alpha1
+kind: MqttSource
+metadata: { name: mqttlock }
+spec:
+  servers: mqtt://127.0.0.1:$mport
+  topic: sensors/lock
+  sink: { uri: "$S/mqttlock" }
 EOF
 until_ok 20 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 0 1 2>/dev/null ||
     { bad "nats-server starts" "$(tail -5 "$tmp/nats.log")"; finish; }
@@ -107,16 +115,34 @@ SRCPUB_BIG=2000 "$SRCPUB" nats "nats://127.0.0.1:$nport" ORDERS orders.new 1 200
 # The MQTT session exists once the source is connected; then publish.
 until_ok 10 sh -c "curl -s $WASMFN_API/metrics | grep -q 'wasmfn_source_backlog{source=\"mqtt\"}'" ||
     { bad "the MQTT source connects" "$(tail -3 "$tmp/log"; tail -3 "$tmp/mosq.log")"; finish; }
-SRCPUB_BIG=2000 "$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/temp 0 2001 >"$tmp/mqttpub.log" 2>&1 &
+# Paced (about 5 s for all), so the kill below lands while the broker is
+# still handing the daemon new messages: a PUBACK sent before the durable
+# commit loses the messages of the batch being committed at the kill, and
+# the publisher, which got its PUBACKs from the broker, never resends them.
+SRCPUB_RATE=400 SRCPUB_BIG=2000 "$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/temp 0 2001 >"$tmp/mqttpub.log" 2>&1 &
 mqttpub=$!
 midway() { [ "$(stat "$1" okUnique)" -ge 300 ]; }
 until_ok 20 midway nats && until_ok 20 midway mqtt
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
+kill -0 "$mqttpub" 2>/dev/null && ok "MqttSource: the daemon was killed while the publisher was still publishing" ||
+    bad "MqttSource: the kill lands while publishing" "the publisher had finished"
 at_kill_nats=$(stat nats okUnique)
 at_kill_mqtt=$(stat mqtt okUnique)
 echo "     (killed with $at_kill_nats NATS and $at_kill_mqtt MQTT messages delivered of 1980 good ones each)"
 start_daemon 2
+# The queue's write lock held by another process makes the source's commit
+# fail (after SQLite's 5 s busy timeout), as a full or failing disk would:
+# the source drops the connection without acknowledging, and the broker
+# hands the messages over again once a commit succeeds. A PUBACK sent before
+# the commit would lose them (the kill -9 above catches that only when it
+# lands inside a commit). Checked below, after the NATS and MQTT checks.
+: >"$tmp/lock.out"
+"$SRCPUB" lock "$tmp/data/sources/mqtt-mqttlock.db" 6000 >"$tmp/lock.out" 2>&1 &
+lockpid=$!
+until_ok 5 grep -q locked "$tmp/lock.out" || bad "lock the MQTT queue" "$(cat "$tmp/lock.out")"
+"$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/lock 10 50 >"$tmp/lockpub.log" 2>&1 ||
+    bad "publish 50 QoS 1 messages" "$(cat "$tmp/lockpub.log")"
 wait "$mqttpub" || bad "publish 2001 QoS 1 messages to mosquitto" "$(cat "$tmp/mqttpub.log")"
 
 # Good: n in 0..1999 with n % 100 != 7 -> 1980; poison 20, plus the big one.
@@ -124,28 +150,40 @@ settled() { [ "$(stat "$1" okUnique)" -ge 1980 ] && [ "$(stat "dlq-$1" unique)" 
 check_source() { # check_source NAME LABEL KILLED_AT INFLIGHT
     local name=$1 label=$2
     until_ok 30 settled "$name"
-    local good dups dlq failed
+    local good dups dlq nfailed # not "failed": that is the suite's count
     good=$(stat "$name" okUnique)
     dups=$(($(stat "$name" ok) - good))
     dlq=$(stat "dlq-$name" unique)
-    failed=$(stat "$name" failed)
+    nfailed=$(stat "$name" failed)
     [ "$3" -lt 1980 ] && ok "$label: the daemon was killed midway ($3 of 1980 delivered)" ||
         bad "$label: the kill lands midway" "all $3 were delivered before it"
     [ "$good" = 1980 ] && ok "$label: after kill -9 and a restart all 1980 good messages were delivered" ||
         bad "$label: 1980 good messages delivered" "got $good"
     [ "$dups" -le "$4" ] && ok "$label: $dups duplicate deliveries (in flight at the kill: at most $4)" ||
-        bad "$label: duplicates within the in-flight window ($4)" "got $dups"
+        bad "$label: duplicates within the in-flight window ($4)" "got $dups: n = $(stat "$name" dupN)"
     [ "$dlq" = 21 ] && ok "$label: the 20 poison messages and the oversized one are in the dead-letter sink" ||
         bad "$label: 21 dead letters" "got $dlq: $(stat "dlq-$name" reasons)"
-    [ "$failed" -ge 40 ] && ok "$label: poison messages were retried before dead-lettering ($failed failed attempts)" ||
-        bad "$label: retries before dead letters" "$failed failed attempts"
+    [ "$nfailed" -ge 40 ] && ok "$label: poison messages were retried before dead-lettering ($nfailed failed attempts)" ||
+        bad "$label: retries before dead letters" "$nfailed failed attempts"
     stat "dlq-$name" reasons | grep -q 'larger than the limit' &&
         ok "$label: the oversized message is dead-lettered with the reason" ||
         bad "$label: the oversized message's reason" "$(stat "dlq-$name" reasons)"
 }
+check_parallel() { # check_parallel NAME LABEL CAP: the backlog raised parallelism to at most CAP
+    local most
+    most=$(stat "$1" inflightMax)
+    [ "$most" -gt 1 ] && [ "$most" -le "$3" ] &&
+        ok "$2: with a backlog and a slow sink, $most deliveries ran at once (cap $3)" ||
+        bad "$2: parallelism by backlog, more than 1 and at most $3 at once" "the sink saw at most $most"
+}
 # In flight: max-scale deliveries under way plus acks not yet at the broker.
+# MQTT also redelivers what the broker had in flight to the session
+# (mosquitto's max_inflight_messages, 20) when the kill lands after a batch
+# reached the queue file but before its PUBACKs left (the fsync).
 check_source nats "NatsJetStreamSource" "$at_kill_nats" 8
-check_source mqtt "MqttSource" "$at_kill_mqtt" 8
+check_source mqtt "MqttSource" "$at_kill_mqtt" 28
+check_parallel nats "NatsJetStreamSource" 4
+check_parallel mqtt "MqttSource" 4
 ce=$(stat nats ce)
 echo "$ce" | grep -q '"type":"dev.wasmfn.sources.natsjetstream"' && echo "$ce" | grep -q '"subject":"orders.new"' &&
     echo "$ce" | grep -q '"tenant":"acme"' && echo "$ce" | grep -q "\"source\":\"nats://127.0.0.1:$nport/ORDERS\"" &&
@@ -158,6 +196,37 @@ echo "$ce" | grep -q '"type":"dev.wasmfn.sources.mqtt"' && echo "$ce" | grep -q 
     [ "$(metric 'wasmfn_events_total{source="mqtt",trigger="",outcome="dead_lettered"}')" = 1 ] &&
     ok "wasmfn_events_total counts the sources' deliveries and dead letters" ||
     bad "source metrics" "$(curl -s "$WASMFN_API/metrics" | grep 'source=' | head)"
+
+# ---- MQTT: no PUBACK before the durable commit (started above) ----------
+wait "$lockpid"
+fifty() { [ "$(stat mqttlock okUnique)" -ge 50 ]; }
+if until_ok 15 fifty && grep -q 'sensors/lock.*database is locked' "$tmp/log"; then
+    ok "MqttSource: a failed commit sends no PUBACK: all 50 messages arrived after it"
+else
+    bad "MqttSource: messages survive a failed commit" \
+        "$(stat mqttlock okUnique) of 50 delivered; $(grep 'sensors/lock' "$tmp/log" | tail -2)"
+fi
+
+# ---- deleting an MqttSource ends its session and removes its queue ------
+api_delete() { curl -s -o /dev/null -w '%{http_code}' -XDELETE -H "Authorization: Bearer $WASMFN_TOKEN" "$WASMFN_API/v1/eventing/$1"; }
+[ "$(api_delete MqttSource/mqttlock)" = 200 ] || bad "delete the MqttSource mqttlock"
+qgone() { [ ! -e "$tmp/data/sources/mqtt-mqttlock.db" ] && [ ! -e "$tmp/data/sources/mqtt-mqttlock.db-wal" ]; }
+until_ok 10 qgone && ok "a deleted MqttSource's queue file is removed" ||
+    bad "the deleted MqttSource's queue file is removed" "$(ls "$tmp/data/sources")"
+# Published while no session exists: nobody subscribes, the broker keeps
+# nothing. Had the session stayed, the source applied again under the same
+# name (the same client id) would get it.
+"$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/lock 200 1 >/dev/null 2>&1 || bad "publish to sensors/lock"
+sed -n '/name: mqttlock/,$p' "$tmp/nm.yaml" | sed '1i apiVersion: sources.wasmfn.dev/v1alpha1\nkind: MqttSource' >"$tmp/mqttlock.yaml"
+"$WASMFN" apply -f "$tmp/mqttlock.yaml" >"$tmp/out" 2>&1 || bad "apply mqttlock again" "$(cat "$tmp/out")"
+until_ok 10 sh -c "curl -s $WASMFN_API/metrics | grep -q 'wasmfn_source_backlog{source=\"mqttlock\"}'"
+"$SRCPUB" mqtt 127.0.0.1 "$mport" sensors/lock 201 1 >/dev/null 2>&1 || bad "publish to sensors/lock"
+got201() { curl -s "$S/n?name=mqttlock" | grep -q '201'; }
+if until_ok 10 got201 && sleep 0.3 && ! curl -s "$S/n?name=mqttlock" | grep -q '200'; then
+    ok "the deleted MqttSource's broker session ended: applied again, it gets only what came after"
+else
+    bad "the deleted MqttSource's session ends" "delivered: $(curl -s "$S/n?name=mqttlock" | tr ',' '\n' | tail -3 | tr '\n' ' ')"
+fi
 
 # ---- RabbitMQ: the same, once its broker is up ----------------------------
 until_ok 60 "$SRCPUB" amqp "$AMQP" probe 0 1 2>/dev/null ||
@@ -181,9 +250,52 @@ wait "$pid" 2>/dev/null
 at_kill=$(stat rabbit okUnique)
 start_daemon 3
 check_source rabbit "RabbitmqSource" "$at_kill" 8
+check_parallel rabbit "RabbitmqSource" 4
+# A silent broker must not go unnoticed for long: the daemon's connection
+# probes after 30 s without traffic (librabbitmq turns keepalive on with the
+# kernel's 2-hour default; ss shows the time left as "NNsec" or "NNmin").
+# (Polled: while a frame is unacknowledged ss shows the retransmit timer.)
+kalive() { ss -tnopH state established "( dport = :$rport )" 2>&1 | grep "pid=$pid,"; }
+kalive_30s() { kalive | grep -Eq 'timer:\(keepalive,[0-9.]+(sec|ms),'; }
+until_ok 3 kalive_30s &&
+    ok "RabbitmqSource: its connection sends TCP keepalive probes after 30 s of silence" ||
+    bad "RabbitmqSource: TCP keepalive within 30 s" "$(kalive | head -2)"
 ce=$(stat rabbit ce)
 echo "$ce" | grep -q '"type":"dev.knative.rabbitmq.event"' && echo "$ce" | grep -q '"id":"m-' &&
     ok "RabbitMQ messages arrive as CloudEvents with the message id as id" || bad "RabbitMQ CloudEvent attributes" "$ce"
+
+# ---- RabbitMQ without a deadLetterSink: the queue's dead-letter exchange ---
+# orders-dlx has x-dead-letter-exchange "" and routing key orders-dlx.dead:
+# a message whose attempts are used up is rejected (basic.nack, no requeue)
+# and RabbitMQ moves it to orders-dlx.dead.
+SRCPUB_DLX=1 "$SRCPUB" amqp "$AMQP" orders-dlx 0 110 || bad "publish 110 messages to a queue with a DLX"
+cat >"$tmp/rabbitdlx.yaml" <<EOF
+apiVersion: sources.knative.dev/v1alpha1
+kind: RabbitmqSource
+metadata: { name: rabbitdlx }
+spec:
+  broker: $AMQP
+  rabbitmqResourcesConfig: { queueName: orders-dlx, predeclared: true, parallelism: 2 }
+  sink: { uri: "$S/rabbitdlx" }
+  delivery: { retry: 2, backoffPolicy: linear, backoffDelay: PT0.05S, timeout: PT2S }
+EOF
+"$WASMFN" apply -f "$tmp/rabbitdlx.yaml" >"$tmp/out" 2>&1 || bad "apply a RabbitmqSource without deadLetterSink" "$(cat "$tmp/out")"
+: >"$tmp/dead"
+two_dead() {
+    "$SRCPUB" amqp-get "$AMQP" orders-dlx.dead >>"$tmp/dead" 2>/dev/null
+    [ "$(wc -l <"$tmp/dead")" -ge 2 ]
+}
+until_ok 20 two_dead
+sleep 0.3 # a third one would show now
+"$SRCPUB" amqp-get "$AMQP" orders-dlx.dead >>"$tmp/dead" 2>/dev/null
+[ "$(sort "$tmp/dead" | tr -d '\n')" = '{"n":107}{"n":7}' ] && [ "$(stat rabbitdlx failed)" = 6 ] &&
+    [ "$(stat rabbitdlx okUnique)" = 108 ] &&
+    ok "RabbitmqSource: without deadLetterSink the 2 poison messages went to the queue's DLX after 3 attempts each" ||
+    bad "RabbitmqSource: rejected to the dead-letter exchange" \
+        "dead queue: $(tr '\n' ' ' <"$tmp/dead"); $(stat rabbitdlx failed) failed attempts, $(stat rabbitdlx okUnique) of 108 delivered"
+[ "$(metric 'wasmfn_events_total{source="rabbitdlx",trigger="",outcome="rejected"} 2')" = 1 ] &&
+    ok "wasmfn_events_total counts them as rejected" ||
+    bad "the rejected metric" "$(curl -s "$WASMFN_API/metrics" | grep 'rabbitdlx' | head -5)"
 
 # ---- the broker goes away and comes back; the daemon stops cleanly ---------
 nats_stop
