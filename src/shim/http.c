@@ -105,8 +105,8 @@ static const char *env_get(const shim_spec_t *spec, const char *key)
     return NULL;
 }
 
-int shim_http_serve(const shim_spec_t *spec, const uint8_t *bytes, size_t len, int (*gate)(void),
-                    char *err, size_t errlen)
+int shim_http_serve(const shim_spec_t *spec, const shim_config_t *cfg, const uint8_t *bytes,
+                    size_t len, int (*gate)(void), char *err, size_t errlen)
 {
     http_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -138,6 +138,9 @@ int shim_http_serve(const shim_spec_t *spec, const uint8_t *bytes, size_t len, i
         .load_blob = load_blob,
         .load_blob_ud = &c,
     };
+    char note[640];
+    shim_native_serving(cfg, d, &c.loop, &sc, note, sizeof note);
+    shim_guest_log("%s: HTTP function: %s", spec->args[0], note);
     if (!(c.srv = srv_new(&sc, err, errlen))) return -1;
 
     srv_revision_t rev = {

@@ -2,7 +2,8 @@
  * shim.h — containerd-shim-wasmfn-v1, containerd's runtime v2 shim for
  * WebAssembly (runtime type io.containerd.wasmfn.v1). Prefix: shim_.
  *
- * One binary, four roles chosen by its last argument:
+ * One binary, five roles chosen by its last argument (the last two by
+ * their first):
  *
  *   start    containerd runs it in the bundle directory: it binds the
  *            task socket, spawns the long-running shim ("serve", below) in
@@ -15,6 +16,9 @@
  *   _guest   one container's process, started by the task service: runs
  *            the bundle's .wasm (guest.c), as a WASI command or, for an
  *            HTTP function, as a server (http.c).
+ *   compile  the native compiler (`wasmfn compile`'s code), which the
+ *            container's process starts to fill the node's cache of native
+ *            code (native.c).
  *
  * A container is a child process (not a thread of the shim) so that its
  * pid is real for containerd and Kubernetes, a crash or OOM of one guest
@@ -72,11 +76,33 @@ typedef struct shim_spec {
 int shim_spec_load(const char *bundle, shim_spec_t *s, char *err, size_t errlen);
 void shim_spec_free(shim_spec_t *s);
 
+/* Reads a regular file of at most max bytes, NUL-terminated (malloc'd),
+ * or NULL with a message naming the file. */
+char *shim_file_read_small(const char *path, size_t max, char *err, size_t errlen);
+
 /* Opens the file at path (absolute or not: either way it is resolved as if
  * root were "/", symbolic links and ".." included, so an image cannot name
  * a file outside its rootfs). Returns an fd (O_RDONLY|O_CLOEXEC) or -1 with
  * errno set. */
 int shim_open_in_root(const char *root, const char *path);
+
+/* ---- the shim's configuration (config.c) ---------------------------------- */
+
+/* Where native code is cached when the runtime options name no file. */
+#define SHIM_DEFAULT_CACHE_DIR "/var/lib/wasmfn-shim/cache"
+
+typedef struct shim_config {
+    bool native;          /* tier "auto": native code from the cache (native.c) */
+    char cache_dir[4096]; /* absolute */
+} shim_config_t;
+
+void shim_config_default(shim_config_t *c);
+/* Reads the runtime options containerd sent with Create (a
+ * google.protobuf.Any: its type URL and value; none = the defaults) and
+ * the file their config_path names. Returns 0, or -1 with a one-line
+ * message (FILE:LINE for the file). */
+int shim_config_load(const char *type_url, const uint8_t *value, size_t len, shim_config_t *c,
+                     char *err, size_t errlen);
 
 /* ---- ttrpc (ttrpc.c) ------------------------------------------------------ */
 
@@ -125,9 +151,9 @@ void shim_events_flush(uint32_t timeout_ms);
 
 /* ---- the container's process (guest.c, http.c) ------------------------------ */
 
-/* `_guest BUNDLE`: fd 3 is the start gate (a byte = run, end of file =
- * exit), fd 4 reports readiness (closed empty = ready, else one line of
- * error). Returns the process's exit status. */
+/* `_guest BUNDLE ID CACHE_DIR|-` ("-": tier interp): fd 3 is the start
+ * gate (a byte = run, end of file = exit), fd 4 reports readiness (closed
+ * empty = ready, else one line of error), fd 5 is the shim's log. Returns the process's exit status. */
 int shim_guest_main(int argc, char **argv);
 
 #endif

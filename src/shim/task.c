@@ -65,6 +65,7 @@ static struct {
     struct timespec exited_at;
     const shim_opts_t *opts;
     const char *socket_path;
+    char guest_cache[4096]; /* the guest's cache argument: a directory, or "-" */
     bool exiting;
 } task = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .gate_fd = -1};
 
@@ -204,16 +205,20 @@ static void child_exec(int gate_fd, int ready_fd, const char *netns)
         if (nfd < 0 || setns(nfd, CLONE_NEWNET) != 0)
             child_fail(ready_fd, "cannot join the container's network namespace");
     }
-    /* gate_fd and ready_fd are >= 10 (task_spawn), so these never clobber
-     * each other; dup2 leaves the copies without O_CLOEXEC. */
+    /* The shim's log (its stderr) becomes the guest's fd 5. */
+    int log = fcntl(2, F_DUPFD_CLOEXEC, 10);
+    if (log < 0) log = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    /* gate_fd, ready_fd and log are >= 10 (task_spawn), so these never
+     * clobber each other; dup2 leaves the copies without O_CLOEXEC. */
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || dup2(gate_fd, 3) < 0 ||
-        dup2(ready_fd, 4) < 0)
+        dup2(ready_fd, 4) < 0 || dup2(log, 5) < 0)
         child_fail(ready_fd, "dup2 failed");
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
-    execl("/proc/self/exe", "containerd-shim-wasmfn-v1", "_guest", task.bundle, (char *)NULL);
+    execl("/proc/self/exe", "containerd-shim-wasmfn-v1", "_guest", task.bundle, task.id,
+          task.guest_cache, (char *)NULL);
     child_fail(4, "cannot execute the shim's guest process");
 }
 
@@ -353,6 +358,14 @@ static int task_create(const uint8_t *in, size_t len, uint8_t **out, size_t *out
         code = SHIM_INVALID_ARGUMENT;
         goto out;
     }
+    shim_config_t cfg;
+    if (shim_config_load(r->options ? r->options->type_url : NULL,
+                         r->options ? r->options->value.data : NULL,
+                         r->options ? r->options->value.len : 0, &cfg, msg, msglen) != 0) {
+        code = SHIM_INVALID_ARGUMENT;
+        goto out;
+    }
+    snprintf(task.guest_cache, sizeof task.guest_cache, "%s", cfg.native ? cfg.cache_dir : "-");
     if ((code = rootfs_mount(r, msg, msglen)) != SHIM_OK) goto out;
     if ((code = task_spawn(spec.netns_path, msg, msglen)) != SHIM_OK) {
         if (task.gate_fd >= 0) close(task.gate_fd);

@@ -8,7 +8,11 @@
 #   SIGTERM and SIGKILL stopping a spinning guest promptly; a memory limit;
 #   a broken module refused at create with its reason; task events reaching
 #   containerd; an HTTP function (wasmfn.dev/http=true) on the host network
-#   answering curl and /metrics, then drained by SIGTERM.
+#   answering curl and /metrics, then drained by SIGTERM; native code: a
+#   first start interpreted while the node's cache is filled in the
+#   background, the next one native (the shim's log line in containerd's
+#   log; wasmfn_revision_tier on an HTTP function's /metrics), a damaged
+#   artefact refused and rebuilt, the runtime options' tier and cache_dir.
 # Needs root (containerd mounts). Env: SHIM (the binary), CMD_WASM
 # (tests/shim/fns/cmd.c built), HELLO_WASM (examples/hello.wasm).
 # Ends with "shim: N passed, M failed"; exits non-zero on a failure.
@@ -39,7 +43,7 @@ CPID=
 cleanup() {
     [[ -n $CPID ]] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
     # Shims whose container outlived a failed test, then any mount left.
-    for p in $(pgrep -f "containerd-shim-wasmfn-v1 (.*-address $T/c.sock|_guest $T/)" 2>/dev/null); do
+    for p in $(pgrep -f "containerd-shim-wasmfn-v1 (.*-address $T/c.sock|_guest $T/|compile --cache-dir $T/)" 2>/dev/null); do
         kill -9 "$p" 2>/dev/null
     done
     grep -o " $T/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
@@ -83,7 +87,11 @@ if ! C images import --snapshotter $SNAP "$T/cmd.tar" >/dev/null 2>&1; then
     C images import --snapshotter $SNAP "$T/cmd.tar" >/dev/null || skip_all "ctr images import failed"
 fi
 echo "  (snapshotter $SNAP)"
-RUN=(run --snapshotter $SNAP --runtime io.containerd.wasmfn.v1)
+# The shim's configuration (runtime options): native code cached in $T.
+printf 'tier = "auto"\ncache_dir = "%s"\n' "$T/cache" >"$T/shim.toml"
+RUN=(run --snapshotter $SNAP --runtime io.containerd.wasmfn.v1 --runtime-config-path "$T/shim.toml")
+# The line the shim logs (into containerd's log) for container $1's tier.
+tier_line() { grep -a "shim: container $1: " "$T/containerd.log" | tail -1; }
 
 # Events as containerd sees them, for the whole run.
 C events >"$T/events" 2>&1 &
@@ -144,6 +152,58 @@ check "a module path cannot leave the rootfs" '[[ $rc -ne 0 ]] && grep -q "No su
 out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 b3 /cmd.wasm hello 0 2>/dev/null)
 check "the shim keeps working after those" 'grep -qx "arg1=hello" <<<"$out"'
 
+echo "== native code"
+check "a first start runs interpreted while the cache is filled" \
+    'tier_line c1 | grep -q "/cmd.wasm: interpreted (not cached; compiling it in the background"'
+hex=$(sha256sum "$CMD_WASM" | cut -c1-64)
+art=
+for _ in $(seq 1 300); do
+    art=$(ls "$T/cache/$hex"-*.native 2>/dev/null | head -1)
+    [[ -n $art ]] && break
+    sleep 0.1
+done
+check "the background compile stores the module's native code" '[[ -n $art ]]'
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 n1 /cmd.wasm hello 7 2>/dev/null)
+rc=$?
+check "the next start runs native code from the cache" \
+    'tier_line n1 | grep -q "/cmd.wasm: native code (from the cache $T/cache)"'
+check "native code gives the same output and exit status" '[[ $rc -eq 7 ]] && grep -qx "arg1=hello" <<<"$out" && grep -qx "/data.txt: hi" <<<"$out"'
+C "${RUN[@]}" -d docker.io/wasmfn/cmd:1 n2 /cmd.wasm spin >/dev/null 2>&1
+for _ in $(seq 1 100); do
+    [[ $(C task ls 2>/dev/null | awk '$1 == "n2" {print $3}') == RUNNING ]] && break
+    sleep 0.05
+done
+sleep 0.2
+C task kill -s SIGTERM n2
+for _ in $(seq 1 100); do
+    [[ $(C task ls 2>/dev/null | awk '$1 == "n2" {print $3}') == STOPPED ]] && break
+    sleep 0.02
+done
+code=$(C task delete n2 2>&1 | grep -o 'exit code [0-9]*' | grep -o '[0-9]*$')
+C containers rm n2 >/dev/null 2>&1
+check "SIGTERM interrupts a spinning guest in native code too (143)" \
+    'tier_line n2 | grep -q "native code" && [[ $code == 143 ]]'
+# One byte of the sealed artefact changed: refused, run interpreted, rebuilt.
+python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[len(b)//2]^=1; open(p,"wb").write(b)' "$art"
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 n3 /cmd.wasm hello 0 2>/dev/null)
+check "a damaged artefact is refused and the guest runs interpreted" \
+    'tier_line n3 | grep -q "interpreted (its cached code was refused" && grep -qx "arg1=hello" <<<"$out"'
+for _ in $(seq 1 300); do
+    [[ -f $art ]] && break
+    sleep 0.1
+done
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 n4 /cmd.wasm hello 0 2>/dev/null)
+check "... and compiled again for the next start" 'tier_line n4 | grep -q "native code (from the cache"'
+printf '# no native code\ntier = "interp"\n' >"$T/interp.toml"
+timeout 30 ctr -a "$T/c.sock" "${RUN[@]/$T\/shim.toml/$T/interp.toml}" --rm docker.io/wasmfn/cmd:1 n5 /cmd.wasm hello 0 >/dev/null 2>&1
+check "tier \"interp\" in the runtime options keeps the interpreter" \
+    'tier_line n5 | grep -q "interpreted (tier \"interp\""'
+printf 'tier = "auto"\n\ncache = "/x"\n' >"$T/bad.toml"
+err=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]/$T\/shim.toml/$T/bad.toml}" --rm docker.io/wasmfn/cmd:1 n6 /cmd.wasm 2>&1)
+rc=$?
+check "a bad configuration fails create, naming file and line" \
+    '[[ $rc -ne 0 ]] && grep -q "bad.toml:3: unknown key .cache." <<<"$err"'
+
 echo "== an HTTP function"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 "$HERE/mkimage.py" "$T/web.tar" docker.io/wasmfn/hello:1 --file "$HELLO_WASM:/hello.wasm" \
@@ -160,6 +220,16 @@ check "curl gets the function's answer on \$PORT" 'grep -q "Hello from wasmfn! (
 curl -s -o /dev/null "http://127.0.0.1:$port/again"
 metrics=$(curl -s "http://127.0.0.1:$port/metrics")
 check "/metrics counts both requests" 'grep -q "^wasmfn_requests_total{function=\"fn\",revision=\"fn-00001\",code=\"200\"} 2$" <<<"$metrics"'
+native='wasmfn_revision_tier{function="fn",revision="fn-00001",tier="native"} 1'
+check "a first start serves interpreted while it compiles" \
+    'tier_line w1 | grep -q "/hello.wasm: HTTP function: interpreted until its background compile into $T/cache is done"'
+for _ in $(seq 1 300); do
+    curl -s "http://127.0.0.1:$port/metrics" | grep -qF "$native" && break
+    sleep 0.1
+done
+body=$(curl -s "http://127.0.0.1:$port/native")
+check "it switches to native code when its background compile is done" \
+    'curl -s "http://127.0.0.1:$port/metrics" | grep -qF "$native" && grep -q "(path /native)" <<<"$body"'
 C task kill w1
 st=
 for _ in $(seq 1 100); do
@@ -171,6 +241,30 @@ code=$(C task delete w1 2>&1 | grep -o 'exit code [0-9]*')
 C containers rm w1 >/dev/null 2>&1
 check "SIGTERM drains it and it exits 0" '[[ $st == STOPPED && -z $code ]]'
 check "the port is closed afterwards" '! curl -s -m 1 -o /dev/null "http://127.0.0.1:$port/"'
+C "${RUN[@]}" -d --net-host --env PORT=$port --annotation wasmfn.dev/http=true \
+    docker.io/wasmfn/hello:1 w2 >/dev/null 2>&1
+body=
+for _ in $(seq 1 100); do
+    body=$(curl -s -m 2 "http://127.0.0.1:$port/") && break
+    sleep 0.05
+done
+# The tier gauge is set at the data plane's next tick (1 s): the first
+# value it shows must be native.
+tier=
+for _ in $(seq 1 40); do
+    tier=$(curl -s "http://127.0.0.1:$port/metrics" | grep -o '^wasmfn_revision_tier{.*tier="[a-z]*"} 1$')
+    [[ -n $tier ]] && break
+    sleep 0.05
+done
+check "the next start of the function serves native code at once" \
+    'grep -q "Hello from wasmfn" <<<"$body" && [[ $tier == "$native" ]] && tier_line w2 | grep -q "HTTP function: native code (from the cache"'
+C task kill w2
+for _ in $(seq 1 100); do
+    [[ $(C task ls 2>/dev/null | awk '$1 == "w2" {print $3}') == STOPPED ]] && break
+    sleep 0.05
+done
+C task delete w2 >/dev/null 2>&1
+C containers rm w2 >/dev/null 2>&1
 
 echo "== events"
 sleep 0.3
