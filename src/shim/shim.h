@@ -30,6 +30,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
 
 #define SHIM_VERSION "wasmfn-shim 1"
 #define SHIM_RUNTIME_TYPE "io.containerd.wasmfn.v1"
@@ -136,6 +138,20 @@ void shim_ttrpc_serve(int listen_fd, shim_method_fn fn);
 shim_method_fn shim_task_service(const shim_opts_t *opts, const char *socket_path);
 /* True once Shutdown has been accepted: the process exits after the reply. */
 bool shim_task_exiting(void);
+
+/* ---- resource use (stats.c) ----------------------------------------------- */
+
+typedef struct shim_stats {
+    pid_t pid;                   /* the container's process */
+    bool running;                /* not reaped yet: read /proc/PID */
+    struct rusage rusage;        /* what wait4 reported, once reaped */
+    uint64_t memory_limit_bytes; /* the spec's; 0 = none */
+} shim_stats_t;
+
+/* A StatsResponse (serialized, malloc'd) holding cgroups v2 Metrics
+ * (io.containerd.cgroups.v2.Metrics) for the process. SHIM_OK, or
+ * SHIM_INTERNAL when out of memory. */
+int shim_stats_pack(const shim_stats_t *in, uint8_t **out, size_t *out_len);
 
 /* ---- events (events.c) ------------------------------------------------------ */
 

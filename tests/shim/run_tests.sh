@@ -5,7 +5,8 @@
 #   images built here as OCI layouts and imported; `ctr run --runtime
 #   io.containerd.wasmfn.v1` of a WASI command (output on the FIFOs, args,
 #   env, rootfs as "/", the host's files out of reach, exit status);
-#   SIGTERM and SIGKILL stopping a spinning guest promptly; a memory limit;
+#   SIGTERM and SIGKILL stopping a spinning guest promptly; its metrics
+#   (`ctr task metrics`: cgroups v2 Metrics) running and stopped; a memory limit;
 #   a broken module refused at create with its reason; task events reaching
 #   containerd; an HTTP function (wasmfn.dev/http=true) on the host network
 #   answering curl and /metrics, then drained by SIGTERM; native code: a
@@ -90,6 +91,8 @@ echo "  (snapshotter $SNAP)"
 # The shim's configuration (runtime options): native code cached in $T.
 printf 'tier = "auto"\ncache_dir = "%s"\n' "$T/cache" >"$T/shim.toml"
 RUN=(run --snapshotter $SNAP --runtime io.containerd.wasmfn.v1 --runtime-config-path "$T/shim.toml")
+# A value from `ctr task metrics` output in $m.
+metric() { awk -v k="$1" '$1 == k {print $2}' <<<"$m"; }
 # The line the shim logs (into containerd's log) for container $1's tier.
 tier_line() { grep -a "shim: container $1: " "$T/containerd.log" | tail -1; }
 
@@ -115,12 +118,18 @@ check "exit 0, and ctr --env overrides the image's" '[[ $rc -eq 0 ]] && grep -qx
 echo "== stopping a running guest"
 for sig in SIGTERM SIGKILL; do
     want=$([[ $sig == SIGTERM ]] && echo 143 || echo 137)
-    C "${RUN[@]}" -d docker.io/wasmfn/cmd:1 "s-$sig" /cmd.wasm spin >/dev/null 2>&1
+    C "${RUN[@]}" -d --memory-limit $((32 << 20)) docker.io/wasmfn/cmd:1 "s-$sig" /cmd.wasm spin >/dev/null 2>&1
     for _ in $(seq 1 100); do
         [[ $(C task ls 2>/dev/null | awk -v t="s-$sig" '$1 == t {print $3}') == RUNNING ]] && break
         sleep 0.05
     done
     sleep 0.2 # the guest is in its loop now
+    if [[ $sig == SIGTERM ]]; then
+        m=$(C task metrics "s-$sig" 2>&1)
+        check "ctr task metrics: a running guest's CPU time, memory, limit and threads" \
+            '[[ $(metric cpu.usage_usec) -gt 0 && $(metric memory.usage) -gt $((1 << 20)) &&
+                $(metric memory.usage_limit) == $((32 << 20)) && $(metric pids.current) -ge 1 ]]'
+    fi
     t0=$(date +%s%3N)
     C task kill -s $sig "s-$sig"
     st=
@@ -130,6 +139,11 @@ for sig in SIGTERM SIGKILL; do
         sleep 0.02
     done
     ms=$(($(date +%s%3N) - t0))
+    if [[ $sig == SIGTERM ]]; then
+        m=$(C task metrics "s-$sig" 2>&1)
+        check "ctr task metrics: a stopped guest's CPU time, no memory or threads" \
+            '[[ $(metric cpu.usage_usec) -gt 0 && $(metric memory.usage) == 0 && $(metric pids.current) == 0 ]]'
+    fi
     # ctr reports a non-zero exit status as a warning
     code=$(C task delete "s-$sig" 2>&1 | grep -o 'exit code [0-9]*' | grep -o '[0-9]*$')
     C containers rm "s-$sig" >/dev/null 2>&1
@@ -157,7 +171,7 @@ check "a first start runs interpreted while the cache is filled" \
     'tier_line c1 | grep -q "/cmd.wasm: interpreted (not cached; compiling it in the background"'
 hex=$(sha256sum "$CMD_WASM" | cut -c1-64)
 art=
-for _ in $(seq 1 300); do
+for _ in $(seq 1 600); do
     art=$(ls "$T/cache/$hex"-*.native 2>/dev/null | head -1)
     [[ -n $art ]] && break
     sleep 0.1
@@ -188,7 +202,7 @@ python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[len(b
 out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 n3 /cmd.wasm hello 0 2>/dev/null)
 check "a damaged artefact is refused and the guest runs interpreted" \
     'tier_line n3 | grep -q "interpreted (its cached code was refused" && grep -qx "arg1=hello" <<<"$out"'
-for _ in $(seq 1 300); do
+for _ in $(seq 1 600); do
     [[ -f $art ]] && break
     sleep 0.1
 done
@@ -223,7 +237,7 @@ check "/metrics counts both requests" 'grep -q "^wasmfn_requests_total{function=
 native='wasmfn_revision_tier{function="fn",revision="fn-00001",tier="native"} 1'
 check "a first start serves interpreted while it compiles" \
     'tier_line w1 | grep -q "/hello.wasm: HTTP function: interpreted until its background compile into $T/cache is done"'
-for _ in $(seq 1 300); do
+for _ in $(seq 1 600); do
     curl -s "http://127.0.0.1:$port/metrics" | grep -qF "$native" && break
     sleep 0.1
 done
