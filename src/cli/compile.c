@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -67,6 +69,10 @@ static int compile_raw(const char *in, const char *out, uint64_t memory_mib, int
     (void)memory_mib;
 #endif
     if (nice_level > 0) setpriority(PRIO_PROCESS, 0, nice_level);
+    /* The object goes to whoever started us; once it is gone (a killed
+     * daemon, or a shim container stopped mid-compile) the compile is
+     * wasted work that could run for minutes. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     size_t len;
     uint8_t *wasm = cli_file_bytes(in, &len);
     if (!wasm) {

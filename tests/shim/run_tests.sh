@@ -37,46 +37,11 @@ for tool in containerd ctr curl python3; do
     command -v $tool >/dev/null || skip_all "$tool is missing (make deps)"
 done
 
-# A short directory: the shim's socket lives at DIR/s/<64 hex digits>, and
-# unix socket paths end at 108 bytes.
+# A short directory (see containerd.sh).
 T=$(mktemp -d /tmp/wfs.XXXXXX)
-CPID=
-cleanup() {
-    [[ -n $CPID ]] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
-    # Shims whose container outlived a failed test, then any mount left.
-    for p in $(pgrep -f "containerd-shim-wasmfn-v1 (.*-address $T/c.sock|_guest $T/|compile --cache-dir $T/)" 2>/dev/null); do
-        kill -9 "$p" 2>/dev/null
-    done
-    grep -o " $T/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-mkdir -p "$T/bin" "$T/root" "$T/state"
-ln -s "$SHIM" "$T/bin/containerd-shim-wasmfn-v1"
-cat >"$T/config.toml" <<EOF
-version = 2
-root = "$T/root"
-state = "$T/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.opt",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$T/c.sock"
-[ttrpc]
-  address = "$T/c.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
-# containerd finds runtime io.containerd.wasmfn.v1 as containerd-shim-wasmfn-v1 on its PATH.
-PATH="$T/bin:$PATH" containerd --config "$T/config.toml" >"$T/containerd.log" 2>&1 &
-CPID=$!
-C() { ctr -a "$T/c.sock" "$@"; }
-for _ in $(seq 1 100); do C version >/dev/null 2>&1 && break; sleep 0.05; done
-C version >/dev/null 2>&1 || { tail -5 "$T/containerd.log"; skip_all "containerd did not start"; }
+source "$HERE/containerd.sh"
+trap ctrd_stop EXIT
+ctrd_start "$T" "$SHIM" || skip_all "containerd did not start"
 
 # Overlayfs where the kernel allows it here, else containerd's native copy.
 SNAP=overlayfs
@@ -223,6 +188,25 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 python3 "$HERE/mkimage.py" "$T/web.tar" docker.io/wasmfn/hello:1 --file "$HELLO_WASM:/hello.wasm" \
     --entrypoint '["/hello.wasm"]'
 C images import --snapshotter $SNAP "$T/web.tar" >/dev/null
+# Killed while its module compiles: the compiler goes with it.
+C "${RUN[@]}" -d --net-host --env PORT=$port --annotation wasmfn.dev/http=true \
+    docker.io/wasmfn/hello:1 w0 >/dev/null 2>&1
+for _ in $(seq 1 100); do curl -s -m 2 -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
+gpid=$(C task ls 2>/dev/null | awk '$1 == "w0" {print $2}')
+cpid=$(pgrep -P "$gpid" -f "compile --raw")
+C task kill -s SIGKILL w0
+for _ in $(seq 1 100); do
+    [[ -n $cpid ]] && ! kill -0 "$cpid" 2>/dev/null && break
+    sleep 0.02
+done
+check "a compile in progress ends with the HTTP function killed during it" \
+    '[[ -n $cpid ]] && ! kill -0 "$cpid" 2>/dev/null'
+for _ in $(seq 1 100); do
+    [[ $(C task ls 2>/dev/null | awk '$1 == "w0" {print $3}') == STOPPED ]] && break
+    sleep 0.02
+done
+C task delete w0 >/dev/null 2>&1
+C containers rm w0 >/dev/null 2>&1
 C "${RUN[@]}" -d --net-host --env PORT=$port --annotation wasmfn.dev/http=true \
     docker.io/wasmfn/hello:1 w1 >/dev/null 2>&1
 body=
