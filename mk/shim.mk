@@ -105,3 +105,29 @@ test-deploy:
 	if echo "$$out" | grep -q '^deploy: 2 files, 5 documents, 12 faults$$'; then \
 		echo "deploy: the planted faults are all found"; \
 	else echo "$$out"; echo "deploy: FAILED: check_deploy.py missed planted faults"; exit 1; fi
+
+# `make bench-shim`: bench/shim/start_latency.sh, start-to-answer latency
+# of containers through a private containerd, the wasmfn shim against runc
+# running the same program natively (needs root; results by hand in
+# docs/benchmarks.md). SHIM_BENCH_N starts per row (default 50). Not part of
+# `make bench`: some minutes of container starts and native compiles, and
+# root.
+SHIM_BENCH_DIR := $(BUILD)/bench/shim
+SHIM_BENCH_N ?= 50
+.PHONY: bench-shim
+
+$(SHIM_BENCH_DIR)/hello.wasm: bench/shim/hello.c
+	@mkdir -p $(@D)
+	$(EXAMPLES_CC) $(EXAMPLES_CFLAGS) $< -o $@
+
+$(SHIM_BENCH_DIR)/%-static: bench/shim/%.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -static $< -o $@
+
+bench-shim: $(SHIM_BIN) $(SHIM_BENCH_DIR)/hello.wasm $(SHIM_BENCH_DIR)/hello-static \
+		$(SHIM_BENCH_DIR)/httpd-static $(EXAMPLES_DIR)/hello.wasm
+	@SHIM=$(abspath $(SHIM_BIN)) HELLO_WASM=$(abspath $(SHIM_BENCH_DIR)/hello.wasm) \
+	    HELLO_NATIVE=$(abspath $(SHIM_BENCH_DIR)/hello-static) \
+	    HTTPD_NATIVE=$(abspath $(SHIM_BENCH_DIR)/httpd-static) \
+	    HTTP_WASM=$(abspath $(EXAMPLES_DIR)/hello.wasm) N=$(SHIM_BENCH_N) \
+	    bash bench/shim/start_latency.sh
