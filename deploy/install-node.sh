@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-node.sh — makes a node's containerd run Wasm pods with wasmfn:
-# copies containerd-shim-wasmfn-v1 to /usr/local/bin, adds the runtime
+# copies containerd-shim-wasmfn-v1 to /usr/local/bin and its configuration
+# to /etc/wasmfn/shim.toml, adds the runtime
 # handler `wasmfn` to containerd's configuration (K3s: its config.toml.tmpl;
 # otherwise /etc/containerd/config.toml), and restarts containerd (or K3s).
 # Run as root on the node:  deploy/install-node.sh [PATH/TO/containerd-shim-wasmfn-v1]
@@ -15,6 +16,12 @@ shim=${1:-$here/../build/containerd-shim-wasmfn-v1}
 
 install -m 0755 "$shim" /usr/local/bin/containerd-shim-wasmfn-v1
 echo "installed /usr/local/bin/containerd-shim-wasmfn-v1"
+# The shim's configuration, which the runtime's ConfigPath option names; an
+# existing one is the operator's and is left alone.
+if [[ ! -e /etc/wasmfn/shim.toml ]]; then
+    install -D -m 0644 "$here/containerd/wasmfn-shim.toml" /etc/wasmfn/shim.toml
+    echo "installed /etc/wasmfn/shim.toml"
+fi
 
 k3s_dir=/var/lib/rancher/k3s/agent/etc/containerd
 if [[ -d $k3s_dir ]]; then

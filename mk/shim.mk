@@ -18,9 +18,13 @@ SHIM_CTRD := $(SHIM_GOSRC)/github.com/containerd/containerd
 SHIM_WKT_DIR := $(firstword $(patsubst %/google/protobuf/any.proto,%,$(wildcard /usr/include/google/protobuf/any.proto /usr/local/include/google/protobuf/any.proto)))
 
 SHIM_PROTOS := runtime/v2/task/shim.proto api/types/mount.proto api/types/task/task.proto \
-	api/events/task.proto
+	api/events/task.proto pkg/runtimeoptions/v1/api.proto
+# Stats answers with cgroups v2's Metrics (io.containerd.cgroups.v2.Metrics),
+# from golang-github-containerd-cgroups-dev, which `ctr task metrics` prints.
+SHIM_CGROUPS_PROTOS := v2/stats/metrics.proto
 SHIM_PDIR := $(BUILD)/shim-proto
-SHIM_PSRC := $(addprefix $(SHIM_PDIR)/src/github.com/containerd/containerd/,$(SHIM_PROTOS))
+SHIM_PSRC := $(addprefix $(SHIM_PDIR)/src/github.com/containerd/containerd/,$(SHIM_PROTOS)) \
+	$(addprefix $(SHIM_PDIR)/src/github.com/containerd/cgroups/,$(SHIM_CGROUPS_PROTOS))
 SHIM_GEN_C := $(patsubst $(SHIM_PDIR)/src/%.proto,$(SHIM_PDIR)/gen/%.pb-c.c,$(SHIM_PSRC)) \
 	$(SHIM_PDIR)/gen/google/protobuf/any.pb-c.c $(SHIM_PDIR)/gen/google/protobuf/empty.pb-c.c \
 	$(SHIM_PDIR)/gen/google/protobuf/timestamp.pb-c.c $(SHIM_PDIR)/gen/ttrpc.pb-c.c
@@ -32,7 +36,7 @@ SHIM_OBJS := $(patsubst src/shim/%.c,$(BUILD)/obj/shim/%.o,$(SHIM_SRCS)) \
 SHIM_CFLAGS := -I$(SHIM_PDIR)/gen
 
 # Removes gogoproto (and containerd's fieldpath plugin) imports and options.
-SHIM_STRIP := /^[[:space:]]*import( weak)? "(gogoproto\/gogo\.proto|.*fieldpath\.proto)";/d; \
+SHIM_STRIP := /^[[:space:]]*import( weak)? "(([^"]*\/)?gogoproto\/gogo\.proto|.*fieldpath\.proto)";/d; \
 	/^[[:space:]]*option \((gogoproto|containerd\.plugin)\.[^)]*\)/d; \
 	s/ *\[\(gogoproto\.[^]]*\]//g
 
@@ -42,6 +46,10 @@ all: $(SHIM_BIN)
 shim: $(SHIM_BIN)
 
 $(SHIM_PDIR)/src/github.com/containerd/containerd/%.proto: $(SHIM_CTRD)/%.proto
+	@mkdir -p $(@D)
+	sed -E '$(SHIM_STRIP)' $< > $@
+
+$(SHIM_PDIR)/src/github.com/containerd/cgroups/%.proto: $(SHIM_GOSRC)/github.com/containerd/cgroups/%.proto
 	@mkdir -p $(@D)
 	sed -E '$(SHIM_STRIP)' $< > $@
 
@@ -94,6 +102,32 @@ TEST_STEPS += test-deploy
 test-deploy:
 	@python3 tests/shim/check_deploy.py deploy
 	@out=$$(python3 tests/shim/check_deploy.py tests/shim/bad-deploy); \
-	if echo "$$out" | grep -q '^deploy: 1 files, 5 documents, 9 faults$$'; then \
+	if echo "$$out" | grep -q '^deploy: 2 files, 5 documents, 12 faults$$'; then \
 		echo "deploy: the planted faults are all found"; \
 	else echo "$$out"; echo "deploy: FAILED: check_deploy.py missed planted faults"; exit 1; fi
+
+# `make bench-shim`: bench/shim/start_latency.sh, start-to-answer latency
+# of containers through a private containerd, the wasmfn shim against runc
+# running the same program natively (needs root; results by hand in
+# docs/benchmarks.md). SHIM_BENCH_N starts per row (default 50). Not part of
+# `make bench`: some minutes of container starts and native compiles, and
+# root.
+SHIM_BENCH_DIR := $(BUILD)/bench/shim
+SHIM_BENCH_N ?= 50
+.PHONY: bench-shim
+
+$(SHIM_BENCH_DIR)/hello.wasm: bench/shim/hello.c
+	@mkdir -p $(@D)
+	$(EXAMPLES_CC) $(EXAMPLES_CFLAGS) $< -o $@
+
+$(SHIM_BENCH_DIR)/%-static: bench/shim/%.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -static $< -o $@
+
+bench-shim: $(SHIM_BIN) $(SHIM_BENCH_DIR)/hello.wasm $(SHIM_BENCH_DIR)/hello-static \
+		$(SHIM_BENCH_DIR)/httpd-static $(EXAMPLES_DIR)/hello.wasm
+	@SHIM=$(abspath $(SHIM_BIN)) HELLO_WASM=$(abspath $(SHIM_BENCH_DIR)/hello.wasm) \
+	    HELLO_NATIVE=$(abspath $(SHIM_BENCH_DIR)/hello-static) \
+	    HTTPD_NATIVE=$(abspath $(SHIM_BENCH_DIR)/httpd-static) \
+	    HTTP_WASM=$(abspath $(EXAMPLES_DIR)/hello.wasm) N=$(SHIM_BENCH_N) \
+	    bash bench/shim/start_latency.sh

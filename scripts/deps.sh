@@ -51,7 +51,8 @@ WASMFN_PACKAGES=(
     # containerd-shim-wasmfn-v1 (mk/shim.mk): containerd's .proto files,
     # protoc-c and its runtime, protobuf's well-known types; make
     # test-shim runs containerd (with ctr), make test-deploy python3-yaml
-    golang-github-containerd-containerd-dev protobuf-c-compiler libprotobuf-c-dev
+    golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev
+    protobuf-c-compiler libprotobuf-c-dev
     libprotobuf-dev containerd python3-yaml
 )
 

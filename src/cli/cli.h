@@ -113,6 +113,8 @@ void cli_sha256(const uint8_t *bytes, size_t len, uint8_t out[32]);
  * $XDG_CACHE_HOME/wasmfn, else ~/.cache/wasmfn), making it and its key at
  * first use. -1 with a message when it cannot be used. */
 int cli_cache_open(cli_cache_t *c, const char *override, char *err, size_t errlen);
+/* The file of the module's entry: DIR/HEX-TARGET.native (sealed). */
+void cli_cache_entry_path(const cli_cache_t *c, const uint8_t digest[32], char *out, size_t n);
 /* Attaches the cached native code of the module whose .wasm has SHA-256
  * digest to m: 1 done, 0 none cached, -1 refused (the entry is deleted). */
 int cli_cache_attach(const cli_cache_t *c, const uint8_t digest[32], eng_module_t *m);

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -37,8 +39,9 @@ void cli_compile_usage(FILE *out)
             "  -h, --help       show this help\n"
             "\n"
             "Internal (the daemon's and wasmfn run's compiler process):\n"
-            "  wasmfn compile --raw [--memory-limit MIB] [--nice N] IN|- [-o OUT|-]\n"
-            "  writes the bare object file; the limits apply to this process.\n"
+            "  wasmfn compile --raw [--memory-limit MIB] [--nice N] [--parent-pid P] IN|- [-o OUT|-]\n"
+            "  writes the bare object file; the limits apply to this process, which\n"
+            "  dies with its parent (P: exits at once if that is no longer its parent).\n"
             "\n"
             "exit status: 0 done; 1 the module cannot be compiled; 2 usage error.\n");
 }
@@ -54,7 +57,8 @@ static int write_output(const char *path, const uint8_t *bytes, size_t len)
 }
 
 /* --raw: compile in this process, under the limits it was given. */
-static int compile_raw(const char *in, const char *out, uint64_t memory_mib, int nice_level)
+static int compile_raw(const char *in, const char *out, uint64_t memory_mib, int nice_level,
+                       long parent_pid)
 {
     /* AddressSanitizer reserves terabytes of address space for its shadow:
      * a sanitizer build (tests only) cannot cap it. */
@@ -67,6 +71,11 @@ static int compile_raw(const char *in, const char *out, uint64_t memory_mib, int
     (void)memory_mib;
 #endif
     if (nice_level > 0) setpriority(PRIO_PROCESS, 0, nice_level);
+    /* The object goes to whoever started us; once it is gone (a killed
+     * daemon, or a shim container stopped mid-compile) the compile is
+     * wasted work that could run for minutes. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (parent_pid > 0 && getppid() != (pid_t)parent_pid) return 1; /* gone before we asked */
     size_t len;
     uint8_t *wasm = cli_file_bytes(in, &len);
     if (!wasm) {
@@ -94,6 +103,7 @@ int cli_compile_main(int argc, char **argv)
     bool raw = false, quiet = false;
     uint64_t memory_mib = 0;
     int nice_level = 0;
+    long parent_pid = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -111,6 +121,8 @@ int cli_compile_main(int argc, char **argv)
             memory_mib = strtoull(argv[++i], NULL, 10);
         } else if (strcmp(a, "--nice") == 0 && i + 1 < argc) {
             nice_level = atoi(argv[++i]);
+        } else if (strcmp(a, "--parent-pid") == 0 && i + 1 < argc) {
+            parent_pid = strtol(argv[++i], NULL, 10);
         } else if ((a[0] != '-' || strcmp(a, "-") == 0) && !in) {
             in = a;
         } else {
@@ -122,7 +134,7 @@ int cli_compile_main(int argc, char **argv)
         fprintf(stderr, "wasmfn compile: no module given (see wasmfn compile --help)\n");
         return 2;
     }
-    if (raw) return compile_raw(in, out ? out : "-", memory_mib, nice_level);
+    if (raw) return compile_raw(in, out ? out : "-", memory_mib, nice_level, parent_pid);
     if (!eng_native_can_compile()) {
         fprintf(stderr, "wasmfn: this build cannot compile native code on this machine\n");
         return 1;

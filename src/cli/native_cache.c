@@ -92,7 +92,7 @@ int cli_cache_open(cli_cache_t *c, const char *override, char *err, size_t errle
     return 0;
 }
 
-static void entry_path(const cli_cache_t *c, const uint8_t digest[32], char *out, size_t n)
+void cli_cache_entry_path(const cli_cache_t *c, const uint8_t digest[32], char *out, size_t n)
 {
     char h[65];
     hex(digest, 32, h);
@@ -128,7 +128,7 @@ int cli_cache_attach(const cli_cache_t *c, const uint8_t digest[32], eng_module_
 {
     if (!c->ok) return 0;
     char path[4200];
-    entry_path(c, digest, path, sizeof path);
+    cli_cache_entry_path(c, digest, path, sizeof path);
     size_t len = 0;
     uint8_t *art = read_all(path, &len);
     if (!art) return 0;
@@ -171,7 +171,7 @@ int cli_cache_put(const cli_cache_t *c, const uint8_t digest[32], const uint8_t 
     size_t alen;
     if (!eng_native_seal(obj, len, digest, c->key, &art, &alen, err, errlen)) return -1;
     char path[4200];
-    entry_path(c, digest, path, sizeof path);
+    cli_cache_entry_path(c, digest, path, sizeof path);
     int r = write_atomic(path, art, alen);
     free(art);
     if (r != 0) {

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_MEMORY_BYTES (4ull << 30)
 #define DEFAULT_TIMEOUT_MS (10u * 60 * 1000)
@@ -54,7 +55,7 @@ typedef struct job {
 struct rt_compiler {
     uv_loop_t *loop;
     rt_compiler_config_t cfg;
-    char limit_arg[32], nice_arg[16];
+    char limit_arg[32], nice_arg[16], parent_arg[16];
     job_t *queue_head, *queue_tail;
     job_t *running;         /* list through next */
     uint32_t nrunning;
@@ -82,6 +83,9 @@ rt_compiler_t *rt_compiler_new(uv_loop_t *loop, const rt_compiler_config_t *cfg,
     snprintf(c->limit_arg, sizeof c->limit_arg, "%llu",
              (unsigned long long)(c->cfg.memory_limit_bytes >> 20));
     snprintf(c->nice_arg, sizeof c->nice_arg, "%d", c->cfg.nice);
+    /* The child dies with this process (compile --raw): it checks that its
+     * parent is still this one once it has asked for that. */
+    snprintf(c->parent_arg, sizeof c->parent_arg, "%d", (int)getpid());
     return c;
 }
 
@@ -241,7 +245,7 @@ static void job_start(rt_compiler_t *c, job_t *j)
     j->in.data = j->out.data = j->err.data = j->timer.data = j->proc.data = j->write.data = j;
     j->open_handles = 5;
     char *args[] = {(char *)c->cfg.exe, "compile", "--raw", "--memory-limit", c->limit_arg,
-                    "--nice", c->nice_arg, "-o", "-", "-", NULL};
+                    "--nice", c->nice_arg, "--parent-pid", c->parent_arg, "-o", "-", "-", NULL};
     uv_stdio_container_t stdio[3] = {
         {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&j->in},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&j->out},

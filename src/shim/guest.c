@@ -14,6 +14,10 @@
  * WASI call, and the process exits with 128 + the signal, as a process
  * killed by it would report. SIGKILL needs no help.
  *
+ * Native code (native.c): a module whose code is in the node's cache runs
+ * natively; else it runs in the interpreter while the cache is filled in
+ * the background. One line in the shim's log (fd 5) says which.
+ *
  * HTTP functions (wasmfn.dev/http=true) are served by http.c instead of
  * running _start once; a Kubernetes sandbox container only waits to be
  * stopped (it exists to hold the pod's namespaces).
@@ -40,26 +44,6 @@
 /* A module bigger than this is not something we compile on a pod start. */
 #define GUEST_MAX_MODULE_BYTES (512u << 20)
 
-static eng_exec_t *volatile g_exec;
-static volatile sig_atomic_t g_signal;
-
-static void on_signal(int sig)
-{
-    g_signal = sig;
-    eng_exec_t *x = g_exec;
-    if (x) eng_exec_interrupt(x);
-}
-
-void shim_guest_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: a blocked read returns */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-}
-
 /* Tells the shim why the container cannot run: one line, then exit. */
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
@@ -82,8 +66,8 @@ static int gate_wait(void)
     for (;;) {
         ssize_t r = read(GATE_FD, &c, 1);
         if (r == 1) break;
-        if (r < 0 && errno == EINTR && !g_signal) continue;
-        if (g_signal) return 128 + g_signal;
+        if (r < 0 && errno == EINTR && !shim_guest_signal()) continue;
+        if (shim_guest_signal()) return 128 + shim_guest_signal();
         return 128 + SIGKILL; /* deleted before it started */
     }
     close(GATE_FD);
@@ -193,10 +177,10 @@ static int run_command(const shim_spec_t *spec, eng_module_t *m)
                       spec->args[0]);
         goto out;
     }
-    g_exec = x;
+    shim_guest_exec_set(x);
     if ((status = gate_wait()) != 0) goto out;
     eng_trap_t t = eng_call(x, start, NULL, NULL);
-    if (g_signal) status = 128 + g_signal;
+    if (shim_guest_signal()) status = 128 + shim_guest_signal();
     else if (t == ENG_OK) status = 0;
     else if (t == ENG_TRAP_EXIT) status = eng_exec_exit_code(x) & 0xFF;
     else {
@@ -204,7 +188,7 @@ static int run_command(const shim_spec_t *spec, eng_module_t *m)
         status = CLI_EXIT_TRAP;
     }
 out:
-    g_exec = NULL;
+    shim_guest_exec_set(NULL);
     if (s) eng_store_free(s);
     wasi_ctx_free(w);
     free(imports);
@@ -212,9 +196,19 @@ out:
     return status;
 }
 
+/* argv: _guest BUNDLE ID CACHE_DIR|- ("-": tier interp). */
 int shim_guest_main(int argc, char **argv)
 {
-    if (argc < 3) return fail("_guest wants the bundle directory");
+    if (argc < 5) return fail("_guest wants the bundle directory, the id and the cache");
+    shim_guest_id_set(argv[3]);
+    /* The gate, the readiness pipe and the log stay ours: a compiler this
+     * process starts must not hold them (a readiness pipe held open would
+     * keep Create waiting). */
+    for (int fd = GATE_FD; fd <= SHIM_GUEST_LOG_FD; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    shim_config_t cfg;
+    shim_config_default(&cfg);
+    cfg.native = strcmp(argv[4], "-") != 0;
+    if (cfg.native) snprintf(cfg.cache_dir, sizeof cfg.cache_dir, "%s", argv[4]);
     signal(SIGPIPE, SIG_IGN); /* a closed FIFO is EPIPE for the guest */
     shim_guest_signals();
     char err[1024];
@@ -226,7 +220,7 @@ int shim_guest_main(int argc, char **argv)
     int status;
     if (spec.sandbox) {
         status = gate_wait();
-        while (!status && !g_signal) pause();
+        while (!status && !shim_guest_signal()) pause();
         shim_spec_free(&spec);
         return 0;
     }
@@ -236,6 +230,11 @@ int shim_guest_main(int argc, char **argv)
         shim_spec_free(&spec);
         return fail("%s", err);
     }
+    /* A compiled module file (`wasmfn compile -o`): the module is what
+     * precedes its native code, and is what the cache is keyed by. */
+    const uint8_t *payload;
+    size_t plen;
+    cli_native_section(bytes, len, &len, &payload, &plen);
     eng_module_t *m = eng_module_new(bytes, len, err, sizeof err);
     if (!m) {
         free(bytes);
@@ -244,9 +243,12 @@ int shim_guest_main(int argc, char **argv)
         return status;
     }
     if (spec.http) {
-        status = shim_http_serve(&spec, bytes, len, gate_wait, &g_signal, err, sizeof err);
+        status = shim_http_serve(&spec, &cfg, bytes, len, gate_wait, err, sizeof err);
         if (status < 0) status = fail("%s", err);
     } else {
+        char note[640];
+        shim_native_command(&cfg, &spec, bytes, len, m, note, sizeof note);
+        shim_guest_log("%s: %s", spec.args[0], note);
         free(bytes);
         bytes = NULL;
         status = run_command(&spec, m);

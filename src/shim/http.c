@@ -105,8 +105,8 @@ static const char *env_get(const shim_spec_t *spec, const char *key)
     return NULL;
 }
 
-int shim_http_serve(const shim_spec_t *spec, const uint8_t *bytes, size_t len, int (*gate)(void),
-                    const volatile sig_atomic_t *signalled, char *err, size_t errlen)
+int shim_http_serve(const shim_spec_t *spec, const shim_config_t *cfg, const uint8_t *bytes,
+                    size_t len, int (*gate)(void), char *err, size_t errlen)
 {
     http_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -138,6 +138,9 @@ int shim_http_serve(const shim_spec_t *spec, const uint8_t *bytes, size_t len, i
         .load_blob = load_blob,
         .load_blob_ud = &c,
     };
+    char note[640];
+    shim_native_serving(cfg, d, &c.loop, &sc, note, sizeof note);
+    shim_guest_log("%s: HTTP function: %s", spec->args[0], note);
     if (!(c.srv = srv_new(&sc, err, errlen))) return -1;
 
     srv_revision_t rev = {
@@ -169,7 +172,7 @@ int shim_http_serve(const shim_spec_t *spec, const uint8_t *bytes, size_t len, i
     c.sigterm.data = c.sigint.data = &c;
     uv_signal_start(&c.sigterm, on_signal, SIGTERM);
     uv_signal_start(&c.sigint, on_signal, SIGINT);
-    if (*signalled) return 128 + *signalled;
+    if (shim_guest_signal()) return 128 + shim_guest_signal();
     fprintf(stderr, "wasmfn: serving %s on http://%s\n", spec->args[0], listen);
     uv_run(&c.loop, UV_RUN_DEFAULT);
     /* Exiting frees everything; a drained data plane has nothing left to

@@ -232,6 +232,10 @@ static int action_delete(const shim_opts_t *o)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "_guest") == 0) return shim_guest_main(argc, argv);
+    /* The native compiler (native.c, runtime/compiler.c): the same code as
+     * `wasmfn compile`, so that the engine build that loads native code is
+     * the one that made it. */
+    if (argc >= 2 && strcmp(argv[1], "compile") == 0) return cli_compile_main(argc - 1, argv + 1);
     shim_opts_t o = {0};
     const char *socket_path = NULL;
     const char *action = parse_flags(argc, argv, &o, &socket_path);

@@ -2,7 +2,8 @@
  * shim.h — containerd-shim-wasmfn-v1, containerd's runtime v2 shim for
  * WebAssembly (runtime type io.containerd.wasmfn.v1). Prefix: shim_.
  *
- * One binary, four roles chosen by its last argument:
+ * One binary, five roles chosen by its last argument (the last two by
+ * their first):
  *
  *   start    containerd runs it in the bundle directory: it binds the
  *            task socket, spawns the long-running shim ("serve", below) in
@@ -15,6 +16,9 @@
  *   _guest   one container's process, started by the task service: runs
  *            the bundle's .wasm (guest.c), as a WASI command or, for an
  *            HTTP function, as a server (http.c).
+ *   compile  the native compiler (`wasmfn compile`'s code), which the
+ *            container's process starts to fill the node's cache of native
+ *            code (native.c).
  *
  * A container is a child process (not a thread of the shim) so that its
  * pid is real for containerd and Kubernetes, a crash or OOM of one guest
@@ -26,6 +30,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
 
 #define SHIM_VERSION "wasmfn-shim 1"
 #define SHIM_RUNTIME_TYPE "io.containerd.wasmfn.v1"
@@ -72,11 +78,33 @@ typedef struct shim_spec {
 int shim_spec_load(const char *bundle, shim_spec_t *s, char *err, size_t errlen);
 void shim_spec_free(shim_spec_t *s);
 
+/* Reads a regular file of at most max bytes, NUL-terminated (malloc'd),
+ * or NULL with a message naming the file. */
+char *shim_file_read_small(const char *path, size_t max, char *err, size_t errlen);
+
 /* Opens the file at path (absolute or not: either way it is resolved as if
  * root were "/", symbolic links and ".." included, so an image cannot name
  * a file outside its rootfs). Returns an fd (O_RDONLY|O_CLOEXEC) or -1 with
  * errno set. */
 int shim_open_in_root(const char *root, const char *path);
+
+/* ---- the shim's configuration (config.c) ---------------------------------- */
+
+/* Where native code is cached when the runtime options name no file. */
+#define SHIM_DEFAULT_CACHE_DIR "/var/lib/wasmfn-shim/cache"
+
+typedef struct shim_config {
+    bool native;          /* tier "auto": native code from the cache (native.c) */
+    char cache_dir[4096]; /* absolute */
+} shim_config_t;
+
+void shim_config_default(shim_config_t *c);
+/* Reads the runtime options containerd sent with Create (a
+ * google.protobuf.Any: its type URL and value; none = the defaults) and
+ * the file their config_path names. Returns 0, or -1 with a one-line
+ * message (FILE:LINE for the file). */
+int shim_config_load(const char *type_url, const uint8_t *value, size_t len, shim_config_t *c,
+                     char *err, size_t errlen);
 
 /* ---- ttrpc (ttrpc.c) ------------------------------------------------------ */
 
@@ -111,6 +139,20 @@ shim_method_fn shim_task_service(const shim_opts_t *opts, const char *socket_pat
 /* True once Shutdown has been accepted: the process exits after the reply. */
 bool shim_task_exiting(void);
 
+/* ---- resource use (stats.c) ----------------------------------------------- */
+
+typedef struct shim_stats {
+    pid_t pid;                   /* the container's process */
+    bool running;                /* not reaped yet: read /proc/PID */
+    struct rusage rusage;        /* what wait4 reported, once reaped */
+    uint64_t memory_limit_bytes; /* the spec's; 0 = none */
+} shim_stats_t;
+
+/* A StatsResponse (serialized, malloc'd) holding cgroups v2 Metrics
+ * (io.containerd.cgroups.v2.Metrics) for the process. SHIM_OK, or
+ * SHIM_INTERNAL when out of memory. */
+int shim_stats_pack(const shim_stats_t *in, uint8_t **out, size_t *out_len);
+
 /* ---- events (events.c) ------------------------------------------------------ */
 
 /* Starts the thread that publishes events in order. */
@@ -125,9 +167,9 @@ void shim_events_flush(uint32_t timeout_ms);
 
 /* ---- the container's process (guest.c, http.c) ------------------------------ */
 
-/* `_guest BUNDLE`: fd 3 is the start gate (a byte = run, end of file =
- * exit), fd 4 reports readiness (closed empty = ready, else one line of
- * error). Returns the process's exit status. */
+/* `_guest BUNDLE ID CACHE_DIR|-` ("-": tier interp): fd 3 is the start
+ * gate (a byte = run, end of file = exit), fd 4 reports readiness (closed
+ * empty = ready, else one line of error), fd 5 is the shim's log. Returns the process's exit status. */
 int shim_guest_main(int argc, char **argv);
 
 #endif

@@ -30,7 +30,7 @@
  * options; a bigger one is not a spec we should be parsing. */
 #define SPEC_MAX_BYTES (4u << 20)
 
-static char *read_small_file(const char *path, size_t max, char *err, size_t errlen)
+char *shim_file_read_small(const char *path, size_t max, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -117,7 +117,7 @@ int shim_spec_load(const char *bundle, shim_spec_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "bundle path too long");
         return -1;
     }
-    char *text = read_small_file(path, SPEC_MAX_BYTES, err, errlen);
+    char *text = shim_file_read_small(path, SPEC_MAX_BYTES, err, errlen);
     if (!text) return -1;
     cJSON *root = cJSON_Parse(text);
     free(text);

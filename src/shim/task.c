@@ -17,7 +17,9 @@
  *            at once.
  *   Delete   unmounts the rootfs and forgets the exit; Shutdown then ends
  *            the shim.
- *   State, Pids, Stats, Connect as containerd expects; Exec, Pause,
+ *   Stats    the process's CPU time, memory and threads as cgroups v2
+ *            Metrics (stats.c).
+ *   State, Pids, Connect as containerd expects; Exec, Pause,
  *   Resume, Checkpoint, ResizePty and Update answer UNIMPLEMENTED, and a
  *   terminal (tty) is refused: a Wasm guest has none.
  *
@@ -63,8 +65,11 @@ static struct {
     int gate_fd; /* write end of the start gate, -1 once used */
     uint32_t exit_status;
     struct timespec exited_at;
+    struct rusage rusage;        /* the process's, once reaped */
+    uint64_t memory_limit_bytes; /* the spec's, for Stats */
     const shim_opts_t *opts;
     const char *socket_path;
+    char guest_cache[4096]; /* the guest's cache argument: a directory, or "-" */
     bool exiting;
 } task = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .gate_fd = -1};
 
@@ -204,16 +209,20 @@ static void child_exec(int gate_fd, int ready_fd, const char *netns)
         if (nfd < 0 || setns(nfd, CLONE_NEWNET) != 0)
             child_fail(ready_fd, "cannot join the container's network namespace");
     }
-    /* gate_fd and ready_fd are >= 10 (task_spawn), so these never clobber
-     * each other; dup2 leaves the copies without O_CLOEXEC. */
+    /* The shim's log (its stderr) becomes the guest's fd 5. */
+    int log = fcntl(2, F_DUPFD_CLOEXEC, 10);
+    if (log < 0) log = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    /* gate_fd, ready_fd and log are >= 10 (task_spawn), so these never
+     * clobber each other; dup2 leaves the copies without O_CLOEXEC. */
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || dup2(gate_fd, 3) < 0 ||
-        dup2(ready_fd, 4) < 0)
+        dup2(ready_fd, 4) < 0 || dup2(log, 5) < 0)
         child_fail(ready_fd, "dup2 failed");
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
-    execl("/proc/self/exe", "containerd-shim-wasmfn-v1", "_guest", task.bundle, (char *)NULL);
+    execl("/proc/self/exe", "containerd-shim-wasmfn-v1", "_guest", task.bundle, task.id,
+          task.guest_cache, (char *)NULL);
     child_fail(4, "cannot execute the shim's guest process");
 }
 
@@ -221,8 +230,11 @@ static void *reaper(void *arg)
 {
     pid_t pid = (pid_t)(intptr_t)arg;
     int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) {}
     pthread_mutex_lock(&task.mu);
+    task.rusage = ru;
     task.exit_status = WIFEXITED(st) ? (uint32_t)WEXITSTATUS(st)
                                      : WIFSIGNALED(st) ? 128u + (uint32_t)WTERMSIG(st) : 255u;
     clock_gettime(CLOCK_REALTIME, &task.exited_at);
@@ -353,6 +365,14 @@ static int task_create(const uint8_t *in, size_t len, uint8_t **out, size_t *out
         code = SHIM_INVALID_ARGUMENT;
         goto out;
     }
+    shim_config_t cfg;
+    if (shim_config_load(r->options ? r->options->type_url : NULL,
+                         r->options ? r->options->value.data : NULL,
+                         r->options ? r->options->value.len : 0, &cfg, msg, msglen) != 0) {
+        code = SHIM_INVALID_ARGUMENT;
+        goto out;
+    }
+    snprintf(task.guest_cache, sizeof task.guest_cache, "%s", cfg.native ? cfg.cache_dir : "-");
     if ((code = rootfs_mount(r, msg, msglen)) != SHIM_OK) goto out;
     if ((code = task_spawn(spec.netns_path, msg, msglen)) != SHIM_OK) {
         if (task.gate_fd >= 0) close(task.gate_fd);
@@ -366,6 +386,7 @@ static int task_create(const uint8_t *in, size_t len, uint8_t **out, size_t *out
         goto out;
     }
     task.state = ST_CREATED;
+    task.memory_limit_bytes = spec.memory_limit_bytes;
     char pidfile[PATH_MAX];
     snprintf(pidfile, sizeof pidfile, "%s/wasmfn.pid", r->bundle);
     FILE *f = fopen(pidfile, "we");
@@ -581,6 +602,31 @@ static int task_pids(const uint8_t *in, size_t len, uint8_t **out, size_t *out_l
     return code;
 }
 
+static int task_stats(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len, char *msg,
+                      size_t msglen)
+{
+    Containerd__Task__V2__StatsRequest *r = containerd__task__v2__stats_request__unpack(NULL, len, in);
+    if (!r) return snprintf(msg, msglen, "malformed StatsRequest"), SHIM_INVALID_ARGUMENT;
+    pthread_mutex_lock(&task.mu);
+    int code = check_id(r->id, NULL, msg, msglen);
+    if (code == SHIM_OK) {
+        /* While the state says it runs the pid is our child, unreaped or
+         * reaped an instant ago (the reaper then waits for this lock to
+         * say so): /proc/PID is its, or gone, never another process's in
+         * that instant (the kernel does not reuse a pid that fast). */
+        shim_stats_t st = {
+            .pid = task.pid,
+            .running = task.state == ST_CREATED || task.state == ST_RUNNING,
+            .rusage = task.rusage,
+            .memory_limit_bytes = task.memory_limit_bytes,
+        };
+        code = shim_stats_pack(&st, out, out_len);
+    }
+    pthread_mutex_unlock(&task.mu);
+    containerd__task__v2__stats_request__free_unpacked(r, NULL);
+    return code;
+}
+
 static int task_connect(uint8_t **out, size_t *out_len)
 {
     pthread_mutex_lock(&task.mu);
@@ -632,8 +678,8 @@ static int dispatch(const char *service, const char *method, const uint8_t *in, 
     if (strcmp(method, "Pids") == 0) return task_pids(in, len, out, out_len, msg, msglen);
     if (strcmp(method, "Connect") == 0) return task_connect(out, out_len);
     if (strcmp(method, "Shutdown") == 0) return task_shutdown(in, len);
-    /* No metrics of our own yet: an empty StatsResponse (stats unset). */
-    if (strcmp(method, "Stats") == 0 || strcmp(method, "CloseIO") == 0) return SHIM_OK;
+    if (strcmp(method, "Stats") == 0) return task_stats(in, len, out, out_len, msg, msglen);
+    if (strcmp(method, "CloseIO") == 0) return SHIM_OK;
     snprintf(msg, msglen, "%s: not implemented by the wasmfn shim", method);
     return SHIM_UNIMPLEMENTED;
 }

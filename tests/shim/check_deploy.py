@@ -10,7 +10,9 @@ volume mounts naming volumes, named target ports existing; RuntimeClass
 ScaledObjects pointing at a Deployment defined beside them, with triggers
 of known type and string metadata. Also: *.toml parse (Go template lines of
 config.toml.tmpl left out), and the runtime they declare is
-io.containerd.wasmfn.v1; *.sh pass `bash -n`.
+io.containerd.wasmfn.v1, its options (if any) an absolute ConfigPath;
+wasmfn-shim.toml (the shim's own configuration) holds only tier "auto" or
+"interp" and an absolute cache_dir; *.sh pass `bash -n`.
 
 Prints one line per fault ("FILE: doc N (Kind name): what") and
 "deploy: N files, M documents, K faults"; exits 1 on a fault.
@@ -157,6 +159,17 @@ def check_doc(where, d, workloads):
             strings_map(where, t.get("metadata"), f"trigger {t.get('type')} metadata")
 
 
+def check_shim_config(f, t):
+    """The shim's configuration, as src/shim/config.c reads it."""
+    for k, v in t.items():
+        if k == "tier" and v not in ("auto", "interp"):
+            fault(f, f'tier {v!r}: want "auto" or "interp"')
+        elif k == "cache_dir" and not (isinstance(v, str) and v.startswith("/")):
+            fault(f, "cache_dir: want an absolute path")
+        elif k not in ("tier", "cache_dir"):
+            fault(f, f"unknown key {k!r} (the shim knows tier and cache_dir)")
+
+
 def main(paths):
     files = []
     for p in paths:
@@ -188,10 +201,17 @@ def main(paths):
             except tomllib.TOMLDecodeError as e:
                 fault(f, f"TOML: {e}")
                 continue
+            if os.path.basename(f) == "wasmfn-shim.toml":
+                check_shim_config(f, t)
+                continue
             rt = (t.get("plugins", {}).get("io.containerd.grpc.v1.cri", {}).get("containerd", {})
                   .get("runtimes", {}).get("wasmfn", {}))
             if rt.get("runtime_type") != "io.containerd.wasmfn.v1":
                 fault(f, "no runtime wasmfn of type io.containerd.wasmfn.v1")
+            opts = rt.get("options")
+            if opts is not None and (set(opts) - {"ConfigPath", "TypeUrl"} or
+                                     not str(opts.get("ConfigPath", "")).startswith("/")):
+                fault(f, "runtime wasmfn: options are runtimeoptions.v1 (an absolute ConfigPath)")
         elif f.endswith(".sh"):
             r = subprocess.run(["bash", "-n", f], capture_output=True, text=True)
             if r.returncode:

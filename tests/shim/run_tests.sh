@@ -5,10 +5,15 @@
 #   images built here as OCI layouts and imported; `ctr run --runtime
 #   io.containerd.wasmfn.v1` of a WASI command (output on the FIFOs, args,
 #   env, rootfs as "/", the host's files out of reach, exit status);
-#   SIGTERM and SIGKILL stopping a spinning guest promptly; a memory limit;
+#   SIGTERM and SIGKILL stopping a spinning guest promptly; its metrics
+#   (`ctr task metrics`: cgroups v2 Metrics) running and stopped; a memory limit;
 #   a broken module refused at create with its reason; task events reaching
 #   containerd; an HTTP function (wasmfn.dev/http=true) on the host network
-#   answering curl and /metrics, then drained by SIGTERM.
+#   answering curl and /metrics, then drained by SIGTERM; native code: a
+#   first start interpreted while the node's cache is filled in the
+#   background, the next one native (the shim's log line in containerd's
+#   log; wasmfn_revision_tier on an HTTP function's /metrics), a damaged
+#   artefact refused and rebuilt, the runtime options' tier and cache_dir.
 # Needs root (containerd mounts). Env: SHIM (the binary), CMD_WASM
 # (tests/shim/fns/cmd.c built), HELLO_WASM (examples/hello.wasm).
 # Ends with "shim: N passed, M failed"; exits non-zero on a failure.
@@ -32,46 +37,11 @@ for tool in containerd ctr curl python3; do
     command -v $tool >/dev/null || skip_all "$tool is missing (make deps)"
 done
 
-# A short directory: the shim's socket lives at DIR/s/<64 hex digits>, and
-# unix socket paths end at 108 bytes.
+# A short directory (see containerd.sh).
 T=$(mktemp -d /tmp/wfs.XXXXXX)
-CPID=
-cleanup() {
-    [[ -n $CPID ]] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
-    # Shims whose container outlived a failed test, then any mount left.
-    for p in $(pgrep -f "containerd-shim-wasmfn-v1 (.*-address $T/c.sock|_guest $T/)" 2>/dev/null); do
-        kill -9 "$p" 2>/dev/null
-    done
-    grep -o " $T/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-mkdir -p "$T/bin" "$T/root" "$T/state"
-ln -s "$SHIM" "$T/bin/containerd-shim-wasmfn-v1"
-cat >"$T/config.toml" <<EOF
-version = 2
-root = "$T/root"
-state = "$T/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.opt",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$T/c.sock"
-[ttrpc]
-  address = "$T/c.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
-# containerd finds runtime io.containerd.wasmfn.v1 as containerd-shim-wasmfn-v1 on its PATH.
-PATH="$T/bin:$PATH" containerd --config "$T/config.toml" >"$T/containerd.log" 2>&1 &
-CPID=$!
-C() { ctr -a "$T/c.sock" "$@"; }
-for _ in $(seq 1 100); do C version >/dev/null 2>&1 && break; sleep 0.05; done
-C version >/dev/null 2>&1 || { tail -5 "$T/containerd.log"; skip_all "containerd did not start"; }
+source "$HERE/containerd.sh"
+trap ctrd_stop EXIT
+ctrd_start "$T" "$SHIM" || skip_all "containerd did not start"
 
 # Overlayfs where the kernel allows it here, else containerd's native copy.
 SNAP=overlayfs
@@ -83,7 +53,13 @@ if ! C images import --snapshotter $SNAP "$T/cmd.tar" >/dev/null 2>&1; then
     C images import --snapshotter $SNAP "$T/cmd.tar" >/dev/null || skip_all "ctr images import failed"
 fi
 echo "  (snapshotter $SNAP)"
-RUN=(run --snapshotter $SNAP --runtime io.containerd.wasmfn.v1)
+# The shim's configuration (runtime options): native code cached in $T.
+printf 'tier = "auto"\ncache_dir = "%s"\n' "$T/cache" >"$T/shim.toml"
+RUN=(run --snapshotter $SNAP --runtime io.containerd.wasmfn.v1 --runtime-config-path "$T/shim.toml")
+# A value from `ctr task metrics` output in $m.
+metric() { awk -v k="$1" '$1 == k {print $2}' <<<"$m"; }
+# The line the shim logs (into containerd's log) for container $1's tier.
+tier_line() { grep -a "shim: container $1: " "$T/containerd.log" | tail -1; }
 
 # Events as containerd sees them, for the whole run.
 C events >"$T/events" 2>&1 &
@@ -107,12 +83,18 @@ check "exit 0, and ctr --env overrides the image's" '[[ $rc -eq 0 ]] && grep -qx
 echo "== stopping a running guest"
 for sig in SIGTERM SIGKILL; do
     want=$([[ $sig == SIGTERM ]] && echo 143 || echo 137)
-    C "${RUN[@]}" -d docker.io/wasmfn/cmd:1 "s-$sig" /cmd.wasm spin >/dev/null 2>&1
+    C "${RUN[@]}" -d --memory-limit $((32 << 20)) docker.io/wasmfn/cmd:1 "s-$sig" /cmd.wasm spin >/dev/null 2>&1
     for _ in $(seq 1 100); do
         [[ $(C task ls 2>/dev/null | awk -v t="s-$sig" '$1 == t {print $3}') == RUNNING ]] && break
         sleep 0.05
     done
     sleep 0.2 # the guest is in its loop now
+    if [[ $sig == SIGTERM ]]; then
+        m=$(C task metrics "s-$sig" 2>&1)
+        check "ctr task metrics: a running guest's CPU time, memory, limit and threads" \
+            '[[ $(metric cpu.usage_usec) -gt 0 && $(metric memory.usage) -gt $((1 << 20)) &&
+                $(metric memory.usage_limit) == $((32 << 20)) && $(metric pids.current) -ge 1 ]]'
+    fi
     t0=$(date +%s%3N)
     C task kill -s $sig "s-$sig"
     st=
@@ -122,6 +104,11 @@ for sig in SIGTERM SIGKILL; do
         sleep 0.02
     done
     ms=$(($(date +%s%3N) - t0))
+    if [[ $sig == SIGTERM ]]; then
+        m=$(C task metrics "s-$sig" 2>&1)
+        check "ctr task metrics: a stopped guest's CPU time, no memory or threads" \
+            '[[ $(metric cpu.usage_usec) -gt 0 && $(metric memory.usage) == 0 && $(metric pids.current) == 0 ]]'
+    fi
     # ctr reports a non-zero exit status as a warning
     code=$(C task delete "s-$sig" 2>&1 | grep -o 'exit code [0-9]*' | grep -o '[0-9]*$')
     C containers rm "s-$sig" >/dev/null 2>&1
@@ -144,11 +131,90 @@ check "a module path cannot leave the rootfs" '[[ $rc -ne 0 ]] && grep -q "No su
 out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 b3 /cmd.wasm hello 0 2>/dev/null)
 check "the shim keeps working after those" 'grep -qx "arg1=hello" <<<"$out"'
 
+echo "== native code"
+check "a first start runs interpreted while the cache is filled" \
+    'tier_line c1 | grep -q "/cmd.wasm: interpreted (not cached; compiling it in the background"'
+hex=$(sha256sum "$CMD_WASM" | cut -c1-64)
+art=
+for _ in $(seq 1 600); do
+    art=$(ls "$T/cache/$hex"-*.native 2>/dev/null | head -1)
+    [[ -n $art ]] && break
+    sleep 0.1
+done
+check "the background compile stores the module's native code" '[[ -n $art ]]'
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 n1 /cmd.wasm hello 7 2>/dev/null)
+rc=$?
+check "the next start runs native code from the cache" \
+    'tier_line n1 | grep -q "/cmd.wasm: native code (from the cache $T/cache)"'
+check "native code gives the same output and exit status" '[[ $rc -eq 7 ]] && grep -qx "arg1=hello" <<<"$out" && grep -qx "/data.txt: hi" <<<"$out"'
+C "${RUN[@]}" -d docker.io/wasmfn/cmd:1 n2 /cmd.wasm spin >/dev/null 2>&1
+for _ in $(seq 1 100); do
+    [[ $(C task ls 2>/dev/null | awk '$1 == "n2" {print $3}') == RUNNING ]] && break
+    sleep 0.05
+done
+sleep 0.2
+C task kill -s SIGTERM n2
+for _ in $(seq 1 100); do
+    [[ $(C task ls 2>/dev/null | awk '$1 == "n2" {print $3}') == STOPPED ]] && break
+    sleep 0.02
+done
+code=$(C task delete n2 2>&1 | grep -o 'exit code [0-9]*' | grep -o '[0-9]*$')
+C containers rm n2 >/dev/null 2>&1
+check "SIGTERM interrupts a spinning guest in native code too (143)" \
+    'tier_line n2 | grep -q "native code" && [[ $code == 143 ]]'
+# One byte of the sealed artefact changed: refused, run interpreted, rebuilt.
+python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[len(b)//2]^=1; open(p,"wb").write(b)' "$art"
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 n3 /cmd.wasm hello 0 2>/dev/null)
+check "a damaged artefact is refused and the guest runs interpreted" \
+    'tier_line n3 | grep -q "interpreted (its cached code was refused" && grep -qx "arg1=hello" <<<"$out"'
+for _ in $(seq 1 600); do
+    [[ -f $art ]] && break
+    sleep 0.1
+done
+out=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]}" --rm docker.io/wasmfn/cmd:1 n4 /cmd.wasm hello 0 2>/dev/null)
+check "... and compiled again for the next start" 'tier_line n4 | grep -q "native code (from the cache"'
+printf '# no native code\ntier = "interp"\n' >"$T/interp.toml"
+timeout 30 ctr -a "$T/c.sock" "${RUN[@]/$T\/shim.toml/$T/interp.toml}" --rm docker.io/wasmfn/cmd:1 n5 /cmd.wasm hello 0 >/dev/null 2>&1
+check "tier \"interp\" in the runtime options keeps the interpreter" \
+    'tier_line n5 | grep -q "interpreted (tier \"interp\""'
+printf 'tier = "auto"\n\ncache = "/x"\n' >"$T/bad.toml"
+err=$(timeout 30 ctr -a "$T/c.sock" "${RUN[@]/$T\/shim.toml/$T/bad.toml}" --rm docker.io/wasmfn/cmd:1 n6 /cmd.wasm 2>&1)
+rc=$?
+check "a bad configuration fails create, naming file and line" \
+    '[[ $rc -ne 0 ]] && grep -q "bad.toml:3: unknown key .cache." <<<"$err"'
+
 echo "== an HTTP function"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 "$HERE/mkimage.py" "$T/web.tar" docker.io/wasmfn/hello:1 --file "$HELLO_WASM:/hello.wasm" \
     --entrypoint '["/hello.wasm"]'
 C images import --snapshotter $SNAP "$T/web.tar" >/dev/null
+# Killed while its module compiles: the compiler goes with it.
+C "${RUN[@]}" -d --net-host --env PORT=$port --annotation wasmfn.dev/http=true \
+    docker.io/wasmfn/hello:1 w0 >/dev/null 2>&1
+for _ in $(seq 1 100); do curl -s -m 2 -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
+gpid=$(C task ls 2>/dev/null | awk '$1 == "w0" {print $2}')
+cpid=
+for _ in $(seq 1 100); do
+    cpid=$(pgrep -P "$gpid" -f "compile --raw") && break
+    sleep 0.02
+done
+# Running: it exists and is not a zombie (whoever inherits it reaps it).
+running() { [[ -e /proc/$1 ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+# At most 0.5 s: the compile itself takes over a second of CPU (at nice
+# 19), so a compiler that outlived its parent would still be running.
+C task kill -s SIGKILL w0
+for _ in $(seq 1 25); do
+    [[ -n $cpid ]] && ! running "$cpid" && break
+    sleep 0.02
+done
+check "a compile in progress ends with the HTTP function killed during it" \
+    '[[ -n $cpid ]] && ! running "$cpid"'
+for _ in $(seq 1 100); do
+    [[ $(C task ls 2>/dev/null | awk '$1 == "w0" {print $3}') == STOPPED ]] && break
+    sleep 0.02
+done
+C task delete w0 >/dev/null 2>&1
+C containers rm w0 >/dev/null 2>&1
 C "${RUN[@]}" -d --net-host --env PORT=$port --annotation wasmfn.dev/http=true \
     docker.io/wasmfn/hello:1 w1 >/dev/null 2>&1
 body=
@@ -160,6 +226,16 @@ check "curl gets the function's answer on \$PORT" 'grep -q "Hello from wasmfn! (
 curl -s -o /dev/null "http://127.0.0.1:$port/again"
 metrics=$(curl -s "http://127.0.0.1:$port/metrics")
 check "/metrics counts both requests" 'grep -q "^wasmfn_requests_total{function=\"fn\",revision=\"fn-00001\",code=\"200\"} 2$" <<<"$metrics"'
+native='wasmfn_revision_tier{function="fn",revision="fn-00001",tier="native"} 1'
+check "a first start serves interpreted while it compiles" \
+    'tier_line w1 | grep -q "/hello.wasm: HTTP function: interpreted until its background compile into $T/cache is done"'
+for _ in $(seq 1 600); do
+    curl -s "http://127.0.0.1:$port/metrics" | grep -qF "$native" && break
+    sleep 0.1
+done
+body=$(curl -s "http://127.0.0.1:$port/native")
+check "it switches to native code when its background compile is done" \
+    'curl -s "http://127.0.0.1:$port/metrics" | grep -qF "$native" && grep -q "(path /native)" <<<"$body"'
 C task kill w1
 st=
 for _ in $(seq 1 100); do
@@ -171,6 +247,30 @@ code=$(C task delete w1 2>&1 | grep -o 'exit code [0-9]*')
 C containers rm w1 >/dev/null 2>&1
 check "SIGTERM drains it and it exits 0" '[[ $st == STOPPED && -z $code ]]'
 check "the port is closed afterwards" '! curl -s -m 1 -o /dev/null "http://127.0.0.1:$port/"'
+C "${RUN[@]}" -d --net-host --env PORT=$port --annotation wasmfn.dev/http=true \
+    docker.io/wasmfn/hello:1 w2 >/dev/null 2>&1
+body=
+for _ in $(seq 1 100); do
+    body=$(curl -s -m 2 "http://127.0.0.1:$port/") && break
+    sleep 0.05
+done
+# The tier gauge is set at the data plane's next tick (1 s): the first
+# value it shows must be native.
+tier=
+for _ in $(seq 1 40); do
+    tier=$(curl -s "http://127.0.0.1:$port/metrics" | grep -o '^wasmfn_revision_tier{.*tier="[a-z]*"} 1$')
+    [[ -n $tier ]] && break
+    sleep 0.05
+done
+check "the next start of the function serves native code at once" \
+    'grep -q "Hello from wasmfn" <<<"$body" && [[ $tier == "$native" ]] && tier_line w2 | grep -q "HTTP function: native code (from the cache"'
+C task kill w2
+for _ in $(seq 1 100); do
+    [[ $(C task ls 2>/dev/null | awk '$1 == "w2" {print $3}') == STOPPED ]] && break
+    sleep 0.05
+done
+C task delete w2 >/dev/null 2>&1
+C containers rm w2 >/dev/null 2>&1
 
 echo "== events"
 sleep 0.3
