@@ -132,12 +132,12 @@ void api_scaledobjects_handle(api_t *a, hs_req_t *r, const char *p)
     respond_owned(r, 200, json);
 }
 
-static void load_one(void *ud, const char *name, const char *target, const char *doc)
+static void load_one(void *ud, const st_doc_t *d)
 {
     api_t *a = ud;
-    (void)target;
+    const char *name = d->name;
     char err[1024];
-    cJSON *j = cJSON_Parse(doc);
+    cJSON *j = cJSON_Parse(d->doc);
     kd_scaledobject_t so;
     if (!j || kd_scaledobject_parse(j, api_triggerauth_resolve, a, &so, err, sizeof err) != 0 ||
         kd_apply(a->keda, &so) != 0) {
@@ -156,10 +156,10 @@ int api_scaledobjects_load(api_t *a, char *err, size_t errlen)
 
 /* Runs again, with credentials resolved anew, every stored ScaledObject
  * that names a TriggerAuthentication. */
-static void refresh_one(void *ud, const char *name, const char *target, const char *doc)
+static void refresh_one(void *ud, const st_doc_t *d)
 {
-    cJSON *j = cJSON_Parse(doc);
-    if (j && kd_scaledobject_uses_auth(j, NULL)) load_one(ud, name, target, doc);
+    cJSON *j = cJSON_Parse(d->doc);
+    if (j && kd_scaledobject_uses_auth(j, NULL)) load_one(ud, d);
     cJSON_Delete(j);
 }
 
