@@ -20,6 +20,7 @@
 
 #include "api/manifest.h"
 #include "common/duration.h"
+#include "common/k8sname.h"
 #include "host/http_out.h"
 #include "host/kv.h"
 #include "common/quantity.h"
@@ -192,19 +193,6 @@ int api_duration_parse(const char *s, uint64_t *ns)
 }
 
 /* ---- Fields --------------------------------------------------------------- */
-
-static bool dns_label(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max) return false;
-    if (!(s[0] >= 'a' && s[0] <= 'z')) return false;
-    if (s[n - 1] == '-') return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-')) return false;
-    }
-    return true;
-}
 
 /* An annotation value as text: Kubernetes wants strings, but unquoted YAML
  * numbers arrive here as JSON numbers, so both are accepted. */
@@ -424,7 +412,7 @@ static int parse_value_from(parse_ctx_t *c, const cJSON *vf, const char *ipath, 
         return fail(c, "%s.valueFrom: needs exactly one of secretKeyRef and configMapKeyRef", ipath);
     if (!cJSON_IsObject(ref)) return fail(c, "%s.valueFrom.%s: must be an object", ipath, field);
     const cJSON *on = member(ref, "name"), *key = member(ref, "key"), *opt = member(ref, "optional");
-    if (!cJSON_IsString(on) || !dns_label(on->valuestring, 253))
+    if (!cJSON_IsString(on) || !cm_k8s_label_ok(on->valuestring, 253))
         return fail(c, "%s.valueFrom.%s.name: required, a lowercase name (a-z, 0-9, '-')", ipath,
                     field);
     if (!cJSON_IsString(key) || !st_secret_key_ok(key->valuestring))
@@ -733,7 +721,7 @@ static int parse_traffic(parse_ctx_t *c, const cJSON *tr)
         if (!r->latest && !rn)
             return fail(c, "spec.traffic[%d]: needs revisionName or latestRevision: true", i);
         if (rn) {
-            if (!dns_label(rn->valuestring, ST_REVISION_NAME_MAX))
+            if (!cm_k8s_label_ok(rn->valuestring, ST_REVISION_NAME_MAX))
                 return fail(c, "spec.traffic[%d].revisionName: \"%s\" is not a revision name", i,
                             rn->valuestring);
             if (!(r->revision = strdup(rn->valuestring))) {
@@ -808,7 +796,7 @@ int api_service_parse(const cJSON *doc, api_service_t *out, char *err, size_t er
         fail(&c, "metadata.name: required");
         goto bad;
     }
-    if (!cJSON_IsString(name) || !dns_label(name->valuestring, ST_NAME_MAX)) {
+    if (!cJSON_IsString(name) || !cm_k8s_label_ok(name->valuestring, ST_NAME_MAX)) {
         fail(&c, "metadata.name: \"%s\" must be 1-%d lowercase letters, digits or '-', starting "
                  "with a letter and not ending with '-'",
              cJSON_IsString(name) ? name->valuestring : "", ST_NAME_MAX);

@@ -10,7 +10,6 @@
  * their text.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/k8sname.h"
 #include "common/quantity.h"
 #include "eventing/eventing.h"
 #include "keda/keda.h"
@@ -694,17 +694,6 @@ static int parse_advanced(ctx_t *c, const cJSON *adv, kd_scaledobject_t *so)
     return 0;
 }
 
-/* A DNS label, as function names are. */
-static bool name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63 || !islower((unsigned char)s[0]) || s[n - 1] == '-') return false;
-    for (size_t i = 0; i < n; i++)
-        if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '-')
-            return false;
-    return true;
-}
-
 int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud,
                           kd_scaledobject_t *so, char *err, size_t errlen)
 {
@@ -733,7 +722,7 @@ int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud
     const cJSON *md = member(doc, "metadata");
     const cJSON *name = member(md, "name");
     if (!cJSON_IsString(name)) return fail(&c, "metadata.name: required");
-    if (!name_ok(name->valuestring))
+    if (!cm_k8s_label_ok(name->valuestring, 63))
         return fail(&c, "metadata.name: \"%s\" must be lower-case letters, digits and '-', "
                         "starting with a letter, at most 63",
                     name->valuestring);
@@ -752,7 +741,7 @@ int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud
     const cJSON *ref = member(spec, "scaleTargetRef");
     const cJSON *tn = member(ref, "name");
     if (!cJSON_IsString(tn)) return fail(&c, "spec.scaleTargetRef.name: required (a Service)");
-    if (!name_ok(tn->valuestring))
+    if (!cm_k8s_label_ok(tn->valuestring, 63))
         return fail(&c, "spec.scaleTargetRef.name: \"%s\" is not a function name", tn->valuestring);
     static const char *const rknown[] = {"name", NULL};
     static const char *const rquiet[] = {"kind", "apiVersion", "envSourceContainerName", NULL};
