@@ -24,6 +24,7 @@
 #include "host/http_out.h"
 #include "host/kv.h"
 #include "common/quantity.h"
+#include "common/strlist.h"
 #include "oci/oci.h"
 #include "store/secrets.h"
 
@@ -53,24 +54,10 @@ static int fail(parse_ctx_t *c, const char *fmt, ...)
 
 static void warn(parse_ctx_t *c, const char *fmt, ...)
 {
-    api_service_t *s = c->svc;
-    char *w;
     va_list ap;
     va_start(ap, fmt);
-    int n = vasprintf(&w, fmt, ap);
+    if (cm_strlist_addv(&c->svc->warnings, &c->svc->nwarnings, fmt, ap) != 0) c->oom = true;
     va_end(ap);
-    if (n < 0) {
-        c->oom = true;
-        return;
-    }
-    char **nw = realloc(s->warnings, (s->nwarnings + 1) * sizeof *nw);
-    if (!nw) {
-        free(w);
-        c->oom = true;
-        return;
-    }
-    s->warnings = nw;
-    s->warnings[s->nwarnings++] = w;
 }
 
 /* Warns about every member of obj not in known (NULL-terminated). */

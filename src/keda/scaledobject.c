@@ -19,6 +19,7 @@
 
 #include "common/k8sname.h"
 #include "common/quantity.h"
+#include "common/strlist.h"
 #include "eventing/eventing.h"
 #include "keda/keda.h"
 
@@ -66,19 +67,10 @@ static int fail(ctx_t *c, const char *fmt, ...)
 static void warn(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(ctx_t *c, const char *fmt, ...)
 {
-    char *w;
     va_list ap;
     va_start(ap, fmt);
-    int n = vasprintf(&w, fmt, ap);
+    cm_strlist_addv(&c->so->warnings, &c->so->nwarnings, fmt, ap); /* lost to OOM: no error */
     va_end(ap);
-    if (n < 0) return;
-    char **nw = realloc(c->so->warnings, (c->so->nwarnings + 1) * sizeof *nw);
-    if (!nw) {
-        free(w);
-        return;
-    }
-    c->so->warnings = nw;
-    nw[c->so->nwarnings++] = w;
 }
 
 static const cJSON *member(const cJSON *o, const char *k)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/k8sname.h"
+#include "common/strlist.h"
 #include "keda/keda.h"
 
 bool kd_handles_auth_kind(const char *api_version, const char *kind)
@@ -37,19 +38,10 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 static void warn(kd_triggerauth_t *ta, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(kd_triggerauth_t *ta, const char *fmt, ...)
 {
-    char *w;
     va_list ap;
     va_start(ap, fmt);
-    int n = vasprintf(&w, fmt, ap);
+    cm_strlist_addv(&ta->warnings, &ta->nwarnings, fmt, ap); /* a warning lost to OOM is no error */
     va_end(ap);
-    if (n < 0) return;
-    char **nw = realloc(ta->warnings, (ta->nwarnings + 1) * sizeof *nw);
-    if (!nw) {
-        free(w);
-        return;
-    }
-    ta->warnings = nw;
-    nw[ta->nwarnings++] = w;
 }
 
 /* Keys of a Secret's data: 1-253 of [-._a-zA-Z0-9]. */
