@@ -59,13 +59,8 @@ void api_scaledobject_apply(api_t *a, hs_req_t *r, const cJSON *doc)
         return;
     }
     free(text);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "kind", "ScaledObject");
-    cJSON_AddStringToObject(o, "name", so.name);
-    cJSON_AddBoolToObject(o, "created", created);
-    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
-    for (uint32_t i = 0; i < so.nwarnings; i++)
-        cJSON_AddItemToArray(w, cJSON_CreateString(so.warnings[i]));
+    cJSON *o = api_applied_json("ScaledObject", so.name, created, so.warnings, so.nwarnings);
+    cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "warnings");
     for (uint32_t i = 0; i < so.ntriggers; i++) {
         if (!so.triggers[i].auth_err) continue;
         char line[512];

@@ -46,13 +46,9 @@ void api_triggerauth_apply(api_t *a, hs_req_t *r, const cJSON *doc)
         return;
     }
     free(text);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "kind", "TriggerAuthentication");
-    cJSON_AddStringToObject(o, "name", ta.name);
-    cJSON_AddBoolToObject(o, "created", created);
-    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
-    for (uint32_t i = 0; i < ta.nwarnings; i++)
-        cJSON_AddItemToArray(w, cJSON_CreateString(ta.warnings[i]));
+    cJSON *o = api_applied_json("TriggerAuthentication", ta.name, created, ta.warnings,
+                                ta.nwarnings);
+    cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "warnings");
     /* A reference that does not resolve yet is no error (the Secret may
      * come next in the same file), but it is worth a word. */
     for (uint32_t i = 0; a->secrets && i < ta.nrefs; i++) {
