@@ -275,20 +275,7 @@ void api_config_apply(api_t *a, hs_req_t *r, const cJSON *doc)
     if ((status = rollout(a, kind, name, version, revs, &ro, err, sizeof err)) != 0) goto rollback;
     status = 500;
     if (st_secret_prune(a->secrets, kind, name, err, sizeof err) != ST_OK) goto rollback;
-    if (st_commit(a->st, err, sizeof err) != ST_OK) {
-        st_rollback(a->st);
-        /* The data plane already serves the new revisions: back to what
-         * the store holds. */
-        for (uint32_t i = 0; i < ro.n; i++) {
-            st_function_t f;
-            char e2[256];
-            if (st_function_get(a->st, ro.fns[i], &f, e2, sizeof e2) == ST_OK) {
-                api_deploy(a, ro.fns[i], &f, e2, sizeof e2);
-                st_function_free(&f);
-            }
-        }
-        goto fail;
-    }
+    if (st_commit(a->st, err, sizeof err) != ST_OK) goto rollback;
     for (uint32_t i = 0; i < ro.n; i++) api_revisions_prune(a, ro.fns[i]);
     api_scaledobjects_refresh(a); /* TriggerAuthentications read the new values */
     cJSON *o = cJSON_CreateObject();
@@ -307,8 +294,9 @@ void api_config_apply(api_t *a, hs_req_t *r, const cJSON *doc)
     goto out;
 rollback:
     st_rollback(a->st);
-    /* Functions already handed their new revision go back to the
-     * store's (rolled back) state. */
+    /* Functions already handed their new revision (the data plane serves
+     * it) go back to the store's (rolled back) state; so does a failed
+     * commit. */
     for (uint32_t i = 0; i < ro.n; i++) {
         st_function_t f;
         char e2[256];
