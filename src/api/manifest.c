@@ -25,6 +25,7 @@
 #include "host/kv.h"
 #include "common/quantity.h"
 #include "common/strlist.h"
+#include "common/utf8.h"
 #include "oci/oci.h"
 #include "store/secrets.h"
 
@@ -91,24 +92,6 @@ static int object_member(parse_ctx_t *c, const cJSON *obj, const char *name, con
 
 /* ---- Value syntaxes ------------------------------------------------------- */
 
-/* The offset of the first byte that is not part of valid UTF-8, or len. */
-static size_t utf8_bad_offset(const unsigned char *s, size_t len)
-{
-    for (size_t i = 0; i < len;) {
-        unsigned c = s[i];
-        size_t n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-        if (!n || n > len - i) return i;
-        for (size_t k = 1; k < n; k++)
-            if ((s[i + k] & 0xC0) != 0x80) return i;
-        if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] > 0x9F) ||
-            (c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] > 0x8F))
-            return i; /* overlong, surrogate, or beyond U+10FFFF */
-        i += n;
-    }
-    return len;
-}
-
 /* The offset of a NUL in the JSON text — a raw byte, or a \u0000 escape
  * inside a string — or len. */
 static size_t json_nul_offset(const char *s, size_t len)
@@ -131,7 +114,7 @@ static size_t json_nul_offset(const char *s, size_t len)
 cJSON *api_json_parse(const void *body, size_t len, char *err, size_t errlen)
 {
     const char *s = body;
-    size_t off = utf8_bad_offset(body, len);
+    size_t off = cm_utf8_bad_offset(body, len);
     if (off < len) {
         snprintf(err, errlen, "body: not valid UTF-8 at byte %zu; a manifest is UTF-8 text", off);
         return NULL;
