@@ -38,6 +38,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/cond.h"
 #include "common/utf8.h"
 #include "host/http_internal.h"
 
@@ -54,11 +55,7 @@ static void *plain_new(void)
     plain_waker_t *k = calloc(1, sizeof *k);
     if (!k) return NULL;
     pthread_mutex_init(&k->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cm_cond_init_monotonic(&k->cv);
     return k;
 }
 
@@ -97,9 +94,7 @@ static int plain_wait(void *p, eng_exec_t *x, uint64_t until_ns)
             return 1;
         }
         uint64_t at = until_ns - now > 10000000u ? now + 10000000u : until_ns;
-        struct timespec ts = {.tv_sec = (time_t)(at / 1000000000u),
-                              .tv_nsec = (long)(at % 1000000000u)};
-        pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+        cm_cond_wait_until_ns(&k->cv, &k->mu, at);
         pthread_mutex_unlock(&k->mu);
     }
 }
