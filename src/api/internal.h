@@ -99,4 +99,10 @@ void api_env_free(api_env_t *e);
 /* Adds "envFrom" (the references, never values) to a revision's JSON. */
 void api_env_refs_json(cJSON *o, const st_spec_t *sp);
 
+/* applied.c: {"kind", "name", "created", "warnings"} answering an apply;
+ * the caller adds more warnings to its "warnings" array as it needs, and
+ * cJSON_Deletes it. */
+cJSON *api_applied_json(const char *kind, const char *name, bool created,
+                        char *const *warnings, uint32_t nwarnings);
+
 #endif

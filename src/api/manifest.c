@@ -20,9 +20,12 @@
 
 #include "api/manifest.h"
 #include "common/duration.h"
+#include "common/k8sname.h"
 #include "host/http_out.h"
 #include "host/kv.h"
 #include "common/quantity.h"
+#include "common/strlist.h"
+#include "common/utf8.h"
 #include "oci/oci.h"
 #include "store/secrets.h"
 
@@ -52,24 +55,10 @@ static int fail(parse_ctx_t *c, const char *fmt, ...)
 
 static void warn(parse_ctx_t *c, const char *fmt, ...)
 {
-    api_service_t *s = c->svc;
-    char *w;
     va_list ap;
     va_start(ap, fmt);
-    int n = vasprintf(&w, fmt, ap);
+    if (cm_strlist_addv(&c->svc->warnings, &c->svc->nwarnings, fmt, ap) != 0) c->oom = true;
     va_end(ap);
-    if (n < 0) {
-        c->oom = true;
-        return;
-    }
-    char **nw = realloc(s->warnings, (s->nwarnings + 1) * sizeof *nw);
-    if (!nw) {
-        free(w);
-        c->oom = true;
-        return;
-    }
-    s->warnings = nw;
-    s->warnings[s->nwarnings++] = w;
 }
 
 /* Warns about every member of obj not in known (NULL-terminated). */
@@ -103,24 +92,6 @@ static int object_member(parse_ctx_t *c, const cJSON *obj, const char *name, con
 
 /* ---- Value syntaxes ------------------------------------------------------- */
 
-/* The offset of the first byte that is not part of valid UTF-8, or len. */
-static size_t utf8_bad_offset(const unsigned char *s, size_t len)
-{
-    for (size_t i = 0; i < len;) {
-        unsigned c = s[i];
-        size_t n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-        if (!n || n > len - i) return i;
-        for (size_t k = 1; k < n; k++)
-            if ((s[i + k] & 0xC0) != 0x80) return i;
-        if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] > 0x9F) ||
-            (c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] > 0x8F))
-            return i; /* overlong, surrogate, or beyond U+10FFFF */
-        i += n;
-    }
-    return len;
-}
-
 /* The offset of a NUL in the JSON text — a raw byte, or a \u0000 escape
  * inside a string — or len. */
 static size_t json_nul_offset(const char *s, size_t len)
@@ -143,7 +114,7 @@ static size_t json_nul_offset(const char *s, size_t len)
 cJSON *api_json_parse(const void *body, size_t len, char *err, size_t errlen)
 {
     const char *s = body;
-    size_t off = utf8_bad_offset(body, len);
+    size_t off = cm_utf8_bad_offset(body, len);
     if (off < len) {
         snprintf(err, errlen, "body: not valid UTF-8 at byte %zu; a manifest is UTF-8 text", off);
         return NULL;
@@ -175,61 +146,8 @@ cJSON *api_json_parse(const void *body, size_t len, char *err, size_t errlen)
 
 int api_quantity_parse(const char *s, uint64_t *bytes)
 {
-    if (!s || !*s) return -1;
-    const char *p = s;
-    if (*p == '+') p++;
-    if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1]))) return -1;
-    /* Digits and a fraction, kept as a long double: exact for every value
-     * up to 2^64 with a few fraction digits, which is all memory needs. */
-    long double v = 0;
-    while (isdigit((unsigned char)*p)) v = v * 10 + (*p++ - '0');
-    if (*p == '.') {
-        p++;
-        long double scale = 0.1L;
-        while (isdigit((unsigned char)*p)) {
-            v += (*p++ - '0') * scale;
-            scale /= 10;
-        }
-    }
-    long double mult = 1;
-    if (*p == 'e' || *p == 'E') {
-        /* Decimal exponent ("1e6"), but not the exa suffix "E" alone. */
-        const char *q = p + 1;
-        int sign = 1;
-        if (*q == '+' || *q == '-') sign = *q++ == '-' ? -1 : 1;
-        if (isdigit((unsigned char)*q)) {
-            int e = 0;
-            while (isdigit((unsigned char)*q)) {
-                e = e * 10 + (*q++ - '0');
-                if (e > 30) return -1;
-            }
-            mult = powl(10, sign * e);
-            p = q;
-            if (*p) return -1;
-        }
-    }
-    if (*p) {
-        static const struct {
-            const char *sfx;
-            long double mult;
-        } sfx[] = {
-            {"Ki", 1024.0L}, {"Mi", 1048576.0L}, {"Gi", 1073741824.0L},
-            {"Ti", 1099511627776.0L}, {"Pi", 1125899906842624.0L},
-            {"Ei", 1152921504606846976.0L}, {"m", 1e-3L}, {"k", 1e3L}, {"M", 1e6L},
-            {"G", 1e9L}, {"T", 1e12L}, {"P", 1e15L}, {"E", 1e18L},
-        };
-        bool found = false;
-        for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
-            if (strcmp(p, sfx[i].sfx) == 0) {
-                mult = sfx[i].mult;
-                found = true;
-                break;
-            }
-        }
-        if (!found) return -1;
-    }
-    v *= mult;
-    if (v >= 18446744073709551616.0L) return -1;
+    long double v;
+    if (cm_quantity_parse(s, &v) != 0) return -1;
     long double up = ceill(v - 1e-9L); /* round up to whole bytes, as Kubernetes does */
     if (up < 0) up = 0;
     *bytes = (uint64_t)up;
@@ -245,19 +163,6 @@ int api_duration_parse(const char *s, uint64_t *ns)
 }
 
 /* ---- Fields --------------------------------------------------------------- */
-
-static bool dns_label(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max) return false;
-    if (!(s[0] >= 'a' && s[0] <= 'z')) return false;
-    if (s[n - 1] == '-') return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-')) return false;
-    }
-    return true;
-}
 
 /* An annotation value as text: Kubernetes wants strings, but unquoted YAML
  * numbers arrive here as JSON numbers, so both are accepted. */
@@ -477,7 +382,7 @@ static int parse_value_from(parse_ctx_t *c, const cJSON *vf, const char *ipath, 
         return fail(c, "%s.valueFrom: needs exactly one of secretKeyRef and configMapKeyRef", ipath);
     if (!cJSON_IsObject(ref)) return fail(c, "%s.valueFrom.%s: must be an object", ipath, field);
     const cJSON *on = member(ref, "name"), *key = member(ref, "key"), *opt = member(ref, "optional");
-    if (!cJSON_IsString(on) || !dns_label(on->valuestring, 253))
+    if (!cJSON_IsString(on) || !cm_k8s_label_ok(on->valuestring, 253))
         return fail(c, "%s.valueFrom.%s.name: required, a lowercase name (a-z, 0-9, '-')", ipath,
                     field);
     if (!cJSON_IsString(key) || !st_secret_key_ok(key->valuestring))
@@ -786,7 +691,7 @@ static int parse_traffic(parse_ctx_t *c, const cJSON *tr)
         if (!r->latest && !rn)
             return fail(c, "spec.traffic[%d]: needs revisionName or latestRevision: true", i);
         if (rn) {
-            if (!dns_label(rn->valuestring, ST_REVISION_NAME_MAX))
+            if (!cm_k8s_label_ok(rn->valuestring, ST_REVISION_NAME_MAX))
                 return fail(c, "spec.traffic[%d].revisionName: \"%s\" is not a revision name", i,
                             rn->valuestring);
             if (!(r->revision = strdup(rn->valuestring))) {
@@ -861,7 +766,7 @@ int api_service_parse(const cJSON *doc, api_service_t *out, char *err, size_t er
         fail(&c, "metadata.name: required");
         goto bad;
     }
-    if (!cJSON_IsString(name) || !dns_label(name->valuestring, ST_NAME_MAX)) {
+    if (!cJSON_IsString(name) || !cm_k8s_label_ok(name->valuestring, ST_NAME_MAX)) {
         fail(&c, "metadata.name: \"%s\" must be 1-%d lowercase letters, digits or '-', starting "
                  "with a letter and not ending with '-'",
              cJSON_IsString(name) ? name->valuestring : "", ST_NAME_MAX);

@@ -59,13 +59,8 @@ void api_scaledobject_apply(api_t *a, hs_req_t *r, const cJSON *doc)
         return;
     }
     free(text);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "kind", "ScaledObject");
-    cJSON_AddStringToObject(o, "name", so.name);
-    cJSON_AddBoolToObject(o, "created", created);
-    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
-    for (uint32_t i = 0; i < so.nwarnings; i++)
-        cJSON_AddItemToArray(w, cJSON_CreateString(so.warnings[i]));
+    cJSON *o = api_applied_json("ScaledObject", so.name, created, so.warnings, so.nwarnings);
+    cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "warnings");
     for (uint32_t i = 0; i < so.ntriggers; i++) {
         if (!so.triggers[i].auth_err) continue;
         char line[512];
@@ -132,12 +127,12 @@ void api_scaledobjects_handle(api_t *a, hs_req_t *r, const char *p)
     respond_owned(r, 200, json);
 }
 
-static void load_one(void *ud, const char *name, const char *target, const char *doc)
+static void load_one(void *ud, const st_doc_t *d)
 {
     api_t *a = ud;
-    (void)target;
+    const char *name = d->name;
     char err[1024];
-    cJSON *j = cJSON_Parse(doc);
+    cJSON *j = cJSON_Parse(d->doc);
     kd_scaledobject_t so;
     if (!j || kd_scaledobject_parse(j, api_triggerauth_resolve, a, &so, err, sizeof err) != 0 ||
         kd_apply(a->keda, &so) != 0) {
@@ -156,10 +151,10 @@ int api_scaledobjects_load(api_t *a, char *err, size_t errlen)
 
 /* Runs again, with credentials resolved anew, every stored ScaledObject
  * that names a TriggerAuthentication. */
-static void refresh_one(void *ud, const char *name, const char *target, const char *doc)
+static void refresh_one(void *ud, const st_doc_t *d)
 {
-    cJSON *j = cJSON_Parse(doc);
-    if (j && kd_scaledobject_uses_auth(j, NULL)) load_one(ud, name, target, doc);
+    cJSON *j = cJSON_Parse(d->doc);
+    if (j && kd_scaledobject_uses_auth(j, NULL)) load_one(ud, d);
     cJSON_Delete(j);
 }
 

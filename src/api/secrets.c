@@ -28,25 +28,12 @@
 #include "api/internal.h"
 #include "api/manifest.h"
 #include "api/scaledobjects.h"
+#include "common/k8sname.h"
 #include "common/rfc3339.h"
 #include "store/secrets.h"
 
 static const char *kind_of(bool secret) { return secret ? "Secret" : "ConfigMap"; }
 static const char *lower_kind(const char *kind) { return strcmp(kind, "Secret") == 0 ? "secret" : "configmap"; }
-
-/* Object names: Kubernetes DNS subdomains (lowercase letters, digits, '-'
- * and '.', 1-253, starting and ending with a letter or digit). */
-static bool object_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 253) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && !((c == '-' || c == '.') && i > 0 && i < n - 1)) return false;
-    }
-    return true;
-}
 
 /* ---- applying a Secret or ConfigMap ------------------------------------------ */
 
@@ -226,7 +213,7 @@ void api_config_apply(api_t *a, hs_req_t *r, const cJSON *doc)
         hs_respond_errorf(r, 503, "secrets are not available");
         return;
     }
-    if (!cJSON_IsString(nm) || !object_name_ok(nm->valuestring)) {
+    if (!cJSON_IsString(nm) || !cm_k8s_subdomain_ok(nm->valuestring)) {
         hs_respond_errorf(r, 400, "metadata.name: required, 1-253 lowercase letters, digits, '-' "
                                   "or '.'");
         return;
@@ -288,20 +275,7 @@ void api_config_apply(api_t *a, hs_req_t *r, const cJSON *doc)
     if ((status = rollout(a, kind, name, version, revs, &ro, err, sizeof err)) != 0) goto rollback;
     status = 500;
     if (st_secret_prune(a->secrets, kind, name, err, sizeof err) != ST_OK) goto rollback;
-    if (st_commit(a->st, err, sizeof err) != ST_OK) {
-        st_rollback(a->st);
-        /* The data plane already serves the new revisions: back to what
-         * the store holds. */
-        for (uint32_t i = 0; i < ro.n; i++) {
-            st_function_t f;
-            char e2[256];
-            if (st_function_get(a->st, ro.fns[i], &f, e2, sizeof e2) == ST_OK) {
-                api_deploy(a, ro.fns[i], &f, e2, sizeof e2);
-                st_function_free(&f);
-            }
-        }
-        goto fail;
-    }
+    if (st_commit(a->st, err, sizeof err) != ST_OK) goto rollback;
     for (uint32_t i = 0; i < ro.n; i++) api_revisions_prune(a, ro.fns[i]);
     api_scaledobjects_refresh(a); /* TriggerAuthentications read the new values */
     cJSON *o = cJSON_CreateObject();
@@ -320,8 +294,9 @@ void api_config_apply(api_t *a, hs_req_t *r, const cJSON *doc)
     goto out;
 rollback:
     st_rollback(a->st);
-    /* Functions already handed their new revision go back to the
-     * store's (rolled back) state. */
+    /* Functions already handed their new revision (the data plane serves
+     * it) go back to the store's (rolled back) state; so does a failed
+     * commit. */
     for (uint32_t i = 0; i < ro.n; i++) {
         st_function_t f;
         char e2[256];
@@ -419,7 +394,7 @@ void api_config_handle(api_t *a, hs_req_t *r, const char *p)
         return;
     }
     if (*rest == '/') rest++;
-    if (strchr(rest, '/') || (*rest && !object_name_ok(rest))) {
+    if (strchr(rest, '/') || (*rest && !cm_k8s_subdomain_ok(rest))) {
         hs_respond_errorf(r, 404, "no such endpoint: %s %s (see docs/api.md)", r->method, r->path);
         return;
     }

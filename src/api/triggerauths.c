@@ -46,13 +46,9 @@ void api_triggerauth_apply(api_t *a, hs_req_t *r, const cJSON *doc)
         return;
     }
     free(text);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "kind", "TriggerAuthentication");
-    cJSON_AddStringToObject(o, "name", ta.name);
-    cJSON_AddBoolToObject(o, "created", created);
-    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
-    for (uint32_t i = 0; i < ta.nwarnings; i++)
-        cJSON_AddItemToArray(w, cJSON_CreateString(ta.warnings[i]));
+    cJSON *o = api_applied_json("TriggerAuthentication", ta.name, created, ta.warnings,
+                                ta.nwarnings);
+    cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "warnings");
     /* A reference that does not resolve yet is no error (the Secret may
      * come next in the same file), but it is worth a word. */
     for (uint32_t i = 0; a->secrets && i < ta.nrefs; i++) {
@@ -82,13 +78,12 @@ typedef struct users {
     cJSON *arr;
 } users_t;
 
-static void user_one(void *ud, const char *name, const char *target, const char *doc)
+static void user_one(void *ud, const st_doc_t *d)
 {
     users_t *u = ud;
-    (void)target;
-    cJSON *j = cJSON_Parse(doc);
+    cJSON *j = cJSON_Parse(d->doc);
     if (j && kd_scaledobject_uses_auth(j, u->name))
-        cJSON_AddItemToArray(u->arr, cJSON_CreateString(name));
+        cJSON_AddItemToArray(u->arr, cJSON_CreateString(d->name));
     cJSON_Delete(j);
 }
 
@@ -98,17 +93,18 @@ typedef struct list {
     cJSON *arr;
 } list_t;
 
-static void list_one(void *ud, const char *name, int64_t created, const char *doc)
+static void list_one(void *ud, const st_doc_t *d)
 {
     list_t *l = ud;
+    const char *name = d->name;
     if (l->only && strcmp(l->only, name) != 0) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "kind", "TriggerAuthentication");
     cJSON_AddStringToObject(o, "name", name);
     char t[40];
-    cm_rfc3339_format(created * 1000000000, CM_RFC3339_SECONDS, t, sizeof t);
+    cm_rfc3339_format(d->created * 1000000000, CM_RFC3339_SECONDS, t, sizeof t);
     cJSON_AddStringToObject(o, "created", t);
-    cJSON *j = cJSON_Parse(doc);
+    cJSON *j = cJSON_Parse(d->doc);
     kd_triggerauth_t ta;
     char err[512];
     cJSON *sr = cJSON_AddArrayToObject(o, "secretTargetRef");

@@ -47,15 +47,8 @@ int cli_get_main(int argc, char **argv);
 void cli_get_usage(FILE *out);
 /* wasmfn delete NAME */
 int cli_delete_main(int argc, char **argv);
-/* scaledobjects.c: `get scaledobject[s] [NAME]`, `delete scaledobject NAME...`. */
-bool cli_so_is_kind(const char *word);
-int cli_so_get(const char *name, bool json);
-int cli_so_delete(int argc, char **argv, int first);
-/* triggerauths.c: `get triggerauthentication[s] [NAME]`, `delete
- * triggerauthentication NAME...`. */
-bool cli_ta_is_kind(const char *word);
-int cli_ta_get(const char *name, bool json);
-int cli_ta_delete(int argc, char **argv, int first);
+/* (get and delete also take `scaledobject[s] [NAME]` and
+ * `triggerauthentication[s] [NAME]`: collection.c, client.h's cli_kind_t.) */
 void cli_delete_usage(FILE *out);
 /* wasmfn invoke NAME [-d DATA | -d @FILE] [-H 'K: V'] [-X METHOD] [--path /p] */
 int cli_invoke_main(int argc, char **argv);

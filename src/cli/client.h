@@ -131,6 +131,30 @@ void cli_table_row(cli_table_t *t, const char *const *cells);
 void cli_table_print(cli_table_t *t, FILE *out, const char *indent);
 void cli_table_free(cli_table_t *t);
 
+/* ---- simple collections (collection.c) ---- */
+
+/* A kind of object the admin API keeps as a simple collection: GET
+ * /v1/PLURAL lists them, GET and DELETE /v1/PLURAL/NAME reach one. */
+typedef struct cli_kind {
+    const char *singular;        /* "scaledobject": says "scaledobject/NAME: deleted" */
+    const char *plural;          /* "scaledobjects": the path segment after /v1/ */
+    const char *const *words;    /* the words naming it after get/delete, NULL-terminated */
+    void (*print_table)(const cJSON *arr); /* prints an array of its objects */
+} cli_kind_t;
+
+/* scaledobjects.c and triggerauths.c. */
+extern const cli_kind_t cli_kind_scaledobject;
+extern const cli_kind_t cli_kind_triggerauth;
+
+/* Whether word (a command-line word) names kind k. */
+bool cli_kind_is(const cli_kind_t *k, const char *word);
+/* `wasmfn get KIND [NAME]`: every object of k as a table (name NULL) or
+ * the one named, or the API's JSON with json. Returns the exit status. */
+int cli_kind_get(const cli_kind_t *k, const char *name, bool json);
+/* `wasmfn delete KIND NAME...` with the names argv[first..argc). Returns
+ * the exit status (CLI_EXIT_ARGS when there is no name). */
+int cli_kind_delete(const cli_kind_t *k, int argc, char **argv, int first);
+
 /* ---- manifests (manifest.c) ---- */
 
 /* One YAML document of a manifest file, converted to JSON. */

@@ -77,6 +77,16 @@ static int parse_output(const char *cmd, const char *v, bool *json)
 }
 
 /* Builds "/v1/functions/NAME[SUFFIX]". Caller frees. */
+/* The kind an argument after get or delete names (scaledobject, ...), or
+ * NULL for a function's name. */
+static const cli_kind_t *kind_of(const char *word)
+{
+    static const cli_kind_t *const kinds[] = {&cli_kind_scaledobject, &cli_kind_triggerauth};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (cli_kind_is(kinds[i], word)) return kinds[i];
+    return NULL;
+}
+
 static char *fn_path(const char *name, const char *suffix)
 {
     char *esc = cli_escape(name), *p = NULL;
@@ -327,15 +337,14 @@ int cli_get_main(int argc, char **argv)
             return usage_error("get", "unknown option '%s'", argv[i]);
         } else if (!name) {
             name = argv[i];
-        } else if ((cli_so_is_kind(name) || cli_ta_is_kind(name)) && !so_name) {
+        } else if (kind_of(name) && !so_name) {
             so_name = argv[i];
         } else {
             return usage_error("get", "unexpected argument '%s'", argv[i]);
         }
     }
     if (!name) return usage_error("get", "wants a function NAME%s", "");
-    if (cli_so_is_kind(name)) return cli_so_get(so_name, json);
-    if (cli_ta_is_kind(name)) return cli_ta_get(so_name, json);
+    if (kind_of(name)) return cli_kind_get(kind_of(name), so_name, json);
 
     cli_api_t api;
     if (cli_api_open(&api) != 0) return CLI_EXIT_FAIL;
@@ -441,28 +450,13 @@ int cli_delete_main(int argc, char **argv)
         if (!first) first = i;
     }
     if (!first) return usage_error("delete", "wants a function NAME%s", "");
-    if (cli_so_is_kind(argv[first])) return cli_so_delete(argc, argv, first + 1);
-    if (cli_ta_is_kind(argv[first])) return cli_ta_delete(argc, argv, first + 1);
-    cli_api_t api;
-    if (cli_api_open(&api) != 0) return CLI_EXIT_FAIL;
-    int rc = 0;
-    for (int i = first; i < argc; i++) {
-        char *path = fn_path(argv[i], NULL);
-        cli_response_t r;
-        if (!path || cli_api_json(&api, "DELETE", path, NULL, &r) != 0) {
-            free(path);
-            rc = CLI_EXIT_FAIL;
-            break;
-        }
-        if (r.status / 100 != 2)
-            rc = cli_api_fail(&api, "delete", argv[i], &r);
-        else
-            printf("service/%s: deleted\n", argv[i]);
-        cli_response_free(&r);
-        free(path);
-    }
-    cli_api_close(&api);
-    return rc;
+    if (kind_of(argv[first])) return cli_kind_delete(kind_of(argv[first]), argc, argv, first + 1);
+    /* A function is deleted as one of the collection /v1/functions; it
+     * prints as a Knative Service. */
+    static const char *const no_words[] = {NULL};
+    static const cli_kind_t functions = {.singular = "service", .plural = "functions",
+                                         .words = no_words};
+    return cli_kind_delete(&functions, argc, argv, first);
 }
 
 /* ---- invoke ---- */

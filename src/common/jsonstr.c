@@ -2,27 +2,11 @@
  * jsonstr.c — escaping bytes into JSON string contents (jsonstr.h).
  */
 #include "common/jsonstr.h"
+#include "common/utf8.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-
-/* The length of the valid UTF-8 sequence of a non-ASCII character at s (n
- * bytes left), or 0 (RFC 3629: no overlong forms, no surrogates, nothing
- * above U+10FFFF). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-               : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (!len || len > n) return 0;
-    for (size_t k = 1; k < len; k++)
-        if ((s[k] & 0xC0) != 0x80) return 0;
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
-        (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
-        return 0;
-    return len;
-}
 
 size_t cm_json_escape(const char *in, size_t n, char *out, size_t cap, size_t *consumed)
 {
@@ -51,7 +35,7 @@ size_t cm_json_escape(const char *in, size_t n, char *out, size_t cap, size_t *c
                 esc[5] = hex[c & 15];
                 el = 6;
             }
-        } else if ((take = utf8_len(s + i, n - i)) > 0) {
+        } else if ((take = cm_utf8_len(s + i, n - i)) > 0) {
             piece = in + i;
             el = take;
         } else {

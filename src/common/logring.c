@@ -17,6 +17,7 @@
 #include "common/logring.h"
 #include "common/jsonstr.h"
 #include "common/rfc3339.h"
+#include "common/utf8.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -187,17 +188,8 @@ void lr_ring_append_tagged(lr_ring_t *r, const char *source, const lr_tags_t *ta
  * no control character, or 0. */
 static size_t utf8_printable(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0];
-    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (!len || len > n)
-        return 0;
-    for (size_t k = 1; k < len; k++)
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || /* overlong, surrogate */
-        (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))   /* overlong, > U+10FFFF */
-        return 0;
-    if (c == 0xC2 && s[1] <= 0x9F) /* U+0080..U+009F: C1 controls (CSI, OSC, ...) */
+    size_t len = cm_utf8_len(s, n);
+    if (len == 2 && s[0] == 0xC2 && s[1] <= 0x9F) /* U+0080..U+009F: C1 controls (CSI, OSC, ...) */
         return 0;
     return len;
 }

@@ -14,12 +14,11 @@ int cm_quantity_parse(const char *s, long double *out)
     const char *p = s;
     if (*p == '+') p++;
     if (!isdigit((unsigned char)*p) && !(*p == '.' && isdigit((unsigned char)p[1]))) return -1;
+    /* Digits and a fraction, kept as a long double: exact for every value
+     * up to 2^64 with a few fraction digits, which is all a quantity needs.
+     * An absurdly long number becomes infinity and fails the range check. */
     long double v = 0;
-    int digits = 0;
-    while (isdigit((unsigned char)*p)) {
-        v = v * 10 + (*p++ - '0');
-        if (++digits > 30) return -1;
-    }
+    while (isdigit((unsigned char)*p)) v = v * 10 + (*p++ - '0');
     if (*p == '.') {
         p++;
         long double scale = 0.1L;

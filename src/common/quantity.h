@@ -3,7 +3,8 @@
  * "64Mi", "1e3") as numbers, for CPU values that are not bytes: container
  * CPU limits and requests, and the values of KEDA's cpu and memory
  * triggers. Prefix: cm_quantity_. (Byte sizes of manifests go through
- * api_quantity_parse, which rounds up to whole bytes.)
+ * api_quantity_parse, which parses with cm_quantity_parse and rounds up
+ * to whole bytes.)
  */
 #ifndef WASMFN_COMMON_QUANTITY_H
 #define WASMFN_COMMON_QUANTITY_H

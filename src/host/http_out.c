@@ -38,6 +38,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/cond.h"
+#include "common/utf8.h"
 #include "host/http_internal.h"
 
 /* A blocking wait for guests not on a fiber (ops NULL): a condition
@@ -53,11 +55,7 @@ static void *plain_new(void)
     plain_waker_t *k = calloc(1, sizeof *k);
     if (!k) return NULL;
     pthread_mutex_init(&k->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cm_cond_init_monotonic(&k->cv);
     return k;
 }
 
@@ -96,9 +94,7 @@ static int plain_wait(void *p, eng_exec_t *x, uint64_t until_ns)
             return 1;
         }
         uint64_t at = until_ns - now > 10000000u ? now + 10000000u : until_ns;
-        struct timespec ts = {.tv_sec = (time_t)(at / 1000000000u),
-                              .tv_nsec = (long)(at % 1000000000u)};
-        pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+        cm_cond_wait_until_ns(&k->cv, &k->mu, at);
         pthread_mutex_unlock(&k->mu);
     }
 }
@@ -193,35 +189,6 @@ static void st32(uint8_t *p, uint32_t v)
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-static bool utf8_ok(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp;
-        if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f;
-        else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
-        else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07;
-        else return false;
-        if (n - i < len) return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 /* RFC 9110 token characters (methods, header names). */
 static bool is_tchar(uint8_t c)
 {
@@ -299,7 +266,7 @@ static uint32_t req_build(ho_ctx_t *h, const gmem_t *m, const eng_val_t *a, ho_x
         !mem_ok(m, a[8].i32, 2) || !mem_ok(m, a[9].i32, 4))
         return HO_MEMORY_ACCESS_ERROR;
     const uint8_t *url = m->base + url_ptr, *meth = m->base + meth_ptr, *hdr = m->base + hdr_ptr;
-    if (!utf8_ok(url, url_len) || !utf8_ok(meth, meth_len) || !utf8_ok(hdr, hdr_len))
+    if (!cm_utf8_valid(url, url_len) || !cm_utf8_valid(meth, meth_len) || !cm_utf8_valid(hdr, hdr_len))
         return HO_UTF8_ERROR;
     if (url_len == 0 || url_len > HO_MAX_URL_BYTES || memchr(url, 0, url_len))
         return HO_INVALID_URL;
@@ -511,7 +478,7 @@ static uint32_t fn_header_get(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_ex
         !mem_ok(m, written_ptr, 4))
         return HO_MEMORY_ACCESS_ERROR;
     const uint8_t *name = m->base + name_ptr;
-    if (!utf8_ok(name, name_len)) return HO_UTF8_ERROR;
+    if (!cm_utf8_valid(name, name_len)) return HO_UTF8_ERROR;
     for (uint32_t i = 0; i < x->nheaders; i++) {
         const ho_header_t *hd = &x->headers[i];
         if (strlen(hd->name) != name_len || strncasecmp(hd->name, (const char *)name, name_len))

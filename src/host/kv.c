@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cond.h"
 #include "host/internal.h"
 #include "store/kv.h"
 #include "store/store.h"
@@ -89,11 +90,7 @@ kv_t *kv_new(const kv_config_t *c, char *err, size_t errlen)
     if (!kv->lim.max_store_keys) kv->lim.max_store_keys = KV_DEFAULT_MAX_STORE_KEYS;
     kv->sweep_ms = c->sweep_interval_ms ? c->sweep_interval_ms : 30000;
     pthread_mutex_init(&kv->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&kv->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cm_cond_init_monotonic(&kv->cv);
     if (c->redis_url) {
         kv->redis = kv_redis_new(c->redis_url, c->redis_timeout_ms ? c->redis_timeout_ms : 2000,
                                  err, errlen);

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cond.h"
 #include "common/rfc3339.h"
 #include "keda/internal.h"
 
@@ -177,9 +178,7 @@ static void *poller_main(void *arg)
             continue;
         }
         if (due->next_poll_ns > now) {
-            struct timespec ts = {.tv_sec = (time_t)(due->next_poll_ns / 1000000000ull),
-                                  .tv_nsec = (long)(due->next_poll_ns % 1000000000ull)};
-            pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+            cm_cond_wait_until_ns(&k->cv, &k->mu, due->next_poll_ns);
             continue;
         }
         kd_obj_t *o = due;
@@ -249,11 +248,7 @@ kd_t *kd_new(const kd_config_t *c, char *err, size_t errlen)
     }
     k->cfg = *c;
     pthread_mutex_init(&k->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cm_cond_init_monotonic(&k->cv);
     if (uv_async_init(c->loop, &k->async, on_async) != 0) {
         snprintf(err, errlen, "cannot create the async handle");
         pthread_mutex_destroy(&k->mu);

@@ -10,7 +10,6 @@
  * their text.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,7 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/k8sname.h"
 #include "common/quantity.h"
+#include "common/strlist.h"
 #include "eventing/eventing.h"
 #include "keda/keda.h"
 
@@ -66,19 +67,10 @@ static int fail(ctx_t *c, const char *fmt, ...)
 static void warn(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(ctx_t *c, const char *fmt, ...)
 {
-    char *w;
     va_list ap;
     va_start(ap, fmt);
-    int n = vasprintf(&w, fmt, ap);
+    cm_strlist_addv(&c->so->warnings, &c->so->nwarnings, fmt, ap); /* lost to OOM: no error */
     va_end(ap);
-    if (n < 0) return;
-    char **nw = realloc(c->so->warnings, (c->so->nwarnings + 1) * sizeof *nw);
-    if (!nw) {
-        free(w);
-        return;
-    }
-    c->so->warnings = nw;
-    nw[c->so->nwarnings++] = w;
 }
 
 static const cJSON *member(const cJSON *o, const char *k)
@@ -694,17 +686,6 @@ static int parse_advanced(ctx_t *c, const cJSON *adv, kd_scaledobject_t *so)
     return 0;
 }
 
-/* A DNS label, as function names are. */
-static bool name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63 || !islower((unsigned char)s[0]) || s[n - 1] == '-') return false;
-    for (size_t i = 0; i < n; i++)
-        if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '-')
-            return false;
-    return true;
-}
-
 int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud,
                           kd_scaledobject_t *so, char *err, size_t errlen)
 {
@@ -733,7 +714,7 @@ int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud
     const cJSON *md = member(doc, "metadata");
     const cJSON *name = member(md, "name");
     if (!cJSON_IsString(name)) return fail(&c, "metadata.name: required");
-    if (!name_ok(name->valuestring))
+    if (!cm_k8s_label_ok(name->valuestring, 63))
         return fail(&c, "metadata.name: \"%s\" must be lower-case letters, digits and '-', "
                         "starting with a letter, at most 63",
                     name->valuestring);
@@ -752,7 +733,7 @@ int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud
     const cJSON *ref = member(spec, "scaleTargetRef");
     const cJSON *tn = member(ref, "name");
     if (!cJSON_IsString(tn)) return fail(&c, "spec.scaleTargetRef.name: required (a Service)");
-    if (!name_ok(tn->valuestring))
+    if (!cm_k8s_label_ok(tn->valuestring, 63))
         return fail(&c, "spec.scaleTargetRef.name: \"%s\" is not a function name", tn->valuestring);
     static const char *const rknown[] = {"name", NULL};
     static const char *const rquiet[] = {"kind", "apiVersion", "envSourceContainerName", NULL};

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/k8sname.h"
+#include "common/strlist.h"
 #include "keda/keda.h"
 
 bool kd_handles_auth_kind(const char *api_version, const char *kind)
@@ -36,34 +38,10 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 static void warn(kd_triggerauth_t *ta, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(kd_triggerauth_t *ta, const char *fmt, ...)
 {
-    char *w;
     va_list ap;
     va_start(ap, fmt);
-    int n = vasprintf(&w, fmt, ap);
+    cm_strlist_addv(&ta->warnings, &ta->nwarnings, fmt, ap); /* a warning lost to OOM is no error */
     va_end(ap);
-    if (n < 0) return;
-    char **nw = realloc(ta->warnings, (ta->nwarnings + 1) * sizeof *nw);
-    if (!nw) {
-        free(w);
-        return;
-    }
-    ta->warnings = nw;
-    nw[ta->nwarnings++] = w;
-}
-
-/* Names of Secrets, ConfigMaps and this object: Kubernetes DNS
- * subdomains (1-253 of lowercase letters, digits, '-' and '.', starting
- * and ending with a letter or digit). */
-static bool object_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 253) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && !((c == '-' || c == '.') && i > 0 && i < n - 1)) return false;
-    }
-    return true;
 }
 
 /* Keys of a Secret's data: 1-253 of [-._a-zA-Z0-9]. */
@@ -102,7 +80,7 @@ static int parse_refs(const cJSON *arr, const char *field, bool configmap, kd_tr
             return fail(err, errlen, "spec.%s[%u].parameter: required, 1 to 63 characters "
                                      "(the trigger metadata it stands for, e.g. bearerToken)",
                         field, i);
-        if (!name || !object_name_ok(name))
+        if (!name || !cm_k8s_subdomain_ok(name))
             return fail(err, errlen, "spec.%s[%u].name: required, the name of a %s", field, i,
                         configmap ? "ConfigMap" : "Secret");
         if (!key || !key_ok(key))
@@ -142,7 +120,7 @@ int kd_triggerauth_parse(const cJSON *doc, kd_triggerauth_t *ta, char *err, size
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
     const char *name = str_member(md, "name");
     if (!name) return fail(err, errlen, "metadata.name: required");
-    if (!object_name_ok(name))
+    if (!cm_k8s_subdomain_ok(name))
         return fail(err, errlen, "metadata.name: \"%.80s\" must be 1-253 lowercase letters, "
                                  "digits, '-' or '.'",
                     name);

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cond.h"
 #include "metering/internal.h"
 
 void mtr_set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -328,8 +329,7 @@ static void *flusher_main(void *arg)
     int64_t next = mono_ns() + m->flush_interval_ns;
     pthread_mutex_lock(&m->ctl_mu);
     while (!m->stop) {
-        struct timespec ts = {.tv_sec = next / 1000000000LL, .tv_nsec = next % 1000000000LL};
-        int rc = pthread_cond_timedwait(&m->ctl_cv, &m->ctl_mu, &ts);
+        int rc = cm_cond_wait_until_ns(&m->ctl_cv, &m->ctl_mu, (uint64_t)next);
         if (m->stop) break;
         if (rc != ETIMEDOUT && mono_ns() < next) continue; /* spurious wake-up */
         pthread_mutex_unlock(&m->ctl_mu);
@@ -415,11 +415,7 @@ mtr_t *mtr_open(const mtr_config_t *c, char *err, size_t errlen)
     for (int i = 0; i < MTR_NSTRIPES; i++) pthread_mutex_init(&m->stripes[i].mu, NULL);
     pthread_mutex_init(&m->flush_mu, NULL);
     pthread_mutex_init(&m->ctl_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->ctl_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cm_cond_init_monotonic(&m->ctl_cv);
 
     m->usage = st_usage_open(c->db_path, err, errlen);
     if (!m->usage) {

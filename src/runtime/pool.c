@@ -54,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cond.h"
 #include "runtime/fiber.h"
 
 /* Finished tasks kept per worker for reuse. Each holds a fiber stack and
@@ -381,11 +382,7 @@ rt_waker_t *rt_waker_new(void)
     rt_waker_t *k = calloc(1, sizeof *k);
     if (!k) return NULL;
     pthread_mutex_init(&k->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cm_cond_init_monotonic(&k->cv);
     return k;
 }
 
@@ -429,9 +426,7 @@ int rt_waker_wait(rt_waker_t *k, eng_exec_t *x, uint64_t until_ns)
         }
         if (!t) {
             uint64_t at = until_ns - now > 10000000u ? now + 10000000u : until_ns;
-            struct timespec ts = {.tv_sec = (time_t)(at / 1000000000u),
-                                  .tv_nsec = (long)(at % 1000000000u)};
-            pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+            cm_cond_wait_until_ns(&k->cv, &k->mu, at);
             pthread_mutex_unlock(&k->mu);
             continue;
         }
@@ -641,9 +636,7 @@ static void *worker_main(void *arg)
         if (p->stopping && w->nlive == 0) break;
         if (w->nheap) {
             uint64_t at = w->heap[0]->wake_ns;
-            struct timespec ts = {.tv_sec = (time_t)(at / 1000000000u),
-                                  .tv_nsec = (long)(at % 1000000000u)};
-            pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+            cm_cond_wait_until_ns(&p->cv, &p->mu, at);
         } else {
             pthread_cond_wait(&p->cv, &p->mu);
         }
@@ -701,11 +694,7 @@ rt_pool_t *rt_pool_new(uv_loop_t *loop, uint32_t workers, char *err, size_t errl
     p->nworkers = workers;
     pthread_mutex_init(&p->mu, NULL);
     /* Wake times are CLOCK_MONOTONIC (eng_now_ns), so the wait is too. */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cm_cond_init_monotonic(&p->cv);
     if (uv_async_init(loop, &p->async, pool_on_async) != 0) {
         snprintf(err, errlen, "worker pool: cannot create the async handle");
         pthread_mutex_destroy(&p->mu);

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "common/rfc3339.h"
+#include "common/utf8.h"
 #include "serving/internal.h"
 
 #include <cjson/cJSON.h>
@@ -203,25 +204,6 @@ static srv_inv_t *inv_find(srv_inv_store_t *st, const char *id)
     return NULL;
 }
 
-static bool utf8_valid(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!len || i + len > n || c == 0) return false;
-        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 static char *base64(const uint8_t *s, size_t n)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -266,7 +248,9 @@ char *srv_inv_json(srv_inv_store_t *st, const char *id)
             cJSON_AddStringToObject(h, "value", v->headers[k].value);
             cJSON_AddItemToArray(hs, h);
         }
-        if (utf8_valid(v->body, v->body_len)) {
+        bool text = !v->body_len || (!memchr(v->body, 0, v->body_len) &&
+                                     cm_utf8_valid(v->body, v->body_len));
+        if (text) {
             char *b = malloc(v->body_len + 1);
             if (b) {
                 if (v->body_len) memcpy(b, v->body, v->body_len);

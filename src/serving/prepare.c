@@ -72,6 +72,20 @@ static void prep_done(rt_job_t *j)
     prep_report(s, m, mem, done, ud, e, sizeof e);
 }
 
+/* Tracks p in s->preps and submits its job. Urgent: a user waits for it.
+ * Its guest code (start function, wizer.initialize) runs on a fiber,
+ * switched out while requests wait, and stops at the limits p->ml got. */
+static void prep_start(srv_t *s, srv_prep_t *p)
+{
+    p->next = s->preps;
+    if (s->preps) s->preps->prev = p;
+    s->preps = p;
+    p->job.work = prep_work;
+    p->job.done = prep_done;
+    p->job.ud = p;
+    rt_pool_submit(s->pool, &p->job, true);
+}
+
 int srv_module_prepare(srv_t *s, const char *digest, uint64_t memory_limit_bytes,
                        uint32_t timeout_ms, srv_prepare_fn done, void *ud)
 {
@@ -93,16 +107,7 @@ int srv_module_prepare(srv_t *s, const char *digest, uint64_t memory_limit_bytes
     p->memory_limit_bytes = mem;
     p->done = done;
     p->ud = ud;
-    p->next = s->preps;
-    if (s->preps) s->preps->prev = p;
-    s->preps = p;
-    p->job.work = prep_work;
-    p->job.done = prep_done;
-    p->job.ud = p;
-    /* Urgent: a user waits for it. Its guest code (start function,
-     * wizer.initialize) runs on a fiber, switched out while requests wait,
-     * and stops at the revision's timeout. */
-    rt_pool_submit(s->pool, &p->job, true);
+    prep_start(s, p);
     return 0;
 }
 
@@ -129,13 +134,7 @@ int srv_module_upload(srv_t *s, const char *digest, const uint8_t *bytes, size_t
     p->srv = s;
     p->up_done = done;
     p->ud = ud;
-    p->next = s->preps;
-    if (s->preps) s->preps->prev = p;
-    s->preps = p;
-    p->job.work = prep_work;
-    p->job.done = prep_done;
-    p->job.ud = p;
-    rt_pool_submit(s->pool, &p->job, true); /* a user waits for it */
+    prep_start(s, p);
     return 0;
 }
 

@@ -5,7 +5,11 @@
 #ifndef WASMFN_STORE_INTERNAL_H
 #define WASMFN_STORE_INTERNAL_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "store/db.h"
+#include "store/docs.h"
 
 #include "store/store.h"
 
@@ -21,10 +25,37 @@ struct st_store {
 /* registry.c: opens DIR/wasmfn.db in WAL mode and creates the schema. */
 int st_db_open(st_store_t *s, char *err, size_t errlen);
 void st_db_close(st_store_t *s);
-/* scaled.c: creates the scaled_objects table (IF NOT EXISTS). */
-int st_scaled_schema(st_store_t *s, char *err, size_t errlen);
-/* triggerauths.c: creates the trigger_auths table (IF NOT EXISTS). */
-int st_triggerauth_schema(st_store_t *s, char *err, size_t errlen);
+/* doctable.c: a table of named documents (name, doc, created, and one
+ * optional text column), the one implementation behind scaled.c and
+ * triggerauths.c. Loop thread only, as the registry. */
+typedef struct st_doctable {
+    const char *table; /* "scaled_objects" (a constant, formatted into SQL) */
+    const char *extra; /* a text column kept beside the document ("target"), or NULL */
+    const char *kind;  /* "scaledobject": "scaledobject NAME not found" */
+    const char *one;   /* "scaled object": "saving scaled object" */
+    const char *many;  /* "scaled objects": "reading scaled objects" */
+} st_doctable_t;
+
+/* Creates the table (IF NOT EXISTS). ST_OK or ST_ERR. */
+int st_doctable_schema(st_store_t *s, const st_doctable_t *t, char *err, size_t errlen);
+/* Saves (or replaces) name with doc and extra (ignored without the
+ * column); a replaced row keeps its created time. *created and *changed
+ * (either may be NULL): new; different from the stored row (true when
+ * new). ST_OK or ST_ERR. */
+int st_doctable_put(st_store_t *s, const st_doctable_t *t, const char *name, const char *extra,
+                    const char *doc, int64_t now, bool *created, bool *changed, char *err,
+                    size_t errlen);
+/* name's document in *doc (malloc'd): ST_OK, ST_NOT_FOUND or ST_ERR. */
+int st_doctable_get(st_store_t *s, const st_doctable_t *t, const char *name, char **doc,
+                    char *err, size_t errlen);
+/* ST_OK, ST_NOT_FOUND or ST_ERR. */
+int st_doctable_delete(st_store_t *s, const st_doctable_t *t, const char *name, char *err,
+                       size_t errlen);
+/* Calls fn for every row, by name. ST_OK or ST_ERR. */
+int st_doctable_each(st_store_t *s, const st_doctable_t *t, st_doc_fn fn, void *ud, char *err,
+                     size_t errlen);
+/* scaled.c, triggerauths.c: their tables. */
+extern const st_doctable_t st_scaled_table, st_triggerauth_table;
 
 /* allowed_hosts.c: revisions' outbound HTTP destinations (table
  * revision_allowed_hosts): made at open, read into r->spec, written for a

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/docs.h"
 #include "store/store.h"
 
 /* Saves (or replaces) ScaledObject name. *created (may be NULL) says
@@ -24,11 +25,8 @@ int st_scaledobject_put(st_store_t *s, const char *name, const char *target, con
                         int64_t now, bool *created, bool *changed, char *err, size_t errlen);
 /* ST_OK or ST_NOT_FOUND (or ST_ERR). */
 int st_scaledobject_delete(st_store_t *s, const char *name, char *err, size_t errlen);
-/* Calls fn for every ScaledObject, by name (strings valid during the call).
- * ST_OK or ST_ERR. */
-int st_scaledobject_each(st_store_t *s,
-                         void (*fn)(void *ud, const char *name, const char *target,
-                                    const char *doc),
-                         void *ud, char *err, size_t errlen);
+/* Calls fn for every ScaledObject, by name (d->target set; strings valid
+ * during the call). ST_OK or ST_ERR. */
+int st_scaledobject_each(st_store_t *s, st_doc_fn fn, void *ud, char *err, size_t errlen);
 
 #endif

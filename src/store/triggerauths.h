@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/docs.h"
 #include "store/store.h"
 
 /* Saves (or replaces) TriggerAuthentication name. *created (may be NULL)
@@ -26,10 +27,8 @@ int st_triggerauth_put(st_store_t *s, const char *name, const char *doc, int64_t
 int st_triggerauth_get(st_store_t *s, const char *name, char **doc, char *err, size_t errlen);
 /* ST_OK or ST_NOT_FOUND (or ST_ERR). */
 int st_triggerauth_delete(st_store_t *s, const char *name, char *err, size_t errlen);
-/* Calls fn for every TriggerAuthentication, by name (strings valid during
- * the call). ST_OK or ST_ERR. */
-int st_triggerauth_each(st_store_t *s,
-                        void (*fn)(void *ud, const char *name, int64_t created, const char *doc),
-                        void *ud, char *err, size_t errlen);
+/* Calls fn for every TriggerAuthentication, by name (d->target NULL;
+ * strings valid during the call). ST_OK or ST_ERR. */
+int st_triggerauth_each(st_store_t *s, st_doc_fn fn, void *ud, char *err, size_t errlen);
 
 #endif

@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "store/scaled.h"
+#include "store/triggerauths.h"
 #include "store/store.h"
 
 static char *tmpdir_new(void)
@@ -213,11 +214,10 @@ static void test_revision_resources(void **state)
     free(parent);
 }
 
-static void count_so(void *ud, const char *name, const char *target, const char *doc)
+static void count_so(void *ud, const st_doc_t *d)
 {
-    (void)doc;
-    assert_string_equal(name, "s1");
-    assert_string_equal(target, "hello");
+    assert_string_equal(d->name, "s1");
+    assert_string_equal(d->target, "hello");
     (*(int *)ud)++;
 }
 
@@ -234,6 +234,11 @@ static void test_scaledobjects(void **state)
     assert_false(created || changed);
     assert_int_equal(st_scaledobject_put(s, "s1", "hello", "{\"a\":1}", 3, &created, &changed, err, sizeof err), ST_OK);
     assert_true(!created && changed);
+    /* A new target alone is a change too. */
+    assert_int_equal(st_scaledobject_put(s, "s1", "other", "{\"a\":1}", 4, &created, &changed, err, sizeof err), ST_OK);
+    assert_true(!created && changed);
+    assert_int_equal(st_scaledobject_put(s, "s1", "hello", "{\"a\":1}", 5, &created, &changed, err, sizeof err), ST_OK);
+    assert_true(!created && changed);
     st_close(s);
     s = st_open(parent, err, sizeof err); /* it survives a reopen */
     int n = 0;
@@ -244,6 +249,94 @@ static void test_scaledobjects(void **state)
     n = 0;
     st_scaledobject_each(s, count_so, &n, err, sizeof err);
     assert_int_equal(n, 0);
+    st_close(s);
+    rm_rf(parent);
+    free(parent);
+}
+
+typedef struct seen {
+    int n;
+    char names[4][16];
+    int64_t created[4];
+} seen_t;
+
+static void seen_one(void *ud, const st_doc_t *d)
+{
+    seen_t *x = ud;
+    assert_null(d->target);
+    if (x->n < 4) {
+        snprintf(x->names[x->n], sizeof x->names[0], "%s", d->name);
+        x->created[x->n] = d->created;
+    }
+    x->n++;
+}
+
+/* TriggerAuthentications: put, get, each by name, delete; a replaced one
+ * keeps its created time; everything survives a reopen. */
+static void test_triggerauths(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256];
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    bool created = false;
+    assert_int_equal(st_triggerauth_put(s, "b", "{\"v\":1}", 10, &created, err, sizeof err), ST_OK);
+    assert_true(created);
+    assert_int_equal(st_triggerauth_put(s, "a", "{}", 20, &created, err, sizeof err), ST_OK);
+    assert_int_equal(st_triggerauth_put(s, "b", "{\"v\":2}", 30, &created, err, sizeof err), ST_OK);
+    assert_false(created);
+    st_close(s);
+    s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    char *doc = NULL;
+    assert_int_equal(st_triggerauth_get(s, "b", &doc, err, sizeof err), ST_OK);
+    assert_string_equal(doc, "{\"v\":2}");
+    free(doc);
+    assert_int_equal(st_triggerauth_get(s, "zz", &doc, err, sizeof err), ST_NOT_FOUND);
+    assert_null(doc);
+    assert_string_equal(err, "triggerauthentication zz not found");
+    seen_t x = {0};
+    assert_int_equal(st_triggerauth_each(s, seen_one, &x, err, sizeof err), ST_OK);
+    assert_int_equal(x.n, 2);
+    assert_string_equal(x.names[0], "a");
+    assert_string_equal(x.names[1], "b");
+    assert_int_equal(x.created[1], 10);
+    assert_int_equal(st_triggerauth_delete(s, "b", err, sizeof err), ST_OK);
+    assert_int_equal(st_triggerauth_delete(s, "b", err, sizeof err), ST_NOT_FOUND);
+    assert_string_equal(err, "triggerauthentication b not found");
+    st_close(s);
+    rm_rf(parent);
+    free(parent);
+}
+
+/* A database that already holds scaled_objects and trigger_auths (made
+ * before these tables were written by doctable.c) opens with its rows. */
+static void test_doc_tables_existing_rows(void **state)
+{
+    (void)state;
+    char *parent = tmpdir_new(), err[256], path[4200];
+    snprintf(path, sizeof path, "%s/wasmfn.db", parent);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE scaled_objects (name TEXT PRIMARY KEY, target TEXT NOT NULL,"
+                                  " doc TEXT NOT NULL, created INTEGER NOT NULL);"
+                                  "CREATE TABLE trigger_auths (name TEXT PRIMARY KEY, doc TEXT NOT NULL,"
+                                  " created INTEGER NOT NULL);"
+                                  "INSERT INTO scaled_objects VALUES ('s1', 'hello', '{}', 1);"
+                                  "INSERT INTO trigger_auths VALUES ('t1', '{\"x\":1}', 2);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    st_store_t *s = st_open(parent, err, sizeof err);
+    assert_non_null(s);
+    int n = 0;
+    assert_int_equal(st_scaledobject_each(s, count_so, &n, err, sizeof err), ST_OK);
+    assert_int_equal(n, 1);
+    char *doc = NULL;
+    assert_int_equal(st_triggerauth_get(s, "t1", &doc, err, sizeof err), ST_OK);
+    assert_string_equal(doc, "{\"x\":1}");
+    free(doc);
     st_close(s);
     rm_rf(parent);
     free(parent);
@@ -720,6 +813,8 @@ int main(void)
         cmocka_unit_test(test_wal_mode),
         cmocka_unit_test(test_revision_resources),
         cmocka_unit_test(test_scaledobjects),
+        cmocka_unit_test(test_triggerauths),
+        cmocka_unit_test(test_doc_tables_existing_rows),
         cmocka_unit_test(test_digest),
         cmocka_unit_test(test_blob_roundtrip_and_corruption),
         cmocka_unit_test(test_stale_temp_files_removed),
