@@ -64,8 +64,8 @@ R() { redis-cli -p "$rport" "$@"; }
     --redis "redis://127.0.0.1:$rport" >"$tmp/log" 2>&1 &
 pid=$!
 until_ok 10 grep -q 'admin API on' "$tmp/log" || { bad "daemon starts" "$(cat "$tmp/log")"; finish; }
-D=$(grep -o 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
-export WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | awk '{print $4}')
+D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
+export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
 export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
 "$WASMFN" deploy evsink "$EVSINK" -q >/dev/null || { bad "deploy evsink"; finish; }
 
@@ -246,9 +246,12 @@ read_before=$(entries_read)
 "$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
     --redis "redis://127.0.0.1:$rport" >"$tmp/log" 2>&1 &
 pid=$!
-until_ok 10 grep -q 'admin API on' "$tmp/log" || { bad "daemon restarts" "$(cat "$tmp/log")"; finish; }
-D=$(grep -o 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
-export WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | awk '{print $4}')
+# Both URLs, ports included, before either is read.
+until_ok 10 grep -aq 'admin API on http://[0-9.]*:[0-9][0-9]*' "$tmp/log" ||
+    { bad "daemon restarts" "$(cat -v "$tmp/log" | tail -5)"; finish; }
+D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
+export WASMFN_API=$(grep -ao 'admin API on http://[0-9.]*:[0-9][0-9]*' "$tmp/log" | awk '{print $4}')
+[ -n "$WASMFN_API" ] || { bad "the restarted daemon's admin URL" "$(cat -v "$tmp/log" | tail -5)"; finish; }
 settled() { [ "$(group_lag)" = 0 ] && [ "$(R XPENDING crash wasmfn | head -1)" = 0 ]; }
 until_ok 60 settled
 dl=$(R XLEN crash-dlq)

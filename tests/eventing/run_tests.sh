@@ -91,8 +91,8 @@ start_daemon() {
     HPID=$!
     PIDS+=($HPID)
     wait_until 10 grep -q 'admin API on' "$TMP/$name.log" || { echo "daemon $name did not start:"; cat "$TMP/$name.log"; return 1; }
-    DP=$(grep -o 'data plane on [^,]*' "$TMP/$name.log" | awk '{ print $4 }')
-    AP=$(grep -o 'admin API on .*' "$TMP/$name.log" | awk '{ print $4 }')
+    DP=$(grep -ao 'data plane on [^,]*' "$TMP/$name.log" | awk '{ print $4 }')
+    AP=$(grep -ao 'admin API on .*' "$TMP/$name.log" | awk '{ print $4 }')
     TOKEN=$(cat "$data/admin.token")
 }
 apply() { curl -s -o "$TMP/out" -w '%{http_code}' -XPOST -H "Authorization: Bearer $TOKEN" "$AP/v1/apply" -d "$1"; }

@@ -57,7 +57,7 @@ start_daemon() {
     pid=$!
     until_ok 10 sh -c "grep -c 'admin API on' '$tmp/log' 2>/dev/null | grep -qx '$1'" ||
         { bad "daemon starts" "$(tail -5 "$tmp/log")"; finish; }
-    export WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | tail -1 | awk '{print $4}')
+    export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | tail -1 | awk '{print $4}')
     export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
 }
 start_daemon 1

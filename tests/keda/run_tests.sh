@@ -128,7 +128,7 @@ pids+=($!)
 "$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 >"$tmp/log" 2>&1 &
 pid=$!
 until_true 10 grep -q 'admin API on' "$tmp/log" || { bad "daemon starts" "$(cat "$tmp/log")"; finish; }
-export WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | awk '{print $4}')
+export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
 export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
 
 # prom_value: the instant value of the test's metric as Prometheus has it.
@@ -250,7 +250,7 @@ restart() {
     "$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 >"$tmp/log" 2>&1 &
     pid=$!
     until_true 10 grep -q 'admin API on' "$tmp/log" || { bad "daemon restarts" "$(cat "$tmp/log")"; finish; }
-    export WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | awk '{print $4}')
+    export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
 }
 restart
 until_true 5 has_instances hello 0 && [ "$(so_field hello-scaler 'o["scaleTargetRef"]')" = hello ] &&
@@ -500,7 +500,7 @@ until_true 5 has_instances cronout 0 &&
 # asked, 4 the most); the target is low so that the guest scales even when
 # the machine is so busy that it gets a fraction of that (an idle Service
 # reads 0 and stays at 1).
-D=$(grep -o 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
+D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
 cat >"$tmp/burn.yaml" <<EOF
 apiVersion: serving.knative.dev/v1
 kind: Service

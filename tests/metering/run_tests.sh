@@ -35,8 +35,8 @@ start() {
         grep -q 'admin API on' "$tmp/log" && break
         sleep 0.05
     done
-    D=$(grep -o 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
-    export WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | awk '{print $4}')
+    D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
+    export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
     export WASMFN_TOKEN=$(cat "$data/admin.token" 2>/dev/null)
     [ -n "$D" ] && [ -n "$WASMFN_API" ]
 }

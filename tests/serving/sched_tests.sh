@@ -23,8 +23,8 @@ bad() { echo "FAIL $1"; [ -n "${2:-}" ] && echo "     $2"; failed=$((failed + 1)
     >"$tmp/log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q 'admin API on' "$tmp/log" && break; sleep 0.05; done
-D=$(grep -o 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
-export WASMFN_API=$(grep -o 'admin API on .*' "$tmp/log" | awk '{print $4}')
+D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
+export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
 export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
 "$WASMFN" deploy hello "$EXAMPLES_DIR/hello.wasm" -q >/dev/null &&
     "$WASMFN" deploy slow "$FNS_DIR/slow.wasm" -q >/dev/null &&
