@@ -100,6 +100,8 @@ static bool call_go_async(srv_t *s, srv_call_t *c, srv_fn_t *f, srv_rev_t *r)
     if (!c->body_len || (c->body_copy = malloc(c->body_len)))
         c->inv = srv_inv_new(s->invs, f->name, r->name);
     if (!c->inv) return false;
+    /* An asynchronous call's invocation id is its record's. */
+    snprintf(c->invocation_id, sizeof c->invocation_id, "%s", srv_inv_id(c->inv));
     if (c->body_len) memcpy(c->body_copy, c->body, c->body_len);
     c->body = c->body_copy;
     r->async_pending++;
@@ -186,14 +188,15 @@ srv_call_t *srv_call_submit(srv_t *s, const srv_call_req_t *rq, srv_call_done_fn
     c->rev = r;
     c->env = env;
     c->nenv = nenv;
+    /* Its trace (the client's traceparent honoured) and invocation id,
+     * read from the request before an asynchronous call answers it: the
+     * answer may free the request view points into. */
+    srv_call_trace_start(s, c, &view);
     if (rq->async && !call_go_async(s, c, f, r)) {
         srv_call_free(s, c);
         answer_text(done, ud, 500, false, "out of memory\n");
         return NULL;
     }
-    /* Its trace (the client's traceparent honoured) and invocation id;
-     * an async call's id is its invocation record's. */
-    srv_call_trace_start(s, c, &view);
     r->refs++;
     c->start_ns = eng_now_ns();
     c->timeout_ms = rq->timeout_ms && rq->timeout_ms < r->timeout_ms ? rq->timeout_ms : r->timeout_ms;
