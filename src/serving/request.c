@@ -207,9 +207,9 @@ srv_call_t *srv_call_submit(srv_t *s, const srv_call_req_t *rq, srv_call_done_fn
     bool finished = false;
     c->finished = &finished;
     srv_call_admit(s, c);
-    if (finished || async) return NULL;
-    c->finished = NULL;
-    return c;
+    if (finished) return NULL;
+    c->finished = NULL; /* also for an asynchronous call, which outlives this frame */
+    return async ? NULL : c;
 }
 
 /* ---- HTTP requests ------------------------------------------------------- */
