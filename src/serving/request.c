@@ -174,8 +174,8 @@ srv_call_t *srv_call_submit(srv_t *s, const srv_call_req_t *rq, srv_call_done_fn
     uint32_t nenv = 0;
     char **env = c ? srv_cgi_env_new(&view, script, path_info, &nenv) : NULL;
     if (path_info != stackbuf) free(path_info);
-    free(uri);
     if (!env) {
+        free(uri);
         if (c) srv_call_free(s, c);
         answer_text(done, ud, 500, false, "out of memory\n");
         return NULL;
@@ -192,6 +192,7 @@ srv_call_t *srv_call_submit(srv_t *s, const srv_call_req_t *rq, srv_call_done_fn
      * read from the request before an asynchronous call answers it: the
      * answer may free the request view points into. */
     srv_call_trace_start(s, c, &view);
+    free(uri); /* view.target, when it was built here */
     if (rq->async && !call_go_async(s, c, f, r)) {
         srv_call_free(s, c);
         answer_text(done, ud, 500, false, "out of memory\n");
