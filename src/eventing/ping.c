@@ -20,8 +20,12 @@ static void ping_fire(uv_timer_t *t)
     obj_t *o = t->data;
     ev_t *ev = o->ev;
     int64_t now = ev_now_ms();
-    if (now + 2 < o->next_fire_ms) {
-        ev_ping_arm(o); /* early (wall clock moved): wait the rest */
+    if (now < o->next_fire_ms) {
+        /* Early: libuv's timer counts from the loop's cached time, which can
+         * lag the wall clock by the length of the callbacks before us, and the
+         * wall clock may move. An event stamped after it is sent reaches its
+         * sink "before" its own time, so wait the rest. */
+        ev_ping_arm(o);
         return;
     }
     int64_t fire = o->next_fire_ms;
@@ -54,5 +58,6 @@ void ev_ping_arm(obj_t *o)
     int64_t delay = o->next_fire_ms - ev_now_ms();
     if (delay < 0)
         delay = 0;
+    uv_update_time(o->ev->loop); /* the delay counts from now, not the iteration's start */
     uv_timer_start(o->timer, ping_fire, (uint64_t)delay, 0);
 }
