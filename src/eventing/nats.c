@@ -37,7 +37,17 @@
  * across a reconnect is lost or acked twice; an ack that could not be sent
  * makes the server redeliver the message after ackWait (a duplicate, never
  * a loss).
+ *
+ * Deleting the source deletes its durable consumer on the server (one try;
+ * a server down then keeps it), unless spec.consumer named it: a named
+ * consumer may be shared and belongs to the user. A source applied again
+ * under the same names while the old one is still going away keeps its
+ * consumer: feeds register their (server, stream, durable), forget skips a
+ * consumer another live feed uses, and creating and deleting consumers
+ * take turns (admin_mu), so a delete never lands after a newer create.
  */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +80,48 @@ typedef struct nats_feed {
      * server forgets it (monotonic ms). One at a time. */
     int req_left;
     int64_t req_end_ms;
+    bool named;                 /* spec.consumer named the durable: never deleted */
+    struct nats_feed *live_next; /* the live feeds' list (live_mu) */
 } nats_feed_t;
+
+/* Every feed between ev_nats_feed and nats_close, to tell whether a
+ * deleted source's consumer is used by a newer one. live_mu is held only
+ * for list walks (the loop thread takes it); admin_mu serialises consumer
+ * creates and deletes, which are network calls, on consumer threads. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t admin_mu = PTHREAD_MUTEX_INITIALIZER;
+static nats_feed_t *live;
+
+static void live_add(nats_feed_t *f)
+{
+    pthread_mutex_lock(&live_mu);
+    f->live_next = live;
+    live = f;
+    pthread_mutex_unlock(&live_mu);
+}
+
+static void live_remove(nats_feed_t *f)
+{
+    pthread_mutex_lock(&live_mu);
+    for (nats_feed_t **p = &live; *p; p = &(*p)->live_next)
+        if (*p == f) {
+            *p = f->live_next;
+            break;
+        }
+    pthread_mutex_unlock(&live_mu);
+}
+
+/* Does a feed other than f use f's consumer? */
+static bool live_shared(const nats_feed_t *f)
+{
+    bool shared = false;
+    pthread_mutex_lock(&live_mu);
+    for (const nats_feed_t *o = live; o && !shared; o = o->live_next)
+        shared = o != f && strcmp(o->urls[0], f->urls[0]) == 0 &&
+                 strcmp(o->stream, f->stream) == 0 && strcmp(o->durable, f->durable) == 0;
+    pthread_mutex_unlock(&live_mu);
+    return shared;
+}
 
 /* Stream and durable names may not hold '.', '*', '>' or white space. */
 static bool nats_name_ok(const char *s)
@@ -151,15 +202,9 @@ static bool nats_up(void *fp)
     return f->sub && natsConnection_Status(f->nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
-static int nats_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
+/* Opens f->nc and f->js; reconnects without end when keep is set. */
+static natsStatus nats_open(nats_feed_t *f, bool keep)
 {
-    nats_feed_t *f = fp;
-    (void)c;
-    if (f->nc && f->sub && natsConnection_Status(f->nc) != NATS_CONN_STATUS_CLOSED) {
-        snprintf(err, len, "nats %s: reconnecting", f->urls[0]);
-        return -1; /* the library is at it */
-    }
-    nats_teardown(f);
     natsOptions *o = NULL;
     const char *urls[NATS_MAX_SERVERS];
     for (int i = 0; i < f->nurls; i++)
@@ -170,7 +215,7 @@ static int nats_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(o, 2000);
     if (s == NATS_OK)
-        s = natsOptions_SetMaxReconnect(o, -1);
+        s = natsOptions_SetMaxReconnect(o, keep ? -1 : 0);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectWait(o, 1000);
     if (s == NATS_OK)
@@ -178,13 +223,27 @@ static int nats_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
     if (s == NATS_OK)
         s = natsConnection_Connect(&f->nc, o);
     natsOptions_Destroy(o);
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&f->js, f->nc, NULL);
+    return s;
+}
+
+static int nats_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
+{
+    nats_feed_t *f = fp;
+    (void)c;
+    if (f->nc && f->sub && natsConnection_Status(f->nc) != NATS_CONN_STATUS_CLOSED) {
+        snprintf(err, len, "nats %s: reconnecting", f->urls[0]);
+        return -1; /* the library is at it */
+    }
+    nats_teardown(f);
+    natsStatus s = nats_open(f, true);
     if (s != NATS_OK) {
         snprintf(err, len, "nats %s: %s", f->urls[0], natsStatus_GetText(s));
         nats_teardown(f);
         return -1;
     }
     jsErrCode jerr = 0;
-    s = natsConnection_JetStream(&f->js, f->nc, NULL);
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
     cc.Durable = f->durable;
@@ -194,12 +253,14 @@ static int nats_connect(void *fp, ev_consumer_t *c, char *err, size_t len)
     cc.FilterSubject = f->subject[0] ? f->subject : NULL;
     jsConsumerInfo *ci = NULL;
     if (s == NATS_OK) {
+        pthread_mutex_lock(&admin_mu);
         s = js_AddConsumer(&ci, f->js, f->stream, &cc, NULL, &jerr);
         if (s != NATS_OK && jerr != JSStreamNotFoundErr) {
             /* It exists with other settings (an earlier apply): update. */
             jerr = 0;
             s = js_UpdateConsumer(&ci, f->js, f->stream, &cc, NULL, &jerr);
         }
+        pthread_mutex_unlock(&admin_mu);
     }
     jsConsumerInfo_Destroy(ci);
     if (s == NATS_OK)
@@ -381,9 +442,28 @@ static long nats_backlog(void *fp, ev_consumer_t *c)
     return b;
 }
 
+static void nats_forget(void *fp)
+{
+    nats_feed_t *f = fp;
+    if (f->named)
+        return;
+    pthread_mutex_lock(&admin_mu);
+    if (!live_shared(f)) {
+        jsErrCode jerr = 0;
+        natsStatus s = f->js ? NATS_OK : nats_open(f, false);
+        if (s == NATS_OK)
+            s = js_DeleteConsumer(f->js, f->stream, f->durable, NULL, &jerr);
+        if (s != NATS_OK && jerr != JSConsumerNotFoundErr && jerr != JSStreamNotFoundErr)
+            fprintf(stderr, "eventing: %s: deleting consumer %s: %s (%d)\n", f->source,
+                    f->durable, natsStatus_GetText(s), (int)jerr);
+    }
+    pthread_mutex_unlock(&admin_mu);
+}
+
 static void nats_close(void *fp)
 {
     nats_feed_t *f = fp;
+    live_remove(f);
     nats_teardown(f);
     free(f);
 }
@@ -397,6 +477,7 @@ static const ev_feed_ops_t nats_ops = {
     .retry = nats_retry,
     .release = nats_release,
     .backlog = nats_backlog,
+    .forget = nats_forget,
     .close = nats_close,
 };
 
@@ -424,6 +505,7 @@ int ev_nats_feed(const ev_source_args_t *a, const ev_delivery_t *d, ev_source_fe
     snprintf(f->subject, sizeof f->subject, "%s", subj ? subj : "");
     const char *cons = ev_src_str(a->spec, "consumer");
     snprintf(f->durable, sizeof f->durable, "%s", cons ? cons : a->name);
+    f->named = cons != NULL;
     for (char *p = f->durable; *p; p++)
         if (*p == '.')
             *p = '-'; /* object names may hold dots, durable names may not */
@@ -436,5 +518,6 @@ int ev_nats_feed(const ev_source_args_t *a, const ev_delivery_t *d, ev_source_fe
     out->feed = f;
     snprintf(out->source, sizeof out->source, "%s", f->source);
     out->max_parallel = 0;
+    live_add(f);
     return 0;
 }

@@ -58,8 +58,10 @@ void ev_obj_free(obj_t *o, bool deleted)
 {
     if (o->consumer)
         /* A deleted trigger drops its group, a deleted MqttSource its
-         * session and queue file (mqtt.c). */
-        ev_consumer_stop(o->consumer, deleted && (o->kind == OBJ_TRIGGER || o->kind == OBJ_MQTT));
+         * session and queue file (mqtt.c), a deleted NatsJetStreamSource
+         * its durable consumer (nats.c). */
+        ev_consumer_stop(o->consumer, deleted && (o->kind == OBJ_TRIGGER || o->kind == OBJ_MQTT ||
+                                                  o->kind == OBJ_NATS));
     if (o->timer) {
         uv_timer_stop(o->timer);
         o->timer->data = o->ev;

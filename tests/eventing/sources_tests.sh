@@ -228,6 +228,29 @@ else
     bad "the deleted MqttSource's session ends" "delivered: $(curl -s "$S/n?name=mqttlock" | tr ',' '\n' | tail -3 | tr '\n' ' ')"
 fi
 
+# ---- deleting a NatsJetStreamSource deletes its durable consumer ----------
+# ... unless spec.consumer named it: a named consumer is the user's.
+cat >"$tmp/natsdel.yaml" <<EOF
+apiVersion: sources.wasmfn.dev/v1alpha1
+kind: NatsJetStreamSource
+metadata: { name: natsgone }
+spec: { servers: "nats://127.0.0.1:$nport", stream: ORDERS, subject: orders.new, sink: { uri: "$S/gone" } }
+---
+apiVersion: sources.wasmfn.dev/v1alpha1
+kind: NatsJetStreamSource
+metadata: { name: natsnamed }
+spec: { servers: "nats://127.0.0.1:$nport", stream: ORDERS, subject: orders.new, consumer: keepme, sink: { uri: "$S/gone" } }
+EOF
+consumers() { "$SRCPUB" nats-consumers "nats://127.0.0.1:$nport" ORDERS 2>&1 | sort | tr '\n' ' '; }
+"$WASMFN" apply -f "$tmp/natsdel.yaml" >"$tmp/out" 2>&1 || bad "apply natsgone and natsnamed" "$(cat "$tmp/out")"
+both() { consumers | grep -q 'keepme nats natsgone'; }
+until_ok 10 both || bad "the two sources' consumers are created" "$(consumers)"
+[ "$(api_delete NatsJetStreamSource/natsgone)" = 200 ] && [ "$(api_delete NatsJetStreamSource/natsnamed)" = 200 ] ||
+    bad "delete natsgone and natsnamed"
+gone() { [ "$(consumers)" = "keepme nats " ]; }
+until_ok 10 gone && ok "a deleted NatsJetStreamSource's durable consumer is deleted; a named one stays" ||
+    bad "the deleted NatsJetStreamSource's consumer is deleted" "consumers now: $(consumers); $(grep -a natsgone "$tmp/log" | tail -2)"
+
 # ---- RabbitMQ: the same, once its broker is up ----------------------------
 until_ok 60 "$SRCPUB" amqp "$AMQP" probe 0 1 2>/dev/null ||
     { bad "rabbitmq-server starts" "$(tail -5 "$tmp/rabbit/out.log")"; finish; }

@@ -4,6 +4,8 @@
  * same client libraries the daemon links:
  *
  *   srcpub nats URL STREAM SUBJECT FIRST COUNT   JetStream, creating STREAM
+ *   srcpub nats-consumers URL STREAM             prints STREAM's consumers'
+ *                                                names, one a line
  *   srcpub mqtt HOST PORT TOPIC FIRST COUNT      QoS 1
  *   srcpub amqp URL QUEUE FIRST COUNT            persistent, with confirms,
  *                                                declaring a durable QUEUE
@@ -347,8 +349,34 @@ static int lock_db(const char *path, long ms)
     return 0;
 }
 
+static int nats_consumers(char **a)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsErrCode jerr = 0;
+    jsConsumerNamesList *l = NULL;
+    if (natsConnection_ConnectTo(&nc, a[0]) != NATS_OK ||
+        natsConnection_JetStream(&js, nc, NULL) != NATS_OK) {
+        fprintf(stderr, "srcpub: nats %s: cannot connect\n", a[0]);
+        return 1;
+    }
+    natsStatus s = js_ConsumerNames(&l, js, a[1], NULL, &jerr);
+    if (s != NATS_OK && s != NATS_NOT_FOUND) {
+        fprintf(stderr, "srcpub: consumers of %s: %s (%d)\n", a[1], natsStatus_GetText(s), (int)jerr);
+        return 1;
+    }
+    for (int i = 0; l && i < l->Count; i++)
+        printf("%s\n", l->List[i]);
+    jsConsumerNamesList_Destroy(l);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "nats-consumers") == 0)
+        return nats_consumers(argv + 2);
     if (argc == 4 && strcmp(argv[1], "amqp-get") == 0)
         return get_amqp(argv + 2);
     if (argc == 4 && strcmp(argv[1], "lock") == 0)
@@ -360,6 +388,7 @@ int main(int argc, char **argv)
     if (argc == 6 && strcmp(argv[1], "amqp") == 0)
         return pub_amqp(argv + 2, atol(argv[4]), atol(argv[5]));
     fprintf(stderr, "usage: srcpub nats URL STREAM SUBJECT FIRST COUNT\n"
+                    "       srcpub nats-consumers URL STREAM\n"
                     "       srcpub mqtt HOST PORT TOPIC FIRST COUNT\n"
                     "       srcpub amqp URL QUEUE FIRST COUNT\n"
                     "       srcpub amqp-get URL QUEUE\n"
