@@ -285,15 +285,11 @@ int cli_registry_main(int argc, char **argv)
         fprintf(stderr, "wasmfn registry login: %s\n", err);
         return CLI_EXIT_FAIL;
     }
-    char path[1024];
-    if (r.o.config_path)
-        snprintf(path, sizeof path, "%s", r.o.config_path);
-    else if (oci_creds_default_path(path, sizeof path) != 0)
-        snprintf(path, sizeof path, "(none)");
-    if (oci_creds_store(r.o.config_path, host, user, pw, err, sizeof err) != 0) {
+    char where[1100];
+    if (oci_creds_store(r.o.config_path, host, user, pw, where, sizeof where, err, sizeof err) != 0) {
         fprintf(stderr, "wasmfn registry login: %s\n", err);
         return CLI_EXIT_FAIL;
     }
-    printf("logged in to %s as %s (credentials in %s)\n", host, user, path);
+    printf("logged in to %s as %s (credentials in %s)\n", host, user, where);
     return 0;
 }

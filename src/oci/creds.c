@@ -2,9 +2,10 @@
  * creds.c — registry credentials in Docker's config.json, the file `docker
  * login`, podman, skopeo and oras all read: {"auths": {"HOST": {"auth":
  * base64("user:password")}}}. We read it (explicit credentials win) and
- * write it for `wasmfn registry login`, keeping every other key. Credential
- * helpers (credsStore, credHelpers) are not run: a host only they know
- * is reported as having no credentials, with a hint.
+ * write it for `wasmfn registry login`, keeping every other key. A host
+ * with a credential helper (credHelpers.HOST, else credsStore) has its
+ * credentials read from and stored to that helper (credhelper.c); one the
+ * helper does not know falls back to auths.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -65,6 +66,28 @@ static bool host_matches(const char *key, const char *host)
     char kh[256];
     key_host(key, kh, sizeof kh);
     return strcmp(kh, host) == 0 || (is_hub(kh) && is_hub(host));
+}
+
+/* What a credential helper is asked for: the host, or Docker Hub's URL. */
+static const char *server_name(const char *host)
+{
+    return is_hub(host) ? "https://index.docker.io/v1/" : host;
+}
+
+/* The helper for host in a parsed config.json: credHelpers' entry for it,
+ * else credsStore, else NULL. A name that is not a plain program suffix is
+ * ignored (it must not reach a path). */
+static const char *helper_for(const cJSON *cfg, const char *host)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(cfg, "credHelpers"))
+    {
+        if (e->string && host_matches(e->string, host) && cJSON_IsString(e) &&
+            oci_credhelper_name_ok(e->valuestring))
+            return e->valuestring;
+    }
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(cfg, "credsStore");
+    return cJSON_IsString(st) && oci_credhelper_name_ok(st->valuestring) ? st->valuestring : NULL;
 }
 
 static int read_config(const char *path, cJSON **out, char *err, size_t errlen)
@@ -142,6 +165,14 @@ int oci_creds_lookup(const oci_options_t *opts, const char *host, oci_creds_t *c
     cJSON *cfg;
     if (read_config(path, &cfg, err, errlen) != 0) return -1;
     if (!cfg) return 0;
+    const char *helper = helper_for(cfg, host);
+    if (helper) {
+        int r = oci_credhelper_get(helper, server_name(host), c, err, errlen);
+        if (r != 0) {
+            cJSON_Delete(cfg);
+            return r < 0 ? -1 : 0;
+        }
+    }
     const cJSON *auths = cJSON_GetObjectItemCaseSensitive(cfg, "auths"), *e;
     cJSON_ArrayForEach(e, auths)
     {
@@ -169,7 +200,7 @@ int oci_creds_lookup(const oci_options_t *opts, const char *host, oci_creds_t *c
 }
 
 int oci_creds_store(const char *path_in, const char *host, const char *user, const char *password,
-                    char *err, size_t errlen)
+                    char *where, size_t wherelen, char *err, size_t errlen)
 {
     char path[1024];
     if (path_in)
@@ -178,8 +209,17 @@ int oci_creds_store(const char *path_in, const char *host, const char *user, con
         snprintf(err, errlen, "no config file: set HOME or DOCKER_CONFIG, or give --registry-config");
         return -1;
     }
+    snprintf(where, wherelen, "%s", path);
     cJSON *cfg;
     if (read_config(path, &cfg, err, errlen) != 0) return -1;
+    const char *helper = cfg ? helper_for(cfg, host) : NULL;
+    if (helper) {
+        /* The password goes to the helper, never into the file. */
+        snprintf(where, wherelen, "credential helper docker-credential-%s", helper);
+        int r = oci_credhelper_store(helper, server_name(host), user, password, err, errlen);
+        cJSON_Delete(cfg);
+        return r;
+    }
     if (!cfg) cfg = cJSON_CreateObject();
     cJSON *auths = cJSON_GetObjectItemCaseSensitive(cfg, "auths");
     if (!cJSON_IsObject(auths)) {

@@ -34,6 +34,21 @@ typedef struct oci_creds {
 int oci_creds_lookup(const oci_options_t *opts, const char *host, oci_creds_t *c, char *err,
                      size_t errlen);
 
+/* ---- credential helpers (credhelper.c) ---- */
+
+/* Is name usable as docker-credential-NAME (letters, digits, - _ .)? */
+bool oci_credhelper_name_ok(const char *name);
+
+/* Asks docker-credential-NAME for server's credentials: 1 found (c filled,
+ * c->source names the helper), 0 the helper has none, -1 with err when it
+ * cannot be run, fails or answers nonsense. */
+int oci_credhelper_get(const char *name, const char *server, oci_creds_t *c, char *err,
+                       size_t errlen);
+
+/* Stores user and password for server with docker-credential-NAME. */
+int oci_credhelper_store(const char *name, const char *server, const char *user,
+                         const char *password, char *err, size_t errlen);
+
 /* Base64 ("user:pass" -> "dXNlcjpwYXNz"); out must hold 4*ceil(n/3)+1. */
 void oci_base64(const void *in, size_t n, char *out);
 

@@ -168,9 +168,12 @@ oci_status_t oci_login_check(const char *host, const char *user, const char *pas
 /* Stores user:password for host in the Docker config file `path` (NULL =
  * the default oci_options_t.config_path describes), keeping everything else
  * in it; the file is written with mode 0600 (and its directory made 0700).
+ * When the file names a credential helper for host (credHelpers, else
+ * credsStore), the helper stores them instead and the file is left alone.
+ * where gets the file's path or "credential helper docker-credential-NAME".
  * Returns 0, or -1 with a reason in err. */
 int oci_creds_store(const char *path, const char *host, const char *user, const char *password,
-                    char *err, size_t errlen);
+                    char *where, size_t wherelen, char *err, size_t errlen);
 
 /* The default config path (see config_path above) into out; -1 if neither
  * $DOCKER_CONFIG nor $HOME is set. */

@@ -314,6 +314,58 @@ printf '{"auths":{"http://%s":{"auth":"%s"}}}' "$B" "$(printf alice:nope | base6
 run "$WASMFN" pull --registry-config "$TMP/badcfg.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
 expect_fail "wrong stored password: 401 naming the realm and the file" "401 Unauthorized \(realm \"wasmfn-test-realm\"\): the registry refused the credentials of user 'alice' from $TMP/badcfg.json"
 
+# ------------------------------------------------ Docker credential helpers
+# A helper of the test's own (the protocol is the helper's command line:
+# `get` reads the server, prints {Username, Secret}; `store` reads that JSON),
+# keeping entries as files in $HELPER_DIR.
+mkdir -p "$TMP/hbin" "$TMP/hstore" "$TMP/hcfg" "$TMP/hcfg2"
+cat >"$TMP/hbin/docker-credential-wasmfntest" <<'EOH'
+#!/usr/bin/env node
+const fs = require('fs'), path = require('path');
+const input = fs.readFileSync(0, 'utf8');
+const file = s => path.join(process.env.HELPER_DIR, Buffer.from(s).toString('hex'));
+if (process.argv[2] === 'get') {
+    const f = file(input.trim());
+    if (!fs.existsSync(f)) { process.stdout.write('credentials not found in native keychain\n'); process.exit(1); }
+    process.stdout.write(fs.readFileSync(f));
+} else if (process.argv[2] === 'store') {
+    const j = JSON.parse(input);
+    fs.writeFileSync(file(j.ServerURL), JSON.stringify(j));
+} else process.exit(2);
+EOH
+chmod +x "$TMP/hbin/docker-credential-wasmfntest"
+HPATH="$TMP/hbin:$PATH"
+export HELPER_DIR="$TMP/hstore"
+echo '{"credsStore": "wasmfntest"}' >"$TMP/hcfg/config.json"
+run env PATH="$HPATH" "$WASMFN" registry login --registry-config "$TMP/hcfg/config.json" "$B" -u alice --password-stdin <<<"s3cret"
+if [[ $rc == 0 ]] && grep -q "credentials in credential helper docker-credential-wasmfntest" "$TMP/out" &&
+    ! grep -q s3cret "$TMP/hcfg/config.json" && grep -rq s3cret "$TMP/hstore"; then
+    ok "registry login with a credsStore stores the password with the helper, not in the file"
+else
+    not_ok "login through a credential helper" "exit $rc, $(cat "$TMP/out") $(err1)"
+fi
+run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/h.wasm"
+if [[ $rc == 0 ]] && cmp -s "$TMP/a.wasm" "$TMP/h.wasm"; then
+    ok "pull with credentials from the credsStore helper"
+else
+    not_ok "pull through a credsStore helper" "exit $rc, $(err1)"
+fi
+# credHelpers names the helper for this host and wins over a stale auths entry.
+printf '{"credHelpers":{"%s":"wasmfntest"},"auths":{"%s":{"auth":"%s"}}}' "$B" "$B" "$(printf alice:nope | base64)" \
+    >"$TMP/hcfg2/config.json"
+run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg2/config.json" "$B/fns/hello:1" -o "$TMP/h2.wasm"
+if [[ $rc == 0 ]] && cmp -s "$TMP/a.wasm" "$TMP/h2.wasm"; then
+    ok "credHelpers' helper for the host wins over its auths entry"
+else
+    not_ok "pull through credHelpers" "exit $rc, $(err1)"
+fi
+printf '{"ServerURL":"%s","Username":"alice","Secret":"nope"}' "$B" >"$TMP/hstore/$(printf %s "$B" | od -An -tx1 | tr -d ' \n')"
+run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+expect_fail "a helper's wrong password: 401 naming the helper" "the registry refused the credentials of user 'alice' from credential helper docker-credential-wasmfntest"
+echo '{"credsStore": "nosuchhelper"}' >"$TMP/hcfg/config.json"
+run "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+expect_fail "a credsStore helper missing from PATH is named" "credential helper docker-credential-nosuchhelper: not found on PATH"
+
 # ------------------------------------------------------------ TLS registry
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
     -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
