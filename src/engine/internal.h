@@ -417,6 +417,13 @@ size_t eng_obj_size_bytes(const eng_obj_t *o);
 void eng_obj_code(const eng_obj_t *o, uintptr_t *start, size_t *len);
 /* The name of the function symbol whose code holds addr, or NULL. */
 const char *eng_obj_function_at(const eng_obj_t *o, uintptr_t addr);
+/* The section whose PC table eng_obj_pc_value reads (LLVM's !pcsections:
+ * the native tier marks each memory access that may fault in guard mode
+ * with the wasm function it came from, which inlining hides otherwise). */
+#define ENG_OBJ_PC_SECTION "wasmfn_pc"
+/* The value the PC table gives the instruction that starts at pc: true and
+ * *value set, or false when pc is not in the table. */
+bool eng_obj_pc_value(const eng_obj_t *o, uintptr_t pc, uint32_t *value);
 /* Unmaps the object and frees it; its code must no longer be running. NULL
  * is allowed. */
 void eng_obj_free(eng_obj_t *o);

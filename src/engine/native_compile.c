@@ -78,6 +78,7 @@ static void setup_metadata(nc_module_t *nc)
     nc->k_tbaa = LLVMGetMDKindIDInContext(nc->ctx, "tbaa", 4);
     nc->k_invariant = LLVMGetMDKindIDInContext(nc->ctx, "invariant.load", 14);
     nc->k_prof = LLVMGetMDKindIDInContext(nc->ctx, "prof", 4);
+    nc->k_pcsections = LLVMGetMDKindIDInContext(nc->ctx, "pcsections", 10);
     LLVMMetadataRef rootname = md_str(nc, "wasmfn tbaa");
     LLVMMetadataRef root = LLVMMDNodeInContext2(nc->ctx, &rootname, 1);
     nc->tbaa_mem = tbaa_tag(nc, root, "linear memory");

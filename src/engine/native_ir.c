@@ -59,7 +59,7 @@ static void op_load(fx_t *f, LLVMTypeRef as, unsigned n, LLVMTypeRef to, bool si
      * to a third more instructions: it stops loads folding into
      * arithmetic.) */
     if (f->nc->guard && (uint64_t)off + n <= ENG_GUARD_SLACK)
-        LLVMSetVolatile(v, 1);
+        guard_access(f, v);
     if (as != to)
         v = sign ? LLVMBuildSExt(f->b, v, to, "") : LLVMBuildZExt(f->b, v, to, "");
     push(f, v);
@@ -80,7 +80,7 @@ static void op_store(fx_t *f, LLVMTypeRef as, unsigned n)
      * stores keep a store before a faulting load done and one after it
      * undone, as the interpreter leaves memory at a trap. */
     if (f->nc->guard && (uint64_t)off + n <= ENG_GUARD_SLACK)
-        LLVMSetVolatile(s, 1);
+        guard_access(f, s);
 }
 
 /* ---- Calls ---- */

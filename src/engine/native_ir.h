@@ -64,6 +64,7 @@ typedef struct fx {
     LLVMValueRef io;            /* scratch eng_val_t array for slow calls */
     uint32_t io_slots;
     LLVMBasicBlockRef traps[NTRAPS + 1]; /* [NTRAPS]: undefined element */
+    LLVMValueRef md_pc;         /* !pcsections naming this function (guard_access) */
 
     void **allocs;              /* everything malloc'd for this function */
     size_t nallocs, capallocs;
@@ -109,6 +110,25 @@ static inline LLVMValueRef c64(fx_t *f, uint64_t v) { return LLVMConstInt(f->nc-
 static inline void tag(fx_t *f, LLVMValueRef inst, LLVMValueRef tbaa)
 {
     LLVMSetMetadata(inst, f->nc->k_tbaa, tbaa);
+}
+
+/* A load or store that guard mode lets fault instead of checking. It is
+ * volatile (native_ir.c, op_load says why), and its address goes into the
+ * object's PC table with this function's index (!pcsections,
+ * ENG_OBJ_PC_SECTION), so that a fault names this function even after
+ * LLVM inlined it into a caller, as the interpreter's trap does. */
+static inline void guard_access(fx_t *f, LLVMValueRef inst)
+{
+    LLVMSetVolatile(inst, 1);
+    if (!f->md_pc) {
+        LLVMContextRef ctx = f->nc->ctx;
+        LLVMMetadataRef idx = LLVMValueAsMetadata(LLVMConstInt(LLVMInt32TypeInContext(ctx), f->func, 0));
+        LLVMMetadataRef ops[2] = {
+            LLVMMDStringInContext2(ctx, ENG_OBJ_PC_SECTION, strlen(ENG_OBJ_PC_SECTION)),
+            LLVMMDNodeInContext2(ctx, &idx, 1)};
+        f->md_pc = LLVMMetadataAsValue(ctx, LLVMMDNodeInContext2(ctx, ops, 2));
+    }
+    LLVMSetMetadata(inst, f->nc->k_pcsections, f->md_pc);
 }
 
 static inline LLVMValueRef byte_ptr(fx_t *f, LLVMValueRef base, uint64_t off)

@@ -110,7 +110,7 @@ static LLVMValueRef simd_load(fx_t *f, LLVMTypeRef ty, unsigned n, uint32_t off,
     LLVMSetAlignment(v, 1);
     tag(f, v, f->nc->tbaa_mem);
     if (f->nc->guard && (uint64_t)off + n <= ENG_GUARD_SLACK)
-        LLVMSetVolatile(v, 1);
+        guard_access(f, v);
     return v;
 }
 
@@ -120,7 +120,7 @@ static void simd_store(fx_t *f, LLVMValueRef v, unsigned n, uint32_t off, LLVMVa
     LLVMSetAlignment(s, 1);
     tag(f, s, f->nc->tbaa_mem);
     if (f->nc->guard && (uint64_t)off + n <= ENG_GUARD_SLACK)
-        LLVMSetVolatile(s, 1);
+        guard_access(f, s);
 }
 
 static LLVMValueRef icmp_mask(fx_t *f, LLVMIntPredicate p, LLVMValueRef a, LLVMValueRef b)

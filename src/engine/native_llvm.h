@@ -35,7 +35,7 @@ typedef struct nc_module {
      * separates what generated code touches into four kinds that never
      * alias, so that stores to linear memory do not make LLVM reload
      * globals, the fuel counter or the engine's structures. */
-    unsigned k_tbaa, k_invariant, k_prof;
+    unsigned k_tbaa, k_invariant, k_prof, k_pcsections;
     LLVMValueRef tbaa_mem, tbaa_global, tbaa_fuel, tbaa_vm;
     LLVMValueRef md_empty;        /* !{} for !invariant.load */
     LLVMValueRef md_unlikely;     /* branch weights: the true edge is rare */

@@ -214,9 +214,14 @@ static __attribute__((noreturn)) void unwind(eng_exec_t *x, eng_trap_t t);
 void eng_nat_fault(eng_exec_t *x, uintptr_t pc)
 {
     const code_range_t *r = code_range_of(pc);
-    const char *name = r ? eng_obj_function_at(r->obj, pc) : NULL;
-    unsigned idx;
-    if (name && sscanf(name, "f%u", &idx) == 1 && idx < r->m->nfuncs)
+    /* The access's own function, from the PC table, even when LLVM
+     * inlined it into another; else the function whose code holds pc. */
+    uint32_t idx;
+    const char *name = NULL;
+    if (r && eng_obj_pc_value(r->obj, pc, &idx) && idx < r->m->nfuncs)
+        eng_trap_message(x, ENG_TRAP_MEMORY_OOB, NULL, r->m, idx);
+    else if ((name = r ? eng_obj_function_at(r->obj, pc) : NULL) && sscanf(name, "f%u", &idx) == 1 &&
+             idx < r->m->nfuncs)
         eng_trap_message(x, ENG_TRAP_MEMORY_OOB, NULL, r->m, idx);
     else
         eng_trap_message(x, ENG_TRAP_MEMORY_OOB, NULL, NULL, 0);

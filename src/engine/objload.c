@@ -43,6 +43,15 @@
  * IFUNCs, extended section numbering, init/fini arrays, any other
  * allocatable section type, any other relocation type.
  *
+ * PC tables: a section named ENG_OBJ_PC_SECTION, as LLVM emits it for
+ * `!pcsections` metadata, lists instruction addresses, each a 32-bit
+ * PC-relative word, followed by the 32-bit value the metadata attached,
+ * which applies to every address since the previous value. It lands in a
+ * data group, after the code, so an address word is negative and a value
+ * (kept below 2^31) is not; that is how the two are told apart. The loader
+ * turns it into a sorted table (eng_obj_pc_value); the section itself is
+ * mapped like any other data.
+ *
  * The bytes are untrusted (they come from a disk cache): every offset,
  * size, index and count is checked before use, with overflow-checked
  * arithmetic; headers, symbols and relocations are read by memcpy, so the
@@ -93,6 +102,11 @@ typedef struct obj_func {
     const char *name;     /* in eng_obj.strings */
 } obj_func_t;
 
+typedef struct obj_pc {
+    uint32_t off;         /* of the instruction, from the start of the mapping */
+    uint32_t value;
+} obj_pc_t;
+
 struct eng_obj {
     uint8_t *map;        /* the mapping; everything below is immutable after load */
     size_t map_bytes;
@@ -102,6 +116,8 @@ struct eng_obj {
     uint32_t nfuncs;
     obj_func_t *funcs;   /* function symbols, sorted by address (eng_obj_function_at) */
     char *strings;
+    uint32_t npcs;
+    obj_pc_t *pcs;       /* the PC table, sorted by offset (eng_obj_pc_value) */
 };
 
 /* State of one load. */
@@ -624,6 +640,54 @@ static bool ld_names(ld_t *ld, eng_obj_t *o)
     return true;
 }
 
+static int pc_cmp(const void *a, const void *b)
+{
+    const obj_pc_t *x = a, *y = b;
+    return (x->off > y->off) - (x->off < y->off);
+}
+
+/* Reads the PC table sections (relocated, so address words hold their
+ * target minus their own address). */
+static bool ld_pcs(ld_t *ld, eng_obj_t *o)
+{
+    size_t words = 0;
+    for (uint32_t i = 1; i < ld->nsec; i++)
+        if (ld->grp[i] != GRP_NONE && strcmp(sec_name(ld, i), ENG_OBJ_PC_SECTION) == 0)
+            words += ld->sh[i].sh_size / 4;
+    if (words == 0)
+        return true;
+    o->pcs = malloc(words * sizeof *o->pcs);
+    if (!o->pcs)
+        return ld_fail(ld, "out of memory");
+    for (uint32_t i = 1; i < ld->nsec; i++) {
+        if (ld->grp[i] == GRP_NONE || strcmp(sec_name(ld, i), ENG_OBJ_PC_SECTION) != 0)
+            continue;
+        if (ld->grp[i] == GRP_EXEC || ld->sh[i].sh_size % 4 != 0 || ld->sh[i].sh_type != SHT_PROGBITS)
+            return ld_fail(ld, "section %s: not a table of 32-bit words in a data section",
+                           ENG_OBJ_PC_SECTION);
+        const uint8_t *sec = ld->map + ld->off[i];
+        uint32_t pending = o->npcs; /* the first address still without its value */
+        for (size_t k = 0; k < ld->sh[i].sh_size / 4; k++) {
+            int32_t w;
+            memcpy(&w, sec + 4 * k, 4);
+            if (w >= 0) {
+                while (pending < o->npcs)
+                    o->pcs[pending++].value = (uint32_t)w;
+                continue;
+            }
+            /* The word's offset in the mapping plus w: the instruction's. */
+            int64_t at = (int64_t)(ld->off[i] + 4 * k) + w;
+            if (at < 0 || (uint64_t)at >= ld->ro_start)
+                return ld_fail(ld, "section %s: entry %zu points outside the code", ENG_OBJ_PC_SECTION, k);
+            o->pcs[o->npcs++] = (obj_pc_t){(uint32_t)at, 0};
+        }
+        if (pending < o->npcs)
+            return ld_fail(ld, "section %s: the last addresses have no value", ENG_OBJ_PC_SECTION);
+    }
+    qsort(o->pcs, o->npcs, sizeof *o->pcs, pc_cmp);
+    return true;
+}
+
 eng_obj_t *eng_obj_load(const uint8_t *bytes, size_t len, eng_obj_resolve_fn resolve, void *ud, char *err,
                         size_t errlen)
 {
@@ -633,7 +697,7 @@ eng_obj_t *eng_obj_load(const uint8_t *bytes, size_t len, eng_obj_resolve_fn res
     ok = ok && (bytes != NULL || ld_fail(&ld, "no bytes"));
     ok = ok && ld_headers(&ld) && ld_sections(&ld) && ld_symbols(&ld) && ld_relocs(&ld, false) &&
          ld_map(&ld) && ld_relocs(&ld, true);
-    ok = ok && ld_protect(&ld) && ld_names(&ld, o);
+    ok = ok && ld_protect(&ld) && ld_names(&ld, o) && ld_pcs(&ld, o);
     free(ld.sh);
     free(ld.grp);
     free(ld.off);
@@ -645,6 +709,7 @@ eng_obj_t *eng_obj_load(const uint8_t *bytes, size_t len, eng_obj_resolve_fn res
             free(o->names);
             free(o->funcs);
             free(o->strings);
+            free(o->pcs);
             free(o);
         }
         return NULL;
@@ -691,6 +756,25 @@ const char *eng_obj_function_at(const eng_obj_t *o, uintptr_t addr)
     return lo > 0 && addr < o->funcs[lo - 1].end ? o->funcs[lo - 1].name : NULL;
 }
 
+bool eng_obj_pc_value(const eng_obj_t *o, uintptr_t pc, uint32_t *value)
+{
+    if (pc < (uintptr_t)o->map || pc - (uintptr_t)o->map >= o->code_bytes)
+        return false;
+    uint32_t off = (uint32_t)(pc - (uintptr_t)o->map);
+    size_t lo = 0, hi = o->npcs;    /* first entry with an offset >= off */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (o->pcs[mid].off < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == o->npcs || o->pcs[lo].off != off)
+        return false;
+    *value = o->pcs[lo].value;
+    return true;
+}
+
 void eng_obj_free(eng_obj_t *o)
 {
     if (!o)
@@ -699,5 +783,6 @@ void eng_obj_free(eng_obj_t *o)
     free(o->names);
     free(o->funcs);
     free(o->strings);
+    free(o->pcs);
     free(o);
 }

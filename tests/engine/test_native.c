@@ -630,6 +630,38 @@ static void test_trap_memory_load_bounds(void **state)
     pair_close(&p);
 }
 
+/* A fault in a small function LLVM inlines into its caller names that
+ * function, as the interpreter's trap does, not the caller it was inlined
+ * into (objload.c's PC table, filled from !pcsections). */
+static const char wat_inlined_fault[] =
+    "(module (memory 1)\n"
+    "  (func $peek (param i32) (result i32) (i32.load (local.get 0)))\n"
+    "  (func $poke (param i32) (i64.store (local.get 0) (i64.const 1)))\n"
+    "  (func $vpeek (param i32) (result i32) (i32x4.extract_lane 1 (v128.load (local.get 0))))\n"
+    "  (func (export \"outer\") (param i32) (result i32)\n"
+    "    (i32.add (call $peek (i32.add (local.get 0) (i32.const 4))) (call $peek (local.get 0))))\n"
+    "  (func (export \"outer_store\") (param i32) (call $poke (local.get 0)))\n"
+    "  (func (export \"outer_simd\") (param i32) (result i32)\n"
+    "    (i32.add (call $vpeek (local.get 0)) (i32.const 1))))\n";
+
+static void test_trap_memory_inlined_names_callee(void **state)
+{
+    (void)state;
+    mod_t *m = mod_new(wat_inlined_fault);
+    pair_t p;
+    pair_open(&p, m);
+    expect_i32(&p, "outer", ARGS(I32(PG - 8)), 0);
+    expect_trap(&p, "outer", ARGS(I32(PG - 6)), ENG_TRAP_MEMORY_OOB,
+                "out of bounds memory access in function 0");
+    expect_trap(&p, "outer_store", ARGS(I32(PG - 4)), ENG_TRAP_MEMORY_OOB,
+                "out of bounds memory access in function 1");
+    expect_i32(&p, "outer_simd", ARGS(I32(PG - 16)), 1);
+    expect_trap(&p, "outer_simd", ARGS(I32(PG - 15)), ENG_TRAP_MEMORY_OOB,
+                "out of bounds memory access in function 2");
+    pair_close(&p);
+    mod_free(m);
+}
+
 /* Stores at the edge; a store that traps writes nothing (not even the
  * bytes that would fit), and what ran before it stays written. */
 static void test_trap_memory_store_bounds(void **state)
@@ -3050,6 +3082,7 @@ int main(void)
         cmocka_unit_test(test_trap_integer),
         cmocka_unit_test(test_trap_conversions),
         cmocka_unit_test(test_trap_call_indirect_and_tables),
+        cmocka_unit_test(test_trap_memory_inlined_names_callee),
         cmocka_unit_test(test_trap_bulk_memory),
         cmocka_unit_test(test_trap_stack_main_thread),
         cmocka_unit_test(test_trap_stack_big_frames),
