@@ -35,6 +35,7 @@
 #include "keda/keda.h"
 #include "http/http.h"
 #include "metering/metering.h"
+#include "runtime/link.h"
 #include "runtime/runtime.h"
 #include "serving/serving.h"
 #include "store/secrets.h"
@@ -328,7 +329,8 @@ int dmn_run(const dmn_options_t *o)
         fprintf(stderr, "wasmfn serve: secrets: %s\n", err);
         goto out;
     }
-    kv_config_t kvc = {.data_dir = data, .redis_url = o->redis, .limits = o->kv_limits};
+    kv_config_t kvc = {.data_dir = data, .redis_url = o->redis, .limits = o->kv_limits,
+                       .wait = rt_link_wait_ops()};
     d.kv = kv_new(&kvc, err, sizeof err);
     if (!d.kv) {
         fprintf(stderr, "wasmfn serve: key-value stores: %s\n", err);

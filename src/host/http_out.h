@@ -40,6 +40,7 @@
 
 #include "common/metrics.h"
 #include "engine/engine.h"
+#include "host/wait.h"
 #include "trace/trace.h"
 
 #define HO_MODULE_NAME "wasi_experimental_http"
@@ -115,16 +116,7 @@ void ho_client_forget(ho_client_t *c, const char *function);
 
 /* ---- per instance ---------------------------------------------------------- */
 
-/* How a guest waits for its response; the runtime gives its fiber
- * scheduler's wakers (runtime.h, rt_waker_*). waker_new/free make and
- * free one per context; wait parks the guest running on x until wake (any
- * thread), until_ns or x's stop, as rt_waker_wait. */
-typedef struct ho_wait_ops {
-    void *(*waker_new)(void);
-    void (*waker_free)(void *k);
-    void (*wake)(void *k);
-    int (*wait)(void *k, eng_exec_t *x, uint64_t until_ns);
-} ho_wait_ops_t;
+/* How a guest waits for its response: ho_wait_ops_t (host/wait.h). */
 
 typedef struct ho_ctx ho_ctx_t;
 

@@ -26,6 +26,7 @@ struct kv {
     kv_limits_t lim;       /* defaults resolved */
     st_kv_t *db;           /* SQLite, or */
     kv_redis_t *redis;     /* Redis */
+    kv_park_t *park;       /* Redis: the threads guests' calls run on (kv_park.c) */
     /* The sweeper (SQLite only). */
     pthread_t sweeper;
     bool sweeper_started;
@@ -95,6 +96,10 @@ kv_t *kv_new(const kv_config_t *c, char *err, size_t errlen)
         kv->redis = kv_redis_new(c->redis_url, c->redis_timeout_ms ? c->redis_timeout_ms : 2000,
                                  err, errlen);
         if (!kv->redis) goto fail;
+        if (c->wait && !(kv->park = kv_park_new(c->wait))) {
+            seterr(err, errlen, "%s", "out of memory");
+            goto fail;
+        }
         return kv;
     }
     kv->db = st_kv_open(c->data_dir, err, errlen);
@@ -120,6 +125,7 @@ void kv_free(kv_t *kv)
         pthread_mutex_unlock(&kv->mu);
         pthread_join(kv->sweeper, NULL);
     }
+    kv_park_free(kv->park); /* its threads may still be in a Redis call */
     st_kv_close(kv->db);
     kv_redis_free(kv->redis);
     pthread_cond_destroy(&kv->cv);
@@ -128,6 +134,8 @@ void kv_free(kv_t *kv)
 }
 
 const char *kv_backend_name(const kv_t *kv) { return kv->redis ? "redis" : "sqlite"; }
+
+kv_park_t *kv_parker(kv_t *kv) { return kv ? kv->park : NULL; }
 
 const kv_limits_t *kv_limits(const kv_t *kv) { return &kv->lim; }
 

@@ -12,7 +12,9 @@
  *     stores), checking every guest pointer and length.
  *
  * Every call blocks its thread for one SQLite transaction or one Redis
- * round trip (bounded by a timeout): never call it on the loop thread.
+ * round trip (bounded by a timeout): never call it on the loop thread. A
+ * guest's call on Redis runs on a thread of its own while the guest parks
+ * (kv_config_t.wait).
  */
 #ifndef WASMFN_HOST_KV_H
 #define WASMFN_HOST_KV_H
@@ -22,6 +24,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "host/wait.h"
 
 #define KV_MODULE_NAME "wasmfn_kv"
 
@@ -59,6 +62,10 @@ typedef struct kv_config {
     kv_limits_t limits;
     uint32_t redis_timeout_ms; /* per command; 0 = 2000 */
     uint32_t sweep_interval_ms; /* expired entries deleted (SQLite); 0 = 30 s */
+    /* Redis: guests' calls run on threads of their own while the guest
+     * parks on these wakers (the runtime's: rt_link_wait_ops), so a slow
+     * Redis holds no worker. NULL: a call blocks its guest's thread. */
+    const ho_wait_ops_t *wait;
 } kv_config_t;
 
 typedef struct kv kv_t;

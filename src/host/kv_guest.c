@@ -7,8 +7,11 @@
  * store, and 0 is never valid. The guest is hostile: every pointer and
  * length is checked against its linear memory before use (a bad one is
  * KV_EINVAL, never a trap or a host read), and sizes are wasm32 size_t
- * (32-bit). Values are read from and written to guest memory in place:
- * the guest is stopped while its host call runs, so nothing moves.
+ * (32-bit). On SQLite, values are read from and written to guest memory in
+ * place: the guest is stopped while its host call runs, so nothing moves.
+ * On Redis the call runs on a thread of kv_park.c while the guest parks:
+ * it works on copies (a gjob_t), and the results are copied into guest
+ * memory afterwards, checked against the memory as it is then.
  *
  * The functions work the same in both tiers: the engine calls host
  * functions made with eng_func_new_host from interpreted and native code
@@ -16,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include "host/kv.h"
+#include "host/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +108,121 @@ static uint32_t common_args(eng_host_call_t *call, gmem_t *m, uint32_t h, uint32
     return KV_OK;
 }
 
+/* ---- calls on Redis, made on a pool thread --------------------------------- */
+
+enum { OP_GET, OP_SET, OP_DELETE, OP_INCR, OP_KEYS };
+
+typedef struct gjob {
+    kv_job_t job;
+    kv_t *kv;
+    int op;
+    char store[KV_STORE_NAME_MAX + 1];
+    uint8_t *key;       /* the key, or keys' prefix (a copy) */
+    size_t klen;
+    uint8_t *val;       /* set: the value (a copy); get: room for it; keys: the list */
+    size_t vlen;        /* set: its length; get, keys: the room */
+    uint64_t ttl;
+    int64_t delta, res;
+    uint64_t need;      /* get: the value's length; keys: the list's */
+    size_t room;        /* keys: bytes allocated at val */
+    bool oom;           /* keys: the list could not grow */
+    uint32_t rc;
+} gjob_t;
+
+/* keys() on a job: the list grows (doubling) while it fits the guest's
+ * buffer (vlen), then only its length is counted. */
+static int job_keys_add(void *ud, const uint8_t *key, size_t klen)
+{
+    gjob_t *j = ud;
+    uint64_t at = j->need + (j->need ? 1 : 0);
+    if (at + klen <= j->vlen && !j->oom) {
+        if (at + klen > j->room) {
+            size_t room = j->room ? j->room : 4096;
+            while (room < at + klen) room *= 2;
+            if (room > j->vlen) room = j->vlen;
+            uint8_t *v = realloc(j->val, room);
+            if (!v) {
+                j->oom = true;
+                return 1;
+            }
+            j->val = v;
+            j->room = room;
+        }
+        if (j->need) j->val[j->need] = '\n';
+        memcpy(j->val + at, key, klen);
+    }
+    j->need = at + klen;
+    return 0;
+}
+
+static void gjob_run(kv_job_t *jj)
+{
+    gjob_t *j = (gjob_t *)jj;
+    size_t vlen = 0;
+    switch (j->op) {
+    case OP_GET:
+        j->rc = kv_get(j->kv, j->store, j->key, j->klen, j->val, j->vlen, &vlen, NULL, 0);
+        j->need = vlen;
+        break;
+    case OP_SET:
+        j->rc = kv_set(j->kv, j->store, j->key, j->klen, j->val, j->vlen, j->ttl, NULL, 0);
+        break;
+    case OP_DELETE: j->rc = kv_delete(j->kv, j->store, j->key, j->klen, NULL, 0); break;
+    case OP_INCR:
+        j->rc = kv_incr(j->kv, j->store, j->key, j->klen, j->delta, &j->res, NULL, 0);
+        break;
+    default:
+        j->rc = kv_keys(j->kv, j->store, j->key, j->klen, job_keys_add, j, NULL, 0);
+        if (j->oom) j->rc = KV_ESTORAGE;
+        break;
+    }
+}
+
+static void gjob_free(kv_job_t *jj)
+{
+    gjob_t *j = (gjob_t *)jj;
+    free(j->key);
+    free(j->val);
+    free(j);
+}
+
+/* A job for op with a copy of the key (or prefix); NULL when out of
+ * memory. val/vlen: a copy of what set stores, or room for the results. */
+static gjob_t *gjob_new(const kv_grant_t *g, int op, const char *store, const uint8_t *key,
+                        size_t klen, const uint8_t *val, size_t vlen)
+{
+    gjob_t *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->job.run = gjob_run;
+    j->job.free = gjob_free;
+    j->kv = g->kv;
+    j->op = op;
+    snprintf(j->store, sizeof j->store, "%s", store);
+    j->key = malloc(klen ? klen : 1);
+    j->val = op == OP_KEYS ? NULL : malloc(vlen ? vlen : 1); /* keys: grown as they come */
+    if (!j->key || (op != OP_KEYS && !j->val)) {
+        gjob_free(&j->job);
+        return NULL;
+    }
+    if (klen) memcpy(j->key, key, klen);
+    if (val && vlen) memcpy(j->val, val, vlen);
+    j->klen = klen;
+    j->vlen = vlen;
+    return j;
+}
+
+/* Runs j on the pool while the guest parks. KV_OK with j's results, or
+ * the call's code, with *trap set when the guest must stop first (j then
+ * belongs to the pool). */
+static uint32_t gjob_park(eng_host_call_t *call, kv_park_t *park, gjob_t *j, eng_trap_t *trap)
+{
+    if (kv_park_run(park, &j->job, call->exec) != 0) {
+        *trap = ENG_TRAP_DEADLINE;
+        return KV_ESTORAGE;
+    }
+    return KV_OK;
+}
+
 /* ---- the functions ------------------------------------------------------- */
 
 /* open(name, name_len, uint32_t *store) */
@@ -137,7 +256,29 @@ static eng_trap_t fn_get(eng_host_call_t *call, eng_val_t *a)
     const char *store;
     uint32_t rc = common_args(call, &m, a[0].i32, a[1].i32, a[2].i32, &store);
     if (rc == KV_OK && (!gmem_ok(&m, buf, buflen) || !gmem_ok(&m, written, 4))) rc = KV_EINVAL;
-    if (rc == KV_OK) {
+    kv_park_t *park = rc == KV_OK ? kv_parker(g->kv) : NULL;
+    if (park) {
+        /* Room for a value up to the limit: a larger one cannot be stored. */
+        uint32_t lim = kv_limits(g->kv)->max_value_bytes;
+        gjob_t *j = gjob_new(g, OP_GET, store, m.base + a[1].i32, a[2].i32, NULL,
+                             buflen < lim ? buflen : lim);
+        eng_trap_t trap = ENG_OK;
+        rc = !j ? KV_ESTORAGE : gjob_park(call, park, j, &trap);
+        if (trap != ENG_OK) return trap;
+        if (rc == KV_OK) rc = j->rc;
+        if (rc == KV_OK && (!gmem_of(call, &m) || !gmem_ok(&m, buf, buflen) || !gmem_ok(&m, written, 4)))
+            rc = KV_EINVAL; /* the memory changed while the guest waited */
+        if (rc == KV_OK) {
+            st32(m.base + written, j->need > UINT32_MAX ? UINT32_MAX : (uint32_t)j->need);
+            if (j->need > buflen)
+                rc = KV_ETOOSMALL;
+            else if (j->need > j->vlen)
+                rc = KV_ELIMIT; /* stored by a node with a higher limit */
+            else
+                memcpy(m.base + buf, j->val, j->need);
+        }
+        if (j) gjob_free(&j->job);
+    } else if (rc == KV_OK) {
         size_t vlen = 0;
         rc = kv_get(g->kv, store, m.base + a[1].i32, a[2].i32, m.base + buf, buflen, &vlen, NULL, 0);
         if (rc == KV_OK) {
@@ -159,8 +300,20 @@ static eng_trap_t fn_set(eng_host_call_t *call, eng_val_t *a)
     const char *store;
     uint32_t rc = common_args(call, &m, a[0].i32, a[1].i32, a[2].i32, &store);
     if (rc == KV_OK && !gmem_ok(&m, val, vlen)) rc = KV_EINVAL;
-    if (rc == KV_OK)
+    kv_park_t *park = rc == KV_OK ? kv_parker(g->kv) : NULL;
+    if (park && vlen > kv_limits(g->kv)->max_value_bytes) {
+        rc = KV_ELIMIT; /* as kv_set would say, without copying it first */
+    } else if (park) {
+        gjob_t *j = gjob_new(g, OP_SET, store, m.base + a[1].i32, a[2].i32, m.base + val, vlen);
+        if (j) j->ttl = ttl;
+        eng_trap_t trap = ENG_OK;
+        rc = !j ? KV_ESTORAGE : gjob_park(call, park, j, &trap);
+        if (trap != ENG_OK) return trap;
+        if (rc == KV_OK) rc = j->rc;
+        if (j) gjob_free(&j->job);
+    } else if (rc == KV_OK) {
         rc = kv_set(g->kv, store, m.base + a[1].i32, a[2].i32, m.base + val, vlen, ttl, NULL, 0);
+    }
     a[0].i32 = rc;
     return ENG_OK;
 }
@@ -172,7 +325,17 @@ static eng_trap_t fn_delete(eng_host_call_t *call, eng_val_t *a)
     gmem_t m;
     const char *store;
     uint32_t rc = common_args(call, &m, a[0].i32, a[1].i32, a[2].i32, &store);
-    if (rc == KV_OK) rc = kv_delete(g->kv, store, m.base + a[1].i32, a[2].i32, NULL, 0);
+    kv_park_t *park = rc == KV_OK ? kv_parker(g->kv) : NULL;
+    if (park) {
+        gjob_t *j = gjob_new(g, OP_DELETE, store, m.base + a[1].i32, a[2].i32, NULL, 0);
+        eng_trap_t trap = ENG_OK;
+        rc = !j ? KV_ESTORAGE : gjob_park(call, park, j, &trap);
+        if (trap != ENG_OK) return trap;
+        if (rc == KV_OK) rc = j->rc;
+        if (j) gjob_free(&j->job);
+    } else if (rc == KV_OK) {
+        rc = kv_delete(g->kv, store, m.base + a[1].i32, a[2].i32, NULL, 0);
+    }
     a[0].i32 = rc;
     return ENG_OK;
 }
@@ -187,7 +350,18 @@ static eng_trap_t fn_incr(eng_host_call_t *call, eng_val_t *a)
     const char *store;
     uint32_t rc = common_args(call, &m, a[0].i32, a[1].i32, a[2].i32, &store);
     if (rc == KV_OK && !gmem_ok(&m, out, 8)) rc = KV_EINVAL;
-    if (rc == KV_OK) {
+    kv_park_t *park = rc == KV_OK ? kv_parker(g->kv) : NULL;
+    if (park) {
+        gjob_t *j = gjob_new(g, OP_INCR, store, m.base + a[1].i32, a[2].i32, NULL, 0);
+        if (j) j->delta = delta;
+        eng_trap_t trap = ENG_OK;
+        rc = !j ? KV_ESTORAGE : gjob_park(call, park, j, &trap);
+        if (trap != ENG_OK) return trap;
+        if (rc == KV_OK) rc = j->rc;
+        if (rc == KV_OK && (!gmem_of(call, &m) || !gmem_ok(&m, out, 8))) rc = KV_EINVAL;
+        if (rc == KV_OK) st64(m.base + out, (uint64_t)j->res);
+        if (j) gjob_free(&j->job);
+    } else if (rc == KV_OK) {
         int64_t res = 0;
         rc = kv_incr(g->kv, store, m.base + a[1].i32, a[2].i32, delta, &res, NULL, 0);
         if (rc == KV_OK) st64(m.base + out, (uint64_t)res);
@@ -226,6 +400,22 @@ static eng_trap_t fn_keys(eng_host_call_t *call, eng_val_t *a)
     if (!gmem_of(call, &m) || !store || !gmem_ok(&m, prefix, plen) || !gmem_ok(&m, buf, buflen) ||
         !gmem_ok(&m, written, 4)) {
         rc = KV_EINVAL;
+    } else if (kv_parker(g->kv)) {
+        gjob_t *j = gjob_new(g, OP_KEYS, store, m.base + prefix, plen, NULL, buflen);
+        eng_trap_t trap = ENG_OK;
+        rc = !j ? KV_ESTORAGE : gjob_park(call, kv_parker(g->kv), j, &trap);
+        if (trap != ENG_OK) return trap;
+        if (rc == KV_OK) rc = j->rc;
+        if (rc == KV_OK && (!gmem_of(call, &m) || !gmem_ok(&m, buf, buflen) || !gmem_ok(&m, written, 4)))
+            rc = KV_EINVAL;
+        if (rc == KV_OK) {
+            st32(m.base + written, j->need > UINT32_MAX ? UINT32_MAX : (uint32_t)j->need);
+            if (j->need > buflen)
+                rc = KV_ETOOSMALL;
+            else if (j->need)
+                memcpy(m.base + buf, j->val, j->need);
+        }
+        if (j) gjob_free(&j->job);
     } else {
         /* The prefix is copied: the keys are written into guest memory
          * while the backend still reads it, and the two may overlap. */

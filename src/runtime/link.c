@@ -13,8 +13,8 @@
 #include "runtime/link.h"
 #include "runtime/runtime.h"
 
-/* A guest waiting for its outbound response parks on the runtime's
- * wakers (pool.c): on a fiber its worker runs others meanwhile. */
+/* A guest waiting for its outbound response or a Redis reply parks on the
+ * runtime's wakers (pool.c): on a fiber its worker runs others meanwhile. */
 static void *waker_new(void) { return rt_waker_new(); }
 static void waker_free(void *k) { rt_waker_free(k); }
 static void waker_wake(void *k) { rt_waker_wake(k); }
@@ -23,6 +23,8 @@ static int waker_wait(void *k, eng_exec_t *x, uint64_t until_ns)
     return rt_waker_wait(k, x, until_ns);
 }
 static const ho_wait_ops_t fiber_wait = {waker_new, waker_free, waker_wake, waker_wait};
+
+const ho_wait_ops_t *rt_link_wait_ops(void) { return &fiber_wait; }
 
 static const char *kind_name(eng_extern_kind_t k)
 {

@@ -27,6 +27,10 @@ typedef struct rt_link {
     const kv_grant_t *kv;
 } rt_link_t;
 
+/* The runtime's way for a host call to park its guest (wait.h): its
+ * fiber's waker (rt_waker_*), a condition variable off a fiber. */
+const ho_wait_ops_t *rt_link_wait_ops(void);
+
 /* Resolves every import of m (imports holds eng_module_import_count(m)
  * entries). An import of no known module is an error naming module, name
  * and type. Returns 0 or -1 with the message in err. */

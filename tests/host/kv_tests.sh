@@ -12,7 +12,8 @@
 #   - `wasmfn run --kv STORE --kv-dir DIR`: the same guest without a daemon;
 #   - the same counter test with --redis and a redis-server started here;
 #     then Redis stopped (SIGSTOP) and killed: KV calls answer 6 within the
-#     2 s timeout and another function is still served (interp tier only).
+#     2 s timeout and another function is served meanwhile, without waiting
+#     for them (interp tier only).
 # Starts everything on free loopback ports with temporary directories; one
 # line per test, then "kv: N passed, M failed".
 #
@@ -325,11 +326,12 @@ check "redis: wasmfn kv get reads through Redis" "got '$v'" "$([[ $v == 1000 ]];
 # Once: the tier does not change how a host call waits.
 if [[ ${TIER:-interp} == interp ]]; then
     "$WASMFN" deploy hello "$EXAMPLES_DIR/hello.wasm" -q >/dev/null
+    "$WASMFN" deploy kvshort "$FNS_DIR/kvtest.wasm" --kv kvtest --timeout 1 -q >/dev/null
     ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
     # Stopped (SIGSTOP): connections still open (the kernel accepts them)
-    # but no answer comes. Every worker (4) gets a KV call; each must end
-    # in error 6 at the 2 s command timeout, and hello is still served
-    # (once a worker is free again).
+    # but no answer comes. As many KV calls as there are workers (4); each
+    # must end in error 6 at the 2 s command timeout, and hello is served
+    # at once meanwhile: a guest waiting for Redis parks, holding no worker.
     kill -STOP "$rpid"
     t=$(date +%s%N)
     stuck=()
@@ -340,14 +342,22 @@ if [[ ${TIER:-interp} == interp ]]; then
     sleep 0.2
     hello=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$DATA_URL/fn/hello/")
     hello_ms=$(ms "$t")
+    # A function whose deadline (1 s) comes first stops at it: its guest
+    # let go of the call, which runs on until Redis's timeout without it.
+    t2=$(date +%s%N)
+    short=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$DATA_URL/fn/kvshort/?op=get&key=b1")
+    short_ms=$(ms "$t2")
     wait "${stuck[@]}"
     all_ms=$(ms "$t")
     kill -CONT "$rpid"
     got=$(cat "$TMP"/stuck.* | tr '\n' ' ')
     [[ $(grep -c '^rc=6$' "$TMP"/stuck.*  | grep -c ':1$') == 4 && $hello == 200 &&
-        $all_ms -lt 6000 ]]
-    check "redis stopped: 4 KV calls (every worker) answer 6 at the 2 s timeout, hello served meanwhile" \
+        $hello_ms -lt 1500 && $all_ms -lt 6000 ]]
+    check "redis stopped: 4 KV calls (one per worker) answer 6 at the 2 s timeout, hello served at once meanwhile" \
         "calls: $got in $all_ms ms; hello $hello after $hello_ms ms" "$?"
+    [[ $short == 504 && $short_ms -lt 1800 ]]
+    check "redis stopped: a KV call ends at its function's 1 s deadline (504), not at Redis's timeout" \
+        "$short after $short_ms ms" "$?"
     out=$(kvt "op=get&key=b1")
     check "redis resumed: KV calls work again" "$out" "$([[ $out == $'rc=0\nlen=1\n8' ]]; echo $?)"
     # Gone (killed): the connection is refused at once.
