@@ -17,9 +17,8 @@
  *
  * Threads are made on demand, up to KV_PARK_THREADS (the Redis connection
  * pool's size: more would only wait for a connection), and live until the
- * pool is freed; jobs queue in arrival order while all are busy. The cost,
- * a hand-off each way and a wake per call, is measured in
- * docs/benchmarks.md.
+ * pool is freed; jobs queue in arrival order while all are busy. The cost
+ * is a thread hand-off each way and a wake per call.
  */
 #define _GNU_SOURCE
 #include "host/internal.h"
