@@ -5,9 +5,13 @@
  *
  * An entry is an origin: scheme (http or https), host, port (the scheme's
  * default when left out). A request matches an entry when all three are
- * equal (hosts compared without regard to case); there are no wildcards,
- * and a path in an entry is refused rather than silently widened to the
- * whole origin. URLs and entries are both parsed by libcurl's URL parser,
+ * equal (hosts compared without regard to case), and a path in an entry is
+ * refused rather than silently widened to the whole origin. The one
+ * wildcard is a whole first label, as in Spin: the host `*.example.com`
+ * of an entry matches any name under example.com (not example.com itself, never an IP
+ * literal); the suffix needs two labels at least (`*.com` is refused), and
+ * a name it matches counts as a name, so it must resolve to a public
+ * address. URLs and entries are both parsed by libcurl's URL parser,
  * the same one that then makes the request, so what is checked is what is
  * called (it also normalises numeric hosts: 127.1 and 2130706433 are
  * 127.0.0.1 for both).
@@ -34,10 +38,28 @@
 
 typedef struct allow_entry {
     bool https;
-    char *host;      /* as libcurl gives it: IPv6 in brackets */
+    char *host;      /* as libcurl gives it: IPv6 in brackets; wild: the suffix after "*." */
     long port;
     bool is_ip;
+    bool wild;       /* "*.host": any name ending in ".host" */
 } allow_entry_t;
+
+/* The placeholder a wildcard label is parsed as (a valid label no real
+ * entry would use by accident is not needed: it is stripped again). */
+#define WILD_LABEL "wildcard-label"
+
+/* entry with a leading "*." label written as WILD_LABEL ".", into out:
+ * 1 when it had one, 0 when it has no '*' at all, -1 when a '*' is
+ * anywhere else. */
+static int wild_rewrite(const char *entry, char *out, size_t n)
+{
+    const char *star = strchr(entry, '*');
+    if (!star) return 0;
+    const char *sep = strstr(entry, "://");
+    if (!sep || star != sep + 3 || star[1] != '.' || strchr(star + 1, '*')) return -1;
+    int w = snprintf(out, n, "%.*s" WILD_LABEL "%s", (int)(star - entry), entry, star + 1);
+    return w < 0 || (size_t)w >= n ? -1 : 1;
+}
 
 struct ho_policy {
     atomic_int refs;
@@ -101,16 +123,24 @@ int ho_allowed_host_check(const char *entry, char *err, size_t errlen)
     bool https;
     char *host = NULL, *path = NULL, *part = NULL;
     long port;
-    if (strchr(entry, '*')) {
-        snprintf(err, errlen, "\"%s\": wildcards are not supported", entry);
+    char parsed[1100];
+    int wild = wild_rewrite(entry, parsed, sizeof parsed);
+    if (wild < 0) {
+        snprintf(err, errlen, "\"%s\": a wildcard may only be the whole first label of the host "
+                 "(https://*.example.com)", entry);
         goto out;
     }
     /* No scheme guessing: "api.example.com" alone is an error, since
      * whether http or https is meant matters. */
-    if (curl_url_set(u, CURLUPART_URL, entry, 0) != CURLUE_OK ||
+    if (curl_url_set(u, CURLUPART_URL, wild ? parsed : entry, 0) != CURLUE_OK ||
         origin_get(u, &https, &host, &port) != HO_OK) {
         snprintf(err, errlen, "\"%s\" is not an origin such as https://api.example.com or "
                  "http://10.0.0.5:8080", entry);
+        goto out;
+    }
+    if (wild && (host_is_ip(host) || !strchr(host + strlen(WILD_LABEL "."), '.'))) {
+        snprintf(err, errlen, "\"%s\": a wildcard needs a domain of two labels at least under it "
+                 "(https://*.example.com)", entry);
         goto out;
     }
     if (curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK && strcmp(path, "/") != 0) {
@@ -162,10 +192,12 @@ ho_policy_t *ho_policy_new(const char *const *entries, uint32_t n, char *err, si
     for (uint32_t i = 0; i < n; i++) {
         if (ho_allowed_host_check(entries[i], err, errlen) != 0) goto fail;
         CURLU *u = curl_url();
-        char *host = NULL;
+        char *host = NULL, parsed[1100];
         allow_entry_t *e = &p->entries[i];
-        if (!u || curl_url_set(u, CURLUPART_URL, entries[i], 0) != CURLUE_OK ||
-            origin_get(u, &e->https, &host, &e->port) != HO_OK || !(e->host = strdup(host))) {
+        e->wild = wild_rewrite(entries[i], parsed, sizeof parsed) == 1;
+        if (!u || curl_url_set(u, CURLUPART_URL, e->wild ? parsed : entries[i], 0) != CURLUE_OK ||
+            origin_get(u, &e->https, &host, &e->port) != HO_OK ||
+            !(e->host = strdup(e->wild ? host + strlen(WILD_LABEL ".") : host))) {
             curl_free(host);
             curl_url_cleanup(u);
             snprintf(err, errlen, "out of memory");
@@ -173,13 +205,22 @@ ho_policy_t *ho_policy_new(const char *const *entries, uint32_t n, char *err, si
         }
         curl_free(host);
         curl_url_cleanup(u);
-        e->is_ip = host_is_ip(e->host);
+        e->is_ip = !e->wild && host_is_ip(e->host);
         p->n = i + 1;
     }
     return p;
 fail:
     ho_policy_unref(p);
     return NULL;
+}
+
+/* Whether host is a name under suffix ("a.b.example.com" under
+ * "example.com"), never an IP literal. */
+static bool wild_match(const char *suffix, const char *host)
+{
+    size_t hl = strlen(host), sl = strlen(suffix);
+    return hl > sl + 1 && host[hl - sl - 1] == '.' && strcasecmp(host + hl - sl, suffix) == 0 &&
+           !host_is_ip(host);
 }
 
 int ho_policy_check(const ho_policy_t *p, CURLU *u, bool *explicit_ip)
@@ -192,7 +233,8 @@ int ho_policy_check(const ho_policy_t *p, CURLU *u, bool *explicit_ip)
     int rc = HO_DESTINATION_NOT_ALLOWED;
     for (uint32_t i = 0; p && i < p->n; i++) {
         const allow_entry_t *e = &p->entries[i];
-        if (e->https == https && e->port == port && strcasecmp(e->host, host) == 0) {
+        if (e->https == https && e->port == port &&
+            (e->wild ? wild_match(e->host, host) : strcasecmp(e->host, host) == 0)) {
             *explicit_ip = e->is_ip;
             rc = HO_OK;
             break;

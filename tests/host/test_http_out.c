@@ -25,12 +25,15 @@ static void test_entries(void **state)
     (void)state;
     char err[256];
     const char *good[] = {"https://api.example.com", "http://127.0.0.1:9000", "http://[::1]:8080",
-                          "https://API.Example.com/", "http://10.0.0.5"};
+                          "https://API.Example.com/", "http://10.0.0.5", "https://*.example.com",
+                          "http://*.svc.example:8080"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         if (ho_allowed_host_check(good[i], err, sizeof err) != 0)
             fail_msg("%s refused: %s", good[i], err);
     const char *bad[] = {"api.example.com", "ftp://a.example", "https://a.example/x",
-                         "https://a.example?q=1", "https://u:p@a.example", "https://*.example.com",
+                         "https://a.example?q=1", "https://u:p@a.example", "https://*.com",
+                         "https://a.*.example.com", "https://*example.com", "https://*",
+                         "*://a.example", "https://*.*.example.com", "https://*.example.com/x",
                          "https://a.example:99999", "", "https://"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         if (ho_allowed_host_check(bad[i], err, sizeof err) == 0) fail_msg("%s accepted", bad[i]);
@@ -73,6 +76,24 @@ static void test_policy(void **state)
     assert_int_equal(ho_policy_allows(p, "not a url", &ip), HO_INVALID_URL);
     assert_int_equal(ho_policy_allows(NULL, "https://api.example.com/", &ip),
                      HO_DESTINATION_NOT_ALLOWED);
+    ho_policy_unref(p);
+
+    /* A wildcard first label: names under the domain, not the domain. */
+    const char *wild[] = {"https://*.example.org", "http://*.svc.example:8080"};
+    p = ho_policy_new(wild, 2, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(ho_policy_allows(p, "https://a.example.org/x", &ip), HO_OK);
+    assert_false(ip); /* a name: its addresses must be public */
+    assert_int_equal(ho_policy_allows(p, "https://x.y.EXAMPLE.org/", &ip), HO_OK);
+    assert_int_equal(ho_policy_allows(p, "https://example.org/", &ip), HO_DESTINATION_NOT_ALLOWED);
+    assert_int_equal(ho_policy_allows(p, "https://evilexample.org/", &ip), HO_DESTINATION_NOT_ALLOWED);
+    assert_int_equal(ho_policy_allows(p, "https://a.example.org.evil.example/", &ip),
+                     HO_DESTINATION_NOT_ALLOWED);
+    assert_int_equal(ho_policy_allows(p, "http://a.example.org/", &ip), HO_DESTINATION_NOT_ALLOWED);
+    assert_int_equal(ho_policy_allows(p, "https://a.example.org:8443/", &ip),
+                     HO_DESTINATION_NOT_ALLOWED);
+    assert_int_equal(ho_policy_allows(p, "http://db.svc.example:8080/", &ip), HO_OK);
+    assert_int_equal(ho_policy_allows(p, "http://db.svc.example/", &ip), HO_DESTINATION_NOT_ALLOWED);
     ho_policy_unref(p);
 
     const char *one_bad[] = {"https://ok.example", "https://x.example/path"};
