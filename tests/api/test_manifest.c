@@ -852,8 +852,10 @@ static void test_allowed_hosts(void **state)
     expect_error(service("'wasmfn.dev/allowed-hosts':'api.example.com'", "", "", ""), want);
     snprintf(want, sizeof want, "%s\"https://a.example/v1\": a path is not allowed", p);
     expect_error(service("'wasmfn.dev/allowed-hosts':'https://a.example/v1'", "", "", ""), want);
-    snprintf(want, sizeof want, "%s\"https://*.example.com\": wildcards", p);
-    expect_error(service("'wasmfn.dev/allowed-hosts':'https://*.example.com'", "", "", ""), want);
+    snprintf(want, sizeof want, "%s\"https://a.*.example.com\": a wildcard may only be", p);
+    expect_error(service("'wasmfn.dev/allowed-hosts':'https://a.*.example.com'", "", "", ""), want);
+    snprintf(want, sizeof want, "%s\"https://*.com\": a wildcard needs a domain of two labels", p);
+    expect_error(service("'wasmfn.dev/allowed-hosts':'https://*.com'", "", "", ""), want);
     snprintf(want, sizeof want, "%s\"ftp://a.example\" is not an origin", p);
     expect_error(service("'wasmfn.dev/allowed-hosts':'ftp://a.example'", "", "", ""), want);
     snprintf(want, sizeof want, "%smust be a string", p);
