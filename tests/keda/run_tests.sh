@@ -37,6 +37,8 @@ SRCPUB=${SRCPUB:-build/eventing/srcpub}
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/eventing/brokers.sh
 . "$HERE/../eventing/brokers.sh" # rabbit_start, brokers_stop, free_port
+# shellcheck source=tests/lib/daemon.sh
+. "$HERE/../lib/daemon.sh"
 passed=0
 failed=0
 tmp=$(mktemp -d)
@@ -107,11 +109,8 @@ nport=$(free_port)
 nats-server -js -a 127.0.0.1 -p "$nport" -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
 pids+=($!)
 
-"$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 >"$tmp/log" 2>&1 &
-pid=$!
-until_true 10 grep -q 'admin API on' "$tmp/log" || { bad "daemon starts" "$(cat "$tmp/log")"; finish; }
-export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
-export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
+daemon_start "$tmp/log" "$tmp/data" || { pid=$daemon_pid; bad "daemon starts" "$(cat "$tmp/log")"; finish; }
+pid=$daemon_pid
 
 # prom_value: the instant value of the test's metric as Prometheus has it.
 prom_value() {
@@ -229,10 +228,10 @@ restart() {
     kill -9 "$pid"
     wait "$pid" 2>/dev/null
     cat "$tmp/log" >>"$tmp/log.all"
-    "$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 >"$tmp/log" 2>&1 &
-    pid=$!
-    until_true 10 grep -q 'admin API on' "$tmp/log" || { bad "daemon restarts" "$(cat "$tmp/log")"; finish; }
-    export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
+    : >"$tmp/log"
+    daemon_start "$tmp/log" "$tmp/data" ||
+        { pid=$daemon_pid; bad "daemon restarts" "$(cat "$tmp/log")"; finish; }
+    pid=$daemon_pid
 }
 restart
 until_true 5 has_instances hello 0 && [ "$(so_field hello-scaler 'o["scaleTargetRef"]')" = hello ] &&
@@ -482,7 +481,7 @@ until_true 5 has_instances cronout 0 &&
 # asked, 4 the most); the target is low so that the guest scales even when
 # the machine is so busy that it gets a fraction of that (an idle Service
 # reads 0 and stays at 1).
-D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
+D=$daemon_url
 cat >"$tmp/burn.yaml" <<EOF
 apiVersion: serving.knative.dev/v1
 kind: Service
