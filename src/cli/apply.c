@@ -64,12 +64,6 @@ static void doc_report(FILE *out, const char *kind, const cli_manifest_t *m, con
 
 /* ---- local checks ---- */
 
-static const char *json_str(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static const char *json_type_name(const cJSON *j)
 {
     if (cJSON_IsObject(j)) return "a mapping";
@@ -92,8 +86,8 @@ static cJSON *service_containers(cJSON *doc)
 
 static bool is_service(const cJSON *doc)
 {
-    const char *kind = json_str(doc, "kind");
-    const char *api = json_str(doc, "apiVersion");
+    const char *kind = cli_json_str(doc, "kind", NULL);
+    const char *api = cli_json_str(doc, "apiVersion", NULL);
     return kind && strcmp(kind, "Service") == 0 && api &&
            strncmp(api, "serving.knative.dev/", 20) == 0;
 }
@@ -129,7 +123,7 @@ static int doc_check(const cli_manifest_t *m, const cli_doc_t *d)
     }
     static const char *const required[] = {"apiVersion", "kind"};
     for (size_t i = 0; i < 2; i++)
-        if (!json_str(j, required[i])) {
+        if (!cli_json_str(j, required[i], NULL)) {
             doc_prefix(pre, sizeof pre, m, d, required[i]);
             fprintf(stderr, "%s%s: %s\n", pre, required[i],
                     cJSON_GetObjectItemCaseSensitive(j, required[i]) ? "must be a string"
@@ -137,7 +131,7 @@ static int doc_check(const cli_manifest_t *m, const cli_doc_t *d)
             errors++;
         }
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(j, "metadata");
-    if (!json_str(meta, "name")) {
+    if (!cli_json_str(meta, "name", NULL)) {
         doc_prefix(pre, sizeof pre, m, d, "metadata.name");
         fprintf(stderr, "%smetadata.name: %s\n", pre,
                 cJSON_GetObjectItemCaseSensitive(meta, "name") ? "must be a string" : "missing");
@@ -156,7 +150,7 @@ static int doc_check(const cli_manifest_t *m, const cli_doc_t *d)
     for (cJSON *c = cs->child; c; c = c->next, idx++) {
         char path[128];
         snprintf(path, sizeof path, IMAGE_FMT, idx);
-        const char *image = json_str(c, "image");
+        const char *image = cli_json_str(c, "image", NULL);
         doc_prefix(pre, sizeof pre, m, d, path);
         if (!image || !*image) {
             fprintf(stderr, "%s%s: %s\n", pre, path,
@@ -221,9 +215,9 @@ static void cache_free(upload_cache_t *u)
 static int print_applied(const cli_response_t *r, bool quiet, char *rev, size_t revlen)
 {
     cJSON *j = cJSON_ParseWithLength(r->body.data, r->body.len);
-    const char *kind = json_str(j, "kind");
-    const char *name = json_str(j, "name");
-    const char *revision = json_str(j, "revision");
+    const char *kind = cli_json_str(j, "kind", NULL);
+    const char *name = cli_json_str(j, "name", NULL);
+    const char *revision = cli_json_str(j, "revision", NULL);
     bool created = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "created"));
     if (!name) {
         fprintf(stderr, "wasmfn: the admin API's answer to POST /v1/apply is not understood: %.200s\n",
@@ -277,7 +271,7 @@ static int doc_apply(cli_api_t *api, const cli_manifest_t *m, const cli_doc_t *d
         cJSON *cs = service_containers(d->json);
         int idx = 0;
         for (cJSON *c = cs ? cs->child : NULL; c; c = c->next, idx++) {
-            const char *image = json_str(c, "image");
+            const char *image = cli_json_str(c, "image", NULL);
             if (!image || is_digest(image) || oci_ref_is_registry(image)) continue;
             char path[128];
             snprintf(path, sizeof path, IMAGE_FMT, idx);
@@ -340,7 +334,7 @@ static int images_pull(cli_api_t *api, cli_manifest_t *ms, size_t nfiles)
             cJSON *cs = service_containers(d->json);
             int idx = 0;
             for (cJSON *c = cs ? cs->child : NULL; c; c = c->next, idx++) {
-                const char *image = json_str(c, "image");
+                const char *image = cli_json_str(c, "image", NULL);
                 if (!image || !oci_ref_is_registry(image)) continue;
                 bool seen = false;
                 for (size_t i = 0; i < ndone && !seen; i++) seen = strcmp(done[i], image) == 0;

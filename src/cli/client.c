@@ -432,6 +432,12 @@ int cli_api_fail(const cli_api_t *api, const char *cmd, const char *what,
     return CLI_EXIT_FAIL;
 }
 
+const char *cli_json_str(const cJSON *o, const char *key, const char *dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
 char *cli_escape(const char *s)
 {
     /* Unreserved characters pass; everything else is %XX. */

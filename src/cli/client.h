@@ -96,6 +96,10 @@ void cli_response_error(const cli_response_t *r, char *out, size_t n);
 int cli_api_fail(const cli_api_t *api, const char *cmd, const char *what,
                  const cli_response_t *r);
 
+/* The string member key of JSON object o (borrowed from o), or dflt when
+ * o is not an object, has no such member or it is not a string. */
+const char *cli_json_str(const cJSON *o, const char *key, const char *dflt);
+
 /* URL-escapes a path segment (a function name). Caller frees. */
 char *cli_escape(const char *s);
 

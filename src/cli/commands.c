@@ -26,12 +26,6 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
     return CLI_EXIT_ARGS;
 }
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static bool jnum(const cJSON *o, const char *k, double *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -120,7 +114,7 @@ static void traffic_text(const cJSON *fn, char *out, size_t n)
     out[0] = 0;
     cJSON_ArrayForEach(t, tr)
     {
-        const char *rev = jstr(t, "revisionName");
+        const char *rev = cli_json_str(t, "revisionName", NULL);
         double pct = 0;
         jnum(t, "percent", &pct);
         int w = snprintf(out + len, n - len, "%s%s %g%%", len ? ", " : "",
@@ -178,13 +172,13 @@ int cli_list_main(int argc, char **argv)
                     const cJSON *inst = cJSON_GetObjectItemCaseSensitive(fn, "instances");
                     traffic_text(fn, traffic, sizeof traffic);
                     const char *row[] = {
-                        jstr(fn, "name"),
-                        jstr(fn, "latestRevision"),
+                        cli_json_str(fn, "name", NULL),
+                        cli_json_str(fn, "latestRevision", NULL),
                         traffic,
                         jnum_text(inst, "warm", warm, sizeof warm, NULL),
                         jnum_text(inst, "busy", busy, sizeof busy, NULL),
                         jnum_text(fn, "queueDepth", queued, sizeof queued, NULL),
-                        jstr(fn, "url"),
+                        cli_json_str(fn, "url", NULL),
                     };
                     cli_table_row(&t, row);
                 }
@@ -252,7 +246,7 @@ static void print_revisions(const cJSON *revs)
     cJSON_ArrayForEach(rev, revs)
     {
         char image[32], mem[32], timeout[32], scale[64], target[32], window[32], env[512];
-        const char *img = jstr(rev, "image");
+        const char *img = cli_json_str(rev, "image", NULL);
         /* "sha256:" and 12 hex digits are enough to tell modules apart. */
         snprintf(image, sizeof image, "%.19s", img ? img : "-");
         double mn = 0, mx = 0;
@@ -275,12 +269,13 @@ static void print_revisions(const cJSON *revs)
         /* "native", "interp", "interp (compiling)", "interp (failed)"; the
          * JSON (-o json) has the whole reason in tierDetail. */
         char tier[64];
-        const char *tr = jstr(rev, "tier"), *td = jstr(rev, "tierDetail");
+        const char *tr = cli_json_str(rev, "tier", NULL);
+        const char *td = cli_json_str(rev, "tierDetail", NULL);
         snprintf(tier, sizeof tier, "%s%s%s%s", tr ? tr : "-", td && *td ? " (" : "",
                  td && *td ? (strncmp(td, "failed", 6) == 0 ? "failed" : td) : "",
                  td && *td ? ")" : "");
         const char *row[] = {
-            jstr(rev, "name"),
+            cli_json_str(rev, "name", NULL),
             image,
             tier,
             mem_text(rev, mem, sizeof mem),
@@ -289,7 +284,7 @@ static void print_revisions(const cJSON *revs)
             jnum_text(rev, "target", target, sizeof target, NULL),
             jnum_text(rev, "windowSeconds", window, sizeof window, "s"),
             env[0] ? env : "-",
-            jstr(rev, "created"),
+            cli_json_str(rev, "created", NULL),
         };
         cli_table_row(&t, row);
     }
@@ -304,10 +299,10 @@ static void print_revisions(const cJSON *revs)
     int nref = 0;
     cJSON_ArrayForEach(rev, revs)
     {
-        const char *ref = jstr(rev, "imageRef");
+        const char *ref = cli_json_str(rev, "imageRef", NULL);
         if (!ref) continue;
-        const char *dg = jstr(rev, "imageDigest");
-        const char *row[] = {jstr(rev, "name"), ref, dg && *dg ? dg : "-"};
+        const char *dg = cli_json_str(rev, "imageDigest", NULL);
+        const char *row[] = {cli_json_str(rev, "name", NULL), ref, dg && *dg ? dg : "-"};
         cli_table_row(&t, row);
         nref++;
     }
@@ -367,11 +362,11 @@ int cli_get_main(int argc, char **argv)
                 jnum(inst, "warm", &warm);
                 jnum(inst, "busy", &busy);
                 jnum(fn, "queueDepth", &queued);
-                printf("Name:       %s\n", jstr(fn, "name") ? jstr(fn, "name") : name);
-                printf("URL:        %s\n", jstr(fn, "url") ? jstr(fn, "url") : "-");
-                printf("Created:    %s\n", jstr(fn, "created") ? jstr(fn, "created") : "-");
+                printf("Name:       %s\n", cli_json_str(fn, "name", name));
+                printf("URL:        %s\n", cli_json_str(fn, "url", "-"));
+                printf("Created:    %s\n", cli_json_str(fn, "created", "-"));
                 printf("Latest:     %s\n",
-                       jstr(fn, "latestRevision") ? jstr(fn, "latestRevision") : "-");
+                       cli_json_str(fn, "latestRevision", "-"));
                 printf("Instances:  %g warm, %g busy, %g queued\n", warm, busy, queued);
                 printf("Traffic:\n");
                 const cJSON *t, *tr = cJSON_GetObjectItemCaseSensitive(fn, "traffic");
@@ -379,9 +374,9 @@ int cli_get_main(int argc, char **argv)
                 {
                     double pct = 0;
                     jnum(t, "percent", &pct);
-                    const char *tag = jstr(t, "tag");
+                    const char *tag = cli_json_str(t, "tag", NULL);
                     printf("  %-20s %3g%%%s%s%s\n",
-                           jstr(t, "revisionName") ? jstr(t, "revisionName") : "latest", pct,
+                           cli_json_str(t, "revisionName", "latest"), pct,
                            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "latestRevision"))
                                ? "  (latest)"
                                : "",

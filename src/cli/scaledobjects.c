@@ -10,12 +10,6 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* "12 (5)" for each trigger: its value and target. */
 static void triggers_text(const cJSON *st, char *out, size_t n)
 {
@@ -29,8 +23,8 @@ static void triggers_text(const cJSON *st, char *out, size_t n)
         char val[32];
         if (cJSON_IsNumber(v)) snprintf(val, sizeof val, "%g", v->valuedouble);
         else snprintf(val, sizeof val, "-");
-        int w = snprintf(out + len, n - len, "%s%s=%s/%g", len ? ", " : "", jstr(t, "name"), val,
-                         cJSON_IsNumber(g) ? g->valuedouble : 0);
+        int w = snprintf(out + len, n - len, "%s%s=%s/%g", len ? ", " : "",
+                         cli_json_str(t, "name", NULL), val, cJSON_IsNumber(g) ? g->valuedouble : 0);
         if (w < 0 || (size_t)w >= n - len) break;
         len += (size_t)w;
     }
@@ -52,10 +46,10 @@ static void print_table(const cJSON *arr)
         else snprintf(reps, sizeof reps, "-");
         triggers_text(st, trig, sizeof trig);
         const char *row[] = {
-            jstr(o, "name"), jstr(o, "scaleTargetRef"), reps,
+            cli_json_str(o, "name", NULL), cli_json_str(o, "scaleTargetRef", NULL), reps,
             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "active")) ? "True" : "False",
             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "fallback")) ? "True" : "False",
-            trig, jstr(st, "lastError")};
+            trig, cli_json_str(st, "lastError", NULL)};
         cli_table_row(&t, row);
     }
     cli_table_print(&t, stdout, "");

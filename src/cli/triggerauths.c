@@ -13,12 +13,6 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* "bearerToken=secret/prom-auth:token, ..." */
 static void refs_text(const cJSON *o, char *out, size_t n)
 {
@@ -30,8 +24,8 @@ static void refs_text(const cJSON *o, char *out, size_t n)
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, fields[f]))
         {
             int w = snprintf(out + len, n - len, "%s%s=%s/%s:%s", len ? ", " : "",
-                             jstr(e, "parameter"), f ? "configmap" : "secret", jstr(e, "name"),
-                             jstr(e, "key"));
+                             cli_json_str(e, "parameter", NULL), f ? "configmap" : "secret",
+                             cli_json_str(e, "name", NULL), cli_json_str(e, "key", NULL));
             if (w < 0 || (size_t)w >= n - len) return;
             len += (size_t)w;
         }
@@ -58,7 +52,7 @@ static void print_table(const cJSON *arr)
             if (w < 0 || (size_t)w >= sizeof users - len) break;
             len += (size_t)w;
         }
-        const char *row[] = {jstr(o, "name"), refs, users};
+        const char *row[] = {cli_json_str(o, "name", NULL), refs, users};
         cli_table_row(&t, row);
     }
     cli_table_print(&t, stdout, "");

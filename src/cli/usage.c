@@ -101,9 +101,9 @@ static const char *fmt_small(double v, char *buf, size_t n)
 /* The start column: "2024-05-01T12:00:00Z" -> "2024-05-01 12:00". */
 static const char *fmt_start(const cJSON *o, char *buf, size_t n)
 {
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "start");
-    if (!cJSON_IsString(s)) return "-";
-    snprintf(buf, n, "%s", s->valuestring);
+    const char *s = cli_json_str(o, "start", NULL);
+    if (!s) return "-";
+    snprintf(buf, n, "%s", s);
     char *t = strchr(buf, 'T');
     if (t) *t = ' ';
     size_t len = strlen(buf);
@@ -126,11 +126,10 @@ static void print_table(const cJSON *arr, bool step)
     cJSON_ArrayForEach(o, arr)
     {
         char c[8][64];
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(o, "function");
         const char *cells[8];
         size_t k = 0;
         if (step) cells[k++] = fmt_start(o, c[7], sizeof c[7]);
-        cells[k++] = cJSON_IsString(fn) ? fn->valuestring : "?";
+        cells[k++] = cli_json_str(o, "function", "?");
         double v[6] = {jnum(o, "requests"),  jnum(o, "errors"),     jnum(o, "cold_starts"),
                        jnum(o, "billed_ms"), jnum(o, "gb_seconds"), jnum(o, "cost")};
         cells[k++] = fmt_count(v[0], c[0], sizeof c[0]);

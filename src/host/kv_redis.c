@@ -176,6 +176,18 @@ static uint32_t storage_error(const char *op, const char *store, const char *msg
     return KV_ESTORAGE;
 }
 
+/* A command that got no reply or not the one it expects: e names the fault
+ * (run() set it when there was no reply; otherwise Redis's own error, or
+ * "unexpected reply"), which is logged; KV_ESTORAGE. */
+static uint32_t reply_error(const char *op, const char *cmd, const char *store,
+                            const redisReply *rep, char *e, size_t elen)
+{
+    if (rep)
+        snprintf(e, elen, "redis: %s: %s", cmd,
+                 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    return storage_error(op, store, e);
+}
+
 uint32_t kv_redis_get(kv_redis_t *r, const char *store, const uint8_t *key, size_t klen,
                       uint8_t *buf, size_t buflen, size_t *vlen, char *err, size_t errlen)
 {
@@ -186,17 +198,14 @@ uint32_t kv_redis_get(kv_redis_t *r, const char *store, const uint8_t *key, size
     redisReply *rep = run(r, "GET", e, sizeof e, "GET %b", k, kl);
     free(k);
     uint32_t rc;
-    if (!rep) {
-        rc = storage_error("get", store, e);
-    } else if (rep->type == REDIS_REPLY_NIL) {
+    if (rep && rep->type == REDIS_REPLY_NIL) {
         rc = KV_ENOTFOUND;
-    } else if (rep->type == REDIS_REPLY_STRING) {
+    } else if (rep && rep->type == REDIS_REPLY_STRING) {
         *vlen = rep->len;
         if (rep->len && rep->len <= buflen) memcpy(buf, rep->str, rep->len);
         rc = KV_OK;
     } else {
-        snprintf(e, sizeof e, "redis: GET: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-        rc = storage_error("get", store, e);
+        rc = reply_error("get", "GET", store, rep, e, sizeof e);
     }
     if (rc == KV_ESTORAGE && err) snprintf(err, errlen, "%s", e);
     if (rep) freeReplyObject(rep);
@@ -217,12 +226,7 @@ uint32_t kv_redis_set(kv_redis_t *r, const char *store, const uint8_t *key, size
                              : run(r, "SET", e, sizeof e, "SET %b %b", k, kl, v, vlen);
     free(k);
     uint32_t rc = KV_OK;
-    if (!rep) {
-        rc = storage_error("set", store, e);
-    } else if (rep->type != REDIS_REPLY_STATUS) {
-        snprintf(e, sizeof e, "redis: SET: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-        rc = storage_error("set", store, e);
-    }
+    if (!rep || rep->type != REDIS_REPLY_STATUS) rc = reply_error("set", "SET", store, rep, e, sizeof e);
     if (rc == KV_ESTORAGE && err) snprintf(err, errlen, "%s", e);
     if (rep) freeReplyObject(rep);
     return rc;
@@ -238,12 +242,8 @@ uint32_t kv_redis_delete(kv_redis_t *r, const char *store, const uint8_t *key, s
     redisReply *rep = run(r, "DEL", e, sizeof e, "DEL %b", k, kl);
     free(k);
     uint32_t rc;
-    if (!rep) rc = storage_error("delete", store, e);
-    else if (rep->type == REDIS_REPLY_INTEGER) rc = rep->integer > 0 ? KV_OK : KV_ENOTFOUND;
-    else {
-        snprintf(e, sizeof e, "redis: DEL: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-        rc = storage_error("delete", store, e);
-    }
+    if (rep && rep->type == REDIS_REPLY_INTEGER) rc = rep->integer > 0 ? KV_OK : KV_ENOTFOUND;
+    else rc = reply_error("delete", "DEL", store, rep, e, sizeof e);
     if (rc == KV_ESTORAGE && err) snprintf(err, errlen, "%s", e);
     if (rep) freeReplyObject(rep);
     return rc;
@@ -259,18 +259,15 @@ uint32_t kv_redis_incr(kv_redis_t *r, const char *store, const uint8_t *key, siz
     redisReply *rep = run(r, "INCRBY", e, sizeof e, "INCRBY %b %lld", k, kl, (long long)delta);
     free(k);
     uint32_t rc;
-    if (!rep) {
-        rc = storage_error("incr", store, e);
-    } else if (rep->type == REDIS_REPLY_INTEGER) {
+    if (rep && rep->type == REDIS_REPLY_INTEGER) {
         *result = rep->integer;
         rc = KV_OK;
-    } else if (rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "not an integer")) {
+    } else if (rep && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "not an integer")) {
         /* "ERR value is not an integer or out of range", and overflow. */
         snprintf(e, sizeof e, "the value is not a decimal integer, or the sum overflows");
         rc = KV_EINVAL;
     } else {
-        snprintf(e, sizeof e, "redis: INCRBY: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-        rc = storage_error("incr", store, e);
+        rc = reply_error("incr", "INCRBY", store, rep, e, sizeof e);
     }
     if (rc != KV_OK && err) snprintf(err, errlen, "%s", e);
     if (rep) freeReplyObject(rep);
@@ -306,9 +303,8 @@ uint32_t kv_redis_keys(kv_redis_t *r, const char *store, const uint8_t *prefix, 
         if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
             rep->element[0]->type != REDIS_REPLY_STRING ||
             rep->element[1]->type != REDIS_REPLY_ARRAY) {
-            snprintf(e, sizeof e, "redis: SCAN: %s",
-                     !rep ? c->errstr : rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-            rc = storage_error("keys", store, e);
+            if (!rep) seterr(e, sizeof e, "SCAN", c->errstr);
+            rc = reply_error("keys", "SCAN", store, rep, e, sizeof e);
             if (rep) freeReplyObject(rep);
             break;
         }

@@ -1,10 +1,13 @@
-# tests/eventing/brokers.sh — sourced by tests/eventing/sources_tests.sh and
-# bench/eventing/sources.sh: starts the Debian brokers on loopback, each on
-# a free port with its own data dir under $tmp, and stops what it started.
+# tests/eventing/brokers.sh — sourced by tests/eventing/sources_tests.sh,
+# tests/keda/run_tests.sh and bench/eventing/sources.sh: starts the Debian
+# brokers on loopback, each on a free port with its own data dir under
+# $tmp, and stops what it started.
 #
 #   brokers_start          nats-server -js, mosquitto and rabbitmq-server (in
 #                          the background: it boots in seconds); sets nport,
 #                          mport, rport, AMQP
+#   rabbit_start           rabbitmq-server alone (tests/keda/run_tests.sh);
+#                          sets rabbit_port, AMQP
 #   brokers_stop           kills them (and rabbitmq's own epmd)
 #   nats_stop, nats_start  kill -9 nats-server, and start it again
 #   until_ok SECONDS CMD   CMD every 0.1 s until it succeeds
@@ -28,8 +31,8 @@ free_port() { # the brokers cannot listen on port 0 and tell us
 
 brokers_pids=
 rabbit_pgid=
-brokers_start() {
-    rport=$(free_port)
+rabbit_start() {
+    rabbit_port=$(free_port)
     local epmd_port
     epmd_port=$(free_port)
     mkdir -p "$tmp/rabbit/home"
@@ -40,16 +43,21 @@ brokers_start() {
     brokers_pids="$brokers_pids $!"
     (
         cd "$tmp/rabbit" || exit 1
-        export HOME=$tmp/rabbit/home RABBITMQ_NODE_PORT=$rport RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+        export HOME=$tmp/rabbit/home RABBITMQ_NODE_PORT=$rabbit_port RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
             RABBITMQ_DIST_PORT=$(free_port) ERL_EPMD_PORT=$epmd_port ERL_EPMD_ADDRESS=127.0.0.1 \
-            RABBITMQ_NODENAME=wasmfn$rport@localhost RABBITMQ_MNESIA_BASE=$tmp/rabbit/mnesia \
+            RABBITMQ_NODENAME=wasmfn$rabbit_port@localhost RABBITMQ_MNESIA_BASE=$tmp/rabbit/mnesia \
             RABBITMQ_LOG_BASE=$tmp/rabbit/log RABBITMQ_ENABLED_PLUGINS_FILE=$tmp/rabbit/plugins \
             RABBITMQ_CONFIG_FILE=$tmp/rabbit/rabbit RABBITMQ_PID_FILE=$tmp/rabbit/pid \
             RABBITMQ_CONF_ENV_FILE=$tmp/rabbit/env RABBITMQ_ADVANCED_CONFIG_FILE=$tmp/rabbit/adv.config
         exec setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$tmp/rabbit/out.log" 2>&1
     ) &
     rabbit_pgid=$!
-    AMQP=amqp://guest:guest@127.0.0.1:$rport # no trailing "/": that names the vhost ""
+    AMQP=amqp://guest:guest@127.0.0.1:$rabbit_port # no trailing "/": that names the vhost ""
+}
+
+brokers_start() {
+    rabbit_start
+    rport=$rabbit_port
 
     nport=$(free_port)
     printf 'max_payload: 8MB\n' >"$tmp/nats.conf"

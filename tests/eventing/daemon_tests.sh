@@ -18,6 +18,8 @@
 set -u
 WASMFN=${WASMFN:-build/wasmfn}
 EVSINK=${EVSINK:-build/eventing-fns/evsink.wasm}
+# shellcheck source=tests/lib/daemon.sh
+. "$(dirname "$0")/../lib/daemon.sh"
 passed=0
 failed=0
 tmp=$(mktemp -d)
@@ -60,13 +62,9 @@ done
 [ -n "$rpid" ] || { bad "redis-server starts" "$(cat "$tmp/redis.log")"; finish; }
 R() { redis-cli -p "$rport" "$@"; }
 
-"$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
-    --redis "redis://127.0.0.1:$rport" >"$tmp/log" 2>&1 &
-pid=$!
-until_ok 10 grep -q 'admin API on' "$tmp/log" || { bad "daemon starts" "$(cat "$tmp/log")"; finish; }
-D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
-export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
-export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
+daemon_start "$tmp/log" "$tmp/data" --redis "redis://127.0.0.1:$rport" ||
+    { pid=$daemon_pid; bad "daemon starts" "$(cat "$tmp/log")"; finish; }
+pid=$daemon_pid D=$daemon_url
 "$WASMFN" deploy evsink "$EVSINK" -q >/dev/null || { bad "deploy evsink"; finish; }
 
 logs() { "$WASMFN" logs evsink 2>/dev/null; }
@@ -243,15 +241,10 @@ until read_some || [ "$SECONDS" -ge "$end" ]; do sleep 0.02; done
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
 read_before=$(entries_read)
-"$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
-    --redis "redis://127.0.0.1:$rport" >"$tmp/log" 2>&1 &
-pid=$!
-# Both URLs, ports included, before either is read.
-until_ok 10 grep -aq 'admin API on http://[0-9.]*:[0-9][0-9]*' "$tmp/log" ||
-    { bad "daemon restarts" "$(cat -v "$tmp/log" | tail -5)"; finish; }
-D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
-export WASMFN_API=$(grep -ao 'admin API on http://[0-9.]*:[0-9][0-9]*' "$tmp/log" | awk '{print $4}')
-[ -n "$WASMFN_API" ] || { bad "the restarted daemon's admin URL" "$(cat -v "$tmp/log" | tail -5)"; finish; }
+# daemon_start reads only what the new daemon appends to the log.
+daemon_start "$tmp/log" "$tmp/data" --redis "redis://127.0.0.1:$rport" ||
+    { pid=$daemon_pid; bad "daemon restarts" "$(cat -v "$tmp/log" | tail -5)"; finish; }
+pid=$daemon_pid D=$daemon_url
 settled() { [ "$(group_lag)" = 0 ] && [ "$(R XPENDING crash wasmfn | head -1)" = 0 ]; }
 until_ok 60 settled
 dl=$(R XLEN crash-dlq)

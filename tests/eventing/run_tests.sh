@@ -18,6 +18,8 @@
 set -u
 WASMFN=${WASMFN:-build/wasmfn}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/daemon.sh
+. "$HERE/../lib/daemon.sh"
 TMP=$(mktemp -d -t wasmfn-eventing.XXXXXX)
 pass=0
 fail=0
@@ -86,14 +88,12 @@ start_daemon() {
     shift 2
     mkdir -p "$data"
     : >"$TMP/$name.log"
-    "$WASMFN" serve --data "$data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --tier interp "$@" \
-        >"$TMP/$name.log" 2>&1 &
-    HPID=$!
+    daemon_start "$TMP/$name.log" "$data" --tier interp "$@"
+    local rc=$?
+    HPID=$daemon_pid
     PIDS+=($HPID)
-    wait_until 10 grep -q 'admin API on' "$TMP/$name.log" || { echo "daemon $name did not start:"; cat "$TMP/$name.log"; return 1; }
-    DP=$(grep -ao 'data plane on [^,]*' "$TMP/$name.log" | awk '{ print $4 }')
-    AP=$(grep -ao 'admin API on .*' "$TMP/$name.log" | awk '{ print $4 }')
-    TOKEN=$(cat "$data/admin.token")
+    ((rc == 0)) || { echo "daemon $name did not start:"; cat "$TMP/$name.log"; return 1; }
+    DP=$daemon_url AP=$WASMFN_API TOKEN=$WASMFN_TOKEN
 }
 apply() { curl -s -o "$TMP/out" -w '%{http_code}' -XPOST -H "Authorization: Bearer $TOKEN" "$AP/v1/apply" -d "$1"; }
 delete() { curl -s -o /dev/null -XDELETE -H "Authorization: Bearer $TOKEN" "$AP/v1/eventing/$1"; }

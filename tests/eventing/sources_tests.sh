@@ -24,6 +24,8 @@ failed=0
 tmp=$(mktemp -d)
 pid= recpid=
 . "$HERE/brokers.sh"
+# shellcheck source=tests/lib/daemon.sh
+. "$HERE/../lib/daemon.sh"
 cleanup() {
     exec 2>/dev/null # no "Killed" notices
     for p in "$pid" "$recpid"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
@@ -52,15 +54,14 @@ stat() { # stat SINK FIELD
     curl -s "$S/stats" | node -e "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>{const s=JSON.parse(d)['$1'];console.log(s?(typeof s['$2']=='object'?JSON.stringify(s['$2']):s['$2']):0)})"
 }
 
+# start_daemon: (again) on $tmp/data, its output appended to $tmp/log.
 start_daemon() {
-    "$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 >>"$tmp/log" 2>&1 &
-    pid=$!
-    until_ok 10 sh -c "grep -c 'admin API on' '$tmp/log' 2>/dev/null | grep -qx '$1'" ||
-        { bad "daemon starts" "$(tail -5 "$tmp/log")"; finish; }
-    export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | tail -1 | awk '{print $4}')
-    export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
+    daemon_start "$tmp/log" "$tmp/data"
+    local rc=$?
+    pid=$daemon_pid
+    [ "$rc" = 0 ] || { bad "daemon starts" "$(tail -5 "$tmp/log")"; finish; }
 }
-start_daemon 1
+start_daemon
 metric() { curl -s "$WASMFN_API/metrics" | grep -c "$1"; }
 
 # ---- a bad spec is refused with the field named -------------------------
@@ -130,7 +131,7 @@ kill -0 "$mqttpub" 2>/dev/null && ok "MqttSource: the daemon was killed while th
 at_kill_nats=$(stat nats okUnique)
 at_kill_mqtt=$(stat mqtt okUnique)
 echo "     (killed with $at_kill_nats NATS and $at_kill_mqtt MQTT messages delivered of 1980 good ones each)"
-start_daemon 2
+start_daemon
 # The queue's write lock held by another process makes the source's commit
 # fail (after SQLite's 5 s busy timeout), as a full or failing disk would:
 # the source drops the connection without acknowledging, and the broker
@@ -271,7 +272,7 @@ until_ok 20 midway rabbit
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
 at_kill=$(stat rabbit okUnique)
-start_daemon 3
+start_daemon
 check_source rabbit "RabbitmqSource" "$at_kill" 8
 check_parallel rabbit "RabbitmqSource" 4
 # A silent broker must not go unnoticed for long: the daemon's connection

@@ -35,17 +35,20 @@ FNS_DIR=${FNS_DIR:-build/serving-fns}
 JSPUB=${JSPUB:-build/keda/jspub}
 SRCPUB=${SRCPUB:-build/eventing/srcpub}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/eventing/brokers.sh
+. "$HERE/../eventing/brokers.sh" # rabbit_start, brokers_stop, free_port
+# shellcheck source=tests/lib/daemon.sh
+. "$HERE/../lib/daemon.sh"
 passed=0
 failed=0
 tmp=$(mktemp -d)
 pids=()
 pid=
 t0=$(date +%s.%N)
-rabbit_pgid=
 cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "$rabbit_pgid" ] && kill -9 -- "-$rabbit_pgid" 2>/dev/null # rabbitmq-server's group
+    brokers_stop # rabbitmq-server and its epmd
     wait 2>/dev/null
     rm -rf "$tmp"
 }
@@ -64,30 +67,11 @@ until_true() {
     while [ "$(date +%s%N)" -lt "$end" ]; do "$@" && return 0; sleep 0.1; done
     return 1
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # ---- the servers -------------------------------------------------------------
-# rabbitmq-server first: it boots in seconds, while the rest runs. Its own
-# epmd (Erlang's port mapper) on its own port, in the foreground, since the
-# one Erlang starts by itself daemonizes and outlives the test.
-aport=$(free_port)
-epmd_port=$(free_port)
-mkdir -p "$tmp/rabbit/home"
-: >"$tmp/rabbit/plugins"
-epmd -port "$epmd_port" -address 127.0.0.1 >"$tmp/epmd.log" 2>&1 &
-pids+=($!)
-(
-    cd "$tmp/rabbit" || exit 1
-    export HOME=$tmp/rabbit/home RABBITMQ_NODE_PORT=$aport RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-        RABBITMQ_DIST_PORT=$(free_port) ERL_EPMD_PORT=$epmd_port ERL_EPMD_ADDRESS=127.0.0.1 \
-        RABBITMQ_NODENAME=keda$aport@localhost RABBITMQ_MNESIA_BASE=$tmp/rabbit/mnesia \
-        RABBITMQ_LOG_BASE=$tmp/rabbit/log RABBITMQ_ENABLED_PLUGINS_FILE=$tmp/rabbit/plugins \
-        RABBITMQ_CONFIG_FILE=$tmp/rabbit/rabbit RABBITMQ_PID_FILE=$tmp/rabbit/pid \
-        RABBITMQ_CONF_ENV_FILE=$tmp/rabbit/env RABBITMQ_ADVANCED_CONFIG_FILE=$tmp/rabbit/adv.config
-    exec setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$tmp/rabbit/out.log" 2>&1
-) &
-rabbit_pgid=$!
-AMQP=amqp://guest:guest@127.0.0.1:$aport # no trailing "/": that names the vhost ""
+# rabbitmq-server first (tests/eventing/brokers.sh; sets AMQP): it boots in
+# seconds, while the rest runs.
+rabbit_start
 
 # The exporter: serves "wasmfn_test_queue V" with V from $tmp/value.
 echo 0 >"$tmp/value"
@@ -125,11 +109,8 @@ nport=$(free_port)
 nats-server -js -a 127.0.0.1 -p "$nport" -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
 pids+=($!)
 
-"$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 >"$tmp/log" 2>&1 &
-pid=$!
-until_true 10 grep -q 'admin API on' "$tmp/log" || { bad "daemon starts" "$(cat "$tmp/log")"; finish; }
-export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
-export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
+daemon_start "$tmp/log" "$tmp/data" || { pid=$daemon_pid; bad "daemon starts" "$(cat "$tmp/log")"; finish; }
+pid=$daemon_pid
 
 # prom_value: the instant value of the test's metric as Prometheus has it.
 prom_value() {
@@ -247,10 +228,10 @@ restart() {
     kill -9 "$pid"
     wait "$pid" 2>/dev/null
     cat "$tmp/log" >>"$tmp/log.all"
-    "$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 >"$tmp/log" 2>&1 &
-    pid=$!
-    until_true 10 grep -q 'admin API on' "$tmp/log" || { bad "daemon restarts" "$(cat "$tmp/log")"; finish; }
-    export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
+    : >"$tmp/log"
+    daemon_start "$tmp/log" "$tmp/data" ||
+        { pid=$daemon_pid; bad "daemon restarts" "$(cat "$tmp/log")"; finish; }
+    pid=$daemon_pid
 }
 restart
 until_true 5 has_instances hello 0 && [ "$(so_field hello-scaler 'o["scaleTargetRef"]')" = hello ] &&
@@ -500,7 +481,7 @@ until_true 5 has_instances cronout 0 &&
 # asked, 4 the most); the target is low so that the guest scales even when
 # the machine is so busy that it gets a fraction of that (an idle Service
 # reads 0 and stays at 1).
-D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
+D=$daemon_url
 cat >"$tmp/burn.yaml" <<EOF
 apiVersion: serving.knative.dev/v1
 kind: Service

@@ -10,6 +10,8 @@ set -u
 WASMFN=${WASMFN:-build/wasmfn}
 EXAMPLES_DIR=${EXAMPLES_DIR:-build/examples}
 FNS_DIR=${FNS_DIR:-build/serving-fns}
+# shellcheck source=tests/lib/daemon.sh
+. "$(dirname "$0")/../lib/daemon.sh"
 passed=0
 failed=0
 tmp=$(mktemp -d)
@@ -29,16 +31,10 @@ start() {
     local data=$1
     shift
     : >"$tmp/log"
-    "$WASMFN" serve --data "$data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 "$@" >"$tmp/log" 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do
-        grep -q 'admin API on' "$tmp/log" && break
-        sleep 0.05
-    done
-    D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
-    export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
-    export WASMFN_TOKEN=$(cat "$data/admin.token" 2>/dev/null)
-    [ -n "$D" ] && [ -n "$WASMFN_API" ]
+    daemon_start "$tmp/log" "$data" "$@"
+    local rc=$?
+    pid=$daemon_pid D=$daemon_url
+    return $rc
 }
 
 # field JSON FUNCTION KEY: a number from `wasmfn usage -o json`.

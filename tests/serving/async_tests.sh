@@ -14,6 +14,8 @@ WASMFN=$(realpath "${WASMFN:-build/wasmfn}")
 EXAMPLES_DIR=$(realpath "${EXAMPLES_DIR:-build/examples}")
 FNS_DIR=$(realpath "${FNS_DIR:-build/serving-fns}")
 TMP=$(mktemp -d -t wasmfn-async.XXXXXX)
+# shellcheck source=tests/lib/daemon.sh
+. "$(dirname "$0")/../lib/daemon.sh"
 PID=
 pass=0
 failed=0
@@ -36,25 +38,14 @@ not_ok() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
 start_daemon() {
     DATA=$(mktemp -d "$TMP/data.XXXXXX")
     LOG=$DATA.log # one per daemon: never read the line of the one before
-    "$WASMFN" serve --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$DATA" --workers 2 "$@" \
-        >"$LOG" 2>&1 &
-    PID=$!
-    local line=
-    for ((i = 0; i < 200; i++)); do
-        line=$(grep -m1 -o 'data plane on http://[^,]*, admin API on http://[^ ]*' "$LOG" 2>/dev/null)
-        [[ -n $line ]] && break
-        sleep 0.1
-    done
-    if [[ -z $line ]]; then
+    daemon_start "$LOG" "$DATA" --workers 2 "$@"
+    local rc=$?
+    PID=$daemon_pid DATA_URL=$daemon_url
+    if ((rc != 0)); then
         echo "async: the daemon did not start; its log:" >&2
         tail -20 "$LOG" >&2
         exit 1
     fi
-    DATA_URL=${line#data plane on }
-    DATA_URL=${DATA_URL%%,*}
-    export WASMFN_API=${line##* }
-    export WASMFN_TOKEN
-    WASMFN_TOKEN=$(cat "$DATA/admin.token")
     AUTH=(-H "Authorization: Bearer $WASMFN_TOKEN")
 }
 start_daemon

@@ -6,6 +6,9 @@
 # fresh temporary directory, removed at exit). Scripts add background
 # pids to BG_PIDS; SERVE_FLAGS holds flags every start_daemon passes.
 
+# shellcheck source=tests/lib/daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/daemon.sh"
+
 DATA="$TMP/data"
 DAEMON_PID=
 BG_PIDS=()
@@ -48,33 +51,24 @@ starts=0
 start_daemon() {
     starts=$((starts + 1))
     LOG="$TMP/serve.$starts.log"
-    "$WASMFN" serve --listen 127.0.0.1:0 --admin 127.0.0.1:0 --data "$DATA" "${SERVE_FLAGS[@]}" "$@" \
-        >"$LOG" 2>&1 &
-    DAEMON_PID=$!
-    local i line
-    for ((i = 0; i < 200; i++)); do
-        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            wait "$DAEMON_PID"
-            echo "$SUITE: wasmfn serve exited with status $? at start; its log:" >&2
-            tail -20 "$LOG" >&2
-            DAEMON_PID=
-            return 1
-        fi
-        # "wasmfn: data plane on http://H:P, admin API on http://H:Q"
-        line=$(grep -m1 -o 'data plane on http://[^,]*, admin API on http://[^ ]*' "$LOG" 2>/dev/null)
-        if [[ -n $line ]]; then
-            DATA_URL=${line#data plane on }
-            DATA_URL=${DATA_URL%%,*}
-            ADMIN_URL=${line##* }
-            if [[ $(curl -s -o /dev/null -w '%{http_code}' "$ADMIN_URL/readyz") == 200 ]]; then
-                WASMFN_TOKEN=$(cat "$DATA/admin.token")
-                export WASMFN_API=$ADMIN_URL WASMFN_TOKEN
-                return 0
-            fi
-        fi
-        sleep 0.1
-    done
-    echo "$SUITE: wasmfn serve not ready after 20 s; its log:" >&2
+    local i
+    # Its URLs (tests/lib/daemon.sh), then its /readyz.
+    if daemon_start "$LOG" "$DATA" "${SERVE_FLAGS[@]}" "$@"; then
+        DAEMON_PID=$daemon_pid DATA_URL=$daemon_url ADMIN_URL=$WASMFN_API
+        for ((i = 0; i < 100; i++)); do
+            [[ $(curl -s -o /dev/null -w '%{http_code}' "$ADMIN_URL/readyz") == 200 ]] && return 0
+            kill -0 "$DAEMON_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    DAEMON_PID=$daemon_pid
+    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+        wait "$DAEMON_PID"
+        echo "$SUITE: wasmfn serve exited with status $? at start; its log:" >&2
+        DAEMON_PID=
+    else
+        echo "$SUITE: wasmfn serve not ready after 20 s; its log:" >&2
+    fi
     tail -20 "$LOG" >&2
     return 1
 }

@@ -11,6 +11,8 @@ set -u
 WASMFN=${WASMFN:-build/wasmfn}
 EXAMPLES_DIR=${EXAMPLES_DIR:-build/examples}
 FNS_DIR=${FNS_DIR:-build/serving-fns}
+# shellcheck source=tests/lib/daemon.sh
+. "$(dirname "$0")/../lib/daemon.sh"
 passed=0
 failed=0
 tmp=$(mktemp -d)
@@ -19,13 +21,8 @@ trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 ok() { echo "ok   $1"; passed=$((passed + 1)); }
 bad() { echo "FAIL $1"; [ -n "${2:-}" ] && echo "     $2"; failed=$((failed + 1)); }
 
-"$WASMFN" serve --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --workers 1 \
-    >"$tmp/log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do grep -q 'admin API on' "$tmp/log" && break; sleep 0.05; done
-D=$(grep -ao 'data plane on [^,]*' "$tmp/log" | awk '{print $4}')
-export WASMFN_API=$(grep -ao 'admin API on .*' "$tmp/log" | awk '{print $4}')
-export WASMFN_TOKEN=$(cat "$tmp/data/admin.token")
+daemon_start "$tmp/log" "$tmp/data" --workers 1
+pid=$daemon_pid D=$daemon_url
 "$WASMFN" deploy hello "$EXAMPLES_DIR/hello.wasm" -q >/dev/null &&
     "$WASMFN" deploy slow "$FNS_DIR/slow.wasm" -q >/dev/null &&
     "$WASMFN" deploy spin "$FNS_DIR/spin.wasm" --timeout 4 -q >/dev/null ||
