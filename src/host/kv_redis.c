@@ -10,8 +10,9 @@
  *
  * Connections: a small pool of blocking hiredis contexts, each used by
  * one thread at a time and given back after the call; one that failed is
- * dropped. A call blocks its worker for one round trip, bounded by the
- * command timeout (docs/host-kv.md says why not a parked fiber).
+ * dropped. A call blocks its thread for one round trip, bounded by the
+ * command timeout: a guest's call runs on a thread of kv_park.c while the
+ * guest parks, the admin API's on libuv's threadpool.
  */
 #define _GNU_SOURCE
 #include "host/internal.h"
