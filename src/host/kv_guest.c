@@ -211,16 +211,27 @@ static gjob_t *gjob_new(const kv_grant_t *g, int op, const char *store, const ui
     return j;
 }
 
-/* Runs j on the pool while the guest parks. KV_OK with j's results, or
- * the call's code, with *trap set when the guest must stop first (j then
- * belongs to the pool). */
-static uint32_t gjob_park(eng_host_call_t *call, kv_park_t *park, gjob_t *j, eng_trap_t *trap)
+/* Runs j (NULL: it could not be made) on the pool while the guest parks:
+ * the call's code, or KV_ESTORAGE with *trap set when the guest must stop
+ * first (j then belongs to the pool, which frees it). */
+static uint32_t gjob_park(eng_host_call_t *call, gjob_t *j, eng_trap_t *trap)
 {
-    if (kv_park_run(park, &j->job, call->exec) != 0) {
+    *trap = ENG_OK;
+    if (!j) return KV_ESTORAGE;
+    if (kv_park_run(kv_parker(j->kv), &j->job, call->exec) != 0) {
         *trap = ENG_TRAP_DEADLINE;
         return KV_ESTORAGE;
     }
-    return KV_OK;
+    return j->rc;
+}
+
+/* gjob_park for a call with no result but its code; frees j. */
+static eng_trap_t gjob_park_free(eng_host_call_t *call, gjob_t *j, uint32_t *rc)
+{
+    eng_trap_t trap;
+    *rc = gjob_park(call, j, &trap);
+    if (trap == ENG_OK && j) gjob_free(&j->job);
+    return trap;
 }
 
 /* ---- the functions ------------------------------------------------------- */
@@ -262,10 +273,9 @@ static eng_trap_t fn_get(eng_host_call_t *call, eng_val_t *a)
         uint32_t lim = kv_limits(g->kv)->max_value_bytes;
         gjob_t *j = gjob_new(g, OP_GET, store, m.base + a[1].i32, a[2].i32, NULL,
                              buflen < lim ? buflen : lim);
-        eng_trap_t trap = ENG_OK;
-        rc = !j ? KV_ESTORAGE : gjob_park(call, park, j, &trap);
+        eng_trap_t trap;
+        rc = gjob_park(call, j, &trap);
         if (trap != ENG_OK) return trap;
-        if (rc == KV_OK) rc = j->rc;
         if (rc == KV_OK && (!gmem_of(call, &m) || !gmem_ok(&m, buf, buflen) || !gmem_ok(&m, written, 4)))
             rc = KV_EINVAL; /* the memory changed while the guest waited */
         if (rc == KV_OK) {
@@ -306,11 +316,8 @@ static eng_trap_t fn_set(eng_host_call_t *call, eng_val_t *a)
     } else if (park) {
         gjob_t *j = gjob_new(g, OP_SET, store, m.base + a[1].i32, a[2].i32, m.base + val, vlen);
         if (j) j->ttl = ttl;
-        eng_trap_t trap = ENG_OK;
-        rc = !j ? KV_ESTORAGE : gjob_park(call, park, j, &trap);
+        eng_trap_t trap = gjob_park_free(call, j, &rc);
         if (trap != ENG_OK) return trap;
-        if (rc == KV_OK) rc = j->rc;
-        if (j) gjob_free(&j->job);
     } else if (rc == KV_OK) {
         rc = kv_set(g->kv, store, m.base + a[1].i32, a[2].i32, m.base + val, vlen, ttl, NULL, 0);
     }
@@ -328,11 +335,8 @@ static eng_trap_t fn_delete(eng_host_call_t *call, eng_val_t *a)
     kv_park_t *park = rc == KV_OK ? kv_parker(g->kv) : NULL;
     if (park) {
         gjob_t *j = gjob_new(g, OP_DELETE, store, m.base + a[1].i32, a[2].i32, NULL, 0);
-        eng_trap_t trap = ENG_OK;
-        rc = !j ? KV_ESTORAGE : gjob_park(call, park, j, &trap);
+        eng_trap_t trap = gjob_park_free(call, j, &rc);
         if (trap != ENG_OK) return trap;
-        if (rc == KV_OK) rc = j->rc;
-        if (j) gjob_free(&j->job);
     } else if (rc == KV_OK) {
         rc = kv_delete(g->kv, store, m.base + a[1].i32, a[2].i32, NULL, 0);
     }
@@ -354,10 +358,9 @@ static eng_trap_t fn_incr(eng_host_call_t *call, eng_val_t *a)
     if (park) {
         gjob_t *j = gjob_new(g, OP_INCR, store, m.base + a[1].i32, a[2].i32, NULL, 0);
         if (j) j->delta = delta;
-        eng_trap_t trap = ENG_OK;
-        rc = !j ? KV_ESTORAGE : gjob_park(call, park, j, &trap);
+        eng_trap_t trap;
+        rc = gjob_park(call, j, &trap);
         if (trap != ENG_OK) return trap;
-        if (rc == KV_OK) rc = j->rc;
         if (rc == KV_OK && (!gmem_of(call, &m) || !gmem_ok(&m, out, 8))) rc = KV_EINVAL;
         if (rc == KV_OK) st64(m.base + out, (uint64_t)j->res);
         if (j) gjob_free(&j->job);
@@ -402,10 +405,9 @@ static eng_trap_t fn_keys(eng_host_call_t *call, eng_val_t *a)
         rc = KV_EINVAL;
     } else if (kv_parker(g->kv)) {
         gjob_t *j = gjob_new(g, OP_KEYS, store, m.base + prefix, plen, NULL, buflen);
-        eng_trap_t trap = ENG_OK;
-        rc = !j ? KV_ESTORAGE : gjob_park(call, kv_parker(g->kv), j, &trap);
+        eng_trap_t trap;
+        rc = gjob_park(call, j, &trap);
         if (trap != ENG_OK) return trap;
-        if (rc == KV_OK) rc = j->rc;
         if (rc == KV_OK && (!gmem_of(call, &m) || !gmem_ok(&m, buf, buflen) || !gmem_ok(&m, written, 4)))
             rc = KV_EINVAL;
         if (rc == KV_OK) {
