@@ -13,8 +13,13 @@
  * The cache by digest: the Wasm layer of a Wasm OCI artifact is the module,
  * so its digest is the module's blob name; when the store has that blob the
  * layer is not downloaded at all (oci_options_t.have_module). Re-applying a
- * manifest whose tag did not move costs one manifest GET.
+ * manifest whose tag did not move costs one manifest GET. A plain image's
+ * module is only known once its tar layer is read, so the daemon remembers
+ * which module each such manifest held (oci_options_t.have_image): the
+ * last IMAGE_CACHE_SLOTS, in memory (a restart forgets them: the next pull
+ * reads the layer again).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,6 +42,46 @@ static bool have_module(void *ctx, const char *digest, uint64_t size)
 {
     (void)size;
     return st_blob_exists(ctx, digest);
+}
+
+#define IMAGE_CACHE_SLOTS 64
+
+typedef struct image_slot {
+    char manifest[72];
+    char module[72];
+    char path[256];
+    uint64_t bytes;
+} image_slot_t;
+
+/* Process-wide: pulls run on any pool thread. */
+static pthread_mutex_t image_mu = PTHREAD_MUTEX_INITIALIZER;
+static image_slot_t image_cache[IMAGE_CACHE_SLOTS];
+static unsigned image_next;
+
+static bool have_image(void *ctx, const char *manifest_digest, oci_pull_result_t *res)
+{
+    image_slot_t hit = {0};
+    pthread_mutex_lock(&image_mu);
+    for (unsigned i = 0; i < IMAGE_CACHE_SLOTS; i++)
+        if (image_cache[i].manifest[0] && strcmp(image_cache[i].manifest, manifest_digest) == 0)
+            hit = image_cache[i];
+    pthread_mutex_unlock(&image_mu);
+    if (!hit.manifest[0] || !st_blob_exists(ctx, hit.module)) return false;
+    snprintf(res->module_digest, sizeof res->module_digest, "%s", hit.module);
+    snprintf(res->module_path, sizeof res->module_path, "%s", hit.path);
+    res->module_bytes = hit.bytes;
+    return true;
+}
+
+static void image_remember(const oci_pull_result_t *res)
+{
+    pthread_mutex_lock(&image_mu);
+    image_slot_t *e = &image_cache[image_next++ % IMAGE_CACHE_SLOTS];
+    snprintf(e->manifest, sizeof e->manifest, "%s", res->manifest_digest);
+    snprintf(e->module, sizeof e->module, "%s", res->module_digest);
+    snprintf(e->path, sizeof e->path, "%s", res->module_path);
+    e->bytes = res->module_bytes;
+    pthread_mutex_unlock(&image_mu);
 }
 
 int api_image_status(oci_status_t s)
@@ -67,6 +112,7 @@ int api_image_pull(st_store_t *st, const oci_options_t *opts, const char *image,
     oci_options_t o = *opts;
     o.have_module = have_module;
     o.have_module_ctx = st;
+    o.have_image = have_image;
     pull_sink_t sink = {.st = st};
     oci_pull_result_t res;
     oci_status_t s = oci_pull(&ref, &o, sink_write, &sink, &res, err, errlen);
@@ -90,6 +136,7 @@ int api_image_pull(st_store_t *st, const oci_options_t *opts, const char *image,
             snprintf(err, errlen, "%s: %s", image, sink.err);
             return c == ST_CORRUPT ? 502 : 500;
         }
+        if (res.from_tar) image_remember(&res);
     }
     snprintf(out->module_digest, sizeof out->module_digest, "%s", res.module_digest);
     snprintf(out->manifest_digest, sizeof out->manifest_digest, "%s", res.manifest_digest);

@@ -61,6 +61,8 @@ void oci_ref_format(const oci_ref_t *ref, char *out, size_t n);
 
 /* ---- options shared by every call ---- */
 
+typedef struct oci_pull_result oci_pull_result_t;
+
 typedef struct oci_options {
     /* Docker config.json to read credentials from; NULL = $DOCKER_CONFIG/
      * config.json, else ~/.docker/config.json (a missing file = none). */
@@ -90,6 +92,14 @@ typedef struct oci_options {
      * known once extracted). */
     bool (*have_module)(void *ctx, const char *digest, uint64_t size);
     void *have_module_ctx;
+    /* The cache for plain images (NULL = none): called with have_module's
+     * ctx, on the pulling thread, once a manifest with no Wasm layer is in
+     * hand and before any tar layer is read. Returning true means the
+     * caller has the module this very manifest (its digest names its
+     * layers) held before, and fills res's module_digest, module_bytes and
+     * module_path: nothing more is transferred, the result says cached and
+     * from_tar. The caller learns the pairs from earlier from_tar results. */
+    bool (*have_image)(void *ctx, const char *manifest_digest, oci_pull_result_t *res);
 } oci_options_t;
 
 #define OCI_DEFAULT_MAX_MODULE (256ull << 20)
@@ -119,15 +129,15 @@ typedef enum oci_status {
  * after the last byte (write to a temporary file, commit on OCI_OK). */
 typedef int (*oci_sink_fn)(void *ctx, const uint8_t *data, size_t len);
 
-typedef struct oci_pull_result {
+struct oci_pull_result {
     char manifest_digest[72]; /* the resolved image manifest (what a tag names now) */
     char index_digest[72];    /* the index it was picked from, or "" */
     char module_digest[72];   /* "sha256:HEX" of the module's bytes */
     uint64_t module_bytes;
     bool from_tar;            /* the module came out of a plain image's tar layer */
-    bool cached;              /* have_module said yes: no layer was transferred */
+    bool cached;              /* have_module or have_image said yes: no layer was transferred */
     char module_path[256];    /* for from_tar: the file's path in the layer */
-} oci_pull_result_t;
+};
 
 /* Pulls the module of ref, handing its bytes to sink. On OCI_OK fills res.
  * On failure writes one line to err naming what failed (the reference, the

@@ -275,6 +275,12 @@ static oci_status_t pull_in(oci_sess_t *s, const oci_ref_t *ref, const oci_optio
                            tlen ? types : "none");
         goto out;
     }
+    /* The same manifest pulled before: its layers, so its module, are the
+     * same (the caller keeps that module). */
+    if (opts->have_image && opts->have_image(opts->have_module_ctx, res->manifest_digest, res)) {
+        res->cached = res->from_tar = true;
+        goto out;
+    }
     cm_buf_t cfg_text = {0};
     if ((st = oci_blob_get_small(s, cfg.digest, cfg.size, MAX_CONFIG, &cfg_text)) != OCI_OK) goto out;
     char path[256];

@@ -186,6 +186,19 @@ if skopeo --policy "$POLICY" copy -q --dest-tls-verify=false "oci:$TMP/layout:v1
     else
         not_ok "deploy plain image" "exit $rc, $(cat "$TMP/out") $(err1) body '$body'"
     fi
+    # The same manifest again, its tar layer gone from the registry: the
+    # daemon remembers which module that manifest held and reads no layer.
+    ld=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        "http://$R/v2/plain/hello/manifests/v1" | jq_ layers.0.digest)
+    ld=${ld#sha256:}
+    rm -f "$STORE_plain/docker/registry/v2/blobs/sha256/${ld:0:2}/$ld/data"
+    run "$WASMFN" deploy plain-again "$R/plain/hello:v1"
+    body=$(call plain-again)
+    if [[ -n $ld && $rc == 0 && $body == "Hello from wasmfn!"* ]]; then
+        ok "a plain image deployed again reads no tar layer (its layer deleted from the registry, the deploy works)"
+    else
+        not_ok "plain image cache" "layer '$ld', exit $rc, $(cat "$TMP/out") $(err1) body '$body'"
+    fi
 else
     not_ok "skopeo copy" "$(tail -1 "$TMP/skopeo.log")"
 fi
