@@ -137,6 +137,8 @@ static void op_call(fx_t *f, uint32_t fi)
          * object, native_compile.c) is called through its function object,
          * whose code pointer never changes. */
         LLVMValueRef target = f->nc->funcs[fi - m->nfunc_imports];
+        if (fi == f->func && *f->twin)
+            target = *f->twin;
         if (!target) {
             LLVMValueRef fo = inst_elem(f, offsetof(eng_instance_t, funcs), fi);
             target = vm_load(f, f->nc->t_ptr, fo, offsetof(eng_func_t, native), true);
@@ -906,21 +908,28 @@ static void skip_immediates(fx_t *f, uint8_t opc)
     check_reader(f);
 }
 
-/* Whether the body has a call or call_indirect (a pre-scan: the reader is
- * put back). */
-static bool body_calls(fx_t *f)
+/* Whether the body has a call or call_indirect, and whether it calls
+ * itself directly (a pre-scan: the reader is put back). */
+static bool body_calls(fx_t *f, bool *self)
 {
     eng_reader_t saved = f->r;
     bool calls = false;
-    while (!calls && !rd_eof(&f->r)) {
+    *self = false;
+    while (!rd_eof(&f->r)) {
         uint8_t opc = rd_u8(&f->r);
-        if (opc == 0x10 || opc == 0x11)
+        if (opc == 0x10) {
             calls = true;
-        else if (opc >= 0x02 && opc <= 0x04)
-            rd_s33(&f->r); /* the block type */
-        else
+            *self |= rd_u32(&f->r) == f->func;
+        } else if (opc == 0x11) {
+            calls = true;
             skip_immediates(f, opc);
+        } else if (opc >= 0x02 && opc <= 0x04) {
+            rd_s33(&f->r); /* the block type */
+        } else {
+            skip_immediates(f, opc);
+        }
     }
+    check_reader(f);
     f->r = saved;
     return calls;
 }
@@ -1144,6 +1153,21 @@ static void body(fx_t *f)
     }
 }
 
+/* The twin of f->fn (nc_function): same type, linkage and attributes. */
+static LLVMValueRef declare_twin(fx_t *f)
+{
+    char name[32];
+    snprintf(name, sizeof name, "f%u.r", f->func);
+    LLVMValueRef t = LLVMAddFunction(f->nc->mod, name, LLVMGlobalGetValueType(f->fn));
+    LLVMSetLinkage(t, LLVMGetLinkage(f->fn));
+    unsigned n = LLVMGetAttributeCountAtIndex(f->fn, LLVMAttributeFunctionIndex);
+    LLVMAttributeRef *attrs = fx_alloc(f, (n + 1) * sizeof *attrs);
+    LLVMGetAttributesAtIndex(f->fn, LLVMAttributeFunctionIndex, attrs);
+    for (unsigned i = 0; i < n; i++)
+        LLVMAddAttributeAtIndex(t, LLVMAttributeFunctionIndex, attrs[i]);
+    return t;
+}
+
 /* The entry block: allocas, parameters, the invariant pointers. */
 static void prologue(fx_t *f)
 {
@@ -1172,7 +1196,16 @@ static void prologue(fx_t *f)
     }
 }
 
-bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t len, size_t offset)
+/* A directly self-recursive function this small (bytes of body) gets a
+ * twin (nc_function). Small, because inlining the twin makes a frame that
+ * holds two calls' values, which must stay within ENG_NATIVE_FRAME_MAX. */
+#define NC_TWIN_MAX_BYTES 128
+
+/* Translates a body into fn; *twin is where its calls to itself go, and
+ * when it is NULL and the function is a small one that calls itself, a
+ * twin is declared there (same type and attributes). */
+static bool translate(nc_module_t *nc, uint32_t defined, LLVMValueRef fn, LLVMValueRef *twin,
+                      const uint8_t *code, size_t len, size_t offset)
 {
     const eng_module_t *m = nc->m;
     fx_t *f = calloc(1, sizeof *f);
@@ -1183,7 +1216,8 @@ bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t 
     f->b = nc->b;
     f->func = m->nfunc_imports + defined;
     f->ft = &m->types[m->func_type[f->func]];
-    f->fn = nc->funcs[defined];
+    f->fn = fn;
+    f->twin = twin;
     /* Allocated up front: a call taking no arguments copies zero values
      * from it, which must not be from NULL. */
     f->scap = 64;
@@ -1227,10 +1261,13 @@ bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t 
          * in the stack's reserve below the limit its caller was checked
          * against (eng_call checks entries from C). Small leaves — getters,
          * comparators — then cost what they would natively. */
-        if (body_calls(f)) {
+        bool self;
+        if (body_calls(f, &self)) {
             stack_check(f);
             fuel_check(f);
         }
+        if (self && !*twin && len <= NC_TWIN_MAX_BYTES)
+            *twin = declare_twin(f);
         const eng_functype_t *t = f->ft;
         nblock_t *fb = push_block(f, B_FUNC, 0, NULL, t->nresults, t->types + t->nparams);
         fb->end = new_bb(f);
@@ -1253,4 +1290,20 @@ bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t 
     free(f->blocks);
     free(f);
     return ok;
+}
+
+/* LLVM never inlines a function into itself, so a recursion such as fib's
+ * would pay a full call per level where gcc unrolls it into itself. A
+ * small function that calls itself is therefore emitted twice, f and its
+ * twin, each calling the other: the inliner then puts one into the other,
+ * and a call does two levels' work. Each level keeps its own checks (stack
+ * limit, fuel) at its entry, inlined or not, so depth and interruption
+ * behave as before; the twin's symbol, fN.r, still names function N for
+ * the fault handler. */
+bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t len, size_t offset)
+{
+    LLVMValueRef fn = nc->funcs[defined], twin = NULL;
+    if (!translate(nc, defined, fn, &twin, code, len, offset))
+        return false;
+    return !twin || translate(nc, defined, twin, &fn, code, len, offset);
 }

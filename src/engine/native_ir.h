@@ -46,6 +46,7 @@ typedef struct fx {
     uint32_t func;              /* index in the module's function space */
     const eng_functype_t *ft;
     LLVMValueRef fn, inst, x;
+    LLVMValueRef *twin;         /* where a call to itself goes (nc_function) */
     LLVMBasicBlockRef entry;
 
     uint32_t nlocals;

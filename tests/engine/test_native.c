@@ -1222,6 +1222,50 @@ static void test_deadline_stops_loop_and_recursion(void **state)
     pair_close(&p);
 }
 
+/* A small function that calls itself is compiled twice, each copy calling
+ * the other, so that LLVM may inline one level into the other (native_ir.c,
+ * nc_function; with two call sites, as here, it keeps both copies). Every
+ * wasm-level call must still count: the calls global sees each one, a trap
+ * names the function whichever copy traps, the stack limit and deadlines
+ * stop it as before. */
+static const char wat_twin[] =
+    "(module\n"
+    "  (memory 1)\n"
+    "  (global $calls (mut i32) (i32.const 0))\n"
+    "  (func $fib (export \"fib\") (param i32) (result i32)\n"
+    "    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))\n"
+    "    (if (result i32) (i32.lt_u (local.get 0) (i32.const 2)) (then (local.get 0))\n"
+    "      (else (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1)))\n"
+    "                     (call $fib (i32.sub (local.get 0) (i32.const 2)))))))\n"
+    "  (func (export \"calls\") (result i32) (global.get $calls))\n"
+    "  (func $down (export \"down\") (param i32 i32) (result i32)\n"
+    "    (if (result i32) (local.get 0)\n"
+    "      (then (i32.add (call $down (i32.sub (local.get 0) (i32.const 1)) (local.get 1))\n"
+    "                     (call $down (i32.const 0) (i32.const 0))))\n"
+    "      (else (i32.load (local.get 1))))))\n";
+
+static void test_self_recursion_twin(void **state)
+{
+    (void)state;
+    mod_t *m = mod_new(wat_twin);
+    pair_t p;
+    pair_open(&p, m);
+    expect_i32(&p, "fib", ARGS(I32(20)), 6765);
+    expect_i32(&p, "calls", NULL, 21891); /* 2 fib(21) - 1 calls, each counted once */
+    expect_i32(&p, "down", ARGS(I32(7), I32(16)), 0);
+    /* An out-of-bounds load at every depth parity: in f or in its twin. */
+    for (uint32_t d = 0; d < 6; d++)
+        expect_trap(&p, "down", ARGS(I32(d), I32(65536)), ENG_TRAP_MEMORY_OOB,
+                    "out of bounds memory access in function 2 (down)");
+    expect_trap(&p, "down", ARGS(I32(100000000), I32(0)), ENG_TRAP_STACK_EXHAUSTED,
+                "call stack exhausted in function 2 (down)");
+    /* fib(60): 10^12 calls, no loop: only the entries' fuel stops it. */
+    expect_deadline(&p, "fib", ARGS(I32(60)), 50, "deadline exceeded in function 0 (fib)");
+    expect_i32(&p, "fib", ARGS(I32(10)), 55);
+    pair_close(&p);
+    mod_free(m);
+}
+
 /* Interrupts x every millisecond until told to stop: the first one may
  * land before eng_call, which clears it, so it keeps trying. */
 typedef struct interrupter {
@@ -3057,6 +3101,7 @@ int main(void)
         cmocka_unit_test(test_trap_stack_pool_fiber),
         /* 2. interruption */
         cmocka_unit_test(test_deadline_stops_loop_and_recursion),
+        cmocka_unit_test(test_self_recursion_twin),
         cmocka_unit_test(test_interrupt_from_another_thread),
         cmocka_unit_test(test_yield_hook_in_native_loops),
         /* 3. host functions */
