@@ -147,6 +147,9 @@ static void op_call(fx_t *f, uint32_t fi)
         /* Wasm has no tail calls: recursion must use stack (and run into
          * its limit), so LLVM may not turn it into a loop. */
         LLVMSetTailCallKind(r, LLVMTailCallKindNoTail);
+        nblock_t *in = &f->blocks[f->nblocks - 1];
+        if (fi == f->func && in->kind == B_LOOP)
+            in->self_called = true;
         reload_mem_size(f);
         take_results(f, r, t, NULL);
     } else {
@@ -345,13 +348,15 @@ static void op_block(fx_t *f, uint8_t kind)
         for (uint32_t i = 0; i < np; i++)
             LLVMBuildStore(f->b, v[i], vars[i]);
         f->sp -= np;
-        LLVMBasicBlockRef header = new_bb(f);
+        /* The header stays empty until the loop's end shows whether it
+         * counts fuel (loop_header). */
+        LLVMBasicBlockRef header = new_bb(f), body = new_bb(f);
         LLVMBuildBr(f->b, header);
-        LLVMPositionBuilderAtEnd(f->b, header);
-        fuel_check(f);
+        LLVMPositionBuilderAtEnd(f->b, body);
         load_vars(f, vars, np, p);
         nblock_t *bl = push_block(f, B_LOOP, np, p, nr, r);
         bl->target = header;
+        bl->body = body;
         bl->vars = vars;
         return;
     }
@@ -392,6 +397,32 @@ static void op_else(fx_t *f)
 
 static void emit_return(fx_t *f);
 
+/* A loop's header counts one fuel event per iteration, unless every branch
+ * back to it comes after a call of the function to itself made at the
+ * loop's own level (not inside a nested block, which a branch could leave
+ * first): that call's entry counts the event already (the function calls,
+ * so its entry checks), and recursion in a loop — what clang makes of
+ * fib's or quicksort's second recursive call — counts once per level, not
+ * twice. A loop nothing branches back to runs once and counts nothing.
+ * Filled in at the loop's end, when its branches are known. */
+static void loop_header(fx_t *f, nblock_t *bl)
+{
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(f->b);
+    LLVMPositionBuilderAtEnd(f->b, bl->target);
+    if (bl->counts)
+        fuel_check(f);
+    LLVMBuildBr(f->b, bl->body);
+    LLVMPositionBuilderAtEnd(f->b, here);
+}
+
+/* A branch to bl: a loop's header must count unless the loop has called
+ * its function at its own level already (loop_header). */
+static void branch_to(nblock_t *bl)
+{
+    if (bl->kind == B_LOOP && !bl->self_called)
+        bl->counts = true;
+}
+
 /* Returns true when the function's final end was reached. */
 static bool op_end(fx_t *f)
 {
@@ -401,6 +432,7 @@ static bool op_end(fx_t *f)
         return false;
     }
     if (bl->kind == B_LOOP) {
+        loop_header(f, bl);
         /* Only a fall-through reaches a loop's end: its results are on the
          * stack already, or the code after it is as unreachable as the
          * loop's own end. */
@@ -457,6 +489,7 @@ static void emit_return(fx_t *f)
 static void op_br(fx_t *f, uint32_t depth)
 {
     nblock_t *bl = label(f, depth);
+    branch_to(bl);
     store_label_values(f, bl);
     LLVMBuildBr(f->b, bl->target);
     f->unreachable = true;
@@ -466,6 +499,7 @@ static void op_br_if(fx_t *f, uint32_t depth)
 {
     LLVMValueRef cond = pop(f);
     nblock_t *bl = label(f, depth);
+    branch_to(bl);
     store_label_values(f, bl);
     LLVMBasicBlockRef go = new_bb(f);
     LLVMBuildCondBr(f->b, LLVMBuildICmp(f->b, LLVMIntNE, cond, c32(f, 0), ""), bl->target, go);
@@ -487,6 +521,7 @@ static void op_br_table(fx_t *f)
     LLVMBasicBlockRef *land = fx_alloc(f, (size_t)f->nblocks * sizeof *land);
     for (uint32_t i = 0; i <= n; i++) {
         nblock_t *bl = label(f, depths[i]);
+        branch_to(bl);
         if (!land[depths[i]]) {
             if (label_arity(bl) == 0) {
                 land[depths[i]] = bl->target;

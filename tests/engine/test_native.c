@@ -1242,7 +1242,27 @@ static const char wat_twin[] =
     "    (if (result i32) (local.get 0)\n"
     "      (then (i32.add (call $down (i32.sub (local.get 0) (i32.const 1)) (local.get 1))\n"
     "                     (call $down (i32.const 0) (i32.const 0))))\n"
-    "      (else (i32.load (local.get 1))))))\n";
+    "      (else (i32.load (local.get 1)))))\n"
+    /* Loops whose header need not count: the self call at the loop's own
+     * level counts each iteration (tree), and ones where it must: the call
+     * may be skipped (sor) or comes after a branch back (sor2). */
+    "  (func $sor (export \"sor\") (param i32) (result i32)\n"
+    "    (loop $l\n"
+    "      (if (i32.eq (local.get 0) (i32.const 7)) (then (drop (call $sor (i32.const 0)))))\n"
+    "      (br $l))\n"
+    "    (i32.const 0))\n"
+    "  (func $sor2 (export \"sor2\") (param i32) (result i32)\n"
+    "    (loop $l\n"
+    "      (br_if $l (local.get 0))\n"
+    "      (drop (call $sor2 (i32.const 1))))\n"
+    "    (i32.const 0))\n"
+    "  (func $tree (export \"tree\") (param i32) (result i32) (local i32)\n"
+    "    (if (i32.eqz (local.get 0)) (then (return (i32.const 1))))\n"
+    "    (loop $l\n"
+    "      (global.set $calls (i32.add (global.get $calls)\n"
+    "                                  (call $tree (i32.sub (local.get 0) (i32.const 1)))))\n"
+    "      (br_if $l (i32.lt_u (local.tee 1 (i32.add (local.get 1) (i32.const 1))) (i32.const 3))))\n"
+    "    (local.get 1)))\n";
 
 static void test_self_recursion_twin(void **state)
 {
@@ -1262,6 +1282,10 @@ static void test_self_recursion_twin(void **state)
     /* fib(60): 10^12 calls, no loop: only the entries' fuel stops it. */
     expect_deadline(&p, "fib", ARGS(I32(60)), 50, "deadline exceeded in function 0 (fib)");
     expect_i32(&p, "fib", ARGS(I32(10)), 55);
+    expect_deadline(&p, "sor", ARGS(I32(0)), 20, "deadline exceeded in function 3 (sor)");
+    expect_deadline(&p, "sor2", ARGS(I32(1)), 20, "deadline exceeded in function 4 (sor2)");
+    expect_deadline(&p, "tree", ARGS(I32(40)), 20, "deadline exceeded in function 5 (tree)");
+    expect_i32(&p, "tree", ARGS(I32(4)), 3); /* 3^4 calls of tree(0) */
     pair_close(&p);
     mod_free(m);
 }
