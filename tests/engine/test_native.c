@@ -1222,6 +1222,50 @@ static void test_deadline_stops_loop_and_recursion(void **state)
     pair_close(&p);
 }
 
+/* Loop headers count fuel only when something branches back to them, so
+ * they are filled in at the loop's end (native_ir.c, loop_header): every
+ * shape of back-edge must still count, and running out of fuel mid-loop
+ * (every NATIVE_BUDGET events) must re-enter the loop with its values. */
+static const char wat_loops[] =
+    "(module\n"
+    "  (func (export \"forever_br_if\") (loop $l (br_if $l (i32.const 1))))\n"
+    "  (func (export \"forever_table\") (param i32)\n"
+    "    (block $out (loop $l (br_table $l $out (local.get 0)))))\n"
+    "  (func (export \"forever_nested\")\n"
+    "    (loop $l (block $b (br_if $b (i32.const 1))) (br $l)))\n"
+    "  (func (export \"huge\") (param i64) (result i64) (local i64)\n"
+    "    (loop $l (local.set 1 (i64.add (local.get 1) (i64.const 1)))\n"
+    "      (br_if $l (i64.lt_u (local.get 1) (local.get 0))))\n"
+    "    (local.get 1))\n"
+    /* the sum of i * (i ^ 0x5555) for i < n, with the loop's value as a
+     * loop param: 300,000 iterations run out of fuel a few times */
+    "  (func (export \"sum\") (param i32) (result i64) (local i32)\n"
+    "    (i64.const 0)\n"
+    "    (loop $l (param i64) (result i64)\n"
+    "      (i64.add (i64.mul (i64.extend_i32_u (local.get 1))\n"
+    "                        (i64.extend_i32_u (i32.xor (local.get 1) (i32.const 0x5555)))))\n"
+    "      (local.set 1 (i32.add (local.get 1) (i32.const 1)))\n"
+    "      (br_if $l (i32.lt_u (local.get 1) (local.get 0))))))\n";
+
+static void test_loop_headers_count(void **state)
+{
+    (void)state;
+    mod_t *m = mod_new(wat_loops);
+    pair_t p;
+    pair_open(&p, m);
+    expect_deadline(&p, "forever_br_if", NULL, 20, "deadline exceeded in function 0");
+    expect_deadline(&p, "forever_table", ARGS(I32(0)), 20, "deadline exceeded in function 1");
+    expect_deadline(&p, "forever_nested", NULL, 20, "deadline exceeded in function 2");
+    expect_deadline(&p, "huge", ARGS(I64(UINT64_MAX)), 20, "deadline exceeded in function 3");
+    expect_ok(&p, "forever_table", ARGS(I32(1)));
+    expect_i64(&p, "huge", ARGS(I64(300000)), 300000);
+    uint64_t want = 0;
+    for (uint32_t i = 0; i < 300000; i++) want += (uint64_t)i * (i ^ 0x5555u);
+    expect_i64(&p, "sum", ARGS(I32(300000)), want);
+    pair_close(&p);
+    mod_free(m);
+}
+
 /* A small function that calls itself is compiled twice, each copy calling
  * the other, so that LLVM may inline one level into the other (native_ir.c,
  * nc_function; with two call sites, as here, it keeps both copies). Every
@@ -3125,6 +3169,7 @@ int main(void)
         cmocka_unit_test(test_trap_stack_pool_fiber),
         /* 2. interruption */
         cmocka_unit_test(test_deadline_stops_loop_and_recursion),
+        cmocka_unit_test(test_loop_headers_count),
         cmocka_unit_test(test_self_recursion_twin),
         cmocka_unit_test(test_interrupt_from_another_thread),
         cmocka_unit_test(test_yield_hook_in_native_loops),
