@@ -1267,11 +1267,10 @@ static void test_loop_headers_count(void **state)
 }
 
 /* A small function that calls itself is compiled twice, each copy calling
- * the other, so that LLVM may inline one level into the other (native_ir.c,
- * nc_function; with two call sites, as here, it keeps both copies). Every
- * wasm-level call must still count: the calls global sees each one, a trap
- * names the function whichever copy traps, the stack limit and deadlines
- * stop it as before. */
+ * the other, and the second is inlined into the first (native_ir.c,
+ * nc_function). Every wasm-level call must still count: the calls global
+ * sees each one, a trap names the function at every depth, the stack limit
+ * and deadlines stop it as before. */
 static const char wat_twin[] =
     "(module\n"
     "  (memory 1)\n"
