@@ -15,7 +15,14 @@
  * SSE2).
  *
  * Usage: engine_bench [--reps N] [--node SCRIPT | --no-node] [--simd KERNELS_SIMD.wasm]
- *        KERNELS.wasm
+ *        [--only KERNEL] [--tier interp|native] KERNELS.wasm
+ *
+ * --only and --tier run one kernel (its non-SIMD row) in one tier of the
+ * engine and nothing else, for counting instructions with callgrind, whose
+ * --toggle-collect=eng_call then leaves out loading and compiling:
+ *
+ *     valgrind --tool=callgrind --smc-check=all-non-file --toggle-collect=eng_call \
+ *         build/bench/engine_bench --reps 1 --only sieve --tier native build/bench/kernels.wasm
  *
  * This is a benchmark, not a test: nothing here fails on a timing.
  */
@@ -201,17 +208,63 @@ static uint8_t *bench_read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* --only KERNEL --tier T: that kernel in one tier, printing its median. */
+static int bench_only(const uint8_t *bytes, size_t len, const char *name, int native, int reps)
+{
+    const bench_kernel_t *k = NULL;
+    for (size_t i = 0; i < NKERNELS && !k; i++)
+        if (!kernels[i].simd && strcmp(kernels[i].name, name) == 0)
+            k = &kernels[i];
+    if (!k) {
+        fprintf(stderr, "engine_bench: no kernel %s\n", name);
+        return 2;
+    }
+    char err[ENG_ERR_MAX];
+    eng_store_t *s = eng_store_new();
+    eng_exec_t *x = eng_exec_new(0);
+    eng_module_t *m = s && x ? eng_module_new(bytes, len, err, sizeof err) : NULL;
+    if (!m) {
+        fprintf(stderr, "engine_bench: %s\n", s && x ? err : "out of memory");
+        return 1;
+    }
+    if (native) {
+        uint8_t *obj;
+        size_t objlen;
+        if (!eng_native_compile(bytes, len, &obj, &objlen, err, sizeof err) ||
+            !eng_module_attach_native(m, obj, objlen, err, sizeof err)) {
+            fprintf(stderr, "engine_bench: native code: %s\n", err);
+            return 1;
+        }
+        free(obj);
+    }
+    eng_instance_t *inst = eng_instance_new(s, m, NULL, 0, x, err, sizeof err);
+    if (!inst) {
+        fprintf(stderr, "engine_bench: instantiating: %s\n", err);
+        return 1;
+    }
+    bench_result_t r = {.ms = -1};
+    bench_run_engine(inst, x, k, reps, &r);
+    if (r.ok)
+        printf("%s %s: %.2f ms, checksum %u\n", k->name, native ? "native tier" : "interpreter", r.ms,
+               r.checksum);
+    eng_store_free(s);
+    eng_exec_free(x);
+    eng_module_free(m);
+    return r.ok ? 0 : 1;
+}
+
 static void bench_usage(void)
 {
     fprintf(stderr, "usage: engine_bench [--reps N] [--node SCRIPT | --no-node] "
-                    "[--simd KERNELS_SIMD.wasm] KERNELS.wasm\n");
+                    "[--simd KERNELS_SIMD.wasm] [--only KERNEL] [--tier interp|native] "
+                    "KERNELS.wasm\n");
 }
 
 int main(int argc, char **argv)
 {
     int reps = 5;
     const char *node_script = "bench/engine/node_bench.mjs";
-    const char *wasm_path = NULL, *simd_path = NULL;
+    const char *wasm_path = NULL, *simd_path = NULL, *only = NULL, *tier = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = atoi(argv[++i]);
@@ -219,6 +272,10 @@ int main(int argc, char **argv)
             node_script = argv[++i];
         } else if (strcmp(argv[i], "--simd") == 0 && i + 1 < argc) {
             simd_path = argv[++i];
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
+        } else if (strcmp(argv[i], "--tier") == 0 && i + 1 < argc) {
+            tier = argv[++i];
         } else if (strcmp(argv[i], "--no-node") == 0) {
             node_script = NULL;
         } else if (argv[i][0] == '-') {
@@ -228,7 +285,8 @@ int main(int argc, char **argv)
             wasm_path = argv[i];
         }
     }
-    if (!wasm_path || reps < 1 || reps > 1000) {
+    if (!wasm_path || reps < 1 || reps > 1000 || !only != !tier ||
+        (tier && strcmp(tier, "interp") != 0 && strcmp(tier, "native") != 0)) {
         bench_usage();
         return 2;
     }
@@ -255,6 +313,11 @@ int main(int argc, char **argv)
             return 1;
         }
         char err[ENG_ERR_MAX];
+        if (only) {
+            int rc = bench_only(bytes, len, only, strcmp(tier, "native") == 0, reps);
+            free(bytes);
+            return rc;
+        }
         m[v] = eng_module_new(bytes, len, err, sizeof err);
         mn[v] = eng_module_new(bytes, len, err, sizeof err);
         if (!m[v] || !mn[v]) {

@@ -137,6 +137,8 @@ static void op_call(fx_t *f, uint32_t fi)
          * object, native_compile.c) is called through its function object,
          * whose code pointer never changes. */
         LLVMValueRef target = f->nc->funcs[fi - m->nfunc_imports];
+        if (fi == f->func && *f->twin)
+            target = *f->twin;
         if (!target) {
             LLVMValueRef fo = inst_elem(f, offsetof(eng_instance_t, funcs), fi);
             target = vm_load(f, f->nc->t_ptr, fo, offsetof(eng_func_t, native), true);
@@ -145,6 +147,9 @@ static void op_call(fx_t *f, uint32_t fi)
         /* Wasm has no tail calls: recursion must use stack (and run into
          * its limit), so LLVM may not turn it into a loop. */
         LLVMSetTailCallKind(r, LLVMTailCallKindNoTail);
+        nblock_t *in = &f->blocks[f->nblocks - 1];
+        if (fi == f->func && in->kind == B_LOOP)
+            in->self_called = true;
         reload_mem_size(f);
         take_results(f, r, t, NULL);
     } else {
@@ -343,13 +348,15 @@ static void op_block(fx_t *f, uint8_t kind)
         for (uint32_t i = 0; i < np; i++)
             LLVMBuildStore(f->b, v[i], vars[i]);
         f->sp -= np;
-        LLVMBasicBlockRef header = new_bb(f);
+        /* The header stays empty until the loop's end shows whether it
+         * counts fuel (loop_header). */
+        LLVMBasicBlockRef header = new_bb(f), body = new_bb(f);
         LLVMBuildBr(f->b, header);
-        LLVMPositionBuilderAtEnd(f->b, header);
-        fuel_check(f);
+        LLVMPositionBuilderAtEnd(f->b, body);
         load_vars(f, vars, np, p);
         nblock_t *bl = push_block(f, B_LOOP, np, p, nr, r);
         bl->target = header;
+        bl->body = body;
         bl->vars = vars;
         return;
     }
@@ -390,6 +397,32 @@ static void op_else(fx_t *f)
 
 static void emit_return(fx_t *f);
 
+/* A loop's header counts one fuel event per iteration, unless every branch
+ * back to it comes after a call of the function to itself made at the
+ * loop's own level (not inside a nested block, which a branch could leave
+ * first): that call's entry counts the event already (the function calls,
+ * so its entry checks), and recursion in a loop — what clang makes of
+ * fib's or quicksort's second recursive call — counts once per level, not
+ * twice. A loop nothing branches back to runs once and counts nothing.
+ * Filled in at the loop's end, when its branches are known. */
+static void loop_header(fx_t *f, nblock_t *bl)
+{
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(f->b);
+    LLVMPositionBuilderAtEnd(f->b, bl->target);
+    if (bl->counts)
+        fuel_check(f);
+    LLVMBuildBr(f->b, bl->body);
+    LLVMPositionBuilderAtEnd(f->b, here);
+}
+
+/* A branch to bl: a loop's header must count unless the loop has called
+ * its function at its own level already (loop_header). */
+static void branch_to(nblock_t *bl)
+{
+    if (bl->kind == B_LOOP && !bl->self_called)
+        bl->counts = true;
+}
+
 /* Returns true when the function's final end was reached. */
 static bool op_end(fx_t *f)
 {
@@ -399,6 +432,7 @@ static bool op_end(fx_t *f)
         return false;
     }
     if (bl->kind == B_LOOP) {
+        loop_header(f, bl);
         /* Only a fall-through reaches a loop's end: its results are on the
          * stack already, or the code after it is as unreachable as the
          * loop's own end. */
@@ -455,6 +489,7 @@ static void emit_return(fx_t *f)
 static void op_br(fx_t *f, uint32_t depth)
 {
     nblock_t *bl = label(f, depth);
+    branch_to(bl);
     store_label_values(f, bl);
     LLVMBuildBr(f->b, bl->target);
     f->unreachable = true;
@@ -464,6 +499,7 @@ static void op_br_if(fx_t *f, uint32_t depth)
 {
     LLVMValueRef cond = pop(f);
     nblock_t *bl = label(f, depth);
+    branch_to(bl);
     store_label_values(f, bl);
     LLVMBasicBlockRef go = new_bb(f);
     LLVMBuildCondBr(f->b, LLVMBuildICmp(f->b, LLVMIntNE, cond, c32(f, 0), ""), bl->target, go);
@@ -485,6 +521,7 @@ static void op_br_table(fx_t *f)
     LLVMBasicBlockRef *land = fx_alloc(f, (size_t)f->nblocks * sizeof *land);
     for (uint32_t i = 0; i <= n; i++) {
         nblock_t *bl = label(f, depths[i]);
+        branch_to(bl);
         if (!land[depths[i]]) {
             if (label_arity(bl) == 0) {
                 land[depths[i]] = bl->target;
@@ -906,21 +943,28 @@ static void skip_immediates(fx_t *f, uint8_t opc)
     check_reader(f);
 }
 
-/* Whether the body has a call or call_indirect (a pre-scan: the reader is
- * put back). */
-static bool body_calls(fx_t *f)
+/* Whether the body has a call or call_indirect, and whether it calls
+ * itself directly (a pre-scan: the reader is put back). */
+static bool body_calls(fx_t *f, bool *self)
 {
     eng_reader_t saved = f->r;
     bool calls = false;
-    while (!calls && !rd_eof(&f->r)) {
+    *self = false;
+    while (!rd_eof(&f->r)) {
         uint8_t opc = rd_u8(&f->r);
-        if (opc == 0x10 || opc == 0x11)
+        if (opc == 0x10) {
             calls = true;
-        else if (opc >= 0x02 && opc <= 0x04)
-            rd_s33(&f->r); /* the block type */
-        else
+            *self |= rd_u32(&f->r) == f->func;
+        } else if (opc == 0x11) {
+            calls = true;
             skip_immediates(f, opc);
+        } else if (opc >= 0x02 && opc <= 0x04) {
+            rd_s33(&f->r); /* the block type */
+        } else {
+            skip_immediates(f, opc);
+        }
     }
+    check_reader(f);
     f->r = saved;
     return calls;
 }
@@ -1144,6 +1188,26 @@ static void body(fx_t *f)
     }
 }
 
+/* The twin of f->fn (nc_function): same type, linkage and attributes. */
+static LLVMValueRef declare_twin(fx_t *f)
+{
+    char name[32];
+    snprintf(name, sizeof name, "f%u.r", f->func);
+    LLVMValueRef t = LLVMAddFunction(f->nc->mod, name, LLVMGlobalGetValueType(f->fn));
+    LLVMSetLinkage(t, LLVMGetLinkage(f->fn));
+    unsigned n = LLVMGetAttributeCountAtIndex(f->fn, LLVMAttributeFunctionIndex);
+    LLVMAttributeRef *attrs = fx_alloc(f, (n + 1) * sizeof *attrs);
+    LLVMGetAttributesAtIndex(f->fn, LLVMAttributeFunctionIndex, attrs);
+    for (unsigned i = 0; i < n; i++)
+        LLVMAddAttributeAtIndex(t, LLVMAttributeFunctionIndex, attrs[i]);
+    /* Inlined wherever it is called: LLVM's cost model declines a
+     * function with two recursive calls, or quicksort's, and a twin left
+     * standing only costs code. */
+    unsigned k = LLVMGetEnumAttributeKindForName("alwaysinline", 12);
+    LLVMAddAttributeAtIndex(t, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(f->nc->ctx, k, 0));
+    return t;
+}
+
 /* The entry block: allocas, parameters, the invariant pointers. */
 static void prologue(fx_t *f)
 {
@@ -1172,7 +1236,19 @@ static void prologue(fx_t *f)
     }
 }
 
-bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t len, size_t offset)
+/* A directly self-recursive function this small (bytes of body) gets a
+ * twin (nc_function). Small, because inlining the twin makes a frame that
+ * holds two calls' values, which must stay within ENG_NATIVE_FRAME_MAX,
+ * and code as big as three copies. (Measured on bench/engine: 256 with the
+ * twin always inlined takes qsort's recursion along, 128 or letting LLVM
+ * choose only fib's.) */
+#define NC_TWIN_MAX_BYTES 256
+
+/* Translates a body into fn; *twin is where its calls to itself go, and
+ * when it is NULL and the function is a small one that calls itself, a
+ * twin is declared there (same type and attributes). */
+static bool translate(nc_module_t *nc, uint32_t defined, LLVMValueRef fn, LLVMValueRef *twin,
+                      const uint8_t *code, size_t len, size_t offset)
 {
     const eng_module_t *m = nc->m;
     fx_t *f = calloc(1, sizeof *f);
@@ -1183,7 +1259,8 @@ bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t 
     f->b = nc->b;
     f->func = m->nfunc_imports + defined;
     f->ft = &m->types[m->func_type[f->func]];
-    f->fn = nc->funcs[defined];
+    f->fn = fn;
+    f->twin = twin;
     /* Allocated up front: a call taking no arguments copies zero values
      * from it, which must not be from NULL. */
     f->scap = 64;
@@ -1227,10 +1304,13 @@ bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t 
          * in the stack's reserve below the limit its caller was checked
          * against (eng_call checks entries from C). Small leaves — getters,
          * comparators — then cost what they would natively. */
-        if (body_calls(f)) {
+        bool self;
+        if (body_calls(f, &self)) {
             stack_check(f);
             fuel_check(f);
         }
+        if (self && !*twin && len <= NC_TWIN_MAX_BYTES)
+            *twin = declare_twin(f);
         const eng_functype_t *t = f->ft;
         nblock_t *fb = push_block(f, B_FUNC, 0, NULL, t->nresults, t->types + t->nparams);
         fb->end = new_bb(f);
@@ -1253,4 +1333,20 @@ bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t 
     free(f->blocks);
     free(f);
     return ok;
+}
+
+/* LLVM never inlines a function into itself, so a recursion such as fib's
+ * would pay a full call per level where gcc unrolls it into itself. A
+ * small function that calls itself is therefore emitted twice, f and its
+ * twin, each calling the other: the twin is inlined into f, and a call
+ * does two levels' work. Each level keeps its own checks (stack
+ * limit, fuel) at its entry, inlined or not, so depth and interruption
+ * behave as before; the twin's symbol, fN.r, still names function N for
+ * the fault handler. */
+bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *code, size_t len, size_t offset)
+{
+    LLVMValueRef fn = nc->funcs[defined], twin = NULL;
+    if (!translate(nc, defined, fn, &twin, code, len, offset))
+        return false;
+    return !twin || translate(nc, defined, twin, &fn, code, len, offset);
 }

@@ -29,6 +29,9 @@ typedef struct nblock {
     uint32_t nparams, nresults;
     const uint8_t *params, *results;
     LLVMBasicBlockRef target;   /* where a branch to it goes: loop header or end */
+    LLVMBasicBlockRef body;     /* loops: the first block of the body, after the header */
+    bool self_called;           /* loops: it called its own function at its own level */
+    bool counts;                /* loops: the header counts fuel (loop_header) */
     LLVMBasicBlockRef end;      /* after it (blocks, ifs, the function) */
     LLVMBasicBlockRef else_bb;  /* ifs */
     LLVMValueRef *vars;         /* allocas of the label's values */
@@ -46,6 +49,7 @@ typedef struct fx {
     uint32_t func;              /* index in the module's function space */
     const eng_functype_t *ft;
     LLVMValueRef fn, inst, x;
+    LLVMValueRef *twin;         /* where a call to itself goes (nc_function) */
     LLVMBasicBlockRef entry;
 
     uint32_t nlocals;

@@ -1254,6 +1254,117 @@ static void test_deadline_stops_loop_and_recursion(void **state)
     pair_close(&p);
 }
 
+/* Loop headers count fuel only when something branches back to them, so
+ * they are filled in at the loop's end (native_ir.c, loop_header): every
+ * shape of back-edge must still count, and running out of fuel mid-loop
+ * (every NATIVE_BUDGET events) must re-enter the loop with its values. */
+static const char wat_loops[] =
+    "(module\n"
+    "  (func (export \"forever_br_if\") (loop $l (br_if $l (i32.const 1))))\n"
+    "  (func (export \"forever_table\") (param i32)\n"
+    "    (block $out (loop $l (br_table $l $out (local.get 0)))))\n"
+    "  (func (export \"forever_nested\")\n"
+    "    (loop $l (block $b (br_if $b (i32.const 1))) (br $l)))\n"
+    "  (func (export \"huge\") (param i64) (result i64) (local i64)\n"
+    "    (loop $l (local.set 1 (i64.add (local.get 1) (i64.const 1)))\n"
+    "      (br_if $l (i64.lt_u (local.get 1) (local.get 0))))\n"
+    "    (local.get 1))\n"
+    /* the sum of i * (i ^ 0x5555) for i < n, with the loop's value as a
+     * loop param: 300,000 iterations run out of fuel a few times */
+    "  (func (export \"sum\") (param i32) (result i64) (local i32)\n"
+    "    (i64.const 0)\n"
+    "    (loop $l (param i64) (result i64)\n"
+    "      (i64.add (i64.mul (i64.extend_i32_u (local.get 1))\n"
+    "                        (i64.extend_i32_u (i32.xor (local.get 1) (i32.const 0x5555)))))\n"
+    "      (local.set 1 (i32.add (local.get 1) (i32.const 1)))\n"
+    "      (br_if $l (i32.lt_u (local.get 1) (local.get 0))))))\n";
+
+static void test_loop_headers_count(void **state)
+{
+    (void)state;
+    mod_t *m = mod_new(wat_loops);
+    pair_t p;
+    pair_open(&p, m);
+    expect_deadline(&p, "forever_br_if", NULL, 20, "deadline exceeded in function 0");
+    expect_deadline(&p, "forever_table", ARGS(I32(0)), 20, "deadline exceeded in function 1");
+    expect_deadline(&p, "forever_nested", NULL, 20, "deadline exceeded in function 2");
+    expect_deadline(&p, "huge", ARGS(I64(UINT64_MAX)), 20, "deadline exceeded in function 3");
+    expect_ok(&p, "forever_table", ARGS(I32(1)));
+    expect_i64(&p, "huge", ARGS(I64(300000)), 300000);
+    uint64_t want = 0;
+    for (uint32_t i = 0; i < 300000; i++) want += (uint64_t)i * (i ^ 0x5555u);
+    expect_i64(&p, "sum", ARGS(I32(300000)), want);
+    pair_close(&p);
+    mod_free(m);
+}
+
+/* A small function that calls itself is compiled twice, each copy calling
+ * the other, and the second is inlined into the first (native_ir.c,
+ * nc_function). Every wasm-level call must still count: the calls global
+ * sees each one, a trap names the function at every depth, the stack limit
+ * and deadlines stop it as before. */
+static const char wat_twin[] =
+    "(module\n"
+    "  (memory 1)\n"
+    "  (global $calls (mut i32) (i32.const 0))\n"
+    "  (func $fib (export \"fib\") (param i32) (result i32)\n"
+    "    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))\n"
+    "    (if (result i32) (i32.lt_u (local.get 0) (i32.const 2)) (then (local.get 0))\n"
+    "      (else (i32.add (call $fib (i32.sub (local.get 0) (i32.const 1)))\n"
+    "                     (call $fib (i32.sub (local.get 0) (i32.const 2)))))))\n"
+    "  (func (export \"calls\") (result i32) (global.get $calls))\n"
+    "  (func $down (export \"down\") (param i32 i32) (result i32)\n"
+    "    (if (result i32) (local.get 0)\n"
+    "      (then (i32.add (call $down (i32.sub (local.get 0) (i32.const 1)) (local.get 1))\n"
+    "                     (call $down (i32.const 0) (i32.const 0))))\n"
+    "      (else (i32.load (local.get 1)))))\n"
+    /* Loops whose header need not count: the self call at the loop's own
+     * level counts each iteration (tree), and ones where it must: the call
+     * may be skipped (sor) or comes after a branch back (sor2). */
+    "  (func $sor (export \"sor\") (param i32) (result i32)\n"
+    "    (loop $l\n"
+    "      (if (i32.eq (local.get 0) (i32.const 7)) (then (drop (call $sor (i32.const 0)))))\n"
+    "      (br $l))\n"
+    "    (i32.const 0))\n"
+    "  (func $sor2 (export \"sor2\") (param i32) (result i32)\n"
+    "    (loop $l\n"
+    "      (br_if $l (local.get 0))\n"
+    "      (drop (call $sor2 (i32.const 1))))\n"
+    "    (i32.const 0))\n"
+    "  (func $tree (export \"tree\") (param i32) (result i32) (local i32)\n"
+    "    (if (i32.eqz (local.get 0)) (then (return (i32.const 1))))\n"
+    "    (loop $l\n"
+    "      (global.set $calls (i32.add (global.get $calls)\n"
+    "                                  (call $tree (i32.sub (local.get 0) (i32.const 1)))))\n"
+    "      (br_if $l (i32.lt_u (local.tee 1 (i32.add (local.get 1) (i32.const 1))) (i32.const 3))))\n"
+    "    (local.get 1)))\n";
+
+static void test_self_recursion_twin(void **state)
+{
+    (void)state;
+    mod_t *m = mod_new(wat_twin);
+    pair_t p;
+    pair_open(&p, m);
+    expect_i32(&p, "fib", ARGS(I32(20)), 6765);
+    expect_i32(&p, "calls", NULL, 21891); /* 2 fib(21) - 1 calls, each counted once */
+    expect_i32(&p, "down", ARGS(I32(7), I32(16)), 0);
+    /* An out-of-bounds load at every depth parity: in f or in its twin. */
+    for (uint32_t d = 0; d < 6; d++)
+        expect_trap(&p, "down", ARGS(I32(d), I32(65536)), ENG_TRAP_MEMORY_OOB,
+                    "out of bounds memory access in function 2 (down)");
+    expect_trap(&p, "down", ARGS(I32(100000000), I32(0)), ENG_TRAP_STACK_EXHAUSTED,
+                "call stack exhausted in function 2 (down)");
+    /* fib(60): 10^12 calls, no loop: only the entries' fuel stops it. */
+    expect_deadline(&p, "fib", ARGS(I32(60)), 50, "deadline exceeded in function 0 (fib)");
+    expect_i32(&p, "fib", ARGS(I32(10)), 55);
+    expect_deadline(&p, "sor", ARGS(I32(0)), 20, "deadline exceeded in function 3 (sor)");
+    expect_deadline(&p, "sor2", ARGS(I32(1)), 20, "deadline exceeded in function 4 (sor2)");
+    expect_deadline(&p, "tree", ARGS(I32(40)), 20, "deadline exceeded in function 5 (tree)");
+    expect_i32(&p, "tree", ARGS(I32(4)), 3); /* 3^4 calls of tree(0) */
+    pair_close(&p);
+    mod_free(m);
+}
+
 /* Interrupts x every millisecond until told to stop: the first one may
  * land before eng_call, which clears it, so it keeps trying. */
 typedef struct interrupter {
@@ -3090,6 +3201,8 @@ int main(void)
         cmocka_unit_test(test_trap_stack_pool_fiber),
         /* 2. interruption */
         cmocka_unit_test(test_deadline_stops_loop_and_recursion),
+        cmocka_unit_test(test_loop_headers_count),
+        cmocka_unit_test(test_self_recursion_twin),
         cmocka_unit_test(test_interrupt_from_another_thread),
         cmocka_unit_test(test_yield_hook_in_native_loops),
         /* 3. host functions */
