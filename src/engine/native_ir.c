@@ -36,6 +36,7 @@
  * instruction uses; native_ir_simd.c translates the 0xFD prefix.
  */
 #include "engine/native_ir.h"
+#include "engine/native_loop.h"
 
 #include <setjmp.h>
 #include <stddef.h>
@@ -48,7 +49,8 @@
 static void op_load(fx_t *f, LLVMTypeRef as, unsigned n, LLVMTypeRef to, bool sign)
 {
     uint32_t off = read_memarg(f);
-    LLVMValueRef p = mem_addr(f, pop(f), off, n);
+    bool unchecked = nl_unchecked(f); /* a counted loop's, proven inside the memory */
+    LLVMValueRef p = unchecked ? nl_addr(f, off) : mem_addr(f, pop(f), off, n);
     LLVMValueRef v = LLVMBuildLoad2(f->b, as, p, "");
     LLVMSetAlignment(v, 1);
     tag(f, v, f->nc->tbaa_mem);
@@ -58,7 +60,7 @@ static void op_load(fx_t *f, LLVMTypeRef as, unsigned n, LLVMTypeRef to, bool si
      * loads here, where keeping them alive with an inline-asm use cost up
      * to a third more instructions: it stops loads folding into
      * arithmetic.) */
-    if (f->nc->guard && (uint64_t)off + n <= ENG_GUARD_SLACK)
+    if (!unchecked && f->nc->guard && (uint64_t)off + n <= ENG_GUARD_SLACK)
         guard_access(f, v);
     if (as != to)
         v = sign ? LLVMBuildSExt(f->b, v, to, "") : LLVMBuildZExt(f->b, v, to, "");
@@ -69,7 +71,8 @@ static void op_store(fx_t *f, LLVMTypeRef as, unsigned n)
 {
     uint32_t off = read_memarg(f);
     LLVMValueRef v = pop(f);
-    LLVMValueRef p = mem_addr(f, pop(f), off, n);
+    bool unchecked = nl_unchecked(f);
+    LLVMValueRef p = unchecked ? nl_addr(f, off) : mem_addr(f, pop(f), off, n);
     if (LLVMTypeOf(v) != as)
         v = LLVMBuildTrunc(f->b, v, as, "");
     LLVMValueRef s = LLVMBuildStore(f->b, v, p);
@@ -79,7 +82,7 @@ static void op_store(fx_t *f, LLVMTypeRef as, unsigned n)
      * keeps volatile accesses in order only among themselves; volatile
      * stores keep a store before a faulting load done and one after it
      * undone, as the interpreter leaves memory at a trap. */
-    if (f->nc->guard && (uint64_t)off + n <= ENG_GUARD_SLACK)
+    if (!unchecked && f->nc->guard && (uint64_t)off + n <= ENG_GUARD_SLACK)
         guard_access(f, s);
 }
 
@@ -349,15 +352,27 @@ static void op_block(fx_t *f, uint8_t kind)
             LLVMBuildStore(f->b, v[i], vars[i]);
         f->sp -= np;
         /* The header stays empty until the loop's end shows whether it
-         * counts fuel (loop_header). */
+         * counts fuel (loop_header). A counted loop is entered through its
+         * chunk set-up, and its body translated first as the fast copy
+         * (native_loop.c). */
+        nl_loop_t counted, *nl = NULL;
+        if (np == 0 && nr == 0 && !f->fast && nl_analyse(f, &counted)) {
+            nl = fx_alloc(f, sizeof *nl);
+            *nl = counted;
+        }
         LLVMBasicBlockRef header = new_bb(f), body = new_bb(f);
-        LLVMBuildBr(f->b, header);
+        if (nl)
+            nl_enter(f, nl, header);
+        else
+            LLVMBuildBr(f->b, header);
         LLVMPositionBuilderAtEnd(f->b, body);
         load_vars(f, vars, np, p);
         nblock_t *bl = push_block(f, B_LOOP, np, p, nr, r);
         bl->target = header;
         bl->body = body;
         bl->vars = vars;
+        bl->nl = nl;
+        f->fast = nl;
         return;
     }
     LLVMValueRef cond = kind == B_IF ? pop(f) : NULL;
@@ -424,11 +439,45 @@ static void branch_to(nblock_t *bl)
 }
 
 /* Returns true when the function's final end was reached. */
+/* The end of a counted loop's copy (native_loop.c). After the fast copy,
+ * the body is read again as the ordinary copy, when the loop has one. */
+static void counted_end(fx_t *f, nblock_t *bl)
+{
+    nl_loop_t *nl = bl->nl;
+    bool fast = f->fast != NULL;
+    if (fast)
+        bl->counts = false;
+    loop_header(f, bl);
+    f->fast = NULL;
+    if (fast && nl->slow) {
+        LLVMBuildBr(f->b, nl->after); /* the latch left it reachable */
+        f->r = nl->body;
+        f->sp = bl->height;
+        bl->target = nl->slow;
+        bl->body = new_bb(f);
+        bl->counts = false;
+        LLVMPositionBuilderAtEnd(f->b, bl->body);
+        return;
+    }
+    if (!fast) {
+        if (!f->unreachable)
+            LLVMBuildBr(f->b, nl->after);
+        LLVMPositionBuilderAtEnd(f->b, nl->after);
+        f->unreachable = false;
+    }
+    f->sp = bl->height;
+    f->nblocks--;
+}
+
 static bool op_end(fx_t *f)
 {
     nblock_t *bl = &f->blocks[f->nblocks - 1];
     if (bl->dead) {
         f->nblocks--;
+        return false;
+    }
+    if (bl->kind == B_LOOP && bl->nl) {
+        counted_end(f, bl);
         return false;
     }
     if (bl->kind == B_LOOP) {
@@ -497,6 +546,11 @@ static void op_br(fx_t *f, uint32_t depth)
 
 static void op_br_if(fx_t *f, uint32_t depth)
 {
+    if (f->fast && depth == 0) { /* a counted loop's latch */
+        LLVMBasicBlockRef go = new_bb(f);
+        nl_latch(f, label(f, 0)->target, go);
+        return;
+    }
     LLVMValueRef cond = pop(f);
     nblock_t *bl = label(f, depth);
     branch_to(bl);

@@ -36,6 +36,7 @@ typedef struct nblock {
     LLVMBasicBlockRef else_bb;  /* ifs */
     LLVMValueRef *vars;         /* allocas of the label's values */
     LLVMValueRef *if_params;    /* ifs: the params, for the else arm */
+    struct nl_loop *nl;         /* loops: a counted loop (native_loop.h) */
 } nblock_t;
 
 #define NTRAPS 16
@@ -61,6 +62,7 @@ typedef struct fx {
     nblock_t *blocks;
     uint32_t nblocks, bcap;
     bool unreachable;
+    struct nl_loop *fast;       /* the counted loop whose fast copy is being translated */
 
     LLVMValueRef mem_obj, mem_base, mem_size_var;
     LLVMValueRef fuel_var;      /* the fuel, passed along calls in registers */
@@ -229,15 +231,16 @@ static inline LLVMValueRef call_helper(fx_t *f, int h, LLVMValueRef *args, unsig
     return LLVMBuildCall2(f->b, f->nc->helper_types[h], f->nc->helpers[h], args, n, "");
 }
 
-/* One event for the interruption check (function entry, loop header).
+/* Events for the interruption check: one per function entry or loop
+ * header (fuel_check), a chunk's worth at a counted loop (native_loop.c).
  * The fuel lives in a local (a register, once LLVM is done), is passed to
  * every native callee and comes back with its results, so a check is a
  * decrement and a branch, with no memory traffic even across calls. */
-static inline void fuel_check(fx_t *f)
+static inline void fuel_charge(fx_t *f, LLVMValueRef events)
 {
     nc_module_t *nc = f->nc;
     LLVMValueRef fuel = LLVMBuildLoad2(f->b, nc->t_i64, f->fuel_var, "");
-    LLVMValueRef left = LLVMBuildSub(f->b, fuel, c64(f, 1), "");
+    LLVMValueRef left = LLVMBuildSub(f->b, fuel, events, "");
     LLVMBuildStore(f->b, left, f->fuel_var);
     LLVMValueRef out = LLVMBuildICmp(f->b, LLVMIntSLT, left, c64(f, 0), "");
     LLVMBasicBlockRef poll = new_bb(f), go = new_bb(f);
@@ -249,6 +252,8 @@ static inline void fuel_check(fx_t *f)
     LLVMBuildBr(f->b, go);
     LLVMPositionBuilderAtEnd(f->b, go);
 }
+
+static inline void fuel_check(fx_t *f) { fuel_charge(f, c64(f, 1)); }
 
 static inline LLVMValueRef fuel_now(fx_t *f) { return LLVMBuildLoad2(f->b, f->nc->t_i64, f->fuel_var, ""); }
 

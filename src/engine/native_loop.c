@@ -1,0 +1,681 @@
+/*
+ * native_loop.c — counted loops in the native tier.
+ *
+ * Every loop header counts one fuel event per iteration (native_ir.h,
+ * fuel_check), and in guard mode every access is volatile so that an out
+ * of bounds one faults where the interpreter traps (native_ir.c). Both
+ * are right for any loop and both cost an innermost loop dearly: the
+ * count is a decrement and a branch to a call, and the two together stop
+ * LLVM from vectorising it (the loop vectoriser takes neither a call in
+ * the loop nor a volatile access).
+ *
+ * An innermost loop whose body is straight-line code (no blocks, calls or
+ * memory.grow; branches out are fine) and ends in `br_if 0` on a compare
+ * of one local, stepped by a constant each iteration, with a value the
+ * loop does not change, runs a number of iterations the code can bound
+ * when it enters: a *counted loop*. Such a loop is run in chunks:
+ *
+ *   - at each chunk's start, a lower bound of the iterations left is
+ *     computed from the local and the limit, and the chunk is the smaller
+ *     of it and `bound` (at most 65,536, less for a longer body, so a
+ *     chunk runs well under a millisecond);
+ *   - the chunk's fuel is counted at once, before it: interruption and
+ *     deadlines behave as before, polled as often for the same work;
+ *   - the copy of the body that runs the chunk (the *fast copy*) counts
+ *     no fuel; its latch counts iterations up to the chunk's size, then
+ *     evaluates the loop's own condition to start another chunk or leave.
+ *
+ * When moreover every memory access's address is an affine form of the
+ * locals (c + sum(coef * local), each local either unchanged by the loop
+ * or stepped by a constant), the chunk's set-up checks the whole range
+ * each access will touch against the memory's size. When all are inside,
+ * the fast copy's accesses are plain loads and stores at start + k *
+ * stride (k the iteration in the chunk, in 64 bits: the check proved that
+ * the 32-bit address does not wrap), which cannot fault: LLVM may reorder,
+ * delete and vectorise them. When one is not, the chunk runs the ordinary
+ * copy of the loop, translated a second time, which faults or checks at
+ * the very access the interpreter traps at.
+ *
+ * nl_analyse() walks the body twice without translating it: once for the
+ * locals it writes, once as an abstract interpreter whose values are
+ * affine forms (or unknown). A form reads each local as it was at the
+ * start of the iteration; a local the body reads before writing it is
+ * loop-carried, and must end the iteration as itself plus a constant (an
+ * induction variable) for a form that uses it to count.
+ */
+#include "engine/native_loop.h"
+
+#include <string.h>
+
+/* ---- Affine forms ---- */
+
+typedef struct {
+    bool known;             /* an i32 in affine form; otherwise unknown */
+    bool cmp;               /* a compare of form and rhs (pred) */
+    uint8_t pred;
+    nl_form_t form, rhs;
+} aval_t;
+
+static const nl_form_t form_zero;
+
+static bool form_add_term(nl_form_t *a, uint32_t local, uint32_t coef)
+{
+    for (uint8_t i = 0; i < a->n; i++)
+        if (a->local[i] == local) {
+            a->coef[i] += coef;
+            if (a->coef[i] == 0) {
+                a->n--;
+                a->local[i] = a->local[a->n];
+                a->coef[i] = a->coef[a->n];
+            }
+            return true;
+        }
+    if (coef == 0)
+        return true;
+    if (a->n == NL_TERMS)
+        return false;
+    a->local[a->n] = local;
+    a->coef[a->n++] = coef;
+    return true;
+}
+
+/* a + mul * b */
+static bool form_add(nl_form_t *a, const nl_form_t *b, uint32_t mul)
+{
+    a->c += mul * b->c;
+    for (uint8_t i = 0; i < b->n; i++)
+        if (!form_add_term(a, b->local[i], mul * b->coef[i]))
+            return false;
+    return true;
+}
+
+static void form_scale(nl_form_t *a, uint32_t k)
+{
+    a->c *= k;
+    nl_form_t s = *a;
+    a->n = 0;
+    for (uint8_t i = 0; i < s.n; i++)
+        form_add_term(a, s.local[i], k * s.coef[i]);
+}
+
+/* ---- The analysis ---- */
+
+typedef struct {
+    fx_t *f;
+    eng_reader_t r;
+    uint32_t nwritten;
+    uint32_t written[NL_MAX_WRITTEN];
+    bool set[NL_MAX_WRITTEN];       /* written already in this iteration */
+    bool carried[NL_MAX_WRITTEN];   /* read before written: loop-carried */
+    nl_form_t value[NL_MAX_WRITTEN];
+    bool value_known[NL_MAX_WRITTEN];
+    int32_t step[NL_MAX_WRITTEN];   /* carried and stepped by a constant */
+    bool stepped[NL_MAX_WRITTEN];
+    aval_t *stack;
+    uint32_t sp, scap;
+} an_t;
+
+static int written_index(const an_t *a, uint32_t local)
+{
+    for (uint32_t i = 0; i < a->nwritten; i++)
+        if (a->written[i] == local)
+            return (int)i;
+    return -1;
+}
+
+static bool an_push(an_t *a, aval_t v)
+{
+    if (a->sp == a->scap)
+        return false;
+    a->stack[a->sp++] = v;
+    return true;
+}
+
+static bool an_pop(an_t *a, aval_t *v)
+{
+    if (a->sp == 0)
+        return false;
+    *v = a->stack[--a->sp];
+    return true;
+}
+
+static aval_t unknown(void) { return (aval_t){0}; }
+
+static aval_t known(nl_form_t form) { return (aval_t){.known = true, .form = form}; }
+
+static uint32_t load_size(uint8_t opc)
+{
+    static const uint8_t size[] = {4, 8, 4, 8, 1, 1, 2, 2, 1, 1, 2, 2, 4, 4, /* stores: */
+                                   4, 8, 4, 8, 1, 2, 1, 2, 4};
+    return size[opc - 0x28];
+}
+
+/* The immediates of the instructions a counted loop may hold; false for
+ * any other instruction (or a truncated one). */
+static bool skip_allowed(eng_reader_t *r, uint8_t opc)
+{
+    switch (opc) {
+    case 0x01: case 0x1A: case 0x1B:
+        break;
+    case 0x0D: case 0x20: case 0x21: case 0x22: case 0x23: case 0x24:
+        rd_u32(r);
+        break;
+    case 0x1C: {
+        uint32_t n = rd_u32(r);
+        if (n > rd_left(r))
+            return false;
+        rd_bytes(r, n);
+        break;
+    }
+    case 0x3F: rd_u8(r); break;
+    case 0x41: rd_s32(r); break;
+    case 0x42: rd_s64(r); break;
+    case 0x43: rd_fixed32(r); break;
+    case 0x44: rd_fixed64(r); break;
+    case 0xFC:
+        if (rd_u32(r) > 7) /* only the saturating truncations */
+            return false;
+        break;
+    default:
+        if (opc >= 0x28 && opc <= 0x3E) {
+            rd_u32(r);
+            rd_u32(r);
+        } else if (!(opc >= 0x45 && opc <= 0xC4)) {
+            return false;
+        }
+        break;
+    }
+    return rd_ok(r);
+}
+
+/* Pass 1: the body is straight-line code of allowed instructions whose
+ * only branch back is a br_if 0 just before its end; collects the locals
+ * it writes. Leaves a->r after the end. */
+static bool scan_body(an_t *a)
+{
+    bool last_was_back = false;
+    for (;;) {
+        if (rd_eof(&a->r) || (size_t)(a->r.p - a->f->r.p) > NL_MAX_BODY)
+            return false;
+        uint8_t opc = rd_u8(&a->r);
+        if (opc == 0x0B)
+            return last_was_back;
+        last_was_back = false;
+        eng_reader_t at = a->r;
+        if (!skip_allowed(&a->r, opc))
+            return false;
+        if (opc == 0x0D) {
+            uint32_t depth = rd_u32(&at);
+            if (depth == 0) {
+                if (rd_eof(&a->r) || *a->r.p != 0x0B)
+                    return false;
+                last_was_back = true;
+            }
+        } else if (opc == 0x21 || opc == 0x22) {
+            uint32_t l = rd_u32(&at);
+            if (l >= a->f->nlocals)
+                return false;
+            if (written_index(a, l) < 0) {
+                if (a->nwritten == NL_MAX_WRITTEN)
+                    return false;
+                a->written[a->nwritten++] = l;
+            }
+        }
+    }
+}
+
+static aval_t read_local(an_t *a, uint32_t l)
+{
+    if (a->f->ltypes[l] != ENG_I32)
+        return unknown();
+    int w = written_index(a, l);
+    if (w >= 0 && a->set[w])
+        return a->value_known[w] ? known(a->value[w]) : unknown();
+    if (w >= 0)
+        a->carried[w] = true;
+    nl_form_t v = form_zero;
+    form_add_term(&v, l, 1);
+    return known(v);
+}
+
+static void write_local(an_t *a, uint32_t l, const aval_t *v)
+{
+    int w = written_index(a, l);
+    a->set[w] = true;
+    a->value_known[w] = v->known && !v->cmp;
+    a->value[w] = v->form;
+}
+
+static void record_access(nl_loop_t *lp, const aval_t *addr, uint32_t offset,
+                          uint32_t size)
+{
+    if (!addr->known || addr->cmp || lp->nacc == NL_MAX_ACCESS) {
+        lp->affine = false;
+        return;
+    }
+    nl_access_t *acc = &lp->acc[lp->nacc++];
+    acc->addr = addr->form;
+    acc->offset = offset;
+    acc->size = size;
+}
+
+/* i32 arithmetic on forms; anything else gives an unknown value. */
+static aval_t arith(uint8_t opc, const aval_t *x, const aval_t *y)
+{
+    if (!x->known || !y->known || x->cmp || y->cmp)
+        return unknown();
+    nl_form_t r = x->form;
+    switch (opc) {
+    case 0x6A: /* add */
+        return form_add(&r, &y->form, 1) ? known(r) : unknown();
+    case 0x6B: /* sub */
+        return form_add(&r, &y->form, UINT32_MAX) ? known(r) : unknown();
+    case 0x6C: /* mul by a constant */
+        if (y->form.n == 0) {
+            form_scale(&r, y->form.c);
+            return known(r);
+        }
+        if (x->form.n == 0) {
+            r = y->form;
+            form_scale(&r, x->form.c);
+            return known(r);
+        }
+        return unknown();
+    case 0x74: /* shl by a constant */
+        if (y->form.n != 0)
+            return unknown();
+        form_scale(&r, 1u << (y->form.c & 31));
+        return known(r);
+    default:
+        return unknown();
+    }
+}
+
+/* i32 compares, as predicates of x against y; eq and the rest: none. */
+static int cmp_pred(uint8_t opc)
+{
+    switch (opc) {
+    case 0x47: return NL_NE;
+    case 0x48: return NL_LTS;
+    case 0x49: return NL_LTU;
+    case 0x4A: return NL_GTS;
+    case 0x4B: return NL_GTU;
+    case 0x4C: return NL_LES;
+    case 0x4D: return NL_LEU;
+    case 0x4E: return NL_GES;
+    case 0x4F: return NL_GEU;
+    default: return -1;
+    }
+}
+
+/* pred(x, y) as pred'(y, x). */
+static uint8_t flip(uint8_t p)
+{
+    static const uint8_t flipped[] = {
+        [NL_NE] = NL_NE, [NL_LTU] = NL_GTU, [NL_LTS] = NL_GTS, [NL_LEU] = NL_GEU, [NL_LES] = NL_GES,
+        [NL_GTU] = NL_LTU, [NL_GTS] = NL_LTS, [NL_GEU] = NL_LEU, [NL_GES] = NL_LES};
+    return flipped[p];
+}
+
+/* Pass 2: the abstract interpretation. Leaves the latch's condition in
+ * *cond. */
+static bool interpret(an_t *a, nl_loop_t *lp, aval_t *cond)
+{
+    eng_reader_t *r = &a->r;
+    for (;;) {
+        uint8_t opc = rd_u8(r);
+        aval_t x, y, z;
+        switch (opc) {
+        case 0x0B:
+            return false; /* scan_body saw the br_if 0 first */
+        case 0x01:
+            break;
+        case 0x0D: {
+            uint32_t depth = rd_u32(r);
+            if (!an_pop(a, &x))
+                return false;
+            if (depth == 0) {
+                *cond = x;
+                return a->sp == 0;
+            }
+            break;
+        }
+        case 0x1A:
+            if (!an_pop(a, &x))
+                return false;
+            break;
+        case 0x1B: case 0x1C:
+            if (opc == 0x1C)
+                rd_bytes(r, rd_u32(r));
+            if (!an_pop(a, &x) || !an_pop(a, &y) || !an_pop(a, &z) || !an_push(a, unknown()))
+                return false;
+            break;
+        case 0x20: {
+            uint32_t l = rd_u32(r);
+            if (l >= a->f->nlocals || !an_push(a, read_local(a, l)))
+                return false;
+            break;
+        }
+        case 0x21: case 0x22: {
+            uint32_t l = rd_u32(r);
+            if (!an_pop(a, &x))
+                return false;
+            write_local(a, l, &x);
+            if (opc == 0x22 && !an_push(a, x))
+                return false;
+            break;
+        }
+        case 0x23:
+            rd_u32(r);
+            if (!an_push(a, unknown()))
+                return false;
+            break;
+        case 0x24:
+            rd_u32(r);
+            if (!an_pop(a, &x))
+                return false;
+            break;
+        case 0x3F:
+            rd_u8(r);
+            if (!an_push(a, unknown()))
+                return false;
+            break;
+        case 0x41: {
+            nl_form_t c = form_zero;
+            c.c = (uint32_t)rd_s32(r);
+            if (!an_push(a, known(c)))
+                return false;
+            break;
+        }
+        case 0x42: rd_s64(r); if (!an_push(a, unknown())) return false; break;
+        case 0x43: rd_fixed32(r); if (!an_push(a, unknown())) return false; break;
+        case 0x44: rd_fixed64(r); if (!an_push(a, unknown())) return false; break;
+        case 0xFC:
+            rd_u32(r);
+            if (!an_pop(a, &x) || !an_push(a, unknown()))
+                return false;
+            break;
+        default:
+            if (opc >= 0x28 && opc <= 0x35) {
+                rd_u32(r);
+                uint32_t off = rd_u32(r);
+                if (!an_pop(a, &x) || !an_push(a, unknown()))
+                    return false;
+                record_access(lp, &x, off, load_size(opc));
+            } else if (opc >= 0x36 && opc <= 0x3E) {
+                rd_u32(r);
+                uint32_t off = rd_u32(r);
+                if (!an_pop(a, &y) || !an_pop(a, &x))
+                    return false;
+                record_access(lp, &x, off, load_size(opc));
+            } else if (opc == 0x45 || opc == 0x50 || (opc >= 0x67 && opc <= 0x69) ||
+                       (opc >= 0x79 && opc <= 0x7B) || (opc >= 0x8B && opc <= 0x91) ||
+                       (opc >= 0x99 && opc <= 0x9F) || opc >= 0xA7) {
+                if (!an_pop(a, &x) || !an_push(a, unknown()))
+                    return false;
+            } else {
+                if (!an_pop(a, &y) || !an_pop(a, &x))
+                    return false;
+                int p = cmp_pred(opc);
+                aval_t v = unknown();
+                if (p >= 0 && x.known && y.known && !x.cmp && !y.cmp)
+                    v = (aval_t){.known = true, .cmp = true, .pred = (uint8_t)p, .form = x.form,
+                                 .rhs = y.form};
+                else
+                    v = arith(opc, &x, &y);
+                if (!an_push(a, v))
+                    return false;
+            }
+            break;
+        }
+        if (!rd_ok(r))
+            return false;
+    }
+}
+
+/* Whether every local of the form is unchanged by the loop or stepped by
+ * a constant; *per_iter is what one iteration adds to the form. */
+static bool form_moves(const an_t *a, const nl_form_t *form, int64_t *per_iter)
+{
+    uint32_t s = 0;
+    for (uint8_t i = 0; i < form->n; i++) {
+        int w = written_index(a, form->local[i]);
+        if (w < 0)
+            continue;
+        if (!a->stepped[w])
+            return false;
+        s += form->coef[i] * (uint32_t)a->step[w];
+    }
+    *per_iter = (int32_t)s;
+    return true;
+}
+
+bool nl_analyse(fx_t *f, nl_loop_t *lp)
+{
+    memset(lp, 0, sizeof *lp);
+    lp->body = f->r;
+    lp->affine = true;
+    aval_t stack[64];
+    an_t a = {.f = f, .r = f->r, .stack = stack, .scap = 64};
+    if (!scan_body(&a))
+        return false;
+    size_t len = (size_t)(a.r.p - f->r.p);
+    a.r = f->r;
+    aval_t cond;
+    if (!interpret(&a, lp, &cond) || !cond.known)
+        return false;
+
+    /* Which carried locals are induction variables. */
+    for (uint32_t i = 0; i < a.nwritten; i++) {
+        if (!a.carried[i] || !a.value_known[i])
+            continue;
+        const nl_form_t *v = &a.value[i];
+        if (v->n == 1 && v->local[0] == a.written[i] && v->coef[0] == 1) {
+            a.stepped[i] = true;
+            a.step[i] = (int32_t)v->c;
+        }
+    }
+
+    /* The latch: pred(iv + step, limit), the limit unchanged by the loop. */
+    nl_form_t lhs = cond.form, rhs = form_zero;
+    uint8_t pred = NL_NE;
+    if (cond.cmp) {
+        rhs = cond.rhs;
+        pred = cond.pred;
+    }
+    int64_t moves;
+    if (!(form_moves(&a, &rhs, &moves) && moves == 0)) {
+        nl_form_t t = lhs;
+        lhs = rhs;
+        rhs = t;
+        pred = flip(pred);
+        if (!(form_moves(&a, &rhs, &moves) && moves == 0))
+            return false;
+    }
+    for (uint8_t i = 0; i < rhs.n; i++)
+        if (written_index(&a, rhs.local[i]) >= 0)
+            return false;
+    if (lhs.n != 1 || lhs.coef[0] != 1)
+        return false;
+    int w = written_index(&a, lhs.local[0]);
+    if (w < 0 || !a.stepped[w] || lhs.c != (uint32_t)a.step[w])
+        return false;
+    int32_t step = a.step[w];
+    if (step == 0 || step > 32768 || step < -32768)
+        return false;
+    bool up = step > 0;
+    switch (pred) {
+    case NL_LTU: case NL_LTS: case NL_LEU: case NL_LES:
+        if (!up)
+            return false;
+        break;
+    case NL_GTU: case NL_GTS: case NL_GEU: case NL_GES:
+        if (up)
+            return false;
+        break;
+    default:
+        break;
+    }
+    lp->iv = lhs.local[0];
+    lp->step = step;
+    lp->pred = pred;
+    lp->limit = rhs;
+    size_t b = ((size_t)1 << 20) / (len ? len : 1);
+    lp->bound = b > 65536 ? 65536 : (uint32_t)b;
+
+    /* Strides: an access whose form uses a carried local that is not an
+     * induction variable, or moves too fast, leaves the loop checked. */
+    for (uint32_t i = 0; i < lp->nacc && lp->affine; i++) {
+        int64_t s;
+        if (!form_moves(&a, &lp->acc[i].addr, &s) || s > 65536 || s < -65536)
+            lp->affine = false;
+        else
+            lp->acc[i].stride = (int32_t)s;
+    }
+    return true;
+}
+
+/* ---- Code ---- */
+
+static LLVMValueRef eval(fx_t *f, const nl_form_t *form)
+{
+    LLVMValueRef v = c32(f, form->c);
+    for (uint8_t i = 0; i < form->n; i++) {
+        LLVMValueRef l = LLVMBuildLoad2(f->b, f->nc->t_i32, f->locals[form->local[i]], "");
+        v = LLVMBuildAdd(f->b, v, LLVMBuildMul(f->b, l, c32(f, form->coef[i]), ""), "");
+    }
+    return v;
+}
+
+static LLVMValueRef zext64(fx_t *f, LLVMValueRef v) { return LLVMBuildZExt(f->b, v, f->nc->t_i64, ""); }
+static LLVMValueRef sext64(fx_t *f, LLVMValueRef v) { return LLVMBuildSExt(f->b, v, f->nc->t_i64, ""); }
+
+static LLVMValueRef cmp_iv(fx_t *f, uint8_t pred, LLVMValueRef iv, LLVMValueRef limit)
+{
+    static const LLVMIntPredicate p[] = {
+        [NL_NE] = LLVMIntNE, [NL_LTU] = LLVMIntULT, [NL_LTS] = LLVMIntSLT, [NL_LEU] = LLVMIntULE,
+        [NL_LES] = LLVMIntSLE, [NL_GTU] = LLVMIntUGT, [NL_GTS] = LLVMIntSGT, [NL_GEU] = LLVMIntUGE,
+        [NL_GES] = LLVMIntSGE};
+    return LLVMBuildICmp(f->b, p[pred], iv, limit, "");
+}
+
+/* A lower bound (>= 1) of the iterations the loop runs from here, the
+ * latch going on while pred(iv + step * k, limit): the first k - 1
+ * latches go on. Capped at lp->bound. */
+static LLVMValueRef iterations(fx_t *f, nl_loop_t *lp, LLVMValueRef iv, LLVMValueRef limit)
+{
+    LLVMBuilderRef b = f->b;
+    uint64_t s = (uint64_t)(lp->step < 0 ? -(int64_t)lp->step : lp->step);
+    LLVMValueRef one = c64(f, 1), bound = c64(f, lp->bound), n;
+    bool up = lp->step > 0;
+    if (lp->pred == NL_NE) {
+        /* iv reaches limit after d / s steps when s divides the distance
+         * d; otherwise (or for d = 0) only after wrapping around 2^32,
+         * more than 2^17 steps (|step| <= 2^15): more than any chunk. */
+        LLVMValueRef d = zext64(f, up ? LLVMBuildSub(b, limit, iv, "") : LLVMBuildSub(b, iv, limit, ""));
+        LLVMValueRef exact = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntNE, d, c64(f, 0), ""),
+                                          LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildURem(b, d, c64(f, s), ""),
+                                                        c64(f, 0), ""), "");
+        n = LLVMBuildSelect(b, exact, LLVMBuildUDiv(b, d, c64(f, s), ""), bound, "");
+    } else {
+        bool sign = lp->pred == NL_LTS || lp->pred == NL_LES || lp->pred == NL_GTS || lp->pred == NL_GES;
+        bool incl = lp->pred == NL_LEU || lp->pred == NL_LES || lp->pred == NL_GEU || lp->pred == NL_GES;
+        LLVMValueRef i64 = sign ? sext64(f, iv) : zext64(f, iv);
+        LLVMValueRef l64 = sign ? sext64(f, limit) : zext64(f, limit);
+        /* Going up: the latch goes on while iv + k*s < limit (<=: while
+         * iv + k*s <= limit), so k - 1 latches go on for k =
+         * ceil((limit - iv) / s) (floor(...) + 1); down, mirrored. With
+         * iv already past the limit, one iteration. None of the sums
+         * before that k wraps: they stay short of the limit. */
+        LLVMValueRef dist = up ? LLVMBuildSub(b, l64, i64, "") : LLVMBuildSub(b, i64, l64, "");
+        LLVMValueRef ahead = LLVMBuildICmp(b, incl ? LLVMIntSGE : LLVMIntSGT, dist, c64(f, 0), "");
+        LLVMValueRef k = incl ? LLVMBuildAdd(b, LLVMBuildUDiv(b, dist, c64(f, s), ""), one, "")
+                              : LLVMBuildUDiv(b, LLVMBuildAdd(b, dist, c64(f, s - 1), ""), c64(f, s), "");
+        n = LLVMBuildSelect(b, ahead, k, one, "");
+    }
+    return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, n, bound, ""), n, bound, "");
+}
+
+/* Whether acc stays inside the memory for the chunk's iterations 0 ..
+ * last (i1); sets acc->start. */
+static LLVMValueRef in_bounds(fx_t *f, nl_access_t *acc, LLVMValueRef last, LLVMValueRef size)
+{
+    LLVMBuilderRef b = f->b;
+    acc->start = zext64(f, eval(f, &acc->addr));
+    LLVMValueRef tail = c64(f, (uint64_t)acc->offset + acc->size);
+    int64_t s = acc->stride;
+    LLVMValueRef span = LLVMBuildMul(b, last, c64(f, (uint64_t)(s < 0 ? -s : s)), "");
+    if (s >= 0) {
+        LLVMValueRef end = LLVMBuildAdd(b, LLVMBuildAdd(b, acc->start, span, ""), tail, "");
+        return LLVMBuildICmp(b, LLVMIntULE, end, size, "");
+    }
+    LLVMValueRef end = LLVMBuildAdd(b, acc->start, tail, "");
+    return LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULE, end, size, ""),
+                        LLVMBuildICmp(b, LLVMIntUGE, acc->start, span, ""), "");
+}
+
+void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
+{
+    LLVMBuilderRef b = f->b;
+    lp->k = new_alloca(f, f->nc->t_i64);
+    lp->outer = new_bb(f);
+    lp->slow = lp->affine && lp->nacc ? new_bb(f) : NULL;
+    lp->after = lp->slow ? new_bb(f) : NULL;
+    LLVMBuildBr(b, lp->outer);
+    LLVMPositionBuilderAtEnd(b, lp->outer);
+
+    LLVMValueRef iv = LLVMBuildLoad2(b, f->nc->t_i32, f->locals[lp->iv], "");
+    lp->limit_v = eval(f, &lp->limit);
+    lp->chunk = iterations(f, lp, iv, lp->limit_v);
+    LLVMBasicBlockRef fast = new_bb(f);
+    if (lp->slow) {
+        LLVMValueRef last = LLVMBuildSub(b, lp->chunk, c64(f, 1), ""), size = mem_size(f);
+        LLVMValueRef ok = in_bounds(f, &lp->acc[0], last, size);
+        for (uint32_t i = 1; i < lp->nacc; i++)
+            ok = LLVMBuildAnd(b, ok, in_bounds(f, &lp->acc[i], last, size), "");
+        LLVMValueRef br = LLVMBuildCondBr(b, LLVMBuildNot(b, ok, ""), lp->slow, fast);
+        LLVMSetMetadata(br, f->nc->k_prof, f->nc->md_unlikely);
+    } else {
+        LLVMBuildBr(b, fast);
+    }
+    LLVMPositionBuilderAtEnd(b, fast);
+    fuel_charge(f, lp->chunk);
+    LLVMBuildStore(b, c64(f, 0), lp->k);
+    LLVMBuildBr(b, fast_hdr);
+    lp->next = 0;
+}
+
+LLVMValueRef nl_addr(fx_t *f, uint32_t offset)
+{
+    nl_loop_t *lp = f->fast;
+    pop(f);
+    if (lp->next >= lp->nacc)
+        fail(f, "internal: counted loop lost count of its accesses");
+    nl_access_t *acc = &lp->acc[lp->next++];
+    if (acc->offset != offset)
+        fail(f, "internal: counted loop access out of order");
+    LLVMValueRef k = LLVMBuildLoad2(f->b, f->nc->t_i64, lp->k, "");
+    LLVMValueRef ea = LLVMBuildAdd(f->b, acc->start,
+                                   LLVMBuildNSWMul(f->b, k, c64(f, (uint64_t)(int64_t)acc->stride), ""), "");
+    if (offset)
+        ea = LLVMBuildAdd(f->b, ea, c64(f, offset), "");
+    return LLVMBuildInBoundsGEP2(f->b, f->nc->t_i8, f->mem_base, &ea, 1, "");
+}
+
+void nl_latch(fx_t *f, LLVMBasicBlockRef fast_hdr, LLVMBasicBlockRef go)
+{
+    nl_loop_t *lp = f->fast;
+    LLVMBuilderRef b = f->b;
+    /* The wasm condition is recomputed after the chunk from the local: a
+     * value computed in the loop and used after it would stop LLVM's
+     * vectoriser. */
+    pop(f);
+    LLVMValueRef k = LLVMBuildNUWAdd(b, LLVMBuildLoad2(b, f->nc->t_i64, lp->k, ""), c64(f, 1), "");
+    LLVMBuildStore(b, k, lp->k);
+    LLVMBasicBlockRef done = new_bb(f);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntNE, k, lp->chunk, ""), fast_hdr, done);
+    LLVMPositionBuilderAtEnd(b, done);
+    LLVMValueRef iv = LLVMBuildLoad2(b, f->nc->t_i32, f->locals[lp->iv], "");
+    LLVMBuildCondBr(b, cmp_iv(f, lp->pred, iv, lp->limit_v), lp->outer, go);
+    LLVMPositionBuilderAtEnd(b, go);
+}
