@@ -1,0 +1,351 @@
+/*
+ * test_native_loops.c — the native tier's counted loops
+ * (src/engine/native_loop.c) against the interpreter.
+ *
+ * A counted loop runs in chunks whose fuel is counted up front, and, when
+ * every address is an affine form of the locals, with plain loads and
+ * stores once the chunk's whole range is checked against the memory; the
+ * ordinary copy of the loop runs otherwise. What could go wrong is in the
+ * arithmetic: the number of iterations a chunk may run for each compare
+ * and step, addresses that wrap around 2^32, a range that ends past the
+ * memory, an induction variable that wraps. So the loops below are
+ * generated in every shape the analysis takes (each compare, both
+ * operand orders, steps up and down, strides of several sizes and signs,
+ * two accesses that overlap, a trap that is not a memory access, an exit
+ * from the middle, a loop-carried value) and in shapes it must refuse,
+ * then called with arguments at the edges: inside the memory, running
+ * off its end or below 0 part-way, starting where the limit is, wrapping
+ * around. Both tiers must return the same value or trap with the same
+ * message, and leave the memory byte for byte the same.
+ *
+ * A counted loop that would run 2^32 iterations must still stop at a
+ * deadline.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "native_pair.h"
+
+/* ---- The generated module ------------------------------------------------ */
+
+static const char *const cmps[] = {"ne", "lt_u", "lt_s", "le_u", "le_s", "gt_u", "gt_s", "ge_u", "ge_s"};
+#define NCMP (sizeof cmps / sizeof cmps[0])
+static const int steps[] = {1, 3, 8, -1, -4};
+#define NSTEP (sizeof steps / sizeof steps[0])
+static const int strides[] = {4, 1, -4, 0};
+#define NSTRIDE (sizeof strides / sizeof strides[0])
+
+/* f_C_S_K(start, limit, base): i from start, stepped by S, while
+ * C(i, limit); each iteration stores i + 7 at base + i*K + 8 and adds
+ * back what is at base + i*K + 4. Returns the sum and i mixed. */
+static void gen_basic(sbuf_t *b, unsigned c, unsigned s, unsigned k, bool swapped)
+{
+    const char *cmp = cmps[c];
+    char swapped_cmp[8];
+    /* limit C' i: the same condition with the operands the other way */
+    if (swapped) {
+        static const char *const rev[NCMP] = {"ne", "gt_u", "gt_s", "ge_u", "ge_s", "lt_u", "lt_s", "le_u", "le_s"};
+        snprintf(swapped_cmp, sizeof swapped_cmp, "%s", rev[c]);
+        cmp = swapped_cmp;
+    }
+    sb_printf(b,
+              "  (func (export \"f_%u_%u_%u%s\") (param $start i32) (param $limit i32) (param $base i32)\n"
+              "    (result i32) (local $i i32) (local $acc i32) (local $a i32)\n"
+              "    (local.set $i (local.get $start))\n"
+              "    (loop $l\n"
+              "      (local.set $a (i32.add (local.get $base) (i32.mul (local.get $i) (i32.const %d))))\n"
+              "      (i32.store offset=8 (local.get $a) (i32.add (local.get $i) (i32.const 7)))\n"
+              "      (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 3))\n"
+              "                               (i32.load offset=4 (local.get $a))))\n",
+              c, s, k, swapped ? "r" : "", strides[k]);
+    if (swapped)
+        sb_printf(b, "      (local.set $i (i32.add (local.get $i) (i32.const %d)))\n"
+                     "      (br_if $l (i32.%s (local.get $limit) (local.get $i))))\n",
+                  steps[s], cmp);
+    else
+        sb_printf(b, "      (br_if $l (i32.%s (local.tee $i (i32.add (local.get $i) (i32.const %d)))\n"
+                     "                         (local.get $limit))))\n",
+                  cmp, steps[s]);
+    sb_printf(b, "    (i32.xor (local.get $acc) (i32.mul (local.get $i) (i32.const 0x9e3779b1))))\n");
+}
+
+static const char wat_shapes[] =
+    /* a byte copy whose source and destination may overlap (memmove's
+     * forward loop), from src to dst, n bytes, n > 0 */
+    "  (func (export \"copy\") (param $dst i32) (param $src i32) (param $n i32)\n"
+    "    (local $i i32)\n"
+    "    (loop $l\n"
+    "      (i32.store8 (i32.add (local.get $dst) (local.get $i))\n"
+    "                  (i32.load8_u (i32.add (local.get $src) (local.get $i))))\n"
+    "      (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n)))))\n"
+    /* the i-k-j multiply's inner loop: c[j] += a * b[j], floats */
+    "  (func (export \"axpy\") (param $c i32) (param $b i32) (param $n i32) (param $a f32)\n"
+    "    (local $j i32) (local $p i32)\n"
+    "    (loop $l\n"
+    "      (local.set $p (i32.add (local.get $c) (local.get $j)))\n"
+    "      (f32.store (local.get $p) (f32.add (f32.load (local.get $p))\n"
+    "                 (f32.mul (local.get $a) (f32.load (i32.add (local.get $b) (local.get $j))))))\n"
+    "      (br_if $l (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $n)))))\n"
+    /* divides by what it loads: traps part-way with stores made before */
+    "  (func (export \"divide\") (param $base i32) (param $n i32) (result i32)\n"
+    "    (local $i i32) (local $q i32)\n"
+    "    (local.set $q (i32.const 1000000))\n"
+    "    (loop $l\n"
+    "      (i32.store offset=1024 (i32.shl (local.get $i) (i32.const 2)) (local.get $q))\n"
+    "      (local.set $q (i32.div_u (local.get $q)\n"
+    "                    (i32.load (i32.add (local.get $base) (i32.shl (local.get $i) (i32.const 2))))))\n"
+    "      (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))\n"
+    "    (local.get $q))\n"
+    /* leaves from the middle when it finds the byte */
+    "  (func (export \"find\") (param $p i32) (param $n i32) (param $byte i32) (result i32)\n"
+    "    (local $i i32)\n"
+    "    (block $found\n"
+    "      (loop $l\n"
+    "        (br_if $found (i32.eq (i32.load8_u (i32.add (local.get $p) (local.get $i))) (local.get $byte)))\n"
+    "        (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))\n"
+    "      (return (i32.const -1)))\n"
+    "    (local.get $i))\n"
+    /* counts down to zero: the latch tests the local itself */
+    "  (func (export \"down\") (param $n i32) (param $p i32) (result i32) (local $s i32)\n"
+    "    (loop $l\n"
+    "      (local.set $s (i32.add (local.get $s) (i32.load16_s (i32.add (local.get $p)\n"
+    "                                           (i32.shl (local.get $n) (i32.const 1))))))\n"
+    "      (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))\n"
+    "    (local.get $s))\n"
+    /* a pointer stepped beside the counter, and an address that is not
+     * affine (it is loaded): counted, but checked */
+    "  (func (export \"gather\") (param $p i32) (param $n i32) (result i32) (local $i i32) (local $s i32)\n"
+    "    (loop $l\n"
+    "      (local.set $s (i32.add (local.get $s) (i32.load8_u (i32.load (local.get $p)))))\n"
+    "      (local.set $p (i32.add (local.get $p) (i32.const 4)))\n"
+    "      (br_if $l (i32.lt_s (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))\n"
+    "    (local.get $s))\n"
+    /* the limit changes in the loop: not counted */
+    "  (func (export \"moving\") (param $n i32) (result i32) (local $i i32)\n"
+    "    (loop $l\n"
+    "      (i32.store (i32.const 0) (local.get $i))\n"
+    "      (local.set $n (i32.sub (local.get $n) (i32.const 1)))\n"
+    "      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))\n"
+    "    (local.get $i))\n"
+    /* 2^32 iterations (the limit is where it starts) of a step no
+     * compiler can fold away */
+    "  (func (export \"wrap\") (param $n i32) (result i32) (local $i i32)\n"
+    "    (local.set $i (local.get $n))\n"
+    "    (loop $l\n"
+    "      (i32.store (i32.const 16) (i32.xor (i32.rotl (i32.load (i32.const 16)) (i32.const 5))\n"
+    "                                         (local.get $i)))\n"
+    "      (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))\n"
+    "    (local.get $i))\n";
+
+static mod_t *loops_module(void)
+{
+    static mod_t *m;
+    if (m)
+        return m;
+    sbuf_t b = {0};
+    sb_printf(&b, "(module\n  (memory (export \"mem\") 1)\n");
+    for (unsigned c = 0; c < NCMP; c++)
+        for (unsigned s = 0; s < NSTEP; s++)
+            for (unsigned k = 0; k < NSTRIDE; k++) {
+                gen_basic(&b, c, s, k, false);
+                if (c == 1 || c == 6) /* lt_u and gt_s the other way round */
+                    gen_basic(&b, c, s, k, true);
+            }
+    sb_printf(&b, "%s)\n", wat_shapes);
+    m = mod_shared(b.p);
+    /* mod_shared keys on the text's address: this one stays */
+    return m;
+}
+
+/* ---- Calling both tiers -------------------------------------------------- */
+
+#define PAGE 65536u
+
+/* Both tiers' memories filled with the same pattern. */
+static void fill(pair_t *p)
+{
+    for (int t = 0; t < 2; t++) {
+        uint8_t *mem = mem_of(&p->t[t]);
+        for (uint32_t i = 0; i < PAGE; i++)
+            mem[i] = (uint8_t)(i * 131u + (i >> 8) * 7u + 1u);
+    }
+}
+
+static unsigned ncalls, ntraps, nlong;
+
+/* name(args) in both tiers: the same outcome and the same memory. A
+ * loop that runs on is ended by a deadline in both. */
+static void same(pair_t *p, const char *name, const eng_val_t *args)
+{
+    res_t r[2];
+    for (int t = 0; t < 2; t++) {
+        eng_exec_set_deadline(p->t[t].x, eng_now_ns() + 40 * MS);
+        watchdog_arm(name);
+        r[t] = call_side(&p->t[t], name, args);
+        watchdog_disarm();
+        eng_exec_set_deadline(p->t[t].x, 0);
+    }
+    char what[160];
+    snprintf(what, sizeof what, "%s(0x%x, 0x%x, 0x%x)", name, args[0].i32, args[1].i32, args[2].i32);
+    ncalls++;
+    if (r[INTERP].trap == ENG_TRAP_DEADLINE) {
+        /* a loop of 2^31 iterations or so: the interpreter cannot finish
+         * it in time, native code may; either stopped where its deadline
+         * found it. The memories start the next call the same again. */
+        if (r[NATIVE].trap != ENG_OK)
+            expect_same(what, &r[INTERP], &r[NATIVE], "interp", "native");
+        memcpy(mem_of(&p->t[NATIVE]), mem_of(&p->t[INTERP]), PAGE);
+        nlong++;
+        return;
+    }
+    expect_same(what, &r[INTERP], &r[NATIVE], "interp", "native");
+    if (r[NATIVE].trap != ENG_OK)
+        ntraps++;
+    const uint8_t *a = mem_of(&p->t[INTERP]), *b = mem_of(&p->t[NATIVE]);
+    for (uint32_t i = 0; i < PAGE; i++)
+        if (a[i] != b[i])
+            fail_msg("%s: memory differs at %u: interp 0x%02x, native 0x%02x (%s)", what, i, a[i], b[i],
+                     r[NATIVE].trap ? r[NATIVE].msg : "returned");
+}
+
+/* ---- Tests ---------------------------------------------------------------- */
+
+static void test_counted_loops_every_shape(void **state)
+{
+    (void)state;
+    mod_t *m = loops_module();
+    pair_t p;
+    pair_open(&p, m);
+    fill(&p);
+    /* (start, limit, base) for loops going up, then mirrored for down */
+    static const uint32_t up[][3] = {
+        {0, 100, 1024},                 /* inside the memory */
+        {0, 1, 1024},                   /* one iteration */
+        {5, 5, 1024},                   /* the limit where it starts */
+        {7, 3, 1024},                   /* already past the limit */
+        {0, 3000, 4096},                /* 3,000 iterations */
+        {0, 20000, 0},                  /* runs off the memory's end part-way */
+        {0, 100, PAGE - 64},            /* off the end within a few iterations */
+        {0, 100, PAGE - 12},            /* the very first access is past the end */
+        {0x7ffffff0, 0x80000010, 512},  /* across the signed boundary */
+        {0xfffffff0, 0xffffffff, 512},  /* up to the top, maybe wrapping */
+        {0xfffffff8, 8, 512},           /* wraps through zero */
+        {1, 0x10000, 0},                /* long: several chunks */
+    };
+    for (unsigned c = 0; c < NCMP; c++)
+        for (unsigned s = 0; s < NSTEP; s++)
+            for (unsigned k = 0; k < NSTRIDE; k++)
+                for (int r = 0; r < 2; r++) {
+                    if (r && c != 1 && c != 6)
+                        continue;
+                    char name[32];
+                    snprintf(name, sizeof name, "f_%u_%u_%u%s", c, s, k, r ? "r" : "");
+                    for (size_t a = 0; a < sizeof up / sizeof up[0]; a++) {
+                        uint32_t start = up[a][0], limit = up[a][1], base = up[a][2];
+                        if (steps[s] < 0) { /* going down: from the limit to the start */
+                            uint32_t t = start;
+                            start = limit;
+                            limit = t;
+                            if (strides[k] < 0 && base < PAGE / 2)
+                                base = PAGE - 1024 - base; /* room below, off the top */
+                        }
+                        same(&p, name, ARGS(I32(start), I32(limit), I32(base)));
+                    }
+                }
+    print_message("%u calls: %u trapped, %u stopped by a deadline\n", ncalls, ntraps, nlong);
+    pair_close(&p);
+}
+
+static void test_counted_loops_overlap_traps_and_exits(void **state)
+{
+    (void)state;
+    mod_t *m = loops_module();
+    pair_t p;
+    pair_open(&p, m);
+    fill(&p);
+    /* overlapping copies forward and backward by a few bytes, and ones
+     * that run off the end part-way */
+    static const uint32_t copies[][3] = {
+        {100, 99, 4000}, {99, 100, 4000}, {104, 100, 3000}, {100, 104, 3000}, {0, 32768, 32768},
+        {PAGE - 100, 0, 200}, {0, PAGE - 100, 200}, {8, 8, 1000},
+    };
+    for (size_t i = 0; i < sizeof copies / sizeof copies[0]; i++)
+        same(&p, "copy", ARGS(I32(copies[i][0]), I32(copies[i][1]), I32(copies[i][2])));
+    /* floats; the last runs off the end */
+    for (int t = 0; t < 2; t++) {
+        float *f = (float *)(void *)mem_of(&p.t[t]);
+        for (uint32_t i = 0; i < PAGE / 4; i++)
+            f[i] = (float)(i % 13) * 0.5f;
+    }
+    eng_val_t axpy[][4] = {
+        {I32(0), I32(8192), I32(768), F32(2.5f)},  {I32(64), I32(60), I32(4000), F32(-1.0f)},
+        {I32(PAGE - 400), I32(0), I32(768), F32(3.0f)}, {I32(4), I32(0), I32(4), F32(1.5f)},
+    };
+    for (size_t i = 0; i < sizeof axpy / sizeof axpy[0]; i++)
+        same(&p, "axpy", axpy[i]);
+    /* division by a zero it loads, after stores; and a clean run */
+    fill(&p);
+    for (int t = 0; t < 2; t++) {
+        uint8_t *mem = mem_of(&p.t[t]);
+        memset(mem + 8192, 0, 64);
+        for (uint32_t i = 0; i < 64; i++) mem[8192 + 4 * i] = 1 + (i & 1);
+        mem[8192 + 4 * 40] = 0;
+    }
+    same(&p, "divide", ARGS(I32(8192), I32(60), I32(0)));
+    same(&p, "divide", ARGS(I32(8192), I32(30), I32(0)));
+    same(&p, "divide", ARGS(I32(PAGE - 40), I32(60), I32(0)));
+    /* an exit from the middle, found or not, and off the end */
+    same(&p, "find", ARGS(I32(1000), I32(5000), I32(0xff)));
+    same(&p, "find", ARGS(I32(1000), I32(3), I32(0x100)));
+    same(&p, "find", ARGS(I32(PAGE - 10), I32(100), I32(0x100)));
+    /* counting down to zero, from inside and from off the end */
+    same(&p, "down", ARGS(I32(1000), I32(0), I32(0)));
+    same(&p, "down", ARGS(I32(40000), I32(0), I32(0)));
+    same(&p, "down", ARGS(I32(1), I32(PAGE - 2), I32(0)));
+    /* a stepped pointer and a loaded address; a moving limit */
+    same(&p, "gather", ARGS(I32(256), I32(1000), I32(0)));
+    same(&p, "gather", ARGS(I32(PAGE - 400), I32(1000), I32(0)));
+    same(&p, "moving", ARGS(I32(1000), I32(0), I32(0)));
+    same(&p, "moving", ARGS(I32(0), I32(0), I32(0)));
+    pair_close(&p);
+}
+
+static void test_counted_loop_stops_at_deadline(void **state)
+{
+    (void)state;
+    mod_t *m = loops_module();
+    pair_t p;
+    pair_open(&p, m);
+    /* 2^32 iterations of a store: well over the 50 ms */
+    expect_deadline(&p, "wrap", ARGS(I32(12345), I32(0), I32(0)), 50, "deadline exceeded in function");
+    pair_close(&p);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return native_pair_setup("test_native_loops");
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    return native_pair_teardown();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_counted_loops_every_shape),
+        cmocka_unit_test(test_counted_loops_overlap_traps_and_exits),
+        cmocka_unit_test(test_counted_loop_stops_at_deadline),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
