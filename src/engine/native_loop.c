@@ -27,7 +27,7 @@
  *
  * When moreover every memory access's address is an affine form of the
  * locals (c + sum(coef * local), each local either unchanged by the loop
- * or stepped by a constant), the chunk's set-up checks the whole range
+ * or stepped by such a form of unchanged locals), the chunk's set-up checks the whole range
  * each access will touch against the memory's size. When all are inside,
  * the fast copy's accesses are plain loads and stores at start + k *
  * stride (k the iteration in the chunk, in 64 bits: the check proved that
@@ -109,7 +109,7 @@ typedef struct {
     bool carried[NL_MAX_WRITTEN];   /* read before written: loop-carried */
     nl_form_t value[NL_MAX_WRITTEN];
     bool value_known[NL_MAX_WRITTEN];
-    int32_t step[NL_MAX_WRITTEN];   /* carried and stepped by a constant */
+    nl_form_t step[NL_MAX_WRITTEN]; /* carried and stepped by an invariant form */
     bool stepped[NL_MAX_WRITTEN];
     aval_t *stack;
     uint32_t sp, scap;
@@ -434,19 +434,27 @@ static bool interpret(an_t *a, nl_loop_t *lp, aval_t *cond)
 }
 
 /* Whether every local of the form is unchanged by the loop or stepped by
- * a constant; *per_iter is what one iteration adds to the form. */
-static bool form_moves(const an_t *a, const nl_form_t *form, int64_t *per_iter)
+ * an invariant form; *per_iter is what one iteration adds to the form (a
+ * form of locals the loop does not change). */
+static bool form_moves(const an_t *a, const nl_form_t *form, nl_form_t *per_iter)
 {
-    uint32_t s = 0;
+    *per_iter = form_zero;
     for (uint8_t i = 0; i < form->n; i++) {
         int w = written_index(a, form->local[i]);
         if (w < 0)
             continue;
-        if (!a->stepped[w])
+        if (!a->stepped[w] || !form_add(per_iter, &a->step[w], form->coef[i]))
             return false;
-        s += form->coef[i] * (uint32_t)a->step[w];
     }
-    *per_iter = (int32_t)s;
+    return true;
+}
+
+/* Whether the form reads no local the loop writes. */
+static bool invariant(const an_t *a, const nl_form_t *form)
+{
+    for (uint8_t i = 0; i < form->n; i++)
+        if (written_index(a, form->local[i]) >= 0)
+            return false;
     return true;
 }
 
@@ -461,7 +469,7 @@ bool nl_analyse(fx_t *f, nl_loop_t *lp)
         return false;
     size_t len = (size_t)(a.r.p - f->r.p);
     a.r = f->r;
-    aval_t cond;
+    aval_t cond = unknown();
     if (!interpret(&a, lp, &cond) || !cond.known)
         return false;
 
@@ -469,10 +477,10 @@ bool nl_analyse(fx_t *f, nl_loop_t *lp)
     for (uint32_t i = 0; i < a.nwritten; i++) {
         if (!a.carried[i] || !a.value_known[i])
             continue;
-        const nl_form_t *v = &a.value[i];
-        if (v->n == 1 && v->local[0] == a.written[i] && v->coef[0] == 1) {
+        nl_form_t step = a.value[i];
+        if (form_add_term(&step, a.written[i], UINT32_MAX) && invariant(&a, &step)) {
             a.stepped[i] = true;
-            a.step[i] = (int32_t)v->c;
+            a.step[i] = step;
         }
     }
 
@@ -483,24 +491,20 @@ bool nl_analyse(fx_t *f, nl_loop_t *lp)
         rhs = cond.rhs;
         pred = cond.pred;
     }
-    int64_t moves;
-    if (!(form_moves(&a, &rhs, &moves) && moves == 0)) {
+    if (!invariant(&a, &rhs)) {
         nl_form_t t = lhs;
         lhs = rhs;
         rhs = t;
         pred = flip(pred);
-        if (!(form_moves(&a, &rhs, &moves) && moves == 0))
+        if (!invariant(&a, &rhs))
             return false;
     }
-    for (uint8_t i = 0; i < rhs.n; i++)
-        if (written_index(&a, rhs.local[i]) >= 0)
-            return false;
     if (lhs.n != 1 || lhs.coef[0] != 1)
         return false;
     int w = written_index(&a, lhs.local[0]);
-    if (w < 0 || !a.stepped[w] || lhs.c != (uint32_t)a.step[w])
+    if (w < 0 || !a.stepped[w] || a.step[w].n != 0 || lhs.c != a.step[w].c)
         return false;
-    int32_t step = a.step[w];
+    int32_t step = (int32_t)a.step[w].c;
     if (step == 0 || step > 32768 || step < -32768)
         return false;
     bool up = step > 0;
@@ -524,14 +528,9 @@ bool nl_analyse(fx_t *f, nl_loop_t *lp)
     lp->bound = b > 65536 ? 65536 : (uint32_t)b;
 
     /* Strides: an access whose form uses a carried local that is not an
-     * induction variable, or moves too fast, leaves the loop checked. */
-    for (uint32_t i = 0; i < lp->nacc && lp->affine; i++) {
-        int64_t s;
-        if (!form_moves(&a, &lp->acc[i].addr, &s) || s > 65536 || s < -65536)
-            lp->affine = false;
-        else
-            lp->acc[i].stride = (int32_t)s;
-    }
+     * induction variable leaves the loop checked. */
+    for (uint32_t i = 0; i < lp->nacc && lp->affine; i++)
+        lp->affine = form_moves(&a, &lp->acc[i].addr, &lp->acc[i].stride);
     return true;
 }
 
@@ -597,21 +596,25 @@ static LLVMValueRef iterations(fx_t *f, nl_loop_t *lp, LLVMValueRef iv, LLVMValu
 }
 
 /* Whether acc stays inside the memory for the chunk's iterations 0 ..
- * last (i1); sets acc->start. */
+ * last (i1); sets acc->start and acc->step_v. The 32-bit address at
+ * iteration k is start + k * stride modulo 2^32, the stride read as
+ * signed; when every such sum, as an integer, lies within the memory, it
+ * is below 2^32 and the address is the sum itself. In 64 bits nothing
+ * overflows: |stride| <= 2^31, last < 2^16. */
 static LLVMValueRef in_bounds(fx_t *f, nl_access_t *acc, LLVMValueRef last, LLVMValueRef size)
 {
     LLVMBuilderRef b = f->b;
     acc->start = zext64(f, eval(f, &acc->addr));
+    acc->step_v = sext64(f, eval(f, &acc->stride));
     LLVMValueRef tail = c64(f, (uint64_t)acc->offset + acc->size);
-    int64_t s = acc->stride;
-    LLVMValueRef span = LLVMBuildMul(b, last, c64(f, (uint64_t)(s < 0 ? -s : s)), "");
-    if (s >= 0) {
-        LLVMValueRef end = LLVMBuildAdd(b, LLVMBuildAdd(b, acc->start, span, ""), tail, "");
-        return LLVMBuildICmp(b, LLVMIntULE, end, size, "");
-    }
-    LLVMValueRef end = LLVMBuildAdd(b, acc->start, tail, "");
-    return LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULE, end, size, ""),
-                        LLVMBuildICmp(b, LLVMIntUGE, acc->start, span, ""), "");
+    LLVMValueRef span = LLVMBuildNSWMul(b, last, acc->step_v, "");
+    LLVMValueRef zero = c64(f, 0);
+    LLVMValueRef down = LLVMBuildICmp(b, LLVMIntSLT, span, zero, "");
+    LLVMValueRef lo = LLVMBuildAdd(b, acc->start, LLVMBuildSelect(b, down, span, zero, ""), "");
+    LLVMValueRef hi = LLVMBuildAdd(b, LLVMBuildAdd(b, acc->start, LLVMBuildSelect(b, down, zero, span, ""), ""),
+                                   tail, "");
+    return LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, lo, zero, ""),
+                        LLVMBuildICmp(b, LLVMIntULE, hi, size, ""), "");
 }
 
 void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
@@ -656,7 +659,7 @@ LLVMValueRef nl_addr(fx_t *f, uint32_t offset)
         fail(f, "internal: counted loop access out of order");
     LLVMValueRef k = LLVMBuildLoad2(f->b, f->nc->t_i64, lp->k, "");
     LLVMValueRef ea = LLVMBuildAdd(f->b, acc->start,
-                                   LLVMBuildNSWMul(f->b, k, c64(f, (uint64_t)(int64_t)acc->stride), ""), "");
+                                   LLVMBuildNSWMul(f->b, k, acc->step_v, ""), "");
     if (offset)
         ea = LLVMBuildAdd(f->b, ea, c64(f, offset), "");
     return LLVMBuildInBoundsGEP2(f->b, f->nc->t_i8, f->mem_base, &ea, 1, "");

@@ -22,12 +22,13 @@ typedef struct {
     uint32_t local[NL_TERMS], coef[NL_TERMS];
 } nl_form_t;
 
-/* A load or store whose address moves by `stride` bytes per iteration. */
+/* A load or store whose address moves by `stride` (a form of locals the
+ * loop does not change) bytes per iteration. */
 typedef struct {
-    nl_form_t addr;
+    nl_form_t addr, stride;
     uint32_t offset, size;
-    int32_t stride;
     LLVMValueRef start;     /* zext(address) at the chunk's first iteration */
+    LLVMValueRef step_v;    /* the stride, sign-extended to 64 bits */
 } nl_access_t;
 
 enum { NL_NE, NL_LTU, NL_LTS, NL_LEU, NL_LES, NL_GTU, NL_GTS, NL_GEU, NL_GES };
