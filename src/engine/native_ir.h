@@ -361,4 +361,18 @@ static inline LLVMValueRef intrinsic2(fx_t *f, const char *name, LLVMValueRef a,
  * (native_ir_simd.c). */
 void nc_simd(fx_t *f);
 
+/* Control flow (native_ir_flow.c): block, loop and if (kind B_*), else,
+ * end (true at the function's final end), br and return (depth: the
+ * function's block), br_if, br_table; a block on the label stack, and
+ * allocas for n values of the given types. */
+void nc_block(fx_t *f, uint8_t kind);
+void nc_else(fx_t *f);
+bool nc_end(fx_t *f);
+void nc_br(fx_t *f, uint32_t depth);
+void nc_br_if(fx_t *f, uint32_t depth);
+void nc_br_table(fx_t *f);
+nblock_t *nc_push_block(fx_t *f, uint8_t kind, uint32_t np, const uint8_t *p, uint32_t nr,
+                        const uint8_t *r);
+LLVMValueRef *nc_make_vars(fx_t *f, uint32_t n, const uint8_t *types);
+
 #endif

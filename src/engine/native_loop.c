@@ -27,21 +27,24 @@
  *
  * When moreover every memory access's address is an affine form of the
  * locals (c + sum(coef * local), each local either unchanged by the loop
- * or stepped by such a form of unchanged locals), the chunk's set-up checks the whole range
- * each access will touch against the memory's size. When all are inside,
- * the fast copy's accesses are plain loads and stores at start + k *
- * stride (k the iteration in the chunk, in 64 bits: the check proved that
- * the 32-bit address does not wrap), which cannot fault: LLVM may reorder,
- * delete and vectorise them. When one is not, the chunk runs the ordinary
- * copy of the loop, translated a second time, which faults or checks at
- * the very access the interpreter traps at.
+ * or stepped by such a form of unchanged locals), and the loop is one
+ * LLVM could vectorise (no other exit, no trap, no float reduction), the
+ * chunk's set-up checks the whole range each access will touch against
+ * the memory's size. When all are inside, the fast copy's accesses are
+ * plain loads and stores at start + k * stride (k the iteration in the
+ * chunk, in 64 bits: the check proved that the 32-bit address does not
+ * wrap), which cannot fault: LLVM may reorder, delete and vectorise them.
+ * When one is not, or the chunk is shorter than NL_MIN_FAST, the chunk
+ * runs the ordinary copy of the loop, translated a second time, which
+ * faults or checks at the very access the interpreter traps at.
  *
  * nl_analyse() walks the body twice without translating it: once for the
  * locals it writes, once as an abstract interpreter whose values are
  * affine forms (or unknown). A form reads each local as it was at the
  * start of the iteration; a local the body reads before writing it is
- * loop-carried, and must end the iteration as itself plus a constant (an
- * induction variable) for a form that uses it to count.
+ * loop-carried, and must end the iteration as itself plus a form of
+ * unchanged locals (an induction variable) for a form that uses it to
+ * count.
  */
 #include "engine/native_loop.h"
 
@@ -113,6 +116,7 @@ typedef struct {
     bool stepped[NL_MAX_WRITTEN];
     aval_t *stack;
     uint32_t sp, scap;
+    bool unvectorisable;            /* an exit, a trap, a float carried along */
 } an_t;
 
 static int written_index(const an_t *a, uint32_t local)
@@ -226,9 +230,12 @@ static bool scan_body(an_t *a)
 
 static aval_t read_local(an_t *a, uint32_t l)
 {
-    if (a->f->ltypes[l] != ENG_I32)
-        return unknown();
     int w = written_index(a, l);
+    uint8_t t = a->f->ltypes[l];
+    if (w >= 0 && !a->set[w] && (t == ENG_F32 || t == ENG_F64))
+        a->unvectorisable = true; /* a float reduction: LLVM keeps its order */
+    if (t != ENG_I32)
+        return unknown();
     if (w >= 0 && a->set[w])
         return a->value_known[w] ? known(a->value[w]) : unknown();
     if (w >= 0)
@@ -338,6 +345,7 @@ static bool interpret(an_t *a, nl_loop_t *lp, aval_t *cond)
                 *cond = x;
                 return a->sp == 0;
             }
+            a->unvectorisable = true; /* a loop with two exits */
             break;
         }
         case 0x1A:
@@ -408,6 +416,16 @@ static bool interpret(an_t *a, nl_loop_t *lp, aval_t *cond)
                 if (!an_pop(a, &y) || !an_pop(a, &x))
                     return false;
                 record_access(lp, &x, off, load_size(opc));
+            } else if ((opc >= 0x6D && opc <= 0x70) || (opc >= 0x7F && opc <= 0x82) ||
+                       (opc >= 0xA8 && opc <= 0xAB) || (opc >= 0xAE && opc <= 0xB1)) {
+                /* division and conversions that may trap: a branch out */
+                a->unvectorisable = true;
+                if (opc >= 0xA8) {
+                    if (!an_pop(a, &x) || !an_push(a, unknown()))
+                        return false;
+                } else if (!an_pop(a, &y) || !an_pop(a, &x) || !an_push(a, unknown())) {
+                    return false;
+                }
             } else if (opc == 0x45 || opc == 0x50 || (opc >= 0x67 && opc <= 0x69) ||
                        (opc >= 0x79 && opc <= 0x7B) || (opc >= 0x8B && opc <= 0x91) ||
                        (opc >= 0x99 && opc <= 0x9F) || opc >= 0xA7) {
@@ -527,6 +545,13 @@ bool nl_analyse(fx_t *f, nl_loop_t *lp)
     size_t b = ((size_t)1 << 20) / (len ? len : 1);
     lp->bound = b > 65536 ? 65536 : (uint32_t)b;
 
+    /* The plain accesses are for LLVM's vectoriser (otherwise volatile
+     * ones cost about the same): a loop it cannot vectorise anyway (an
+     * exit besides the latch, a trap, a float carried from one iteration
+     * to the next) keeps its checked accesses, and is spared the range
+     * checks and a second copy of its body. */
+    if (a.unvectorisable)
+        lp->affine = false;
     /* Strides: an access whose form uses a carried local that is not an
      * induction variable leaves the loop checked. */
     for (uint32_t i = 0; i < lp->nacc && lp->affine; i++)
@@ -595,24 +620,69 @@ static LLVMValueRef iterations(fx_t *f, nl_loop_t *lp, LLVMValueRef iv, LLVMValu
     return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, n, bound, ""), n, bound, "");
 }
 
-/* Whether acc stays inside the memory for the chunk's iterations 0 ..
- * last (i1); sets acc->start and acc->step_v. The 32-bit address at
- * iteration k is start + k * stride modulo 2^32, the stride read as
- * signed; when every such sum, as an integer, lies within the memory, it
- * is below 2^32 and the address is the sum itself. In 64 bits nothing
- * overflows: |stride| <= 2^31, last < 2^16. */
-static LLVMValueRef in_bounds(fx_t *f, nl_access_t *acc, LLVMValueRef last, LLVMValueRef size)
+/* Whether two forms have the same locals with the same coefficients. */
+static bool same_terms(const nl_form_t *a, const nl_form_t *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (uint8_t i = 0; i < a->n; i++) {
+        bool found = false;
+        for (uint8_t j = 0; j < b->n; j++)
+            found |= a->local[i] == b->local[j] && a->coef[i] == b->coef[j];
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static bool same_form(const nl_form_t *a, const nl_form_t *b) { return a->c == b->c && same_terms(a, b); }
+
+/* Whether the accesses of a group stay inside the memory for the chunk's
+ * iterations 0 .. last (i1); sets their start and step_v. A group is the
+ * accesses whose addresses differ only in their constant (the fields of
+ * one struct, a[i] and a[i + 1]) and move by the same stride: one check
+ * covers them, from the lowest constant to the highest end.
+ *
+ * The 32-bit address of access j at iteration k is base + d_j + k *
+ * stride modulo 2^32 (base: the form with the lowest constant, d_j >= 0
+ * the distance of j's constant from it, the stride read as signed). When
+ * every such sum, as an integer, lies within the memory, it is below 2^32
+ * and the address is the sum itself. In 64 bits nothing overflows:
+ * d_j < 2^32, |stride| <= 2^31, last < 2^16. */
+static LLVMValueRef group_in_bounds(fx_t *f, nl_loop_t *lp, uint32_t first, bool *done,
+                                    LLVMValueRef last, LLVMValueRef size)
 {
     LLVMBuilderRef b = f->b;
-    acc->start = zext64(f, eval(f, &acc->addr));
-    acc->step_v = sext64(f, eval(f, &acc->stride));
-    LLVMValueRef tail = c64(f, (uint64_t)acc->offset + acc->size);
-    LLVMValueRef span = LLVMBuildNSWMul(b, last, acc->step_v, "");
+    nl_access_t *g = &lp->acc[first];
+    int32_t cmin = (int32_t)g->addr.c;
+    for (uint32_t j = first; j < lp->nacc; j++) {
+        nl_access_t *a = &lp->acc[j];
+        if (!done[j] && same_terms(&a->addr, &g->addr) && same_form(&a->stride, &g->stride) &&
+            (int32_t)a->addr.c < cmin)
+            cmin = (int32_t)a->addr.c;
+    }
+    nl_form_t low = g->addr;
+    low.c = (uint32_t)cmin;
+    LLVMValueRef base = zext64(f, eval(f, &low));
+    LLVMValueRef step = sext64(f, eval(f, &g->stride));
+    int64_t end = 0;
+    for (uint32_t j = first; j < lp->nacc; j++) {
+        nl_access_t *a = &lp->acc[j];
+        if (done[j] || !same_terms(&a->addr, &g->addr) || !same_form(&a->stride, &g->stride))
+            continue;
+        done[j] = true;
+        int64_t d = (int64_t)(int32_t)a->addr.c - cmin;
+        a->start = d ? LLVMBuildAdd(b, base, c64(f, (uint64_t)d), "") : base;
+        a->step_v = step;
+        if (d + a->offset + a->size > end)
+            end = d + a->offset + a->size;
+    }
+    LLVMValueRef span = LLVMBuildNSWMul(b, last, step, "");
     LLVMValueRef zero = c64(f, 0);
     LLVMValueRef down = LLVMBuildICmp(b, LLVMIntSLT, span, zero, "");
-    LLVMValueRef lo = LLVMBuildAdd(b, acc->start, LLVMBuildSelect(b, down, span, zero, ""), "");
-    LLVMValueRef hi = LLVMBuildAdd(b, LLVMBuildAdd(b, acc->start, LLVMBuildSelect(b, down, zero, span, ""), ""),
-                                   tail, "");
+    LLVMValueRef lo = LLVMBuildAdd(b, base, LLVMBuildSelect(b, down, span, zero, ""), "");
+    LLVMValueRef hi = LLVMBuildAdd(b, LLVMBuildAdd(b, base, LLVMBuildSelect(b, down, zero, span, ""), ""),
+                                   c64(f, (uint64_t)end), "");
     return LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, lo, zero, ""),
                         LLVMBuildICmp(b, LLVMIntULE, hi, size, ""), "");
 }
@@ -632,10 +702,17 @@ void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
     lp->chunk = iterations(f, lp, iv, lp->limit_v);
     LLVMBasicBlockRef fast = new_bb(f);
     if (lp->slow) {
+        /* A short chunk runs the ordinary copy: a vectorised loop's own
+         * set-up (overlap checks, a scalar remainder) would not pay off. */
         LLVMValueRef last = LLVMBuildSub(b, lp->chunk, c64(f, 1), ""), size = mem_size(f);
-        LLVMValueRef ok = in_bounds(f, &lp->acc[0], last, size);
-        for (uint32_t i = 1; i < lp->nacc; i++)
-            ok = LLVMBuildAnd(b, ok, in_bounds(f, &lp->acc[i], last, size), "");
+        bool done[NL_MAX_ACCESS] = {0};
+        LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntUGE, lp->chunk, c64(f, NL_MIN_FAST), "");
+        for (uint32_t i = 0; i < lp->nacc; i++) {
+            if (done[i])
+                continue;
+            LLVMValueRef in = group_in_bounds(f, lp, i, done, last, size);
+            ok = LLVMBuildAnd(b, ok, in, "");
+        }
         LLVMValueRef br = LLVMBuildCondBr(b, LLVMBuildNot(b, ok, ""), lp->slow, fast);
         LLVMSetMetadata(br, f->nc->k_prof, f->nc->md_unlikely);
     } else {

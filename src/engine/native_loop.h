@@ -13,6 +13,7 @@
 #define NL_MAX_ACCESS 32    /* memory accesses a loop may range-check */
 #define NL_MAX_WRITTEN 64   /* distinct locals a loop body may write */
 #define NL_MAX_BODY 2048    /* bytes of a body that is translated twice */
+#define NL_MIN_FAST 16      /* shorter chunks run the ordinary copy */
 
 /* An i32 value as c + sum(coef[i] * local[i]), every local read as it was
  * at the start of the iteration; arithmetic modulo 2^32, as wasm's. */

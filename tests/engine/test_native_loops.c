@@ -186,7 +186,7 @@ static void same(pair_t *p, const char *name, const eng_val_t *args)
 {
     res_t r[2];
     for (int t = 0; t < 2; t++) {
-        eng_exec_set_deadline(p->t[t].x, eng_now_ns() + 40 * MS);
+        eng_exec_set_deadline(p->t[t].x, eng_now_ns() + 20 * MS);
         watchdog_arm(name);
         r[t] = call_side(&p->t[t], name, args);
         watchdog_disarm();
