@@ -144,11 +144,14 @@ static const char wat_shapes[] =
     "      (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))\n"
     "    (local.get $i))\n";
 
+/* The module's text: mod_shared keys on its address, so it stays until
+ * the group's tear-down. */
+static char *loops_wat;
+
 static mod_t *loops_module(void)
 {
-    static mod_t *m;
-    if (m)
-        return m;
+    if (loops_wat)
+        return mod_shared(loops_wat);
     sbuf_t b = {0};
     sb_printf(&b, "(module\n  (memory (export \"mem\") 1)\n");
     for (unsigned c = 0; c < NCMP; c++)
@@ -159,9 +162,8 @@ static mod_t *loops_module(void)
                     gen_basic(&b, c, s, k, true);
             }
     sb_printf(&b, "%s)\n", wat_shapes);
-    m = mod_shared(b.p);
-    /* mod_shared keys on the text's address: this one stays */
-    return m;
+    loops_wat = b.p;
+    return mod_shared(loops_wat);
 }
 
 /* ---- Calling both tiers -------------------------------------------------- */
@@ -346,7 +348,10 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    return native_pair_teardown();
+    int rc = native_pair_teardown();
+    free(loops_wat);
+    loops_wat = NULL;
+    return rc;
 }
 
 int main(void)
