@@ -50,7 +50,7 @@ static void read_blocktype(fx_t *f, uint32_t *np, const uint8_t **p, uint32_t *n
 }
 
 nblock_t *nc_push_block(fx_t *f, uint8_t kind, uint32_t np, const uint8_t *p, uint32_t nr,
-                            const uint8_t *r)
+                        const uint8_t *r)
 {
     if (f->nblocks == f->bcap) {
         uint32_t cap = f->bcap ? 2 * f->bcap : 16;
