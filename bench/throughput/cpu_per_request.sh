@@ -10,13 +10,15 @@
 #   bash bench/throughput/cpu_per_request.sh OLD_BINARY NEW_BINARY [...]
 #
 # Each round runs every binary once, in the order given; ROUNDS rounds
-# (default 3). Per run: a fresh daemon and data dir, hello deployed, 1 s of
-# wrk to warm up, then `wrk -t2 -c16 -d${DUR}s` (DUR default 4). Ports:
+# (default 3). Per run: a fresh daemon and data dir, the function deployed
+# (FN: hello, the default, or hellof, bench/compare/fns/), 1 s of wrk to
+# warm up, then `wrk -t2 -c16 -d${DUR}s` (DUR default 4). Ports:
 # BENCH_PORT (default 18450) and the next one.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-4}
+FN=${FN:-hello}
 PORT=${BENCH_PORT:-18450}
 OUT=build/bench-throughput
 BENCH_NAME=cpu-per-request
@@ -26,8 +28,9 @@ source bench/lib.sh
 (($# >= 1)) || die "usage: $0 WASMFN_BINARY..."
 for b in "$@"; do [[ -x $b ]] || die "$b is not an executable"; done
 mkdir -p "$OUT"
-clang --target=wasm32-wasi -O2 -Wl,--strip-debug -o "$OUT/hello.wasm" bench/compare/fns/hello.c
-URL=http://127.0.0.1:$PORT/fn/hello/
+[[ -f bench/compare/fns/$FN.c ]] || die "FN=$FN: no bench/compare/fns/$FN.c"
+clang --target=wasm32-wasi -O2 -Wl,--strip-debug -o "$OUT/$FN.wasm" "bench/compare/fns/$FN.c"
+URL=http://127.0.0.1:$PORT/fn/$FN/
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -40,7 +43,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         PIDS+=($pid)
         wait_http "http://127.0.0.1:$((PORT + 1))/readyz" || die "$b did not start ($OUT/ab.log)"
         WASMFN_API=127.0.0.1:$((PORT + 1)) WASMFN_TOKEN=$(cat "$OUT/ab-data/admin.token") \
-            "$b" deploy -q hello "$OUT/hello.wasm" >/dev/null
+            "$b" deploy -q "$FN" "$OUT/$FN.wasm" >/dev/null
         wrk -t2 -c16 -d1s "$URL" >/dev/null
         t0=$(cpu_ticks $pid)
         out=$(wrk -t2 -c16 -d"${DUR}"s "$URL")

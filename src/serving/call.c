@@ -98,8 +98,16 @@ void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, 
     uint64_t now = eng_now_ns();
     srv_call_trace_end(s, c, status, now);
     if (s->mx && !r->fn->deleted) {
-        char code[8];
-        snprintf(code, sizeof code, "%d", c->aborted ? 499 : status);
+        char code[12];
+        int v = c->aborted ? 499 : status;
+        if (v >= 100 && v <= 999) { /* every status; printf for anything else */
+            code[0] = (char)('0' + v / 100);
+            code[1] = (char)('0' + v / 10 % 10);
+            code[2] = (char)('0' + v % 10);
+            code[3] = '\0';
+        } else {
+            snprintf(code, sizeof code, "%d", v);
+        }
         const char *lv[] = {r->fn->name, r->name, code};
         if (s->m_requests) mx_counter_add(s->m_requests, lv, 1);
         if (s->m_duration)
@@ -122,8 +130,8 @@ void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, 
     else if (s->server_timing && nh < SRV_CGI_MAX_HEADERS + 4) {
         /* The guest's headers and ours (docs/observability.md). */
         hs_header_t all[SRV_CGI_MAX_HEADERS + 5];
-        char timing[128];
-        srv_call_server_timing(c, now, timing, sizeof timing);
+        char timing[SRV_TIMING_LEN];
+        srv_call_server_timing(c, now, timing);
         if (nh) memcpy(all, h, nh * sizeof *h);
         all[nh] = (hs_header_t){"Server-Timing", timing};
         c->done(c->done_ud, status, all, nh + 1, body, len);

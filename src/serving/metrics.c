@@ -123,16 +123,25 @@ void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r)
     mx_gauge_set(s->m_tier, li, !native);
 }
 
+/* Sets gauge i of r to v unless it shows v already: this runs twice per
+ * request, and a series lookup costs a key, a hash and a lock. Series are
+ * only removed with the function (srv_function_delete), which sets
+ * deleted, so what r last set is still there. */
+static void rev_gauge(srv_rev_t *r, int i, mx_family_t *f, const char *const *labels, int64_t v)
+{
+    if (!f || r->shown[i] == v) return;
+    r->shown[i] = v;
+    mx_gauge_set(f, labels, (double)v);
+}
+
 void srv_rev_gauges(srv_t *s, srv_rev_t *r)
 {
     if (!s->mx || r->fn->deleted) return;
     const char *warm[] = {r->fn->name, r->name, "warm"};
     const char *busy[] = {r->fn->name, r->name, "busy"};
-    if (s->m_instances) {
-        mx_gauge_set(s->m_instances, warm, r->retired ? 0 : r->nwarm);
-        mx_gauge_set(s->m_instances, busy, r->busy);
-    }
-    if (s->m_queue) mx_gauge_set(s->m_queue, r->labels, r->queue.n);
+    rev_gauge(r, 0, s->m_instances, warm, r->retired ? 0 : r->nwarm);
+    rev_gauge(r, 1, s->m_instances, busy, r->busy);
+    rev_gauge(r, 2, s->m_queue, r->labels, r->queue.n);
 }
 
 /* Counts a cold start: a call that instantiated inline, or waited for its

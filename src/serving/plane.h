@@ -175,6 +175,7 @@ struct srv_rev {
     double conc_area;         /* sum of (busy + queued) * ns */
     srv_rev_t *all_prev, *all_next; /* srv->revs: every revision not yet freed */
     const char *labels[3];    /* function, revision, (spare) */
+    int64_t shown[3];         /* warm, busy, queued as the gauges last showed them; -1 = never */
 };
 
 struct srv_fn {
@@ -406,7 +407,8 @@ void srv_stats_tick(srv_t *s);
  * HTTP_TRACEPARENT / HTTP_TRACESTATE in c->env. */
 void srv_call_trace_start(srv_t *s, srv_call_t *c, const hs_req_t *req);
 /* Writes "queue;dur=MS, cold;dur=MS, run;dur=MS" for a call ending now. */
-void srv_call_server_timing(const srv_call_t *c, uint64_t now_ns, char *out, size_t len);
+#define SRV_TIMING_LEN 128
+void srv_call_server_timing(const srv_call_t *c, uint64_t now_ns, char out[SRV_TIMING_LEN]);
 /* At the call's end: its spans (the SERVER span and the queue, module
  * load, instantiation and run under it) go to the tracer. */
 void srv_call_trace_end(srv_t *s, srv_call_t *c, int status, uint64_t now_ns);

@@ -400,6 +400,7 @@ srv_rev_t *srv_rev_new(srv_t *s, srv_fn_t *f, const srv_revision_t *d, char *err
     r->ext_replicas = -1;
     r->labels[0] = f->name;
     r->labels[1] = r->name;
+    r->shown[0] = r->shown[1] = r->shown[2] = -1;
     uint64_t now = eng_now_ns();
     r->scaler = as_scaler_new(&r->scaling, now);
     r->conc_since_ns = now;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -601,6 +602,39 @@ static const char *kind_name(eng_extern_kind_t k)
     }
 }
 
+/* wasi_funcs by name: every instance links its imports, and a scan with
+ * strcmp was 1% of the daemon's time serving a hello. Open addressing over
+ * a power of two at least twice the table, filled once. */
+#define NAME_SLOTS 128
+static uint8_t name_slot[NAME_SLOTS]; /* wasi_funcs index + 1; 0 = empty */
+static pthread_once_t name_once = PTHREAD_ONCE_INIT;
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static void name_index_build(void)
+{
+    _Static_assert(WASI_NFUNCS * 2 <= NAME_SLOTS && WASI_NFUNCS < 255, "NAME_SLOTS too small");
+    for (size_t i = 0; i < WASI_NFUNCS; i++) {
+        uint32_t k = name_hash(wasi_funcs[i].name) & (NAME_SLOTS - 1);
+        while (name_slot[k]) k = (k + 1) & (NAME_SLOTS - 1);
+        name_slot[k] = (uint8_t)(i + 1);
+    }
+}
+
+/* The index of the WASI function called name, or -1. */
+static int func_index(const char *name)
+{
+    pthread_once(&name_once, name_index_build);
+    for (uint32_t k = name_hash(name) & (NAME_SLOTS - 1); name_slot[k]; k = (k + 1) & (NAME_SLOTS - 1))
+        if (strcmp(wasi_funcs[name_slot[k] - 1].name, name) == 0) return name_slot[k] - 1;
+    return -1;
+}
+
 wasi_resolve_t wasi_import_resolve(wasi_ctx_t *w, eng_store_t *s, const eng_extern_desc_t *imp,
                                    eng_extern_t *out, char *err, size_t errlen)
 {
@@ -617,30 +651,30 @@ wasi_resolve_t wasi_import_resolve(wasi_ctx_t *w, eng_store_t *s, const eng_exte
             return WASI_RESOLVE_ERROR;
         }
     }
-    for (size_t i = 0; i < WASI_NFUNCS; i++) {
-        const struct wasi_func *f = &wasi_funcs[i];
-        if (strcmp(f->name, imp->name) != 0) continue;
-        if (strcmp(f->sig, imp->type) != 0) {
-            snprintf(err, errlen, "import %s.%s has type %s, expected %s", imp->module,
-                     imp->name, imp->type, f->sig);
-            return WASI_RESOLVE_ERROR;
-        }
-        wasi_binding_t *b = &((wasi_binding_t *)w->bindings)[i];
-        b->w = w;
-        b->fn = f->fn;
-        eng_func_t *fn = f->fn ? eng_func_new_host(s, f->sig, wasi_trampoline, b)
-                               : eng_func_new_host(s, f->sig, wasi_proc_exit, w);
-        if (!fn) {
-            snprintf(err, errlen, "cannot make host function %s.%s", imp->module, imp->name);
-            return WASI_RESOLVE_ERROR;
-        }
-        out->kind = ENG_EXTERN_FUNC;
-        out->u.func = fn;
-        return WASI_RESOLVE_OK;
+    int i = func_index(imp->name);
+    if (i < 0) {
+        snprintf(err, errlen, "unknown import %s.%s (func %s): not a WASI preview1 function",
+                 imp->module, imp->name, imp->type);
+        return WASI_RESOLVE_ERROR;
     }
-    snprintf(err, errlen, "unknown import %s.%s (func %s): not a WASI preview1 function",
-             imp->module, imp->name, imp->type);
-    return WASI_RESOLVE_ERROR;
+    const struct wasi_func *f = &wasi_funcs[i];
+    if (strcmp(f->sig, imp->type) != 0) {
+        snprintf(err, errlen, "import %s.%s has type %s, expected %s", imp->module, imp->name,
+                 imp->type, f->sig);
+        return WASI_RESOLVE_ERROR;
+    }
+    wasi_binding_t *b = &((wasi_binding_t *)w->bindings)[i];
+    b->w = w;
+    b->fn = f->fn;
+    eng_func_t *fn = f->fn ? eng_func_new_host(s, f->sig, wasi_trampoline, b)
+                           : eng_func_new_host(s, f->sig, wasi_proc_exit, w);
+    if (!fn) {
+        snprintf(err, errlen, "cannot make host function %s.%s", imp->module, imp->name);
+        return WASI_RESOLVE_ERROR;
+    }
+    out->kind = ENG_EXTERN_FUNC;
+    out->u.func = fn;
+    return WASI_RESOLVE_OK;
 }
 
 int wasi_ctx_link(wasi_ctx_t *w, eng_store_t *s, const eng_module_t *m, eng_extern_t *imports,

@@ -16,6 +16,7 @@
 
 #include "common/percent.h"
 #include "serving/internal.h"
+#include "serving/plane.h"
 
 /* ---- CGI response parsing ----------------------------------------------- */
 
@@ -218,6 +219,8 @@ static void test_env_basic(void **state)
     assert_string_equal(env_get(env, n, "SERVER_PORT"), "8080");
     assert_string_equal(env_get(env, n, "SERVER_PROTOCOL"), "HTTP/1.1");
     assert_string_equal(env_get(env, n, "REMOTE_ADDR"), "127.0.0.1");
+    assert_string_equal(env_get(env, n, "REMOTE_PORT"), "5555");
+    assert_string_equal(env_get(env, n, "SERVER_SOFTWARE"), "wasmfn");
     assert_string_equal(env_get(env, n, "GATEWAY_INTERFACE"), "CGI/1.1");
     assert_string_equal(env_get(env, n, "HTTP_HOST"), "hello.default.localhost:8080");
     assert_string_equal(env_get(env, n, "HTTP_USER_AGENT"), "curl/8");
@@ -480,6 +483,41 @@ static void test_split_even_spacing(void **state)
     for (int i = 0; i < 50; i++) assert_int_equal(srv_split_pick(cur0, pct0, 2), 0);
 }
 
+/* Server-Timing's durations: ms to 3 decimals, the nearest µs, whatever
+ * the size (integer digits, not printf). */
+static void test_server_timing(void **state)
+{
+    (void)state;
+    srv_call_t c = {0};
+    char out[SRV_TIMING_LEN];
+    /* Not dispatched: everything so far was queue. */
+    c.start_ns = 1000;
+    srv_call_server_timing(&c, 1000, out);
+    assert_string_equal(out, "queue;dur=0.000, cold;dur=0.000, run;dur=0.000");
+    srv_call_server_timing(&c, 1000 + 1499, out);
+    assert_string_equal(out, "queue;dur=0.001, cold;dur=0.000, run;dur=0.000");
+    srv_call_server_timing(&c, 1000 + 1500, out);
+    assert_string_equal(out, "queue;dur=0.002, cold;dur=0.000, run;dur=0.000");
+    /* Loaded 2 ms, queued 0.25 ms more, instantiated 12.3456 ms, ran 1234.5675 s. */
+    c.load_ns = 2000000;
+    c.run_ns = 1000 + 2250000;
+    c.cold_ns = 12345600;
+    c.guest_ns = 5000000000;
+    c.guest_end_ns = c.guest_ns + 1234567500000;
+    srv_call_server_timing(&c, c.guest_end_ns, out);
+    assert_string_equal(out, "queue;dur=0.250, cold;dur=14.346, run;dur=1234567.500");
+    /* The largest durations still fit. */
+    c.start_ns = 0;
+    c.load_ns = 0;
+    c.run_ns = UINT64_MAX;
+    c.cold_ns = UINT64_MAX;
+    c.guest_ns = 1;
+    c.guest_end_ns = UINT64_MAX;
+    srv_call_server_timing(&c, UINT64_MAX, out);
+    assert_string_equal(out, "queue;dur=18446744073709.552, cold;dur=18446744073709.552, "
+                             "run;dur=18446744073709.552");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_env_put),
         cmocka_unit_test(test_split_exact),
         cmocka_unit_test(test_split_even_spacing),
+        cmocka_unit_test(test_server_timing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

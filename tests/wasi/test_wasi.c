@@ -213,6 +213,50 @@ static void test_link_errors(void **state)
     fixture_end(&f);
 }
 
+/* Every preview1 function resolves by its name (looked up in a hash table),
+ * with its own signature; near misses do not. */
+static void test_link_every_function(void **state)
+{
+    (void)state;
+    static const char *const funcs[][2] = {
+        {"args_get", "(ii)i"}, {"args_sizes_get", "(ii)i"}, {"environ_get", "(ii)i"},
+        {"environ_sizes_get", "(ii)i"}, {"clock_res_get", "(ii)i"}, {"clock_time_get", "(iIi)i"},
+        {"fd_advise", "(iIIi)i"}, {"fd_allocate", "(iII)i"}, {"fd_close", "(i)i"},
+        {"fd_datasync", "(i)i"}, {"fd_fdstat_get", "(ii)i"}, {"fd_fdstat_set_flags", "(ii)i"},
+        {"fd_fdstat_set_rights", "(iII)i"}, {"fd_filestat_get", "(ii)i"},
+        {"fd_filestat_set_size", "(iI)i"}, {"fd_filestat_set_times", "(iIIi)i"},
+        {"fd_pread", "(iiiIi)i"}, {"fd_prestat_get", "(ii)i"}, {"fd_prestat_dir_name", "(iii)i"},
+        {"fd_pwrite", "(iiiIi)i"}, {"fd_read", "(iiii)i"}, {"fd_readdir", "(iiiIi)i"},
+        {"fd_renumber", "(ii)i"}, {"fd_seek", "(iIii)i"}, {"fd_sync", "(i)i"}, {"fd_tell", "(ii)i"},
+        {"fd_write", "(iiii)i"}, {"path_create_directory", "(iii)i"},
+        {"path_filestat_get", "(iiiii)i"}, {"path_filestat_set_times", "(iiiiIIi)i"},
+        {"path_link", "(iiiiiii)i"}, {"path_open", "(iiiiiIIii)i"}, {"path_readlink", "(iiiiii)i"},
+        {"path_remove_directory", "(iii)i"}, {"path_rename", "(iiiiii)i"},
+        {"path_symlink", "(iiiii)i"}, {"path_unlink_file", "(iii)i"}, {"poll_oneoff", "(iiii)i"},
+        {"proc_exit", "(i)"}, {"proc_raise", "(i)i"}, {"sched_yield", "()i"},
+        {"random_get", "(ii)i"}, {"sock_accept", "(iii)i"}, {"sock_recv", "(iiiiii)i"},
+        {"sock_send", "(iiiii)i"}, {"sock_shutdown", "(ii)i"},
+    };
+    static const char *const misses[] = {"", "fd_writ", "fd_write_", "FD_WRITE", "fd_", "proc_exitt"};
+    fixture_t f;
+    char err[ENG_ERR_MAX] = "";
+    eng_extern_t imports[1];
+    fixture_start(&f, echo_wasm, sizeof echo_wasm);
+    for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
+        eng_extern_desc_t d = {.module = WASI_MODULE_NAME, .name = funcs[i][0],
+                               .kind = ENG_EXTERN_FUNC, .type = funcs[i][1]};
+        assert_int_equal(wasi_import_resolve(f.w, f.s, &d, imports, err, sizeof err), WASI_RESOLVE_OK);
+        assert_string_equal(eng_func_signature(imports[0].u.func), funcs[i][1]);
+    }
+    for (size_t i = 0; i < sizeof misses / sizeof misses[0]; i++) {
+        eng_extern_desc_t d = {.module = WASI_MODULE_NAME, .name = misses[i],
+                               .kind = ENG_EXTERN_FUNC, .type = "(iiii)i"};
+        assert_int_equal(wasi_import_resolve(f.w, f.s, &d, imports, err, sizeof err), WASI_RESOLVE_ERROR);
+        assert_non_null(strstr(err, "not a WASI preview1 function"));
+    }
+    fixture_end(&f);
+}
+
 static void test_ctx_config_errors(void **state)
 {
     (void)state;
@@ -249,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_short_sink_writes),
         cmocka_unit_test(test_bad_pointer_is_efault),
         cmocka_unit_test(test_link_errors),
+        cmocka_unit_test(test_link_every_function),
         cmocka_unit_test(test_ctx_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
