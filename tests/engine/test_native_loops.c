@@ -166,6 +166,80 @@ static mod_t *loops_module(void)
     return mod_shared(loops_wat);
 }
 
+/* Loops at the analysis's limits, and just past them (native_loop.h):
+ * accesses it range-checks, locals a body writes, the operand stack's
+ * depth, a body's bytes. Past a limit, a loop is translated as before;
+ * at it, the analysis must still hold everything. Each f(p, n) runs n
+ * iterations over p + i*4. */
+static char *limits_wat;
+
+static mod_t *limits_module(void)
+{
+    if (limits_wat)
+        return mod_shared(limits_wat);
+    sbuf_t b = {0};
+    sb_printf(&b, "(module\n  (memory (export \"mem\") 1)\n");
+    /* acc_N: N loads a group apart, summed */
+    for (unsigned n = 31; n <= 34; n++) {
+        sb_printf(&b, "  (func (export \"acc_%u\") (param $p i32) (param $n i32) (result i32)\n"
+                      "    (local $i i32) (local $s i32) (local $a i32)\n"
+                      "    (loop $l\n"
+                      "      (local.set $a (i32.add (local.get $p) (i32.shl (local.get $i) (i32.const 2))))\n",
+                  n);
+        for (unsigned k = 0; k < n; k++)
+            sb_printf(&b, "      (local.set $s (i32.add (i32.rotl (local.get $s) (i32.const 1))"
+                          " (i32.load offset=%u (local.get $a))))\n",
+                      k * 4);
+        sb_printf(&b, "      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))"
+                      " (local.get $n))))\n    (local.get $s))\n");
+    }
+    /* written_N: N locals written (the counter among them), one store */
+    for (unsigned n = 63; n <= 66; n++) {
+        sb_printf(&b, "  (func (export \"written_%u\") (param $p i32) (param $n i32) (result i32)\n"
+                      "    (local $i i32)", n);
+        for (unsigned k = 1; k < n; k++) sb_printf(&b, " (local $v%u i32)", k);
+        sb_printf(&b, "\n    (loop $l\n");
+        for (unsigned k = 1; k < n; k++)
+            sb_printf(&b, "      (local.set $v%u (i32.add (local.get $v%u) (i32.mul (local.get $i) (i32.const %u))))\n",
+                      k, k, k);
+        sb_printf(&b, "      (i32.store (i32.add (local.get $p) (i32.shl (local.get $i) (i32.const 2)))"
+                      " (local.get $v%u))\n"
+                      "      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))"
+                      " (local.get $n))))\n    (i32.const 0)",
+                  n - 1);
+        for (unsigned k = 1; k < n; k++) sb_printf(&b, " (local.get $v%u) i32.xor", k);
+        sb_printf(&b, ")\n");
+    }
+    /* deep_N: an expression N operands deep, stored */
+    for (unsigned n = 62; n <= 66; n++) {
+        sb_printf(&b, "  (func (export \"deep_%u\") (param $p i32) (param $n i32) (result i32)\n"
+                      "    (local $i i32)\n    (loop $l\n"
+                      "      (i32.store (i32.add (local.get $p) (i32.shl (local.get $i) (i32.const 2)))\n       ",
+                  n);
+        for (unsigned k = 0; k < n; k++) sb_printf(&b, " (i32.add (i32.const %u)", k + 1);
+        sb_printf(&b, " (local.get $i)");
+        for (unsigned k = 0; k < n; k++) sb_printf(&b, ")");
+        sb_printf(&b, ")\n      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))"
+                      " (local.get $n))))\n    (local.get $i))\n");
+    }
+    /* body_N: N additions of 9 bytes each, about 2 KiB at N = 227 */
+    static const unsigned bodies[] = {200, 224, 226, 228, 230, 260};
+    for (size_t j = 0; j < sizeof bodies / sizeof bodies[0]; j++) {
+        sb_printf(&b, "  (func (export \"body_%u\") (param $p i32) (param $n i32) (result i32)\n"
+                      "    (local $i i32) (local $s i32)\n    (loop $l\n",
+                  bodies[j]);
+        for (unsigned k = 0; k < bodies[j]; k++)
+            sb_printf(&b, "      (local.set $s (i32.add (local.get $s) (i32.const %u)))\n", 1000000 + k);
+        sb_printf(&b, "      (i32.store (i32.add (local.get $p) (i32.shl (local.get $i) (i32.const 2)))"
+                      " (local.get $s))\n"
+                      "      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))"
+                      " (local.get $n))))\n    (local.get $s))\n");
+    }
+    sb_printf(&b, ")\n");
+    limits_wat = b.p;
+    return mod_shared(limits_wat);
+}
+
 /* ---- Calling both tiers -------------------------------------------------- */
 
 #define PAGE 65536u
@@ -339,6 +413,39 @@ static void test_counted_loop_stops_at_deadline(void **state)
     pair_close(&p);
 }
 
+static void test_counted_loops_at_the_limits(void **state)
+{
+    (void)state;
+    mod_t *m = limits_module();
+    pair_t p;
+    pair_open(&p, m);
+    fill(&p);
+    /* inside the memory, off its end part-way, and the first access past it */
+    static const uint32_t runs[][2] = {{1024, 1000}, {1024, 40}, {PAGE - 2000, 1000}, {PAGE - 4, 3}};
+    char name[32];
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        const eng_val_t *args = ARGS(I32(runs[r][0]), I32(runs[r][1]), I32(0));
+        for (unsigned n = 31; n <= 34; n++) {
+            snprintf(name, sizeof name, "acc_%u", n);
+            same(&p, name, args);
+        }
+        for (unsigned n = 63; n <= 66; n++) {
+            snprintf(name, sizeof name, "written_%u", n);
+            same(&p, name, args);
+        }
+        for (unsigned n = 62; n <= 66; n++) {
+            snprintf(name, sizeof name, "deep_%u", n);
+            same(&p, name, args);
+        }
+        static const unsigned bodies[] = {200, 224, 226, 228, 230, 260};
+        for (size_t j = 0; j < sizeof bodies / sizeof bodies[0]; j++) {
+            snprintf(name, sizeof name, "body_%u", bodies[j]);
+            same(&p, name, args);
+        }
+    }
+    pair_close(&p);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -351,6 +458,8 @@ static int group_teardown(void **state)
     int rc = native_pair_teardown();
     free(loops_wat);
     loops_wat = NULL;
+    free(limits_wat);
+    limits_wat = NULL;
     return rc;
 }
 
@@ -360,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_counted_loops_every_shape),
         cmocka_unit_test(test_counted_loops_overlap_traps_and_exits),
         cmocka_unit_test(test_counted_loop_stops_at_deadline),
+        cmocka_unit_test(test_counted_loops_at_the_limits),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
