@@ -421,6 +421,13 @@ const char *eng_obj_function_at(const eng_obj_t *o, uintptr_t addr);
  * the native tier marks each memory access that may fault in guard mode
  * with the wasm function it came from, which inlining hides otherwise). */
 #define ENG_OBJ_PC_SECTION "wasmfn_pc"
+/* Rewrites an object LLVM just emitted for storage (objpack.c): its PC
+ * table resolved to code offsets and not allocatable, the relocations
+ * that pointed into it dropped; eng_obj_load reads only this form. *out
+ * is malloc'ed; false with a message on anything unexpected. An object
+ * without a PC table comes back re-laid but the same. */
+bool eng_obj_pack_pcs(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen, char *err,
+                      size_t errlen);
 /* The value the PC table gives the instruction that starts at pc: true and
  * *value set, or false when pc is not in the table. */
 bool eng_obj_pc_value(const eng_obj_t *o, uintptr_t pc, uint32_t *value);

@@ -471,16 +471,11 @@ static void *compile_part(void *arg)
         LLVMDisposeMemoryBuffer(buf);
         goto done;
     }
-    size_t n = LLVMGetBufferSize(buf);
-    p->obj = malloc(n ? n : 1);
-    if (!p->obj) {
-        eng_errf(err, errlen, "native: out of memory");
-        LLVMDisposeMemoryBuffer(buf);
-        goto done;
-    }
-    memcpy(p->obj, LLVMGetBufferStart(buf), n);
-    p->objlen = n;
+    bool packed = eng_obj_pack_pcs((const uint8_t *)LLVMGetBufferStart(buf), LLVMGetBufferSize(buf),
+                                   &p->obj, &p->objlen, err, errlen);
     LLVMDisposeMemoryBuffer(buf);
+    if (!packed)
+        goto done;
     p->ok = true;
 
 done:

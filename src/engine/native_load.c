@@ -34,7 +34,7 @@
 #include <stdlib.h>
 
 #define ART_MAGIC "WFNNATV"
-#define ART_VERSION 1u
+#define ART_VERSION 2u /* 2: PC tables stored without relocations (objpack.c) */
 #define ART_HEADER_BYTES (8 + 4 + 32 + 32 + 8)
 #define ART_MAC_BYTES 32
 

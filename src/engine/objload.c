@@ -44,13 +44,12 @@
  * allocatable section type, any other relocation type.
  *
  * PC tables: a section named ENG_OBJ_PC_SECTION, as LLVM emits it for
- * `!pcsections` metadata, lists instruction addresses, each a 32-bit
- * PC-relative word, followed by the 32-bit value the metadata attached,
- * which applies to every address since the previous value. It lands in a
- * data group, after the code, so an address word is negative and a value
- * (kept below 2^31) is not; that is how the two are told apart. The loader
- * turns it into a sorted table (eng_obj_pc_value); the section itself is
- * mapped like any other data.
+ * `!pcsections` metadata and objpack.c stores it, lists instruction
+ * offsets in a code section, each a 32-bit word with bit 31 set, followed
+ * by the 32-bit value the metadata attached (below 2^31), which applies to
+ * every offset since the previous value. It is not allocatable: the loader
+ * reads it from the file into a sorted table (eng_obj_pc_value) and does
+ * not map it.
  *
  * The bytes are untrusted (they come from a disk cache): every offset,
  * size, index and count is checked before use, with overflow-checked
@@ -646,13 +645,16 @@ static int pc_cmp(const void *a, const void *b)
     return (x->off > y->off) - (x->off < y->off);
 }
 
-/* Reads the PC table sections (relocated, so address words hold their
- * target minus their own address). */
+/* Reads the PC tables, as objpack.c stores them: 32-bit words in a
+ * section that is not loaded, whose sh_link is the code section they
+ * describe. A word with bit 31 set is the offset of an instruction in that
+ * section; any other word is the value of the instructions listed since
+ * the previous value. */
 static bool ld_pcs(ld_t *ld, eng_obj_t *o)
 {
     size_t words = 0;
     for (uint32_t i = 1; i < ld->nsec; i++)
-        if (ld->grp[i] != GRP_NONE && strcmp(sec_name(ld, i), ENG_OBJ_PC_SECTION) == 0)
+        if (strcmp(sec_name(ld, i), ENG_OBJ_PC_SECTION) == 0)
             words += ld->sh[i].sh_size / 4;
     if (words == 0)
         return true;
@@ -660,26 +662,29 @@ static bool ld_pcs(ld_t *ld, eng_obj_t *o)
     if (!o->pcs)
         return ld_fail(ld, "out of memory");
     for (uint32_t i = 1; i < ld->nsec; i++) {
-        if (ld->grp[i] == GRP_NONE || strcmp(sec_name(ld, i), ENG_OBJ_PC_SECTION) != 0)
+        if (strcmp(sec_name(ld, i), ENG_OBJ_PC_SECTION) != 0)
             continue;
-        if (ld->grp[i] == GRP_EXEC || ld->sh[i].sh_size % 4 != 0 || ld->sh[i].sh_type != SHT_PROGBITS)
-            return ld_fail(ld, "section %s: not a table of 32-bit words in a data section",
-                           ENG_OBJ_PC_SECTION);
-        const uint8_t *sec = ld->map + ld->off[i];
+        const Elf64_Shdr *s = &ld->sh[i];
+        if ((s->sh_flags & SHF_ALLOC) || s->sh_size % 4 != 0 || s->sh_type != SHT_PROGBITS)
+            return ld_fail(ld, "section %s: not a stored table of 32-bit words", ENG_OBJ_PC_SECTION);
+        uint32_t code = s->sh_link;
+        if (code == 0 || code >= ld->nsec || ld->grp[code] != GRP_EXEC)
+            return ld_fail(ld, "section %s: its section %u is not loaded code", ENG_OBJ_PC_SECTION, code);
+        const uint8_t *sec = ld->bytes + s->sh_offset; /* in the file: ld_headers */
         uint32_t pending = o->npcs; /* the first address still without its value */
-        for (size_t k = 0; k < ld->sh[i].sh_size / 4; k++) {
-            int32_t w;
+        for (size_t k = 0; k < s->sh_size / 4; k++) {
+            uint32_t w;
             memcpy(&w, sec + 4 * k, 4);
-            if (w >= 0) {
+            if (!(w & 0x80000000u)) {
                 while (pending < o->npcs)
-                    o->pcs[pending++].value = (uint32_t)w;
+                    o->pcs[pending++].value = w;
                 continue;
             }
-            /* The word's offset in the mapping plus w: the instruction's. */
-            int64_t at = (int64_t)(ld->off[i] + 4 * k) + w;
-            if (at < 0 || (uint64_t)at >= ld->ro_start)
+            uint32_t off = w & 0x7fffffffu;
+            if (off >= ld->sh[code].sh_size)
                 return ld_fail(ld, "section %s: entry %zu points outside the code", ENG_OBJ_PC_SECTION, k);
-            o->pcs[o->npcs++] = (obj_pc_t){(uint32_t)at, 0};
+            /* code sections start the mapping: well below 2^32 */
+            o->pcs[o->npcs++] = (obj_pc_t){(uint32_t)(ld->off[code] + off), 0};
         }
         if (pending < o->npcs)
             return ld_fail(ld, "section %s: the last addresses have no value", ENG_OBJ_PC_SECTION);

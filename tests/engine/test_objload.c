@@ -109,6 +109,16 @@ static const char asm_types[] =
 static const char asm_pc32_data[] =
     "\t.text\n\t.globl load_far\nload_far:\n\tmovl ext_far(%rip), %eax\n\tret\n";
 
+/* A PC table as LLVM emits it for !pcsections: PC-relative address words
+ * (R_X86_64_PC32 against .text), each run followed by its value. */
+static const char asm_pcs[] =
+    "\t.text\n\t.globl pcfun\npcfun:\n\txorl %eax, %eax\n"
+    "\t.globl pc_a\npc_a:\tmovl (%rdi), %eax\n"
+    "\t.globl pc_b\npc_b:\taddl 4(%rdi), %eax\n"
+    "\t.globl pc_c\npc_c:\taddl 8(%rdi), %eax\n\tret\n"
+    "\t.section wasmfn_pc,\"ao\",@progbits,.text\n"
+    "\t.long pc_a - .\n\t.long 7\n\t.long pc_b - .\n\t.long pc_c - .\n\t.long 9\n";
+
 /* ---- Building objects ---- */
 
 static char tmpdir[64];
@@ -626,6 +636,65 @@ static void test_bad_relocations(void **state)
     free(b);
 }
 
+/* The PC table as objpack.c stores it: addresses resolved to code offsets,
+ * their relocations gone, read from the file and not mapped. The form LLVM
+ * emits is refused, as are offsets outside the code and addresses left
+ * without a value. */
+static void test_pc_table(void **state)
+{
+    (void)state;
+    size_t len, plen;
+    uint8_t *raw = build("gcc", "", asm_pcs, "s", &len), *b;
+    assert_int_equal(count_relocs(raw, R_X86_64_PC32), 3);
+    assert_non_null(strstr(load_bad(raw, len, NULL), "wasmfn_pc: not a stored table"));
+    char err[256] = "";
+    if (!eng_obj_pack_pcs(raw, len, &b, &plen, err, sizeof err))
+        fail_msg("pack failed: %s", err);
+    assert_int_equal(count_relocs(b, R_X86_64_PC32), 0);
+    assert_true(plen < len);
+    eng_obj_t *o = load_ok(b, plen, NULL);
+    uint32_t v = 0;
+    assert_true(eng_obj_pc_value(o, (uintptr_t)SYM(o, void *, "pc_a"), &v));
+    assert_int_equal(v, 7);
+    assert_true(eng_obj_pc_value(o, (uintptr_t)SYM(o, void *, "pc_b"), &v));
+    assert_int_equal(v, 9);
+    assert_true(eng_obj_pc_value(o, (uintptr_t)SYM(o, void *, "pc_c"), &v));
+    assert_int_equal(v, 9);
+    assert_false(eng_obj_pc_value(o, (uintptr_t)SYM(o, void *, "pcfun"), &v));
+    assert_false(eng_obj_pc_value(o, (uintptr_t)SYM(o, uint8_t *, "pc_a") + 1, &v));
+    /* The code runs as before: 1 + 2 + 3. */
+    int mem[3] = {1, 2, 3};
+    assert_int_equal(SYM(o, int (*)(int *), "pcfun")(mem), 6);
+    eng_obj_free(o);
+
+    Elf64_Shdr s;
+    assert_true(shdr_off(b, "wasmfn_pc", &s) > 0);
+    assert_int_equal(s.sh_flags & SHF_ALLOC, 0);
+    uint32_t w, keep;
+    memcpy(&keep, b + s.sh_offset + 8, 4);  /* pc_b's word */
+    w = 0x80000000u | 0x7ffffff0u;
+    memcpy(b + s.sh_offset + 8, &w, 4);
+    assert_non_null(strstr(load_bad(b, plen, NULL), "entry 2 points outside the code"));
+    memcpy(b + s.sh_offset + 8, &keep, 4);
+    memcpy(b + s.sh_offset + 16, &keep, 4); /* the last value becomes an address */
+    assert_non_null(strstr(load_bad(b, plen, NULL), "the last addresses have no value"));
+    free(b);
+
+    /* A relocation that is not a PC32 word of the table: not packed. */
+    uint8_t *c = malloc(len);
+    memcpy(c, raw, len);
+    size_t off = shdr_off(c, ".relawasmfn_pc", &s);
+    assert_true(off > 0);
+    Elf64_Rela rel;
+    memcpy(&rel, c + s.sh_offset, sizeof rel);
+    rel.r_offset += 2;
+    memcpy(c + s.sh_offset, &rel, sizeof rel);
+    assert_false(eng_obj_pack_pcs(c, len, &b, &plen, err, sizeof err));
+    assert_non_null(strstr(err, "relocation 0 is not a PC32 word of the table"));
+    free(c);
+    free(raw);
+}
+
 static void test_unresolved(void **state)
 {
     (void)state;
@@ -726,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_section_headers),
         cmocka_unit_test(test_bad_relocations),
+        cmocka_unit_test(test_pc_table),
         cmocka_unit_test(test_unresolved),
         cmocka_unit_test(test_wrong_kind),
         cmocka_unit_test(test_mutations),
