@@ -212,7 +212,7 @@ static void branch_to(nblock_t *bl)
 
 /* Returns true when the function's final end was reached. */
 /* The end of a counted loop's copy (native_loop.c). After the fast copy,
- * the body is read again as the ordinary copy, when the loop has one. */
+ * the body is read again as the ordinary copy. */
 static void counted_end(fx_t *f, nblock_t *bl)
 {
     nl_loop_t *nl = bl->nl;
@@ -221,7 +221,7 @@ static void counted_end(fx_t *f, nblock_t *bl)
         bl->counts = false;
     loop_header(f, bl);
     f->fast = NULL;
-    if (fast && nl->slow) {
+    if (fast) {
         LLVMBuildBr(f->b, nl->after); /* the latch left it reachable */
         f->r = nl->body;
         f->sp = bl->height;
@@ -231,12 +231,10 @@ static void counted_end(fx_t *f, nblock_t *bl)
         LLVMPositionBuilderAtEnd(f->b, bl->body);
         return;
     }
-    if (!fast) {
-        if (!f->unreachable)
-            LLVMBuildBr(f->b, nl->after);
-        LLVMPositionBuilderAtEnd(f->b, nl->after);
-        f->unreachable = false;
-    }
+    if (!f->unreachable)
+        LLVMBuildBr(f->b, nl->after);
+    LLVMPositionBuilderAtEnd(f->b, nl->after);
+    f->unreachable = false;
     f->sp = bl->height;
     f->nblocks--;
 }
@@ -321,6 +319,12 @@ void nc_br_if(fx_t *f, uint32_t depth)
     if (f->fast && depth == 0) { /* a counted loop's latch */
         LLVMBasicBlockRef go = new_bb(f);
         nl_latch(f, label(f, 0)->target, go);
+        return;
+    }
+    nblock_t *in = label(f, 0);
+    if (depth == 0 && in->kind == B_LOOP && in->nl) { /* its ordinary copy's */
+        branch_to(in);
+        nl_slow_latch(f, in->nl, in->target, new_bb(f));
         return;
     }
     LLVMValueRef cond = pop(f);

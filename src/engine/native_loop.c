@@ -691,19 +691,31 @@ void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
 {
     LLVMBuilderRef b = f->b;
     lp->k = new_alloca(f, f->nc->t_i64);
+    lp->peel = new_alloca(f, f->nc->t_i32);
     lp->outer = new_bb(f);
-    lp->slow = lp->affine && lp->nacc ? new_bb(f) : NULL;
-    lp->after = lp->slow ? new_bb(f) : NULL;
-    LLVMBuildBr(b, lp->outer);
+    lp->slow = new_bb(f);
+    lp->after = new_bb(f);
+    /* The first NL_PEEL iterations of each entry run in the ordinary copy,
+     * whose latch then goes on to the chunks (nl_slow_latch): a loop that
+     * ends within them never pays for a chunk's set-up. Not a loop whose
+     * chunks may run with plain accesses: entered through the ordinary
+     * copy, LLVM no longer vectorised the i-k-j multiply's (measured:
+     * 5.5 ms became 24-31 ms). */
+    bool plain = lp->affine && lp->nacc;
+    if (!plain)
+        LLVMBuildStore(b, c32(f, NL_PEEL), lp->peel);
+    LLVMBuildBr(b, plain ? lp->outer : lp->slow);
     LLVMPositionBuilderAtEnd(b, lp->outer);
 
     LLVMValueRef iv = LLVMBuildLoad2(b, f->nc->t_i32, f->locals[lp->iv], "");
     lp->limit_v = eval(f, &lp->limit);
     lp->chunk = iterations(f, lp, iv, lp->limit_v);
     LLVMBasicBlockRef fast = new_bb(f);
-    if (lp->slow) {
+    if (plain) {
         /* A short chunk runs the ordinary copy: a vectorised loop's own
-         * set-up (overlap checks, a scalar remainder) would not pay off. */
+         * set-up (overlap checks, a scalar remainder) would not pay off.
+         * So does a chunk that could leave the memory, and then the rest
+         * of the loop does (its peel count starts at 0: 2^32 - 1 more). */
         LLVMValueRef last = LLVMBuildSub(b, lp->chunk, c64(f, 1), ""), size = mem_size(f);
         bool done[NL_MAX_ACCESS] = {0};
         LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntUGE, lp->chunk, c64(f, NL_MIN_FAST), "");
@@ -713,8 +725,12 @@ void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
             LLVMValueRef in = group_in_bounds(f, lp, i, done, last, size);
             ok = LLVMBuildAnd(b, ok, in, "");
         }
-        LLVMValueRef br = LLVMBuildCondBr(b, LLVMBuildNot(b, ok, ""), lp->slow, fast);
+        LLVMBasicBlockRef rest_slow = new_bb(f);
+        LLVMValueRef br = LLVMBuildCondBr(b, LLVMBuildNot(b, ok, ""), rest_slow, fast);
         LLVMSetMetadata(br, f->nc->k_prof, f->nc->md_unlikely);
+        LLVMPositionBuilderAtEnd(b, rest_slow);
+        LLVMBuildStore(b, c32(f, 0), lp->peel);
+        LLVMBuildBr(b, lp->slow);
     } else {
         LLVMBuildBr(b, fast);
     }
@@ -757,5 +773,18 @@ void nl_latch(fx_t *f, LLVMBasicBlockRef fast_hdr, LLVMBasicBlockRef go)
     LLVMPositionBuilderAtEnd(b, done);
     LLVMValueRef iv = LLVMBuildLoad2(b, f->nc->t_i32, f->locals[lp->iv], "");
     LLVMBuildCondBr(b, cmp_iv(f, lp->pred, iv, lp->limit_v), lp->outer, go);
+    LLVMPositionBuilderAtEnd(b, go);
+}
+
+void nl_slow_latch(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef slow_hdr, LLVMBasicBlockRef go)
+{
+    LLVMBuilderRef b = f->b;
+    LLVMValueRef cond = LLVMBuildICmp(b, LLVMIntNE, pop(f), c32(f, 0), "");
+    LLVMValueRef left = LLVMBuildSub(b, LLVMBuildLoad2(b, f->nc->t_i32, lp->peel, ""), c32(f, 1), "");
+    LLVMBuildStore(b, left, lp->peel);
+    LLVMBasicBlockRef again = new_bb(f);
+    LLVMBuildCondBr(b, cond, again, go);
+    LLVMPositionBuilderAtEnd(b, again);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, left, c32(f, 0), ""), lp->outer, slow_hdr);
     LLVMPositionBuilderAtEnd(b, go);
 }
