@@ -210,7 +210,6 @@ static void branch_to(nblock_t *bl)
         bl->counts = true;
 }
 
-/* Returns true when the function's final end was reached. */
 /* The end of a counted loop's copy (native_loop.c). After the fast copy,
  * the body is read again as the ordinary copy. */
 static void counted_end(fx_t *f, nblock_t *bl)
@@ -239,6 +238,7 @@ static void counted_end(fx_t *f, nblock_t *bl)
     f->nblocks--;
 }
 
+/* Returns true when the function's final end was reached. */
 bool nc_end(fx_t *f)
 {
     nblock_t *bl = &f->blocks[f->nblocks - 1];

@@ -59,10 +59,11 @@ typedef struct nl_loop {
 bool nl_analyse(fx_t *f, nl_loop_t *lp);
 
 /* At the loop: branches to lp->slow, the ordinary copy, for the first
- * NL_PEEL iterations; then the chunk set-up (lp->outer) goes on to fast_hdr
- * (the copy that counts no fuel per iteration) or, when an access could
- * leave the memory or the chunk is short, back to the ordinary copy for
- * the rest of the loop. */
+ * NL_PEEL iterations (to the chunk set-up at once when the chunks may have
+ * plain accesses); the set-up (lp->outer) goes on to fast_hdr (the copy
+ * that counts no fuel per iteration) or, when an access could leave the
+ * memory or the chunk is short, back to the ordinary copy for the rest of
+ * the loop. */
 void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr);
 
 /* Whether the fast copy's accesses need neither checks nor faults. */
