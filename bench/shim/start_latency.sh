@@ -119,7 +119,7 @@ http_once() {
     echo $((t1 - t0)) >>"$T/$name.first"
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$HERE/../../tests/shim/free_port.py"; }
 
 say "N=$N per row, snapshotter $SNAP, load average $load_before"
 # One untimed start of each, so that images, the page cache and (warm

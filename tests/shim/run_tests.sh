@@ -184,20 +184,29 @@ check "a bad configuration fails create, naming file and line" \
     '[[ $rc -ne 0 ]] && grep -q "bad.toml:3: unknown key .cache." <<<"$err"'
 
 echo "== an HTTP function"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# A port free on every address: the function listens on 0.0.0.0:$PORT.
+port=$(python3 "$HERE/free_port.py")
 python3 "$HERE/mkimage.py" "$T/web.tar" docker.io/wasmfn/hello:1 --file "$HELLO_WASM:/hello.wasm" \
     --entrypoint '["/hello.wasm"]'
 C images import --snapshotter $SNAP "$T/web.tar" >/dev/null
 # Killed while its module compiles: the compiler goes with it.
+# A task that did not start says why (its ctr output, containerd's lines).
+started() {
+    [[ -n $(C task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $2}') ]] && return 0
+    echo "  ($1 did not start: $(tail -3 "$T/$1.out" | tr '\n' ' ')| containerd: $(grep -a "$1" "$T/containerd.log" | tail -3 | tr '\n' ' '))"
+    return 1
+}
 C "${RUN[@]}" -d --net-host --env PORT=$port --annotation wasmfn.dev/http=true \
-    docker.io/wasmfn/hello:1 w0 >/dev/null 2>&1
+    docker.io/wasmfn/hello:1 w0 >"$T/w0.out" 2>&1
 for _ in $(seq 1 100); do curl -s -m 2 -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
 gpid=$(C task ls 2>/dev/null | awk '$1 == "w0" {print $2}')
 cpid=
 for _ in $(seq 1 100); do
+    started w0 >/dev/null || break
     cpid=$(pgrep -P "$gpid" -f "compile --raw") && break
     sleep 0.02
 done
+started w0 || true
 # Running: it exists and is not a zombie (whoever inherits it reaps it).
 running() { [[ -e /proc/$1 ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 # At most 0.5 s: the compile itself takes over a second of CPU (at nice
@@ -216,12 +225,13 @@ done
 C task delete w0 >/dev/null 2>&1
 C containers rm w0 >/dev/null 2>&1
 C "${RUN[@]}" -d --net-host --env PORT=$port --annotation wasmfn.dev/http=true \
-    docker.io/wasmfn/hello:1 w1 >/dev/null 2>&1
+    docker.io/wasmfn/hello:1 w1 >"$T/w1.out" 2>&1
 body=
 for _ in $(seq 1 100); do
     body=$(curl -s -m 2 "http://127.0.0.1:$port/some/path?x=1") && break
     sleep 0.05
 done
+started w1 || true
 check "curl gets the function's answer on \$PORT" 'grep -q "Hello from wasmfn! (path /some/path)" <<<"$body"'
 curl -s -o /dev/null "http://127.0.0.1:$port/again"
 metrics=$(curl -s "http://127.0.0.1:$port/metrics")
@@ -248,12 +258,13 @@ C containers rm w1 >/dev/null 2>&1
 check "SIGTERM drains it and it exits 0" '[[ $st == STOPPED && -z $code ]]'
 check "the port is closed afterwards" '! curl -s -m 1 -o /dev/null "http://127.0.0.1:$port/"'
 C "${RUN[@]}" -d --net-host --env PORT=$port --annotation wasmfn.dev/http=true \
-    docker.io/wasmfn/hello:1 w2 >/dev/null 2>&1
+    docker.io/wasmfn/hello:1 w2 >"$T/w2.out" 2>&1
 body=
 for _ in $(seq 1 100); do
     body=$(curl -s -m 2 "http://127.0.0.1:$port/") && break
     sleep 0.05
 done
+started w2 || true
 # The tier gauge is set at the data plane's next tick (1 s): the first
 # value it shows must be native.
 tier=
