@@ -652,10 +652,20 @@ static int pc_cmp(const void *a, const void *b)
  * the previous value. */
 static bool ld_pcs(ld_t *ld, eng_obj_t *o)
 {
+    /* Every table is checked before any is counted: a size is only
+     * bounded by the file (ld_headers) once the type is PROGBITS. */
     size_t words = 0;
-    for (uint32_t i = 1; i < ld->nsec; i++)
-        if (strcmp(sec_name(ld, i), ENG_OBJ_PC_SECTION) == 0)
-            words += ld->sh[i].sh_size / 4;
+    for (uint32_t i = 1; i < ld->nsec; i++) {
+        if (strcmp(sec_name(ld, i), ENG_OBJ_PC_SECTION) != 0)
+            continue;
+        const Elf64_Shdr *s = &ld->sh[i];
+        if ((s->sh_flags & SHF_ALLOC) || s->sh_size % 4 != 0 || s->sh_type != SHT_PROGBITS)
+            return ld_fail(ld, "section %s: not a stored table of 32-bit words", ENG_OBJ_PC_SECTION);
+        if (s->sh_link == 0 || s->sh_link >= ld->nsec || ld->grp[s->sh_link] != GRP_EXEC)
+            return ld_fail(ld, "section %s: its section %u is not loaded code", ENG_OBJ_PC_SECTION,
+                           s->sh_link);
+        words += s->sh_size / 4;
+    }
     if (words == 0)
         return true;
     o->pcs = malloc(words * sizeof *o->pcs);
@@ -665,11 +675,7 @@ static bool ld_pcs(ld_t *ld, eng_obj_t *o)
         if (strcmp(sec_name(ld, i), ENG_OBJ_PC_SECTION) != 0)
             continue;
         const Elf64_Shdr *s = &ld->sh[i];
-        if ((s->sh_flags & SHF_ALLOC) || s->sh_size % 4 != 0 || s->sh_type != SHT_PROGBITS)
-            return ld_fail(ld, "section %s: not a stored table of 32-bit words", ENG_OBJ_PC_SECTION);
         uint32_t code = s->sh_link;
-        if (code == 0 || code >= ld->nsec || ld->grp[code] != GRP_EXEC)
-            return ld_fail(ld, "section %s: its section %u is not loaded code", ENG_OBJ_PC_SECTION, code);
         const uint8_t *sec = ld->bytes + s->sh_offset; /* in the file: ld_headers */
         uint32_t pending = o->npcs; /* the first address still without its value */
         for (size_t k = 0; k < s->sh_size / 4; k++) {

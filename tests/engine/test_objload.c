@@ -678,12 +678,23 @@ static void test_pc_table(void **state)
     memcpy(b + s.sh_offset + 8, &keep, 4);
     memcpy(b + s.sh_offset + 16, &keep, 4); /* the last value becomes an address */
     assert_non_null(strstr(load_bad(b, plen, NULL), "the last addresses have no value"));
+    /* A table whose size no file bounds (NOBITS), or that points at no code. */
+    size_t off = shdr_off(b, "wasmfn_pc", &s);
+    Elf64_Shdr h = s;
+    h.sh_type = SHT_NOBITS;
+    h.sh_size = UINT64_MAX - 3;
+    memcpy(b + off, &h, sizeof h);
+    assert_non_null(strstr(load_bad(b, plen, NULL), "wasmfn_pc: not a stored table"));
+    h = s;
+    h.sh_link = 0;
+    memcpy(b + off, &h, sizeof h);
+    assert_non_null(strstr(load_bad(b, plen, NULL), "wasmfn_pc: its section 0 is not loaded code"));
     free(b);
 
     /* A relocation that is not a PC32 word of the table: not packed. */
     uint8_t *c = malloc(len);
     memcpy(c, raw, len);
-    size_t off = shdr_off(c, ".relawasmfn_pc", &s);
+    off = shdr_off(c, ".relawasmfn_pc", &s);
     assert_true(off > 0);
     Elf64_Rela rel;
     memcpy(&rel, c + s.sh_offset, sizeof rel);
