@@ -1,7 +1,7 @@
 # mk/native.mk — the native tier links LLVM 19 (Debian's llvm-19-dev, C API).
 #
-# Only src/engine/native_compile.c, native_ir.c and native_load.c include
-# LLVM's headers; every binary links libLLVM (a shared library, loaded
+# Only the native tier's files (src/engine/native_*.c) include LLVM's
+# headers; every binary links libLLVM (a shared library, loaded
 # lazily by the dynamic linker, so start-up barely notices it).
 
 LLVM_CONFIG ?= /usr/lib/llvm-19/bin/llvm-config

@@ -453,6 +453,7 @@ void eng_functype_write_sig(eng_functype_t *t)
     for (uint32_t k = 0; k < t->nresults; k++)
         *s++ = valtype_letter(t->types[t->nparams + k]);
     *s = 0;
+    t->key = eng_functype_key(t);
 }
 
 /* Appends to a growable array of the module; sizes are bounded by the

@@ -200,6 +200,7 @@ eng_instance_t *eng_instance_alloc(eng_store_t *s, const eng_module_t *m, const 
         eng_func_t *f = &inst->func_objs[j];
         uint32_t idx = m->nfunc_imports + j;
         f->type = &m->types[m->func_type[idx]];
+        f->type_key = f->type->key;
         f->inst = inst;
         f->code = &m->code[j];
         f->index = idx;

@@ -35,6 +35,10 @@
 #define ENG_MAX_LOCALS 50000u        /* per function, params included */
 #define ENG_MAX_TABLE_ELEMS 10000000u
 #define ENG_MAX_PAGES 65536u         /* 4 GiB: memory32 */
+/* The largest memory a store makes (growing past it fails, as the spec
+ * allows), one page short of 4 GiB: then an address just accessed plus
+ * less than a page cannot wrap, which native code uses (native_nowrap.c). */
+#define ENG_LIMIT_PAGES 65535u
 #define ENG_NO_MAX 0xFFFFFFFFu
 
 /* ---- Types ---- */
@@ -46,15 +50,22 @@ typedef struct eng_functype {
     /* Frame slots (eng_val_t) the params and results take: a v128 takes
      * two. Set by eng_functype_write_sig. */
     uint32_t param_slots, result_slots;
+    uint64_t key;    /* eng_functype_key, set with sig */
 } eng_functype_t;
 
 static inline uint8_t eng_ft_param(const eng_functype_t *t, uint32_t i) { return t->types[i]; }
 static inline uint8_t eng_ft_result(const eng_functype_t *t, uint32_t i) { return t->types[t->nparams + i]; }
 bool eng_functype_equal(const eng_functype_t *a, const eng_functype_t *b);
+/* A number equal for two types exactly when the types are equal, for
+ * every type of at most ENG_FUNCTYPE_KEY_MAX params and results together;
+ * 0 for a larger one (compare those with eng_functype_equal). Native code
+ * checks a call_indirect's callee against it as an immediate. */
+#define ENG_FUNCTYPE_KEY_MAX 18u
+uint64_t eng_functype_key(const eng_functype_t *t);
 /* Frame slots a value of type t takes: 2 for v128, else 1. */
 static inline uint32_t eng_type_slots(uint8_t t) { return t == ENG_V128 ? 2u : 1u; }
-/* Writes t->sig ("(ii)i", see engine.h) and t->param_slots/result_slots
- * from t's types; t->sig must hold nparams + nresults + 3 bytes. */
+/* Writes t->sig ("(ii)i", see engine.h), t->param_slots/result_slots and
+ * t->key from t's types; t->sig must hold nparams + nresults + 3 bytes. */
 void eng_functype_write_sig(eng_functype_t *t);
 
 typedef struct eng_limits {
@@ -180,6 +191,7 @@ struct eng_module {
 
 struct eng_func {
     const eng_functype_t *type;
+    uint64_t type_key;             /* type->key, where call_indirect finds it in one load */
     eng_instance_t *inst;          /* NULL for host functions */
     const eng_code_func_t *code;   /* wasm functions */
     eng_host_fn_t host;            /* host functions */

@@ -46,7 +46,7 @@
 
 /* Bump when the generated code's conventions change without any struct
  * offset changing: old artefacts then no longer match the target key. */
-#define ENG_NATIVE_ABI 6
+#define ENG_NATIVE_ABI 7
 
 /* Trap codes passed to eng_nat_trap: an eng_trap_t, or'ed with this flag
  * for the call_indirect variant of a table bounds trap, whose text the
@@ -170,7 +170,8 @@ __attribute__((noreturn)) void eng_nat_fault(eng_exec_t *x, uintptr_t pc);
     X(eng_instance_t, mems) X(eng_instance_t, globals) X(eng_instance_t, mem0_data)               \
     X(eng_memory_t, data)                     \
     X(eng_memory_t, size) X(eng_global_t, val) X(eng_table_t, elems) X(eng_table_t, size)        \
-    X(eng_func_t, type) X(eng_func_t, inst) X(eng_func_t, native) X(eng_module_t, types)         \
+    X(eng_func_t, type) X(eng_func_t, type_key) X(eng_func_t, inst) X(eng_func_t, native)        \
+    X(eng_module_t, types)                                                                        \
     X(eng_exec_t, fuel) X(eng_exec_t, stack_limit)
 
 #endif

@@ -449,7 +449,13 @@ static void *compile_part(void *arg)
     LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
     LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
     LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
-    LLVMErrorRef perr = LLVMRunPasses(nc.mod, "default<O2>", tm, opts);
+    /* Locals into SSA values first, so that nc_mark_no_wrap sees one value
+     * where wasm reads a local twice; then the optimiser. */
+    LLVMErrorRef perr = LLVMRunPasses(nc.mod, "function(sroa,early-cse)", tm, opts);
+    if (!perr) {
+        nc_mark_no_wrap(&nc);
+        perr = LLVMRunPasses(nc.mod, "default<O2>", tm, opts);
+    }
     LLVMDisposePassBuilderOptions(opts);
     if (perr) {
         char *pm = LLVMGetErrorMessage(perr);

@@ -166,6 +166,22 @@ static void op_call(fx_t *f, uint32_t fi)
     }
 }
 
+/* Table `table`'s object, which never changes for an instance: loaded in
+ * the entry block, so a call_indirect in a loop costs no loads to find it
+ * (LLVM cannot hoist them itself: a loop's fuel check calls a helper that
+ * may not return). */
+static LLVMValueRef table_obj(fx_t *f, uint32_t table)
+{
+    if (f->tab_obj && f->tab_index == table)
+        return f->tab_obj;
+    LLVMBuilderRef here = f->b;
+    f->b = f->nc->ab; /* the entry block's end */
+    f->tab_obj = inst_elem(f, offsetof(eng_instance_t, tables), table);
+    f->b = here;
+    f->tab_index = table;
+    return f->tab_obj;
+}
+
 static void op_call_indirect(fx_t *f, uint32_t ti, uint32_t table)
 {
     nc_module_t *nc = f->nc;
@@ -178,7 +194,7 @@ static void op_call_indirect(fx_t *f, uint32_t ti, uint32_t table)
     memcpy(args + 3, top_n(f, t->nparams), t->nparams * sizeof *args);
     f->sp -= t->nparams;
 
-    LLVMValueRef tb = inst_elem(f, offsetof(eng_instance_t, tables), table);
+    LLVMValueRef tb = table_obj(f, table);
     LLVMValueRef size = vm_load(f, nc->t_i32, tb, offsetof(eng_table_t, size), false);
     trap_if(f, LLVMBuildICmp(f->b, LLVMIntUGE, idx, size, ""),
             ENG_TRAP_TABLE_OOB | ENG_NAT_TRAP_UNDEFINED_ELEMENT);
@@ -189,23 +205,30 @@ static void op_call_indirect(fx_t *f, uint32_t ti, uint32_t table)
     tag(f, callee, nc->tbaa_vm);
     trap_if(f, LLVMBuildIsNull(f->b, callee, ""), ENG_TRAP_NULL_REF);
 
-    /* The type: the same functype object is the fast path (a function of
-     * this module or another instance of it); anything else is compared
-     * by structure. */
-    LLVMValueRef have = vm_load(f, nc->t_ptr, callee, offsetof(eng_func_t, type), true);
-    LLVMValueRef mod = vm_load(f, nc->t_ptr, f->inst, offsetof(eng_instance_t, module), true);
-    LLVMValueRef types = vm_load(f, nc->t_ptr, mod, offsetof(eng_module_t, types), true);
-    LLVMValueRef want = byte_ptr(f, types, (uint64_t)ti * sizeof(eng_functype_t));
-    LLVMBasicBlockRef slow_type = new_bb(f), type_ok = new_bb(f);
-    LLVMValueRef same = LLVMBuildICmp(f->b, LLVMIntEQ, have, want, "");
-    LLVMValueRef br = LLVMBuildCondBr(f->b, same, type_ok, slow_type);
-    (void)br;
-    LLVMPositionBuilderAtEnd(f->b, slow_type);
-    LLVMValueRef sa[2] = {have, want};
-    LLVMValueRef eq = call_helper(f, NC_eng_nat_sig_equal, sa, 2);
-    trap_if(f, LLVMBuildICmp(f->b, LLVMIntEQ, eq, c32(f, 0), ""), ENG_TRAP_INDIRECT_TYPE);
-    LLVMBuildBr(f->b, type_ok);
-    LLVMPositionBuilderAtEnd(f->b, type_ok);
+    if (t->key) {
+        /* The type as a number (eng_functype_key): one load and a compare
+         * with an immediate, equal exactly when the types are. */
+        LLVMValueRef have = vm_load(f, nc->t_i64, callee, offsetof(eng_func_t, type_key), true);
+        trap_if(f, LLVMBuildICmp(f->b, LLVMIntNE, have, c64(f, t->key), ""),
+                ENG_TRAP_INDIRECT_TYPE);
+    } else {
+        /* A type too large for a key: the same functype object is the
+         * fast path (a function of this module or another instance of
+         * it); anything else is compared by structure. */
+        LLVMValueRef have = vm_load(f, nc->t_ptr, callee, offsetof(eng_func_t, type), true);
+        LLVMValueRef mod = vm_load(f, nc->t_ptr, f->inst, offsetof(eng_instance_t, module), true);
+        LLVMValueRef types = vm_load(f, nc->t_ptr, mod, offsetof(eng_module_t, types), true);
+        LLVMValueRef want = byte_ptr(f, types, (uint64_t)ti * sizeof(eng_functype_t));
+        LLVMBasicBlockRef slow_type = new_bb(f), type_ok = new_bb(f);
+        LLVMValueRef same = LLVMBuildICmp(f->b, LLVMIntEQ, have, want, "");
+        LLVMBuildCondBr(f->b, same, type_ok, slow_type);
+        LLVMPositionBuilderAtEnd(f->b, slow_type);
+        LLVMValueRef sa[2] = {have, want};
+        LLVMValueRef eq = call_helper(f, NC_eng_nat_sig_equal, sa, 2);
+        trap_if(f, LLVMBuildICmp(f->b, LLVMIntEQ, eq, c32(f, 0), ""), ENG_TRAP_INDIRECT_TYPE);
+        LLVMBuildBr(f->b, type_ok);
+        LLVMPositionBuilderAtEnd(f->b, type_ok);
+    }
 
     /* Native code calls it directly; host and interpreted functions go
      * through eng_nat_call. */

@@ -65,6 +65,10 @@ typedef struct fx {
     struct nl_loop *fast;       /* the counted loop whose fast copy is being translated */
 
     LLVMValueRef mem_obj, mem_base, mem_size_var;
+    /* The table object call_indirect last used (index tab_index), loaded in
+     * the entry block (op_call_indirect). */
+    LLVMValueRef tab_obj;
+    uint32_t tab_index;
     LLVMValueRef fuel_var;      /* the fuel, passed along calls in registers */
     LLVMValueRef fuel_ptr;      /* x->fuel, where slow calls find it */
     LLVMValueRef io;            /* scratch eng_val_t array for slow calls */

@@ -1,8 +1,8 @@
 /*
  * native_llvm.h — one compilation of a module to LLVM IR, shared by the
  * module-level driver (native_compile.c: types, helpers, trampolines,
- * optimisation, object code) and the function-body translator
- * (native_ir.c). Nothing outside these two files includes it.
+ * optimisation, object code), the function-body translator (native_ir.c)
+ * and the no-wrap marking (native_nowrap.c). Nothing else includes it.
  */
 #ifndef WASMFN_ENGINE_NATIVE_LLVM_H
 #define WASMFN_ENGINE_NATIVE_LLVM_H
@@ -80,5 +80,9 @@ static inline LLVMTypeRef nc_valtype(nc_module_t *nc, uint8_t t)
  * false with a message in nc->err on anything unexpected. */
 bool nc_function(nc_module_t *nc, uint32_t defined, const uint8_t *body, size_t len,
                  size_t offset);
+
+/* Marks the 32-bit address additions of nc's functions that cannot wrap
+ * (native_nowrap.c); run after SROA and EarlyCSE, before the optimiser. */
+void nc_mark_no_wrap(nc_module_t *nc);
 
 #endif

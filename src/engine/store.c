@@ -31,7 +31,7 @@ typedef struct store_obj {
 } store_obj_t;
 
 struct eng_store {
-    uint32_t limit_pages;   /* largest memory, in pages (<= ENG_MAX_PAGES) */
+    uint32_t limit_pages;   /* largest memory, in pages (<= ENG_LIMIT_PAGES) */
     size_t nobjs, cap;
     store_obj_t *objs;      /* everything created here, in creation order */
 };
@@ -42,15 +42,15 @@ eng_store_t *eng_store_new(void)
 {
     eng_store_t *s = calloc(1, sizeof *s);
     if (s)
-        s->limit_pages = ENG_MAX_PAGES;
+        s->limit_pages = ENG_LIMIT_PAGES;
     return s;
 }
 
 void eng_store_set_memory_limit(eng_store_t *s, uint64_t max_bytes)
 {
     uint64_t pages = max_bytes / ENG_PAGE_BYTES;
-    if (max_bytes == 0 || pages > ENG_MAX_PAGES)
-        pages = ENG_MAX_PAGES;
+    if (max_bytes == 0 || pages > ENG_LIMIT_PAGES)
+        pages = ENG_LIMIT_PAGES;
     s->limit_pages = (uint32_t)pages;
 }
 
@@ -343,7 +343,9 @@ eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn,
     for (size_t i = 0; i < np + nr; i++)
         *(i < np ? &f->own_type.param_slots : &f->own_type.result_slots) +=
             eng_type_slots(f->own_type.types[i]);
+    f->own_type.key = eng_functype_key(&f->own_type);
     f->type = &f->own_type;
+    f->type_key = f->own_type.key;
     f->host = fn;
     f->env = env;
     if (!eng_store_add(s, ENG_OBJ_FUNC, f)) {

@@ -2573,6 +2573,206 @@ static void test_edge_table_ops(void **state)
     pair_close(&p);
 }
 
+/* ==== call_indirect's type check ========================================== */
+
+/* eng_functype_key: every type of up to three values (params and results
+ * over all seven value types, split every way) has a key of its own, a
+ * type equal to another has its key, and a type too large has none. */
+static void test_functype_keys(void **state)
+{
+    (void)state;
+    static const uint8_t vt[7] = {ENG_I32, ENG_I64, ENG_F32, ENG_F64, ENG_V128, ENG_FUNCREF,
+                                  ENG_EXTERNREF};
+    enum { MAXN = 3, NTYPES = 1 + 2 * 7 + 3 * 49 + 4 * 343 };
+    static uint64_t keys[NTYPES];
+    unsigned nk = 0;
+    uint8_t types[ENG_FUNCTYPE_KEY_MAX + 1];
+    for (unsigned n = 0; n <= MAXN; n++) {
+        unsigned combos = 1;
+        for (unsigned i = 0; i < n; i++) combos *= 7;
+        for (unsigned c = 0; c < combos; c++) {
+            for (unsigned i = 0, v = c; i < n; i++, v /= 7) types[i] = vt[v % 7];
+            for (unsigned np = 0; np <= n; np++) {
+                eng_functype_t t = {.nparams = np, .nresults = n - np, .types = types};
+                uint64_t k = eng_functype_key(&t);
+                assert_true(k != 0);
+                uint8_t copy[MAXN + 1];
+                memcpy(copy, types, n);
+                eng_functype_t same = {.nparams = np, .nresults = n - np, .types = copy};
+                assert_true(eng_functype_key(&same) == k);
+                for (unsigned j = 0; j < nk; j++)
+                    if (keys[j] == k) fail_msg("two types share the key 0x%llx", (unsigned long long)k);
+                keys[nk++] = k;
+            }
+        }
+    }
+    assert_int_equal(nk, NTYPES);
+    memset(types, ENG_EXTERNREF, sizeof types);
+    eng_functype_t most = {.nparams = 9, .nresults = ENG_FUNCTYPE_KEY_MAX - 9, .types = types};
+    assert_true(eng_functype_key(&most) != 0);
+    eng_functype_t all_params = {.nparams = ENG_FUNCTYPE_KEY_MAX, .nresults = 0, .types = types};
+    assert_true(eng_functype_key(&all_params) != 0);
+    assert_true(eng_functype_key(&all_params) != eng_functype_key(&most));
+    eng_functype_t big = {.nparams = 10, .nresults = ENG_FUNCTYPE_KEY_MAX - 9, .types = types};
+    assert_true(eng_functype_key(&big) == 0);
+}
+
+/* call_indirect to functions whose types differ from the expected one
+ * only in the split of params and results, in one value's type, or in
+ * being too large for a key (compared by structure), and to a host
+ * function in the table. */
+static const char wat_ci_types[] =
+    "(module\n"
+    "  (import \"env\" \"mix\" (func $mix (param i32 i64 f32 f64) (result f64 f32 i64 i32)))\n"
+    "  (type $ii (func (param i32) (result i32)))\n"
+    "  (type $iin (func (param i32 i32)))\n"
+    "  (type $ff (func (param f32) (result i32)))\n"
+    "  (type $big (func (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32\n"
+    "                      i32 i32 i32) (result i32)))\n"
+    "  (type $big2 (func (param i64 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32\n"
+    "                       i32 i32 i32) (result i32)))\n"
+    "  (type $mixt (func (param i32 i64 f32 f64) (result f64 f32 i64 i32)))\n"
+    "  (type $mixr (func (param i32 i64 f32 f64) (result f64 f32 i64 i64)))\n"
+    "  (table 8 funcref)\n"
+    "  (elem (i32.const 0) $inc $pair $neg $sum $sum2 $mix)\n"
+    "  (func $inc (type $ii) (i32.add (local.get 0) (i32.const 1)))\n"
+    "  (func $pair (type $iin))\n"
+    "  (func $neg (type $ff) (i32.trunc_f32_s (f32.neg (local.get 0))))\n"
+    "  (func $sum (type $big)\n"
+    "    (i32.add (local.get 0) (i32.add (local.get 9) (local.get 18))))\n"
+    "  (func $sum2 (type $big2) (i32.wrap_i64 (local.get 0)))\n"
+    "  (func (export \"ii\") (param i32 i32) (result i32)\n"
+    "    (call_indirect (type $ii) (local.get 1) (local.get 0)))\n"
+    "  (func (export \"big\") (param i32) (result i32)\n"
+    "    (call_indirect (type $big) (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)\n"
+    "      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 20)\n"
+    "      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)\n"
+    "      (i32.const 0) (i32.const 0) (i32.const 300) (local.get 0)))\n"
+    "  (func (export \"mix\") (param i32) (result i32)\n"
+    "    (call_indirect (type $mixt) (i32.const 5) (i64.const 6) (f32.const 7) (f64.const 8)\n"
+    "      (local.get 0))\n"
+    "    (local.set 0) (drop) (drop) (drop) (local.get 0))\n"
+    "  (func (export \"mixr\") (param i32) (result f64 f32 i64 i64)\n"
+    "    (call_indirect (type $mixr) (i32.const 5) (i64.const 6) (f32.const 7) (f64.const 8)\n"
+    "      (local.get 0))))\n";
+
+static void test_call_indirect_types(void **state)
+{
+    (void)state;
+    pair_t p;
+    host_env_t env[2];
+    memset(env, 0, sizeof env);
+    pair_open_env(&p, mod_shared(wat_ci_types), host_defs, 5, &env[INTERP], &env[NATIVE]);
+    const char *mismatch = "indirect call type mismatch in function";
+    expect_i32(&p, "ii", ARGS(I32(0), I32(41)), 42);
+    expect_trap(&p, "ii", ARGS(I32(1), I32(41)), ENG_TRAP_INDIRECT_TYPE, mismatch); /* (ii) */
+    expect_trap(&p, "ii", ARGS(I32(2), I32(41)), ENG_TRAP_INDIRECT_TYPE, mismatch); /* (f)i */
+    expect_trap(&p, "ii", ARGS(I32(3), I32(41)), ENG_TRAP_INDIRECT_TYPE, mismatch); /* large */
+    expect_trap(&p, "ii", ARGS(I32(5), I32(41)), ENG_TRAP_INDIRECT_TYPE, mismatch); /* host */
+    expect_i32(&p, "big", ARGS(I32(3)), 321);
+    expect_trap(&p, "big", ARGS(I32(4)), ENG_TRAP_INDIRECT_TYPE, mismatch); /* large, one type off */
+    expect_trap(&p, "big", ARGS(I32(0)), ENG_TRAP_INDIRECT_TYPE, mismatch);
+    expect_trap(&p, "big", ARGS(I32(5)), ENG_TRAP_INDIRECT_TYPE, mismatch);
+    expect_i32(&p, "mix", ARGS(I32(5)), 5);
+    for (int t = 0; t < 2; t++) {
+        assert_int_equal(env[t].seen[0].i32, 5);
+        assert_int_equal(env[t].seen[1].i64, 6);
+    }
+    expect_trap(&p, "mix", ARGS(I32(0)), ENG_TRAP_INDIRECT_TYPE, mismatch);
+    expect_trap(&p, "mixr", ARGS(I32(5)), ENG_TRAP_INDIRECT_TYPE, mismatch); /* last result */
+    expect_trap(&p, "ii", ARGS(I32(6), I32(0)), ENG_TRAP_NULL_REF, "uninitialized element in function");
+    pair_close(&p);
+}
+
+/* ==== Memory addresses near 4 GiB ========================================= */
+
+/* Native code folds y+c into the addressing of an access at y+c1 done
+ * before (native_nowrap.c), which is the same address only because no
+ * memory reaches 4 GiB: addresses that wrap must still land where the
+ * interpreter puts them, and an address past the end must still trap. */
+static const char wat_wrap[] =
+    "(module (memory (export \"mem\") 1)\n"
+    "  (func (export \"pair\") (param i32) (result i32)\n"
+    "    (i32.load8_u (i32.add (local.get 0) (i32.const 16)))\n"
+    "    (i32.load8_u (i32.add (local.get 0) (i32.const 17)))\n"
+    "    (i32.shl (i32.const 8)) (i32.or)\n"
+    "    (i32.load8_u (i32.add (local.get 0) (i32.const 40)))\n"
+    "    (i32.shl (i32.const 16)) (i32.or))\n"
+    "  (func (export \"back\") (param i32) (result i32)\n"
+    "    (i32.load8_u (i32.add (local.get 0) (i32.const 16)))\n"
+    "    (i32.load8_u (i32.add (local.get 0) (i32.const 8)))\n"
+    "    (i32.shl (i32.const 8)) (i32.or))\n"
+    "  (func (export \"swap\") (param i32 i32) (local i32 i32)\n"
+    "    (local.set 2 (i32.const 0))\n"
+    "    (loop $l\n"
+    "      (local.set 3 (i32.load8_u (i32.add (local.get 0) (local.get 2))))\n"
+    "      (i32.store8 (i32.add (local.get 0) (local.get 2))\n"
+    "        (i32.load8_u (i32.add (i32.add (local.get 0) (local.get 1)) (local.get 2))))\n"
+    "      (i32.store8 (i32.add (i32.add (local.get 0) (local.get 1)) (local.get 2))\n"
+    "        (local.get 3))\n"
+    "      (br_if $l (i32.lt_u (local.tee 2 (i32.add (local.get 2) (i32.const 1)))\n"
+    "                          (i32.const 8)))))\n"
+    "  (func (export \"grow\") (param i32) (result i32) (memory.grow (local.get 0)))\n"
+    "  (func (export \"size\") (result i32) (memory.size)))\n";
+
+static void test_memory_address_wrap_and_limit(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_open(&p, mod_shared(wat_wrap));
+    const char *oob = "out of bounds memory access in function";
+    for (int t = 0; t < 2; t++) {
+        uint8_t *d = mem_of(&p.t[t]);
+        for (unsigned k = 0; k < 64; k++) d[k] = (uint8_t)(k + 1);
+        for (unsigned k = 0; k < 64; k++) d[PG - 64 + k] = (uint8_t)(0x80 + k);
+    }
+    expect_i32(&p, "pair", ARGS(I32(0)), 0x291211);
+    /* y + 16 wraps to 0, and so do y + 17 and y + 40 */
+    expect_i32(&p, "pair", ARGS(I32(0xFFFFFFF0u)), 0x190201);
+    expect_i32(&p, "pair", ARGS(I32(0xFFFFFFF8u)), 0x210A09);
+    expect_trap(&p, "pair", ARGS(I32(0xFFFFFFE8u)), ENG_TRAP_MEMORY_OOB, oob);
+    /* y + 16 is the last byte: y + 17 is past the end */
+    expect_trap(&p, "pair", ARGS(I32(PG - 17)), ENG_TRAP_MEMORY_OOB, oob);
+    expect_trap(&p, "pair", ARGS(I32(PG - 40)), ENG_TRAP_MEMORY_OOB, oob);
+    expect_i32(&p, "pair", ARGS(I32(PG - 41)), 0xBFA8A7);
+    /* y + 8 after y + 16, below it: y + 16 may wrap where y + 8 does not */
+    expect_i32(&p, "back", ARGS(I32(16)), 0x1921);
+    expect_i32(&p, "back", ARGS(I32(0xFFFFFFF8u)), 0x0109);
+    expect_trap(&p, "back", ARGS(I32(0xFFFFFFF4u)), ENG_TRAP_MEMORY_OOB, oob);
+    /* a byte swap whose second block is reached by wrapping around 4 GiB */
+    expect_ok(&p, "swap", ARGS(I32(24), I32(-24)));
+    for (int t = 0; t < 2; t++) {
+        uint8_t *d = mem_of(&p.t[t]);
+        assert_int_equal(d[0], 25);
+        assert_int_equal(d[24], 1);
+        assert_int_equal(d[7], 32);
+        assert_int_equal(d[31], 8);
+    }
+    expect_trap(&p, "swap", ARGS(I32(0), I32(PG - 4)), ENG_TRAP_MEMORY_OOB, oob);
+    /* no memory reaches 4 GiB (ENG_LIMIT_PAGES): growing to it fails, in
+     * both tiers, and a module that starts there does not instantiate */
+    expect_i32(&p, "grow", ARGS(I32(ENG_LIMIT_PAGES)), (uint32_t)-1);
+    expect_i32(&p, "size", NULL, 1);
+    pair_close(&p);
+    assert_int_equal(ENG_LIMIT_PAGES, ENG_MAX_PAGES - 1);
+    eng_store_t *s = eng_store_new();
+    assert_int_equal(eng_store_limit_pages(s), ENG_LIMIT_PAGES);
+    eng_store_set_memory_limit(s, 4ull << 30);
+    assert_int_equal(eng_store_limit_pages(s), ENG_LIMIT_PAGES);
+    size_t len;
+    uint8_t *wasm = wat2wasm("(module (memory 65536))", &len);
+    eng_module_t *m = module_of(wasm, len);
+    char err[ENG_ERR_MAX];
+    eng_exec_t *x = eng_exec_new(0);
+    assert_null(eng_instance_new(s, m, NULL, 0, x, err, sizeof err));
+    if (!strstr(err, "cannot allocate 65536 pages (the store's limit is 65535 pages)"))
+        fail_msg("instantiating (memory 65536): %s", err);
+    eng_exec_free(x);
+    eng_module_free(m);
+    free(wasm);
+    eng_store_free(s);
+}
+
 /* ==== SIMD ================================================================ */
 
 /* v128 crosses every boundary of native code in slot layout (engine.h): in
@@ -2700,6 +2900,9 @@ int main(void)
         cmocka_unit_test(test_edge_blocks_and_select),
         cmocka_unit_test(test_edge_globals),
         cmocka_unit_test(test_edge_table_ops),
+        cmocka_unit_test(test_functype_keys),
+        cmocka_unit_test(test_call_indirect_types),
+        cmocka_unit_test(test_memory_address_wrap_and_limit),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
