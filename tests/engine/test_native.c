@@ -2768,9 +2768,9 @@ static void test_memory_address_wrap_and_limit(void **state)
     if (!strstr(err, "cannot allocate 65536 pages (the store's limit is 65535 pages)"))
         fail_msg("instantiating (memory 65536): %s", err);
     eng_exec_free(x);
+    eng_store_free(s); /* before the module: the failed instance stays in the store */
     eng_module_free(m);
     free(wasm);
-    eng_store_free(s);
 }
 
 /* ==== SIMD ================================================================ */
