@@ -375,6 +375,36 @@ expect_fail "a helper's identity token is refused with a message" "credential he
 echo '{"credsStore": "nosuchhelper"}' >"$TMP/hcfg/config.json"
 run "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
 expect_fail "a credsStore helper missing from PATH is named" "credential helper docker-credential-nosuchhelper: not found on PATH"
+# Helpers that misbehave: one that never answers is killed after 10 s (and
+# reaped), one that floods stops being read at 64 KiB, one killed by a
+# signal is named with it. Each is one line naming the helper.
+cat >"$TMP/hbin/docker-credential-hang" <<EOH
+#!/bin/sh
+echo \$\$ >"$TMP/hang.pid"
+exec sleep 60
+EOH
+cat >"$TMP/hbin/docker-credential-flood" <<'EOH'
+#!/bin/sh
+head -c 70000 /dev/zero | tr '\0' a
+EOH
+printf '#!/bin/sh\nkill -9 $$\n' >"$TMP/hbin/docker-credential-crash"
+chmod +x "$TMP/hbin/docker-credential-hang" "$TMP/hbin/docker-credential-flood" "$TMP/hbin/docker-credential-crash"
+echo '{"credsStore": "hang"}' >"$TMP/hcfg/config.json"
+t0=$(date +%s)
+run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+took=$(($(date +%s) - t0))
+expect_fail "a helper that never answers: named after 10 s" "credential helper docker-credential-hang get: no answer within 10 s"
+if ((took >= 9 && took <= 30)) && [[ -s $TMP/hang.pid ]] && ! kill -0 "$(cat "$TMP/hang.pid")" 2>/dev/null; then
+    ok "the silent helper was given 10 s, then killed (${took} s)"
+else
+    not_ok "the silent helper was given 10 s, then killed" "took ${took} s, pid $(cat "$TMP/hang.pid" 2>/dev/null) $(kill -0 "$(cat "$TMP/hang.pid" 2>/dev/null)" 2>/dev/null && echo alive)"
+fi
+echo '{"credsStore": "flood"}' >"$TMP/hcfg/config.json"
+run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+expect_fail "a helper printing more than 64 KiB is cut off and named" "credential helper docker-credential-flood get: more than 64 KiB of output"
+echo '{"credsStore": "crash"}' >"$TMP/hcfg/config.json"
+run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+expect_fail "a helper killed by a signal is named with it" "credential helper docker-credential-crash get: killed by signal 9"
 
 # ------------------------------------------------------------ TLS registry
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
