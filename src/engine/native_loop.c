@@ -716,16 +716,21 @@ void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
          * set-up (overlap checks, a scalar remainder) would not pay off.
          * So does a chunk that could leave the memory, and then the rest
          * of the loop does (its peel count starts at 0: 2^32 - 1 more). */
+        /* The length first, on a branch of its own: a loop of a few
+         * iterations (nbody's inner one) skips the range checks. */
+        LLVMBasicBlockRef rest_slow = new_bb(f), ranges = new_bb(f);
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, lp->chunk, c64(f, NL_MIN_FAST), ""),
+                        rest_slow, ranges);
+        LLVMPositionBuilderAtEnd(b, ranges);
         LLVMValueRef last = LLVMBuildSub(b, lp->chunk, c64(f, 1), ""), size = mem_size(f);
         bool done[NL_MAX_ACCESS] = {0};
-        LLVMValueRef ok = LLVMBuildICmp(b, LLVMIntUGE, lp->chunk, c64(f, NL_MIN_FAST), "");
+        LLVMValueRef ok = NULL;
         for (uint32_t i = 0; i < lp->nacc; i++) {
             if (done[i])
                 continue;
             LLVMValueRef in = group_in_bounds(f, lp, i, done, last, size);
-            ok = LLVMBuildAnd(b, ok, in, "");
+            ok = ok ? LLVMBuildAnd(b, ok, in, "") : in;
         }
-        LLVMBasicBlockRef rest_slow = new_bb(f);
         LLVMValueRef br = LLVMBuildCondBr(b, LLVMBuildNot(b, ok, ""), rest_slow, fast);
         LLVMSetMetadata(br, f->nc->k_prof, f->nc->md_unlikely);
         LLVMPositionBuilderAtEnd(b, rest_slow);
