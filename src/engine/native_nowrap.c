@@ -1,6 +1,6 @@
 /*
  * native_nowrap.c — which 32-bit address additions of the generated code
- * cannot wrap, marked so that LLVM may fold their constants into the
+ * cannot wrap, rewritten so that LLVM may fold their constants into the
  * addressing of memory accesses.
  *
  * A wasm address is an i32: `x + 9` wraps modulo 2^32, so the host
@@ -14,11 +14,11 @@
  * (it did not trap), x < memory size <= ENG_LIMIT_PAGES pages, which is
  * 64 KiB short of 2^32; so x + d for 0 < d < 64 KiB does not wrap. After
  * such an access, within its basic block and the blocks reached from it
- * through single-predecessor edges:
- *   - `x + d` gets LLVM's nuw flag;
- *   - `y + c`, where x = y + c1 and 0 < c - c1 < 64 KiB, becomes
- *     `x + (c - c1)` with nuw (the same value, now seen as x's).
- * LLVM turns zext(x +nuw d) into zext(x) + d, and the displacements fold.
+ * through single-predecessor edges, zext(y + c) becomes zext(x) + d (an
+ * i64 add, nuw and nsw) when y is x (d = c) or x = y + c1 (d = c - c1),
+ * and 0 < d < 64 KiB: the same value, now with x's base, so the
+ * displacements fold. (An i32 `x +nuw d` would not do: InstCombine folds
+ * (y + c1) + d back into y + c and drops the flag.)
  *
  * An access is recognised by its address alone: a GEP from the function's
  * memory base (the load of inst->mem0_data) by zext(x) or zext(x) + a
@@ -38,8 +38,8 @@
 /* Addresses remembered per block: the most recent accesses. */
 #define NW_FACTS 32
 
-/* The largest d for which x + d cannot wrap after an access at x:
- * 2^32 - ENG_LIMIT_PAGES pages, i.e. one page. */
+/* After an access at x, x + d cannot wrap for 0 < d < NW_MAX_DELTA: the
+ * room between ENG_LIMIT_PAGES pages and 2^32, one page. */
 #define NW_MAX_DELTA ((int64_t)(ENG_MAX_PAGES - ENG_LIMIT_PAGES) * ENG_PAGE_BYTES)
 
 typedef struct nw_facts {
