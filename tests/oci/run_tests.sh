@@ -366,11 +366,14 @@ expect_fail "a helper's wrong password: 401 naming the helper" "the registry ref
 printf '#!/bin/sh\necho "not json"\n' >"$TMP/hbin/docker-credential-garbage"
 printf '#!/bin/sh\necho "{\\"Username\\":\\"<token>\\",\\"Secret\\":\\"x\\"}"\n' >"$TMP/hbin/docker-credential-idtoken"
 chmod +x "$TMP/hbin/docker-credential-garbage" "$TMP/hbin/docker-credential-idtoken"
-echo '{"credsStore": "garbage"}' >"$TMP/hcfg/config.json"
-run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+# pull_with_store NAME: a pull whose registry config names helper NAME.
+pull_with_store() {
+    echo "{\"credsStore\": \"$1\"}" >"$TMP/hcfg/config.json"
+    run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+}
+pull_with_store garbage
 expect_fail "a helper printing nonsense is named" "credential helper docker-credential-garbage get: not a \\{\"Username\", \"Secret\"\\} object"
-echo '{"credsStore": "idtoken"}' >"$TMP/hcfg/config.json"
-run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+pull_with_store idtoken
 expect_fail "a helper's identity token is refused with a message" "credential helper docker-credential-idtoken holds an identity token for $B: not supported"
 echo '{"credsStore": "nosuchhelper"}' >"$TMP/hcfg/config.json"
 run "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
@@ -389,9 +392,8 @@ head -c 70000 /dev/zero | tr '\0' a
 EOH
 printf '#!/bin/sh\nkill -9 $$\n' >"$TMP/hbin/docker-credential-crash"
 chmod +x "$TMP/hbin/docker-credential-hang" "$TMP/hbin/docker-credential-flood" "$TMP/hbin/docker-credential-crash"
-echo '{"credsStore": "hang"}' >"$TMP/hcfg/config.json"
 t0=$(date +%s)
-run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+pull_with_store hang
 took=$(($(date +%s) - t0))
 expect_fail "a helper that never answers: named after 10 s" "credential helper docker-credential-hang get: no answer within 10 s"
 if ((took >= 9 && took <= 30)) && [[ -s $TMP/hang.pid ]] && ! kill -0 "$(cat "$TMP/hang.pid")" 2>/dev/null; then
@@ -399,11 +401,9 @@ if ((took >= 9 && took <= 30)) && [[ -s $TMP/hang.pid ]] && ! kill -0 "$(cat "$T
 else
     not_ok "the silent helper was given 10 s, then killed" "took ${took} s, pid $(cat "$TMP/hang.pid" 2>/dev/null) $(kill -0 "$(cat "$TMP/hang.pid" 2>/dev/null)" 2>/dev/null && echo alive)"
 fi
-echo '{"credsStore": "flood"}' >"$TMP/hcfg/config.json"
-run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+pull_with_store flood
 expect_fail "a helper printing more than 64 KiB is cut off and named" "credential helper docker-credential-flood get: more than 64 KiB of output"
-echo '{"credsStore": "crash"}' >"$TMP/hcfg/config.json"
-run env PATH="$HPATH" "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+pull_with_store crash
 expect_fail "a helper killed by a signal is named with it" "credential helper docker-credential-crash get: killed by signal 9"
 
 # ------------------------------------------------------------ TLS registry
