@@ -13,7 +13,8 @@
 #define NL_MAX_ACCESS 32    /* memory accesses a loop may range-check */
 #define NL_MAX_WRITTEN 64   /* distinct locals a loop body may write */
 #define NL_MAX_BODY 2048    /* bytes of a body that is translated twice */
-#define NL_MIN_FAST 16      /* shorter chunks run the ordinary copy */
+#define NL_MIN_FAST 16      /* shorter chunks run the ordinary copy, */
+#define NL_FAST_BYTES 256   /* ...unless they run this many bytes of body */
 #define NL_PEEL 8           /* iterations of each entry the ordinary copy runs first */
 
 /* An i32 value as c + sum(coef[i] * local[i]), every local read as it was
@@ -38,10 +39,13 @@ enum { NL_NE, NL_LTU, NL_LTS, NL_LEU, NL_LES, NL_GTU, NL_GTS, NL_GEU, NL_GES };
 typedef struct nl_loop {
     eng_reader_t body;      /* the reader at the body's first instruction */
     uint32_t iv;            /* the local the latch compares */
-    int32_t step;           /* what one iteration adds to it */
+    int32_t step;           /* what one iteration adds to it, when a constant */
+    bool var_step;          /* ... else step_form, of locals the loop does not change */
+    nl_form_t step_form;
     uint8_t pred;           /* go on while pred(iv, limit) */
     nl_form_t limit;        /* loop-invariant */
     uint32_t bound;         /* most iterations per chunk */
+    uint32_t min_fast;      /* fewest iterations per chunk for the fast copy */
     bool affine;            /* every access is in acc[] */
     uint32_t nacc;
     nl_access_t acc[NL_MAX_ACCESS];

@@ -76,6 +76,33 @@ static void gen_basic(sbuf_t *b, unsigned c, unsigned s, unsigned k, bool swappe
     sb_printf(b, "    (i32.xor (local.get $acc) (i32.mul (local.get $i) (i32.const 0x9e3779b1))))\n");
 }
 
+/* v_C_K(start, limit, base, step): gen_basic's loop with a step that is
+ * a parameter (sieve's j += i), which the loop does not change: counted
+ * with its sign and size known only at run time, except for `ne`. */
+static void gen_var(sbuf_t *b, unsigned c, unsigned k, bool swapped)
+{
+    static const char *const rev[NCMP] = {"ne", "gt_u", "gt_s", "ge_u", "ge_s", "lt_u", "lt_s", "le_u", "le_s"};
+    sb_printf(b,
+              "  (func (export \"v_%u_%u%s\") (param $start i32) (param $limit i32) (param $base i32)\n"
+              "    (param $step i32) (result i32) (local $i i32) (local $acc i32) (local $a i32)\n"
+              "    (local.set $i (local.get $start))\n"
+              "    (loop $l\n"
+              "      (local.set $a (i32.add (local.get $base) (i32.mul (local.get $i) (i32.const %d))))\n"
+              "      (i32.store offset=8 (local.get $a) (i32.add (local.get $i) (i32.const 7)))\n"
+              "      (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 3))\n"
+              "                               (i32.load offset=4 (local.get $a))))\n",
+              c, k, swapped ? "r" : "", strides[k]);
+    if (swapped)
+        sb_printf(b, "      (local.set $i (i32.add (local.get $i) (local.get $step)))\n"
+                     "      (br_if $l (i32.%s (local.get $limit) (local.get $i))))\n",
+                  rev[c]);
+    else
+        sb_printf(b, "      (br_if $l (i32.%s (local.tee $i (i32.add (local.get $step) (local.get $i)))\n"
+                     "                         (local.get $limit))))\n",
+                  cmps[c]);
+    sb_printf(b, "    (i32.xor (local.get $acc) (i32.mul (local.get $i) (i32.const 0x9e3779b1))))\n");
+}
+
 static const char wat_shapes[] =
     /* a byte copy whose source and destination may overlap (memmove's
      * forward loop), from src to dst, n bytes, n > 0 */
@@ -169,6 +196,12 @@ static mod_t *loops_module(void)
                 if (c == 1 || c == 6) /* lt_u and gt_s the other way round */
                     gen_basic(&b, c, s, k, true);
             }
+    for (unsigned c = 0; c < NCMP; c++)
+        for (unsigned k = 0; k < NSTRIDE; k++) {
+            gen_var(&b, c, k, false);
+            if (c == 1 || c == 6)
+                gen_var(&b, c, k, true);
+        }
     sb_printf(&b, "%s)\n", wat_shapes);
     loops_wat = b.p;
     return mod_shared(loops_wat);
@@ -275,8 +308,18 @@ static res_t call_within(pair_t *p, int tier, const char *name, const eng_val_t 
     return r;
 }
 
+static void same_as(pair_t *p, const char *name, const eng_val_t *args, const char *what);
+
 /* name(args) in both tiers: the same outcome and the same memory. */
 static void same(pair_t *p, const char *name, const eng_val_t *args)
+{
+    char what[160];
+    snprintf(what, sizeof what, "%s(0x%x, 0x%x, 0x%x)", name, args[0].i32, args[1].i32, args[2].i32);
+    same_as(p, name, args, what);
+}
+
+/* The same, what describing the call in a failure. */
+static void same_as(pair_t *p, const char *name, const eng_val_t *args, const char *what)
 {
     /* The interpreter first, within 20 ms: a loop of 2^31 iterations or so
      * cannot finish in that, and native code runs it within the same
@@ -285,8 +328,6 @@ static void same(pair_t *p, const char *name, const eng_val_t *args)
     res_t r[2];
     r[INTERP] = call_within(p, INTERP, name, args, 20);
     r[NATIVE] = call_within(p, NATIVE, name, args, r[INTERP].trap == ENG_TRAP_DEADLINE ? 20 : 10000);
-    char what[160];
-    snprintf(what, sizeof what, "%s(0x%x, 0x%x, 0x%x)", name, args[0].i32, args[1].i32, args[2].i32);
     ncalls++;
     if (r[INTERP].trap == ENG_TRAP_DEADLINE) {
         /* a loop of 2^31 iterations or so: the interpreter cannot finish
@@ -310,6 +351,47 @@ static void same(pair_t *p, const char *name, const eng_val_t *args)
 
 /* ---- Tests ---------------------------------------------------------------- */
 
+/* (start, limit, base) for loops going up, mirrored for down */
+static const uint32_t edges_up[][3] = {
+    {0, 100, 1024},                 /* inside the memory */
+    {0, 1, 1024},                   /* one iteration */
+    {5, 5, 1024},                   /* the limit where it starts */
+    {7, 3, 1024},                   /* already past the limit */
+    {0, 3000, 4096},                /* 3,000 iterations */
+    {0, 20000, 0},                  /* runs off the memory's end part-way */
+    {0, 100, PAGE - 64},            /* off the end within a few iterations */
+    {0, 100, PAGE - 12},            /* the very first access is past the end */
+    {0x7ffffff0, 0x80000010, 512},  /* across the signed boundary */
+    {0xfffffff0, 0xffffffff, 512},  /* up to the top, maybe wrapping */
+    {0xfffffff8, 8, 512},           /* wraps through zero */
+    {1, 0x10000, 0},                /* long: several chunks */
+};
+#define NEDGES (sizeof edges_up / sizeof edges_up[0])
+
+/* Edge a's arguments for a loop going up, or down (from the limit to the
+ * start) with stride k. */
+static void edge(size_t a, bool down, unsigned k, uint32_t *start, uint32_t *limit, uint32_t *base)
+{
+    *start = edges_up[a][0];
+    *limit = edges_up[a][1];
+    *base = edges_up[a][2];
+    if (down) {
+        uint32_t t = *start;
+        *start = *limit;
+        *limit = t;
+        if (strides[k] < 0 && *base < PAGE / 2)
+            *base = PAGE - 1024 - *base; /* room below, off the top */
+    }
+}
+
+/* v_...(start, limit, base, step) in both tiers. */
+static void same_var(pair_t *p, const char *name, uint32_t start, uint32_t limit, uint32_t base, uint32_t step)
+{
+    char what[160];
+    snprintf(what, sizeof what, "%s(0x%x, 0x%x, 0x%x, step 0x%x)", name, start, limit, base, step);
+    same_as(p, name, ARGS(I32(start), I32(limit), I32(base), I32(step)), what);
+}
+
 static void test_counted_loops_every_shape(void **state)
 {
     (void)state;
@@ -317,21 +399,6 @@ static void test_counted_loops_every_shape(void **state)
     pair_t p;
     pair_open(&p, m);
     fill(&p);
-    /* (start, limit, base) for loops going up, then mirrored for down */
-    static const uint32_t up[][3] = {
-        {0, 100, 1024},                 /* inside the memory */
-        {0, 1, 1024},                   /* one iteration */
-        {5, 5, 1024},                   /* the limit where it starts */
-        {7, 3, 1024},                   /* already past the limit */
-        {0, 3000, 4096},                /* 3,000 iterations */
-        {0, 20000, 0},                  /* runs off the memory's end part-way */
-        {0, 100, PAGE - 64},            /* off the end within a few iterations */
-        {0, 100, PAGE - 12},            /* the very first access is past the end */
-        {0x7ffffff0, 0x80000010, 512},  /* across the signed boundary */
-        {0xfffffff0, 0xffffffff, 512},  /* up to the top, maybe wrapping */
-        {0xfffffff8, 8, 512},           /* wraps through zero */
-        {1, 0x10000, 0},                /* long: several chunks */
-    };
     for (unsigned c = 0; c < NCMP; c++)
         for (unsigned s = 0; s < NSTEP; s++)
             for (unsigned k = 0; k < NSTRIDE; k++)
@@ -340,19 +407,76 @@ static void test_counted_loops_every_shape(void **state)
                         continue;
                     char name[32];
                     snprintf(name, sizeof name, "f_%u_%u_%u%s", c, s, k, r ? "r" : "");
-                    for (size_t a = 0; a < sizeof up / sizeof up[0]; a++) {
-                        uint32_t start = up[a][0], limit = up[a][1], base = up[a][2];
-                        if (steps[s] < 0) { /* going down: from the limit to the start */
-                            uint32_t t = start;
-                            start = limit;
-                            limit = t;
-                            if (strides[k] < 0 && base < PAGE / 2)
-                                base = PAGE - 1024 - base; /* room below, off the top */
-                        }
+                    for (size_t a = 0; a < NEDGES; a++) {
+                        uint32_t start, limit, base;
+                        edge(a, steps[s] < 0, k, &start, &limit, &base);
                         same(&p, name, ARGS(I32(start), I32(limit), I32(base)));
                     }
                 }
     print_message("%u calls: %u trapped, %u stopped by a deadline\n", ncalls, ntraps, nlong);
+    pair_close(&p);
+}
+
+/* Steps that are a parameter of the loop: every compare and stride, the
+ * edges above with steps small and large, up to 2^31 one way and 0x80000000
+ * (a step of 2^31 down, but read as signed not one up); a step the wrong
+ * way or of zero (the ordinary copy, to the deadline or to a wrap); trip
+ * counts around the chunk's minimum and past one chunk. */
+static void test_counted_loops_variable_step(void **state)
+{
+    (void)state;
+    mod_t *m = loops_module();
+    pair_t p;
+    pair_open(&p, m);
+    fill(&p);
+    unsigned calls = ncalls, traps = ntraps, longs = nlong;
+    static const uint32_t sizes[] = {1, 3, 4096, 0x7fffffff, 0x80000000};
+    for (unsigned c = 0; c < NCMP; c++)
+        for (unsigned k = 0; k < NSTRIDE; k++)
+            for (int r = 0; r < 2; r++) {
+                if (r && c != 1 && c != 6)
+                    continue;
+                char name[32];
+                snprintf(name, sizeof name, "v_%u_%u%s", c, k, r ? "r" : "");
+                bool up = c >= 1 && c <= 4;
+                for (int dir = 0; dir < 2; dir++) {
+                    bool down = c == 0 ? dir == 1 : !up;
+                    if (dir && c != 0)
+                        break;
+                    for (size_t a = 0; a < NEDGES; a++)
+                        for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+                            /* ne is not counted with a variable step: once, by 1 */
+                            if (c == 0 && z)
+                                break;
+                            /* Loops that wrap around instead of ending run to the
+                             * deadline, 40 ms a call: 0x80000000 on most edges, and
+                             * most steps with stride 0, which never leaves the
+                             * memory. A few of each are enough. */
+                            if ((z == 4 && a > 3) || (k == 3 && (z == 1 || z == 3)))
+                                continue;
+                            uint32_t start, limit, base;
+                            edge(a, down, k, &start, &limit, &base);
+                            same_var(&p, name, start, limit, base, down ? 0u - sizes[z] : sizes[z]);
+                        }
+                }
+                if (c == 0 || k)
+                    continue;
+                /* the wrong way, and not at all: runs to a wrap or a deadline */
+                uint32_t start, limit, base;
+                edge(0, !up, k, &start, &limit, &base);
+                same_var(&p, name, start, limit, base, up ? 0xffffffffu : 1u);
+                same_var(&p, name, start, limit, base, 0);
+            }
+    /* 1 to 40 iterations by 3, then three chunks' worth by 1 (a chunk is at
+     * most 2^20 / the body's bytes, about 50 here) */
+    for (uint32_t n = 1; n <= 40; n++) {
+        same_var(&p, "v_1_3", 0, 3 * n, 2048, 3);
+        same_var(&p, "v_5_1", 3 * n + 10, 10, 2048, (uint32_t)-3);
+    }
+    same_var(&p, "v_1_3", 0, 60000, 4096, 1);
+    same_var(&p, "v_3_1", 0, 60000, 0, 1);
+    print_message("%u calls: %u trapped, %u stopped by a deadline\n", ncalls - calls, ntraps - traps,
+                  nlong - longs);
     pair_close(&p);
 }
 
@@ -493,6 +617,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counted_loops_every_shape),
+        cmocka_unit_test(test_counted_loops_variable_step),
         cmocka_unit_test(test_counted_loops_overlap_traps_and_exits),
         cmocka_unit_test(test_counted_loop_stops_at_deadline),
         cmocka_unit_test(test_counted_loops_at_the_limits),
