@@ -36,10 +36,9 @@
  * plain loads and stores at start + k * stride (k the iteration in the
  * chunk, in 64 bits: the check proved that the 32-bit address does not
  * wrap), which cannot fault: LLVM may reorder, delete and vectorise them.
- * When one is not, or the chunk is shorter than its minimum (NL_MIN_FAST
- * iterations, fewer for a long body: min_fast), the chunk runs the
- * ordinary copy of the loop, translated a second time, which faults or
- * checks at the very access the interpreter traps at.
+ * When one is not, or the chunk is shorter than NL_MIN_FAST, the chunk
+ * runs the ordinary copy of the loop, translated a second time, which
+ * faults or checks at the very access the interpreter traps at.
  *
  * nl_analyse() walks the body twice without translating it: once for the
  * locals it writes, once as an abstract interpreter whose values are
@@ -275,7 +274,7 @@ static void write_local(an_t *a, uint32_t l, const aval_t *v)
 }
 
 static void record_access(nl_loop_t *lp, const aval_t *addr, uint32_t offset,
-                          uint32_t size)
+                          uint32_t size, bool store)
 {
     if (!addr->known || addr->cmp || lp->nacc == NL_MAX_ACCESS) {
         lp->affine = false;
@@ -285,6 +284,7 @@ static void record_access(nl_loop_t *lp, const aval_t *addr, uint32_t offset,
     acc->addr = addr->form;
     acc->offset = offset;
     acc->size = size;
+    acc->store = store;
 }
 
 /* i32 arithmetic on forms; anything else gives an unknown value. */
@@ -430,13 +430,13 @@ static bool interpret(an_t *a, nl_loop_t *lp, aval_t *cond)
                 uint32_t off = rd_u32(r);
                 if (!an_pop(a, &x) || !an_push(a, unknown()))
                     return false;
-                record_access(lp, &x, off, load_size(opc));
+                record_access(lp, &x, off, load_size(opc), false);
             } else if (opc >= 0x36 && opc <= 0x3E) {
                 rd_u32(r);
                 uint32_t off = rd_u32(r);
                 if (!an_pop(a, &y) || !an_pop(a, &x))
                     return false;
-                record_access(lp, &x, off, load_size(opc));
+                record_access(lp, &x, off, load_size(opc), true);
             } else if ((opc >= 0x6D && opc <= 0x70) || (opc >= 0x7F && opc <= 0x82) ||
                        (opc >= 0xA8 && opc <= 0xAB) || (opc >= 0xAE && opc <= 0xB1)) {
                 /* division and conversions that may trap: a branch out */
@@ -575,11 +575,6 @@ bool nl_analyse(fx_t *f, nl_loop_t *lp)
     lp->limit = rhs;
     size_t b = ((size_t)1 << 20) / (len ? len : 1);
     lp->bound = b > 65536 ? 65536 : (uint32_t)b;
-    /* A long body pays for the fast copy's set-up in fewer iterations:
-     * nbody's inner loop (227 bytes, 1-4 iterations) ran 2-3% faster in
-     * the fast copy, where LLVM pairs its float operations. */
-    size_t m = NL_FAST_BYTES / (len ? len : 1);
-    lp->min_fast = m > NL_MIN_FAST ? NL_MIN_FAST : m < 1 ? 1 : (uint32_t)m;
 
     /* The plain accesses are for LLVM's vectoriser (otherwise volatile
      * ones cost about the same): a loop it cannot vectorise anyway (an
@@ -592,6 +587,12 @@ bool nl_analyse(fx_t *f, nl_loop_t *lp)
      * induction variable leaves the loop checked. */
     for (uint32_t i = 0; i < lp->nacc && lp->affine; i++)
         lp->affine = form_moves(&a, &lp->acc[i].addr, &lp->acc[i].stride);
+    /* A store to an address that does not move (nbody's b[i].vx -= ...)
+     * makes each iteration depend on the last through memory, and LLVM's
+     * vectoriser refuses the loop: checked accesses, and the peel first. */
+    for (uint32_t i = 0; i < lp->nacc && lp->affine; i++)
+        if (lp->acc[i].store && lp->acc[i].stride.n == 0 && lp->acc[i].stride.c == 0)
+            lp->affine = false;
     return true;
 }
 
@@ -658,12 +659,12 @@ static LLVMValueRef iterations(fx_t *f, nl_loop_t *lp, LLVMValueRef iv, LLVMValu
 
 /* The chunk of a loop stepped by a form of locals (lp->var_step), or a
  * branch to `slow` when the step does not go towards the limit or fewer
- * than lp->min_fast iterations are left. Going up by s > 0, the latch goes
- * on while iv + k*s < limit (<=), so the loop runs K = floor(e / s) + 1
- * more iterations, e the distance less one (the distance): K >= m exactly
- * when e >= (m - 1) * s, with no division. Only the last chunk of a long
- * loop divides. Down, mirrored. As with a constant step, no sum before
- * the K-th reaches the limit, so none wraps; in 64 bits nothing
+ * than m = NL_MIN_FAST iterations are left. Going up by s > 0, the latch
+ * goes on while iv + k*s < limit (<=), so the loop runs K = floor(e / s)
+ * + 1 more iterations, e the distance less one (the distance): K >= m
+ * exactly when e >= (m - 1) * s, with no division. Only the last chunk of
+ * a long loop divides. Down, mirrored. As with a constant step, no sum
+ * before the K-th reaches the limit, so none wraps; in 64 bits nothing
  * overflows: |e| < 2^32, s <= 2^31, bound < 2^17. */
 static LLVMValueRef chunk_var_step(fx_t *f, nl_loop_t *lp, LLVMValueRef iv, LLVMBasicBlockRef slow)
 {
@@ -679,7 +680,7 @@ static LLVMValueRef chunk_var_step(fx_t *f, nl_loop_t *lp, LLVMValueRef iv, LLVM
     LLVMValueRef e = up ? LLVMBuildSub(b, l64, i64, "") : LLVMBuildSub(b, i64, l64, "");
     if (!incl)
         e = LLVMBuildSub(b, e, c64(f, 1), "");
-    LLVMValueRef min = LLVMBuildMul(b, s, c64(f, lp->min_fast - 1), "");
+    LLVMValueRef min = LLVMBuildMul(b, s, c64(f, NL_MIN_FAST - 1), "");
     LLVMValueRef go = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGT, s, c64(f, 0), ""),
                                    LLVMBuildICmp(b, LLVMIntSGE, e, min, ""), "");
     LLVMBasicBlockRef enough = new_bb(f), divide = new_bb(f), join = new_bb(f);
@@ -760,8 +761,7 @@ void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
      * whose latch then goes on to the chunks (nl_slow_latch): a loop that
      * ends within them never pays for a chunk's set-up. Not a loop whose
      * chunks may run with plain accesses: entered through the ordinary
-     * copy, LLVM no longer vectorised the i-k-j multiply's (measured:
-     * 5.5 ms became 24-31 ms). */
+     * copy, the i-k-j multiply's ran 4.5 times slower (docs/engine.md). */
     bool plain = lp->affine && lp->nacc;
     if (!plain)
         LLVMBuildStore(b, c32(f, NL_PEEL), lp->peel);
@@ -785,7 +785,7 @@ void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
         lp->chunk = iterations(f, lp, iv, lp->limit_v);
         if (plain) {
             LLVMBasicBlockRef ranges = new_bb(f);
-            LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, lp->chunk, c64(f, lp->min_fast), ""),
+            LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, lp->chunk, c64(f, NL_MIN_FAST), ""),
                             rest_slow, ranges);
             LLVMPositionBuilderAtEnd(b, ranges);
         }

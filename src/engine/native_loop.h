@@ -13,8 +13,7 @@
 #define NL_MAX_ACCESS 32    /* memory accesses a loop may range-check */
 #define NL_MAX_WRITTEN 64   /* distinct locals a loop body may write */
 #define NL_MAX_BODY 2048    /* bytes of a body that is translated twice */
-#define NL_MIN_FAST 16      /* shorter chunks run the ordinary copy, */
-#define NL_FAST_BYTES 256   /* ...unless they run this many bytes of body */
+#define NL_MIN_FAST 16      /* shorter chunks run the ordinary copy */
 #define NL_PEEL 8           /* iterations of each entry the ordinary copy runs first */
 
 /* An i32 value as c + sum(coef[i] * local[i]), every local read as it was
@@ -30,6 +29,7 @@ typedef struct {
 typedef struct {
     nl_form_t addr, stride;
     uint32_t offset, size;
+    bool store;
     LLVMValueRef start;     /* zext(address) at the chunk's first iteration */
     LLVMValueRef step_v;    /* the stride, sign-extended to 64 bits */
 } nl_access_t;
@@ -45,7 +45,6 @@ typedef struct nl_loop {
     uint8_t pred;           /* go on while pred(iv, limit) */
     nl_form_t limit;        /* loop-invariant */
     uint32_t bound;         /* most iterations per chunk */
-    uint32_t min_fast;      /* fewest iterations per chunk for the fast copy */
     bool affine;            /* every access is in acc[] */
     uint32_t nacc;
     nl_access_t acc[NL_MAX_ACCESS];
