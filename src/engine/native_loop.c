@@ -775,8 +775,8 @@ void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
      * set-up (overlap checks, a scalar remainder) would not pay off. So
      * does a chunk that could leave the memory, and then the rest of the
      * loop does (its peel count starts at 0: 2^32 - 1 more). The length
-     * first, on a branch of its own: a loop of a few iterations (nbody's
-     * inner one) skips the range checks. */
+     * first, on a branch of its own: a loop of a few iterations skips the
+     * range checks. */
     if (plain || lp->var_step)
         rest_slow = new_bb(f);
     if (lp->var_step) {

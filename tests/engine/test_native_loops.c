@@ -42,21 +42,17 @@ static const int steps[] = {1, 3, 8, -1, -4};
 static const int strides[] = {4, 1, -4, 0};
 #define NSTRIDE (sizeof strides / sizeof strides[0])
 
-/* f_C_S_K(start, limit, base): i from start, stepped by S, while
- * C(i, limit); each iteration stores i + 7 at base + i*K + 8 and adds
- * back what is at base + i*K + 4. Returns the sum and i mixed. */
-static void gen_basic(sbuf_t *b, unsigned c, unsigned s, unsigned k, bool swapped)
+/* NAME(start, limit, base): i from start, stepped by `step` (a constant,
+ * or the parameter $step after base), while C(i, limit); each iteration
+ * stores i + 7 at base + i*K + 8 and adds back what is at base + i*K + 4.
+ * Returns the sum and i mixed. `swapped` compares limit C' i, the same
+ * condition with the operands the other way. */
+static void gen_loop(sbuf_t *b, const char *name, unsigned c, const char *step, unsigned k, bool swapped)
 {
-    const char *cmp = cmps[c];
-    char swapped_cmp[8];
-    /* limit C' i: the same condition with the operands the other way */
-    if (swapped) {
-        static const char *const rev[NCMP] = {"ne", "gt_u", "gt_s", "ge_u", "ge_s", "lt_u", "lt_s", "le_u", "le_s"};
-        snprintf(swapped_cmp, sizeof swapped_cmp, "%s", rev[c]);
-        cmp = swapped_cmp;
-    }
+    static const char *const rev[NCMP] = {"ne", "gt_u", "gt_s", "ge_u", "ge_s", "lt_u", "lt_s", "le_u", "le_s"};
+    bool param = strstr(step, "$step") != NULL;
     sb_printf(b,
-              "  (func (export \"f_%u_%u_%u%s\") (param $start i32) (param $limit i32) (param $base i32)\n"
+              "  (func (export \"%s\") (param $start i32) (param $limit i32) (param $base i32)%s\n"
               "    (result i32) (local $i i32) (local $acc i32) (local $a i32)\n"
               "    (local.set $i (local.get $start))\n"
               "    (loop $l\n"
@@ -64,42 +60,15 @@ static void gen_basic(sbuf_t *b, unsigned c, unsigned s, unsigned k, bool swappe
               "      (i32.store offset=8 (local.get $a) (i32.add (local.get $i) (i32.const 7)))\n"
               "      (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 3))\n"
               "                               (i32.load offset=4 (local.get $a))))\n",
-              c, s, k, swapped ? "r" : "", strides[k]);
+              name, param ? " (param $step i32)" : "", strides[k]);
     if (swapped)
-        sb_printf(b, "      (local.set $i (i32.add (local.get $i) (i32.const %d)))\n"
+        sb_printf(b, "      (local.set $i (i32.add (local.get $i) %s))\n"
                      "      (br_if $l (i32.%s (local.get $limit) (local.get $i))))\n",
-                  steps[s], cmp);
+                  step, rev[c]);
     else
-        sb_printf(b, "      (br_if $l (i32.%s (local.tee $i (i32.add (local.get $i) (i32.const %d)))\n"
+        sb_printf(b, "      (br_if $l (i32.%s (local.tee $i (i32.add (local.get $i) %s))\n"
                      "                         (local.get $limit))))\n",
-                  cmp, steps[s]);
-    sb_printf(b, "    (i32.xor (local.get $acc) (i32.mul (local.get $i) (i32.const 0x9e3779b1))))\n");
-}
-
-/* v_C_K(start, limit, base, step): gen_basic's loop with a step that is
- * a parameter (sieve's j += i), which the loop does not change: counted
- * with its sign and size known only at run time, except for `ne`. */
-static void gen_var(sbuf_t *b, unsigned c, unsigned k, bool swapped)
-{
-    static const char *const rev[NCMP] = {"ne", "gt_u", "gt_s", "ge_u", "ge_s", "lt_u", "lt_s", "le_u", "le_s"};
-    sb_printf(b,
-              "  (func (export \"v_%u_%u%s\") (param $start i32) (param $limit i32) (param $base i32)\n"
-              "    (param $step i32) (result i32) (local $i i32) (local $acc i32) (local $a i32)\n"
-              "    (local.set $i (local.get $start))\n"
-              "    (loop $l\n"
-              "      (local.set $a (i32.add (local.get $base) (i32.mul (local.get $i) (i32.const %d))))\n"
-              "      (i32.store offset=8 (local.get $a) (i32.add (local.get $i) (i32.const 7)))\n"
-              "      (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 3))\n"
-              "                               (i32.load offset=4 (local.get $a))))\n",
-              c, k, swapped ? "r" : "", strides[k]);
-    if (swapped)
-        sb_printf(b, "      (local.set $i (i32.add (local.get $i) (local.get $step)))\n"
-                     "      (br_if $l (i32.%s (local.get $limit) (local.get $i))))\n",
-                  rev[c]);
-    else
-        sb_printf(b, "      (br_if $l (i32.%s (local.tee $i (i32.add (local.get $step) (local.get $i)))\n"
-                     "                         (local.get $limit))))\n",
-                  cmps[c]);
+                  cmps[c], step);
     sb_printf(b, "    (i32.xor (local.get $acc) (i32.mul (local.get $i) (i32.const 0x9e3779b1))))\n");
 }
 
@@ -189,19 +158,24 @@ static mod_t *loops_module(void)
         return mod_shared(loops_wat);
     sbuf_t b = {0};
     sb_printf(&b, "(module\n  (memory (export \"mem\") 1)\n");
+    /* f_C_S_K: steps[S]; v_C_K: the step a parameter (sieve's j += i),
+     * which the loop does not change: counted with its sign and size
+     * known only at run time, except for `ne`. lt_u and gt_s also the
+     * other way round (a name ending in r). */
+    char name[32], step[32];
     for (unsigned c = 0; c < NCMP; c++)
-        for (unsigned s = 0; s < NSTEP; s++)
-            for (unsigned k = 0; k < NSTRIDE; k++) {
-                gen_basic(&b, c, s, k, false);
-                if (c == 1 || c == 6) /* lt_u and gt_s the other way round */
-                    gen_basic(&b, c, s, k, true);
+        for (unsigned k = 0; k < NSTRIDE; k++)
+            for (int r = 0; r < 2; r++) {
+                if (r && c != 1 && c != 6)
+                    continue;
+                for (unsigned s = 0; s < NSTEP; s++) {
+                    snprintf(name, sizeof name, "f_%u_%u_%u%s", c, s, k, r ? "r" : "");
+                    snprintf(step, sizeof step, "(i32.const %d)", steps[s]);
+                    gen_loop(&b, name, c, step, k, r);
+                }
+                snprintf(name, sizeof name, "v_%u_%u%s", c, k, r ? "r" : "");
+                gen_loop(&b, name, c, "(local.get $step)", k, r);
             }
-    for (unsigned c = 0; c < NCMP; c++)
-        for (unsigned k = 0; k < NSTRIDE; k++) {
-            gen_var(&b, c, k, false);
-            if (c == 1 || c == 6)
-                gen_var(&b, c, k, true);
-        }
     sb_printf(&b, "%s)\n", wat_shapes);
     loops_wat = b.p;
     return mod_shared(loops_wat);
