@@ -375,8 +375,7 @@ pull_with_store garbage
 expect_fail "a helper printing nonsense is named" "credential helper docker-credential-garbage get: not a \\{\"Username\", \"Secret\"\\} object"
 pull_with_store idtoken
 expect_fail "a helper's identity token is refused with a message" "credential helper docker-credential-idtoken holds an identity token for $B: not supported"
-echo '{"credsStore": "nosuchhelper"}' >"$TMP/hcfg/config.json"
-run "$WASMFN" pull --registry-config "$TMP/hcfg/config.json" "$B/fns/hello:1" -o "$TMP/x.wasm"
+pull_with_store nosuchhelper
 expect_fail "a credsStore helper missing from PATH is named" "credential helper docker-credential-nosuchhelper: not found on PATH"
 # Helpers that misbehave: one that never answers is killed after 10 s (and
 # reaped), one that floods stops being read at 64 KiB, one killed by a
