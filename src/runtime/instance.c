@@ -22,9 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/buf.h"
+#include "runtime/cpu_clock.h"
 #include "runtime/link.h"
 #include "wasi/wasi.h"
 
@@ -195,17 +195,15 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
 
     /* On a fiber the thread also runs other guests while this one is
      * parked: their share is subtracted. */
-    struct timespec cpu0, cpu1;
     uint64_t foreign0 = rt_fiber_foreign_cpu_ns();
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+    uint64_t cpu0 = rt_cpu_thread_ns();
     ho_ctx_set_trace(i->http, rq->tracer, rq->trace);
     eng_trap_t t = eng_call(x, i->start, NULL, NULL);
     ho_ctx_set_trace(i->http, NULL, NULL);
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+    uint64_t cpu = rt_cpu_thread_ns() - cpu0;
     uint64_t foreign = rt_fiber_foreign_cpu_ns() - foreign0;
     eng_exec_set_deadline(x, 0);
     capture_flush_line(cap);
-    uint64_t cpu = (uint64_t)((cpu1.tv_sec - cpu0.tv_sec) * 1000000000LL + (cpu1.tv_nsec - cpu0.tv_nsec));
     res->cpu_ns = cpu > foreign ? cpu - foreign : 0;
     eng_memory_t *mem = eng_instance_memory(i->inst);
     res->peak_memory_bytes = mem ? eng_memory_size(mem) : 0;

@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "common/cond.h"
+#include "runtime/cpu_clock.h"
 #include "runtime/fiber.h"
 
 /* Finished tasks kept per worker for reuse. Each holds a fiber stack and
@@ -226,26 +227,19 @@ static void heap_remove(worker_t *w, task_t *t)
 
 /* ---- switching out of a fiber ------------------------------------------- */
 
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Called on the fiber after it has put itself on the ready list or in the
  * heap (under mu): back to the scheduler until resumed. */
 static void task_switch_out(task_t *t)
 {
-    uint64_t out = thread_cpu_ns();
+    uint64_t out = rt_cpu_thread_ns();
     rt_fiber_suspend(t->fiber);
-    t->foreign_cpu_ns += thread_cpu_ns() - out;
+    t->foreign_cpu_ns += rt_cpu_thread_ns() - out;
 }
 
 /* CPU time of the fiber t (on its thread): the thread's CPU clock less
  * what other fibers used while t was switched out. Only differences mean
  * anything. */
-static uint64_t task_cpu_ns(const task_t *t) { return thread_cpu_ns() - t->foreign_cpu_ns; }
+static uint64_t task_cpu_ns(const task_t *t) { return rt_cpu_thread_ns() - t->foreign_cpu_ns; }
 
 /* Parks t until wake_ns; false when the pool is stopping (x is then
  * interrupted). Called on t's fiber, without mu. */

@@ -111,7 +111,7 @@ int rt_waker_wait(rt_waker_t *k, eng_exec_t *x, uint64_t until_ns);
 bool rt_in_fiber(void);
 /* CPU time this thread spent on other fibers while the calling fiber was
  * switched out (grows only while it is parked); 0 outside a fiber. Lets a
- * fiber measure its own CPU time with CLOCK_THREAD_CPUTIME_ID. */
+ * fiber measure its own CPU time with the thread's CPU clock (cpu_clock.h). */
 uint64_t rt_fiber_foreign_cpu_ns(void);
 
 /* Interrupts running jobs, joins the threads and drops queued jobs and
