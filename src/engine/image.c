@@ -53,6 +53,12 @@
  * image again, the anonymous part zeros) at the price of one shootdown.
  * Without /proc/self/pagemap there are no warm slots.
  *
+ * After a copying reset, a slot of an image whose mapped part is small is
+ * tracked (touch.c): the kernel then reports each page of its anonymous
+ * part as it is first mapped, so the next resets know the pages without
+ * reading pagemap (warm_reset_tracked; docs/engine.md, "Tracked warm
+ * slots").
+ *
  * A warm slot may be accessible (PROT_READ|WRITE) past the size of the
  * next instance's memory, since a previous one grew; bounds checks are
  * explicit (interp.c), and the reset leaves those pages zero, so
@@ -96,6 +102,7 @@ typedef struct image_mem {
     pthread_mutex_t mu;             /* guards warm and nwarm */
     warm_slot_t *warm;
     uint32_t nwarm;
+    atomic_bool no_track;           /* a tracked slot outgrew ENG_TOUCH_MAX: track no more */
 } image_mem_t;
 
 typedef struct image_table {
@@ -146,6 +153,7 @@ static bool func_to_index(const eng_instance_t *inst, const eng_func_t *f, uint3
 #define WARM_MAX 1024               /* in the process */
 #define WARM_COPY_MAX 64            /* dirty pages restored by copying; more: madvise */
 #define WARM_SCAN_MAX (32ull << 20) /* larger memories are reset with madvise */
+#define TRACK_IMAGE_MAX (32 * 4096) /* larger image parts: no tracking (see warm_reset_tracked) */
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAPPED (1ull << 62)
 #define PM_FILE (1ull << 61)
@@ -165,9 +173,39 @@ static bool page_is_zero(const uint8_t *p)
     return true;
 }
 
+/* The reset of a tracked slot (touch.c knows which pages of its zero
+ * part are mapped): no system call. The image part is not tracked (a
+ * private file mapping's pages become private without a fault the
+ * tracker sees), so it is compared with the image page by page and copied
+ * back where it differs; hence TRACK_IMAGE_MAX. False, with t stopped,
+ * when the slot cannot be reset this way: it grew past the tracked range,
+ * or more pages were mapped than a tracker holds (then this image's slots
+ * are tracked no more: their working set is too large for it). */
+static bool warm_reset_tracked(image_mem_t *im, uint8_t *base, uint64_t size, eng_touch_t *t)
+{
+    uint32_t pages[ENG_TOUCH_MAX], n = 0;
+    bool fits = size <= eng_touch_end(t);
+    if (!fits || !eng_touch_pages(t, pages, &n)) {
+        if (fits) atomic_store(&im->no_track, true);
+        eng_touch_stop(t);
+        return false;
+    }
+    for (uint64_t off = 0; off < im->len; off += 4096)
+        if (memcmp(base + off, im->view + off, 4096) != 0)
+            memcpy(base + off, im->view + off, 4096);
+    for (uint32_t k = 0; k < n; k++) {
+        uint8_t *pg = base + (uint64_t)pages[k] * 4096;
+        if (!page_is_zero(pg))
+            memset(pg, 0, 4096);
+    }
+    return true;
+}
+
 /* Puts the first `size` bytes at base back in the image's state (see the
- * top of the file); false when it cannot tell which pages to restore. */
-static bool warm_reset(const image_mem_t *im, uint8_t *base, uint64_t size)
+ * top of the file); false when it cannot tell which pages to restore.
+ * After a copying reset, small slots are tracked from then on (touch.c),
+ * with the pages of the zero part that are mapped now. */
+static bool warm_reset(image_mem_t *im, uint8_t *base, uint64_t size)
 {
     uint64_t npages = (size + 4095) / 4096;
     uint32_t dirty[WARM_COPY_MAX];
@@ -192,13 +230,19 @@ static bool warm_reset(const image_mem_t *im, uint8_t *base, uint64_t size)
     }
     if (many)
         return madvise(base, size, MADV_DONTNEED) == 0;
+    uint32_t nzero = 0; /* dirty[] reused for the zero part's pages */
     for (uint32_t k = 0; k < ndirty; k++) {
         uint64_t off = (uint64_t)dirty[k] * 4096;
         if (off < im->len)
             memcpy(base + off, im->view + off, 4096);
-        else if (!page_is_zero(base + off))
-            memset(base + off, 0, 4096);
+        else {
+            if (!page_is_zero(base + off))
+                memset(base + off, 0, 4096);
+            dirty[nzero++] = dirty[k];
+        }
     }
+    if (im->len <= TRACK_IMAGE_MAX && !atomic_load(&im->no_track) && size > im->len)
+        eng_touch_start(base, im->len, size, dirty, nzero); /* NULL: not tracked, fine */
     return true;
 }
 
@@ -241,12 +285,22 @@ static void image_release_slot(image_mem_t *im, uint8_t *p, uint64_t bytes, uint
         im->nwarm--;
         pthread_mutex_unlock(&im->mu);
     }
-    warm_slot_t *ws = NULL;
     /* The whole accessible part, not just the memory's size: pages an
      * earlier, larger instance wrote stay private (zeroed) past this one's
      * size, and must count towards WARM_COPY_MAX so that a warm slot never
-     * holds more. */
-    if (keep && (!(ws = malloc(sizeof *ws)) || !warm_reset(im, p, used))) {
+     * holds more. A tracked slot is reset without asking the kernel; when
+     * that cannot be done, its tracker is stopped and pagemap is asked. */
+    eng_touch_t *t = eng_touch_find(p);
+    warm_slot_t *ws = keep ? malloc(sizeof *ws) : NULL;
+    bool reset = false;
+    if (ws) {
+        reset = t && warm_reset_tracked(im, p, used, t);
+        if (!reset) {
+            t = NULL;
+            reset = warm_reset(im, p, used);
+        }
+    }
+    if (keep && !reset) {
         free(ws);
         ws = NULL;
         atomic_fetch_sub(&warm_total, 1);
@@ -255,7 +309,7 @@ static void image_release_slot(image_mem_t *im, uint8_t *p, uint64_t bytes, uint
         pthread_mutex_unlock(&im->mu);
     }
     if (!ws) {
-        eng_slot_release(p, bytes, used);
+        eng_slot_release(p, bytes, used); /* stops its tracker, if any */
         return;
     }
     ws->base = p;

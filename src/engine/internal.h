@@ -343,6 +343,27 @@ void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used);
  * guard slot): the power of two of at least 64 KiB it is rounded up to. */
 uint64_t eng_slot_rounded(uint64_t bytes);
 
+/* ---- Tracking the pages a warm slot's instances touch (touch.c) ---- */
+
+#define ENG_TOUCH_MAX 64 /* pages a tracked slot may have; more ends the tracking */
+typedef struct eng_touch eng_touch_t;
+/* Starts reporting every page of [base + from, base + to) that becomes
+ * mapped (page-aligned offsets); pages[0..n) (4 KiB indices from base) are
+ * the ones mapped now. NULL when the kernel cannot (no userfaultfd) or n is
+ * over ENG_TOUCH_MAX. */
+eng_touch_t *eng_touch_start(uint8_t *base, uint64_t from, uint64_t to, const uint32_t *pages, uint32_t n);
+/* The tracker of the slot at base, or NULL. */
+eng_touch_t *eng_touch_find(const uint8_t *base);
+/* The end of the tracked range (offset from base). */
+uint64_t eng_touch_end(const eng_touch_t *t);
+/* The pages mapped so far into out[ENG_TOUCH_MAX]; false when more than
+ * ENG_TOUCH_MAX were (the tracker is then useless: stop it). */
+bool eng_touch_pages(eng_touch_t *t, uint32_t *out, uint32_t *n);
+/* Stops tracking and frees t; the slot must be idle. */
+void eng_touch_stop(eng_touch_t *t);
+/* How many slots are tracked in the process (tests). */
+uint32_t eng_touch_count(void);
+
 /* Grows a table by delta, filling with init. Returns the old size or -1
  * (store.c). */
 int64_t eng_table_grow(eng_table_t *t, uint32_t delta, void *init);

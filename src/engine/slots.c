@@ -129,6 +129,11 @@ uint8_t *eng_slot_acquire(uint64_t *bytes)
 
 void eng_slot_release(uint8_t *p, uint64_t bytes, uint64_t used)
 {
+    /* Whatever path gives a tracked warm slot back (image.c), its tracker
+     * goes with it: a later slot at the same address is not tracked. */
+    eng_touch_t *t = eng_touch_find(p);
+    if (t)
+        eng_touch_stop(t);
     if (bytes == ENG_GUARD_RESERVE) {
         guard_slot_release(p, used);
         return;

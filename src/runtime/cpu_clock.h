@@ -18,7 +18,9 @@ uint64_t rt_cpu_thread_ns(void);
 
 /* True when this process reads the clock without system calls where it
  * can (the kernel's restartable-sequences area is registered and passed
- * the self-test); false: every reading is a system call. */
+ * the self-test); false: every reading is a system call. The first call in
+ * the process (of this or rt_cpu_thread_ns) runs the self-test, which
+ * sleeps 100 µs: the pool's workers make it as they start. */
 bool rt_cpu_fast(void);
 
 /* How many readings on the calling thread were system calls (for tests

@@ -6,7 +6,9 @@
  * again, writes in one instance never reach another instance or the image,
  * imported host functions in tables are re-linked per instance, pooled
  * slots come back zeroed (plain memories) or restored (image memories),
- * and modules whose state an image cannot hold are refused with a message.
+ * also when the kernel reported their pages as they were mapped (tracked
+ * warm slots, src/engine/touch.c), and modules whose state an image cannot
+ * hold are refused with a message.
  *
  * The test module, assembled with wat2wasm (bytes below):
  *
@@ -81,6 +83,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/internal.h" /* eng_touch_count */
 
 static const uint8_t mod_img[] = {
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x12, 0x04, 0x60, 0x00, 0x01, 0x7f, 0x60,
@@ -1262,6 +1265,82 @@ static void test_warm_memory_limit(void **state)
     eng_image_free(img);
 }
 
+/* Puts n bytes into p through the kernel (read(2) from a pipe), as WASI's
+ * fd_read does with guest memory. */
+static void kernel_write(uint8_t *p, uint8_t byte, size_t n)
+{
+    int fds[2];
+    uint8_t buf[256];
+    if (n > sizeof buf || pipe(fds) != 0) fail_msg("pipe failed");
+    memset(buf, byte, n);
+    if (write(fds[1], buf, n) != (ssize_t)n || read(fds[0], p, n) != (ssize_t)n)
+        fail_msg("read into the memory failed");
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* Tracked warm slots (touch.c): after its first reset (pagemap), an
+ * image's slot is reset from the pages the kernel reported as they were
+ * mapped, with no pagemap read. Pages first touched while tracked — by
+ * the guest, by the host, by the kernel (read(2) into the memory), read
+ * in one instance and written in the next — all come back to the image's
+ * state; growing past the tracked range, and more pages than a tracker
+ * holds, go back to pagemap, still correct. Needs userfaultfd, which root
+ * always has; another user skips. */
+static void test_warm_tracked(void **state)
+{
+    (void)state;
+    NEED_WARM_SLOTS();
+    static uint8_t ref[IMG_SIZE];
+    eng_image_t *img = warm_image(ref);
+    uint32_t before = eng_touch_count();
+    winst_t w = wnew(img);
+    uint8_t *slot = w.p;
+    wcall(&w, "store", 18 * SP, 1, 0);
+    w = warm_again(&w, img, slot, ref, "the first reset (pagemap)");
+    if (eng_touch_count() != before + 1) {
+        if (geteuid() == 0) fail_msg("running as root, yet the warm slot is not tracked");
+        printf("# userfaultfd is not available to this user: tracking not tested\n");
+        wfree(&w);
+        eng_image_free(img);
+        skip();
+    }
+    /* Pages 18-31 are the tracked zero part; each round touches new ones. */
+    for (uint32_t r = 0; r < 4; r++) {
+        wcall(&w, "store", (19 + r) * SP + 8, 0xABCD0000u + r, 0); /* the guest */
+        memset(w.p + (23 + r) * SP + 100, 0x5C, 200);                /* the host */
+        kernel_write(w.p + (27 + r) * SP + 10, 0x6D, 100);           /* the kernel */
+        if (r == 0) assert_int_equal(wcall(&w, "load8", 31 * SP + 1, 0, 0), 0); /* read only */
+        if (r == 1) w.p[31 * SP + 1] = 0x7E;                         /* written after */
+        wcall(&w, "store", 16, 0x01010101u * r, 0);                  /* the image part */
+        w.p[10 * SP + r] = 0x3F;
+        assert_int_equal(w.p[(27 + r) * SP + 10], 0x6D);
+        w = warm_again(&w, img, slot, ref, "a tracked reset");
+        assert_int_equal(eng_touch_count(), before + 1);
+    }
+    /* Growing past the tracked range: pagemap, then tracked again over the
+     * whole accessible part (8 wasm pages). */
+    assert_int_equal(wcall(&w, "grow", 6, 0, 0), 2);
+    wcall(&w, "store", 5 * PG + 12, 0xFEEDu, 0);
+    w = warm_again(&w, img, slot, ref, "after growing past the tracked range");
+    assert_int_equal(eng_touch_count(), before + 1);
+    assert_int_equal(wcall(&w, "grow", 6, 0, 0), 2);
+    kernel_write(w.p + 7 * PG + 20, 0x11, 50); /* a page never touched, now tracked */
+    w = warm_again(&w, img, slot, ref, "a tracked reset of grown pages");
+    expect_grow_zero(&w, 6, "grown pages after a tracked reset");
+    /* 80 pages touched: more than a tracker holds. Reset by pagemap; the
+     * image's slots are not tracked again. */
+    for (size_t pg = 0; pg < 80; pg++)
+        w.p[IMG_SIZE + pg * SP + 3] = 0x42;
+    w = warm_again(&w, img, slot, ref, "after outgrowing the tracker");
+    assert_int_equal(eng_touch_count(), before);
+    expect_grow_zero(&w, 6, "grown pages after outgrowing the tracker");
+    w = warm_again(&w, img, slot, ref, "untracked again");
+    assert_int_equal(eng_touch_count(), before);
+    wfree(&w);
+    eng_image_free(img);
+}
+
 /* An image of an empty memory (no mapped part): warm slots work the same. */
 static void test_warm_empty_memory(void **state)
 {
@@ -1413,6 +1492,7 @@ int main(void)
         cmocka_unit_test(test_image_free_first_threads),
         cmocka_unit_test(test_warm_parallel),
         cmocka_unit_test(test_warm_memory_limit),
+        cmocka_unit_test(test_warm_tracked),
         cmocka_unit_test(test_warm_empty_memory),
         cmocka_unit_test(test_warm_trim_during_free),
     };
