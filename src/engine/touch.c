@@ -32,6 +32,10 @@
  * default); otherwise eng_touch_start returns NULL and every reset reads
  * pagemap, as before.
  *
+ * A forked child keeps the trackers but not the registrations (nor the
+ * handler thread), so it must not reuse warm slots: wasmfn forks only to
+ * exec (the background compilers in cli/run.c and shim/native.c).
+ *
  * Trackers live in one array sorted by slot base under `mu`, which the
  * handler thread searches for the slot a fault belongs to.
  */
