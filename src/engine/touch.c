@@ -27,10 +27,10 @@
  * populate, and the reset only writes pages already present — would not be
  * seen.
  *
- * Requirements: userfaultfd(2) handling kernel-mode faults (root, or
- * vm.unprivileged_userfaultfd=1; not offered to unprivileged processes by
- * default); otherwise eng_touch_start returns NULL and every reset reads
- * pagemap, as before.
+ * Requirements: userfaultfd(2) handling kernel-mode faults (CAP_SYS_PTRACE,
+ * which root has, or vm.unprivileged_userfaultfd=1; container runtimes'
+ * default seccomp profiles refuse the call); otherwise eng_touch_start
+ * returns NULL and every reset reads pagemap, as before.
  *
  * A forked child keeps the trackers but not the registrations (nor the
  * handler thread), so it must not reuse warm slots: wasmfn forks only to
