@@ -241,7 +241,7 @@ static bool warm_reset(image_mem_t *im, uint8_t *base, uint64_t size)
             dirty[nzero++] = dirty[k];
         }
     }
-    if (im->len <= TRACK_IMAGE_MAX && !atomic_load(&im->no_track) && size > im->len)
+    if (im->len <= TRACK_IMAGE_MAX && !atomic_load(&im->no_track))
         eng_touch_start(base, im->len, size, dirty, nzero); /* NULL: not tracked, fine */
     return true;
 }

@@ -66,8 +66,9 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int uffd = -1;
 static _Alignas(4096) const uint8_t zero_page[4096];
 
-/* The tracker whose registered range holds addr, or NULL; under mu. */
-static eng_touch_t *find_addr(uintptr_t addr)
+/* How many trackers start at or below addr (all[] is sorted by base);
+ * under mu. */
+static uint32_t at_or_below(uintptr_t addr)
 {
     uint32_t lo = 0, hi = nall;
     while (lo < hi) {
@@ -75,8 +76,15 @@ static eng_touch_t *find_addr(uintptr_t addr)
         if ((uintptr_t)all[mid]->base <= addr) lo = mid + 1;
         else hi = mid;
     }
-    if (lo == 0) return NULL;
-    eng_touch_t *t = all[lo - 1];
+    return lo;
+}
+
+/* The tracker whose registered range holds addr, or NULL; under mu. */
+static eng_touch_t *find_addr(uintptr_t addr)
+{
+    uint32_t i = at_or_below(addr);
+    if (i == 0) return NULL;
+    eng_touch_t *t = all[i - 1];
     uintptr_t b = (uintptr_t)t->base;
     return addr >= b + t->from && addr < b + t->to ? t : NULL;
 }
@@ -173,8 +181,7 @@ eng_touch_t *eng_touch_start(uint8_t *base, uint64_t from, uint64_t to, const ui
         }
     }
     if (room) {
-        uint32_t at = 0;
-        while (at < nall && all[at]->base < base) at++;
+        uint32_t at = at_or_below((uintptr_t)base);
         memmove(all + at + 1, all + at, (nall - at) * sizeof *all);
         all[at] = t;
         nall++;
@@ -194,14 +201,8 @@ eng_touch_t *eng_touch_start(uint8_t *base, uint64_t from, uint64_t to, const ui
 eng_touch_t *eng_touch_find(const uint8_t *base)
 {
     pthread_mutex_lock(&mu);
-    eng_touch_t *t = NULL;
-    uint32_t lo = 0, hi = nall;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (all[mid]->base < base) lo = mid + 1;
-        else hi = mid;
-    }
-    if (lo < nall && all[lo]->base == base) t = all[lo];
+    uint32_t i = at_or_below((uintptr_t)base);
+    eng_touch_t *t = i && all[i - 1]->base == base ? all[i - 1] : NULL;
     pthread_mutex_unlock(&mu);
     return t;
 }

@@ -61,6 +61,8 @@
 #include <sys/rseq.h>
 #include <time.h>
 
+#include "engine/engine.h"
+
 #define FAST_SPAN_NS 10000000ull /* anchors older than 10 ms are renewed */
 
 /* The "critical section": the signature word, then the word abort_ip
@@ -75,10 +77,11 @@ static __thread uint64_t anchor_wall; /* 0: no anchor */
 static __thread uint64_t exact_reads;
 static __thread uint64_t last; /* the last reading: none goes below it */
 
-static uint64_t clock_ns(clockid_t id)
+/* The system call; the elapsed-time clock is eng_now_ns (CLOCK_MONOTONIC). */
+static uint64_t thread_clock_ns(void)
 {
     struct timespec ts;
-    clock_gettime(id, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -113,9 +116,9 @@ static uint64_t reading(void)
     volatile uint64_t *cs = fast ? rseq_field() : NULL;
     if (!cs) {
         exact_reads++;
-        return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        return thread_clock_ns();
     }
-    uint64_t now = clock_ns(CLOCK_MONOTONIC);
+    uint64_t now = eng_now_ns();
     atomic_signal_fence(memory_order_seq_cst); /* the time, then the field */
     if (anchor_wall && *cs == (uintptr_t)&marker && now - anchor_wall < FAST_SPAN_NS)
         return anchor_cpu + (now - anchor_wall);
@@ -124,9 +127,9 @@ static uint64_t reading(void)
      * agree with exact ones to well under a microsecond. */
     *cs = (uintptr_t)&marker;
     atomic_signal_fence(memory_order_seq_cst);
-    uint64_t w0 = clock_ns(CLOCK_MONOTONIC);
-    anchor_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-    uint64_t w1 = clock_ns(CLOCK_MONOTONIC);
+    uint64_t w0 = eng_now_ns();
+    anchor_cpu = thread_clock_ns();
+    uint64_t w1 = eng_now_ns();
     anchor_wall = w0 + (w1 - w0) / 2;
     exact_reads++;
     return anchor_cpu;

@@ -263,10 +263,10 @@ static bool task_park(task_t *t, eng_exec_t *x, uint64_t wake_ns)
 /* The CPU limit, CFS bandwidth control's rule applied to one fiber: in each
  * period of RT_CPU_PERIOD_NS the guest may use limit/1000 of it as CPU
  * time (its quota); once it has, it sleeps until the period ends, and the
- * next period starts when it wakes. Reading the thread's CPU clock is a
- * system call, so it is read only when the quota could have been reached:
- * CPU time grows no faster than wall time, so until used + (now - last
- * read) reaches the quota there is nothing to check. A guest interrupted
+ * next period starts when it wakes. Reading the thread's CPU clock may be
+ * a system call (cpu_clock.h), so it is read only when the quota could
+ * have been reached: CPU time grows no faster than wall time, so until
+ * used + (now - last read) reaches the quota there is nothing to check. A guest interrupted
  * while parked is woken at once (rt_pool_interrupt) and stops at the
  * engine's check that follows. Returns true when it parked. */
 static bool task_cpu_limit(task_t *t, eng_exec_t *x, uint64_t now)
