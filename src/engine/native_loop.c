@@ -36,9 +36,10 @@
  * plain loads and stores at start + k * stride (k the iteration in the
  * chunk, in 64 bits: the check proved that the 32-bit address does not
  * wrap), which cannot fault: LLVM may reorder, delete and vectorise them.
- * When one is not, or the chunk is shorter than NL_MIN_FAST, the chunk
- * runs the ordinary copy of the loop, translated a second time, which
- * faults or checks at the very access the interpreter traps at.
+ * When one is not, or fewer than NL_MIN_FAST iterations are left, the
+ * rest of the loop runs the ordinary copy, translated a second time, which
+ * counts fuel per iteration and faults or checks at the very access the
+ * interpreter traps at.
  *
  * nl_analyse() walks the body twice without translating it: once for the
  * locals it writes, once as an abstract interpreter whose values are
@@ -589,7 +590,7 @@ bool nl_analyse(fx_t *f, nl_loop_t *lp)
         lp->affine = form_moves(&a, &lp->acc[i].addr, &lp->acc[i].stride);
     /* A store to an address that does not move (nbody's b[i].vx -= ...)
      * makes each iteration depend on the last through memory, and LLVM's
-     * vectoriser refuses the loop: checked accesses, and the peel first. */
+     * vectoriser refuses the loop: checked accesses. */
     for (uint32_t i = 0; i < lp->nacc && lp->affine; i++)
         if (lp->acc[i].store && lp->acc[i].stride.n == 0 && lp->acc[i].stride.c == 0)
             lp->affine = false;
@@ -753,42 +754,32 @@ void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
 {
     LLVMBuilderRef b = f->b;
     lp->k = new_alloca(f, f->nc->t_i64);
-    lp->peel = new_alloca(f, f->nc->t_i32);
+    lp->left = new_alloca(f, f->nc->t_i32);
     lp->outer = new_bb(f);
     lp->slow = new_bb(f);
     lp->after = new_bb(f);
-    /* The first NL_PEEL iterations of each entry run in the ordinary copy,
-     * whose latch then goes on to the chunks (nl_slow_latch): a loop that
-     * ends within them never pays for a chunk's set-up. Not a loop whose
-     * chunks may run with plain accesses: entered through the ordinary
-     * copy, the i-k-j multiply's ran 4.5 times slower (docs/engine.md). */
-    bool plain = lp->affine && lp->nacc;
-    if (!plain)
-        LLVMBuildStore(b, c32(f, NL_PEEL), lp->peel);
-    LLVMBuildBr(b, plain ? lp->outer : lp->slow);
+    LLVMBuildBr(b, lp->outer);
     LLVMPositionBuilderAtEnd(b, lp->outer);
 
     LLVMValueRef iv = LLVMBuildLoad2(b, f->nc->t_i32, f->locals[lp->iv], "");
     lp->limit_v = eval(f, &lp->limit);
-    LLVMBasicBlockRef fast = new_bb(f), rest_slow = NULL;
-    /* A short chunk runs the ordinary copy: a vectorised loop's own
-     * set-up (overlap checks, a scalar remainder) would not pay off. So
-     * does a chunk that could leave the memory, and then the rest of the
-     * loop does (its peel count starts at 0: 2^32 - 1 more). The length
-     * first, on a branch of its own: a loop of a few iterations skips the
-     * range checks. */
-    if (plain || lp->var_step)
-        rest_slow = new_bb(f);
+    LLVMBasicBlockRef fast = new_bb(f), rest = new_bb(f);
+    /* A loop with fewer than NL_MIN_FAST iterations left runs them in the
+     * ordinary copy: a chunk's set-up (and a vectorised loop's own, its
+     * overlap checks and scalar remainder) would not pay off. So does the
+     * rest of a loop whose chunk could leave the memory. The length first,
+     * on a branch of its own: a loop of a few iterations, as most loops of
+     * real programs are, skips the range checks. Every entry takes this
+     * branch: running the first iterations of each entry in the ordinary
+     * copy (a peel) made matmul's inner loop 10% slower (docs/engine.md). */
+    bool plain = lp->affine && lp->nacc;
     if (lp->var_step) {
-        lp->chunk = chunk_var_step(f, lp, iv, rest_slow);
+        lp->chunk = chunk_var_step(f, lp, iv, rest);
     } else {
         lp->chunk = iterations(f, lp, iv, lp->limit_v);
-        if (plain) {
-            LLVMBasicBlockRef ranges = new_bb(f);
-            LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, lp->chunk, c64(f, NL_MIN_FAST), ""),
-                            rest_slow, ranges);
-            LLVMPositionBuilderAtEnd(b, ranges);
-        }
+        LLVMBasicBlockRef enough = new_bb(f);
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, lp->chunk, c64(f, NL_MIN_FAST), ""), rest, enough);
+        LLVMPositionBuilderAtEnd(b, enough);
     }
     if (plain) {
         LLVMValueRef last = LLVMBuildSub(b, lp->chunk, c64(f, 1), ""), size = mem_size(f);
@@ -800,16 +791,16 @@ void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr)
             LLVMValueRef in = group_in_bounds(f, lp, i, done, last, size);
             ok = ok ? LLVMBuildAnd(b, ok, in, "") : in;
         }
-        LLVMValueRef br = LLVMBuildCondBr(b, LLVMBuildNot(b, ok, ""), rest_slow, fast);
+        LLVMValueRef br = LLVMBuildCondBr(b, LLVMBuildNot(b, ok, ""), rest, fast);
         LLVMSetMetadata(br, f->nc->k_prof, f->nc->md_unlikely);
     } else {
         LLVMBuildBr(b, fast);
     }
-    if (rest_slow) {
-        LLVMPositionBuilderAtEnd(b, rest_slow);
-        LLVMBuildStore(b, c32(f, 0), lp->peel);
-        LLVMBuildBr(b, lp->slow);
-    }
+    /* The ordinary copy runs the rest of the loop: its latch comes back
+     * here only after 2^32 iterations (nl_slow_latch). */
+    LLVMPositionBuilderAtEnd(b, rest);
+    LLVMBuildStore(b, c32(f, 0), lp->left);
+    LLVMBuildBr(b, lp->slow);
     LLVMPositionBuilderAtEnd(b, fast);
     fuel_charge(f, lp->chunk);
     LLVMBuildStore(b, c64(f, 0), lp->k);
@@ -873,10 +864,18 @@ void nl_latch(fx_t *f, LLVMBasicBlockRef fast_hdr, LLVMBasicBlockRef go)
 
 void nl_slow_latch(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef slow_hdr, LLVMBasicBlockRef go)
 {
+    /* Loops the set-up sends here seldom come back: a short one ends
+     * after fewer than NL_MIN_FAST iterations, one whose range check
+     * failed traps at the access that leaves the memory; only a step of
+     * locals that is zero or goes the wrong way may run 2^32 iterations,
+     * and the set-up then sends it here again. The edge is there for
+     * LLVM: with it the set-up and both copies are one loop nest; without
+     * it LLVM put the vectorised i-k-j multiply behind overlap checks of
+     * more pointers, and the kernel ran 4.4 times slower (docs/engine.md). */
     LLVMBuilderRef b = f->b;
     LLVMValueRef cond = LLVMBuildICmp(b, LLVMIntNE, pop(f), c32(f, 0), "");
-    LLVMValueRef left = LLVMBuildSub(b, LLVMBuildLoad2(b, f->nc->t_i32, lp->peel, ""), c32(f, 1), "");
-    LLVMBuildStore(b, left, lp->peel);
+    LLVMValueRef left = LLVMBuildSub(b, LLVMBuildLoad2(b, f->nc->t_i32, lp->left, ""), c32(f, 1), "");
+    LLVMBuildStore(b, left, lp->left);
     LLVMBasicBlockRef again = new_bb(f);
     LLVMBuildCondBr(b, cond, again, go);
     LLVMPositionBuilderAtEnd(b, again);

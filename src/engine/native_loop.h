@@ -14,7 +14,6 @@
 #define NL_MAX_WRITTEN 64   /* distinct locals a loop body may write */
 #define NL_MAX_BODY 2048    /* bytes of a body that is translated twice */
 #define NL_MIN_FAST 16      /* shorter chunks run the ordinary copy */
-#define NL_PEEL 8           /* iterations of each entry the ordinary copy runs first */
 
 /* An i32 value as c + sum(coef[i] * local[i]), every local read as it was
  * at the start of the iteration; arithmetic modulo 2^32, as wasm's. */
@@ -51,7 +50,7 @@ typedef struct nl_loop {
 
     /* Set while translating (nl_enter). */
     LLVMValueRef chunk, k, limit_v;
-    LLVMValueRef peel;      /* i32: ordinary iterations left before the chunks */
+    LLVMValueRef left;      /* i32: ordinary iterations before the set-up again */
     LLVMBasicBlockRef outer, slow, after;
     uint32_t next;          /* the fast copy's next access */
 } nl_loop_t;
@@ -61,12 +60,10 @@ typedef struct nl_loop {
  * move. */
 bool nl_analyse(fx_t *f, nl_loop_t *lp);
 
-/* At the loop: branches to lp->slow, the ordinary copy, for the first
- * NL_PEEL iterations (to the chunk set-up at once when the chunks may have
- * plain accesses); the set-up (lp->outer) goes on to fast_hdr (the copy
- * that counts no fuel per iteration) or, when an access could leave the
- * memory or the chunk is short, back to the ordinary copy for the rest of
- * the loop. */
+/* At the loop: the chunk set-up (lp->outer), which goes on to fast_hdr
+ * (the copy that counts no fuel per iteration) or, when fewer than
+ * NL_MIN_FAST iterations are left or an access could leave the memory, to
+ * lp->slow, the ordinary copy, for the rest of the loop. */
 void nl_enter(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef fast_hdr);
 
 /* Whether the fast copy's accesses need neither checks nor faults. */
@@ -80,7 +77,7 @@ LLVMValueRef nl_addr(fx_t *f, uint32_t offset);
 void nl_latch(fx_t *f, LLVMBasicBlockRef fast_hdr, LLVMBasicBlockRef go);
 
 /* The ordinary copy's final br_if 0 (its condition is popped): back to
- * slow_hdr, or to the chunks once the peel is done, or on to `go`. */
+ * slow_hdr, or on to `go`; to the set-up after 2^32 iterations. */
 void nl_slow_latch(fx_t *f, nl_loop_t *lp, LLVMBasicBlockRef slow_hdr, LLVMBasicBlockRef go);
 
 #endif

@@ -130,8 +130,9 @@ static const char wat_shapes[] =
     "      (local.set $n (i32.sub (local.get $n) (i32.const 1)))\n"
     "      (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (local.get $n))))\n"
     "    (local.get $i))\n"
-    /* no memory access (so its first iterations run unchunked, the
-     * peel): a value mixed by every iteration, i going up by 1 to $n */
+    /* no memory access (so no range checks; fewer than NL_MIN_FAST
+     * iterations run unchunked): a value mixed by every iteration, i
+     * going up by 1 to $n */
     "  (func (export \"spin\") (param $start i32) (param $n i32) (result i32) (local $i i32) (local $h i32)\n"
     "    (local.set $i (local.get $start))\n"
     "    (loop $l\n"
@@ -500,10 +501,11 @@ static void test_counted_loops_overlap_traps_and_exits(void **state)
     same(&p, "down", ARGS(I32(1000), I32(0), I32(0)));
     same(&p, "down", ARGS(I32(40000), I32(0), I32(0)));
     same(&p, "down", ARGS(I32(1), I32(PAGE - 2), I32(0)));
-    /* a stepped pointer and a loaded address (not plain: its first
-     * NL_PEEL = 8 iterations run unchunked), around the peel's end and
-     * with a loaded address off the end during the peel and after it */
-    static const uint32_t trips[] = {1, 7, 8, 9, 16, 17, 25, 1000};
+    /* a stepped pointer and a loaded address (not plain: no range
+     * checks), on both sides of NL_MIN_FAST = 16 iterations (fewer run
+     * unchunked), and with a loaded address off the end in the first
+     * iterations and in later ones */
+    static const uint32_t trips[] = {1, 7, 8, 9, 15, 16, 17, 25, 1000};
     for (size_t i = 0; i < sizeof trips / sizeof trips[0]; i++)
         same(&p, "gather", ARGS(I32(256), I32(trips[i]), I32(0)));
     same(&p, "gather", ARGS(I32(PAGE - 400), I32(1000), I32(0)));
@@ -515,7 +517,7 @@ static void test_counted_loops_overlap_traps_and_exits(void **state)
         same(&p, "gather", ARGS(I32(512), I32(40), I32(0)));
         fill(&p);
     }
-    /* no access at all: the peel, then chunks */
+    /* no access at all: unchunked, then chunks */
     for (size_t i = 0; i < sizeof trips / sizeof trips[0]; i++)
         same(&p, "spin", ARGS(I32(0), I32(trips[i]), I32(0)));
     same(&p, "spin", ARGS(I32(0xfffffffa), I32(3), I32(0)));
@@ -532,7 +534,7 @@ static void test_counted_loop_stops_at_deadline(void **state)
     pair_open(&p, m);
     /* 2^32 iterations of a store: well over the 50 ms */
     expect_deadline(&p, "wrap", ARGS(I32(12345), I32(0), I32(0)), 50, "deadline exceeded in function");
-    /* the same through the peel, with no access in the loop */
+    /* the same with no access in the loop */
     expect_deadline(&p, "spin", ARGS(I32(12345), I32(12345), I32(0)), 50, "deadline exceeded in function");
     pair_close(&p);
 }
