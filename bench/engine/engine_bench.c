@@ -15,11 +15,13 @@
  * SSE2).
  *
  * Usage: engine_bench [--reps N] [--node SCRIPT | --no-node] [--simd KERNELS_SIMD.wasm]
- *        [--only KERNEL] [--tier interp|native] KERNELS.wasm
+ *        [--only KERNEL] [--tier interp|native] [--size N] KERNELS.wasm
  *
  * --only and --tier run one kernel (its non-SIMD row) in one tier of the
- * engine and nothing else, for counting instructions with callgrind, whose
- * --toggle-collect=eng_call then leaves out loading and compiling:
+ * engine and nothing else, at the table's size or at --size N, for timing
+ * one kernel against node_bench.mjs at the same size, or for counting
+ * instructions with callgrind, whose --toggle-collect=eng_call then leaves
+ * out loading and compiling:
  *
  *     valgrind --tool=callgrind --smc-check=all-non-file --toggle-collect=eng_call \
  *         build/bench/engine_bench --reps 1 --only sieve --tier native build/bench/kernels.wasm
@@ -115,15 +117,15 @@ static void bench_run_native(const bench_kernel_t *k, int reps, bench_result_t *
     out->ok = 1;
 }
 
-static void bench_run_engine(eng_instance_t *inst, eng_exec_t *x, const bench_kernel_t *k, int reps,
-                             bench_result_t *out)
+static void bench_run_engine(eng_instance_t *inst, eng_exec_t *x, const bench_kernel_t *k, uint32_t size,
+                             int reps, bench_result_t *out)
 {
     eng_func_t *f = eng_instance_func(inst, k->name);
     if (!f || strcmp(eng_func_signature(f), "(i)i") != 0) {
         fprintf(stderr, "engine_bench: kernels.wasm has no export %s of type (i)i\n", k->name);
         return;
     }
-    eng_val_t arg = {.i32 = k->size}, res = {0};
+    eng_val_t arg = {.i32 = size}, res = {0};
     double times[reps];
     for (int r = -1; r < reps; r++) {
         double t0 = bench_now_ms();
@@ -208,8 +210,9 @@ static uint8_t *bench_read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* --only KERNEL --tier T: that kernel in one tier, printing its median. */
-static int bench_only(const uint8_t *bytes, size_t len, const char *name, int native, int reps)
+/* --only KERNEL --tier T [--size N]: that kernel in one tier, at the
+ * table's size unless size > 0, printing its median. */
+static int bench_only(const uint8_t *bytes, size_t len, const char *name, int native, uint32_t size, int reps)
 {
     const bench_kernel_t *k = NULL;
     for (size_t i = 0; i < NKERNELS && !k; i++)
@@ -243,7 +246,7 @@ static int bench_only(const uint8_t *bytes, size_t len, const char *name, int na
         return 1;
     }
     bench_result_t r = {.ms = -1};
-    bench_run_engine(inst, x, k, reps, &r);
+    bench_run_engine(inst, x, k, size ? size : k->size, reps, &r);
     if (r.ok)
         printf("%s %s: %.2f ms, checksum %u\n", k->name, native ? "native tier" : "interpreter", r.ms,
                r.checksum);
@@ -257,12 +260,13 @@ static void bench_usage(void)
 {
     fprintf(stderr, "usage: engine_bench [--reps N] [--node SCRIPT | --no-node] "
                     "[--simd KERNELS_SIMD.wasm] [--only KERNEL] [--tier interp|native] "
-                    "KERNELS.wasm\n");
+                    "[--size N] KERNELS.wasm\n");
 }
 
 int main(int argc, char **argv)
 {
     int reps = 5;
+    long size = 0;
     const char *node_script = "bench/engine/node_bench.mjs";
     const char *wasm_path = NULL, *simd_path = NULL, *only = NULL, *tier = NULL;
     for (int i = 1; i < argc; i++) {
@@ -276,6 +280,12 @@ int main(int argc, char **argv)
             only = argv[++i];
         } else if (strcmp(argv[i], "--tier") == 0 && i + 1 < argc) {
             tier = argv[++i];
+        } else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
+            size = atol(argv[++i]);
+            if (size < 1 || size > UINT32_MAX) {
+                bench_usage();
+                return 2;
+            }
         } else if (strcmp(argv[i], "--no-node") == 0) {
             node_script = NULL;
         } else if (argv[i][0] == '-') {
@@ -285,7 +295,7 @@ int main(int argc, char **argv)
             wasm_path = argv[i];
         }
     }
-    if (!wasm_path || reps < 1 || reps > 1000 || !only != !tier ||
+    if (!wasm_path || reps < 1 || reps > 1000 || !only != !tier || (size && !only) ||
         (tier && strcmp(tier, "interp") != 0 && strcmp(tier, "native") != 0)) {
         bench_usage();
         return 2;
@@ -314,7 +324,7 @@ int main(int argc, char **argv)
         }
         char err[ENG_ERR_MAX];
         if (only) {
-            int rc = bench_only(bytes, len, only, strcmp(tier, "native") == 0, reps);
+            int rc = bench_only(bytes, len, only, strcmp(tier, "native") == 0, (uint32_t)size, reps);
             free(bytes);
             return rc;
         }
@@ -355,8 +365,8 @@ int main(int argc, char **argv)
         if (!inst[v])
             continue; /* no --simd */
         bench_run_native(&kernels[i], reps, &native[i]);
-        bench_run_engine(inst[v], x, &kernels[i], reps, &engine[i]);
-        bench_run_engine(instn[v], x, &kernels[i], reps, &tier2[i]);
+        bench_run_engine(inst[v], x, &kernels[i], kernels[i].size, reps, &engine[i]);
+        bench_run_engine(instn[v], x, &kernels[i], kernels[i].size, reps, &tier2[i]);
         fprintf(stderr, "engine_bench: %s%s native %.2f ms, wasmfn %.2f ms, wasmfn native tier %.2f ms\n",
                 kernels[i].name, v ? " (simd)" : "", native[i].ms, engine[i].ms, tier2[i].ms);
     }

@@ -450,12 +450,18 @@ static void *compile_part(void *arg)
     LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
     LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
     /* Locals into SSA values first, so that nc_mark_no_wrap sees one value
-     * where wasm reads a local twice; then the optimiser. */
+     * where wasm reads a local twice; then the optimiser; then the same
+     * rewrite again, for the copies of a loop's body that unrolling made:
+     * their addresses are the first copy's plus a constant (matmul's row,
+     * a[k + 2] after a[k]), which the code generator then folds into the
+     * accesses (docs/engine.md, "Address arithmetic"). */
     LLVMErrorRef perr = LLVMRunPasses(nc.mod, "function(sroa,early-cse)", tm, opts);
     if (!perr) {
         nc_mark_no_wrap(&nc);
         perr = LLVMRunPasses(nc.mod, "default<O2>", tm, opts);
     }
+    if (!perr)
+        nc_mark_no_wrap(&nc);
     LLVMDisposePassBuilderOptions(opts);
     if (perr) {
         char *pm = LLVMGetErrorMessage(perr);

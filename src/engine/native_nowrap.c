@@ -29,7 +29,14 @@
  * holds across calls and memory.grow.
  *
  * Runs after SROA and EarlyCSE (native_compile.c), when a local read twice
- * is one SSA value, and before the rest of the optimiser.
+ * is one SSA value, and before the rest of the optimiser; then once more
+ * after it, when unrolling has made copies of a loop's body whose
+ * addresses are the first copy's plus a constant. The facts hold there
+ * too: the optimiser deletes, merges and hoists accesses, but never makes
+ * one execute where the wasm code would not have reached it in bounds
+ * (it speculates a load only from memory it knows is dereferenceable,
+ * which the memory base is not), and a masked load or store is a call,
+ * never taken for an access.
  */
 #include "engine/native_llvm.h"
 
