@@ -517,7 +517,7 @@ static void test_counted_loops_overlap_traps_and_exits(void **state)
         same(&p, "gather", ARGS(I32(512), I32(40), I32(0)));
         fill(&p);
     }
-    /* no access at all: unchunked, then chunks */
+    /* no access at all: fewer than 16 iterations unchunked, more in chunks */
     for (size_t i = 0; i < sizeof trips / sizeof trips[0]; i++)
         same(&p, "spin", ARGS(I32(0), I32(trips[i]), I32(0)));
     same(&p, "spin", ARGS(I32(0xfffffffa), I32(3), I32(0)));
