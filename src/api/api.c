@@ -550,7 +550,7 @@ static void handle_apply(api_t *a, hs_req_t *r)
     }
     if (cJSON_IsString(av) && cJSON_IsString(kd) &&
         kd_handles_auth_kind(av->valuestring, kd->valuestring)) {
-        api_triggerauth_apply(a, r, doc); /* KEDA's TriggerAuthentication */
+        api_triggerauth_apply(a, r, doc); /* KEDA's (Cluster)TriggerAuthentication */
         cJSON_Delete(doc);
         return;
     }
@@ -746,7 +746,10 @@ static void handle_v1(api_t *a, hs_req_t *r)
         return api_scaledobjects_handle(a, r, p);
     if (strcmp(p, "/v1/triggerauthentications") == 0 ||
         strncmp(p, "/v1/triggerauthentications/", 27) == 0)
-        return api_triggerauths_handle(a, r, p);
+        return api_triggerauths_handle(a, r, p, false);
+    if (strcmp(p, "/v1/clustertriggerauthentications") == 0 ||
+        strncmp(p, "/v1/clustertriggerauthentications/", 34) == 0)
+        return api_triggerauths_handle(a, r, p, true);
     if (strcmp(p, "/v1/images") == 0) {
         if (!method_is(r, "POST")) return hs_respond_method_not_allowed(r, "POST");
         return handle_image_post(a, r);

@@ -19,16 +19,16 @@
 #include "store/secrets.h"
 #include "store/triggerauths.h"
 
-int api_triggerauth_resolve(void *ud, const char *name, kd_auth_param_t **out, uint32_t *nout,
-                            char *err, size_t errlen)
+int api_triggerauth_resolve(void *ud, const char *name, bool cluster, kd_auth_param_t **out,
+                            uint32_t *nout, char *err, size_t errlen)
 {
     api_t *a = ud;
     *out = NULL;
     *nout = 0;
     char *text = NULL, e[512];
-    int rc = st_triggerauth_get(a->st, name, &text, e, sizeof e);
+    int rc = st_triggerauth_get(a->st, cluster, name, &text, e, sizeof e);
     if (rc == ST_NOT_FOUND) {
-        snprintf(err, errlen, "TriggerAuthentication %s does not exist", name);
+        snprintf(err, errlen, "%s %s does not exist", kd_auth_kind_name(cluster), name);
         return -1;
     }
     if (rc != ST_OK) {
@@ -39,7 +39,7 @@ int api_triggerauth_resolve(void *ud, const char *name, kd_auth_param_t **out, u
     free(text);
     kd_triggerauth_t ta;
     if (!j || kd_triggerauth_parse(j, &ta, e, sizeof e) != 0) {
-        snprintf(err, errlen, "TriggerAuthentication %s: %s", name,
+        snprintf(err, errlen, "%s %s: %s", kd_auth_kind_name(cluster), name,
                  j ? e : "its stored document is not JSON");
         cJSON_Delete(j);
         kd_triggerauth_free(&ta);

@@ -154,7 +154,7 @@ int api_scaledobjects_load(api_t *a, char *err, size_t errlen)
 static void refresh_one(void *ud, const st_doc_t *d)
 {
     cJSON *j = cJSON_Parse(d->doc);
-    if (j && kd_scaledobject_uses_auth(j, NULL)) load_one(ud, d);
+    if (j && kd_scaledobject_uses_auth(j, NULL, false)) load_one(ud, d);
     cJSON_Delete(j);
 }
 

@@ -21,14 +21,18 @@ int api_scaledobjects_load(api_t *a, char *err, size_t errlen);
  * ConfigMap changes. Its replicas and activity carry over (kd_apply). */
 void api_scaledobjects_refresh(api_t *a);
 
-/* triggerauths.c: KEDA TriggerAuthentications. */
-/* POST /v1/apply with a keda.sh TriggerAuthentication: answers r. */
+/* triggerauths.c: KEDA TriggerAuthentications and
+ * ClusterTriggerAuthentications. */
+/* POST /v1/apply with a keda.sh TriggerAuthentication or
+ * ClusterTriggerAuthentication: answers r. */
 void api_triggerauth_apply(api_t *a, hs_req_t *r, const cJSON *doc);
-/* /v1/triggerauthentications[/NAME] (path p): answers r. */
-void api_triggerauths_handle(api_t *a, hs_req_t *r, const char *p);
-/* kd_auth_resolve_fn over the store (ud: the api_t): the values of
- * TriggerAuthentication name's Secret and ConfigMap keys. */
-int api_triggerauth_resolve(void *ud, const char *name, kd_auth_param_t **params, uint32_t *n,
-                            char *err, size_t errlen);
+/* /v1/triggerauthentications[/NAME] (path p), or with cluster
+ * /v1/clustertriggerauthentications[/NAME]: answers r. */
+void api_triggerauths_handle(api_t *a, hs_req_t *r, const char *p, bool cluster);
+/* kd_auth_resolve_fn over the store (ud: the api_t): the values of the
+ * Secret and ConfigMap keys that TriggerAuthentication (with cluster,
+ * ClusterTriggerAuthentication) name names. */
+int api_triggerauth_resolve(void *ud, const char *name, bool cluster, kd_auth_param_t **params,
+                            uint32_t *n, char *err, size_t errlen);
 
 #endif

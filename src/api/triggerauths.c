@@ -1,14 +1,18 @@
 /*
- * triggerauths.c — KEDA TriggerAuthentications on the admin API
- * (docs/api.md, docs/scaling.md#triggerauthentication):
+ * triggerauths.c — KEDA TriggerAuthentications and
+ * ClusterTriggerAuthentications on the admin API (docs/api.md,
+ * docs/scaling.md#triggerauthentication):
  *
- *   POST /v1/apply of a keda.sh/v1alpha1 TriggerAuthentication: checked
+ *   POST /v1/apply of either kind (keda.sh/v1alpha1): checked
  *        (src/keda/triggerauth.c), stored (store/triggerauths.c), then the
  *        ScaledObjects that name it run again with its credentials;
- *   GET /v1/triggerauthentications[/NAME]: its references (parameter,
- *        Secret or ConfigMap, key) and the ScaledObjects that use it;
- *   DELETE /v1/triggerauthentications/NAME: those ScaledObjects' triggers
- *        then fail each read, saying it is gone (KEDA does the same).
+ *   GET /v1/triggerauthentications[/NAME] (and
+ *        /v1/clustertriggerauthentications[/NAME]): its references
+ *        (parameter, Secret or ConfigMap, key) and the ScaledObjects that
+ *        use it;
+ *   DELETE /v1/triggerauthentications/NAME (or the cluster kind's): those
+ *        ScaledObjects' triggers then fail each read, saying it is gone
+ *        (KEDA does the same).
  *
  * The values themselves are opened by authref.c.
  */
@@ -38,15 +42,15 @@ void api_triggerauth_apply(api_t *a, hs_req_t *r, const cJSON *doc)
     }
     char *text = cJSON_PrintUnformatted(doc);
     bool created = false;
-    if (!text || st_triggerauth_put(a->st, ta.name, text, (int64_t)time(NULL), &created, err,
-                                    sizeof err) != ST_OK) {
+    if (!text || st_triggerauth_put(a->st, ta.cluster, ta.name, text, (int64_t)time(NULL),
+                                    &created, err, sizeof err) != ST_OK) {
         hs_respond_errorf(r, 500, "%s", text ? err : "out of memory");
         free(text);
         kd_triggerauth_free(&ta);
         return;
     }
     free(text);
-    cJSON *o = api_applied_json("TriggerAuthentication", ta.name, created, ta.warnings,
+    cJSON *o = api_applied_json(kd_auth_kind_name(ta.cluster), ta.name, created, ta.warnings,
                                 ta.nwarnings);
     cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "warnings");
     /* A reference that does not resolve yet is no error (the Secret may
@@ -75,6 +79,7 @@ void api_triggerauth_apply(api_t *a, hs_req_t *r, const cJSON *doc)
 
 typedef struct users {
     const char *name;
+    bool cluster;
     cJSON *arr;
 } users_t;
 
@@ -82,13 +87,14 @@ static void user_one(void *ud, const st_doc_t *d)
 {
     users_t *u = ud;
     cJSON *j = cJSON_Parse(d->doc);
-    if (j && kd_scaledobject_uses_auth(j, u->name))
+    if (j && kd_scaledobject_uses_auth(j, u->name, u->cluster))
         cJSON_AddItemToArray(u->arr, cJSON_CreateString(d->name));
     cJSON_Delete(j);
 }
 
 typedef struct list {
     api_t *api;
+    bool cluster;     /* the kind listed */
     const char *only; /* one name, or NULL for all */
     cJSON *arr;
 } list_t;
@@ -99,7 +105,7 @@ static void list_one(void *ud, const st_doc_t *d)
     const char *name = d->name;
     if (l->only && strcmp(l->only, name) != 0) return;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "kind", "TriggerAuthentication");
+    cJSON_AddStringToObject(o, "kind", kd_auth_kind_name(l->cluster));
     cJSON_AddStringToObject(o, "name", name);
     char t[40];
     cm_rfc3339_format(d->created * 1000000000, CM_RFC3339_SECONDS, t, sizeof t);
@@ -122,33 +128,36 @@ static void list_one(void *ud, const st_doc_t *d)
     }
     kd_triggerauth_free(&ta);
     cJSON_Delete(j);
-    users_t u = {.name = name, .arr = cJSON_AddArrayToObject(o, "usedBy")};
+    users_t u = {.name = name, .cluster = l->cluster, .arr = cJSON_AddArrayToObject(o, "usedBy")};
     char e2[512];
     st_scaledobject_each(l->api->st, user_one, &u, e2, sizeof e2);
     cJSON_AddItemToArray(l->arr, o);
 }
 
-void api_triggerauths_handle(api_t *a, hs_req_t *r, const char *p)
+void api_triggerauths_handle(api_t *a, hs_req_t *r, const char *p, bool cluster)
 {
-    static const char base[] = "/v1/triggerauthentications";
-    const char *rest = p + strlen(base);
+    /* "triggerauthentications" or "clustertriggerauthentications" */
+    const char *plural = cluster ? "clustertriggerauthentications" : "triggerauthentications";
+    const char *rest = p + strlen("/v1/") + strlen(plural);
     bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
     char err[512];
     if (*rest == '/') rest++;
     if (strchr(rest, '/') || strlen(rest) > 253) {
-        hs_respond_errorf(r, 404, "use /v1/triggerauthentications/NAME");
+        hs_respond_errorf(r, 404, "use /v1/%s/NAME", plural);
         return;
     }
+    /* "triggerauthentication" or "clustertriggerauthentication" */
+    int singular = (int)strlen(plural) - 1;
     if (*rest && strcmp(r->method, "DELETE") == 0) {
-        int rc = st_triggerauth_delete(a->st, rest, err, sizeof err);
+        int rc = st_triggerauth_delete(a->st, cluster, rest, err, sizeof err);
         if (rc == ST_NOT_FOUND)
-            return hs_respond_errorf(r, 404, "triggerauthentication %s not found", rest);
+            return hs_respond_errorf(r, 404, "%.*s %s not found", singular, plural, rest);
         if (rc != ST_OK) return hs_respond_errorf(r, 500, "%s", err);
         /* Its users' triggers lose their credentials now, not at restart. */
         api_scaledobjects_refresh(a);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "deleted", rest);
-        cJSON_AddStringToObject(o, "kind", "TriggerAuthentication");
+        cJSON_AddStringToObject(o, "kind", kd_auth_kind_name(cluster));
         char *s = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         hs_respond_json(r, 200, s ? s : "{}");
@@ -156,8 +165,8 @@ void api_triggerauths_handle(api_t *a, hs_req_t *r, const char *p)
         return;
     }
     if (!get) return hs_respond_method_not_allowed(r, *rest ? "GET, HEAD, DELETE" : "GET, HEAD");
-    list_t l = {.api = a, .only = *rest ? rest : NULL, .arr = cJSON_CreateArray()};
-    if (st_triggerauth_each(a->st, list_one, &l, err, sizeof err) != ST_OK) {
+    list_t l = {.api = a, .cluster = cluster, .only = *rest ? rest : NULL, .arr = cJSON_CreateArray()};
+    if (st_triggerauth_each(a->st, cluster, list_one, &l, err, sizeof err) != ST_OK) {
         cJSON_Delete(l.arr);
         return hs_respond_errorf(r, 500, "%s", err);
     }
@@ -165,7 +174,7 @@ void api_triggerauths_handle(api_t *a, hs_req_t *r, const char *p)
     if (*rest) {
         out = cJSON_DetachItemFromArray(l.arr, 0);
         cJSON_Delete(l.arr);
-        if (!out) return hs_respond_errorf(r, 404, "triggerauthentication %s not found", rest);
+        if (!out) return hs_respond_errorf(r, 404, "%.*s %s not found", singular, plural, rest);
     }
     char *s = cJSON_PrintUnformatted(out);
     cJSON_Delete(out);

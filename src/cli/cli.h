@@ -47,8 +47,9 @@ int cli_get_main(int argc, char **argv);
 void cli_get_usage(FILE *out);
 /* wasmfn delete NAME */
 int cli_delete_main(int argc, char **argv);
-/* (get and delete also take `scaledobject[s] [NAME]` and
- * `triggerauthentication[s] [NAME]`: collection.c, client.h's cli_kind_t.) */
+/* (get and delete also take `scaledobject[s] [NAME]`,
+ * `triggerauthentication[s] [NAME]` and `clustertriggerauthentication[s]
+ * [NAME]`: collection.c, client.h's cli_kind_t.) */
 void cli_delete_usage(FILE *out);
 /* wasmfn invoke NAME [-d DATA | -d @FILE] [-H 'K: V'] [-X METHOD] [--path /p] */
 int cli_invoke_main(int argc, char **argv);

@@ -149,6 +149,7 @@ typedef struct cli_kind {
 /* scaledobjects.c and triggerauths.c. */
 extern const cli_kind_t cli_kind_scaledobject;
 extern const cli_kind_t cli_kind_triggerauth;
+extern const cli_kind_t cli_kind_clustertriggerauth;
 
 /* Whether word (a command-line word) names kind k. */
 bool cli_kind_is(const cli_kind_t *k, const char *word);

@@ -75,7 +75,8 @@ static int parse_output(const char *cmd, const char *v, bool *json)
  * NULL for a function's name. */
 static const cli_kind_t *kind_of(const char *word)
 {
-    static const cli_kind_t *const kinds[] = {&cli_kind_scaledobject, &cli_kind_triggerauth};
+    static const cli_kind_t *const kinds[] = {&cli_kind_scaledobject, &cli_kind_triggerauth,
+                                              &cli_kind_clustertriggerauth};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (cli_kind_is(kinds[i], word)) return kinds[i];
     return NULL;
@@ -204,6 +205,8 @@ void cli_get_usage(FILE *out)
             "       wasmfn get scaledobject NAME [-o json]\n"
             "       wasmfn get triggerauthentications [-o json]\n"
             "       wasmfn get triggerauthentication NAME [-o json]\n"
+            "       wasmfn get clustertriggerauthentications [-o json]\n"
+            "       wasmfn get clustertriggerauthentication NAME [-o json]\n"
             "\n"
             "Shows one function: its URL, traffic split, instances and revisions\n"
             "(module digest, env, memory and time limits, scaling settings), and for\n"
@@ -216,7 +219,8 @@ void cli_get_usage(FILE *out)
             "\n"
             "With triggerauthentications: KEDA TriggerAuthentications, which\n"
             "trigger parameter comes from which Secret key (never a value), and the\n"
-            "ScaledObjects that use each.\n"
+            "ScaledObjects that use each. clustertriggerauthentications: the same for\n"
+            "ClusterTriggerAuthentications.\n"
             "\n"
             "options:\n"
             "  -o json      print the admin API's JSON (GET /v1/functions/NAME) as is\n"
@@ -422,11 +426,13 @@ void cli_delete_usage(FILE *out)
             "usage: wasmfn delete NAME [NAME...]\n"
             "       wasmfn delete scaledobject NAME [NAME...]\n"
             "       wasmfn delete triggerauthentication NAME [NAME...]\n"
+            "       wasmfn delete clustertriggerauthentication NAME [NAME...]\n"
             "\n"
             "Deletes functions with their revisions and routes. Requests already running\n"
             "finish; new ones get 404. A deleted ScaledObject hands its Service's scaling\n"
-            "back to the Knative autoscaler. A deleted TriggerAuthentication leaves the\n"
-            "triggers that name it failing each read until it is applied again.\n"
+            "back to the Knative autoscaler. A deleted TriggerAuthentication (or\n"
+            "ClusterTriggerAuthentication) leaves the triggers that name it failing each\n"
+            "read until it is applied again.\n"
             "\n"
             "options:\n"
             "  -h, --help   show this help\n"

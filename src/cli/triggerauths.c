@@ -1,12 +1,14 @@
 /*
- * triggerauths.c — KEDA TriggerAuthentications as a CLI kind
- * (cli_kind_t) for `wasmfn get triggerauthentications`, `wasmfn get
- * triggerauthentication NAME` and `wasmfn delete triggerauthentication
- * NAME...` through the admin API (GET/DELETE
- * /v1/triggerauthentications[/NAME], collection.c), reached from get and
- * delete (commands.c) when their first word names the kind, as with
- * kubectl. (Not kubectl's short name `ta`: that could be a function's
- * name.) They show references to Secrets, never a value.
+ * triggerauths.c — KEDA TriggerAuthentications and
+ * ClusterTriggerAuthentications as two CLI kinds (cli_kind_t) for `wasmfn
+ * get triggerauthentications`, `wasmfn get triggerauthentication NAME`
+ * and `wasmfn delete triggerauthentication NAME...` (and the same with
+ * clustertriggerauthentication) through the admin API (GET/DELETE
+ * /v1/triggerauthentications[/NAME] or
+ * /v1/clustertriggerauthentications[/NAME], collection.c), reached from
+ * get and delete (commands.c) when their first word names the kind, as
+ * with kubectl. (Not kubectl's short names `ta` and `cta`: those could be
+ * functions' names.) They show references to Secrets, never a value.
  */
 #include <stdio.h>
 
@@ -66,5 +68,16 @@ const cli_kind_t cli_kind_triggerauth = {
     .singular = "triggerauthentication",
     .plural = "triggerauthentications",
     .words = words,
+    .print_table = print_table,
+};
+
+static const char *const cluster_words[] = {"clustertriggerauthentication",
+                                            "clustertriggerauthentications",
+                                            "clustertriggerauthentication.keda.sh", NULL};
+
+const cli_kind_t cli_kind_clustertriggerauth = {
+    .singular = "clustertriggerauthentication",
+    .plural = "clustertriggerauthentications",
+    .words = cluster_words,
     .print_table = print_table,
 };

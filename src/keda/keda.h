@@ -87,6 +87,7 @@ typedef struct kd_trigger {
     char *headers; /* prometheus customHeaders: "K=V,K2=V2" */
     char *tz, *start, *end; /* cron */
     char *auth_ref;         /* authenticationRef.name: a TriggerAuthentication */
+    bool auth_cluster;      /* ... or, with kind ClusterTriggerAuthentication, one of those */
     char *auth_err;         /* why auth_ref did not resolve (no value in it); the
                              * trigger's every read fails with it */
     uint32_t desired_replicas; /* cron */
@@ -140,11 +141,12 @@ typedef struct kd_auth_param {
     char *value;
 } kd_auth_param_t;
 
-/* Resolves TriggerAuthentication `name` into its parameters (*params, *n:
- * malloc'd, freed by the caller with kd_auth_params_free), or returns -1
- * with a reason in err that names objects and keys, never a value. */
-typedef int (*kd_auth_resolve_fn)(void *ud, const char *name, kd_auth_param_t **params,
-                                  uint32_t *n, char *err, size_t errlen);
+/* Resolves TriggerAuthentication `name` (with cluster, the
+ * ClusterTriggerAuthentication of that name) into its parameters (*params,
+ * *n: malloc'd, freed by the caller with kd_auth_params_free), or returns
+ * -1 with a reason in err that names objects and keys, never a value. */
+typedef int (*kd_auth_resolve_fn)(void *ud, const char *name, bool cluster,
+                                  kd_auth_param_t **params, uint32_t *n, char *err, size_t errlen);
 /* Wipes and frees params. */
 void kd_auth_params_free(kd_auth_param_t *params, uint32_t n);
 
@@ -163,10 +165,11 @@ bool kd_handles_kind(const char *api_version, const char *kind);
 int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud,
                           kd_scaledobject_t *out, char *err, size_t errlen);
 void kd_scaledobject_free(kd_scaledobject_t *so);
-/* The authenticationRef names of doc's triggers (a ScaledObject as JSON),
- * for finding who uses a TriggerAuthentication: true when one is name
- * (any, when name is NULL). */
-bool kd_scaledobject_uses_auth(const cJSON *doc, const char *name);
+/* The authenticationRefs of doc's triggers (a ScaledObject as JSON), for
+ * finding who uses a TriggerAuthentication (with cluster, a
+ * ClusterTriggerAuthentication): true when one names it (any reference of
+ * either kind, when name is NULL). */
+bool kd_scaledobject_uses_auth(const cJSON *doc, const char *name, bool cluster);
 
 /* ---- TriggerAuthentication (triggerauth.c) ------------------------------- */
 
@@ -181,6 +184,7 @@ typedef struct kd_auth_ref {
 
 typedef struct kd_triggerauth {
     char *name;
+    bool cluster;             /* a ClusterTriggerAuthentication */
     kd_auth_ref_t *refs;
     uint32_t nrefs;
     char **warnings;
@@ -189,9 +193,15 @@ typedef struct kd_triggerauth {
 
 #define KD_MAX_AUTH_REFS 32u
 
-/* True for apiVersion keda.sh/..., kind TriggerAuthentication. */
+/* True for apiVersion keda.sh/..., kind TriggerAuthentication or
+ * ClusterTriggerAuthentication. */
 bool kd_handles_auth_kind(const char *api_version, const char *kind);
-/* Validates a TriggerAuthentication: spec.secretTargetRef[] and
+/* "TriggerAuthentication", or with cluster "ClusterTriggerAuthentication". */
+const char *kd_auth_kind_name(bool cluster);
+/* Validates a TriggerAuthentication or a ClusterTriggerAuthentication (the
+ * same spec; wasmfn has one namespace, so the two kinds differ only in
+ * that each has names of its own, and a trigger says which kind it
+ * means; out->cluster says which it is): spec.secretTargetRef[] and
  * spec.configMapTargetRef[] ({parameter, name, key}); the other ways KEDA
  * has to find credentials (env, hashiCorpVault, podIdentity, ...) are
  * warnings. 0, or -1 with "FIELD: what is wrong" in err. Free with

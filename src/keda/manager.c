@@ -447,7 +447,10 @@ static cJSON *obj_json(const kd_obj_t *o)
         cJSON_AddStringToObject(e, "metricType", metric_type_name(t->metric_type));
         cJSON_AddNumberToObject(e, "target", t->target);
         cJSON_AddNumberToObject(e, "activationTarget", t->activation);
-        if (t->auth_ref) cJSON_AddStringToObject(e, "authenticationRef", t->auth_ref);
+        if (t->auth_ref) {
+            cJSON_AddStringToObject(e, "authenticationRef", t->auth_ref);
+            cJSON_AddStringToObject(e, "authenticationRefKind", kd_auth_kind_name(t->auth_cluster));
+        }
         cJSON_AddBoolToObject(e, "active", o->st.trig_active[i]);
         if (o->last_poll_ms && o->last[i].ok) cJSON_AddNumberToObject(e, "value", o->last[i].value);
         else if (o->last_poll_ms && o->st.failures[i] == 0) cJSON_AddNumberToObject(e, "value", 0);

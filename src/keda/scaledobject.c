@@ -499,10 +499,13 @@ static int parse_auth_ref(ctx_t *c, const cJSON *ref, const char *path, kd_trigg
     const cJSON *name = member(ref, "name"), *kind = member(ref, "kind");
     if (!cJSON_IsString(name) || !*name->valuestring)
         return fail(c, "%s.authenticationRef.name: required (a TriggerAuthentication)", path);
-    if (kind && (!cJSON_IsString(kind) || strcmp(kind->valuestring, "TriggerAuthentication") != 0))
-        return fail(c, "%s.authenticationRef.kind: only TriggerAuthentication is supported "
-                       "(there is one namespace: write it as a TriggerAuthentication)",
+    if (kind && (!cJSON_IsString(kind) ||
+                 (strcmp(kind->valuestring, kd_auth_kind_name(false)) != 0 &&
+                  strcmp(kind->valuestring, kd_auth_kind_name(true)) != 0)))
+        return fail(c, "%s.authenticationRef.kind: TriggerAuthentication (the default) or "
+                       "ClusterTriggerAuthentication",
                     path);
+    t->auth_cluster = kind && strcmp(kind->valuestring, kd_auth_kind_name(true)) == 0;
     static const char *const known[] = {"name", "kind", NULL};
     char p[96];
     snprintf(p, sizeof p, "%s.authenticationRef", path);
@@ -512,8 +515,8 @@ static int parse_auth_ref(ctx_t *c, const cJSON *ref, const char *path, kd_trigg
     if (!(t->auth_ref = strdup(name->valuestring))) return fail(c, "out of memory");
     char e[300] = "";
     int rc = -1;
-    if (c->resolve) rc = c->resolve(c->ud, t->auth_ref, params, nparams, e, sizeof e);
-    else snprintf(e, sizeof e, "TriggerAuthentication is not available here");
+    if (c->resolve) rc = c->resolve(c->ud, t->auth_ref, t->auth_cluster, params, nparams, e, sizeof e);
+    else snprintf(e, sizeof e, "%s is not available here", kd_auth_kind_name(t->auth_cluster));
     if (rc != 0) {
         *params = NULL;
         *nparams = 0;
@@ -526,10 +529,10 @@ static int parse_auth_ref(ctx_t *c, const cJSON *ref, const char *path, kd_trigg
         char list[128] = "";
         for (const char *const *a = auth_params(t->type); *a; a++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? ", " : "", *a);
-        warn(c, "%s.authenticationRef: TriggerAuthentication %s gives %.64s, which a %s trigger "
-                "does not take from it (%s); ignored",
-             path, t->auth_ref, (*params)[i].parameter, kd_type_name(t->type),
-             *list ? list : "none");
+        warn(c, "%s.authenticationRef: %s %s gives %.64s, which a %s trigger does not take from "
+                "it (%s); ignored",
+             path, kd_auth_kind_name(t->auth_cluster), t->auth_ref, (*params)[i].parameter,
+             kd_type_name(t->type), *list ? list : "none");
     }
     c->auth = *params;
     c->nauth = *nparams;
@@ -826,13 +829,17 @@ void kd_scaledobject_free(kd_scaledobject_t *so)
     memset(so, 0, sizeof *so);
 }
 
-bool kd_scaledobject_uses_auth(const cJSON *doc, const char *name)
+bool kd_scaledobject_uses_auth(const cJSON *doc, const char *name, bool cluster)
 {
     const cJSON *t, *tr = member(member(doc, "spec"), "triggers");
     cJSON_ArrayForEach(t, tr)
     {
-        const cJSON *n = member(member(t, "authenticationRef"), "name");
-        if (cJSON_IsString(n) && (!name || strcmp(n->valuestring, name) == 0)) return true;
+        const cJSON *ref = member(t, "authenticationRef");
+        const cJSON *n = member(ref, "name"), *k = member(ref, "kind");
+        if (!cJSON_IsString(n)) continue;
+        if (!name) return true;
+        bool is_cluster = cJSON_IsString(k) && strcmp(k->valuestring, kd_auth_kind_name(true)) == 0;
+        if (is_cluster == cluster && strcmp(n->valuestring, name) == 0) return true;
     }
     return false;
 }

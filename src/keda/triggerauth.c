@@ -1,7 +1,14 @@
 /*
- * triggerauth.c — validates KEDA's TriggerAuthentication (keda.sh/v1alpha1)
- * into a kd_triggerauth_t: which trigger parameter comes from which key of
- * which v1 Secret (secretTargetRef) or ConfigMap (configMapTargetRef).
+ * triggerauth.c — validates KEDA's TriggerAuthentication and
+ * ClusterTriggerAuthentication (keda.sh/v1alpha1) into a kd_triggerauth_t:
+ * which trigger parameter comes from which key of which v1 Secret
+ * (secretTargetRef) or ConfigMap (configMapTargetRef).
+ *
+ * In Kubernetes a ClusterTriggerAuthentication is cluster-scoped, and its
+ * Secrets live in KEDA's own namespace. wasmfn has one namespace, where
+ * its Secrets live too, so the cluster kind is the same object under
+ * names of its own. It is accepted so that YAML written for a cluster
+ * applies as it is.
  *
  * The object holds references only, never a value: the values stay sealed
  * in the Secrets (store/secrets.c) and are opened when a ScaledObject that
@@ -21,7 +28,13 @@
 bool kd_handles_auth_kind(const char *api_version, const char *kind)
 {
     return api_version && kind && strncmp(api_version, "keda.sh/", 8) == 0 &&
-           strcmp(kind, "TriggerAuthentication") == 0;
+           (strcmp(kind, kd_auth_kind_name(false)) == 0 ||
+            strcmp(kind, kd_auth_kind_name(true)) == 0);
+}
+
+const char *kd_auth_kind_name(bool cluster)
+{
+    return cluster ? "ClusterTriggerAuthentication" : "TriggerAuthentication";
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -115,8 +128,11 @@ int kd_triggerauth_parse(const cJSON *doc, kd_triggerauth_t *ta, char *err, size
     memset(ta, 0, sizeof *ta);
     if (errlen) err[0] = '\0';
     if (!cJSON_IsObject(doc)) return fail(err, errlen, "a TriggerAuthentication must be an object");
-    if (!kd_handles_auth_kind(str_member(doc, "apiVersion"), str_member(doc, "kind")))
-        return fail(err, errlen, "kind: want keda.sh/v1alpha1 TriggerAuthentication");
+    const char *kind = str_member(doc, "kind");
+    if (!kd_handles_auth_kind(str_member(doc, "apiVersion"), kind))
+        return fail(err, errlen, "kind: want keda.sh/v1alpha1 TriggerAuthentication or "
+                                 "ClusterTriggerAuthentication");
+    ta->cluster = strcmp(kind, kd_auth_kind_name(true)) == 0;
     const cJSON *md = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
     const char *name = str_member(md, "name");
     if (!name) return fail(err, errlen, "metadata.name: required");
@@ -125,7 +141,9 @@ int kd_triggerauth_parse(const cJSON *doc, kd_triggerauth_t *ta, char *err, size
                                  "digits, '-' or '.'",
                     name);
     const char *ns = str_member(md, "namespace");
-    if (ns && strcmp(ns, "default") != 0)
+    if (ns && ta->cluster)
+        warn(ta, "metadata.namespace: a ClusterTriggerAuthentication has none; ignored");
+    else if (ns && strcmp(ns, "default") != 0)
         warn(ta, "metadata.namespace: only the default namespace exists; ignored");
     if (!(ta->name = strdup(name))) return fail(err, errlen, "out of memory");
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");

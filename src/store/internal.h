@@ -55,7 +55,7 @@ int st_doctable_delete(st_store_t *s, const st_doctable_t *t, const char *name, 
 int st_doctable_each(st_store_t *s, const st_doctable_t *t, st_doc_fn fn, void *ud, char *err,
                      size_t errlen);
 /* scaled.c, triggerauths.c: their tables. */
-extern const st_doctable_t st_scaled_table, st_triggerauth_table;
+extern const st_doctable_t st_scaled_table, st_triggerauth_table, st_clustertriggerauth_table;
 
 /* allowed_hosts.c: revisions' outbound HTTP destinations (table
  * revision_allowed_hosts): made at open, read into r->spec, written for a

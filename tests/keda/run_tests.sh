@@ -19,6 +19,10 @@
 #     scales the Service with the credentials from a sealed Secret; a
 #     changed Secret is read again; after kill -9 they still resolve; the
 #     password is nowhere in the data dir, the API's answers or the logs;
+#   - a ClusterTriggerAuthentication: the same credentials under the cluster
+#     kind, whose names are apart from the TriggerAuthentications'; a
+#     trigger with `kind: ClusterTriggerAuthentication` reads with them,
+#     also after kill -9; deleting it shows in the trigger's error;
 #   - rabbitmq (a queue's length over amqp://, its host from a
 #     TriggerAuthentication), cron (a window around now, one not) and cpu
 #     (a CPU-bound guest under load scales above 1) triggers;
@@ -397,6 +401,56 @@ seen=$({ "$WASMFN" get scaledobjects -o json; "$WASMFN" get triggerauthenticatio
          cat "$tmp/log" "$tmp/log.all"; } 2>&1 | grep -cF -- "$PROM_PASS")
 [ -z "$leaks" ] && [ "$seen" = 0 ] && ok "the password is not in clear in the data dir, the API or the logs" ||
     bad "the password leaks" "files: $leaks; in answers/logs: $seen"
+
+# ---- ClusterTriggerAuthentication ---------------------------------------------------
+# The same credentials through the cluster kind, under the name the deleted
+# TriggerAuthentication had: the kinds have names of their own, so the
+# trigger that names the TriggerAuthentication still finds none.
+cat >"$tmp/cauth.yaml" <<EOF
+apiVersion: v1
+kind: Secret
+metadata: { name: prom-creds }
+stringData: { user: $PROM_USER, pass: "$PROM_PASS" }
+---
+apiVersion: keda.sh/v1alpha1
+kind: ClusterTriggerAuthentication
+metadata: { name: prom-auth }
+spec:
+  secretTargetRef:
+    - { parameter: username, name: prom-creds, key: user }
+    - { parameter: password, name: prom-creds, key: pass }
+EOF
+out=$("$WASMFN" apply -f "$tmp/cauth.yaml" 2>&1) &&
+    echo "$out" | grep -q 'clustertriggerauthentication/prom-auth: created' &&
+    ok "apply a ClusterTriggerAuthentication" || bad "apply a ClusterTriggerAuthentication" "$out"
+sleep 2
+so_field secured-scaler 'o["status"]["lastError"]' |
+    grep -q 'authenticationRef prom-auth: TriggerAuthentication prom-auth does not exist' &&
+    ok "a ClusterTriggerAuthentication does not answer for a TriggerAuthentication of its name" ||
+    bad "the two kinds share names" "$(so_field secured-scaler 'o["status"]')"
+out=$(so_secured "        authModes: basic
+      authenticationRef: { name: prom-auth, kind: ClusterTriggerAuthentication }")
+echo "$out" | grep -q 'warning' && bad "no warning for a ClusterTriggerAuthentication reference" "$out"
+cluster_ok() {
+    [ "$(so_field secured-scaler 'o["status"]["lastError"], o["status"]["triggers"][0]["authenticationRef"], o["status"]["triggers"][0]["authenticationRefKind"]')" = "None prom-auth ClusterTriggerAuthentication" ]
+}
+until_true 5 cluster_ok && has_instances secured 2 &&
+    ok "with kind: ClusterTriggerAuthentication the trigger reads with its credentials" ||
+    bad "scaling through a ClusterTriggerAuthentication" "$out; $(so_field secured-scaler 'o["status"]')"
+restart
+until_true 5 cluster_ok && ok "after kill -9 the ClusterTriggerAuthentication resolves again" ||
+    bad "ClusterTriggerAuthentication after a restart" "$(so_field secured-scaler 'o["status"]')"
+out=$("$WASMFN" get clustertriggerauthentications 2>&1)
+echo "$out" | grep -q 'prom-auth *username=secret/prom-creds:user, password=secret/prom-creds:pass *secured-scaler' &&
+    ! "$WASMFN" get triggerauthentications 2>&1 | grep -q prom-auth &&
+    ok "wasmfn get clustertriggerauthentications: its references and users, apart from the other kind" ||
+    bad "get clustertriggerauthentications" "$out"
+"$WASMFN" get clustertriggerauthentications -o json 2>&1 | grep -qF -- "$PROM_PASS" &&
+    bad "the password shows in get clustertriggerauthentications"
+"$WASMFN" delete clustertriggerauthentication prom-auth >/dev/null 2>&1
+until_true 5 sh -c "\"$WASMFN\" get scaledobject secured-scaler -o json | grep -q 'authenticationRef prom-auth: ClusterTriggerAuthentication prom-auth does not exist'" &&
+    ok "a deleted ClusterTriggerAuthentication shows in the trigger's error" ||
+    bad "deleted ClusterTriggerAuthentication" "$(so_field secured-scaler 'o["status"]')"
 "$WASMFN" delete scaledobject secured-scaler >/dev/null 2>&1
 
 # ---- rabbitmq, cron and cpu triggers ---------------------------------------------------

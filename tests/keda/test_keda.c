@@ -568,9 +568,29 @@ static void test_triggerauth_parse(void **state)
     assert_true(ta.refs[1].configmap);
     assert_int_equal(ta.nwarnings, 1);
     assert_non_null(strstr(ta.warnings[0], "spec.env: not supported"));
+    assert_false(ta.cluster);
     kd_triggerauth_free(&ta);
     assert_true(kd_handles_auth_kind("keda.sh/v1alpha1", "TriggerAuthentication"));
+    assert_true(kd_handles_auth_kind("keda.sh/v1alpha1", "ClusterTriggerAuthentication"));
     assert_false(kd_handles_auth_kind("keda.sh/v1alpha1", "ScaledObject"));
+    assert_false(kd_handles_auth_kind("v1", "ClusterTriggerAuthentication"));
+
+    /* The cluster kind: the same spec; a namespace is a warning (it has
+     * none), and it says which kind it is. */
+    d = doc_of("{'apiVersion':'keda.sh/v1alpha1','kind':'ClusterTriggerAuthentication',"
+               "'metadata':{'name':'shared','namespace':'keda'},'spec':{'secretTargetRef':"
+               "[{'parameter':'password','name':'redis','key':'pw'}]}}");
+    assert_int_equal(kd_triggerauth_parse(d, &ta, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_true(ta.cluster);
+    assert_string_equal(ta.name, "shared");
+    assert_int_equal(ta.nrefs, 1);
+    assert_int_equal(ta.nwarnings, 1);
+    assert_non_null(strstr(ta.warnings[0], "metadata.namespace: a ClusterTriggerAuthentication has none"));
+    kd_triggerauth_free(&ta);
+    ta_expect_error("{'apiVersion':'keda.sh/v1alpha1','kind':'ClusterTriggerAuthentications',"
+                    "'metadata':{'name':'x'},'spec':{}}",
+                    "kind: want keda.sh/v1alpha1 TriggerAuthentication or ClusterTriggerAuthentication");
 
     ta_expect_error(TA_HEAD "'spec':{'hashiCorpVault':{}}}", "spec: no secretTargetRef");
     ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':[{'name':'p','key':'k'}]}}",
@@ -589,14 +609,15 @@ static void test_triggerauth_parse(void **state)
                     "metadata.name: required");
 }
 
-/* A resolver standing in for the store: prom-auth gives a bearer token
- * and a rabbitmq host; anything else does not exist. */
-static int resolve_test(void *ud, const char *name, kd_auth_param_t **params, uint32_t *n,
-                        char *err, size_t errlen)
+/* A resolver standing in for the store: TriggerAuthentication prom-auth
+ * gives a bearer token and a rabbitmq host, and so does
+ * ClusterTriggerAuthentication shared; anything else does not exist. */
+static int resolve_test(void *ud, const char *name, bool cluster, kd_auth_param_t **params,
+                        uint32_t *n, char *err, size_t errlen)
 {
     (*(int *)ud)++;
-    if (strcmp(name, "prom-auth") != 0) {
-        snprintf(err, errlen, "TriggerAuthentication %s does not exist", name);
+    if (strcmp(name, cluster ? "shared" : "prom-auth") != 0) {
+        snprintf(err, errlen, "%s %s does not exist", kd_auth_kind_name(cluster), name);
         return -1;
     }
     *params = calloc(2, sizeof **params);
@@ -663,19 +684,53 @@ static void test_authentication_ref(void **state)
     assert_true(has_warning(&so, "spec.triggers[1].metadata.host: stored in clear"));
     kd_scaledobject_free(&so);
 
+    /* kind ClusterTriggerAuthentication resolves that kind's name: the
+     * TriggerAuthentication of the same name is another object. */
+    d = so_doc("", "{'type':'prometheus','authenticationRef':{'name':'shared','kind':"
+                   "'ClusterTriggerAuthentication'},'metadata':{'serverAddress':'http://p',"
+                   "'query':'q','threshold':'1','authModes':'bearer'}},"
+                   "{'type':'prometheus','authenticationRef':{'name':'shared'},'metadata':{"
+                   "'serverAddress':'http://p','query':'q','threshold':'1','authModes':'bearer'}}");
+    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_true(so.triggers[0].auth_cluster);
+    assert_string_equal(so.triggers[0].bearer, "s3cret-token");
+    assert_null(so.triggers[0].auth_err);
+    assert_true(has_warning(&so, "spec.triggers[0].authenticationRef: ClusterTriggerAuthentication "
+                                 "shared gives host"));
+    assert_false(so.triggers[1].auth_cluster);
+    assert_string_equal(so.triggers[1].auth_err, "TriggerAuthentication shared does not exist");
+    kd_scaledobject_free(&so);
+    d = so_doc("", "{'type':'prometheus','authenticationRef':{'name':'prom-auth','kind':"
+                   "'ClusterTriggerAuthentication'},'metadata':{'serverAddress':'http://p',"
+                   "'query':'q','threshold':'1'}}");
+    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_string_equal(so.triggers[0].auth_err,
+                        "ClusterTriggerAuthentication prom-auth does not exist");
+    kd_scaledobject_free(&so);
+
     expect_error(so_doc("", "{'type':'prometheus','authenticationRef':{'name':'a','kind':"
-                            "'ClusterTriggerAuthentication'},'metadata':{'serverAddress':'http://p',"
+                            "'Secret'},'metadata':{'serverAddress':'http://p',"
                             "'query':'q','threshold':'1'}}"),
-                 "spec.triggers[0].authenticationRef.kind: only TriggerAuthentication");
+                 "spec.triggers[0].authenticationRef.kind: TriggerAuthentication (the default) "
+                 "or ClusterTriggerAuthentication");
     expect_error(so_doc("", "{'type':'prometheus','authenticationRef':{},'metadata':{"
                             "'serverAddress':'http://p','query':'q','threshold':'1'}}"),
                  "spec.triggers[0].authenticationRef.name: required");
 
     d = so_doc("", "{'type':'cpu','metadata':{'value':'5'}},{'type':'prometheus',"
                    "'authenticationRef':{'name':'prom-auth'},'metadata':{}}");
-    assert_true(kd_scaledobject_uses_auth(d, "prom-auth"));
-    assert_true(kd_scaledobject_uses_auth(d, NULL));
-    assert_false(kd_scaledobject_uses_auth(d, "other"));
+    assert_true(kd_scaledobject_uses_auth(d, "prom-auth", false));
+    assert_false(kd_scaledobject_uses_auth(d, "prom-auth", true));
+    assert_true(kd_scaledobject_uses_auth(d, NULL, false));
+    assert_false(kd_scaledobject_uses_auth(d, "other", false));
+    cJSON_Delete(d);
+    d = so_doc("", "{'type':'prometheus','authenticationRef':{'name':'shared','kind':"
+                   "'ClusterTriggerAuthentication'},'metadata':{}}");
+    assert_true(kd_scaledobject_uses_auth(d, "shared", true));
+    assert_false(kd_scaledobject_uses_auth(d, "shared", false));
+    assert_true(kd_scaledobject_uses_auth(d, NULL, false));
     cJSON_Delete(d);
 }
 
