@@ -345,20 +345,23 @@ until_true 5 sh -c "\"$WASMFN\" get scaledobject secured-scaler -o json | grep -
     bad "a trigger without its credentials" "$out $(so_field secured-scaler 'o["status"]')"
 
 # The credentials in a Secret, named by a TriggerAuthentication.
-cat >"$tmp/auth.yaml" <<EOF
+auth_yaml() { # auth_yaml KIND: the Secret, and a KIND named prom-auth that names its keys
+    cat <<EOF
 apiVersion: v1
 kind: Secret
 metadata: { name: prom-creds }
 stringData: { user: $PROM_USER, pass: "$PROM_PASS" }
 ---
 apiVersion: keda.sh/v1alpha1
-kind: TriggerAuthentication
+kind: $1
 metadata: { name: prom-auth }
 spec:
   secretTargetRef:
     - { parameter: username, name: prom-creds, key: user }
     - { parameter: password, name: prom-creds, key: pass }
 EOF
+}
+auth_yaml TriggerAuthentication >"$tmp/auth.yaml"
 out=$("$WASMFN" apply -f "$tmp/auth.yaml" 2>&1) && echo "$out" | grep -q 'triggerauthentication/prom-auth: created' &&
     ok "apply a Secret and a TriggerAuthentication" || bad "apply a TriggerAuthentication" "$out"
 out=$(so_secured "        authModes: basic
@@ -406,20 +409,7 @@ seen=$({ "$WASMFN" get scaledobjects -o json; "$WASMFN" get triggerauthenticatio
 # The same credentials through the cluster kind, under the name the deleted
 # TriggerAuthentication had: the kinds have names of their own, so the
 # trigger that names the TriggerAuthentication still finds none.
-cat >"$tmp/cauth.yaml" <<EOF
-apiVersion: v1
-kind: Secret
-metadata: { name: prom-creds }
-stringData: { user: $PROM_USER, pass: "$PROM_PASS" }
----
-apiVersion: keda.sh/v1alpha1
-kind: ClusterTriggerAuthentication
-metadata: { name: prom-auth }
-spec:
-  secretTargetRef:
-    - { parameter: username, name: prom-creds, key: user }
-    - { parameter: password, name: prom-creds, key: pass }
-EOF
+auth_yaml ClusterTriggerAuthentication >"$tmp/cauth.yaml"
 out=$("$WASMFN" apply -f "$tmp/cauth.yaml" 2>&1) &&
     echo "$out" | grep -q 'clustertriggerauthentication/prom-auth: created' &&
     ok "apply a ClusterTriggerAuthentication" || bad "apply a ClusterTriggerAuthentication" "$out"
