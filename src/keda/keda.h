@@ -57,6 +57,7 @@ typedef enum kd_type {
     KD_REDIS_STREAMS,
     KD_NATS_JETSTREAM,
     KD_RABBITMQ,
+    KD_REDIS_LISTS, /* KEDA's "redis": a list's length */
 } kd_type_t;
 
 /* How a trigger's value becomes replicas (the HPA's metric target types). */
@@ -78,7 +79,7 @@ typedef struct kd_trigger {
     /* What to read, by type (NULL when unused); every string malloc'd. */
     char *url;     /* prometheus serverAddress; rabbitmq host; nats server URL; redis host:port */
     char *query;   /* prometheus */
-    char *stream;  /* redis-streams, nats-jetstream */
+    char *stream;  /* redis-streams, nats-jetstream; redis: the listName */
     char *group;   /* redis consumerGroup; nats consumer */
     char *queue;   /* rabbitmq queueName */
     char *vhost;   /* rabbitmq vhostName (overrides the one in host) */

@@ -125,7 +125,8 @@ static void read_trigger(kd_t *k, kd_obj_t *o, uint32_t i, uint64_t now_ns, kd_s
     }
     switch (t->type) {
     case KD_PROMETHEUS: rc = kd_read_prometheus(t, &s->value, s->err, sizeof s->err); break;
-    case KD_REDIS_STREAMS: rc = kd_read_redis(t, &s->value, s->err, sizeof s->err); break;
+    case KD_REDIS_STREAMS:
+    case KD_REDIS_LISTS: rc = kd_read_redis(t, &s->value, s->err, sizeof s->err); break;
     case KD_NATS_JETSTREAM: rc = kd_read_nats(t, &s->value, s->err, sizeof s->err); break;
     case KD_RABBITMQ: rc = kd_read_rabbitmq(t, &s->value, s->err, sizeof s->err); break;
     case KD_CRON: rc = kd_read_cron(t, unix_ms(), &s->value, s->err, sizeof s->err); break;

@@ -1,9 +1,11 @@
 /*
- * redis.c — the redis-streams trigger (hiredis): a consumer group's
- * pending entries (XPENDING's count: delivered, not yet acknowledged), its
- * lag (XINFO GROUPS, Redis 7: entries not yet delivered to the group), or
- * the stream's length (XLEN), as KEDA's scaler reads them. One connection
- * per poll, with KD_TRIGGER_TIMEOUT_MS for the connect and each reply.
+ * redis.c — the redis-streams and redis triggers (hiredis). redis-streams:
+ * a consumer group's pending entries (XPENDING's count: delivered, not yet
+ * acknowledged), its lag (XINFO GROUPS, Redis 7: entries not yet delivered
+ * to the group), or the stream's length (XLEN). redis: a list's length
+ * (LLEN; 0 for a list that does not exist). Both as KEDA's scalers read
+ * them. One connection per poll, with KD_TRIGGER_TIMEOUT_MS for the
+ * connect and each reply.
  */
 #define _GNU_SOURCE
 #include <hiredis/hiredis.h>
@@ -92,7 +94,12 @@ int kd_read_redis(const kd_trigger_t *t, double *value, char *err, size_t errlen
         if (!reply_ok(c, r, "SELECT", e, sizeof e)) goto out;
         freeReplyObject(r);
     }
-    if (t->redis_mode == KD_REDIS_LENGTH) {
+    if (t->type == KD_REDIS_LISTS) {
+        r = redisCommand(c, "LLEN %s", t->stream);
+        if (!reply_ok(c, r, "LLEN", e, sizeof e)) goto out;
+        *value = r->type == REDIS_REPLY_INTEGER ? (double)r->integer : 0;
+        rc = 0;
+    } else if (t->redis_mode == KD_REDIS_LENGTH) {
         r = redisCommand(c, "XLEN %s", t->stream);
         if (!reply_ok(c, r, "XLEN", e, sizeof e)) goto out;
         *value = r->type == REDIS_REPLY_INTEGER ? (double)r->integer : 0;
@@ -113,7 +120,9 @@ int kd_read_redis(const kd_trigger_t *t, double *value, char *err, size_t errlen
         rc = 0;
     }
 out:
-    if (rc != 0) snprintf(err, errlen, "redis %s stream %s: %s", t->url, t->stream, e);
+    if (rc != 0)
+        snprintf(err, errlen, "redis %s %s %s: %s", t->url,
+                 t->type == KD_REDIS_LISTS ? "list" : "stream", t->stream, e);
     if (r) freeReplyObject(r);
     redisFree(c);
     return rc;

@@ -23,13 +23,13 @@
 #include "eventing/eventing.h"
 #include "keda/keda.h"
 
-#define SUPPORTED "prometheus, cpu, memory, cron, redis-streams, nats-jetstream, rabbitmq"
+#define SUPPORTED "prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq"
 
 static const char *const type_names[] = {
     [KD_PROMETHEUS] = "prometheus",         [KD_CPU] = "cpu",
     [KD_MEMORY] = "memory",                 [KD_CRON] = "cron",
     [KD_REDIS_STREAMS] = "redis-streams",   [KD_NATS_JETSTREAM] = "nats-jetstream",
-    [KD_RABBITMQ] = "rabbitmq",
+    [KD_RABBITMQ] = "rabbitmq",             [KD_REDIS_LISTS] = "redis",
 };
 
 const char *kd_type_name(kd_type_t t) { return type_names[t]; }
@@ -125,7 +125,8 @@ static const char *const *auth_params(kd_type_t t)
     static const char *const none[] = {NULL};
     switch (t) {
     case KD_PROMETHEUS: return prometheus;
-    case KD_REDIS_STREAMS: return redis;
+    case KD_REDIS_STREAMS:
+    case KD_REDIS_LISTS: return redis;
     case KD_RABBITMQ: return rabbitmq;
     default: return none;
     }
@@ -338,15 +339,10 @@ static int parse_cron(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t 
     return 0;
 }
 
-static int parse_redis(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+/* The server of a redis or redis-streams trigger: address (or host and
+ * port), enableTLS (refused), password, databaseIndex. */
+static int parse_redis_server(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
 {
-    static const char *const known[] = {"address", "host", "port", "stream", "consumerGroup",
-                                        "pendingEntriesCount", "streamLength", "lagCount",
-                                        "activationLagCount", "activationStreamLength",
-                                        "databaseIndex", "password", "enableTLS", NULL};
-    char p[128];
-    snprintf(p, sizeof p, "%s.metadata", path);
-    warn_unknown(c, md, p, known, NULL);
     char buf[64], b2[64];
     const char *host = meta(c, md, "host", buf, sizeof buf), *port = meta(c, md, "port", b2, sizeof b2);
     if (meta_str(c, md, "address", path, false, &t->url) < 0) return -1;
@@ -360,15 +356,46 @@ static int parse_redis(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t
     bool tls;
     if (meta_bool(c, md, "enableTLS", path, false, &tls) < 0) return -1;
     if (tls) return fail(c, "%s.metadata.enableTLS: TLS to Redis is not supported", path);
-    if (meta_str(c, md, "stream", path, true, &t->stream) < 0 ||
-        meta_str(c, md, "password", path, false, &t->password) < 0)
-        return -1;
+    if (meta_str(c, md, "password", path, false, &t->password) < 0) return -1;
     warn_clear(c, md, path, "password");
     double db;
     if (meta_num(c, md, "databaseIndex", path, false, true, 0, &db) < 0) return -1;
     if (db != floor(db) || db > 1000000)
         return fail(c, "%s.metadata.databaseIndex: must be a whole number", path);
     t->redis_db = (uint32_t)db;
+    return 0;
+}
+
+/* KEDA's redis trigger: the length of the list listName (LLEN), against
+ * listLength per instance (default 5). */
+static int parse_redis_list(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    static const char *const known[] = {"address", "host", "port", "listName", "listLength",
+                                        "activationListLength", "databaseIndex", "password",
+                                        "enableTLS", NULL};
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, NULL);
+    if (parse_redis_server(c, md, path, t) < 0 ||
+        meta_str(c, md, "listName", path, true, &t->stream) < 0 ||
+        meta_num(c, md, "listLength", path, false, false, 5, &t->target) < 0 ||
+        meta_num(c, md, "activationListLength", path, false, true, 0, &t->activation) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_redis(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    static const char *const known[] = {"address", "host", "port", "stream", "consumerGroup",
+                                        "pendingEntriesCount", "streamLength", "lagCount",
+                                        "activationLagCount", "activationStreamLength",
+                                        "databaseIndex", "password", "enableTLS", NULL};
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, NULL);
+    if (parse_redis_server(c, md, path, t) < 0 ||
+        meta_str(c, md, "stream", path, true, &t->stream) < 0)
+        return -1;
     int r;
     if ((r = meta_num(c, md, "lagCount", path, false, false, 0, &t->target)) < 0) return -1;
     if (r == 1) {
@@ -593,6 +620,7 @@ static int parse_trigger(ctx_t *c, const cJSON *tj, uint32_t i, kd_trigger_t *t)
     case KD_REDIS_STREAMS: rc = parse_redis(c, md, path, t); break;
     case KD_NATS_JETSTREAM: rc = parse_nats(c, md, path, t); break;
     case KD_RABBITMQ: rc = parse_rabbitmq(c, md, path, t); break;
+    case KD_REDIS_LISTS: rc = parse_redis_list(c, md, path, t); break;
     }
     kd_auth_params_free(params, nparams);
     c->auth = NULL;

@@ -11,8 +11,9 @@
 #     and deleting it hands scaling back;
 #   - `wasmfn get scaledobjects` and /metrics show the trigger's value and
 #     activity; it survives kill -9;
-#   - redis-streams (a consumer group's lag) and nats-jetstream (a
-#     consumer's pending messages) triggers scale their Services;
+#   - redis-streams (a consumer group's lag), redis (a list's length, read
+#     again after the list shrinks) and nats-jetstream (a consumer's pending
+#     messages) triggers scale their Services;
 #   - a bad trigger type is refused naming the supported ones;
 #   - a TriggerAuthentication: a second Prometheus that requires basic
 #     auth refuses the trigger without it (HTTP 401 in the status), and
@@ -253,7 +254,7 @@ curl -s "$WASMFN_API/metrics" | grep -q 'scaledobject="hello-scaler"' &&
 sed 's/type: prometheus/type: kafka-nope/' "$tmp/so.yaml" >"$tmp/bad.yaml"
 out=$("$WASMFN" apply -f "$tmp/bad.yaml" 2>&1)
 rc=$?
-[ $rc != 0 ] && echo "$out" | grep -q 'spec.triggers\[0\].type: "kafka-nope" is not supported; supported: prometheus, cpu, memory, cron, redis-streams, nats-jetstream, rabbitmq' &&
+[ $rc != 0 ] && echo "$out" | grep -q 'spec.triggers\[0\].type: "kafka-nope" is not supported; supported: prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq' &&
     ok "an unknown trigger type names the supported ones" || bad "unknown trigger type" "rc=$rc $out"
 sed 's/threshold: "5"/threshold: "five"/' "$tmp/so.yaml" >"$tmp/bad2.yaml"
 out=$("$WASMFN" apply -f "$tmp/bad2.yaml" 2>&1)
@@ -262,14 +263,15 @@ out=$("$WASMFN" apply -f "$tmp/bad2.yaml" 2>&1)
 "$WASMFN" get scaledobjects -o json | grep -q '^\[\]$' && ok "nothing was kept of the refused ones" ||
     bad "refused ScaledObjects kept" "$("$WASMFN" get scaledobjects -o json)"
 
-# ---- redis-streams and nats-jetstream triggers ----------------------------------------
-for f in q1 q2; do
+# ---- redis-streams, redis and nats-jetstream triggers ---------------------------------
+for f in q1 q2 q3; do
     "$WASMFN" deploy $f "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $f"
 done
 R() { redis-cli -p "$rport" "$@"; }
 until_true 5 R ping >/dev/null 2>&1 || bad "redis-server starts" "$(cat "$tmp/redis.log")"
 R XGROUP CREATE jobs workers '$' MKSTREAM >/dev/null
 for i in 1 2 3 4 5 6 7; do R XADD jobs '*' n $i >/dev/null; done
+for i in $(seq 10); do R RPUSH tasks "t$i" >/dev/null; done
 "$JSPUB" "nats://127.0.0.1:$nport" work work-consumer 9 >"$tmp/jspub.log" 2>&1 ||
     bad "publish to JetStream" "$(cat "$tmp/jspub.log") $(tail -3 "$tmp/nats.log")"
 cat >"$tmp/queues.yaml" <<EOF
@@ -297,12 +299,29 @@ spec:
         stream: work
         consumer: work-consumer
         lagThreshold: "3"
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: q3-scaler }
+spec:
+  scaleTargetRef: { name: q3 }
+  pollingInterval: 1
+  triggers:
+    - type: redis
+      metadata: { address: "127.0.0.1:$rport", listName: tasks, listLength: "4" }
 EOF
 out=$("$WASMFN" apply -f "$tmp/queues.yaml" 2>&1) || bad "apply the queue ScaledObjects" "$out"
 until_true 5 has_instances q1 4 && ok "redis-streams: lag 7, lagCount 2 -> 4 instances" ||
     bad "redis-streams" "instances $(instances q1); $(so_field q1-scaler 'o["status"]')"
 until_true 5 has_instances q2 3 && ok "nats-jetstream: 9 pending, lagThreshold 3 -> 3 instances" ||
     bad "nats-jetstream" "instances $(instances q2); $(so_field q2-scaler 'o["status"]')"
+until_true 5 has_instances q3 3 && ok "redis: a list of 10, listLength 4 -> 3 instances" ||
+    bad "redis (lists)" "instances $(instances q3); $(so_field q3-scaler 'o["status"]')"
+R LTRIM tasks 0 1 >/dev/null
+q3_reads_2() { [ "$(so_field q3-scaler 'o["status"]["triggers"][0]["value"]')" = 2 ]; }
+until_true 5 q3_reads_2 &&
+    ok "redis: the list trimmed to 2, the trigger reads 2" ||
+    bad "redis (lists) after LTRIM" "$(so_field q3-scaler 'o["status"]')"
 # A server that is gone: the error is shown, the replicas kept (KEDA's rule).
 kill "$redis_pid" 2>/dev/null
 until_true 5 sh -c "\"$WASMFN\" get scaledobject q1-scaler -o json | grep -q '\"lastError\":\"redis'" &&

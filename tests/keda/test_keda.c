@@ -166,12 +166,42 @@ static void test_every_field(void **state)
     kd_scaledobject_free(&so);
 }
 
+/* KEDA's redis trigger (a list's length): its defaults, and host and port
+ * instead of address. */
+static void test_redis_lists(void **state)
+{
+    (void)state;
+    kd_scaledobject_t so;
+    parse_ok(so_doc("", "{'type':'redis','metadata':{'address':'r:6379','listName':'jobs'}},"
+                        "{'type':'redis','metadata':{'host':'cache','port':'6380','listName':'l2',"
+                        "'listLength':'20','activationListLength':'3','databaseIndex':'2',"
+                        "'unsafeSsl':'false'}}"),
+             &so);
+    assert_int_equal(so.ntriggers, 2);
+    const kd_trigger_t *t = &so.triggers[0];
+    assert_int_equal(t->type, KD_REDIS_LISTS);
+    assert_string_equal(t->name, "s0-redis");
+    assert_string_equal(t->url, "r:6379");
+    assert_string_equal(t->stream, "jobs");
+    assert_true(t->target == 5);      /* listLength's default */
+    assert_true(t->activation == 0);
+    assert_int_equal(t->redis_db, 0);
+    t = &so.triggers[1];
+    assert_string_equal(t->url, "cache:6380");
+    assert_string_equal(t->stream, "l2");
+    assert_true(t->target == 20);
+    assert_true(t->activation == 3);
+    assert_int_equal(t->redis_db, 2);
+    assert_true(has_warning(&so, "spec.triggers[1].metadata.unsafeSsl: not supported"));
+    kd_scaledobject_free(&so);
+}
+
 static void test_errors_name_the_field(void **state)
 {
     (void)state;
     expect_error(so_doc("", "{'type':'kafka','metadata':{}}"),
                  "spec.triggers[0].type: \"kafka\" is not supported; supported: prometheus, cpu, "
-                 "memory, cron, redis-streams, nats-jetstream, rabbitmq");
+                 "memory, cron, redis, redis-streams, nats-jetstream, rabbitmq");
     expect_error(so_doc("", "{'metadata':{}}"), "spec.triggers[0].type: required");
     expect_error(so_doc("", ""), "spec.triggers: required");
     expect_error(so_doc("", "{'type':'prometheus','metadata':{'serverAddress':'http://p','query':'q'}}"),
@@ -201,6 +231,14 @@ static void test_errors_name_the_field(void **state)
                  "spec.triggers[0].metadata.start:");
     expect_error(so_doc("", "{'type':'redis-streams','metadata':{'address':'r:1','stream':'s'}}"),
                  "spec.triggers[0].metadata.consumerGroup: required");
+    expect_error(so_doc("", "{'type':'redis','metadata':{'address':'r:1','listLength':'3'}}"),
+                 "spec.triggers[0].metadata.listName: required");
+    expect_error(so_doc("", "{'type':'redis','metadata':{'listName':'l'}}"),
+                 "spec.triggers[0].metadata.address: required (or host and port)");
+    expect_error(so_doc("", "{'type':'redis','metadata':{'address':'r:1','listName':'l','enableTLS':'true'}}"),
+                 "spec.triggers[0].metadata.enableTLS: TLS to Redis is not supported");
+    expect_error(so_doc("", "{'type':'redis','metadata':{'address':'r:1','listName':'l','listLength':'0'}}"),
+                 "spec.triggers[0].metadata.listLength: \"0\" is not a number above 0");
     expect_error(so_doc("", "{'type':'rabbitmq','metadata':{'host':'amqp://h','queueName':'q','mode':'MessageRate','value':'1'}}"),
                  "spec.triggers[0].metadata.mode: MessageRate needs the management API");
     expect_error(so_doc("", "{'type':'cron','name':'a','metadata':{'timezone':'UTC','start':'0 8 * * *','end':'0 9 * * *','desiredReplicas':'1'}},"
@@ -739,6 +777,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_field),
+        cmocka_unit_test(test_redis_lists),
         cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_activation_and_cooldown),
         cmocka_unit_test(test_largest_trigger_and_bounds),
