@@ -1,6 +1,6 @@
 /*
  * http.c — the one HTTP GET the triggers that speak HTTP use (Prometheus's
- * query API, RabbitMQ's management API): libcurl, bounded in time
+ * query API, RabbitMQ's management API, metrics-api's URL): libcurl, bounded in time
  * (KD_TRIGGER_TIMEOUT_MS) and in size (KD_MAX_BODY_BYTES), http and https
  * only, no redirects (a server that moved is a configuration to fix, and
  * following one would send the credentials elsewhere).
@@ -53,8 +53,8 @@ char *kd_url_escape(const char *s)
 }
 
 int kd_http_get(const char *url, const char *bearer, const char *user, const char *pass,
-                const char *headers, bool unsafe, char **body_out, long *status, char *err,
-                size_t errlen)
+                const char *headers, const char *header_name, const char *header_value,
+                bool unsafe, char **body_out, long *status, char *err, size_t errlen)
 {
     *body_out = NULL;
     CURL *c = curl_easy_init();
@@ -66,6 +66,11 @@ int kd_http_get(const char *url, const char *bearer, const char *user, const cha
     struct curl_slist *h = NULL;
     char *line = NULL;
     if (bearer && asprintf(&line, "Authorization: Bearer %s", bearer) >= 0) {
+        h = curl_slist_append(h, line);
+        free(line);
+    }
+    if (header_name && header_value && !strpbrk(header_name, "\r\n:") &&
+        !strpbrk(header_value, "\r\n") && asprintf(&line, "%s: %s", header_name, header_value) >= 0) {
         h = curl_slist_append(h, line);
         free(line);
     }

@@ -25,11 +25,12 @@ typedef struct kd_usage_mark {
 } kd_usage_mark_t;
 
 /* http.c: GET url with the trigger's credentials and headers (those of
- * t may be NULL), TLS checked unless unsafe. 0 with the body (malloc'd,
- * NUL-terminated) and the status, or -1 with err. */
+ * t may be NULL; header_name and header_value, both or neither, add one
+ * header taken as it is), TLS checked unless unsafe. 0 with the body
+ * (malloc'd, NUL-terminated) and the status, or -1 with err. */
 int kd_http_get(const char *url, const char *bearer, const char *user, const char *pass,
-                const char *headers, bool unsafe, char **body, long *status, char *err,
-                size_t errlen);
+                const char *headers, const char *header_name, const char *header_value,
+                bool unsafe, char **body, long *status, char *err, size_t errlen);
 /* A copy of s with every byte outside [A-Za-z0-9-._~] percent-encoded. */
 char *kd_url_escape(const char *s);
 
@@ -40,6 +41,15 @@ int kd_read_prometheus(const kd_trigger_t *t, double *value, char *err, size_t e
  * value is then 0), -1 with err. */
 int kd_prometheus_value(const char *body, bool ignore_null, double *value, char *err,
                         size_t errlen);
+/* metricsapi.c */
+int kd_read_metrics_api(const kd_trigger_t *t, double *value, char *err, size_t errlen);
+/* The number at GJSON path `path` in the JSON text body (exposed for
+ * tests): keys separated by '.', '\.' for a dot inside a key, an array's
+ * element by its index, and '#' last for an array's length. The value is a
+ * JSON number, or a string holding a number or a Kubernetes quantity
+ * ("250m"). 0, or -1 with err. */
+int kd_json_path_value(const char *body, const char *path, double *value, char *err,
+                       size_t errlen);
 /* redis.c, nats.c, rabbitmq.c */
 int kd_read_redis(const kd_trigger_t *t, double *value, char *err, size_t errlen);
 int kd_read_nats(const kd_trigger_t *t, double *value, char *err, size_t errlen);

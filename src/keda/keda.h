@@ -58,6 +58,7 @@ typedef enum kd_type {
     KD_NATS_JETSTREAM,
     KD_RABBITMQ,
     KD_REDIS_LISTS, /* KEDA's "redis": a list's length */
+    KD_METRICS_API, /* a number in any HTTP API's JSON answer */
 } kd_type_t;
 
 /* How a trigger's value becomes replicas (the HPA's metric target types). */
@@ -86,6 +87,10 @@ typedef struct kd_trigger {
     char *account; /* nats-jetstream */
     char *bearer, *username, *password; /* prometheus authModes; redis password */
     char *headers; /* prometheus customHeaders: "K=V,K2=V2" */
+    char *location;  /* metrics-api valueLocation: a GJSON path */
+    char *api_key;   /* metrics-api authMode apiKey: the key, */
+    char *key_param; /* the header or query parameter that carries it */
+    bool key_in_query;
     char *tz, *start, *end; /* cron */
     char *auth_ref;         /* authenticationRef.name: a TriggerAuthentication */
     bool auth_cluster;      /* ... or, with kind ClusterTriggerAuthentication, one of those */

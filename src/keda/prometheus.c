@@ -91,8 +91,8 @@ int kd_read_prometheus(const kd_trigger_t *t, double *value, char *err, size_t e
     free(q);
     char *body = NULL, e[300];
     long status = 0;
-    int rc = kd_http_get(url, t->bearer, t->username, t->password, t->headers, t->unsafe_ssl,
-                         &body, &status, e, sizeof e);
+    int rc = kd_http_get(url, t->bearer, t->username, t->password, t->headers, NULL, NULL,
+                         t->unsafe_ssl, &body, &status, e, sizeof e);
     free(url);
     if (rc != 0) {
         snprintf(err, errlen, "prometheus %s: %s", t->url, e);

@@ -23,13 +23,15 @@
 #include "eventing/eventing.h"
 #include "keda/keda.h"
 
-#define SUPPORTED "prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq"
+#define SUPPORTED                                                                                  \
+    "prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, metrics-api"
 
 static const char *const type_names[] = {
     [KD_PROMETHEUS] = "prometheus",         [KD_CPU] = "cpu",
     [KD_MEMORY] = "memory",                 [KD_CRON] = "cron",
     [KD_REDIS_STREAMS] = "redis-streams",   [KD_NATS_JETSTREAM] = "nats-jetstream",
     [KD_RABBITMQ] = "rabbitmq",             [KD_REDIS_LISTS] = "redis",
+    [KD_METRICS_API] = "metrics-api",
 };
 
 const char *kd_type_name(kd_type_t t) { return type_names[t]; }
@@ -122,12 +124,14 @@ static const char *const *auth_params(kd_type_t t)
     static const char *const prometheus[] = {"bearerToken", "username", "password", NULL};
     static const char *const redis[] = {"password", NULL};
     static const char *const rabbitmq[] = {"host", NULL};
+    static const char *const metrics_api[] = {"apiKey", "username", "password", "token", NULL};
     static const char *const none[] = {NULL};
     switch (t) {
     case KD_PROMETHEUS: return prometheus;
     case KD_REDIS_STREAMS:
     case KD_REDIS_LISTS: return redis;
     case KD_RABBITMQ: return rabbitmq;
+    case KD_METRICS_API: return metrics_api;
     default: return none;
     }
 }
@@ -418,6 +422,85 @@ static int parse_redis(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t
     return 0;
 }
 
+/* A valueLocation this reader understands (metricsapi.c): keys and
+ * indexes separated by dots, '#' only as the last one; GJSON's queries,
+ * wildcards and modifiers are refused by name. */
+static bool location_ok(const char *s)
+{
+    if (!*s || strlen(s) > 255) return false;
+    for (const char *p = s; *p; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            continue;
+        }
+        if (*p == '.' && (p == s || p[1] == '\0' || p[1] == '.')) return false;
+        if (strchr("*?|@!()[]{}", *p)) return false;
+        if (*p == '#' && !((p == s || p[-1] == '.') && p[1] == '\0')) return false;
+    }
+    return true;
+}
+
+/* KEDA's Metrics API scaler: a number in any HTTP API's JSON answer. */
+static int parse_metrics_api(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    static const char *const known[] = {"url", "valueLocation", "targetValue",
+                                        "activationTargetValue", "unsafeSsl", "format", "authMode",
+                                        "method", "keyParamName", "apiKey", "username", "password",
+                                        "token", NULL};
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, NULL);
+    if (meta_str(c, md, "url", path, true, &t->url) < 0) return -1;
+    static const char *const http[] = {"http://", "https://", NULL};
+    if (!has_scheme(t->url, http))
+        return fail(c, "%s.metadata.url: \"%s\" is not an http:// or https:// URL", path, t->url);
+    if (meta_str(c, md, "valueLocation", path, true, &t->location) < 0) return -1;
+    if (!location_ok(t->location))
+        return fail(c, "%s.metadata.valueLocation: \"%.80s\": wasmfn reads a path of keys and "
+                       "array indexes separated by '.', with '#' last for an array's length "
+                       "(GJSON's queries, wildcards and modifiers are not supported)",
+                    path, t->location);
+    if (meta_num(c, md, "targetValue", path, true, false, 0, &t->target) < 0 ||
+        meta_num(c, md, "activationTargetValue", path, false, true, 0, &t->activation) < 0 ||
+        meta_bool(c, md, "unsafeSsl", path, false, &t->unsafe_ssl) < 0)
+        return -1;
+    char buf[64], b2[64];
+    const char *format = meta(c, md, "format", buf, sizeof buf);
+    if (format && strcmp(format, "json") != 0)
+        return fail(c, "%s.metadata.format: \"%s\" is not supported (json)", path, format);
+    const char *mode = meta(c, md, "authMode", b2, sizeof b2);
+    if (!mode) {
+        /* No credentials without their mode, as in KEDA. */
+    } else if (strcmp(mode, "apiKey") == 0) {
+        char b3[64];
+        const char *method = meta(c, md, "method", b3, sizeof b3);
+        if (method && strcmp(method, "header") != 0 && strcmp(method, "query") != 0)
+            return fail(c, "%s.metadata.method: \"%s\" is not header or query", path, method);
+        t->key_in_query = method && strcmp(method, "query") == 0;
+        if (meta_str(c, md, "apiKey", path, true, &t->api_key) < 0 ||
+            meta_str(c, md, "keyParamName", path, false, &t->key_param) < 0)
+            return -1;
+        if (!t->key_param && !(t->key_param = strdup(t->key_in_query ? "api_key" : "X-API-KEY")))
+            return fail(c, "out of memory");
+        if (!t->key_in_query && (strpbrk(t->key_param, "\r\n: ") || !*t->key_param))
+            return fail(c, "%s.metadata.keyParamName: \"%.60s\" is not a header name", path,
+                        t->key_param);
+    } else if (strcmp(mode, "basic") == 0) {
+        if (meta_str(c, md, "username", path, true, &t->username) < 0 ||
+            meta_str(c, md, "password", path, false, &t->password) < 0)
+            return -1;
+    } else if (strcmp(mode, "bearer") == 0) {
+        if (meta_str(c, md, "token", path, true, &t->bearer) < 0) return -1;
+    } else {
+        return fail(c, "%s.metadata.authMode: \"%s\" is not supported (apiKey, basic, bearer)",
+                    path, mode);
+    }
+    warn_clear(c, md, path, "apiKey");
+    warn_clear(c, md, path, "password");
+    warn_clear(c, md, path, "token");
+    return 0;
+}
+
 static int parse_nats(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
 {
     static const char *const known[] = {"natsServerUrl", "natsServerMonitoringEndpoint",
@@ -621,6 +704,7 @@ static int parse_trigger(ctx_t *c, const cJSON *tj, uint32_t i, kd_trigger_t *t)
     case KD_NATS_JETSTREAM: rc = parse_nats(c, md, path, t); break;
     case KD_RABBITMQ: rc = parse_rabbitmq(c, md, path, t); break;
     case KD_REDIS_LISTS: rc = parse_redis_list(c, md, path, t); break;
+    case KD_METRICS_API: rc = parse_metrics_api(c, md, path, t); break;
     }
     kd_auth_params_free(params, nparams);
     c->auth = NULL;
@@ -836,7 +920,7 @@ static void trigger_free(kd_trigger_t *t)
     char **s[] = {&t->url,    &t->query,    &t->stream,   &t->group,    &t->queue,
                   &t->vhost,  &t->account,  &t->bearer,   &t->username, &t->password,
                   &t->headers, &t->tz,      &t->start,    &t->end,      &t->auth_ref,
-                  &t->auth_err};
+                  &t->auth_err, &t->location, &t->api_key, &t->key_param};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         /* Any of them may hold a credential (a URL with a password). */
         if (*s[i]) explicit_bzero(*s[i], strlen(*s[i]));

@@ -24,6 +24,8 @@
 #     kind, whose names are apart from the TriggerAuthentications'; a
 #     trigger with `kind: ClusterTriggerAuthentication` reads with them,
 #     also after kill -9; deleting it shows in the trigger's error;
+#   - metrics-api: a number in a JSON answer that wants an API key, the
+#     key from a Secret through a TriggerAuthentication;
 #   - rabbitmq (a queue's length over amqp://, its host from a
 #     TriggerAuthentication), cron (a window around now, one not) and cpu
 #     (a CPU-bound guest under load scales above 1) triggers;
@@ -254,7 +256,7 @@ curl -s "$WASMFN_API/metrics" | grep -q 'scaledobject="hello-scaler"' &&
 sed 's/type: prometheus/type: kafka-nope/' "$tmp/so.yaml" >"$tmp/bad.yaml"
 out=$("$WASMFN" apply -f "$tmp/bad.yaml" 2>&1)
 rc=$?
-[ $rc != 0 ] && echo "$out" | grep -q 'spec.triggers\[0\].type: "kafka-nope" is not supported; supported: prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq' &&
+[ $rc != 0 ] && echo "$out" | grep -q 'spec.triggers\[0\].type: "kafka-nope" is not supported; supported: prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, metrics-api' &&
     ok "an unknown trigger type names the supported ones" || bad "unknown trigger type" "rc=$rc $out"
 sed 's/threshold: "5"/threshold: "five"/' "$tmp/so.yaml" >"$tmp/bad2.yaml"
 out=$("$WASMFN" apply -f "$tmp/bad2.yaml" 2>&1)
@@ -461,6 +463,46 @@ until_true 5 sh -c "\"$WASMFN\" get scaledobject secured-scaler -o json | grep -
     ok "a deleted ClusterTriggerAuthentication shows in the trigger's error" ||
     bad "deleted ClusterTriggerAuthentication" "$(so_field secured-scaler 'o["status"]')"
 "$WASMFN" delete scaledobject secured-scaler >/dev/null 2>&1
+
+# ---- metrics-api ----------------------------------------------------------------------
+# The exporter's /api/stats answers the value (7 here) as JSON, and only
+# with its API key, which comes from a Secret through a TriggerAuthentication.
+"$WASMFN" deploy m1 "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy m1"
+cat >"$tmp/mapi.yaml" <<EOF
+apiVersion: v1
+kind: Secret
+metadata: { name: stats-key }
+stringData: { key: k3y }
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: { name: stats-auth }
+spec:
+  secretTargetRef: [ { parameter: apiKey, name: stats-key, key: key } ]
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: m1-scaler }
+spec:
+  scaleTargetRef: { name: m1 }
+  pollingInterval: 1
+  triggers:
+    - type: metrics-api
+      authenticationRef: { name: stats-auth }
+      metadata:
+        url: "http://127.0.0.1:$eport/api/stats"
+        valueLocation: components.worker.tasks
+        targetValue: "3"
+        authMode: apiKey
+EOF
+out=$("$WASMFN" apply -f "$tmp/mapi.yaml" 2>&1) || bad "apply the metrics-api ScaledObject" "$out"
+echo "$out" | grep -q warning && bad "no warning for the metrics-api ScaledObject" "$out"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$eport/api/stats")" = 401 ] &&
+    until_true 5 has_instances m1 3 &&
+    ok "metrics-api: 7 at components.worker.tasks with its API key, targetValue 3 -> 3 instances" ||
+    bad "metrics-api" "instances $(instances m1); $(so_field m1-scaler 'o["status"]')"
+"$WASMFN" delete triggerauthentication stats-auth >/dev/null 2>&1
+"$WASMFN" delete scaledobject m1-scaler >/dev/null 2>&1
 
 # ---- rabbitmq, cron and cpu triggers ---------------------------------------------------
 # rabbitmq: 10 messages in a queue nobody consumes; value 4 -> 3 instances.

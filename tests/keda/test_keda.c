@@ -196,12 +196,98 @@ static void test_redis_lists(void **state)
     kd_scaledobject_free(&so);
 }
 
+/* metrics-api: the number at a GJSON path in any JSON answer. */
+static void test_metrics_api_paths(void **state)
+{
+    (void)state;
+    const char *body = "{\"components\":{\"worker\":{\"tasks\":12.5,\"name\":\"w\"}},"
+                       "\"queues\":[{\"depth\":3},{\"depth\":\"7\"}],\"a.b\":{\"c\":4},"
+                       "\"mem\":\"250m\",\"on\":true,\"items\":[1,2,3]}";
+    double v = -1;
+    char err[256];
+    assert_int_equal(kd_json_path_value(body, "components.worker.tasks", &v, err, sizeof err), 0);
+    assert_true(v == 12.5);
+    assert_int_equal(kd_json_path_value(body, "queues.1.depth", &v, err, sizeof err), 0);
+    assert_true(v == 7); /* a number in a string */
+    assert_int_equal(kd_json_path_value(body, "queues.#", &v, err, sizeof err), 0);
+    assert_true(v == 2);
+    assert_int_equal(kd_json_path_value(body, "items.#", &v, err, sizeof err), 0);
+    assert_true(v == 3);
+    assert_int_equal(kd_json_path_value(body, "a\\.b.c", &v, err, sizeof err), 0);
+    assert_true(v == 4); /* an escaped dot is part of the key */
+    assert_int_equal(kd_json_path_value(body, "mem", &v, err, sizeof err), 0);
+    assert_true(fabs(v - 0.25) < 1e-12); /* a Kubernetes quantity */
+    assert_int_equal(kd_json_path_value(body, "components.worker.missing", &v, err, sizeof err), -1);
+    assert_string_equal(err, "valueLocation components.worker.missing: no missing in the answer");
+    assert_int_equal(kd_json_path_value(body, "queues.2.depth", &v, err, sizeof err), -1);
+    assert_string_equal(err, "valueLocation queues.2.depth: no 2 in the answer");
+    assert_int_equal(kd_json_path_value(body, "components.worker.name", &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "is \"w\", not a number or quantity"));
+    assert_int_equal(kd_json_path_value(body, "on", &v, err, sizeof err), -1);
+    assert_string_equal(err, "valueLocation on is not a number");
+    assert_int_equal(kd_json_path_value("<html>", "a", &v, err, sizeof err), -1);
+    assert_string_equal(err, "the answer is not JSON");
+
+    kd_scaledobject_t so;
+    parse_ok(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://api:3232/stats',"
+                        "'valueLocation':'components.worker.tasks','targetValue':'8.8',"
+                        "'activationTargetValue':'3.8'}},"
+                        "{'type':'metrics-api','metadata':{'url':'https://api/s','valueLocation':'n',"
+                        "'targetValue':'1','authMode':'apiKey','method':'query','apiKey':'k'}},"
+                        "{'type':'metrics-api','metadata':{'url':'https://api/s','valueLocation':'n',"
+                        "'targetValue':'1','authMode':'apiKey','apiKey':'k'}},"
+                        "{'type':'metrics-api','metadata':{'url':'https://api/s','valueLocation':'n',"
+                        "'targetValue':'1','authMode':'bearer','token':'t'}}"),
+             &so);
+    assert_int_equal(so.triggers[0].type, KD_METRICS_API);
+    assert_string_equal(so.triggers[0].name, "s0-metrics-api");
+    assert_string_equal(so.triggers[0].location, "components.worker.tasks");
+    assert_true(so.triggers[0].target == 8.8 && so.triggers[0].activation == 3.8);
+    assert_null(so.triggers[0].api_key);
+    assert_true(so.triggers[1].key_in_query);
+    assert_string_equal(so.triggers[1].key_param, "api_key"); /* KEDA's defaults */
+    assert_false(so.triggers[2].key_in_query);
+    assert_string_equal(so.triggers[2].key_param, "X-API-KEY");
+    assert_string_equal(so.triggers[3].bearer, "t");
+    assert_true(has_warning(&so, "spec.triggers[1].metadata.apiKey: stored in clear"));
+    assert_true(has_warning(&so, "spec.triggers[3].metadata.token: stored in clear"));
+    kd_scaledobject_free(&so);
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
+                            "'items.#(depth>2).depth','targetValue':'1'}}"),
+                 "spec.triggers[0].metadata.valueLocation: \"items.#(depth>2).depth\": wasmfn "
+                 "reads a path of keys");
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
+                            "'a.#.b','targetValue':'1'}}"),
+                 "spec.triggers[0].metadata.valueLocation:");
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
+                            "'a..b','targetValue':'1'}}"),
+                 "spec.triggers[0].metadata.valueLocation:");
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'ftp://a','valueLocation':"
+                            "'a','targetValue':'1'}}"),
+                 "spec.triggers[0].metadata.url: \"ftp://a\" is not an http:// or https:// URL");
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
+                            "'a','targetValue':'1','format':'xml'}}"),
+                 "spec.triggers[0].metadata.format: \"xml\" is not supported (json)");
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
+                            "'a','targetValue':'1','authMode':'tls'}}"),
+                 "spec.triggers[0].metadata.authMode: \"tls\" is not supported");
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
+                            "'a','targetValue':'1','authMode':'apiKey'}}"),
+                 "spec.triggers[0].metadata.apiKey: required");
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
+                            "'a','targetValue':'1','authMode':'apiKey','apiKey':'k',"
+                            "'keyParamName':'X: y'}}"),
+                 "spec.triggers[0].metadata.keyParamName: \"X: y\" is not a header name");
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':'a'}}"),
+                 "spec.triggers[0].metadata.targetValue: required");
+}
+
 static void test_errors_name_the_field(void **state)
 {
     (void)state;
     expect_error(so_doc("", "{'type':'kafka','metadata':{}}"),
                  "spec.triggers[0].type: \"kafka\" is not supported; supported: prometheus, cpu, "
-                 "memory, cron, redis, redis-streams, nats-jetstream, rabbitmq");
+                 "memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, metrics-api");
     expect_error(so_doc("", "{'metadata':{}}"), "spec.triggers[0].type: required");
     expect_error(so_doc("", ""), "spec.triggers: required");
     expect_error(so_doc("", "{'type':'prometheus','metadata':{'serverAddress':'http://p','query':'q'}}"),
@@ -778,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_field),
         cmocka_unit_test(test_redis_lists),
+        cmocka_unit_test(test_metrics_api_paths),
         cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_activation_and_cooldown),
         cmocka_unit_test(test_largest_trigger_and_bounds),
