@@ -124,6 +124,9 @@ typedef struct kd_rules {
     uint32_t npolicies;
 } kd_rules_t;
 
+/* advanced.scalingModifiers.formula, parsed (formula.c). */
+typedef struct kd_formula kd_formula_t;
+
 typedef struct kd_scaledobject {
     char *name;
     char *target;            /* spec.scaleTargetRef.name: a Service */
@@ -136,6 +139,12 @@ typedef struct kd_scaledobject {
     kd_rules_t up, down;
     kd_trigger_t *triggers;
     uint32_t ntriggers;
+    /* advanced.scalingModifiers: with a formula, the triggers' values make
+     * one composite value, which alone decides activity (above
+     * mod_activation) and replicas (against mod_target, by mod_metric). */
+    kd_formula_t *formula;
+    double mod_target, mod_activation;
+    kd_metric_type_t mod_metric;
     char **warnings;         /* "FIELD: what was ignored" */
     uint32_t nwarnings;
 } kd_scaledobject_t;
@@ -217,6 +226,16 @@ void kd_triggerauth_free(kd_triggerauth_t *ta);
 /* "prometheus", "cpu", ... */
 const char *kd_type_name(kd_type_t t);
 
+/* ---- scalingModifiers.formula (formula.c) -------------------------------- */
+
+/* Parses text over the names of triggers[0..n): NULL with "at N: what" in
+ * err when it is not a formula this understands. */
+kd_formula_t *kd_formula_parse(const char *text, const kd_trigger_t *triggers, uint32_t n,
+                               char *err, size_t errlen);
+/* Its value for the triggers' values (values[i] for triggers[i]). */
+double kd_formula_eval(const kd_formula_t *f, const double *values);
+void kd_formula_free(kd_formula_t *f);
+
 /* ---- the rules (rules.c) ------------------------------------------------ */
 
 /* One trigger's reading at a poll. */
@@ -234,6 +253,7 @@ typedef struct kd_state {
     uint64_t last_active_ns;  /* 0: never active */
     bool active;              /* some trigger was active at the last poll */
     bool fallback_on;         /* the last decision was the fallback */
+    double composite;         /* the formula's value at the last poll (scalingModifiers) */
     uint32_t ntriggers;
     uint32_t *failures;       /* consecutive failed reads, per trigger */
     bool *trig_active;        /* per trigger, kept through failed reads */

@@ -20,6 +20,7 @@
  * unlinked at once and freed by the poller when it comes back (refs).
  */
 #define _GNU_SOURCE
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,6 +438,10 @@ static cJSON *obj_json(const kd_obj_t *o)
     else cJSON_AddNullToObject(st, "desiredReplicas");
     cJSON_AddBoolToObject(st, "active", o->st.active);
     cJSON_AddBoolToObject(st, "fallback", o->st.fallback_on);
+    if (so->formula && o->st.decided && isfinite(o->st.composite))
+        cJSON_AddNumberToObject(st, "compositeValue", o->st.composite);
+    else if (so->formula)
+        cJSON_AddNullToObject(st, "compositeValue");
     add_time(st, "lastPollTime", o->last_poll_ms);
     add_time(st, "lastActiveTime", o->last_active_ms);
     const char *last_error = NULL;

@@ -237,6 +237,15 @@ uint32_t kd_decide(const kd_scaledobject_t *so, kd_state_t *st, const kd_sample_
         active |= st->trig_active[i];
         if (st->trig_want[i] > want) want = st->trig_want[i];
     }
+    if (so->formula && st->ntriggers == so->ntriggers) {
+        /* scalingModifiers: the composite value alone decides, from each
+         * trigger's last good value (a failed read keeps it, as above). */
+        double v = kd_formula_eval(so->formula, st->trig_value);
+        st->composite = v;
+        active = v > so->mod_activation;
+        kd_trigger_t composite = {.metric_type = so->mod_metric, .target = so->mod_target};
+        want = trigger_want(&composite, v, cur);
+    }
     if (active) st->last_active_ns = now_ns;
     st->active = active || fallback;
     st->fallback_on = fallback;

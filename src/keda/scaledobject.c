@@ -776,7 +776,7 @@ static int parse_advanced(ctx_t *c, const cJSON *adv, kd_scaledobject_t *so)
 {
     if (!adv) return 0;
     if (!cJSON_IsObject(adv)) return fail(c, "spec.advanced: must be an object");
-    static const char *const known[] = {"horizontalPodAutoscalerConfig", NULL};
+    static const char *const known[] = {"horizontalPodAutoscalerConfig", "scalingModifiers", NULL};
     static const char *const quiet[] = {"restoreToOriginalReplicaCount", NULL};
     warn_unknown(c, adv, "spec.advanced", known, quiet);
     const cJSON *hpa = member(adv, "horizontalPodAutoscalerConfig");
@@ -798,6 +798,47 @@ static int parse_advanced(ctx_t *c, const cJSON *adv, kd_scaledobject_t *so)
                     "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown",
                     &so->down) < 0)
         return -1;
+    return 0;
+}
+
+/* advanced.scalingModifiers, once the triggers are parsed (the formula
+ * names them). */
+static int parse_modifiers(ctx_t *c, const cJSON *m, kd_scaledobject_t *so)
+{
+    static const char *const P = "spec.advanced.scalingModifiers";
+    if (!m) return 0;
+    if (!cJSON_IsObject(m)) return fail(c, "%s: must be an object", P);
+    static const char *const known[] = {"formula", "target", "activationTarget", "metricType",
+                                        NULL};
+    warn_unknown(c, m, P, known, NULL);
+    const cJSON *f = member(m, "formula");
+    if (!cJSON_IsString(f) || !*f->valuestring)
+        return fail(c, "%s.formula: required (an expression over the triggers' names)", P);
+    char e[300];
+    if (!(so->formula = kd_formula_parse(f->valuestring, so->triggers, so->ntriggers, e, sizeof e)))
+        return fail(c, "%s.formula: %s", P, e);
+    static const char *const keys[] = {"target", "activationTarget"};
+    double *outs[] = {&so->mod_target, &so->mod_activation};
+    for (int k = 0; k < 2; k++) {
+        char buf[64];
+        const char *v = meta(c, m, keys[k], buf, sizeof buf);
+        *outs[k] = 0;
+        if (!v && k == 0) return fail(c, "%s.target: required, a number above 0", P);
+        if (!v) continue;
+        char *end;
+        double d = strtod(v, &end);
+        if (!*v || *end || !isfinite(d) || d < 0 || (k == 0 && d == 0))
+            return fail(c, "%s.%s: \"%s\" is not a number %s 0", P, keys[k], v,
+                        k == 0 ? "above" : "at least");
+        *outs[k] = d;
+    }
+    so->mod_metric = KD_AVERAGE_VALUE;
+    const cJSON *mt = member(m, "metricType");
+    if (mt && cJSON_IsString(mt) && strcmp(mt->valuestring, "Value") == 0) so->mod_metric = KD_VALUE;
+    else if (mt && !(cJSON_IsString(mt) && strcmp(mt->valuestring, "AverageValue") == 0))
+        return fail(c, "%s.metricType: AverageValue (the default) or Value", P);
+    if (so->fallback && so->mod_metric != KD_AVERAGE_VALUE)
+        return fail(c, "spec.fallback: needs %s.metricType to be AverageValue", P);
     return 0;
 }
 
@@ -912,7 +953,7 @@ int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud
                             "(spec.triggers[%u] is not)",
                         so->ntriggers - 1);
     }
-    return 0;
+    return parse_modifiers(&c, member(member(spec, "advanced"), "scalingModifiers"), so);
 }
 
 static void trigger_free(kd_trigger_t *t)
@@ -938,6 +979,7 @@ void kd_scaledobject_free(kd_scaledobject_t *so)
     free(so->warnings);
     free(so->name);
     free(so->target);
+    kd_formula_free(so->formula);
     memset(so, 0, sizeof *so);
 }
 

@@ -25,7 +25,8 @@
 #     trigger with `kind: ClusterTriggerAuthentication` reads with them,
 #     also after kill -9; deleting it shows in the trigger's error;
 #   - metrics-api: a number in a JSON answer that wants an API key, the
-#     key from a Secret through a TriggerAuthentication;
+#     key from a Secret through a TriggerAuthentication; scalingModifiers
+#     composing two of them with a formula;
 #   - rabbitmq (a queue's length over amqp://, its host from a
 #     TriggerAuthentication), cron (a window around now, one not) and cpu
 #     (a CPU-bound guest under load scales above 1) triggers;
@@ -501,6 +502,34 @@ echo "$out" | grep -q warning && bad "no warning for the metrics-api ScaledObjec
     until_true 5 has_instances m1 3 &&
     ok "metrics-api: 7 at components.worker.tasks with its API key, targetValue 3 -> 3 instances" ||
     bad "metrics-api" "instances $(instances m1); $(so_field m1-scaler 'o["status"]')"
+# scalingModifiers: two triggers composed by a formula, which alone decides.
+"$WASMFN" deploy m2 "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy m2"
+mapi_trigger() { # mapi_trigger NAME
+    printf '    - type: metrics-api\n      name: %s\n      authenticationRef: { name: stats-auth }\n' "$1"
+    printf '      metadata: { url: "http://127.0.0.1:%s/api/stats", valueLocation: components.worker.tasks, targetValue: "100", authMode: apiKey }\n' "$eport"
+}
+{ cat <<EOF
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: m2-scaler }
+spec:
+  scaleTargetRef: { name: m2 }
+  pollingInterval: 1
+  advanced:
+    scalingModifiers: { formula: "a > 5 ? a + b : 0", target: "5" }
+  triggers:
+EOF
+  mapi_trigger a; mapi_trigger b; } >"$tmp/mods.yaml"
+out=$("$WASMFN" apply -f "$tmp/mods.yaml" 2>&1) || bad "apply a ScaledObject with scalingModifiers" "$out"
+echo "$out" | grep -q warning && bad "no warning for scalingModifiers" "$out"
+until_true 5 has_instances m2 3 && [ "$(so_field m2-scaler 'o["status"]["compositeValue"]')" = 14 ] &&
+    ok "scalingModifiers: a > 5 ? a + b : 0 = 14, target 5 -> 3 instances (each trigger alone: 1)" ||
+    bad "scalingModifiers" "instances $(instances m2); $(so_field m2-scaler 'o["status"]')"
+sed 's/formula: "a > 5 ? a + b : 0"/formula: "a > 5 ? a + c : 0"/' "$tmp/mods.yaml" >"$tmp/mods-bad.yaml"
+out=$("$WASMFN" apply -f "$tmp/mods-bad.yaml" 2>&1)
+[ $? != 0 ] && echo "$out" | grep -q 'spec.advanced.scalingModifiers.formula: at 13: c is not the name of a trigger' &&
+    ok "a formula naming no trigger is refused, naming the position" || bad "a bad formula" "$out"
+"$WASMFN" delete scaledobject m2-scaler >/dev/null 2>&1
 "$WASMFN" delete triggerauthentication stats-auth >/dev/null 2>&1
 "$WASMFN" delete scaledobject m1-scaler >/dev/null 2>&1
 

@@ -413,6 +413,111 @@ static void test_largest_trigger_and_bounds(void **state)
     sim_free(&m);
 }
 
+/* scalingModifiers.formula: expr's arithmetic, comparisons, logic,
+ * ternary and functions over the triggers' names. */
+static void test_formula(void **state)
+{
+    (void)state;
+    kd_trigger_t t[2];
+    memset(t, 0, sizeof t);
+    snprintf(t[0].name, sizeof t[0].name, "trig_one");
+    snprintf(t[1].name, sizeof t[1].name, "trig_two");
+    double v[2] = {6, 2};
+    static const struct {
+        const char *text;
+        double want;
+    } ok[] = {
+        {"(trig_one + trig_two)/2", 4},
+        {"trig_one > 2 ? trig_one + trig_two : 1", 8},
+        {"trig_one < 2 ? trig_one + trig_two : 1", 1},
+        {"1 + 2 * 3 - 4 / 2", 5},
+        {"-trig_two ** 2", -4},
+        {"2 ** 3 ** 2", 512},
+        {"2 ^ 3", 8},
+        {"trig_one % 4", 2},
+        {"min(trig_one, trig_two, 5) + max(trig_one, 7)", 9},
+        {"abs(trig_two - trig_one) + ceil(1.2) + floor(1.8) + round(2.5)", 10},
+        {"trig_one >= 6 && trig_two != 2 ? 1 : 0", 0},
+        {"trig_one >= 6 and not (trig_two != 2) ? 1 : 0", 1},
+        {"trig_one == 1 || trig_two <= 2 ? 3 : 4", 3},
+        {"!false ? .5 : 1", 0.5},
+        {"trig_one ?? 3", 6},
+        {"  trig_one/0  ", INFINITY},
+    };
+    char err[300];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        kd_formula_t *f = kd_formula_parse(ok[i].text, t, 2, err, sizeof err);
+        if (!f) fail_msg("%s: %s", ok[i].text, err);
+        double got = kd_formula_eval(f, v);
+        if (!(got == ok[i].want || fabs(got - ok[i].want) < 1e-12))
+            fail_msg("%s: %g, want %g", ok[i].text, got, ok[i].want);
+        kd_formula_free(f);
+    }
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"trig_three + 1", "at 1: trig_three is not the name of a trigger"},
+        {"trig_one +", "at 11: the formula ends where a number or a trigger's name was expected"},
+        {"count([trig_one], {# > 1})", "at 1: function count is not supported"},
+        {"trig_one in [1, 2]", "at 10: 'in [1, 2]' is not understood here"},
+        {"\"a\" + 1", "at 1: '\"' is not supported here"},
+        {"(trig_one", "expected ')'"},
+        {"trig_one ? 1", "expected ':'"},
+        {"abs(1, 2)", "abs takes one number"},
+        {"min()", "min takes one or more numbers"},
+        {"", "the formula ends where"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kd_formula_t *f = kd_formula_parse(bad[i].text, t, 2, err, sizeof err);
+        if (f) fail_msg("%s: accepted", bad[i].text);
+        if (!strstr(err, bad[i].want)) fail_msg("%s: error '%s' lacks '%s'", bad[i].text, err, bad[i].want);
+    }
+    char deep[400] = "";
+    for (int i = 0; i < 100; i++) strcat(deep, "(");
+    strcat(deep, "1");
+    for (int i = 0; i < 100; i++) strcat(deep, ")");
+    assert_null(kd_formula_parse(deep, t, 2, err, sizeof err));
+    assert_non_null(strstr(err, "nested more than"));
+}
+
+/* With scalingModifiers the composite value alone decides activity and
+ * replicas. */
+static void test_scaling_modifiers(void **state)
+{
+    (void)state;
+    sim_t m;
+    sim_init(&m, ",'cooldownPeriod':0,'advanced':{'scalingModifiers':{'formula':"
+                 "'(a + b) / 2','target':'2','activationTarget':'3'}}",
+             "{'type':'prometheus','name':'a','metadata':{'serverAddress':'http://p','query':'q','threshold':'100'}},"
+             "{'type':'prometheus','name':'b','metadata':{'serverAddress':'http://p','query':'q','threshold':'100'}}");
+    assert_non_null(m.so.formula);
+    assert_int_equal(poll_at(&m, 0, 10, 2), 3);      /* (10 + 2) / 2 = 6 against 2 */
+    assert_true(m.st.composite == 6);
+    assert_int_equal(poll_at(&m, 10, 4, 0), 0);      /* 2: not above activationTarget 3 */
+    assert_false(m.st.active);
+    assert_int_equal(poll_at(&m, 20, NAN, 16), 5);   /* a's failed read keeps its 4: (4 + 16) / 2 */
+    sim_free(&m);
+
+    sim_init(&m, ",'advanced':{'scalingModifiers':{'formula':'a','target':'10','metricType':'Value'}}",
+             "{'type':'prometheus','name':'a','metadata':{'serverAddress':'http://p','query':'q','threshold':'1'}}");
+    assert_int_equal(poll_at(&m, 0, 20, 0), 2);      /* Value: ceil(1 * 20 / 10) */
+    sim_free(&m);
+
+    expect_error(so_doc(",'advanced':{'scalingModifiers':{'formula':'x + 1','target':'2'}}", PROM),
+                 "spec.advanced.scalingModifiers.formula: at 1: x is not the name of a trigger");
+    expect_error(so_doc(",'advanced':{'scalingModifiers':{'formula':'s0_prometheus'}}", PROM),
+                 "spec.advanced.scalingModifiers.formula: at 1: s0_prometheus is not the name");
+    expect_error(so_doc(",'advanced':{'scalingModifiers':{'target':'2'}}", PROM),
+                 "spec.advanced.scalingModifiers.formula: required");
+    expect_error(so_doc(",'advanced':{'scalingModifiers':{'formula':'1'}}", PROM),
+                 "spec.advanced.scalingModifiers.target: required");
+    expect_error(so_doc(",'advanced':{'scalingModifiers':{'formula':'1','target':'0'}}", PROM),
+                 "spec.advanced.scalingModifiers.target: \"0\" is not a number above 0");
+    expect_error(so_doc(",'advanced':{'scalingModifiers':{'formula':'1','target':'1',"
+                        "'metricType':'Utilization'}}", PROM),
+                 "spec.advanced.scalingModifiers.metricType: AverageValue (the default) or Value");
+}
+
 static void test_value_metric_type(void **state)
 {
     (void)state;
@@ -868,6 +973,8 @@ int main(void)
         cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_activation_and_cooldown),
         cmocka_unit_test(test_largest_trigger_and_bounds),
+        cmocka_unit_test(test_formula),
+        cmocka_unit_test(test_scaling_modifiers),
         cmocka_unit_test(test_value_metric_type),
         cmocka_unit_test(test_stabilization_windows),
         cmocka_unit_test(test_policies),
