@@ -2,18 +2,21 @@
  * keda.h — KEDA's ScaledObject (keda.sh/v1alpha1): event-driven scaling of
  * a Service's instances by the metrics of its triggers (Prometheus
  * queries, CPU and memory utilization, cron windows, Redis stream
- * backlogs, NATS JetStream consumers, RabbitMQ queues). Prefix: kd_.
+ * backlogs and list lengths, NATS JetStream consumers, RabbitMQ queues,
+ * numbers in any HTTP API's JSON). Prefix: kd_.
  *
  * Three layers, one file each:
  *   scaledobject.c  the manifest into a typed kd_scaledobject_t (pure; the
  *                   credentials of a trigger's authenticationRef come from
- *                   a resolver the caller gives, and triggerauth.c checks
- *                   the TriggerAuthentications themselves);
+ *                   a resolver the caller gives, triggerauth.c checks the
+ *                   (Cluster)TriggerAuthentications themselves, and
+ *                   formula.c parses scalingModifiers.formula);
  *   rules.c         KEDA's and the HPA's arithmetic: trigger values into a
  *                   replica count (pure, no clock: tests drive it);
  *   manager.c       the objects the daemon runs: poller threads that read
  *                   the triggers (prometheus.c, redis.c, nats.c,
- *                   rabbitmq.c, and cron/cpu/memory in triggers.c) and
+ *                   rabbitmq.c, metricsapi.c, and cron/cpu/memory in
+ *                   triggers.c) and
  *                   hand each decision to the loop thread, which applies it
  *                   to the data plane through kd_config_t.set_replicas.
  *
