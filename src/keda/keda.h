@@ -16,9 +16,9 @@
  *   manager.c       the objects the daemon runs: poller threads that read
  *                   the triggers (prometheus.c, redis.c, nats.c,
  *                   rabbitmq.c, metricsapi.c, and cron/cpu/memory in
- *                   triggers.c) and
- *                   hand each decision to the loop thread, which applies it
- *                   to the data plane through kd_config_t.set_replicas.
+ *                   triggers.c) and hand each decision to the loop thread,
+ *                   which applies it to the data plane through
+ *                   kd_config_t.set_replicas.
  *
  * Replicas are the target Service's instances (docs/scaling.md): while a
  * ScaledObject holds a Service its triggers decide how many instances its
