@@ -36,6 +36,19 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
     return add;
 }
 
+void kd_url_redact(const char *url, char *out, size_t n)
+{
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *end = host + strcspn(host, "/?#");
+    const char *at = memchr(host, '@', (size_t)(end - host));
+    if (!at) {
+        snprintf(out, n, "%s", url);
+        return;
+    }
+    snprintf(out, n, "%.*s***%s", (int)(host - url), url, at);
+}
+
 char *kd_url_escape(const char *s)
 {
     size_t n = strlen(s);

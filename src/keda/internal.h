@@ -31,6 +31,8 @@ typedef struct kd_usage_mark {
 int kd_http_get(const char *url, const char *bearer, const char *user, const char *pass,
                 const char *headers, const char *header_name, const char *header_value,
                 bool unsafe, char **body, long *status, char *err, size_t errlen);
+/* url for a message: any user:password@ before the host as ***@. */
+void kd_url_redact(const char *url, char *out, size_t n);
 /* A copy of s with every byte outside [A-Za-z0-9-._~] percent-encoded. */
 char *kd_url_escape(const char *s);
 

@@ -123,8 +123,9 @@ int kd_read_metrics_api(const kd_trigger_t *t, double *value, char *err, size_t 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    char *body = NULL, e[300];
+    char *body = NULL, e[300], shown[256];
     long status = 0;
+    kd_url_redact(t->url, shown, sizeof shown); /* no password in a message */
     bool header = t->api_key && !t->key_in_query;
     int rc = kd_http_get(url, t->bearer, t->username, t->password, NULL,
                          header ? t->key_param : NULL, header ? t->api_key : NULL, t->unsafe_ssl,
@@ -132,18 +133,18 @@ int kd_read_metrics_api(const kd_trigger_t *t, double *value, char *err, size_t 
     if (url && t->api_key) explicit_bzero(url, strlen(url)); /* it may hold the key */
     free(url);
     if (rc != 0) {
-        snprintf(err, errlen, "metrics-api %s: %s", t->url, e);
+        snprintf(err, errlen, "metrics-api %s: %s", shown, e);
         return -1;
     }
     if (status != 200) {
-        snprintf(err, errlen, "metrics-api %s: HTTP %ld", t->url, status);
+        snprintf(err, errlen, "metrics-api %s: HTTP %ld", shown, status);
         free(body);
         return -1;
     }
     rc = kd_json_path_value(body, t->location, value, e, sizeof e);
     free(body);
     if (rc != 0) {
-        snprintf(err, errlen, "metrics-api %s: %s", t->url, e);
+        snprintf(err, errlen, "metrics-api %s: %s", shown, e);
         return -1;
     }
     return 0;

@@ -89,25 +89,26 @@ int kd_read_prometheus(const kd_trigger_t *t, double *value, char *err, size_t e
         return -1;
     }
     free(q);
-    char *body = NULL, e[300];
+    char *body = NULL, e[300], shown[256];
     long status = 0;
+    kd_url_redact(t->url, shown, sizeof shown); /* no password in a message */
     int rc = kd_http_get(url, t->bearer, t->username, t->password, t->headers, NULL, NULL,
                          t->unsafe_ssl, &body, &status, e, sizeof e);
     free(url);
     if (rc != 0) {
-        snprintf(err, errlen, "prometheus %s: %s", t->url, e);
+        snprintf(err, errlen, "prometheus %s: %s", shown, e);
         return -1;
     }
     if (status != 200 && status != 400 && status != 422) {
         /* 400 and 422 carry Prometheus's JSON error, read below. */
-        snprintf(err, errlen, "prometheus %s: HTTP %ld", t->url, status);
+        snprintf(err, errlen, "prometheus %s: HTTP %ld", shown, status);
         free(body);
         return -1;
     }
     rc = kd_prometheus_value(body, t->ignore_null, value, e, sizeof e);
     free(body);
     if (rc < 0) {
-        snprintf(err, errlen, "prometheus %s: %s", t->url, e);
+        snprintf(err, errlen, "prometheus %s: %s", shown, e);
         return -1;
     }
     return 0;

@@ -19,17 +19,6 @@
 
 #include "keda/internal.h"
 
-/* host with its password replaced, for messages. */
-static void redact(const char *url, char *out, size_t n)
-{
-    const char *at = strchr(url, '@'), *scheme = strstr(url, "://");
-    if (!at || !scheme || at < scheme) {
-        snprintf(out, n, "%s", url);
-        return;
-    }
-    snprintf(out, n, "%.*s***%s", (int)(scheme + 3 - url), url, at);
-}
-
 static const char *amqp_err(amqp_rpc_reply_t r, char *buf, size_t n)
 {
     switch (r.reply_type) {
@@ -159,7 +148,7 @@ int kd_read_rabbitmq(const kd_trigger_t *t, double *value, char *err, size_t err
     int rc = strncmp(t->url, "amqp://", 7) == 0 ? read_amqp(t, value, e, sizeof e)
                                                 : read_http(t, value, e, sizeof e);
     if (rc != 0) {
-        redact(t->url, host, sizeof host);
+        kd_url_redact(t->url, host, sizeof host);
         snprintf(err, errlen, "rabbitmq %s: %s", host, e);
     }
     return rc;

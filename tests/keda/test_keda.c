@@ -228,6 +228,23 @@ static void test_metrics_api_paths(void **state)
     assert_int_equal(kd_json_path_value("<html>", "a", &v, err, sizeof err), -1);
     assert_string_equal(err, "the answer is not JSON");
 
+    /* A password in a URL never reaches a message (status, lastError). */
+    char shown[128];
+    kd_url_redact("http://u:s3cret@h:1/p?q=a@b", shown, sizeof shown);
+    assert_string_equal(shown, "http://***@h:1/p?q=a@b");
+    kd_url_redact("http://h/p?q=a@b", shown, sizeof shown);
+    assert_string_equal(shown, "http://h/p?q=a@b");
+    kd_trigger_t rt = {.type = KD_METRICS_API, .url = "http://u:s3cret@127.0.0.1:1/stats",
+                       .location = "a"};
+    assert_int_equal(kd_read_metrics_api(&rt, &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "metrics-api http://***@127.0.0.1:1/stats: "));
+    assert_null(strstr(err, "s3cret"));
+    rt.type = KD_PROMETHEUS;
+    rt.query = "up";
+    assert_int_equal(kd_read_prometheus(&rt, &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "prometheus http://***@127.0.0.1:1/stats: "));
+    assert_null(strstr(err, "s3cret"));
+
     kd_scaledobject_t so;
     parse_ok(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://api:3232/stats',"
                         "'valueLocation':'components.worker.tasks','targetValue':'8.8',"
