@@ -410,6 +410,18 @@ static uint32_t fn_req(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_exec_t *e
             return HO_REQUEST_ERROR;
         }
     }
+    if (x->rc == CURLE_OPERATION_TIMEDOUT && deadline) {
+        /* libcurl's timeout is the function's deadline (plus 1 ms), so
+         * this is the deadline too, only seen first by the client thread
+         * (it happens under load): the guest must stop here, as when its
+         * own wait sees the deadline first, not be told request_error and
+         * go on. */
+        ho_client_release(h->client, x);
+        count(h, "timeout");
+        if (traced) tr_client_end(&span, 0, "no answer before the function's deadline");
+        *trap = ENG_TRAP_DEADLINE;
+        return HO_REQUEST_ERROR;
+    }
     if (x->rc != CURLE_OK) {
         /* A refused address ends the transfer too (libcurl could not
          * connect): the guest is told why. With several addresses, a
