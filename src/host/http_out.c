@@ -410,12 +410,13 @@ static uint32_t fn_req(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_exec_t *e
             return HO_REQUEST_ERROR;
         }
     }
-    if (x->rc == CURLE_OPERATION_TIMEDOUT && deadline) {
-        /* libcurl's timeout is the function's deadline (plus 1 ms), so
-         * this is the deadline too, only seen first by the client thread
-         * (it happens under load): the guest must stop here, as when its
+    if (x->rc == CURLE_OPERATION_TIMEDOUT && deadline && eng_now_ns() >= deadline) {
+        /* libcurl's timeout is the function's deadline (plus 1 ms), and it
+         * has passed: the deadline, only seen first by the client thread
+         * (it happens under load). The guest must stop here, as when its
          * own wait sees the deadline first, not be told request_error and
-         * go on. */
+         * go on. (The 10 s connect timeout, before the deadline, stays an
+         * error the guest is told.) */
         ho_client_release(h->client, x);
         count(h, "timeout");
         if (traced) tr_client_end(&span, 0, "no answer before the function's deadline");
