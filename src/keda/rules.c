@@ -23,6 +23,9 @@
  * A failed read keeps that trigger's last activity and value (KEDA keeps
  * the replicas it has on errors); after fallback.failureThreshold failures
  * in a row of any trigger the target gets fallback.replicas.
+ * With advanced.scalingModifiers, the formula over the triggers' values
+ * makes one composite value, which takes the place of the triggers for
+ * activity and replicas (its own target and metric type).
  * The HPA's 10% tolerance band is not applied: a value of 31 against a
  * target of 10 asks for 4 even from 3.
  */
