@@ -366,6 +366,17 @@ static void trace_begin(ho_ctx_t *h, ho_xfer_t *x, tr_span_t *sp)
     curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
 }
 
+/* The function's deadline passed while x was out: x is let go, the span
+ * (if traced) ends, and the guest traps. */
+static uint32_t req_deadline(ho_ctx_t *h, ho_xfer_t *x, tr_span_t *span, eng_trap_t *trap)
+{
+    ho_client_release(h->client, x);
+    count(h, "timeout");
+    if (span) tr_client_end(span, 0, "no answer before the function's deadline");
+    *trap = ENG_TRAP_DEADLINE;
+    return HO_REQUEST_ERROR;
+}
+
 static uint32_t fn_req(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_exec_t *ex,
                        eng_trap_t *trap)
 {
@@ -403,11 +414,7 @@ static uint32_t fn_req(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_exec_t *e
     while (!ho_client_done(h->client, x)) {
         if (h->ops->wait(h->waker, ex, deadline ? deadline : UINT64_MAX) != 0 &&
             !ho_client_done(h->client, x)) {
-            ho_client_release(h->client, x);
-            count(h, "timeout");
-            if (traced) tr_client_end(&span, 0, "no answer before the function's deadline");
-            *trap = ENG_TRAP_DEADLINE;
-            return HO_REQUEST_ERROR;
+            return req_deadline(h, x, traced ? &span : NULL, trap);
         }
     }
     if (x->rc == CURLE_OPERATION_TIMEDOUT && deadline && eng_now_ns() >= deadline) {
@@ -417,11 +424,7 @@ static uint32_t fn_req(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_exec_t *e
          * own wait sees the deadline first, not be told request_error and
          * go on. (The 10 s connect timeout, before the deadline, stays an
          * error the guest is told.) */
-        ho_client_release(h->client, x);
-        count(h, "timeout");
-        if (traced) tr_client_end(&span, 0, "no answer before the function's deadline");
-        *trap = ENG_TRAP_DEADLINE;
-        return HO_REQUEST_ERROR;
+        return req_deadline(h, x, traced ? &span : NULL, trap);
     }
     if (x->rc != CURLE_OK) {
         /* A refused address ends the transfer too (libcurl could not

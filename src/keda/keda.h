@@ -48,6 +48,7 @@
 #define KD_TRIGGER_TIMEOUT_MS 3000u    /* per trigger read: KEDA's HTTP default */
 #define KD_POLL_THREADS 4u
 #define KD_MAX_POLICIES 8u             /* per direction */
+#define KD_MAX_LOCATION 255u          /* metrics-api valueLocation, in bytes */
 #define KD_MAX_POLICY_PERIOD_S 1800u   /* the HPA's bound on periodSeconds */
 
 /* ---- the manifest (scaledobject.c) -------------------------------------- */
@@ -90,7 +91,7 @@ typedef struct kd_trigger {
     char *account; /* nats-jetstream */
     char *bearer, *username, *password; /* prometheus authModes; redis password */
     char *headers; /* prometheus customHeaders: "K=V,K2=V2" */
-    char *location;  /* metrics-api valueLocation: a GJSON path */
+    char *location;  /* metrics-api valueLocation: a GJSON path (at most KD_MAX_LOCATION) */
     char *api_key;   /* metrics-api authMode apiKey: the key, */
     char *key_param; /* the header or query parameter that carries it */
     bool key_in_query;

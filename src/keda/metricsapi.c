@@ -80,7 +80,7 @@ int kd_json_path_value(const char *body, const char *path, double *value, char *
     }
     const cJSON *v = j;
     const char *p = path;
-    char key[256];
+    char key[KD_MAX_LOCATION + 1];
     int rc = -1;
     while (next_key(&p, key, sizeof key)) {
         int i;
@@ -130,7 +130,7 @@ int kd_read_metrics_api(const kd_trigger_t *t, double *value, char *err, size_t 
     int rc = kd_http_get(url, t->bearer, t->username, t->password, NULL,
                          header ? t->key_param : NULL, header ? t->api_key : NULL, t->unsafe_ssl,
                          &body, &status, e, sizeof e);
-    if (url && t->api_key) explicit_bzero(url, strlen(url)); /* it may hold the key */
+    if (t->api_key) explicit_bzero(url, strlen(url)); /* it may hold the key */
     free(url);
     if (rc != 0) {
         snprintf(err, errlen, "metrics-api %s: %s", shown, e);

@@ -96,11 +96,11 @@ static uint32_t ceil_replicas(double x)
     return (uint32_t)ceil(x - 1e-9);
 }
 
-static uint32_t trigger_want(const kd_trigger_t *t, double value, uint32_t current)
+/* Replicas a metric of this type and target asks for at value. */
+static uint32_t metric_want(kd_metric_type_t type, double target, double value, uint32_t current)
 {
-    if (t->metric_type == KD_VALUE)
-        return ceil_replicas((double)(current ? current : 1) * value / t->target);
-    return ceil_replicas(value / t->target);
+    if (type == KD_VALUE) return ceil_replicas((double)(current ? current : 1) * value / target);
+    return ceil_replicas(value / target);
 }
 
 static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
@@ -232,7 +232,7 @@ uint32_t kd_decide(const kd_scaledobject_t *so, kd_state_t *st, const kd_sample_
             st->failures[i] = 0;
             st->trig_value[i] = samples[i].value;
             st->trig_active[i] = samples[i].value > t->activation;
-            st->trig_want[i] = trigger_want(t, samples[i].value, cur);
+            st->trig_want[i] = metric_want(t->metric_type, t->target, samples[i].value, cur);
         } else {
             if (st->failures[i] < UINT32_MAX) st->failures[i]++;
             if (so->fallback && st->failures[i] >= so->fallback_failures) fallback = true;
@@ -246,8 +246,7 @@ uint32_t kd_decide(const kd_scaledobject_t *so, kd_state_t *st, const kd_sample_
         double v = kd_formula_eval(so->formula, st->trig_value);
         st->composite = v;
         active = v > so->mod_activation;
-        kd_trigger_t composite = {.metric_type = so->mod_metric, .target = so->mod_target};
-        want = trigger_want(&composite, v, cur);
+        want = metric_want(so->mod_metric, so->mod_target, v, cur);
     }
     if (active) st->last_active_ns = now_ns;
     st->active = active || fallback;

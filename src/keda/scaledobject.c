@@ -178,24 +178,36 @@ static int meta_str(ctx_t *c, const cJSON *md, const char *k, const char *path, 
     return 1;
 }
 
-/* A number > 0 (or >= 0 with allow_zero); def when absent. */
-static int meta_num(ctx_t *c, const cJSON *md, const char *k, const char *path, bool required,
-                    bool allow_zero, double def, double *out)
+/* A number > 0 (or >= 0 with allow_zero) at key k of obj, whose place in
+ * the document is where; def when absent. */
+static int num_at(ctx_t *c, const cJSON *obj, const char *k, const char *where, bool required,
+                  bool allow_zero, double def, double *out)
 {
     char buf[64];
-    const char *s = meta(c, md, k, buf, sizeof buf);
+    const char *s = meta(c, obj, k, buf, sizeof buf);
     if (!s || !*s) {
-        if (required) return fail(c, "%s.metadata.%s: required", path, k);
+        if (required)
+            return fail(c, "%s.%s: required, a number %s 0", where, k,
+                        allow_zero ? "at least" : "above");
         *out = def;
         return 0;
     }
     char *end;
     double d = strtod(s, &end);
     if (*end || !isfinite(d) || d < 0 || (!allow_zero && d == 0))
-        return fail(c, "%s.metadata.%s: \"%s\" is not a number %s 0", path, k, s,
+        return fail(c, "%s.%s: \"%s\" is not a number %s 0", where, k, s,
                     allow_zero ? "at least" : "above");
     *out = d;
     return 1;
+}
+
+/* num_at in a trigger's metadata (path names the trigger). */
+static int meta_num(ctx_t *c, const cJSON *md, const char *k, const char *path, bool required,
+                    bool allow_zero, double def, double *out)
+{
+    char where[96];
+    snprintf(where, sizeof where, "%s.metadata", path);
+    return num_at(c, md, k, where, required, allow_zero, def, out);
 }
 
 static int meta_bool(ctx_t *c, const cJSON *md, const char *k, const char *path, bool def,
@@ -427,7 +439,7 @@ static int parse_redis(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t
  * wildcards and modifiers are refused by name. */
 static bool location_ok(const char *s)
 {
-    if (!*s || strlen(s) > 255) return false;
+    if (!*s) return false;
     for (const char *p = s; *p; p++) {
         if (*p == '\\' && p[1]) {
             p++;
@@ -455,6 +467,9 @@ static int parse_metrics_api(ctx_t *c, const cJSON *md, const char *path, kd_tri
     if (!has_scheme(t->url, http))
         return fail(c, "%s.metadata.url: \"%s\" is not an http:// or https:// URL", path, t->url);
     if (meta_str(c, md, "valueLocation", path, true, &t->location) < 0) return -1;
+    if (strlen(t->location) > KD_MAX_LOCATION)
+        return fail(c, "%s.metadata.valueLocation: longer than %u characters", path,
+                    KD_MAX_LOCATION);
     if (!location_ok(t->location))
         return fail(c, "%s.metadata.valueLocation: \"%.80s\": wasmfn reads a path of keys and "
                        "array indexes separated by '.', with '#' last for an array's length "
@@ -817,21 +832,9 @@ static int parse_modifiers(ctx_t *c, const cJSON *m, kd_scaledobject_t *so)
     char e[300];
     if (!(so->formula = kd_formula_parse(f->valuestring, so->triggers, so->ntriggers, e, sizeof e)))
         return fail(c, "%s.formula: %s", P, e);
-    static const char *const keys[] = {"target", "activationTarget"};
-    double *outs[] = {&so->mod_target, &so->mod_activation};
-    for (int k = 0; k < 2; k++) {
-        char buf[64];
-        const char *v = meta(c, m, keys[k], buf, sizeof buf);
-        *outs[k] = 0;
-        if (!v && k == 0) return fail(c, "%s.target: required, a number above 0", P);
-        if (!v) continue;
-        char *end;
-        double d = strtod(v, &end);
-        if (!*v || *end || !isfinite(d) || d < 0 || (k == 0 && d == 0))
-            return fail(c, "%s.%s: \"%s\" is not a number %s 0", P, keys[k], v,
-                        k == 0 ? "above" : "at least");
-        *outs[k] = d;
-    }
+    if (num_at(c, m, "target", P, true, false, 0, &so->mod_target) < 0 ||
+        num_at(c, m, "activationTarget", P, false, true, 0, &so->mod_activation) < 0)
+        return -1;
     so->mod_metric = KD_AVERAGE_VALUE;
     const cJSON *mt = member(m, "metricType");
     if (mt && cJSON_IsString(mt) && strcmp(mt->valuestring, "Value") == 0) so->mod_metric = KD_VALUE;

@@ -273,6 +273,19 @@ static void test_metrics_api_paths(void **state)
                             "'items.#(depth>2).depth','targetValue':'1'}}"),
                  "spec.triggers[0].metadata.valueLocation: \"items.#(depth>2).depth\": wasmfn "
                  "reads a path of keys");
+    char longloc[400], doc[600];
+    memset(longloc, 'k', 256);
+    longloc[256] = '\0';
+    snprintf(doc, sizeof doc, "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
+                              "'%s','targetValue':'1'}}", longloc);
+    expect_error(so_doc("", doc), "spec.triggers[0].metadata.valueLocation: longer than 255 "
+                                  "characters");
+    longloc[255] = '\0'; /* 255: accepted */
+    snprintf(doc, sizeof doc, "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
+                              "'%s','targetValue':'1'}}", longloc);
+    parse_ok(so_doc("", doc), &so);
+    assert_int_equal(strlen(so.triggers[0].location), 255);
+    kd_scaledobject_free(&so);
     expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
                             "'a.#.b','targetValue':'1'}}"),
                  "spec.triggers[0].metadata.valueLocation:");
@@ -495,6 +508,17 @@ static void test_formula(void **state)
     for (int i = 0; i < 100; i++) strcat(deep, ")");
     assert_null(kd_formula_parse(deep, t, 2, err, sizeof err));
     assert_non_null(strstr(err, "nested more than"));
+    /* A long flat formula is bounded too: 128 additions of two terms
+     * pass, 129 (more than 256 terms) are refused. */
+    char flat[1200] = "1";
+    for (int i = 0; i < 127; i++) strcat(flat, "+1");
+    kd_formula_t *f = kd_formula_parse(flat, t, 2, err, sizeof err);
+    assert_non_null(f);
+    assert_true(kd_formula_eval(f, (double[]){0, 0}) == 128.0);
+    kd_formula_free(f);
+    strcat(flat, "+1+1");
+    assert_null(kd_formula_parse(flat, t, 2, err, sizeof err));
+    assert_non_null(strstr(err, "more than 256 terms"));
 }
 
 /* With scalingModifiers the composite value alone decides activity and
