@@ -49,6 +49,7 @@
 #define KD_POLL_THREADS 4u
 #define KD_MAX_POLICIES 8u             /* per direction */
 #define KD_MAX_LOCATION 255u          /* metrics-api valueLocation, in bytes */
+#define KD_MAX_REDIS_NODES 16u        /* a Redis trigger's addresses */
 #define KD_MAX_POLICY_PERIOD_S 1800u   /* the HPA's bound on periodSeconds */
 
 /* ---- the manifest (scaledobject.c) -------------------------------------- */
@@ -63,7 +64,21 @@ typedef enum kd_type {
     KD_RABBITMQ,
     KD_REDIS_LISTS, /* KEDA's "redis": a list's length */
     KD_METRICS_API, /* a number in any HTTP API's JSON answer */
+    /* The same two Redis readings from a Redis Cluster (any node's address
+     * will do: the reader follows MOVED and ASK) or from the master a
+     * Redis Sentinel names. */
+    KD_REDIS_CLUSTER_LISTS,    /* "redis-cluster" */
+    KD_REDIS_CLUSTER_STREAMS,  /* "redis-cluster-streams" */
+    KD_REDIS_SENTINEL_LISTS,   /* "redis-sentinel" */
+    KD_REDIS_SENTINEL_STREAMS, /* "redis-sentinel-streams" */
 } kd_type_t;
+
+/* The Redis triggers: every one of them; those that read a list's
+ * length; those behind a Sentinel; those of a Cluster. */
+bool kd_type_redis(kd_type_t t);
+bool kd_type_redis_list(kd_type_t t);
+bool kd_type_redis_sentinel(kd_type_t t);
+bool kd_type_redis_cluster(kd_type_t t);
 
 /* How a trigger's value becomes replicas (the HPA's metric target types). */
 typedef enum kd_metric_type {
@@ -82,14 +97,17 @@ typedef struct kd_trigger {
     double target;          /* threshold, value, lagCount, ... (> 0) */
     double activation;      /* activationThreshold and kin: active when value > it */
     /* What to read, by type (NULL when unused); every string malloc'd. */
-    char *url;     /* prometheus serverAddress; rabbitmq host; nats server URL; redis host:port */
+    char *url;     /* prometheus serverAddress; rabbitmq host; nats server URL; redis
+                    * host:port; Redis Cluster nodes or Sentinels: host:port,host:port */
     char *query;   /* prometheus */
     char *stream;  /* redis-streams, nats-jetstream; redis: the listName */
     char *group;   /* redis consumerGroup; nats consumer */
     char *queue;   /* rabbitmq queueName */
     char *vhost;   /* rabbitmq vhostName (overrides the one in host) */
     char *account; /* nats-jetstream */
-    char *bearer, *username, *password; /* prometheus authModes; redis password */
+    char *bearer, *username, *password; /* prometheus authModes; redis username, password */
+    char *sentinel_master;  /* redis-sentinel*: the master's name, */
+    char *sentinel_username, *sentinel_password; /* and the Sentinels' credentials */
     char *headers; /* prometheus customHeaders: "K=V,K2=V2" */
     char *location;  /* metrics-api valueLocation: a GJSON path (at most KD_MAX_LOCATION) */
     char *api_key;   /* metrics-api authMode apiKey: the key, */

@@ -127,7 +127,11 @@ static void read_trigger(kd_t *k, kd_obj_t *o, uint32_t i, uint64_t now_ns, kd_s
     switch (t->type) {
     case KD_PROMETHEUS: rc = kd_read_prometheus(t, &s->value, s->err, sizeof s->err); break;
     case KD_REDIS_STREAMS:
-    case KD_REDIS_LISTS: rc = kd_read_redis(t, &s->value, s->err, sizeof s->err); break;
+    case KD_REDIS_LISTS:
+    case KD_REDIS_CLUSTER_LISTS:
+    case KD_REDIS_CLUSTER_STREAMS:
+    case KD_REDIS_SENTINEL_LISTS:
+    case KD_REDIS_SENTINEL_STREAMS: rc = kd_read_redis(t, &s->value, s->err, sizeof s->err); break;
     case KD_NATS_JETSTREAM: rc = kd_read_nats(t, &s->value, s->err, sizeof s->err); break;
     case KD_RABBITMQ: rc = kd_read_rabbitmq(t, &s->value, s->err, sizeof s->err); break;
     case KD_METRICS_API: rc = kd_read_metrics_api(t, &s->value, s->err, sizeof s->err); break;

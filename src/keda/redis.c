@@ -1,11 +1,15 @@
 /*
- * redis.c — the redis-streams and redis triggers (hiredis). redis-streams:
- * a consumer group's pending entries (XPENDING's count: delivered, not yet
+ * redis.c — the Redis triggers (hiredis). redis-streams: a consumer
+ * group's pending entries (XPENDING's count: delivered, not yet
  * acknowledged), its lag (XINFO GROUPS, Redis 7: entries not yet delivered
  * to the group), or the stream's length (XLEN). redis: a list's length
  * (LLEN; 0 for a list that does not exist). Both as KEDA's scalers read
- * them. One connection per poll, with KD_TRIGGER_TIMEOUT_MS for the
- * connect and each reply.
+ * them, from one server, from a Redis Cluster (redis-cluster*: any node
+ * listed is asked, and a MOVED or ASK answer is followed to the node that
+ * holds the key) or from the master a Redis Sentinel names
+ * (redis-sentinel*: SENTINEL get-master-addr-by-name, each Sentinel listed
+ * in turn until one answers). New connections per poll, each with
+ * KD_TRIGGER_TIMEOUT_MS for the connect and each reply.
  */
 #define _GNU_SOURCE
 #include <hiredis/hiredis.h>
@@ -15,6 +19,10 @@
 #include <sys/time.h>
 
 #include "keda/internal.h"
+
+/* Redirections followed for one reading of a Cluster (a resharding in
+ * progress takes one or two). */
+#define MAX_REDIRECTS 5
 
 /* A reply that is an error or not what was asked: false, with err. */
 static bool reply_ok(redisContext *c, redisReply *r, const char *what, char *err, size_t errlen)
@@ -28,6 +36,57 @@ static bool reply_ok(redisContext *c, redisReply *r, const char *what, char *err
         return false;
     }
     return true;
+}
+
+/* Splits "host:port" (the first len bytes of a; "[v6]:port" too; a
+ * "redis://" before it is skipped) into host and port, def when it has
+ * none. */
+static void split_addr(const char *a, size_t len, char *host, size_t hn, int *port)
+{
+    if (len >= 8 && strncmp(a, "redis://", 8) == 0) a += 8, len -= 8;
+    const char *colon = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (a[i] == ':') colon = a + i;
+    if (len && a[0] == '[') { /* [v6]:port: the last colon may be inside the brackets */
+        const char *close = memchr(a, ']', len);
+        if (colon && close && colon < close) colon = NULL;
+        if (close) {
+            snprintf(host, hn, "%.*s", (int)(close - a - 1), a + 1);
+            *port = colon ? atoi(colon + 1) : 6379;
+            return;
+        }
+    }
+    size_t hl = colon ? (size_t)(colon - a) : len;
+    snprintf(host, hn, "%.*s", (int)hl, a);
+    *port = colon ? atoi(colon + 1) : 6379;
+}
+
+/* Connects to host:port and logs in (AUTH [user] pass) when pass is set:
+ * the context, or NULL with err. */
+static redisContext *node_connect(const char *host, int port, const char *user, const char *pass,
+                                  char *err, size_t errlen)
+{
+    struct timeval tv = {KD_TRIGGER_TIMEOUT_MS / 1000, (KD_TRIGGER_TIMEOUT_MS % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    if (!c || c->err) {
+        snprintf(err, errlen, "%s:%d: %s", host, port, c ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    if (pass) {
+        redisReply *r = user ? redisCommand(c, "AUTH %s %s", user, pass)
+                             : redisCommand(c, "AUTH %s", pass);
+        char e[256];
+        bool ok = reply_ok(c, r, "AUTH", e, sizeof e);
+        if (r) freeReplyObject(r);
+        if (!ok) {
+            snprintf(err, errlen, "%s:%d: %s", host, port, e);
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
 }
 
 /* The lag of group in an XINFO GROUPS reply (RESP2: a flat list of
@@ -61,69 +120,200 @@ static int group_lag(const redisReply *r, const char *group, double *value, char
     return -1;
 }
 
-int kd_read_redis(const kd_trigger_t *t, double *value, char *err, size_t errlen)
+static const char *reading_name(const kd_trigger_t *t)
 {
-    const char *a = strncmp(t->url, "redis://", 8) == 0 ? t->url + 8 : t->url;
-    const char *colon = strrchr(a, ':');
-    char host[256];
-    int port = 6379;
-    if (colon) {
-        snprintf(host, sizeof host, "%.*s", (int)(colon - a), a);
-        port = atoi(colon + 1);
-    } else {
-        snprintf(host, sizeof host, "%s", a);
+    if (kd_type_redis_list(t->type)) return "LLEN";
+    return t->redis_mode == KD_REDIS_LENGTH ? "XLEN"
+           : t->redis_mode == KD_REDIS_LAG  ? "XINFO GROUPS"
+                                            : "XPENDING";
+}
+
+/* Sends t's one command (LLEN, XLEN, XINFO GROUPS or XPENDING, each about
+ * one key, as a Cluster wants): the reply, NULL when the connection
+ * failed. */
+static redisReply *reading_send(redisContext *c, const kd_trigger_t *t)
+{
+    if (kd_type_redis_list(t->type)) return redisCommand(c, "LLEN %s", t->stream);
+    if (t->redis_mode == KD_REDIS_LENGTH) return redisCommand(c, "XLEN %s", t->stream);
+    if (t->redis_mode == KD_REDIS_LAG) return redisCommand(c, "XINFO GROUPS %s", t->stream);
+    return redisCommand(c, "XPENDING %s %s", t->stream, t->group);
+}
+
+/* The value in the reply r to reading_send. */
+static int reading_value(redisContext *c, const kd_trigger_t *t, redisReply *r, double *value,
+                         char *err, size_t errlen)
+{
+    const char *what = reading_name(t);
+    if (!reply_ok(c, r, what, err, errlen)) return -1;
+    if (kd_type_redis_list(t->type) || t->redis_mode == KD_REDIS_LENGTH) {
+        *value = r->type == REDIS_REPLY_INTEGER ? (double)r->integer : 0;
+        return 0;
     }
-    struct timeval tv = {KD_TRIGGER_TIMEOUT_MS / 1000, (KD_TRIGGER_TIMEOUT_MS % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
-    char e[300];
-    int rc = -1;
-    if (!c || c->err) {
-        snprintf(err, errlen, "redis %s: %s", t->url, c ? c->errstr : "out of memory");
-        redisFree(c);
+    if (t->redis_mode == KD_REDIS_LAG) return group_lag(r, t->group, value, err, errlen);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        snprintf(err, errlen, "XPENDING: unexpected reply");
         return -1;
     }
-    redisSetTimeout(c, tv);
-    redisReply *r = NULL;
-    if (t->password) {
-        r = redisCommand(c, "AUTH %s", t->password);
-        if (!reply_ok(c, r, "AUTH", e, sizeof e)) goto out;
-        freeReplyObject(r);
-    }
+    *value = (double)r->element[0]->integer;
+    return 0;
+}
+
+/* SELECT db when it is not 0, then the reading. */
+static int read_on(redisContext *c, const kd_trigger_t *t, double *value, char *err, size_t errlen)
+{
     if (t->redis_db) {
-        r = redisCommand(c, "SELECT %u", t->redis_db);
-        if (!reply_ok(c, r, "SELECT", e, sizeof e)) goto out;
-        freeReplyObject(r);
+        redisReply *r = redisCommand(c, "SELECT %u", t->redis_db);
+        bool ok = reply_ok(c, r, "SELECT", err, errlen);
+        if (r) freeReplyObject(r);
+        if (!ok) return -1;
     }
-    if (t->type == KD_REDIS_LISTS) {
-        r = redisCommand(c, "LLEN %s", t->stream);
-        if (!reply_ok(c, r, "LLEN", e, sizeof e)) goto out;
-        *value = r->type == REDIS_REPLY_INTEGER ? (double)r->integer : 0;
-        rc = 0;
-    } else if (t->redis_mode == KD_REDIS_LENGTH) {
-        r = redisCommand(c, "XLEN %s", t->stream);
-        if (!reply_ok(c, r, "XLEN", e, sizeof e)) goto out;
-        *value = r->type == REDIS_REPLY_INTEGER ? (double)r->integer : 0;
-        rc = 0;
-    } else if (t->redis_mode == KD_REDIS_LAG) {
-        r = redisCommand(c, "XINFO GROUPS %s", t->stream);
-        if (!reply_ok(c, r, "XINFO GROUPS", e, sizeof e)) goto out;
-        rc = group_lag(r, t->group, value, e, sizeof e);
-    } else {
-        r = redisCommand(c, "XPENDING %s %s", t->stream, t->group);
-        if (!reply_ok(c, r, "XPENDING", e, sizeof e)) goto out;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-            r->element[0]->type != REDIS_REPLY_INTEGER) {
-            snprintf(e, sizeof e, "XPENDING: unexpected reply");
-            goto out;
-        }
-        *value = (double)r->element[0]->integer;
-        rc = 0;
-    }
-out:
-    if (rc != 0)
-        snprintf(err, errlen, "redis %s %s %s: %s", t->url,
-                 t->type == KD_REDIS_LISTS ? "list" : "stream", t->stream, e);
+    redisReply *r = reading_send(c, t);
+    int rc = reading_value(c, t, r, value, err, errlen);
     if (r) freeReplyObject(r);
+    return rc;
+}
+
+/* The next "host:port" of a comma list at *p: its length, *p moved past it
+ * (0 at the end). */
+static size_t next_addr(const char **p, const char **start)
+{
+    if (!**p) return 0;
+    *start = *p;
+    const char *comma = strchr(*p, ',');
+    size_t len = comma ? (size_t)(comma - *p) : strlen(*p);
+    *p = comma ? comma + 1 : *p + len;
+    return len;
+}
+
+/* A Cluster: the nodes listed are tried in turn until one answers; its
+ * MOVED or ASK answer names the node that holds the key ("MOVED 9114
+ * 10.0.0.2:6379"; an empty host is the same host), which is asked in turn. */
+static int read_cluster(const kd_trigger_t *t, double *value, char *err, size_t errlen)
+{
+    const char *p = t->url, *a;
+    size_t len;
+    snprintf(err, errlen, "no address");
+    while ((len = next_addr(&p, &a))) {
+        char host[256];
+        int port;
+        split_addr(a, len, host, sizeof host, &port);
+        redisContext *c = node_connect(host, port, t->username, t->password, err, errlen);
+        if (!c) continue; /* the next node may answer */
+        bool asking = false;
+        for (int hop = 0;; hop++) {
+            if (asking) {
+                redisReply *r = redisCommand(c, "ASKING");
+                if (r) freeReplyObject(r);
+            }
+            redisReply *r = reading_send(c, t);
+            bool moved = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED ", 6) == 0;
+            bool ask = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0;
+            if (!moved && !ask) {
+                int rc = reading_value(c, t, r, value, err, errlen);
+                if (r) freeReplyObject(r);
+                redisFree(c);
+                return rc;
+            }
+            if (hop == MAX_REDIRECTS) {
+                snprintf(err, errlen, "%s: more than %d redirections (%.100s)", reading_name(t),
+                         MAX_REDIRECTS, r->str);
+                freeReplyObject(r);
+                redisFree(c);
+                return -1;
+            }
+            /* "MOVED <slot> <host>:<port>" */
+            const char *to = strchr(r->str + (moved ? 6 : 4), ' ');
+            char next[256];
+            int nport = 0;
+            if (to) split_addr(to + 1, strlen(to + 1), next, sizeof next, &nport);
+            if (!to || nport <= 0 || nport > 65535) {
+                snprintf(err, errlen, "%s: bad redirection \"%.100s\"", reading_name(t), r->str);
+                freeReplyObject(r);
+                redisFree(c);
+                return -1;
+            }
+            if (!next[0]) snprintf(next, sizeof next, "%s", host);
+            freeReplyObject(r);
+            redisFree(c);
+            snprintf(host, sizeof host, "%s", next);
+            asking = ask;
+            if (!(c = node_connect(host, nport, t->username, t->password, err, errlen)))
+                return -1;
+        }
+    }
+    return -1;
+}
+
+/* A Sentinel setup: the Sentinels listed are asked in turn for the master's
+ * address; the first answer is read from. */
+static int read_sentinel(const kd_trigger_t *t, double *value, char *err, size_t errlen)
+{
+    const char *p = t->url, *a;
+    size_t len;
+    char host[256] = "";
+    int port = 0;
+    snprintf(err, errlen, "no address");
+    while (!port && (len = next_addr(&p, &a))) {
+        char sh[256];
+        int sp;
+        split_addr(a, len, sh, sizeof sh, &sp);
+        redisContext *c =
+            node_connect(sh, sp, t->sentinel_username, t->sentinel_password, err, errlen);
+        if (!c) continue;
+        redisReply *r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", t->sentinel_master);
+        char e[256];
+        if (!reply_ok(c, r, "SENTINEL get-master-addr-by-name", e, sizeof e)) {
+            snprintf(err, errlen, "sentinel %.100s:%d: %.200s", sh, sp, e);
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                   r->element[0]->type == REDIS_REPLY_STRING &&
+                   r->element[1]->type == REDIS_REPLY_STRING) {
+            snprintf(host, sizeof host, "%s", r->element[0]->str);
+            port = atoi(r->element[1]->str);
+            if (port <= 0 || port > 65535) {
+                snprintf(err, errlen, "sentinel %.100s:%d: bad port \"%.20s\"", sh, sp,
+                         r->element[1]->str);
+                port = 0;
+            }
+        } else {
+            snprintf(err, errlen, "sentinel %.100s:%d: no master named %.100s", sh, sp,
+                     t->sentinel_master);
+        }
+        if (r) freeReplyObject(r);
+        redisFree(c);
+    }
+    if (!port) return -1;
+    redisContext *c = node_connect(host, port, t->username, t->password, err, errlen);
+    if (!c) return -1;
+    char e[200];
+    int rc = read_on(c, t, value, e, sizeof e);
+    if (rc != 0) snprintf(err, errlen, "master %.100s:%d: %s", host, port, e);
     redisFree(c);
+    return rc;
+}
+
+int kd_read_redis(const kd_trigger_t *t, double *value, char *err, size_t errlen)
+{
+    char e[400];
+    int rc;
+    if (kd_type_redis_cluster(t->type)) {
+        rc = read_cluster(t, value, e, sizeof e);
+    } else if (kd_type_redis_sentinel(t->type)) {
+        rc = read_sentinel(t, value, e, sizeof e);
+    } else {
+        char host[256];
+        int port;
+        split_addr(t->url, strlen(t->url), host, sizeof host, &port);
+        redisContext *c = node_connect(host, port, t->username, t->password, e, sizeof e);
+        rc = c ? read_on(c, t, value, e, sizeof e) : -1;
+        redisFree(c);
+    }
+    if (rc != 0) {
+        char master[160] = "";
+        if (kd_type_redis_sentinel(t->type))
+            snprintf(master, sizeof master, " (master %s)", t->sentinel_master);
+        snprintf(err, errlen, "%s %s%s %s %s: %s", kd_type_name(t->type), t->url, master,
+                 kd_type_redis_list(t->type) ? "list" : "stream", t->stream, e);
+    }
     return rc;
 }

@@ -24,7 +24,8 @@
 #include "keda/keda.h"
 
 #define SUPPORTED                                                                                  \
-    "prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, metrics-api"
+    "prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, "             \
+    "metrics-api, redis-cluster, redis-cluster-streams, redis-sentinel, redis-sentinel-streams"
 
 static const char *const type_names[] = {
     [KD_PROMETHEUS] = "prometheus",         [KD_CPU] = "cpu",
@@ -32,9 +33,34 @@ static const char *const type_names[] = {
     [KD_REDIS_STREAMS] = "redis-streams",   [KD_NATS_JETSTREAM] = "nats-jetstream",
     [KD_RABBITMQ] = "rabbitmq",             [KD_REDIS_LISTS] = "redis",
     [KD_METRICS_API] = "metrics-api",
+    [KD_REDIS_CLUSTER_LISTS] = "redis-cluster",
+    [KD_REDIS_CLUSTER_STREAMS] = "redis-cluster-streams",
+    [KD_REDIS_SENTINEL_LISTS] = "redis-sentinel",
+    [KD_REDIS_SENTINEL_STREAMS] = "redis-sentinel-streams",
 };
 
 const char *kd_type_name(kd_type_t t) { return type_names[t]; }
+
+bool kd_type_redis_list(kd_type_t t)
+{
+    return t == KD_REDIS_LISTS || t == KD_REDIS_CLUSTER_LISTS || t == KD_REDIS_SENTINEL_LISTS;
+}
+
+bool kd_type_redis_cluster(kd_type_t t)
+{
+    return t == KD_REDIS_CLUSTER_LISTS || t == KD_REDIS_CLUSTER_STREAMS;
+}
+
+bool kd_type_redis_sentinel(kd_type_t t)
+{
+    return t == KD_REDIS_SENTINEL_LISTS || t == KD_REDIS_SENTINEL_STREAMS;
+}
+
+bool kd_type_redis(kd_type_t t)
+{
+    return t == KD_REDIS_STREAMS || kd_type_redis_list(t) || kd_type_redis_cluster(t) ||
+           kd_type_redis_sentinel(t);
+}
 
 bool kd_handles_kind(const char *api_version, const char *kind)
 {
@@ -122,17 +148,18 @@ static int uint_field(ctx_t *c, const cJSON *o, const char *k, const char *path,
 static const char *const *auth_params(kd_type_t t)
 {
     static const char *const prometheus[] = {"bearerToken", "username", "password", NULL};
-    static const char *const redis[] = {"password", NULL};
+    static const char *const redis[] = {"username", "password", NULL};
+    static const char *const sentinel[] = {"username",         "password",         "sentinelUsername",
+                                           "sentinelPassword", "sentinelMaster", NULL};
     static const char *const rabbitmq[] = {"host", NULL};
     static const char *const metrics_api[] = {"apiKey", "username", "password", "token", NULL};
     static const char *const none[] = {NULL};
     switch (t) {
     case KD_PROMETHEUS: return prometheus;
-    case KD_REDIS_STREAMS:
-    case KD_REDIS_LISTS: return redis;
     case KD_RABBITMQ: return rabbitmq;
     case KD_METRICS_API: return metrics_api;
-    default: return none;
+    default:
+        return kd_type_redis_sentinel(t) ? sentinel : kd_type_redis(t) ? redis : none;
     }
 }
 
@@ -355,43 +382,163 @@ static int parse_cron(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t 
     return 0;
 }
 
-/* The server of a redis or redis-streams trigger: address (or host and
- * port), enableTLS (refused), password, databaseIndex. */
+/* The metadata keys of a Redis trigger's servers, by topology. */
+static const char *const *redis_server_keys(kd_type_t type)
+{
+    static const char *const single[] = {"address",  "host",     "port",      "databaseIndex",
+                                         "username", "password", "enableTLS", NULL};
+    static const char *const cluster[] = {"addresses", "hosts",    "ports",
+                                          "username",  "password", "enableTLS", NULL};
+    static const char *const sentinel[] = {
+        "addresses",      "hosts",           "ports",           "databaseIndex",
+        "username",       "password",        "enableTLS",       "sentinelMaster",
+        "sentinelUsername", "sentinelPassword", NULL};
+    return kd_type_redis_cluster(type) ? cluster : kd_type_redis_sentinel(type) ? sentinel : single;
+}
+
+/* Warns of metadata keys that are neither the servers' nor in reading. */
+static void redis_warn_unknown(ctx_t *c, const cJSON *md, const char *path, kd_type_t type,
+                               const char *const *reading)
+{
+    const char *known[32];
+    size_t n = 0;
+    for (const char *const *k = redis_server_keys(type); *k; k++) known[n++] = *k;
+    for (const char *const *k = reading; *k && n + 1 < sizeof known / sizeof known[0]; k++)
+        known[n++] = *k;
+    known[n] = NULL;
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, NULL);
+}
+
+/* Appends "host:port" to the list *out (comma-separated), after checking
+ * it: a host, a colon, a port from 1 to 65535. */
+static int add_node(ctx_t *c, const char *path, const char *key, const char *host, size_t hlen,
+                    const char *port, size_t plen, char **out, uint32_t *n)
+{
+    while (hlen && (*host == ' ' || *host == '\t')) host++, hlen--;
+    while (hlen && (host[hlen - 1] == ' ' || host[hlen - 1] == '\t')) hlen--;
+    while (plen && (*port == ' ' || *port == '\t')) port++, plen--;
+    while (plen && (port[plen - 1] == ' ' || port[plen - 1] == '\t')) plen--;
+    unsigned long pn = 0;
+    bool digits = plen > 0 && plen <= 5;
+    for (size_t i = 0; digits && i < plen; i++) {
+        digits = port[i] >= '0' && port[i] <= '9';
+        pn = pn * 10 + (unsigned long)(port[i] - '0');
+    }
+    bool host_ok = hlen > 0 && hlen < 256 && !memchr(host, ' ', hlen) && !memchr(host, ',', hlen);
+    if (!host_ok || !digits || pn == 0 || pn > 65535)
+        return fail(c, "%s.metadata.%s: \"%.*s:%.*s\" is not host:port", path, key, (int)hlen,
+                    host, (int)plen, port);
+    if (++*n > KD_MAX_REDIS_NODES)
+        return fail(c, "%s.metadata.%s: more than %u servers", path, key, KD_MAX_REDIS_NODES);
+    char *s;
+    if (asprintf(&s, "%s%s%.*s:%lu", *out ? *out : "", *out ? "," : "", (int)hlen, host, pn) < 0)
+        return fail(c, "out of memory");
+    free(*out);
+    *out = s;
+    return 0;
+}
+
+/* A Cluster's nodes or the Sentinels: addresses ("host:port, host:port"),
+ * or hosts and ports, comma lists of the same length. Kept in t->url as
+ * host:port,host:port. */
+static int parse_redis_nodes(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    char b1[64], b2[64], b3[64];
+    const char *addresses = meta(c, md, "addresses", b1, sizeof b1);
+    const char *hosts = meta(c, md, "hosts", b2, sizeof b2);
+    const char *ports = meta(c, md, "ports", b3, sizeof b3);
+    uint32_t n = 0;
+    if (addresses && *addresses) {
+        for (const char *p = addresses;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            const char *colon = NULL;
+            for (size_t i = 0; i < len; i++)
+                if (p[i] == ':') colon = p + i;
+            const char *port = colon ? colon + 1 : p + len;
+            if (add_node(c, path, "addresses", p, colon ? (size_t)(colon - p) : len, port,
+                         (size_t)(p + len - port), &t->url, &n) < 0)
+                return -1;
+            if (!comma) break;
+            p = comma + 1;
+        }
+        return 0;
+    }
+    if (!hosts || !*hosts)
+        return fail(c, "%s.metadata.addresses: required (or hosts and ports)", path);
+    if (!ports || !*ports)
+        return fail(c, "%s.metadata.ports: required with hosts, one port per host", path);
+    const char *h = hosts, *p = ports;
+    for (;;) {
+        const char *hc = strchr(h, ','), *pc = strchr(p, ',');
+        if (!hc != !pc)
+            return fail(c, "%s.metadata.hosts and ports: not the same number of entries", path);
+        if (add_node(c, path, "hosts", h, hc ? (size_t)(hc - h) : strlen(h), p,
+                     pc ? (size_t)(pc - p) : strlen(p), &t->url, &n) < 0)
+            return -1;
+        if (!hc) break;
+        h = hc + 1;
+        p = pc + 1;
+    }
+    return 0;
+}
+
+/* The servers of a Redis trigger and how to log in: address (or host and
+ * port) for one server; a Cluster's nodes or the Sentinels
+ * (parse_redis_nodes); enableTLS (refused), username, password,
+ * databaseIndex (not in a Cluster, which has only database 0); for a
+ * Sentinel the master's name and the Sentinels' own credentials. */
 static int parse_redis_server(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
 {
-    char buf[64], b2[64];
-    const char *host = meta(c, md, "host", buf, sizeof buf), *port = meta(c, md, "port", b2, sizeof b2);
-    if (meta_str(c, md, "address", path, false, &t->url) < 0) return -1;
-    if (!t->url) {
-        if (!host) return fail(c, "%s.metadata.address: required (or host and port)", path);
-        if (asprintf(&t->url, "%s:%s", host, port ? port : "6379") < 0) {
-            t->url = NULL;
-            return fail(c, "out of memory");
+    bool cluster = kd_type_redis_cluster(t->type), sentinel = kd_type_redis_sentinel(t->type);
+    if (cluster || sentinel) {
+        if (parse_redis_nodes(c, md, path, t) < 0) return -1;
+    } else {
+        char buf[64], b2[64];
+        const char *host = meta(c, md, "host", buf, sizeof buf);
+        const char *port = meta(c, md, "port", b2, sizeof b2);
+        if (meta_str(c, md, "address", path, false, &t->url) < 0) return -1;
+        if (!t->url) {
+            if (!host) return fail(c, "%s.metadata.address: required (or host and port)", path);
+            if (asprintf(&t->url, "%s:%s", host, port ? port : "6379") < 0) {
+                t->url = NULL;
+                return fail(c, "out of memory");
+            }
         }
     }
     bool tls;
     if (meta_bool(c, md, "enableTLS", path, false, &tls) < 0) return -1;
     if (tls) return fail(c, "%s.metadata.enableTLS: TLS to Redis is not supported", path);
-    if (meta_str(c, md, "password", path, false, &t->password) < 0) return -1;
+    if (meta_str(c, md, "username", path, false, &t->username) < 0 ||
+        meta_str(c, md, "password", path, false, &t->password) < 0)
+        return -1;
     warn_clear(c, md, path, "password");
-    double db;
-    if (meta_num(c, md, "databaseIndex", path, false, true, 0, &db) < 0) return -1;
-    if (db != floor(db) || db > 1000000)
-        return fail(c, "%s.metadata.databaseIndex: must be a whole number", path);
-    t->redis_db = (uint32_t)db;
+    if (!cluster) {
+        double db;
+        if (meta_num(c, md, "databaseIndex", path, false, true, 0, &db) < 0) return -1;
+        if (db != floor(db) || db > 1000000)
+            return fail(c, "%s.metadata.databaseIndex: must be a whole number", path);
+        t->redis_db = (uint32_t)db;
+    }
+    if (sentinel) {
+        if (meta_str(c, md, "sentinelMaster", path, true, &t->sentinel_master) < 0 ||
+            meta_str(c, md, "sentinelUsername", path, false, &t->sentinel_username) < 0 ||
+            meta_str(c, md, "sentinelPassword", path, false, &t->sentinel_password) < 0)
+            return -1;
+        warn_clear(c, md, path, "sentinelPassword");
+    }
     return 0;
 }
 
 /* KEDA's redis trigger: the length of the list listName (LLEN), against
- * listLength per instance (default 5). */
+ * listLength per instance (default 5); also redis-cluster and
+ * redis-sentinel. */
 static int parse_redis_list(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
 {
-    static const char *const known[] = {"address", "host", "port", "listName", "listLength",
-                                        "activationListLength", "databaseIndex", "password",
-                                        "enableTLS", NULL};
-    char p[128];
-    snprintf(p, sizeof p, "%s.metadata", path);
-    warn_unknown(c, md, p, known, NULL);
+    static const char *const reading[] = {"listName", "listLength", "activationListLength", NULL};
+    redis_warn_unknown(c, md, path, t->type, reading);
     if (parse_redis_server(c, md, path, t) < 0 ||
         meta_str(c, md, "listName", path, true, &t->stream) < 0 ||
         meta_num(c, md, "listLength", path, false, false, 5, &t->target) < 0 ||
@@ -400,15 +547,14 @@ static int parse_redis_list(ctx_t *c, const cJSON *md, const char *path, kd_trig
     return 0;
 }
 
+/* redis-streams (and its Cluster and Sentinel forms): a consumer group's
+ * lag, pending entries, or the stream's length. */
 static int parse_redis(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
 {
-    static const char *const known[] = {"address", "host", "port", "stream", "consumerGroup",
-                                        "pendingEntriesCount", "streamLength", "lagCount",
-                                        "activationLagCount", "activationStreamLength",
-                                        "databaseIndex", "password", "enableTLS", NULL};
-    char p[128];
-    snprintf(p, sizeof p, "%s.metadata", path);
-    warn_unknown(c, md, p, known, NULL);
+    static const char *const reading[] = {"stream",       "consumerGroup",      "pendingEntriesCount",
+                                          "streamLength", "lagCount",           "activationLagCount",
+                                          "activationStreamLength", NULL};
+    redis_warn_unknown(c, md, path, t->type, reading);
     if (parse_redis_server(c, md, path, t) < 0 ||
         meta_str(c, md, "stream", path, true, &t->stream) < 0)
         return -1;
@@ -715,11 +861,15 @@ static int parse_trigger(ctx_t *c, const cJSON *tj, uint32_t i, kd_trigger_t *t)
     case KD_CPU:
     case KD_MEMORY: rc = parse_resource(c, md, path, t); break;
     case KD_CRON: rc = parse_cron(c, md, path, t); break;
-    case KD_REDIS_STREAMS: rc = parse_redis(c, md, path, t); break;
     case KD_NATS_JETSTREAM: rc = parse_nats(c, md, path, t); break;
     case KD_RABBITMQ: rc = parse_rabbitmq(c, md, path, t); break;
-    case KD_REDIS_LISTS: rc = parse_redis_list(c, md, path, t); break;
     case KD_METRICS_API: rc = parse_metrics_api(c, md, path, t); break;
+    case KD_REDIS_STREAMS:
+    case KD_REDIS_CLUSTER_STREAMS:
+    case KD_REDIS_SENTINEL_STREAMS: rc = parse_redis(c, md, path, t); break;
+    case KD_REDIS_LISTS:
+    case KD_REDIS_CLUSTER_LISTS:
+    case KD_REDIS_SENTINEL_LISTS: rc = parse_redis_list(c, md, path, t); break;
     }
     kd_auth_params_free(params, nparams);
     c->auth = NULL;
@@ -964,7 +1114,8 @@ static void trigger_free(kd_trigger_t *t)
     char **s[] = {&t->url,    &t->query,    &t->stream,   &t->group,    &t->queue,
                   &t->vhost,  &t->account,  &t->bearer,   &t->username, &t->password,
                   &t->headers, &t->tz,      &t->start,    &t->end,      &t->auth_ref,
-                  &t->auth_err, &t->location, &t->api_key, &t->key_param};
+                  &t->auth_err, &t->location, &t->api_key, &t->key_param,
+                  &t->sentinel_master, &t->sentinel_username, &t->sentinel_password};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         /* Any of them may hold a credential (a URL with a password). */
         if (*s[i]) explicit_bzero(*s[i], strlen(*s[i]));

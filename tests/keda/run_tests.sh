@@ -2,7 +2,8 @@
 # tests/keda/run_tests.sh — KEDA's ScaledObject and resources.limits.cpu
 # through the real daemon (`make test-keda`). Starts, once, on loopback:
 # a tiny exporter whose metric the test sets (python3), a real Prometheus
-# scraping it every second, redis-server and nats-server -js, and wasmfn
+# scraping it every second, redis-server (alone, a Cluster of three, a
+# master with a Sentinel) and nats-server -js, and wasmfn
 # serve. Checks:
 #   - the ScaledObject takes its Service from 0 to ceil(value/threshold)
 #     instances within two polling intervals, holds them through the
@@ -14,6 +15,10 @@
 #   - redis-streams (a consumer group's lag), redis (a list's length, read
 #     again after the list shrinks) and nats-jetstream (a consumer's pending
 #     messages) triggers scale their Services;
+#   - the same Redis readings from a Redis Cluster of three masters (a node
+#     that answers MOVED is followed) and through a Redis Sentinel (the
+#     first one listed down; passwords from a TriggerAuthentication; an
+#     unknown master named in the error);
 #   - a bad trigger type is refused naming the supported ones;
 #   - a TriggerAuthentication: a second Prometheus that requires basic
 #     auth refuses the trigger without it (HTTP 401 in the status), and
@@ -113,6 +118,41 @@ rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
 redis_pid=$!
 pids+=($redis_pid)
+# A Redis Cluster of three masters (the cluster is made below, in the
+# background: it takes seconds) and a Redis Sentinel watching a master;
+# both the master and the Sentinel want passwords.
+cports=()
+for n in 1 2 3; do
+    cp_=$(free_port)
+    cports+=("$cp_")
+    mkdir -p "$tmp/cluster$n"
+    (cd "$tmp/cluster$n" && exec redis-server --port "$cp_" --bind 127.0.0.1 --cluster-enabled yes \
+        --cluster-port "$(free_port)" --cluster-config-file nodes.conf --save '' --appendonly no \
+        >"$tmp/cluster$n.log" 2>&1) &
+    pids+=($!)
+done
+(until_true 5 redis-cli -p "${cports[2]}" ping >/dev/null 2>&1 &&
+    redis-cli --cluster create "127.0.0.1:${cports[0]}" "127.0.0.1:${cports[1]}" \
+        "127.0.0.1:${cports[2]}" --cluster-yes) >"$tmp/cluster-create.log" 2>&1 &
+cluster_create_pid=$!
+mport=$(free_port)
+MASTER_PASS=m-$(od -An -tx8 -N8 /dev/urandom | tr -d ' \n')
+SENTINEL_PASS=s-$(od -An -tx8 -N8 /dev/urandom | tr -d ' \n')
+redis-server --port "$mport" --bind 127.0.0.1 --requirepass "$MASTER_PASS" --save '' \
+    --appendonly no >"$tmp/master.log" 2>&1 &
+pids+=($!)
+sport=$(free_port)
+mkdir -p "$tmp/sentinel"
+cat >"$tmp/sentinel/sentinel.conf" <<EOF
+port $sport
+bind 127.0.0.1
+dir $tmp/sentinel
+requirepass $SENTINEL_PASS
+sentinel monitor mymaster 127.0.0.1 $mport 1
+sentinel auth-pass mymaster $MASTER_PASS
+EOF
+redis-server "$tmp/sentinel/sentinel.conf" --sentinel >"$tmp/sentinel.log" 2>&1 &
+pids+=($!)
 nport=$(free_port)
 nats-server -js -a 127.0.0.1 -p "$nport" -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
 pids+=($!)
@@ -257,7 +297,7 @@ curl -s "$WASMFN_API/metrics" | grep -q 'scaledobject="hello-scaler"' &&
 sed 's/type: prometheus/type: kafka-nope/' "$tmp/so.yaml" >"$tmp/bad.yaml"
 out=$("$WASMFN" apply -f "$tmp/bad.yaml" 2>&1)
 rc=$?
-[ $rc != 0 ] && echo "$out" | grep -q 'spec.triggers\[0\].type: "kafka-nope" is not supported; supported: prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, metrics-api' &&
+[ $rc != 0 ] && echo "$out" | grep -q 'spec.triggers\[0\].type: "kafka-nope" is not supported; supported: prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, metrics-api, redis-cluster, redis-cluster-streams, redis-sentinel, redis-sentinel-streams' &&
     ok "an unknown trigger type names the supported ones" || bad "unknown trigger type" "rc=$rc $out"
 sed 's/threshold: "5"/threshold: "five"/' "$tmp/so.yaml" >"$tmp/bad2.yaml"
 out=$("$WASMFN" apply -f "$tmp/bad2.yaml" 2>&1)
@@ -332,6 +372,122 @@ until_true 5 sh -c "\"$WASMFN\" get scaledobject q1-scaler -o json | grep -q '\"
     bad "a failing trigger" "$(so_field q1-scaler 'o["status"]')"
 curl -s "$WASMFN_API/metrics" | grep -q '^wasmfn_scaler_errors_total{scaledobject="q1-scaler",trigger="s0-redis-streams"} [1-9]' &&
     ok "wasmfn_scaler_errors_total counts it" || bad "errors metric"
+
+# ---- redis-cluster and redis-sentinel triggers ------------------------------------
+# The Cluster: each trigger lists one node, and its key lives on another, so
+# the reading follows the node's MOVED answer. The Sentinel: the first
+# address listed is down, so the next Sentinel is asked; the master's and
+# the Sentinel's passwords come from a Secret through a
+# TriggerAuthentication.
+wait "$cluster_create_pid"
+cluster_ok() { redis-cli -p "${cports[0]}" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; }
+C() { redis-cli -c -p "${cports[0]}" "$@"; }
+M() { redis-cli -p "$mport" --no-auth-warning -a "$MASTER_PASS" "$@"; }
+if until_true 10 cluster_ok; then
+    # Keys whose slots live on another node than the first.
+    ckeys=()
+    for k in tasks jobs work q a b c d e f; do
+        redis-cli -p "${cports[0]}" LLEN "$k" | grep -q '^MOVED' && ckeys+=("$k")
+    done
+    for i in $(seq 9); do C RPUSH "${ckeys[0]}" "t$i" >/dev/null; done
+    C XGROUP CREATE "${ckeys[1]}" workers '$' MKSTREAM >/dev/null
+    for i in $(seq 6); do C XADD "${ckeys[1]}" '*' n "$i" >/dev/null; done
+    for i in $(seq 8); do M RPUSH tasks "t$i" >/dev/null; done
+    for i in $(seq 12); do M XADD events '*' n "$i" >/dev/null; done
+    for f in rc1 rc2 rs1 rs2; do
+        "$WASMFN" deploy $f "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $f"
+    done
+    cat >"$tmp/redis-topologies.yaml" <<EOF
+apiVersion: v1
+kind: Secret
+metadata: { name: redis-creds }
+stringData: { master: "$MASTER_PASS", sentinel: "$SENTINEL_PASS" }
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: { name: redis-auth }
+spec:
+  secretTargetRef:
+    - { parameter: password, name: redis-creds, key: master }
+    - { parameter: sentinelPassword, name: redis-creds, key: sentinel }
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: rc1-scaler }
+spec:
+  scaleTargetRef: { name: rc1 }
+  pollingInterval: 1
+  triggers:
+    - type: redis-cluster
+      metadata: { addresses: "127.0.0.1:${cports[0]}", listName: "${ckeys[0]}", listLength: "4" }
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: rc2-scaler }
+spec:
+  scaleTargetRef: { name: rc2 }
+  pollingInterval: 1
+  triggers:
+    - type: redis-cluster-streams
+      metadata:
+        hosts: 127.0.0.1
+        ports: "${cports[0]}"
+        stream: "${ckeys[1]}"
+        consumerGroup: workers
+        lagCount: "2"
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: rs1-scaler }
+spec:
+  scaleTargetRef: { name: rs1 }
+  pollingInterval: 1
+  triggers:
+    - type: redis-sentinel
+      metadata:
+        addresses: "127.0.0.1:$(free_port), 127.0.0.1:$sport"
+        sentinelMaster: mymaster
+        listName: tasks
+        listLength: "3"
+      authenticationRef: { name: redis-auth }
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: rs2-scaler }
+spec:
+  scaleTargetRef: { name: rs2 }
+  pollingInterval: 1
+  triggers:
+    - type: redis-sentinel-streams
+      metadata: { addresses: "127.0.0.1:$sport", sentinelMaster: mymaster, stream: events, streamLength: "5" }
+      authenticationRef: { name: redis-auth }
+EOF
+    out=$("$WASMFN" apply -f "$tmp/redis-topologies.yaml" 2>&1) || bad "apply the Redis Cluster and Sentinel ScaledObjects" "$out"
+    [ "${#ckeys[@]}" -ge 2 ] && ok "the Cluster's first node answers MOVED for ${ckeys[0]} and ${ckeys[1]}" ||
+        bad "keys on other nodes" "${ckeys[*]}"
+    until_true 5 has_instances rc1 3 && ok "redis-cluster: a list of 9 on another node, listLength 4 -> 3 instances" ||
+        bad "redis-cluster" "instances $(instances rc1); $(so_field rc1-scaler 'o["status"]')"
+    until_true 5 has_instances rc2 3 && ok "redis-cluster-streams: lag 6, lagCount 2 -> 3 instances" ||
+        bad "redis-cluster-streams" "instances $(instances rc2); $(so_field rc2-scaler 'o["status"]')"
+    until_true 5 has_instances rs1 3 &&
+        ok "redis-sentinel: the first Sentinel down, the second names the master; a list of 8, listLength 3 -> 3 instances" ||
+        bad "redis-sentinel" "instances $(instances rs1); $(so_field rs1-scaler 'o["status"]')"
+    until_true 5 has_instances rs2 3 && ok "redis-sentinel-streams: a stream of 12, streamLength 5 -> 3 instances" ||
+        bad "redis-sentinel-streams" "instances $(instances rs2); $(so_field rs2-scaler 'o["status"]')"
+    # A master the Sentinel does not know: the error names it.
+    sed -i 's/sentinelMaster: mymaster, stream/sentinelMaster: nomaster, stream/' "$tmp/redis-topologies.yaml"
+    "$WASMFN" apply -f "$tmp/redis-topologies.yaml" >/dev/null 2>&1
+    until_true 5 sh -c "\"$WASMFN\" get scaledobject rs2-scaler -o json | grep -q 'no master named nomaster'" &&
+        ok "redis-sentinel-streams: an unknown master is named in lastError" ||
+        bad "an unknown master" "$(so_field rs2-scaler 'o["status"]')"
+    leaks=$( { "$WASMFN" get scaledobjects -o json; cat "$tmp/log"; } 2>&1 |
+        grep -cF -e "$MASTER_PASS" -e "$SENTINEL_PASS")
+    [ "$leaks" = 0 ] && ok "the Redis passwords are not in the status or the log" ||
+        bad "the Redis passwords leak" "$leaks lines"
+    for s in rc1 rc2 rs1 rs2; do "$WASMFN" delete scaledobject $s-scaler >/dev/null 2>&1; done
+else
+    bad "the Redis Cluster forms" "$(tail -5 "$tmp/cluster-create.log")"
+fi
 
 # ---- TriggerAuthentication ----------------------------------------------------------
 # A Service scaled by the Prometheus that wants basic auth. Without

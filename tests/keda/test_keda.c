@@ -196,6 +196,84 @@ static void test_redis_lists(void **state)
     kd_scaledobject_free(&so);
 }
 
+/* redis-cluster and redis-sentinel (and their -streams forms): the nodes
+ * or Sentinels as addresses, or hosts and ports; a Sentinel's master and
+ * credentials; what each refuses. */
+static void test_redis_cluster_sentinel(void **state)
+{
+    (void)state;
+    kd_scaledobject_t so;
+    parse_ok(so_doc("", "{'type':'redis-cluster','metadata':{'addresses':'n1:7000, n2:7001 ,n3:7002',"
+                        "'listName':'jobs','listLength':'4','username':'app'}},"
+                        "{'type':'redis-cluster-streams','metadata':{'hosts':'n1,n2','ports':'7000, 7001',"
+                        "'stream':'s','consumerGroup':'g','lagCount':'3','databaseIndex':'1'}},"
+                        "{'type':'redis-sentinel','metadata':{'addresses':'s1:26379','listName':'l',"
+                        "'sentinelMaster':'mymaster','sentinelPassword':'spw','password':'pw',"
+                        "'databaseIndex':'2'}},"
+                        "{'type':'redis-sentinel-streams','metadata':{'addresses':'[::1]:26379',"
+                        "'sentinelMaster':'m','stream':'s','streamLength':'10'}}"),
+             &so);
+    assert_int_equal(so.ntriggers, 4);
+    const kd_trigger_t *t = &so.triggers[0];
+    assert_int_equal(t->type, KD_REDIS_CLUSTER_LISTS);
+    assert_string_equal(t->name, "s0-redis-cluster");
+    assert_string_equal(t->url, "n1:7000,n2:7001,n3:7002"); /* spaces gone */
+    assert_string_equal(t->stream, "jobs");
+    assert_string_equal(t->username, "app");
+    assert_true(t->target == 4);
+    assert_true(kd_type_redis_list(t->type) && kd_type_redis_cluster(t->type));
+    t = &so.triggers[1];
+    assert_int_equal(t->type, KD_REDIS_CLUSTER_STREAMS);
+    assert_string_equal(t->url, "n1:7000,n2:7001");
+    assert_int_equal(t->redis_mode, KD_REDIS_LAG);
+    assert_int_equal(t->redis_db, 0); /* a Cluster has only database 0 */
+    assert_true(has_warning(&so, "spec.triggers[1].metadata.databaseIndex: not supported"));
+    t = &so.triggers[2];
+    assert_int_equal(t->type, KD_REDIS_SENTINEL_LISTS);
+    assert_string_equal(t->name, "s2-redis-sentinel");
+    assert_string_equal(t->sentinel_master, "mymaster");
+    assert_string_equal(t->sentinel_password, "spw");
+    assert_string_equal(t->password, "pw");
+    assert_int_equal(t->redis_db, 2);
+    assert_true(has_warning(&so, "spec.triggers[2].metadata.sentinelPassword: stored in clear"));
+    t = &so.triggers[3];
+    assert_int_equal(t->type, KD_REDIS_SENTINEL_STREAMS);
+    assert_string_equal(t->url, "[::1]:26379");
+    assert_int_equal(t->redis_mode, KD_REDIS_LENGTH);
+    assert_false(kd_type_redis_list(t->type));
+    kd_scaledobject_free(&so);
+
+    /* An address of a single server's trigger is not a Cluster's. */
+    parse_ok(so_doc("", "{'type':'redis','metadata':{'addresses':'a:1','address':'r:6379','listName':'l'}}"),
+             &so);
+    assert_true(has_warning(&so, "spec.triggers[0].metadata.addresses: not supported"));
+    kd_scaledobject_free(&so);
+
+    expect_error(so_doc("", "{'type':'redis-cluster','metadata':{'listName':'l'}}"),
+                 "spec.triggers[0].metadata.addresses: required (or hosts and ports)");
+    expect_error(so_doc("", "{'type':'redis-cluster','metadata':{'addresses':'n1:7000,n2','listName':'l'}}"),
+                 "spec.triggers[0].metadata.addresses: \"n2:\" is not host:port");
+    expect_error(so_doc("", "{'type':'redis-cluster','metadata':{'addresses':'n1:70000','listName':'l'}}"),
+                 "\"n1:70000\" is not host:port");
+    expect_error(so_doc("", "{'type':'redis-cluster','metadata':{'addresses':'n1:1,,n2:2','listName':'l'}}"),
+                 "\":\" is not host:port");
+    expect_error(so_doc("", "{'type':'redis-cluster','metadata':{'hosts':'a,b','ports':'1','listName':'l'}}"),
+                 "spec.triggers[0].metadata.hosts and ports: not the same number of entries");
+    expect_error(so_doc("", "{'type':'redis-cluster','metadata':{'hosts':'a','listName':'l'}}"),
+                 "spec.triggers[0].metadata.ports: required with hosts");
+    expect_error(so_doc("", "{'type':'redis-sentinel','metadata':{'addresses':'s:26379','listName':'l'}}"),
+                 "spec.triggers[0].metadata.sentinelMaster: required");
+    expect_error(so_doc("", "{'type':'redis-sentinel-streams','metadata':{'addresses':'s:26379',"
+                            "'sentinelMaster':'m','stream':'s','enableTLS':'true'}}"),
+                 "spec.triggers[0].metadata.enableTLS: TLS to Redis is not supported");
+    char many[400] = "";
+    for (int i = 0; i < 17; i++) sprintf(many + strlen(many), "%sh%d:1", i ? "," : "", i);
+    char doc[600];
+    snprintf(doc, sizeof doc, "{'type':'redis-cluster','metadata':{'addresses':'%s','listName':'l'}}",
+             many);
+    expect_error(so_doc("", doc), "spec.triggers[0].metadata.addresses: more than 16 servers");
+}
+
 /* metrics-api: the number at a GJSON path in any JSON answer. */
 static void test_metrics_api_paths(void **state)
 {
@@ -1010,6 +1088,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_field),
         cmocka_unit_test(test_redis_lists),
+        cmocka_unit_test(test_redis_cluster_sentinel),
         cmocka_unit_test(test_metrics_api_paths),
         cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_activation_and_cooldown),
