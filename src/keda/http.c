@@ -2,7 +2,7 @@
  * http.c — the one HTTP GET the triggers that speak HTTP use (Prometheus's
  * query API, RabbitMQ's management API, metrics-api's URL): libcurl, bounded in time
  * (KD_TRIGGER_TIMEOUT_MS) and in size (KD_MAX_BODY_BYTES), http and https
- * only, no redirects (a server that moved is a configuration to fix, and
+ * only (with a client certificate when the trigger has one), no redirects (a server that moved is a configuration to fix, and
  * following one would send the credentials elsewhere).
  */
 #define _GNU_SOURCE
@@ -65,10 +65,17 @@ char *kd_url_escape(const char *s)
     return out;
 }
 
-int kd_http_get(const char *url, const char *bearer, const char *user, const char *pass,
-                const char *headers, const char *header_name, const char *header_value,
-                bool unsafe, char **body_out, long *status, char *err, size_t errlen)
+/* PEM text as a blob libcurl copies. */
+static void set_blob(CURL *c, CURLoption opt, const char *pem)
 {
+    struct curl_blob blob = {.data = (void *)pem, .len = strlen(pem), .flags = CURL_BLOB_COPY};
+    curl_easy_setopt(c, opt, &blob);
+}
+
+int kd_http_get(const kd_http_req_t *rq, char **body_out, long *status, char *err, size_t errlen)
+{
+    const char *url = rq->url, *bearer = rq->bearer, *headers = rq->headers;
+    const char *header_name = rq->header_name, *header_value = rq->header_value;
     *body_out = NULL;
     CURL *c = curl_easy_init();
     if (!c) {
@@ -113,13 +120,22 @@ int kd_http_get(const char *url, const char *bearer, const char *user, const cha
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     if (h) curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (user) {
-        curl_easy_setopt(c, CURLOPT_USERNAME, user);
-        curl_easy_setopt(c, CURLOPT_PASSWORD, pass ? pass : "");
+    if (rq->user) {
+        curl_easy_setopt(c, CURLOPT_USERNAME, rq->user);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, rq->pass ? rq->pass : "");
     }
-    if (unsafe) {
+    if (rq->unsafe) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (rq->ca) set_blob(c, CURLOPT_CAINFO_BLOB, rq->ca);
+    if (rq->cert) {
+        set_blob(c, CURLOPT_SSLCERT_BLOB, rq->cert);
+        curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (rq->key) {
+        set_blob(c, CURLOPT_SSLKEY_BLOB, rq->key);
+        curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
     }
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);

@@ -24,13 +24,22 @@ typedef struct kd_usage_mark {
     uint64_t at_ns, cpu_ns, memory_kib_ms;
 } kd_usage_mark_t;
 
-/* http.c: GET url with the trigger's credentials and headers (those of
- * t may be NULL; header_name and header_value, both or neither, add one
- * header taken as it is), TLS checked unless unsafe. 0 with the body
- * (malloc'd, NUL-terminated) and the status, or -1 with err. */
-int kd_http_get(const char *url, const char *bearer, const char *user, const char *pass,
-                const char *headers, const char *header_name, const char *header_value,
-                bool unsafe, char **body, long *status, char *err, size_t errlen);
+/* http.c: one GET. Every field but url may be NULL (false): the
+ * credentials (bearer; user and pass for basic), customHeaders ("K=V,K2=V2"),
+ * one more header taken as it is (header_name and header_value, both or
+ * neither), TLS verification off (unsafe), and TLS material as PEM text: a
+ * CA to trust instead of the system's, a client certificate and its key. */
+typedef struct kd_http_req {
+    const char *url;
+    const char *bearer, *user, *pass;
+    const char *headers;
+    const char *header_name, *header_value;
+    bool unsafe;
+    const char *ca, *cert, *key;
+} kd_http_req_t;
+/* 0 with the body (malloc'd, NUL-terminated) and the status, or -1 with
+ * err. */
+int kd_http_get(const kd_http_req_t *rq, char **body, long *status, char *err, size_t errlen);
 /* url for a message: any user:password@ before the host as ***@. */
 void kd_url_redact(const char *url, char *out, size_t n);
 /* A copy of s with every byte outside [A-Za-z0-9-._~] percent-encoded. */
@@ -52,6 +61,17 @@ int kd_read_metrics_api(const kd_trigger_t *t, double *value, char *err, size_t 
  * ("250m"). 0, or -1 with err. */
 int kd_json_path_value(const char *body, const char *path, double *value, char *err,
                        size_t errlen);
+/* The same for an answer in YAML (the first document): mapping keys and
+ * sequence indexes, '#' last for a sequence's length (exposed for tests). */
+int kd_yaml_path_value(const char *body, size_t len, const char *path, double *value, char *err,
+                       size_t errlen);
+/* exposition.c: whether selector is a series selector wasmfn reads
+ * (`name` or `name{label="value",...}`; 0, or -1 with why); and the value of
+ * the first sample it selects in a text exposition body (0, or -1 with
+ * err). */
+int kd_series_check(const char *selector, char *err, size_t errlen);
+int kd_exposition_value(const char *body, size_t len, const char *selector, double *value,
+                        char *err, size_t errlen);
 /* redis.c, nats.c, rabbitmq.c */
 int kd_read_redis(const kd_trigger_t *t, double *value, char *err, size_t errlen);
 int kd_read_nats(const kd_trigger_t *t, double *value, char *err, size_t errlen);

@@ -90,6 +90,9 @@ typedef enum kd_metric_type {
 
 enum { KD_REDIS_PENDING, KD_REDIS_LAG, KD_REDIS_LENGTH };
 
+/* metrics-api's format: how the answer is read at valueLocation. */
+enum { KD_FORMAT_JSON, KD_FORMAT_YAML, KD_FORMAT_PROMETHEUS };
+
 typedef struct kd_trigger {
     kd_type_t type;
     char name[64];          /* its `name`, else "s<index>-<type>" as KEDA names metrics */
@@ -113,6 +116,8 @@ typedef struct kd_trigger {
     char *api_key;   /* metrics-api authMode apiKey: the key, */
     char *key_param; /* the header or query parameter that carries it */
     bool key_in_query;
+    int format;      /* metrics-api: KD_FORMAT_* */
+    char *tls_ca, *tls_cert, *tls_key; /* metrics-api: PEM text (authMode tls; ca with any) */
     char *tz, *start, *end; /* cron */
     char *auth_ref;         /* authenticationRef.name: a TriggerAuthentication */
     bool auth_cluster;      /* ... or, with kind ClusterTriggerAuthentication, one of those */

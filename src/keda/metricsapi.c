@@ -1,13 +1,17 @@
 /*
  * metricsapi.c — the metrics-api trigger: GET the trigger's URL, and take
- * the number at valueLocation in the JSON answer, as KEDA's Metrics API
- * scaler does. valueLocation is a GJSON path; the part of GJSON that
- * names one value is what is understood here (kd_json_path_value): keys,
- * array indexes and a final '#' (an array's length). GJSON's queries,
- * wildcards and modifiers are refused when the ScaledObject is applied.
+ * the number at valueLocation in the answer, as KEDA's Metrics API scaler
+ * does. In JSON (the default format), valueLocation is a GJSON path; the
+ * part of GJSON that names one value is what is understood here
+ * (kd_json_path_value): keys, array indexes and a final '#' (an array's
+ * length). GJSON's queries, wildcards and modifiers are refused when the
+ * ScaledObject is applied. In YAML, the same path through mappings and
+ * sequences (kd_yaml_path_value); in Prometheus's text format, a series
+ * selector (exposition.c).
  *
  * Credentials (authMode): an API key in a header or a query parameter,
- * basic, or bearer; they are never put in an error message.
+ * basic, bearer, or a TLS client certificate (tls); a CA of the trigger's
+ * own with any of them. They are never put in an error message.
  */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
@@ -15,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yaml.h>
 
 #include "common/quantity.h"
 #include "keda/internal.h"
@@ -45,27 +50,31 @@ static bool index_of(const char *k, int size, int *out)
     return true;
 }
 
+/* Text that is a number or a Kubernetes quantity ("250m", "1Gi"). */
+static int text_number(const char *s, const char *path, double *value, char *err, size_t errlen)
+{
+    char *end;
+    double d = strtod(s, &end);
+    if (*s && !*end && isfinite(d)) {
+        *value = d;
+        return 0;
+    }
+    long double q;
+    if (cm_quantity_parse(s, &q) == 0 && isfinite((double)q)) {
+        *value = (double)q;
+        return 0;
+    }
+    snprintf(err, errlen, "%s is \"%.40s\", not a number or quantity", path, s);
+    return -1;
+}
+
 static int number_of(const cJSON *v, const char *path, double *value, char *err, size_t errlen)
 {
     if (cJSON_IsNumber(v)) {
         *value = v->valuedouble;
         return 0;
     }
-    if (cJSON_IsString(v)) {
-        char *end;
-        double d = strtod(v->valuestring, &end);
-        if (*v->valuestring && !*end && isfinite(d)) {
-            *value = d;
-            return 0;
-        }
-        long double q;
-        if (cm_quantity_parse(v->valuestring, &q) == 0 && isfinite((double)q)) {
-            *value = (double)q;
-            return 0;
-        }
-        snprintf(err, errlen, "%s is \"%.40s\", not a number or quantity", path, v->valuestring);
-        return -1;
-    }
+    if (cJSON_IsString(v)) return text_number(v->valuestring, path, value, err, errlen);
     snprintf(err, errlen, "%s is not a number", path);
     return -1;
 }
@@ -106,6 +115,81 @@ out:
     return rc;
 }
 
+/* The node under key in a mapping node, or NULL. */
+static yaml_node_t *yaml_member(yaml_document_t *d, yaml_node_t *map, const char *key)
+{
+    size_t klen = strlen(key);
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *k = yaml_document_get_node(d, pr->key);
+        if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == klen &&
+            memcmp(k->data.scalar.value, key, klen) == 0)
+            return yaml_document_get_node(d, pr->value);
+    }
+    return NULL;
+}
+
+int kd_yaml_path_value(const char *body, size_t len, const char *path, double *value, char *err,
+                       size_t errlen)
+{
+    yaml_parser_t ps;
+    yaml_document_t d;
+    if (!yaml_parser_initialize(&ps)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    yaml_parser_set_input_string(&ps, (const unsigned char *)body, len);
+    if (!yaml_parser_load(&ps, &d)) {
+        snprintf(err, errlen, "the answer is not YAML: %s at line %zu",
+                 ps.problem ? ps.problem : "syntax error", ps.problem_mark.line + 1);
+        yaml_parser_delete(&ps);
+        return -1;
+    }
+    yaml_node_t *n = yaml_document_get_root_node(&d);
+    const char *p = path;
+    char key[KD_MAX_LOCATION + 1];
+    int rc = -1;
+    if (!n) {
+        snprintf(err, errlen, "the answer is empty");
+        goto out;
+    }
+    while (next_key(&p, key, sizeof key)) {
+        yaml_node_t *next = NULL;
+        int i;
+        if (n->type == YAML_SEQUENCE_NODE) {
+            int size = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+            if (strcmp(key, "#") == 0 && !*p) {
+                *value = size;
+                rc = 0;
+                goto out;
+            }
+            if (index_of(key, size, &i))
+                next = yaml_document_get_node(&d, n->data.sequence.items.start[i]);
+        } else if (n->type == YAML_MAPPING_NODE) {
+            next = yaml_member(&d, n, key);
+        }
+        if (!next) {
+            snprintf(err, errlen, "valueLocation %s: no %.60s in the answer", path, key);
+            goto out;
+        }
+        n = next;
+    }
+    char where[300];
+    snprintf(where, sizeof where, "valueLocation %s", path);
+    if (n->type != YAML_SCALAR_NODE) {
+        snprintf(err, errlen, "%s is not a number", where);
+        goto out;
+    }
+    char text[64];
+    snprintf(text, sizeof text, "%.*s", (int)(n->data.scalar.length < 63 ? n->data.scalar.length : 63),
+             (const char *)n->data.scalar.value);
+    rc = text_number(text, where, value, err, errlen);
+out:
+    yaml_document_delete(&d);
+    yaml_parser_delete(&ps);
+    return rc;
+}
+
 int kd_read_metrics_api(const kd_trigger_t *t, double *value, char *err, size_t errlen)
 {
     char *url = NULL;
@@ -127,9 +211,17 @@ int kd_read_metrics_api(const kd_trigger_t *t, double *value, char *err, size_t 
     long status = 0;
     kd_url_redact(t->url, shown, sizeof shown); /* no password in a message */
     bool header = t->api_key && !t->key_in_query;
-    int rc = kd_http_get(url, t->bearer, t->username, t->password, NULL,
-                         header ? t->key_param : NULL, header ? t->api_key : NULL, t->unsafe_ssl,
-                         &body, &status, e, sizeof e);
+    kd_http_req_t rq = {.url = url,
+                        .bearer = t->bearer,
+                        .user = t->username,
+                        .pass = t->password,
+                        .header_name = header ? t->key_param : NULL,
+                        .header_value = header ? t->api_key : NULL,
+                        .unsafe = t->unsafe_ssl,
+                        .ca = t->tls_ca,
+                        .cert = t->tls_cert,
+                        .key = t->tls_key};
+    int rc = kd_http_get(&rq, &body, &status, e, sizeof e);
     if (t->api_key) explicit_bzero(url, strlen(url)); /* it may hold the key */
     free(url);
     if (rc != 0) {
@@ -141,7 +233,12 @@ int kd_read_metrics_api(const kd_trigger_t *t, double *value, char *err, size_t 
         free(body);
         return -1;
     }
-    rc = kd_json_path_value(body, t->location, value, e, sizeof e);
+    if (t->format == KD_FORMAT_YAML)
+        rc = kd_yaml_path_value(body, strlen(body), t->location, value, e, sizeof e);
+    else if (t->format == KD_FORMAT_PROMETHEUS)
+        rc = kd_exposition_value(body, strlen(body), t->location, value, e, sizeof e);
+    else
+        rc = kd_json_path_value(body, t->location, value, e, sizeof e);
     free(body);
     if (rc != 0) {
         snprintf(err, errlen, "metrics-api %s: %s", shown, e);

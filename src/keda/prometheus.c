@@ -92,8 +92,9 @@ int kd_read_prometheus(const kd_trigger_t *t, double *value, char *err, size_t e
     char *body = NULL, e[300], shown[256];
     long status = 0;
     kd_url_redact(t->url, shown, sizeof shown); /* no password in a message */
-    int rc = kd_http_get(url, t->bearer, t->username, t->password, t->headers, NULL, NULL,
-                         t->unsafe_ssl, &body, &status, e, sizeof e);
+    kd_http_req_t rq = {.url = url, .bearer = t->bearer, .user = t->username,
+                        .pass = t->password, .headers = t->headers, .unsafe = t->unsafe_ssl};
+    int rc = kd_http_get(&rq, &body, &status, e, sizeof e);
     free(url);
     if (rc != 0) {
         snprintf(err, errlen, "prometheus %s: %s", shown, e);

@@ -114,8 +114,8 @@ static int read_http(const kd_trigger_t *t, double *value, char *err, size_t err
     free(eq);
     char *body = NULL;
     long status = 0;
-    int rc = kd_http_get(url, NULL, NULL, NULL, NULL, NULL, NULL, t->unsafe_ssl, &body, &status,
-                         err, errlen);
+    kd_http_req_t rq = {.url = url, .unsafe = t->unsafe_ssl};
+    int rc = kd_http_get(&rq, &body, &status, err, errlen);
     free(url);
     if (rc != 0) return -1;
     rc = -1;

@@ -21,7 +21,7 @@
 #include "common/quantity.h"
 #include "common/strlist.h"
 #include "eventing/eventing.h"
-#include "keda/keda.h"
+#include "keda/internal.h"
 
 #define SUPPORTED                                                                                  \
     "prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, "             \
@@ -152,7 +152,8 @@ static const char *const *auth_params(kd_type_t t)
     static const char *const sentinel[] = {"username",         "password",         "sentinelUsername",
                                            "sentinelPassword", "sentinelMaster", NULL};
     static const char *const rabbitmq[] = {"host", NULL};
-    static const char *const metrics_api[] = {"apiKey", "username", "password", "token", NULL};
+    static const char *const metrics_api[] = {"apiKey", "username", "password", "token",
+                                              "ca",     "cert",     "key",      NULL};
     static const char *const none[] = {NULL};
     switch (t) {
     case KD_PROMETHEUS: return prometheus;
@@ -604,7 +605,7 @@ static int parse_metrics_api(ctx_t *c, const cJSON *md, const char *path, kd_tri
     static const char *const known[] = {"url", "valueLocation", "targetValue",
                                         "activationTargetValue", "unsafeSsl", "format", "authMode",
                                         "method", "keyParamName", "apiKey", "username", "password",
-                                        "token", NULL};
+                                        "token", "ca", "cert", "key", NULL};
     char p[128];
     snprintf(p, sizeof p, "%s.metadata", path);
     warn_unknown(c, md, p, known, NULL);
@@ -612,23 +613,32 @@ static int parse_metrics_api(ctx_t *c, const cJSON *md, const char *path, kd_tri
     static const char *const http[] = {"http://", "https://", NULL};
     if (!has_scheme(t->url, http))
         return fail(c, "%s.metadata.url: \"%s\" is not an http:// or https:// URL", path, t->url);
+    char buf[64], b2[64];
+    const char *format = meta(c, md, "format", buf, sizeof buf);
+    t->format = KD_FORMAT_JSON;
+    if (format && strcmp(format, "yaml") == 0) t->format = KD_FORMAT_YAML;
+    else if (format && strcmp(format, "prometheus") == 0) t->format = KD_FORMAT_PROMETHEUS;
+    else if (format && strcmp(format, "json") != 0)
+        return fail(c, "%s.metadata.format: \"%s\" is not supported (json, yaml, prometheus)",
+                    path, format);
     if (meta_str(c, md, "valueLocation", path, true, &t->location) < 0) return -1;
     if (strlen(t->location) > KD_MAX_LOCATION)
         return fail(c, "%s.metadata.valueLocation: longer than %u characters", path,
                     KD_MAX_LOCATION);
-    if (!location_ok(t->location))
+    char e[200];
+    if (t->format == KD_FORMAT_PROMETHEUS) {
+        if (kd_series_check(t->location, e, sizeof e) < 0)
+            return fail(c, "%s.metadata.valueLocation: \"%.80s\": %s", path, t->location, e);
+    } else if (!location_ok(t->location))
         return fail(c, "%s.metadata.valueLocation: \"%.80s\": wasmfn reads a path of keys and "
                        "array indexes separated by '.', with '#' last for an array's length "
                        "(GJSON's queries, wildcards and modifiers are not supported)",
                     path, t->location);
     if (meta_num(c, md, "targetValue", path, true, false, 0, &t->target) < 0 ||
         meta_num(c, md, "activationTargetValue", path, false, true, 0, &t->activation) < 0 ||
-        meta_bool(c, md, "unsafeSsl", path, false, &t->unsafe_ssl) < 0)
+        meta_bool(c, md, "unsafeSsl", path, false, &t->unsafe_ssl) < 0 ||
+        meta_str(c, md, "ca", path, false, &t->tls_ca) < 0) /* with any authMode, as KEDA */
         return -1;
-    char buf[64], b2[64];
-    const char *format = meta(c, md, "format", buf, sizeof buf);
-    if (format && strcmp(format, "json") != 0)
-        return fail(c, "%s.metadata.format: \"%s\" is not supported (json)", path, format);
     const char *mode = meta(c, md, "authMode", b2, sizeof b2);
     if (!mode) {
         /* No credentials without their mode, as in KEDA. */
@@ -652,13 +662,19 @@ static int parse_metrics_api(ctx_t *c, const cJSON *md, const char *path, kd_tri
             return -1;
     } else if (strcmp(mode, "bearer") == 0) {
         if (meta_str(c, md, "token", path, true, &t->bearer) < 0) return -1;
+    } else if (strcmp(mode, "tls") == 0) {
+        if (meta_str(c, md, "cert", path, true, &t->tls_cert) < 0 ||
+            meta_str(c, md, "key", path, false, &t->tls_key) < 0)
+            return -1;
     } else {
-        return fail(c, "%s.metadata.authMode: \"%s\" is not supported (apiKey, basic, bearer)",
+        return fail(c,
+                    "%s.metadata.authMode: \"%s\" is not supported (apiKey, basic, bearer, tls)",
                     path, mode);
     }
     warn_clear(c, md, path, "apiKey");
     warn_clear(c, md, path, "password");
     warn_clear(c, md, path, "token");
+    warn_clear(c, md, path, "key");
     return 0;
 }
 
@@ -1115,7 +1131,8 @@ static void trigger_free(kd_trigger_t *t)
                   &t->vhost,  &t->account,  &t->bearer,   &t->username, &t->password,
                   &t->headers, &t->tz,      &t->start,    &t->end,      &t->auth_ref,
                   &t->auth_err, &t->location, &t->api_key, &t->key_param,
-                  &t->sentinel_master, &t->sentinel_username, &t->sentinel_password};
+                  &t->sentinel_master, &t->sentinel_username, &t->sentinel_password,
+                  &t->tls_ca, &t->tls_cert, &t->tls_key};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         /* Any of them may hold a credential (a URL with a password). */
         if (*s[i]) explicit_bzero(*s[i], strlen(*s[i]));

@@ -30,8 +30,10 @@
 #     trigger with `kind: ClusterTriggerAuthentication` reads with them,
 #     also after kill -9; deleting it shows in the trigger's error;
 #   - metrics-api: a number in a JSON answer that wants an API key, the
-#     key from a Secret through a TriggerAuthentication; scalingModifiers
-#     composing two of them with a formula;
+#     key from a Secret through a TriggerAuthentication; in a YAML answer;
+#     in Prometheus's text format by a series selector; over HTTPS with a
+#     client certificate (authMode tls) from a Secret, and refused without
+#     one; scalingModifiers composing two of them with a formula;
 #   - rabbitmq (a queue's length over amqp://, its host from a
 #     TriggerAuthentication), cron (a window around now, one not) and cpu
 #     (a CPU-bound guest under load scales above 1) triggers;
@@ -86,10 +88,25 @@ until_true() {
 # seconds, while the rest runs.
 rabbit_start
 
-# The exporter: serves "wasmfn_test_queue V" with V from $tmp/value.
+# The exporter: serves "wasmfn_test_queue V" with V from $tmp/value; also
+# over HTTPS to clients with a certificate of the test's own CA.
+mkdir -p "$tmp/certs"
+(
+    cd "$tmp/certs" || exit 1
+    ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    # shellcheck disable=SC2086
+    openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=wasmfn-test-ca &&
+        for who in server client; do
+            # shellcheck disable=SC2086
+            openssl req $ec -keyout $who.key -out $who.csr -subj /CN=$who &&
+                openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                    -out $who.pem -days 2 -extfile <(printf 'subjectAltName=IP:127.0.0.1\n') || exit 1
+        done
+) >"$tmp/certs.log" 2>&1 || echo "FAIL the test's certificates: $(tail -3 "$tmp/certs.log")"
 echo 0 >"$tmp/value"
 eport=$(free_port)
-python3 "$HERE/exporter.py" "$eport" "$tmp/value" >"$tmp/exporter.log" 2>&1 &
+tport=$(free_port)
+python3 "$HERE/exporter.py" "$eport" "$tmp/value" "$tport" "$tmp/certs" >"$tmp/exporter.log" 2>&1 &
 pids+=($!)
 pport=$(free_port)
 cat >"$tmp/prometheus.yml" <<EOF
@@ -658,6 +675,78 @@ echo "$out" | grep -q warning && bad "no warning for the metrics-api ScaledObjec
     until_true 5 has_instances m1 3 &&
     ok "metrics-api: 7 at components.worker.tasks with its API key, targetValue 3 -> 3 instances" ||
     bad "metrics-api" "instances $(instances m1); $(so_field m1-scaler 'o["status"]')"
+# The other formats: YAML at the same path, Prometheus's text format by a
+# series selector (the exporter's own /metrics: the queue "main" among
+# others).
+for f in m3 m4 m5; do "$WASMFN" deploy $f "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $f"; done
+so_mapi() { # so_mapi NAME URL FORMAT LOCATION [EXTRA-LINES]: a metrics-api ScaledObject, applied
+    cat >"$tmp/$1.yaml" <<EOF
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: $1-scaler }
+spec:
+  scaleTargetRef: { name: $1 }
+  pollingInterval: 1
+  triggers:
+    - type: metrics-api
+      metadata:
+        url: "$2"
+        format: $3
+        valueLocation: '$4'
+        targetValue: "3"
+${5:-}
+EOF
+    "$WASMFN" apply -f "$tmp/$1.yaml" 2>&1
+}
+out=$(so_mapi m3 "http://127.0.0.1:$eport/api/stats.yaml" yaml components.worker.tasks) ||
+    bad "apply a metrics-api ScaledObject with format yaml" "$out"
+out=$(so_mapi m4 "http://127.0.0.1:$eport/metrics" prometheus 'wasmfn_test_jobs{queue="main"}') ||
+    bad "apply a metrics-api ScaledObject with format prometheus" "$out"
+until_true 5 has_instances m3 3 && ok "metrics-api format yaml: 7 at components.worker.tasks -> 3 instances" ||
+    bad "metrics-api yaml" "instances $(instances m3); $(so_field m3-scaler 'o["status"]')"
+until_true 5 has_instances m4 3 &&
+    ok "metrics-api format prometheus: wasmfn_test_jobs{queue=\"main\"} 7 (not the other queue's 1000) -> 3 instances" ||
+    bad "metrics-api prometheus" "instances $(instances m4); $(so_field m4-scaler 'o["status"]')"
+# HTTPS with a client certificate: the server refuses a client without one;
+# with authMode tls the CA, certificate and key come from a Secret.
+out=$(so_mapi m5 "https://127.0.0.1:$tport/api/stats.yaml" yaml components.worker.tasks \
+    "      authenticationRef: { name: tls-auth }") || true
+echo "$out" | grep -q 'TriggerAuthentication tls-auth does not exist' ||
+    until_true 5 sh -c "\"$WASMFN\" get scaledobject m5-scaler -o json | grep -q 'TriggerAuthentication tls-auth does not exist'" ||
+    bad "a missing TriggerAuthentication for tls" "$out $(so_field m5-scaler 'o["status"]')"
+{
+    printf 'apiVersion: v1\nkind: Secret\nmetadata: { name: tls-creds }\nstringData:\n'
+    for k in ca:ca.pem cert:client.pem key:client.key; do
+        printf '  %s: |\n' "${k%%:*}"
+        sed 's/^/    /' "$tmp/certs/${k#*:}"
+    done
+    cat <<EOF
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: { name: tls-auth }
+spec:
+  secretTargetRef:
+    - { parameter: ca, name: tls-creds, key: ca }
+EOF
+} >"$tmp/tls-auth.yaml"
+out=$("$WASMFN" apply -f "$tmp/tls-auth.yaml" 2>&1) || bad "apply the TLS Secret" "$out"
+until_true 5 sh -c "\"$WASMFN\" get scaledobject m5-scaler -o json | grep -q 'metrics-api https://127.0.0.1:$tport/api/stats.yaml: '" &&
+    has_instances m5 0 && ok "metrics-api over HTTPS without a client certificate: refused, the error shown" ||
+    bad "https without a client certificate" "$(so_field m5-scaler 'o["status"]')"
+printf '    - { parameter: cert, name: tls-creds, key: cert }\n    - { parameter: key, name: tls-creds, key: key }\n' >>"$tmp/tls-auth.yaml"
+out=$("$WASMFN" apply -f "$tmp/tls-auth.yaml" 2>&1) || bad "apply the TLS TriggerAuthentication" "$out"
+out=$(so_mapi m5 "https://127.0.0.1:$tport/api/stats.yaml" yaml components.worker.tasks \
+    "        authMode: tls
+      authenticationRef: { name: tls-auth }") || bad "apply metrics-api with authMode tls" "$out"
+echo "$out" | grep -q warning && bad "no warning for authMode tls from a TriggerAuthentication" "$out"
+until_true 5 has_instances m5 3 &&
+    ok "metrics-api authMode tls: the client certificate from a Secret, 7 over HTTPS -> 3 instances" ||
+    bad "metrics-api tls" "instances $(instances m5); $(so_field m5-scaler 'o["status"]')"
+"$WASMFN" get scaledobjects -o json 2>&1 | grep -q 'BEGIN' &&
+    bad "the client key or certificate shows in get scaledobjects"
+for f in m3 m4 m5; do "$WASMFN" delete scaledobject $f-scaler >/dev/null 2>&1; done
+"$WASMFN" delete triggerauthentication tls-auth >/dev/null 2>&1
 # scalingModifiers: two triggers composed by a formula, which alone decides.
 "$WASMFN" deploy m2 "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy m2"
 mapi_trigger() { # mapi_trigger NAME

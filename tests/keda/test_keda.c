@@ -375,10 +375,10 @@ static void test_metrics_api_paths(void **state)
                  "spec.triggers[0].metadata.url: \"ftp://a\" is not an http:// or https:// URL");
     expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
                             "'a','targetValue':'1','format':'xml'}}"),
-                 "spec.triggers[0].metadata.format: \"xml\" is not supported (json)");
+                 "spec.triggers[0].metadata.format: \"xml\" is not supported (json, yaml, prometheus)");
     expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
-                            "'a','targetValue':'1','authMode':'tls'}}"),
-                 "spec.triggers[0].metadata.authMode: \"tls\" is not supported");
+                            "'a','targetValue':'1','authMode':'digest'}}"),
+                 "spec.triggers[0].metadata.authMode: \"digest\" is not supported (apiKey, basic, bearer, tls)");
     expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
                             "'a','targetValue':'1','authMode':'apiKey'}}"),
                  "spec.triggers[0].metadata.apiKey: required");
@@ -388,6 +388,95 @@ static void test_metrics_api_paths(void **state)
                  "spec.triggers[0].metadata.keyParamName: \"X: y\" is not a header name");
     expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':'a'}}"),
                  "spec.triggers[0].metadata.targetValue: required");
+}
+
+/* metrics-api's other formats: YAML by the same path, Prometheus's text
+ * format by a series selector; and authMode tls. */
+static void test_metrics_api_formats(void **state)
+{
+    (void)state;
+    double v = -1;
+    char err[256];
+    const char *yml = "components:\n  worker: { tasks: 12.5, name: w }\n"
+                      "queues:\n  - depth: 3\n  - depth: \"250m\"\n"
+                      "base: &b { n: 4 }\nalias: *b\n";
+    size_t yl = strlen(yml);
+    assert_int_equal(kd_yaml_path_value(yml, yl, "components.worker.tasks", &v, err, sizeof err), 0);
+    assert_true(v == 12.5);
+    assert_int_equal(kd_yaml_path_value(yml, yl, "queues.1.depth", &v, err, sizeof err), 0);
+    assert_true(fabs(v - 0.25) < 1e-12); /* a quantity */
+    assert_int_equal(kd_yaml_path_value(yml, yl, "queues.#", &v, err, sizeof err), 0);
+    assert_true(v == 2);
+    assert_int_equal(kd_yaml_path_value(yml, yl, "alias.n", &v, err, sizeof err), 0);
+    assert_true(v == 4); /* an alias is followed */
+    assert_int_equal(kd_yaml_path_value(yml, yl, "queues.2.depth", &v, err, sizeof err), -1);
+    assert_string_equal(err, "valueLocation queues.2.depth: no 2 in the answer");
+    assert_int_equal(kd_yaml_path_value(yml, yl, "components.worker.name", &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "is \"w\", not a number or quantity"));
+    assert_int_equal(kd_yaml_path_value(yml, yl, "components.worker", &v, err, sizeof err), -1);
+    assert_string_equal(err, "valueLocation components.worker is not a number");
+    assert_int_equal(kd_yaml_path_value("a: [1,", 6, "a", &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "the answer is not YAML"));
+    assert_int_equal(kd_yaml_path_value("", 0, "a", &v, err, sizeof err), -1);
+    assert_string_equal(err, "the answer is empty");
+
+    const char *prom = "# HELP jobs_queued Jobs.\n# TYPE jobs_queued gauge\n"
+                       "jobs_queued{queue=\"a\",zone=\"eu\"} 7\n"
+                       "jobs_queued{queue=\"b\\\"q\",zone=\"eu\"} 9 1712345678000\n"
+                       "jobs_queued 11\n"
+                       "broken{queue=\"a\" 5\n"
+                       "nan_gauge NaN\n"
+                       "jobs_done_total 1.5e3";
+    size_t pl = strlen(prom);
+    assert_int_equal(kd_exposition_value(prom, pl, "jobs_queued{queue=\"a\"}", &v, err, sizeof err), 0);
+    assert_true(v == 7); /* more labels on the line are fine */
+    assert_int_equal(kd_exposition_value(prom, pl, "jobs_queued{queue=\"b\\\"q\"}", &v, err, sizeof err), 0);
+    assert_true(v == 9); /* an escaped quote; the timestamp ignored */
+    assert_int_equal(kd_exposition_value(prom, pl, " jobs_queued { zone = \"eu\" , queue=\"b\\\"q\", } ", &v, err, sizeof err), 0);
+    assert_true(v == 9);
+    assert_int_equal(kd_exposition_value(prom, pl, "jobs_queued", &v, err, sizeof err), 0);
+    assert_true(v == 7); /* the first sample of the name */
+    assert_int_equal(kd_exposition_value(prom, pl, "jobs_done_total", &v, err, sizeof err), 0);
+    assert_true(v == 1500); /* the last line needs no newline */
+    assert_int_equal(kd_exposition_value(prom, pl, "jobs_queued{queue=\"c\"}", &v, err, sizeof err), -1);
+    assert_string_equal(err, "valueLocation jobs_queued{queue=\"c\"}: no such sample in the answer");
+    assert_int_equal(kd_exposition_value(prom, pl, "broken", &v, err, sizeof err), -1);
+    assert_int_equal(kd_exposition_value(prom, pl, "nan_gauge", &v, err, sizeof err), -1);
+    assert_string_equal(err, "valueLocation nan_gauge is NaN, not a number to scale on");
+    assert_int_equal(kd_series_check("up{job=~\"x\"}", err, sizeof err), -1);
+    assert_string_equal(err, "label job: only = matchers (a label equal to a value)");
+    assert_int_equal(kd_series_check("up{job!=\"x\"}", err, sizeof err), -1);
+    assert_int_equal(kd_series_check("up{job=x}", err, sizeof err), -1);
+    assert_string_equal(err, "label job: a quoted value expected");
+    assert_int_equal(kd_series_check("1up", err, sizeof err), -1);
+    assert_int_equal(kd_series_check("up extra", err, sizeof err), -1);
+    assert_int_equal(kd_series_check("up{a=\"1\"}", err, sizeof err), 0);
+
+    kd_scaledobject_t so;
+    parse_ok(so_doc("", "{'type':'metrics-api','metadata':{'url':'https://api/m','format':'prometheus',"
+                        "'valueLocation':'jobs_queued{queue=\\\"a\\\"}','targetValue':'5','authMode':'tls',"
+                        "'cert':'CERT','key':'KEY','ca':'CA'}},"
+                        "{'type':'metrics-api','metadata':{'url':'https://api/s','format':'yaml',"
+                        "'valueLocation':'queues.0.depth','targetValue':'5','ca':'CA2'}}"),
+             &so);
+    assert_int_equal(so.triggers[0].format, KD_FORMAT_PROMETHEUS);
+    assert_string_equal(so.triggers[0].tls_cert, "CERT");
+    assert_string_equal(so.triggers[0].tls_key, "KEY");
+    assert_string_equal(so.triggers[0].tls_ca, "CA");
+    assert_true(has_warning(&so, "spec.triggers[0].metadata.key: stored in clear"));
+    assert_int_equal(so.triggers[1].format, KD_FORMAT_YAML);
+    assert_string_equal(so.triggers[1].tls_ca, "CA2"); /* a CA with any authMode */
+    assert_null(so.triggers[1].tls_cert);
+    kd_scaledobject_free(&so);
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','format':'prometheus',"
+                            "'valueLocation':'up{job=~\\\"x\\\"}','targetValue':'1'}}"),
+                 "spec.triggers[0].metadata.valueLocation: \"up{job=~\"x\"}\": label job: only = matchers");
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','format':'yaml',"
+                            "'valueLocation':'a.*','targetValue':'1'}}"),
+                 "spec.triggers[0].metadata.valueLocation: \"a.*\"");
+    expect_error(so_doc("", "{'type':'metrics-api','metadata':{'url':'http://a','valueLocation':"
+                            "'a','targetValue':'1','authMode':'tls'}}"),
+                 "spec.triggers[0].metadata.cert: required");
 }
 
 static void test_errors_name_the_field(void **state)
@@ -1090,6 +1179,7 @@ int main(void)
         cmocka_unit_test(test_redis_lists),
         cmocka_unit_test(test_redis_cluster_sentinel),
         cmocka_unit_test(test_metrics_api_paths),
+        cmocka_unit_test(test_metrics_api_formats),
         cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_activation_and_cooldown),
         cmocka_unit_test(test_largest_trigger_and_bounds),
