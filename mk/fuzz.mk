@@ -8,6 +8,10 @@
 #   make fuzz-native   libFuzzer target that also compiles every valid input
 #                      natively and compares the tiers, FUZZ_NATIVE_SECONDS
 #                      (on demand: LLVM makes it slow)
+#   make fuzz-keda-smoke  libFuzzer target over what KEDA reads from outside
+#                      (ScaledObjects, metric servers' answers, formulas) for
+#                      FUZZ_KEDA_SMOKE_SECONDS with -seed=1 (part of `make test`)
+#   make fuzz-keda     the same for FUZZ_KEDA_SECONDS, corpus kept
 #   make fuzz          all for longer: libFuzzer for FUZZ_SECONDS with a corpus
 #                      kept in build/fuzz/corpus, the native target for
 #                      FUZZ_NATIVE_SECONDS on that corpus, then FUZZ_DIFF_COUNT
@@ -30,6 +34,8 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 FUZZ_SMOKE_SECONDS ?= 40
+FUZZ_KEDA_SMOKE_SECONDS ?= 20
+FUZZ_KEDA_SECONDS ?= 300
 FUZZ_SECONDS ?= 300
 FUZZ_NATIVE_SECONDS ?= 300
 DIFF_SMOKE_COUNT ?= 100
@@ -46,12 +52,39 @@ FUZZ_SPEC_JSON := $(foreach n,$(sort $(basename $(notdir $(wildcard $(FUZZ_SPEC_
 FUZZ_TTF_FEATURES := --mvp-features --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int --enable-bulk-memory --enable-multivalue
 
-TEST_STEPS += fuzz-smoke diff-smoke
+TEST_STEPS += fuzz-smoke diff-smoke fuzz-keda-smoke
 # Under `make asan` the diff harness runs the same modules through the
 # sanitizer build of the engine.
 ASAN_STEPS += diff-smoke
 
-.PHONY: fuzz fuzz-smoke diff-smoke fuzz-seeds fuzz-native
+.PHONY: fuzz fuzz-smoke diff-smoke fuzz-seeds fuzz-native fuzz-keda fuzz-keda-smoke
+
+# KEDA's readers (fuzz_keda.c): the parsers compiled here with coverage, the
+# rest of what they call linked from the library.
+FUZZ_KEDA_BIN := $(FUZZ_OUT)/fuzz_keda
+FUZZ_KEDA_SRCS := src/keda/scaledobject.c src/keda/formula.c src/keda/metricsapi.c \
+	src/keda/exposition.c
+$(FUZZ_KEDA_BIN): tests/fuzz/fuzz_keda.c $(FUZZ_KEDA_SRCS) $(wildcard src/keda/*.h) $(LIB)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_keda.c $(FUZZ_KEDA_SRCS) $(LIB) $(LIBS)
+
+# Replays the seeds (tests/fuzz/keda-seeds/, which regressions join), then
+# fuzzes from them; a scratch corpus for the smoke, a kept one otherwise.
+fuzz-keda-smoke fuzz-keda: $(FUZZ_KEDA_BIN)
+	@corpus=$(FUZZ_OUT)/keda-$(if $(filter fuzz-keda,$@),corpus,smoke-corpus); \
+	secs=$(if $(filter fuzz-keda,$@),$(FUZZ_KEDA_SECONDS),$(FUZZ_KEDA_SMOKE_SECONDS)); \
+	[ $@ = fuzz-keda ] || rm -rf $$corpus; \
+	mkdir -p $$corpus $(FUZZ_OUT)/keda-artifacts; \
+	$(FUZZ_ENV) $(FUZZ_KEDA_BIN) -timeout=10 tests/fuzz/keda-seeds/* >$(FUZZ_OUT)/keda-replay.log 2>&1 || \
+		{ tail -40 $(FUZZ_OUT)/keda-replay.log; echo "$@: a seed input fails"; exit 1; }; \
+	echo "$@: libFuzzer for $$secs s, -seed=1 (log: $(FUZZ_OUT)/keda.log)"; \
+	$(FUZZ_ENV) $(FUZZ_KEDA_BIN) -seed=1 -max_total_time=$$secs -timeout=10 -rss_limit_mb=2048 \
+		-max_len=8192 -print_final_stats=1 -artifact_prefix=$(FUZZ_OUT)/keda-artifacts/ \
+		$$corpus tests/fuzz/keda-seeds >$(FUZZ_OUT)/keda.log 2>&1 || \
+		{ tail -60 $(FUZZ_OUT)/keda.log; \
+		  echo "$@: FAILED; the input is in $(FUZZ_OUT)/keda-artifacts/ (see docs/fuzzing.md)"; exit 1; }; \
+	grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_OUT)/keda.log | tr '\n' ' '; echo; \
+	echo "$@: no crash, leak, sanitizer report or broken reader contract"
 
 $(FUZZ_BIN): tests/fuzz/fuzz_module.c $(FUZZ_ENGINE_SRCS) $(FUZZ_ENGINE_HDRS)
 	@mkdir -p $(@D)
@@ -139,5 +172,6 @@ fuzz: $(FUZZ_BIN) $(FUZZ_OUT)/seeds/.stamp $(DIFF_RUN)
 		-max_len=65536 -print_final_stats=1 -artifact_prefix=$(FUZZ_OUT)/artifacts/ \
 		$(FUZZ_OUT)/corpus $(FUZZ_OUT)/seeds
 	@$(MAKE) --no-print-directory fuzz-native
+	@$(MAKE) --no-print-directory fuzz-keda
 	bash tests/fuzz/diff.sh --first $(FUZZ_DIFF_FIRST) --count $(FUZZ_DIFF_COUNT) \
 		--runner $(DIFF_RUN) --work $(FUZZ_OUT)/diff
