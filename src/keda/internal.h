@@ -72,7 +72,8 @@ int kd_yaml_path_value(const char *body, size_t len, const char *path, double *v
 int kd_series_check(const char *selector, char *err, size_t errlen);
 int kd_exposition_value(const char *body, size_t len, const char *selector, double *value,
                         char *err, size_t errlen);
-/* redis.c, nats.c, rabbitmq.c */
+/* postgresql.c, redis.c, nats.c, rabbitmq.c */
+int kd_read_postgresql(const kd_trigger_t *t, double *value, char *err, size_t errlen);
 int kd_read_redis(const kd_trigger_t *t, double *value, char *err, size_t errlen);
 int kd_read_nats(const kd_trigger_t *t, double *value, char *err, size_t errlen);
 int kd_read_rabbitmq(const kd_trigger_t *t, double *value, char *err, size_t errlen);

@@ -3,7 +3,7 @@
 # through the real daemon (`make test-keda`). Starts, once, on loopback:
 # a tiny exporter whose metric the test sets (python3), a real Prometheus
 # scraping it every second, redis-server (alone, a Cluster of three, a
-# master with a Sentinel) and nats-server -js, and wasmfn
+# master with a Sentinel), PostgreSQL and nats-server -js, and wasmfn
 # serve. Checks:
 #   - the ScaledObject takes its Service from 0 to ceil(value/threshold)
 #     instances within two polling intervals, holds them through the
@@ -15,6 +15,10 @@
 #   - redis-streams (a consumer group's lag), redis (a list's length, read
 #     again after the list shrinks) and nats-jetstream (a consumer's pending
 #     messages) triggers scale their Services;
+#   - postgresql: a query's number from a real PostgreSQL with a password,
+#     named by its parts or by a connection string (both from a Secret); a
+#     new row read at the next poll; a writing query fails read-only; NULL
+#     is an error;
 #   - the same Redis readings from a Redis Cluster of three masters (a node
 #     that answers MOVED is followed) and through a Redis Sentinel (the
 #     first one listed down; passwords from a TriggerAuthentication; an
@@ -60,8 +64,11 @@ tmp=$(mktemp -d)
 pids=()
 pid=
 t0=$(date +%s.%N)
+pgdir=
 cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    [ -n "$pgdir" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1
+    [ -n "$pgdir" ] && rm -rf "$pgdir"
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     brokers_stop # rabbitmq-server and its epmd
     wait 2>/dev/null
@@ -170,6 +177,20 @@ sentinel auth-pass mymaster $MASTER_PASS
 EOF
 redis-server "$tmp/sentinel/sentinel.conf" --sentinel >"$tmp/sentinel.log" 2>&1 &
 pids+=($!)
+# PostgreSQL, with a password, as the postgres user (it refuses root), in a
+# directory of its own that user can reach.
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PG_PASS=pg-$(od -An -tx8 -N8 /dev/urandom | tr -d ' \n')
+pgport=$(free_port)
+pgdir=$(mktemp -d)
+chmod 755 "$pgdir"
+echo "$PG_PASS" >"$pgdir/pw"
+chown -R postgres "$pgdir"
+{ runuser -u postgres -- "$PGBIN/initdb" -D "$pgdir/data" -U postgres --auth=scram-sha-256 \
+    --pwfile="$pgdir/pw" -E UTF8 &&
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
+        -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" start; } >"$tmp/postgres.log" 2>&1 ||
+    echo "FAIL postgres starts: $(tail -3 "$tmp/postgres.log")"
 nport=$(free_port)
 nats-server -js -a 127.0.0.1 -p "$nport" -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
 pids+=($!)
@@ -314,7 +335,7 @@ curl -s "$WASMFN_API/metrics" | grep -q 'scaledobject="hello-scaler"' &&
 sed 's/type: prometheus/type: kafka-nope/' "$tmp/so.yaml" >"$tmp/bad.yaml"
 out=$("$WASMFN" apply -f "$tmp/bad.yaml" 2>&1)
 rc=$?
-[ $rc != 0 ] && echo "$out" | grep -q 'spec.triggers\[0\].type: "kafka-nope" is not supported; supported: prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, metrics-api, redis-cluster, redis-cluster-streams, redis-sentinel, redis-sentinel-streams' &&
+[ $rc != 0 ] && echo "$out" | grep -q 'spec.triggers\[0\].type: "kafka-nope" is not supported; supported: prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, metrics-api, redis-cluster, redis-cluster-streams, redis-sentinel, redis-sentinel-streams, postgresql' &&
     ok "an unknown trigger type names the supported ones" || bad "unknown trigger type" "rc=$rc $out"
 sed 's/threshold: "5"/threshold: "five"/' "$tmp/so.yaml" >"$tmp/bad2.yaml"
 out=$("$WASMFN" apply -f "$tmp/bad2.yaml" 2>&1)
@@ -505,6 +526,88 @@ EOF
 else
     bad "the Redis Cluster forms" "$(tail -5 "$tmp/cluster-create.log")"
 fi
+
+# ---- postgresql trigger -----------------------------------------------------------
+# A query's number, from a real PostgreSQL with a password: the server named
+# by its parts (the password from a Secret), or by a connection string (all
+# of it from a Secret). The query runs read-only; NULL is an error.
+PSQL() { PGPASSWORD=$PG_PASS psql -h 127.0.0.1 -p "$pgport" -U postgres -qAt "$@"; }
+PSQL -c "CREATE TABLE jobs (id serial, state text)" \
+    -c "INSERT INTO jobs (state) SELECT 'queued' FROM generate_series(1, 7)" \
+    -c "INSERT INTO jobs (state) SELECT 'done' FROM generate_series(1, 5)" >/dev/null 2>"$tmp/psql.log" ||
+    bad "fill the PostgreSQL table" "$(cat "$tmp/psql.log")"
+for f in p1 p2 p3 p4; do "$WASMFN" deploy $f "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $f"; done
+pg_so() { # pg_so NAME QUERY TARGET AUTH [METADATA-LINES]
+    cat <<EOF
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: $1-scaler }
+spec:
+  scaleTargetRef: { name: $1 }
+  pollingInterval: 1
+  triggers:
+    - type: postgresql
+      authenticationRef: { name: $4 }
+      metadata:
+        query: "$2"
+        targetQueryValue: "$3"
+${5:-}
+EOF
+}
+PG_PARTS="        host: 127.0.0.1
+        port: \"$pgport\"
+        userName: postgres
+        dbName: postgres
+        sslmode: disable"
+{ cat <<EOF
+apiVersion: v1
+kind: Secret
+metadata: { name: pg-creds }
+stringData:
+  password: "$PG_PASS"
+  connection: "postgresql://postgres:$PG_PASS@127.0.0.1:$pgport/postgres?sslmode=disable"
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: { name: pg-auth }
+spec:
+  secretTargetRef: [ { parameter: password, name: pg-creds, key: password } ]
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: { name: pg-conn }
+spec:
+  secretTargetRef: [ { parameter: connection, name: pg-creds, key: connection } ]
+EOF
+  pg_so p1 "SELECT count(*) FROM jobs WHERE state = 'queued'" 3 pg-auth "$PG_PARTS"
+  pg_so p2 "SELECT ceil(count(*)::decimal / 4) FROM jobs" 1 pg-conn
+  pg_so p3 "UPDATE jobs SET state = 'lost' RETURNING 1" 1 pg-auth "$PG_PARTS"
+  pg_so p4 "SELECT NULL::int" 1 pg-conn
+} >"$tmp/pg.yaml"
+out=$("$WASMFN" apply -f "$tmp/pg.yaml" 2>&1) || bad "apply the postgresql ScaledObjects" "$out"
+echo "$out" | grep -q warning && bad "no warning for postgresql credentials from a Secret" "$out"
+until_true 5 has_instances p1 3 &&
+    ok "postgresql (host, port, userName, dbName; password from a Secret): 7 queued, target 3 -> 3 instances" ||
+    bad "postgresql by its parts" "instances $(instances p1); $(so_field p1-scaler 'o["status"]')"
+until_true 5 has_instances p2 3 &&
+    ok "postgresql (a connection string from a Secret): ceil(12 / 4) = 3, target 1 -> 3 instances" ||
+    bad "postgresql by a connection string" "instances $(instances p2); $(so_field p2-scaler 'o["status"]')"
+PSQL -c "INSERT INTO jobs (state) SELECT 'queued' FROM generate_series(1, 5)" >/dev/null
+until_true 5 has_instances p1 4 && ok "postgresql: 5 more queued rows, read at the next poll -> 4 instances" ||
+    bad "postgresql after an insert" "instances $(instances p1); $(so_field p1-scaler 'o["status"]')"
+until_true 5 sh -c "\"$WASMFN\" get scaledobject p3-scaler -o json | grep -q 'read-only transaction'" &&
+    [ "$(PSQL -c "SELECT count(*) FROM jobs WHERE state = 'lost'")" = 0 ] &&
+    ok "postgresql: a query that writes fails (read-only transaction), nothing written" ||
+    bad "a writing query" "$(so_field p3-scaler 'o["status"]'); lost rows: $(PSQL -c "SELECT count(*) FROM jobs WHERE state = 'lost'")"
+until_true 5 sh -c "\"$WASMFN\" get scaledobject p4-scaler -o json | grep -q 'the query returned NULL'" &&
+    ok "postgresql: a NULL result is an error naming COALESCE" ||
+    bad "a NULL result" "$(so_field p4-scaler 'o["status"]')"
+leaks=$( { "$WASMFN" get scaledobjects -o json; "$WASMFN" get triggerauthentications -o json; cat "$tmp/log"; } 2>&1 |
+    grep -cF -- "$PG_PASS")
+[ "$leaks" = 0 ] && ok "the PostgreSQL password is not in the status, the API or the log" ||
+    bad "the PostgreSQL password leaks" "$leaks lines"
+for f in p1 p2 p3 p4; do "$WASMFN" delete scaledobject $f-scaler >/dev/null 2>&1; done
 
 # ---- TriggerAuthentication ----------------------------------------------------------
 # A Service scaled by the Prometheus that wants basic auth. Without

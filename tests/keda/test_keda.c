@@ -274,6 +274,52 @@ static void test_redis_cluster_sentinel(void **state)
     expect_error(so_doc("", doc), "spec.triggers[0].metadata.addresses: more than 16 servers");
 }
 
+/* postgresql: a connection string or the server's parts; what is refused. */
+static void test_postgresql(void **state)
+{
+    (void)state;
+    kd_scaledobject_t so;
+    parse_ok(so_doc("", "{'type':'postgresql','metadata':{'host':'db','port':'5433','userName':'keda',"
+                        "'password':'pw','dbName':'jobs','sslmode':'require',"
+                        "'query':'SELECT count(*) FROM t','targetQueryValue':'2.5',"
+                        "'activationTargetQueryValue':'1','connectionFromEnv':'PG'}},"
+                        "{'type':'postgresql','metadata':{'connection':'postgresql://u:p@db/x',"
+                        "'query':'SELECT 1','targetQueryValue':'1'}}"),
+             &so);
+    const kd_trigger_t *t = &so.triggers[0];
+    assert_int_equal(t->type, KD_POSTGRESQL);
+    assert_string_equal(t->name, "s0-postgresql");
+    assert_string_equal(t->url, "db");
+    assert_string_equal(t->pg_port, "5433");
+    assert_string_equal(t->username, "keda");
+    assert_string_equal(t->password, "pw");
+    assert_string_equal(t->pg_dbname, "jobs");
+    assert_string_equal(t->pg_sslmode, "require");
+    assert_string_equal(t->query, "SELECT count(*) FROM t");
+    assert_true(t->target == 2.5 && t->activation == 1);
+    assert_null(t->pg_connection);
+    assert_true(has_warning(&so, "spec.triggers[0].metadata.password: stored in clear"));
+    assert_true(has_warning(&so, "spec.triggers[0].metadata.connectionFromEnv: not supported"));
+    t = &so.triggers[1];
+    assert_string_equal(t->pg_connection, "postgresql://u:p@db/x");
+    assert_null(t->url);
+    assert_true(has_warning(&so, "spec.triggers[1].metadata.connection: stored in clear"));
+    kd_scaledobject_free(&so);
+
+    expect_error(so_doc("", "{'type':'postgresql','metadata':{'query':'SELECT 1','targetQueryValue':'1'}}"),
+                 "spec.triggers[0].metadata.host: required (or connection");
+    expect_error(so_doc("", "{'type':'postgresql','metadata':{'host':'db','targetQueryValue':'1'}}"),
+                 "spec.triggers[0].metadata.query: required");
+    expect_error(so_doc("", "{'type':'postgresql','metadata':{'host':'db','query':'SELECT 1'}}"),
+                 "spec.triggers[0].metadata.targetQueryValue: required");
+    expect_error(so_doc("", "{'type':'postgresql','metadata':{'host':'db','port':'70000',"
+                            "'query':'SELECT 1','targetQueryValue':'1'}}"),
+                 "spec.triggers[0].metadata.port: \"70000\" is not a port");
+    expect_error(so_doc("", "{'type':'postgresql','metadata':{'host':'db','sslmode':'sometimes',"
+                            "'query':'SELECT 1','targetQueryValue':'1'}}"),
+                 "spec.triggers[0].metadata.sslmode: \"sometimes\" is not one of disable");
+}
+
 /* metrics-api: the number at a GJSON path in any JSON answer. */
 static void test_metrics_api_paths(void **state)
 {
@@ -1178,6 +1224,7 @@ int main(void)
         cmocka_unit_test(test_every_field),
         cmocka_unit_test(test_redis_lists),
         cmocka_unit_test(test_redis_cluster_sentinel),
+        cmocka_unit_test(test_postgresql),
         cmocka_unit_test(test_metrics_api_paths),
         cmocka_unit_test(test_metrics_api_formats),
         cmocka_unit_test(test_errors_name_the_field),
