@@ -32,10 +32,11 @@ static void triggers_text(const cJSON *st, char *out, size_t n)
 
 static void print_table(const cJSON *arr)
 {
-    static const char *const hdr[] = {"NAME", "TARGET", "REPLICAS", "ACTIVE", "FALLBACK",
+    static const char *const hdr[] = {"NAME",   "TARGET",   "REPLICAS",
+                                      "ACTIVE", "FALLBACK", "PAUSED",
                                       "TRIGGERS (value/target)", "LAST ERROR"};
     cli_table_t t;
-    cli_table_init(&t, 7, hdr);
+    cli_table_init(&t, 8, hdr);
     const cJSON *o;
     cJSON_ArrayForEach(o, arr)
     {
@@ -49,6 +50,7 @@ static void print_table(const cJSON *arr)
             cli_json_str(o, "name", NULL), cli_json_str(o, "scaleTargetRef", NULL), reps,
             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "active")) ? "True" : "False",
             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "fallback")) ? "True" : "False",
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "paused")) ? "True" : "False",
             trig, cli_json_str(st, "lastError", NULL)};
         cli_table_row(&t, row);
     }

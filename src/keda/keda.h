@@ -163,6 +163,11 @@ typedef struct kd_scaledobject {
     char *target;            /* spec.scaleTargetRef.name: a Service */
     uint32_t min_replicas, max_replicas;
     int32_t idle_replicas;   /* -1: not set */
+    /* KEDA's pause annotations: autoscaling.keda.sh/paused-replicas holds
+     * the target at paused_replicas (>= 0; -1: not set), .../paused: "true"
+     * where it is; either way no trigger is read. */
+    bool paused;
+    int32_t paused_replicas;
     uint32_t polling_s, cooldown_s, initial_cooldown_s;
     bool fallback;
     uint32_t fallback_failures, fallback_replicas;

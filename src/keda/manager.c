@@ -58,7 +58,7 @@ struct kd {
     uint32_t nthreads;
     uv_async_t async;
     char owner[128];          /* kd_target_owner's answer */
-    mx_family_t *m_value, *m_active, *m_errors, *m_replicas;
+    mx_family_t *m_value, *m_active, *m_errors, *m_replicas, *m_paused;
 };
 
 static uint64_t mono_ns(void)
@@ -179,7 +179,8 @@ static void *poller_main(void *arg)
     while (!k->stopping) {
         kd_obj_t *due = NULL;
         for (kd_obj_t *o = k->objs; o; o = o->next)
-            if (!o->polling && (!due || o->next_poll_ns < due->next_poll_ns)) due = o;
+            if (!o->polling && !o->so.paused && (!due || o->next_poll_ns < due->next_poll_ns))
+                due = o;
         uint64_t now = mono_ns();
         if (!due) {
             pthread_cond_wait(&k->cv, &k->mu);
@@ -282,6 +283,9 @@ kd_t *kd_new(const kd_config_t *c, char *err, size_t errlen)
         k->m_replicas = mx_family_new(c->metrics, "wasmfn_scaler_desired_replicas",
                                       "The instances a ScaledObject asks of its Service.",
                                       MX_GAUGE, l1, NULL, 0);
+        k->m_paused = mx_family_new(c->metrics, "wasmfn_scaler_paused",
+                                    "1 while a ScaledObject is paused by its annotations.",
+                                    MX_GAUGE, l1, NULL, 0);
     }
     uint32_t n = c->poll_threads ? c->poll_threads : KD_POLL_THREADS;
     k->threads = calloc(n, sizeof *k->threads);
@@ -337,7 +341,7 @@ const char *kd_target_owner(kd_t *k, const char *target, const char *name)
 
 static void metrics_forget(kd_t *k, const char *name)
 {
-    mx_family_t *f[] = {k->m_value, k->m_active, k->m_errors, k->m_replicas};
+    mx_family_t *f[] = {k->m_value, k->m_active, k->m_errors, k->m_replicas, k->m_paused};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (f[i]) mx_family_remove_first_label(f[i], name);
 }
@@ -381,6 +385,23 @@ int kd_apply(kd_t *k, kd_scaledobject_t *so)
         obj_release(old);
     }
     metrics_forget(k, o->so.name);
+    if (o->so.paused) {
+        /* No poll: the count it holds is decided here, once. */
+        if (o->so.paused_replicas >= 0) {
+            o->st.replicas = (uint32_t)o->so.paused_replicas;
+            o->st.decided = true;
+            if (o->applied != o->so.paused_replicas) {
+                o->pending = o->so.paused_replicas;
+                uv_async_send(&k->async);
+            }
+        }
+        const char *ln[] = {o->so.name};
+        if (k->m_replicas && o->st.decided) mx_gauge_set(k->m_replicas, ln, o->st.replicas);
+    }
+    if (k->m_paused) {
+        const char *ln[] = {o->so.name};
+        mx_gauge_set(k->m_paused, ln, o->so.paused);
+    }
     o->next = k->objs;
     k->objs = o;
     pthread_cond_broadcast(&k->cv);
@@ -443,6 +464,8 @@ static cJSON *obj_json(const kd_obj_t *o)
     else cJSON_AddNullToObject(st, "desiredReplicas");
     cJSON_AddBoolToObject(st, "active", o->st.active);
     cJSON_AddBoolToObject(st, "fallback", o->st.fallback_on);
+    cJSON_AddBoolToObject(st, "paused", so->paused);
+    if (so->paused_replicas >= 0) cJSON_AddNumberToObject(st, "pausedReplicas", so->paused_replicas);
     if (so->formula && o->st.decided && isfinite(o->st.composite))
         cJSON_AddNumberToObject(st, "compositeValue", o->st.composite);
     else if (so->formula)

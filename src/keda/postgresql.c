@@ -9,7 +9,8 @@
  * TCP's user timeout the same), sends the query, and waits for its answer
  * at most KD_TRIGGER_TIMEOUT_MS in all, on the socket (a server that stops
  * answering cannot hold a poller thread); statement_timeout asks the
- * server to stop the query at the same time. The query runs in a read-only
+ * server to stop the query at the same time. Rows come one at a time
+ * (single-row mode) and only the first is read. The query runs in a read-only
  * transaction (default_transaction_read_only): a scaler reads, and a query
  * that would write fails with PostgreSQL's own message. Messages name the
  * host, port and database, never the password or the connection string.
@@ -44,7 +45,7 @@ static void where(PGconn *c, const kd_trigger_t *t, char *out, size_t n)
 static int result_value(PGresult *r, double *value, char *err, size_t errlen)
 {
     ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_TUPLES_OK) {
+    if (st != PGRES_TUPLES_OK && st != PGRES_SINGLE_TUPLE) {
         const char *m = PQresultErrorMessage(r);
         snprintf(err, errlen, "%.*s", (int)strcspn(m && *m ? m : PQresStatus(st), "\n"),
                  m && *m ? m : PQresStatus(st));
@@ -115,11 +116,13 @@ int kd_read_postgresql(const kd_trigger_t *t, double *value, char *err, size_t e
     }
     int rc = -1;
     char e[300] = "";
-    if (!PQsendQuery(c, t->query)) {
+    /* Row by row: only the first is read, so a query that returns many
+     * rows does not hold them all in memory. */
+    if (!PQsendQuery(c, t->query) || !PQsetSingleRowMode(c)) {
         snprintf(e, sizeof e, "%.*s", (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
         goto out;
     }
-    /* Wait for the whole answer, on the socket, until the deadline. */
+    /* Wait for the first row (or the end), on the socket, until the deadline. */
     while (PQisBusy(c)) {
         long long left = deadline - now_ms();
         if (left <= 0) {
@@ -135,7 +138,7 @@ int kd_read_postgresql(const kd_trigger_t *t, double *value, char *err, size_t e
     }
     PGresult *r = PQgetResult(c);
     rc = result_value(r, value, e, sizeof e);
-    PQclear(r); /* the rest of a multi-statement query: PQfinish drops it */
+    PQclear(r); /* the rows after it, or other statements: PQfinish drops them */
 out:
     if (rc != 0) snprintf(err, errlen, "postgresql %s: %s", at, e);
     PQfinish(c);

@@ -1035,6 +1035,40 @@ static int parse_advanced(ctx_t *c, const cJSON *adv, kd_scaledobject_t *so)
     return 0;
 }
 
+/* KEDA's pause annotations (keda.h, kd_scaledobject_t.paused). Other
+ * annotations are the user's own and pass without a word. */
+static int parse_pause(ctx_t *c, const cJSON *ann, kd_scaledobject_t *so)
+{
+    static const char *const PR = "autoscaling.keda.sh/paused-replicas";
+    static const char *const P = "autoscaling.keda.sh/paused";
+    if (ann && !cJSON_IsObject(ann)) return fail(c, "metadata.annotations: must be a map");
+    const cJSON *r = member(ann, PR), *p = member(ann, P);
+    if (r) {
+        char buf[32];
+        const char *s = cJSON_IsString(r) ? r->valuestring : NULL;
+        if (!s && cJSON_IsNumber(r)) {
+            snprintf(buf, sizeof buf, "%.17g", r->valuedouble);
+            s = buf;
+        }
+        char *end = NULL;
+        long v = s && *s && strspn(s, "0123456789") == strlen(s) && strlen(s) <= 6
+                     ? strtol(s, &end, 10)
+                     : -1;
+        if (v < 0 || v > (long)KD_MAX_REPLICAS)
+            return fail(c, "metadata.annotations[%s]: \"%.20s\" is not a whole number from 0 to %u",
+                        PR, s ? s : "", KD_MAX_REPLICAS);
+        so->paused_replicas = (int32_t)v;
+        so->paused = true;
+    }
+    if (p) {
+        const char *s = cJSON_IsString(p) ? p->valuestring : cJSON_IsTrue(p) ? "true" : "false";
+        if (cJSON_IsString(p) && strcasecmp(s, "true") != 0 && strcasecmp(s, "false") != 0)
+            return fail(c, "metadata.annotations[%s]: \"%.20s\" is not true or false", P, s);
+        if (strcasecmp(s, "true") == 0) so->paused = true;
+    }
+    return 0;
+}
+
 /* advanced.scalingModifiers, once the triggers are parsed (the formula
  * names them). */
 static int parse_modifiers(ctx_t *c, const cJSON *m, kd_scaledobject_t *so)
@@ -1072,6 +1106,7 @@ int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud
     if (errlen) err[0] = '\0';
     so->max_replicas = KD_DEFAULT_MAX_REPLICAS;
     so->idle_replicas = -1;
+    so->paused_replicas = -1;
     so->polling_s = KD_DEFAULT_POLLING_S;
     so->cooldown_s = KD_DEFAULT_COOLDOWN_S;
     /* The HPA's default behavior: up by 100% or 4 instances (whichever
@@ -1100,6 +1135,7 @@ int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud
     if (cJSON_IsString(ns) && strcmp(ns->valuestring, "default") != 0)
         warn(&c, "metadata.namespace: only the default namespace exists; ignored");
     if (!(so->name = strdup(name->valuestring))) return fail(&c, "out of memory");
+    if (parse_pause(&c, member(md, "annotations"), so) < 0) return -1;
 
     const cJSON *spec = member(doc, "spec");
     if (!cJSON_IsObject(spec)) return fail(&c, "spec: required, an object");

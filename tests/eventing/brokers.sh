@@ -21,11 +21,19 @@ until_ok() {
         sleep 0.1
     done
 }
+# free_port: a port nothing listens on, and never one this test was given
+# before: a port handed out is free until its server binds it, and a server
+# that takes seconds to start (RabbitMQ's distribution port) must not see
+# another server take it first. The ports given are kept in $tmp.
 free_port() { # the brokers cannot listen on port 0 and tell us
-    local p
+    local p given=${tmp:?free_port needs tmp}/.free_ports
     while :; do
         p=$((10000 + RANDOM % 20000)) # below the ephemeral ports (32768-): nobody takes it meanwhile
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+        grep -qx "$p" "$given" 2>/dev/null && continue
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+        echo "$p" >>"$given"
+        echo "$p"
+        return
     done
 }
 

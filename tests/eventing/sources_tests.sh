@@ -43,6 +43,16 @@ finish() {
 }
 
 # ---- servers, all started at once --------------------------------------
+# free_port never hands out a port twice, even when the random draw repeats
+# (RabbitMQ takes seconds to bind its distribution port, and a server
+# started meanwhile on the same port made it fail once).
+RANDOM=7
+free_port >"$tmp/p1" # in this shell, not $(...): a subshell reseeds RANDOM
+RANDOM=7
+free_port >"$tmp/p2"
+p1=$(cat "$tmp/p1") p2=$(cat "$tmp/p2")
+[ "$p1" != "$p2" ] && ok "free_port gives a port once (the same draw twice: $p1, then $p2)" ||
+    bad "free_port gave $p1 twice"
 brokers_start
 # The sink: 500 for n % 100 == 7, 5 ms per delivery (so the kill below
 # lands mid-stream).

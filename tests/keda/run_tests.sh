@@ -18,7 +18,7 @@
 #   - postgresql: a query's number from a real PostgreSQL with a password,
 #     named by its parts or by a connection string (both from a Secret); a
 #     new row read at the next poll; a writing query fails read-only; NULL
-#     is an error;
+#     is an error; of 100 million rows the first is read at once;
 #   - the same Redis readings from a Redis Cluster of three masters (a node
 #     that answers MOVED is followed) and through a Redis Sentinel (the
 #     first one listed down; passwords from a TriggerAuthentication; an
@@ -38,6 +38,9 @@
 #     in Prometheus's text format by a series selector; over HTTPS with a
 #     client certificate (authMode tls) from a Secret, and refused without
 #     one; scalingModifiers composing two of them with a formula;
+#   - KEDA's pause annotations: paused-replicas holds a Service at a count
+#     without reading triggers, paused: "true" where it is, and removing
+#     them scales again; a bad count is refused;
 #   - rabbitmq (a queue's length over amqp://, its host from a
 #     TriggerAuthentication), cron (a window around now, one not) and cpu
 #     (a CPU-bound guest under load scales above 1) triggers;
@@ -536,7 +539,7 @@ PSQL -c "CREATE TABLE jobs (id serial, state text)" \
     -c "INSERT INTO jobs (state) SELECT 'queued' FROM generate_series(1, 7)" \
     -c "INSERT INTO jobs (state) SELECT 'done' FROM generate_series(1, 5)" >/dev/null 2>"$tmp/psql.log" ||
     bad "fill the PostgreSQL table" "$(cat "$tmp/psql.log")"
-for f in p1 p2 p3 p4; do "$WASMFN" deploy $f "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $f"; done
+for f in p1 p2 p3 p4 p5; do "$WASMFN" deploy $f "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $f"; done
 pg_so() { # pg_so NAME QUERY TARGET AUTH [METADATA-LINES]
     cat <<EOF
 ---
@@ -584,6 +587,7 @@ EOF
   pg_so p2 "SELECT ceil(count(*)::decimal / 4) FROM jobs" 1 pg-conn
   pg_so p3 "UPDATE jobs SET state = 'lost' RETURNING 1" 1 pg-auth "$PG_PARTS"
   pg_so p4 "SELECT NULL::int" 1 pg-conn
+  pg_so p5 "SELECT generate_series(4, 100000000)" 1 pg-conn
 } >"$tmp/pg.yaml"
 out=$("$WASMFN" apply -f "$tmp/pg.yaml" 2>&1) || bad "apply the postgresql ScaledObjects" "$out"
 echo "$out" | grep -q warning && bad "no warning for postgresql credentials from a Secret" "$out"
@@ -603,11 +607,16 @@ until_true 5 sh -c "\"$WASMFN\" get scaledobject p3-scaler -o json | grep -q 're
 until_true 5 sh -c "\"$WASMFN\" get scaledobject p4-scaler -o json | grep -q 'the query returned NULL'" &&
     ok "postgresql: a NULL result is an error naming COALESCE" ||
     bad "a NULL result" "$(so_field p4-scaler 'o["status"]')"
+# 100 million rows: the first is read as soon as it comes (all of them
+# would take longer than the poll's 3 s, and memory).
+until_true 5 has_instances p5 4 &&
+    ok "postgresql: a query of 100 million rows reads its first (4) at once -> 4 instances" ||
+    bad "a query of many rows" "instances $(instances p5); $(so_field p5-scaler 'o["status"]')"
 leaks=$( { "$WASMFN" get scaledobjects -o json; "$WASMFN" get triggerauthentications -o json; cat "$tmp/log"; } 2>&1 |
     grep -cF -- "$PG_PASS")
 [ "$leaks" = 0 ] && ok "the PostgreSQL password is not in the status, the API or the log" ||
     bad "the PostgreSQL password leaks" "$leaks lines"
-for f in p1 p2 p3 p4; do "$WASMFN" delete scaledobject $f-scaler >/dev/null 2>&1; done
+for f in p1 p2 p3 p4 p5; do "$WASMFN" delete scaledobject $f-scaler >/dev/null 2>&1; done
 
 # ---- TriggerAuthentication ----------------------------------------------------------
 # A Service scaled by the Prometheus that wants basic auth. Without
@@ -880,6 +889,64 @@ out=$("$WASMFN" apply -f "$tmp/mods-bad.yaml" 2>&1)
 "$WASMFN" delete scaledobject m2-scaler >/dev/null 2>&1
 "$WASMFN" delete triggerauthentication stats-auth >/dev/null 2>&1
 "$WASMFN" delete scaledobject m1-scaler >/dev/null 2>&1
+
+# ---- pausing: KEDA's annotations -------------------------------------------------
+# A ScaledObject at 3 instances (7 against 3 from the exporter's /metrics);
+# autoscaling.keda.sh/paused-replicas holds it at 1 whatever the trigger
+# says, .../paused: "true" holds it where it is, and without them it scales
+# again.
+"$WASMFN" deploy pz "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy pz"
+pz_so() { # pz_so ANNOTATIONS-LINE
+    cat >"$tmp/pz.yaml" <<EOF
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: pz-scaler
+$1
+spec:
+  scaleTargetRef: { name: pz }
+  pollingInterval: 1
+  cooldownPeriod: 1
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior:
+        scaleUp: { policies: [ { type: Percent, value: 1000, periodSeconds: 1 } ] }
+        scaleDown: { stabilizationWindowSeconds: 0 }
+  triggers:
+    - type: metrics-api
+      metadata: { url: "http://127.0.0.1:$eport/metrics", format: prometheus, valueLocation: wasmfn_test_queue, targetValue: "3" }
+EOF
+    "$WASMFN" apply -f "$tmp/pz.yaml" 2>&1
+}
+echo 7 >"$tmp/value"
+out=$(pz_so "") || bad "apply pz-scaler" "$out"
+until_true 5 has_instances pz 3 || bad "pz-scaler scales first" "instances $(instances pz); $(so_field pz-scaler 'o["status"]')"
+out=$(pz_so '  annotations: { autoscaling.keda.sh/paused-replicas: "1", team: payments }') ||
+    bad "apply paused-replicas" "$out"
+echo "$out" | grep -q warning && bad "no warning for the pause annotations" "$out"
+echo 30 >"$tmp/value"
+sleep 2
+has_instances pz 1 && [ "$(so_field pz-scaler 'o["status"]["paused"], o["status"]["pausedReplicas"], o["status"]["lastPollTime"]')" = "True 1 None" ] &&
+    "$WASMFN" get scaledobjects | grep -q 'pz-scaler *pz *1 *False *False *True' &&
+    curl -s "$WASMFN_API/metrics" | grep -q '^wasmfn_scaler_paused{scaledobject="pz-scaler"} 1' &&
+    ok "paused-replicas 1: held at 1 instance, no trigger read (the value went to 30), PAUSED in get and /metrics" ||
+    bad "paused-replicas" "instances $(instances pz); $(so_field pz-scaler 'o["status"]'); $("$WASMFN" get scaledobjects 2>&1 | grep pz)"
+out=$(pz_so '  annotations: { autoscaling.keda.sh/paused: "true" }') || bad "apply paused" "$out"
+sleep 2
+has_instances pz 1 && [ "$(so_field pz-scaler 'o["status"]["paused"]')" = True ] &&
+    ok "paused: \"true\" holds it where it was (1), the value still 30" ||
+    bad "paused true" "instances $(instances pz); $(so_field pz-scaler 'o["status"]')"
+out=$(pz_so '  annotations: { autoscaling.keda.sh/paused: "false" }') || bad "unpause" "$out"
+until_true 5 has_instances pz 10 &&
+    curl -s "$WASMFN_API/metrics" | grep -q '^wasmfn_scaler_paused{scaledobject="pz-scaler"} 0' &&
+    ok "without a pause it scales again: 30 against 3 -> 10 instances" ||
+    bad "unpaused" "instances $(instances pz); $(so_field pz-scaler 'o["status"]')"
+out=$(pz_so '  annotations: { autoscaling.keda.sh/paused-replicas: "many" }')
+[ $? != 0 ] && echo "$out" | grep -q 'metadata.annotations\[autoscaling.keda.sh/paused-replicas\]: "many" is not a whole number' &&
+    has_instances pz 10 && ok "a bad paused-replicas is refused, naming the annotation; the one applied goes on" ||
+    bad "a bad paused-replicas" "$out"
+"$WASMFN" delete scaledobject pz-scaler >/dev/null 2>&1
+echo 7 >"$tmp/value"
 
 # ---- rabbitmq, cron and cpu triggers ---------------------------------------------------
 # rabbitmq: 10 messages in a queue nobody consumes; value 4 -> 3 instances.

@@ -320,6 +320,49 @@ static void test_postgresql(void **state)
                  "spec.triggers[0].metadata.sslmode: \"sometimes\" is not one of disable");
 }
 
+/* KEDA's pause annotations. */
+static void test_pause_annotations(void **state)
+{
+    (void)state;
+    kd_scaledobject_t so;
+    char err[512], buf[1024];
+    const char *cases[][2] = {
+        {"", "0 -1"},
+        {"'autoscaling.keda.sh/paused-replicas':'2'", "1 2"},
+        {"'autoscaling.keda.sh/paused-replicas':0,'team':'x'", "1 0"},
+        {"'autoscaling.keda.sh/paused':'true'", "1 -1"},
+        {"'autoscaling.keda.sh/paused':'False'", "0 -1"},
+        {"'autoscaling.keda.sh/paused':'false','autoscaling.keda.sh/paused-replicas':'5'", "1 5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(buf, sizeof buf,
+                 "{'apiVersion':'keda.sh/v1alpha1','kind':'ScaledObject','metadata':{'name':'s',"
+                 "'annotations':{%s}},'spec':{'scaleTargetRef':{'name':'h'},'triggers':[" PROM "]}}",
+                 cases[i][0]);
+        cJSON *d = doc_of(buf);
+        if (kd_scaledobject_parse(d, NULL, NULL, &so, err, sizeof err) != 0) fail_msg("%s: %s", cases[i][0], err);
+        cJSON_Delete(d);
+        char got[32];
+        snprintf(got, sizeof got, "%d %d", so.paused, so.paused_replicas);
+        if (strcmp(got, cases[i][1]) != 0) fail_msg("%s: got %s, want %s", cases[i][0], got, cases[i][1]);
+        assert_int_equal(so.nwarnings, 0);
+        kd_scaledobject_free(&so);
+    }
+    const char *bad[][2] = {
+        {"'autoscaling.keda.sh/paused-replicas':'-1'", "\"-1\" is not a whole number from 0 to 100000"},
+        {"'autoscaling.keda.sh/paused-replicas':'100001'", "is not a whole number"},
+        {"'autoscaling.keda.sh/paused-replicas':'1.5'", "is not a whole number"},
+        {"'autoscaling.keda.sh/paused':'yes'", "metadata.annotations[autoscaling.keda.sh/paused]: \"yes\" is not true or false"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(buf, sizeof buf,
+                 "{'apiVersion':'keda.sh/v1alpha1','kind':'ScaledObject','metadata':{'name':'s',"
+                 "'annotations':{%s}},'spec':{'scaleTargetRef':{'name':'h'},'triggers':[" PROM "]}}",
+                 bad[i][0]);
+        expect_error(doc_of(buf), bad[i][1]);
+    }
+}
+
 /* metrics-api: the number at a GJSON path in any JSON answer. */
 static void test_metrics_api_paths(void **state)
 {
@@ -1225,6 +1268,7 @@ int main(void)
         cmocka_unit_test(test_redis_lists),
         cmocka_unit_test(test_redis_cluster_sentinel),
         cmocka_unit_test(test_postgresql),
+        cmocka_unit_test(test_pause_annotations),
         cmocka_unit_test(test_metrics_api_paths),
         cmocka_unit_test(test_metrics_api_formats),
         cmocka_unit_test(test_errors_name_the_field),
