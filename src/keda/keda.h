@@ -155,6 +155,15 @@ typedef struct kd_rules {
     uint32_t npolicies;
 } kd_rules_t;
 
+/* spec.fallback.behavior: what the fallback gives, from fallback.replicas
+ * and the count the target has. */
+typedef enum kd_fallback_behavior {
+    KD_FALLBACK_STATIC,            /* fallback.replicas (the default) */
+    KD_FALLBACK_CURRENT,           /* the count it has */
+    KD_FALLBACK_CURRENT_IF_HIGHER, /* the larger of the two */
+    KD_FALLBACK_CURRENT_IF_LOWER,  /* the smaller of the two */
+} kd_fallback_behavior_t;
+
 /* advanced.scalingModifiers.formula, parsed (formula.c). */
 typedef struct kd_formula kd_formula_t;
 
@@ -171,6 +180,7 @@ typedef struct kd_scaledobject {
     uint32_t polling_s, cooldown_s, initial_cooldown_s;
     bool fallback;
     uint32_t fallback_failures, fallback_replicas;
+    kd_fallback_behavior_t fallback_behavior;
     /* advanced.horizontalPodAutoscalerConfig.behavior */
     kd_rules_t up, down;
     kd_trigger_t *triggers;

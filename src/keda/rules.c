@@ -108,6 +108,20 @@ static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* What the fallback gives (spec.fallback.behavior) when the target has
+ * cur, within [min, max]. */
+static uint32_t fallback_replicas(const kd_scaledobject_t *so, uint32_t cur)
+{
+    uint32_t f = so->fallback_replicas, n = f;
+    switch (so->fallback_behavior) {
+    case KD_FALLBACK_STATIC: n = f; break;
+    case KD_FALLBACK_CURRENT: n = cur; break;
+    case KD_FALLBACK_CURRENT_IF_HIGHER: n = cur > f ? cur : f; break;
+    case KD_FALLBACK_CURRENT_IF_LOWER: n = cur < f ? cur : f; break;
+    }
+    return clamp(n, so->min_replicas, so->max_replicas);
+}
+
 /* Forgets recommendations older than the longer window, then adds rec. */
 static void recs_push(const kd_scaledobject_t *so, kd_state_t *st, uint64_t now, uint32_t rec)
 {
@@ -263,7 +277,7 @@ uint32_t kd_decide(const kd_scaledobject_t *so, kd_state_t *st, const kd_sample_
         /* KEDA feeds the HPA a metric that asks for exactly this, so it is
          * a recommendation like any other (the scale-down window keeps it
          * for a while once the trigger reads again). */
-        next = clamp(so->fallback_replicas, so->min_replicas, so->max_replicas);
+        next = fallback_replicas(so, cur);
         recs_push(so, st, now_ns, next);
         changes_push(so, st, now_ns, (int32_t)next - (int32_t)cur);
     } else if (!active && may_idle && (cooled || (st->decided && cur <= idle))) {

@@ -1176,9 +1176,27 @@ int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud
     const cJSON *fb = member(spec, "fallback");
     if (fb) {
         if (!cJSON_IsObject(fb)) return fail(&c, "spec.fallback: must be an object");
-        static const char *const fknown[] = {"failureThreshold", "replicas", NULL};
-        static const char *const fquiet[] = {"behavior", NULL};
-        warn_unknown(&c, fb, "spec.fallback", fknown, fquiet);
+        static const char *const fknown[] = {"failureThreshold", "replicas", "behavior", NULL};
+        warn_unknown(&c, fb, "spec.fallback", fknown, NULL);
+        static const char *const behaviors[] = {
+            [KD_FALLBACK_STATIC] = "static",
+            [KD_FALLBACK_CURRENT] = "currentReplicas",
+            [KD_FALLBACK_CURRENT_IF_HIGHER] = "currentReplicasIfHigher",
+            [KD_FALLBACK_CURRENT_IF_LOWER] = "currentReplicasIfLower",
+        };
+        const cJSON *bh = member(fb, "behavior");
+        if (bh) {
+            bool found = false;
+            for (size_t i = 0; cJSON_IsString(bh) && i < 4 && !found; i++)
+                if (strcmp(bh->valuestring, behaviors[i]) == 0) {
+                    so->fallback_behavior = (kd_fallback_behavior_t)i;
+                    found = true;
+                }
+            if (!found)
+                return fail(&c, "spec.fallback.behavior: \"%s\" is not static, currentReplicas, "
+                                "currentReplicasIfHigher or currentReplicasIfLower",
+                            cJSON_IsString(bh) ? bh->valuestring : "(not a string)");
+        }
         if (uint_field(&c, fb, "failureThreshold", "spec.fallback", 1, 1000000,
                        &so->fallback_failures) != 1)
             return c.err[0] ? -1 : fail(&c, "spec.fallback.failureThreshold: required");

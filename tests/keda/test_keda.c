@@ -868,6 +868,37 @@ static void test_failures_and_fallback(void **state)
     assert_int_equal(m.st.failures[0], 0);
     sim_free(&m);
 
+    /* fallback.behavior: from 3 (12 against 5), fallback.replicas 6 or 2. */
+    static const struct {
+        const char *behavior;
+        unsigned replicas, want;
+    } fb[] = {
+        {"static", 2, 2},
+        {"currentReplicas", 6, 3},
+        {"currentReplicasIfHigher", 6, 6},
+        {"currentReplicasIfHigher", 2, 3},
+        {"currentReplicasIfLower", 6, 3},
+        {"currentReplicasIfLower", 2, 2},
+    };
+    for (size_t i = 0; i < sizeof fb / sizeof fb[0]; i++) {
+        char extra[160];
+        snprintf(extra, sizeof extra,
+                 ",'fallback':{'failureThreshold':1,'replicas':%u,'behavior':'%s'}",
+                 fb[i].replicas, fb[i].behavior);
+        sim_init(&m, extra, PROM_T("5", "0"));
+        assert_int_equal(poll_at(&m, 0, 12, 0), 3);
+        unsigned got = poll_at(&m, 10, NAN, 0);
+        if (got != fb[i].want || !m.st.fallback_on)
+            fail_msg("%s with replicas %u: %u, want %u", fb[i].behavior, fb[i].replicas, got,
+                     fb[i].want);
+        assert_int_equal(poll_at(&m, 20, NAN, 0), fb[i].want); /* stays */
+        sim_free(&m);
+    }
+    expect_error(so_doc(",'fallback':{'failureThreshold':1,'replicas':2,'behavior':'sometimes'}",
+                        PROM),
+                 "spec.fallback.behavior: \"sometimes\" is not static, currentReplicas, "
+                 "currentReplicasIfHigher or currentReplicasIfLower");
+
     sim_init(&m, ",'cooldownPeriod':0", PROM_T("5", "0"));
     assert_int_equal(poll_at(&m, 0, NAN, 0), 0);    /* never read, no fallback: inactive */
     assert_int_equal(poll_at(&m, 10, 7, 0), 2);
