@@ -1,20 +1,21 @@
 # mk/keda.mk — KEDA's ScaledObject (src/keda): triggers read Prometheus,
 # metrics APIs and RabbitMQ's management API with libcurl, Redis with
 # hiredis, NATS JetStream with Debian's libnats, RabbitMQ over AMQP with
-# librabbitmq and PostgreSQL with libpq.
+# librabbitmq, PostgreSQL with libpq and MySQL/MariaDB with MariaDB's
+# Connector/C.
 #
 # Unit tests tests/keda/test_*.c run with `make test-unit`. `make test-keda`
 # starts a real Prometheus (scraping a tiny exporter the test controls), a
 # second one that requires basic auth, redis-server (alone, a Cluster, a
-# Sentinel), PostgreSQL, nats-server -js,
+# Sentinel), PostgreSQL, MariaDB, nats-server -js,
 # rabbitmq-server (published to with tests/eventing/srcpub.c) and the daemon
 # on loopback, once, and checks ScaledObjects end to end (every trigger
 # type but memory, and TriggerAuthentication), and a CPU-bound guest held
 # to `cpu: 500m` (tests/keda/run_tests.sh). Run once, not per tier: the tier changes
 # neither the scaling nor the CPU accounting.
 
-LIBS += -lnats -lrabbitmq -lpq
-CFLAGS += $(shell pkg-config --cflags libpq 2>/dev/null)
+LIBS += -lnats -lrabbitmq -lpq -lmariadb
+CFLAGS += $(shell pkg-config --cflags libpq libmariadb 2>/dev/null)
 
 TEST_STEPS += test-keda
 .PHONY: test-keda

@@ -35,8 +35,9 @@ WASMFN_PACKAGES=(
     # client libraries; make test-keda runs prometheus (one behind basic
     # auth: htpasswd -B from apache2-utils), nats-server and rabbitmq-server
     libnats-dev librabbitmq-dev prometheus nats-server rabbitmq-server apache2-utils
-    # the postgresql trigger's client library; make test-keda runs a server
-    libpq-dev postgresql
+    # the postgresql and mysql triggers' client libraries; make test-keda
+    # runs a server of each (MariaDB stands for MySQL)
+    libpq-dev postgresql libmariadb-dev mariadb-server
     # benchmarks of third-party programs (make bench-programs): dpkg-source
     # unpacks their Debian source packages, tclsh generates SQLite's
     # amalgamation

@@ -72,8 +72,19 @@ int kd_yaml_path_value(const char *body, size_t len, const char *path, double *v
 int kd_series_check(const char *selector, char *err, size_t errlen);
 int kd_exposition_value(const char *body, size_t len, const char *selector, double *value,
                         char *err, size_t errlen);
-/* postgresql.c, redis.c, nats.c, rabbitmq.c */
+/* postgresql.c, mysql.c, redis.c, nats.c, rabbitmq.c */
 int kd_read_postgresql(const kd_trigger_t *t, double *value, char *err, size_t errlen);
+int kd_read_mysql(const kd_trigger_t *t, double *value, char *err, size_t errlen);
+/* A MySQL connection string in the Go driver's form KEDA takes:
+ * [user[:password]@][tcp(host[:port])]/dbname, no ?parameters (exposed for
+ * tests and for checking it when applied). 0, or -1 with an err that
+ * never quotes the string. */
+typedef struct kd_dsn {
+    char user[128], password[256], host[256], db[128];
+    bool has_password;
+    unsigned port;
+} kd_dsn_t;
+int kd_mysql_dsn_parse(const char *dsn, kd_dsn_t *d, char *err, size_t errlen);
 int kd_read_redis(const kd_trigger_t *t, double *value, char *err, size_t errlen);
 int kd_read_nats(const kd_trigger_t *t, double *value, char *err, size_t errlen);
 int kd_read_rabbitmq(const kd_trigger_t *t, double *value, char *err, size_t errlen);

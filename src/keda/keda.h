@@ -72,6 +72,7 @@ typedef enum kd_type {
     KD_REDIS_SENTINEL_LISTS,   /* "redis-sentinel" */
     KD_REDIS_SENTINEL_STREAMS, /* "redis-sentinel-streams" */
     KD_POSTGRESQL,             /* a query's number */
+    KD_MYSQL,                  /* the same from MySQL or MariaDB */
 } kd_type_t;
 
 /* The Redis triggers: every one of them; those that read a list's
@@ -103,7 +104,7 @@ typedef struct kd_trigger {
     /* What to read, by type (NULL when unused); every string malloc'd. */
     char *url;     /* prometheus serverAddress; rabbitmq host; nats server URL; redis
                     * host:port; Redis Cluster nodes or Sentinels: host:port,host:port */
-    char *query;   /* prometheus; postgresql */
+    char *query;   /* prometheus; postgresql, mysql */
     char *stream;  /* redis-streams, nats-jetstream; redis: the listName */
     char *group;   /* redis consumerGroup; nats consumer */
     char *queue;   /* rabbitmq queueName */
@@ -119,9 +120,9 @@ typedef struct kd_trigger {
     bool key_in_query;
     int format;      /* metrics-api: KD_FORMAT_* */
     char *tls_ca, *tls_cert, *tls_key; /* metrics-api: PEM text (authMode tls; ca with any) */
-    /* postgresql: a connection string, or the parts beside url (the host),
-     * username and password. */
-    char *pg_connection, *pg_port, *pg_dbname, *pg_sslmode;
+    /* postgresql, mysql: a connection string, or the parts beside url (the
+     * host), username and password (sslmode: postgresql's). */
+    char *db_connection, *db_port, *db_name, *db_sslmode;
     char *tz, *start, *end; /* cron */
     char *auth_ref;         /* authenticationRef.name: a TriggerAuthentication */
     bool auth_cluster;      /* ... or, with kind ClusterTriggerAuthentication, one of those */

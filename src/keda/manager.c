@@ -136,6 +136,7 @@ static void read_trigger(kd_t *k, kd_obj_t *o, uint32_t i, uint64_t now_ns, kd_s
     case KD_RABBITMQ: rc = kd_read_rabbitmq(t, &s->value, s->err, sizeof s->err); break;
     case KD_METRICS_API: rc = kd_read_metrics_api(t, &s->value, s->err, sizeof s->err); break;
     case KD_POSTGRESQL: rc = kd_read_postgresql(t, &s->value, s->err, sizeof s->err); break;
+    case KD_MYSQL: rc = kd_read_mysql(t, &s->value, s->err, sizeof s->err); break;
     case KD_CRON: rc = kd_read_cron(t, unix_ms(), &s->value, s->err, sizeof s->err); break;
     case KD_CPU:
     case KD_MEMORY: {

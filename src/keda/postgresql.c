@@ -89,15 +89,15 @@ int kd_read_postgresql(const kd_trigger_t *t, double *value, char *err, size_t e
      * bounds after it win over anything it says. */
     const char *keys[16], *vals[16];
     int n = 0;
-    if (t->pg_connection) {
-        kv(keys, vals, &n, "dbname", t->pg_connection);
+    if (t->db_connection) {
+        kv(keys, vals, &n, "dbname", t->db_connection);
     } else {
         kv(keys, vals, &n, "host", t->url);
-        kv(keys, vals, &n, "port", t->pg_port);
+        kv(keys, vals, &n, "port", t->db_port);
         kv(keys, vals, &n, "user", t->username);
         kv(keys, vals, &n, "password", t->password);
-        kv(keys, vals, &n, "dbname", t->pg_dbname);
-        kv(keys, vals, &n, "sslmode", t->pg_sslmode);
+        kv(keys, vals, &n, "dbname", t->db_name);
+        kv(keys, vals, &n, "sslmode", t->db_sslmode);
     }
     kv(keys, vals, &n, "connect_timeout", timeout_s);
     kv(keys, vals, &n, "tcp_user_timeout", tcp_ms);
@@ -105,7 +105,7 @@ int kd_read_postgresql(const kd_trigger_t *t, double *value, char *err, size_t e
     kv(keys, vals, &n, "application_name", "wasmfn-keda");
     keys[n] = vals[n] = NULL;
     long long deadline = now_ms() + KD_TRIGGER_TIMEOUT_MS;
-    PGconn *c = PQconnectdbParams(keys, vals, t->pg_connection != NULL);
+    PGconn *c = PQconnectdbParams(keys, vals, t->db_connection != NULL);
     char at[200];
     where(c, t, at, sizeof at);
     if (!c || PQstatus(c) != CONNECTION_OK) {

@@ -26,7 +26,7 @@
 #define SUPPORTED                                                                                  \
     "prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, "             \
     "metrics-api, redis-cluster, redis-cluster-streams, redis-sentinel, redis-sentinel-streams, " \
-    "postgresql"
+    "postgresql, mysql"
 
 static const char *const type_names[] = {
     [KD_PROMETHEUS] = "prometheus",         [KD_CPU] = "cpu",
@@ -39,6 +39,7 @@ static const char *const type_names[] = {
     [KD_REDIS_SENTINEL_LISTS] = "redis-sentinel",
     [KD_REDIS_SENTINEL_STREAMS] = "redis-sentinel-streams",
     [KD_POSTGRESQL] = "postgresql",
+    [KD_MYSQL] = "mysql",
 };
 
 const char *kd_type_name(kd_type_t t) { return type_names[t]; }
@@ -158,9 +159,12 @@ static const char *const *auth_params(kd_type_t t)
                                               "ca",     "cert",     "key",      NULL};
     static const char *const postgresql[] = {"connection", "host",   "port",    "userName",
                                              "password",   "dbName", "sslmode", NULL};
+    static const char *const mysql[] = {"connectionString", "host",     "port",
+                                        "username",         "password", "dbName", NULL};
     static const char *const none[] = {NULL};
     switch (t) {
     case KD_POSTGRESQL: return postgresql;
+    case KD_MYSQL: return mysql;
     case KD_PROMETHEUS: return prometheus;
     case KD_RABBITMQ: return rabbitmq;
     case KD_METRICS_API: return metrics_api;
@@ -597,38 +601,82 @@ static int parse_postgresql(ctx_t *c, const cJSON *md, const char *path, kd_trig
     char p[128];
     snprintf(p, sizeof p, "%s.metadata", path);
     warn_unknown(c, md, p, known, NULL);
-    if (meta_str(c, md, "connection", path, false, &t->pg_connection) < 0) return -1;
-    if (!t->pg_connection) {
+    if (meta_str(c, md, "connection", path, false, &t->db_connection) < 0) return -1;
+    if (!t->db_connection) {
         if (meta_str(c, md, "host", path, false, &t->url) < 0) return -1;
         if (!t->url)
             return fail(c, "%s.metadata.host: required (or connection, a connection string best "
                            "given by a TriggerAuthentication)",
                         path);
-        if (meta_str(c, md, "port", path, false, &t->pg_port) < 0 ||
+        if (meta_str(c, md, "port", path, false, &t->db_port) < 0 ||
             meta_str(c, md, "userName", path, false, &t->username) < 0 ||
             meta_str(c, md, "password", path, false, &t->password) < 0 ||
-            meta_str(c, md, "dbName", path, false, &t->pg_dbname) < 0 ||
-            meta_str(c, md, "sslmode", path, false, &t->pg_sslmode) < 0)
+            meta_str(c, md, "dbName", path, false, &t->db_name) < 0 ||
+            meta_str(c, md, "sslmode", path, false, &t->db_sslmode) < 0)
             return -1;
-        if (t->pg_port && (strspn(t->pg_port, "0123456789") != strlen(t->pg_port) ||
-                           strlen(t->pg_port) > 5 || atoi(t->pg_port) < 1 ||
-                           atoi(t->pg_port) > 65535))
-            return fail(c, "%s.metadata.port: \"%s\" is not a port", path, t->pg_port);
+        if (t->db_port && (strspn(t->db_port, "0123456789") != strlen(t->db_port) ||
+                           strlen(t->db_port) > 5 || atoi(t->db_port) < 1 ||
+                           atoi(t->db_port) > 65535))
+            return fail(c, "%s.metadata.port: \"%s\" is not a port", path, t->db_port);
         static const char *const modes[] = {"disable", "allow",     "prefer",
                                             "require", "verify-ca", "verify-full", NULL};
-        bool known_mode = !t->pg_sslmode;
+        bool known_mode = !t->db_sslmode;
         for (const char *const *m = modes; *m && !known_mode; m++)
-            known_mode = strcmp(*m, t->pg_sslmode) == 0;
+            known_mode = strcmp(*m, t->db_sslmode) == 0;
         if (!known_mode)
             return fail(c, "%s.metadata.sslmode: \"%s\" is not one of disable, allow, prefer, "
                            "require, verify-ca, verify-full",
-                        path, t->pg_sslmode);
+                        path, t->db_sslmode);
     }
     if (meta_str(c, md, "query", path, true, &t->query) < 0 ||
         meta_num(c, md, "targetQueryValue", path, true, false, 0, &t->target) < 0 ||
         meta_num(c, md, "activationTargetQueryValue", path, false, true, 0, &t->activation) < 0)
         return -1;
     warn_clear(c, md, path, "connection");
+    warn_clear(c, md, path, "password");
+    return 0;
+}
+
+/* KEDA's mysql trigger: the number a query returns (mysql.c), from a
+ * server named by a connection string (checked here, never quoted) or by
+ * its parts. */
+static int parse_mysql(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    static const char *const known[] = {"connectionString", "host",     "port",
+                                        "username",         "password", "dbName",
+                                        "query",            "queryValue", "activationQueryValue",
+                                        NULL};
+    char p[128];
+    snprintf(p, sizeof p, "%s.metadata", path);
+    warn_unknown(c, md, p, known, NULL);
+    if (meta_str(c, md, "connectionString", path, false, &t->db_connection) < 0) return -1;
+    if (t->db_connection) {
+        kd_dsn_t d;
+        char e[200];
+        int rc = kd_mysql_dsn_parse(t->db_connection, &d, e, sizeof e);
+        explicit_bzero(&d, sizeof d);
+        if (rc < 0) return fail(c, "%s.metadata.connectionString: %s", path, e);
+    } else {
+        if (meta_str(c, md, "host", path, false, &t->url) < 0) return -1;
+        if (!t->url)
+            return fail(c, "%s.metadata.host: required (or connectionString, best given by a "
+                           "TriggerAuthentication)",
+                        path);
+        if (meta_str(c, md, "port", path, false, &t->db_port) < 0 ||
+            meta_str(c, md, "username", path, false, &t->username) < 0 ||
+            meta_str(c, md, "password", path, false, &t->password) < 0 ||
+            meta_str(c, md, "dbName", path, false, &t->db_name) < 0)
+            return -1;
+        if (t->db_port && (strspn(t->db_port, "0123456789") != strlen(t->db_port) ||
+                           strlen(t->db_port) > 5 || atoi(t->db_port) < 1 ||
+                           atoi(t->db_port) > 65535))
+            return fail(c, "%s.metadata.port: \"%s\" is not a port", path, t->db_port);
+    }
+    if (meta_str(c, md, "query", path, true, &t->query) < 0 ||
+        meta_num(c, md, "queryValue", path, true, false, 0, &t->target) < 0 ||
+        meta_num(c, md, "activationQueryValue", path, false, true, 0, &t->activation) < 0)
+        return -1;
+    warn_clear(c, md, path, "connectionString");
     warn_clear(c, md, path, "password");
     return 0;
 }
@@ -933,6 +981,7 @@ static int parse_trigger(ctx_t *c, const cJSON *tj, uint32_t i, kd_trigger_t *t)
     case KD_RABBITMQ: rc = parse_rabbitmq(c, md, path, t); break;
     case KD_METRICS_API: rc = parse_metrics_api(c, md, path, t); break;
     case KD_POSTGRESQL: rc = parse_postgresql(c, md, path, t); break;
+    case KD_MYSQL: rc = parse_mysql(c, md, path, t); break;
     case KD_REDIS_STREAMS:
     case KD_REDIS_CLUSTER_STREAMS:
     case KD_REDIS_SENTINEL_STREAMS: rc = parse_redis(c, md, path, t); break;
@@ -1239,8 +1288,8 @@ static void trigger_free(kd_trigger_t *t)
                   &t->headers, &t->tz,      &t->start,    &t->end,      &t->auth_ref,
                   &t->auth_err, &t->location, &t->api_key, &t->key_param,
                   &t->sentinel_master, &t->sentinel_username, &t->sentinel_password,
-                  &t->tls_ca, &t->tls_cert, &t->tls_key, &t->pg_connection, &t->pg_port,
-                  &t->pg_dbname, &t->pg_sslmode};
+                  &t->tls_ca, &t->tls_cert, &t->tls_key, &t->db_connection, &t->db_port,
+                  &t->db_name, &t->db_sslmode};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         /* Any of them may hold a credential (a URL with a password). */
         if (*s[i]) explicit_bzero(*s[i], strlen(*s[i]));

@@ -3,7 +3,7 @@
 # through the real daemon (`make test-keda`). Starts, once, on loopback:
 # a tiny exporter whose metric the test sets (python3), a real Prometheus
 # scraping it every second, redis-server (alone, a Cluster of three, a
-# master with a Sentinel), PostgreSQL and nats-server -js, and wasmfn
+# master with a Sentinel), PostgreSQL, MariaDB and nats-server -js, and wasmfn
 # serve. Checks:
 #   - the ScaledObject takes its Service from 0 to ceil(value/threshold)
 #     instances within two polling intervals, holds them through the
@@ -19,6 +19,9 @@
 #     named by its parts or by a connection string (both from a Secret); a
 #     new row read at the next poll; a writing query fails read-only; NULL
 #     is an error; of 100 million rows the first is read at once;
+#   - mysql: the same from MariaDB, named by its parts or by the Go
+#     driver's connection string; a writing query fails in the read-only
+#     session; of 100 million rows the first is read at once;
 #   - the same Redis readings from a Redis Cluster of three masters (a node
 #     that answers MOVED is followed) and through a Redis Sentinel (the
 #     first one listed down; passwords from a TriggerAuthentication; an
@@ -67,9 +70,10 @@ tmp=$(mktemp -d)
 pids=()
 pid=
 t0=$(date +%s.%N)
-pgdir=
+pgdir= mydir=
 cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    [ -n "$mydir" ] && rm -rf "$mydir"
     [ -n "$pgdir" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1
     [ -n "$pgdir" ] && rm -rf "$pgdir"
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -194,6 +198,20 @@ chown -R postgres "$pgdir"
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
         -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" start; } >"$tmp/postgres.log" 2>&1 ||
     echo "FAIL postgres starts: $(tail -3 "$tmp/postgres.log")"
+# MariaDB (for the mysql trigger), as the mysql user, likewise; root logs
+# in through its socket to set up the test's user, who has a password.
+MY_PASS=my-$(od -An -tx8 -N8 /dev/urandom | tr -d ' \n')
+myport=$(free_port)
+mydir=$(mktemp -d)
+chmod 755 "$mydir"
+chown mysql "$mydir"
+mariadb-install-db --user=mysql --datadir="$mydir/data" --auth-root-authentication-method=socket \
+    --skip-test-db >"$tmp/mariadb-install.log" 2>&1 ||
+    echo "FAIL mariadb-install-db: $(tail -3 "$tmp/mariadb-install.log")"
+mariadbd --user=mysql --datadir="$mydir/data" --port="$myport" --bind-address=127.0.0.1 \
+    --socket="$mydir/sock" --pid-file="$mydir/pid" --skip-log-bin --skip-name-resolve \
+    --log-error="$mydir/err.log" >/dev/null 2>&1 &
+pids+=($!)
 nport=$(free_port)
 nats-server -js -a 127.0.0.1 -p "$nport" -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
 pids+=($!)
@@ -338,7 +356,7 @@ curl -s "$WASMFN_API/metrics" | grep -q 'scaledobject="hello-scaler"' &&
 sed 's/type: prometheus/type: kafka-nope/' "$tmp/so.yaml" >"$tmp/bad.yaml"
 out=$("$WASMFN" apply -f "$tmp/bad.yaml" 2>&1)
 rc=$?
-[ $rc != 0 ] && echo "$out" | grep -q 'spec.triggers\[0\].type: "kafka-nope" is not supported; supported: prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, metrics-api, redis-cluster, redis-cluster-streams, redis-sentinel, redis-sentinel-streams, postgresql' &&
+[ $rc != 0 ] && echo "$out" | grep -q 'spec.triggers\[0\].type: "kafka-nope" is not supported; supported: prometheus, cpu, memory, cron, redis, redis-streams, nats-jetstream, rabbitmq, metrics-api, redis-cluster, redis-cluster-streams, redis-sentinel, redis-sentinel-streams, postgresql, mysql' &&
     ok "an unknown trigger type names the supported ones" || bad "unknown trigger type" "rc=$rc $out"
 sed 's/threshold: "5"/threshold: "five"/' "$tmp/so.yaml" >"$tmp/bad2.yaml"
 out=$("$WASMFN" apply -f "$tmp/bad2.yaml" 2>&1)
@@ -617,6 +635,92 @@ leaks=$( { "$WASMFN" get scaledobjects -o json; "$WASMFN" get triggerauthenticat
 [ "$leaks" = 0 ] && ok "the PostgreSQL password is not in the status, the API or the log" ||
     bad "the PostgreSQL password leaks" "$leaks lines"
 for f in p1 p2 p3 p4 p5; do "$WASMFN" delete scaledobject $f-scaler >/dev/null 2>&1; done
+
+# ---- mysql trigger -----------------------------------------------------------------
+# The same from MariaDB (MySQL's protocol): a user with a password that may
+# also write, named by its parts (the password from a Secret) or by the Go
+# driver's connection string KEDA takes (from a Secret).
+MYROOT() { mariadb --socket="$mydir/sock" -uroot "$@"; }
+until_true 10 sh -c "mariadb --socket='$mydir/sock' -uroot -e 'SELECT 1' >/dev/null 2>&1" ||
+    bad "mariadbd starts" "$(tail -5 "$mydir/err.log" 2>&1)"
+MYROOT -e "CREATE DATABASE stats; USE stats;
+    CREATE TABLE jobs (id INT AUTO_INCREMENT PRIMARY KEY, state VARCHAR(10));
+    INSERT INTO jobs (state) SELECT 'queued' FROM seq_1_to_7;
+    INSERT INTO jobs (state) SELECT 'done' FROM seq_1_to_5;
+    CREATE USER 'keda'@'127.0.0.1' IDENTIFIED BY '$MY_PASS';
+    GRANT SELECT, UPDATE ON stats.* TO 'keda'@'127.0.0.1';" 2>"$tmp/my.log" ||
+    bad "set up MariaDB" "$(cat "$tmp/my.log")"
+for f in y1 y2 y3 y4; do "$WASMFN" deploy $f "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $f"; done
+my_so() { # my_so NAME QUERY TARGET AUTH [METADATA-LINES]
+    cat <<EOF
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: $1-scaler }
+spec:
+  scaleTargetRef: { name: $1 }
+  pollingInterval: 1
+  triggers:
+    - type: mysql
+      authenticationRef: { name: $4 }
+      metadata:
+        query: "$2"
+        queryValue: "$3"
+${5:-}
+EOF
+}
+MY_PARTS="        host: 127.0.0.1
+        port: \"$myport\"
+        username: keda
+        dbName: stats"
+{ cat <<EOF
+apiVersion: v1
+kind: Secret
+metadata: { name: my-creds }
+stringData:
+  password: "$MY_PASS"
+  connection: "keda:$MY_PASS@tcp(127.0.0.1:$myport)/stats"
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: { name: my-auth }
+spec:
+  secretTargetRef: [ { parameter: password, name: my-creds, key: password } ]
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: { name: my-conn }
+spec:
+  secretTargetRef: [ { parameter: connectionString, name: my-creds, key: connection } ]
+EOF
+  my_so y1 "SELECT COUNT(*) FROM jobs WHERE state = 'queued'" 3 my-auth "$MY_PARTS"
+  my_so y2 "SELECT CEIL(COUNT(*) / 4) FROM jobs" 1 my-conn
+  my_so y3 "UPDATE jobs SET state = 'lost'" 1 my-auth "$MY_PARTS"
+  my_so y4 "SELECT seq FROM seq_4_to_100000000" 1 my-conn
+} >"$tmp/my.yaml"
+out=$("$WASMFN" apply -f "$tmp/my.yaml" 2>&1) || bad "apply the mysql ScaledObjects" "$out"
+echo "$out" | grep -q warning && bad "no warning for mysql credentials from a Secret" "$out"
+until_true 5 has_instances y1 3 &&
+    ok "mysql (MariaDB; host, port, username, dbName; password from a Secret): 7 queued, target 3 -> 3 instances" ||
+    bad "mysql by its parts" "instances $(instances y1); $(so_field y1-scaler 'o["status"]')"
+until_true 5 has_instances y2 3 &&
+    ok "mysql (the Go driver's connection string from a Secret): CEIL(12 / 4) = 3, target 1 -> 3 instances" ||
+    bad "mysql by a connection string" "instances $(instances y2); $(so_field y2-scaler 'o["status"]')"
+MYROOT -e "INSERT INTO stats.jobs (state) SELECT 'queued' FROM stats.seq_1_to_5" >/dev/null 2>&1
+until_true 5 has_instances y1 4 && ok "mysql: 5 more queued rows, read at the next poll -> 4 instances" ||
+    bad "mysql after an insert" "instances $(instances y1); $(so_field y1-scaler 'o["status"]')"
+until_true 5 sh -c "\"$WASMFN\" get scaledobject y3-scaler -o json | grep -q 'READ ONLY transaction'" &&
+    [ "$(MYROOT -N -e "SELECT COUNT(*) FROM stats.jobs WHERE state = 'lost'")" = 0 ] &&
+    ok "mysql: a query that writes fails in the read-only session (the user may write), nothing written" ||
+    bad "a writing mysql query" "$(so_field y3-scaler 'o["status"]')"
+until_true 5 has_instances y4 4 &&
+    ok "mysql: a query of 100 million rows reads its first (4) at once -> 4 instances" ||
+    bad "a mysql query of many rows" "instances $(instances y4); $(so_field y4-scaler 'o["status"]')"
+leaks=$( { "$WASMFN" get scaledobjects -o json; "$WASMFN" get triggerauthentications -o json; cat "$tmp/log"; } 2>&1 |
+    grep -cF -- "$MY_PASS")
+[ "$leaks" = 0 ] && ok "the MariaDB password is not in the status, the API or the log" ||
+    bad "the MariaDB password leaks" "$leaks lines"
+for f in y1 y2 y3 y4; do "$WASMFN" delete scaledobject $f-scaler >/dev/null 2>&1; done
 
 # ---- TriggerAuthentication ----------------------------------------------------------
 # A Service scaled by the Prometheus that wants basic auth. Without

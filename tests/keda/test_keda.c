@@ -290,18 +290,18 @@ static void test_postgresql(void **state)
     assert_int_equal(t->type, KD_POSTGRESQL);
     assert_string_equal(t->name, "s0-postgresql");
     assert_string_equal(t->url, "db");
-    assert_string_equal(t->pg_port, "5433");
+    assert_string_equal(t->db_port, "5433");
     assert_string_equal(t->username, "keda");
     assert_string_equal(t->password, "pw");
-    assert_string_equal(t->pg_dbname, "jobs");
-    assert_string_equal(t->pg_sslmode, "require");
+    assert_string_equal(t->db_name, "jobs");
+    assert_string_equal(t->db_sslmode, "require");
     assert_string_equal(t->query, "SELECT count(*) FROM t");
     assert_true(t->target == 2.5 && t->activation == 1);
-    assert_null(t->pg_connection);
+    assert_null(t->db_connection);
     assert_true(has_warning(&so, "spec.triggers[0].metadata.password: stored in clear"));
     assert_true(has_warning(&so, "spec.triggers[0].metadata.connectionFromEnv: not supported"));
     t = &so.triggers[1];
-    assert_string_equal(t->pg_connection, "postgresql://u:p@db/x");
+    assert_string_equal(t->db_connection, "postgresql://u:p@db/x");
     assert_null(t->url);
     assert_true(has_warning(&so, "spec.triggers[1].metadata.connection: stored in clear"));
     kd_scaledobject_free(&so);
@@ -361,6 +361,66 @@ static void test_pause_annotations(void **state)
                  bad[i][0]);
         expect_error(doc_of(buf), bad[i][1]);
     }
+}
+
+/* mysql: the Go driver's connection strings KEDA takes, and the parts. */
+static void test_mysql(void **state)
+{
+    (void)state;
+    kd_dsn_t d;
+    char err[256];
+    assert_int_equal(kd_mysql_dsn_parse("keda:p@ss:w@rd@tcp(db.local:3307)/stats", &d, err, sizeof err), 0);
+    assert_string_equal(d.user, "keda");
+    assert_string_equal(d.password, "p@ss:w@rd"); /* the last '@' ends it */
+    assert_true(d.has_password);
+    assert_string_equal(d.host, "db.local");
+    assert_int_equal(d.port, 3307);
+    assert_string_equal(d.db, "stats");
+    assert_int_equal(kd_mysql_dsn_parse("u@tcp([::1]:3306)/x", &d, err, sizeof err), 0);
+    assert_string_equal(d.host, "::1");
+    assert_false(d.has_password);
+    assert_int_equal(kd_mysql_dsn_parse("u:pw@/x", &d, err, sizeof err), 0);
+    assert_string_equal(d.host, "127.0.0.1"); /* the driver's default */
+    assert_int_equal(d.port, 3306);
+    assert_int_equal(kd_mysql_dsn_parse("tcp(h)/x", &d, err, sizeof err), 0);
+    assert_string_equal(d.host, "h");
+    assert_int_equal(d.port, 3306);
+    const char *bad[][2] = {
+        {"u:secret@tcp(h:3306)", "no /dbname"},
+        {"u:secret@unix(/run/mysqld.sock)/x", "only tcp(host:port)"},
+        {"u:secret@tcp(h:99999)/x", "the port is not a number"},
+        {"u:secret@tcp(:3306)/x", "the host is empty"},
+        {"u:secret@tcp(h:3306)/x?tls=true", "parameters after '?' are not supported"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (kd_mysql_dsn_parse(bad[i][0], &d, err, sizeof err) == 0) fail_msg("%s: accepted", bad[i][0]);
+        if (!strstr(err, bad[i][1])) fail_msg("%s: '%s' lacks '%s'", bad[i][0], err, bad[i][1]);
+        assert_null(strstr(err, "secret")); /* never quoted */
+    }
+
+    kd_scaledobject_t so;
+    parse_ok(so_doc("", "{'type':'mysql','metadata':{'host':'db','port':'3307','username':'keda',"
+                        "'dbName':'stats','query':'SELECT COUNT(*) FROM t','queryValue':'4.4',"
+                        "'activationQueryValue':'1'}},"
+                        "{'type':'mysql','metadata':{'connectionString':'u:pw@tcp(db:3306)/x',"
+                        "'query':'SELECT 1','queryValue':'1'}}"),
+             &so);
+    assert_int_equal(so.triggers[0].type, KD_MYSQL);
+    assert_string_equal(so.triggers[0].name, "s0-mysql");
+    assert_string_equal(so.triggers[0].url, "db");
+    assert_string_equal(so.triggers[0].db_port, "3307");
+    assert_string_equal(so.triggers[0].db_name, "stats");
+    assert_true(so.triggers[0].target == 4.4 && so.triggers[0].activation == 1);
+    assert_string_equal(so.triggers[1].db_connection, "u:pw@tcp(db:3306)/x");
+    assert_true(has_warning(&so, "spec.triggers[1].metadata.connectionString: stored in clear"));
+    kd_scaledobject_free(&so);
+    expect_error(so_doc("", "{'type':'mysql','metadata':{'connectionString':'u:secret@tcp(h)',"
+                            "'query':'SELECT 1','queryValue':'1'}}"),
+                 "spec.triggers[0].metadata.connectionString: no /dbname");
+    expect_error(so_doc("", "{'type':'mysql','metadata':{'query':'SELECT 1','queryValue':'1'}}"),
+                 "spec.triggers[0].metadata.host: required (or connectionString");
+    expect_error(so_doc("", "{'type':'mysql','metadata':{'host':'h','query':'SELECT 1'}}"),
+                 "spec.triggers[0].metadata.queryValue: required");
 }
 
 /* metrics-api: the number at a GJSON path in any JSON answer. */
@@ -1299,6 +1359,7 @@ int main(void)
         cmocka_unit_test(test_redis_lists),
         cmocka_unit_test(test_redis_cluster_sentinel),
         cmocka_unit_test(test_postgresql),
+        cmocka_unit_test(test_mysql),
         cmocka_unit_test(test_pause_annotations),
         cmocka_unit_test(test_metrics_api_paths),
         cmocka_unit_test(test_metrics_api_formats),
