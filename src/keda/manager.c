@@ -4,14 +4,16 @@
  * triggers.
  *
  * Reading a trigger means asking a server (Prometheus, Redis, NATS,
- * RabbitMQ) that may be slow or gone, so it never happens on the loop
+ * RabbitMQ, a database, any metrics API) that may be slow or gone, so it never happens on the loop
  * thread: a small fixed set of poller threads (KD_POLL_THREADS) take the
  * object whose poll is due soonest, read its triggers one after another
  * (each bounded by KD_TRIGGER_TIMEOUT_MS), decide (rules.c) and, when the
  * replicas change, wake the loop with a uv_async; the loop hands the count
  * to the data plane (kd_config_t.set_replicas). An object is polled by one
  * thread at a time, so a slow server delays only the objects that use it
- * (and, with more of them than threads, the queue behind them).
+ * (and, with more of them than threads, the queue behind them). A paused
+ * ScaledObject (KEDA's annotations) is never polled: kd_apply decides its
+ * count once.
  *
  * The one lock `mu` guards the object list and every field of an object
  * except what the thread polling it uses while unlocked: its parsed spec

@@ -180,10 +180,16 @@ int kd_yaml_path_value(const char *body, size_t len, const char *path, double *v
         snprintf(err, errlen, "%s is not a number", where);
         goto out;
     }
-    char text[64];
-    snprintf(text, sizeof text, "%.*s", (int)(n->data.scalar.length < 63 ? n->data.scalar.length : 63),
-             (const char *)n->data.scalar.value);
+    /* The scalar whole (a NUL inside it is not a number's). */
+    const char *sv = (const char *)n->data.scalar.value;
+    size_t sl = n->data.scalar.length;
+    char *text = memchr(sv, '\0', sl) ? NULL : strndup(sv, sl);
+    if (!text) {
+        snprintf(err, errlen, "%s is not a number", where);
+        goto out;
+    }
     rc = text_number(text, where, value, err, errlen);
+    free(text);
 out:
     yaml_document_delete(&d);
     yaml_parser_delete(&ps);

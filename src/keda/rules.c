@@ -22,7 +22,8 @@
  *     per 15 s).
  * A failed read keeps that trigger's last activity and value (KEDA keeps
  * the replicas it has on errors); after fallback.failureThreshold failures
- * in a row of any trigger the target gets fallback.replicas.
+ * in a row of any trigger the target gets fallback.replicas (or, by
+ * fallback.behavior, the count it has, or the larger or smaller of the two).
  * With advanced.scalingModifiers, the formula over the triggers' values
  * makes one composite value, which takes the place of the triggers for
  * activity and replicas (its own target and metric type).

@@ -564,6 +564,17 @@ static void test_metrics_api_formats(void **state)
     assert_non_null(strstr(err, "is \"w\", not a number or quantity"));
     assert_int_equal(kd_yaml_path_value(yml, yl, "components.worker", &v, err, sizeof err), -1);
     assert_string_equal(err, "valueLocation components.worker is not a number");
+    /* A long scalar is read whole: 70 digits and an x is not a number. */
+    char longnum[128] = "n: ";
+    for (int i = 0; i < 70; i++) strcat(longnum, "7");
+    strcat(longnum, "x\n");
+    assert_int_equal(kd_yaml_path_value(longnum, strlen(longnum), "n", &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a number or quantity"));
+    longnum[strlen(longnum) - 2] = '\n'; /* 70 digits: a number */
+    assert_int_equal(kd_yaml_path_value(longnum, strlen(longnum) - 1, "n", &v, err, sizeof err), 0);
+    assert_true(v > 7.7e69 && v < 7.8e69);
+    assert_int_equal(kd_yaml_path_value("n: \"12\\0x\"\n", 11, "n", &v, err, sizeof err), -1);
+    assert_string_equal(err, "valueLocation n is not a number"); /* "12", a NUL, "x" */
     assert_int_equal(kd_yaml_path_value("a: [1,", 6, "a", &v, err, sizeof err), -1);
     assert_non_null(strstr(err, "the answer is not YAML"));
     assert_int_equal(kd_yaml_path_value("", 0, "a", &v, err, sizeof err), -1);
