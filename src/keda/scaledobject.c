@@ -590,6 +590,35 @@ static int parse_redis(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t
     return 0;
 }
 
+/* A database trigger's server (postgresql, mysql): the connection string
+ * under conn_key, or host (then required), port, the user under user_key,
+ * password and dbName. 1 when it is a connection string, 0 for the parts. */
+static int parse_db_server(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t,
+                           const char *conn_key, const char *user_key)
+{
+    if (meta_str(c, md, conn_key, path, false, &t->db_connection) < 0) return -1;
+    if (t->db_connection) {
+        warn_clear(c, md, path, conn_key);
+        return 1;
+    }
+    if (meta_str(c, md, "host", path, false, &t->url) < 0) return -1;
+    if (!t->url)
+        return fail(c, "%s.metadata.host: required (or %s, a connection string best given by a "
+                       "TriggerAuthentication)",
+                    path, conn_key);
+    if (meta_str(c, md, "port", path, false, &t->db_port) < 0 ||
+        meta_str(c, md, user_key, path, false, &t->username) < 0 ||
+        meta_str(c, md, "password", path, false, &t->password) < 0 ||
+        meta_str(c, md, "dbName", path, false, &t->db_name) < 0)
+        return -1;
+    if (t->db_port &&
+        (strspn(t->db_port, "0123456789") != strlen(t->db_port) || strlen(t->db_port) > 5 ||
+         atoi(t->db_port) < 1 || atoi(t->db_port) > 65535))
+        return fail(c, "%s.metadata.port: \"%s\" is not a port", path, t->db_port);
+    warn_clear(c, md, path, "password");
+    return 0;
+}
+
 /* KEDA's postgresql trigger: the number a query returns (postgresql.c),
  * from a server named by a connection string or by its parts. */
 static int parse_postgresql(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
@@ -601,23 +630,10 @@ static int parse_postgresql(ctx_t *c, const cJSON *md, const char *path, kd_trig
     char p[128];
     snprintf(p, sizeof p, "%s.metadata", path);
     warn_unknown(c, md, p, known, NULL);
-    if (meta_str(c, md, "connection", path, false, &t->db_connection) < 0) return -1;
-    if (!t->db_connection) {
-        if (meta_str(c, md, "host", path, false, &t->url) < 0) return -1;
-        if (!t->url)
-            return fail(c, "%s.metadata.host: required (or connection, a connection string best "
-                           "given by a TriggerAuthentication)",
-                        path);
-        if (meta_str(c, md, "port", path, false, &t->db_port) < 0 ||
-            meta_str(c, md, "userName", path, false, &t->username) < 0 ||
-            meta_str(c, md, "password", path, false, &t->password) < 0 ||
-            meta_str(c, md, "dbName", path, false, &t->db_name) < 0 ||
-            meta_str(c, md, "sslmode", path, false, &t->db_sslmode) < 0)
-            return -1;
-        if (t->db_port && (strspn(t->db_port, "0123456789") != strlen(t->db_port) ||
-                           strlen(t->db_port) > 5 || atoi(t->db_port) < 1 ||
-                           atoi(t->db_port) > 65535))
-            return fail(c, "%s.metadata.port: \"%s\" is not a port", path, t->db_port);
+    int r = parse_db_server(c, md, path, t, "connection", "userName");
+    if (r < 0) return -1;
+    if (r == 0) {
+        if (meta_str(c, md, "sslmode", path, false, &t->db_sslmode) < 0) return -1;
         static const char *const modes[] = {"disable", "allow",     "prefer",
                                             "require", "verify-ca", "verify-full", NULL};
         bool known_mode = !t->db_sslmode;
@@ -632,8 +648,6 @@ static int parse_postgresql(ctx_t *c, const cJSON *md, const char *path, kd_trig
         meta_num(c, md, "targetQueryValue", path, true, false, 0, &t->target) < 0 ||
         meta_num(c, md, "activationTargetQueryValue", path, false, true, 0, &t->activation) < 0)
         return -1;
-    warn_clear(c, md, path, "connection");
-    warn_clear(c, md, path, "password");
     return 0;
 }
 
@@ -649,35 +663,19 @@ static int parse_mysql(ctx_t *c, const cJSON *md, const char *path, kd_trigger_t
     char p[128];
     snprintf(p, sizeof p, "%s.metadata", path);
     warn_unknown(c, md, p, known, NULL);
-    if (meta_str(c, md, "connectionString", path, false, &t->db_connection) < 0) return -1;
-    if (t->db_connection) {
+    int r = parse_db_server(c, md, path, t, "connectionString", "username");
+    if (r < 0) return -1;
+    if (r == 1) {
         kd_dsn_t d;
         char e[200];
         int rc = kd_mysql_dsn_parse(t->db_connection, &d, e, sizeof e);
         explicit_bzero(&d, sizeof d);
         if (rc < 0) return fail(c, "%s.metadata.connectionString: %s", path, e);
-    } else {
-        if (meta_str(c, md, "host", path, false, &t->url) < 0) return -1;
-        if (!t->url)
-            return fail(c, "%s.metadata.host: required (or connectionString, best given by a "
-                           "TriggerAuthentication)",
-                        path);
-        if (meta_str(c, md, "port", path, false, &t->db_port) < 0 ||
-            meta_str(c, md, "username", path, false, &t->username) < 0 ||
-            meta_str(c, md, "password", path, false, &t->password) < 0 ||
-            meta_str(c, md, "dbName", path, false, &t->db_name) < 0)
-            return -1;
-        if (t->db_port && (strspn(t->db_port, "0123456789") != strlen(t->db_port) ||
-                           strlen(t->db_port) > 5 || atoi(t->db_port) < 1 ||
-                           atoi(t->db_port) > 65535))
-            return fail(c, "%s.metadata.port: \"%s\" is not a port", path, t->db_port);
     }
     if (meta_str(c, md, "query", path, true, &t->query) < 0 ||
         meta_num(c, md, "queryValue", path, true, false, 0, &t->target) < 0 ||
         meta_num(c, md, "activationQueryValue", path, false, true, 0, &t->activation) < 0)
         return -1;
-    warn_clear(c, md, path, "connectionString");
-    warn_clear(c, md, path, "password");
     return 0;
 }
 

@@ -558,49 +558,56 @@ PSQL -c "CREATE TABLE jobs (id serial, state text)" \
     -c "INSERT INTO jobs (state) SELECT 'done' FROM generate_series(1, 5)" >/dev/null 2>"$tmp/psql.log" ||
     bad "fill the PostgreSQL table" "$(cat "$tmp/psql.log")"
 for f in p1 p2 p3 p4 p5; do "$WASMFN" deploy $f "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $f"; done
-pg_so() { # pg_so NAME QUERY TARGET AUTH [METADATA-LINES]
+# db_so TYPE TARGET-KEY NAME QUERY TARGET AUTH [METADATA-LINES]: a
+# ScaledObject for Service NAME with one database trigger.
+db_so() {
     cat <<EOF
 ---
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
-metadata: { name: $1-scaler }
+metadata: { name: $3-scaler }
 spec:
-  scaleTargetRef: { name: $1 }
+  scaleTargetRef: { name: $3 }
   pollingInterval: 1
   triggers:
-    - type: postgresql
-      authenticationRef: { name: $4 }
+    - type: $1
+      authenticationRef: { name: $6 }
       metadata:
-        query: "$2"
-        targetQueryValue: "$3"
-${5:-}
+        query: "$4"
+        $2: "$5"
+${7:-}
 EOF
 }
+pg_so() { db_so postgresql targetQueryValue "$@"; }
 PG_PARTS="        host: 127.0.0.1
         port: \"$pgport\"
         userName: postgres
         dbName: postgres
         sslmode: disable"
-{ cat <<EOF
+# db_auth PREFIX PASSWORD CONNECTION CONNECTION-PARAMETER: a Secret
+# PREFIX-creds holding both, a TriggerAuthentication PREFIX-auth giving the
+# password and PREFIX-conn giving the connection string.
+db_auth() {
+    cat <<EOF
 apiVersion: v1
 kind: Secret
-metadata: { name: pg-creds }
-stringData:
-  password: "$PG_PASS"
-  connection: "postgresql://postgres:$PG_PASS@127.0.0.1:$pgport/postgres?sslmode=disable"
+metadata: { name: $1-creds }
+stringData: { password: "$2", connection: "$3" }
 ---
 apiVersion: keda.sh/v1alpha1
 kind: TriggerAuthentication
-metadata: { name: pg-auth }
+metadata: { name: $1-auth }
 spec:
-  secretTargetRef: [ { parameter: password, name: pg-creds, key: password } ]
+  secretTargetRef: [ { parameter: password, name: $1-creds, key: password } ]
 ---
 apiVersion: keda.sh/v1alpha1
 kind: TriggerAuthentication
-metadata: { name: pg-conn }
+metadata: { name: $1-conn }
 spec:
-  secretTargetRef: [ { parameter: connection, name: pg-creds, key: connection } ]
+  secretTargetRef: [ { parameter: $4, name: $1-creds, key: connection } ]
 EOF
+}
+{ db_auth pg "$PG_PASS" "postgresql://postgres:$PG_PASS@127.0.0.1:$pgport/postgres?sslmode=disable" connection
   pg_so p1 "SELECT count(*) FROM jobs WHERE state = 'queued'" 3 pg-auth "$PG_PARTS"
   pg_so p2 "SELECT ceil(count(*)::decimal / 4) FROM jobs" 1 pg-conn
   pg_so p3 "UPDATE jobs SET state = 'lost' RETURNING 1" 1 pg-auth "$PG_PARTS"
@@ -651,48 +658,12 @@ MYROOT -e "CREATE DATABASE stats; USE stats;
     GRANT SELECT, UPDATE ON stats.* TO 'keda'@'127.0.0.1';" 2>"$tmp/my.log" ||
     bad "set up MariaDB" "$(cat "$tmp/my.log")"
 for f in y1 y2 y3 y4; do "$WASMFN" deploy $f "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $f"; done
-my_so() { # my_so NAME QUERY TARGET AUTH [METADATA-LINES]
-    cat <<EOF
----
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: { name: $1-scaler }
-spec:
-  scaleTargetRef: { name: $1 }
-  pollingInterval: 1
-  triggers:
-    - type: mysql
-      authenticationRef: { name: $4 }
-      metadata:
-        query: "$2"
-        queryValue: "$3"
-${5:-}
-EOF
-}
+my_so() { db_so mysql queryValue "$@"; }
 MY_PARTS="        host: 127.0.0.1
         port: \"$myport\"
         username: keda
         dbName: stats"
-{ cat <<EOF
-apiVersion: v1
-kind: Secret
-metadata: { name: my-creds }
-stringData:
-  password: "$MY_PASS"
-  connection: "keda:$MY_PASS@tcp(127.0.0.1:$myport)/stats"
----
-apiVersion: keda.sh/v1alpha1
-kind: TriggerAuthentication
-metadata: { name: my-auth }
-spec:
-  secretTargetRef: [ { parameter: password, name: my-creds, key: password } ]
----
-apiVersion: keda.sh/v1alpha1
-kind: TriggerAuthentication
-metadata: { name: my-conn }
-spec:
-  secretTargetRef: [ { parameter: connectionString, name: my-creds, key: connection } ]
-EOF
+{ db_auth my "$MY_PASS" "keda:$MY_PASS@tcp(127.0.0.1:$myport)/stats" connectionString
   my_so y1 "SELECT COUNT(*) FROM jobs WHERE state = 'queued'" 3 my-auth "$MY_PARTS"
   my_so y2 "SELECT CEIL(COUNT(*) / 4) FROM jobs" 1 my-conn
   my_so y3 "UPDATE jobs SET state = 'lost'" 1 my-auth "$MY_PARTS"
