@@ -421,6 +421,18 @@ static void redis_warn_unknown(ctx_t *c, const cJSON *md, const char *path, kd_t
     warn_unknown(c, md, p, known, NULL);
 }
 
+/* The n characters at s as a port (1 to 65535, digits only); 0 if not. */
+static unsigned port_of(const char *s, size_t n)
+{
+    unsigned v = 0;
+    if (n == 0 || n > 5) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    return v <= 65535 ? v : 0;
+}
+
 /* Appends "host:port" to the list *out (comma-separated), after checking
  * it: a host, a colon, a port from 1 to 65535. */
 static int add_node(ctx_t *c, const char *path, const char *key, const char *host, size_t hlen,
@@ -430,20 +442,15 @@ static int add_node(ctx_t *c, const char *path, const char *key, const char *hos
     while (hlen && (host[hlen - 1] == ' ' || host[hlen - 1] == '\t')) hlen--;
     while (plen && (*port == ' ' || *port == '\t')) port++, plen--;
     while (plen && (port[plen - 1] == ' ' || port[plen - 1] == '\t')) plen--;
-    unsigned long pn = 0;
-    bool digits = plen > 0 && plen <= 5;
-    for (size_t i = 0; digits && i < plen; i++) {
-        digits = port[i] >= '0' && port[i] <= '9';
-        pn = pn * 10 + (unsigned long)(port[i] - '0');
-    }
+    unsigned pn = port_of(port, plen);
     bool host_ok = hlen > 0 && hlen < 256 && !memchr(host, ' ', hlen) && !memchr(host, ',', hlen);
-    if (!host_ok || !digits || pn == 0 || pn > 65535)
+    if (!host_ok || !pn)
         return fail(c, "%s.metadata.%s: \"%.*s:%.*s\" is not host:port", path, key, (int)hlen,
                     host, (int)plen, port);
     if (++*n > KD_MAX_REDIS_NODES)
         return fail(c, "%s.metadata.%s: more than %u servers", path, key, KD_MAX_REDIS_NODES);
     char *s;
-    if (asprintf(&s, "%s%s%.*s:%lu", *out ? *out : "", *out ? "," : "", (int)hlen, host, pn) < 0)
+    if (asprintf(&s, "%s%s%.*s:%u", *out ? *out : "", *out ? "," : "", (int)hlen, host, pn) < 0)
         return fail(c, "out of memory");
     free(*out);
     *out = s;
@@ -611,9 +618,7 @@ static int parse_db_server(ctx_t *c, const cJSON *md, const char *path, kd_trigg
         meta_str(c, md, "password", path, false, &t->password) < 0 ||
         meta_str(c, md, "dbName", path, false, &t->db_name) < 0)
         return -1;
-    if (t->db_port &&
-        (strspn(t->db_port, "0123456789") != strlen(t->db_port) || strlen(t->db_port) > 5 ||
-         atoi(t->db_port) < 1 || atoi(t->db_port) > 65535))
+    if (t->db_port && !port_of(t->db_port, strlen(t->db_port)))
         return fail(c, "%s.metadata.port: \"%s\" is not a port", path, t->db_port);
     warn_clear(c, md, path, "password");
     return 0;

@@ -18,7 +18,8 @@
 #   - postgresql: a query's number from a real PostgreSQL with a password,
 #     named by its parts or by a connection string (both from a Secret); a
 #     new row read at the next poll; a writing query fails read-only; NULL
-#     is an error; of 100 million rows the first is read at once;
+#     is an error; of 100 million rows the first is read at once; a server
+#     that never answers is given up within the bound;
 #   - mysql: the same from MariaDB, named by its parts or by the Go
 #     driver's connection string; a writing query fails in the read-only
 #     session; of 100 million rows the first is read at once;
@@ -211,6 +212,14 @@ mariadb-install-db --user=mysql --datadir="$mydir/data" --auth-root-authenticati
 mariadbd --user=mysql --datadir="$mydir/data" --port="$myport" --bind-address=127.0.0.1 \
     --socket="$mydir/sock" --pid-file="$mydir/pid" --skip-log-bin --skip-name-resolve \
     --log-error="$mydir/err.log" >/dev/null 2>&1 &
+pids+=($!)
+# A server that accepts connections and never says a word: a database
+# trigger pointed at it must give up within its bound, not hang a poller.
+silent=$(free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); held = []
+while True: held.append(s.accept()[0])' "$silent" >/dev/null 2>&1 &
 pids+=($!)
 nport=$(free_port)
 nats-server -js -a 127.0.0.1 -p "$nport" -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
@@ -637,6 +646,20 @@ until_true 5 sh -c "\"$WASMFN\" get scaledobject p4-scaler -o json | grep -q 'th
 until_true 5 has_instances p5 4 &&
     ok "postgresql: a query of 100 million rows reads its first (4) at once -> 4 instances" ||
     bad "a query of many rows" "instances $(instances p5); $(so_field p5-scaler 'o["status"]')"
+# silent_check TYPE NAME: Service NAME's ScaledObject, a TYPE trigger at the
+# silent server, shows that server's error within 10 s (the reads' bound
+# is 3 s; without one they would wait for ever).
+silent_check() {
+    "$WASMFN" deploy "$2" "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $2"
+    db_so "$1" "$3" "$2" "SELECT 1" 1 "$4" "        host: 127.0.0.1
+        port: \"$silent\"" >"$tmp/$2.yaml"
+    out=$("$WASMFN" apply -f "$tmp/$2.yaml" 2>&1) || bad "apply $2-scaler" "$out"
+    until_true 10 sh -c "\"$WASMFN\" get scaledobject $2-scaler -o json | grep -q '\"lastError\":\"$1 127.0.0.1:$silent'" &&
+        ok "$1: a server that never answers is given up within its bound, the error shown" ||
+        bad "$1 against a silent server" "$(so_field "$2"-scaler 'o["status"]')"
+    "$WASMFN" delete scaledobject "$2"-scaler >/dev/null 2>&1
+}
+silent_check postgresql p6 targetQueryValue pg-auth
 leaks=$( { "$WASMFN" get scaledobjects -o json; "$WASMFN" get triggerauthentications -o json; cat "$tmp/log"; } 2>&1 |
     grep -cF -- "$PG_PASS")
 [ "$leaks" = 0 ] && ok "the PostgreSQL password is not in the status, the API or the log" ||
@@ -687,6 +710,7 @@ until_true 5 sh -c "\"$WASMFN\" get scaledobject y3-scaler -o json | grep -q 'RE
 until_true 5 has_instances y4 4 &&
     ok "mysql: a query of 100 million rows reads its first (4) at once -> 4 instances" ||
     bad "a mysql query of many rows" "instances $(instances y4); $(so_field y4-scaler 'o["status"]')"
+silent_check mysql y5 queryValue my-auth
 leaks=$( { "$WASMFN" get scaledobjects -o json; "$WASMFN" get triggerauthentications -o json; cat "$tmp/log"; } 2>&1 |
     grep -cF -- "$MY_PASS")
 [ "$leaks" = 0 ] && ok "the MariaDB password is not in the status, the API or the log" ||
