@@ -62,8 +62,8 @@ ASAN_STEPS += diff-smoke
 # KEDA's readers (fuzz_keda.c): the parsers compiled here with coverage, the
 # rest of what they call linked from the library.
 FUZZ_KEDA_BIN := $(FUZZ_OUT)/fuzz_keda
-FUZZ_KEDA_SRCS := src/keda/scaledobject.c src/keda/formula.c src/keda/metricsapi.c \
-	src/keda/exposition.c
+FUZZ_KEDA_SRCS := src/keda/scaledobject.c src/keda/metadata.c src/keda/parse.c src/keda/types.c \
+	src/keda/formula.c src/keda/metricsapi.c src/keda/exposition.c
 $(FUZZ_KEDA_BIN): tests/fuzz/fuzz_keda.c $(FUZZ_KEDA_SRCS) $(wildcard src/keda/*.h) $(LIB)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_keda.c $(FUZZ_KEDA_SRCS) $(LIB) $(LIBS)
