@@ -186,6 +186,24 @@ static size_t next_addr(const char **p, const char **start)
     return len;
 }
 
+/* The node a redirection names ("MOVED <slot> <host>:<port>", the same for
+ * ASK): the host (empty: the same host; an IPv6 address bare, as Redis
+ * writes it, or in brackets) and a port of 1 to 65535 in digits. False
+ * when it is not that. */
+static bool redirect_target(const char *s, char *host, size_t hn, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon) return false;
+    size_t plen = strlen(colon + 1);
+    if (plen == 0 || plen > 5 || strspn(colon + 1, "0123456789") != plen) return false;
+    *port = atoi(colon + 1);
+    size_t hl = (size_t)(colon - s);
+    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') s++, hl -= 2;
+    if (hl >= hn || memchr(s, ' ', hl)) return false;
+    snprintf(host, hn, "%.*s", (int)hl, s);
+    return *port >= 1 && *port <= 65535;
+}
+
 /* A Cluster: the nodes listed are tried in turn until one answers; its
  * MOVED or ASK answer names the node that holds the key ("MOVED 9114
  * 10.0.0.2:6379"; an empty host is the same host), which is asked in turn. */
@@ -222,12 +240,10 @@ static int read_cluster(const kd_trigger_t *t, double *value, char *err, size_t 
                 redisFree(c);
                 return -1;
             }
-            /* "MOVED <slot> <host>:<port>" */
             const char *to = strchr(r->str + (moved ? 6 : 4), ' ');
             char next[256];
             int nport = 0;
-            if (to) split_addr(to + 1, strlen(to + 1), next, sizeof next, &nport);
-            if (!to || nport <= 0 || nport > 65535) {
+            if (!to || !redirect_target(to + 1, next, sizeof next, &nport)) {
                 snprintf(err, errlen, "%s: bad redirection \"%.100s\"", reading_name(t), r->str);
                 freeReplyObject(r);
                 redisFree(c);

@@ -221,6 +221,41 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); held = []
 while True: held.append(s.accept()[0])' "$silent" >/dev/null 2>&1 &
 pids+=($!)
+# Two Redis Cluster nodes that misbehave, as no real one does: one answers
+# every command with a MOVED to itself (a loop), the other with a MOVED that
+# names no port. A redis-cluster trigger must stop at each, with its error.
+fake_node() { # fake_node PORT REPLY ("PORT" in it is the node's own)
+    python3 -c 'import socket, sys, threading
+port = int(sys.argv[1]); reply = sys.argv[2].replace("PORT", sys.argv[1]).encode() + b"\r\n"
+def commands(buf):  # how many whole RESP commands buf holds, and the rest
+    n = 0
+    while buf.startswith(b"*"):
+        i = buf.find(b"\r\n")
+        if i < 0: break
+        p = i + 2
+        for _ in range(int(buf[1:i])):
+            j = buf.find(b"\r\n", p)
+            if j < 0: return n, buf
+            p = j + 2 + int(buf[p + 1:j]) + 2
+        if p > len(buf): break
+        buf = buf[p:]; n += 1
+    return n, buf
+def serve(c):
+    buf = b""
+    while True:
+        d = c.recv(4096)
+        if not d: return
+        n, buf = commands(buf + d)
+        c.sendall(reply * n)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.listen(16)
+while True: threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()' "$1" "$2" >/dev/null 2>&1 &
+    pids+=($!)
+}
+loopnode=$(free_port)
+fake_node "$loopnode" "-MOVED 3999 127.0.0.1:PORT"
+badnode=$(free_port)
+fake_node "$badnode" "-MOVED 3999 127.0.0.1"
 nport=$(free_port)
 nats-server -js -a 127.0.0.1 -p "$nport" -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
 pids+=($!)
@@ -548,6 +583,38 @@ EOF
     until_true 5 sh -c "\"$WASMFN\" get scaledobject rs2-scaler -o json | grep -q 'no master named nomaster'" &&
         ok "redis-sentinel-streams: an unknown master is named in lastError" ||
         bad "an unknown master" "$(so_field rs2-scaler 'o["status"]')"
+    # The misbehaving nodes: a redirection loop ends after 5 hops, a
+    # redirection without a port is refused; both named in lastError.
+    for f in rc3 rc4; do
+        "$WASMFN" deploy $f "$EXAMPLES_DIR/hello.wasm" -q >/dev/null || bad "deploy $f"
+    done
+    cat >"$tmp/redis-fake.yaml" <<EOF
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: rc3-scaler }
+spec:
+  scaleTargetRef: { name: rc3 }
+  pollingInterval: 1
+  triggers:
+    - { type: redis-cluster, metadata: { addresses: "127.0.0.1:$loopnode", listName: q, listLength: "4" } }
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: rc4-scaler }
+spec:
+  scaleTargetRef: { name: rc4 }
+  pollingInterval: 1
+  triggers:
+    - { type: redis-cluster, metadata: { addresses: "127.0.0.1:$badnode", listName: q, listLength: "4" } }
+EOF
+    out=$("$WASMFN" apply -f "$tmp/redis-fake.yaml" 2>&1) || bad "apply the fake-node ScaledObjects" "$out"
+    until_true 5 sh -c "\"$WASMFN\" get scaledobject rc3-scaler -o json | grep -q 'more than 5 redirections (MOVED 3999 127.0.0.1:$loopnode)'" &&
+        ok "redis-cluster: a node that redirects to itself is left after 5 redirections, the error shown" ||
+        bad "a redirection loop" "$(so_field rc3-scaler 'o["status"]')"
+    until_true 5 sh -c "\"$WASMFN\" get scaledobject rc4-scaler -o json | grep -q 'bad redirection \\\\\"MOVED 3999 127.0.0.1\\\\\"'" &&
+        ok "redis-cluster: a redirection without a port is refused, the error shown" ||
+        bad "a malformed redirection" "$(so_field rc4-scaler 'o["status"]')"
+    for s in rc3 rc4; do "$WASMFN" delete scaledobject $s-scaler >/dev/null 2>&1; done
     leaks=$( { "$WASMFN" get scaledobjects -o json; cat "$tmp/log"; } 2>&1 |
         grep -cF -e "$MASTER_PASS" -e "$SENTINEL_PASS")
     [ "$leaks" = 0 ] && ok "the Redis passwords are not in the status or the log" ||
