@@ -162,7 +162,10 @@ static cJSON *function_json(api_t *a, const st_function_t *f)
 static int deploy_to_plane(void *ud, const char *name, const st_function_t *f, char *err,
                            size_t errlen)
 {
-    return api_deploy(ud, name, f, err, errlen);
+    int rc = api_deploy(ud, name, f, err, errlen);
+    /* Its ScaledObject may read values from its env (...FromEnv). */
+    if (rc == 0) api_scaledobjects_env_changed(ud, name);
+    return rc;
 }
 
 int api_load_all(api_t *a, char *err, size_t errlen)

@@ -35,7 +35,8 @@ void api_scaledobject_apply(api_t *a, hs_req_t *r, const cJSON *doc)
     }
     kd_scaledobject_t so;
     char err[1024];
-    if (kd_scaledobject_parse(doc, api_triggerauth_resolve, a, &so, err, sizeof err) != 0) {
+    kd_resolvers_t rs = {api_triggerauth_resolve, api_trigger_env_resolve, a};
+    if (kd_scaledobject_parse(doc, &rs, &so, err, sizeof err) != 0) {
         kd_scaledobject_free(&so);
         hs_respond_errorf(r, 400, "%s", err);
         return;
@@ -62,12 +63,20 @@ void api_scaledobject_apply(api_t *a, hs_req_t *r, const cJSON *doc)
     cJSON *o = api_applied_json("ScaledObject", so.name, created, so.warnings, so.nwarnings);
     cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "warnings");
     for (uint32_t i = 0; i < so.ntriggers; i++) {
-        if (!so.triggers[i].auth_err) continue;
+        const kd_trigger_t *t = &so.triggers[i];
         char line[512];
-        snprintf(line, sizeof line, "spec.triggers[%u].authenticationRef: %s; the trigger fails "
-                                    "each read until it resolves",
-                 i, so.triggers[i].auth_err);
-        cJSON_AddItemToArray(w, cJSON_CreateString(line));
+        if (t->auth_err) {
+            snprintf(line, sizeof line, "spec.triggers[%u].authenticationRef: %s; the trigger "
+                                        "fails each read until it resolves",
+                     i, t->auth_err);
+            cJSON_AddItemToArray(w, cJSON_CreateString(line));
+        }
+        if (t->env_err) {
+            snprintf(line, sizeof line, "spec.triggers[%u].%s; the trigger fails each read until "
+                                        "it resolves",
+                     i, t->env_err);
+            cJSON_AddItemToArray(w, cJSON_CreateString(line));
+        }
     }
     st_function_t f;
     if (st_function_get(a->st, so.target, &f, err, sizeof err) == ST_OK) {
@@ -134,7 +143,8 @@ static void load_one(void *ud, const st_doc_t *d)
     char err[1024];
     cJSON *j = cJSON_Parse(d->doc);
     kd_scaledobject_t so;
-    if (!j || kd_scaledobject_parse(j, api_triggerauth_resolve, a, &so, err, sizeof err) != 0 ||
+    kd_resolvers_t rs = {api_triggerauth_resolve, api_trigger_env_resolve, a};
+    if (!j || kd_scaledobject_parse(j, &rs, &so, err, sizeof err) != 0 ||
         kd_apply(a->keda, &so) != 0) {
         fprintf(stderr, "wasmfn: scaledobject %s not run: %s\n", name,
                 j ? err : "its stored document is not JSON");
@@ -150,12 +160,36 @@ int api_scaledobjects_load(api_t *a, char *err, size_t errlen)
 }
 
 /* Runs again, with credentials resolved anew, every stored ScaledObject
- * that names a TriggerAuthentication. */
+ * that names a TriggerAuthentication or reads its Service's env (whose
+ * values may come from Secrets). */
 static void refresh_one(void *ud, const st_doc_t *d)
 {
     cJSON *j = cJSON_Parse(d->doc);
-    if (j && kd_scaledobject_uses_auth(j, NULL, false)) load_one(ud, d);
+    if (j && (kd_scaledobject_uses_auth(j, NULL, false) || kd_scaledobject_uses_env(j)))
+        load_one(ud, d);
     cJSON_Delete(j);
+}
+
+typedef struct target_refresh {
+    api_t *a;
+    const char *service;
+} target_refresh_t;
+
+static void refresh_target_one(void *ud, const st_doc_t *d)
+{
+    target_refresh_t *tr = ud;
+    if (!d->target || strcmp(d->target, tr->service) != 0) return;
+    cJSON *j = cJSON_Parse(d->doc);
+    if (j && kd_scaledobject_uses_env(j)) load_one(tr->a, d);
+    cJSON_Delete(j);
+}
+
+void api_scaledobjects_env_changed(api_t *a, const char *service)
+{
+    char err[512];
+    target_refresh_t tr = {a, service};
+    if (a->keda && st_scaledobject_each(a->st, refresh_target_one, &tr, err, sizeof err) != ST_OK)
+        fprintf(stderr, "wasmfn: scaledobjects of %s not refreshed: %s\n", service, err);
 }
 
 void api_scaledobjects_refresh(api_t *a)

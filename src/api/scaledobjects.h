@@ -20,6 +20,10 @@ int api_scaledobjects_load(api_t *a, char *err, size_t errlen);
  * its credentials resolved anew: after a TriggerAuthentication, Secret or
  * ConfigMap changes. Its replicas and activity carry over (kd_apply). */
 void api_scaledobjects_refresh(api_t *a);
+/* Runs again the stored ScaledObject that scales Service service, when it
+ * reads values from that Service's env (...FromEnv): after an apply of the
+ * Service changed its env. */
+void api_scaledobjects_env_changed(api_t *a, const char *service);
 
 /* triggerauths.c: KEDA TriggerAuthentications and
  * ClusterTriggerAuthentications. */
@@ -34,5 +38,10 @@ void api_triggerauths_handle(api_t *a, hs_req_t *r, const char *p, bool cluster)
  * ClusterTriggerAuthentication) name names. */
 int api_triggerauth_resolve(void *ud, const char *name, bool cluster, kd_auth_param_t **params,
                             uint32_t *n, char *err, size_t errlen);
+/* triggerenv.c: kd_env_resolve_fn over the store (ud: the api_t): env var
+ * of Service service's latest revision, its Secret or ConfigMap value
+ * opened when it has one. */
+int api_trigger_env_resolve(void *ud, const char *service, const char *var, char **value,
+                            char *err, size_t errlen);
 
 #endif

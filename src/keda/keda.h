@@ -50,6 +50,8 @@
 #define KD_MAX_POLICIES 8u             /* per direction */
 #define KD_MAX_LOCATION 255u          /* metrics-api valueLocation, in bytes */
 #define KD_MAX_REDIS_NODES 16u        /* a Redis trigger's addresses */
+#define KD_MAX_FROM_ENV 16u           /* ...FromEnv parameters per trigger */
+#define KD_MAX_ENV_NAME 255u          /* an environment variable's name, in bytes */
 #define KD_MAX_POLICY_PERIOD_S 1800u   /* the HPA's bound on periodSeconds */
 
 /* ---- the manifest (scaledobject.c) -------------------------------------- */
@@ -128,6 +130,8 @@ typedef struct kd_trigger {
     bool auth_cluster;      /* ... or, with kind ClusterTriggerAuthentication, one of those */
     char *auth_err;         /* why auth_ref did not resolve (no value in it); the
                              * trigger's every read fails with it */
+    char *env_err;          /* why a ...FromEnv parameter did not resolve (no value
+                             * in it); the same */
     uint32_t desired_replicas; /* cron */
     int redis_mode;         /* KD_REDIS_* */
     uint32_t redis_db;
@@ -212,26 +216,47 @@ typedef int (*kd_auth_resolve_fn)(void *ud, const char *name, bool cluster,
 /* Wipes and frees params. */
 void kd_auth_params_free(kd_auth_param_t *params, uint32_t n);
 
+/* Resolves environment variable var of Service service (its latest
+ * revision's env, values from Secrets and ConfigMaps included) for a
+ * trigger's ...FromEnv parameter: 0 with *value (malloc'd; the caller
+ * wipes and frees it), or -1 with a reason in err that names the Service
+ * and the variable, never a value. */
+typedef int (*kd_env_resolve_fn)(void *ud, const char *service, const char *var, char **value,
+                                 char *err, size_t errlen);
+
+/* What a ScaledObject's references are resolved with: authenticationRefs
+ * and ...FromEnv parameters. Either may be NULL: the triggers that need it
+ * then fail each read, saying so. */
+typedef struct kd_resolvers {
+    kd_auth_resolve_fn auth;
+    kd_env_resolve_fn env;
+    void *ud;
+} kd_resolvers_t;
+
 /* True for apiVersion keda.sh/v1alpha1 (any keda.sh version), kind
  * ScaledObject. */
 bool kd_handles_kind(const char *api_version, const char *kind);
 /* Validates a ScaledObject document (the YAML's shape, as JSON) into out.
  * Returns 0, or -1 with "FIELD.PATH: what is wrong" in err; an unknown
  * trigger type names the supported ones. Unknown fields are warnings.
- * A trigger's authenticationRef is resolved with resolve (may be NULL:
- * the trigger then fails each read, saying so); the credentials it gives
- * win over the metadata's, and one that does not resolve is not an error
- * here but the trigger's auth_err. No message from here holds a
- * credential. Free with kd_scaledobject_free (also after a failure): it
- * wipes the credentials. */
-int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud,
-                          kd_scaledobject_t *out, char *err, size_t errlen);
+ * A trigger's authenticationRef is resolved with rs->auth, its ...FromEnv
+ * parameters with rs->env (rs may be NULL: such a trigger then fails each
+ * read, saying so). The credentials a TriggerAuthentication gives win over
+ * the metadata's, which win over the environment's; a reference that does
+ * not resolve is not an error here but the trigger's auth_err or env_err.
+ * No message from here holds a credential. Free with kd_scaledobject_free
+ * (also after a failure): it wipes the credentials. */
+int kd_scaledobject_parse(const cJSON *doc, const kd_resolvers_t *rs, kd_scaledobject_t *out,
+                          char *err, size_t errlen);
 void kd_scaledobject_free(kd_scaledobject_t *so);
 /* The authenticationRefs of doc's triggers (a ScaledObject as JSON), for
  * finding who uses a TriggerAuthentication (with cluster, a
  * ClusterTriggerAuthentication): true when one names it (any reference of
  * either kind, when name is NULL). */
 bool kd_scaledobject_uses_auth(const cJSON *doc, const char *name, bool cluster);
+/* True when a trigger of doc (a ScaledObject as JSON) has a ...FromEnv
+ * parameter: its values follow the target Service's env. */
+bool kd_scaledobject_uses_env(const cJSON *doc);
 
 /* ---- TriggerAuthentication (triggerauth.c) ------------------------------- */
 

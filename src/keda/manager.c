@@ -126,6 +126,11 @@ static void read_trigger(kd_t *k, kd_obj_t *o, uint32_t i, uint64_t now_ns, kd_s
         s->ok = false;
         return;
     }
+    if (t->env_err) { /* the same for a value from the Service's env */
+        snprintf(s->err, sizeof s->err, "%s", t->env_err);
+        s->ok = false;
+        return;
+    }
     switch (t->type) {
     case KD_PROMETHEUS: rc = kd_read_prometheus(t, &s->value, s->err, sizeof s->err); break;
     case KD_REDIS_STREAMS:

@@ -48,7 +48,7 @@ static int parse_prometheus(kd_parse_t *c, const cJSON *md, const char *path, kd
     kd_parse_unknown(c, md, p, known, quiet);
     if (kd_meta_str(c, md, "serverAddress", path, true, &t->url) < 0) return -1;
     static const char *const http[] = {"http://", "https://", NULL};
-    if (!has_scheme(t->url, http))
+    if (t->url && !has_scheme(t->url, http))
         return kd_parse_fail(
             c, "%s.metadata.serverAddress: \"%s\" is not an http:// or https:// URL", path, t->url);
     if (kd_meta_str(c, md, "query", path, true, &t->query) < 0 ||
@@ -83,8 +83,10 @@ static int parse_prometheus(kd_parse_t *c, const cJSON *md, const char *path, kd
     char b2[64];
     if ((kd_meta_text(c, md, "bearerToken", b2, sizeof b2) && !bearer) ||
         (kd_meta_text(c, md, "username", b2, sizeof b2) && !basic))
-        kd_parse_warn(c, "%s.metadata: credentials are used only with the matching authModes "
-                "(bearer, basic)", path);
+        kd_parse_warn(c,
+                      "%s.metadata: credentials are used only with the matching authModes "
+                      "(bearer, basic)",
+                      path);
     warn_clear(c, md, path, "bearerToken");
     warn_clear(c, md, path, "password");
     return 0;
@@ -113,11 +115,12 @@ static int parse_resource(kd_parse_t *c, const cJSON *md, const char *path, kd_t
             c, "%s.metricType: Value is not allowed for %s (Utilization or AverageValue)", path,
             kd_type_name(t->type));
     const char *v = kd_meta_text(c, md, "value", buf, sizeof buf);
+    if ((!v || !*v) && kd_meta_unresolved(c, "value")) return 0;
     if (!v || !*v) return kd_parse_fail(c, "%s.metadata.value: required", path);
     long double q;
     if (cm_quantity_parse(v, &q) != 0 || q <= 0)
         return kd_parse_fail(c, "%s.metadata.value: \"%s\" is not a %s above 0", path, v,
-                    t->metric_type == KD_UTILIZATION ? "percentage" : "quantity");
+                             t->metric_type == KD_UTILIZATION ? "percentage" : "quantity");
     /* Utilization: percent. AverageValue: cores (cpu) or bytes (memory). */
     t->target = (double)q;
     return 0;
@@ -247,6 +250,9 @@ static int parse_redis_nodes(kd_parse_t *c, const cJSON *md, const char *path, k
         }
         return 0;
     }
+    if (kd_meta_unresolved(c, "addresses") || kd_meta_unresolved(c, "hosts") ||
+        kd_meta_unresolved(c, "ports"))
+        return 0;
     if (!hosts || !*hosts)
         return kd_parse_fail(c, "%s.metadata.addresses: required (or hosts and ports)", path);
     if (!ports || !*ports)
@@ -282,7 +288,7 @@ static int parse_redis_server(kd_parse_t *c, const cJSON *md, const char *path, 
         const char *host = kd_meta_text(c, md, "host", buf, sizeof buf);
         const char *port = kd_meta_text(c, md, "port", b2, sizeof b2);
         if (kd_meta_str(c, md, "address", path, false, &t->url) < 0) return -1;
-        if (!t->url) {
+        if (!t->url && !kd_meta_unresolved(c, "address") && !kd_meta_unresolved(c, "host")) {
             if (!host)
                 return kd_parse_fail(c, "%s.metadata.address: required (or host and port)", path);
             if (asprintf(&t->url, "%s:%s", host, port ? port : "6379") < 0) {
@@ -375,7 +381,7 @@ static int parse_db_server(kd_parse_t *c, const cJSON *md, const char *path, kd_
         return 1;
     }
     if (kd_meta_str(c, md, "host", path, false, &t->url) < 0) return -1;
-    if (!t->url)
+    if (!t->url && !kd_meta_unresolved(c, conn_key) && !kd_meta_unresolved(c, "host"))
         return kd_parse_fail(
             c,
             "%s.metadata.host: required (or %s, a connection string best given by a "
@@ -484,7 +490,7 @@ static int parse_metrics_api(kd_parse_t *c, const cJSON *md, const char *path, k
     kd_parse_unknown(c, md, p, known, NULL);
     if (kd_meta_str(c, md, "url", path, true, &t->url) < 0) return -1;
     static const char *const http[] = {"http://", "https://", NULL};
-    if (!has_scheme(t->url, http))
+    if (t->url && !has_scheme(t->url, http))
         return kd_parse_fail(c, "%s.metadata.url: \"%s\" is not an http:// or https:// URL", path,
                              t->url);
     char buf[64], b2[64];
@@ -499,7 +505,7 @@ static int parse_metrics_api(kd_parse_t *c, const cJSON *md, const char *path, k
     if (kd_meta_str(c, md, "valueLocation", path, true, &t->location) < 0) return -1;
     if (strlen(t->location) > KD_MAX_LOCATION)
         return kd_parse_fail(c, "%s.metadata.valueLocation: longer than %u characters", path,
-                    KD_MAX_LOCATION);
+                             KD_MAX_LOCATION);
     char e[200];
     if (t->format == KD_FORMAT_PROMETHEUS) {
         if (kd_series_check(t->location, e, sizeof e) < 0)
@@ -546,9 +552,9 @@ static int parse_metrics_api(kd_parse_t *c, const cJSON *md, const char *path, k
             kd_meta_str(c, md, "key", path, false, &t->tls_key) < 0)
             return -1;
     } else {
-        return kd_parse_fail(c,
-                    "%s.metadata.authMode: \"%s\" is not supported (apiKey, basic, bearer, tls)",
-                    path, mode);
+        return kd_parse_fail(
+            c, "%s.metadata.authMode: \"%s\" is not supported (apiKey, basic, bearer, tls)", path,
+            mode);
     }
     warn_clear(c, md, path, "apiKey");
     warn_clear(c, md, path, "password");
@@ -567,7 +573,7 @@ static int parse_nats(kd_parse_t *c, const cJSON *md, const char *path, kd_trigg
     snprintf(p, sizeof p, "%s.metadata", path);
     kd_parse_unknown(c, md, p, known, quiet);
     if (kd_meta_str(c, md, "natsServerUrl", path, false, &t->url) < 0) return -1;
-    if (!t->url) {
+    if (!t->url && !kd_meta_unresolved(c, "natsServerUrl")) {
         /* KEDA reads the monitoring endpoint over HTTP; wasmfn asks the
          * server itself (JetStream's consumer info) on its client port, so
          * the endpoint's host with NATS's default port stands in. */
@@ -584,7 +590,7 @@ static int parse_nats(kd_parse_t *c, const cJSON *md, const char *path, kd_trigg
         }
     }
     static const char *const nats[] = {"nats://", "tls://", NULL};
-    if (!has_scheme(t->url, nats))
+    if (t->url && !has_scheme(t->url, nats))
         return kd_parse_fail(c, "%s.metadata.natsServerUrl: \"%s\" is not a nats:// URL", path,
                              t->url);
     if (kd_meta_str(c, md, "account", path, false, &t->account) < 0 ||

@@ -38,16 +38,23 @@ const cJSON *kd_parse_member(const cJSON *o, const char *k)
     return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
 }
 
-/* Warns about every member of o not in known (NULL-terminated) and not in
- * quiet (accepted without a word: they change nothing here). */
+size_t kd_from_env_stem(const char *k)
+{
+    size_t n = strlen(k);
+    return n > 7 && strcmp(k + n - 7, "FromEnv") == 0 ? n - 7 : 0;
+}
+
 void kd_parse_unknown(kd_parse_t *c, const cJSON *o, const char *path, const char *const *known,
-                         const char *const *quiet)
+                      const char *const *quiet)
 {
     const cJSON *it;
     cJSON_ArrayForEach(it, o)
     {
         bool ok = false;
-        for (const char *const *k = known; *k && !ok; k++) ok = strcmp(it->string, *k) == 0;
+        size_t stem = kd_from_env_stem(it->string);
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp(it->string, *k) == 0 ||
+                 (stem && strlen(*k) == stem && strncmp(it->string, *k, stem) == 0);
         for (const char *const *k = quiet; k && *k && !ok; k++) ok = strcmp(it->string, *k) == 0;
         if (!ok) kd_parse_warn(c, "%s.%s: not supported; ignored", path, it->string);
     }
@@ -88,10 +95,29 @@ bool kd_auth_param_is(kd_type_t t, const char *k)
     return false;
 }
 
+/* The value k's KFromEnv read from the target's env (NULL when none, or
+ * when it did not resolve: *pending then says so). */
+static const char *from_env(const kd_parse_t *c, const char *k, bool *pending)
+{
+    for (uint32_t i = 0; i < c->nenv; i++)
+        if (strcmp(c->env[i].parameter, k) == 0) {
+            if (pending) *pending = !c->env[i].value;
+            return c->env[i].value;
+        }
+    return NULL;
+}
+
+bool kd_meta_unresolved(const kd_parse_t *c, const char *k)
+{
+    bool pending = false;
+    from_env(c, k, &pending);
+    return pending || (c->auth_failed && kd_auth_param_is(c->type, k));
+}
+
 /* A metadata value as text (numbers and booleans written unquoted are
  * taken as their text), or NULL when absent; a credential the trigger's
- * TriggerAuthentication gives comes first. buf holds the text of a
- * non-string. */
+ * TriggerAuthentication gives comes first, the value its KFromEnv read
+ * last. buf holds the text of a non-string. */
 const char *kd_meta_text(const kd_parse_t *c, const cJSON *md, const char *k, char *buf, size_t n)
 {
     if (c->auth && kd_auth_param_is(c->type, k))
@@ -104,18 +130,18 @@ const char *kd_meta_text(const kd_parse_t *c, const cJSON *md, const char *k, ch
         return buf;
     }
     if (cJSON_IsBool(v)) return cJSON_IsTrue(v) ? "true" : "false";
-    return NULL;
+    return from_env(c, k, NULL);
 }
 
 int kd_meta_str(kd_parse_t *c, const cJSON *md, const char *k, const char *path, bool required,
-                    char **out)
+                char **out)
 {
     char buf[64];
     const char *s = kd_meta_text(c, md, k, buf, sizeof buf);
     if (!s || !*s) {
-        /* A credential its TriggerAuthentication was to give: the trigger
-         * fails each read with auth_err instead. */
-        if (required && !(c->auth_failed && kd_auth_param_is(c->type, k)))
+        /* A value a TriggerAuthentication or the env was to give: the
+         * trigger fails each read with auth_err or env_err instead. */
+        if (required && !kd_meta_unresolved(c, k))
             return kd_parse_fail(c, "%s.metadata.%s: required", path, k);
         return 0;
     }
@@ -126,14 +152,14 @@ int kd_meta_str(kd_parse_t *c, const cJSON *md, const char *k, const char *path,
 /* A number > 0 (or >= 0 with allow_zero) at key k of obj, whose place in
  * the document is where; def when absent. */
 int kd_parse_num(kd_parse_t *c, const cJSON *obj, const char *k, const char *where, bool required,
-                  bool allow_zero, double def, double *out)
+                 bool allow_zero, double def, double *out)
 {
     char buf[64];
     const char *s = kd_meta_text(c, obj, k, buf, sizeof buf);
     if (!s || !*s) {
-        if (required)
+        if (required && !kd_meta_unresolved(c, k))
             return kd_parse_fail(c, "%s.%s: required, a number %s 0", where, k,
-                        allow_zero ? "at least" : "above");
+                                 allow_zero ? "at least" : "above");
         *out = def;
         return 0;
     }
@@ -141,14 +167,14 @@ int kd_parse_num(kd_parse_t *c, const cJSON *obj, const char *k, const char *whe
     double d = strtod(s, &end);
     if (*end || !isfinite(d) || d < 0 || (!allow_zero && d == 0))
         return kd_parse_fail(c, "%s.%s: \"%s\" is not a number %s 0", where, k, s,
-                    allow_zero ? "at least" : "above");
+                             allow_zero ? "at least" : "above");
     *out = d;
     return 1;
 }
 
 /* num_at in a trigger's metadata (path names the trigger). */
 int kd_meta_num(kd_parse_t *c, const cJSON *md, const char *k, const char *path, bool required,
-                    bool allow_zero, double def, double *out)
+                bool allow_zero, double def, double *out)
 {
     char where[96];
     snprintf(where, sizeof where, "%s.metadata", path);
@@ -156,7 +182,7 @@ int kd_meta_num(kd_parse_t *c, const cJSON *md, const char *k, const char *path,
 }
 
 int kd_meta_bool(kd_parse_t *c, const cJSON *md, const char *k, const char *path, bool def,
-                     bool *out)
+                 bool *out)
 {
     char buf[64];
     const char *s = kd_meta_text(c, md, k, buf, sizeof buf);
@@ -167,4 +193,3 @@ int kd_meta_bool(kd_parse_t *c, const cJSON *md, const char *k, const char *path
     else return kd_parse_fail(c, "%s.metadata.%s: \"%s\" is not true or false", path, k, s);
     return 1;
 }
-

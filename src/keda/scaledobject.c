@@ -74,9 +74,10 @@ static int parse_auth_ref(kd_parse_t *c, const cJSON *ref, const char *path, kd_
     if (kind && (!cJSON_IsString(kind) ||
                  (strcmp(kind->valuestring, kd_auth_kind_name(false)) != 0 &&
                   strcmp(kind->valuestring, kd_auth_kind_name(true)) != 0)))
-        return kd_parse_fail(c, "%s.authenticationRef.kind: TriggerAuthentication (the default) or "
-                       "ClusterTriggerAuthentication",
-                    path);
+        return kd_parse_fail(c,
+                             "%s.authenticationRef.kind: TriggerAuthentication (the default) or "
+                             "ClusterTriggerAuthentication",
+                             path);
     t->auth_cluster = kind && strcmp(kind->valuestring, kd_auth_kind_name(true)) == 0;
     static const char *const known[] = {"name", "kind", NULL};
     char p[96];
@@ -87,8 +88,8 @@ static int parse_auth_ref(kd_parse_t *c, const cJSON *ref, const char *path, kd_
     if (!(t->auth_ref = strdup(name->valuestring))) return kd_parse_fail(c, "out of memory");
     char e[300] = "";
     int rc = -1;
-    if (c->resolve)
-        rc = c->resolve(c->ud, t->auth_ref, t->auth_cluster, params, nparams, e, sizeof e);
+    if (c->rs && c->rs->auth)
+        rc = c->rs->auth(c->rs->ud, t->auth_ref, t->auth_cluster, params, nparams, e, sizeof e);
     else snprintf(e, sizeof e, "%s is not available here", kd_auth_kind_name(t->auth_cluster));
     if (rc != 0) {
         *params = NULL;
@@ -112,6 +113,56 @@ static int parse_auth_ref(kd_parse_t *c, const cJSON *ref, const char *path, kd_
     }
     c->auth = *params;
     c->nauth = *nparams;
+    return 0;
+}
+
+/* An environment variable's name as Kubernetes takes it: letters, digits,
+ * '_', '-' and '.', not starting with a digit. */
+static bool env_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n && n <= KD_MAX_ENV_NAME && !(*s >= '0' && *s <= '9') &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
+}
+
+/* The trigger's ...FromEnv parameters (KEDA reads them from the scale
+ * target's container): each read from the target Service's env into
+ * c->env, where they come after the metadata's own values. One that does
+ * not resolve is the trigger's env_err (the first such), not an error: the
+ * Service or its variable may come later. */
+static int parse_from_env(kd_parse_t *c, const cJSON *md, const char *path, kd_trigger_t *t)
+{
+    const cJSON *it;
+    uint32_t n = 0;
+    cJSON_ArrayForEach(it, md) n += kd_from_env_stem(it->string) != 0;
+    if (!n) return 0;
+    if (n > KD_MAX_FROM_ENV)
+        return kd_parse_fail(c, "%s.metadata: more than %u ...FromEnv parameters", path,
+                             KD_MAX_FROM_ENV);
+    if (!(c->env = calloc(n, sizeof *c->env))) return kd_parse_fail(c, "out of memory");
+    cJSON_ArrayForEach(it, md)
+    {
+        size_t stem = kd_from_env_stem(it->string);
+        if (!stem) continue;
+        if (!cJSON_IsString(it) || !env_name_ok(it->valuestring))
+            return kd_parse_fail(c,
+                                 "%s.metadata.%s: must be the name of an environment variable "
+                                 "of Service %s (letters, digits, '_', '-', '.'; at most %u)",
+                                 path, it->string, c->so->target, KD_MAX_ENV_NAME);
+        kd_auth_param_t *e = &c->env[c->nenv++];
+        if (!(e->parameter = strndup(it->string, stem))) return kd_parse_fail(c, "out of memory");
+        char why[300] = "";
+        int rc = -1;
+        if (c->rs && c->rs->env)
+            rc = c->rs->env(c->rs->ud, c->so->target, it->valuestring, &e->value, why, sizeof why);
+        else snprintf(why, sizeof why, "no Service environment is available here");
+        if (rc == 0) continue;
+        e->value = NULL;
+        if (!t->env_err && asprintf(&t->env_err, "metadata.%s: %s", it->string, why) < 0) {
+            t->env_err = NULL;
+            return kd_parse_fail(c, "out of memory");
+        }
+    }
     return 0;
 }
 
@@ -157,11 +208,15 @@ static int parse_trigger(kd_parse_t *c, const cJSON *tj, uint32_t i, kd_trigger_
     uint32_t nparams = 0;
     if (parse_auth_ref(c, kd_parse_member(tj, "authenticationRef"), path, t, &params, &nparams) < 0)
         return -1;
-    int rc = kd_metadata_parse(c, md, path, t);
+    int rc = parse_from_env(c, md, path, t);
+    if (rc == 0) rc = kd_metadata_parse(c, md, path, t);
     kd_auth_params_free(params, nparams);
+    kd_auth_params_free(c->env, c->nenv);
     c->auth = NULL;
     c->nauth = 0;
     c->auth_failed = false;
+    c->env = NULL;
+    c->nenv = 0;
     return rc;
 }
 
@@ -170,9 +225,10 @@ static int parse_trigger(kd_parse_t *c, const cJSON *tj, uint32_t i, kd_trigger_
 static int parse_policies(kd_parse_t *c, const cJSON *pol, const char *path, kd_rules_t *out)
 {
     if (!cJSON_IsArray(pol) || cJSON_GetArraySize(pol) == 0)
-        return kd_parse_fail(c, "%s.policies: a list of at least one policy (leave it out for the "
-                       "default)",
-                    path);
+        return kd_parse_fail(c,
+                             "%s.policies: a list of at least one policy (leave it out for the "
+                             "default)",
+                             path);
     if (cJSON_GetArraySize(pol) > (int)KD_MAX_POLICIES)
         return kd_parse_fail(c, "%s.policies: at most %u policies", path, KD_MAX_POLICIES);
     out->npolicies = 0;
@@ -320,11 +376,11 @@ static int parse_modifiers(kd_parse_t *c, const cJSON *m, kd_scaledobject_t *so)
     return 0;
 }
 
-int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud,
-                          kd_scaledobject_t *so, char *err, size_t errlen)
+int kd_scaledobject_parse(const cJSON *doc, const kd_resolvers_t *rs, kd_scaledobject_t *so,
+                          char *err, size_t errlen)
 {
     memset(so, 0, sizeof *so);
-    kd_parse_t c = {.so = so, .err = err, .errlen = errlen, .resolve = resolve, .ud = ud};
+    kd_parse_t c = {.so = so, .err = err, .errlen = errlen, .rs = rs};
     if (errlen) err[0] = '\0';
     so->max_replicas = KD_DEFAULT_MAX_REPLICAS;
     so->idle_replicas = -1;
@@ -398,7 +454,7 @@ int kd_scaledobject_parse(const cJSON *doc, kd_auth_resolve_fn resolve, void *ud
     if (has_idle) {
         if (idle >= so->min_replicas && !(idle == 0 && so->min_replicas == 0))
             return kd_parse_fail(&c, "spec.idleReplicaCount: must be below minReplicaCount (%u)",
-                        so->min_replicas);
+                                 so->min_replicas);
         so->idle_replicas = (int32_t)idle;
     }
     const cJSON *fb = kd_parse_member(spec, "fallback");
@@ -471,7 +527,7 @@ static void trigger_free(kd_trigger_t *t)
     char **s[] = {&t->url,    &t->query,    &t->stream,   &t->group,    &t->queue,
                   &t->vhost,  &t->account,  &t->bearer,   &t->username, &t->password,
                   &t->headers, &t->tz,      &t->start,    &t->end,      &t->auth_ref,
-                  &t->auth_err, &t->location, &t->api_key, &t->key_param,
+                  &t->auth_err, &t->env_err, &t->location, &t->api_key, &t->key_param,
                   &t->sentinel_master, &t->sentinel_username, &t->sentinel_password,
                   &t->tls_ca, &t->tls_cert, &t->tls_key, &t->db_connection, &t->db_port,
                   &t->db_name, &t->db_sslmode};
@@ -507,6 +563,20 @@ bool kd_scaledobject_uses_auth(const cJSON *doc, const char *name, bool cluster)
         if (!name) return true;
         bool is_cluster = cJSON_IsString(k) && strcmp(k->valuestring, kd_auth_kind_name(true)) == 0;
         if (is_cluster == cluster && strcmp(n->valuestring, name) == 0) return true;
+    }
+    return false;
+}
+
+bool kd_scaledobject_uses_env(const cJSON *doc)
+{
+    const cJSON *t, *tr = kd_parse_member(kd_parse_member(doc, "spec"), "triggers");
+    cJSON_ArrayForEach(t, tr)
+    {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, kd_parse_member(t, "metadata"))
+        {
+            if (kd_from_env_stem(it->string)) return true;
+        }
     }
     return false;
 }

@@ -30,7 +30,7 @@ static void scaledobject(const char *s, size_t n)
     if (!d) return;
     kd_scaledobject_t so;
     char err[512] = "";
-    if (kd_scaledobject_parse(d, NULL, NULL, &so, err, sizeof err) != 0 && !err[0])
+    if (kd_scaledobject_parse(d, NULL, &so, err, sizeof err) != 0 && !err[0])
         __builtin_trap();
     kd_scaledobject_free(&so);
     cJSON_Delete(d);

@@ -615,6 +615,49 @@ EOF
         ok "redis-cluster: a redirection without a port is refused, the error shown" ||
         bad "a malformed redirection" "$(so_field rc4-scaler 'o["status"]')"
     for s in rc3 rc4; do "$WASMFN" delete scaledobject $s-scaler >/dev/null 2>&1; done
+    # ...FromEnv: the master's address and password from the Service's own
+    # env (the password through a Secret). At first the Service lacks the
+    # address: the trigger's error names it; an apply of the Service that
+    # adds it is picked up at once.
+    fe_service() { # fe_service ENV-LINES
+        cat >"$tmp/fe1.yaml" <<EOF
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: { name: fe1 }
+spec:
+  template:
+    spec:
+      containers:
+        - image: $(cd "$EXAMPLES_DIR" && pwd)/hello.wasm
+          env:
+            - name: QUEUE_PASS
+              valueFrom: { secretKeyRef: { name: redis-creds, key: master } }
+$1
+EOF
+        out=$("$WASMFN" apply -f "$tmp/fe1.yaml" 2>&1) || bad "apply Service fe1" "$out"
+    }
+    fe_service "            - { name: OTHER, value: x }"
+    cat >"$tmp/fe1-so.yaml" <<EOF
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: fe1-scaler }
+spec:
+  scaleTargetRef: { name: fe1 }
+  pollingInterval: 1
+  triggers:
+    - type: redis
+      metadata: { addressFromEnv: QUEUE_ADDR, passwordFromEnv: QUEUE_PASS, listName: tasks, listLength: "2" }
+EOF
+    out=$("$WASMFN" apply -f "$tmp/fe1-so.yaml" 2>&1)
+    { echo "$out" | grep -q 'spec.triggers\[0\].metadata.addressFromEnv: Service fe1 (revision fe1-00001) has no env QUEUE_ADDR; the trigger fails each read until it resolves'; } &&
+        until_true 5 sh -c "\"$WASMFN\" get scaledobject fe1-scaler -o json | grep -q '\"lastError\":\"metadata.addressFromEnv: Service fe1 (revision fe1-00001) has no env QUEUE_ADDR'" &&
+        ok "redis: addressFromEnv naming a variable the Service lacks is applied with a warning, and lastError names it" ||
+        bad "an unresolved addressFromEnv" "$out; $(so_field fe1-scaler 'o["status"]')"
+    fe_service "            - { name: QUEUE_ADDR, value: \"127.0.0.1:$mport\" }"
+    until_true 5 has_instances fe1 4 &&
+        ok "redis: addressFromEnv and passwordFromEnv (from a Secret) read from the Service's env once it has them: a list of 8, listLength 2 -> 4 instances" ||
+        bad "addressFromEnv after the Service's apply" "instances $(instances fe1); $(so_field fe1-scaler 'o["status"]')"
+    "$WASMFN" delete scaledobject fe1-scaler >/dev/null 2>&1
     leaks=$( { "$WASMFN" get scaledobjects -o json; cat "$tmp/log"; } 2>&1 |
         grep -cF -e "$MASTER_PASS" -e "$SENTINEL_PASS")
     [ "$leaks" = 0 ] && ok "the Redis passwords are not in the status or the log" ||

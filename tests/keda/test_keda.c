@@ -50,7 +50,7 @@ static cJSON *so_doc(const char *spec_extra, const char *triggers)
 static void parse_ok(cJSON *d, kd_scaledobject_t *so)
 {
     char err[512];
-    if (kd_scaledobject_parse(d, NULL, NULL, so, err, sizeof err) != 0) fail_msg("unexpected error: %s", err);
+    if (kd_scaledobject_parse(d, NULL, so, err, sizeof err) != 0) fail_msg("unexpected error: %s", err);
     cJSON_Delete(d);
 }
 
@@ -58,7 +58,7 @@ static void expect_error(cJSON *d, const char *want)
 {
     kd_scaledobject_t so;
     char err[512];
-    int rc = kd_scaledobject_parse(d, NULL, NULL, &so, err, sizeof err);
+    int rc = kd_scaledobject_parse(d, NULL, &so, err, sizeof err);
     kd_scaledobject_free(&so);
     cJSON_Delete(d);
     if (rc == 0) fail_msg("expected an error containing '%s', got success", want);
@@ -299,7 +299,11 @@ static void test_postgresql(void **state)
     assert_true(t->target == 2.5 && t->activation == 1);
     assert_null(t->db_connection);
     assert_true(has_warning(&so, "spec.triggers[0].metadata.password: stored in clear"));
-    assert_true(has_warning(&so, "spec.triggers[0].metadata.connectionFromEnv: not supported"));
+    /* connectionFromEnv is known; with no Service to read it from, the
+     * trigger fails each read saying so. */
+    assert_false(has_warning(&so, "connectionFromEnv"));
+    assert_string_equal(t->env_err,
+                        "metadata.connectionFromEnv: no Service environment is available here");
     t = &so.triggers[1];
     assert_string_equal(t->db_connection, "postgresql://u:p@db/x");
     assert_null(t->url);
@@ -340,7 +344,7 @@ static void test_pause_annotations(void **state)
                  "'annotations':{%s}},'spec':{'scaleTargetRef':{'name':'h'},'triggers':[" PROM "]}}",
                  cases[i][0]);
         cJSON *d = doc_of(buf);
-        if (kd_scaledobject_parse(d, NULL, NULL, &so, err, sizeof err) != 0) fail_msg("%s: %s", cases[i][0], err);
+        if (kd_scaledobject_parse(d, NULL, &so, err, sizeof err) != 0) fail_msg("%s: %s", cases[i][0], err);
         cJSON_Delete(d);
         char got[32];
         snprintf(got, sizeof got, "%d %d", so.paused, so.paused_replicas);
@@ -1268,7 +1272,7 @@ static void test_authentication_ref(void **state)
     cJSON *d = so_doc("", "{'type':'prometheus','authenticationRef':{'name':'prom-auth'},"
                           "'metadata':{'serverAddress':'http://p','query':'q','threshold':'1',"
                           "'authModes':'bearer'}}");
-    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    assert_int_equal(kd_scaledobject_parse(d, &(kd_resolvers_t){resolve_test, NULL, &calls}, &so, err, sizeof err), 0);
     cJSON_Delete(d);
     assert_int_equal(calls, 1);
     assert_string_equal(so.triggers[0].bearer, "s3cret-token");
@@ -1283,7 +1287,7 @@ static void test_authentication_ref(void **state)
     /* rabbitmq's host from it. */
     d = so_doc("", "{'type':'rabbitmq','authenticationRef':{'name':'prom-auth'},"
                    "'metadata':{'queueName':'q','value':'5'}}");
-    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    assert_int_equal(kd_scaledobject_parse(d, &(kd_resolvers_t){resolve_test, NULL, &calls}, &so, err, sizeof err), 0);
     cJSON_Delete(d);
     assert_string_equal(so.triggers[0].url, "amqp://u:s3cret@h:5672/v");
     assert_false(has_warning(&so, "spec.triggers[0].metadata.host"));
@@ -1294,7 +1298,7 @@ static void test_authentication_ref(void **state)
     d = so_doc("", "{'type':'prometheus','authenticationRef':{'name':'nope'},"
                    "'metadata':{'serverAddress':'http://p','query':'q','threshold':'1',"
                    "'authModes':'bearer'}}");
-    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    assert_int_equal(kd_scaledobject_parse(d, &(kd_resolvers_t){resolve_test, NULL, &calls}, &so, err, sizeof err), 0);
     cJSON_Delete(d);
     assert_string_equal(so.triggers[0].auth_err, "TriggerAuthentication nope does not exist");
     assert_null(so.triggers[0].bearer);
@@ -1305,7 +1309,7 @@ static void test_authentication_ref(void **state)
     d = so_doc("", "{'type':'prometheus','metadata':{'serverAddress':'http://p','query':'q',"
                    "'threshold':'1','authModes':'basic','username':'u','password':'pw'}},"
                    "{'type':'rabbitmq','metadata':{'host':'amqp://u:pw@h','queueName':'q','value':'5'}}");
-    assert_int_equal(kd_scaledobject_parse(d, NULL, NULL, &so, err, sizeof err), 0);
+    assert_int_equal(kd_scaledobject_parse(d, NULL, &so, err, sizeof err), 0);
     cJSON_Delete(d);
     assert_string_equal(so.triggers[0].password, "pw");
     assert_true(has_warning(&so, "spec.triggers[0].metadata.password: stored in clear"));
@@ -1319,7 +1323,7 @@ static void test_authentication_ref(void **state)
                    "'query':'q','threshold':'1','authModes':'bearer'}},"
                    "{'type':'prometheus','authenticationRef':{'name':'shared'},'metadata':{"
                    "'serverAddress':'http://p','query':'q','threshold':'1','authModes':'bearer'}}");
-    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    assert_int_equal(kd_scaledobject_parse(d, &(kd_resolvers_t){resolve_test, NULL, &calls}, &so, err, sizeof err), 0);
     cJSON_Delete(d);
     assert_true(so.triggers[0].auth_cluster);
     assert_string_equal(so.triggers[0].bearer, "s3cret-token");
@@ -1332,7 +1336,7 @@ static void test_authentication_ref(void **state)
     d = so_doc("", "{'type':'prometheus','authenticationRef':{'name':'prom-auth','kind':"
                    "'ClusterTriggerAuthentication'},'metadata':{'serverAddress':'http://p',"
                    "'query':'q','threshold':'1'}}");
-    assert_int_equal(kd_scaledobject_parse(d, resolve_test, &calls, &so, err, sizeof err), 0);
+    assert_int_equal(kd_scaledobject_parse(d, &(kd_resolvers_t){resolve_test, NULL, &calls}, &so, err, sizeof err), 0);
     cJSON_Delete(d);
     assert_string_equal(so.triggers[0].auth_err,
                         "ClusterTriggerAuthentication prom-auth does not exist");
@@ -1362,6 +1366,114 @@ static void test_authentication_ref(void **state)
     cJSON_Delete(d);
 }
 
+/* An env resolver standing in for the store: Service hello has
+ * REDIS_ADDR, REDIS_PASS and PG; anything else is missing. */
+static int env_test(void *ud, const char *service, const char *var, char **value, char *err,
+                    size_t errlen)
+{
+    (*(int *)ud)++;
+    static const char *const env[][2] = {{"REDIS_ADDR", "10.0.0.7:6379"},
+                                         {"REDIS_PASS", "env-s3cret"},
+                                         {"PG", "postgresql://u:p@db/x"}};
+    for (size_t i = 0; strcmp(service, "hello") == 0 && i < sizeof env / sizeof env[0]; i++)
+        if (strcmp(var, env[i][0]) == 0) return (*value = strdup(env[i][1])) ? 0 : -1;
+    snprintf(err, errlen, "Service %s has no env %s", service, var);
+    return -1;
+}
+
+/* ...FromEnv: read from the target Service's env, below the metadata's own
+ * value and a TriggerAuthentication's; one that does not resolve is the
+ * trigger's env_err, and the checks that required it are moot. */
+static void test_from_env(void **state)
+{
+    (void)state;
+    int calls = 0;
+    char err[512];
+    kd_scaledobject_t so;
+    kd_resolvers_t rs = {resolve_test, env_test, &calls};
+    cJSON *d = so_doc("", "{'type':'redis','metadata':{'addressFromEnv':'REDIS_ADDR',"
+                          "'passwordFromEnv':'REDIS_PASS','listName':'jobs'}},"
+                          "{'type':'redis','metadata':{'address':'r:6379','addressFromEnv':"
+                          "'REDIS_ADDR','listName':'jobs'}},"
+                          "{'type':'postgresql','metadata':{'connectionFromEnv':'PG',"
+                          "'query':'SELECT 1','targetQueryValue':'1'}},"
+                          "{'type':'prometheus','authenticationRef':{'name':'prom-auth'},"
+                          "'metadata':{'serverAddress':'http://p','query':'q','threshold':'1',"
+                          "'authModes':'bearer','bearerTokenFromEnv':'REDIS_PASS'}}");
+    assert_int_equal(kd_scaledobject_parse(d, &rs, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_int_equal(calls, 6); /* five variables and one TriggerAuthentication */
+    assert_string_equal(so.triggers[0].url, "10.0.0.7:6379");
+    assert_string_equal(so.triggers[0].password, "env-s3cret");
+    assert_null(so.triggers[0].env_err);
+    assert_string_equal(so.triggers[1].url, "r:6379"); /* the metadata's own value wins */
+    assert_string_equal(so.triggers[2].db_connection, "postgresql://u:p@db/x");
+    assert_string_equal(so.triggers[3].bearer, "s3cret-token"); /* the TriggerAuthentication's */
+    for (uint32_t i = 0; i < so.nwarnings; i++) {
+        assert_null(strstr(so.warnings[i], "FromEnv"));   /* known parameters */
+        assert_null(strstr(so.warnings[i], "stored in clear")); /* nothing in the document */
+    }
+    kd_scaledobject_free(&so);
+
+    /* Unresolved, each trigger type's server from the env: applied, each
+     * trigger's error names the first one, and nothing else is refused. */
+    d = so_doc("", "{'type':'redis','metadata':{'addressFromEnv':'NOPE','listName':'l'}},"
+                   "{'type':'redis-cluster','metadata':{'addressesFromEnv':'NOPE','listName':'l'}},"
+                   "{'type':'postgresql','metadata':{'connectionFromEnv':'NOPE','query':'q',"
+                   "'targetQueryValue':'1'}},"
+                   "{'type':'mysql','metadata':{'connectionStringFromEnv':'NOPE','query':'q',"
+                   "'queryValue':'1'}},"
+                   "{'type':'rabbitmq','metadata':{'hostFromEnv':'NOPE','queueName':'q',"
+                   "'value':'1'}},"
+                   "{'type':'prometheus','metadata':{'serverAddressFromEnv':'NOPE','query':'q',"
+                   "'threshold':'1'}},"
+                   "{'type':'metrics-api','metadata':{'urlFromEnv':'NOPE','valueLocation':'a',"
+                   "'targetValue':'1'}},"
+                   "{'type':'nats-jetstream','metadata':{'natsServerUrlFromEnv':'NOPE',"
+                   "'stream':'s','consumer':'c'}},"
+                   "{'type':'cpu','metadata':{'valueFromEnv':'NOPE'}}");
+    assert_int_equal(kd_scaledobject_parse(d, &rs, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_int_equal(so.ntriggers, 9);
+    assert_string_equal(so.triggers[0].env_err,
+                        "metadata.addressFromEnv: Service hello has no env NOPE");
+    for (uint32_t i = 1; i < so.ntriggers; i++) assert_non_null(so.triggers[i].env_err);
+    kd_scaledobject_free(&so);
+
+    /* Without a resolver (kd_scaledobject_parse's callers that have no
+     * Services) the trigger says so. */
+    d = so_doc("", "{'type':'redis','metadata':{'addressFromEnv':'REDIS_ADDR','listName':'l'}}");
+    assert_int_equal(kd_scaledobject_parse(d, NULL, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_string_equal(so.triggers[0].env_err,
+                        "metadata.addressFromEnv: no Service environment is available here");
+    kd_scaledobject_free(&so);
+    d = so_doc("", "{'type':'redis','metadata':{'address':'r:1','listName':'l'}}");
+    assert_false(kd_scaledobject_uses_env(d));
+    cJSON_Delete(d);
+    d = so_doc("", "{'type':'redis','metadata':{'addressFromEnv':'A','listName':'l'}}");
+    assert_true(kd_scaledobject_uses_env(d));
+    cJSON_Delete(d);
+
+    expect_error(so_doc("", "{'type':'redis','metadata':{'addressFromEnv':'1BAD','listName':'l'}}"),
+                 "spec.triggers[0].metadata.addressFromEnv: must be the name of an environment "
+                 "variable of Service hello");
+    expect_error(so_doc("", "{'type':'redis','metadata':{'addressFromEnv':5,'listName':'l'}}"),
+                 "spec.triggers[0].metadata.addressFromEnv: must be the name");
+    char many[2048] = "{'type':'redis','metadata':{'listName':'l'";
+    for (int i = 0; i < 17; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), ",'p%dFromEnv':'V'", i);
+    strcat(many, "}}");
+    expect_error(so_doc("", many), "spec.triggers[0].metadata: more than 16 ...FromEnv parameters");
+    /* One for a parameter the trigger does not have is a warning. */
+    d = so_doc("", "{'type':'redis','metadata':{'address':'r:1','listName':'l',"
+                   "'fooFromEnv':'REDIS_ADDR'}}");
+    assert_int_equal(kd_scaledobject_parse(d, &rs, &so, err, sizeof err), 0);
+    cJSON_Delete(d);
+    assert_true(has_warning(&so, "spec.triggers[0].metadata.fooFromEnv: not supported"));
+    kd_scaledobject_free(&so);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1389,6 +1501,7 @@ int main(void)
         cmocka_unit_test(test_quantities),
         cmocka_unit_test(test_triggerauth_parse),
         cmocka_unit_test(test_authentication_ref),
+        cmocka_unit_test(test_from_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
