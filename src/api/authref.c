@@ -1,8 +1,10 @@
 /*
  * authref.c — api_triggerauth_resolve: a trigger's authenticationRef
- * turned into its parameters. It opens the sealed values for a
- * ScaledObject's trigger when that is run (at apply, at start, and when a
- * TriggerAuthentication, Secret or ConfigMap changes). The values go from
+ * turned into its parameters, from Secrets, ConfigMaps, or the env of the
+ * Service the ScaledObject scales (triggerenv.c). It opens the sealed
+ * values for a ScaledObject's trigger when that is run (at apply, at
+ * start, and when a TriggerAuthentication, Secret, ConfigMap or the
+ * Service changes). The values go from
  * store/secrets.c into the running ScaledObject's memory only: they are
  * never stored in clear, answered, logged or put in a message.
  *
@@ -16,11 +18,12 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "api/scaledobjects.h"
 #include "store/secrets.h"
 #include "store/triggerauths.h"
 
-int api_triggerauth_resolve(void *ud, const char *name, bool cluster, kd_auth_param_t **out,
-                            uint32_t *nout, char *err, size_t errlen)
+int api_triggerauth_resolve(void *ud, const char *name, bool cluster, const char *service,
+                            kd_auth_param_t **out, uint32_t *nout, char *err, size_t errlen)
 {
     api_t *a = ud;
     *out = NULL;
@@ -47,7 +50,7 @@ int api_triggerauth_resolve(void *ud, const char *name, bool cluster, kd_auth_pa
     }
     cJSON_Delete(j);
     kd_auth_param_t *ps = calloc(ta.nrefs, sizeof *ps);
-    if (!ps || !a->secrets) {
+    if (!ps || (!a->secrets && ta.nrefs)) {
         snprintf(err, errlen, "%s", ps ? "secrets are not available" : "out of memory");
         free(ps);
         kd_triggerauth_free(&ta);
@@ -57,6 +60,21 @@ int api_triggerauth_resolve(void *ud, const char *name, bool cluster, kd_auth_pa
     int failed = 0;
     for (uint32_t i = 0; i < ta.nrefs && !failed; i++) {
         const kd_auth_ref_t *r = &ta.refs[i];
+        if (r->env) { /* a variable of the env of the Service scaled */
+            char *v = NULL;
+            failed = 1;
+            if (api_trigger_env_resolve(a, service, r->object, &v, e, sizeof e) != 0) {
+                snprintf(err, errlen, "parameter %s: %s", r->parameter, e);
+            } else if (!(ps[n].parameter = strdup(r->parameter))) {
+                explicit_bzero(v, strlen(v));
+                free(v);
+                snprintf(err, errlen, "out of memory");
+            } else {
+                ps[n++].value = v;
+                failed = 0;
+            }
+            continue;
+        }
         const char *kind = r->configmap ? "ConfigMap" : "Secret";
         int64_t version;
         uint8_t *val = NULL;

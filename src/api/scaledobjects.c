@@ -180,7 +180,8 @@ static void refresh_target_one(void *ud, const st_doc_t *d)
     target_refresh_t *tr = ud;
     if (!d->target || strcmp(d->target, tr->service) != 0) return;
     cJSON *j = cJSON_Parse(d->doc);
-    if (j && kd_scaledobject_uses_env(j)) load_one(tr->a, d);
+    if (j && (kd_scaledobject_uses_env(j) || kd_scaledobject_uses_auth(j, NULL, false)))
+        load_one(tr->a, d);
     cJSON_Delete(j);
 }
 

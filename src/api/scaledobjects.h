@@ -21,8 +21,8 @@ int api_scaledobjects_load(api_t *a, char *err, size_t errlen);
  * ConfigMap changes. Its replicas and activity carry over (kd_apply). */
 void api_scaledobjects_refresh(api_t *a);
 /* Runs again the stored ScaledObject that scales Service service, when it
- * reads values from that Service's env (...FromEnv): after an apply of the
- * Service changed its env. */
+ * may read values from that Service's env (...FromEnv, or a
+ * TriggerAuthentication's env): after an apply of the Service. */
 void api_scaledobjects_env_changed(api_t *a, const char *service);
 
 /* triggerauths.c: KEDA TriggerAuthentications and
@@ -36,8 +36,8 @@ void api_triggerauths_handle(api_t *a, hs_req_t *r, const char *p, bool cluster)
 /* kd_auth_resolve_fn over the store (ud: the api_t): the values of the
  * Secret and ConfigMap keys that TriggerAuthentication (with cluster,
  * ClusterTriggerAuthentication) name names. */
-int api_triggerauth_resolve(void *ud, const char *name, bool cluster, kd_auth_param_t **params,
-                            uint32_t *n, char *err, size_t errlen);
+int api_triggerauth_resolve(void *ud, const char *name, bool cluster, const char *service,
+                            kd_auth_param_t **params, uint32_t *n, char *err, size_t errlen);
 /* triggerenv.c: kd_env_resolve_fn over the store (ud: the api_t): env var
  * of Service service's latest revision, its Secret or ConfigMap value
  * opened when it has one. */

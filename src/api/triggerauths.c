@@ -57,6 +57,7 @@ void api_triggerauth_apply(api_t *a, hs_req_t *r, const cJSON *doc)
      * come next in the same file), but it is worth a word. */
     for (uint32_t i = 0; a->secrets && i < ta.nrefs; i++) {
         const kd_auth_ref_t *ref = &ta.refs[i];
+        if (ref->env) continue; /* read from each ScaledObject's own Service */
         const char *kind = ref->configmap ? "ConfigMap" : "Secret";
         int64_t v;
         char e[512], line[600];
@@ -115,13 +116,14 @@ static void list_one(void *ud, const st_doc_t *d)
     char err[512];
     cJSON *sr = cJSON_AddArrayToObject(o, "secretTargetRef");
     cJSON *cr = cJSON_AddArrayToObject(o, "configMapTargetRef");
+    cJSON *er = cJSON_AddArrayToObject(o, "env");
     if (j && kd_triggerauth_parse(j, &ta, err, sizeof err) == 0) {
         for (uint32_t i = 0; i < ta.nrefs; i++) {
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "parameter", ta.refs[i].parameter);
             cJSON_AddStringToObject(e, "name", ta.refs[i].object);
-            cJSON_AddStringToObject(e, "key", ta.refs[i].key);
-            cJSON_AddItemToArray(ta.refs[i].configmap ? cr : sr, e);
+            if (ta.refs[i].key) cJSON_AddStringToObject(e, "key", ta.refs[i].key);
+            cJSON_AddItemToArray(ta.refs[i].env ? er : ta.refs[i].configmap ? cr : sr, e);
         }
     } else {
         cJSON_AddStringToObject(o, "error", j ? err : "its stored document is not JSON");

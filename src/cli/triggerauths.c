@@ -15,19 +15,21 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 
-/* "bearerToken=secret/prom-auth:token, ..." */
+/* "bearerToken=secret/prom-auth:token, password=env/DB_PASS, ..." */
 static void refs_text(const cJSON *o, char *out, size_t n)
 {
     size_t len = 0;
     out[0] = '\0';
-    static const char *const fields[] = {"secretTargetRef", "configMapTargetRef"};
-    for (size_t f = 0; f < 2; f++) {
+    static const char *const fields[] = {"secretTargetRef", "configMapTargetRef", "env"};
+    static const char *const kinds[] = {"secret", "configmap", "env"};
+    for (size_t f = 0; f < 3; f++) {
         const cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, fields[f]))
         {
-            int w = snprintf(out + len, n - len, "%s%s=%s/%s:%s", len ? ", " : "",
-                             cli_json_str(e, "parameter", NULL), f ? "configmap" : "secret",
-                             cli_json_str(e, "name", NULL), cli_json_str(e, "key", NULL));
+            const char *key = cli_json_str(e, "key", NULL);
+            int w = snprintf(out + len, n - len, "%s%s=%s/%s%s%s", len ? ", " : "",
+                             cli_json_str(e, "parameter", NULL), kinds[f],
+                             cli_json_str(e, "name", NULL), key ? ":" : "", key ? key : "");
             if (w < 0 || (size_t)w >= n - len) return;
             len += (size_t)w;
         }
@@ -36,7 +38,7 @@ static void refs_text(const cJSON *o, char *out, size_t n)
 
 static void print_table(const cJSON *arr)
 {
-    static const char *const hdr[] = {"NAME", "PARAMETERS (from secret/NAME:KEY)", "USED BY"};
+    static const char *const hdr[] = {"NAME", "PARAMETERS (from secret/NAME:KEY or env/VAR)", "USED BY"};
     cli_table_t t;
     cli_table_init(&t, 3, hdr);
     const cJSON *o;

@@ -210,8 +210,10 @@ typedef struct kd_auth_param {
 /* Resolves TriggerAuthentication `name` (with cluster, the
  * ClusterTriggerAuthentication of that name) into its parameters (*params,
  * *n: malloc'd, freed by the caller with kd_auth_params_free), or returns
- * -1 with a reason in err that names objects and keys, never a value. */
-typedef int (*kd_auth_resolve_fn)(void *ud, const char *name, bool cluster,
+ * -1 with a reason in err that names objects and keys, never a value.
+ * service is the Service the ScaledObject scales: where its env sources
+ * are read. */
+typedef int (*kd_auth_resolve_fn)(void *ud, const char *name, bool cluster, const char *service,
                                   kd_auth_param_t **params, uint32_t *n, char *err, size_t errlen);
 /* Wipes and frees params. */
 void kd_auth_params_free(kd_auth_param_t *params, uint32_t n);
@@ -264,9 +266,10 @@ bool kd_scaledobject_uses_env(const cJSON *doc);
  * configmap, ConfigMap) `object`. */
 typedef struct kd_auth_ref {
     char *parameter;
-    char *object;
-    char *key;
+    char *object;   /* the Secret or ConfigMap; with env, the variable's name */
+    char *key;      /* NULL with env */
     bool configmap;
+    bool env;       /* spec.env: a variable of the ScaledObject's target Service */
 } kd_auth_ref_t;
 
 typedef struct kd_triggerauth {

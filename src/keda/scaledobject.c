@@ -89,7 +89,8 @@ static int parse_auth_ref(kd_parse_t *c, const cJSON *ref, const char *path, kd_
     char e[300] = "";
     int rc = -1;
     if (c->rs && c->rs->auth)
-        rc = c->rs->auth(c->rs->ud, t->auth_ref, t->auth_cluster, params, nparams, e, sizeof e);
+        rc = c->rs->auth(c->rs->ud, t->auth_ref, t->auth_cluster, c->so->target, params, nparams,
+                         e, sizeof e);
     else snprintf(e, sizeof e, "%s is not available here", kd_auth_kind_name(t->auth_cluster));
     if (rc != 0) {
         *params = NULL;

@@ -2,7 +2,8 @@
  * triggerauth.c — validates KEDA's TriggerAuthentication and
  * ClusterTriggerAuthentication (keda.sh/v1alpha1) into a kd_triggerauth_t:
  * which trigger parameter comes from which key of which v1 Secret
- * (secretTargetRef) or ConfigMap (configMapTargetRef).
+ * (secretTargetRef) or ConfigMap (configMapTargetRef), or from which
+ * variable of the env of the Service a ScaledObject scales (env).
  *
  * In Kubernetes a ClusterTriggerAuthentication is cluster-scoped, and its
  * Secrets live in KEDA's own namespace. wasmfn has one namespace, where
@@ -73,6 +74,54 @@ static const char *str_member(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* An environment variable's name as Kubernetes takes it: letters, digits,
+ * '_', '-' and '.', not starting with a digit. */
+static bool env_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n && n <= KD_MAX_ENV_NAME && !(*s >= '0' && *s <= '9') &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
+}
+
+/* spec.env: {parameter, name, containerName}. containerName is accepted
+ * and has nothing to choose: a Service has one container. */
+static int parse_env(const cJSON *arr, kd_triggerauth_t *ta, char *err, size_t errlen)
+{
+    if (!arr) return 0;
+    if (!cJSON_IsArray(arr)) return fail(err, errlen, "spec.env: must be a list");
+    const cJSON *r;
+    uint32_t i = 0;
+    cJSON_ArrayForEach(r, arr)
+    {
+        const char *param = str_member(r, "parameter"), *name = str_member(r, "name");
+        if (!cJSON_IsObject(r)) return fail(err, errlen, "spec.env[%u]: must be an object", i);
+        if (!param || !*param || strlen(param) > 63)
+            return fail(err, errlen, "spec.env[%u].parameter: required, 1 to 63 characters "
+                                     "(the trigger metadata it stands for, e.g. password)",
+                        i);
+        if (!name || !env_name_ok(name))
+            return fail(err, errlen, "spec.env[%u].name: required, the name of an environment "
+                                     "variable of the Service (letters, digits, '_', '-', '.')",
+                        i);
+        for (uint32_t k = 0; k < ta->nrefs; k++)
+            if (strcmp(ta->refs[k].parameter, param) == 0)
+                return fail(err, errlen, "spec.env[%u].parameter: %s is given twice", i, param);
+        cJSON *it;
+        cJSON_ArrayForEach(it, r)
+        {
+            if (strcmp(it->string, "parameter") && strcmp(it->string, "name") &&
+                strcmp(it->string, "containerName"))
+                warn(ta, "spec.env[%u].%.64s: not supported; ignored", i, it->string);
+        }
+        kd_auth_ref_t *ref = &ta->refs[ta->nrefs++];
+        ref->env = true;
+        if (!(ref->parameter = strdup(param)) || !(ref->object = strdup(name)))
+            return fail(err, errlen, "out of memory");
+        i++;
+    }
+    return 0;
 }
 
 static int parse_refs(const cJSON *arr, const char *field, bool configmap, kd_triggerauth_t *ta,
@@ -150,24 +199,30 @@ int kd_triggerauth_parse(const cJSON *doc, kd_triggerauth_t *ta, char *err, size
     if (!cJSON_IsObject(spec)) return fail(err, errlen, "spec: required, an object");
     const cJSON *sr = cJSON_GetObjectItemCaseSensitive(spec, "secretTargetRef");
     const cJSON *cr = cJSON_GetObjectItemCaseSensitive(spec, "configMapTargetRef");
+    const cJSON *er = cJSON_GetObjectItemCaseSensitive(spec, "env");
     size_t n = (size_t)(cJSON_IsArray(sr) ? cJSON_GetArraySize(sr) : 0) +
-               (size_t)(cJSON_IsArray(cr) ? cJSON_GetArraySize(cr) : 0);
+               (size_t)(cJSON_IsArray(cr) ? cJSON_GetArraySize(cr) : 0) +
+               (size_t)(cJSON_IsArray(er) ? cJSON_GetArraySize(er) : 0);
     if (n > KD_MAX_AUTH_REFS)
         return fail(err, errlen, "spec: %zu parameters; at most %u", n, KD_MAX_AUTH_REFS);
     if (n && !(ta->refs = calloc(n, sizeof *ta->refs))) return fail(err, errlen, "out of memory");
     if (parse_refs(sr, "secretTargetRef", false, ta, err, errlen) < 0 ||
-        parse_refs(cr, "configMapTargetRef", true, ta, err, errlen) < 0)
+        parse_refs(cr, "configMapTargetRef", true, ta, err, errlen) < 0 ||
+        parse_env(er, ta, err, errlen) < 0)
         return -1;
     const cJSON *it;
     cJSON_ArrayForEach(it, spec)
     {
-        if (strcmp(it->string, "secretTargetRef") && strcmp(it->string, "configMapTargetRef"))
-            warn(ta, "spec.%.64s: not supported (wasmfn reads Secrets and ConfigMaps); ignored",
+        if (strcmp(it->string, "secretTargetRef") && strcmp(it->string, "configMapTargetRef") &&
+            strcmp(it->string, "env"))
+            warn(ta, "spec.%.64s: not supported (wasmfn reads Secrets, ConfigMaps and the "
+                     "Service's env); ignored",
                  it->string);
     }
     if (ta->nrefs == 0)
-        return fail(err, errlen, "spec: no secretTargetRef or configMapTargetRef; wasmfn takes "
-                                 "credentials from Secrets and ConfigMaps only");
+        return fail(err, errlen, "spec: no secretTargetRef, configMapTargetRef or env; wasmfn "
+                                 "takes credentials from Secrets, ConfigMaps and the Service's "
+                                 "env only");
     return 0;
 }
 

@@ -658,6 +658,35 @@ EOF
         ok "redis: addressFromEnv and passwordFromEnv (from a Secret) read from the Service's env once it has them: a list of 8, listLength 2 -> 4 instances" ||
         bad "addressFromEnv after the Service's apply" "instances $(instances fe1); $(so_field fe1-scaler 'o["status"]')"
     "$WASMFN" delete scaledobject fe1-scaler >/dev/null 2>&1
+    # A TriggerAuthentication's env source: the password from the env of
+    # the Service each ScaledObject scales.
+    cat >"$tmp/fe2.yaml" <<EOF
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: { name: fe-auth }
+spec:
+  env:
+    - { parameter: password, name: QUEUE_PASS, containerName: user-container }
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: fe2-scaler }
+spec:
+  scaleTargetRef: { name: fe1 }
+  pollingInterval: 1
+  triggers:
+    - type: redis
+      metadata: { address: "127.0.0.1:$mport", listName: tasks, listLength: "1" }
+      authenticationRef: { name: fe-auth }
+EOF
+    out=$("$WASMFN" apply -f "$tmp/fe2.yaml" 2>&1) || bad "apply fe-auth and fe2-scaler" "$out"
+    until_true 5 has_instances fe1 8 &&
+        ok "redis: a TriggerAuthentication's env source gives the password from the Service's env: listLength 1 -> 8 instances" ||
+        bad "a TriggerAuthentication env source" "instances $(instances fe1); $(so_field fe2-scaler 'o["status"]')"
+    "$WASMFN" get triggerauthentications 2>&1 | grep -q 'fe-auth  *password=env/QUEUE_PASS  *fe2-scaler' &&
+        ok "wasmfn get triggerauthentications shows the env source" ||
+        bad "get triggerauthentications with an env source" "$("$WASMFN" get triggerauthentications 2>&1)"
+    "$WASMFN" delete scaledobject fe2-scaler >/dev/null 2>&1
     leaks=$( { "$WASMFN" get scaledobjects -o json; cat "$tmp/log"; } 2>&1 |
         grep -cF -e "$MASTER_PASS" -e "$SENTINEL_PASS")
     [ "$leaks" = 0 ] && ok "the Redis passwords are not in the status or the log" ||

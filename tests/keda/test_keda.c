@@ -1186,20 +1186,27 @@ static void test_triggerauth_parse(void **state)
     (void)state;
     cJSON *d = doc_of(TA_HEAD "'spec':{'secretTargetRef':[{'parameter':'bearerToken','name':'prom',"
                       "'key':'token'}],'configMapTargetRef':[{'parameter':'username','name':'cfg',"
-                      "'key':'user'}],'env':[{'parameter':'x','name':'X'}]}}");
+                      "'key':'user'}],'env':[{'parameter':'password','name':'DB_PASS',"
+                      "'containerName':'app'}],'podIdentity':{}}}");
     kd_triggerauth_t ta;
     char err[512];
     assert_int_equal(kd_triggerauth_parse(d, &ta, err, sizeof err), 0);
     cJSON_Delete(d);
     assert_string_equal(ta.name, "prom-auth");
-    assert_int_equal(ta.nrefs, 2);
+    assert_int_equal(ta.nrefs, 3);
     assert_string_equal(ta.refs[0].parameter, "bearerToken");
     assert_string_equal(ta.refs[0].object, "prom");
     assert_string_equal(ta.refs[0].key, "token");
     assert_false(ta.refs[0].configmap);
     assert_true(ta.refs[1].configmap);
+    /* env: a variable of the env of the Service each ScaledObject scales
+     * (containerName has nothing to choose: accepted quietly). */
+    assert_true(ta.refs[2].env);
+    assert_string_equal(ta.refs[2].parameter, "password");
+    assert_string_equal(ta.refs[2].object, "DB_PASS");
+    assert_null(ta.refs[2].key);
     assert_int_equal(ta.nwarnings, 1);
-    assert_non_null(strstr(ta.warnings[0], "spec.env: not supported"));
+    assert_non_null(strstr(ta.warnings[0], "spec.podIdentity: not supported"));
     assert_false(ta.cluster);
     kd_triggerauth_free(&ta);
     assert_true(kd_handles_auth_kind("keda.sh/v1alpha1", "TriggerAuthentication"));
@@ -1236,6 +1243,12 @@ static void test_triggerauth_parse(void **state)
                     "spec.secretTargetRef[1].parameter: a is given twice");
     ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':{'parameter':'a'}}}",
                     "spec.secretTargetRef: must be a list");
+    ta_expect_error(TA_HEAD "'spec':{'env':[{'parameter':'a','name':'9X'}]}}",
+                    "spec.env[0].name: required, the name of an environment variable");
+    ta_expect_error(TA_HEAD "'spec':{'env':[{'name':'X'}]}}", "spec.env[0].parameter: required");
+    ta_expect_error(TA_HEAD "'spec':{'secretTargetRef':[{'parameter':'a','name':'p','key':'k'}],"
+                            "'env':[{'parameter':'a','name':'A'}]}}",
+                    "spec.env[0].parameter: a is given twice");
     ta_expect_error("{'apiVersion':'keda.sh/v1alpha1','kind':'TriggerAuthentication','metadata':{},"
                     "'spec':{}}",
                     "metadata.name: required");
@@ -1244,10 +1257,11 @@ static void test_triggerauth_parse(void **state)
 /* A resolver standing in for the store: TriggerAuthentication prom-auth
  * gives a bearer token and a rabbitmq host, and so does
  * ClusterTriggerAuthentication shared; anything else does not exist. */
-static int resolve_test(void *ud, const char *name, bool cluster, kd_auth_param_t **params,
-                        uint32_t *n, char *err, size_t errlen)
+static int resolve_test(void *ud, const char *name, bool cluster, const char *service,
+                        kd_auth_param_t **params, uint32_t *n, char *err, size_t errlen)
 {
     (*(int *)ud)++;
+    assert_string_equal(service, "hello"); /* the ScaledObject's target */
     if (strcmp(name, cluster ? "shared" : "prom-auth") != 0) {
         snprintf(err, errlen, "%s %s does not exist", kd_auth_kind_name(cluster), name);
         return -1;
