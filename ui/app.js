@@ -254,18 +254,64 @@
         h('td', { class: 'num' }, num(o.status.deadLettered)))))));
   }
 
+  // "cron 1 / 1, metrics-api – / 5": each trigger's last value against its target.
+  function triggersText(so) {
+    const num = v => (v === null || v === undefined ? '–' : String(+v.toFixed(3)));
+    return (so.status.triggers || []).map(t => t.type + ' ' + num(t.value) + ' / ' + num(t.target))
+      .join(', ');
+  }
+
+  function scaledState(so) {
+    const st = so.status;
+    if (st.paused) return 'paused' + (st.pausedReplicas !== undefined ? ' at ' + st.pausedReplicas : '');
+    if (st.fallback) return 'fallback';
+    return st.active ? 'active' : 'inactive';
+  }
+
+  // KEDA ScaledObjects: which Service each scales, its triggers' values,
+  // the count it decided and its last error.
+  function renderScaling(box, sos) {
+    const title = h('h2', {}, 'Scaling (KEDA)');
+    if (sos.error) {
+      box.replaceChildren(title, h('p', { class: 'muted' }, sos.error));
+      return;
+    }
+    if (!sos.length) {
+      box.replaceChildren(title, h('p', { class: 'muted' }, 'No ScaledObject applied.'));
+      return;
+    }
+    box.replaceChildren(title, h('table', { id: 'scaledobjects' },
+      h('thead', {}, h('tr', {}, ['ScaledObject', 'Service', 'Triggers (value / target)', 'State',
+        'Desired', 'Min–max', 'Last poll', 'Last error'].map(t => h('th', {}, t)))),
+      h('tbody', {}, sos.map(so => h('tr', { 'data-scaledobject': so.name,
+        class: so.status.lastError ? 'bad' : '' },
+        h('td', {}, so.name),
+        h('td', {}, h('a', { href: '#/fn/' + so.scaleTargetRef }, so.scaleTargetRef)),
+        h('td', { class: 'small', 'data-k': 'triggers' }, triggersText(so)),
+        h('td', { 'data-k': 'state' }, scaledState(so)),
+        h('td', { class: 'num', 'data-k': 'desired' },
+          so.status.desiredReplicas === null ? '–' : String(so.status.desiredReplicas)),
+        h('td', { class: 'num' }, so.minReplicaCount + '–' + so.maxReplicaCount),
+        h('td', {}, so.status.lastPollTime ? time(so.status.lastPollTime) : '–'),
+        h('td', { class: 'small', 'data-k': 'error' }, so.status.lastError || ''))))));
+  }
+
   function overview() {
     crumbs(null);
     const nodeBox = h('section', { id: 'node' });
     const fnBox = h('div', {});
+    const scaleBox = h('section', { id: 'scaling' });
     const evBox = h('section', { id: 'events' });
-    $('main').replaceChildren(h('section', {}, h('h2', {}, 'Functions'), fnBox), nodeBox, evBox);
+    $('main').replaceChildren(h('section', {}, h('h2', {}, 'Functions'), fnBox), nodeBox, scaleBox,
+      evBox);
     every(async () => {
-      const [fns, stats, usage, ev] = await Promise.all([
+      const [fns, stats, usage, ev, sos] = await Promise.all([
         api('/v1/functions'), api('/v1/stats?window=1m'),
-        soft(api('/v1/usage?since=' + encodeURIComponent(midnight()))), soft(api('/v1/eventing'))]);
+        soft(api('/v1/usage?since=' + encodeURIComponent(midnight()))), soft(api('/v1/eventing')),
+        soft(api('/v1/scaledobjects'))]);
       renderFunctions(fnBox, fns, stats, usage);
       renderNode(nodeBox, stats.node);
+      renderScaling(scaleBox, sos);
       renderEvents(evBox, ev);
     });
   }
@@ -388,15 +434,23 @@
     followLog(name, pre);
     const enc = encodeURIComponent(name);
     every(async () => {
-      const [fn, series, stats, recent, usage] = await Promise.all([
+      const [fn, series, stats, recent, usage, sos] = await Promise.all([
         api('/v1/functions/' + enc), api('/v1/functions/' + enc + '/series?window=1h'),
         api('/v1/stats?window=1m'), api('/v1/functions/' + enc + '/invocations?limit=20'),
-        soft(api('/v1/usage?function=' + enc + '&since=' + encodeURIComponent(midnight())))]);
+        soft(api('/v1/usage?function=' + enc + '&since=' + encodeURIComponent(midnight()))),
+        soft(api('/v1/scaledobjects'))]);
+      const so = Array.isArray(sos) ? sos.find(o => o.scaleTargetRef === name) : null;
       const s = stats.functions.find(f => f.name === name) || {};
       const u = Array.isArray(usage) && usage[0] ? usage[0] : {};
       head.replaceChildren(...[h('h1', {}, name),
         h('div', { class: 'muted' }, 'latest revision ', h('b', {}, fn.latestRevision || '–'),
           ' · traffic ', traffic(fn), ' · ', h('code', {}, fn.url)),
+        so ? h('div', { class: 'muted', id: 'fn-scaled' }, 'scaled by ScaledObject ',
+          h('b', {}, so.name), ' (' + scaledState(so) + ', desired ' +
+          (so.status.desiredReplicas === null ? '–' : so.status.desiredReplicas) + '): ' +
+          triggersText(so)) : null,
+        so && so.status.lastError ? h('p', { class: 'error' }, so.name + ': ' + so.status.lastError)
+          : null,
         fn.warnings && fn.warnings.length ? h('p', { class: 'error' }, fn.warnings.join('; ')) : null]
         .filter(Boolean));
       cards.replaceChildren(

@@ -3,7 +3,8 @@
 // user sees it:
 //   - the login form; a wrong token refused; the right one accepted;
 //   - the overview lists the deployed functions with their numbers, the
-//     node's capacity and the event sources;
+//     node's capacity, the ScaledObjects (one deciding, one failing) and
+//     the event sources; a function's page names its ScaledObject;
 //   - a function's page: after requests are sent, its plots and totals
 //     move (the charts' data attributes, the request count);
 //   - the live log tail shows what a failing function writes;
@@ -94,6 +95,18 @@ try {
   await page.waitForSelector('#sources tr[data-source="heartbeat"]', { timeout: 5000 }).catch(() => {});
   const backlog = await page.$eval('#sources tr[data-source="heartbeat"] td[data-k="backlog"]', e => e.textContent).catch(() => null);
   ok(backlog !== null && /^\d+$/.test(backlog), 'the PingSource is listed with its backlog', backlog);
+  // The scaling table: echo's cron window decided 2, fail's trigger fails.
+  const soRow = (name, k) => page.$eval(`#scaledobjects tr[data-scaledobject="${name}"] td[data-k="${k}"]`,
+    e => e.textContent).catch(() => null);
+  const echoSo = await until(async () => ((await soRow('echo-scaler', 'desired')) === '2' ?
+    { desired: '2', state: await soRow('echo-scaler', 'state'), triggers: await soRow('echo-scaler', 'triggers') } : null), 8000);
+  ok(echoSo && echoSo.state === 'active' && echoSo.triggers === 'cron 2 / 1',
+     'the scaling table shows echo-scaler active, its cron trigger 2 / 1 (desiredReplicas against a target of 1), desired 2', JSON.stringify(echoSo));
+  const failSo = await until(async () => {
+    const e = await soRow('fail-scaler', 'error');
+    return e && e.includes('127.0.0.1:1') ? e : null;
+  }, 8000);
+  ok(failSo !== null, "the scaling table shows fail-scaler's last error", failSo);
   if (shots) await page.screenshot({ path: path.join(shots, 'dashboard-overview.png'), fullPage: true });
 
   // ---- a function's page: its plots move after requests ----
@@ -140,6 +153,9 @@ try {
   await page.evaluate(() => { location.hash = '#/fn/fail'; });
   await page.waitForFunction(() => document.getElementById('log') &&
     !document.getElementById('log').textContent.startsWith('(connecting'), { timeout: 5000 });
+  const scaled = await until(() => page.$eval('#fn-scaled', e => e.textContent).catch(() => null), 5000);
+  ok(scaled !== null && scaled.includes('fail-scaler') && scaled.includes('metrics-api – / 5'),
+     "fail's page names the ScaledObject that scales it, with its trigger", scaled);
   await fetch(data + '/fn/fail/?mode=dashboard-test').then(r => r.text());
   const logged = await page.waitForFunction(() => document.getElementById('log').textContent.includes('mode dashboard-test'),
     { timeout: 5000 }).then(() => true, () => false);

@@ -5,8 +5,8 @@
 #      every query a real Prometheus (Debian's) scraping this daemon accepts
 #      and answers, and whose metric names the daemon exports (grafana.mjs);
 #   3. the web dashboard in headless Chromium (dashboard.mjs): log in, the
-#      functions listed, a function's plots moving after requests, the live
-#      log tail, the token never in a URL.
+#      functions listed, the ScaledObjects, a function's plots moving after
+#      requests, the live log tail, the token never in a URL.
 # One daemon for all of it, in the interpreter (no tier matters here).
 # With SCREENSHOTS=DIR the browser saves dashboard-*.png there (make
 # ui-screenshots); otherwise into the temporary directory.
@@ -81,9 +81,32 @@ metadata: { name: orders }
 spec:
   broker: default
   subscriber: { ref: { apiVersion: serving.knative.dev/v1, kind: Service, name: echo } }
+---
+# Two ScaledObjects for the scaling table: echo held at 2 by a cron window
+# that is always open (the next end, each minute, comes before the next
+# start, on 1 January), fail's reading a server that is not there.
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: echo-scaler }
+spec:
+  scaleTargetRef: { name: echo }
+  pollingInterval: 1
+  triggers:
+    - type: cron
+      metadata: { timezone: UTC, start: "0 0 1 1 *", end: "* * * * *", desiredReplicas: "2" }
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: fail-scaler }
+spec:
+  scaleTargetRef: { name: fail }
+  pollingInterval: 1
+  triggers:
+    - type: metrics-api
+      metadata: { url: "http://127.0.0.1:1/stats", valueLocation: queued, targetValue: "5" }
 EOF
 out=$("$WASMFN" apply -f "$TMP/fns.yaml" 2>&1)
-check "apply three functions, a PingSource, a broker and a trigger" "$out" $?
+check "apply three functions, a PingSource, a broker, a trigger and two ScaledObjects" "$out" $?
 
 # Traffic for the endpoints and for /metrics: 5 hello (the first cold),
 # 2 failing, 1 event through the broker.
