@@ -60,6 +60,20 @@ void api_scaledobject_apply(api_t *a, hs_req_t *r, const cJSON *doc)
         return;
     }
     free(text);
+    /* Paused where it is: the count it holds is kept for a restart (what
+     * it decided, or what it held already); anything else forgets it. */
+    int32_t held = -1;
+    uint32_t decided;
+    if (so.paused && so.paused_replicas < 0) {
+        if (kd_decided(a->keda, so.name, so.target, &decided)) held = (int32_t)decided;
+        else if (st_scaledobject_paused_get(a->st, so.name, &held, err, sizeof err) != ST_OK)
+            held = -1;
+    }
+    if (st_scaledobject_paused_put(a->st, so.name, held, err, sizeof err) != ST_OK) {
+        hs_respond_errorf(r, 500, "%s", err);
+        kd_scaledobject_free(&so);
+        return;
+    }
     cJSON *o = api_applied_json("ScaledObject", so.name, created, so.warnings, so.nwarnings);
     cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "warnings");
     for (uint32_t i = 0; i < so.ntriggers; i++) {
@@ -144,8 +158,12 @@ static void load_one(void *ud, const st_doc_t *d)
     cJSON *j = cJSON_Parse(d->doc);
     kd_scaledobject_t so;
     kd_resolvers_t rs = {api_triggerauth_resolve, api_trigger_env_resolve, a};
-    if (!j || kd_scaledobject_parse(j, &rs, &so, err, sizeof err) != 0 ||
-        kd_apply(a->keda, &so) != 0) {
+    bool ok = j && kd_scaledobject_parse(j, &rs, &so, err, sizeof err) == 0;
+    /* Paused where it is: the count it held before the restart. */
+    if (ok && so.paused && so.paused_replicas < 0 &&
+        st_scaledobject_paused_get(a->st, name, &so.held_replicas, err, sizeof err) != ST_OK)
+        so.held_replicas = -1;
+    if (!ok || kd_apply(a->keda, &so) != 0) {
         fprintf(stderr, "wasmfn: scaledobject %s not run: %s\n", name,
                 j ? err : "its stored document is not JSON");
     }

@@ -182,6 +182,9 @@ typedef struct kd_scaledobject {
      * where it is; either way no trigger is read. */
     bool paused;
     int32_t paused_replicas;
+    /* Not from the document: the count paused "where it is" held before a
+     * restart (the caller sets it from the store; -1: none). */
+    int32_t held_replicas;
     uint32_t polling_s, cooldown_s, initial_cooldown_s;
     bool fallback;
     uint32_t fallback_failures, fallback_replicas;
@@ -384,8 +387,13 @@ void kd_free(kd_t *k);
  * (KEDA allows one per workload). The string lives until the next kd_
  * call. Loop thread. */
 const char *kd_target_owner(kd_t *k, const char *target, const char *name);
+/* The count ScaledObject name decides for Service target now: true with
+ * *replicas once it has decided one. Loop thread. */
+bool kd_decided(kd_t *k, const char *name, const char *target, uint32_t *replicas);
 /* Starts (or replaces, by name) a ScaledObject; takes *so (emptied).
- * Its first poll is now. Loop thread. -1 when out of memory. */
+ * Its first poll is now. Paused "where it is", it holds what the object it
+ * replaces decided, else so->held_replicas when set. Loop thread. -1 when
+ * out of memory. */
 int kd_apply(kd_t *k, kd_scaledobject_t *so);
 /* Stops it and hands its Service back. -1 if there is none. Loop thread. */
 int kd_delete(kd_t *k, const char *name);

@@ -347,6 +347,19 @@ const char *kd_target_owner(kd_t *k, const char *target, const char *name)
     return found;
 }
 
+bool kd_decided(kd_t *k, const char *name, const char *target, uint32_t *replicas)
+{
+    bool decided = false;
+    pthread_mutex_lock(&k->mu);
+    kd_obj_t *o = obj_find(k, name);
+    if (o && strcmp(o->so.target, target) == 0 && o->st.decided) {
+        *replicas = o->st.replicas;
+        decided = true;
+    }
+    pthread_mutex_unlock(&k->mu);
+    return decided;
+}
+
 static void metrics_forget(kd_t *k, const char *name)
 {
     mx_family_t *f[] = {k->m_value, k->m_active, k->m_errors, k->m_replicas, k->m_paused};
@@ -394,12 +407,16 @@ int kd_apply(kd_t *k, kd_scaledobject_t *so)
     }
     metrics_forget(k, o->so.name);
     if (o->so.paused) {
-        /* No poll: the count it holds is decided here, once. */
-        if (o->so.paused_replicas >= 0) {
-            o->st.replicas = (uint32_t)o->so.paused_replicas;
+        /* No poll: the count it holds is decided here, once: the one
+         * asked for, else where it is (after a restart, the count held
+         * before it). */
+        int32_t hold = o->so.paused_replicas;
+        if (hold < 0 && !o->st.decided) hold = o->so.held_replicas;
+        if (hold >= 0) {
+            o->st.replicas = (uint32_t)hold;
             o->st.decided = true;
-            if (o->applied != o->so.paused_replicas) {
-                o->pending = o->so.paused_replicas;
+            if (o->applied != hold) {
+                o->pending = hold;
                 uv_async_send(&k->async);
             }
         }

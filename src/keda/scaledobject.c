@@ -386,6 +386,7 @@ int kd_scaledobject_parse(const cJSON *doc, const kd_resolvers_t *rs, kd_scaledo
     so->max_replicas = KD_DEFAULT_MAX_REPLICAS;
     so->idle_replicas = -1;
     so->paused_replicas = -1;
+    so->held_replicas = -1;
     so->polling_s = KD_DEFAULT_POLLING_S;
     so->cooldown_s = KD_DEFAULT_COOLDOWN_S;
     /* The HPA's default behavior: up by 100% or 4 instances (whichever

@@ -56,6 +56,8 @@ int st_doctable_each(st_store_t *s, const st_doctable_t *t, st_doc_fn fn, void *
                      size_t errlen);
 /* scaled.c, triggerauths.c: their tables. */
 extern const st_doctable_t st_scaled_table, st_triggerauth_table, st_clustertriggerauth_table;
+/* scaled.c: the scaled_objects table and, beside it, scaled_paused. */
+int st_scaled_schema(st_store_t *s, char *err, size_t errlen);
 
 /* allowed_hosts.c: revisions' outbound HTTP destinations (table
  * revision_allowed_hosts): made at open, read into r->spec, written for a

@@ -130,7 +130,7 @@ int st_db_open(st_store_t *s, char *err, size_t errlen)
     }
     if (st_spec_host_schema(s, err, errlen) != ST_OK) return ST_ERR;
     if (exec_sql(s, RESOURCES_SCHEMA, err, errlen) != ST_OK ||
-        st_doctable_schema(s, &st_scaled_table, err, errlen) != ST_OK ||
+        st_scaled_schema(s, err, errlen) != ST_OK ||
         st_doctable_schema(s, &st_triggerauth_table, err, errlen) != ST_OK ||
         st_doctable_schema(s, &st_clustertriggerauth_table, err, errlen) != ST_OK)
         return ST_ERR;

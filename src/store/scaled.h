@@ -28,5 +28,13 @@ int st_scaledobject_delete(st_store_t *s, const char *name, char *err, size_t er
 /* Calls fn for every ScaledObject, by name (d->target set; strings valid
  * during the call). ST_OK or ST_ERR. */
 int st_scaledobject_each(st_store_t *s, st_doc_fn fn, void *ud, char *err, size_t errlen);
+/* The count ScaledObject name holds while paused "where it is"
+ * (autoscaling.keda.sh/paused: "true"): put saves it (replicas -1 forgets
+ * it; deleting the ScaledObject does too), get reads it (ST_OK,
+ * ST_NOT_FOUND or ST_ERR). */
+int st_scaledobject_paused_put(st_store_t *s, const char *name, int32_t replicas, char *err,
+                               size_t errlen);
+int st_scaledobject_paused_get(st_store_t *s, const char *name, int32_t *replicas, char *err,
+                               size_t errlen);
 
 #endif

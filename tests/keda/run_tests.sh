@@ -43,8 +43,11 @@
 #     client certificate (authMode tls) from a Secret, and refused without
 #     one; scalingModifiers composing two of them with a formula;
 #   - KEDA's pause annotations: paused-replicas holds a Service at a count
-#     without reading triggers, paused: "true" where it is, and removing
-#     them scales again; a bad count is refused;
+#     without reading triggers, paused: "true" where it is (also after
+#     kill -9), and removing them scales again; a bad count is refused;
+#   - ...FromEnv parameters and a TriggerAuthentication's env source read
+#     the Service's env; Redis Cluster nodes that redirect in a loop or
+#     without a port are refused;
 #   - rabbitmq (a queue's length over amqp://, its host from a
 #     TriggerAuthentication), cron (a window around now, one not) and cpu
 #     (a CPU-bound guest under load scales above 1) triggers;
@@ -1179,6 +1182,15 @@ until_true 5 has_instances pz 10 &&
     curl -s "$WASMFN_API/metrics" | grep -q '^wasmfn_scaler_paused{scaledobject="pz-scaler"} 0' &&
     ok "without a pause it scales again: 30 against 3 -> 10 instances" ||
     bad "unpaused" "instances $(instances pz); $(so_field pz-scaler 'o["status"]')"
+# Paused where it is (10), then kill -9: the restarted daemon holds the
+# same count (kept in the store when the pause was applied).
+out=$(pz_so '  annotations: { autoscaling.keda.sh/paused: "true" }') || bad "apply paused" "$out"
+restart
+until_true 5 has_instances pz 10 && sleep 1 && has_instances pz 10 &&
+    [ "$(so_field pz-scaler 'o["status"]["paused"], o["status"]["desiredReplicas"]')" = "True 10" ] &&
+    ok "paused: \"true\" at 10, then kill -9: the restarted daemon holds it at 10" ||
+    bad "paused true across a restart" "instances $(instances pz); $(so_field pz-scaler 'o["status"]')"
+out=$(pz_so '  annotations: { autoscaling.keda.sh/paused: "false" }') || bad "unpause" "$out"
 out=$(pz_so '  annotations: { autoscaling.keda.sh/paused-replicas: "many" }')
 [ $? != 0 ] && echo "$out" | grep -q 'metadata.annotations\[autoscaling.keda.sh/paused-replicas\]: "many" is not a whole number' &&
     has_instances pz 10 && ok "a bad paused-replicas is refused, naming the annotation; the one applied goes on" ||
