@@ -40,7 +40,7 @@ const cJSON *kd_parse_member(const cJSON *o, const char *k)
 
 size_t kd_from_env_stem(const char *k)
 {
-    size_t n = strlen(k);
+    size_t n = k ? strlen(k) : 0; /* an array's items have no key */
     return n > 7 && strcmp(k + n - 7, "FromEnv") == 0 ? n - 7 : 0;
 }
 

@@ -7,9 +7,12 @@
  * first line is the valueLocation and the rest the answer.
  *
  * Beyond the sanitizers it checks the readers' contract: 0 with a finite
- * value, or -1 with a message (internal.h).
+ * value, or -1 with a message (internal.h). A ScaledObject's ...FromEnv
+ * parameters resolve when the variable's name starts with X (its value is
+ * the rest of the name), so values from the env reach every check.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +27,32 @@ static void check(int rc, double v, const char *err)
     if (rc != 0 && !err[0]) __builtin_trap();      /* a failure says why */
 }
 
+/* ...FromEnv: a variable whose name starts with X resolves (to its own
+ * name, so values vary with the input); any other does not. */
+static int env_any(void *ud, const char *service, const char *var, char **value, char *err,
+                   size_t errlen)
+{
+    (void)ud;
+    (void)service;
+    if (var[0] != 'X') {
+        snprintf(err, errlen, "no env %s", var);
+        return -1;
+    }
+    return (*value = strdup(var + 1)) ? 0 : -1;
+}
+
 static void scaledobject(const char *s, size_t n)
 {
     cJSON *d = cJSON_ParseWithLength(s, n);
     if (!d) return;
     kd_scaledobject_t so;
     char err[512] = "";
-    if (kd_scaledobject_parse(d, NULL, &so, err, sizeof err) != 0 && !err[0])
+    kd_resolvers_t rs = {NULL, env_any, NULL};
+    if (kd_scaledobject_parse(d, &rs, &so, err, sizeof err) != 0 && !err[0])
         __builtin_trap();
     kd_scaledobject_free(&so);
+    (void)kd_scaledobject_uses_env(d);
+    (void)kd_scaledobject_uses_auth(d, NULL, false);
     cJSON_Delete(d);
 }
 

@@ -1468,6 +1468,9 @@ static void test_from_env(void **state)
     d = so_doc("", "{'type':'redis','metadata':{'addressFromEnv':'A','listName':'l'}}");
     assert_true(kd_scaledobject_uses_env(d));
     cJSON_Delete(d);
+    d = so_doc("", "{'type':'redis','metadata':['addressFromEnv']},{'type':'cpu','metadata':7}");
+    assert_false(kd_scaledobject_uses_env(d)); /* not objects: nothing to read, no crash */
+    cJSON_Delete(d);
 
     expect_error(so_doc("", "{'type':'redis','metadata':{'addressFromEnv':'1BAD','listName':'l'}}"),
                  "spec.triggers[0].metadata.addressFromEnv: must be the name of an environment "
