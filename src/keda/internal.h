@@ -13,6 +13,12 @@
 
 #include "keda/keda.h"
 
+/* triggerauth.c: an environment variable's name as Kubernetes takes it
+ * (letters, digits, '_', '-' and '.', not starting with a digit; at most
+ * KD_MAX_ENV_NAME bytes), for ...FromEnv and a TriggerAuthentication's
+ * env. */
+bool kd_env_name_ok(const char *s);
+
 /* The largest answer read from a server (a Prometheus result, a RabbitMQ
  * queue's JSON); beyond it the read fails. */
 #define KD_MAX_BODY_BYTES (1u << 20)

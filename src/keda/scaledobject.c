@@ -117,15 +117,6 @@ static int parse_auth_ref(kd_parse_t *c, const cJSON *ref, const char *path, kd_
     return 0;
 }
 
-/* An environment variable's name as Kubernetes takes it: letters, digits,
- * '_', '-' and '.', not starting with a digit. */
-static bool env_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    return n && n <= KD_MAX_ENV_NAME && !(*s >= '0' && *s <= '9') &&
-           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
-}
-
 /* The trigger's ...FromEnv parameters (KEDA reads them from the scale
  * target's container): each read from the target Service's env into
  * c->env, where they come after the metadata's own values. One that does
@@ -145,7 +136,7 @@ static int parse_from_env(kd_parse_t *c, const cJSON *md, const char *path, kd_t
     {
         size_t stem = kd_from_env_stem(it->string);
         if (!stem) continue;
-        if (!cJSON_IsString(it) || !env_name_ok(it->valuestring))
+        if (!cJSON_IsString(it) || !kd_env_name_ok(it->valuestring))
             return kd_parse_fail(c,
                                  "%s.metadata.%s: must be the name of an environment variable "
                                  "of Service %s (letters, digits, '_', '-', '.'; at most %u)",

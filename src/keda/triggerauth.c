@@ -24,7 +24,7 @@
 
 #include "common/k8sname.h"
 #include "common/strlist.h"
-#include "keda/keda.h"
+#include "keda/internal.h"
 
 bool kd_handles_auth_kind(const char *api_version, const char *kind)
 {
@@ -76,9 +76,7 @@ static const char *str_member(const cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* An environment variable's name as Kubernetes takes it: letters, digits,
- * '_', '-' and '.', not starting with a digit. */
-static bool env_name_ok(const char *s)
+bool kd_env_name_ok(const char *s)
 {
     size_t n = strlen(s);
     return n && n <= KD_MAX_ENV_NAME && !(*s >= '0' && *s <= '9') &&
@@ -101,7 +99,7 @@ static int parse_env(const cJSON *arr, kd_triggerauth_t *ta, char *err, size_t e
             return fail(err, errlen, "spec.env[%u].parameter: required, 1 to 63 characters "
                                      "(the trigger metadata it stands for, e.g. password)",
                         i);
-        if (!name || !env_name_ok(name))
+        if (!name || !kd_env_name_ok(name))
             return fail(err, errlen, "spec.env[%u].name: required, the name of an environment "
                                      "variable of the Service (letters, digits, '_', '-', '.')",
                         i);
