@@ -26,7 +26,9 @@
  * fallback.behavior, the count it has, or the larger or smaller of the two).
  * With advanced.scalingModifiers, the formula over the triggers' values
  * makes one composite value, which takes the place of the triggers for
- * activity and replicas (its own target and metric type).
+ * activity and replicas (its own target and metric type); a poll in which
+ * a trigger fails leaves count and activity as they are (no formula can be
+ * computed), until fallback's threshold.
  * The HPA's 10% tolerance band is not applied: a value of 31 against a
  * target of 10 asks for 4 even from 3.
  */
@@ -239,10 +241,11 @@ static uint32_t rate_limit(const kd_scaledobject_t *so, const kd_state_t *st, ui
 uint32_t kd_decide(const kd_scaledobject_t *so, kd_state_t *st, const kd_sample_t *samples,
                    uint64_t now_ns)
 {
-    bool active = false, fallback = false;
+    bool active = false, fallback = false, failed = false;
     uint32_t cur = st->replicas, want = 0;
     for (uint32_t i = 0; i < so->ntriggers && i < st->ntriggers; i++) {
         const kd_trigger_t *t = &so->triggers[i];
+        failed |= !samples[i].ok;
         if (samples[i].ok) {
             st->failures[i] = 0;
             st->trig_value[i] = samples[i].value;
@@ -255,9 +258,16 @@ uint32_t kd_decide(const kd_scaledobject_t *so, kd_state_t *st, const kd_sample_
         active |= st->trig_active[i];
         if (st->trig_want[i] > want) want = st->trig_want[i];
     }
+    if (so->formula && failed && !fallback && st->decided) {
+        /* scalingModifiers with a trigger that did not read: KEDA cannot
+         * compute the formula, the HPA gets no metric and keeps the count
+         * it has; so does this, and the activity it had. */
+        st->fallback_on = false;
+        return cur;
+    }
     if (so->formula && st->ntriggers == so->ntriggers) {
-        /* scalingModifiers: the composite value alone decides, from each
-         * trigger's last good value (a failed read keeps it, as above). */
+        /* scalingModifiers: the composite value alone decides (before the
+         * first decision, a trigger that never read counts as 0). */
         double v = kd_formula_eval(so->formula, st->trig_value);
         st->composite = v;
         active = v > so->mod_activation;

@@ -1123,6 +1123,15 @@ echo "$out" | grep -q warning && bad "no warning for scalingModifiers" "$out"
 until_true 5 has_instances m2 3 && [ "$(so_field m2-scaler 'o["status"]["compositeValue"]')" = 14 ] &&
     ok "scalingModifiers: a > 5 ? a + b : 0 = 14, target 5 -> 3 instances (each trigger alone: 1)" ||
     bad "scalingModifiers" "instances $(instances m2); $(so_field m2-scaler 'o["status"]')"
+# b's server gone: the formula cannot be computed, so the count stays at 3
+# (with b as 0 it would be 7, 2 instances), and b's error shows.
+{ sed '/^    - type: metrics-api/,$d' "$tmp/mods.yaml"; mapi_trigger a
+  printf '    - type: metrics-api\n      name: b\n      metadata: { url: "http://127.0.0.1:1/api/stats", valueLocation: n, targetValue: "100" }\n'; } >"$tmp/mods-b.yaml"
+out=$("$WASMFN" apply -f "$tmp/mods-b.yaml" 2>&1) || bad "apply scalingModifiers with b's server gone" "$out"
+until_true 5 sh -c "\"$WASMFN\" get scaledobject m2-scaler -o json | grep -q '\"lastError\":\"metrics-api http://127.0.0.1:1/'" &&
+    sleep 2 && has_instances m2 3 &&
+    ok "scalingModifiers: a trigger that fails leaves the count as it was (3), its error shown" ||
+    bad "scalingModifiers with a failing trigger" "instances $(instances m2); $(so_field m2-scaler 'o["status"]')"
 sed 's/formula: "a > 5 ? a + b : 0"/formula: "a > 5 ? a + c : 0"/' "$tmp/mods.yaml" >"$tmp/mods-bad.yaml"
 out=$("$WASMFN" apply -f "$tmp/mods-bad.yaml" 2>&1)
 [ $? != 0 ] && echo "$out" | grep -q 'spec.advanced.scalingModifiers.formula: at 13: c is not the name of a trigger' &&

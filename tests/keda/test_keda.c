@@ -867,7 +867,13 @@ static void test_scaling_modifiers(void **state)
     assert_true(m.st.composite == 6);
     assert_int_equal(poll_at(&m, 10, 4, 0), 0);      /* 2: not above activationTarget 3 */
     assert_false(m.st.active);
-    assert_int_equal(poll_at(&m, 20, NAN, 16), 5);   /* a's failed read keeps its 4: (4 + 16) / 2 */
+    assert_int_equal(poll_at(&m, 20, 10, 2), 3);     /* 6 again */
+    /* a's read fails: no formula can be computed, so the count stays
+     * (b's 16 would make it (10 + 16) / 2 = 13 against 2, 7 instances),
+     * and so does the composite value. */
+    assert_int_equal(poll_at(&m, 30, NAN, 16), 3);
+    assert_true(m.st.composite == 6 && m.st.active);
+    assert_int_equal(poll_at(&m, 40, 10, 16), 7);    /* both read: 13 against 2 */
     sim_free(&m);
 
     sim_init(&m, ",'advanced':{'scalingModifiers':{'formula':'a','target':'10','metricType':'Value'}}",
