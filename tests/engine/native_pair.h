@@ -3,8 +3,8 @@
  * from WAT with wabt's wat2wasm and made in both tiers (the interpreter's
  * and one with native code attached), instances of them side by side,
  * calls that must agree exactly between the tiers, and running a guest in
- * a child process. Included by tests/engine/test_native.c and
- * test_native_loops.c (each a program of its own); everything is static.
+ * a child process. Included by tests/engine/test_native_*.c (each a
+ * program of its own); everything is static.
  */
 #ifndef WASMFN_TESTS_ENGINE_NATIVE_PAIR_H
 #define WASMFN_TESTS_ENGINE_NATIVE_PAIR_H
@@ -329,6 +329,15 @@ static inline res_t call_f(eng_exec_t *x, eng_func_t *f, const eng_val_t *args)
     r.trap = eng_call(x, f, args ? args : none, r.v);
     if (r.trap != ENG_OK) snprintf(r.msg, sizeof r.msg, "%s", eng_exec_trap_message(x));
     return r;
+}
+
+/* A call that must not trap: its first result as a u32. */
+static inline uint32_t call_u32(eng_exec_t *x, eng_instance_t *i, const char *name, int tier,
+                                const eng_val_t *args)
+{
+    res_t r = call_f(x, export_func(i, name, tier), args);
+    if (r.trap != ENG_OK) fail_msg("%s (%s): %s", name, tier_name[tier], r.msg);
+    return r.n ? r.v[0].i32 : 0;
 }
 
 static inline res_t call_side(side_t *sd, const char *name, const eng_val_t *args)

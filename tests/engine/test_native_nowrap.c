@@ -3,7 +3,7 @@
  * zext(y + c) it turns into zext(x) + d after an access at x, and which it
  * must leave alone. The IR has the shape native_ir.c gives an access after
  * SROA: a GEP from the load of inst->mem0_data by zext(address) [+ offset].
- * (The end-to-end semantics near 4 GiB are in test_native.c.)
+ * (The end-to-end semantics near 4 GiB are in test_native_edges.c.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
