@@ -158,6 +158,66 @@ static int parse_from_env(kd_parse_t *c, const cJSON *md, const char *path, kd_t
     return 0;
 }
 
+/* s with every copy of value replaced by what (malloc'd), or NULL when
+ * out of memory. A message cut to its buffer may end in part of a copy:
+ * that part (4 bytes or more) goes too. */
+static char *redacted(const char *s, const char *value, const char *what)
+{
+    size_t vl = strlen(value), wl = strlen(what), n = 0;
+    for (const char *p = s; (p = strstr(p, value)); p += vl) n++;
+    char *out = malloc(strlen(s) + (n + 1) * wl + 1), *o = out;
+    if (!out) return NULL;
+    for (const char *p = s, *q; ; p = q + vl) {
+        q = strstr(p, value);
+        size_t k = q ? (size_t)(q - p) : strlen(p);
+        memcpy(o, p, k);
+        o += k;
+        if (!q) break;
+        memcpy(o, what, wl);
+        o += wl;
+    }
+    size_t ol = (size_t)(o - out);
+    for (size_t k = vl - 1 < ol ? vl - 1 : ol; k >= 4; k--)
+        if (memcmp(o - k, value, k) == 0) {
+            memcpy(o - k, what, wl);
+            o = o - k + wl;
+            break;
+        }
+    *o = '\0';
+    return out;
+}
+
+/* A value read from the Service's env may come from a Secret: no message
+ * about this trigger (its refusal, the warnings it added from first on)
+ * may hold one. The checks that quote what they refuse quote the value,
+ * so each copy becomes "(the value of VAR)". Values shorter than 4 bytes
+ * are left: they would match too much of a message to hide anything. */
+static void redact_env(kd_parse_t *c, const cJSON *md, uint32_t first)
+{
+    for (uint32_t i = 0; i < c->nenv; i++) {
+        const char *v = c->env[i].value;
+        if (!v || strlen(v) < 4) continue;
+        char key[80], what[128];
+        snprintf(key, sizeof key, "%sFromEnv", c->env[i].parameter);
+        const cJSON *var = kd_parse_member(md, key);
+        snprintf(what, sizeof what, "(the value of %.64s)",
+                 cJSON_IsString(var) ? var->valuestring : key);
+        char *e = c->errlen && c->err[0] ? redacted(c->err, v, what) : NULL;
+        if (e) snprintf(c->err, c->errlen, "%s", e);
+        else if (c->errlen && c->err[0]) snprintf(c->err, c->errlen, "out of memory");
+        free(e);
+        for (uint32_t w = first; w < c->so->nwarnings; w++) {
+            char *r = redacted(c->so->warnings[w], v, what);
+            if (!r) { /* out of memory: the whole warning goes */
+                memset(c->so->warnings[w], '*', strlen(c->so->warnings[w]));
+                continue;
+            }
+            free(c->so->warnings[w]);
+            c->so->warnings[w] = r;
+        }
+    }
+}
+
 static int parse_trigger(kd_parse_t *c, const cJSON *tj, uint32_t i, kd_trigger_t *t)
 {
     char path[64];
@@ -200,8 +260,10 @@ static int parse_trigger(kd_parse_t *c, const cJSON *tj, uint32_t i, kd_trigger_
     uint32_t nparams = 0;
     if (parse_auth_ref(c, kd_parse_member(tj, "authenticationRef"), path, t, &params, &nparams) < 0)
         return -1;
+    uint32_t warned = c->so->nwarnings;
     int rc = parse_from_env(c, md, path, t);
     if (rc == 0) rc = kd_metadata_parse(c, md, path, t);
+    redact_env(c, md, warned);
     kd_auth_params_free(params, nparams);
     kd_auth_params_free(c->env, c->nenv);
     c->auth = NULL;

@@ -1394,7 +1394,13 @@ static int env_test(void *ud, const char *service, const char *var, char **value
     (*(int *)ud)++;
     static const char *const env[][2] = {{"REDIS_ADDR", "10.0.0.7:6379"},
                                          {"REDIS_PASS", "env-s3cret"},
-                                         {"PG", "postgresql://u:p@db/x"}};
+                                         {"PG", "postgresql://u:p@db/x"},
+                                         {"LONG", "s3cret-" /* 300 bytes: past a message's end */
+                                                  "0123456789012345678901234567890123456789012345678901234567890123456789"
+                                                  "0123456789012345678901234567890123456789012345678901234567890123456789"
+                                                  "0123456789012345678901234567890123456789012345678901234567890123456789"
+                                                  "0123456789012345678901234567890123456789012345678901234567890123456789"
+                                                  "01234567890123456789012"}};
     for (size_t i = 0; strcmp(service, "hello") == 0 && i < sizeof env / sizeof env[0]; i++)
         if (strcmp(var, env[i][0]) == 0) return (*value = strdup(env[i][1])) ? 0 : -1;
     snprintf(err, errlen, "Service %s has no env %s", service, var);
@@ -1488,6 +1494,25 @@ static void test_from_env(void **state)
         snprintf(many + strlen(many), sizeof many - strlen(many), ",'p%dFromEnv':'V'", i);
     strcat(many, "}}");
     expect_error(so_doc("", many), "spec.triggers[0].metadata: more than 16 ...FromEnv parameters");
+    /* A value from the env (it may come from a Secret) is never quoted by
+     * a refusal: the check that quotes what it refuses names the variable
+     * instead, also when the message is cut in the middle of the value. */
+    d = so_doc("", "{'type':'prometheus','metadata':{'serverAddressFromEnv':'REDIS_PASS',"
+                   "'query':'q','threshold':'1'}}");
+    assert_int_equal(kd_scaledobject_parse(d, &rs, &so, err, sizeof err), -1);
+    cJSON_Delete(d);
+    assert_string_equal(err, "spec.triggers[0].metadata.serverAddress: \"(the value of REDIS_PASS)\" "
+                             "is not an http:// or https:// URL");
+    kd_scaledobject_free(&so);
+    d = so_doc("", "{'type':'prometheus','metadata':{'serverAddressFromEnv':'LONG',"
+                   "'query':'q','threshold':'1'}}");
+    char small[120];
+    assert_int_equal(kd_scaledobject_parse(d, &rs, &so, small, sizeof small), -1);
+    cJSON_Delete(d);
+    assert_null(strstr(small, "s3cret"));
+    assert_non_null(strstr(small, "(the value of LONG)"));
+    kd_scaledobject_free(&so);
+
     /* One for a parameter the trigger does not have is a warning. */
     d = so_doc("", "{'type':'redis','metadata':{'address':'r:1','listName':'l',"
                    "'fooFromEnv':'REDIS_ADDR'}}");
