@@ -187,34 +187,51 @@ static char *redacted(const char *s, const char *value, const char *what)
     return out;
 }
 
-/* A value read from the Service's env may come from a Secret: no message
- * about this trigger (its refusal, the warnings it added from first on)
- * may hold one. The checks that quote what they refuse quote the value,
- * so each copy becomes "(the value of VAR)". Values shorter than 4 bytes
- * are left: they would match too much of a message to hide anything. */
-static void redact_env(kd_parse_t *c, const cJSON *md, uint32_t first)
+/* Replaces v in the trigger's refusal and in the warnings it added (from
+ * first on) by what. */
+static void redact_value(kd_parse_t *c, uint32_t first, const char *v, const char *what)
 {
+    char *e = c->errlen && c->err[0] ? redacted(c->err, v, what) : NULL;
+    if (e) snprintf(c->err, c->errlen, "%s", e);
+    else if (c->errlen && c->err[0]) snprintf(c->err, c->errlen, "out of memory");
+    free(e);
+    for (uint32_t w = first; w < c->so->nwarnings; w++) {
+        char *r = redacted(c->so->warnings[w], v, what);
+        if (!r) { /* out of memory: the whole warning goes */
+            memset(c->so->warnings[w], '*', strlen(c->so->warnings[w]));
+            continue;
+        }
+        free(c->so->warnings[w]);
+        c->so->warnings[w] = r;
+    }
+}
+
+/* The values a TriggerAuthentication or the Service's env gave may come
+ * from Secrets: no message about this trigger (its refusal, the warnings
+ * it added from first on) may hold one. The checks that quote what they
+ * refuse would quote it, so each copy becomes "(the value of VAR)" or
+ * "(the value of TriggerAuthentication parameter P)". Values shorter than
+ * 4 bytes are left: they would match too much of a message to hide
+ * anything. */
+static void redact_given(kd_parse_t *c, const cJSON *md, uint32_t first)
+{
+    char what[128];
+    for (uint32_t i = 0; i < c->nauth; i++) {
+        const char *v = c->auth[i].value;
+        if (!v || strlen(v) < 4) continue;
+        snprintf(what, sizeof what, "(the value of TriggerAuthentication parameter %.64s)",
+                 c->auth[i].parameter);
+        redact_value(c, first, v, what);
+    }
     for (uint32_t i = 0; i < c->nenv; i++) {
         const char *v = c->env[i].value;
         if (!v || strlen(v) < 4) continue;
-        char key[80], what[128];
+        char key[80];
         snprintf(key, sizeof key, "%sFromEnv", c->env[i].parameter);
         const cJSON *var = kd_parse_member(md, key);
         snprintf(what, sizeof what, "(the value of %.64s)",
                  cJSON_IsString(var) ? var->valuestring : key);
-        char *e = c->errlen && c->err[0] ? redacted(c->err, v, what) : NULL;
-        if (e) snprintf(c->err, c->errlen, "%s", e);
-        else if (c->errlen && c->err[0]) snprintf(c->err, c->errlen, "out of memory");
-        free(e);
-        for (uint32_t w = first; w < c->so->nwarnings; w++) {
-            char *r = redacted(c->so->warnings[w], v, what);
-            if (!r) { /* out of memory: the whole warning goes */
-                memset(c->so->warnings[w], '*', strlen(c->so->warnings[w]));
-                continue;
-            }
-            free(c->so->warnings[w]);
-            c->so->warnings[w] = r;
-        }
+        redact_value(c, first, v, what);
     }
 }
 
@@ -263,7 +280,7 @@ static int parse_trigger(kd_parse_t *c, const cJSON *tj, uint32_t i, kd_trigger_
     uint32_t warned = c->so->nwarnings;
     int rc = parse_from_env(c, md, path, t);
     if (rc == 0) rc = kd_metadata_parse(c, md, path, t);
-    redact_env(c, md, warned);
+    redact_given(c, md, warned);
     kd_auth_params_free(params, nparams);
     kd_auth_params_free(c->env, c->nenv);
     c->auth = NULL;

@@ -1268,6 +1268,13 @@ static int resolve_test(void *ud, const char *name, bool cluster, const char *se
 {
     (*(int *)ud)++;
     assert_string_equal(service, "hello"); /* the ScaledObject's target */
+    if (!cluster && strcmp(name, "pg-auth") == 0) { /* a port that is not one */
+        *params = calloc(1, sizeof **params);
+        (*params)[0].parameter = strdup("port");
+        (*params)[0].value = strdup("s3cret-port");
+        *n = 1;
+        return 0;
+    }
     if (strcmp(name, cluster ? "shared" : "prom-auth") != 0) {
         snprintf(err, errlen, "%s %s does not exist", kd_auth_kind_name(cluster), name);
         return -1;
@@ -1511,6 +1518,15 @@ static void test_from_env(void **state)
     cJSON_Delete(d);
     assert_null(strstr(small, "s3cret"));
     assert_non_null(strstr(small, "(the value of LONG)"));
+    kd_scaledobject_free(&so);
+
+    /* The same for a TriggerAuthentication's value. */
+    d = so_doc("", "{'type':'postgresql','authenticationRef':{'name':'pg-auth'},'metadata':{"
+                   "'host':'db','query':'q','targetQueryValue':'1'}}");
+    assert_int_equal(kd_scaledobject_parse(d, &rs, &so, err, sizeof err), -1);
+    cJSON_Delete(d);
+    assert_string_equal(err, "spec.triggers[0].metadata.port: \"(the value of TriggerAuthentication "
+                             "parameter port)\" is not a port");
     kd_scaledobject_free(&so);
 
     /* One for a parameter the trigger does not have is a warning. */
