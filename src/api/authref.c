@@ -50,9 +50,8 @@ int api_triggerauth_resolve(void *ud, const char *name, bool cluster, const char
     }
     cJSON_Delete(j);
     kd_auth_param_t *ps = calloc(ta.nrefs, sizeof *ps);
-    if (!ps || (!a->secrets && ta.nrefs)) {
-        snprintf(err, errlen, "%s", ps ? "secrets are not available" : "out of memory");
-        free(ps);
+    if (!ps) {
+        snprintf(err, errlen, "out of memory");
         kd_triggerauth_free(&ta);
         return -1;
     }
@@ -73,6 +72,11 @@ int api_triggerauth_resolve(void *ud, const char *name, bool cluster, const char
                 ps[n++].value = v;
                 failed = 0;
             }
+            continue;
+        }
+        if (!a->secrets) { /* env sources still resolve without them */
+            snprintf(err, errlen, "parameter %s: secrets are not available", r->parameter);
+            failed = 1;
             continue;
         }
         const char *kind = r->configmap ? "ConfigMap" : "Secret";

@@ -180,11 +180,15 @@ int api_scaledobjects_load(api_t *a, char *err, size_t errlen)
 /* Runs again, with credentials resolved anew, every stored ScaledObject
  * that names a TriggerAuthentication or reads its Service's env (whose
  * values may come from Secrets). */
+static bool reads_references(const cJSON *j)
+{
+    return j && (kd_scaledobject_uses_auth(j, NULL, false) || kd_scaledobject_uses_env(j));
+}
+
 static void refresh_one(void *ud, const st_doc_t *d)
 {
     cJSON *j = cJSON_Parse(d->doc);
-    if (j && (kd_scaledobject_uses_auth(j, NULL, false) || kd_scaledobject_uses_env(j)))
-        load_one(ud, d);
+    if (reads_references(j)) load_one(ud, d);
     cJSON_Delete(j);
 }
 
@@ -198,8 +202,7 @@ static void refresh_target_one(void *ud, const st_doc_t *d)
     target_refresh_t *tr = ud;
     if (!d->target || strcmp(d->target, tr->service) != 0) return;
     cJSON *j = cJSON_Parse(d->doc);
-    if (j && (kd_scaledobject_uses_env(j) || kd_scaledobject_uses_auth(j, NULL, false)))
-        load_one(tr->a, d);
+    if (reads_references(j)) load_one(tr->a, d);
     cJSON_Delete(j);
 }
 

@@ -16,9 +16,10 @@ void api_scaledobjects_handle(api_t *a, hs_req_t *r, const char *p);
 /* Runs every stored ScaledObject (at start); those that fail are
  * reported on stderr and skipped. -1 when the store fails. */
 int api_scaledobjects_load(api_t *a, char *err, size_t errlen);
-/* Runs again every ScaledObject that names a TriggerAuthentication, with
- * its credentials resolved anew: after a TriggerAuthentication, Secret or
- * ConfigMap changes. Its replicas and activity carry over (kd_apply). */
+/* Runs again every ScaledObject that names a TriggerAuthentication or has
+ * ...FromEnv parameters, with its values resolved anew: after a
+ * TriggerAuthentication, Secret or ConfigMap changes. Its replicas and
+ * activity carry over (kd_apply). */
 void api_scaledobjects_refresh(api_t *a);
 /* Runs again the stored ScaledObject that scales Service service, when it
  * may read values from that Service's env (...FromEnv, or a
