@@ -31,6 +31,7 @@
 #include "cli/cli.h"
 #include "daemon/daemon.h"
 #include "http/http.h"
+#include "common/duration.h"
 #include "common/metrics.h"
 #include "eventing/eventing.h"
 #include "runtime/runtime.h"
@@ -60,6 +61,10 @@ void cli_serve_usage(FILE *out)
             "                      ~/.local/state/wasmfn); holds wasmfn.db, blobs/ and\n"
             "                      admin.token, the admin API's bearer token\n"
             "  --workers N         threads running guests (default: CPUs - 1, at least 1)\n"
+            "  --loop-slice D      the event loop runs a guest itself, for at most D, when\n"
+            "                      its imports can neither wait nor act outside it; a run\n"
+            "                      not over by then goes to a worker (default 50us; 0 =\n"
+            "                      every guest on a worker; at most 1ms)\n"
             "  --domain D          domain for Host routing (default localhost)\n"
             "  --redis URL         redis://HOST:PORT backing brokers, so accepted events\n"
             "                      survive a restart (default: brokers in memory)\n"
@@ -185,6 +190,15 @@ static int parse_args(int argc, char **argv, dmn_options_t *o)
                 return -1;
             }
             o->workers = (uint32_t)n;
+        } else if ((v = opt_value(argc, argv, &i, "--loop-slice", &missing))) {
+            int64_t ns;
+            if (cm_duration_parse(v, 0, &ns, NULL, 0) != 0 || ns > SRV_LOOP_SLICE_MAX_NS ||
+                (ns > 0 && ns < 1000)) {
+                fprintf(stderr, "wasmfn serve: --loop-slice: '%s' is not 0 or a duration from "
+                                "1us to 1ms\n", v);
+                return -1;
+            }
+            o->loop_slice_ns = ns ? ns : -1;
         } else if (strcmp(a, "--no-metering") == 0) {
             o->no_metering = true;
         } else if ((v = opt_value(argc, argv, &i, "--billing-granularity", &missing))) {

@@ -351,6 +351,8 @@ int dmn_run(const dmn_options_t *o)
         .loop = &d.loop,
         .domain = o->domain ? o->domain : "localhost",
         .workers = o->workers,
+        .loop_slice_ns = o->loop_slice_ns > 0 ? (uint64_t)o->loop_slice_ns : 0,
+        .no_loop_runs = o->loop_slice_ns < 0,
         .limits = {.max_header_bytes = 64u << 10, .max_body_bytes = (size_t)o->max_body,
                    .max_conns = data_conns, .max_conns_per_addr = o->max_conns_per_ip},
         .queue_per_revision = 100,

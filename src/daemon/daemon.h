@@ -29,6 +29,7 @@ typedef struct dmn_options {
     int64_t billing_granularity_ns;   /* 0 = metering's default (1 ms) */
     double price_gb_second, price_million_requests; /* < 0 = default */
     bool no_metering;
+    int64_t loop_slice_ns;            /* --loop-slice: 0 = the data plane's default, < 0 = off */
     bool interp_only;                 /* --tier interp */
     uint32_t compile_jobs;            /* 0 = 1 */
     uint64_t compile_memory;          /* 0 = the compiler's default */

@@ -30,6 +30,8 @@
 
 /* A stderr line longer than this is flushed in pieces. */
 #define RT_LOG_LINE_MAX 8192
+/* What a trial run may write to stderr; more gives the trial up. */
+#define RT_TRIAL_LOG_MAX (16u << 10)
 
 struct rt_instance {
     eng_store_t *store;
@@ -37,6 +39,7 @@ struct rt_instance {
     ho_ctx_t *http;          /* NULL unless the module imports outbound HTTP */
     eng_instance_t *inst;
     eng_func_t *start;
+    bool trial_safe;         /* rt_module_trial_safe of its module */
 };
 
 /* poll_oneoff's clock waits on a pool fiber park the fiber (ud is the
@@ -96,6 +99,7 @@ rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t
         eng_exec_set_deadline(x, 0);
     }
     if (!i->inst) goto fail;
+    i->trial_safe = rt_module_trial_safe(rm);
     i->start = eng_instance_func(i->inst, "_start");
     if (!i->start) {
         snprintf(err, errlen, "no exported function _start");
@@ -131,6 +135,12 @@ typedef struct capture {
                    * write: most runs never write any, and a parked guest
                    * should not keep two pages for nothing */
     size_t line_len;
+    /* A trial run (rt_request_t.trial_until_ns): stderr is held in
+     * `held` until the run is known to count, and `given_up` is set when
+     * the guest did something a trial must not (x is interrupted then). */
+    bool trial, given_up;
+    cm_buf_t held;
+    eng_exec_t *x;
 } capture_t;
 
 static long capture_stdout(void *ud, const uint8_t *data, size_t len)
@@ -151,9 +161,24 @@ static void capture_flush_line(capture_t *c)
     c->line_len = 0;
 }
 
+/* A trial's guest that needs more than a trial allows stops at its next
+ * check, and its run is given up. */
+static void capture_give_up(capture_t *c)
+{
+    c->given_up = true;
+    eng_exec_interrupt(c->x);
+}
+
 static long capture_stderr(void *ud, const uint8_t *data, size_t len)
 {
     capture_t *c = ud;
+    if (c->trial) {
+        if (len > RT_TRIAL_LOG_MAX - c->held.len || cm_buf_append(&c->held, data, len) != 0) {
+            capture_give_up(c);
+            return -1;
+        }
+        return (long)len;
+    }
     for (size_t k = 0; k < len; k++) {
         if (data[k] == '\n') {
             if (c->line_len == 0 && c->log) lr_ring_append_tagged(c->log, c->source, c->tags, "\n", 1);
@@ -167,9 +192,25 @@ static long capture_stderr(void *ud, const uint8_t *data, size_t len)
     return (long)len;
 }
 
+/* A trial's guest that would sleep is given up instead: the loop thread
+ * it runs on must not wait. */
+static int trial_sleep(void *ud, uint64_t until_ns)
+{
+    (void)until_ns;
+    capture_give_up(ud);
+    return -1;
+}
+
 int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_result_t *res)
 {
     memset(res, 0, sizeof *res);
+    bool trial = rq->trial_until_ns != 0;
+    if (trial && !i->trial_safe) {
+        res->abandoned = true;
+        res->trap = ENG_TRAP_DEADLINE;
+        snprintf(res->message, sizeof res->message, "not a module for trial runs");
+        return -1;
+    }
     capture_t *cap = calloc(1, sizeof *cap);
     if (!cap) {
         res->trap = ENG_TRAP_HOST;
@@ -180,6 +221,8 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
     cap->log = rq->log;
     cap->source = rq->log_source ? rq->log_source : "";
     cap->tags = rq->log_tags;
+    cap->trial = trial;
+    cap->x = x;
     if (wasi_ctx_add_envs(i->wasi, rq->env, rq->nenv) != 0) {
         /* The CGI environment is made by serving/ and always well formed:
          * this is out of memory (or a bad entry, which is dropped). */
@@ -189,9 +232,14 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
                              rq->stdin_len);
     wasi_ctx_set_output(i->wasi, 1, capture_stdout, cap);
     wasi_ctx_set_output(i->wasi, 2, capture_stderr, cap);
-    eng_exec_set_deadline(x, rq->deadline_ns);
-    wasi_ctx_set_deadline(i->wasi, rq->deadline_ns);
-    set_sleep(i->wasi, x);
+    /* A trial stops at its end or at the request's deadline, whichever
+     * comes first. */
+    bool trial_first = trial && (rq->deadline_ns == 0 || rq->trial_until_ns < rq->deadline_ns);
+    uint64_t deadline = trial_first ? rq->trial_until_ns : rq->deadline_ns;
+    eng_exec_set_deadline(x, deadline);
+    wasi_ctx_set_deadline(i->wasi, deadline);
+    if (trial) wasi_ctx_set_sleep(i->wasi, trial_sleep, cap);
+    else set_sleep(i->wasi, x);
 
     /* On a fiber the thread also runs other guests while this one is
      * parked: their share is subtracted. */
@@ -203,6 +251,24 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
     uint64_t cpu = rt_cpu_thread_ns() - cpu0;
     uint64_t foreign = rt_fiber_foreign_cpu_ns() - foreign0;
     eng_exec_set_deadline(x, 0);
+    if (trial && (cap->given_up || (t == ENG_TRAP_DEADLINE && trial_first))) {
+        /* Nothing of it is seen: no output, no log lines. */
+        res->abandoned = true;
+        res->trap = ENG_TRAP_DEADLINE;
+        res->cpu_ns = cpu;
+        snprintf(res->message, sizeof res->message, "trial run given up");
+        cm_buf_free(&cap->out);
+        cm_buf_free(&cap->held);
+        free(cap->line);
+        free(cap);
+        return -1;
+    }
+    if (trial) {
+        /* It counts: its stderr goes to the log as a run's would have. */
+        cap->trial = false;
+        if (cap->held.len) capture_stderr(cap, (const uint8_t *)cap->held.data, cap->held.len);
+        cm_buf_free(&cap->held);
+    }
     capture_flush_line(cap);
     res->cpu_ns = cpu > foreign ? cpu - foreign : 0;
     eng_memory_t *mem = eng_instance_memory(i->inst);

@@ -64,3 +64,32 @@ int rt_link_imports(const rt_link_t *l, eng_store_t *s, const eng_module_t *m,
     }
     return 0;
 }
+
+/* WASI functions a trial run may call (link.h). Left out on purpose:
+ * poll_oneoff (it sleeps), path_* and fd_pwrite/fd_readdir-like calls
+ * that need a preopened directory (serving's instances have none today,
+ * but a run that could touch files must never be repeated), sock_* and
+ * anything newer, by default. */
+static const char *const trial_safe[] = {
+    "args_get",       "args_sizes_get",      "environ_get",         "environ_sizes_get",
+    "clock_res_get",  "clock_time_get",      "fd_close",            "fd_fdstat_get",
+    "fd_fdstat_set_flags", "fd_filestat_get", "fd_prestat_get",     "fd_prestat_dir_name",
+    "fd_read",        "fd_seek",             "fd_tell",             "fd_write",
+    "fd_sync",        "fd_datasync",         "proc_exit",           "random_get",
+    "sched_yield",
+};
+
+bool rt_link_trial_safe(const eng_module_t *m)
+{
+    uint32_t n = eng_module_import_count(m);
+    for (uint32_t i = 0; i < n; i++) {
+        eng_extern_desc_t d;
+        eng_module_import(m, i, &d);
+        if (d.kind != ENG_EXTERN_FUNC || strcmp(d.module, WASI_MODULE_NAME) != 0) return false;
+        bool ok = false;
+        for (size_t k = 0; k < sizeof trial_safe / sizeof *trial_safe && !ok; k++)
+            ok = strcmp(d.name, trial_safe[k]) == 0;
+        if (!ok) return false;
+    }
+    return true;
+}

@@ -37,4 +37,12 @@ const ho_wait_ops_t *rt_link_wait_ops(void);
 int rt_link_imports(const rt_link_t *l, eng_store_t *s, const eng_module_t *m,
                     eng_extern_t *imports, char *err, size_t errlen);
 
+/* True when every import of m is a WASI function that neither waits nor
+ * reaches outside its instance (the list in link.c: arguments, env,
+ * clocks, random bytes, stdio, proc_exit), given an instance with no
+ * preopens and captured stdio as serving/ makes them. A run of such a
+ * module that is given up half-way has had no effect anyone can see, so
+ * it can be run again elsewhere (rt_request_t.trial_until_ns). */
+bool rt_link_trial_safe(const eng_module_t *m);
+
 #endif

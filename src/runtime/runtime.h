@@ -119,6 +119,22 @@ uint64_t rt_fiber_foreign_cpu_ns(void);
  * closed, so the loop must run once more before uv_loop_close. */
 void rt_pool_free(rt_pool_t *p);
 
+/* ---- jobs on the loop thread (onloop.c) --------------------------------- */
+
+/* Runs short jobs on the event loop thread, skipping the hand-off to a
+ * worker. For trial runs only (rt_request_t.trial_until_ns): the job's
+ * work must not wait, and must be over within tens of microseconds. */
+typedef struct rt_onloop rt_onloop_t;
+rt_onloop_t *rt_onloop_new(uv_loop_t *loop, char *err, size_t errlen);
+/* Runs job's work now, on the calling (loop) thread, on a fiber of the
+ * runner's own (its stack bounds the guest's); job->done runs on a later
+ * turn of the loop, as for rt_pool_submit. Meanwhile the job is not the
+ * pool's: rt_pool_cancel returns false and rt_pool_interrupt does nothing. */
+void rt_onloop_run(rt_onloop_t *o, rt_job_t *job);
+/* Drops finished jobs whose done has not run (it never will) and closes
+ * the handle: the loop must run once more before uv_loop_close. */
+void rt_onloop_free(rt_onloop_t *o);
+
 /* ---- native code --------------------------------------------------------- */
 
 /* The key that seals native code kept on disk (native_key.c): DIR/native.key,
@@ -313,6 +329,10 @@ const char *rt_module_digest(const rt_module_t *m);
  * the module's state cannot be imaged; rt_module_image_error says why. */
 const eng_image_t *rt_module_image(const rt_module_t *m);
 const char *rt_module_image_error(const rt_module_t *m);
+/* True when m's instances may make trial runs (rt_request_t.trial_until_ns):
+ * m has an image, so instantiating runs none of its code, and its imports
+ * are only the WASI functions rt_link_trial_safe allows. */
+bool rt_module_trial_safe(const rt_module_t *m);
 /* 0 when m's instances fit in memory_limit_bytes (its image's memory is
  * no larger), else -1 with "the module cannot start: ..." in err. A cached
  * module's image may have been made under another revision's limit. */
@@ -374,6 +394,15 @@ typedef struct rt_request {
      * by tracer, and carry it on (ho_ctx_set_trace). */
     tr_tracer_t *tracer;
     const tr_ctx_t *trace;
+    /* A trial run (0: an ordinary one): one that may be given up with
+     * nothing of it seen, so that the request can run again on a fresh
+     * instance elsewhere. It is given up when this time (eng_now_ns)
+     * comes before the guest ends (and before deadline_ns), when the
+     * guest would sleep, when it writes more than 16 KiB to stderr, and
+     * at once when the instance's module is not rt_module_trial_safe;
+     * rt_result_t.abandoned says so. Its stdout is dropped then, and its
+     * stderr lines reach the log only when the run counts. */
+    uint64_t trial_until_ns;
 } rt_request_t;
 
 typedef struct rt_result {
@@ -385,6 +414,8 @@ typedef struct rt_result {
     bool out_overflow;         /* the guest wrote more than max_stdout_bytes */
     uint64_t cpu_ns;           /* CPU time of the guest's thread during the run */
     uint64_t peak_memory_bytes; /* linear memory at the end (it never shrinks) */
+    bool abandoned;            /* a trial run given up (the other fields but
+                                * cpu_ns say nothing); the instance is spent */
 } rt_result_t;
 
 /* Runs the instance's _start once (an instance serves one request) on

@@ -4,6 +4,20 @@
  * passed while they were queued; a drain ends here with the last call.
  * Everything runs on the loop thread except call_work (a worker), which
  * writes only into its call.
+ *
+ * Runs on the event loop: a revision whose module may make trial runs
+ * (rt_module_trial_safe: it can neither wait nor act outside its
+ * instance) has its guests run by the loop thread itself (rt_onloop_run),
+ * for at most s->loop_slice_ns, which saves the hand-off to a worker (4–5
+ * µs of CPU per request, more than a short guest's whole run). A run that
+ * is not over by then, or that would sleep, is given up with nothing of
+ * it seen and goes to a worker as any other (call_hand_off); its revision
+ * then stays off the loop for a while (SRV_LOOP_BACKOFF_*), so a function
+ * that needs longer costs the loop one slice per backoff, not per request.
+ * Guests take at most half of each millisecond of the loop
+ * (SRV_LOOP_SHARE_NS); past it they go to workers, so many connections
+ * of short guests at once neither stall the loop nor leave the workers
+ * idle while it saturates.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -199,11 +213,13 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
         rq.tracer = r->srv->tracer;
         rq.trace = &c->tr_ctx;
     }
+    if (c->on_loop) rq.trial_until_ns = eng_now_ns() + r->srv->loop_slice_ns;
     c->guest_ns = eng_now_ns();
     rt_instance_run(c->inst, x, &rq, &c->res);
     c->guest_end_ns = eng_now_ns();
     rt_instance_free(c->inst);
     c->inst = NULL;
+    if (c->res.abandoned) return; /* call_done hands it to a worker */
     if ((c->res.trap == ENG_OK || c->res.trap == ENG_TRAP_EXIT) && !c->res.out_overflow)
         c->cgi_ok = srv_cgi_parse(c->res.out, c->res.out_len, &c->cgi, c->err, sizeof c->err) == 0;
 }
@@ -219,11 +235,62 @@ static void call_undispatch(srv_t *s, srv_call_t *c)
     c->state = CALL_NEW;
 }
 
+static void loop_count(srv_t *s, srv_rev_t *r, const char *outcome)
+{
+    if (!s->m_loop_runs || r->fn->deleted) return;
+    const char *lv[] = {r->fn->name, r->name, outcome};
+    mx_counter_add(s->m_loop_runs, lv, 1);
+}
+
+/* A run on the loop that was given up goes to a worker, on a fresh
+ * instance (the one it used is spent), and its revision stays off the
+ * loop for a while. Its CPU on the loop is not billed: the guest ran
+ * again from the start. */
+static void call_hand_off(srv_t *s, srv_call_t *c)
+{
+    srv_rev_t *r = c->rev;
+    uint64_t b = r->loop_backoff_ns * 2;
+    if (b < SRV_LOOP_BACKOFF_MIN_NS) b = SRV_LOOP_BACKOFF_MIN_NS;
+    if (b > SRV_LOOP_BACKOFF_MAX_NS) b = SRV_LOOP_BACKOFF_MAX_NS;
+    r->loop_backoff_ns = b;
+    r->loop_after_ns = eng_now_ns() + b;
+    loop_count(s, r, "handed_off");
+    c->on_loop = false;
+    c->run_ns = 0;
+    c->cold = false;
+    memset(&c->res, 0, sizeof c->res);
+    rt_pool_submit(s->pool, &c->job, true);
+}
+
+/* Whether r's next guest may run on the loop thread. */
+static bool loop_may_run(srv_t *s, const srv_rev_t *r)
+{
+    if (!s->onloop || !r->mod || !rt_module_trial_safe(r->mod)) return false;
+    uint64_t tick = uv_now(s->loop);
+    if (tick != s->loop_tick) {
+        s->loop_tick = tick;
+        s->loop_spent_ns = 0;
+    }
+    if (s->loop_spent_ns >= SRV_LOOP_SHARE_NS) return false;
+    if (r->loop_after_ns && eng_now_ns() < r->loop_after_ns) return false;
+    /* A CPU limit smaller than a slice per period would be overrun. */
+    return !r->cpu_limit_millis ||
+           (uint64_t)r->cpu_limit_millis * (RT_CPU_PERIOD_NS / 1000u) >= s->loop_slice_ns;
+}
+
 static void call_done(rt_job_t *j)
 {
     srv_call_t *c = j->ud;
     srv_t *s = c->srv;
     srv_rev_t *r = c->rev;
+    if (c->on_loop) {
+        if (c->res.abandoned && !c->aborted && !s->freeing) {
+            call_hand_off(s, c);
+            return;
+        }
+        r->loop_backoff_ns = 0;
+        if (!c->res.abandoned) loop_count(s, r, "ran");
+    }
     call_undispatch(s, c);
     if (c->run_ns)
         srv_ext_account(r, c->res.cpu_ns, c->res.peak_memory_bytes, eng_now_ns() - c->run_ns);
@@ -294,7 +361,12 @@ void srv_call_dispatch(srv_t *s, srv_call_t *c)
     c->job.done = call_done;
     c->job.cpu_limit_millis = r->cpu_limit_millis;
     c->job.ud = c;
-    rt_pool_submit(s->pool, &c->job, true);
+    c->on_loop = loop_may_run(s, r);
+    if (c->on_loop) {
+        uint64_t t0 = eng_now_ns();
+        rt_onloop_run(s->onloop, &c->job);
+        s->loop_spent_ns += eng_now_ns() - t0;
+    } else rt_pool_submit(s->pool, &c->job, true);
     srv_rev_refill(s, r);
     srv_rev_gauges(s, r);
 }

@@ -40,6 +40,12 @@ void srv_metrics_register(srv_t *s)
                                        "Time to instantiate a module for a cold start.",
                                        MX_HISTOGRAM, fr, cold_buckets,
                                        sizeof cold_buckets / sizeof cold_buckets[0]);
+    static const char *const fro[] = {"function", "revision", "outcome", NULL};
+    s->m_loop_runs = mx_family_new(s->mx, "wasmfn_loop_runs_total",
+                                   "Requests whose guest the event loop thread ran itself "
+                                   "(outcome ran), or began and handed to a worker "
+                                   "(outcome handed_off).",
+                                   MX_COUNTER, fro, NULL, 0);
     s->m_instances = mx_family_new(s->mx, "wasmfn_instances",
                                    "Instances per revision: warm (ready) or busy (running).",
                                    MX_GAUGE, frs, NULL, 0);

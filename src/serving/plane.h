@@ -44,6 +44,15 @@
 #define SRV_MAX_STDOUT (16u << 20)
 #define SRV_LOG_RING_BYTES (1u << 20)
 #define SRV_TICK_MS 1000
+/* Runs on the event loop (call.c): how long a revision whose run was
+ * given up waits before its next try (doubling from MIN up to MAX while
+ * tries keep failing). */
+#define SRV_LOOP_BACKOFF_MIN_NS 1000000000ull
+/* ... and how much of each millisecond of the loop's clock (uv_now) runs
+ * guests at most: past it, guests go to workers until the next one, so
+ * the loop always keeps half its time for connections and timers. */
+#define SRV_LOOP_SHARE_NS 500000u
+#define SRV_LOOP_BACKOFF_MAX_NS 60000000000ull
 #define SRV_SWEEP_MS 50
 #define SRV_FN_BUCKETS 256
 #define SRV_CALL_FREELIST 256
@@ -87,6 +96,7 @@ struct srv_call {
     /* Filled on the worker. */
     rt_instance_t *inst;     /* the warm instance taken, or NULL: cold */
     bool cold, inst_failed, cgi_ok;
+    bool on_loop;            /* its guest runs as a trial on the loop thread */
     uint64_t cold_ns;
     uint64_t load_ns;        /* time waiting for the module to load (loop) */
     uint64_t guest_ns, guest_end_ns; /* the guest's run (worker): after any instantiation */
@@ -158,6 +168,9 @@ struct srv_rev {
     char **kv_stores;         /* the names, as given (srv_rev_matches) */
     uint32_t nkv_stores;
     int32_t ext_replicas;     /* set by an external scaler (external.c); -1 = none */
+    /* Runs on the event loop (call.c): none before loop_after_ns; the
+     * wait after the last given-up run (0: the last one ran). */
+    uint64_t loop_after_ns, loop_backoff_ns;
     bool retired;
     /* Instances. */
     rt_instance_t **warm;
@@ -215,6 +228,10 @@ struct srv {
     int (*native_get)(void *, const char *, uint8_t **, size_t *, char *, size_t);
     int (*native_put)(void *, const char *, const uint8_t *, size_t, char *, size_t);
     rt_pool_t *pool;
+    rt_onloop_t *onloop;     /* runs on the loop thread; NULL: none */
+    uint64_t loop_slice_ns;
+    uint64_t loop_tick;      /* uv_now when loop_spent_ns began */
+    uint64_t loop_spent_ns;  /* guests' time on the loop since */
     rt_cache_t *cache;
     struct ho_client *outbound; /* srv_config_t's; NULL: outbound refused */
     struct kv *kv;           /* wasmfn_kv's backend, or NULL */
@@ -251,6 +268,7 @@ struct srv {
     /* Metric families (NULL without a registry). */
     mx_registry_t *mx;
     mx_family_t *m_requests, *m_duration, *m_cold, *m_cold_duration, *m_instances, *m_queue;
+    mx_family_t *m_loop_runs;
     mx_family_t *m_cache_bytes, *m_module_loads;
     mx_family_t *m_cache_pinned_bytes, *m_cache_modules, *m_cache_evictions;
     mx_family_t *m_tier, *m_compile_seconds, *m_compiles;

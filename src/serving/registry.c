@@ -179,7 +179,7 @@ int srv_function_delete(srv_t *s, const char *name)
     f->deleted = true;
     if (s->mx) {
         mx_family_t *fams[] = {s->m_requests, s->m_duration, s->m_cold, s->m_cold_duration,
-                               s->m_instances, s->m_queue};
+                               s->m_instances, s->m_queue, s->m_loop_runs};
         for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
             if (fams[i]) mx_family_remove_first_label(fams[i], name);
     }

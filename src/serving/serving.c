@@ -163,6 +163,13 @@ srv_t *srv_new(const srv_config_t *c, char *err, size_t errlen)
         free(s);
         return NULL;
     }
+    if (!c->no_loop_runs) {
+        /* Without it every guest runs on a worker, as it would anyway. */
+        char e[128];
+        s->onloop = rt_onloop_new(c->loop, e, sizeof e);
+        s->loop_slice_ns = c->loop_slice_ns ? c->loop_slice_ns : SRV_LOOP_SLICE_NS;
+        if (s->loop_slice_ns > SRV_LOOP_SLICE_MAX_NS) s->loop_slice_ns = SRV_LOOP_SLICE_MAX_NS;
+    }
     srv_metrics_register(s);
     srv_node_budget_init(s, c->max_instances);
     uv_timer_init(s->loop, &s->tick);
@@ -222,6 +229,8 @@ void srv_free(srv_t *s)
     /* Workers first: nothing may run guest code after this. */
     rt_pool_free(s->pool);
     s->pool = NULL;
+    rt_onloop_free(s->onloop);
+    s->onloop = NULL;
     /* Module loads whose done will never run now. */
     while (s->preps) {
         srv_prep_t *p = s->preps;

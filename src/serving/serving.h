@@ -29,6 +29,11 @@ typedef struct srv srv_t;
 #define SRV_ASYNC_MAX_PENDING_PER_REVISION 1000u
 #define SRV_ASYNC_MAX_BYTES_PER_REVISION (128ull << 20)
 
+/* Runs on the event loop (srv_config_t.loop_slice_ns): the default slice
+ * and the longest one allowed. */
+#define SRV_LOOP_SLICE_NS 50000u
+#define SRV_LOOP_SLICE_MAX_NS 1000000u
+
 typedef struct srv_config {
     uv_loop_t *loop;
     const char *domain;            /* Host routing: NAME.default.DOMAIN; default "localhost" */
@@ -49,6 +54,14 @@ typedef struct srv_config {
      * budget. Warm instances take at most 3/4 of it, shared fairly between
      * revisions; a request that finds no room gets 503 with Retry-After. */
     uint32_t max_instances;
+    /* Runs on the event loop (docs/serving.md, "Runs on the event loop"):
+     * a revision whose module may make trial runs (rt_module_trial_safe)
+     * has its requests' guests run by the loop thread itself for up to
+     * this long, skipping the hand-off to a worker; one that takes longer
+     * or would wait is given up unseen and run again on a worker. 0 = the
+     * default, SRV_LOOP_SLICE_NS; no_loop_runs: never. */
+    uint64_t loop_slice_ns;
+    bool no_loop_runs;
     mx_registry_t *metrics;        /* where srv registers its metric families */
     mtr_t *metering;               /* every invocation is recorded here; may be NULL */
     /* Reads a module by digest ("sha256:HEX") into a malloc'd buffer.

@@ -4,7 +4,12 @@
 # CPU-bound guest (time-sliced at the engine's budget checks) must not stop a
 # hello-world request from being answered while they are still running.
 # The assertions are about order (hello answers before the long request
-# ends), not about speed. Ends with "sched: N passed, M failed".
+# ends), not about speed. That daemon runs every guest on its worker
+# (--loop-slice 0); a second one checks runs on the event loop: short
+# guests run there, and one that outruns the slice is handed to the worker
+# with nothing of its first start seen (one answer, one log line), after
+# which its revision stays off the loop for a while. A bad --loop-slice is
+# refused with a one-line error. Ends with "sched: N passed, M failed".
 #
 # Env: WASMFN, EXAMPLES_DIR, FNS_DIR.
 set -u
@@ -21,7 +26,21 @@ trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 ok() { echo "ok   $1"; passed=$((passed + 1)); }
 bad() { echo "FAIL $1"; [ -n "${2:-}" ] && echo "     $2"; failed=$((failed + 1)); }
 
-daemon_start "$tmp/log" "$tmp/data" --workers 1
+# metric NAME LABEL...: the sum of NAME's samples whose labels contain every
+# LABEL; 0 when there are none.
+metric() {
+    local name=$1
+    shift
+    curl -s -m 10 "$WASMFN_API/metrics" | awk -v name="$name" -v want="$*" '
+        BEGIN { n = split(want, w, " ") }
+        index($0, name "{") == 1 {
+            for (i = 1; i <= n; i++) if (index($0, w[i]) == 0) next
+            sum += $NF
+        }
+        END { printf "%d\n", sum + 0 }'
+}
+
+daemon_start "$tmp/log" "$tmp/data" --workers 1 --loop-slice 0
 pid=$daemon_pid D=$daemon_url
 "$WASMFN" deploy hello "$EXAMPLES_DIR/hello.wasm" -q >/dev/null &&
     "$WASMFN" deploy slow "$FNS_DIR/slow.wasm" -q >/dev/null &&
@@ -50,8 +69,56 @@ long_then_hello spin "$D/fn/spin/" &&
     ok "one worker: hello is answered while a CPU-bound guest spins (until its 4 s timeout)" ||
     bad "a CPU-bound guest starves hello on the only worker"
 
+n=$(metric wasmfn_loop_runs_total 'function="hello"')
+[ "$n" = 0 ] && ok "--loop-slice 0: no guest runs on the event loop" ||
+    bad "--loop-slice 0 still ran $n guests on the loop"
+
 kill -TERM "$pid"
 wait "$pid" 2>/dev/null
 pid=
+
+# ---- runs on the event loop ----
+daemon_start "$tmp/log2" "$tmp/data2" --workers 1 --loop-slice 1ms
+pid=$daemon_pid D=$daemon_url
+"$WASMFN" deploy hello "$EXAMPLES_DIR/hello.wasm" -q >/dev/null &&
+    "$WASMFN" deploy busy "$FNS_DIR/busy.wasm" -q >/dev/null ||
+    { bad "deploy" "$(cat "$tmp/log2")"; echo "sched: $passed passed, $((failed)) failed"; exit 1; }
+codes=
+for i in $(seq 20); do codes="$codes $(curl -s -o /dev/null -w '%{http_code}' "$D/fn/hello/")"; done
+ran=$(metric wasmfn_loop_runs_total 'function="hello"' 'outcome="ran"')
+[ "$codes" = "$(printf ' 200%.0s' $(seq 20))" ] && [ "$ran" -ge 10 ] &&
+    ok "short guests run on the event loop ($ran of 20 hello requests)" ||
+    bad "hello on the event loop" "codes:$codes; ran on the loop: $ran"
+
+body=$(curl -s --max-time 30 "$D/fn/busy/?ms=30")
+off=$(metric wasmfn_loop_runs_total 'function="busy"' 'outcome="handed_off"')
+starts=$("$WASMFN" logs busy 2>&1 | grep -c 'busy start')
+[ "$body" = "busy 30" ] && [ "$off" = 1 ] && [ "$starts" = 1 ] &&
+    ok "a guest past the loop's slice is handed to a worker: one answer, one log line" ||
+    bad "a guest past the loop's slice" "body '$body', handed off $off, 'busy start' logged $starts times"
+
+body=$(curl -s --max-time 30 "$D/fn/busy/?ms=0")
+off=$(metric wasmfn_loop_runs_total 'function="busy"' 'outcome="handed_off"')
+ran=$(metric wasmfn_loop_runs_total 'function="busy"' 'outcome="ran"')
+[ "$body" = "busy 0" ] && [ "$off" = 1 ] && [ "$ran" = 0 ] &&
+    ok "right after, its revision runs on the worker without a try on the loop" ||
+    bad "the revision after a hand-off" "body '$body', handed off $off, ran on the loop $ran"
+sleep 1.2
+body=$(curl -s --max-time 30 "$D/fn/busy/?ms=0")
+ran=$(metric wasmfn_loop_runs_total 'function="busy"' 'outcome="ran"')
+[ "$body" = "busy 0" ] && [ "$ran" = 1 ] &&
+    ok "after its backoff (1 s) the revision is tried on the loop again" ||
+    bad "the revision after its backoff" "body '$body', ran on the loop $ran"
+
+kill -TERM "$pid"
+wait "$pid" 2>/dev/null
+pid=
+
+err=$("$WASMFN" serve --data "$tmp/data3" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --loop-slice 5s 2>&1)
+rc=$?
+[ "$rc" != 0 ] && [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] && [[ $err == *"--loop-slice: '5s'"* ]] &&
+    ok "--loop-slice 5s is refused with a one-line error" ||
+    bad "--loop-slice 5s" "rc $rc: $err"
+
 echo "sched: $passed passed, $failed failed"
 [ "$failed" = 0 ]
