@@ -4,7 +4,8 @@
  * An eng_exec_t holds the interpreter's value stack and frame records, the
  * deadline and interrupt flag every tier polls, the yield hook, the C stack
  * bounds native code and nested eng_calls are checked against, and the
- * last trap with its message. Both tiers (interp.c, native_rt.c) run on it
+ * last trap with its message, and the bulk memory moves that check the
+ * deadline as they go. Both tiers (interp.c, native_rt.c) run on it
  * and report traps through eng_trap_message, so a trap reads the same
  * whichever tier hit it.
  *
@@ -15,6 +16,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define DEFAULT_STACK_BYTES (1u << 20)
@@ -188,4 +190,50 @@ uintptr_t eng_stack_limit(const eng_exec_t *x, uintptr_t sp)
     if (sp - lo <= ENG_NATIVE_STACK_RESERVE)
         return UINTPTR_MAX;
     return lo + ENG_NATIVE_STACK_RESERVE;
+}
+
+/* ---- bulk memory ---------------------------------------------------------- */
+
+bool eng_bulk_fill(eng_exec_t *x, uint8_t *dst, int val, uint64_t n)
+{
+    while (n > ENG_BULK_CHUNK) {
+        memset(dst, val, ENG_BULK_CHUNK);
+        dst += ENG_BULK_CHUNK;
+        n -= ENG_BULK_CHUNK;
+        if (eng_exec_should_stop(x))
+            return false;
+    }
+    memset(dst, val, n);
+    return true;
+}
+
+/* Overlapping ranges move as memmove does: forward chunk by chunk when the
+ * destination is below the source (each chunk's writes end before the
+ * next chunk's source begins), backward from the top otherwise. */
+bool eng_bulk_move(eng_exec_t *x, uint8_t *dst, const uint8_t *src, uint64_t n)
+{
+    if (n <= ENG_BULK_CHUNK) {
+        memmove(dst, src, n);
+        return true;
+    }
+    if (dst < src) {
+        while (n) {
+            uint64_t c = n < ENG_BULK_CHUNK ? n : ENG_BULK_CHUNK;
+            memmove(dst, src, c);
+            dst += c;
+            src += c;
+            n -= c;
+            if (n && eng_exec_should_stop(x))
+                return false;
+        }
+    } else {
+        while (n) {
+            uint64_t c = n < ENG_BULK_CHUNK ? n : ENG_BULK_CHUNK;
+            n -= c;
+            memmove(dst + n, src + n, c);
+            if (n && eng_exec_should_stop(x))
+                return false;
+        }
+    }
+    return true;
 }

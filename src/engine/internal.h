@@ -291,6 +291,17 @@ struct eng_exec {
  * checks, in both tiers (interp.c says why this many). */
 #define ENG_BUDGET 10000
 
+/* memory.fill and memory.copy of n bytes (already bounds-checked), in
+ * chunks of ENG_BULK_CHUNK with a deadline and interrupt check between
+ * them (exec.c): one instruction may move up to 4 GiB, which would
+ * otherwise hold the thread (the event loop's, for a trial run) for
+ * hundreds of milliseconds past a deadline. false = stopped: the caller
+ * traps ENG_TRAP_DEADLINE, with the bytes moved so far left as they are
+ * (a trap ends the call; in the data plane, the instance too). */
+#define ENG_BULK_CHUNK (1u << 20)
+bool eng_bulk_fill(eng_exec_t *x, uint8_t *dst, int val, uint64_t n);
+bool eng_bulk_move(eng_exec_t *x, uint8_t *dst, const uint8_t *src, uint64_t n);
+
 /* Writes x->msg and x->trap for trap t raised in function func_index of
  * module m (m NULL: no function named). text replaces the trap's standard
  * text (NULL: standard). Host and exit traps keep the host's message. */

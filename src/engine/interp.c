@@ -49,9 +49,9 @@
 /* ENG_BUDGET (internal.h): events (function entries, backward branches)
  * between deadline checks. A check is one vDSO clock read (~20 ns); 10,000
  * events take at least ~10 µs, so the overhead is well under 1% and a
- * deadline is noticed within microseconds of passing unless single
- * instructions are slow (memory.fill of gigabytes), which stays within
- * milliseconds. */
+ * deadline is noticed within microseconds of passing. memory.fill and
+ * memory.copy check it too, every ENG_BULK_CHUNK bytes (eng_bulk_*), so
+ * one instruction moving gigabytes stops within a chunk's time. */
 #define BUDGET ENG_BUDGET
 
 typedef eng_frame_t frame_t;
@@ -477,8 +477,8 @@ L_mem_fill: {
     uint32_t d = fp[LO(1)].i32, n = fp[pc[2]].i32;
     if ((uint64_t)d + n > mem_size)
         TRAP(ENG_TRAP_MEMORY_OOB);
-    if (n)
-        memset(mem_base + d, (int)(uint8_t)fp[HI(1)].i32, n);
+    if (n && !eng_bulk_fill(x, mem_base + d, (int)(uint8_t)fp[HI(1)].i32, n))
+        TRAP(ENG_TRAP_DEADLINE);
     pc += 3;
     NEXT();
 }
@@ -486,8 +486,8 @@ L_mem_copy: {
     uint32_t d = fp[LO(1)].i32, s = fp[HI(1)].i32, n = fp[pc[2]].i32;
     if ((uint64_t)d + n > mem_size || (uint64_t)s + n > mem_size)
         TRAP(ENG_TRAP_MEMORY_OOB);
-    if (n)
-        memmove(mem_base + d, mem_base + s, n);
+    if (n && !eng_bulk_move(x, mem_base + d, mem_base + s, n))
+        TRAP(ENG_TRAP_DEADLINE);
     pc += 3;
     NEXT();
 }

@@ -293,8 +293,8 @@ void eng_nat_mem_fill(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32
     eng_memory_t *m = inst->mems[0];
     if ((uint64_t)d + n > m->size)
         eng_nat_trap(inst, x, ENG_TRAP_MEMORY_OOB, func);
-    if (n)
-        memset(m->data + d, (int)(uint8_t)val, n);
+    if (n && !eng_bulk_fill(x, m->data + d, (int)(uint8_t)val, n))
+        eng_nat_trap(inst, x, ENG_TRAP_DEADLINE, func);
 }
 
 void eng_nat_mem_copy(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32_t d, uint32_t s,
@@ -303,8 +303,8 @@ void eng_nat_mem_copy(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32
     eng_memory_t *m = inst->mems[0];
     if ((uint64_t)d + n > m->size || (uint64_t)s + n > m->size)
         eng_nat_trap(inst, x, ENG_TRAP_MEMORY_OOB, func);
-    if (n)
-        memmove(m->data + d, m->data + s, n);
+    if (n && !eng_bulk_move(x, m->data + d, m->data + s, n))
+        eng_nat_trap(inst, x, ENG_TRAP_DEADLINE, func);
 }
 
 void eng_nat_mem_init(eng_instance_t *inst, eng_exec_t *x, uint32_t func, uint32_t seg, uint32_t d,

@@ -625,6 +625,88 @@ static void test_deadline_stops_loop_and_recursion(void **state)
     pair_close(&p);
 }
 
+/* One memory.fill or memory.copy may move up to 4 GiB: it checks the
+ * deadline every ENG_BULK_CHUNK bytes (eng_bulk_*), so a guest cannot hold
+ * its thread (for a trial run, the event loop) for the whole move. 256
+ * MiB take tens of milliseconds in one memset, with their page faults;
+ * chunked, the call ends within about a chunk's time of its deadline.
+ * Moves larger than a chunk must still be exact, overlapping either way. */
+static const char wat_bulk[] =
+    "(module\n"
+    "  (memory 4096)\n"
+    "  (func (export \"fill_all\") (memory.fill (i32.const 0) (i32.const 7) (i32.const 0x10000000)))\n"
+    "  (func (export \"copy_half\")\n"
+    "    (memory.copy (i32.const 0x8000000) (i32.const 0) (i32.const 0x8000000)))\n"
+    "  (func (export \"copy_up\")\n"
+    "    (memory.copy (i32.const 0x100) (i32.const 0) (i32.const 0xFFFFE00)))\n"
+    /* a pattern over [0, n), then copy n bytes from s to d */
+    "  (func (export \"pattern\") (param $n i32) (local $i i32)\n"
+    "    (loop $l (i32.store8 (local.get $i) (i32.mul (local.get $i) (i32.const 31)))\n"
+    "      (local.set $i (i32.add (local.get $i) (i32.const 1)))\n"
+    "      (br_if $l (i32.lt_u (local.get $i) (local.get $n)))))\n"
+    "  (func (export \"copy\") (param i32 i32 i32)\n"
+    "    (memory.copy (local.get 0) (local.get 1) (local.get 2)))\n"
+    "  (func (export \"fill\") (param i32 i32 i32)\n"
+    "    (memory.fill (local.get 0) (local.get 1) (local.get 2)))\n"
+    /* sum of byte * (i + 1) over [0, n) */
+    "  (func (export \"sum\") (param $n i32) (result i64) (local $i i32) (local $s i64)\n"
+    "    (loop $l (local.set $s (i64.add (local.get $s)\n"
+    "        (i64.mul (i64.load8_u (local.get $i)) (i64.extend_i32_u (i32.add (local.get $i) (i32.const 1))))))\n"
+    "      (local.set $i (i32.add (local.get $i) (i32.const 1)))\n"
+    "      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))\n"
+    "    (local.get $s)))\n";
+
+#define BULK_SPAN (5u << 20)
+
+static uint64_t bulk_sum(const uint8_t *b, size_t n)
+{
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++) s += (uint64_t)b[i] * (i + 1);
+    return s;
+}
+
+static void test_deadline_stops_bulk_memory(void **state)
+{
+    (void)state;
+    mod_t *m = mod_new(wat_bulk);
+    pair_t p;
+    pair_open(&p, m);
+    const char *names[] = {"fill_all", "copy_half", "copy_up"};
+    for (int k = 0; k < 3; k++) {
+        for (int t = 0; t < 2; t++) {
+            eng_exec_t *x = p.t[t].x;
+            uint64_t t0 = eng_now_ns();
+            eng_exec_set_deadline(x, t0 + 1 * MS);
+            watchdog_arm(names[k]);
+            res_t r = call_side(&p.t[t], names[k], NULL);
+            watchdog_disarm();
+            uint64_t took = eng_now_ns() - t0;
+            eng_exec_set_deadline(x, 0);
+            expect_trap_r(names[k], &r, ENG_TRAP_DEADLINE, NULL);
+            if (took > 25 * MS)
+                fail_msg("%s (%s): took %llu ms to stop for a 1 ms deadline", names[k],
+                         tier_name[t], (unsigned long long)(took / MS));
+        }
+    }
+
+    /* Exact, past a chunk: fills and overlapping copies both ways. */
+    uint8_t *want = malloc(BULK_SPAN);
+    assert_non_null(want);
+    for (size_t i = 0; i < BULK_SPAN; i++) want[i] = (uint8_t)(i * 31);
+    expect_ok(&p, "pattern", ARGS(I32(BULK_SPAN)));
+    memmove(want + (1u << 20) + 5, want, 3u << 20);
+    expect_ok(&p, "copy", ARGS(I32((1u << 20) + 5), I32(0), I32(3u << 20)));
+    expect_i64(&p, "sum", ARGS(I32(BULK_SPAN)), bulk_sum(want, BULK_SPAN));
+    memmove(want + 3, want + (2u << 20), (3u << 20) - 7);
+    expect_ok(&p, "copy", ARGS(I32(3), I32(2u << 20), I32((3u << 20) - 7)));
+    expect_i64(&p, "sum", ARGS(I32(BULK_SPAN)), bulk_sum(want, BULK_SPAN));
+    memset(want + 11, 0xA5, (4u << 20) + 1);
+    expect_ok(&p, "fill", ARGS(I32(11), I32(0xA5), I32((4u << 20) + 1)));
+    expect_i64(&p, "sum", ARGS(I32(BULK_SPAN)), bulk_sum(want, BULK_SPAN));
+    free(want);
+    pair_close(&p);
+}
+
 /* Loop headers count fuel only when something branches back to them, so
  * they are filled in at the loop's end (native_ir.c, loop_header): every
  * shape of back-edge must still count, and running out of fuel mid-loop
@@ -862,6 +944,7 @@ int main(void)
         cmocka_unit_test(test_trap_stack_small_stacks),
         cmocka_unit_test(test_trap_stack_pool_fiber),
         cmocka_unit_test(test_deadline_stops_loop_and_recursion),
+        cmocka_unit_test(test_deadline_stops_bulk_memory),
         cmocka_unit_test(test_loop_headers_count),
         cmocka_unit_test(test_self_recursion_twin),
         cmocka_unit_test(test_interrupt_from_another_thread),
