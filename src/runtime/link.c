@@ -65,11 +65,11 @@ int rt_link_imports(const rt_link_t *l, eng_store_t *s, const eng_module_t *m,
     return 0;
 }
 
-/* WASI functions a trial run may call (link.h). Left out on purpose:
- * poll_oneoff (it sleeps), path_* and fd_pwrite/fd_readdir-like calls
- * that need a preopened directory (serving's instances have none today,
- * but a run that could touch files must never be repeated), sock_* and
- * anything newer, by default. */
+/* WASI functions a trial run may call (link.h). Left out: poll_oneoff
+ * (it sleeps), the path_* calls and the fd_* calls that only make sense
+ * on a file (serving's instances have no preopened directory today, but a
+ * run that could touch a file must never be repeated), sock_*, and
+ * anything not listed. */
 static const char *const trial_safe[] = {
     "args_get",       "args_sizes_get",      "environ_get",         "environ_sizes_get",
     "clock_res_get",  "clock_time_get",      "fd_close",            "fd_fdstat_get",

@@ -242,11 +242,10 @@ static void loop_count(srv_t *s, srv_rev_t *r, const char *outcome)
     mx_counter_add(s->m_loop_runs, lv, 1);
 }
 
-/* A run on the loop that was given up goes to a worker, on a fresh
- * instance (the one it used is spent), and its revision stays off the
- * loop for a while. Its CPU on the loop is not billed: the guest ran
- * again from the start. */
-static void call_hand_off(srv_t *s, srv_call_t *c)
+/* A run on the loop was given up: its revision stays off the loop for a
+ * while, and nothing of the run counts (its CPU is not billed: the guest
+ * runs again from the start, or not at all if the call ended meanwhile). */
+static void call_give_up(srv_call_t *c)
 {
     srv_rev_t *r = c->rev;
     uint64_t b = r->loop_backoff_ns * 2;
@@ -254,11 +253,17 @@ static void call_hand_off(srv_t *s, srv_call_t *c)
     if (b > SRV_LOOP_BACKOFF_MAX_NS) b = SRV_LOOP_BACKOFF_MAX_NS;
     r->loop_backoff_ns = b;
     r->loop_after_ns = eng_now_ns() + b;
-    loop_count(s, r, "handed_off");
     c->on_loop = false;
     c->run_ns = 0;
     c->cold = false;
     memset(&c->res, 0, sizeof c->res);
+}
+
+/* ... and the call goes to a worker, on a fresh instance (the one the run
+ * used is spent). */
+static void call_hand_off(srv_t *s, srv_call_t *c)
+{
+    loop_count(s, c->rev, "handed_off");
     rt_pool_submit(s->pool, &c->job, true);
 }
 
@@ -283,13 +288,15 @@ static void call_done(rt_job_t *j)
     srv_call_t *c = j->ud;
     srv_t *s = c->srv;
     srv_rev_t *r = c->rev;
-    if (c->on_loop) {
-        if (c->res.abandoned && !c->aborted && !s->freeing) {
+    if (c->on_loop && c->res.abandoned) {
+        call_give_up(c);
+        if (!c->aborted && !s->freeing) {
             call_hand_off(s, c);
             return;
         }
+    } else if (c->on_loop) {
         r->loop_backoff_ns = 0;
-        if (!c->res.abandoned) loop_count(s, r, "ran");
+        loop_count(s, r, "ran");
     }
     call_undispatch(s, c);
     if (c->run_ns)

@@ -705,6 +705,7 @@ static void test_deadline_stops_bulk_memory(void **state)
     expect_i64(&p, "sum", ARGS(I32(BULK_SPAN)), bulk_sum(want, BULK_SPAN));
     free(want);
     pair_close(&p);
+    mod_free(m);
 }
 
 /* Loop headers count fuel only when something branches back to them, so
