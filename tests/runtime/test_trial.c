@@ -189,21 +189,30 @@ static int run_once(fixture_t *f, eng_exec_t *x, uint64_t trial_ns, uint64_t dea
     return rc;
 }
 
-/* The log's lines, as lr_ring_read formats them (caller frees). */
-static char *log_text(fixture_t *f)
+/* How often needle occurs in the log's lines, as lr_ring_read formats
+ * them; "" counts the bytes of the log instead. */
+static size_t log_count(fixture_t *f, const char *needle)
 {
     uint64_t next;
-    size_t len;
+    size_t len, n = 0;
     char *s = lr_ring_read(f->log, 0, 0, &next, &len);
     assert_non_null(s);
-    return s;
+    if (!*needle) n = strlen(s);
+    else
+        for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    free(s);
+    return n;
 }
 
-static size_t count(const char *hay, const char *needle)
+/* A trial of f's module is given up, and nothing of it shows: no output,
+ * no log line. */
+static void expect_unseen(fixture_t *f, uint64_t trial_ns, uint64_t deadline_ns)
 {
-    size_t n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
-    return n;
+    rt_result_t res;
+    assert_int_equal(run_once(f, f->x, trial_ns, deadline_ns, &res), -1);
+    assert_true(res.abandoned);
+    assert_null(res.out);
+    assert_int_equal(log_count(f, ""), 0);
 }
 
 static void test_trial_that_ends_counts(void **state)
@@ -219,9 +228,7 @@ static void test_trial_that_ends_counts(void **state)
     assert_int_equal(res.out_len, 3);
     assert_memory_equal(res.out, "out", 3);
     free(res.out);
-    char *s = log_text(&f);
-    assert_int_equal(count(s, "fn-00001: trial-line"), 1);
-    free(s);
+    assert_int_equal(log_count(&f, "fn-00001: trial-line"), 1);
     fx_free(&f);
 }
 
@@ -231,25 +238,17 @@ static void test_trial_past_its_end_is_unseen(void **state)
     fixture_t f;
     fx_init(&f, mod_logspin, sizeof mod_logspin);
     assert_true(rt_module_trial_safe(f.m));
-    rt_result_t res;
     uint64_t t0 = eng_now_ns();
-    assert_int_equal(run_once(&f, f.x, 1000000ull, 10000000000ull, &res), -1);
-    uint64_t took = eng_now_ns() - t0;
-    assert_true(res.abandoned);
-    assert_null(res.out);
-    assert_true(took < 500000000ull); /* its 1 ms, not its 10 s deadline */
-    char *s = log_text(&f);
-    assert_string_equal(s, ""); /* the line it wrote never shows */
-    free(s);
+    expect_unseen(&f, 1000000ull, 10000000000ull); /* the line it wrote never shows */
+    assert_true(eng_now_ns() - t0 < 500000000ull); /* its 1 ms, not its 10 s deadline */
+    rt_result_t res;
 
     /* The same guest in an ordinary run: its deadline stops it, nothing is
      * given up, and its line is logged. */
     assert_int_equal(run_once(&f, f.x, 0, 20000000ull, &res), -1);
     assert_false(res.abandoned);
     assert_int_equal(res.trap, ENG_TRAP_DEADLINE);
-    s = log_text(&f);
-    assert_int_equal(count(s, "spin-line"), 1);
-    free(s);
+    assert_int_equal(log_count(&f, "spin-line"), 1);
 
     /* A deadline before the trial's end is the request's own: a timeout,
      * not a run to repeat. */
@@ -264,18 +263,12 @@ static void test_trial_that_floods_stderr_is_unseen(void **state)
     (void)state;
     fixture_t f;
     fx_init(&f, mod_flood, sizeof mod_flood);
-    rt_result_t res;
-    assert_int_equal(run_once(&f, f.x, 1000000000ull, 0, &res), -1);
-    assert_true(res.abandoned);
-    char *s = log_text(&f);
-    assert_string_equal(s, "");
-    free(s);
+    expect_unseen(&f, 1000000000ull, 0);
     /* Ordinary: the 20 KiB are logged. */
+    rt_result_t res;
     assert_int_equal(run_once(&f, f.x, 0, 0, &res), 0);
     assert_false(res.abandoned);
-    s = log_text(&f);
-    assert_true(strlen(s) > 20000);
-    free(s);
+    assert_true(log_count(&f, "") > 20000);
     fx_free(&f);
 }
 
@@ -285,16 +278,10 @@ static void test_trial_of_a_module_that_may_wait(void **state)
     fixture_t f;
     fx_init(&f, mod_sleeper, sizeof mod_sleeper);
     assert_false(rt_module_trial_safe(f.m));
+    expect_unseen(&f, 1000000000ull, 0); /* not run at all */
     rt_result_t res;
-    assert_int_equal(run_once(&f, f.x, 1000000000ull, 0, &res), -1);
-    assert_true(res.abandoned);
-    char *s = log_text(&f);
-    assert_string_equal(s, ""); /* not run at all */
-    free(s);
     assert_int_equal(run_once(&f, f.x, 0, 0, &res), 0);
-    s = log_text(&f);
-    assert_int_equal(count(s, "sleeper-line"), 1);
-    free(s);
+    assert_int_equal(log_count(&f, "sleeper-line"), 1);
     fx_free(&f);
 }
 
