@@ -81,6 +81,11 @@ $(BUILD)/tests/%: tests/%.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -MF $@.d $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LIBS)
 
+# The unit test binaries alone, so `make test` and `make asan` build them
+# with -j2 first (test-unit's own prerequisites build one at a time).
+.PHONY: unit-bins
+unit-bins: $(UNIT_BINS)
+
 # Runs every unit test binary (from the repo root, so tests may read files
 # by relative path) and fails if any failed; a hung test fails after 5 min.
 test-unit: $(UNIT_BINS)
@@ -105,7 +110,7 @@ run: deps
 # Every step runs even when an earlier one failed, so one run shows every
 # failure; the target fails at the end if any step did.
 test: deps
-	@$(MAKE) --no-print-directory -j2 all
+	@$(MAKE) --no-print-directory -j2 all unit-bins
 	@failed=""; npass=0; nfail=0; \
 	for step in $(TEST_STEPS) asan; do \
 		echo "==== make $$step"; t0=$$(date +%s); \
@@ -123,7 +128,7 @@ test: deps
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 asan:
 	@$(MAKE) --no-print-directory -j2 BUILD=build-asan SANFLAGS="$(ASAN_FLAGS)" OPTFLAGS="-O1 -g" \
-		build-asan/libwasmfn.a
+		build-asan/wasmfn unit-bins
 	@$(MAKE) --no-print-directory BUILD=build-asan SANFLAGS="$(ASAN_FLAGS)" OPTFLAGS="-O1 -g" \
 		test-unit $(ASAN_STEPS)
 

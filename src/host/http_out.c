@@ -417,13 +417,18 @@ static uint32_t fn_req(ho_ctx_t *h, const gmem_t *m, eng_val_t *a, eng_exec_t *e
             return req_deadline(h, x, traced ? &span : NULL, trap);
         }
     }
-    if (x->rc == CURLE_OPERATION_TIMEDOUT && deadline && eng_now_ns() >= deadline) {
-        /* libcurl's timeout is the function's deadline (plus 1 ms), and it
-         * has passed: the deadline, only seen first by the client thread
-         * (it happens under load). The guest must stop here, as when its
-         * own wait sees the deadline first, not be told request_error and
-         * go on. (The 10 s connect timeout, before the deadline, stays an
-         * error the guest is told.) */
+    if (x->rc == CURLE_OPERATION_TIMEDOUT && deadline &&
+        (eng_now_ns() >= deadline || left_ms < HO_CONNECT_TIMEOUT_MS)) {
+        /* libcurl's timeout is the function's deadline (plus 1 ms): the
+         * deadline, only seen first by the client thread (it happens under
+         * load). libcurl may even see it a few milliseconds early, as it
+         * starts the transfer's clock from a time it read before. The
+         * guest must stop at its deadline, as when its own wait sees it
+         * first, not be told request_error and go on; so it waits out what
+         * is left. (The 10 s connect timeout, when the deadline is further
+         * away, stays an error the guest is told.) */
+        while (eng_now_ns() < deadline && h->ops->wait(h->waker, ex, deadline) == 0) {
+        }
         return req_deadline(h, x, traced ? &span : NULL, trap);
     }
     if (x->rc != CURLE_OK) {
