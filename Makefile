@@ -124,13 +124,16 @@ test: deps
 	[ -z "$$failed" ]
 
 # The sanitizer build: everything again in build-asan/, with ASan and UBSan
-# (UB aborts the test rather than printing and going on).
+# (UB aborts the test rather than printing and going on). Its daemon suites
+# run in the native tier only: the host code they exercise is the same in
+# both tiers, and the interpreter runs under the sanitizers in the unit
+# tests (every native test runs it beside) and in `make spec` (both tiers).
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 asan:
 	@$(MAKE) --no-print-directory -j2 BUILD=build-asan SANFLAGS="$(ASAN_FLAGS)" OPTFLAGS="-O1 -g" \
 		build-asan/wasmfn unit-bins
 	@$(MAKE) --no-print-directory BUILD=build-asan SANFLAGS="$(ASAN_FLAGS)" OPTFLAGS="-O1 -g" \
-		test-unit $(ASAN_STEPS)
+		DAEMON_TIERS=native test-unit $(ASAN_STEPS)
 
 install: $(WASMFN)
 	install -d $(DESTDIR)$(PREFIX)/bin
