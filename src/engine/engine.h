@@ -219,6 +219,14 @@ typedef eng_trap_t (*eng_host_fn_t)(eng_host_call_t *call, eng_val_t *args);
  * letter per type: i=i32 I=i64 f=f32 F=f64 v=v128 r=externref R=funcref, e.g.
  * "(iiii)i" or "()". Returns NULL if sig is malformed. */
 eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn, void *env);
+/* The same from a type parsed once (eng_host_type_new; NULL if sig is
+ * malformed; never freed) and shared by every function made from it:
+ * binding a module's imports per instance then parses nothing
+ * and allocates only the function. */
+typedef struct eng_host_type eng_host_type_t;
+const eng_host_type_t *eng_host_type_new(const char *sig);
+eng_func_t *eng_func_new_host_typed(eng_store_t *s, const eng_host_type_t *t, eng_host_fn_t fn,
+                                    void *env);
 eng_trap_t eng_exec_trap_host(eng_exec_t *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 eng_trap_t eng_exec_exit(eng_exec_t *x, int code);

@@ -310,42 +310,47 @@ static int sig_letter_type(char c)
     }
 }
 
-eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn, void *env)
+/* The numbers of params and results sig "(PARAMS)RESULTS" declares;
+ * false when it is malformed or declares too many. */
+static bool sig_counts(const char *sig, size_t *np, size_t *nr)
 {
-    if (!sig || !fn || sig[0] != '(')
-        return NULL;
+    if (!sig || sig[0] != '(')
+        return false;
     const char *close = strchr(sig, ')');
     if (!close)
-        return NULL;
-    size_t np = (size_t)(close - sig - 1), nr = strlen(close + 1);
-    if (np + nr > ENG_MAX_LOCALS)
-        return NULL;
-    /* One block: the function, its type's bytes, its signature string. */
-    size_t siglen = strlen(sig);
-    eng_func_t *f = calloc(1, sizeof *f + np + nr + 1 + siglen + 1);
-    if (!f)
-        return NULL;
-    f->own_type.types = (uint8_t *)(f + 1);
-    f->own_type.sig = (char *)f->own_type.types + np + nr + 1;
-    memcpy(f->own_type.sig, sig, siglen + 1);
+        return false;
+    *np = (size_t)(close - sig - 1);
+    *nr = strlen(close + 1);
+    return *np + *nr <= ENG_MAX_LOCALS;
+}
+
+/* Parses sig (its counts from sig_counts) into t, whose types and sig
+ * string go to mem: 2 * (np + nr) + 4 bytes. */
+static bool sig_parse(const char *sig, size_t np, size_t nr, eng_functype_t *t, void *mem)
+{
+    const char *close = sig + 1 + np;
+    size_t siglen = np + nr + 2;
+    t->types = mem;
+    t->sig = (char *)t->types + np + nr + 1;
+    memcpy(t->sig, sig, siglen + 1);
     for (size_t i = 0; i < np + nr; i++) {
-        char c = i < np ? sig[1 + i] : close[1 + (i - np)];
-        int t = sig_letter_type(c);
-        if (t < 0) {
-            func_free(f);
-            return NULL;
-        }
-        f->own_type.types[i] = (uint8_t)t;
+        int ty = sig_letter_type(i < np ? sig[1 + i] : close[1 + (i - np)]);
+        if (ty < 0)
+            return false;
+        t->types[i] = (uint8_t)ty;
     }
-    f->own_type.nparams = (uint32_t)np;
-    f->own_type.nresults = (uint32_t)nr;
-    f->own_type.param_slots = f->own_type.result_slots = 0;
+    t->nparams = (uint32_t)np;
+    t->nresults = (uint32_t)nr;
+    t->param_slots = t->result_slots = 0;
     for (size_t i = 0; i < np + nr; i++)
-        *(i < np ? &f->own_type.param_slots : &f->own_type.result_slots) +=
-            eng_type_slots(f->own_type.types[i]);
-    f->own_type.key = eng_functype_key(&f->own_type);
-    f->type = &f->own_type;
-    f->type_key = f->own_type.key;
+        *(i < np ? &t->param_slots : &t->result_slots) += eng_type_slots(t->types[i]);
+    t->key = eng_functype_key(t);
+    return true;
+}
+
+static eng_func_t *host_func_add(eng_store_t *s, eng_func_t *f, eng_host_fn_t fn, void *env)
+{
+    f->type_key = f->type->key;
     f->host = fn;
     f->env = env;
     if (!eng_store_add(s, ENG_OBJ_FUNC, f)) {
@@ -353,6 +358,54 @@ eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn,
         return NULL;
     }
     return f;
+}
+
+eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn, void *env)
+{
+    size_t np, nr;
+    if (!fn || !sig_counts(sig, &np, &nr))
+        return NULL;
+    /* One block: the function, its type's bytes, its signature string. */
+    eng_func_t *f = calloc(1, sizeof *f + np + nr + 1 + np + nr + 3);
+    if (!f)
+        return NULL;
+    if (!sig_parse(sig, np, nr, &f->own_type, f + 1)) {
+        func_free(f);
+        return NULL;
+    }
+    f->type = &f->own_type;
+    return host_func_add(s, f, fn, env);
+}
+
+struct eng_host_type {
+    eng_functype_t t;
+};
+
+const eng_host_type_t *eng_host_type_new(const char *sig)
+{
+    size_t np, nr;
+    if (!sig_counts(sig, &np, &nr))
+        return NULL;
+    eng_host_type_t *h = calloc(1, sizeof *h + np + nr + 1 + np + nr + 3);
+    if (!h)
+        return NULL;
+    if (!sig_parse(sig, np, nr, &h->t, h + 1)) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+eng_func_t *eng_func_new_host_typed(eng_store_t *s, const eng_host_type_t *t, eng_host_fn_t fn,
+                                    void *env)
+{
+    if (!t || !fn)
+        return NULL;
+    eng_func_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->type = &t->t;
+    return host_func_add(s, f, fn, env);
 }
 
 const char *eng_func_signature(const eng_func_t *f) { return f->type->sig; }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/rfc3339.h"
+#include "common/strcopy.h"
 #include "serving/series.h"
 
 typedef struct sample {
@@ -88,10 +89,10 @@ void srv_series_record(srv_series_t *s, const srv_series_call_t *c)
     r->latency_ns = c->latency_ns;
     r->status = c->status > 0 && c->status < 1000 ? (uint16_t)c->status : 0;
     r->cold = c->cold;
-    snprintf(r->trigger, sizeof r->trigger, "%s", c->trigger ? c->trigger : "http");
-    snprintf(r->revision, sizeof r->revision, "%s", c->revision ? c->revision : "");
-    snprintf(r->id, sizeof r->id, "%s", c->id ? c->id : "");
-    snprintf(r->trace_id, sizeof r->trace_id, "%s", c->trace_id ? c->trace_id : "");
+    cm_strcopy(r->trigger, sizeof r->trigger, c->trigger ? c->trigger : "http");
+    cm_strcopy(r->revision, sizeof r->revision, c->revision);
+    cm_strcopy(r->id, sizeof r->id, c->id);
+    cm_strcopy(r->trace_id, sizeof r->trace_id, c->trace_id);
 }
 
 void srv_series_instances(srv_series_t *s, int64_t wall_ns, uint32_t warm, uint32_t busy)

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/strcopy.h"
 #include "serving/plane.h"
 
 /* faas.trigger: events arrive as CloudEvents over HTTP (binary mode, or
@@ -39,13 +40,13 @@ static const char *call_trigger(const hs_req_t *req)
 
 void srv_call_trace_start(srv_t *s, srv_call_t *c, const hs_req_t *req)
 {
-    snprintf(c->method, sizeof c->method, "%s", req->method);
+    cm_strcopy(c->method, sizeof c->method, req->method);
     const char *target = req->target ? req->target : "";
-    snprintf(c->url_path, sizeof c->url_path, "%.*s", (int)strcspn(target, "?"), target);
-    snprintf(c->client_addr, sizeof c->client_addr, "%s", req->remote_addr ? req->remote_addr : "");
+    cm_strncopy(c->url_path, sizeof c->url_path, target, strcspn(target, "?"));
+    cm_strcopy(c->client_addr, sizeof c->client_addr, req->remote_addr);
     c->trigger = call_trigger(req);
     if (c->inv) {
-        snprintf(c->invocation_id, sizeof c->invocation_id, "%s", srv_inv_id(c->inv));
+        cm_strcopy(c->invocation_id, sizeof c->invocation_id, srv_inv_id(c->inv));
     } else {
         /* Not a syscall per request: the ids only need to be unique. */
         uint8_t rnd[SRV_INV_ID_LEN / 2];

@@ -607,6 +607,9 @@ static const char *kind_name(eng_extern_kind_t k)
  * a power of two at least twice the table, filled once. */
 #define NAME_SLOTS 128
 static uint8_t name_slot[NAME_SLOTS]; /* wasi_funcs index + 1; 0 = empty */
+/* Each function's type, parsed once for every instance of every module
+ * (NULL where out of memory: that function parses its signature). */
+static const eng_host_type_t *func_type[WASI_NFUNCS];
 static pthread_once_t name_once = PTHREAD_ONCE_INIT;
 
 static uint32_t name_hash(const char *s)
@@ -623,6 +626,7 @@ static void name_index_build(void)
         uint32_t k = name_hash(wasi_funcs[i].name) & (NAME_SLOTS - 1);
         while (name_slot[k]) k = (k + 1) & (NAME_SLOTS - 1);
         name_slot[k] = (uint8_t)(i + 1);
+        func_type[i] = eng_host_type_new(wasi_funcs[i].sig);
     }
 }
 
@@ -666,8 +670,10 @@ wasi_resolve_t wasi_import_resolve(wasi_ctx_t *w, eng_store_t *s, const eng_exte
     wasi_binding_t *b = &((wasi_binding_t *)w->bindings)[i];
     b->w = w;
     b->fn = f->fn;
-    eng_func_t *fn = f->fn ? eng_func_new_host(s, f->sig, wasi_trampoline, b)
-                           : eng_func_new_host(s, f->sig, wasi_proc_exit, w);
+    eng_host_fn_t host = f->fn ? wasi_trampoline : wasi_proc_exit;
+    void *env = f->fn ? (void *)b : (void *)w;
+    eng_func_t *fn = func_type[i] ? eng_func_new_host_typed(s, func_type[i], host, env)
+                                  : eng_func_new_host(s, f->sig, host, env);
     if (!fn) {
         snprintf(err, errlen, "cannot make host function %s.%s", imp->module, imp->name);
         return WASI_RESOLVE_ERROR;

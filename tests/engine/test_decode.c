@@ -429,6 +429,48 @@ static eng_trap_t host_nop(eng_host_call_t *call, eng_val_t *args)
     return ENG_OK;
 }
 
+/* A host type parsed once serves functions in many stores (WASI binds
+ * every instance's imports this way); the types live for the process, so
+ * they are kept where LeakSanitizer sees them. */
+static const eng_host_type_t *shared_types[2];
+
+static void test_host_type_shared(void **state)
+{
+    (void)state;
+    assert_null(eng_host_type_new("(ix)"));
+    assert_null(eng_host_type_new("i)"));
+    assert_null(eng_host_type_new(NULL));
+    const eng_host_type_t *t = shared_types[0] = eng_host_type_new("(iI)f");
+    const eng_host_type_t *wrong = shared_types[1] = eng_host_type_new("(i)f");
+    assert_non_null(t);
+    assert_non_null(wrong);
+    eng_module_t *m = good(imports_exports, sizeof imports_exports);
+    for (int k = 0; k < 2; k++) {
+        eng_store_t *s = eng_store_new();
+        eng_func_t *f = eng_func_new_host_typed(s, t, host_nop, NULL);
+        assert_non_null(f);
+        assert_null(eng_func_new_host_typed(s, NULL, host_nop, NULL));
+        assert_string_equal(eng_func_signature(f), "(iI)f");
+        assert_int_equal(eng_func_param_count(f), 2);
+        assert_int_equal(eng_func_param_type(f, 1), ENG_I64);
+        assert_int_equal(eng_func_result_type(f, 0), ENG_F32);
+        eng_extern_t im[3] = {
+            {.kind = ENG_EXTERN_FUNC, .u.func = f},
+            {.kind = ENG_EXTERN_GLOBAL, .u.global = eng_global_new(s, ENG_I32, true, (eng_val_t){.i32 = 7})},
+            {.kind = ENG_EXTERN_MEMORY, .u.memory = eng_memory_new(s, 1, 2)},
+        };
+        eng_extern_t e;
+        assert_true(eng_instance_export(inst_of(s, m, im, 3), "f", &e));
+        assert_ptr_equal(e.u.func, f);
+        char err[ENG_ERR_MAX];
+        im[0].u.func = eng_func_new_host_typed(s, wrong, host_nop, NULL);
+        assert_null(eng_instance_new(s, m, im, 3, NULL, err, sizeof err));
+        assert_non_null(strstr(err, "incompatible import type for env.f"));
+        eng_store_free(s);
+    }
+    eng_module_free(m);
+}
+
 static void test_instantiate_imports(void **state)
 {
     (void)state;
@@ -707,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_start_function_trap),
         cmocka_unit_test(test_failed_instantiation_keeps_segments),
         cmocka_unit_test(test_memory_grow),
+        cmocka_unit_test(test_host_type_shared),
         cmocka_unit_test(test_table_and_global),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
