@@ -11,7 +11,9 @@
  * it for writing or reading as they need. Why not a plain mutex for lookups
  * and atomics after: a series removed between the unlock and the atomic
  * update would be freed under the updater's feet; holding the read lock
- * across the update closes that without serialising the workers.
+ * across the update closes that without serialising the workers. A handle
+ * (mx_series) skips both the lookup and the lock: its holder promises
+ * the series is not removed while it uses it.
  *
  * Series render in creation order (a list beside the hash table), so the
  * output is stable and testable. Numbers are written as Prometheus reads
@@ -31,7 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct mx_series {
+struct mx_series {
+    mx_family_t *family;
     struct mx_series *next_hash;          /* chain in the family's table */
     struct mx_series *prev, *next;        /* creation order */
     uint64_t hash;
@@ -41,7 +44,7 @@ typedef struct mx_series {
     _Atomic uint64_t value_bits;          /* counter/gauge value; histogram sum */
     _Atomic uint64_t count;               /* histogram only */
     _Atomic uint64_t *bucket_counts;      /* histogram only, per bucket (not cumulative) */
-} mx_series_t;
+};
 
 struct mx_family {
     mx_registry_t *reg;
@@ -217,6 +220,7 @@ static mx_series_t *series_add(mx_family_t *f, const mx_key_t *k, uint64_t h)
     mx_series_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->family = f;
     s->key = malloc(k->len ? k->len : 1);
     s->values = calloc(f->nlabels ? f->nlabels : 1, sizeof *s->values);
     if (f->type == MX_HISTOGRAM)
@@ -328,45 +332,24 @@ oom:
 
 /* ---- updates ---- */
 
-void mx_counter_add(mx_family_t *f, const char *const *label_values, double v)
+/* The updates themselves: atomics, under the registry lock (the lookups
+ * below) or a handle's guarantee that the series stays (mx_series). */
+static void series_add_value(mx_series_t *s, double v)
 {
-    if (!f || !(v >= 0.0))
+    if (s->family->type == MX_COUNTER && !(v >= 0.0))
         return; /* counters only go up; NaN is refused too */
-    mx_series_t *s = series_get(f, label_values);
-    if (!s)
-        return;
     atomic_add_double(&s->value_bits, v);
-    pthread_rwlock_unlock(&f->reg->lock);
 }
 
-void mx_gauge_set(mx_family_t *f, const char *const *label_values, double v)
+static void series_set_value(mx_series_t *s, double v)
 {
-    if (!f)
-        return;
-    mx_series_t *s = series_get(f, label_values);
-    if (!s)
-        return;
     atomic_store_explicit(&s->value_bits, bits_of(v), memory_order_relaxed);
-    pthread_rwlock_unlock(&f->reg->lock);
 }
 
-void mx_gauge_add(mx_family_t *f, const char *const *label_values, double v)
+static void series_observe(mx_series_t *s, double v)
 {
-    if (!f)
-        return;
-    mx_series_t *s = series_get(f, label_values);
-    if (!s)
-        return;
-    atomic_add_double(&s->value_bits, v);
-    pthread_rwlock_unlock(&f->reg->lock);
-}
-
-void mx_histogram_observe(mx_family_t *f, const char *const *label_values, double v)
-{
-    if (!f || f->type != MX_HISTOGRAM || isnan(v))
-        return;
-    mx_series_t *s = series_get(f, label_values);
-    if (!s)
+    const mx_family_t *f = s->family;
+    if (f->type != MX_HISTOGRAM || isnan(v))
         return;
     /* Buckets are few (a dozen); a linear scan beats a binary search. */
     for (size_t i = 0; i < f->nbuckets; i++) {
@@ -377,7 +360,78 @@ void mx_histogram_observe(mx_family_t *f, const char *const *label_values, doubl
     }
     atomic_add_double(&s->value_bits, v);
     atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+}
+
+void mx_counter_add(mx_family_t *f, const char *const *label_values, double v)
+{
+    if (!f || !(v >= 0.0))
+        return;
+    mx_series_t *s = series_get(f, label_values);
+    if (!s)
+        return;
+    series_add_value(s, v);
     pthread_rwlock_unlock(&f->reg->lock);
+}
+
+void mx_gauge_set(mx_family_t *f, const char *const *label_values, double v)
+{
+    if (!f)
+        return;
+    mx_series_t *s = series_get(f, label_values);
+    if (!s)
+        return;
+    series_set_value(s, v);
+    pthread_rwlock_unlock(&f->reg->lock);
+}
+
+void mx_gauge_add(mx_family_t *f, const char *const *label_values, double v)
+{
+    if (!f)
+        return;
+    mx_series_t *s = series_get(f, label_values);
+    if (!s)
+        return;
+    series_add_value(s, v);
+    pthread_rwlock_unlock(&f->reg->lock);
+}
+
+void mx_histogram_observe(mx_family_t *f, const char *const *label_values, double v)
+{
+    if (!f || f->type != MX_HISTOGRAM || isnan(v))
+        return;
+    mx_series_t *s = series_get(f, label_values);
+    if (!s)
+        return;
+    series_observe(s, v);
+    pthread_rwlock_unlock(&f->reg->lock);
+}
+
+mx_series_t *mx_series(mx_family_t *f, const char *const *label_values)
+{
+    if (!f)
+        return NULL;
+    mx_series_t *s = series_get(f, label_values);
+    if (s)
+        pthread_rwlock_unlock(&f->reg->lock);
+    return s;
+}
+
+void mx_series_add(mx_series_t *s, double v)
+{
+    if (s)
+        series_add_value(s, v);
+}
+
+void mx_series_set(mx_series_t *s, double v)
+{
+    if (s)
+        series_set_value(s, v);
+}
+
+void mx_series_observe(mx_series_t *s, double v)
+{
+    if (s)
+        series_observe(s, v);
 }
 
 void mx_family_remove_first_label(mx_family_t *f, const char *value)

@@ -112,21 +112,8 @@ void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, 
     uint64_t now = eng_now_ns();
     srv_call_trace_end(s, c, status, now);
     if (s->mx && !r->fn->deleted) {
-        char code[12];
-        int v = c->aborted ? 499 : status;
-        if (v >= 100 && v <= 999) { /* every status; printf for anything else */
-            code[0] = (char)('0' + v / 100);
-            code[1] = (char)('0' + v / 10 % 10);
-            code[2] = (char)('0' + v % 10);
-            code[3] = '\0';
-        } else {
-            snprintf(code, sizeof code, "%d", v);
-        }
-        const char *lv[] = {r->fn->name, r->name, code};
-        if (s->m_requests) mx_counter_add(s->m_requests, lv, 1);
-        if (s->m_duration)
-            mx_histogram_observe(s->m_duration, r->labels,
-                                 (double)(eng_now_ns() - c->start_ns) / 1e9);
+        mx_series_add(srv_rev_requests(s, r, c->aborted ? 499 : status), 1);
+        mx_series_observe(srv_rev_series(s, r, SRV_RS_DURATION), (double)(now - c->start_ns) / 1e9);
     }
     if (s->mtr && c->run_ns)
         call_meter(s, c, status);
@@ -235,11 +222,10 @@ static void call_undispatch(srv_t *s, srv_call_t *c)
     c->state = CALL_NEW;
 }
 
-static void loop_count(srv_t *s, srv_rev_t *r, const char *outcome)
+static void loop_count(srv_t *s, srv_rev_t *r, srv_rev_series_t k)
 {
-    if (!s->m_loop_runs || r->fn->deleted) return;
-    const char *lv[] = {r->fn->name, r->name, outcome};
-    mx_counter_add(s->m_loop_runs, lv, 1);
+    if (r->fn->deleted) return;
+    mx_series_add(srv_rev_series(s, r, k), 1);
 }
 
 /* A run on the loop was given up: its revision stays off the loop for a
@@ -263,7 +249,7 @@ static void call_give_up(srv_call_t *c)
  * used is spent). */
 static void call_hand_off(srv_t *s, srv_call_t *c)
 {
-    loop_count(s, c->rev, "handed_off");
+    loop_count(s, c->rev, SRV_RS_LOOP_HANDED_OFF);
     rt_pool_submit(s->pool, &c->job, true);
 }
 
@@ -296,7 +282,7 @@ static void call_done(rt_job_t *j)
         }
     } else if (c->on_loop) {
         r->loop_backoff_ns = 0;
-        loop_count(s, r, "ran");
+        loop_count(s, r, SRV_RS_LOOP_RAN);
     }
     call_undispatch(s, c);
     if (c->run_ns)

@@ -129,35 +129,71 @@ void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r)
     mx_gauge_set(s->m_tier, li, !native);
 }
 
-/* Sets gauge i of r to v unless it shows v already: this runs twice per
- * request, and a series lookup costs a key, a hash and a lock. Series are
- * only removed with the function (srv_function_delete), which sets
- * deleted, so what r last set is still there. */
-static void rev_gauge(srv_rev_t *r, int i, mx_family_t *f, const char *const *labels, int64_t v)
+mx_series_t *srv_rev_series(srv_t *s, srv_rev_t *r, srv_rev_series_t k)
 {
-    if (!f || r->shown[i] == v) return;
+    if (!s->mx) return NULL;
+    if (r->series[k]) return r->series[k];
+    const char *fr[] = {r->fn->name, r->name, NULL};
+    mx_family_t *f = NULL;
+    switch (k) {
+    case SRV_RS_WARM: fr[2] = "warm"; f = s->m_instances; break;
+    case SRV_RS_BUSY: fr[2] = "busy"; f = s->m_instances; break;
+    case SRV_RS_QUEUE: f = s->m_queue; break;
+    case SRV_RS_DURATION: f = s->m_duration; break;
+    case SRV_RS_COLD: f = s->m_cold; break;
+    case SRV_RS_COLD_DURATION: f = s->m_cold_duration; break;
+    case SRV_RS_LOOP_RAN: fr[2] = "ran"; f = s->m_loop_runs; break;
+    case SRV_RS_LOOP_HANDED_OFF: fr[2] = "handed_off"; f = s->m_loop_runs; break;
+    case SRV_RS_REQUESTS: return NULL; /* srv_rev_requests */
+    case SRV_RS_N: return NULL;
+    }
+    return r->series[k] = mx_series(f, fr);
+}
+
+mx_series_t *srv_rev_requests(srv_t *s, srv_rev_t *r, int status)
+{
+    if (!s->mx) return NULL;
+    if (r->series[SRV_RS_REQUESTS] && r->requests_code == status) return r->series[SRV_RS_REQUESTS];
+    char code[12];
+    if (status >= 100 && status <= 999) { /* every status; printf for anything else */
+        code[0] = (char)('0' + status / 100);
+        code[1] = (char)('0' + status / 10 % 10);
+        code[2] = (char)('0' + status % 10);
+        code[3] = '\0';
+    } else {
+        snprintf(code, sizeof code, "%d", status);
+    }
+    const char *lv[] = {r->fn->name, r->name, code};
+    r->requests_code = status;
+    return r->series[SRV_RS_REQUESTS] = mx_series(s->m_requests, lv);
+}
+
+/* Sets gauge k of r to v unless it shows v already: this runs twice per
+ * request. Series are only removed with the function
+ * (srv_function_delete), which sets deleted, so what r last set is still
+ * there. */
+static void rev_gauge(srv_t *s, srv_rev_t *r, int i, srv_rev_series_t k, int64_t v)
+{
+    if (r->shown[i] == v) return;
     r->shown[i] = v;
-    mx_gauge_set(f, labels, (double)v);
+    mx_series_set(srv_rev_series(s, r, k), (double)v);
 }
 
 void srv_rev_gauges(srv_t *s, srv_rev_t *r)
 {
     if (!s->mx || r->fn->deleted) return;
-    const char *warm[] = {r->fn->name, r->name, "warm"};
-    const char *busy[] = {r->fn->name, r->name, "busy"};
-    rev_gauge(r, 0, s->m_instances, warm, r->retired ? 0 : r->nwarm);
-    rev_gauge(r, 1, s->m_instances, busy, r->busy);
-    rev_gauge(r, 2, s->m_queue, r->labels, r->queue.n);
+    rev_gauge(s, r, 0, SRV_RS_WARM, r->retired ? 0 : r->nwarm);
+    rev_gauge(s, r, 1, SRV_RS_BUSY, r->busy);
+    rev_gauge(s, r, 2, SRV_RS_QUEUE, r->queue.n);
 }
 
 /* Counts a cold start: a call that instantiated inline, or waited for its
  * revision's module to be loaded (the wait is part of its time). */
-void srv_call_count_cold(srv_t *s, const srv_call_t *c)
+void srv_call_count_cold(srv_t *s, srv_call_t *c)
 {
-    const srv_rev_t *r = c->rev;
+    srv_rev_t *r = c->rev;
     if (!c->cold || !s->mx || r->fn->deleted) return;
-    if (s->m_cold) mx_counter_add(s->m_cold, r->labels, 1);
-    if (s->m_cold_duration)
-        mx_histogram_observe(s->m_cold_duration, r->labels,
-                             (double)(c->cold_ns + c->load_ns) / 1e9);
+    mx_series_add(srv_rev_series(s, r, SRV_RS_COLD), 1);
+    mx_series_observe(srv_rev_series(s, r, SRV_RS_COLD_DURATION),
+                      (double)(c->cold_ns + c->load_ns) / 1e9);
 }

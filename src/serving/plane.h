@@ -145,6 +145,21 @@ typedef struct call_list {
     uint32_t n;
 } call_list_t;
 
+/* A revision's series of the metrics every request updates
+ * (srv_rev_series). */
+typedef enum srv_rev_series {
+    SRV_RS_WARM,           /* wasmfn_instances{state="warm"} */
+    SRV_RS_BUSY,           /* wasmfn_instances{state="busy"} */
+    SRV_RS_QUEUE,          /* wasmfn_queue_depth */
+    SRV_RS_DURATION,       /* wasmfn_request_duration_seconds */
+    SRV_RS_COLD,           /* wasmfn_cold_starts_total */
+    SRV_RS_COLD_DURATION,  /* wasmfn_cold_start_duration_seconds */
+    SRV_RS_LOOP_RAN,       /* wasmfn_loop_runs_total{outcome="ran"} */
+    SRV_RS_LOOP_HANDED_OFF,/* wasmfn_loop_runs_total{outcome="handed_off"} */
+    SRV_RS_REQUESTS,       /* wasmfn_requests_total{code=requests_code} */
+    SRV_RS_N
+} srv_rev_series_t;
+
 struct srv_rev {
     uint32_t refs;
     srv_t *srv;
@@ -189,6 +204,11 @@ struct srv_rev {
     srv_rev_t *all_prev, *all_next; /* srv->revs: every revision not yet freed */
     const char *labels[3];    /* function, revision, (spare) */
     int64_t shown[3];         /* warm, busy, queued as the gauges last showed them; -1 = never */
+    /* Its series of the per-request metrics, found at first use
+     * (srv_rev_series); series[SRV_RS_REQUESTS] is the requests counter
+     * of status requests_code. */
+    mx_series_t *series[SRV_RS_N];
+    int requests_code;
 };
 
 struct srv_fn {
@@ -377,7 +397,13 @@ void srv_cache_gauges(srv_t *s);
 void srv_module_loads_count(srv_t *s, rt_load_source_t src);
 void srv_rev_tier_gauge(srv_t *s, srv_rev_t *r);
 void srv_rev_gauges(srv_t *s, srv_rev_t *r);
-void srv_call_count_cold(srv_t *s, const srv_call_t *c);
+void srv_call_count_cold(srv_t *s, srv_call_t *c);
+/* r's series k of the per-request metrics (mx_series: no lookup once
+ * found), or NULL without metrics. The caller checks that r's function is
+ * not deleted: its series go with it. */
+mx_series_t *srv_rev_series(srv_t *s, srv_rev_t *r, srv_rev_series_t k);
+/* r's series of wasmfn_requests_total for that status. */
+mx_series_t *srv_rev_requests(srv_t *s, srv_rev_t *r, int status);
 
 /* cache.c: rt_cache_config_t's callbacks (ud is the srv_t). */
 int srv_cache_load_blob(void *ud, const char *digest, uint8_t **bytes, size_t *len, char *err,

@@ -212,6 +212,50 @@ static void test_remove_first_label(void **state)
     mx_registry_free(r);
 }
 
+/* A handle (mx_series) updates the same series the labels name, of
+ * every type, with the same rules (counters refuse negatives and NaN,
+ * histograms NaN); it makes the series at once, and NULL is ignored. */
+static void test_series_handles(void **state)
+{
+    (void)state;
+    mx_registry_t *r = mx_registry_new();
+    const char *labels[] = {"function", NULL};
+    const double one[] = {1};
+    mx_family_t *c = mx_family_new(r, "c_total", "C.", MX_COUNTER, labels, NULL, 0);
+    mx_family_t *g = mx_family_new(r, "g", "G.", MX_GAUGE, labels, NULL, 0);
+    mx_family_t *h = mx_family_new(r, "h_seconds", "H.", MX_HISTOGRAM, labels, one, 1);
+    const char *a[] = {"a"};
+    mx_series_t *sc = mx_series(c, a), *sg = mx_series(g, a), *sh = mx_series(h, a);
+    assert_non_null(sc);
+    assert_non_null(sg);
+    assert_non_null(sh);
+    assert_ptr_equal(mx_series(c, a), sc);
+    assert_null(mx_series(NULL, a));
+    mx_series_add(sc, 2);
+    mx_series_add(sc, -1);
+    mx_series_add(sc, NAN);
+    mx_counter_add(c, a, 1);
+    mx_series_set(sg, 7);
+    mx_series_add(sg, -2);
+    mx_series_observe(sh, 0.5);
+    mx_series_observe(sh, 3);
+    mx_series_observe(sh, NAN);
+    mx_histogram_observe(h, a, 1);
+    mx_series_add(NULL, 1);
+    mx_series_set(NULL, 1);
+    mx_series_observe(NULL, 1);
+    assert_render(r, "# HELP c_total C.\n# TYPE c_total counter\n"
+                     "c_total{function=\"a\"} 3\n"
+                     "# HELP g G.\n# TYPE g gauge\n"
+                     "g{function=\"a\"} 5\n"
+                     "# HELP h_seconds H.\n# TYPE h_seconds histogram\n"
+                     "h_seconds_bucket{function=\"a\",le=\"1\"} 2\n"
+                     "h_seconds_bucket{function=\"a\",le=\"+Inf\"} 3\n"
+                     "h_seconds_sum{function=\"a\"} 4.5\n"
+                     "h_seconds_count{function=\"a\"} 3\n");
+    mx_registry_free(r);
+}
+
 /* Many series: the hash table grows and every series stays reachable. */
 static void test_many_series(void **state)
 {
@@ -361,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_number_spelling),
         cmocka_unit_test(test_remove_first_label),
+        cmocka_unit_test(test_series_handles),
         cmocka_unit_test(test_many_series),
         cmocka_unit_test(test_concurrent_updates),
     };
