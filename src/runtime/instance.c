@@ -86,7 +86,8 @@ rt_instance_t *rt_instance_new(const rt_module_t *rm, const rt_instance_config_t
                       .http_client = cfg->http_client,
                       .http_policy = cfg->http_policy,
                       .function = argv0,
-                      .kv = cfg->kv};
+                      .kv = cfg->kv,
+                      .plan = rt_module_link_plan(rm)};
     if (rt_link_imports(&link, i->store, m, imports, err, errlen) != 0) goto fail;
     const eng_image_t *img = rt_module_image(rm);
     if (img) {

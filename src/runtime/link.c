@@ -8,6 +8,7 @@
  * module that does not use it costs nothing more.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime/link.h"
@@ -36,11 +37,28 @@ static const char *kind_name(eng_extern_kind_t k)
     }
 }
 
+int16_t *rt_link_plan_new(const eng_module_t *m)
+{
+    uint32_t n = eng_module_import_count(m);
+    int16_t *plan = n ? malloc(n * sizeof *plan) : NULL;
+    for (uint32_t i = 0; plan && i < n; i++) {
+        eng_extern_desc_t d;
+        eng_module_import(m, i, &d);
+        plan[i] = (int16_t)wasi_import_index(&d);
+    }
+    return plan;
+}
+
 int rt_link_imports(const rt_link_t *l, eng_store_t *s, const eng_module_t *m,
                     eng_extern_t *imports, char *err, size_t errlen)
 {
     uint32_t n = eng_module_import_count(m);
     for (uint32_t i = 0; i < n; i++) {
+        if (l->plan && l->plan[i] >= 0) {
+            if (wasi_import_bind(l->wasi, s, l->plan[i], &imports[i], err, errlen) != WASI_RESOLVE_OK)
+                return -1;
+            continue;
+        }
         eng_extern_desc_t d;
         eng_module_import(m, i, &d);
         wasi_resolve_t r = wasi_import_resolve(l->wasi, s, &d, &imports[i], err, errlen);

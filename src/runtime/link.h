@@ -25,7 +25,15 @@ typedef struct rt_link {
     /* wasmfn_kv's stores the revision was granted; NULL: none, every
      * open answers "no such store". */
     const kv_grant_t *kv;
+    /* rt_link_plan_new of the module, or NULL: every import by name. */
+    const int16_t *plan;
 } rt_link_t;
+
+/* Which of m's imports are WASI functions, found once per module so that
+ * each instance binds them without looking them up (rt_link_t.plan):
+ * per import, its index among WASI's functions (wasi_import_index) or
+ * -1. NULL when m has no imports or memory ran out. free() it. */
+int16_t *rt_link_plan_new(const eng_module_t *m);
 
 /* The runtime's way for a host call to park its guest (wait.h): its
  * fiber's waker (rt_waker_*), a condition variable off a fiber. */

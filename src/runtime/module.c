@@ -87,6 +87,7 @@ struct rt_module {
     uint64_t bytes;      /* what it counts against the cache's bound */
     uint8_t native;      /* NATIVE_* */
     bool trial_safe;     /* rt_module_trial_safe */
+    int16_t *link_plan;  /* rt_link_plan_new of mod */
     /* An upload (rt_module_load_bytes): its native compile waits for the
      * first reference after the upload's, when its blob is stored. */
     bool native_later;
@@ -248,6 +249,7 @@ static void module_free(rt_module_t *m)
 {
     eng_image_free(m->image);
     eng_module_free(m->mod);
+    free(m->link_plan);
     free(m->digest);
     free(m);
 }
@@ -546,6 +548,7 @@ static rt_module_t *cache_insert(rt_cache_t *c, const char *digest, eng_module_t
     m->mod = em;
     m->image = img;
     m->trial_safe = img && rt_link_trial_safe(em);
+    m->link_plan = rt_link_plan_new(em);
     if (!img) snprintf(m->image_err, sizeof m->image_err, "%s", image_err ? image_err : "");
     m->bytes = module_bytes(m);
     m->native = eng_module_tier(em) == ENG_TIER_NATIVE ? NATIVE_READY : NATIVE_NONE;
@@ -840,6 +843,7 @@ const char *rt_module_digest(const rt_module_t *m) { return m->digest; }
 const eng_image_t *rt_module_image(const rt_module_t *m) { return m->image; }
 const char *rt_module_image_error(const rt_module_t *m) { return m->image ? "" : m->image_err; }
 bool rt_module_trial_safe(const rt_module_t *m) { return m->trial_safe; }
+const int16_t *rt_module_link_plan(const rt_module_t *m) { return m->link_plan; }
 
 int rt_module_check_limit(const rt_module_t *m, uint64_t memory_limit_bytes, char *err,
                           size_t errlen)

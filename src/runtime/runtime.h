@@ -333,6 +333,8 @@ const char *rt_module_image_error(const rt_module_t *m);
  * m has an image, so instantiating runs none of its code, and its imports
  * are only the WASI functions rt_link_trial_safe allows. */
 bool rt_module_trial_safe(const rt_module_t *m);
+/* rt_link_plan_new of its module, made once (NULL: link by name). */
+const int16_t *rt_module_link_plan(const rt_module_t *m);
 /* 0 when m's instances fit in memory_limit_bytes (its image's memory is
  * no larger), else -1 with "the module cannot start: ..." in err. A cached
  * module's image may have been made under another revision's limit. */

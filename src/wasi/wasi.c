@@ -639,13 +639,19 @@ static int func_index(const char *name)
     return -1;
 }
 
-wasi_resolve_t wasi_import_resolve(wasi_ctx_t *w, eng_store_t *s, const eng_extern_desc_t *imp,
-                                   eng_extern_t *out, char *err, size_t errlen)
+int wasi_import_index(const eng_extern_desc_t *imp)
 {
-    if (strcmp(imp->module, WASI_MODULE_NAME) != 0) return WASI_RESOLVE_NOT_WASI;
-    if (imp->kind != ENG_EXTERN_FUNC) {
-        snprintf(err, errlen, "import %s.%s is a %s; WASI provides only functions",
-                 imp->module, imp->name, kind_name(imp->kind));
+    if (strcmp(imp->module, WASI_MODULE_NAME) != 0 || imp->kind != ENG_EXTERN_FUNC) return -1;
+    int i = func_index(imp->name);
+    if (i < 0 || strcmp(wasi_funcs[i].sig, imp->type) != 0) return -1;
+    return i;
+}
+
+wasi_resolve_t wasi_import_bind(wasi_ctx_t *w, eng_store_t *s, int index, eng_extern_t *out,
+                                char *err, size_t errlen)
+{
+    if (index < 0 || (size_t)index >= WASI_NFUNCS) {
+        snprintf(err, errlen, "no WASI function %d", index);
         return WASI_RESOLVE_ERROR;
     }
     if (!w->bindings) {
@@ -655,32 +661,45 @@ wasi_resolve_t wasi_import_resolve(wasi_ctx_t *w, eng_store_t *s, const eng_exte
             return WASI_RESOLVE_ERROR;
         }
     }
+    pthread_once(&name_once, name_index_build); /* func_type */
+    const struct wasi_func *f = &wasi_funcs[index];
+    wasi_binding_t *b = &((wasi_binding_t *)w->bindings)[index];
+    b->w = w;
+    b->fn = f->fn;
+    eng_host_fn_t host = f->fn ? wasi_trampoline : wasi_proc_exit;
+    void *env = f->fn ? (void *)b : (void *)w;
+    eng_func_t *fn = func_type[index] ? eng_func_new_host_typed(s, func_type[index], host, env)
+                                      : eng_func_new_host(s, f->sig, host, env);
+    if (!fn) {
+        snprintf(err, errlen, "cannot make host function %s.%s", WASI_MODULE_NAME, f->name);
+        return WASI_RESOLVE_ERROR;
+    }
+    out->kind = ENG_EXTERN_FUNC;
+    out->u.func = fn;
+    return WASI_RESOLVE_OK;
+}
+
+wasi_resolve_t wasi_import_resolve(wasi_ctx_t *w, eng_store_t *s, const eng_extern_desc_t *imp,
+                                   eng_extern_t *out, char *err, size_t errlen)
+{
+    if (strcmp(imp->module, WASI_MODULE_NAME) != 0) return WASI_RESOLVE_NOT_WASI;
+    if (imp->kind != ENG_EXTERN_FUNC) {
+        snprintf(err, errlen, "import %s.%s is a %s; WASI provides only functions",
+                 imp->module, imp->name, kind_name(imp->kind));
+        return WASI_RESOLVE_ERROR;
+    }
     int i = func_index(imp->name);
     if (i < 0) {
         snprintf(err, errlen, "unknown import %s.%s (func %s): not a WASI preview1 function",
                  imp->module, imp->name, imp->type);
         return WASI_RESOLVE_ERROR;
     }
-    const struct wasi_func *f = &wasi_funcs[i];
-    if (strcmp(f->sig, imp->type) != 0) {
+    if (strcmp(wasi_funcs[i].sig, imp->type) != 0) {
         snprintf(err, errlen, "import %s.%s has type %s, expected %s", imp->module, imp->name,
-                 imp->type, f->sig);
+                 imp->type, wasi_funcs[i].sig);
         return WASI_RESOLVE_ERROR;
     }
-    wasi_binding_t *b = &((wasi_binding_t *)w->bindings)[i];
-    b->w = w;
-    b->fn = f->fn;
-    eng_host_fn_t host = f->fn ? wasi_trampoline : wasi_proc_exit;
-    void *env = f->fn ? (void *)b : (void *)w;
-    eng_func_t *fn = func_type[i] ? eng_func_new_host_typed(s, func_type[i], host, env)
-                                  : eng_func_new_host(s, f->sig, host, env);
-    if (!fn) {
-        snprintf(err, errlen, "cannot make host function %s.%s", imp->module, imp->name);
-        return WASI_RESOLVE_ERROR;
-    }
-    out->kind = ENG_EXTERN_FUNC;
-    out->u.func = fn;
-    return WASI_RESOLVE_OK;
+    return wasi_import_bind(w, s, i, out, err, errlen);
 }
 
 int wasi_ctx_link(wasi_ctx_t *w, eng_store_t *s, const eng_module_t *m, eng_extern_t *imports,

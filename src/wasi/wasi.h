@@ -116,6 +116,14 @@ typedef enum wasi_resolve {
 wasi_resolve_t wasi_import_resolve(wasi_ctx_t *w, eng_store_t *s, const eng_extern_desc_t *imp,
                                    eng_extern_t *out, char *err, size_t errlen);
 
+/* The same in two steps, for a module instantiated many times: the index
+ * of imp among WASI's functions when it is one, of the right type (else
+ * -1: wasi_import_resolve tells why), found once per module; then per
+ * instance, its host function for w in store s, with no lookup. */
+int wasi_import_index(const eng_extern_desc_t *imp);
+wasi_resolve_t wasi_import_bind(wasi_ctx_t *w, eng_store_t *s, int index, eng_extern_t *out,
+                                char *err, size_t errlen);
+
 /* Resolves every import of m (imports must hold eng_module_import_count(m)
  * entries). Any import that is not a WASI function is an error naming
  * module, name and the type the module expects. Returns 0 or -1. */

@@ -247,12 +247,25 @@ static void test_link_every_function(void **state)
                                .kind = ENG_EXTERN_FUNC, .type = funcs[i][1]};
         assert_int_equal(wasi_import_resolve(f.w, f.s, &d, imports, err, sizeof err), WASI_RESOLVE_OK);
         assert_string_equal(eng_func_signature(imports[0].u.func), funcs[i][1]);
+        /* The two-step form (a module's link plan) binds the same. */
+        int k = wasi_import_index(&d);
+        assert_true(k >= 0);
+        assert_int_equal(wasi_import_bind(f.w, f.s, k, imports, err, sizeof err), WASI_RESOLVE_OK);
+        assert_string_equal(eng_func_signature(imports[0].u.func), funcs[i][1]);
+        d.type = "(iiiiiiiiiiiiiiii)";
+        assert_int_equal(wasi_import_index(&d), -1);
+        d.module = "env";
+        d.type = funcs[i][1];
+        assert_int_equal(wasi_import_index(&d), -1);
     }
+    assert_int_equal(wasi_import_bind(f.w, f.s, -1, imports, err, sizeof err), WASI_RESOLVE_ERROR);
+    assert_int_equal(wasi_import_bind(f.w, f.s, 4096, imports, err, sizeof err), WASI_RESOLVE_ERROR);
     for (size_t i = 0; i < sizeof misses / sizeof misses[0]; i++) {
         eng_extern_desc_t d = {.module = WASI_MODULE_NAME, .name = misses[i],
                                .kind = ENG_EXTERN_FUNC, .type = "(iiii)i"};
         assert_int_equal(wasi_import_resolve(f.w, f.s, &d, imports, err, sizeof err), WASI_RESOLVE_ERROR);
         assert_non_null(strstr(err, "not a WASI preview1 function"));
+        assert_int_equal(wasi_import_index(&d), -1);
     }
     fixture_end(&f);
 }
