@@ -224,7 +224,7 @@ int rt_instance_run(rt_instance_t *i, eng_exec_t *x, const rt_request_t *rq, rt_
     cap->tags = rq->log_tags;
     cap->trial = trial;
     cap->x = x;
-    if (wasi_ctx_add_envs(i->wasi, rq->env, rq->nenv) != 0) {
+    if (wasi_ctx_add_envs_borrowed(i->wasi, rq->env, rq->nenv) != 0) {
         /* The CGI environment is made by serving/ and always well formed:
          * this is out of memory (or a bad entry, which is dropped). */
         for (uint32_t k = 0; k < rq->nenv; k++) wasi_ctx_add_env(i->wasi, rq->env[k]);

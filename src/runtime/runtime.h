@@ -382,7 +382,8 @@ void rt_instance_free(rt_instance_t *i);
 
 /* One run of _start. */
 typedef struct rt_request {
-    const char *const *env;    /* added after the instance's env (CGI env) */
+    const char *const *env;    /* added after the instance's env (CGI env); not
+                                * copied: unchanged until the run ends */
     uint32_t nenv;
     const uint8_t *stdin_bytes; /* must outlive the run */
     size_t stdin_len;

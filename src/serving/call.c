@@ -84,16 +84,13 @@ static void call_log(srv_call_t *c, const char *fmt, ...)
 
 /* Records a call that reached a guest: from the guest's start (run_ns) to
  * the response being handed to the connection. */
-static void call_meter(srv_t *s, srv_call_t *c, int status)
+static void call_meter(srv_t *s, srv_call_t *c, int status, uint64_t now, int64_t wall_ns)
 {
-    uint64_t now = eng_now_ns();
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
     int64_t dur = (int64_t)(now - c->run_ns);
     mtr_invocation_t inv = {
         .function = c->rev->fn->name,
         .revision = c->rev->name,
-        .start_ns = (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec - dur,
+        .start_ns = wall_ns - dur,
         .duration_ns = dur,
         .cpu_ns = (int64_t)c->res.cpu_ns,
         .peak_memory_bytes = c->res.peak_memory_bytes,
@@ -110,17 +107,20 @@ void srv_call_finish(srv_t *s, srv_call_t *c, int status, const hs_header_t *h, 
 {
     srv_rev_t *r = c->rev;
     uint64_t now = eng_now_ns();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t wall_ns = (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec;
     srv_call_trace_end(s, c, status, now);
     if (s->mx && !r->fn->deleted) {
         mx_series_add(srv_rev_requests(s, r, c->aborted ? 499 : status), 1);
         mx_series_observe(srv_rev_series(s, r, SRV_RS_DURATION), (double)(now - c->start_ns) / 1e9);
     }
     if (s->mtr && c->run_ns)
-        call_meter(s, c, status);
-    srv_stats_call(s, c, status);
+        call_meter(s, c, status, now, wall_ns);
+    srv_stats_call(s, c, status, now, wall_ns);
     if (c->inv) {
         srv_inv_finish(s->invs, c->inv, status, h, nh, body, len,
-                       c->run_ns ? eng_now_ns() - c->run_ns : 0);
+                       c->run_ns ? now - c->run_ns : 0);
         r->async_pending--;
         r->async_bytes -= c->body_len;
         s->async_pending--;
@@ -164,6 +164,7 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
     srv_call_t *c = j->ud;
     srv_rev_t *r = c->rev;
     c->run_ns = eng_now_ns();
+    uint64_t guest_ns = c->run_ns; /* clocks are read once where they can be: 3% of a hello's CPU */
     if (!c->inst) {
         rt_instance_config_t cfg = {
             .name = r->fn->name,
@@ -175,9 +176,9 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
             .kv = r->kv,
             .deadline_ns = c->deadline_ns,
         };
-        uint64_t t0 = eng_now_ns();
         c->inst = rt_instance_new(r->mod, &cfg, x, c->err, sizeof c->err);
-        c->cold_ns = eng_now_ns() - t0;
+        guest_ns = eng_now_ns();
+        c->cold_ns = guest_ns - c->run_ns;
         c->cold = true;
         if (!c->inst) {
             c->inst_failed = true;
@@ -200,8 +201,8 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
         rq.tracer = r->srv->tracer;
         rq.trace = &c->tr_ctx;
     }
-    if (c->on_loop) rq.trial_until_ns = eng_now_ns() + r->srv->loop_slice_ns;
-    c->guest_ns = eng_now_ns();
+    c->guest_ns = guest_ns;
+    if (c->on_loop) rq.trial_until_ns = guest_ns + r->srv->loop_slice_ns;
     rt_instance_run(c->inst, x, &rq, &c->res);
     c->guest_end_ns = eng_now_ns();
     rt_instance_free(c->inst);
@@ -212,10 +213,10 @@ static void call_work(rt_job_t *j, eng_exec_t *x)
 }
 
 /* Leaves the running state (the instance slot is free again). */
-static void call_undispatch(srv_t *s, srv_call_t *c)
+static void call_undispatch(srv_t *s, srv_call_t *c, uint64_t now)
 {
     srv_rev_t *r = c->rev;
-    srv_rev_conc_update(r, eng_now_ns());
+    srv_rev_conc_update(r, now);
     srv_list_remove(&r->running, c);
     r->busy--;
     srv_node_sub(s, r, 1);
@@ -284,9 +285,10 @@ static void call_done(rt_job_t *j)
         r->loop_backoff_ns = 0;
         loop_count(s, r, SRV_RS_LOOP_RAN);
     }
-    call_undispatch(s, c);
+    uint64_t now = eng_now_ns();
+    call_undispatch(s, c, now);
     if (c->run_ns)
-        srv_ext_account(r, c->res.cpu_ns, c->res.peak_memory_bytes, eng_now_ns() - c->run_ns);
+        srv_ext_account(r, c->res.cpu_ns, c->res.peak_memory_bytes, now - c->run_ns);
     r->refs++; /* keep r across srv_call_finish */
     const char *fname = r->fn->name;
 
@@ -294,7 +296,7 @@ static void call_done(rt_job_t *j)
     if (c->aborted) {
         srv_call_finish(s, c, 499, NULL, 0, NULL, 0);
     } else if (c->inst_failed) {
-        if (eng_now_ns() >= c->deadline_ns) {
+        if (now >= c->deadline_ns) {
             call_log(c, "wasmfn: timed out after %u ms (instantiating)", c->timeout_ms);
             srv_call_finish_text(s, c, 504, "function %s timed out after %u ms\n", fname,
                              c->timeout_ms);
@@ -343,7 +345,8 @@ static void call_done(rt_job_t *j)
 void srv_call_dispatch(srv_t *s, srv_call_t *c)
 {
     srv_rev_t *r = c->rev;
-    srv_rev_conc_update(r, eng_now_ns());
+    uint64_t now = eng_now_ns();
+    srv_rev_conc_update(r, now);
     r->busy++;
     c->state = CALL_DISPATCHED;
     list_push(&r->running, c);
@@ -356,9 +359,8 @@ void srv_call_dispatch(srv_t *s, srv_call_t *c)
     c->job.ud = c;
     c->on_loop = loop_may_run(s, r);
     if (c->on_loop) {
-        uint64_t t0 = eng_now_ns();
         rt_onloop_run(s->onloop, &c->job);
-        s->loop_spent_ns += eng_now_ns() - t0;
+        s->loop_spent_ns += eng_now_ns() - now;
     } else rt_pool_submit(s->pool, &c->job, true);
     srv_rev_refill(s, r);
     srv_rev_gauges(s, r);
@@ -422,7 +424,7 @@ static bool call_recall(srv_t *s, srv_call_t *c)
 {
     if (!rt_pool_cancel(s->pool, &c->job)) return false;
     srv_rev_t *r = c->rev;
-    call_undispatch(s, c);
+    call_undispatch(s, c, eng_now_ns());
     /* A warm instance it took is still unused: give it back. */
     if (c->inst && !r->retired && r->nwarm < r->warm_cap) {
         r->warm[r->nwarm++] = c->inst;

@@ -443,7 +443,9 @@ void srv_ext_free(srv_t *s);
 void srv_prep_unlink(srv_t *s, srv_prep_t *p);
 
 /* stats.c: a finished call (before it is freed), and the tick's instances. */
-void srv_stats_call(srv_t *s, const srv_call_t *c, int status);
+/* now_ns: eng_now_ns(); wall_ns: CLOCK_REALTIME, both read at the end of
+ * the call (srv_call_finish reads each clock once for all it records). */
+void srv_stats_call(srv_t *s, const srv_call_t *c, int status, uint64_t now_ns, int64_t wall_ns);
 void srv_stats_tick(srv_t *s);
 /* trace.c: observability of calls (docs/observability.md). */
 /* At the call's start (req still there): its invocation id, trace context

@@ -34,7 +34,7 @@ static srv_series_t *fn_series(srv_fn_t *f)
     return f->series;
 }
 
-void srv_stats_call(srv_t *s, const srv_call_t *c, int status)
+void srv_stats_call(srv_t *s, const srv_call_t *c, int status, uint64_t now_ns, int64_t wall_ns)
 {
     (void)s;
     srv_fn_t *f = c->rev->fn;
@@ -45,8 +45,8 @@ void srv_stats_call(srv_t *s, const srv_call_t *c, int status)
     if (c->inv) trigger = "async";
     else if (c->trigger && strcmp(c->trigger, "http") != 0) trigger = "event"; /* pubsub, timer */
     srv_series_call_t sc = {
-        .wall_ns = wall_now_ns(),
-        .latency_ns = eng_now_ns() - c->start_ns,
+        .wall_ns = wall_ns,
+        .latency_ns = now_ns - c->start_ns,
         .status = c->aborted ? 499 : status,
         .cold = c->cold,
         .cold_ns = c->cold_ns + c->load_ns,

@@ -152,6 +152,19 @@ int wasi_ctx_add_envs(wasi_ctx_t *w, const char *const *kv, uint32_t n)
     return 0;
 }
 
+int wasi_ctx_add_envs_borrowed(wasi_ctx_t *w, const char *const *kv, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (!strchr(kv[i], '=') || kv[i][0] == '=') return -1;
+    if (n == 0) return 0;
+    if (w->envc + (uint64_t)n > UINT32_MAX / sizeof(char *)) return -1;
+    char **v = realloc(w->env, (w->envc + n) * sizeof *v);
+    if (!v) return -1;
+    w->env = v;
+    for (uint32_t i = 0; i < n; i++) v[w->envc++] = (char *)kv[i]; /* never written or freed */
+    return 0;
+}
+
 int wasi_ctx_preopen(wasi_ctx_t *w, const char *host_dir, const char *guest_path, char *err,
                      size_t errlen)
 {
@@ -231,17 +244,19 @@ static uint16_t strv_sizes(wasi_mem_t *m, char **v, uint32_t n, uint32_t count_p
     return e ? e : wasi_put32(m, size_ptr, (uint32_t)total);
 }
 
+/* One pass over the strings (each is measured once): a fault found
+ * half-way leaves the part already written, which only the faulting
+ * guest can see. */
 static uint16_t strv_get(wasi_mem_t *m, char **v, uint32_t n, uint32_t ptrs, uint32_t buf)
 {
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < n; i++) total += strlen(v[i]) + 1;
-    if (!wasi_mem_ok(m, ptrs, (uint64_t)n * 4) || !wasi_mem_ok(m, buf, total)) return WE_FAULT;
-    uint32_t at = buf;
+    if (!wasi_mem_ok(m, ptrs, (uint64_t)n * 4)) return WE_FAULT;
+    uint64_t at = buf;
     for (uint32_t i = 0; i < n; i++) {
         size_t len = strlen(v[i]) + 1;
+        if (!wasi_mem_ok(m, at, len)) return WE_FAULT;
         memcpy(m->base + at, v[i], len);
-        wasi_st32(m->base + ptrs + 4 * i, at);
-        at += (uint32_t)len;
+        wasi_st32(m->base + ptrs + 4 * i, (uint32_t)at);
+        at += len;
     }
     return WE_SUCCESS;
 }

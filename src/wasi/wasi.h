@@ -67,6 +67,10 @@ int wasi_ctx_add_env(wasi_ctx_t *w, const char *key_eq_value);
 /* Adds n entries at once (copied), or none: -1 when one has no '=' (or
  * starts with it) or memory runs out. */
 int wasi_ctx_add_envs(wasi_ctx_t *w, const char *const *kv, uint32_t n);
+/* The same without copying the strings, which the caller keeps unchanged
+ * while the guest may run (a request's environment, for the one run of a
+ * fresh instance): no copy of twenty-odd strings per request. */
+int wasi_ctx_add_envs_borrowed(wasi_ctx_t *w, const char *const *kv, uint32_t n);
 
 /* Hands the guest the host directory host_dir under the name guest_path
  * (e.g. "/data" or "."). Preopens get fds 3, 4, ... in the order they are

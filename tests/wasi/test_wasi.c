@@ -293,6 +293,16 @@ static void test_ctx_config_errors(void **state)
     assert_string_equal(w->env[1], "A=1");
     assert_string_equal(w->env[2], "B==2");
     assert_string_equal(w->env[3], "EMPTY=");
+    /* Borrowed (a request's environment): whole or not at all, after the
+     * copied ones, and not copied. */
+    char r[] = "REQUEST_METHOD=GET";
+    const char *rbad[] = {r, "=x"}, *rgood[] = {r};
+    assert_int_equal(wasi_ctx_add_envs_borrowed(w, rbad, 2), -1);
+    assert_int_equal(w->envc, 4);
+    assert_int_equal(wasi_ctx_add_envs_borrowed(w, rgood, 1), 0);
+    assert_int_equal(w->envc, 5);
+    assert_ptr_equal(w->env[4], r);
+    assert_string_equal(w->env[3], "EMPTY=");
     assert_int_equal(wasi_ctx_preopen(w, "/nonexistent/wasmfn-test-dir", "/x", err, sizeof err), -1);
     assert_non_null(strstr(err, "/nonexistent/wasmfn-test-dir"));
     assert_int_equal(wasi_ctx_preopen(w, ".", "/here", err, sizeof err), 0);
