@@ -124,9 +124,9 @@ test: deps
 	[ -z "$$failed" ]
 
 # The sanitizer build: everything again in build-asan/, with ASan and UBSan
-# (UB aborts the test rather than printing and going on). Its daemon suites
-# run in the native tier only: the host code they exercise is the same in
-# both tiers, and the interpreter runs under the sanitizers in the unit
+# (UB aborts the test rather than printing and going on). Its daemon and
+# WASI suites run in the native tier only: the host code they exercise is
+# the same in both tiers, and the interpreter runs under the sanitizers in the unit
 # tests (every native test runs it beside) and in `make spec` (both tiers).
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 asan:

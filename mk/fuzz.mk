@@ -33,8 +33,8 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
 # guard pages, add allow_user_segv_handler=1 here.
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-FUZZ_SMOKE_SECONDS ?= 40
-FUZZ_KEDA_SMOKE_SECONDS ?= 20
+FUZZ_SMOKE_SECONDS ?= 30
+FUZZ_KEDA_SMOKE_SECONDS ?= 15
 FUZZ_KEDA_SECONDS ?= 300
 FUZZ_SECONDS ?= 300
 FUZZ_NATIVE_SECONDS ?= 300
