@@ -348,6 +348,13 @@ typedef struct kd_state {
 /* Sizes st for so. -1 when out of memory. */
 int kd_state_init(kd_state_t *st, const kd_scaledobject_t *so, uint64_t now_ns);
 void kd_state_free(kd_state_t *st);
+/* A ScaledObject applied again for the same target goes on from where the
+ * old one was: its decision, activity and the HPA's histories (the
+ * stabilization windows' recommendations, the policies' changes), so
+ * applying it again, or its Service (whose env its ...FromEnv may read),
+ * neither restarts it from zero nor lets it skip a window. to is fresh
+ * from kd_state_init. */
+void kd_state_carry(kd_state_t *to, const kd_state_t *from);
 /* One poll's decision: samples[i] is trigger i's reading (so->ntriggers of
  * them). Returns the replicas the target should have and updates st
  * (docs/scaling.md states the rules). */

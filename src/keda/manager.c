@@ -395,10 +395,7 @@ int kd_apply(kd_t *k, kd_scaledobject_t *so)
             /* The same Service: go on from where the old one was, rather
              * than from zero (a changed spec is not a restart). */
             o->applied = old->applied;
-            o->st.replicas = old->st.replicas;
-            o->st.decided = old->st.decided;
-            o->st.last_active_ns = old->st.last_active_ns;
-            o->st.created_ns = old->st.created_ns;
+            kd_state_carry(&o->st, &old->st);
         } else {
             snprintf(handback, sizeof handback, "%s", old->so.target);
         }

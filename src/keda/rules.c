@@ -89,6 +89,23 @@ void kd_state_free(kd_state_t *st)
     memset(st, 0, sizeof *st);
 }
 
+void kd_state_carry(kd_state_t *to, const kd_state_t *from)
+{
+    to->replicas = from->replicas;
+    to->decided = from->decided;
+    to->last_active_ns = from->last_active_ns;
+    to->created_ns = from->created_ns;
+    /* The newest of each history, as many as the new object keeps (its
+     * windows and periods may be shorter; the next decision drops what
+     * falls outside them). */
+    uint32_t n = from->nrecs < to->recs_cap ? from->nrecs : to->recs_cap;
+    memcpy(to->recs, from->recs + (from->nrecs - n), n * sizeof *to->recs);
+    to->nrecs = n;
+    n = from->nchanges < to->changes_cap ? from->nchanges : to->changes_cap;
+    memcpy(to->changes, from->changes + (from->nchanges - n), n * sizeof *to->changes);
+    to->nchanges = n;
+}
+
 /* ceil(x), where x a hair above a whole number from floating-point error
  * (0.1 * 3 / 0.1) still counts as that number. Capped at the most
  * replicas there can be. */

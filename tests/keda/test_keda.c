@@ -907,6 +907,26 @@ static void test_value_metric_type(void **state)
     sim_free(&m);
 }
 
+/* Applied again (its Service redeployed, its FromEnv re-read, or the same
+ * YAML applied), a ScaledObject keeps its stabilization window: a scale
+ * down held before is still held after. */
+static void test_reapply_keeps_windows(void **state)
+{
+    (void)state;
+    const char *spec = ",'cooldownPeriod':1000,'advanced':{'horizontalPodAutoscalerConfig':{'behavior':"
+                       "{'scaleDown':{'stabilizationWindowSeconds':60}}}}";
+    sim_t m, again;
+    sim_init(&m, spec, PROM_T("1", "0"));
+    assert_int_equal(poll_at(&m, 0, 4, 0), 4);
+    assert_int_equal(poll_at(&m, 10, 1, 0), 4);     /* down held by the 60 s window */
+    sim_init(&again, spec, PROM_T("1", "0"));
+    kd_state_carry(&again.st, &m.st);
+    assert_int_equal(poll_at(&again, 20, 1, 0), 4); /* still held */
+    assert_int_equal(poll_at(&again, 61, 1, 0), 1); /* 60 s after the 4 */
+    sim_free(&again);
+    sim_free(&m);
+}
+
 static void test_stabilization_windows(void **state)
 {
     (void)state;
@@ -1557,6 +1577,7 @@ int main(void)
         cmocka_unit_test(test_scaling_modifiers),
         cmocka_unit_test(test_value_metric_type),
         cmocka_unit_test(test_stabilization_windows),
+        cmocka_unit_test(test_reapply_keeps_windows),
         cmocka_unit_test(test_policies),
         cmocka_unit_test(test_failures_and_fallback),
         cmocka_unit_test(test_prometheus_answers),
