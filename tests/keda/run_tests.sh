@@ -46,7 +46,9 @@
 #     without reading triggers, paused: "true" where it is (also after
 #     kill -9), and removing them scales again; a bad count is refused;
 #   - ...FromEnv parameters and a TriggerAuthentication's env source read
-#     the Service's env; Redis Cluster nodes that redirect in a loop or
+#     the Service's env (a variable it lacks, or a Service not deployed
+#     yet, is a warning and the trigger's error until an apply resolves
+#     it); Redis Cluster nodes that redirect in a loop or
 #     without a port are refused;
 #   - rabbitmq (a queue's length over amqp://, its host from a
 #     TriggerAuthentication), cron (a window around now, one not) and cpu
@@ -690,6 +692,47 @@ EOF
         ok "wasmfn get triggerauthentications shows the env source" ||
         bad "get triggerauthentications with an env source" "$("$WASMFN" get triggerauthentications 2>&1)"
     "$WASMFN" delete scaledobject fe2-scaler >/dev/null 2>&1
+    # An env source naming a variable the Service lacks: applied with a
+    # warning, the parameter and the variable named in its status.
+    cat >"$tmp/fe5.yaml" <<EOF
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: { name: fe-auth5 }
+spec:
+  env:
+    - { parameter: password, name: NO_SUCH_VAR, containerName: user-container }
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: { name: fe5-scaler }
+spec:
+  scaleTargetRef: { name: fe1 }
+  pollingInterval: 1
+  triggers:
+    - type: redis
+      metadata: { address: "127.0.0.1:$mport", listName: tasks, listLength: "1" }
+      authenticationRef: { name: fe-auth5 }
+EOF
+    out=$("$WASMFN" apply -f "$tmp/fe5.yaml" 2>&1)
+    { echo "$out" | grep -Eq 'authenticationRef: parameter password: Service fe1 \(revision fe1-[0-9]+\) has no env NO_SUCH_VAR; the trigger fails each read until it resolves'; } &&
+        until_true 5 sh -c "\"$WASMFN\" get scaledobject fe5-scaler -o json | grep -Eq '\"lastError\":\"authenticationRef fe-auth5: parameter password: Service fe1 \\(revision fe1-[0-9]+\\) has no env NO_SUCH_VAR'" &&
+        ok "redis: a TriggerAuthentication env source naming a variable the Service lacks is applied with a warning, and lastError names it" ||
+        bad "an unresolved env source" "$out; $(so_field fe5-scaler 'o["status"]')"
+    "$WASMFN" delete scaledobject fe5-scaler >/dev/null 2>&1
+    # ...FromEnv for a Service not deployed yet: applied with a warning,
+    # the error in its status; the Service's first apply resolves it.
+    sed 's/name: fe1-scaler }/name: fe3-scaler }/; s/name: fe1 }/name: fe3 }/' "$tmp/fe1-so.yaml" >"$tmp/fe3-so.yaml"
+    out=$("$WASMFN" apply -f "$tmp/fe3-so.yaml" 2>&1)
+    { echo "$out" | grep -q 'addressFromEnv: Service fe3 does not exist (yet), so its env QUEUE_ADDR cannot be read'; } &&
+        until_true 5 sh -c "\"$WASMFN\" get scaledobject fe3-scaler -o json | grep -q '\"lastError\":\"metadata.addressFromEnv: Service fe3 does not exist (yet)'" &&
+        ok "redis: addressFromEnv for a Service not deployed yet is applied with a warning, and lastError names it" ||
+        bad "addressFromEnv for a missing Service" "$out; $(so_field fe3-scaler 'o["status"]')"
+    sed 's/name: fe1 }/name: fe3 }/' "$tmp/fe1.yaml" >"$tmp/fe3.yaml"
+    out=$("$WASMFN" apply -f "$tmp/fe3.yaml" 2>&1) || bad "apply Service fe3" "$out"
+    until_true 5 has_instances fe3 4 &&
+        ok "redis: the Service's first apply resolves it: a list of 8, listLength 2 -> 4 instances" ||
+        bad "addressFromEnv after the Service's first apply" "instances $(instances fe3); $(so_field fe3-scaler 'o["status"]')"
+    "$WASMFN" delete scaledobject fe3-scaler >/dev/null 2>&1
     leaks=$( { "$WASMFN" get scaledobjects -o json; cat "$tmp/log"; } 2>&1 |
         grep -cF -e "$MASTER_PASS" -e "$SENTINEL_PASS")
     [ "$leaks" = 0 ] && ok "the Redis passwords are not in the status or the log" ||
