@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "pagemap.h"
 #include "engine/internal.h" /* eng_func_t.native: which tier a function runs in */
 #include "runtime/fiber.h"
 #include "runtime/runtime.h" /* the pool, for guests on the daemon's own fibers */
@@ -70,14 +71,6 @@ static const char wat_image[] =
     "  (func $div (export \"div\") (param i32 i32) (result i32)\n"
     "    (i32.div_u (local.get 0) (local.get 1)))\n"
     "  (func $spin (export \"spin\") (loop $l (br $l))))\n";
-
-static bool have_pagemap(void)
-{
-    FILE *f = fopen("/proc/self/pagemap", "rb");
-    if (!f) return false;
-    fclose(f);
-    return true;
-}
 
 /* Checks an instance made from wat_image's image (after "init") is in
  * that state, then changes everything it can. Returns its memory. */

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "pagemap.h"
 #include "engine/internal.h" /* eng_touch_count */
 
 static const uint8_t mod_warm[] = {
@@ -109,14 +110,6 @@ static int teardown(void **state)
  * 70000); 1 and 5-16 are zero inside the image's mapped part (its first 18
  * pages); 18-31 are the zero rest of the initial memory. */
 #define IMG_MAPPED (18 * SP)
-
-static bool have_pagemap(void)
-{
-    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    close(fd);
-    return true;
-}
 
 /* Whether the byte at p can be read (false, not a fault, when it cannot):
  * the kernel reads it for a write to a pipe. */
