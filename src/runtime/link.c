@@ -55,8 +55,8 @@ int rt_link_imports(const rt_link_t *l, eng_store_t *s, const eng_module_t *m,
     uint32_t n = eng_module_import_count(m);
     for (uint32_t i = 0; i < n; i++) {
         if (l->plan && l->plan[i] >= 0) {
-            if (wasi_import_bind(l->wasi, s, l->plan[i], &imports[i], err, errlen) != WASI_RESOLVE_OK)
-                return -1;
+            wasi_resolve_t r = wasi_import_bind(l->wasi, s, l->plan[i], &imports[i], err, errlen);
+            if (r != WASI_RESOLVE_OK) return -1;
             continue;
         }
         eng_extern_desc_t d;
