@@ -220,11 +220,13 @@ typedef eng_trap_t (*eng_host_fn_t)(eng_host_call_t *call, eng_val_t *args);
  * "(iiii)i" or "()". Returns NULL if sig is malformed. */
 eng_func_t *eng_func_new_host(eng_store_t *s, const char *sig, eng_host_fn_t fn, void *env);
 /* The same from a type parsed once (eng_host_type_new; NULL if sig is
- * malformed; never freed) and shared by every function made from it:
- * binding a module's imports per instance then parses nothing
- * and allocates only the function. */
+ * malformed) and shared by every function made from it, which it must
+ * outlive (WASI's live for the process; eng_host_type_free frees one):
+ * binding a module's imports per instance then parses nothing and
+ * allocates only the function. */
 typedef struct eng_host_type eng_host_type_t;
 const eng_host_type_t *eng_host_type_new(const char *sig);
+void eng_host_type_free(const eng_host_type_t *t);
 eng_func_t *eng_func_new_host_typed(eng_store_t *s, const eng_host_type_t *t, eng_host_fn_t fn,
                                     void *env);
 eng_trap_t eng_exec_trap_host(eng_exec_t *x, const char *fmt, ...)

@@ -396,6 +396,8 @@ const eng_host_type_t *eng_host_type_new(const char *sig)
     return h;
 }
 
+void eng_host_type_free(const eng_host_type_t *t) { free((void *)t); }
+
 eng_func_t *eng_func_new_host_typed(eng_store_t *s, const eng_host_type_t *t, eng_host_fn_t fn,
                                     void *env)
 {

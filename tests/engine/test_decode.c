@@ -430,18 +430,15 @@ static eng_trap_t host_nop(eng_host_call_t *call, eng_val_t *args)
 }
 
 /* A host type parsed once serves functions in many stores (WASI binds
- * every instance's imports this way); the types live for the process, so
- * they are kept where LeakSanitizer sees them. */
-static const eng_host_type_t *shared_types[2];
-
+ * every instance's imports this way). */
 static void test_host_type_shared(void **state)
 {
     (void)state;
     assert_null(eng_host_type_new("(ix)"));
     assert_null(eng_host_type_new("i)"));
     assert_null(eng_host_type_new(NULL));
-    const eng_host_type_t *t = shared_types[0] = eng_host_type_new("(iI)f");
-    const eng_host_type_t *wrong = shared_types[1] = eng_host_type_new("(i)f");
+    const eng_host_type_t *t = eng_host_type_new("(iI)f");
+    const eng_host_type_t *wrong = eng_host_type_new("(i)f");
     assert_non_null(t);
     assert_non_null(wrong);
     eng_module_t *m = good(imports_exports, sizeof imports_exports);
@@ -469,6 +466,8 @@ static void test_host_type_shared(void **state)
         eng_store_free(s);
     }
     eng_module_free(m);
+    eng_host_type_free(t);
+    eng_host_type_free(wrong);
 }
 
 static void test_instantiate_imports(void **state)
