@@ -665,25 +665,28 @@ EOF
     "$WASMFN" delete scaledobject fe1-scaler >/dev/null 2>&1
     # A TriggerAuthentication's env source: the password from the env of
     # the Service each ScaledObject scales.
-    cat >"$tmp/fe2.yaml" <<EOF
+    env_auth_yaml() { # env_auth_yaml AUTH VARIABLE SCALER: AUTH and SCALER (fe1, listLength 1)
+        cat <<EOF
 apiVersion: keda.sh/v1alpha1
 kind: TriggerAuthentication
-metadata: { name: fe-auth }
+metadata: { name: $1 }
 spec:
   env:
-    - { parameter: password, name: QUEUE_PASS, containerName: user-container }
+    - { parameter: password, name: $2, containerName: user-container }
 ---
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
-metadata: { name: fe2-scaler }
+metadata: { name: $3 }
 spec:
   scaleTargetRef: { name: fe1 }
   pollingInterval: 1
   triggers:
     - type: redis
       metadata: { address: "127.0.0.1:$mport", listName: tasks, listLength: "1" }
-      authenticationRef: { name: fe-auth }
+      authenticationRef: { name: $1 }
 EOF
+    }
+    env_auth_yaml fe-auth QUEUE_PASS fe2-scaler >"$tmp/fe2.yaml"
     out=$("$WASMFN" apply -f "$tmp/fe2.yaml" 2>&1) || bad "apply fe-auth and fe2-scaler" "$out"
     until_true 5 has_instances fe1 8 &&
         ok "redis: a TriggerAuthentication's env source gives the password from the Service's env: listLength 1 -> 8 instances" ||
@@ -694,25 +697,7 @@ EOF
     "$WASMFN" delete scaledobject fe2-scaler >/dev/null 2>&1
     # An env source naming a variable the Service lacks: applied with a
     # warning, the parameter and the variable named in its status.
-    cat >"$tmp/fe5.yaml" <<EOF
-apiVersion: keda.sh/v1alpha1
-kind: TriggerAuthentication
-metadata: { name: fe-auth5 }
-spec:
-  env:
-    - { parameter: password, name: NO_SUCH_VAR, containerName: user-container }
----
-apiVersion: keda.sh/v1alpha1
-kind: ScaledObject
-metadata: { name: fe5-scaler }
-spec:
-  scaleTargetRef: { name: fe1 }
-  pollingInterval: 1
-  triggers:
-    - type: redis
-      metadata: { address: "127.0.0.1:$mport", listName: tasks, listLength: "1" }
-      authenticationRef: { name: fe-auth5 }
-EOF
+    env_auth_yaml fe-auth5 NO_SUCH_VAR fe5-scaler >"$tmp/fe5.yaml"
     out=$("$WASMFN" apply -f "$tmp/fe5.yaml" 2>&1)
     { echo "$out" | grep -Eq 'authenticationRef: parameter password: Service fe1 \(revision fe1-[0-9]+\) has no env NO_SUCH_VAR; the trigger fails each read until it resolves'; } &&
         until_true 5 sh -c "\"$WASMFN\" get scaledobject fe5-scaler -o json | grep -Eq '\"lastError\":\"authenticationRef fe-auth5: parameter password: Service fe1 \\(revision fe1-[0-9]+\\) has no env NO_SUCH_VAR'" &&

@@ -111,19 +111,29 @@ ran=$(metric wasmfn_loop_runs_total 'function="busy"' 'outcome="ran"')
     bad "the revision after its backoff" "body '$body', ran on the loop $ran"
 
 # The loop's share: guests get at most half of each millisecond of the
-# loop (SRV_LOOP_SHARE_NS), the rest go to the worker. 64 calls of a 300 µs
+# loop (SRV_LOOP_SHARE_NS), the rest go to the worker. 64 calls of a 100 µs
 # guest, 16 at a time, arrive faster than the loop may run them: all
-# answered, some on the loop, not all, and none given up (each fits the
-# 1 ms slice).
-"$WASMFN" deploy share "$FNS_DIR/busy.wasm" -q >/dev/null
-urls=()
-for i in $(seq 64); do urls+=("$D/fn/share/?us=300"); done
-bodies=$(curl -s --max-time 60 --parallel --parallel-immediate --parallel-max 16 "${urls[@]}" | grep -c '^busy 300$')
-ran=$(metric wasmfn_loop_runs_total 'function="share"' 'outcome="ran"')
-off=$(metric wasmfn_loop_runs_total 'function="share"' 'outcome="handed_off"')
+# answered, some on the loop, not all. The count means something only if no
+# trial was given up (a given-up one keeps its revision off the loop for a
+# second), and a trial can outrun even the 1 ms slice when the machine
+# takes the loop's CPU away (seen under ASan): up to three tries, each
+# with a function of its own, until one has none given up.
+share_try() { # share_try N: sets bodies, ran, off
+    "$WASMFN" deploy "share$1" "$FNS_DIR/busy.wasm" -q >/dev/null
+    local urls=() i
+    for i in $(seq 64); do urls+=("$D/fn/share$1/?us=100"); done
+    bodies=$(curl -s --no-progress-meter --max-time 60 --parallel --parallel-immediate --parallel-max 16 \
+        "${urls[@]}" 2>/dev/null | grep -c '^busy 100$')
+    ran=$(metric wasmfn_loop_runs_total "function=\"share$1\"" 'outcome="ran"')
+    off=$(metric wasmfn_loop_runs_total "function=\"share$1\"" 'outcome="handed_off"')
+}
+for try in 1 2 3; do
+    share_try $try
+    [ "${off:-0}" = 0 ] && break
+done
 [ "$bodies" = 64 ] && [ "${ran:-0}" -ge 1 ] && [ "${ran:-0}" -lt 64 ] && [ "${off:-0}" = 0 ] &&
-    ok "guests get at most half of the loop's time: $ran of 64 busy calls ran on it, the rest on the worker" ||
-    bad "the loop's share" "answers $bodies of 64, ran on the loop ${ran:-0}, handed off ${off:-0}"
+    ok "guests get at most half of the loop's time: $ran of 64 busy calls ran on it, the rest on the worker (try $try)" ||
+    bad "the loop's share" "try $try: answers $bodies of 64, ran on the loop ${ran:-0}, handed off ${off:-0}"
 
 kill -TERM "$pid"
 wait "$pid" 2>/dev/null
